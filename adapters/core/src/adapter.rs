@@ -1,0 +1,41 @@
+//! The `Adapter` trait: the translation an OEM crate provides. Each method is one OEM
+//! operation; none of them retries, refreshes or waits — that is the core's job.
+
+use async_trait::async_trait;
+
+use crate::{
+    AdapterInfo, Call, Command, Location, OemError, OemVehicle, Pending, Progress, SecurityState,
+    Sent, VehicleRef,
+};
+
+/// One OEM's API, translated into the unified vocabulary.
+#[async_trait]
+pub trait Adapter: Send + Sync + 'static {
+    /// What the adapter is and can do.
+    fn info(&self) -> &AdapterInfo;
+
+    /// The vehicles of the account whose token `cx` carries.
+    async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError>;
+
+    /// The vehicle's position.
+    async fn locate(&self, cx: &Call, v: &VehicleRef) -> Result<Location, OemError>;
+
+    /// The vehicle's lock state as the vehicle reports it.
+    async fn security(&self, cx: &Call, v: &VehicleRef) -> Result<SecurityState, OemError>;
+
+    /// Sends a lock or unlock.
+    async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError>;
+
+    /// Polls an accepted asynchronous command.
+    async fn poll(
+        &self,
+        cx: &Call,
+        v: &VehicleRef,
+        c: Command,
+        p: &Pending,
+    ) -> Result<Progress, OemError>;
+
+    /// Asks a sleeping vehicle to wake. `Ok(())` means it is online now;
+    /// `Err(OemError::Asleep)` means it is still waking: the core asks again later.
+    async fn wake(&self, cx: &Call, v: &VehicleRef) -> Result<(), OemError>;
+}

@@ -1,0 +1,244 @@
+//! The conformance suite: plain async checks every adapter must pass against its own
+//! mock. An OEM crate's test builds a [`Harness`] (its adapter, its mock started on an
+//! ephemeral port, a [`MockControl`] to steer that mock) and calls [`run_all`], or the
+//! single checks. Capabilities the adapter declares decide which checks apply, so a
+//! declared capability that does not work fails here — and so does one that works but
+//! is not declared, where the suite can tell.
+//!
+//! Public on purpose: an out-of-tree adapter runs the same suite.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{Adapter, Call, Capability, Command, OemError, Progress, Secret, Sent, VehicleRef};
+
+/// What the suite needs to steer and inspect a mock OEM.
+#[async_trait]
+pub trait MockControl: Send + Sync {
+    /// The OEM ids of the mock's vehicles for the suite's account.
+    fn vehicle_ids(&self) -> Vec<String>;
+    /// The mock's true position of a vehicle.
+    fn position(&self, oem_id: &str) -> (f64, f64);
+    /// The mock's true lock state.
+    fn locked(&self, oem_id: &str) -> bool;
+    /// Sets the lock state directly (as the owner with a key fob would).
+    fn set_locked(&self, oem_id: &str, locked: bool);
+    /// Puts the vehicle to sleep.
+    fn set_asleep(&self, oem_id: &str);
+    /// Makes the vehicle refuse commands (e.g. "user present") until cleared.
+    fn set_refusing(&self, oem_id: &str, refusing: bool);
+    /// A valid access token for the suite's account.
+    fn access_token(&self) -> String;
+    /// Expires every access token issued so far.
+    fn expire_access_tokens(&self);
+}
+
+/// An adapter, its mock, and how to reach it.
+pub struct Harness {
+    /// The adapter under test, pointed at the mock.
+    pub adapter: Arc<dyn Adapter>,
+    /// Steering for the mock.
+    pub mock: Arc<dyn MockControl>,
+    /// The outbound HTTP handle (usually [`crate::transport::loopback_http`]).
+    pub http: crate::Http,
+}
+
+impl Harness {
+    fn call(&self) -> Call {
+        Call {
+            http: self.http.clone(),
+            token: Secret::new(self.mock.access_token()),
+        }
+    }
+
+    fn first_vehicle(&self) -> VehicleRef {
+        let id = self.mock.vehicle_ids().into_iter().next();
+        VehicleRef {
+            oem_id: id.expect("the mock has at least one vehicle"),
+        }
+    }
+}
+
+/// Sends `c` and, for asynchronous OEMs, polls until a final answer (bounded).
+pub async fn drive(
+    adapter: &dyn Adapter,
+    cx: &Call,
+    v: &VehicleRef,
+    c: Command,
+) -> Result<(), OemError> {
+    let pending = match adapter.send(cx, v, c).await? {
+        Sent::Completed => return Ok(()),
+        Sent::Pending(p) => p,
+    };
+    let mut delay = Duration::from_millis(pending.poll_after_ms);
+    for _ in 0..500 {
+        tokio::time::sleep(delay.min(Duration::from_millis(50))).await;
+        match adapter.poll(cx, v, c, &pending).await? {
+            Progress::Pending { poll_after } => delay = poll_after.unwrap_or(delay),
+            Progress::Succeeded => return Ok(()),
+            Progress::Failed(e) => return Err(e),
+        }
+    }
+    panic!("{} did not finish after 500 polls", c.as_str())
+}
+
+/// Wakes `v`, asking again until it is online (bounded).
+pub async fn wake_until_online(
+    adapter: &dyn Adapter,
+    cx: &Call,
+    v: &VehicleRef,
+) -> Result<(), OemError> {
+    for _ in 0..500 {
+        match adapter.wake(cx, v).await {
+            Err(OemError::Asleep) => tokio::time::sleep(Duration::from_millis(10)).await,
+            other => return other,
+        }
+    }
+    panic!("vehicle did not wake after 500 tries")
+}
+
+/// The adapter lists exactly the mock's vehicles.
+pub async fn lists_vehicles(h: &Harness) {
+    let mut got: Vec<String> = h
+        .adapter
+        .vehicles(&h.call())
+        .await
+        .expect("vehicles")
+        .into_iter()
+        .map(|v| v.oem_id)
+        .collect();
+    let mut want = h.mock.vehicle_ids();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "listed vehicles differ from the mock's");
+}
+
+/// The reported position matches the mock's within 1e-6 degrees.
+pub async fn locates(h: &Harness) {
+    let v = h.first_vehicle();
+    let result = h.adapter.locate(&h.call(), &v).await;
+    if !h.adapter.info().can(Capability::Locate) {
+        assert!(
+            matches!(result, Err(OemError::NotCapable { .. })),
+            "{result:?}"
+        );
+        return;
+    }
+    let loc = result.expect("locate");
+    let (lat, lon) = h.mock.position(&v.oem_id);
+    assert!(
+        (loc.latitude - lat).abs() < 1e-6,
+        "latitude {} vs {lat}",
+        loc.latitude
+    );
+    assert!(
+        (loc.longitude - lon).abs() < 1e-6,
+        "longitude {} vs {lon}",
+        loc.longitude
+    );
+}
+
+/// Lock then unlock change the mock's state, and security reads (when declared) agree.
+pub async fn locks_and_unlocks(h: &Harness) {
+    let v = h.first_vehicle();
+    let cx = h.call();
+    for (command, start, want) in [(Command::Lock, false, true), (Command::Unlock, true, false)] {
+        h.mock.set_locked(&v.oem_id, start);
+        drive(h.adapter.as_ref(), &cx, &v, command)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", command.as_str()));
+        assert_eq!(
+            h.mock.locked(&v.oem_id),
+            want,
+            "mock state after {}",
+            command.as_str()
+        );
+        let security = h.adapter.security(&cx, &v).await;
+        if h.adapter.info().can(Capability::Security) {
+            assert_eq!(security.expect("security").locked, want);
+        } else {
+            assert!(
+                matches!(security, Err(OemError::NotCapable { .. })),
+                "{security:?}"
+            );
+        }
+    }
+}
+
+/// A sleeping car answers `Asleep`; where waking is declared, it wakes and then obeys.
+pub async fn handles_sleep(h: &Harness) {
+    let v = h.first_vehicle();
+    let cx = h.call();
+    h.mock.set_locked(&v.oem_id, false);
+    h.mock.set_asleep(&v.oem_id);
+    let err = h.adapter.send(&cx, &v, Command::Lock).await;
+    if !h.adapter.info().can(Capability::Wake) {
+        // OEMs without an explicit wake queue the command for the car themselves.
+        drive(h.adapter.as_ref(), &cx, &v, Command::Lock)
+            .await
+            .expect("lock on a sleeping car");
+        return;
+    }
+    assert_eq!(err, Err(OemError::Asleep), "a command to a sleeping car");
+    assert!(
+        !h.mock.locked(&v.oem_id),
+        "an asleep car must not have acted"
+    );
+    wake_until_online(h.adapter.as_ref(), &cx, &v)
+        .await
+        .expect("wake");
+    drive(h.adapter.as_ref(), &cx, &v, Command::Lock)
+        .await
+        .expect("lock after waking");
+    assert!(h.mock.locked(&v.oem_id));
+}
+
+/// A refusal by the car is `Refused`, and the state does not change.
+pub async fn reports_refusal(h: &Harness) {
+    let v = h.first_vehicle();
+    h.mock.set_locked(&v.oem_id, true);
+    h.mock.set_refusing(&v.oem_id, true);
+    let result = drive(h.adapter.as_ref(), &h.call(), &v, Command::Unlock).await;
+    h.mock.set_refusing(&v.oem_id, false);
+    assert!(
+        matches!(result, Err(OemError::Refused { .. })),
+        "{result:?}"
+    );
+    assert!(
+        h.mock.locked(&v.oem_id),
+        "a refused unlock must leave the car locked"
+    );
+}
+
+/// An unknown vehicle is `NotFound`.
+pub async fn unknown_vehicle(h: &Harness) {
+    let v = VehicleRef {
+        oem_id: "ZZZZZZZZZZZZZZZZZ".into(),
+    };
+    let result = h.adapter.locate(&h.call(), &v).await;
+    assert_eq!(result, Err(OemError::NotFound));
+}
+
+/// An expired access token is `Unauthorized` (so the core refreshes and replays).
+pub async fn expired_token(h: &Harness) {
+    let cx = h.call();
+    h.mock.expire_access_tokens();
+    let result = h.adapter.vehicles(&cx).await;
+    assert!(
+        matches!(result, Err(OemError::Unauthorized { .. })),
+        "{result:?}"
+    );
+}
+
+/// Every check, in an order that leaves the mock as it found it where it can.
+pub async fn run_all(h: &Harness) {
+    lists_vehicles(h).await;
+    locates(h).await;
+    locks_and_unlocks(h).await;
+    handles_sleep(h).await;
+    reports_refusal(h).await;
+    unknown_vehicle(h).await;
+    expired_token(h).await;
+}

@@ -1,0 +1,196 @@
+//! The outbound HTTP handle adapters call through, and helpers for reading answers.
+//!
+//! keyway's core owns the real client stack (TLS, pooling, timeouts, quotas, breaker);
+//! it hands each adapter call a [`Call`] holding that stack as a boxed tower service
+//! plus the account's current access token. Adapters only build `http::Request`s and
+//! read `http::Response`s; transport failures arrive already classified as
+//! [`OemError`]s, with [`Delivered`] saying whether the request could have been applied.
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, header};
+use serde::de::DeserializeOwned;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+
+use crate::{Delivered, OemError, Secret};
+
+/// A transport failure, before any HTTP answer.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum TransportError {
+    /// No connection was made: the request was never sent.
+    #[error("connect failed: {0}")]
+    Connect(String),
+    /// No complete answer in time; the request may have been sent.
+    #[error("timed out")]
+    Timeout,
+    /// The connection failed after it was made; the request may have been sent.
+    #[error("connection failed: {0}")]
+    Io(String),
+    /// Refused locally before sending (quota spent, breaker open, too many in flight).
+    #[error("not sent: {0}")]
+    NotSent(String),
+}
+
+impl From<TransportError> for OemError {
+    fn from(e: TransportError) -> Self {
+        match e {
+            TransportError::Connect(detail) | TransportError::NotSent(detail) => {
+                OemError::Transport {
+                    detail,
+                    delivered: Delivered::No,
+                }
+            }
+            TransportError::Timeout => OemError::Timeout {
+                delivered: Delivered::Unknown,
+            },
+            TransportError::Io(detail) => OemError::Transport {
+                detail,
+                delivered: Delivered::Unknown,
+            },
+        }
+    }
+}
+
+/// The outbound HTTP stack as one cloneable service of whole-body requests.
+#[derive(Clone)]
+pub struct Http(BoxCloneSyncService<Request<Bytes>, Response<Bytes>, TransportError>);
+
+impl Http {
+    /// Wraps any service with the right shape.
+    pub fn new<S>(service: S) -> Self
+    where
+        S: tower::Service<Request<Bytes>, Response = Response<Bytes>, Error = TransportError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        Self(BoxCloneSyncService::new(service))
+    }
+
+    /// Sends one request.
+    pub async fn send(&self, req: Request<Bytes>) -> Result<Response<Bytes>, TransportError> {
+        self.0.clone().oneshot(req).await
+    }
+}
+
+impl fmt::Debug for Http {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Http")
+    }
+}
+
+/// Everything an adapter needs for one OEM call on behalf of one account.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// The outbound stack.
+    pub http: Http,
+    /// The account's access token at the OEM.
+    pub token: Secret,
+}
+
+impl Call {
+    /// A request builder with the bearer token and `Accept: application/json` set.
+    pub fn request(&self, method: Method, url: &str) -> http::request::Builder {
+        let bearer = HeaderValue::try_from(format!("Bearer {}", self.token.expose()))
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            })
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
+        Request::builder()
+            .method(method)
+            .uri(url)
+            .header(header::AUTHORIZATION, bearer)
+            .header(header::ACCEPT, "application/json")
+    }
+
+    /// Sends a built request; transport failures become [`OemError`]s.
+    pub async fn send(
+        &self,
+        req: Result<Request<Bytes>, http::Error>,
+    ) -> Result<Response<Bytes>, OemError> {
+        let req = req.map_err(|e| OemError::Transport {
+            detail: format!("could not build the request: {e}"),
+            delivered: Delivered::No,
+        })?;
+        Ok(self.http.send(req).await?)
+    }
+
+    /// `GET url`.
+    pub async fn get(&self, url: &str) -> Result<Response<Bytes>, OemError> {
+        self.send(self.request(Method::GET, url).body(Bytes::new()))
+            .await
+    }
+
+    /// `POST url` with a JSON body.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<Response<Bytes>, OemError> {
+        let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+        self.send(
+            self.request(Method::POST, url)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(bytes),
+        )
+        .await
+    }
+}
+
+/// Parses a JSON body, mapping failure to [`OemError::InvalidResponse`].
+///
+/// `delivered` says what a garbled answer means for a command (a 200 that cannot be
+/// read after a command was sent leaves its outcome unknown).
+pub fn parse_json<T: DeserializeOwned>(
+    resp: &Response<Bytes>,
+    delivered: Delivered,
+) -> Result<T, OemError> {
+    serde_json::from_slice(resp.body()).map_err(|e| OemError::InvalidResponse {
+        detail: format!("{e}"),
+        delivered,
+    })
+}
+
+/// A short, printable excerpt of a body for error details (never of request bodies,
+/// which may carry secrets).
+pub fn body_excerpt(resp: &Response<Bytes>) -> String {
+    let text = String::from_utf8_lossy(resp.body());
+    let mut s: String = text.chars().take(200).collect();
+    if text.chars().count() > 200 {
+        s.push('…');
+    }
+    s
+}
+
+/// Joins a base URL and a path without doubling or dropping the slash.
+pub fn join(base: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_paths() {
+        assert_eq!(join("http://a/", "/b"), "http://a/b");
+        assert_eq!(join("http://a", "b"), "http://a/b");
+    }
+
+    #[test]
+    fn transport_errors_classify_delivery() {
+        let e: OemError = TransportError::Connect("refused".into()).into();
+        assert_eq!(e.delivered(), Delivered::No);
+        let e: OemError = TransportError::Timeout.into();
+        assert_eq!(e.delivered(), Delivered::Unknown);
+    }
+}

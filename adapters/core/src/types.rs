@@ -1,0 +1,261 @@
+//! The unified vocabulary shared by keyway's core and every adapter: what a vehicle,
+//! a location, a lock state and a command are, independent of any OEM's wire format.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// A thing keyway can do with a vehicle of some OEM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// Read the GPS position.
+    Locate,
+    /// Read the lock state from the vehicle itself.
+    Security,
+    /// Lock the doors.
+    Lock,
+    /// Unlock the doors.
+    Unlock,
+    /// Wake a sleeping vehicle.
+    Wake,
+}
+
+/// How an OEM completes commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandMode {
+    /// The command answer is the final outcome (Tesla, Volvo).
+    Sync,
+    /// The OEM accepts the command and the client polls for the outcome (GM, Ford, ...).
+    Async,
+}
+
+/// How a client authenticates at the OEM's token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `client_id` / `client_secret` in the form body.
+    Body,
+    /// HTTP Basic with `client_id:client_secret`.
+    Basic,
+}
+
+/// The OEM's OAuth profile, as data: paths are relative to the configured auth base URL.
+#[derive(Clone, Debug)]
+pub struct OAuthProfile {
+    /// Authorization endpoint path.
+    pub authorize_path: &'static str,
+    /// Token endpoint path.
+    pub token_path: &'static str,
+    /// Scopes to request.
+    pub scopes: &'static [&'static str],
+    /// How the client authenticates at the token endpoint.
+    pub client_auth: ClientAuth,
+    /// Whether refresh tokens rotate (each refresh returns a new one; the old dies).
+    pub rotating_refresh: bool,
+    /// Access-token lifetime to assume when the OEM omits `expires_in`.
+    pub default_access_ttl: Duration,
+}
+
+/// What an adapter declares about itself.
+#[derive(Clone, Debug)]
+pub struct AdapterInfo {
+    /// Stable OEM id used in vehicle records and URLs, e.g. `tesla`.
+    pub oem: &'static str,
+    /// The make to show for its vehicles, e.g. `Tesla`.
+    pub make: &'static str,
+    /// What its vehicles can do.
+    pub capabilities: &'static [Capability],
+    /// Sync or async commands.
+    pub command_mode: CommandMode,
+    /// Its OAuth profile.
+    pub oauth: OAuthProfile,
+}
+
+impl AdapterInfo {
+    /// Whether the adapter declares `c`.
+    pub fn can(&self, c: Capability) -> bool {
+        self.capabilities.contains(&c)
+    }
+}
+
+/// A vehicle as the OEM lists it for an account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OemVehicle {
+    /// The id the OEM's API addresses the vehicle by (a VIN for most OEMs).
+    pub oem_id: String,
+    /// The VIN when the OEM reports it.
+    pub vin: Option<String>,
+    /// The owner's name for the car.
+    pub display_name: Option<String>,
+    /// Model name, when known.
+    pub model: Option<String>,
+    /// Model year, when known.
+    pub year: Option<u16>,
+}
+
+/// How an adapter addresses one vehicle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VehicleRef {
+    /// The id the OEM's API uses in paths or headers.
+    pub oem_id: String,
+}
+
+/// A position fix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    /// WGS84 latitude in degrees.
+    pub latitude: f64,
+    /// WGS84 longitude in degrees.
+    pub longitude: f64,
+    /// Heading in degrees clockwise from north, when known.
+    pub heading: Option<f64>,
+    /// Horizontal accuracy in metres, when the OEM says.
+    pub accuracy_m: Option<f64>,
+    /// When the vehicle recorded the fix.
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: OffsetDateTime,
+}
+
+/// A door, boot or bonnet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoorPosition {
+    /// Driver-side front (left-hand drive).
+    FrontLeft,
+    /// Passenger-side front.
+    FrontRight,
+    /// Rear left.
+    RearLeft,
+    /// Rear right.
+    RearRight,
+    /// Boot / trunk / tailgate.
+    Trunk,
+    /// Front trunk / bonnet.
+    Frunk,
+}
+
+/// One opening's state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Door {
+    /// Which opening.
+    pub position: DoorPosition,
+    /// Whether it stands open.
+    pub open: bool,
+}
+
+/// The lock state as the vehicle reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SecurityState {
+    /// Whether the vehicle is locked.
+    pub locked: bool,
+    /// Per-opening state, when the OEM reports it.
+    pub doors: Option<Vec<Door>>,
+    /// When the vehicle reported it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: OffsetDateTime,
+}
+
+/// A remote command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// Lock all doors.
+    Lock,
+    /// Unlock the doors.
+    Unlock,
+}
+
+impl Command {
+    /// The wire name (`lock` / `unlock`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Lock => "lock",
+            Command::Unlock => "unlock",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "lock" => Some(Command::Lock),
+            "unlock" => Some(Command::Unlock),
+            _ => None,
+        }
+    }
+
+    /// The capability the command needs.
+    pub fn capability(self) -> Capability {
+        match self {
+            Command::Lock => Capability::Lock,
+            Command::Unlock => Capability::Unlock,
+        }
+    }
+
+    /// The lock state a successful command leaves.
+    pub fn leaves_locked(self) -> bool {
+        matches!(self, Command::Lock)
+    }
+}
+
+/// A handle on an accepted asynchronous command, storable so that polling can resume
+/// after a restart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// Whatever the adapter needs to poll (a request id, a status URL, ...).
+    pub handle: String,
+    /// How long to wait before the first poll, in milliseconds.
+    pub poll_after_ms: u64,
+}
+
+/// The answer to sending a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// The OEM reports the command executed (sync OEMs).
+    Completed,
+    /// The OEM accepted the command; poll with the handle.
+    Pending(Pending),
+}
+
+/// The answer to polling an asynchronous command.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Progress {
+    /// Not final yet; poll again after the given delay if the OEM suggests one.
+    Pending {
+        /// Suggested delay before the next poll.
+        poll_after: Option<Duration>,
+    },
+    /// The vehicle executed the command.
+    Succeeded,
+    /// The command failed on the way or on the device (refused, expired, ...).
+    Failed(crate::OemError),
+}
+
+/// Model year from the VIN's 10th character (ISO 3779, the 2010–2039 cycle).
+pub fn vin_model_year(vin: &str) -> Option<u16> {
+    const CODES: &str = "ABCDEFGHJKLMNPRSTVWXY123456789";
+    let c = vin.chars().nth(9)?.to_ascii_uppercase();
+    CODES.find(c).map(|i| 2010 + i as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vin_years() {
+        assert_eq!(vin_model_year("5YJ3E1EA7LF000001"), Some(2020));
+        assert_eq!(vin_model_year("5YJYGDEE1MF000002"), Some(2021));
+        assert_eq!(vin_model_year("5YJ3E1EA7AF000001"), Some(2010));
+        assert_eq!(vin_model_year("short"), None);
+        assert_eq!(vin_model_year("5YJ3E1EA7IF000001"), None);
+    }
+
+    #[test]
+    fn command_names_round_trip() {
+        for c in [Command::Lock, Command::Unlock] {
+            assert_eq!(Command::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(Command::parse("open"), None);
+    }
+}

@@ -1,0 +1,498 @@
+//! Translation between keyway's unified vocabulary and the Tesla Fleet API.
+//!
+//! Tesla commands are synchronous: the answer to `door_lock` is the outcome, with
+//! refusals as `200 {"result": false, "reason": ...}`. A sleeping or offline car
+//! answers 408 and must be woken with `wake_up`, which the core repeats until the car
+//! reports `online`. Errors map into `OemError` here and nowhere else.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use keyway_adapter::error::parse_retry_after;
+use keyway_adapter::http::{body_excerpt, join, parse_json};
+use keyway_adapter::{
+    Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
+    DoorPosition, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress, SecurityState,
+    Sent, VehicleRef, vin_model_year,
+};
+use serde::Deserialize;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// What the Tesla adapter declares.
+pub static INFO: AdapterInfo = AdapterInfo {
+    oem: "tesla",
+    make: "Tesla",
+    capabilities: &[
+        Capability::Locate,
+        Capability::Security,
+        Capability::Lock,
+        Capability::Unlock,
+        Capability::Wake,
+    ],
+    command_mode: CommandMode::Sync,
+    oauth: OAuthProfile {
+        authorize_path: "/oauth2/v3/authorize",
+        token_path: "/oauth2/v3/token",
+        scopes: &[
+            "openid",
+            "offline_access",
+            "vehicle_device_data",
+            "vehicle_location",
+            "vehicle_cmds",
+        ],
+        client_auth: ClientAuth::Body,
+        rotating_refresh: true,
+        default_access_ttl: Duration::from_secs(8 * 3600),
+    },
+};
+
+/// The Tesla Fleet API adapter for one regional base URL.
+#[derive(Clone, Debug)]
+pub struct TeslaAdapter {
+    base: String,
+}
+
+impl TeslaAdapter {
+    /// An adapter calling the Fleet API at `base` (e.g. the mock's URL).
+    pub fn new(base: impl Into<String>) -> Self {
+        Self { base: base.into() }
+    }
+
+    fn url(&self, path: &str) -> String {
+        join(&self.base, path)
+    }
+}
+
+// === wire types (only the fields keyway reads; everything else is ignored) ===
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    response: Option<T>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListedVehicle {
+    vin: Option<String>,
+    display_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct VehicleData {
+    drive_state: Option<DriveState>,
+    vehicle_state: Option<VehicleState>,
+}
+
+#[derive(Deserialize)]
+struct DriveState {
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    heading: Option<f64>,
+    gps_as_of: Option<i64>,
+    timestamp: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct VehicleState {
+    locked: Option<bool>,
+    timestamp: Option<i64>,
+    df: Option<i64>,
+    pf: Option<i64>,
+    dr: Option<i64>,
+    pr: Option<i64>,
+    ft: Option<i64>,
+    rt: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct CommandResult {
+    result: bool,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Deserialize)]
+struct WakeState {
+    state: Option<String>,
+}
+
+// === parsing (pure functions over bodies, tested against fixtures) ===
+
+/// Model name from a Tesla VIN's 4th character.
+fn model_from_vin(vin: &str) -> Option<String> {
+    let name = match vin.chars().nth(3)? {
+        'S' => "Model S",
+        '3' => "Model 3",
+        'X' => "Model X",
+        'Y' => "Model Y",
+        'C' => "Cybertruck",
+        _ => return None,
+    };
+    Some(name.to_string())
+}
+
+/// Parses `/api/1/vehicles` (or `/api/1/products`): entries without a VIN are energy
+/// products, not vehicles, and are skipped.
+pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
+    let env: Envelope<Vec<ListedVehicle>> = from_slice(body, Delivered::No)?;
+    Ok(env
+        .response
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| {
+            let vin = v.vin.filter(|s| !s.is_empty())?;
+            Some(OemVehicle {
+                oem_id: vin.clone(),
+                model: model_from_vin(&vin),
+                year: vin_model_year(&vin),
+                display_name: v.display_name,
+                vin: Some(vin),
+            })
+        })
+        .collect())
+}
+
+/// Parses `vehicle_data?endpoints=location_data`.
+pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
+    let env: Envelope<VehicleData> = from_slice(body, Delivered::No)?;
+    let ds = env
+        .response
+        .and_then(|r| r.drive_state)
+        .ok_or_else(|| invalid("no drive_state in vehicle_data"))?;
+    let (Some(latitude), Some(longitude)) = (ds.latitude, ds.longitude) else {
+        return Err(invalid("drive_state has no position"));
+    };
+    if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
+        return Err(invalid("drive_state position out of range"));
+    }
+    let recorded_at = ds
+        .gps_as_of
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        .or_else(|| ds.timestamp.and_then(from_millis))
+        .ok_or_else(|| invalid("drive_state has no timestamp"))?;
+    Ok(Location {
+        latitude,
+        longitude,
+        heading: ds.heading,
+        accuracy_m: None,
+        recorded_at,
+    })
+}
+
+/// Parses `vehicle_data?endpoints=vehicle_state`. Tesla names doors by driver and
+/// passenger side; keyway reports them for a left-hand-drive car.
+pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
+    let env: Envelope<VehicleData> = from_slice(body, Delivered::No)?;
+    let vs = env
+        .response
+        .and_then(|r| r.vehicle_state)
+        .ok_or_else(|| invalid("no vehicle_state in vehicle_data"))?;
+    let locked = vs
+        .locked
+        .ok_or_else(|| invalid("vehicle_state has no locked"))?;
+    let recorded_at = vs
+        .timestamp
+        .and_then(from_millis)
+        .ok_or_else(|| invalid("vehicle_state has no timestamp"))?;
+    let doors: Vec<Door> = [
+        (DoorPosition::FrontLeft, vs.df),
+        (DoorPosition::FrontRight, vs.pf),
+        (DoorPosition::RearLeft, vs.dr),
+        (DoorPosition::RearRight, vs.pr),
+        (DoorPosition::Frunk, vs.ft),
+        (DoorPosition::Trunk, vs.rt),
+    ]
+    .into_iter()
+    .filter_map(|(position, v)| {
+        v.map(|v| Door {
+            position,
+            open: v != 0,
+        })
+    })
+    .collect();
+    Ok(SecurityState {
+        locked,
+        doors: (!doors.is_empty()).then_some(doors),
+        recorded_at,
+    })
+}
+
+/// Parses a command answer: `result: false` is a refusal with Tesla's reason.
+pub fn parse_command(body: &[u8]) -> Result<Sent, OemError> {
+    let env: Envelope<CommandResult> = from_slice(body, Delivered::Unknown)?;
+    let r = env.response.ok_or(OemError::InvalidResponse {
+        detail: "command answer has no response".into(),
+        delivered: Delivered::Unknown,
+    })?;
+    if r.result {
+        Ok(Sent::Completed)
+    } else {
+        Err(refusal(r.reason))
+    }
+}
+
+fn refusal(reason: String) -> OemError {
+    // Tesla reports a car that dropped off mid-command as a refusal reason.
+    if reason.contains("vehicle unavailable") {
+        OemError::Asleep
+    } else {
+        OemError::Refused { reason }
+    }
+}
+
+/// Maps a non-success answer. `command` marks a lock/unlock (a 5xx then leaves the
+/// outcome unknown).
+pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
+    let status = resp.status();
+    let detail = serde_json::from_slice::<ErrorBody>(resp.body())
+        .ok()
+        .and_then(|b| b.error)
+        .unwrap_or_else(|| body_excerpt(resp));
+    match status.as_u16() {
+        408 => OemError::Asleep,
+        421 => OemError::Upstream {
+            status: 421,
+            detail: format!("wrong region: {detail}"),
+            delivered: Delivered::No,
+        },
+        429 => OemError::RateLimited {
+            retry_after: parse_retry_after(resp.headers().get(http::header::RETRY_AFTER)),
+        },
+        // 540: Tesla's "vehicle did not respond" family; treat as a server error.
+        s => OemError::from_status(s, detail, command),
+    }
+}
+
+fn from_slice<'a, T: Deserialize<'a>>(body: &'a [u8], delivered: Delivered) -> Result<T, OemError> {
+    serde_json::from_slice(body).map_err(|e| OemError::InvalidResponse {
+        detail: e.to_string(),
+        delivered,
+    })
+}
+
+fn invalid(detail: &str) -> OemError {
+    OemError::InvalidResponse {
+        detail: detail.into(),
+        delivered: Delivered::No,
+    }
+}
+
+fn from_millis(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+fn ok_or_classify(resp: Response<Bytes>, command: bool) -> Result<Response<Bytes>, OemError> {
+    if resp.status() == StatusCode::OK {
+        Ok(resp)
+    } else {
+        Err(classify(&resp, command))
+    }
+}
+
+#[async_trait]
+impl Adapter for TeslaAdapter {
+    fn info(&self) -> &AdapterInfo {
+        &INFO
+    }
+
+    async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
+        let resp = ok_or_classify(cx.get(&self.url("/api/1/vehicles")).await?, false)?;
+        parse_vehicles(resp.body())
+    }
+
+    async fn locate(&self, cx: &Call, v: &VehicleRef) -> Result<Location, OemError> {
+        let path = format!(
+            "/api/1/vehicles/{}/vehicle_data?endpoints=location_data",
+            v.oem_id
+        );
+        let resp = ok_or_classify(cx.get(&self.url(&path)).await?, false)?;
+        parse_location(resp.body())
+    }
+
+    async fn security(&self, cx: &Call, v: &VehicleRef) -> Result<SecurityState, OemError> {
+        let path = format!(
+            "/api/1/vehicles/{}/vehicle_data?endpoints=vehicle_state",
+            v.oem_id
+        );
+        let resp = ok_or_classify(cx.get(&self.url(&path)).await?, false)?;
+        parse_security(resp.body())
+    }
+
+    async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
+        let verb = match c {
+            Command::Lock => "door_lock",
+            Command::Unlock => "door_unlock",
+        };
+        let path = format!("/api/1/vehicles/{}/command/{verb}", v.oem_id);
+        let resp = ok_or_classify(
+            cx.post_json(&self.url(&path), &serde_json::json!({}))
+                .await?,
+            true,
+        )?;
+        parse_command(resp.body())
+    }
+
+    async fn poll(
+        &self,
+        _cx: &Call,
+        _v: &VehicleRef,
+        _c: Command,
+        _p: &Pending,
+    ) -> Result<Progress, OemError> {
+        Err(OemError::NotCapable {
+            what: "command polling (Tesla commands are synchronous)".into(),
+        })
+    }
+
+    async fn wake(&self, cx: &Call, v: &VehicleRef) -> Result<(), OemError> {
+        let path = format!("/api/1/vehicles/{}/wake_up", v.oem_id);
+        let resp = ok_or_classify(
+            cx.post_json(&self.url(&path), &serde_json::json!({}))
+                .await?,
+            false,
+        )?;
+        let env: Envelope<WakeState> = parse_json(&resp, Delivered::No)?;
+        match env.response.and_then(|r| r.state).as_deref() {
+            Some("online") => Ok(()),
+            Some("offline") => Err(OemError::Unreachable {
+                detail: "the vehicle is offline".into(),
+            }),
+            _ => Err(OemError::Asleep),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../../fixtures/tesla/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn vehicles_fixture() {
+        let v = parse_vehicles(&fixture("vehicles.json")).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].oem_id, "5YJ3E1EA7LF000001");
+        assert_eq!(v[0].model.as_deref(), Some("Model 3"));
+        assert_eq!(v[0].year, Some(2020));
+        assert_eq!(v[1].model.as_deref(), Some("Model Y"));
+    }
+
+    #[test]
+    fn products_skip_energy_sites() {
+        let v = parse_vehicles(&fixture("products.json")).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].display_name.as_deref(), Some("Blue Thunder"));
+    }
+
+    #[test]
+    fn location_fixture() {
+        let l = parse_location(&fixture("vehicle_data_location.json")).unwrap();
+        assert!((l.latitude - 37.7765494).abs() < 1e-9);
+        assert!((l.longitude + 122.4195418).abs() < 1e-9);
+        assert_eq!(l.heading, Some(289.0));
+        assert_eq!(l.recorded_at.unix_timestamp(), 1692137422);
+    }
+
+    #[test]
+    fn security_fixture() {
+        let s = parse_security(&fixture("vehicle_data_state.json")).unwrap();
+        assert!(s.locked);
+        let doors = s.doors.unwrap();
+        let trunk = doors
+            .iter()
+            .find(|d| d.position == DoorPosition::Trunk)
+            .unwrap();
+        assert!(trunk.open);
+        assert_eq!(doors.iter().filter(|d| d.open).count(), 1);
+    }
+
+    #[test]
+    fn command_fixtures() {
+        assert_eq!(
+            parse_command(&fixture("command_ok.json")),
+            Ok(Sent::Completed)
+        );
+        assert_eq!(
+            parse_command(&fixture("command_refused.json")),
+            Err(OemError::Refused {
+                reason: "user_present".into()
+            })
+        );
+    }
+
+    #[test]
+    fn error_fixtures() {
+        let resp = |status: u16, name: &str| {
+            Response::builder()
+                .status(status)
+                .body(Bytes::from(fixture(name)))
+                .unwrap()
+        };
+        assert_eq!(
+            classify(&resp(408, "error_asleep_408.json"), true),
+            OemError::Asleep
+        );
+        assert!(matches!(
+            classify(&resp(401, "error_token_expired_401.json"), false),
+            OemError::Unauthorized { .. }
+        ));
+        let region = classify(&resp(421, "error_wrong_region_421.json"), true);
+        assert_eq!(region.delivered(), Delivered::No);
+        let mut limited = resp(429, "error_asleep_408.json");
+        limited
+            .headers_mut()
+            .insert("retry-after", http::HeaderValue::from_static("7"));
+        assert_eq!(
+            classify(&limited, true),
+            OemError::RateLimited {
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+        let mut boom = resp(503, "error_asleep_408.json");
+        *boom.body_mut() = Bytes::new();
+        assert_eq!(classify(&boom, true).delivered(), Delivered::Unknown);
+    }
+
+    #[test]
+    fn missing_optional_fields_are_absent_not_errors() {
+        let body = br#"{"response":{"vehicle_state":{"locked":false,"timestamp":1692141038420}}}"#;
+        let s = parse_security(body).unwrap();
+        assert!(!s.locked);
+        assert_eq!(s.doors, None);
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_on_mutated_fixtures(
+            name in prop::sample::select(vec![
+                "vehicles.json", "products.json", "vehicle_data_location.json",
+                "vehicle_data_state.json", "command_ok.json", "command_refused.json",
+            ]),
+            cut in 0usize..2000,
+            flips in prop::collection::vec((0usize..2000, any::<u8>()), 0..4),
+        ) {
+            let mut body = fixture(name);
+            for (at, byte) in flips {
+                if !body.is_empty() {
+                    let i = at % body.len();
+                    body[i] = byte;
+                }
+            }
+            body.truncate(cut.min(body.len()));
+            let _ = parse_vehicles(&body);
+            let _ = parse_location(&body);
+            let _ = parse_security(&body);
+            let _ = parse_command(&body);
+        }
+    }
+}

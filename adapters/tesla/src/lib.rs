@@ -1,0 +1,12 @@
+//! keyway's Tesla Fleet API adapter and a stateful mock of the Fleet API.
+//!
+//! - [`adapter`]: translation between the unified vocabulary and the Fleet API
+//!   (`/api/1/vehicles`, `vehicle_data`, `door_lock`/`door_unlock`, `wake_up`).
+//! - [`mock`]: a fake Fleet API and token endpoint with per-vehicle state, sleep and
+//!   wake, rotating refresh tokens, and Tesla's error answers.
+
+pub mod adapter;
+pub mod mock;
+
+pub use adapter::TeslaAdapter;
+pub use mock::{TeslaMock, TeslaMockConfig};

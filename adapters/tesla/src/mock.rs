@@ -1,0 +1,551 @@
+//! A stateful fake of the Tesla Fleet API and its token endpoint, served by axum.
+//!
+//! It behaves as OEM-REFERENCE.md describes the real API: `/api/1/vehicles`,
+//! `vehicle_data` (408 while asleep), `door_lock`/`door_unlock` answering
+//! `{"result": bool, "reason"}` (a "user present" car refuses), `wake_up` that takes a
+//! configurable moment, bearer tokens that expire (401), 404 for unknown VINs, and a
+//! token endpoint whose refresh tokens rotate and are single-use (reuse answers 401
+//! `login_required` and revokes the token family). Time is tokio's clock.
+//!
+//! Test and demo controls live under `/__mock/`: `GET /__mock/state`,
+//! `PATCH /__mock/vehicles/{vin}` (`state`, `locked`, `user_present`, `latitude`,
+//! `longitude`, `heading`), `POST /__mock/accounts/{account}/tokens` (issue a token pair
+//! as a completed login would), and the request journal at `/__mock/requests`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Form, Json, Router};
+use keyway_adapter::conformance::MockControl;
+use keyway_adapter::mock::{AccessDenied, Journal, MockServer, TokenBook, bearer, lock};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+/// Whether a mock car answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Power {
+    /// Answers immediately.
+    Online,
+    /// Answers 408 until woken.
+    Asleep,
+    /// Answers 408 and does not wake.
+    Offline,
+}
+
+/// One mock car.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MockVehicle {
+    /// Tesla's numeric id.
+    pub id: u64,
+    /// VIN (the Fleet API addresses cars by VIN).
+    pub vin: String,
+    /// The owner's name for it.
+    pub display_name: String,
+    /// The account (login) that owns it.
+    #[serde(default = "default_account")]
+    pub account: String,
+    /// Online, asleep or offline.
+    pub state: Power,
+    /// Door lock.
+    pub locked: bool,
+    /// Latitude.
+    pub latitude: f64,
+    /// Longitude.
+    pub longitude: f64,
+    /// Heading in degrees.
+    #[serde(default)]
+    pub heading: f64,
+    /// A person in the car: the car refuses remote lock/unlock.
+    #[serde(default)]
+    pub user_present: bool,
+    /// Trunk open.
+    #[serde(default)]
+    pub trunk_open: bool,
+    #[serde(skip)]
+    waking_until: Option<Instant>,
+}
+
+fn default_account() -> String {
+    "owner".into()
+}
+
+impl MockVehicle {
+    /// An online, locked car at a position.
+    pub fn new(id: u64, vin: &str, name: &str, latitude: f64, longitude: f64) -> Self {
+        Self {
+            id,
+            vin: vin.into(),
+            display_name: name.into(),
+            account: default_account(),
+            state: Power::Online,
+            locked: true,
+            latitude,
+            longitude,
+            heading: 0.0,
+            user_present: false,
+            trunk_open: false,
+            waking_until: None,
+        }
+    }
+}
+
+/// Mock settings.
+#[derive(Clone, Debug)]
+pub struct TeslaMockConfig {
+    /// How long `wake_up` takes to bring an asleep car online.
+    pub wake_delay: Duration,
+    /// Access-token lifetime (Tesla: 8 h).
+    pub access_ttl: Duration,
+    /// The cars.
+    pub vehicles: Vec<MockVehicle>,
+}
+
+impl Default for TeslaMockConfig {
+    fn default() -> Self {
+        Self {
+            wake_delay: Duration::from_secs(5),
+            access_ttl: Duration::from_secs(8 * 3600),
+            vehicles: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct World {
+    vehicles: BTreeMap<String, MockVehicle>,
+    wake_delay: Duration,
+}
+
+impl World {
+    /// Advances wake-ups that are due.
+    fn tick(&mut self) {
+        let now = Instant::now();
+        for v in self.vehicles.values_mut() {
+            if let Some(t) = v.waking_until
+                && now >= t
+            {
+                v.waking_until = None;
+                if v.state == Power::Asleep {
+                    v.state = Power::Online;
+                }
+            }
+        }
+    }
+}
+
+/// The mock: cheap to clone, all clones share one world.
+#[derive(Clone, Debug)]
+pub struct TeslaMock {
+    world: Arc<Mutex<World>>,
+    /// Issued tokens (refresh counters, replays, expiry controls).
+    pub tokens: TokenBook,
+    /// Every request seen.
+    pub journal: Journal,
+}
+
+impl TeslaMock {
+    /// A mock with the given cars and settings.
+    pub fn new(config: TeslaMockConfig) -> Self {
+        let vehicles = config
+            .vehicles
+            .into_iter()
+            .map(|v| (v.vin.clone(), v))
+            .collect();
+        Self {
+            world: Arc::new(Mutex::new(World {
+                vehicles,
+                wake_delay: config.wake_delay,
+            })),
+            tokens: TokenBook::new(config.access_ttl, true),
+            journal: Journal::default(),
+        }
+    }
+
+    /// The axum router serving the Fleet API, the token endpoint and `/__mock/`.
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route("/oauth2/v3/token", post(token))
+            .route("/api/1/vehicles", get(list))
+            .route("/api/1/products", get(list))
+            .route("/api/1/vehicles/{vin}", get(one))
+            .route("/api/1/vehicles/{vin}/vehicle_data", get(vehicle_data))
+            .route("/api/1/vehicles/{vin}/wake_up", post(wake_up))
+            .route("/api/1/vehicles/{vin}/command/{verb}", post(command))
+            .route("/__mock/state", get(inspect))
+            .route("/__mock/vehicles/{vin}", patch(steer))
+            .route("/__mock/accounts/{account}/tokens", post(issue))
+            .with_state(self.clone());
+        self.journal.wrap(api)
+    }
+
+    /// Serves the mock on `addr`.
+    pub async fn spawn(&self, addr: std::net::SocketAddr) -> std::io::Result<MockServer> {
+        MockServer::spawn(self.router(), addr).await
+    }
+
+    /// A snapshot of one car.
+    pub fn vehicle(&self, vin: &str) -> Option<MockVehicle> {
+        let mut w = lock(&self.world);
+        w.tick();
+        w.vehicles.get(vin).cloned()
+    }
+
+    /// Changes one car.
+    pub fn update(&self, vin: &str, f: impl FnOnce(&mut MockVehicle)) {
+        let mut w = lock(&self.world);
+        w.tick();
+        if let Some(v) = w.vehicles.get_mut(vin) {
+            f(v);
+        }
+    }
+
+    /// Lock and unlock commands received so far (whatever their outcome).
+    pub fn commands_seen(&self) -> usize {
+        self.journal.count("POST", "/command/door_lock")
+            + self.journal.count("POST", "/command/door_unlock")
+    }
+
+    fn authorize(&self, headers: &HeaderMap) -> Result<String, Response> {
+        let token = bearer(headers)
+            .ok_or_else(|| tesla_error(StatusCode::UNAUTHORIZED, "missing bearer token"))?;
+        self.tokens.check(token).map_err(|e| match e {
+            AccessDenied::Expired => tesla_error(StatusCode::UNAUTHORIZED, "token expired (401)"),
+            AccessDenied::Unknown => tesla_error(StatusCode::UNAUTHORIZED, "invalid bearer token"),
+        })
+    }
+
+    /// Runs `f` on an owned car that is awake; 404 / 408 otherwise.
+    fn with_awake_car<T>(
+        &self,
+        headers: &HeaderMap,
+        vin: &str,
+        f: impl FnOnce(&mut MockVehicle) -> T,
+    ) -> Result<T, Response> {
+        let account = self.authorize(headers)?;
+        let mut w = lock(&self.world);
+        w.tick();
+        let v = w
+            .vehicles
+            .get_mut(vin)
+            .filter(|v| v.account == account)
+            .ok_or_else(|| tesla_error(StatusCode::NOT_FOUND, "not_found"))?;
+        if v.state != Power::Online {
+            return Err(tesla_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "vehicle unavailable: vehicle is offline or asleep",
+            ));
+        }
+        Ok(f(v))
+    }
+}
+
+fn tesla_error(status: StatusCode, error: &str) -> Response {
+    (
+        status,
+        Json(json!({"response": null, "error": error, "error_description": ""})),
+    )
+        .into_response()
+}
+
+fn listed(v: &MockVehicle) -> Value {
+    json!({
+        "id": v.id, "vehicle_id": v.id + 1000, "vin": v.vin, "display_name": v.display_name,
+        "state": v.state, "in_service": false, "id_s": v.id.to_string(),
+        "access_type": "OWNER", "api_version": 71, "option_codes": null, "color": null,
+    })
+}
+
+fn now_ms() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}
+
+// === Fleet API handlers ===
+
+async fn list(State(m): State<TeslaMock>, headers: HeaderMap) -> Response {
+    let account = match m.authorize(&headers) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let mut w = lock(&m.world);
+    w.tick();
+    let vehicles: Vec<Value> = w
+        .vehicles
+        .values()
+        .filter(|v| v.account == account)
+        .map(listed)
+        .collect();
+    Json(json!({"count": vehicles.len(), "response": vehicles})).into_response()
+}
+
+async fn one(State(m): State<TeslaMock>, Path(vin): Path<String>, headers: HeaderMap) -> Response {
+    let account = match m.authorize(&headers) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let mut w = lock(&m.world);
+    w.tick();
+    match w.vehicles.get(&vin).filter(|v| v.account == account) {
+        Some(v) => Json(json!({"response": listed(v)})).into_response(),
+        None => tesla_error(StatusCode::NOT_FOUND, "not_found"),
+    }
+}
+
+#[derive(Deserialize)]
+struct DataQuery {
+    endpoints: Option<String>,
+}
+
+async fn vehicle_data(
+    State(m): State<TeslaMock>,
+    Path(vin): Path<String>,
+    Query(q): Query<DataQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let endpoints = q.endpoints.unwrap_or_default();
+    let result = m.with_awake_car(&headers, &vin, |v| {
+        let mut body = listed(v);
+        let ts = now_ms();
+        if endpoints.is_empty() || endpoints.contains("location_data") {
+            body["drive_state"] = json!({
+                "latitude": v.latitude, "longitude": v.longitude, "heading": v.heading,
+                "gps_as_of": ts / 1000, "timestamp": ts, "native_type": "wgs",
+                "shift_state": null, "speed": null, "power": 0,
+            });
+        }
+        if endpoints.is_empty() || endpoints.contains("vehicle_state") {
+            body["vehicle_state"] = json!({
+                "locked": v.locked, "timestamp": ts, "df": 0, "pf": 0, "dr": 0, "pr": 0,
+                "ft": 0, "rt": u8::from(v.trunk_open), "is_user_present": v.user_present,
+                "vehicle_name": v.display_name, "car_version": "2024.20.9", "sentry_mode": false,
+            });
+        }
+        body
+    });
+    match result {
+        Ok(body) => Json(json!({"response": body})).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn wake_up(
+    State(m): State<TeslaMock>,
+    Path(vin): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let account = match m.authorize(&headers) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let mut w = lock(&m.world);
+    w.tick();
+    let delay = w.wake_delay;
+    let Some(v) = w.vehicles.get_mut(&vin).filter(|v| v.account == account) else {
+        return tesla_error(StatusCode::NOT_FOUND, "not_found");
+    };
+    if v.state == Power::Asleep && v.waking_until.is_none() {
+        if delay.is_zero() {
+            v.state = Power::Online;
+        } else {
+            v.waking_until = Some(Instant::now() + delay);
+        }
+    }
+    Json(json!({"response": listed(v)})).into_response()
+}
+
+async fn command(
+    State(m): State<TeslaMock>,
+    Path((vin, verb)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let lock_to = match verb.as_str() {
+        "door_lock" => true,
+        "door_unlock" => false,
+        _ => return tesla_error(StatusCode::NOT_FOUND, "not_found"),
+    };
+    let result = m.with_awake_car(&headers, &vin, |v| {
+        if v.user_present {
+            json!({"result": false, "reason": "user_present"})
+        } else {
+            v.locked = lock_to;
+            json!({"result": true, "reason": ""})
+        }
+    });
+    match result {
+        Ok(body) => Json(json!({"response": body})).into_response(),
+        Err(r) => r,
+    }
+}
+
+// === token endpoint ===
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: Option<String>,
+    refresh_token: Option<String>,
+}
+
+async fn token(State(m): State<TeslaMock>, Form(f): Form<TokenForm>) -> Response {
+    let oauth_error = |status: StatusCode, error: &str, description: &str| {
+        (
+            status,
+            Json(json!({"error": error, "error_description": description})),
+        )
+            .into_response()
+    };
+    match f.grant_type.as_deref() {
+        Some("refresh_token") => {}
+        Some(_) => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", ""),
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "grant_type missing",
+            );
+        }
+    }
+    let Some(rt) = f.refresh_token else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "refresh_token missing",
+        );
+    };
+    match m.tokens.refresh(&rt) {
+        Ok(t) => token_answer(&t),
+        Err(_) => oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "login_required",
+            "The refresh_token is invalid",
+        ),
+    }
+}
+
+fn token_answer(t: &keyway_adapter::mock::Issued) -> Response {
+    Json(json!({
+        "access_token": t.access_token,
+        "refresh_token": t.refresh_token,
+        "id_token": "mock-id-token",
+        "expires_in": t.expires_in.as_secs(),
+        "token_type": "Bearer",
+    }))
+    .into_response()
+}
+
+// === /__mock/ controls ===
+
+async fn inspect(State(m): State<TeslaMock>) -> Response {
+    let mut w = lock(&m.world);
+    w.tick();
+    let vehicles: Vec<&MockVehicle> = w.vehicles.values().collect();
+    Json(json!({
+        "vehicles": vehicles,
+        "refreshes_served": m.tokens.refreshes_served(),
+        "refresh_replays_seen": m.tokens.replays_seen(),
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Steer {
+    state: Option<Power>,
+    locked: Option<bool>,
+    user_present: Option<bool>,
+    trunk_open: Option<bool>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    heading: Option<f64>,
+}
+
+async fn steer(
+    State(m): State<TeslaMock>,
+    Path(vin): Path<String>,
+    Json(s): Json<Steer>,
+) -> Response {
+    if m.vehicle(&vin).is_none() {
+        return tesla_error(StatusCode::NOT_FOUND, "not_found");
+    }
+    m.update(&vin, |v| {
+        if let Some(x) = s.state {
+            v.state = x;
+            v.waking_until = None;
+        }
+        if let Some(x) = s.locked {
+            v.locked = x;
+        }
+        if let Some(x) = s.user_present {
+            v.user_present = x;
+        }
+        if let Some(x) = s.trunk_open {
+            v.trunk_open = x;
+        }
+        if let Some(x) = s.latitude {
+            v.latitude = x;
+        }
+        if let Some(x) = s.longitude {
+            v.longitude = x;
+        }
+        if let Some(x) = s.heading {
+            v.heading = x;
+        }
+    });
+    Json(m.vehicle(&vin)).into_response()
+}
+
+async fn issue(State(m): State<TeslaMock>, Path(account): Path<String>) -> Response {
+    token_answer(&m.tokens.issue(&account))
+}
+
+// === conformance steering ===
+
+#[async_trait]
+impl MockControl for TeslaMock {
+    fn vehicle_ids(&self) -> Vec<String> {
+        lock(&self.world)
+            .vehicles
+            .values()
+            .filter(|v| v.account == default_account())
+            .map(|v| v.vin.clone())
+            .collect()
+    }
+
+    fn position(&self, oem_id: &str) -> (f64, f64) {
+        let v = self.vehicle(oem_id).expect("known vehicle");
+        (v.latitude, v.longitude)
+    }
+
+    fn locked(&self, oem_id: &str) -> bool {
+        self.vehicle(oem_id).expect("known vehicle").locked
+    }
+
+    fn set_locked(&self, oem_id: &str, locked: bool) {
+        self.update(oem_id, |v| v.locked = locked);
+    }
+
+    fn set_asleep(&self, oem_id: &str) {
+        self.update(oem_id, |v| {
+            v.state = Power::Asleep;
+            v.waking_until = None;
+        });
+    }
+
+    fn set_refusing(&self, oem_id: &str, refusing: bool) {
+        self.update(oem_id, |v| v.user_present = refusing);
+    }
+
+    fn access_token(&self) -> String {
+        self.tokens.issue(&default_account()).access_token
+    }
+
+    fn expire_access_tokens(&self) {
+        self.tokens.expire_access_tokens();
+    }
+}
