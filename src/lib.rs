@@ -1,1 +1,40 @@
-//! placeholder
+//! keyway: one small, safe HTTP API — locate, lock, unlock — in front of many
+//! automakers' connected-car APIs.
+//!
+//! A request reads straight through the modules: `api` (parse, authenticate,
+//! authorize, idempotency) → `commands` (record, serialize per car) → `tokens` (a fresh
+//! OEM access token) → the OEM's adapter (translate) → `upstream` (the outbound HTTP
+//! stack) → OEM → adapter (parse, classify) → `commands` (poll until final, record) →
+//! `api` (one JSON shape, or problem+json).
+//!
+//! # Layout
+//! - [`api`]: the unified HTTP API, problem+json, request ids.
+//! - [`auth`]: caller JWT verification, scopes, per-vehicle restriction.
+//! - [`commands`]: the command lifecycle and its safety rules.
+//! - [`vehicles`]: vehicle lookups and reads, and the wake policy.
+//! - [`tokens`]: OEM access tokens: single-flight, rotation-safe refresh.
+//! - [`accounts`]: linked OEM accounts and vehicle discovery.
+//! - [`upstream`]: the outbound HTTP stack (hyper + rustls).
+//! - [`registry`]: which OEM adapters exist (one line per OEM).
+//! - [`store`]: the `Store` trait and its SQLite implementation.
+//! - [`error`]: the one error taxonomy at the API edge.
+//! - [`config`]: the TOML configuration.
+//! - [`gateway`]: the assembled parts.
+//! - [`server`]: serving the API with graceful shutdown.
+//! - [`demo`]: `keyway demo`: mock OEMs, a demo fleet and the gateway in one process.
+
+pub mod accounts;
+pub mod api;
+pub mod auth;
+pub mod commands;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod gateway;
+pub mod ids;
+pub mod registry;
+pub mod server;
+pub mod store;
+pub mod tokens;
+pub mod upstream;
+pub mod vehicles;

@@ -1,1 +1,205 @@
-fn main() {}
+//! The `keyway` binary: `serve`, `demo`, `mock`, `token` and `check-config`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use keyway::auth::{DevToken, mint_hs256};
+use keyway::config::Config;
+use keyway::demo::{self, DemoOptions};
+use keyway::gateway::Gateway;
+use keyway::server;
+use keyway_tesla::mock::MockVehicle;
+use keyway_tesla::{TeslaMock, TeslaMockConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "keyway",
+    version,
+    about = "One safe API for locating, locking and unlocking cars of many automakers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the unified API.
+    Serve {
+        /// The configuration file.
+        #[arg(long, default_value = "keyway.toml")]
+        config: PathBuf,
+    },
+    /// Run the gateway, every mock OEM and a demo fleet in one process.
+    Demo {
+        /// Where the gateway listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Where the demo keeps its state.
+        #[arg(long, default_value = "keyway-data")]
+        data_dir: PathBuf,
+        /// Mock OEM access-token lifetime in seconds (short values show refreshes).
+        #[arg(long, default_value_t = 8 * 3600)]
+        token_ttl: u64,
+    },
+    /// Run one mock OEM alone.
+    Mock {
+        /// Which OEM.
+        #[arg(value_parser = ["tesla"])]
+        oem: String,
+        /// Where it listens.
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        listen: SocketAddr,
+    },
+    /// Mint a development (HS256) caller token with the configured secret.
+    Token {
+        /// The configuration file (for issuer, audience and secret).
+        #[arg(long, default_value = "keyway.toml")]
+        config: PathBuf,
+        /// The token's subject (the calling service).
+        #[arg(long)]
+        sub: String,
+        /// Space-separated scopes.
+        #[arg(long)]
+        scope: String,
+        /// Comma-separated vehicle ids the token is restricted to.
+        #[arg(long, value_delimiter = ',')]
+        vehicles: Option<Vec<String>>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// Validate a configuration file and exit.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(long, default_value = "keyway.toml")]
+        config: PathBuf,
+    },
+}
+
+fn init_logs(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("keyway: {msg}");
+    ExitCode::FAILURE
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Serve { config } => {
+            init_logs("info");
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let listen = config.listen;
+            let gateway = match Gateway::start(config).await {
+                Ok(g) => g,
+                Err(e) => return fail(e),
+            };
+            let listener = match tokio::net::TcpListener::bind(listen).await {
+                Ok(l) => l,
+                Err(e) => return fail(format!("listening on {listen}: {e}")),
+            };
+            tracing::info!(%listen, "keyway serving");
+            match server::serve(gateway, listener, server::signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::Demo {
+            listen,
+            data_dir,
+            token_ttl,
+        } => {
+            init_logs("warn,keyway=info");
+            let opts = DemoOptions {
+                listen,
+                data_dir,
+                token_ttl: Duration::from_secs(token_ttl),
+                ..DemoOptions::default()
+            };
+            match demo::run(opts).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::Mock { oem: _, listen } => {
+            init_logs("info");
+            let mock = TeslaMock::new(TeslaMockConfig {
+                vehicles: vec![MockVehicle::new(
+                    1,
+                    "5YJ3E1EA7LF000001",
+                    "Mock One",
+                    52.520008,
+                    13.404954,
+                )],
+                ..TeslaMockConfig::default()
+            });
+            let server = match mock.spawn(listen).await {
+                Ok(s) => s,
+                Err(e) => return fail(format!("listening on {listen}: {e}")),
+            };
+            println!("Tesla mock at {}", server.url());
+            println!(
+                "  a token pair for its owner: curl -s -X POST {}/__mock/accounts/owner/tokens",
+                server.url()
+            );
+            server::signal().await;
+            ExitCode::SUCCESS
+        }
+        Cmd::Token {
+            config,
+            sub,
+            scope,
+            vehicles,
+            ttl,
+        } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let scopes: Vec<String> = scope.split_whitespace().map(str::to_string).collect();
+            if let Some(bad) = scopes
+                .iter()
+                .find(|s| keyway::auth::Scope::parse(s).is_none())
+            {
+                return fail(format!("unknown scope {bad:?}"));
+            }
+            match mint_hs256(
+                &config.auth,
+                &DevToken {
+                    sub: &sub,
+                    scopes: &scopes,
+                    vehicles,
+                    ttl_s: ttl,
+                },
+            ) {
+                Ok(t) => {
+                    println!("{t}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::CheckConfig { config } => match Config::load(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+    }
+}

@@ -213,7 +213,7 @@ impl TeslaMock {
             + self.journal.count("POST", "/command/door_unlock")
     }
 
-    fn authorize(&self, headers: &HeaderMap) -> Result<String, Response> {
+    fn authorize(&self, headers: &HeaderMap) -> Result<String, TeslaError> {
         let token = bearer(headers)
             .ok_or_else(|| tesla_error(StatusCode::UNAUTHORIZED, "missing bearer token"))?;
         self.tokens.check(token).map_err(|e| match e {
@@ -228,7 +228,7 @@ impl TeslaMock {
         headers: &HeaderMap,
         vin: &str,
         f: impl FnOnce(&mut MockVehicle) -> T,
-    ) -> Result<T, Response> {
+    ) -> Result<T, TeslaError> {
         let account = self.authorize(headers)?;
         let mut w = lock(&self.world);
         w.tick();
@@ -247,12 +247,22 @@ impl TeslaMock {
     }
 }
 
-fn tesla_error(status: StatusCode, error: &str) -> Response {
-    (
-        status,
-        Json(json!({"response": null, "error": error, "error_description": ""})),
-    )
-        .into_response()
+/// A Fleet API error answer: `{"response": null, "error": ..., "error_description": ""}`.
+#[derive(Debug)]
+struct TeslaError {
+    status: StatusCode,
+    error: &'static str,
+}
+
+fn tesla_error(status: StatusCode, error: &'static str) -> TeslaError {
+    TeslaError { status, error }
+}
+
+impl IntoResponse for TeslaError {
+    fn into_response(self) -> Response {
+        let body = json!({"response": null, "error": self.error, "error_description": ""});
+        (self.status, Json(body)).into_response()
+    }
 }
 
 fn listed(v: &MockVehicle) -> Value {
@@ -272,7 +282,7 @@ fn now_ms() -> i64 {
 async fn list(State(m): State<TeslaMock>, headers: HeaderMap) -> Response {
     let account = match m.authorize(&headers) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let mut w = lock(&m.world);
     w.tick();
@@ -288,13 +298,13 @@ async fn list(State(m): State<TeslaMock>, headers: HeaderMap) -> Response {
 async fn one(State(m): State<TeslaMock>, Path(vin): Path<String>, headers: HeaderMap) -> Response {
     let account = match m.authorize(&headers) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let mut w = lock(&m.world);
     w.tick();
     match w.vehicles.get(&vin).filter(|v| v.account == account) {
         Some(v) => Json(json!({"response": listed(v)})).into_response(),
-        None => tesla_error(StatusCode::NOT_FOUND, "not_found"),
+        None => tesla_error(StatusCode::NOT_FOUND, "not_found").into_response(),
     }
 }
 
@@ -331,7 +341,7 @@ async fn vehicle_data(
     });
     match result {
         Ok(body) => Json(json!({"response": body})).into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -342,13 +352,13 @@ async fn wake_up(
 ) -> Response {
     let account = match m.authorize(&headers) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let mut w = lock(&m.world);
     w.tick();
     let delay = w.wake_delay;
     let Some(v) = w.vehicles.get_mut(&vin).filter(|v| v.account == account) else {
-        return tesla_error(StatusCode::NOT_FOUND, "not_found");
+        return tesla_error(StatusCode::NOT_FOUND, "not_found").into_response();
     };
     if v.state == Power::Asleep && v.waking_until.is_none() {
         if delay.is_zero() {
@@ -368,7 +378,7 @@ async fn command(
     let lock_to = match verb.as_str() {
         "door_lock" => true,
         "door_unlock" => false,
-        _ => return tesla_error(StatusCode::NOT_FOUND, "not_found"),
+        _ => return tesla_error(StatusCode::NOT_FOUND, "not_found").into_response(),
     };
     let result = m.with_awake_car(&headers, &vin, |v| {
         if v.user_present {
@@ -380,7 +390,7 @@ async fn command(
     });
     match result {
         Ok(body) => Json(json!({"response": body})).into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -471,7 +481,7 @@ async fn steer(
     Json(s): Json<Steer>,
 ) -> Response {
     if m.vehicle(&vin).is_none() {
-        return tesla_error(StatusCode::NOT_FOUND, "not_found");
+        return tesla_error(StatusCode::NOT_FOUND, "not_found").into_response();
     }
     m.update(&vin, |v| {
         if let Some(x) = s.state {

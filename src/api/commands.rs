@@ -1,0 +1,190 @@
+//! Command routes: `POST /v1/vehicles/{id}/lock|unlock` and `GET /v1/commands/{id}`.
+//!
+//! A command answers `202 Accepted` with `Location: /v1/commands/{id}` unless the
+//! caller sends `Prefer: wait=N`: then keyway waits up to N seconds (capped by
+//! `commands.max_wait_s`) and answers `200` with the final record, or the failure as a
+//! problem (with `command_id`), or `202` if it is still pending. A replay with the same
+//! `Idempotency-Key` gets the same command and the same answer.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keyway_adapter::Command;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::{Authed, OptionalJson, idempotency_key, prefer_wait};
+use super::problem::RequestId;
+use super::timestamp;
+use crate::auth::Scope;
+use crate::commands::Request;
+use crate::error::{ApiError, Code};
+use crate::gateway::Gateway;
+use crate::store::{AccountStatus, CommandRecord, CommandStatus};
+use crate::tokens::reauthorization_required;
+
+/// The optional body of a lock/unlock.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandBody {
+    /// The caller's own reference (an order or delivery id), kept with the record.
+    pub reference: Option<String>,
+}
+
+/// The JSON view of a command.
+pub fn view(c: &CommandRecord) -> Value {
+    let error = match (&c.error_code, &c.error_detail) {
+        (Some(code), detail) => json!({ "code": code, "detail": detail }),
+        _ => Value::Null,
+    };
+    json!({
+        "id": c.id,
+        "vehicle_id": c.vehicle_id,
+        "action": c.action.as_str(),
+        "status": c.status.as_str(),
+        "reference": c.reference,
+        "error": error,
+        "created_at": timestamp(c.created_at),
+        "completed_at": c.completed_at.map(timestamp),
+    })
+}
+
+fn location(c: &CommandRecord) -> HeaderValue {
+    HeaderValue::try_from(format!("/v1/commands/{}", c.id))
+        .unwrap_or_else(|_| HeaderValue::from_static("/v1/commands"))
+}
+
+/// The answer to a lock/unlock in its current state.
+fn answer(c: &CommandRecord) -> Response {
+    match c.status {
+        CommandStatus::Pending => {
+            let mut resp = (StatusCode::ACCEPTED, Json(view(c))).into_response();
+            resp.headers_mut().insert(header::LOCATION, location(c));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp
+        }
+        CommandStatus::Succeeded => {
+            let mut resp = (StatusCode::OK, Json(view(c))).into_response();
+            resp.headers_mut()
+                .insert(header::CONTENT_LOCATION, location(c));
+            resp
+        }
+        CommandStatus::Failed => {
+            let code = c
+                .error_code
+                .as_deref()
+                .and_then(Code::parse)
+                .unwrap_or(Code::Internal);
+            let mut resp = ApiError::new(code, c.error_detail.clone().unwrap_or_default())
+                .with("command_id", c.id.clone())
+                .into_response();
+            resp.headers_mut().insert(header::LOCATION, location(c));
+            resp
+        }
+    }
+}
+
+async fn command(
+    gw: Arc<Gateway>,
+    caller: crate::auth::Caller,
+    id: String,
+    action: Command,
+    headers: HeaderMap,
+    request_id: RequestId,
+    body: Option<CommandBody>,
+) -> Result<Response, ApiError> {
+    caller.require(match action {
+        Command::Lock => Scope::CommandsLock,
+        Command::Unlock => Scope::CommandsUnlock,
+    })?;
+    let vehicle = gw.fleet.find(&caller, &id).await?;
+    gw.fleet.require(&vehicle, action.capability())?;
+    let reference = body.and_then(|b| b.reference);
+    if reference.as_ref().is_some_and(|r| r.len() > 200) {
+        return Err(ApiError::invalid(
+            "reference must be at most 200 characters",
+        ));
+    }
+    let key = idempotency_key(&headers)?;
+    let wait = prefer_wait(&headers).map(|w| w.min(gw.config.commands.max_wait()));
+    // Refuse early, without a record, when the owner must relink first; a replay of an
+    // existing idempotent command still gets its stored answer below.
+    if key.is_none()
+        && let Some(account) = gw.store.account(&vehicle.account_id).await?
+        && account.status == AccountStatus::ReauthorizationRequired
+    {
+        return Err(reauthorization_required(
+            &account,
+            "its authorization was rejected",
+        ));
+    }
+    let record = gw
+        .commands
+        .submit(
+            &vehicle,
+            Request {
+                caller: caller.sub.clone(),
+                action,
+                reference,
+                idempotency_key: key,
+                request_id: Some(request_id.0),
+            },
+        )
+        .await?;
+    let record = match wait {
+        Some(w) if record.status == CommandStatus::Pending && !w.is_zero() => {
+            gw.commands.wait(&record.id, w).await?.unwrap_or(record)
+        }
+        _ => record,
+    };
+    Ok(answer(&record))
+}
+
+/// `POST /v1/vehicles/{id}/lock`.
+pub async fn lock(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    OptionalJson(body): OptionalJson<CommandBody>,
+) -> Result<Response, ApiError> {
+    command(gw, caller, id, Command::Lock, headers, request_id, body).await
+}
+
+/// `POST /v1/vehicles/{id}/unlock`.
+pub async fn unlock(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    OptionalJson(body): OptionalJson<CommandBody>,
+) -> Result<Response, ApiError> {
+    command(gw, caller, id, Command::Unlock, headers, request_id, body).await
+}
+
+/// `GET /v1/commands/{id}`: the caller's own commands (any, with `admin`), on
+/// vehicles its token may touch.
+pub async fn get(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !(caller.has(Scope::CommandsLock) || caller.has(Scope::CommandsUnlock)) {
+        caller.require(Scope::CommandsLock)?;
+    }
+    let not_found = || ApiError::new(Code::CommandNotFound, format!("no command {id}"));
+    let c = gw.store.command(&id).await?.ok_or_else(not_found)?;
+    let visible =
+        (c.caller == caller.sub || caller.has(Scope::Admin)) && caller.may_touch(&c.vehicle_id);
+    if !visible {
+        return Err(not_found());
+    }
+    Ok(Json(view(&c)))
+}

@@ -1,0 +1,193 @@
+//! Request parsing for the unified API, failing only with [`ApiError`]s: the caller's
+//! JWT, optional JSON bodies (malformed, non-JSON or oversized bodies get precise
+//! problems), `Prefer: wait=N` (RFC 7240) and `Idempotency-Key` (IETF draft: a
+//! structured-field string; a bare token is accepted too).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, Code};
+use crate::gateway::Gateway;
+
+/// The authenticated caller.
+#[derive(Debug)]
+pub struct Authed(pub Caller);
+
+impl FromRequestParts<Arc<Gateway>> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, gw: &Arc<Gateway>) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::new(Code::Unauthenticated, "send Authorization: Bearer <token>")
+            })?
+            .to_str()
+            .map_err(|_| {
+                ApiError::new(
+                    Code::Unauthenticated,
+                    "the Authorization header is not text",
+                )
+            })?;
+        let token = match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => {
+                return Err(ApiError::new(
+                    Code::Unauthenticated,
+                    "the Authorization header must use the Bearer scheme",
+                ));
+            }
+        };
+        gw.verifier.verify(token).map(Authed)
+    }
+}
+
+/// A JSON body that may be absent (an empty body is `None`).
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                let essence = v
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                essence == "application/json" || essence.ends_with("+json")
+            });
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(Code::PayloadTooLarge, "the request body is too large")
+            } else {
+                ApiError::invalid(format!("the request body could not be read: {rejection}"))
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        if json_type == Some(false) {
+            return Err(ApiError::new(
+                Code::UnsupportedMediaType,
+                "send the body as Content-Type: application/json",
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map(|v| OptionalJson(Some(v)))
+            .map_err(|e| ApiError::invalid(format!("the JSON body is not valid: {e}")))
+    }
+}
+
+/// The `wait` preference, in seconds, from `Prefer` headers (RFC 7240).
+pub fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|pref| {
+            let (name, value) = pref.split(';').next()?.split_once('=')?;
+            if !name.trim().eq_ignore_ascii_case("wait") {
+                return None;
+            }
+            let secs: u64 = value.trim().trim_matches('"').parse().ok()?;
+            Some(Duration::from_secs(secs))
+        })
+        .next()
+}
+
+/// The `Idempotency-Key`, validated: 1–255 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(raw) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::invalid("send exactly one Idempotency-Key header"));
+    }
+    let raw = raw
+        .to_str()
+        .map_err(|_| ApiError::invalid("the Idempotency-Key must be ASCII"))?
+        .trim();
+    let key = raw
+        .strip_prefix('"')
+        .and_then(|k| k.strip_suffix('"'))
+        .unwrap_or(raw);
+    let ok =
+        (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic() && b != b'"');
+    if ok {
+        Ok(Some(key.to_string()))
+    } else {
+        Err(ApiError::invalid(
+            "the Idempotency-Key must be 1 to 255 visible ASCII characters",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn prefer_wait_forms() {
+        assert_eq!(
+            prefer_wait(&headers(&[("prefer", "wait=10")])),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            prefer_wait(&headers(&[("prefer", "respond-async, wait=5")])),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(prefer_wait(&headers(&[("prefer", "return=minimal")])), None);
+        assert_eq!(prefer_wait(&headers(&[("prefer", "wait=soon")])), None);
+        assert_eq!(prefer_wait(&headers(&[])), None);
+    }
+
+    #[test]
+    fn idempotency_key_forms() {
+        assert_eq!(
+            idempotency_key(&headers(&[("idempotency-key", "\"abc-1\"")])).unwrap(),
+            Some("abc-1".into())
+        );
+        assert_eq!(
+            idempotency_key(&headers(&[("idempotency-key", "abc-1")])).unwrap(),
+            Some("abc-1".into())
+        );
+        assert!(idempotency_key(&headers(&[("idempotency-key", "\"\"")])).is_err());
+        assert!(
+            idempotency_key(&headers(&[
+                ("idempotency-key", "a"),
+                ("idempotency-key", "b")
+            ]))
+            .is_err()
+        );
+        assert_eq!(idempotency_key(&headers(&[])).unwrap(), None);
+    }
+}

@@ -1,0 +1,55 @@
+//! The unified HTTP API (v1): routes, one JSON shape, problem+json errors. [`app`]
+//! builds the whole router so tests can serve it on an ephemeral port.
+//!
+//! - [`problem`]: error rendering and the request-context middleware.
+//! - [`extract`]: caller auth, JSON bodies, `Prefer`, `Idempotency-Key`.
+//! - [`vehicles`]: vehicle list, detail, location, security.
+//! - [`commands`]: lock, unlock, command status.
+//! - [`ops`]: health, readiness.
+
+pub mod commands;
+pub mod extract;
+pub mod ops;
+pub mod problem;
+pub mod vehicles;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+
+use crate::error::{ApiError, Code};
+use crate::gateway::Gateway;
+
+/// The whole API.
+pub fn app(gateway: Arc<Gateway>) -> Router {
+    let max_body = gateway.config.http.max_body_bytes;
+    Router::new()
+        .route("/v1/vehicles", get(vehicles::list))
+        .route("/v1/vehicles/{id}", get(vehicles::one))
+        .route("/v1/vehicles/{id}/location", get(vehicles::location))
+        .route("/v1/vehicles/{id}/security", get(vehicles::security))
+        .route("/v1/vehicles/{id}/lock", post(commands::lock))
+        .route("/v1/vehicles/{id}/unlock", post(commands::unlock))
+        .route("/v1/commands/{id}", get(commands::get))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .fallback(|| async { ApiError::new(Code::NotFound, "no such resource") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                Code::MethodNotAllowed,
+                "this resource does not accept that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(problem::request_context))
+        .with_state(gateway)
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn timestamp(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,116 @@
+//! RFC 9457 problem+json: the one place an [`ApiError`] becomes an HTTP answer, and the
+//! request-context middleware that gives every request an id (taken from a sane
+//! incoming `X-Request-Id` or made fresh), echoes it in the response, writes it into
+//! every problem body, and logs one line per request.
+//!
+//! Handlers return `ApiError`; its `IntoResponse` sets status and headers and parks the
+//! problem in a response extension; the middleware, which knows the request id and
+//! path, renders the body. So problem bodies are written in exactly one place.
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, header};
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use crate::error::ApiError;
+
+/// The request id, available to handlers as an extension.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// A problem waiting for the middleware to render it.
+#[derive(Clone, Debug)]
+struct PendingProblem(ApiError);
+
+/// The media type of problem answers.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = self.code.status().into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if self.code == crate::error::Code::Unauthenticated {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"keyway\", error=\"invalid_token\""),
+            );
+        }
+        resp.extensions_mut().insert(PendingProblem(self));
+        resp
+    }
+}
+
+/// The problem object for `e`.
+pub fn body(e: &ApiError, request_id: &str, instance: &str) -> Value {
+    let mut obj = Map::new();
+    obj.insert(
+        "type".into(),
+        json!(format!("urn:keyway:problem:{}", e.code.as_str())),
+    );
+    obj.insert("title".into(), json!(e.code.title()));
+    obj.insert("status".into(), json!(e.code.status().as_u16()));
+    obj.insert("detail".into(), json!(e.detail));
+    obj.insert("instance".into(), json!(instance));
+    obj.insert("code".into(), json!(e.code.as_str()));
+    obj.insert("retryable".into(), json!(e.code.retryable()));
+    obj.insert("request_id".into(), json!(request_id));
+    if let Some(oem) = &e.oem {
+        obj.insert("oem".into(), json!(oem));
+    }
+    if let Some(after) = e.retry_after {
+        obj.insert(
+            "retry_after_s".into(),
+            json!(after.as_secs_f64().ceil() as u64),
+        );
+    }
+    for (k, v) in &e.extra {
+        obj.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    Value::Object(obj)
+}
+
+fn incoming_id(req: &Request) -> Option<String> {
+    let v = req.headers().get("x-request-id")?.to_str().ok()?;
+    let ok = !v.is_empty()
+        && v.len() <= 128
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    ok.then(|| v.to_string())
+}
+
+/// Outermost middleware: request id, problem rendering, one log line per request.
+pub async fn request_context(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = incoming_id(&req).unwrap_or_else(|| crate::ids::new("req"));
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut resp = next.run(req).await;
+    if let Some(PendingProblem(e)) = resp.extensions_mut().remove::<PendingProblem>() {
+        let bytes = serde_json::to_vec(&body(&e, &id, &path)).unwrap_or_default();
+        *resp.body_mut() = axum::body::Body::from(bytes);
+        resp.headers_mut().remove(header::CONTENT_LENGTH);
+        if resp.status().is_server_error() {
+            tracing::warn!(request_id = %id, code = e.code.as_str(), detail = %e.detail, "request failed");
+        }
+    }
+    if let Ok(v) = HeaderValue::try_from(id.as_str()) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    tracing::info!(
+        request_id = %id,
+        %method,
+        path = %path,
+        status = resp.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "request"
+    );
+    resp
+}

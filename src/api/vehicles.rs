@@ -1,0 +1,111 @@
+//! Vehicle routes: list, detail, location and security, each checking its scope and
+//! the token's vehicle restriction before anything reaches an OEM.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::extract::Authed;
+use super::timestamp;
+use crate::auth::Scope;
+use crate::error::ApiError;
+use crate::gateway::Gateway;
+use crate::store::VehicleRecord;
+
+fn view(gw: &Gateway, v: &VehicleRecord) -> Value {
+    let (make, capabilities) = match gw.fleet.adapter(v) {
+        Ok(a) => (json!(a.info().make), json!(a.info().capabilities)),
+        Err(_) => (Value::Null, json!([])),
+    };
+    json!({
+        "id": v.id,
+        "oem": v.oem,
+        "make": make,
+        "model": v.model,
+        "year": v.year,
+        "display_name": v.display_name,
+        "vin": v.vin,
+        "capabilities": capabilities,
+    })
+}
+
+/// `GET /v1/vehicles`.
+pub async fn list(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::VehiclesRead)?;
+    let vehicles: Vec<Value> = gw
+        .fleet
+        .list(&caller)
+        .await?
+        .iter()
+        .map(|v| view(&gw, v))
+        .collect();
+    Ok(Json(json!({ "vehicles": vehicles })))
+}
+
+/// `GET /v1/vehicles/{id}`.
+pub async fn one(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::VehiclesRead)?;
+    let v = gw.fleet.find(&caller, &id).await?;
+    Ok(Json(view(&gw, &v)))
+}
+
+fn age_s(recorded_at: OffsetDateTime) -> i64 {
+    (OffsetDateTime::now_utc() - recorded_at)
+        .whole_seconds()
+        .max(0)
+}
+
+/// `GET /v1/vehicles/{id}/location`.
+pub async fn location(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::LocationRead)?;
+    let v = gw.fleet.find(&caller, &id).await?;
+    let l = gw.fleet.locate(&v).await?;
+    let mut body = json!({
+        "vehicle_id": v.id,
+        "latitude": l.latitude,
+        "longitude": l.longitude,
+        "heading": l.heading,
+        "recorded_at": timestamp(l.recorded_at),
+        "age_s": age_s(l.recorded_at),
+    });
+    if let Some(a) = l.accuracy_m {
+        body["accuracy_m"] = json!(a);
+    }
+    Ok(Json(body))
+}
+
+/// `GET /v1/vehicles/{id}/security`.
+pub async fn security(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::SecurityRead)?;
+    let v = gw.fleet.find(&caller, &id).await?;
+    let (s, source) = gw.fleet.security(&v).await?;
+    let mut body = json!({
+        "vehicle_id": v.id,
+        "locked": s.locked,
+        "source": source.as_str(),
+        "recorded_at": timestamp(s.recorded_at),
+        "age_s": age_s(s.recorded_at),
+    });
+    if let Some(doors) = s.doors {
+        body["doors"] = json!(doors);
+    }
+    Ok(Json(body))
+}

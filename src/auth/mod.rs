@@ -1,0 +1,403 @@
+//! Caller authentication and authorization: verifies the `Authorization: Bearer` JWT
+//! an internal service sends (algorithm pinned by configuration; `iss`, `aud`, `exp`,
+//! `nbf` and `sub` required and checked) and turns it into a [`Caller`] with scopes and
+//! an optional list of the only vehicles the token may touch. Also mints development
+//! tokens for `keyway token` and the demo.
+
+use std::collections::HashMap;
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{AuthConfig, ConfigError, JwtAlgorithm};
+use crate::error::{ApiError, Code};
+
+/// A permission a token can carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// List and read vehicles.
+    VehiclesRead,
+    /// Read positions.
+    LocationRead,
+    /// Read lock state.
+    SecurityRead,
+    /// Lock.
+    CommandsLock,
+    /// Unlock.
+    CommandsUnlock,
+    /// Link and unlink OEM accounts.
+    AccountsWrite,
+    /// Create and revoke delivery grants.
+    GrantsWrite,
+    /// Use a delivery grant.
+    GrantsUse,
+    /// Everything.
+    Admin,
+}
+
+impl Scope {
+    /// Every scope, in documentation order.
+    pub const ALL: [Scope; 9] = [
+        Scope::VehiclesRead,
+        Scope::LocationRead,
+        Scope::SecurityRead,
+        Scope::CommandsLock,
+        Scope::CommandsUnlock,
+        Scope::AccountsWrite,
+        Scope::GrantsWrite,
+        Scope::GrantsUse,
+        Scope::Admin,
+    ];
+
+    /// The scope string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::VehiclesRead => "vehicles:read",
+            Scope::LocationRead => "location:read",
+            Scope::SecurityRead => "security:read",
+            Scope::CommandsLock => "commands:lock",
+            Scope::CommandsUnlock => "commands:unlock",
+            Scope::AccountsWrite => "accounts:write",
+            Scope::GrantsWrite => "grants:write",
+            Scope::GrantsUse => "grants:use",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// Parses a scope string.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's `sub`.
+    pub sub: String,
+    scopes: u16,
+    /// When set, the only vehicle ids this token may touch.
+    pub vehicles: Option<Vec<String>>,
+}
+
+impl Caller {
+    /// A caller with the given scopes (tests, internal use).
+    pub fn new(sub: &str, scopes: &[Scope], vehicles: Option<Vec<String>>) -> Self {
+        Self {
+            sub: sub.into(),
+            scopes: scopes.iter().fold(0, |acc, s| acc | s.bit()),
+            vehicles,
+        }
+    }
+
+    /// Whether the token carries `scope` (`admin` carries every scope).
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes & (scope.bit() | Scope::Admin.bit()) != 0
+    }
+
+    /// `forbidden` unless the token carries `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.has(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                Code::Forbidden,
+                format!("the token lacks the scope {}", scope.as_str()),
+            )
+            .with("required_scope", scope.as_str()))
+        }
+    }
+
+    /// Whether the token's `vehicles` restriction allows `vehicle_id`.
+    pub fn may_touch(&self, vehicle_id: &str) -> bool {
+        self.vehicles
+            .as_ref()
+            .is_none_or(|v| v.iter().any(|x| x == vehicle_id))
+    }
+
+    /// `forbidden` unless the restriction allows `vehicle_id`.
+    pub fn require_vehicle(&self, vehicle_id: &str) -> Result<(), ApiError> {
+        if self.may_touch(vehicle_id) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                Code::Forbidden,
+                "the token is restricted to other vehicles",
+            ))
+        }
+    }
+}
+
+/// `scope` as OAuth sends it (one space-separated string) or as a JSON array.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(untagged)]
+enum ScopeClaim {
+    Spaced(String),
+    List(Vec<String>),
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct Claims {
+    sub: String,
+    #[serde(default, alias = "scp", skip_serializing_if = "Option::is_none")]
+    scope: Option<ScopeClaim>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vehicles: Option<Vec<String>>,
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    aud: Option<String>,
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    exp: Option<u64>,
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
+}
+
+/// Verification keys: one key, or a JWKS keyed by `kid`.
+enum Keys {
+    Single(DecodingKey),
+    ByKid(HashMap<String, DecodingKey>),
+}
+
+/// Verifies caller tokens.
+pub struct Verifier {
+    keys: Keys,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("algorithms", &self.validation.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+fn algorithm(a: JwtAlgorithm) -> Algorithm {
+    match a {
+        JwtAlgorithm::HS256 => Algorithm::HS256,
+        JwtAlgorithm::RS256 => Algorithm::RS256,
+        JwtAlgorithm::ES256 => Algorithm::ES256,
+    }
+}
+
+fn config_err(field: &str, message: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.to_string(),
+    }
+}
+
+impl Verifier {
+    /// Builds a verifier from configuration, reading key files.
+    pub fn from_config(c: &AuthConfig) -> Result<Self, ConfigError> {
+        let alg = algorithm(c.algorithm);
+        let read = |field: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| config_err(field, format!("{}: {e}", path.display())))
+        };
+        let keys = match c.algorithm {
+            JwtAlgorithm::HS256 => {
+                let secret = c
+                    .hs256_secret
+                    .as_ref()
+                    .ok_or_else(|| config_err("auth.hs256_secret", "required for HS256"))?;
+                Keys::Single(DecodingKey::from_secret(secret.expose().as_bytes()))
+            }
+            JwtAlgorithm::RS256 | JwtAlgorithm::ES256 => {
+                if let Some(path) = &c.jwks_file {
+                    let set: JwkSet = serde_json::from_slice(&read("auth.jwks_file", path)?)
+                        .map_err(|e| config_err("auth.jwks_file", e))?;
+                    let mut by_kid = HashMap::new();
+                    for jwk in &set.keys {
+                        let Some(kid) = jwk.common.key_id.clone() else {
+                            continue;
+                        };
+                        let key = DecodingKey::from_jwk(jwk)
+                            .map_err(|e| config_err("auth.jwks_file", format!("key {kid}: {e}")))?;
+                        by_kid.insert(kid, key);
+                    }
+                    if by_kid.is_empty() {
+                        return Err(config_err("auth.jwks_file", "no key with a kid"));
+                    }
+                    Keys::ByKid(by_kid)
+                } else {
+                    let path = c
+                        .public_key_file
+                        .as_ref()
+                        .ok_or_else(|| config_err("auth.public_key_file", "required"))?;
+                    let pem = read("auth.public_key_file", path)?;
+                    let key = match c.algorithm {
+                        JwtAlgorithm::RS256 => DecodingKey::from_rsa_pem(&pem),
+                        _ => DecodingKey::from_ec_pem(&pem),
+                    }
+                    .map_err(|e| config_err("auth.public_key_file", e))?;
+                    Keys::Single(key)
+                }
+            }
+        };
+        let mut validation = Validation::new(alg);
+        validation.set_audience(&[&c.audience]);
+        validation.set_issuer(&[&c.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = c.leeway_s;
+        Ok(Self { keys, validation })
+    }
+
+    /// Verifies a bearer token.
+    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        let unauthenticated = |detail: &str| ApiError::new(Code::Unauthenticated, detail);
+        let key = match &self.keys {
+            Keys::Single(k) => k,
+            Keys::ByKid(keys) => {
+                let header = jsonwebtoken::decode_header(token)
+                    .map_err(|_| unauthenticated("the token is not a well-formed JWT"))?;
+                let kid = header
+                    .kid
+                    .ok_or_else(|| unauthenticated("the token names no key (kid)"))?;
+                keys.get(&kid)
+                    .ok_or_else(|| unauthenticated("the token's key (kid) is not known"))?
+            }
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+            let detail = match e.kind() {
+                ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
+                ErrorKind::InvalidAudience => "the token is not meant for keyway (aud)",
+                ErrorKind::InvalidIssuer => "the token's issuer is not trusted (iss)",
+                ErrorKind::InvalidSignature => "the token's signature does not verify",
+                ErrorKind::InvalidAlgorithm => "the token's algorithm is not accepted",
+                ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim",
+                _ => "the token is not a valid JWT",
+            };
+            unauthenticated(detail)
+        })?;
+        let c = data.claims;
+        if c.sub.is_empty() {
+            return Err(unauthenticated("the token's sub is empty"));
+        }
+        let names: Vec<String> = match c.scope {
+            Some(ScopeClaim::Spaced(s)) => s.split_whitespace().map(str::to_string).collect(),
+            Some(ScopeClaim::List(v)) => v,
+            None => Vec::new(),
+        };
+        let scopes: Vec<Scope> = names.iter().filter_map(|s| Scope::parse(s)).collect();
+        Ok(Caller::new(&c.sub, &scopes, c.vehicles))
+    }
+}
+
+/// What a development token says.
+#[derive(Clone, Debug)]
+pub struct DevToken<'a> {
+    /// `sub`.
+    pub sub: &'a str,
+    /// Scopes.
+    pub scopes: &'a [String],
+    /// Optional vehicle restriction.
+    pub vehicles: Option<Vec<String>>,
+    /// Lifetime in seconds.
+    pub ttl_s: u64,
+}
+
+/// Mints an HS256 token accepted by a verifier built from `auth`.
+pub fn mint_hs256(auth: &AuthConfig, t: &DevToken<'_>) -> Result<String, ConfigError> {
+    let secret = auth
+        .hs256_secret
+        .as_ref()
+        .ok_or_else(|| config_err("auth.hs256_secret", "required to mint HS256 tokens"))?;
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = Claims {
+        sub: t.sub.into(),
+        scope: Some(ScopeClaim::Spaced(t.scopes.join(" "))),
+        vehicles: t.vehicles.clone(),
+        iss: Some(auth.issuer.clone()),
+        aud: Some(auth.audience.clone()),
+        exp: Some(now + t.ttl_s),
+        nbf: Some(now.saturating_sub(1)),
+        iat: Some(now),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.expose().as_bytes()),
+    )
+    .map_err(|e| config_err("auth", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyway_adapter::Secret;
+
+    fn auth() -> AuthConfig {
+        AuthConfig {
+            issuer: "https://id.test".into(),
+            audience: "keyway".into(),
+            algorithm: JwtAlgorithm::HS256,
+            hs256_secret: Some(Secret::new("0123456789abcdef0123456789abcdef")),
+            public_key_file: None,
+            jwks_file: None,
+            leeway_s: 0,
+        }
+    }
+
+    fn token(scopes: &[&str]) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        mint_hs256(
+            &auth(),
+            &DevToken {
+                sub: "svc",
+                scopes: &scopes,
+                vehicles: None,
+                ttl_s: 60,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn minted_token_verifies_with_scopes() {
+        let v = Verifier::from_config(&auth()).unwrap();
+        let c = v.verify(&token(&["location:read", "bogus:scope"])).unwrap();
+        assert_eq!(c.sub, "svc");
+        assert!(c.has(Scope::LocationRead));
+        assert!(!c.has(Scope::CommandsUnlock));
+        assert!(c.require(Scope::CommandsUnlock).is_err());
+    }
+
+    #[test]
+    fn admin_implies_everything() {
+        let c = Caller::new("a", &[Scope::Admin], None);
+        assert!(Scope::ALL.iter().all(|s| c.has(*s)));
+    }
+
+    #[test]
+    fn vehicle_restriction() {
+        let c = Caller::new("a", &[Scope::Admin], Some(vec!["veh_1".into()]));
+        assert!(c.may_touch("veh_1"));
+        assert!(!c.may_touch("veh_2"));
+    }
+
+    #[test]
+    fn wrong_secret_and_alg_none_are_rejected() {
+        let mut other = auth();
+        other.hs256_secret = Some(Secret::new("ffffffffffffffffffffffffffffffff"));
+        let v = Verifier::from_config(&other).unwrap();
+        let e = v.verify(&token(&["admin"])).unwrap_err();
+        assert_eq!(e.code, Code::Unauthenticated);
+
+        // {"alg":"none"} with the same claims and an empty signature.
+        let t = token(&["admin"]);
+        let payload = t.split('.').nth(1).unwrap();
+        let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+        let v = Verifier::from_config(&auth()).unwrap();
+        assert_eq!(v.verify(&none).unwrap_err().code, Code::Unauthenticated);
+    }
+}

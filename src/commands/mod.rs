@@ -1,0 +1,450 @@
+//! The command lifecycle: record → send → (poll) → final outcome, with the rules that
+//! make a remote unlock safe.
+//!
+//! - A command is written to the store *before* the OEM hears of it, and marked `sent`
+//!   just before each hand-over, so after a crash keyway knows whether it may have
+//!   reached the car.
+//! - An idempotency key is claimed in the same transaction as the command: the same
+//!   key and request return the same command (no second OEM call, even while the first
+//!   is in flight); the same key with another request is refused.
+//! - One command at a time per vehicle (a per-vehicle async lock, held for the command's
+//!   whole life).
+//! - Re-sending happens only when the OEM certainly did not act (`Delivered::No`: asleep,
+//!   token rejected). An ambiguous failure is reconciled by reading the lock state,
+//!   never by sending again.
+//! - Pending commands found at start-up are resumed: never-sent ones are sent, accepted
+//!   async ones are polled, sent-but-unconfirmed ones are reconciled.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keyway_adapter::{Capability, Command, OemError, Pending, Progress, Sent, VehicleRef};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::error::{ApiError, Code};
+use crate::ids;
+use crate::store::{
+    CommandRecord, CommandStatus, Created, IdempotencyClaim, Store, VehicleRecord, now,
+};
+use crate::tokens::CallError;
+use crate::vehicles::Fleet;
+
+/// Timing of async commands.
+#[derive(Clone, Copy, Debug)]
+pub struct CommandTiming {
+    /// Give up on an accepted async command after this long.
+    pub timeout: Duration,
+    /// Longest pause between polls.
+    pub max_poll_interval: Duration,
+}
+
+/// What a caller asks for.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The caller's `sub`.
+    pub caller: String,
+    /// Lock or unlock.
+    pub action: Command,
+    /// The caller's reference.
+    pub reference: Option<String>,
+    /// `Idempotency-Key`, if sent.
+    pub idempotency_key: Option<String>,
+    /// The request id, for the record.
+    pub request_id: Option<String>,
+}
+
+impl Request {
+    /// What makes two requests "the same" under one idempotency key.
+    fn fingerprint(&self, vehicle_id: &str) -> String {
+        let mut h = Sha256::new();
+        for part in [
+            self.action.as_str(),
+            vehicle_id,
+            self.reference.as_deref().unwrap_or(""),
+        ] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+type Finals = Mutex<HashMap<String, watch::Sender<Option<CommandRecord>>>>;
+
+/// Runs commands.
+pub struct Commands {
+    store: Arc<dyn Store>,
+    fleet: Arc<Fleet>,
+    timing: CommandTiming,
+    /// Commands running in this process, each with a channel carrying its final record.
+    running: Finals,
+    /// One lock per vehicle: at most one command in flight per car.
+    vehicle_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Commands {
+    /// A command runner.
+    pub fn new(store: Arc<dyn Store>, fleet: Arc<Fleet>, timing: CommandTiming) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            fleet,
+            timing,
+            running: Mutex::default(),
+            vehicle_locks: Mutex::default(),
+        })
+    }
+
+    /// Records a command (or finds the one its idempotency key already made) and starts
+    /// it. Returns the record as it stands now.
+    pub async fn submit(
+        self: &Arc<Self>,
+        vehicle: &VehicleRecord,
+        req: Request,
+    ) -> Result<CommandRecord, ApiError> {
+        let t = now();
+        let record = CommandRecord {
+            id: ids::new("cmd"),
+            vehicle_id: vehicle.id.clone(),
+            action: req.action,
+            status: CommandStatus::Pending,
+            caller: req.caller.clone(),
+            reference: req.reference.clone(),
+            request_id: req.request_id.clone(),
+            sent_at: None,
+            oem_handle: None,
+            error_code: None,
+            error_detail: None,
+            created_at: t,
+            updated_at: t,
+            completed_at: None,
+        };
+        let claim = req.idempotency_key.as_ref().map(|key| IdempotencyClaim {
+            caller: req.caller.clone(),
+            key: key.clone(),
+            fingerprint: req.fingerprint(&vehicle.id),
+        });
+        match self.store.create_command(&record, claim.as_ref()).await? {
+            Created::New => {
+                tracing::info!(command = %record.id, vehicle = %vehicle.id,
+                    action = record.action.as_str(), caller = %record.caller, "command recorded");
+                self.start(record.clone());
+                Ok(record)
+            }
+            Created::Existing {
+                command,
+                fingerprint,
+            } => {
+                let same = claim.is_some_and(|c| c.fingerprint == fingerprint);
+                if same {
+                    Ok(*command)
+                } else {
+                    Err(ApiError::new(
+                        Code::IdempotencyKeyReused,
+                        "this Idempotency-Key was already used with a different request",
+                    )
+                    .with("command_id", command.id.clone()))
+                }
+            }
+        }
+    }
+
+    fn start(self: &Arc<Self>, record: CommandRecord) {
+        let (tx, _) = watch::channel(None);
+        guard(&self.running).insert(record.id.clone(), tx);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let id = record.id.clone();
+            let done = this.run(record).await;
+            if let Some(tx) = guard(&this.running).remove(&id) {
+                let _ = tx.send(Some(done));
+            }
+        });
+    }
+
+    /// The command's record once it is final, or as it stands after `max` — whichever
+    /// comes first.
+    pub async fn wait(&self, id: &str, max: Duration) -> Result<Option<CommandRecord>, ApiError> {
+        let deadline = Instant::now() + max;
+        let rx = guard(&self.running).get(id).map(watch::Sender::subscribe);
+        if let Some(mut rx) = rx {
+            let waited = tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .and_then(|done| done.clone());
+            return match waited {
+                Some(done) => Ok(Some(done)),
+                None => Ok(self.store.command(id).await?),
+            };
+        }
+        // Not running here (finished, or run by another process): read the store.
+        loop {
+            let record = self.store.command(id).await?;
+            let pending = record
+                .as_ref()
+                .is_some_and(|r| r.status == CommandStatus::Pending);
+            if !pending || Instant::now() >= deadline {
+                return Ok(record);
+            }
+            tokio::time::sleep((deadline - Instant::now()).min(Duration::from_millis(200))).await;
+        }
+    }
+
+    /// Resumes every pending command (call once at start-up).
+    pub async fn resume(self: &Arc<Self>) -> Result<usize, ApiError> {
+        let pending = self.store.pending_commands().await?;
+        let n = pending.len();
+        for record in pending {
+            tracing::info!(command = %record.id, sent = record.sent_at.is_some(), "resuming command");
+            self.start(record);
+        }
+        Ok(n)
+    }
+
+    /// Waits until no command runs in this process, or `max` passes; returns how many
+    /// are still running (they stay `pending` in the store and resume at next start).
+    pub async fn drain(&self, max: Duration) -> usize {
+        let deadline = Instant::now() + max;
+        loop {
+            let running = guard(&self.running).len();
+            if running == 0 || Instant::now() >= deadline {
+                return running;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn vehicle_lock(&self, vehicle_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        guard(&self.vehicle_locks)
+            .entry(vehicle_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Drives one command to a final record and stores it.
+    async fn run(&self, mut record: CommandRecord) -> CommandRecord {
+        let lock = self.vehicle_lock(&record.vehicle_id);
+        let outcome = {
+            let _one_per_car = lock.lock().await;
+            self.execute(&mut record).await
+        };
+        drop(lock);
+        guard(&self.vehicle_locks).retain(|_, l| Arc::strong_count(l) > 1);
+
+        let t = now();
+        record.updated_at = t;
+        record.completed_at = Some(t);
+        match outcome {
+            Ok(()) => {
+                record.status = CommandStatus::Succeeded;
+                record.error_code = None;
+                record.error_detail = None;
+            }
+            Err(e) => {
+                record.status = CommandStatus::Failed;
+                record.error_code = Some(e.code.as_str().to_string());
+                record.error_detail = Some(e.detail.clone());
+            }
+        }
+        if let Err(e) = self.store.update_command(&record).await {
+            // The record stays `pending` in the store and is reconciled at next start.
+            tracing::error!(command = %record.id, error = %e, "could not record the outcome");
+        }
+        if record.status == CommandStatus::Succeeded
+            && let Err(e) = self
+                .store
+                .set_last_locked(&record.vehicle_id, record.action.leaves_locked(), t)
+                .await
+        {
+            tracing::warn!(vehicle = %record.vehicle_id, error = %e, "could not remember lock state");
+        }
+        tracing::info!(command = %record.id, status = record.status.as_str(),
+            error = record.error_code.as_deref().unwrap_or(""), "command finished");
+        record
+    }
+
+    async fn execute(&self, record: &mut CommandRecord) -> Result<(), ApiError> {
+        let vehicle = self
+            .store
+            .vehicle(&record.vehicle_id)
+            .await?
+            .ok_or_else(|| ApiError::new(Code::VehicleNotFound, "the vehicle was removed"))?;
+        let adapter = self.fleet.require(&vehicle, record.action.capability())?;
+        let r = VehicleRef {
+            oem_id: vehicle.oem_id.clone(),
+        };
+
+        if let Some(handle) = &record.oem_handle {
+            // Accepted before a restart: only poll.
+            let pending: Pending = serde_json::from_str(handle).map_err(ApiError::internal)?;
+            return self.follow(record, &vehicle, &pending).await;
+        }
+        if record.sent_at.is_some() {
+            // Sent before a restart, outcome never recorded: never send again.
+            return self
+                .reconcile(
+                    record,
+                    &vehicle,
+                    "keyway restarted before the OEM confirmed it",
+                )
+                .await;
+        }
+
+        record.sent_at = Some(now());
+        record.updated_at = now();
+        self.store.update_command(record).await?;
+        let action = record.action;
+        let sent = self
+            .fleet
+            .awake(&vehicle, |cx| {
+                let (adapter, r) = (adapter.clone(), r.clone());
+                async move { adapter.send(&cx, &r, action).await }
+            })
+            .await;
+        match sent {
+            Ok(Sent::Completed) => Ok(()),
+            Ok(Sent::Pending(pending)) => {
+                record.oem_handle =
+                    Some(serde_json::to_string(&pending).map_err(ApiError::internal)?);
+                record.updated_at = now();
+                self.store.update_command(record).await?;
+                self.follow(record, &vehicle, &pending).await
+            }
+            Err(CallError::Oem(e)) if e.delivered() == keyway_adapter::Delivered::Unknown => {
+                tracing::warn!(command = %record.id, error = %e, "outcome ambiguous; reconciling");
+                let why = ApiError::from_oem(&e, &vehicle.oem).detail;
+                self.reconcile(record, &vehicle, &why).await
+            }
+            Err(e) => Err(e.into_api(&vehicle.oem)),
+        }
+    }
+
+    /// Polls an accepted async command until it is final or times out.
+    async fn follow(
+        &self,
+        record: &CommandRecord,
+        vehicle: &VehicleRecord,
+        pending: &Pending,
+    ) -> Result<(), ApiError> {
+        let adapter = self.fleet.adapter(vehicle)?;
+        let r = VehicleRef {
+            oem_id: vehicle.oem_id.clone(),
+        };
+        let deadline = Instant::now() + self.timing.timeout;
+        let mut delay =
+            Duration::from_millis(pending.poll_after_ms).min(self.timing.max_poll_interval);
+        loop {
+            tokio::time::sleep(delay).await;
+            let action = record.action;
+            let progress = self
+                .fleet
+                .awake(vehicle, |cx| {
+                    let (adapter, r, p) = (adapter.clone(), r.clone(), pending.clone());
+                    async move { adapter.poll(&cx, &r, action, &p).await }
+                })
+                .await;
+            match progress {
+                Ok(Progress::Succeeded) => return Ok(()),
+                Ok(Progress::Failed(e)) => return Err(ApiError::from_oem(&e, &vehicle.oem)),
+                Ok(Progress::Pending { poll_after }) => {
+                    delay = poll_after
+                        .unwrap_or(delay)
+                        .min(self.timing.max_poll_interval);
+                }
+                // A failed poll changes nothing at the car: keep polling.
+                Err(CallError::Oem(e)) if transient(&e) => {
+                    tracing::debug!(command = %record.id, error = %e, "poll failed; polling again");
+                }
+                Err(e) => return Err(e.into_api(&vehicle.oem)),
+            }
+            if Instant::now() >= deadline {
+                return Err(ApiError::new(
+                    Code::UpstreamTimeout,
+                    "the OEM did not confirm the command in time; it may still execute",
+                )
+                .with_oem(&vehicle.oem));
+            }
+        }
+    }
+
+    /// Decides an ambiguous command from the car's lock state (never by re-sending).
+    async fn reconcile(
+        &self,
+        record: &CommandRecord,
+        vehicle: &VehicleRecord,
+        why: &str,
+    ) -> Result<(), ApiError> {
+        let unknown = |state: &str| {
+            ApiError::new(
+                Code::UpstreamTimeout,
+                format!("outcome unknown ({why}); {state}. It was not sent again"),
+            )
+            .with_oem(&vehicle.oem)
+        };
+        let adapter = self.fleet.adapter(vehicle)?;
+        if !adapter.info().can(Capability::Security) {
+            return Err(unknown("this OEM cannot read the lock state to confirm it"));
+        }
+        match self.fleet.read_security(vehicle, &adapter).await {
+            Ok(s) if s.locked == record.action.leaves_locked() => {
+                tracing::info!(command = %record.id, "confirmed by reading the lock state");
+                Ok(())
+            }
+            Ok(s) => Err(unknown(&format!(
+                "the vehicle reports {}",
+                if s.locked { "locked" } else { "unlocked" }
+            ))),
+            Err(e) => Err(unknown(&format!(
+                "reading the lock state failed: {}",
+                e.into_api(&vehicle.oem).detail
+            ))),
+        }
+    }
+}
+
+fn transient(e: &OemError) -> bool {
+    matches!(
+        e,
+        OemError::Upstream { .. }
+            | OemError::Timeout { .. }
+            | OemError::Transport { .. }
+            | OemError::RateLimited { .. }
+            | OemError::InvalidResponse { .. }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(action: Command, reference: Option<&str>) -> Request {
+        Request {
+            caller: "svc".into(),
+            action,
+            reference: reference.map(str::to_string),
+            idempotency_key: Some("k".into()),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn fingerprint_separates_requests() {
+        let a = req(Command::Lock, None).fingerprint("veh_1");
+        assert_eq!(a, req(Command::Lock, None).fingerprint("veh_1"));
+        assert_ne!(a, req(Command::Unlock, None).fingerprint("veh_1"));
+        assert_ne!(a, req(Command::Lock, None).fingerprint("veh_2"));
+        assert_ne!(a, req(Command::Lock, Some("x")).fingerprint("veh_1"));
+        // Length-prefixing keeps field boundaries apart.
+        assert_ne!(
+            req(Command::Lock, Some("1")).fingerprint("veh_"),
+            req(Command::Lock, Some("")).fingerprint("veh_1")
+        );
+    }
+}

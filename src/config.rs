@@ -1,0 +1,379 @@
+//! keyway's configuration: one TOML file, with secrets also settable from the
+//! environment so they need not sit in the file (`KEYWAY_AUTH_HS256_SECRET`,
+//! `KEYWAY_OEMS_<OEM>_CLIENT_SECRET`). Unknown fields are errors, and every error names
+//! the field it is about. Defaults are documented on each field and in
+//! `keyway.example.toml`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use keyway_adapter::Secret;
+use serde::Deserialize;
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for keyway (the message names line, column and key).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's description, naming the field.
+        message: String,
+    },
+    /// A field has a value keyway cannot use.
+    #[error("`{field}`: {message}")]
+    Invalid {
+        /// Dotted field path, e.g. `auth.hs256_secret`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the unified API listens on. Default `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where state lives: `sqlite://PATH` (default `sqlite://keyway.db`).
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// Caller authentication.
+    pub auth: AuthConfig,
+    /// Command lifecycle timing.
+    #[serde(default)]
+    pub commands: CommandsConfig,
+    /// Inbound HTTP limits.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// One table per OEM to enable, keyed by OEM id (`tesla`, ...).
+    #[serde(default)]
+    pub oems: BTreeMap<String, OemConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_store() -> String {
+    "sqlite://keyway.db".into()
+}
+
+/// JWT algorithms keyway accepts (one is pinned per deployment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 with a shared secret (development).
+    HS256,
+    /// RSA PKCS#1 v1.5 with SHA-256.
+    RS256,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+}
+
+/// How callers' JWTs are verified.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud`. Default `keyway`.
+    #[serde(default = "default_audience")]
+    pub audience: String,
+    /// The one accepted algorithm. Default `HS256`.
+    #[serde(default = "default_algorithm")]
+    pub algorithm: JwtAlgorithm,
+    /// HS256 secret (or env `KEYWAY_AUTH_HS256_SECRET`); at least 32 bytes.
+    pub hs256_secret: Option<Secret>,
+    /// PEM public key for RS256/ES256.
+    pub public_key_file: Option<PathBuf>,
+    /// JWKS file (keys chosen by `kid`) for RS256/ES256.
+    pub jwks_file: Option<PathBuf>,
+    /// Clock skew tolerated on `exp`/`nbf`, seconds. Default 30.
+    #[serde(default = "default_leeway")]
+    pub leeway_s: u64,
+}
+
+fn default_audience() -> String {
+    "keyway".into()
+}
+
+fn default_algorithm() -> JwtAlgorithm {
+    JwtAlgorithm::HS256
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+
+/// Command lifecycle timing.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommandsConfig {
+    /// Longest `Prefer: wait=N` honoured, seconds. Default 60.
+    pub max_wait_s: u64,
+    /// How long to keep waking a sleeping car before `vehicle_asleep`, seconds. Default 60.
+    pub wake_timeout_s: u64,
+    /// Pause between wake-up calls, milliseconds. Default 2000.
+    pub wake_poll_ms: u64,
+    /// How long an accepted async command may stay pending before it is given up, seconds.
+    /// Default 300.
+    pub command_timeout_s: u64,
+    /// Longest pause between polls of an async command, milliseconds. Default 5000.
+    pub max_poll_interval_ms: u64,
+    /// Refresh access tokens this long before they expire, seconds. Default 300.
+    pub token_refresh_skew_s: u64,
+}
+
+impl Default for CommandsConfig {
+    fn default() -> Self {
+        Self {
+            max_wait_s: 60,
+            wake_timeout_s: 60,
+            wake_poll_ms: 2000,
+            command_timeout_s: 300,
+            max_poll_interval_ms: 5000,
+            token_refresh_skew_s: 300,
+        }
+    }
+}
+
+impl CommandsConfig {
+    /// `max_wait_s` as a duration.
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_secs(self.max_wait_s)
+    }
+}
+
+/// Inbound HTTP limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body accepted, bytes. Default 65536.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// One OEM's connection settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OemConfig {
+    /// Base URL of the OEM's vehicle API.
+    pub api_base_url: String,
+    /// Base URL of its OAuth server. Default: `api_base_url`.
+    pub auth_base_url: Option<String>,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret (or env `KEYWAY_OEMS_<OEM>_CLIENT_SECRET`).
+    pub client_secret: Option<Secret>,
+    /// Per-request timeout, milliseconds. Default 10000.
+    #[serde(default = "default_oem_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_oem_timeout() -> u64 {
+    10_000
+}
+
+impl OemConfig {
+    /// The OAuth server's base URL.
+    pub fn auth_base(&self) -> &str {
+        self.auth_base_url.as_deref().unwrap_or(&self.api_base_url)
+    }
+}
+
+/// Where state lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+}
+
+impl Config {
+    /// Reads, parses, applies environment overrides and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        config.apply_env(|k| std::env::var(k).ok());
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Fills secrets from the environment where the file leaves them out.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+        if let Some(s) = env("KEYWAY_AUTH_HS256_SECRET") {
+            self.auth.hs256_secret = Some(Secret::new(s));
+        }
+        for (name, oem) in &mut self.oems {
+            let key = format!("KEYWAY_OEMS_{}_CLIENT_SECRET", name.to_ascii_uppercase());
+            if let Some(s) = env(&key) {
+                oem.client_secret = Some(Secret::new(s));
+            }
+        }
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.store_url()?;
+        match self.auth.algorithm {
+            JwtAlgorithm::HS256 => match &self.auth.hs256_secret {
+                None => {
+                    return Err(invalid(
+                        "auth.hs256_secret",
+                        "required for HS256 (or set KEYWAY_AUTH_HS256_SECRET)",
+                    ));
+                }
+                Some(s) if s.expose().len() < 32 => {
+                    return Err(invalid("auth.hs256_secret", "must be at least 32 bytes"));
+                }
+                Some(_) => {}
+            },
+            JwtAlgorithm::RS256 | JwtAlgorithm::ES256 => {
+                if self.auth.public_key_file.is_none() && self.auth.jwks_file.is_none() {
+                    return Err(invalid(
+                        "auth.public_key_file",
+                        "RS256/ES256 need public_key_file or jwks_file",
+                    ));
+                }
+            }
+        }
+        if self.auth.issuer.is_empty() {
+            return Err(invalid("auth.issuer", "must not be empty"));
+        }
+        if self.commands.max_wait_s > 300 {
+            return Err(invalid("commands.max_wait_s", "at most 300"));
+        }
+        if self.commands.wake_poll_ms == 0 {
+            return Err(invalid("commands.wake_poll_ms", "must be positive"));
+        }
+        for (name, oem) in &self.oems {
+            if !crate::registry::known(name) {
+                return Err(invalid(
+                    &format!("oems.{name}"),
+                    format!("unknown OEM; known: {}", crate::registry::KNOWN.join(", ")),
+                ));
+            }
+            for (field, url) in [
+                ("api_base_url", Some(oem.api_base_url.as_str())),
+                ("auth_base_url", oem.auth_base_url.as_deref()),
+            ] {
+                if let Some(url) = url
+                    && !(url.starts_with("https://") || url.starts_with("http://"))
+                {
+                    return Err(invalid(
+                        &format!("oems.{name}.{field}"),
+                        "must be an http:// or https:// URL",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The parsed `store` URL.
+    pub fn store_url(&self) -> Result<StoreUrl, ConfigError> {
+        match self.store.strip_prefix("sqlite://") {
+            Some(path) if !path.is_empty() => Ok(StoreUrl::Sqlite(PathBuf::from(path))),
+            _ => Err(invalid(
+                "store",
+                "expected sqlite://PATH (PostgreSQL comes with cluster mode)",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [auth]
+        issuer = "https://id.example"
+        hs256_secret = "0123456789abcdef0123456789abcdef"
+    "#;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.auth.audience, "keyway");
+        assert_eq!(c.store_url().unwrap(), StoreUrl::Sqlite("keyway.db".into()));
+        assert_eq!(c.commands.max_wait_s, 60);
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let e = parse(&format!("lisen = \"127.0.0.1:1\"\n{MINIMAL}")).unwrap_err();
+        assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let e = parse(&format!("listen = \"nowhere\"\n{MINIMAL}")).unwrap_err();
+        assert!(e.contains("listen"), "{e}");
+        let e = parse(&MINIMAL.replace("0123456789abcdef0123456789abcdef", "short")).unwrap_err();
+        assert!(e.contains("auth.hs256_secret"), "{e}");
+        let e = parse(&format!(
+            "{MINIMAL}\n[oems.tesla]\napi_base_url = \"ftp://x\"\nclient_id = \"c\""
+        ))
+        .unwrap_err();
+        assert!(e.contains("oems.tesla.api_base_url"), "{e}");
+        let e = parse(&format!(
+            "{MINIMAL}\n[oems.trabant]\napi_base_url = \"http://x\"\nclient_id = \"c\""
+        ))
+        .unwrap_err();
+        assert!(e.contains("oems.trabant"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_secrets() {
+        let mut c: Config = toml::from_str(&format!(
+            "{MINIMAL}\n[oems.tesla]\napi_base_url = \"http://x\"\nclient_id = \"c\""
+        ))
+        .unwrap();
+        c.apply_env(|k| (k == "KEYWAY_OEMS_TESLA_CLIENT_SECRET").then(|| "s3cret".to_string()));
+        assert_eq!(
+            c.oems["tesla"].client_secret.as_ref().unwrap().expose(),
+            "s3cret"
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

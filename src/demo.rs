@@ -1,0 +1,299 @@
+//! `keyway demo`: every mock OEM and the gateway in one process on real sockets, a demo
+//! fleet from `fixtures/demo-fleet.json` (one Tesla starts asleep), the demo owner's
+//! accounts linked, and a development token with every scope — so the unified API can
+//! be tried with curl at once. The demo's state lives in its data dir and starts fresh
+//! each run (the mocks are new each run, so old OEM tokens would be dead anyway).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyway_adapter::Secret;
+use keyway_adapter::mock::MockServer;
+use keyway_tesla::mock::MockVehicle;
+use keyway_tesla::{TeslaMock, TeslaMockConfig};
+use rand::RngCore;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::accounts;
+use crate::auth::{DevToken, Scope, mint_hs256};
+use crate::config::{AuthConfig, CommandsConfig, Config, HttpConfig, JwtAlgorithm, OemConfig};
+use crate::gateway::Gateway;
+use crate::server;
+use crate::store::VehicleRecord;
+
+const FLEET: &str = include_str!("../fixtures/demo-fleet.json");
+
+/// Demo settings.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// Where the gateway listens.
+    pub listen: SocketAddr,
+    /// Where the demo keeps its database and dev secret.
+    pub data_dir: PathBuf,
+    /// How long a sleeping mock car takes to wake.
+    pub wake_delay: Duration,
+    /// OEM access-token lifetime in the mocks (short values show refreshes).
+    pub token_ttl: Duration,
+    /// Pause between wake-up calls to a sleeping car.
+    pub wake_poll: Duration,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("keyway-data"),
+            wake_delay: Duration::from_secs(3),
+            token_ttl: Duration::from_secs(8 * 3600),
+            wake_poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// A file or socket failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The gateway could not start.
+    #[error(transparent)]
+    Start(#[from] crate::gateway::StartError),
+    /// Linking the demo accounts failed.
+    #[error("linking the demo accounts: {0}")]
+    Link(crate::error::ApiError),
+    /// The embedded fleet is broken.
+    #[error("fixtures/demo-fleet.json: {0}")]
+    Fleet(serde_json::Error),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
+    let what = what.into();
+    move |source| DemoError::Io { what, source }
+}
+
+#[derive(Deserialize)]
+struct Fleet {
+    tesla: OemFleet,
+}
+
+#[derive(Deserialize)]
+struct OemFleet {
+    account: String,
+    vehicles: Vec<MockVehicle>,
+}
+
+/// A running demo.
+pub struct Demo {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+    /// Where the gateway listens.
+    pub addr: SocketAddr,
+    /// A development token with every scope.
+    pub token: String,
+    /// The Tesla mock.
+    pub tesla: TeslaMock,
+    /// Where the Tesla mock listens.
+    pub tesla_server: MockServer,
+    /// The demo vehicles as keyway knows them.
+    pub vehicles: Vec<VehicleRecord>,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Demo {
+    /// Stops the gateway cleanly.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+    }
+}
+
+fn dev_secret(dir: &Path) -> Result<Secret, DemoError> {
+    let path = dir.join("dev-jwt-secret");
+    if let Ok(s) = std::fs::read_to_string(&path)
+        && s.trim().len() >= 32
+    {
+        return Ok(Secret::new(s.trim()));
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&path, &secret).map_err(io(format!("writing {}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(Secret::new(secret))
+}
+
+/// Starts mocks, gateway and demo accounts.
+pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
+    std::fs::create_dir_all(&opts.data_dir)
+        .map_err(io(format!("creating {}", opts.data_dir.display())))?;
+    for name in ["keyway.db", "keyway.db-wal", "keyway.db-shm"] {
+        let _ = std::fs::remove_file(opts.data_dir.join(name));
+    }
+    let fleet: Fleet = serde_json::from_str(FLEET).map_err(DemoError::Fleet)?;
+
+    let tesla = TeslaMock::new(TeslaMockConfig {
+        wake_delay: opts.wake_delay,
+        access_ttl: opts.token_ttl,
+        vehicles: fleet.tesla.vehicles,
+    });
+    let tesla_server = tesla
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(io("starting the Tesla mock"))?;
+
+    let mut oems = std::collections::BTreeMap::new();
+    oems.insert(
+        "tesla".to_string(),
+        OemConfig {
+            api_base_url: tesla_server.url(),
+            auth_base_url: None,
+            client_id: "keyway-demo".into(),
+            client_secret: Some(Secret::new("demo-client-secret")),
+            timeout_ms: 10_000,
+        },
+    );
+    let config = Config {
+        listen: opts.listen,
+        store: format!("sqlite://{}", opts.data_dir.join("keyway.db").display()),
+        auth: AuthConfig {
+            issuer: "keyway-demo".into(),
+            audience: "keyway".into(),
+            algorithm: JwtAlgorithm::HS256,
+            hs256_secret: Some(dev_secret(&opts.data_dir)?),
+            public_key_file: None,
+            jwks_file: None,
+            leeway_s: 30,
+        },
+        commands: CommandsConfig {
+            wake_poll_ms: opts.wake_poll.as_millis().max(1) as u64,
+            ..CommandsConfig::default()
+        },
+        http: HttpConfig::default(),
+        oems,
+    };
+    let gateway = Gateway::start(config).await?;
+
+    // Until account linking lands, the demo owner's login is a token pair issued by the
+    // mock's login endpoint; keyway then refreshes it like any rotating OEM token.
+    let login = tesla.tokens.issue(&fleet.tesla.account);
+    let (_account, vehicles) = accounts::link(
+        &gateway.store,
+        &gateway.registry,
+        &gateway.tokens,
+        "tesla",
+        "demo",
+        accounts::from_refresh_token(Secret::new(login.refresh_token)),
+    )
+    .await
+    .map_err(DemoError::Link)?;
+
+    let scopes: Vec<String> = Scope::ALL.iter().map(|s| s.as_str().to_string()).collect();
+    let token = mint_hs256(
+        &gateway.config.auth,
+        &DevToken {
+            sub: "demo-delivery-service",
+            scopes: &scopes,
+            vehicles: None,
+            ttl_s: 24 * 3600,
+        },
+    )
+    .map_err(|e| DemoError::Start(e.into()))?;
+
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .map_err(io(format!("listening on {}", opts.listen)))?;
+    let addr = listener.local_addr().map_err(io("reading the address"))?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve(gateway.clone(), listener, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Demo {
+        gateway,
+        addr,
+        token,
+        tesla,
+        tesla_server,
+        vehicles,
+        stop,
+        server,
+    })
+}
+
+/// The banner: the token and ready-to-paste curl lines.
+pub fn banner(d: &Demo) -> String {
+    let base = format!("http://{}", d.addr);
+    let auth = "-H \"Authorization: Bearer $KEYWAY_TOKEN\"";
+    let mut out = String::new();
+    out.push_str(&format!("keyway demo is running at {base}\n"));
+    out.push_str(&format!(
+        "  Tesla mock:  {}  (inspect: GET /__mock/state)\n",
+        d.tesla_server.url()
+    ));
+    out.push_str("  vehicles:\n");
+    for v in &d.vehicles {
+        out.push_str(&format!(
+            "    {}  {} {} \"{}\"\n",
+            v.id,
+            v.oem,
+            v.model.as_deref().unwrap_or("?"),
+            v.display_name.as_deref().unwrap_or("")
+        ));
+    }
+    out.push_str(&format!("\nKEYWAY_TOKEN={}\n\n", d.token));
+    let first = d
+        .vehicles
+        .first()
+        .map(|v| v.id.as_str())
+        .unwrap_or("VEHICLE_ID");
+    let sleepy = d.vehicles.get(1).map(|v| v.id.as_str()).unwrap_or(first);
+    out.push_str("Try (in another shell):\n");
+    out.push_str(&format!("  export KEYWAY_TOKEN={}\n", d.token));
+    out.push_str(&format!("  curl -s {base}/v1/vehicles {auth}\n"));
+    out.push_str(&format!(
+        "  curl -s {base}/v1/vehicles/{first}/location {auth}\n"
+    ));
+    out.push_str(&format!(
+        "  curl -s -X POST {base}/v1/vehicles/{first}/unlock {auth} -H 'Prefer: wait=60' -H 'Idempotency-Key: demo-unlock-1'\n"
+    ));
+    out.push_str(&format!(
+        "  curl -s {base}/v1/vehicles/{first}/security {auth}\n"
+    ));
+    out.push_str(&format!(
+        "  curl -s -X POST {base}/v1/vehicles/{first}/lock {auth} -H 'Prefer: wait=60' -H 'Idempotency-Key: demo-lock-1'\n"
+    ));
+    out.push_str(&format!(
+        "  curl -s -X POST {base}/v1/vehicles/{sleepy}/lock {auth} -H 'Prefer: wait=60'   # asleep: keyway wakes it first\n"
+    ));
+    out.push_str(&format!(
+        "  curl -s {base}/v1/vehicles            # no token: 401 problem+json\n"
+    ));
+    out.push_str("\nCtrl-C stops the demo.\n");
+    out
+}
+
+/// Runs the demo until Ctrl-C / SIGTERM.
+pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
+    let demo = start(opts).await?;
+    print!("{}", banner(&demo));
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    server::signal().await;
+    demo.stop().await;
+    Ok(())
+}

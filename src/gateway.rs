@@ -1,0 +1,102 @@
+//! The assembled gateway: configuration, store, OEM registry, token manager, fleet and
+//! command runner, built once from a [`Config`] and shared (in an `Arc`) by the HTTP
+//! API, the CLI and tests. Start-up opens the store, builds the adapters and resumes
+//! commands a previous process left pending.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::Verifier;
+use crate::commands::{CommandTiming, Commands};
+use crate::config::{Config, ConfigError, StoreUrl};
+use crate::registry::Registry;
+use crate::store::{SqliteStore, Store, StoreError};
+use crate::tokens::Tokens;
+use crate::vehicles::{Fleet, WakePolicy};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Everything a request needs.
+pub struct Gateway {
+    /// The configuration it was built from.
+    pub config: Config,
+    /// Durable state.
+    pub store: Arc<dyn Store>,
+    /// Enabled OEMs.
+    pub registry: Arc<Registry>,
+    /// OEM tokens.
+    pub tokens: Arc<Tokens>,
+    /// Vehicle reads.
+    pub fleet: Arc<Fleet>,
+    /// Command lifecycle.
+    pub commands: Arc<Commands>,
+    /// Caller token verification.
+    pub verifier: Verifier,
+}
+
+impl Gateway {
+    /// Builds the gateway and resumes pending commands.
+    pub async fn start(config: Config) -> Result<Arc<Self>, StartError> {
+        config.validate()?;
+        let store: Arc<dyn Store> = match config.store_url()? {
+            StoreUrl::Sqlite(path) => Arc::new(SqliteStore::open(&path).await?),
+        };
+        Self::with_store(config, store).await
+    }
+
+    /// Builds the gateway on an already opened store.
+    pub async fn with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+    ) -> Result<Arc<Self>, StartError> {
+        let verifier = Verifier::from_config(&config.auth)?;
+        let registry = Arc::new(Registry::from_config(&config.oems));
+        let c = &config.commands;
+        let tokens = Arc::new(Tokens::new(
+            store.clone(),
+            registry.clone(),
+            Duration::from_secs(c.token_refresh_skew_s),
+        ));
+        let fleet = Arc::new(Fleet::new(
+            store.clone(),
+            registry.clone(),
+            tokens.clone(),
+            WakePolicy {
+                timeout: Duration::from_secs(c.wake_timeout_s),
+                poll: Duration::from_millis(c.wake_poll_ms),
+            },
+        ));
+        let commands = Commands::new(
+            store.clone(),
+            fleet.clone(),
+            CommandTiming {
+                timeout: Duration::from_secs(c.command_timeout_s),
+                max_poll_interval: Duration::from_millis(c.max_poll_interval_ms),
+            },
+        );
+        let gateway = Arc::new(Self {
+            config,
+            store,
+            registry,
+            tokens,
+            fleet,
+            commands,
+            verifier,
+        });
+        match gateway.commands.resume().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(commands = n, "resumed pending commands"),
+            Err(e) => tracing::error!(error = %e, "could not resume pending commands"),
+        }
+        Ok(gateway)
+    }
+}

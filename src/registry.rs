@@ -1,0 +1,72 @@
+//! The OEM registry: the one place that knows which adapters exist. Adding an OEM is
+//! its crate plus one line in [`build`] and its id in [`KNOWN`]. Each enabled OEM gets
+//! its adapter, its outbound stack and its configuration, found by OEM id.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use keyway_adapter::{Adapter, Http};
+
+use crate::config::OemConfig;
+use crate::upstream;
+
+/// OEM ids keyway has adapters for.
+pub const KNOWN: &[&str] = &["tesla"];
+
+/// Whether `oem` has an adapter.
+pub fn known(oem: &str) -> bool {
+    KNOWN.contains(&oem)
+}
+
+fn build(oem: &str, c: &OemConfig) -> Option<Arc<dyn Adapter>> {
+    Some(match oem {
+        "tesla" => Arc::new(keyway_tesla::TeslaAdapter::new(&c.api_base_url)),
+        _ => return None,
+    })
+}
+
+/// One enabled OEM.
+pub struct Oem {
+    /// Its adapter.
+    pub adapter: Arc<dyn Adapter>,
+    /// Its outbound stack.
+    pub http: Http,
+    /// Its settings.
+    pub config: OemConfig,
+}
+
+/// Every enabled OEM.
+#[derive(Default)]
+pub struct Registry {
+    oems: HashMap<String, Oem>,
+}
+
+impl Registry {
+    /// Builds adapters and stacks for the configured OEMs (ids were validated).
+    pub fn from_config(oems: &BTreeMap<String, OemConfig>) -> Self {
+        let client = upstream::client();
+        let oems = oems
+            .iter()
+            .filter_map(|(id, c)| {
+                let adapter = build(id, c)?;
+                let oem = Oem {
+                    adapter,
+                    http: upstream::stack(&client, c),
+                    config: c.clone(),
+                };
+                Some((id.clone(), oem))
+            })
+            .collect();
+        Self { oems }
+    }
+
+    /// An enabled OEM.
+    pub fn get(&self, oem: &str) -> Option<&Oem> {
+        self.oems.get(oem)
+    }
+
+    /// Enabled OEM ids.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.oems.keys().map(String::as_str)
+    }
+}

@@ -1,0 +1,58 @@
+//! Serving the API on a socket with a clean shutdown: on SIGINT/SIGTERM the listener
+//! stops accepting, in-flight requests finish, and running commands get a grace
+//! period to reach a final outcome (any still running stay `pending` in the store and
+//! are resumed by the next start).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::api;
+use crate::gateway::Gateway;
+
+/// How long shutdown waits for running commands.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(20);
+
+/// Serves until `shutdown` completes, then drains running commands.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, api::app(gateway.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    let left = gateway.commands.drain(DRAIN_GRACE).await;
+    if left > 0 {
+        tracing::warn!(
+            commands = left,
+            "shutting down with commands still running; they resume at next start"
+        );
+    }
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,253 @@
+//! Durable state behind one trait: OEM accounts and their tokens, vehicles, commands
+//! and idempotency keys. The embedded default is SQLite ([`sqlite`]); cluster mode adds
+//! PostgreSQL behind the same trait. Every command is written before keyway talks to
+//! the OEM about it, so its record survives a crash of the gateway.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use keyway_adapter::{Command, Secret};
+use time::OffsetDateTime;
+
+pub use sqlite::SqliteStore;
+
+/// A store failure. Details are for logs; callers see `internal`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed or is unreachable.
+    #[error("database: {0}")]
+    Database(String),
+    /// A row could not be read back (bad value in a column).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Whether an OEM account can be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountStatus {
+    /// Tokens work (or can be refreshed).
+    Active,
+    /// The OEM rejected the refresh token: the owner must link the account again.
+    ReauthorizationRequired,
+}
+
+impl AccountStatus {
+    /// Wire and column name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::ReauthorizationRequired => "reauthorization_required",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "active" => Ok(AccountStatus::Active),
+            "reauthorization_required" => Ok(AccountStatus::ReauthorizationRequired),
+            _ => Err(StoreError::Corrupt(format!("account status {s:?}"))),
+        }
+    }
+}
+
+/// The tokens of one OEM account.
+#[derive(Clone, Debug, Default)]
+pub struct TokenSet {
+    /// Current access token.
+    pub access_token: Option<Secret>,
+    /// When it stops working.
+    pub access_expires_at: Option<OffsetDateTime>,
+    /// Current refresh token (single-use where the OEM rotates them).
+    pub refresh_token: Option<Secret>,
+}
+
+/// A linked OEM account.
+#[derive(Clone, Debug)]
+pub struct AccountRecord {
+    /// keyway's id.
+    pub id: String,
+    /// Which OEM.
+    pub oem: String,
+    /// Who linked it (caller `sub`).
+    pub owner: String,
+    /// Usable or not.
+    pub status: AccountStatus,
+    /// Its tokens.
+    pub tokens: TokenSet,
+    /// When linked.
+    pub created_at: OffsetDateTime,
+}
+
+/// A vehicle keyway knows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VehicleRecord {
+    /// keyway's id (`veh_...`), stable across re-discovery.
+    pub id: String,
+    /// The account it was discovered through.
+    pub account_id: String,
+    /// Which OEM.
+    pub oem: String,
+    /// The OEM's id for it.
+    pub oem_id: String,
+    /// VIN, when known.
+    pub vin: Option<String>,
+    /// The owner's name for it.
+    pub display_name: Option<String>,
+    /// Model.
+    pub model: Option<String>,
+    /// Model year.
+    pub year: Option<u16>,
+    /// Lock state left by the last confirmed command, with its time.
+    pub last_locked: Option<(bool, OffsetDateTime)>,
+}
+
+/// Where a command stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandStatus {
+    /// Not final yet.
+    Pending,
+    /// The vehicle executed it.
+    Succeeded,
+    /// It did not happen (or its outcome could not be confirmed).
+    Failed,
+}
+
+impl CommandStatus {
+    /// Wire and column name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandStatus::Pending => "pending",
+            CommandStatus::Succeeded => "succeeded",
+            CommandStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "pending" => Ok(CommandStatus::Pending),
+            "succeeded" => Ok(CommandStatus::Succeeded),
+            "failed" => Ok(CommandStatus::Failed),
+            _ => Err(StoreError::Corrupt(format!("command status {s:?}"))),
+        }
+    }
+}
+
+/// One lock/unlock request: who, what vehicle, when, and how it ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommandRecord {
+    /// keyway's id (`cmd_...`).
+    pub id: String,
+    /// The vehicle.
+    pub vehicle_id: String,
+    /// Lock or unlock.
+    pub action: Command,
+    /// Where it stands.
+    pub status: CommandStatus,
+    /// The caller's `sub`.
+    pub caller: String,
+    /// The caller's own reference (e.g. an order id).
+    pub reference: Option<String>,
+    /// The request that created it.
+    pub request_id: Option<String>,
+    /// When it was first handed to the OEM (from then on it may have reached the car).
+    pub sent_at: Option<OffsetDateTime>,
+    /// The OEM's pending-command handle (async OEMs), JSON.
+    pub oem_handle: Option<String>,
+    /// Error code when failed.
+    pub error_code: Option<String>,
+    /// Error detail when failed.
+    pub error_detail: Option<String>,
+    /// Created.
+    pub created_at: OffsetDateTime,
+    /// Last changed.
+    pub updated_at: OffsetDateTime,
+    /// Reached a final status.
+    pub completed_at: Option<OffsetDateTime>,
+}
+
+/// An idempotency key claim made together with a new command.
+#[derive(Clone, Debug)]
+pub struct IdempotencyClaim {
+    /// The caller's `sub` (keys are scoped per caller).
+    pub caller: String,
+    /// The key as sent.
+    pub key: String,
+    /// Hash of the request the key was first used with.
+    pub fingerprint: String,
+}
+
+/// The answer to creating a command under an idempotency key.
+#[derive(Debug)]
+pub enum Created {
+    /// A new command was recorded.
+    New,
+    /// The key was already used: the command it created and the request fingerprint.
+    Existing {
+        /// The earlier command.
+        command: Box<CommandRecord>,
+        /// The earlier request's fingerprint.
+        fingerprint: String,
+    },
+}
+
+/// keyway's durable state.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Inserts or replaces an account.
+    async fn put_account(&self, account: &AccountRecord) -> Result<(), StoreError>;
+    /// One account.
+    async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError>;
+    /// Every account.
+    async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
+    /// Replaces an account's tokens (durably, before anyone uses the new ones).
+    async fn save_tokens(&self, account_id: &str, tokens: &TokenSet) -> Result<(), StoreError>;
+    /// Changes an account's status.
+    async fn set_account_status(&self, id: &str, status: AccountStatus) -> Result<(), StoreError>;
+
+    /// Records a discovered vehicle; an already known (oem, oem_id) keeps its id.
+    /// Returns the stored record.
+    async fn upsert_vehicle(&self, vehicle: &VehicleRecord) -> Result<VehicleRecord, StoreError>;
+    /// One vehicle.
+    async fn vehicle(&self, id: &str) -> Result<Option<VehicleRecord>, StoreError>;
+    /// Every vehicle, ordered by id.
+    async fn vehicles(&self) -> Result<Vec<VehicleRecord>, StoreError>;
+    /// Remembers the lock state a confirmed command left.
+    async fn set_last_locked(
+        &self,
+        vehicle_id: &str,
+        locked: bool,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Records a new command; with a claim, atomically claims the idempotency key
+    /// first and returns the existing command if the key was already used.
+    async fn create_command(
+        &self,
+        command: &CommandRecord,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<Created, StoreError>;
+    /// One command.
+    async fn command(&self, id: &str) -> Result<Option<CommandRecord>, StoreError>;
+    /// Writes a command's progress.
+    async fn update_command(&self, command: &CommandRecord) -> Result<(), StoreError>;
+    /// Commands not yet final (to resume after a restart).
+    async fn pending_commands(&self) -> Result<Vec<CommandRecord>, StoreError>;
+}
+
+/// Unix milliseconds.
+pub fn to_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// From unix milliseconds.
+pub fn from_ms(ms: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {ms}: {e}")))
+}
+
+/// Now, truncated to milliseconds (what the store keeps).
+pub fn now() -> OffsetDateTime {
+    from_ms(to_ms(OffsetDateTime::now_utc())).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

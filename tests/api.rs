@@ -1,0 +1,700 @@
+//! End-to-end: the unified API on a real socket in front of the Tesla mock on another,
+//! exercised as an internal service would — locate, lock, unlock, sleeping cars,
+//! refusals, caller auth, idempotency, bad input, restarts.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Env, send};
+use http::Method;
+use keyway::store::{CommandRecord, CommandStatus, now};
+use keyway_adapter::Command;
+use keyway_tesla::mock::Power;
+use serde_json::json;
+
+const WAIT: (&str, &str) = ("prefer", "wait=30");
+
+#[tokio::test]
+async fn lists_and_describes_vehicles() {
+    let env = Env::start().await;
+    let a = env.get("/v1/vehicles", Some(&env.demo.token)).await;
+    assert_eq!(a.status, 200, "{:#}", a.json);
+    let list = a.json["vehicles"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let one = env
+        .get(
+            &format!("/v1/vehicles/{}", env.online().id),
+            Some(&env.demo.token),
+        )
+        .await;
+    assert_eq!(one.json["oem"], "tesla");
+    assert_eq!(one.json["make"], "Tesla");
+    assert_eq!(one.json["model"], "Model 3");
+    assert_eq!(one.json["year"], 2020);
+    assert_eq!(
+        one.json["capabilities"],
+        json!(["locate", "security", "lock", "unlock", "wake"])
+    );
+}
+
+#[tokio::test]
+async fn locates_a_car() {
+    let env = Env::start().await;
+    let v = env.online();
+    let a = env
+        .get(
+            &format!("/v1/vehicles/{}/location", v.id),
+            Some(&env.demo.token),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:#}", a.json);
+    let mock = env.demo.tesla.vehicle(&v.oem_id).unwrap();
+    assert!((a.json["latitude"].as_f64().unwrap() - mock.latitude).abs() < 1e-6);
+    assert!((a.json["longitude"].as_f64().unwrap() - mock.longitude).abs() < 1e-6);
+    assert_eq!(a.json["heading"], 289.0);
+    assert!(a.json["age_s"].as_i64().unwrap() >= 0);
+    assert!(a.json["recorded_at"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test]
+async fn lock_then_unlock_and_security_follows() {
+    let env = Env::start().await;
+    let v = env.online();
+    env.demo.tesla.update(&v.oem_id, |m| m.locked = false);
+
+    let a = env
+        .post(
+            &format!("/v1/vehicles/{}/lock", v.id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:#}", a.json);
+    assert_eq!(a.json["status"], "succeeded");
+    assert_eq!(a.json["action"], "lock");
+    assert!(a.json["completed_at"].is_string());
+    assert!(env.demo.tesla.vehicle(&v.oem_id).unwrap().locked);
+    let s = env
+        .get(
+            &format!("/v1/vehicles/{}/security", v.id),
+            Some(&env.demo.token),
+        )
+        .await;
+    assert_eq!(s.status, 200);
+    assert_eq!(s.json["locked"], true);
+    assert_eq!(s.json["source"], "vehicle");
+
+    let a = env
+        .post(
+            &format!("/v1/vehicles/{}/unlock", v.id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
+    assert!(!env.demo.tesla.vehicle(&v.oem_id).unwrap().locked);
+    let s = env
+        .get(
+            &format!("/v1/vehicles/{}/security", v.id),
+            Some(&env.demo.token),
+        )
+        .await;
+    assert_eq!(s.json["locked"], false);
+}
+
+#[tokio::test]
+async fn without_prefer_wait_a_command_is_accepted_and_can_be_followed() {
+    let env = Env::start().await;
+    let v = env.online();
+    let a = env
+        .post(&format!("/v1/vehicles/{}/lock", v.id), &env.demo.token, &[])
+        .await;
+    assert_eq!(a.status, 202, "{:#}", a.json);
+    assert_eq!(a.json["status"], "pending");
+    let location = a.header("location").unwrap().to_string();
+    assert_eq!(
+        location,
+        format!("/v1/commands/{}", a.json["id"].as_str().unwrap())
+    );
+    let mut last = a.json;
+    for _ in 0..200 {
+        let c = env.get(&location, Some(&env.demo.token)).await;
+        assert_eq!(c.status, 200);
+        last = c.json;
+        if last["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(last["status"], "succeeded", "{last:#}");
+}
+
+#[tokio::test]
+async fn an_asleep_car_is_woken_then_commanded() {
+    let env = Env::start().await;
+    let v = env.asleep();
+    assert_eq!(
+        env.demo.tesla.vehicle(&v.oem_id).unwrap().state,
+        Power::Asleep
+    );
+    let a = env
+        .post(
+            &format!("/v1/vehicles/{}/lock", v.id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:#}", a.json);
+    assert_eq!(a.json["status"], "succeeded");
+    let mock = env.demo.tesla.vehicle(&v.oem_id).unwrap();
+    assert_eq!(mock.state, Power::Online);
+    assert!(mock.locked);
+    assert!(env.demo.tesla.journal.count("POST", "/wake_up") >= 1);
+    // One lock reached the car: the 408 answer before waking is not a delivery.
+    assert_eq!(
+        env.demo.tesla.journal.count("POST", "/command/door_lock"),
+        2
+    );
+    let delivered: Vec<_> = env
+        .demo
+        .tesla
+        .journal
+        .entries()
+        .into_iter()
+        .filter(|e| e.path.ends_with("/command/door_lock") && e.status == 200)
+        .collect();
+    assert_eq!(delivered.len(), 1);
+}
+
+#[tokio::test]
+async fn an_offline_car_is_reported_unreachable() {
+    let env = Env::start().await;
+    let v = env.online();
+    env.demo
+        .tesla
+        .update(&v.oem_id, |m| m.state = Power::Offline);
+    let a = env
+        .get(
+            &format!("/v1/vehicles/{}/location", v.id),
+            Some(&env.demo.token),
+        )
+        .await;
+    a.assert_problem(504, "vehicle_unreachable");
+    assert_eq!(a.json["oem"], "tesla");
+    assert_eq!(a.json["retryable"], true);
+}
+
+#[tokio::test]
+async fn a_refused_command_fails_with_command_failed() {
+    let env = Env::start().await;
+    let v = env.online();
+    env.demo.tesla.update(&v.oem_id, |m| {
+        m.locked = true;
+        m.user_present = true;
+    });
+    let a = env
+        .post(
+            &format!("/v1/vehicles/{}/unlock", v.id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    a.assert_problem(422, "command_failed");
+    assert_eq!(a.json["retryable"], false);
+    assert!(a.json["detail"].as_str().unwrap().contains("user_present"));
+    let id = a.json["command_id"].as_str().unwrap();
+    let c = env
+        .get(&format!("/v1/commands/{id}"), Some(&env.demo.token))
+        .await;
+    assert_eq!(c.json["status"], "failed");
+    assert_eq!(c.json["error"]["code"], "command_failed");
+    assert!(env.demo.tesla.vehicle(&v.oem_id).unwrap().locked);
+}
+
+#[tokio::test]
+async fn unknown_vehicle_route_and_method() {
+    let env = Env::start().await;
+    let t = &env.demo.token;
+    env.get("/v1/vehicles/veh_nope/location", Some(t))
+        .await
+        .assert_problem(404, "vehicle_not_found");
+    env.get("/v1/commands/cmd_nope", Some(t))
+        .await
+        .assert_problem(404, "command_not_found");
+    env.get("/v2/elsewhere", Some(t))
+        .await
+        .assert_problem(404, "not_found");
+    env.send(Method::DELETE, "/v1/vehicles", Some(t), &[], None)
+        .await
+        .assert_problem(405, "method_not_allowed");
+}
+
+fn forge(claims: serde_json::Value, secret: &[u8], alg: jsonwebtoken::Algorithm) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(alg),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn bad_caller_tokens_get_401() {
+    let env = Env::start().await;
+    let path = "/v1/vehicles";
+    let auth = &env.demo.gateway.config.auth;
+    let secret = auth
+        .hs256_secret
+        .as_ref()
+        .unwrap()
+        .expose()
+        .as_bytes()
+        .to_vec();
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = |aud: &str, exp: u64| json!({"sub": "svc", "scope": "admin", "iss": auth.issuer, "aud": aud, "exp": exp});
+
+    let missing = env.get(path, None).await;
+    missing.assert_problem(401, "unauthenticated");
+    assert!(
+        missing
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer")
+    );
+
+    let expired = forge(
+        claims("keyway", now - 3600),
+        &secret,
+        jsonwebtoken::Algorithm::HS256,
+    );
+    let a = env.get(path, Some(&expired)).await;
+    a.assert_problem(401, "unauthenticated");
+    assert!(a.json["detail"].as_str().unwrap().contains("expired"));
+
+    let forged = forge(
+        claims("keyway", now + 600),
+        b"not-the-secret-not-the-secret-!!",
+        jsonwebtoken::Algorithm::HS256,
+    );
+    env.get(path, Some(&forged))
+        .await
+        .assert_problem(401, "unauthenticated");
+
+    let wrong_aud = forge(
+        claims("someone-else", now + 600),
+        &secret,
+        jsonwebtoken::Algorithm::HS256,
+    );
+    let a = env.get(path, Some(&wrong_aud)).await;
+    a.assert_problem(401, "unauthenticated");
+    assert!(a.json["detail"].as_str().unwrap().contains("aud"));
+
+    let other_alg = forge(
+        claims("keyway", now + 600),
+        &secret,
+        jsonwebtoken::Algorithm::HS384,
+    );
+    env.get(path, Some(&other_alg))
+        .await
+        .assert_problem(401, "unauthenticated");
+
+    let valid = forge(
+        claims("keyway", now + 600),
+        &secret,
+        jsonwebtoken::Algorithm::HS256,
+    );
+    let payload = valid.split('.').nth(1).unwrap();
+    let alg_none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+    env.get(path, Some(&alg_none))
+        .await
+        .assert_problem(401, "unauthenticated");
+
+    env.get(path, Some("not.a.jwt"))
+        .await
+        .assert_problem(401, "unauthenticated");
+    assert_eq!(env.get(path, Some(&valid)).await.status, 200);
+}
+
+#[tokio::test]
+async fn scopes_and_vehicle_restrictions_give_403() {
+    let env = Env::start().await;
+    let v = env.online();
+    let reader = env.token(&["vehicles:read", "location:read"], None);
+    let a = env
+        .post(&format!("/v1/vehicles/{}/unlock", v.id), &reader, &[WAIT])
+        .await;
+    a.assert_problem(403, "forbidden");
+    assert_eq!(a.json["required_scope"], "commands:unlock");
+    env.get(&format!("/v1/vehicles/{}/security", v.id), Some(&reader))
+        .await
+        .assert_problem(403, "forbidden");
+    // A lock-only token cannot unlock.
+    let locker = env.token(&["commands:lock"], None);
+    env.post(&format!("/v1/vehicles/{}/unlock", v.id), &locker, &[])
+        .await
+        .assert_problem(403, "forbidden");
+
+    let restricted = env.token(&["admin"], Some(vec![v.id.clone()]));
+    let other = env.asleep();
+    for path in [
+        format!("/v1/vehicles/{}", other.id),
+        format!("/v1/vehicles/{}/location", other.id),
+        "/v1/vehicles/veh_does_not_exist".to_string(),
+    ] {
+        env.get(&path, Some(&restricted))
+            .await
+            .assert_problem(403, "forbidden");
+    }
+    env.post(
+        &format!("/v1/vehicles/{}/unlock", other.id),
+        &restricted,
+        &[WAIT],
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    assert!(!env.demo.tesla.vehicle(&other.oem_id).unwrap().locked);
+    // The list shows only the allowed car; the allowed car works.
+    let list = env.get("/v1/vehicles", Some(&restricted)).await;
+    assert_eq!(list.json["vehicles"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        env.get(
+            &format!("/v1/vehicles/{}/location", v.id),
+            Some(&restricted)
+        )
+        .await
+        .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn idempotent_replay_returns_the_same_command_and_sends_once() {
+    let env = Env::start().await;
+    let v = env.online();
+    let path = format!("/v1/vehicles/{}/unlock", v.id);
+    let key = ("idempotency-key", "\"order-42-unlock\"");
+    let first = env.post(&path, &env.demo.token, &[WAIT, key]).await;
+    assert_eq!(first.status, 200, "{:#}", first.json);
+    let again = env.post(&path, &env.demo.token, &[WAIT, key]).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json["id"], first.json["id"]);
+    assert_eq!(env.demo.tesla.commands_seen(), 1);
+
+    // Same key, different request: refused, nothing sent.
+    let lock = format!("/v1/vehicles/{}/lock", v.id);
+    let a = env.post(&lock, &env.demo.token, &[WAIT, key]).await;
+    a.assert_problem(422, "idempotency_key_reused");
+    assert_eq!(a.json["command_id"], first.json["id"]);
+    let a = env
+        .send(
+            Method::POST,
+            &path,
+            Some(&env.demo.token),
+            &[WAIT, key, ("content-type", "application/json")],
+            Some(br#"{"reference":"another-order"}"#.to_vec()),
+        )
+        .await;
+    a.assert_problem(422, "idempotency_key_reused");
+    assert_eq!(env.demo.tesla.commands_seen(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_replays_while_in_flight_share_one_command() {
+    let env = Env::start().await;
+    // The asleep car makes the first attempt slow (wake-up), so replays overlap it.
+    let v = env.asleep();
+    let path = format!("/v1/vehicles/{}/lock", v.id);
+    let key = ("idempotency-key", "courier-7-lock");
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, base, token, path) = (
+                env.client.clone(),
+                env.base(),
+                env.demo.token.clone(),
+                path.clone(),
+            );
+            tokio::spawn(async move {
+                send(
+                    &client,
+                    &base,
+                    Method::POST,
+                    &path,
+                    Some(&token),
+                    &[WAIT, key],
+                    None,
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        let a = t.await.unwrap();
+        assert_eq!(a.status, 200, "{:#}", a.json);
+        assert_eq!(a.json["status"], "succeeded");
+        ids.push(a.json["id"].as_str().unwrap().to_string());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one command for one key");
+    let delivered = env
+        .demo
+        .tesla
+        .journal
+        .entries()
+        .into_iter()
+        .filter(|e| e.path.ends_with("/command/door_lock") && e.status == 200)
+        .count();
+    assert_eq!(delivered, 1);
+}
+
+#[tokio::test]
+async fn bad_bodies_get_clear_problems_and_change_nothing() {
+    let env = Env::start().await;
+    let v = env.online();
+    let path = format!("/v1/vehicles/{}/unlock", v.id);
+    let t = Some(env.demo.token.as_str());
+    let json_ct = ("content-type", "application/json");
+
+    let a = env
+        .send(
+            Method::POST,
+            &path,
+            t,
+            &[json_ct, WAIT],
+            Some(b"{\"reference\": ".to_vec()),
+        )
+        .await;
+    a.assert_problem(400, "invalid_request");
+    assert!(a.json["detail"].as_str().unwrap().contains("JSON"));
+
+    let a = env
+        .send(
+            Method::POST,
+            &path,
+            t,
+            &[json_ct, WAIT],
+            Some(br#"{"referense":"x"}"#.to_vec()),
+        )
+        .await;
+    a.assert_problem(400, "invalid_request");
+    assert!(a.json["detail"].as_str().unwrap().contains("referense"));
+
+    let huge = format!("{{\"reference\":\"{}\"}}", "x".repeat(200_000));
+    env.send(
+        Method::POST,
+        &path,
+        t,
+        &[json_ct, WAIT],
+        Some(huge.into_bytes()),
+    )
+    .await
+    .assert_problem(413, "payload_too_large");
+
+    env.send(
+        Method::POST,
+        &path,
+        t,
+        &[("content-type", "text/plain"), WAIT],
+        Some(b"unlock please".to_vec()),
+    )
+    .await
+    .assert_problem(415, "unsupported_media_type");
+
+    env.send(
+        Method::POST,
+        &path,
+        t,
+        &[("idempotency-key", "\"\""), WAIT],
+        None,
+    )
+    .await
+    .assert_problem(400, "invalid_request");
+
+    assert_eq!(
+        env.demo.tesla.commands_seen(),
+        0,
+        "bad requests reach no car"
+    );
+    assert!(env.demo.tesla.vehicle(&v.oem_id).unwrap().locked);
+
+    // A good body with a reference is kept on the record.
+    let a = env
+        .send(
+            Method::POST,
+            &path,
+            t,
+            &[json_ct, WAIT],
+            Some(br#"{"reference":"order-9"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:#}", a.json);
+    assert_eq!(a.json["reference"], "order-9");
+}
+
+#[tokio::test]
+async fn an_expired_oem_token_is_refreshed_once_and_the_call_replayed() {
+    let env = Env::start().await;
+    let v = env.online();
+    let before = env.demo.tesla.tokens.refreshes_served();
+    env.demo.tesla.tokens.expire_access_tokens();
+    let a = env
+        .get(
+            &format!("/v1/vehicles/{}/location", v.id),
+            Some(&env.demo.token),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:#}", a.json);
+    assert_eq!(env.demo.tesla.tokens.refreshes_served(), before + 1);
+    assert_eq!(env.demo.tesla.tokens.replays_seen(), 0);
+}
+
+#[tokio::test]
+async fn a_revoked_account_needs_reauthorization_and_stops_refreshing() {
+    let env = Env::start().await;
+    let v = env.online();
+    env.demo.tesla.tokens.revoke_account("demo-owner");
+    env.demo.tesla.tokens.expire_access_tokens();
+    let path = format!("/v1/vehicles/{}/location", v.id);
+    let a = env.get(&path, Some(&env.demo.token)).await;
+    a.assert_problem(424, "reauthorization_required");
+    assert!(a.json["account_id"].as_str().unwrap().starts_with("acct_"));
+    let refreshes = env.demo.tesla.tokens.refreshes_served();
+    let journal = env.demo.tesla.journal.count("POST", "/oauth2/v3/token");
+    for _ in 0..5 {
+        env.get(&path, Some(&env.demo.token))
+            .await
+            .assert_problem(424, "reauthorization_required");
+    }
+    assert_eq!(env.demo.tesla.tokens.refreshes_served(), refreshes);
+    assert_eq!(
+        env.demo.tesla.journal.count("POST", "/oauth2/v3/token"),
+        journal
+    );
+    env.post(
+        &format!("/v1/vehicles/{}/lock", v.id),
+        &env.demo.token,
+        &[WAIT],
+    )
+    .await
+    .assert_problem(424, "reauthorization_required");
+    assert_eq!(env.demo.tesla.commands_seen(), 0);
+}
+
+#[tokio::test]
+async fn command_records_survive_a_restart() {
+    let env = Env::start().await;
+    let v = env.online();
+    let a = env
+        .post(
+            &format!("/v1/vehicles/{}/unlock", v.id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    let id = a.json["id"].as_str().unwrap().to_string();
+    let config = env.demo.gateway.config.clone();
+    let common::Env { demo, dir, client } = env;
+    let token = demo.token.clone();
+    let _mock = demo.tesla_server.url();
+    demo.stop().await;
+
+    // A new gateway process on the same data dir.
+    let gateway = keyway::gateway::Gateway::start(config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(keyway::server::serve(
+        gateway,
+        listener,
+        std::future::pending(),
+    ));
+    let c = send(
+        &client,
+        &base,
+        Method::GET,
+        &format!("/v1/commands/{id}"),
+        Some(&token),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(c.status, 200, "{:#}", c.json);
+    assert_eq!(c.json["status"], "succeeded");
+    assert_eq!(c.json["action"], "unlock");
+    drop(dir);
+}
+
+#[tokio::test]
+async fn a_command_interrupted_after_sending_is_reconciled_not_resent() {
+    let env = Env::start().await;
+    let v = env.online();
+    // As if a previous process sent a lock, the car applied it, and the process died
+    // before recording the answer.
+    env.demo.tesla.update(&v.oem_id, |m| m.locked = true);
+    let t = now();
+    let interrupted = CommandRecord {
+        id: "cmd_interrupted".into(),
+        vehicle_id: v.id.clone(),
+        action: Command::Lock,
+        status: CommandStatus::Pending,
+        caller: "test-service".into(),
+        reference: None,
+        request_id: None,
+        sent_at: Some(t),
+        oem_handle: None,
+        error_code: None,
+        error_detail: None,
+        created_at: t,
+        updated_at: t,
+        completed_at: None,
+    };
+    let never_sent = CommandRecord {
+        id: "cmd_never_sent".into(),
+        action: Command::Unlock,
+        sent_at: None,
+        ..interrupted.clone()
+    };
+    let store = env.demo.gateway.store.clone();
+    store.create_command(&interrupted, None).await.unwrap();
+    store.create_command(&never_sent, None).await.unwrap();
+    let resumed = env.demo.gateway.commands.resume().await.unwrap();
+    assert_eq!(resumed, 2);
+    let done = env
+        .demo
+        .gateway
+        .commands
+        .wait("cmd_interrupted", Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, CommandStatus::Succeeded, "{done:?}");
+    let done = env
+        .demo
+        .gateway
+        .commands
+        .wait("cmd_never_sent", Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, CommandStatus::Succeeded, "{done:?}");
+    // The interrupted lock was confirmed by reading, never re-sent; the unsent unlock was sent.
+    assert_eq!(
+        env.demo.tesla.journal.count("POST", "/command/door_lock"),
+        0
+    );
+    assert_eq!(
+        env.demo.tesla.journal.count("POST", "/command/door_unlock"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let env = Env::start().await;
+    let h = env.get("/healthz", None).await;
+    assert_eq!(h.status, 200);
+    let r = env.get("/readyz", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["oems"], json!(["tesla"]));
+}

@@ -1,0 +1,203 @@
+//! Shared set-up for end-to-end tests: the demo assembly (gateway + Tesla mock) on
+//! ephemeral loopback ports with short timings and a private data dir, and a small
+//! HTTP client built on the project's own hyper stack.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use keyway::demo::{self, Demo, DemoOptions};
+use serde_json::Value;
+
+/// A private data dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let p = std::env::temp_dir().join(keyway::ids::new("keyway-test"));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running demo for one test.
+pub struct Env {
+    pub demo: Demo,
+    pub dir: TempDir,
+    pub client: Client<HttpConnector, Full<Bytes>>,
+}
+
+pub fn options(dir: &TempDir) -> DemoOptions {
+    DemoOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.0.clone(),
+        wake_delay: Duration::from_millis(40),
+        wake_poll: Duration::from_millis(10),
+        ..DemoOptions::default()
+    }
+}
+
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+impl Env {
+    pub async fn start() -> Self {
+        let dir = TempDir::new();
+        let demo = demo::start(options(&dir)).await.expect("demo starts");
+        Self {
+            demo,
+            dir,
+            client: client(),
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.demo.addr)
+    }
+
+    /// The online demo Tesla and the asleep one.
+    pub fn online(&self) -> &keyway::store::VehicleRecord {
+        self.by_vin("5YJ3E1EA7LF000001")
+    }
+
+    pub fn asleep(&self) -> &keyway::store::VehicleRecord {
+        self.by_vin("5YJYGDEE1MF000002")
+    }
+
+    pub fn by_vin(&self, vin: &str) -> &keyway::store::VehicleRecord {
+        self.demo
+            .vehicles
+            .iter()
+            .find(|v| v.oem_id == vin)
+            .expect("demo vehicle")
+    }
+
+    /// Mints a token with the demo's secret.
+    pub fn token(&self, scopes: &[&str], vehicles: Option<Vec<String>>) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        keyway::auth::mint_hs256(
+            &self.demo.gateway.config.auth,
+            &keyway::auth::DevToken {
+                sub: "test-service",
+                scopes: &scopes,
+                vehicles,
+                ttl_s: 600,
+            },
+        )
+        .unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        self.send(Method::GET, path, token, &[], None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, headers: &[(&str, &str)]) -> Answer {
+        self.send(Method::POST, path, Some(token), headers, None)
+            .await
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Answer {
+        send(
+            &self.client,
+            &self.base(),
+            method,
+            path,
+            token,
+            headers,
+            body,
+        )
+        .await
+    }
+}
+
+/// A response with its body parsed as JSON (Null when empty or not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub json: Value,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json answer with the code, and the members every problem has.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{:#}", self.json);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(self.json["code"], code, "{:#}", self.json);
+        assert_eq!(self.json["status"], status);
+        assert!(self.json["type"].as_str().unwrap().ends_with(code));
+        assert!(self.json["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        assert!(
+            self.json["request_id"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty())
+        );
+        assert!(self.json["retryable"].is_boolean());
+        assert_eq!(
+            self.header("x-request-id"),
+            self.json["request_id"].as_str()
+        );
+    }
+}
+
+pub async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    base: &str,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Answer {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+        .await
+        .expect("answer within 30 s")
+        .expect("request");
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
