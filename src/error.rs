@@ -285,6 +285,11 @@ impl ApiError {
     }
 }
 
+/// Every code, in documentation order.
+pub fn all_codes() -> impl Iterator<Item = Code> {
+    ALL.iter().copied()
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::internal(e)

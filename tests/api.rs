@@ -698,3 +698,35 @@ async fn health_and_readiness() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json["oems"], json!(["tesla"]));
 }
+
+#[tokio::test]
+async fn every_documented_route_exists() {
+    let env = Env::start().await;
+    let doc = env.get("/openapi.json", None).await;
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.json["openapi"], "3.1.0");
+    let paths = doc.json["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 10);
+    for (path, item) in paths {
+        for method in item
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "parameters")
+        {
+            let concrete = path
+                .replace("/vehicles/{id}", &format!("/vehicles/{}", env.online().id))
+                .replace("{id}", "cmd_unknown");
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let a = env
+                .send(m, &concrete, Some(&env.demo.token), &[], None)
+                .await;
+            let missing = a.json["code"] == "not_found" || a.json["code"] == "method_not_allowed";
+            assert!(
+                !missing,
+                "{method} {path} is documented but not routed: {:#}",
+                a.json
+            );
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //! - [`extract`]: caller auth, JSON bodies, `Prefer`, `Idempotency-Key`.
 //! - [`vehicles`]: vehicle list, detail, location, security.
 //! - [`commands`]: lock, unlock, command status.
-//! - [`ops`]: health, readiness.
+//! - [`ops`]: health, readiness, the OpenAPI document.
 
 pub mod commands;
 pub mod extract;
@@ -36,6 +36,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/v1/commands/{id}", get(commands::get))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/openapi.json", get(ops::openapi))
         .fallback(|| async { ApiError::new(Code::NotFound, "no such resource") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

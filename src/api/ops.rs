@@ -1,5 +1,6 @@
-//! Operations routes: `/healthz` (the process answers) and `/readyz` (the store answers
-//! and OEMs are configured), both unauthenticated and cheap.
+//! Operations routes: `/healthz` (the process answers), `/readyz` (the store answers)
+//! and `/openapi.json` (the hand-maintained API description), all unauthenticated and
+//! cheap.
 
 use std::sync::Arc;
 
@@ -24,4 +25,33 @@ pub async fn readyz(State(gw): State<Arc<Gateway>>) -> Result<Json<Value>, ApiEr
     let mut oems: Vec<&str> = gw.registry.ids().collect();
     oems.sort_unstable();
     Ok(Json(json!({ "status": "ready", "oems": oems })))
+}
+
+/// The OpenAPI 3.1 description of the unified API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> impl axum::response::IntoResponse {
+    ([(http::header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_lists_exactly_the_problem_codes() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut listed: Vec<&str> =
+            doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap())
+                .collect();
+        let mut known: Vec<&str> = crate::error::all_codes().map(Code::as_str).collect();
+        listed.sort_unstable();
+        known.sort_unstable();
+        assert_eq!(listed, known);
+    }
 }

@@ -400,4 +400,72 @@ mod tests {
         let v = Verifier::from_config(&auth()).unwrap();
         assert_eq!(v.verify(&none).unwrap_err().code, Code::Unauthenticated);
     }
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/auth")
+            .join(name)
+    }
+
+    fn es256_token(kid: Option<&str>) -> String {
+        let key = std::fs::read(fixture("test-es256.key.pem")).unwrap();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = kid.map(str::to_string);
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = serde_json::json!({
+            "sub": "svc", "scope": ["vehicles:read"], "iss": "https://id.test",
+            "aud": "keyway", "exp": now + 60, "nbf": now - 1,
+        });
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_pem(&key).unwrap()).unwrap()
+    }
+
+    fn es256_auth() -> AuthConfig {
+        AuthConfig {
+            algorithm: JwtAlgorithm::ES256,
+            hs256_secret: None,
+            ..auth()
+        }
+    }
+
+    #[test]
+    fn es256_with_a_pem_public_key() {
+        let c = AuthConfig {
+            public_key_file: Some(fixture("test-es256.pub.pem")),
+            ..es256_auth()
+        };
+        let v = Verifier::from_config(&c).unwrap();
+        let caller = v.verify(&es256_token(None)).unwrap();
+        assert!(caller.has(Scope::VehiclesRead));
+        // An HS256 token is refused by an ES256 verifier, whatever its signature.
+        assert_eq!(
+            v.verify(&token(&["admin"])).unwrap_err().code,
+            Code::Unauthenticated
+        );
+    }
+
+    #[test]
+    fn es256_with_a_jwks_chooses_the_key_by_kid() {
+        let c = AuthConfig {
+            jwks_file: Some(fixture("test-jwks.json")),
+            ..es256_auth()
+        };
+        let v = Verifier::from_config(&c).unwrap();
+        assert_eq!(
+            v.verify(&es256_token(Some("test-es256"))).unwrap().sub,
+            "svc"
+        );
+        let e = v.verify(&es256_token(Some("unknown"))).unwrap_err();
+        assert!(e.detail.contains("kid"), "{e}");
+        assert!(v.verify(&es256_token(None)).is_err());
+    }
+
+    #[test]
+    fn unreadable_key_file_names_the_field() {
+        let c = AuthConfig {
+            public_key_file: Some("/nonexistent/key.pem".into()),
+            ..es256_auth()
+        };
+        let e = Verifier::from_config(&c).unwrap_err().to_string();
+        assert!(e.contains("auth.public_key_file"), "{e}");
+    }
 }

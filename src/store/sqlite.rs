@@ -330,10 +330,13 @@ impl Store for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db)?;
-                return Ok(Created::Existing {
+                let existing = Created::Existing {
                     fingerprint: get(&row, "fingerprint")?,
                     command: Box::new(command_from(&row)?),
-                });
+                };
+                // Nothing was written; end the transaction here rather than on drop.
+                tx.rollback().await.map_err(db)?;
+                return Ok(existing);
             }
         }
         sqlx::query(

@@ -1,0 +1,100 @@
+//! README's main command, as a user runs it: `keyway demo` as a child process, its
+//! printed token and base URL read from stdout, then the demo walk-through over HTTP:
+//! list, locate, lock with `Prefer: wait`, security, unlock, and 401 without a token.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::{TempDir, client, send};
+use http::Method;
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_demo_binary_serves_the_walk_through() {
+    let dir = TempDir::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("keyway demo starts");
+    let stdout = child.stdout.take().unwrap();
+    let _guard = Kill(child);
+
+    let (mut base, mut token) = (None, None);
+    let mut banner = String::new();
+    for line in BufReader::new(stdout).lines().take(100) {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if let Some(rest) = line.strip_prefix("keyway demo is running at ") {
+            base = Some(rest.trim().to_string());
+        }
+        if let Some(t) = line.strip_prefix("KEYWAY_TOKEN=") {
+            token = Some(t.trim().to_string());
+        }
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    let base = base.expect("banner names the address");
+    let token = token.expect("banner prints KEYWAY_TOKEN");
+    assert!(banner.contains("curl -s"), "{banner}");
+    let client = client();
+    let call =
+        |method: Method, path: String, headers: Vec<(&'static str, &'static str)>, auth: bool| {
+            let (client, base, token) = (client.clone(), base.clone(), token.clone());
+            async move {
+                let t = auth.then_some(token.as_str());
+                send(&client, &base, method, &path, t, &headers, None).await
+            }
+        };
+
+    let list = call(Method::GET, "/v1/vehicles".into(), vec![], true).await;
+    assert_eq!(list.status, 200, "{:#}", list.json);
+    let vehicles = list.json["vehicles"].as_array().unwrap().clone();
+    assert!(vehicles.len() >= 2);
+    for v in &vehicles {
+        let id = v["id"].as_str().unwrap();
+        let loc = call(
+            Method::GET,
+            format!("/v1/vehicles/{id}/location"),
+            vec![],
+            true,
+        )
+        .await;
+        assert_eq!(loc.status, 200, "{id}: {:#}", loc.json);
+        for (action, locked) in [("lock", true), ("unlock", false)] {
+            let a = call(
+                Method::POST,
+                format!("/v1/vehicles/{id}/{action}"),
+                vec![("prefer", "wait=60")],
+                true,
+            )
+            .await;
+            assert_eq!(a.status, 200, "{id} {action}: {:#}", a.json);
+            assert_eq!(a.json["status"], "succeeded");
+            let s = call(
+                Method::GET,
+                format!("/v1/vehicles/{id}/security"),
+                vec![],
+                true,
+            )
+            .await;
+            assert_eq!(s.json["locked"], locked, "{id} after {action}");
+        }
+    }
+    let anonymous = call(Method::GET, "/v1/vehicles".into(), vec![], false).await;
+    anonymous.assert_problem(401, "unauthenticated");
+}
