@@ -1,61 +1,185 @@
-//! OEM accounts: recording a linked account and discovering its vehicles. Discovery
-//! keeps keyway's vehicle ids stable: a car the OEM lists again keeps the id callers
-//! already use.
+//! OEM accounts: linking an owner's account through the OEM's OAuth server
+//! (authorization code + PKCE + a single-use `state` bound to the caller who started
+//! it), discovering its vehicles, listing and unlinking.
+//!
+//! The `state` is random (from the `oauth2` crate), stored only as a SHA-256 hash, taken
+//! (deleted) by the first callback that presents it, and good for 10 minutes. The PKCE
+//! verifier never leaves the server and is stored sealed. Discovery keeps vehicle ids
+//! stable: a car the OEM lists again keeps the id callers already use, and an account
+//! a relink has replaced (no vehicles left) is removed.
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use keyway_adapter::Secret;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
-use crate::error::ApiError;
+use crate::auth::{Caller, Scope};
+use crate::error::{ApiError, Code};
+use crate::gateway::Gateway;
 use crate::ids;
-use crate::registry::Registry;
-use crate::store::{AccountRecord, AccountStatus, Store, TokenSet, VehicleRecord, now};
-use crate::tokens::Tokens;
+use crate::store::{AccountRecord, AccountStatus, LinkState, VehicleRecord, now};
+use crate::tokens::oauth;
 
-/// Records a newly linked account holding `refresh_token` (and the access token the
-/// exchange returned, if any), then discovers its vehicles.
-pub async fn link(
-    store: &Arc<dyn Store>,
-    registry: &Registry,
-    tokens: &Tokens,
-    oem: &str,
-    owner: &str,
-    token_set: TokenSet,
-) -> Result<(AccountRecord, Vec<VehicleRecord>), ApiError> {
-    let account = AccountRecord {
-        id: ids::new("acct"),
-        oem: oem.to_string(),
-        owner: owner.to_string(),
-        status: AccountStatus::Active,
-        tokens: token_set,
-        created_at: now(),
-    };
-    store.put_account(&account).await?;
-    let vehicles = discover(store, registry, tokens, &account).await?;
-    Ok((account, vehicles))
+/// How long an authorization may take.
+pub const LINK_TTL: Duration = Duration::from_secs(600);
+
+/// A started link.
+#[derive(Debug)]
+pub struct LinkStart {
+    /// Where to send the owner's browser.
+    pub authorization_url: String,
+    /// The `state` in it (the callback must bring it back).
+    pub state: Secret,
+    /// Until when the callback is accepted.
+    pub expires_at: OffsetDateTime,
 }
 
-/// A token set holding only a refresh token (the access token comes from a refresh).
-pub fn from_refresh_token(refresh_token: Secret) -> TokenSet {
-    TokenSet {
-        access_token: None,
-        access_expires_at: None,
-        refresh_token: Some(refresh_token),
+/// What the OEM's redirect brings back.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Callback {
+    /// The authorization code.
+    pub code: Option<String>,
+    /// The state from [`LinkStart`].
+    pub state: Option<String>,
+    /// An OAuth error (`access_denied`, …).
+    pub error: Option<String>,
+    /// Its description.
+    pub error_description: Option<String>,
+}
+
+fn state_hash(state: &str) -> String {
+    Sha256::digest(state.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn verifier_aad(hash: &str) -> String {
+    format!("link/{hash}/verifier")
+}
+
+/// The redirect URI keyway registers with every OEM.
+pub fn redirect_uri(gw: &Gateway) -> String {
+    format!("{}/v1/oauth/callback", gw.config.public_url())
+}
+
+fn enabled<'a>(gw: &'a Gateway, oem: &str) -> Result<&'a crate::registry::Oem, ApiError> {
+    gw.registry.get(oem).ok_or_else(|| {
+        let mut ids: Vec<&str> = gw.registry.ids().collect();
+        ids.sort_unstable();
+        ApiError::invalid(format!(
+            "the OEM {oem:?} is not enabled on this gateway (enabled: {})",
+            ids.join(", ")
+        ))
+    })
+}
+
+/// Starts linking an account of `oem` for `caller`.
+pub async fn start(gw: &Gateway, caller: &Caller, oem: &str) -> Result<LinkStart, ApiError> {
+    let entry = enabled(gw, oem)?;
+    let redirect = redirect_uri(gw);
+    let auth = oauth::authorization(entry, &redirect)?;
+    let hash = state_hash(auth.state.expose());
+    let created_at = now();
+    let expires_at = created_at + LINK_TTL;
+    gw.store
+        .put_link_state(&LinkState {
+            state_hash: hash.clone(),
+            oem: oem.to_string(),
+            caller: caller.sub.clone(),
+            verifier: gw
+                .sealer
+                .seal(&auth.verifier, &verifier_aad(&hash))
+                .map_err(ApiError::internal)?,
+            redirect_uri: redirect,
+            created_at,
+            expires_at,
+        })
+        .await?;
+    tracing::info!(oem, caller = %caller.sub, "account link started");
+    Ok(LinkStart {
+        authorization_url: auth.url,
+        state: auth.state,
+        expires_at,
+    })
+}
+
+/// Completes a link from the OEM's redirect: exchanges the code, stores the sealed
+/// tokens, discovers the vehicles.
+pub async fn complete(
+    gw: &Gateway,
+    cb: Callback,
+) -> Result<(AccountRecord, Vec<VehicleRecord>), ApiError> {
+    let state = cb
+        .state
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::invalid("the callback has no state"))?;
+    let hash = state_hash(&state);
+    let link =
+        gw.store.take_link_state(&hash).await?.ok_or_else(|| {
+            ApiError::invalid("unknown or already used state; start the link again")
+        })?;
+    if now() >= link.expires_at {
+        return Err(ApiError::invalid(
+            "the authorization took too long; start the link again",
+        ));
     }
+    if let Some(error) = cb.error {
+        let detail = cb.error_description.unwrap_or_default();
+        tracing::info!(oem = %link.oem, %error, "the OEM returned an authorization error");
+        let code = if error == "access_denied" {
+            Code::AuthorizationDenied
+        } else {
+            Code::UpstreamError
+        };
+        return Err(ApiError::new(
+            code,
+            format!("the OEM answered the authorization with {error}: {detail}"),
+        )
+        .with_oem(&link.oem)
+        .with("oauth_error", error));
+    }
+    let code = cb
+        .code
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::invalid("the callback has neither code nor error"))?;
+    let entry = enabled(gw, &link.oem)?;
+    let verifier = gw
+        .sealer
+        .open(&link.verifier, &verifier_aad(&hash))
+        .map_err(ApiError::internal)?;
+    let granted = oauth::exchange_code(entry, &code, &verifier, &link.redirect_uri).await?;
+    let id = ids::new("acct");
+    let tokens = gw.tokens.seal(
+        &id,
+        &granted,
+        entry.adapter.info().oauth.default_access_ttl,
+        None,
+    )?;
+    let account = AccountRecord {
+        id,
+        oem: link.oem.clone(),
+        owner: link.caller.clone(),
+        status: AccountStatus::Active,
+        tokens,
+        created_at: now(),
+    };
+    gw.store.put_account(&account).await?;
+    let vehicles = discover(gw, &account).await?;
+    tracing::info!(account = %account.id, oem = %account.oem, owner = %account.owner,
+        vehicles = vehicles.len(), "account linked");
+    Ok((account, vehicles))
 }
 
 /// Lists the account's vehicles at the OEM and records them.
 pub async fn discover(
-    store: &Arc<dyn Store>,
-    registry: &Registry,
-    tokens: &Tokens,
+    gw: &Gateway,
     account: &AccountRecord,
 ) -> Result<Vec<VehicleRecord>, ApiError> {
-    let adapter = registry
-        .get(&account.oem)
-        .map(|o| o.adapter.clone())
-        .ok_or_else(|| ApiError::invalid(format!("the OEM {} is not enabled", account.oem)))?;
-    let listed = tokens
+    let adapter = enabled(gw, &account.oem)?.adapter.clone();
+    let listed = gw
+        .tokens
         .call(&account.id, &account.oem, |cx| {
             let adapter = adapter.clone();
             async move { adapter.vehicles(&cx).await }
@@ -63,7 +187,12 @@ pub async fn discover(
         .await
         .map_err(|e| e.into_api(&account.oem))?;
     let mut stored = Vec::with_capacity(listed.len());
+    let mut superseded = Vec::new();
     for v in listed {
+        let previous = gw.store.vehicle_by_oem_id(&account.oem, &v.oem_id).await?;
+        if let Some(p) = previous.filter(|p| p.account_id != account.id) {
+            superseded.push(p.account_id);
+        }
         let record = VehicleRecord {
             id: ids::new("veh"),
             account_id: account.id.clone(),
@@ -75,8 +204,44 @@ pub async fn discover(
             year: v.year,
             last_locked: None,
         };
-        stored.push(store.upsert_vehicle(&record).await?);
+        stored.push(gw.store.upsert_vehicle(&record).await?);
     }
-    tracing::info!(account = %account.id, oem = %account.oem, vehicles = stored.len(), "vehicles discovered");
+    superseded.sort();
+    superseded.dedup();
+    for old in superseded {
+        if gw.store.account_vehicle_ids(&old).await?.is_empty() {
+            gw.store.delete_account(&old).await?;
+            gw.tokens.forget(&old);
+            tracing::info!(account = %old, replaced_by = %account.id, "relinked account replaced");
+        }
+    }
     Ok(stored)
+}
+
+/// The accounts `caller` may manage: its own, or all with `admin`.
+pub async fn list(
+    gw: &Gateway,
+    caller: &Caller,
+) -> Result<Vec<(AccountRecord, Vec<String>)>, ApiError> {
+    let mut out = Vec::new();
+    for a in gw.store.accounts().await? {
+        if a.owner == caller.sub || caller.has(Scope::Admin) {
+            let vehicles = gw.store.account_vehicle_ids(&a.id).await?;
+            out.push((a, vehicles));
+        }
+    }
+    Ok(out)
+}
+
+/// Unlinks an account: forgets its tokens and vehicles (command records stay).
+pub async fn unlink(gw: &Gateway, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    let not_found = || ApiError::new(Code::NotFound, format!("no account {id}"));
+    let account = gw.store.account(id).await?.ok_or_else(not_found)?;
+    if account.owner != caller.sub && !caller.has(Scope::Admin) {
+        return Err(not_found());
+    }
+    gw.store.delete_account(id).await?;
+    gw.tokens.forget(id);
+    tracing::info!(account = %id, oem = %account.oem, "account unlinked");
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! keyway's configuration: one TOML file, with secrets also settable from the
 //! environment so they need not sit in the file (`KEYWAY_AUTH_HS256_SECRET`,
-//! `KEYWAY_OEMS_<OEM>_CLIENT_SECRET`). Unknown fields are errors, and every error names
+//! `KEYWAY_OEMS_<OEM>_CLIENT_SECRET`, `KEYWAY_CRYPTO_KEYS`). Unknown fields are errors, and every error names
 //! the field it is about. Defaults are documented on each field and in
 //! `keyway.example.toml`.
 
@@ -58,6 +58,12 @@ pub struct Config {
     /// Where state lives: `sqlite://PATH` (default `sqlite://keyway.db`).
     #[serde(default = "default_store")]
     pub store: String,
+    /// The URL owners' browsers reach keyway at (the OAuth redirect URI is
+    /// `<public_url>/v1/oauth/callback`). Default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Encryption of OEM tokens at rest.
+    #[serde(default)]
+    pub crypto: CryptoConfig,
     /// Caller authentication.
     pub auth: AuthConfig,
     /// Command lifecycle timing.
@@ -77,6 +83,18 @@ fn default_listen() -> SocketAddr {
 
 fn default_store() -> String {
     "sqlite://keyway.db".into()
+}
+
+/// Keys sealing secrets at rest.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CryptoConfig {
+    /// The key id sealing new values. Default: the only key, when there is one.
+    pub active_key: Option<String>,
+    /// Keys by id, each the standard base64 of 32 random bytes (`keyway gen-key`).
+    /// `KEYWAY_CRYPTO_KEYS="k2=…,k1=…"` adds or replaces keys from the environment.
+    #[serde(default)]
+    pub keys: BTreeMap<String, Secret>,
 }
 
 /// JWT algorithms keyway accepts (one is pinned per deployment).
@@ -236,6 +254,15 @@ impl Config {
         if let Some(s) = env("KEYWAY_AUTH_HS256_SECRET") {
             self.auth.hs256_secret = Some(Secret::new(s));
         }
+        if let Some(list) = env("KEYWAY_CRYPTO_KEYS") {
+            for pair in list.split(',').filter(|p| !p.trim().is_empty()) {
+                if let Some((id, key)) = pair.split_once('=') {
+                    self.crypto
+                        .keys
+                        .insert(id.trim().to_string(), Secret::new(key.trim()));
+                }
+            }
+        }
         for (name, oem) in &mut self.oems {
             let key = format!("KEYWAY_OEMS_{}_CLIENT_SECRET", name.to_ascii_uppercase());
             if let Some(s) = env(&key) {
@@ -247,6 +274,12 @@ impl Config {
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.store_url()?;
+        self.sealer()?;
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(invalid("public_url", "must be an http:// or https:// URL"));
+        }
         match self.auth.algorithm {
             JwtAlgorithm::HS256 => match &self.auth.hs256_secret {
                 None => {
@@ -302,6 +335,45 @@ impl Config {
         Ok(())
     }
 
+    /// The base URL owners' browsers reach keyway at.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// The sealer for secrets at rest.
+    pub fn sealer(&self) -> Result<crate::crypto::Sealer, ConfigError> {
+        let c = &self.crypto;
+        if c.keys.is_empty() {
+            return Err(invalid(
+                "crypto.keys",
+                "at least one key is required to encrypt OEM tokens at rest \
+                 (generate one with `keyway gen-key`, or set KEYWAY_CRYPTO_KEYS)",
+            ));
+        }
+        let active = match (&c.active_key, c.keys.len()) {
+            (Some(a), _) => a.clone(),
+            (None, 1) => c.keys.keys().next().cloned().unwrap_or_default(),
+            (None, _) => {
+                return Err(invalid(
+                    "crypto.active_key",
+                    "required when several keys are configured",
+                ));
+            }
+        };
+        let mut keys = Vec::new();
+        for (id, b64) in &c.keys {
+            let key = crate::crypto::decode_key(id, b64)
+                .map_err(|e| invalid(&format!("crypto.keys.{id}"), e.to_string()))?;
+            keys.push((id.clone(), key));
+        }
+        crate::crypto::Sealer::new(&keys, &active)
+            .map_err(|e| invalid("crypto.active_key", e.to_string()))
+    }
+
     /// The parsed `store` URL.
     pub fn store_url(&self) -> Result<StoreUrl, ConfigError> {
         match self.store.strip_prefix("sqlite://") {
@@ -319,6 +391,9 @@ mod tests {
     use super::*;
 
     const MINIMAL: &str = r#"
+        [crypto]
+        keys = { k1 = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=" }
+
         [auth]
         issuer = "https://id.example"
         hs256_secret = "0123456789abcdef0123456789abcdef"
@@ -361,6 +436,25 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.contains("oems.trabant"), "{e}");
+    }
+
+    #[test]
+    fn crypto_keys_are_required_and_checked() {
+        let no_keys = MINIMAL.replace(
+            "keys = { k1 = \"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\" }",
+            "",
+        );
+        let e = parse(&no_keys).unwrap_err();
+        assert!(e.contains("crypto.keys"), "{e}");
+        let short = MINIMAL.replace("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=", "AQEB");
+        let e = parse(&short).unwrap_err();
+        assert!(e.contains("crypto.keys.k1"), "{e}");
+        let two = MINIMAL.replace(
+            "k1 = \"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\"",
+            "k1 = \"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\", k2 = \"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\"",
+        );
+        let e = parse(&two).unwrap_err();
+        assert!(e.contains("crypto.active_key"), "{e}");
     }
 
     #[test]

@@ -1,16 +1,24 @@
 //! `keyway demo`: every mock OEM and the gateway in one process on real sockets, a demo
-//! fleet from `fixtures/demo-fleet.json` (one Tesla starts asleep), the demo owner's
-//! accounts linked, and a development token with every scope — so the unified API can
-//! be tried with curl at once. The demo's state lives in its data dir and starts fresh
-//! each run (the mocks are new each run, so old OEM tokens would be dead anyway).
+//! fleet from `fixtures/demo-fleet.json` (one Tesla starts asleep), and a development
+//! token with every scope — so the unified API can be tried with curl at once.
+//!
+//! The demo owner's accounts are linked through the real flow over HTTP, the demo
+//! playing the owner's browser: `POST /v1/accounts/{oem}/authorize` at the gateway, a GET
+//! of the mock OEM's authorization URL (which consents and redirects), and a GET of the
+//! gateway's callback with the code — no token is seeded behind the flow's back. The
+//! demo's state lives in its data dir (with a generated token-encryption key and JWT
+//! secret) and starts fresh each run: the mocks are new each run.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyway_adapter::Secret;
+use bytes::Bytes;
+use http::{Request, header};
 use keyway_adapter::mock::MockServer;
+use keyway_adapter::transport::loopback_http;
+use keyway_adapter::{Call, Http, Secret};
 use keyway_tesla::mock::MockVehicle;
 use keyway_tesla::{TeslaMock, TeslaMockConfig};
 use rand::RngCore;
@@ -19,9 +27,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::accounts;
 use crate::auth::{DevToken, Scope, mint_hs256};
-use crate::config::{AuthConfig, CommandsConfig, Config, HttpConfig, JwtAlgorithm, OemConfig};
+use crate::config::{
+    AuthConfig, CommandsConfig, Config, CryptoConfig, HttpConfig, JwtAlgorithm, OemConfig,
+};
 use crate::gateway::Gateway;
 use crate::server;
 use crate::store::VehicleRecord;
@@ -71,7 +80,7 @@ pub enum DemoError {
     Start(#[from] crate::gateway::StartError),
     /// Linking the demo accounts failed.
     #[error("linking the demo accounts: {0}")]
-    Link(crate::error::ApiError),
+    Link(String),
     /// The embedded fleet is broken.
     #[error("fixtures/demo-fleet.json: {0}")]
     Fleet(serde_json::Error),
@@ -119,16 +128,15 @@ impl Demo {
     }
 }
 
-fn dev_secret(dir: &Path) -> Result<Secret, DemoError> {
-    let path = dir.join("dev-jwt-secret");
+/// A secret kept in the data dir (made on first use, mode 0600).
+fn dev_secret(dir: &Path, name: &str, make: impl FnOnce() -> String) -> Result<Secret, DemoError> {
+    let path = dir.join(name);
     if let Ok(s) = std::fs::read_to_string(&path)
-        && s.trim().len() >= 32
+        && !s.trim().is_empty()
     {
         return Ok(Secret::new(s.trim()));
     }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = make();
     std::fs::write(&path, &secret).map_err(io(format!("writing {}", path.display())))?;
     #[cfg(unix)]
     {
@@ -146,11 +154,27 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         let _ = std::fs::remove_file(opts.data_dir.join(name));
     }
     let fleet: Fleet = serde_json::from_str(FLEET).map_err(DemoError::Fleet)?;
+    let jwt_secret = dev_secret(&opts.data_dir, "dev-jwt-secret", || {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    })?;
+    let token_key = dev_secret(&opts.data_dir, "dev-token-key", || {
+        crate::crypto::generate_key().unwrap_or_default()
+    })?;
+    // Bind first: the OAuth redirect URI names the real port.
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .map_err(io(format!("listening on {}", opts.listen)))?;
+    let addr = listener.local_addr().map_err(io("reading the address"))?;
 
     let tesla = TeslaMock::new(TeslaMockConfig {
         wake_delay: opts.wake_delay,
         access_ttl: opts.token_ttl,
         vehicles: fleet.tesla.vehicles,
+        client_id: "keyway-demo".into(),
+        client_secret: Some("demo-client-secret".into()),
+        default_account: fleet.tesla.account.clone(),
     });
     let tesla_server = tesla
         .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -169,13 +193,18 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         },
     );
     let config = Config {
-        listen: opts.listen,
+        listen: addr,
         store: format!("sqlite://{}", opts.data_dir.join("keyway.db").display()),
+        public_url: Some(format!("http://{addr}")),
+        crypto: CryptoConfig {
+            active_key: Some("demo".into()),
+            keys: [("demo".to_string(), token_key)].into_iter().collect(),
+        },
         auth: AuthConfig {
             issuer: "keyway-demo".into(),
             audience: "keyway".into(),
             algorithm: JwtAlgorithm::HS256,
-            hs256_secret: Some(dev_secret(&opts.data_dir)?),
+            hs256_secret: Some(jwt_secret),
             public_key_file: None,
             jwks_file: None,
             leeway_s: 30,
@@ -189,20 +218,6 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     };
     let gateway = Gateway::start(config).await?;
 
-    // Until account linking lands, the demo owner's login is a token pair issued by the
-    // mock's login endpoint; keyway then refreshes it like any rotating OEM token.
-    let login = tesla.tokens.issue(&fleet.tesla.account);
-    let (_account, vehicles) = accounts::link(
-        &gateway.store,
-        &gateway.registry,
-        &gateway.tokens,
-        "tesla",
-        "demo",
-        accounts::from_refresh_token(Secret::new(login.refresh_token)),
-    )
-    .await
-    .map_err(DemoError::Link)?;
-
     let scopes: Vec<String> = Scope::ALL.iter().map(|s| s.as_str().to_string()).collect();
     let token = mint_hs256(
         &gateway.config.auth,
@@ -215,14 +230,17 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     )
     .map_err(|e| DemoError::Start(e.into()))?;
 
-    let listener = TcpListener::bind(opts.listen)
-        .await
-        .map_err(io(format!("listening on {}", opts.listen)))?;
-    let addr = listener.local_addr().map_err(io("reading the address"))?;
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(server::serve(gateway.clone(), listener, async move {
         let _ = stopped.await;
     }));
+    let base = format!("http://{addr}");
+    link_as_owner(&base, &token, "tesla").await?;
+    let vehicles = gateway
+        .store
+        .vehicles()
+        .await
+        .map_err(|e| DemoError::Link(e.to_string()))?;
     Ok(Demo {
         gateway,
         addr,
@@ -233,6 +251,57 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         stop,
         server,
     })
+}
+
+/// Links the demo owner's `oem` account the way an owner would: the service asks keyway
+/// for an authorization URL, the owner's browser follows it to the OEM (the mock
+/// consents at once) and is redirected to keyway's callback.
+pub async fn link_as_owner(base: &str, token: &str, oem: &str) -> Result<(), DemoError> {
+    let fail = |what: &str, detail: String| DemoError::Link(format!("{what}: {detail}"));
+    let service = Call {
+        http: loopback_http(),
+        token: Secret::new(token),
+    };
+    let started = service
+        .post_json(
+            &format!("{base}/v1/accounts/{oem}/authorize"),
+            &serde_json::json!({}),
+        )
+        .await
+        .map_err(|e| fail("authorize", e.to_string()))?;
+    let started: serde_json::Value = serde_json::from_slice(started.body())
+        .map_err(|e| fail("authorize answer", e.to_string()))?;
+    let url = started["authorization_url"]
+        .as_str()
+        .ok_or_else(|| fail("authorize answer", started.to_string()))?;
+    let browser = loopback_http();
+    let consent = browse(&browser, url)
+        .await
+        .map_err(|e| fail("OEM login", e))?;
+    let back = consent
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| fail("OEM login", format!("no redirect ({})", consent.status())))?
+        .to_string();
+    let done = browse(&browser, &back)
+        .await
+        .map_err(|e| fail("callback", e))?;
+    if !done.status().is_success() {
+        return Err(fail(
+            "callback",
+            String::from_utf8_lossy(done.body()).into_owned(),
+        ));
+    }
+    Ok(())
+}
+
+async fn browse(http: &Http, url: &str) -> Result<http::Response<Bytes>, String> {
+    let req = Request::get(url)
+        .header(header::ACCEPT, "text/html,application/json")
+        .body(Bytes::new())
+        .map_err(|e| e.to_string())?;
+    http.send(req).await.map_err(|e| e.to_string())
 }
 
 /// The banner: the token and ready-to-paste curl lines.

@@ -40,6 +40,8 @@ pub enum Code {
     RateLimited,
     /// The OEM account must be linked again by its owner.
     ReauthorizationRequired,
+    /// The owner declined the OEM's authorization.
+    AuthorizationDenied,
     /// The car stayed asleep.
     VehicleAsleep,
     /// The car is offline.
@@ -73,6 +75,7 @@ impl Code {
             Code::IdempotencyKeyReused => "idempotency_key_reused",
             Code::RateLimited => "rate_limited",
             Code::ReauthorizationRequired => "reauthorization_required",
+            Code::AuthorizationDenied => "authorization_denied",
             Code::VehicleAsleep => "vehicle_asleep",
             Code::VehicleUnreachable => "vehicle_unreachable",
             Code::CommandFailed => "command_failed",
@@ -93,7 +96,7 @@ impl Code {
         match self {
             Code::InvalidRequest => StatusCode::BAD_REQUEST,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Code::Forbidden => StatusCode::FORBIDDEN,
+            Code::Forbidden | Code::AuthorizationDenied => StatusCode::FORBIDDEN,
             Code::NotFound | Code::VehicleNotFound | Code::CommandNotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -126,6 +129,7 @@ impl Code {
             Code::IdempotencyKeyReused => "Idempotency key reused",
             Code::RateLimited => "Too many requests",
             Code::ReauthorizationRequired => "OEM account must be linked again",
+            Code::AuthorizationDenied => "Authorization declined at the OEM",
             Code::VehicleAsleep => "Vehicle asleep",
             Code::VehicleUnreachable => "Vehicle unreachable",
             Code::CommandFailed => "Command failed",
@@ -165,6 +169,7 @@ const ALL: &[Code] = &[
     Code::IdempotencyKeyReused,
     Code::RateLimited,
     Code::ReauthorizationRequired,
+    Code::AuthorizationDenied,
     Code::VehicleAsleep,
     Code::VehicleUnreachable,
     Code::CommandFailed,

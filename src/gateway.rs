@@ -1,7 +1,7 @@
 //! The assembled gateway: configuration, store, OEM registry, token manager, fleet and
 //! command runner, built once from a [`Config`] and shared (in an `Arc`) by the HTTP
-//! API, the CLI and tests. Start-up opens the store, builds the adapters and resumes
-//! commands a previous process left pending.
+//! API, the CLI and tests. Start-up opens the store and builds the adapters; serving
+//! (`server::serve`) resumes commands a previous process left pending.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::auth::Verifier;
 use crate::commands::{CommandTiming, Commands};
 use crate::config::{Config, ConfigError, StoreUrl};
+use crate::crypto::Sealer;
 use crate::registry::Registry;
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::tokens::Tokens;
@@ -41,10 +42,12 @@ pub struct Gateway {
     pub commands: Arc<Commands>,
     /// Caller token verification.
     pub verifier: Verifier,
+    /// Seals secrets at rest.
+    pub sealer: Arc<Sealer>,
 }
 
 impl Gateway {
-    /// Builds the gateway and resumes pending commands.
+    /// Builds the gateway.
     pub async fn start(config: Config) -> Result<Arc<Self>, StartError> {
         config.validate()?;
         let store: Arc<dyn Store> = match config.store_url()? {
@@ -59,11 +62,13 @@ impl Gateway {
         store: Arc<dyn Store>,
     ) -> Result<Arc<Self>, StartError> {
         let verifier = Verifier::from_config(&config.auth)?;
+        let sealer = Arc::new(config.sealer()?);
         let registry = Arc::new(Registry::from_config(&config.oems));
         let c = &config.commands;
         let tokens = Arc::new(Tokens::new(
             store.clone(),
             registry.clone(),
+            sealer.clone(),
             Duration::from_secs(c.token_refresh_skew_s),
         ));
         let fleet = Arc::new(Fleet::new(
@@ -83,7 +88,7 @@ impl Gateway {
                 max_poll_interval: Duration::from_millis(c.max_poll_interval_ms),
             },
         );
-        let gateway = Arc::new(Self {
+        Ok(Arc::new(Self {
             config,
             store,
             registry,
@@ -91,12 +96,7 @@ impl Gateway {
             fleet,
             commands,
             verifier,
-        });
-        match gateway.commands.resume().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(commands = n, "resumed pending commands"),
-            Err(e) => tracing::error!(error = %e, "could not resume pending commands"),
-        }
-        Ok(gateway)
+            sealer,
+        }))
     }
 }

@@ -19,6 +19,7 @@
 //! - [`store`]: the `Store` trait and its SQLite implementation.
 //! - [`error`]: the one error taxonomy at the API edge.
 //! - [`config`]: the TOML configuration.
+//! - [`crypto`]: encryption of secrets at rest (AES-256-GCM, rotating keys).
 //! - [`gateway`]: the assembled parts.
 //! - [`server`]: serving the API with graceful shutdown.
 //! - [`demo`]: `keyway demo`: mock OEMs, a demo fleet and the gateway in one process.
@@ -28,6 +29,7 @@ pub mod api;
 pub mod auth;
 pub mod commands;
 pub mod config;
+pub mod crypto;
 pub mod demo;
 pub mod error;
 pub mod gateway;

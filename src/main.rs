@@ -72,6 +72,15 @@ enum Cmd {
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
     },
+    /// Print a new random key for `[crypto] keys`.
+    GenKey,
+    /// Re-seal every stored OEM token with `crypto.active_key` (safe beside a running
+    /// gateway). Afterwards older keys can be removed from the configuration.
+    RotateKey {
+        /// The configuration file.
+        #[arg(long, default_value = "keyway.toml")]
+        config: PathBuf,
+    },
     /// Validate a configuration file and exit.
     CheckConfig {
         /// The configuration file.
@@ -189,6 +198,32 @@ async fn main() -> ExitCode {
             ) {
                 Ok(t) => {
                     println!("{t}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::GenKey => match keyway::crypto::generate_key() {
+            Ok(k) => {
+                println!("{k}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        Cmd::RotateKey { config } => {
+            init_logs("warn");
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let active = config.crypto.active_key.clone().unwrap_or_default();
+            let gateway = match Gateway::start(config).await {
+                Ok(g) => g,
+                Err(e) => return fail(e),
+            };
+            match gateway.tokens.reseal_all().await {
+                Ok(n) => {
+                    println!("re-sealed the tokens of {n} account(s) with key {active:?}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),

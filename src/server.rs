@@ -15,12 +15,18 @@ use crate::gateway::Gateway;
 /// How long shutdown waits for running commands.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(20);
 
-/// Serves until `shutdown` completes, then drains running commands.
+/// Resumes commands a previous process left pending, serves until `shutdown`
+/// completes, then drains running commands.
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    match gateway.commands.resume().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(commands = n, "resumed pending commands"),
+        Err(e) => tracing::error!(error = %e, "could not resume pending commands"),
+    }
     axum::serve(listener, api::app(gateway.clone()))
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -533,55 +533,6 @@ async fn bad_bodies_get_clear_problems_and_change_nothing() {
 }
 
 #[tokio::test]
-async fn an_expired_oem_token_is_refreshed_once_and_the_call_replayed() {
-    let env = Env::start().await;
-    let v = env.online();
-    let before = env.demo.tesla.tokens.refreshes_served();
-    env.demo.tesla.tokens.expire_access_tokens();
-    let a = env
-        .get(
-            &format!("/v1/vehicles/{}/location", v.id),
-            Some(&env.demo.token),
-        )
-        .await;
-    assert_eq!(a.status, 200, "{:#}", a.json);
-    assert_eq!(env.demo.tesla.tokens.refreshes_served(), before + 1);
-    assert_eq!(env.demo.tesla.tokens.replays_seen(), 0);
-}
-
-#[tokio::test]
-async fn a_revoked_account_needs_reauthorization_and_stops_refreshing() {
-    let env = Env::start().await;
-    let v = env.online();
-    env.demo.tesla.tokens.revoke_account("demo-owner");
-    env.demo.tesla.tokens.expire_access_tokens();
-    let path = format!("/v1/vehicles/{}/location", v.id);
-    let a = env.get(&path, Some(&env.demo.token)).await;
-    a.assert_problem(424, "reauthorization_required");
-    assert!(a.json["account_id"].as_str().unwrap().starts_with("acct_"));
-    let refreshes = env.demo.tesla.tokens.refreshes_served();
-    let journal = env.demo.tesla.journal.count("POST", "/oauth2/v3/token");
-    for _ in 0..5 {
-        env.get(&path, Some(&env.demo.token))
-            .await
-            .assert_problem(424, "reauthorization_required");
-    }
-    assert_eq!(env.demo.tesla.tokens.refreshes_served(), refreshes);
-    assert_eq!(
-        env.demo.tesla.journal.count("POST", "/oauth2/v3/token"),
-        journal
-    );
-    env.post(
-        &format!("/v1/vehicles/{}/lock", v.id),
-        &env.demo.token,
-        &[WAIT],
-    )
-    .await
-    .assert_problem(424, "reauthorization_required");
-    assert_eq!(env.demo.tesla.commands_seen(), 0);
-}
-
-#[tokio::test]
 async fn command_records_survive_a_restart() {
     let env = Env::start().await;
     let v = env.online();

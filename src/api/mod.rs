@@ -5,8 +5,10 @@
 //! - [`extract`]: caller auth, JSON bodies, `Prefer`, `Idempotency-Key`.
 //! - [`vehicles`]: vehicle list, detail, location, security.
 //! - [`commands`]: lock, unlock, command status.
+//! - [`accounts`]: OEM account linking (OAuth), listing, unlinking.
 //! - [`ops`]: health, readiness, the OpenAPI document.
 
+pub mod accounts;
 pub mod commands;
 pub mod extract;
 pub mod ops;
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::error::{ApiError, Code};
 use crate::gateway::Gateway;
@@ -34,6 +36,10 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/v1/vehicles/{id}/lock", post(commands::lock))
         .route("/v1/vehicles/{id}/unlock", post(commands::unlock))
         .route("/v1/commands/{id}", get(commands::get))
+        .route("/v1/accounts", get(accounts::list))
+        .route("/v1/accounts/{id}", delete(accounts::unlink))
+        .route("/v1/accounts/{oem}/authorize", post(accounts::authorize))
+        .route("/v1/oauth/callback", get(accounts::callback))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi))

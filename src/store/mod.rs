@@ -1,12 +1,13 @@
-//! Durable state behind one trait: OEM accounts and their tokens, vehicles, commands
-//! and idempotency keys. The embedded default is SQLite ([`sqlite`]); cluster mode adds
+//! Durable state behind one trait: OEM accounts and their tokens (sealed: a store never
+//! sees a plaintext token), pending account links, vehicles, commands and idempotency
+//! keys. The embedded default is SQLite ([`sqlite`]); cluster mode adds
 //! PostgreSQL behind the same trait. Every command is written before keyway talks to
 //! the OEM about it, so its record survives a crash of the gateway.
 
 pub mod sqlite;
 
 use async_trait::async_trait;
-use keyway_adapter::{Command, Secret};
+use keyway_adapter::Command;
 use time::OffsetDateTime;
 
 pub use sqlite::SqliteStore;
@@ -49,15 +50,36 @@ impl AccountStatus {
     }
 }
 
-/// The tokens of one OEM account.
-#[derive(Clone, Debug, Default)]
-pub struct TokenSet {
-    /// Current access token.
-    pub access_token: Option<Secret>,
+/// The tokens of one OEM account as stored: sealed by `crypto::Sealer`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoredTokens {
+    /// Current access token, sealed.
+    pub access_token: Option<String>,
     /// When it stops working.
     pub access_expires_at: Option<OffsetDateTime>,
-    /// Current refresh token (single-use where the OEM rotates them).
-    pub refresh_token: Option<Secret>,
+    /// When keyway refreshes it (before it expires).
+    pub access_refresh_at: Option<OffsetDateTime>,
+    /// Current refresh token (single-use where the OEM rotates them), sealed.
+    pub refresh_token: Option<String>,
+}
+
+/// A pending OAuth authorization, waiting for the owner's browser to come back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkState {
+    /// SHA-256 (hex) of the `state` parameter; the state itself is not stored.
+    pub state_hash: String,
+    /// Which OEM.
+    pub oem: String,
+    /// Who started it (becomes the account's owner).
+    pub caller: String,
+    /// The PKCE verifier, sealed.
+    pub verifier: String,
+    /// The redirect URI sent to the OEM (the code exchange must repeat it).
+    pub redirect_uri: String,
+    /// Started.
+    pub created_at: OffsetDateTime,
+    /// Good until.
+    pub expires_at: OffsetDateTime,
 }
 
 /// A linked OEM account.
@@ -71,8 +93,8 @@ pub struct AccountRecord {
     pub owner: String,
     /// Usable or not.
     pub status: AccountStatus,
-    /// Its tokens.
-    pub tokens: TokenSet,
+    /// Its tokens, sealed.
+    pub tokens: StoredTokens,
     /// When linked.
     pub created_at: OffsetDateTime,
 }
@@ -202,7 +224,24 @@ pub trait Store: Send + Sync + 'static {
     /// Every account.
     async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
     /// Replaces an account's tokens (durably, before anyone uses the new ones).
-    async fn save_tokens(&self, account_id: &str, tokens: &TokenSet) -> Result<(), StoreError>;
+    async fn save_tokens(&self, account_id: &str, tokens: &StoredTokens) -> Result<(), StoreError>;
+    /// Replaces an account's tokens only if they are still `expected` (compare-and-swap,
+    /// so a re-seal never overwrites a refresh that happened meanwhile). True if replaced.
+    async fn replace_tokens(
+        &self,
+        account_id: &str,
+        expected: &StoredTokens,
+        tokens: &StoredTokens,
+    ) -> Result<bool, StoreError>;
+    /// Deletes an account and its vehicles (command records stay). False if unknown.
+    async fn delete_account(&self, id: &str) -> Result<bool, StoreError>;
+    /// Ids of the vehicles discovered through an account.
+    async fn account_vehicle_ids(&self, account_id: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Records a pending authorization (and forgets expired ones).
+    async fn put_link_state(&self, state: &LinkState) -> Result<(), StoreError>;
+    /// Takes a pending authorization: it is deleted, so a state works once.
+    async fn take_link_state(&self, state_hash: &str) -> Result<Option<LinkState>, StoreError>;
     /// Changes an account's status.
     async fn set_account_status(&self, id: &str, status: AccountStatus) -> Result<(), StoreError>;
 
@@ -211,6 +250,12 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_vehicle(&self, vehicle: &VehicleRecord) -> Result<VehicleRecord, StoreError>;
     /// One vehicle.
     async fn vehicle(&self, id: &str) -> Result<Option<VehicleRecord>, StoreError>;
+    /// The vehicle an OEM knows as `oem_id`.
+    async fn vehicle_by_oem_id(
+        &self,
+        oem: &str,
+        oem_id: &str,
+    ) -> Result<Option<VehicleRecord>, StoreError>;
     /// Every vehicle, ordered by id.
     async fn vehicles(&self) -> Result<Vec<VehicleRecord>, StoreError>;
     /// Remembers the lock state a confirmed command left.

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use keyway_adapter::{Command, Secret};
+use keyway_adapter::Command;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -19,11 +19,18 @@ use time::OffsetDateTime;
 
 use super::*;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "linking",
+        include_str!("../../migrations/sqlite/0002_linking.sql"),
+    ),
+];
 
 /// SQLite-backed [`Store`].
 #[derive(Clone, Debug)]
@@ -107,10 +114,11 @@ fn account_from(row: &SqliteRow) -> Result<AccountRecord, StoreError> {
         oem: get(row, "oem")?,
         owner: get(row, "owner")?,
         status: AccountStatus::parse(&get::<String>(row, "status")?)?,
-        tokens: TokenSet {
-            access_token: get::<Option<String>>(row, "access_token")?.map(Secret::new),
+        tokens: StoredTokens {
+            access_token: get(row, "access_token")?,
             access_expires_at: opt_time(get(row, "access_expires_at")?)?,
-            refresh_token: get::<Option<String>>(row, "refresh_token")?.map(Secret::new),
+            access_refresh_at: opt_time(get(row, "access_refresh_at")?)?,
+            refresh_token: get(row, "refresh_token")?,
         },
         created_at: from_ms(get(row, "created_at")?)?,
     })
@@ -166,20 +174,22 @@ impl Store for SqliteStore {
     async fn put_account(&self, a: &AccountRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO accounts (id, oem, owner, status, access_token, access_expires_at,
-                refresh_token, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                access_refresh_at, refresh_token, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET oem = excluded.oem, owner = excluded.owner,
                 status = excluded.status, access_token = excluded.access_token,
                 access_expires_at = excluded.access_expires_at,
+                access_refresh_at = excluded.access_refresh_at,
                 refresh_token = excluded.refresh_token, updated_at = excluded.updated_at",
         )
         .bind(&a.id)
         .bind(&a.oem)
         .bind(&a.owner)
         .bind(a.status.as_str())
-        .bind(a.tokens.access_token.as_ref().map(Secret::expose))
+        .bind(&a.tokens.access_token)
         .bind(opt_ms(a.tokens.access_expires_at))
-        .bind(a.tokens.refresh_token.as_ref().map(Secret::expose))
+        .bind(opt_ms(a.tokens.access_refresh_at))
+        .bind(&a.tokens.refresh_token)
         .bind(to_ms(a.created_at))
         .bind(to_ms(now()))
         .execute(&self.pool)
@@ -209,14 +219,15 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn save_tokens(&self, account_id: &str, t: &TokenSet) -> Result<(), StoreError> {
+    async fn save_tokens(&self, account_id: &str, t: &StoredTokens) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE accounts SET access_token = ?, access_expires_at = ?, refresh_token = ?,
-                updated_at = ? WHERE id = ?",
+            "UPDATE accounts SET access_token = ?, access_expires_at = ?, access_refresh_at = ?,
+                refresh_token = ?, updated_at = ? WHERE id = ?",
         )
-        .bind(t.access_token.as_ref().map(Secret::expose))
+        .bind(&t.access_token)
         .bind(opt_ms(t.access_expires_at))
-        .bind(t.refresh_token.as_ref().map(Secret::expose))
+        .bind(opt_ms(t.access_refresh_at))
+        .bind(&t.refresh_token)
         .bind(to_ms(now()))
         .bind(account_id)
         .execute(&self.pool)
@@ -234,6 +245,104 @@ impl Store for SqliteStore {
             .await
             .map_err(db)?;
         Ok(())
+    }
+
+    async fn replace_tokens(
+        &self,
+        account_id: &str,
+        expected: &StoredTokens,
+        t: &StoredTokens,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE accounts SET access_token = ?, access_expires_at = ?, access_refresh_at = ?,
+                refresh_token = ?, updated_at = ?
+             WHERE id = ? AND access_token IS ? AND refresh_token IS ?",
+        )
+        .bind(&t.access_token)
+        .bind(opt_ms(t.access_expires_at))
+        .bind(opt_ms(t.access_refresh_at))
+        .bind(&t.refresh_token)
+        .bind(to_ms(now()))
+        .bind(account_id)
+        .bind(&expected.access_token)
+        .bind(&expected.refresh_token)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn delete_account(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("DELETE FROM vehicles WHERE account_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let deleted = sqlx::query("DELETE FROM accounts WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected()
+            == 1;
+        tx.commit().await.map_err(db)?;
+        Ok(deleted)
+    }
+
+    async fn account_vehicle_ids(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
+        sqlx::query("SELECT id FROM vehicles WHERE account_id = ? ORDER BY id")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| get(r, "id"))
+            .collect()
+    }
+
+    async fn put_link_state(&self, l: &LinkState) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM link_states WHERE expires_at < ?")
+            .bind(to_ms(now()))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO link_states (state_hash, oem, caller, verifier, redirect_uri, created_at,
+                expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&l.state_hash)
+        .bind(&l.oem)
+        .bind(&l.caller)
+        .bind(&l.verifier)
+        .bind(&l.redirect_uri)
+        .bind(to_ms(l.created_at))
+        .bind(to_ms(l.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn take_link_state(&self, state_hash: &str) -> Result<Option<LinkState>, StoreError> {
+        let row = sqlx::query("DELETE FROM link_states WHERE state_hash = ? RETURNING *")
+            .bind(state_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|r| {
+            Ok(LinkState {
+                state_hash: get(&r, "state_hash")?,
+                oem: get(&r, "oem")?,
+                caller: get(&r, "caller")?,
+                verifier: get(&r, "verifier")?,
+                redirect_uri: get(&r, "redirect_uri")?,
+                created_at: from_ms(get(&r, "created_at")?)?,
+                expires_at: from_ms(get(&r, "expires_at")?)?,
+            })
+        })
+        .transpose()
     }
 
     async fn upsert_vehicle(&self, v: &VehicleRecord) -> Result<VehicleRecord, StoreError> {
@@ -264,6 +373,22 @@ impl Store for SqliteStore {
     async fn vehicle(&self, id: &str) -> Result<Option<VehicleRecord>, StoreError> {
         sqlx::query("SELECT * FROM vehicles WHERE id = ?")
             .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(vehicle_from)
+            .transpose()
+    }
+
+    async fn vehicle_by_oem_id(
+        &self,
+        oem: &str,
+        oem_id: &str,
+    ) -> Result<Option<VehicleRecord>, StoreError> {
+        sqlx::query("SELECT * FROM vehicles WHERE oem = ? AND oem_id = ?")
+            .bind(oem)
+            .bind(oem_id)
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?
@@ -485,6 +610,24 @@ mod tests {
         s.update_command(&c).await.unwrap();
         assert_eq!(s.command("cmd_x").await.unwrap().as_ref(), Some(&c));
         assert!(s.pending_commands().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_link_state_is_taken_once() {
+        let s = SqliteStore::memory().await.unwrap();
+        let t = now();
+        let l = LinkState {
+            state_hash: "h".into(),
+            oem: "tesla".into(),
+            caller: "svc".into(),
+            verifier: "kw1.k1.x".into(),
+            redirect_uri: "http://127.0.0.1:1/v1/oauth/callback".into(),
+            created_at: t,
+            expires_at: t + time::Duration::minutes(10),
+        };
+        s.put_link_state(&l).await.unwrap();
+        assert_eq!(s.take_link_state("h").await.unwrap(), Some(l));
+        assert_eq!(s.take_link_state("h").await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -1,32 +1,39 @@
-//! OEM access tokens: cached per account, refreshed before they expire, and refreshed
-//! once more when the OEM rejects one mid-call (a 401 means the OEM did not act, so even
-//! a command is safe to replay once).
+//! OEM access tokens: cached per account (moka), refreshed before they expire, and
+//! refreshed once more when the OEM rejects one mid-call (a 401 means the OEM did not
+//! act, so even a command is safe to replay once).
 //!
 //! Two rules keep rotating refresh tokens from being double-spent:
 //! - **single flight per account**: one refresh at a time; callers queue on the
 //!   account's lock and re-check the cache after taking it (the refresh race);
-//! - **persist before use**: the new refresh token is written to the store before any
-//!   caller receives the new access token.
+//! - **persist before use**: the new refresh token is sealed and written to the store
+//!   before any caller receives the new access token.
 //!
-//! A refresh the OEM rejects (`invalid_grant`, `login_required`, Ford's 460, ...) marks
+//! A refresh the OEM rejects (`invalid_grant`, `login_required`, Ford's 460, …) marks
 //! the account `reauthorization_required`; no further refresh is attempted until the
-//! owner links it again.
+//! owner links it again. Tokens are sealed ([`crate::crypto`]) before they reach the
+//! store, bound to their account and field.
+//!
+//! What no client can prevent: if the OEM rotates the refresh token and the answer is
+//! lost (connection reset, crash before the write), the new token is gone and the next
+//! refresh presents the old one; a rotating OEM then revokes the family and the owner
+//! must relink. keyway writes the new token immediately after the answer to keep that
+//! window as small as it can be.
+
+pub mod oauth;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine;
-use bytes::Bytes;
-use http::{Method, Request, header};
-use keyway_adapter::{Call, ClientAuth, Delivered, OemError, Secret};
-use serde::Deserialize;
+use keyway_adapter::{Call, OemError, Secret};
 use time::OffsetDateTime;
 
+use crate::crypto::Sealer;
 use crate::error::{ApiError, Code};
 use crate::registry::Registry;
-use crate::store::{AccountRecord, AccountStatus, Store, TokenSet};
+use crate::store::{AccountRecord, AccountStatus, Store, StoredTokens};
+use oauth::{Granted, RefreshFailure};
 
 /// Why an OEM call failed: the OEM said so, or keyway could not make the call.
 #[derive(Debug)]
@@ -56,15 +63,17 @@ impl From<ApiError> for CallError {
 #[derive(Clone)]
 struct Cached {
     token: Secret,
-    expires_at: OffsetDateTime,
+    refresh_at: OffsetDateTime,
 }
 
 /// The token manager.
 pub struct Tokens {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
+    sealer: Arc<Sealer>,
     skew: Duration,
-    cache: Mutex<HashMap<String, Cached>>,
+    /// Open access tokens by account id (bounded; entries are re-read from the store).
+    cache: moka::sync::Cache<String, Cached>,
     /// One async lock per account: held across a refresh so only one runs at a time.
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -90,39 +99,68 @@ pub fn reauthorization_required(account: &AccountRecord, why: &str) -> ApiError 
     )
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: String,
-    refresh_token: Option<String>,
-    expires_in: Option<u64>,
+fn access_aad(account_id: &str) -> String {
+    format!("{account_id}/access_token")
 }
 
-#[derive(Deserialize)]
-struct TokenErrorAnswer {
-    error: Option<String>,
+fn refresh_aad(account_id: &str) -> String {
+    format!("{account_id}/refresh_token")
 }
 
 impl Tokens {
-    /// A manager refreshing `skew` before expiry.
-    pub fn new(store: Arc<dyn Store>, registry: Arc<Registry>, skew: Duration) -> Self {
+    /// A manager refreshing `skew` before expiry (at most half a token's lifetime).
+    pub fn new(
+        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+        sealer: Arc<Sealer>,
+        skew: Duration,
+    ) -> Self {
         Self {
             store,
             registry,
+            sealer,
             skew,
-            cache: Mutex::default(),
+            cache: moka::sync::Cache::new(100_000),
             flights: Mutex::default(),
         }
     }
 
-    fn fresh(&self, expires_at: OffsetDateTime) -> bool {
-        OffsetDateTime::now_utc() + self.skew < expires_at
+    /// Seals freshly granted tokens for storage. `previous_refresh` stays when the OEM
+    /// sent no new refresh token (non-rotating OEMs may omit it).
+    pub fn seal(
+        &self,
+        account_id: &str,
+        granted: &Granted,
+        default_ttl: Duration,
+        previous_refresh: Option<&Secret>,
+    ) -> Result<StoredTokens, ApiError> {
+        let now = OffsetDateTime::now_utc();
+        let lifetime = granted.expires_in.unwrap_or(default_ttl);
+        let early = self.skew.min(lifetime / 2);
+        let refresh = granted.refresh_token.as_ref().or(previous_refresh);
+        Ok(StoredTokens {
+            access_token: Some(
+                self.sealer
+                    .seal(&granted.access_token, &access_aad(account_id))
+                    .map_err(ApiError::internal)?,
+            ),
+            access_expires_at: Some(now + lifetime),
+            access_refresh_at: Some(now + (lifetime - early)),
+            refresh_token: refresh
+                .map(|r| self.sealer.seal(r, &refresh_aad(account_id)))
+                .transpose()
+                .map_err(ApiError::internal)?,
+        })
+    }
+
+    fn open(&self, sealed: &str, aad: &str) -> Result<Secret, ApiError> {
+        self.sealer.open(sealed, aad).map_err(ApiError::internal)
     }
 
     fn cached(&self, account_id: &str) -> Option<Cached> {
-        guard(&self.cache)
+        self.cache
             .get(account_id)
-            .filter(|c| self.fresh(c.expires_at))
-            .cloned()
+            .filter(|c| OffsetDateTime::now_utc() < c.refresh_at)
     }
 
     fn flight(&self, account_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -176,25 +214,28 @@ impl Tokens {
             )
             .into());
         }
-        if let (Some(token), Some(expires_at)) = (
-            &account.tokens.access_token,
-            account.tokens.access_expires_at,
-        ) && self.fresh(expires_at)
-            && rejected != Some(token)
+        let t = &account.tokens;
+        if let (Some(sealed), Some(refresh_at)) = (&t.access_token, t.access_refresh_at)
+            && OffsetDateTime::now_utc() < refresh_at
         {
-            self.remember(account_id, token.clone(), expires_at);
-            return Ok(token.clone());
+            let token = self.open(sealed, &access_aad(account_id))?;
+            if rejected != Some(&token) {
+                self.cache.insert(
+                    account_id.to_string(),
+                    Cached {
+                        token: token.clone(),
+                        refresh_at,
+                    },
+                );
+                return Ok(token);
+            }
         }
         self.refresh(&account).await
     }
 
-    fn remember(&self, account_id: &str, token: Secret, expires_at: OffsetDateTime) {
-        guard(&self.cache).insert(account_id.to_string(), Cached { token, expires_at });
-    }
-
     /// Forgets the cached token (account unlinked or relinked).
     pub fn forget(&self, account_id: &str) {
-        guard(&self.cache).remove(account_id);
+        self.cache.invalidate(account_id);
     }
 
     async fn refresh(&self, account: &AccountRecord) -> Result<Secret, CallError> {
@@ -204,92 +245,42 @@ impl Tokens {
                 format!("the OEM {} is not enabled on this gateway", account.oem),
             )
         })?;
-        let Some(refresh_token) = account.tokens.refresh_token.clone() else {
+        let Some(sealed_refresh) = &account.tokens.refresh_token else {
             self.give_up(account).await?;
             return Err(reauthorization_required(account, "no refresh token is stored").into());
         };
-        let profile = &oem.adapter.info().oauth;
-        let url = keyway_adapter::http::join(oem.config.auth_base(), profile.token_path);
-        let mut form = vec![
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.expose()),
-        ];
-        let secret = oem.config.client_secret.as_ref().map(Secret::expose);
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(&url)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ACCEPT, "application/json");
-        match profile.client_auth {
-            ClientAuth::Body => {
-                form.push(("client_id", &oem.config.client_id));
-                if let Some(s) = secret {
-                    form.push(("client_secret", s));
-                }
+        let refresh_token = self.open(sealed_refresh, &refresh_aad(&account.id))?;
+        match oauth::refresh(oem, &refresh_token).await {
+            Ok(granted) => {
+                let default_ttl = oem.adapter.info().oauth.default_access_ttl;
+                let stored = self.seal(&account.id, &granted, default_ttl, Some(&refresh_token))?;
+                // Persist before use: if this write fails, nobody gets the new token.
+                self.store
+                    .save_tokens(&account.id, &stored)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(account = %account.id, error = %e,
+                            "refreshed tokens could not be stored; the account may need relinking");
+                        ApiError::from(e)
+                    })?;
+                let refresh_at = stored
+                    .access_refresh_at
+                    .unwrap_or(OffsetDateTime::now_utc());
+                self.cache.insert(
+                    account.id.clone(),
+                    Cached {
+                        token: granted.access_token.clone(),
+                        refresh_at,
+                    },
+                );
+                tracing::info!(account = %account.id, oem = %account.oem, "access token refreshed");
+                Ok(granted.access_token)
             }
-            ClientAuth::Basic => {
-                let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-                    "{}:{}",
-                    oem.config.client_id,
-                    secret.unwrap_or("")
-                ));
-                let mut value = http::HeaderValue::try_from(format!("Basic {basic}"))
-                    .map_err(ApiError::internal)?;
-                value.set_sensitive(true);
-                req = req.header(header::AUTHORIZATION, value);
+            Err(RefreshFailure::Rejected(why)) => {
+                self.give_up(account).await?;
+                Err(reauthorization_required(account, &why).into())
             }
-        }
-        let body = serde_urlencoded::to_string(&form).map_err(ApiError::internal)?;
-        let req = req.body(Bytes::from(body)).map_err(ApiError::internal)?;
-        let resp = oem
-            .http
-            .send(req)
-            .await
-            .map_err(|e| CallError::Oem(e.into()))?;
-        let status = resp.status().as_u16();
-        if status == 200 {
-            let answer: TokenAnswer = keyway_adapter::http::parse_json(&resp, Delivered::Unknown)
-                .map_err(CallError::Oem)?;
-            let expires_at = OffsetDateTime::now_utc()
-                + answer
-                    .expires_in
-                    .map(Duration::from_secs)
-                    .unwrap_or(profile.default_access_ttl);
-            let access = Secret::new(answer.access_token);
-            let tokens = TokenSet {
-                access_token: Some(access.clone()),
-                access_expires_at: Some(expires_at),
-                // Non-rotating OEMs may omit it: the old one stays valid.
-                refresh_token: Some(
-                    answer
-                        .refresh_token
-                        .map(Secret::new)
-                        .unwrap_or(refresh_token),
-                ),
-            };
-            // Persist before use: if this write fails, nobody gets the new token.
-            self.store
-                .save_tokens(&account.id, &tokens)
-                .await
-                .map_err(|e| {
-                    tracing::error!(account = %account.id, error = %e,
-                    "refreshed tokens could not be stored; the account may need relinking");
-                    ApiError::from(e)
-                })?;
-            self.remember(&account.id, access.clone(), expires_at);
-            tracing::info!(account = %account.id, oem = %account.oem, "access token refreshed");
-            return Ok(access);
-        }
-        let error = serde_json::from_slice::<TokenErrorAnswer>(resp.body())
-            .ok()
-            .and_then(|e| e.error);
-        match status {
-            429 => Err(CallError::Oem(OemError::RateLimited {
-                retry_after: keyway_adapter::error::parse_retry_after(
-                    resp.headers().get(header::RETRY_AFTER),
-                ),
-            })),
-            400..=403 if error.as_deref() == Some("invalid_client") => {
+            Err(RefreshFailure::BadClient) => {
                 tracing::error!(oem = %account.oem, "the OEM rejects keyway's OAuth client credentials");
                 Err(ApiError::new(
                     Code::UpstreamError,
@@ -298,16 +289,7 @@ impl Tokens {
                 .with_oem(&account.oem)
                 .into())
             }
-            400..=403 => {
-                self.give_up(account).await?;
-                let why = error.unwrap_or_else(|| format!("token endpoint answered {status}"));
-                Err(reauthorization_required(account, &why).into())
-            }
-            _ => Err(CallError::Oem(OemError::Upstream {
-                status,
-                detail: "the token endpoint failed".into(),
-                delivered: Delivered::Unknown,
-            })),
+            Err(RefreshFailure::Oem(e)) => Err(CallError::Oem(e)),
         }
     }
 
@@ -350,5 +332,40 @@ impl Tokens {
             }
             other => other.map_err(CallError::Oem),
         }
+    }
+
+    /// Re-seals every stored token with the active key; returns how many accounts changed.
+    /// Safe beside a running gateway: each account is replaced only if its tokens did not
+    /// change meanwhile (a refresh writes with the running gateway's active key anyway).
+    pub async fn reseal_all(&self) -> Result<usize, ApiError> {
+        let mut changed = 0;
+        for account in self.store.accounts().await? {
+            let old = &account.tokens;
+            let stale = [&old.access_token, &old.refresh_token]
+                .into_iter()
+                .flatten()
+                .any(|s| self.sealer.needs_rotation(s));
+            if !stale {
+                continue;
+            }
+            let reseal = |sealed: &Option<String>, aad: &str| -> Result<Option<String>, ApiError> {
+                sealed
+                    .as_ref()
+                    .map(|s| {
+                        let plain = self.open(s, aad)?;
+                        self.sealer.seal(&plain, aad).map_err(ApiError::internal)
+                    })
+                    .transpose()
+            };
+            let new = StoredTokens {
+                access_token: reseal(&old.access_token, &access_aad(&account.id))?,
+                refresh_token: reseal(&old.refresh_token, &refresh_aad(&account.id))?,
+                ..old.clone()
+            };
+            if self.store.replace_tokens(&account.id, old, &new).await? {
+                changed += 1;
+            }
+        }
+        Ok(changed)
     }
 }

@@ -55,6 +55,8 @@ pub struct OAuthProfile {
     pub rotating_refresh: bool,
     /// Access-token lifetime to assume when the OEM omits `expires_in`.
     pub default_access_ttl: Duration,
+    /// Whether the code exchange is followed by an RFC 8693 token exchange (GM, Ford).
+    pub token_exchange: bool,
 }
 
 /// What an adapter declares about itself.

@@ -44,6 +44,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         client_auth: ClientAuth::Body,
         rotating_refresh: true,
         default_access_ttl: Duration::from_secs(8 * 3600),
+        token_exchange: false,
     },
 };
 

@@ -7,10 +7,13 @@
 //! token endpoint whose refresh tokens rotate and are single-use (reuse answers 401
 //! `login_required` and revokes the token family). Time is tokio's clock.
 //!
+//! Its OAuth server is the kit's ([`OAuthServer`]) with Tesla's profile: PKCE required,
+//! client credentials in the body, rotating refresh tokens, and a rejected refresh
+//! answered `401 {"error": "login_required"}`.
+//!
 //! Test and demo controls live under `/__mock/`: `GET /__mock/state`,
 //! `PATCH /__mock/vehicles/{vin}` (`state`, `locked`, `user_present`, `latitude`,
-//! `longitude`, `heading`), `POST /__mock/accounts/{account}/tokens` (issue a token pair
-//! as a completed login would), and the request journal at `/__mock/requests`.
+//! `longitude`, `heading`), and the request journal at `/__mock/requests`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -21,9 +24,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
+use keyway_adapter::ClientAuth;
 use keyway_adapter::conformance::MockControl;
-use keyway_adapter::mock::{AccessDenied, Journal, MockServer, TokenBook, bearer, lock};
+use keyway_adapter::mock::{
+    AccessDenied, Journal, MockServer, OAuthServer, OAuthServerConfig, Rejection, TokenBook,
+    bearer, lock,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -106,6 +113,12 @@ pub struct TeslaMockConfig {
     pub access_ttl: Duration,
     /// The cars.
     pub vehicles: Vec<MockVehicle>,
+    /// The registered OAuth client.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: Option<String>,
+    /// The account that logs in at `/authorize` unless `login_hint` names another.
+    pub default_account: String,
 }
 
 impl Default for TeslaMockConfig {
@@ -114,6 +127,9 @@ impl Default for TeslaMockConfig {
             wake_delay: Duration::from_secs(5),
             access_ttl: Duration::from_secs(8 * 3600),
             vehicles: Vec::new(),
+            client_id: "keyway".into(),
+            client_secret: None,
+            default_account: default_account(),
         }
     }
 }
@@ -147,6 +163,8 @@ pub struct TeslaMock {
     world: Arc<Mutex<World>>,
     /// Issued tokens (refresh counters, replays, expiry controls).
     pub tokens: TokenBook,
+    /// The authorization server.
+    pub oauth: OAuthServer,
     /// Every request seen.
     pub journal: Journal,
 }
@@ -159,12 +177,36 @@ impl TeslaMock {
             .into_iter()
             .map(|v| (v.vin.clone(), v))
             .collect();
+        let tokens = TokenBook::new(config.access_ttl, true);
+        let oauth = OAuthServer::new(
+            OAuthServerConfig {
+                client_id: config.client_id,
+                client_secret: config.client_secret,
+                client_auth: ClientAuth::Body,
+                scopes: crate::adapter::INFO
+                    .oauth
+                    .scopes
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                require_pkce: true,
+                default_account: config.default_account,
+                code_ttl: Duration::from_secs(600),
+                token_exchange: false,
+                refresh_rejection: Rejection {
+                    status: 401,
+                    body: json!({"error": "login_required", "error_description": "The refresh_token is invalid"}),
+                },
+            },
+            tokens.clone(),
+        );
         Self {
             world: Arc::new(Mutex::new(World {
                 vehicles,
                 wake_delay: config.wake_delay,
             })),
-            tokens: TokenBook::new(config.access_ttl, true),
+            tokens,
+            oauth,
             journal: Journal::default(),
         }
     }
@@ -172,7 +214,6 @@ impl TeslaMock {
     /// The axum router serving the Fleet API, the token endpoint and `/__mock/`.
     pub fn router(&self) -> Router {
         let api = Router::new()
-            .route("/oauth2/v3/token", post(token))
             .route("/api/1/vehicles", get(list))
             .route("/api/1/products", get(list))
             .route("/api/1/vehicles/{vin}", get(one))
@@ -181,8 +222,11 @@ impl TeslaMock {
             .route("/api/1/vehicles/{vin}/command/{verb}", post(command))
             .route("/__mock/state", get(inspect))
             .route("/__mock/vehicles/{vin}", patch(steer))
-            .route("/__mock/accounts/{account}/tokens", post(issue))
-            .with_state(self.clone());
+            .with_state(self.clone())
+            .merge(
+                self.oauth
+                    .routes("/oauth2/v3/authorize", "/oauth2/v3/token"),
+            );
         self.journal.wrap(api)
     }
 
@@ -394,61 +438,6 @@ async fn command(
     }
 }
 
-// === token endpoint ===
-
-#[derive(Deserialize)]
-struct TokenForm {
-    grant_type: Option<String>,
-    refresh_token: Option<String>,
-}
-
-async fn token(State(m): State<TeslaMock>, Form(f): Form<TokenForm>) -> Response {
-    let oauth_error = |status: StatusCode, error: &str, description: &str| {
-        (
-            status,
-            Json(json!({"error": error, "error_description": description})),
-        )
-            .into_response()
-    };
-    match f.grant_type.as_deref() {
-        Some("refresh_token") => {}
-        Some(_) => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", ""),
-        None => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "grant_type missing",
-            );
-        }
-    }
-    let Some(rt) = f.refresh_token else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "refresh_token missing",
-        );
-    };
-    match m.tokens.refresh(&rt) {
-        Ok(t) => token_answer(&t),
-        Err(_) => oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "login_required",
-            "The refresh_token is invalid",
-        ),
-    }
-}
-
-fn token_answer(t: &keyway_adapter::mock::Issued) -> Response {
-    Json(json!({
-        "access_token": t.access_token,
-        "refresh_token": t.refresh_token,
-        "id_token": "mock-id-token",
-        "expires_in": t.expires_in.as_secs(),
-        "token_type": "Bearer",
-    }))
-    .into_response()
-}
-
 // === /__mock/ controls ===
 
 async fn inspect(State(m): State<TeslaMock>) -> Response {
@@ -508,10 +497,6 @@ async fn steer(
         }
     });
     Json(m.vehicle(&vin)).into_response()
-}
-
-async fn issue(State(m): State<TeslaMock>, Path(account): Path<String>) -> Response {
-    token_answer(&m.tokens.issue(&account))
 }
 
 // === conformance steering ===

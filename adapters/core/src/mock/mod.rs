@@ -1,0 +1,165 @@
+//! The kit every mock OEM is built from: serving an axum router on a real socket, a
+//! request journal (what the "OEM" saw, for tests to count), an OAuth token book
+//! ([`tokens`]) and an OAuth authorization server ([`oauth`]) configured per OEM.
+//! Mocks use tokio's clock so paused-time tests control expiry.
+
+pub mod oauth;
+pub mod tokens;
+
+pub use oauth::{OAuthServer, OAuthServerConfig, Rejection};
+pub use tokens::{AccessDenied, Issued, RefreshDenied, TokenBook};
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Locks a mock's state, recovering from a poisoned lock (a panicking test thread must
+/// not take every other assertion down with it).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A random token-like string (mocks only: unpredictable enough, not a CSPRNG).
+pub fn random_token(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let a = RandomState::new().hash_one(n);
+    let b = RandomState::new().hash_one(a);
+    format!("{prefix}{a:016x}{b:016x}")
+}
+
+// === MockServer ===
+
+/// A mock served on a real socket; dropping it stops the server.
+#[derive(Debug)]
+pub struct MockServer {
+    /// The bound address.
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl MockServer {
+    /// Serves `router` on `addr` (use `127.0.0.1:0` for an ephemeral port).
+    pub async fn spawn(router: Router, addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            addr,
+            shutdown: Some(tx),
+        })
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+// === Journal ===
+
+/// One request the mock saw.
+#[derive(Clone, Debug, Serialize)]
+pub struct JournalEntry {
+    /// HTTP method.
+    pub method: String,
+    /// Path without query.
+    pub path: String,
+    /// Query string, if any.
+    pub query: Option<String>,
+    /// Status the mock answered.
+    pub status: u16,
+}
+
+/// Every request a mock saw, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Journal(Arc<Mutex<Vec<JournalEntry>>>);
+
+impl Journal {
+    /// All entries.
+    pub fn entries(&self) -> Vec<JournalEntry> {
+        lock(&self.0).clone()
+    }
+
+    /// How many requests with `method` had a path ending in `suffix`.
+    pub fn count(&self, method: &str, suffix: &str) -> usize {
+        lock(&self.0)
+            .iter()
+            .filter(|e| e.method == method && e.path.ends_with(suffix))
+            .count()
+    }
+
+    /// Forgets everything.
+    pub fn clear(&self) {
+        lock(&self.0).clear();
+    }
+
+    /// Wraps `router` so every request is journaled, and mounts
+    /// `GET /__mock/requests` (the journal as JSON) and `DELETE /__mock/requests`.
+    pub fn wrap(&self, router: Router) -> Router {
+        let inspect = Router::new()
+            .route(
+                "/__mock/requests",
+                get(|State(j): State<Journal>| async move { axum::Json(j.entries()) }).delete(
+                    |State(j): State<Journal>| async move {
+                        j.clear();
+                        http::StatusCode::NO_CONTENT
+                    },
+                ),
+            )
+            .with_state(self.clone());
+        router
+            .layer(middleware::from_fn_with_state(self.clone(), record))
+            .merge(inspect)
+    }
+}
+
+async fn record(State(journal): State<Journal>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let resp = next.run(req).await;
+    lock(&journal.0).push(JournalEntry {
+        method,
+        path,
+        query,
+        status: resp.status().as_u16(),
+    });
+    resp
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}

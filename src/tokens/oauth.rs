@@ -1,0 +1,281 @@
+//! The client side of each OEM's OAuth server, driven by the adapter's `OAuthProfile`
+//! (data, not code): the authorization URL with PKCE (S256) and a random `state`, the
+//! code exchange (both through the `oauth2` crate, over keyway's own HTTP stack), the
+//! optional RFC 8693 token exchange some OEMs add after it, and the refresh grant.
+//!
+//! The refresh grant is written by hand on purpose: OEMs answer a dead refresh token in
+//! their own shapes (Tesla `401 login_required`, Ford `400 {"errorCode":"460"}`, …), so
+//! the decision "relink needed" vs "try later" is made from the HTTP status, which the
+//! `oauth2` crate's error type does not carry.
+
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{Method, Request, header};
+use keyway_adapter::http::{join, parse_json};
+use keyway_adapter::{ClientAuth, Delivered, OemError, Secret};
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
+};
+use serde::Deserialize;
+
+use crate::error::{ApiError, Code};
+use crate::registry::Oem;
+
+/// Tokens an OEM granted.
+#[derive(Clone, Debug)]
+pub struct Granted {
+    /// The access token.
+    pub access_token: Secret,
+    /// A (new) refresh token, when the OEM sent one.
+    pub refresh_token: Option<Secret>,
+    /// The access token's lifetime, when the OEM said.
+    pub expires_in: Option<Duration>,
+}
+
+/// A started authorization.
+#[derive(Debug)]
+pub struct Authorization {
+    /// Where to send the owner's browser.
+    pub url: String,
+    /// The `state` parameter in it.
+    pub state: Secret,
+    /// The PKCE verifier (stays on the server).
+    pub verifier: Secret,
+}
+
+/// Why a refresh failed.
+#[derive(Debug)]
+pub enum RefreshFailure {
+    /// The OEM rejected the refresh token: the owner must link again.
+    Rejected(String),
+    /// The OEM rejected keyway's client credentials: an operator must act.
+    BadClient,
+    /// Anything else (rate limit, outage): try again later.
+    Oem(OemError),
+}
+
+fn config_error(oem: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(format!("the OAuth settings of {oem} are unusable: {e}"))
+}
+
+/// The authorization URL for `oem`, with PKCE and a fresh `state`.
+pub fn authorization(oem: &Oem, redirect_uri: &str) -> Result<Authorization, ApiError> {
+    let profile = &oem.adapter.info().oauth;
+    let name = oem.adapter.info().oem;
+    let auth_url = AuthUrl::new(join(oem.config.auth_base(), profile.authorize_path))
+        .map_err(|e| config_error(name, e))?;
+    let redirect = RedirectUrl::new(redirect_uri.to_string()).map_err(|e| config_error(name, e))?;
+    let client = BasicClient::new(ClientId::new(oem.config.client_id.clone()))
+        .set_auth_uri(auth_url)
+        .set_redirect_uri(redirect);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scopes(profile.scopes.iter().map(|s| Scope::new(s.to_string())))
+        .set_pkce_challenge(challenge)
+        .url();
+    Ok(Authorization {
+        url: url.to_string(),
+        state: Secret::new(state.secret().clone()),
+        verifier: Secret::new(verifier.secret().clone()),
+    })
+}
+
+/// Exchanges an authorization code (and, where the OEM's profile says so, the token
+/// it yields) for the account's tokens.
+pub async fn exchange_code(
+    oem: &Oem,
+    code: &str,
+    verifier: &Secret,
+    redirect_uri: &str,
+) -> Result<Granted, ApiError> {
+    let info = oem.adapter.info();
+    let profile = &info.oauth;
+    let token_url = TokenUrl::new(join(oem.config.auth_base(), profile.token_path))
+        .map_err(|e| config_error(info.oem, e))?;
+    let redirect =
+        RedirectUrl::new(redirect_uri.to_string()).map_err(|e| config_error(info.oem, e))?;
+    let mut client = BasicClient::new(ClientId::new(oem.config.client_id.clone()))
+        .set_token_uri(token_url)
+        .set_redirect_uri(redirect)
+        .set_auth_type(match profile.client_auth {
+            ClientAuth::Basic => AuthType::BasicAuth,
+            ClientAuth::Body => AuthType::RequestBody,
+        });
+    if let Some(secret) = &oem.config.client_secret {
+        client = client.set_client_secret(ClientSecret::new(secret.expose().to_string()));
+    }
+    let http = oem.http.clone();
+    let send = move |req: oauth2::HttpRequest| {
+        let http = http.clone();
+        async move {
+            let resp = http.send(req.map(Bytes::from)).await?;
+            Ok::<_, keyway_adapter::TransportError>(resp.map(|b| b.to_vec()))
+        }
+    };
+    let answer = client
+        .exchange_code(AuthorizationCode::new(code.to_string()))
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_string()))
+        .request_async(&send)
+        .await
+        .map_err(|e| {
+            let detail = match &e {
+                oauth2::RequestTokenError::ServerResponse(r) => {
+                    format!("the OEM refused the authorization code: {}", r.error())
+                }
+                oauth2::RequestTokenError::Request(e) => format!("could not reach the OEM: {e}"),
+                _ => "the OEM's token answer could not be understood".to_string(),
+            };
+            ApiError::new(Code::UpstreamError, detail).with_oem(info.oem)
+        })?;
+    let granted = Granted {
+        access_token: Secret::new(answer.access_token().secret().clone()),
+        refresh_token: answer
+            .refresh_token()
+            .map(|t| Secret::new(t.secret().clone())),
+        expires_in: answer.expires_in(),
+    };
+    if profile.token_exchange {
+        return token_exchange(oem, &granted.access_token)
+            .await
+            .map_err(|e| ApiError::from_oem(&e, info.oem));
+    }
+    Ok(granted)
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct TokenErrorAnswer {
+    error: Option<String>,
+}
+
+fn token_request<'a>(
+    oem: &'a Oem,
+    mut form: Vec<(&'a str, &'a str)>,
+) -> Result<Request<Bytes>, ApiError> {
+    let profile = &oem.adapter.info().oauth;
+    let url = join(oem.config.auth_base(), profile.token_path);
+    let secret = oem.config.client_secret.as_ref().map(Secret::expose);
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(&url)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json");
+    match profile.client_auth {
+        ClientAuth::Body => {
+            form.push(("client_id", &oem.config.client_id));
+            if let Some(s) = secret {
+                form.push(("client_secret", s));
+            }
+        }
+        ClientAuth::Basic => {
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                oem.config.client_id,
+                secret.unwrap_or("")
+            ));
+            let mut value = http::HeaderValue::try_from(format!("Basic {basic}"))
+                .map_err(ApiError::internal)?;
+            value.set_sensitive(true);
+            req = req.header(header::AUTHORIZATION, value);
+        }
+    }
+    let body = serde_urlencoded::to_string(&form).map_err(ApiError::internal)?;
+    req.body(Bytes::from(body)).map_err(ApiError::internal)
+}
+
+fn granted(resp: &http::Response<Bytes>) -> Result<Granted, OemError> {
+    let answer: TokenAnswer = parse_json(resp, Delivered::Unknown)?;
+    Ok(Granted {
+        access_token: Secret::new(answer.access_token),
+        refresh_token: answer.refresh_token.map(Secret::new),
+        expires_in: answer.expires_in.map(Duration::from_secs),
+    })
+}
+
+/// RFC 8693: trades the login's access token for the OEM API's tokens.
+pub async fn token_exchange(oem: &Oem, subject: &Secret) -> Result<Granted, OemError> {
+    let req = token_request(
+        oem,
+        vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", subject.expose()),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+        ],
+    )
+    .map_err(|e| OemError::Transport {
+        detail: e.detail,
+        delivered: Delivered::No,
+    })?;
+    let resp = oem.http.send(req).await?;
+    if resp.status() == 200 {
+        granted(&resp)
+    } else {
+        Err(OemError::ReauthorizationRequired {
+            detail: format!("the token exchange answered {}", resp.status()),
+        })
+    }
+}
+
+/// Redeems a refresh token.
+pub async fn refresh(oem: &Oem, refresh_token: &Secret) -> Result<Granted, RefreshFailure> {
+    let req = token_request(
+        oem,
+        vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose()),
+        ],
+    )
+    .map_err(|e| {
+        RefreshFailure::Oem(OemError::Transport {
+            detail: e.detail,
+            delivered: Delivered::No,
+        })
+    })?;
+    let resp = oem
+        .http
+        .send(req)
+        .await
+        .map_err(|e| RefreshFailure::Oem(e.into()))?;
+    let status = resp.status().as_u16();
+    if status == 200 {
+        return granted(&resp).map_err(RefreshFailure::Oem);
+    }
+    let error = serde_json::from_slice::<TokenErrorAnswer>(resp.body())
+        .ok()
+        .and_then(|e| e.error);
+    match status {
+        429 => Err(RefreshFailure::Oem(OemError::RateLimited {
+            retry_after: keyway_adapter::error::parse_retry_after(
+                resp.headers().get(header::RETRY_AFTER),
+            ),
+        })),
+        400..=403 if error.as_deref() == Some("invalid_client") => Err(RefreshFailure::BadClient),
+        400..=403 => {
+            Err(RefreshFailure::Rejected(error.unwrap_or_else(|| {
+                format!("the token endpoint answered {status}")
+            })))
+        }
+        _ => Err(RefreshFailure::Oem(OemError::Upstream {
+            status,
+            detail: "the token endpoint failed".into(),
+            delivered: Delivered::Unknown,
+        })),
+    }
+}
