@@ -180,7 +180,7 @@ pub async fn discover(
     let adapter = enabled(gw, &account.oem)?.adapter.clone();
     let listed = gw
         .tokens
-        .call(&account.id, &account.oem, |cx| {
+        .call(&account.id, &account.oem, "vehicles", |cx| {
             let adapter = adapter.clone();
             async move { adapter.vehicles(&cx).await }
         })

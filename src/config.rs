@@ -72,6 +72,9 @@ pub struct Config {
     /// Inbound HTTP limits.
     #[serde(default)]
     pub http: HttpConfig,
+    /// keyway's own limits on callers.
+    #[serde(default)]
+    pub inbound: InboundConfig,
     /// One table per OEM to enable, keyed by OEM id (`tesla`, ...).
     #[serde(default)]
     pub oems: BTreeMap<String, OemConfig>,
@@ -198,6 +201,37 @@ impl Default for HttpConfig {
     }
 }
 
+/// keyway's own limits on its callers (abuse guards and load shedding).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundConfig {
+    /// Sustained requests per second per caller `sub`. Default 50.
+    pub caller_per_s: u32,
+    /// Burst per caller. Default 100.
+    pub caller_burst: u32,
+    /// Unlocks per vehicle per minute, sustained. Default 6.
+    pub unlocks_per_vehicle_per_min: u32,
+    /// Unlocks of one vehicle allowed at once. Default 3.
+    pub unlock_burst: u32,
+    /// Requests in flight at once; beyond it keyway answers 503 at once. Default 1024.
+    pub max_in_flight: usize,
+    /// Longest time to answer a request, seconds (above `commands.max_wait_s`). Default 90.
+    pub request_timeout_s: u64,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        Self {
+            caller_per_s: 50,
+            caller_burst: 100,
+            unlocks_per_vehicle_per_min: 6,
+            unlock_burst: 3,
+            max_in_flight: 1024,
+            request_timeout_s: 90,
+        }
+    }
+}
+
 /// One OEM's connection settings.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -210,9 +244,187 @@ pub struct OemConfig {
     pub client_id: String,
     /// OAuth client secret (or env `KEYWAY_OEMS_<OEM>_CLIENT_SECRET`).
     pub client_secret: Option<Secret>,
-    /// Per-request timeout, milliseconds. Default 10000.
+    /// Per-try timeout, milliseconds. Default 10000.
     #[serde(default = "default_oem_timeout")]
     pub timeout_ms: u64,
+    /// Rate limits (defaults: what the adapter declares the OEM publishes).
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Retries.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Circuit breaker.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    /// Read caching and waking.
+    #[serde(default)]
+    pub reads: ReadsConfig,
+}
+
+/// When a read may wake a sleeping car (waking can cost like ~20 commands).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WakeForReads {
+    /// Only when keyway has no earlier reading, or the caller sends `max-age=0`.
+    IfNoCache,
+    /// Whenever a fresh reading is needed.
+    Always,
+    /// Never: a sleeping car without a cached reading answers `vehicle_asleep`.
+    Never,
+}
+
+/// Read caching and waking for one OEM.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadsConfig {
+    /// A location this young is served from cache, seconds. Default 30.
+    pub location_ttl_s: f64,
+    /// A lock state this young is served from cache, seconds. Default 10.
+    pub security_ttl_s: f64,
+    /// Waking for reads. Default `if_no_cache`.
+    pub wake: WakeForReads,
+}
+
+impl Default for ReadsConfig {
+    fn default() -> Self {
+        Self {
+            location_ttl_s: 30.0,
+            security_ttl_s: 10.0,
+            wake: WakeForReads::IfNoCache,
+        }
+    }
+}
+
+/// One "at most `max` in any `per_s` seconds" window.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    /// At most this many …
+    pub max: u32,
+    /// … in any interval of this many seconds.
+    pub per_s: f64,
+}
+
+/// An OEM's rate limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Windows for every request; unset: the adapter's published defaults.
+    pub requests: Option<Vec<WindowConfig>>,
+    /// Windows for commands; unset: the adapter's published defaults.
+    pub commands: Option<Vec<WindowConfig>>,
+    /// How long a request may wait for a quota slot before `rate_limited`. Default 2000.
+    pub max_wait_ms: u64,
+    /// Exchanges in flight to the OEM at once. Default 64.
+    pub max_concurrency: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            requests: None,
+            commands: None,
+            max_wait_ms: 2000,
+            max_concurrency: 64,
+        }
+    }
+}
+
+/// Limits with the adapter's defaults filled in.
+#[derive(Clone, Debug)]
+pub struct ResolvedLimits {
+    /// Request windows.
+    pub requests: Vec<crate::upstream::quota::Window>,
+    /// Command windows.
+    pub commands: Vec<crate::upstream::quota::Window>,
+    /// Longest quota wait.
+    pub max_wait_ms: u64,
+    /// Concurrency cap.
+    pub max_concurrency: usize,
+}
+
+impl LimitsConfig {
+    /// Fills unset windows from the adapter's published limits.
+    pub fn resolve(&self, defaults: &keyway_adapter::Limits) -> ResolvedLimits {
+        use crate::upstream::quota::Window;
+        let pick = |set: &Option<Vec<WindowConfig>>, def: &[(u32, u64)]| -> Vec<Window> {
+            match set {
+                Some(v) => v
+                    .iter()
+                    .map(|w| Window {
+                        max: w.max,
+                        per: Duration::from_secs_f64(w.per_s),
+                    })
+                    .collect(),
+                None => def
+                    .iter()
+                    .map(|(max, per)| Window {
+                        max: *max,
+                        per: Duration::from_secs(*per),
+                    })
+                    .collect(),
+            }
+        };
+        ResolvedLimits {
+            requests: pick(&self.requests, defaults.requests),
+            commands: pick(&self.commands, defaults.commands),
+            max_wait_ms: self.max_wait_ms,
+            max_concurrency: self.max_concurrency,
+        }
+    }
+}
+
+/// Retries toward one OEM.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts in all. Default 3.
+    pub max_attempts: u32,
+    /// First backoff step, ms. Default 100.
+    pub base_ms: u64,
+    /// Longest backoff step, ms. Default 2000.
+    pub cap_ms: u64,
+    /// No retry starts later than this after the first attempt, ms. Default 20000.
+    pub deadline_ms: u64,
+    /// Retries may add at most this percentage of recent requests. Default 20.
+    pub budget_percent: f32,
+    /// … but at least this many retries per second are allowed. Default 10.
+    pub budget_min_per_s: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            base_ms: 100,
+            cap_ms: 2000,
+            deadline_ms: 20_000,
+            budget_percent: 20.0,
+            budget_min_per_s: 10,
+        }
+    }
+}
+
+/// The circuit breaker of one OEM.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open it. Default 5.
+    pub failures: u32,
+    /// Recent exchanges looked at; half of them failing opens it. Default 20.
+    pub window: usize,
+    /// How long it stays open before a probe, ms. Default 10000.
+    pub open_ms: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failures: 5,
+            window: 20,
+            open_ms: 10_000,
+        }
+    }
 }
 
 fn default_oem_timeout() -> u64 {
@@ -307,6 +519,25 @@ impl Config {
         }
         if self.commands.max_wait_s > 300 {
             return Err(invalid("commands.max_wait_s", "at most 300"));
+        }
+        let i = &self.inbound;
+        if i.caller_per_s == 0 || i.caller_burst == 0 {
+            return Err(invalid(
+                "inbound.caller_per_s",
+                "caller limits must be positive",
+            ));
+        }
+        if i.unlocks_per_vehicle_per_min == 0 || i.unlock_burst == 0 {
+            return Err(invalid(
+                "inbound.unlocks_per_vehicle_per_min",
+                "unlock limits must be positive",
+            ));
+        }
+        if i.request_timeout_s <= self.commands.max_wait_s {
+            return Err(invalid(
+                "inbound.request_timeout_s",
+                "must be longer than commands.max_wait_s",
+            ));
         }
         if self.commands.wake_poll_ms == 0 {
             return Err(invalid("commands.wake_poll_ms", "must be positive"));

@@ -190,6 +190,10 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
             client_id: "keyway-demo".into(),
             client_secret: Some(Secret::new("demo-client-secret")),
             timeout_ms: 10_000,
+            limits: Default::default(),
+            retry: Default::default(),
+            breaker: Default::default(),
+            reads: Default::default(),
         },
     );
     let config = Config {
@@ -214,6 +218,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
             ..CommandsConfig::default()
         },
         http: HttpConfig::default(),
+        inbound: Default::default(),
         oems,
     };
     let gateway = Gateway::start(config).await?;
@@ -261,6 +266,7 @@ pub async fn link_as_owner(base: &str, token: &str, oem: &str) -> Result<(), Dem
     let service = Call {
         http: loopback_http(),
         token: Secret::new(token),
+        command_id: None,
     };
     let started = service
         .post_json(

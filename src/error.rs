@@ -54,6 +54,8 @@ pub enum Code {
     UpstreamTimeout,
     /// keyway stopped calling a failing OEM for a while.
     CircuitOpen,
+    /// keyway is at capacity; try again shortly.
+    Overloaded,
     /// keyway failed.
     Internal,
 }
@@ -82,6 +84,7 @@ impl Code {
             Code::UpstreamError => "upstream_error",
             Code::UpstreamTimeout => "upstream_timeout",
             Code::CircuitOpen => "circuit_open",
+            Code::Overloaded => "overloaded",
             Code::Internal => "internal",
         }
     }
@@ -106,7 +109,9 @@ impl Code {
             }
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::ReauthorizationRequired => StatusCode::FAILED_DEPENDENCY,
-            Code::VehicleAsleep | Code::CircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
+            Code::VehicleAsleep | Code::CircuitOpen | Code::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Code::VehicleUnreachable | Code::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Code::UpstreamError => StatusCode::BAD_GATEWAY,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -136,6 +141,7 @@ impl Code {
             Code::UpstreamError => "OEM error",
             Code::UpstreamTimeout => "OEM timeout",
             Code::CircuitOpen => "OEM temporarily disabled",
+            Code::Overloaded => "Gateway at capacity",
             Code::Internal => "Internal error",
         }
     }
@@ -150,6 +156,7 @@ impl Code {
                 | Code::UpstreamError
                 | Code::UpstreamTimeout
                 | Code::CircuitOpen
+                | Code::Overloaded
                 | Code::Internal
         )
     }
@@ -176,6 +183,7 @@ const ALL: &[Code] = &[
     Code::UpstreamError,
     Code::UpstreamTimeout,
     Code::CircuitOpen,
+    Code::Overloaded,
     Code::Internal,
 ];
 
@@ -192,6 +200,8 @@ pub struct ApiError {
     pub retry_after: Option<Duration>,
     /// Extra members of the problem object (e.g. `command_id`, `account_id`).
     pub extra: Map<String, Value>,
+    /// Extra response headers (e.g. `RateLimit`, `RateLimit-Policy`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -203,6 +213,7 @@ impl ApiError {
             oem: None,
             retry_after: None,
             extra: Map::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -265,6 +276,15 @@ impl ApiError {
                 let mut err =
                     Self::new(Code::RateLimited, "the OEM's rate limit is exhausted").with_oem(oem);
                 err.retry_after = Some(retry_after.unwrap_or(Duration::from_secs(1)));
+                return err;
+            }
+            OemError::CircuitOpen { retry_after } => {
+                let mut err = Self::new(
+                    Code::CircuitOpen,
+                    "the OEM is failing; keyway paused calls to it for a moment",
+                )
+                .with_oem(oem);
+                err.retry_after = Some(*retry_after);
                 return err;
             }
             OemError::NotCapable { what } => (Code::NotCapable, format!("the OEM cannot {what}")),

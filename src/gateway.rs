@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::limits::Inbound;
 use crate::auth::Verifier;
 use crate::commands::{CommandTiming, Commands};
 use crate::config::{Config, ConfigError, StoreUrl};
@@ -44,6 +45,8 @@ pub struct Gateway {
     pub verifier: Verifier,
     /// Seals secrets at rest.
     pub sealer: Arc<Sealer>,
+    /// keyway's own limits on callers.
+    pub inbound: Inbound,
 }
 
 impl Gateway {
@@ -83,12 +86,14 @@ impl Gateway {
         let commands = Commands::new(
             store.clone(),
             fleet.clone(),
+            registry.clone(),
             CommandTiming {
                 timeout: Duration::from_secs(c.command_timeout_s),
                 max_poll_interval: Duration::from_millis(c.max_poll_interval_ms),
             },
         );
         Ok(Arc::new(Self {
+            inbound: Inbound::new(&config.inbound),
             config,
             store,
             registry,

@@ -21,6 +21,7 @@
 //! - [`config`]: the TOML configuration.
 //! - [`crypto`]: encryption of secrets at rest (AES-256-GCM, rotating keys).
 //! - [`gateway`]: the assembled parts.
+//! - [`metrics`]: Prometheus series and `/metrics` rendering.
 //! - [`server`]: serving the API with graceful shutdown.
 //! - [`demo`]: `keyway demo`: mock OEMs, a demo fleet and the gateway in one process.
 
@@ -34,6 +35,7 @@ pub mod demo;
 pub mod error;
 pub mod gateway;
 pub mod ids;
+pub mod metrics;
 pub mod registry;
 pub mod server;
 pub mod store;

@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use keyway_adapter::{Adapter, Http};
 
+use crate::upstream::breaker::Breaker;
+use crate::upstream::quota::Quota;
+
 use crate::config::OemConfig;
 use crate::upstream;
 
@@ -31,6 +34,12 @@ pub struct Oem {
     pub adapter: Arc<dyn Adapter>,
     /// Its outbound stack.
     pub http: Http,
+    /// Its request quota (and the pushback gate after "too many requests").
+    pub requests: Arc<Quota>,
+    /// Its command quota.
+    pub commands: Arc<Quota>,
+    /// Its circuit breaker.
+    pub breaker: Arc<Breaker>,
     /// Its settings.
     pub config: OemConfig,
 }
@@ -49,9 +58,14 @@ impl Registry {
             .iter()
             .filter_map(|(id, c)| {
                 let adapter = build(id, c)?;
+                let info = adapter.info();
+                let stack = upstream::stack(&client, info.oem, c, &info.limits);
                 let oem = Oem {
                     adapter,
-                    http: upstream::stack(&client, c),
+                    http: stack.http,
+                    requests: stack.requests,
+                    commands: stack.commands,
+                    breaker: stack.breaker,
                     config: c.clone(),
                 };
                 Some((id.clone(), oem))

@@ -1,17 +1,31 @@
 //! Vehicle lookups and reads: finds a vehicle the caller may touch, and locates it or
-//! reads its lock state through its OEM's adapter. Owns the wake policy shared with
-//! commands: an `Asleep` answer (which means the OEM did not act) leads to wake-up
-//! calls until the car is online or the wake timeout passes, then one more attempt.
+//! reads its lock state through its OEM's adapter — cached, coalesced and careful with
+//! sleeping cars.
+//!
+//! - **Cache**: the last reading of each car is kept (moka, up to a day); a reading
+//!   younger than the OEM's TTL, or than the caller's `Cache-Control: max-age`, is
+//!   answered without an OEM call. `max-age=0` forces a fresh read.
+//! - **Single flight**: concurrent reads of one car needing a fresh value share one OEM
+//!   call, run in its own task so a caller that goes away cannot strand the others.
+//! - **Sleeping cars** (waking is billed like ~20 commands): a read of a sleeping car
+//!   answers the last known value with its age when there is one; it wakes the car only
+//!   when there is none or the caller sent `max-age=0` (per-OEM `reads.wake` policy).
+//!   Commands always wake: an `Asleep` answer means the OEM did not act, so the command
+//!   is sent again once the car is online.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keyway_adapter::{Adapter, Call, Capability, Location, OemError, SecurityState, VehicleRef};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::auth::Caller;
+use crate::config::WakeForReads;
 use crate::error::{ApiError, Code};
+use crate::metrics;
 use crate::registry::Registry;
 use crate::store::{Store, VehicleRecord};
 use crate::tokens::{CallError, Tokens};
@@ -19,7 +33,7 @@ use crate::tokens::{CallError, Tokens};
 /// Where a security answer came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// Read from the vehicle now.
+    /// Read from the vehicle (now, or recently: see the answer's age).
     Vehicle,
     /// The state the last confirmed command left (the OEM has no lock-state read).
     LastCommand,
@@ -44,12 +58,50 @@ pub struct WakePolicy {
     pub poll: Duration,
 }
 
+/// What is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Location,
+    Security,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Location => "location",
+            Kind::Security => "security",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Value {
+    Location(Location),
+    Security(SecurityState),
+}
+
+/// A reading and when keyway got it.
+#[derive(Clone, Debug)]
+struct Reading {
+    value: Value,
+    fetched_at: Instant,
+}
+
+type Key = (String, Kind);
+type Flight = watch::Sender<Option<Result<Reading, ApiError>>>;
+
 /// Reads vehicles through their adapters.
 pub struct Fleet {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     tokens: Arc<Tokens>,
     wake: WakePolicy,
+    last: moka::sync::Cache<Key, Reading>,
+    flights: Mutex<HashMap<Key, Flight>>,
+}
+
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Fleet {
@@ -65,6 +117,11 @@ impl Fleet {
             registry,
             tokens,
             wake,
+            last: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(Duration::from_secs(24 * 3600))
+                .build(),
+            flights: Mutex::default(),
         }
     }
 
@@ -113,23 +170,26 @@ impl Fleet {
         }
     }
 
-    /// The vehicle's position.
-    pub async fn locate(&self, v: &VehicleRecord) -> Result<Location, ApiError> {
-        let adapter = self.require(v, Capability::Locate)?;
-        let r = VehicleRef {
-            oem_id: v.oem_id.clone(),
-        };
-        self.awake(v, |cx| {
-            let (adapter, r) = (adapter.clone(), r.clone());
-            async move { adapter.locate(&cx, &r).await }
-        })
-        .await
-        .map_err(|e| e.into_api(&v.oem))
+    /// The vehicle's position, no older than `max_age` (default: the OEM's TTL).
+    pub async fn locate(
+        self: &Arc<Self>,
+        v: &VehicleRecord,
+        max_age: Option<Duration>,
+    ) -> Result<Location, ApiError> {
+        self.require(v, Capability::Locate)?;
+        match self.read(v, Kind::Location, max_age).await? {
+            Value::Location(l) => Ok(l),
+            Value::Security(_) => Err(ApiError::internal("cache returned the wrong reading")),
+        }
     }
 
-    /// The vehicle's lock state: read from the car when its OEM can, else the state the
-    /// last confirmed command left.
-    pub async fn security(&self, v: &VehicleRecord) -> Result<(SecurityState, Source), ApiError> {
+    /// The vehicle's lock state: from the car (cached as for locations) when its OEM can
+    /// read it, else the state the last confirmed command left.
+    pub async fn security(
+        self: &Arc<Self>,
+        v: &VehicleRecord,
+        max_age: Option<Duration>,
+    ) -> Result<(SecurityState, Source), ApiError> {
         let adapter = self.adapter(v)?;
         if !adapter.info().can(Capability::Security) {
             return match v.last_locked {
@@ -148,14 +208,149 @@ impl Fleet {
                 .with_oem(&v.oem)),
             };
         }
-        let state = self
-            .read_security(v, &adapter)
-            .await
-            .map_err(|e| e.into_api(&v.oem))?;
-        Ok((state, Source::Vehicle))
+        match self.read(v, Kind::Security, max_age).await? {
+            Value::Security(s) => Ok((s, Source::Vehicle)),
+            Value::Location(_) => Err(ApiError::internal("cache returned the wrong reading")),
+        }
     }
 
-    /// Reads the lock state from the car (waking it if needed).
+    /// Forgets the cached lock state (a command just changed it).
+    pub fn invalidate_security(&self, vehicle_id: &str) {
+        self.last
+            .invalidate(&(vehicle_id.to_string(), Kind::Security));
+    }
+
+    async fn read(
+        self: &Arc<Self>,
+        v: &VehicleRecord,
+        kind: Kind,
+        max_age: Option<Duration>,
+    ) -> Result<Value, ApiError> {
+        let reads = self
+            .registry
+            .get(&v.oem)
+            .map(|o| o.config.reads.clone())
+            .unwrap_or_default();
+        let ttl = max_age.unwrap_or_else(|| {
+            Duration::from_secs_f64(match kind {
+                Kind::Location => reads.location_ttl_s,
+                Kind::Security => reads.security_ttl_s,
+            })
+        });
+        let key = (v.id.clone(), kind);
+        if let Some(r) = self.last.get(&key)
+            && r.fetched_at.elapsed() <= ttl
+        {
+            metrics::cache(kind.as_str(), "hit");
+            return Ok(r.value);
+        }
+        let force = max_age == Some(Duration::ZERO);
+        self.coalesced(key, v.clone(), force, reads.wake)
+            .await
+            .map(|r| r.value)
+    }
+
+    /// One fresh read per vehicle and kind at a time; every concurrent caller gets its
+    /// result.
+    async fn coalesced(
+        self: &Arc<Self>,
+        key: Key,
+        v: VehicleRecord,
+        force: bool,
+        wake: WakeForReads,
+    ) -> Result<Reading, ApiError> {
+        let mut rx = {
+            let mut flights = guard(&self.flights);
+            match flights.get(&key) {
+                Some(tx) => {
+                    metrics::cache(key.1.as_str(), "coalesced");
+                    tx.subscribe()
+                }
+                None => {
+                    metrics::cache(key.1.as_str(), "miss");
+                    let (tx, rx) = watch::channel(None);
+                    flights.insert(key.clone(), tx);
+                    let this = self.clone();
+                    let key = key.clone();
+                    tokio::spawn(async move {
+                        let result = this.fetch(&v, key.1, force, wake).await;
+                        if let Some(tx) = guard(&this.flights).remove(&key) {
+                            let _ = tx.send(Some(result));
+                        }
+                    });
+                    rx
+                }
+            }
+        };
+        match rx.wait_for(Option::is_some).await {
+            Ok(r) => r
+                .clone()
+                .unwrap_or_else(|| Err(ApiError::internal("empty flight"))),
+            Err(_) => Err(ApiError::internal("the read was abandoned")),
+        }
+    }
+
+    async fn fetch(
+        &self,
+        v: &VehicleRecord,
+        kind: Kind,
+        force: bool,
+        wake: WakeForReads,
+    ) -> Result<Reading, ApiError> {
+        let adapter = self.adapter(v)?;
+        let r = VehicleRef {
+            oem_id: v.oem_id.clone(),
+        };
+        let read = |cx: Call| {
+            let (adapter, r) = (adapter.clone(), r.clone());
+            async move {
+                match kind {
+                    Kind::Location => adapter.locate(&cx, &r).await.map(Value::Location),
+                    Kind::Security => adapter.security(&cx, &r).await.map(Value::Security),
+                }
+            }
+        };
+        let key = (v.id.clone(), kind);
+        let value = match self
+            .tokens
+            .call(&v.account_id, &v.oem, kind.as_str(), &read)
+            .await
+        {
+            Err(CallError::Oem(OemError::Asleep)) => {
+                let last = self.last.get(&key);
+                let may_wake = adapter.info().can(Capability::Wake)
+                    && match wake {
+                        WakeForReads::Always => true,
+                        WakeForReads::Never => false,
+                        WakeForReads::IfNoCache => force || last.is_none(),
+                    };
+                if !may_wake {
+                    if let Some(last) = last {
+                        // The car sleeps: answer what it last said, with its age.
+                        metrics::cache(kind.as_str(), "stale");
+                        return Ok(last);
+                    }
+                    return Err(ApiError::from_oem(&OemError::Asleep, &v.oem));
+                }
+                self.wake(v, &adapter)
+                    .await
+                    .map_err(|e| e.into_api(&v.oem))?;
+                self.tokens
+                    .call(&v.account_id, &v.oem, kind.as_str(), &read)
+                    .await
+            }
+            other => other,
+        }
+        .map_err(|e| e.into_api(&v.oem))?;
+        let reading = Reading {
+            value,
+            fetched_at: Instant::now(),
+        };
+        self.last.insert(key, reading.clone());
+        Ok(reading)
+    }
+
+    /// Reads the lock state from the car now (waking it if needed), bypassing the cache.
     pub async fn read_security(
         &self,
         v: &VehicleRecord,
@@ -164,7 +359,7 @@ impl Fleet {
         let r = VehicleRef {
             oem_id: v.oem_id.clone(),
         };
-        self.awake(v, |cx| {
+        self.awake(v, "security", |cx| {
             let (adapter, r) = (adapter.clone(), r.clone());
             async move { adapter.security(&cx, &r).await }
         })
@@ -174,12 +369,21 @@ impl Fleet {
     /// Runs `op` through the token manager; if the car is asleep and its OEM can wake
     /// it, wakes it and runs `op` once more. `Asleep` means the OEM did not act, so the
     /// second run is safe even for a command.
-    pub async fn awake<T, F, Fut>(&self, v: &VehicleRecord, op: F) -> Result<T, CallError>
+    pub async fn awake<T, F, Fut>(
+        &self,
+        v: &VehicleRecord,
+        operation: &'static str,
+        op: F,
+    ) -> Result<T, CallError>
     where
         F: Fn(Call) -> Fut,
         Fut: Future<Output = Result<T, OemError>>,
     {
-        match self.tokens.call(&v.account_id, &v.oem, &op).await {
+        match self
+            .tokens
+            .call(&v.account_id, &v.oem, operation, &op)
+            .await
+        {
             Err(CallError::Oem(OemError::Asleep)) => {}
             other => return other,
         }
@@ -188,7 +392,9 @@ impl Fleet {
             return Err(CallError::Oem(OemError::Asleep));
         }
         self.wake(v, &adapter).await?;
-        self.tokens.call(&v.account_id, &v.oem, &op).await
+        self.tokens
+            .call(&v.account_id, &v.oem, operation, &op)
+            .await
     }
 
     async fn wake(&self, v: &VehicleRecord, adapter: &Arc<dyn Adapter>) -> Result<(), CallError> {
@@ -200,7 +406,7 @@ impl Fleet {
         loop {
             let woke = self
                 .tokens
-                .call(&v.account_id, &v.oem, |cx| {
+                .call(&v.account_id, &v.oem, "wake", |cx| {
                     let (adapter, r) = (adapter.clone(), r.clone());
                     async move { adapter.wake(&cx, &r).await }
                 })

@@ -112,6 +112,16 @@ async fn command(
     }
     let key = idempotency_key(&headers)?;
     let wait = prefer_wait(&headers).map(|w| w.min(gw.config.commands.max_wait()));
+    // The unlock abuse guard charges new unlocks, not replays of an existing one.
+    if action == Command::Unlock {
+        let replay = match &key {
+            Some(k) => gw.store.command_for_key(&caller.sub, k).await?.is_some(),
+            None => false,
+        };
+        if !replay {
+            gw.inbound.check_unlock(&vehicle.id)?;
+        }
+    }
     // Refuse early, without a record, when the owner must relink first; a replay of an
     // existing idempotent command still gets its stored answer below.
     if key.is_none()

@@ -46,7 +46,9 @@ impl FromRequestParts<Arc<Gateway>> for Authed {
                 ));
             }
         };
-        gw.verifier.verify(token).map(Authed)
+        let caller = gw.verifier.verify(token)?;
+        gw.inbound.check_caller(&caller.sub)?;
+        Ok(Authed(caller))
     }
 }
 
@@ -115,6 +117,32 @@ pub fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
         .next()
 }
 
+/// The freshness a caller asks for: `Cache-Control: max-age=N` (0 or `no-cache`
+/// forces a fresh read from the car).
+pub fn max_age(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|d| {
+            let d = d.trim();
+            if d.eq_ignore_ascii_case("no-cache") {
+                return Some(Duration::ZERO);
+            }
+            let (name, value) = d.split_once('=')?;
+            name.trim().eq_ignore_ascii_case("max-age").then(|| {
+                value
+                    .trim()
+                    .trim_matches('"')
+                    .parse()
+                    .ok()
+                    .map(Duration::from_secs)
+            })?
+        })
+        .min()
+}
+
 /// The `Idempotency-Key`, validated: 1–255 visible ASCII characters.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let mut values = headers.get_all("idempotency-key").iter();
@@ -168,6 +196,24 @@ mod tests {
         assert_eq!(prefer_wait(&headers(&[("prefer", "return=minimal")])), None);
         assert_eq!(prefer_wait(&headers(&[("prefer", "wait=soon")])), None);
         assert_eq!(prefer_wait(&headers(&[])), None);
+    }
+
+    #[test]
+    fn cache_control_forms() {
+        assert_eq!(
+            max_age(&headers(&[("cache-control", "max-age=5")])),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            max_age(&headers(&[("cache-control", "no-cache")])),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            max_age(&headers(&[("cache-control", "max-age=60, no-cache")])),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(max_age(&headers(&[("cache-control", "max-age=x")])), None);
+        assert_eq!(max_age(&headers(&[])), None);
     }
 
     #[test]

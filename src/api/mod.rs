@@ -3,6 +3,7 @@
 //!
 //! - [`problem`]: error rendering and the request-context middleware.
 //! - [`extract`]: caller auth, JSON bodies, `Prefer`, `Idempotency-Key`.
+//! - [`limits`]: keyway's own limits on callers, load shedding, request timeout.
 //! - [`vehicles`]: vehicle list, detail, location, security.
 //! - [`commands`]: lock, unlock, command status.
 //! - [`accounts`]: OEM account linking (OAuth), listing, unlinking.
@@ -11,6 +12,7 @@
 pub mod accounts;
 pub mod commands;
 pub mod extract;
+pub mod limits;
 pub mod ops;
 pub mod problem;
 pub mod vehicles;
@@ -43,6 +45,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi))
+        .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::new(Code::NotFound, "no such resource") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -51,6 +54,10 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(
+            gateway.clone(),
+            limits::protect,
+        ))
         .layer(middleware::from_fn(problem::request_context))
         .with_state(gateway)
 }

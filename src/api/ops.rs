@@ -27,6 +27,14 @@ pub async fn readyz(State(gw): State<Arc<Gateway>>) -> Result<Json<Value>, ApiEr
     Ok(Json(json!({ "status": "ready", "oems": oems })))
 }
 
+/// `GET /metrics`: Prometheus text exposition.
+pub async fn metrics() -> impl axum::response::IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(),
+    )
+}
+
 /// The OpenAPI 3.1 description of the unified API.
 pub const OPENAPI: &str = include_str!("openapi.json");
 

@@ -36,6 +36,11 @@ impl IntoResponse for ApiError {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
+        for (name, value) in &self.headers {
+            if let Ok(v) = HeaderValue::try_from(value.as_str()) {
+                h.insert(*name, v);
+            }
+        }
         if self.code == crate::error::Code::Unauthenticated {
             h.insert(
                 header::WWW_AUTHENTICATE,
@@ -85,12 +90,18 @@ fn incoming_id(req: &Request) -> Option<String> {
     ok.then(|| v.to_string())
 }
 
-/// Outermost middleware: request id, problem rendering, one log line per request.
+/// Outermost middleware: request id, problem rendering, one log line and the metrics
+/// of each request.
 pub async fn request_context(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = incoming_id(&req).unwrap_or_else(|| crate::ids::new("req"));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = next.run(req).await;
     if let Some(PendingProblem(e)) = resp.extensions_mut().remove::<PendingProblem>() {
@@ -104,12 +115,14 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::try_from(id.as_str()) {
         resp.headers_mut().insert("x-request-id", v);
     }
+    let secs = started.elapsed().as_secs_f64();
+    crate::metrics::http(&route, resp.status().as_u16(), secs);
     tracing::info!(
         request_id = %id,
         %method,
         path = %path,
         status = resp.status().as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1e3,
+        ms = secs * 1e3,
         "request"
     );
     resp

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::extract::Authed;
+use super::extract::{Authed, max_age};
 use super::timestamp;
 use crate::auth::Scope;
 use crate::error::ApiError;
@@ -70,10 +71,11 @@ pub async fn location(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::LocationRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
-    let l = gw.fleet.locate(&v).await?;
+    let l = gw.fleet.locate(&v, max_age(&headers)).await?;
     let mut body = json!({
         "vehicle_id": v.id,
         "latitude": l.latitude,
@@ -93,10 +95,11 @@ pub async fn security(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::SecurityRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
-    let (s, source) = gw.fleet.security(&v).await?;
+    let (s, source) = gw.fleet.security(&v, max_age(&headers)).await?;
     let mut body = json!({
         "vehicle_id": v.id,
         "locked": s.locked,

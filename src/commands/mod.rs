@@ -10,8 +10,13 @@
 //! - One command at a time per vehicle (a per-vehicle async lock, held for the command's
 //!   whole life).
 //! - Re-sending happens only when the OEM certainly did not act (`Delivered::No`: asleep,
-//!   token rejected). An ambiguous failure is reconciled by reading the lock state,
-//!   never by sending again.
+//!   token rejected). An ambiguous failure (timeout, reset, 5xx after sending) is
+//!   reconciled by reading the lock state: if the car shows the command's effect it
+//!   succeeded; if it shows the opposite, the command is sent once more (still under
+//!   the per-car lock, so no other keyway command can have changed the car meanwhile);
+//!   if the state cannot be read, the command fails as `upstream_timeout`, not re-sent.
+//! - The OEM's command quota is taken before sending; a command that cannot get a slot
+//!   fails as `rate_limited` without reaching the OEM.
 //! - Pending commands found at start-up are resumed: never-sent ones are sent, accepted
 //!   async ones are polled, sent-but-unconfirmed ones are reconciled.
 
@@ -78,6 +83,7 @@ type Finals = Mutex<HashMap<String, watch::Sender<Option<CommandRecord>>>>;
 pub struct Commands {
     store: Arc<dyn Store>,
     fleet: Arc<Fleet>,
+    registry: Arc<crate::registry::Registry>,
     timing: CommandTiming,
     /// Commands running in this process, each with a channel carrying its final record.
     running: Finals,
@@ -91,10 +97,16 @@ fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Commands {
     /// A command runner.
-    pub fn new(store: Arc<dyn Store>, fleet: Arc<Fleet>, timing: CommandTiming) -> Arc<Self> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        fleet: Arc<Fleet>,
+        registry: Arc<crate::registry::Registry>,
+        timing: CommandTiming,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             fleet,
+            registry,
             timing,
             running: Mutex::default(),
             vehicle_locks: Mutex::default(),
@@ -253,6 +265,10 @@ impl Commands {
                 record.error_detail = Some(e.detail.clone());
             }
         }
+        self.fleet.invalidate_security(&record.vehicle_id);
+        if let Some(v) = self.store.vehicle(&record.vehicle_id).await.ok().flatten() {
+            crate::metrics::command(&v.oem, record.action.as_str(), record.status.as_str());
+        }
         if let Err(e) = self.store.update_command(&record).await {
             // The record stays `pending` in the store and is reconciled at next start.
             tracing::error!(command = %record.id, error = %e, "could not record the outcome");
@@ -287,23 +303,59 @@ impl Commands {
             return self.follow(record, &vehicle, &pending).await;
         }
         if record.sent_at.is_some() {
-            // Sent before a restart, outcome never recorded: never send again.
-            return self
+            // Sent before a restart, outcome never recorded: decide from the car's state.
+            // Not re-sent: the caller was told nothing and may have acted since.
+            return match self
                 .reconcile(
                     record,
                     &vehicle,
                     "keyway restarted before the OEM confirmed it",
                 )
-                .await;
+                .await
+            {
+                Reconciled::Done => Ok(()),
+                Reconciled::NotApplied => Err(ApiError::new(
+                    Code::UpstreamTimeout,
+                    "keyway restarted before the OEM confirmed the command, and the car does \
+                     not show it; it was not sent again",
+                )
+                .with_oem(&vehicle.oem)),
+                Reconciled::Unknown(e) => Err(e),
+            };
         }
+        self.send(record, &vehicle, &adapter, &r, true).await
+    }
 
+    /// Takes a command-quota slot, marks the record sent, sends, and follows the answer.
+    /// `may_resend`: whether an ambiguous answer may lead to one more send after the car's
+    /// state shows the command did not happen.
+    async fn send(
+        &self,
+        record: &mut CommandRecord,
+        vehicle: &VehicleRecord,
+        adapter: &Arc<dyn keyway_adapter::Adapter>,
+        r: &VehicleRef,
+        may_resend: bool,
+    ) -> Result<(), ApiError> {
+        if let Some(oem) = self.registry.get(&vehicle.oem)
+            && let Err(retry_after) = oem.commands.acquire().await
+        {
+            let mut e = ApiError::new(
+                Code::RateLimited,
+                "the OEM's command quota is spent; the command was not sent",
+            )
+            .with_oem(&vehicle.oem);
+            e.retry_after = Some(retry_after);
+            return Err(e);
+        }
         record.sent_at = Some(now());
         record.updated_at = now();
         self.store.update_command(record).await?;
-        let action = record.action;
+        let (action, command_id) = (record.action, record.id.clone());
         let sent = self
             .fleet
-            .awake(&vehicle, |cx| {
+            .awake(vehicle, "send", |mut cx| {
+                cx.command_id = Some(command_id.clone());
                 let (adapter, r) = (adapter.clone(), r.clone());
                 async move { adapter.send(&cx, &r, action).await }
             })
@@ -315,12 +367,28 @@ impl Commands {
                     Some(serde_json::to_string(&pending).map_err(ApiError::internal)?);
                 record.updated_at = now();
                 self.store.update_command(record).await?;
-                self.follow(record, &vehicle, &pending).await
+                self.follow(record, vehicle, &pending).await
             }
             Err(CallError::Oem(e)) if e.delivered() == keyway_adapter::Delivered::Unknown => {
                 tracing::warn!(command = %record.id, error = %e, "outcome ambiguous; reconciling");
                 let why = ApiError::from_oem(&e, &vehicle.oem).detail;
-                self.reconcile(record, &vehicle, &why).await
+                match self.reconcile(record, vehicle, &why).await {
+                    Reconciled::Done => Ok(()),
+                    Reconciled::NotApplied if may_resend => {
+                        tracing::info!(command = %record.id,
+                            "the car shows the command did not happen; sending it once more");
+                        Box::pin(self.send(record, vehicle, adapter, r, false)).await
+                    }
+                    Reconciled::NotApplied => Err(ApiError::new(
+                        Code::UpstreamTimeout,
+                        format!(
+                            "outcome unknown twice ({why}); the car does not show it, \
+                             so it was not sent a third time"
+                        ),
+                    )
+                    .with_oem(&vehicle.oem)),
+                    Reconciled::Unknown(e) => Err(e),
+                }
             }
             Err(e) => Err(e.into_api(&vehicle.oem)),
         }
@@ -345,7 +413,7 @@ impl Commands {
             let action = record.action;
             let progress = self
                 .fleet
-                .awake(vehicle, |cx| {
+                .awake(vehicle, "poll", |cx| {
                     let (adapter, r, p) = (adapter.clone(), r.clone(), pending.clone());
                     async move { adapter.poll(&cx, &r, action, &p).await }
                 })
@@ -374,39 +442,51 @@ impl Commands {
         }
     }
 
-    /// Decides an ambiguous command from the car's lock state (never by re-sending).
+    /// Decides an ambiguous command from the car's lock state.
     async fn reconcile(
         &self,
         record: &CommandRecord,
         vehicle: &VehicleRecord,
         why: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Reconciled {
         let unknown = |state: &str| {
-            ApiError::new(
-                Code::UpstreamTimeout,
-                format!("outcome unknown ({why}); {state}. It was not sent again"),
+            Reconciled::Unknown(
+                ApiError::new(
+                    Code::UpstreamTimeout,
+                    format!("outcome unknown ({why}); {state}. It was not sent again"),
+                )
+                .with_oem(&vehicle.oem),
             )
-            .with_oem(&vehicle.oem)
         };
-        let adapter = self.fleet.adapter(vehicle)?;
+        let adapter = match self.fleet.adapter(vehicle) {
+            Ok(a) => a,
+            Err(e) => return Reconciled::Unknown(e),
+        };
         if !adapter.info().can(Capability::Security) {
-            return Err(unknown("this OEM cannot read the lock state to confirm it"));
+            return unknown("this OEM cannot read the lock state to confirm it");
         }
         match self.fleet.read_security(vehicle, &adapter).await {
             Ok(s) if s.locked == record.action.leaves_locked() => {
                 tracing::info!(command = %record.id, "confirmed by reading the lock state");
-                Ok(())
+                Reconciled::Done
             }
-            Ok(s) => Err(unknown(&format!(
-                "the vehicle reports {}",
-                if s.locked { "locked" } else { "unlocked" }
-            ))),
-            Err(e) => Err(unknown(&format!(
+            Ok(_) => Reconciled::NotApplied,
+            Err(e) => unknown(&format!(
                 "reading the lock state failed: {}",
                 e.into_api(&vehicle.oem).detail
-            ))),
+            )),
         }
     }
+}
+
+/// What the car's state says about an ambiguous command.
+enum Reconciled {
+    /// The car shows the command's effect.
+    Done,
+    /// The car shows the opposite.
+    NotApplied,
+    /// The state could not be read.
+    Unknown(ApiError),
 }
 
 fn transient(e: &OemError) -> bool {

@@ -275,6 +275,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Created, StoreError>;
     /// One command.
     async fn command(&self, id: &str) -> Result<Option<CommandRecord>, StoreError>;
+    /// The command an idempotency key already made, if any.
+    async fn command_for_key(&self, caller: &str, key: &str) -> Result<Option<String>, StoreError>;
     /// Writes a command's progress.
     async fn update_command(&self, command: &CommandRecord) -> Result<(), StoreError>;
     /// Commands not yet final (to resume after a restart).

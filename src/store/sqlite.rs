@@ -502,6 +502,17 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn command_for_key(&self, caller: &str, key: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query("SELECT command_id FROM idempotency_keys WHERE caller = ? AND key = ?")
+            .bind(caller)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .map(|r| get(&r, "command_id"))
+            .transpose()
+    }
+
     async fn update_command(&self, c: &CommandRecord) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE commands SET status = ?, sent_at = ?, oem_handle = ?, error_code = ?,

@@ -274,9 +274,11 @@ impl Tokens {
                     },
                 );
                 tracing::info!(account = %account.id, oem = %account.oem, "access token refreshed");
+                crate::metrics::token_refresh(oem.adapter.info().oem, "ok");
                 Ok(granted.access_token)
             }
             Err(RefreshFailure::Rejected(why)) => {
+                crate::metrics::token_refresh(oem.adapter.info().oem, "rejected");
                 self.give_up(account).await?;
                 Err(reauthorization_required(account, &why).into())
             }
@@ -289,7 +291,10 @@ impl Tokens {
                 .with_oem(&account.oem)
                 .into())
             }
-            Err(RefreshFailure::Oem(e)) => Err(CallError::Oem(e)),
+            Err(RefreshFailure::Oem(e)) => {
+                crate::metrics::token_refresh(oem.adapter.info().oem, e.kind());
+                Err(CallError::Oem(e))
+            }
         }
     }
 
@@ -305,33 +310,58 @@ impl Tokens {
     }
 
     /// Runs one OEM operation with a fresh token; if the OEM rejects the token, refreshes
-    /// once and replays once.
-    pub async fn call<T, F, Fut>(&self, account_id: &str, oem: &str, op: F) -> Result<T, CallError>
+    /// once and replays once. A rate-limit answer (whatever its style) makes the whole
+    /// OEM back off for the announced time. `operation` names it in metrics.
+    pub async fn call<T, F, Fut>(
+        &self,
+        account_id: &str,
+        oem: &str,
+        operation: &'static str,
+        op: F,
+    ) -> Result<T, CallError>
     where
         F: Fn(Call) -> Fut,
         Fut: Future<Output = Result<T, OemError>>,
     {
-        let http = self
-            .registry
-            .get(oem)
-            .map(|o| o.http.clone())
-            .ok_or_else(|| {
-                ApiError::new(Code::NotCapable, format!("the OEM {oem} is not enabled"))
-            })?;
-        let token = self.access_token(account_id).await?;
-        let first = op(Call {
-            http: http.clone(),
-            token: token.clone(),
-        })
-        .await;
-        match first {
-            Err(OemError::Unauthorized { .. }) => {
-                tracing::info!(account = %account_id, "OEM rejected the access token; refreshing once");
-                let token = self.after_rejection(account_id, &token).await?;
-                op(Call { http, token }).await.map_err(CallError::Oem)
+        let entry = self.registry.get(oem).ok_or_else(|| {
+            ApiError::new(Code::NotCapable, format!("the OEM {oem} is not enabled"))
+        })?;
+        let started = tokio::time::Instant::now();
+        let result = async {
+            let token = self.access_token(account_id).await?;
+            let call = |token: Secret| Call {
+                http: entry.http.clone(),
+                token,
+                command_id: None,
+            };
+            match op(call(token.clone())).await {
+                Err(OemError::Unauthorized { .. }) => {
+                    tracing::info!(account = %account_id, "OEM rejected the access token; refreshing once");
+                    let token = self.after_rejection(account_id, &token).await?;
+                    op(call(token)).await.map_err(CallError::Oem)
+                }
+                other => other.map_err(CallError::Oem),
             }
-            other => other.map_err(CallError::Oem),
         }
+        .await;
+        if let Err(CallError::Oem(OemError::RateLimited { retry_after })) = &result {
+            crate::metrics::rate_limited(entry.adapter.info().oem);
+            entry
+                .requests
+                .push_back(retry_after.unwrap_or(Duration::from_secs(1)));
+        }
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(CallError::Oem(e)) => e.kind(),
+            Err(CallError::Gateway(e)) => e.code.as_str(),
+        };
+        crate::metrics::operation(
+            entry.adapter.info().oem,
+            operation,
+            outcome,
+            started.elapsed().as_secs_f64(),
+        );
+        result
     }
 
     /// Re-seals every stored token with the active key; returns how many accounts changed.

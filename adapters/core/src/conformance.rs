@@ -50,6 +50,7 @@ impl Harness {
         Call {
             http: self.http.clone(),
             token: Secret::new(self.mock.access_token()),
+            command_id: None,
         }
     }
 

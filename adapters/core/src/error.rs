@@ -71,6 +71,12 @@ pub enum OemError {
         /// When the OEM says to try again, if it said.
         retry_after: Option<Duration>,
     },
+    /// keyway paused calls to a failing OEM (circuit breaker); nothing was sent.
+    #[error("keyway paused calls to this OEM")]
+    CircuitOpen {
+        /// When a probe may go through.
+        retry_after: Duration,
+    },
     /// The OEM cannot do this for this vehicle (capability missing).
     #[error("the OEM does not support {what} for this vehicle")]
     NotCapable {
@@ -122,6 +128,7 @@ impl OemError {
             | OemError::Asleep
             | OemError::Unreachable { .. }
             | OemError::RateLimited { .. }
+            | OemError::CircuitOpen { .. }
             | OemError::NotCapable { .. } => Delivered::No,
             OemError::Refused { .. } | OemError::Expired => Delivered::Yes,
             OemError::Upstream { delivered, .. }
@@ -143,6 +150,7 @@ impl OemError {
             OemError::Refused { .. } => "refused",
             OemError::Expired => "expired",
             OemError::RateLimited { .. } => "rate_limited",
+            OemError::CircuitOpen { .. } => "circuit_open",
             OemError::NotCapable { .. } => "not_capable",
             OemError::Upstream { .. } => "upstream",
             OemError::Timeout { .. } => "timeout",

@@ -7,6 +7,7 @@
 //! [`OemError`]s, with [`Delivered`] saying whether the request could have been applied.
 
 use std::fmt;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, header};
@@ -28,9 +29,38 @@ pub enum TransportError {
     /// The connection failed after it was made; the request may have been sent.
     #[error("connection failed: {0}")]
     Io(String),
-    /// Refused locally before sending (quota spent, breaker open, too many in flight).
+    /// Refused locally before sending (quota spent, too many in flight).
     #[error("not sent: {0}")]
     NotSent(String),
+    /// Not sent: the OEM's quota is spent (or it asked keyway to back off) until then.
+    #[error("not sent: the OEM quota is spent")]
+    QuotaExhausted {
+        /// When a request may go again.
+        retry_after: Duration,
+    },
+    /// Not sent: the circuit breaker for this OEM is open.
+    #[error("not sent: the OEM is failing and keyway paused calls to it")]
+    CircuitOpen {
+        /// When the breaker lets a probe through.
+        retry_after: Duration,
+    },
+}
+
+/// Marks a request as safe to repeat (a read, a status poll, a wake-up): the retry layer
+/// may re-send it after a timeout or a server error. Requests without it are retried
+/// only when they certainly never reached the OEM. GET and HEAD are always safe.
+#[derive(Clone, Copy, Debug)]
+pub struct Idempotent;
+
+/// The keyway command a request carries out, sent to the OEM as
+/// `X-Keyway-Command-Id` for correlation (mocks use it to prove no command is applied
+/// twice).
+pub const COMMAND_ID_HEADER: &str = "x-keyway-command-id";
+
+/// Whether the retry layer may repeat `req` after an ambiguous failure.
+pub fn is_idempotent<B>(req: &Request<B>) -> bool {
+    matches!(*req.method(), Method::GET | Method::HEAD)
+        || req.extensions().get::<Idempotent>().is_some()
 }
 
 impl From<TransportError> for OemError {
@@ -49,6 +79,10 @@ impl From<TransportError> for OemError {
                 detail,
                 delivered: Delivered::Unknown,
             },
+            TransportError::QuotaExhausted { retry_after } => OemError::RateLimited {
+                retry_after: Some(retry_after),
+            },
+            TransportError::CircuitOpen { retry_after } => OemError::CircuitOpen { retry_after },
         }
     }
 }
@@ -90,6 +124,8 @@ pub struct Call {
     pub http: Http,
     /// The account's access token at the OEM.
     pub token: Secret,
+    /// The keyway command this call carries out, if any (sent as a correlation header).
+    pub command_id: Option<String>,
 }
 
 impl Call {
@@ -101,11 +137,15 @@ impl Call {
                 v
             })
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
-        Request::builder()
+        let mut b = Request::builder()
             .method(method)
             .uri(url)
             .header(header::AUTHORIZATION, bearer)
-            .header(header::ACCEPT, "application/json")
+            .header(header::ACCEPT, "application/json");
+        if let Some(id) = &self.command_id {
+            b = b.header(COMMAND_ID_HEADER, id.as_str());
+        }
+        b
     }
 
     /// Sends a built request; transport failures become [`OemError`]s.
@@ -126,7 +166,23 @@ impl Call {
             .await
     }
 
-    /// `POST url` with a JSON body.
+    /// `POST url` with a JSON body, safe to repeat (a wake-up, a status poll).
+    pub async fn post_json_idempotent(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<Response<Bytes>, OemError> {
+        let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+        self.send(
+            self.request(Method::POST, url)
+                .header(header::CONTENT_TYPE, "application/json")
+                .extension(Idempotent)
+                .body(bytes),
+        )
+        .await
+    }
+
+    /// `POST url` with a JSON body (not repeated after an ambiguous failure).
     pub async fn post_json(
         &self,
         url: &str,

@@ -59,6 +59,15 @@ pub struct OAuthProfile {
     pub token_exchange: bool,
 }
 
+/// An OEM's published limits, as defaults (operators may override them).
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    /// Every request: `(max, per seconds)` windows.
+    pub requests: &'static [(u32, u64)],
+    /// Commands only: `(max, per seconds)` windows.
+    pub commands: &'static [(u32, u64)],
+}
+
 /// What an adapter declares about itself.
 #[derive(Clone, Debug)]
 pub struct AdapterInfo {
@@ -72,6 +81,8 @@ pub struct AdapterInfo {
     pub command_mode: CommandMode,
     /// Its OAuth profile.
     pub oauth: OAuthProfile,
+    /// Its published rate limits.
+    pub limits: Limits,
 }
 
 impl AdapterInfo {

@@ -12,8 +12,8 @@ use keyway_adapter::error::parse_retry_after;
 use keyway_adapter::http::{body_excerpt, join, parse_json};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
-    DoorPosition, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress, SecurityState,
-    Sent, VehicleRef, vin_model_year,
+    DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress,
+    SecurityState, Sent, VehicleRef, vin_model_year,
 };
 use serde::Deserialize;
 use std::time::Duration;
@@ -45,6 +45,12 @@ pub static INFO: AdapterInfo = AdapterInfo {
         rotating_refresh: true,
         default_access_ttl: Duration::from_secs(8 * 3600),
         token_exchange: false,
+    },
+    // Tesla publishes per-vehicle limits (e.g. 30 commands/min per vehicle); keyway's
+    // quotas are per OEM, so none are set by default.
+    limits: Limits {
+        requests: &[],
+        commands: &[],
     },
 };
 

@@ -13,7 +13,8 @@
 //!
 //! Test and demo controls live under `/__mock/`: `GET /__mock/state`,
 //! `PATCH /__mock/vehicles/{vin}` (`state`, `locked`, `user_present`, `latitude`,
-//! `longitude`, `heading`), and the request journal at `/__mock/requests`.
+//! `longitude`, `heading`), `POST /__mock/reset`, the request journal at
+//! `/__mock/requests`, and fault injection at `/__mock/faults` (see the kit's `faults`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -28,8 +29,8 @@ use axum::{Json, Router};
 use keyway_adapter::ClientAuth;
 use keyway_adapter::conformance::MockControl;
 use keyway_adapter::mock::{
-    AccessDenied, Journal, MockServer, OAuthServer, OAuthServerConfig, Rejection, TokenBook,
-    bearer, lock,
+    AccessDenied, Applied, Faults, Journal, MockServer, OAuthServer, OAuthServerConfig, Rejection,
+    TokenBook, bearer, instrument, lock,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -167,12 +168,15 @@ pub struct TeslaMock {
     pub oauth: OAuthServer,
     /// Every request seen.
     pub journal: Journal,
+    /// Injected faults.
+    pub faults: Faults,
+    initial: Arc<BTreeMap<String, MockVehicle>>,
 }
 
 impl TeslaMock {
     /// A mock with the given cars and settings.
     pub fn new(config: TeslaMockConfig) -> Self {
-        let vehicles = config
+        let vehicles: BTreeMap<String, MockVehicle> = config
             .vehicles
             .into_iter()
             .map(|v| (v.vin.clone(), v))
@@ -201,6 +205,7 @@ impl TeslaMock {
             tokens.clone(),
         );
         Self {
+            initial: Arc::new(vehicles.clone()),
             world: Arc::new(Mutex::new(World {
                 vehicles,
                 wake_delay: config.wake_delay,
@@ -208,6 +213,7 @@ impl TeslaMock {
             tokens,
             oauth,
             journal: Journal::default(),
+            faults: Faults::default(),
         }
     }
 
@@ -222,12 +228,13 @@ impl TeslaMock {
             .route("/api/1/vehicles/{vin}/command/{verb}", post(command))
             .route("/__mock/state", get(inspect))
             .route("/__mock/vehicles/{vin}", patch(steer))
+            .route("/__mock/reset", post(reset))
             .with_state(self.clone())
             .merge(
                 self.oauth
                     .routes("/oauth2/v3/authorize", "/oauth2/v3/token"),
             );
-        self.journal.wrap(api)
+        instrument(api, &self.journal, &self.faults)
     }
 
     /// Serves the mock on `addr`.
@@ -426,14 +433,20 @@ async fn command(
     };
     let result = m.with_awake_car(&headers, &vin, |v| {
         if v.user_present {
-            json!({"result": false, "reason": "user_present"})
+            (false, json!({"result": false, "reason": "user_present"}))
         } else {
             v.locked = lock_to;
-            json!({"result": true, "reason": ""})
+            (true, json!({"result": true, "reason": ""}))
         }
     });
     match result {
-        Ok(body) => Json(json!({"response": body})).into_response(),
+        Ok((applied, body)) => {
+            let mut resp = Json(json!({"response": body})).into_response();
+            if applied {
+                resp.extensions_mut().insert(Applied);
+            }
+            resp
+        }
         Err(r) => r.into_response(),
     }
 }
@@ -497,6 +510,14 @@ async fn steer(
         }
     });
     Json(m.vehicle(&vin)).into_response()
+}
+
+/// `POST /__mock/reset`: vehicles back to their initial state, no faults, empty journal.
+async fn reset(State(m): State<TeslaMock>) -> StatusCode {
+    lock(&m.world).vehicles = (*m.initial).clone();
+    m.faults.clear();
+    m.journal.clear();
+    StatusCode::NO_CONTENT
 }
 
 // === conformance steering ===

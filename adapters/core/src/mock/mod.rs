@@ -1,11 +1,15 @@
 //! The kit every mock OEM is built from: serving an axum router on a real socket, a
-//! request journal (what the "OEM" saw, for tests to count), an OAuth token book
-//! ([`tokens`]) and an OAuth authorization server ([`oauth`]) configured per OEM.
+//! request journal (what the "OEM" saw, for tests to count: timing, the keyway command
+//! id, whether the OEM logic applied a command), fault injection ([`faults`]), an OAuth
+//! token book ([`tokens`]) and an OAuth authorization server ([`oauth`]) configured per
+//! OEM. [`instrument`] mounts journal and faults on a mock's router.
 //! Mocks use tokio's clock so paused-time tests control expiry.
 
+pub mod faults;
 pub mod oauth;
 pub mod tokens;
 
+pub use faults::{Action, Fault, Faults};
 pub use oauth::{OAuthServer, OAuthServerConfig, Rejection};
 pub use tokens::{AccessDenied, Issued, RefreshDenied, TokenBook};
 
@@ -23,6 +27,7 @@ use axum::routing::get;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// Locks a mock's state, recovering from a poisoned lock (a panicking test thread must
 /// not take every other assertion down with it).
@@ -84,6 +89,11 @@ impl Drop for MockServer {
 
 // === Journal ===
 
+/// Set as a response extension by a mock handler that changed the vehicle's state (a
+/// command applied), so the journal can tell applied commands from refused ones.
+#[derive(Clone, Copy, Debug)]
+pub struct Applied;
+
 /// One request the mock saw.
 #[derive(Clone, Debug, Serialize)]
 pub struct JournalEntry {
@@ -95,11 +105,31 @@ pub struct JournalEntry {
     pub query: Option<String>,
     /// Status the mock answered.
     pub status: u16,
+    /// The keyway command the request carried out (`X-Keyway-Command-Id`).
+    pub command_id: Option<String>,
+    /// Whether the OEM logic applied a command (even if the answer was then lost).
+    pub applied: bool,
+    /// When the request arrived, ms since the journal began.
+    pub started_ms: u64,
+    /// When it was answered, ms since the journal began.
+    pub ended_ms: u64,
 }
 
 /// Every request a mock saw, in order.
-#[derive(Clone, Debug, Default)]
-pub struct Journal(Arc<Mutex<Vec<JournalEntry>>>);
+#[derive(Clone, Debug)]
+pub struct Journal(Arc<Mutex<Vec<JournalEntry>>>, Instant);
+
+impl Default for Journal {
+    fn default() -> Self {
+        Self(Arc::default(), Instant::now())
+    }
+}
+
+/// Wraps a mock's router with fault injection (inner) and the journal (outer), so the
+/// journal sees what the client saw, faults included.
+pub fn instrument(router: Router, journal: &Journal, faults: &Faults) -> Router {
+    journal.wrap(faults.wrap(router))
+}
 
 impl Journal {
     /// All entries.
@@ -144,12 +174,22 @@ async fn record(State(journal): State<Journal>, req: Request, next: Next) -> Res
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
+    let command_id = req
+        .headers()
+        .get(crate::http::COMMAND_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let started_ms = journal.1.elapsed().as_millis() as u64;
     let resp = next.run(req).await;
     lock(&journal.0).push(JournalEntry {
         method,
         path,
         query,
         status: resp.status().as_u16(),
+        command_id,
+        applied: resp.extensions().get::<Applied>().is_some(),
+        started_ms,
+        ended_ms: journal.1.elapsed().as_millis() as u64,
     });
     resp
 }

@@ -1,0 +1,163 @@
+//! keyway's own limits on its callers: a rate limit per caller (`sub`), an abuse guard
+//! on unlocks per vehicle (a burst of unlocks on one car is refused, whoever sends
+//! them), load shedding (beyond `max_in_flight` requests keyway answers 503 at once
+//! instead of queueing), and a request timeout. Refusals are 429 problems with
+//! `Retry-After` and the IETF draft `RateLimit-Policy` / `RateLimit` headers. These use
+//! governor's GCRA (smooth rate with a burst), the right shape for abuse guards; OEM
+//! quotas, which must never be exceeded in any window, use `upstream::quota` instead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use tokio::sync::Semaphore;
+
+use crate::config::InboundConfig;
+use crate::error::{ApiError, Code};
+use crate::gateway::Gateway;
+use crate::metrics;
+
+/// The inbound limiters.
+pub struct Inbound {
+    callers: DefaultKeyedRateLimiter<String>,
+    unlocks: DefaultKeyedRateLimiter<String>,
+    clock: DefaultClock,
+    config: InboundConfig,
+    in_flight: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbound")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+fn nonzero(n: u32) -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(n.max(1)).unwrap_or(std::num::NonZeroU32::MIN)
+}
+
+impl Inbound {
+    /// Limiters from configuration (validated: every number positive).
+    pub fn new(config: &InboundConfig) -> Self {
+        let callers = Quota::per_second(nonzero(config.caller_per_s))
+            .allow_burst(nonzero(config.caller_burst));
+        let unlocks = Quota::per_minute(nonzero(config.unlocks_per_vehicle_per_min))
+            .allow_burst(nonzero(config.unlock_burst));
+        Self {
+            callers: DefaultKeyedRateLimiter::keyed(callers),
+            unlocks: DefaultKeyedRateLimiter::keyed(unlocks),
+            clock: DefaultClock::default(),
+            config: config.clone(),
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+        }
+    }
+
+    fn refuse(
+        &self,
+        name: &str,
+        quota: u32,
+        window_s: u64,
+        wait: Duration,
+        detail: &str,
+    ) -> ApiError {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut e = ApiError::new(Code::RateLimited, detail);
+        e.retry_after = Some(Duration::from_secs(secs.max(1)));
+        e.headers = vec![
+            (
+                "ratelimit-policy",
+                format!("\"{name}\";q={quota};w={window_s}"),
+            ),
+            ("ratelimit", format!("\"{name}\";r=0;t={}", secs.max(1))),
+        ];
+        metrics::inbound_rejection(name);
+        e
+    }
+
+    /// Charges one request to `sub`.
+    pub fn check_caller(&self, sub: &str) -> Result<(), ApiError> {
+        self.callers
+            .check_key(&sub.to_string())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(self.clock.now());
+                self.refuse(
+                    "caller",
+                    self.config.caller_burst,
+                    1,
+                    wait,
+                    "this caller sends too many requests; slow down",
+                )
+            })
+    }
+
+    /// Charges one unlock to `vehicle_id`.
+    pub fn check_unlock(&self, vehicle_id: &str) -> Result<(), ApiError> {
+        self.unlocks
+            .check_key(&vehicle_id.to_string())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(self.clock.now());
+                self.refuse(
+                    "unlocks_per_vehicle",
+                    self.config.unlock_burst,
+                    60,
+                    wait,
+                    "too many unlocks of this vehicle in a short time; refused as a safety measure",
+                )
+            })
+    }
+}
+
+/// Load shedding and the request timeout (health, readiness and metrics are exempt).
+pub async fn protect(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        return next.run(req).await;
+    }
+    let Ok(_permit) = gw.inbound.in_flight.clone().try_acquire_owned() else {
+        metrics::inbound_rejection("overloaded");
+        let mut e = ApiError::new(Code::Overloaded, "keyway is at capacity; try again shortly");
+        e.retry_after = Some(Duration::from_secs(1));
+        return e.into_response();
+    };
+    let timeout = Duration::from_secs(gw.inbound.config.request_timeout_s);
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            metrics::inbound_rejection("timeout");
+            ApiError::new(
+                Code::UpstreamTimeout,
+                "keyway could not answer in time; commands keep running, follow them by id",
+            )
+            .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_of_unlocks_on_one_car_is_refused() {
+        let inbound = Inbound::new(&InboundConfig::default());
+        for _ in 0..3 {
+            inbound.check_unlock("veh_a").unwrap();
+        }
+        let e = inbound.check_unlock("veh_a").unwrap_err();
+        assert_eq!(e.code, Code::RateLimited);
+        assert!(e.retry_after.unwrap() >= Duration::from_secs(1));
+        assert!(
+            e.headers
+                .iter()
+                .any(|(k, v)| *k == "ratelimit-policy" && v.contains("q=3;w=60"))
+        );
+        // Another car is unaffected.
+        inbound.check_unlock("veh_b").unwrap();
+    }
+}

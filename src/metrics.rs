@@ -1,0 +1,329 @@
+//! Prometheus metrics: a small process-wide registry of counters, gauges and
+//! histograms with labels, rendered in the text exposition format at `/metrics`.
+//! Hand-rolled because keyway needs a fixed, short list of series; named helpers below
+//! are the only way code records, so every series is documented in one place.
+//! Labels never carry secrets or unbounded values (no vehicle ids, no tokens).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{LazyLock, Mutex};
+
+const BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+#[derive(Default)]
+struct Registry {
+    counters: BTreeMap<(&'static str, Labels), u64>,
+    gauges: BTreeMap<(&'static str, Labels), f64>,
+    histograms: BTreeMap<(&'static str, Labels), Histogram>,
+}
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
+
+const HELP: &[(&str, &str, &str)] = &[
+    (
+        "keyway_http_requests_total",
+        "counter",
+        "Requests served by the unified API, by route and status.",
+    ),
+    (
+        "keyway_http_request_seconds",
+        "histogram",
+        "Time to answer a request of the unified API, by route.",
+    ),
+    (
+        "keyway_upstream_request_seconds",
+        "histogram",
+        "OEM HTTP exchanges, by OEM, method and outcome.",
+    ),
+    (
+        "keyway_oem_operation_seconds",
+        "histogram",
+        "Adapter operations (with token refresh and replay), by OEM, operation and outcome.",
+    ),
+    (
+        "keyway_upstream_retries_total",
+        "counter",
+        "Retries sent to an OEM.",
+    ),
+    (
+        "keyway_upstream_retry_budget_exhausted_total",
+        "counter",
+        "Retries not sent because the OEM's retry budget was spent.",
+    ),
+    (
+        "keyway_upstream_breaker_state",
+        "gauge",
+        "Circuit breaker per OEM: 0 closed, 1 half-open, 2 open.",
+    ),
+    (
+        "keyway_upstream_breaker_rejections_total",
+        "counter",
+        "Requests refused while an OEM's breaker was open.",
+    ),
+    (
+        "keyway_upstream_quota_wait_seconds",
+        "histogram",
+        "Time requests waited for an OEM quota slot.",
+    ),
+    (
+        "keyway_upstream_quota_rejections_total",
+        "counter",
+        "Requests refused because an OEM quota was spent.",
+    ),
+    (
+        "keyway_upstream_rate_limited_total",
+        "counter",
+        "Rate-limit answers from OEMs (429, quota messages).",
+    ),
+    (
+        "keyway_read_cache_total",
+        "counter",
+        "Vehicle reads by cache result: hit, miss, coalesced, stale.",
+    ),
+    (
+        "keyway_commands_total",
+        "counter",
+        "Commands finished, by OEM, action and status.",
+    ),
+    (
+        "keyway_token_refreshes_total",
+        "counter",
+        "OEM token refreshes, by OEM and outcome.",
+    ),
+    (
+        "keyway_inbound_rejections_total",
+        "counter",
+        "Requests refused by keyway's own limits, by reason.",
+    ),
+];
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn labels(l: &[(&'static str, &str)]) -> Labels {
+    l.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+/// Adds one to a counter.
+pub fn inc(name: &'static str, l: &[(&'static str, &str)]) {
+    *registry().counters.entry((name, labels(l))).or_default() += 1;
+}
+
+/// Sets a gauge.
+pub fn set(name: &'static str, l: &[(&'static str, &str)], value: f64) {
+    registry().gauges.insert((name, labels(l)), value);
+}
+
+/// Records one observation (seconds) in a histogram.
+pub fn observe(name: &'static str, l: &[(&'static str, &str)], secs: f64) {
+    let mut r = registry();
+    let h = r.histograms.entry((name, labels(l))).or_default();
+    for (i, b) in BUCKETS.iter().enumerate() {
+        if secs <= *b {
+            h.counts[i] += 1;
+        }
+    }
+    h.sum += secs;
+    h.count += 1;
+}
+
+/// A counter's current value (tests).
+pub fn counter(name: &'static str, l: &[(&'static str, &str)]) -> u64 {
+    registry()
+        .counters
+        .get(&(name, labels(l)))
+        .copied()
+        .unwrap_or(0)
+}
+
+fn fmt_labels(l: &Labels, extra: Option<(&str, String)>) -> String {
+    let mut parts: Vec<String> = l
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    if let Some((k, v)) = extra {
+        parts.push(format!("{k}=\"{v}\""));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+/// The text exposition of every series.
+pub fn render() -> String {
+    let r = registry();
+    let mut out = String::new();
+    for (name, kind, help) in HELP {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for ((n, l), v) in &r.counters {
+            if n == name {
+                let _ = writeln!(out, "{name}{} {v}", fmt_labels(l, None));
+            }
+        }
+        for ((n, l), v) in &r.gauges {
+            if n == name {
+                let _ = writeln!(out, "{name}{} {v}", fmt_labels(l, None));
+            }
+        }
+        for ((n, l), h) in &r.histograms {
+            if n == name {
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{} {}",
+                        fmt_labels(l, Some(("le", b.to_string()))),
+                        h.counts[i]
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{} {}",
+                    fmt_labels(l, Some(("le", "+Inf".into()))),
+                    h.count
+                );
+                let _ = writeln!(out, "{name}_sum{} {}", fmt_labels(l, None), h.sum);
+                let _ = writeln!(out, "{name}_count{} {}", fmt_labels(l, None), h.count);
+            }
+        }
+    }
+    out
+}
+
+// === named recorders ===
+
+/// A retry was sent.
+pub fn retry(oem: &str) {
+    inc("keyway_upstream_retries_total", &[("oem", oem)]);
+}
+
+/// A retry was not sent: budget spent.
+pub fn retry_budget_exhausted(oem: &str) {
+    inc(
+        "keyway_upstream_retry_budget_exhausted_total",
+        &[("oem", oem)],
+    );
+}
+
+/// Breaker state changed (0 closed, 1 half-open, 2 open).
+pub fn breaker_state(oem: &str, state: u8) {
+    set(
+        "keyway_upstream_breaker_state",
+        &[("oem", oem)],
+        f64::from(state),
+    );
+}
+
+/// A request was refused by an open breaker.
+pub fn breaker_rejection(oem: &str) {
+    inc("keyway_upstream_breaker_rejections_total", &[("oem", oem)]);
+}
+
+/// A request waited for a quota slot.
+pub fn quota_wait(oem: &str, kind: &str, secs: f64) {
+    observe(
+        "keyway_upstream_quota_wait_seconds",
+        &[("oem", oem), ("quota", kind)],
+        secs,
+    );
+}
+
+/// A request was refused: quota spent.
+pub fn quota_rejection(oem: &str, kind: &str) {
+    inc(
+        "keyway_upstream_quota_rejections_total",
+        &[("oem", oem), ("quota", kind)],
+    );
+}
+
+/// The OEM answered with a rate limit.
+pub fn rate_limited(oem: &str) {
+    inc("keyway_upstream_rate_limited_total", &[("oem", oem)]);
+}
+
+/// One OEM HTTP exchange.
+pub fn upstream(oem: &str, method: &str, outcome: &str, secs: f64) {
+    observe(
+        "keyway_upstream_request_seconds",
+        &[("oem", oem), ("method", method), ("outcome", outcome)],
+        secs,
+    );
+}
+
+/// One adapter operation.
+pub fn operation(oem: &str, op: &str, outcome: &str, secs: f64) {
+    observe(
+        "keyway_oem_operation_seconds",
+        &[("oem", oem), ("operation", op), ("outcome", outcome)],
+        secs,
+    );
+}
+
+/// A read's cache result.
+pub fn cache(kind: &str, result: &str) {
+    inc(
+        "keyway_read_cache_total",
+        &[("read", kind), ("result", result)],
+    );
+}
+
+/// A finished command.
+pub fn command(oem: &str, action: &str, status: &str) {
+    inc(
+        "keyway_commands_total",
+        &[("oem", oem), ("action", action), ("status", status)],
+    );
+}
+
+/// A token refresh.
+pub fn token_refresh(oem: &str, outcome: &str) {
+    inc(
+        "keyway_token_refreshes_total",
+        &[("oem", oem), ("outcome", outcome)],
+    );
+}
+
+/// A request refused by keyway's own limits.
+pub fn inbound_rejection(reason: &str) {
+    inc("keyway_inbound_rejections_total", &[("reason", reason)]);
+}
+
+/// A request served by the unified API.
+pub fn http(route: &str, status: u16, secs: f64) {
+    let status = status.to_string();
+    inc(
+        "keyway_http_requests_total",
+        &[("route", route), ("status", &status)],
+    );
+    observe("keyway_http_request_seconds", &[("route", route)], secs);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        retry("unit-test-oem");
+        upstream("unit-test-oem", "GET", "200", 0.02);
+        let text = render();
+        assert!(text.contains("keyway_upstream_retries_total{oem=\"unit-test-oem\"} 1"));
+        assert!(text.contains(
+            "keyway_upstream_request_seconds_bucket{oem=\"unit-test-oem\",method=\"GET\",outcome=\"200\",le=\"0.025\"} 1"
+        ));
+        assert!(text.contains("# TYPE keyway_upstream_request_seconds histogram"));
+    }
+}

@@ -1,0 +1,254 @@
+//! OEM quotas: "at most N requests in any window W", for each window an OEM publishes
+//! (Volvo: 100 requests/min and 10 commands/min; BMW: a daily quota), plus pushback —
+//! after an OEM says "too many" (429, BMW's 403 quota text, Hyundai's 200 + `5091`) no
+//! request goes to it until the time it announced.
+//!
+//! The limiter is an exact sliding-window log rather than a GCRA (governor): a GCRA
+//! that allows a burst of N *and* refills at N/W lets up to 2N through in one window,
+//! which is what an OEM counting "per minute" would refuse. A request that would exceed
+//! a window waits for a slot when one frees within `max_wait`, and otherwise fails fast
+//! with the time until one does (`rate_limited` + `Retry-After` at the API).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use keyway_adapter::TransportError;
+use keyway_adapter::error::parse_retry_after;
+use tokio::time::Instant;
+use tower::{Service, ServiceExt};
+
+use crate::metrics;
+
+/// One published limit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    /// At most this many …
+    pub max: u32,
+    /// … in any interval this long.
+    pub per: Duration,
+}
+
+#[derive(Debug)]
+struct Inner {
+    logs: Vec<VecDeque<Instant>>,
+    pushback_until: Option<Instant>,
+}
+
+/// A quota: several windows and a pushback gate.
+#[derive(Debug)]
+pub struct Quota {
+    windows: Vec<Window>,
+    max_wait: Duration,
+    inner: Mutex<Inner>,
+    oem: &'static str,
+    kind: &'static str,
+}
+
+impl Quota {
+    /// A quota enforcing every window in `windows`.
+    pub fn new(
+        windows: Vec<Window>,
+        max_wait: Duration,
+        oem: &'static str,
+        kind: &'static str,
+    ) -> Self {
+        let logs = windows.iter().map(|_| VecDeque::new()).collect();
+        Self {
+            windows,
+            max_wait,
+            inner: Mutex::new(Inner {
+                logs,
+                pushback_until: None,
+            }),
+            oem,
+            kind,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a slot now, or says how long until one frees.
+    pub fn try_acquire(&self) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut i = self.lock();
+        if let Some(until) = i.pushback_until {
+            if now < until {
+                return Err(until - now);
+            }
+            i.pushback_until = None;
+        }
+        let mut wait = Duration::ZERO;
+        for (w, log) in self.windows.iter().zip(i.logs.iter_mut()) {
+            while log.front().is_some_and(|t| now.duration_since(*t) >= w.per) {
+                log.pop_front();
+            }
+            if log.len() >= w.max as usize
+                && let Some(oldest) = log.front()
+            {
+                wait = wait.max(w.per - now.duration_since(*oldest));
+            }
+        }
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        for log in i.logs.iter_mut() {
+            log.push_back(now);
+        }
+        Ok(())
+    }
+
+    /// Takes a slot, waiting up to `max_wait`; else the time until one frees.
+    pub async fn acquire(&self) -> Result<(), Duration> {
+        let started = Instant::now();
+        loop {
+            match self.try_acquire() {
+                Ok(()) => {
+                    let waited = started.elapsed();
+                    if !waited.is_zero() {
+                        metrics::quota_wait(self.oem, self.kind, waited.as_secs_f64());
+                    }
+                    return Ok(());
+                }
+                Err(wait) if started.elapsed() + wait <= self.max_wait => {
+                    tokio::time::sleep(wait).await;
+                }
+                Err(wait) => {
+                    metrics::quota_rejection(self.oem, self.kind);
+                    return Err(wait);
+                }
+            }
+        }
+    }
+
+    /// The OEM asked keyway to back off for `d`.
+    pub fn push_back(&self, d: Duration) {
+        let until = Instant::now() + d;
+        let mut i = self.lock();
+        if i.pushback_until.is_none_or(|u| u < until) {
+            i.pushback_until = Some(until);
+        }
+        tracing::info!(
+            oem = self.oem,
+            quota = self.kind,
+            back_off_ms = d.as_millis() as u64,
+            "OEM rate limit: backing off"
+        );
+    }
+}
+
+/// The request quota as a service wrapper: takes a slot per request and turns 429
+/// answers into pushback.
+#[derive(Clone)]
+pub struct QuotaService<S> {
+    inner: S,
+    quota: Arc<Quota>,
+}
+
+impl<S> QuotaService<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, quota: Arc<Quota>) -> Self {
+        Self { inner, quota }
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S> Service<Request<Bytes>> for QuotaService<S>
+where
+    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = TransportError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = Response<Bytes>;
+    type Error = TransportError;
+    type Future = BoxFuture<Result<Response<Bytes>, TransportError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let (inner, quota) = (self.inner.clone(), self.quota.clone());
+        Box::pin(async move {
+            if let Err(retry_after) = quota.acquire().await {
+                return Err(TransportError::QuotaExhausted { retry_after });
+            }
+            let outcome = inner.oneshot(req).await;
+            if let Ok(resp) = &outcome
+                && resp.status() == http::StatusCode::TOO_MANY_REQUESTS
+            {
+                metrics::rate_limited(quota.oem);
+                let after = parse_retry_after(resp.headers().get(http::header::RETRY_AFTER))
+                    .unwrap_or(Duration::from_secs(1));
+                quota.push_back(after);
+            }
+            outcome
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quota(max: u32, per_s: u64, max_wait_s: u64) -> Quota {
+        Quota::new(
+            vec![Window {
+                max,
+                per: Duration::from_secs(per_s),
+            }],
+            Duration::from_secs(max_wait_s),
+            "test",
+            "requests",
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_more_than_max_in_any_window() {
+        let q = Arc::new(quota(10, 60, 3600));
+        let mut times = Vec::new();
+        let start = Instant::now();
+        for _ in 0..35 {
+            q.acquire().await.unwrap();
+            times.push(start.elapsed());
+        }
+        for (i, t) in times.iter().enumerate() {
+            let in_window = times[i..]
+                .iter()
+                .filter(|u| **u - *t < Duration::from_secs(60))
+                .count();
+            assert!(in_window <= 10, "{in_window} in the minute from {t:?}");
+        }
+        // Bursts of 10 are allowed at once.
+        assert_eq!(times[9], Duration::ZERO);
+        assert_eq!(times[10], Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fails_fast_beyond_max_wait_with_the_time_left() {
+        let q = quota(1, 60, 2);
+        q.acquire().await.unwrap();
+        assert_eq!(q.acquire().await, Err(Duration::from_secs(60)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pushback_holds_everything_until_the_announced_time() {
+        let q = quota(100, 60, 0);
+        q.push_back(Duration::from_secs(2));
+        assert_eq!(q.try_acquire(), Err(Duration::from_secs(2)));
+        tokio::time::advance(Duration::from_millis(1999)).await;
+        assert!(q.try_acquire().is_err());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(q.try_acquire(), Ok(()));
+    }
+}
