@@ -37,8 +37,11 @@ use crate::store::VehicleRecord;
 
 const FLEET: &str = include_str!("../fixtures/demo-fleet.json");
 
+/// Adjusts the demo gateway's configuration before it starts (tests tune limits).
+pub type Configure = Arc<dyn Fn(&mut Config) + Send + Sync>;
+
 /// Demo settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DemoOptions {
     /// Where the gateway listens.
     pub listen: SocketAddr,
@@ -50,6 +53,8 @@ pub struct DemoOptions {
     pub token_ttl: Duration,
     /// Pause between wake-up calls to a sleeping car.
     pub wake_poll: Duration,
+    /// Changes to the gateway's configuration.
+    pub configure: Option<Configure>,
 }
 
 impl Default for DemoOptions {
@@ -60,6 +65,7 @@ impl Default for DemoOptions {
             wake_delay: Duration::from_secs(3),
             token_ttl: Duration::from_secs(8 * 3600),
             wake_poll: Duration::from_millis(500),
+            configure: None,
         }
     }
 }
@@ -196,7 +202,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
             reads: Default::default(),
         },
     );
-    let config = Config {
+    let mut config = Config {
         listen: addr,
         store: format!("sqlite://{}", opts.data_dir.join("keyway.db").display()),
         public_url: Some(format!("http://{addr}")),
@@ -221,6 +227,9 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         inbound: Default::default(),
         oems,
     };
+    if let Some(configure) = &opts.configure {
+        configure(&mut config);
+    }
     let gateway = Gateway::start(config).await?;
 
     let scopes: Vec<String> = Scope::ALL.iter().map(|s| s.as_str().to_string()).collect();

@@ -397,6 +397,30 @@ impl Fleet {
             .await
     }
 
+    /// Runs one OEM operation for the vehicle's account (token refresh and replay on a 401).
+    pub async fn call<T, F, Fut>(
+        &self,
+        v: &VehicleRecord,
+        operation: &'static str,
+        op: F,
+    ) -> Result<T, CallError>
+    where
+        F: Fn(Call) -> Fut,
+        Fut: Future<Output = Result<T, OemError>>,
+    {
+        self.tokens.call(&v.account_id, &v.oem, operation, op).await
+    }
+
+    /// Wakes the vehicle until it is online; `Asleep` if its OEM cannot wake it or it
+    /// did not wake in time.
+    pub async fn wake_up(&self, v: &VehicleRecord) -> Result<(), CallError> {
+        let adapter = self.adapter(v)?;
+        if !adapter.info().can(Capability::Wake) {
+            return Err(CallError::Oem(OemError::Asleep));
+        }
+        self.wake(v, &adapter).await
+    }
+
     async fn wake(&self, v: &VehicleRecord, adapter: &Arc<dyn Adapter>) -> Result<(), CallError> {
         let deadline = Instant::now() + self.wake.timeout;
         let r = VehicleRef {

@@ -337,29 +337,17 @@ impl Commands {
         r: &VehicleRef,
         may_resend: bool,
     ) -> Result<(), ApiError> {
-        if let Some(oem) = self.registry.get(&vehicle.oem)
-            && let Err(retry_after) = oem.commands.acquire().await
-        {
-            let mut e = ApiError::new(
-                Code::RateLimited,
-                "the OEM's command quota is spent; the command was not sent",
-            )
-            .with_oem(&vehicle.oem);
-            e.retry_after = Some(retry_after);
-            return Err(e);
-        }
         record.sent_at = Some(now());
         record.updated_at = now();
         self.store.update_command(record).await?;
-        let (action, command_id) = (record.action, record.id.clone());
-        let sent = self
-            .fleet
-            .awake(vehicle, "send", |mut cx| {
-                cx.command_id = Some(command_id.clone());
-                let (adapter, r) = (adapter.clone(), r.clone());
-                async move { adapter.send(&cx, &r, action).await }
-            })
-            .await;
+        let sent = match self.send_once(record, vehicle, adapter, r).await {
+            // Asleep: the OEM did not act. Wake the car and send once more.
+            Err(CallError::Oem(OemError::Asleep)) => match self.fleet.wake_up(vehicle).await {
+                Ok(()) => self.send_once(record, vehicle, adapter, r).await,
+                Err(e) => Err(e),
+            },
+            other => other,
+        };
         match sent {
             Ok(Sent::Completed) => Ok(()),
             Ok(Sent::Pending(pending)) => {
@@ -392,6 +380,36 @@ impl Commands {
             }
             Err(e) => Err(e.into_api(&vehicle.oem)),
         }
+    }
+
+    /// One send: takes a command-quota slot (every request counts at the OEM), then
+    /// hands the command over with its id.
+    async fn send_once(
+        &self,
+        record: &CommandRecord,
+        vehicle: &VehicleRecord,
+        adapter: &Arc<dyn keyway_adapter::Adapter>,
+        r: &VehicleRef,
+    ) -> Result<Sent, CallError> {
+        if let Some(oem) = self.registry.get(&vehicle.oem)
+            && let Err(retry_after) = oem.commands.acquire().await
+        {
+            let mut e = ApiError::new(
+                Code::RateLimited,
+                "the OEM's command quota is spent; the command was not sent",
+            )
+            .with_oem(&vehicle.oem);
+            e.retry_after = Some(retry_after);
+            return Err(CallError::Gateway(e));
+        }
+        let (action, command_id) = (record.action, record.id.clone());
+        self.fleet
+            .call(vehicle, "send", |mut cx| {
+                cx.command_id = Some(command_id.clone());
+                let (adapter, r) = (adapter.clone(), r.clone());
+                async move { adapter.send(&cx, &r, action).await }
+            })
+            .await
     }
 
     /// Polls an accepted async command until it is final or times out.

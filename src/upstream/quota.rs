@@ -5,7 +5,9 @@
 //!
 //! The limiter is an exact sliding-window log rather than a GCRA (governor): a GCRA
 //! that allows a burst of N *and* refills at N/W lets up to 2N through in one window,
-//! which is what an OEM counting "per minute" would refuse. A request that would exceed
+//! which is what an OEM counting "per minute" would refuse. keyway counts when it sends,
+//! the OEM when requests arrive; each window is widened by a margin (10 %, at most 1 s)
+//! so that jitter between the two cannot push N+1 arrivals into one of the OEM's windows. A request that would exceed
 //! a window waits for a slot when one frees within `max_wait`, and otherwise fails fast
 //! with the time until one does (`rate_limited` + `Retry-After` at the API).
 
@@ -87,13 +89,14 @@ impl Quota {
         }
         let mut wait = Duration::ZERO;
         for (w, log) in self.windows.iter().zip(i.logs.iter_mut()) {
-            while log.front().is_some_and(|t| now.duration_since(*t) >= w.per) {
+            let per = guarded(w.per);
+            while log.front().is_some_and(|t| now.duration_since(*t) >= per) {
                 log.pop_front();
             }
             if log.len() >= w.max as usize
                 && let Some(oldest) = log.front()
             {
-                wait = wait.max(w.per - now.duration_since(*oldest));
+                wait = wait.max(per - now.duration_since(*oldest));
             }
         }
         if !wait.is_zero() {
@@ -142,6 +145,11 @@ impl Quota {
             "OEM rate limit: backing off"
         );
     }
+}
+
+/// A window widened by the send-to-arrival margin: 10 %, at most one second.
+fn guarded(per: Duration) -> Duration {
+    per + (per / 10).min(Duration::from_secs(1))
 }
 
 /// The request quota as a service wrapper: takes a slot per request and turns 429
@@ -229,16 +237,16 @@ mod tests {
                 .count();
             assert!(in_window <= 10, "{in_window} in the minute from {t:?}");
         }
-        // Bursts of 10 are allowed at once.
+        // Bursts of 10 are allowed at once; the 11th waits the window and its margin.
         assert_eq!(times[9], Duration::ZERO);
-        assert_eq!(times[10], Duration::from_secs(60));
+        assert_eq!(times[10], Duration::from_secs(61));
     }
 
     #[tokio::test(start_paused = true)]
     async fn fails_fast_beyond_max_wait_with_the_time_left() {
         let q = quota(1, 60, 2);
         q.acquire().await.unwrap();
-        assert_eq!(q.acquire().await, Err(Duration::from_secs(60)));
+        assert_eq!(q.acquire().await, Err(Duration::from_secs(61)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -56,8 +56,17 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
 
 impl Env {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A demo whose gateway configuration `configure` adjusts.
+    pub async fn start_with(
+        configure: impl Fn(&mut keyway::config::Config) + Send + Sync + 'static,
+    ) -> Self {
         let dir = TempDir::new();
-        let demo = demo::start(options(&dir)).await.expect("demo starts");
+        let mut opts = options(&dir);
+        opts.configure = Some(std::sync::Arc::new(configure));
+        let demo = demo::start(opts).await.expect("demo starts");
         Self {
             demo,
             dir,
