@@ -17,6 +17,7 @@
 //! - [`upstream`]: the outbound HTTP stack (hyper + rustls).
 //! - [`registry`]: which OEM adapters exist (one line per OEM).
 //! - [`store`]: the `Store` trait and its SQLite implementation.
+//! - [`sync`]: poison-tolerant locking.
 //! - [`error`]: the one error taxonomy at the API edge.
 //! - [`config`]: the TOML configuration.
 //! - [`crypto`]: encryption of secrets at rest (AES-256-GCM, rotating keys).
@@ -39,6 +40,7 @@ pub mod metrics;
 pub mod registry;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod tokens;
 pub mod upstream;
 pub mod vehicles;

@@ -109,7 +109,7 @@ const HELP: &[(&str, &str, &str)] = &[
 ];
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
-    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+    crate::sync::lock(&REGISTRY)
 }
 
 fn labels(l: &[(&'static str, &str)]) -> Labels {

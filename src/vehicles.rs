@@ -28,6 +28,7 @@ use crate::error::{ApiError, Code};
 use crate::metrics;
 use crate::registry::Registry;
 use crate::store::{Store, VehicleRecord};
+use crate::sync::lock;
 use crate::tokens::{CallError, Tokens};
 
 /// Where a security answer came from.
@@ -98,10 +99,6 @@ pub struct Fleet {
     wake: WakePolicy,
     last: moka::sync::Cache<Key, Reading>,
     flights: Mutex<HashMap<Key, Flight>>,
-}
-
-fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Fleet {
@@ -260,7 +257,7 @@ impl Fleet {
         wake: WakeForReads,
     ) -> Result<Reading, ApiError> {
         let mut rx = {
-            let mut flights = guard(&self.flights);
+            let mut flights = lock(&self.flights);
             match flights.get(&key) {
                 Some(tx) => {
                     metrics::cache(key.1.as_str(), "coalesced");
@@ -274,7 +271,7 @@ impl Fleet {
                     let key = key.clone();
                     tokio::spawn(async move {
                         let result = this.fetch(&v, key.1, force, wake).await;
-                        if let Some(tx) = guard(&this.flights).remove(&key) {
+                        if let Some(tx) = lock(&this.flights).remove(&key) {
                             let _ = tx.send(Some(result));
                         }
                     });
@@ -379,22 +376,12 @@ impl Fleet {
         F: Fn(Call) -> Fut,
         Fut: Future<Output = Result<T, OemError>>,
     {
-        match self
-            .tokens
-            .call(&v.account_id, &v.oem, operation, &op)
-            .await
-        {
+        match self.call(v, operation, &op).await {
             Err(CallError::Oem(OemError::Asleep)) => {}
             other => return other,
         }
-        let adapter = self.adapter(v)?;
-        if !adapter.info().can(Capability::Wake) {
-            return Err(CallError::Oem(OemError::Asleep));
-        }
-        self.wake(v, &adapter).await?;
-        self.tokens
-            .call(&v.account_id, &v.oem, operation, &op)
-            .await
+        self.wake_up(v).await?;
+        self.call(v, operation, &op).await
     }
 
     /// Runs one OEM operation for the vehicle's account (token refresh and replay on a 401).

@@ -155,8 +155,8 @@ async fn command(
     Ok(answer(&record))
 }
 
-/// `POST /v1/vehicles/{id}/lock`.
-pub async fn lock(
+/// `POST /v1/vehicles/{id}/lock` (`UNLOCK = false`) and `.../unlock` (`UNLOCK = true`).
+pub async fn act<const UNLOCK: bool>(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
@@ -164,19 +164,12 @@ pub async fn lock(
     headers: HeaderMap,
     OptionalJson(body): OptionalJson<CommandBody>,
 ) -> Result<Response, ApiError> {
-    command(gw, caller, id, Command::Lock, headers, request_id, body).await
-}
-
-/// `POST /v1/vehicles/{id}/unlock`.
-pub async fn unlock(
-    State(gw): State<Arc<Gateway>>,
-    Authed(caller): Authed,
-    Path(id): Path<String>,
-    Extension(request_id): Extension<RequestId>,
-    headers: HeaderMap,
-    OptionalJson(body): OptionalJson<CommandBody>,
-) -> Result<Response, ApiError> {
-    command(gw, caller, id, Command::Unlock, headers, request_id, body).await
+    let action = if UNLOCK {
+        Command::Unlock
+    } else {
+        Command::Lock
+    };
+    command(gw, caller, id, action, headers, request_id, body).await
 }
 
 /// `GET /v1/commands/{id}`: the caller's own commands (any, with `admin`), on

@@ -34,6 +34,7 @@ use crate::ids;
 use crate::store::{
     CommandRecord, CommandStatus, Created, IdempotencyClaim, Store, VehicleRecord, now,
 };
+use crate::sync::lock;
 use crate::tokens::CallError;
 use crate::vehicles::Fleet;
 
@@ -89,10 +90,6 @@ pub struct Commands {
     running: Finals,
     /// One lock per vehicle: at most one command in flight per car.
     vehicle_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Commands {
@@ -169,12 +166,12 @@ impl Commands {
 
     fn start(self: &Arc<Self>, record: CommandRecord) {
         let (tx, _) = watch::channel(None);
-        guard(&self.running).insert(record.id.clone(), tx);
+        lock(&self.running).insert(record.id.clone(), tx);
         let this = self.clone();
         tokio::spawn(async move {
             let id = record.id.clone();
             let done = this.run(record).await;
-            if let Some(tx) = guard(&this.running).remove(&id) {
+            if let Some(tx) = lock(&this.running).remove(&id) {
                 let _ = tx.send(Some(done));
             }
         });
@@ -184,7 +181,7 @@ impl Commands {
     /// comes first.
     pub async fn wait(&self, id: &str, max: Duration) -> Result<Option<CommandRecord>, ApiError> {
         let deadline = Instant::now() + max;
-        let rx = guard(&self.running).get(id).map(watch::Sender::subscribe);
+        let rx = lock(&self.running).get(id).map(watch::Sender::subscribe);
         if let Some(mut rx) = rx {
             let waited = tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some))
                 .await
@@ -225,7 +222,7 @@ impl Commands {
     pub async fn drain(&self, max: Duration) -> usize {
         let deadline = Instant::now() + max;
         loop {
-            let running = guard(&self.running).len();
+            let running = lock(&self.running).len();
             if running == 0 || Instant::now() >= deadline {
                 return running;
             }
@@ -234,7 +231,7 @@ impl Commands {
     }
 
     fn vehicle_lock(&self, vehicle_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        guard(&self.vehicle_locks)
+        lock(&self.vehicle_locks)
             .entry(vehicle_id.to_string())
             .or_default()
             .clone()
@@ -242,13 +239,13 @@ impl Commands {
 
     /// Drives one command to a final record and stores it.
     async fn run(&self, mut record: CommandRecord) -> CommandRecord {
-        let lock = self.vehicle_lock(&record.vehicle_id);
+        let car = self.vehicle_lock(&record.vehicle_id);
         let outcome = {
-            let _one_per_car = lock.lock().await;
+            let _one_per_car = car.lock().await;
             self.execute(&mut record).await
         };
-        drop(lock);
-        guard(&self.vehicle_locks).retain(|_, l| Arc::strong_count(l) > 1);
+        drop(car);
+        lock(&self.vehicle_locks).retain(|_, l| Arc::strong_count(l) > 1);
 
         let t = now();
         record.updated_at = t;

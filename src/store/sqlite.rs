@@ -92,6 +92,38 @@ impl SqliteStore {
     }
 }
 
+type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+impl SqliteStore {
+    /// At most one row, mapped.
+    async fn one<T>(
+        &self,
+        q: Query<'_>,
+        map: fn(&SqliteRow) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        q.fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(map)
+            .transpose()
+    }
+
+    /// Every row, mapped.
+    async fn all<T>(
+        &self,
+        q: Query<'_>,
+        map: fn(&SqliteRow) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        q.fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(map)
+            .collect()
+    }
+}
+
 fn opt_ms(t: Option<OffsetDateTime>) -> Option<i64> {
     t.map(to_ms)
 }
@@ -199,24 +231,19 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {
-        sqlx::query("SELECT * FROM accounts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .as_ref()
-            .map(account_from)
-            .transpose()
+        self.one(
+            sqlx::query("SELECT * FROM accounts WHERE id = ?").bind(id),
+            account_from,
+        )
+        .await
     }
 
     async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
-        sqlx::query("SELECT * FROM accounts ORDER BY id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(account_from)
-            .collect()
+        self.all(
+            sqlx::query("SELECT * FROM accounts ORDER BY id"),
+            account_from,
+        )
+        .await
     }
 
     async fn save_tokens(&self, account_id: &str, t: &StoredTokens) -> Result<(), StoreError> {
@@ -371,14 +398,11 @@ impl Store for SqliteStore {
     }
 
     async fn vehicle(&self, id: &str) -> Result<Option<VehicleRecord>, StoreError> {
-        sqlx::query("SELECT * FROM vehicles WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .as_ref()
-            .map(vehicle_from)
-            .transpose()
+        self.one(
+            sqlx::query("SELECT * FROM vehicles WHERE id = ?").bind(id),
+            vehicle_from,
+        )
+        .await
     }
 
     async fn vehicle_by_oem_id(
@@ -386,25 +410,21 @@ impl Store for SqliteStore {
         oem: &str,
         oem_id: &str,
     ) -> Result<Option<VehicleRecord>, StoreError> {
-        sqlx::query("SELECT * FROM vehicles WHERE oem = ? AND oem_id = ?")
-            .bind(oem)
-            .bind(oem_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .as_ref()
-            .map(vehicle_from)
-            .transpose()
+        self.one(
+            sqlx::query("SELECT * FROM vehicles WHERE oem = ? AND oem_id = ?")
+                .bind(oem)
+                .bind(oem_id),
+            vehicle_from,
+        )
+        .await
     }
 
     async fn vehicles(&self) -> Result<Vec<VehicleRecord>, StoreError> {
-        sqlx::query("SELECT * FROM vehicles ORDER BY id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(vehicle_from)
-            .collect()
+        self.all(
+            sqlx::query("SELECT * FROM vehicles ORDER BY id"),
+            vehicle_from,
+        )
+        .await
     }
 
     async fn set_last_locked(
@@ -492,14 +512,11 @@ impl Store for SqliteStore {
     }
 
     async fn command(&self, id: &str) -> Result<Option<CommandRecord>, StoreError> {
-        sqlx::query("SELECT * FROM commands WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .as_ref()
-            .map(command_from)
-            .transpose()
+        self.one(
+            sqlx::query("SELECT * FROM commands WHERE id = ?").bind(id),
+            command_from,
+        )
+        .await
     }
 
     async fn command_for_key(&self, caller: &str, key: &str) -> Result<Option<String>, StoreError> {
@@ -533,13 +550,11 @@ impl Store for SqliteStore {
     }
 
     async fn pending_commands(&self) -> Result<Vec<CommandRecord>, StoreError> {
-        sqlx::query("SELECT * FROM commands WHERE status = 'pending' ORDER BY created_at")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(command_from)
-            .collect()
+        self.all(
+            sqlx::query("SELECT * FROM commands WHERE status = 'pending' ORDER BY created_at"),
+            command_from,
+        )
+        .await
     }
 }
 

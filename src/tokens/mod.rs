@@ -33,6 +33,7 @@ use crate::crypto::Sealer;
 use crate::error::{ApiError, Code};
 use crate::registry::Registry;
 use crate::store::{AccountRecord, AccountStatus, Store, StoredTokens};
+use crate::sync::lock;
 use oauth::{Granted, RefreshFailure};
 
 /// Why an OEM call failed: the OEM said so, or keyway could not make the call.
@@ -76,10 +77,6 @@ pub struct Tokens {
     cache: moka::sync::Cache<String, Cached>,
     /// One async lock per account: held across a refresh so only one runs at a time.
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The problem answer for an account that must be linked again.
@@ -164,7 +161,7 @@ impl Tokens {
     }
 
     fn flight(&self, account_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        guard(&self.flights)
+        lock(&self.flights)
             .entry(account_id.to_string())
             .or_default()
             .clone()

@@ -6,17 +6,13 @@
 //! 4xx answers count as successes — the OEM is up and answering.
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use keyway_adapter::TransportError;
+use keyway_adapter::{Http, TransportError};
 use tokio::time::Instant;
-use tower::{Service, ServiceExt};
 
 use crate::metrics;
 
@@ -88,7 +84,7 @@ impl Breaker {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     /// Whether a request may go now.
@@ -150,49 +146,19 @@ impl Breaker {
     }
 }
 
-/// The breaker as a service wrapper.
-#[derive(Clone)]
-pub struct BreakerService<S> {
-    inner: S,
-    breaker: Arc<Breaker>,
-}
-
-impl<S> BreakerService<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S, breaker: Arc<Breaker>) -> Self {
-        Self { inner, breaker }
-    }
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S> Service<Request<Bytes>> for BreakerService<S>
-where
-    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = TransportError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-{
-    type Response = Response<Bytes>;
-    type Error = TransportError;
-    type Future = BoxFuture<Result<Response<Bytes>, TransportError>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let (inner, breaker) = (self.inner.clone(), self.breaker.clone());
-        Box::pin(async move {
-            if let Admission::Refused(retry_after) = breaker.admit() {
-                metrics::breaker_rejection(breaker.oem);
-                return Err(TransportError::CircuitOpen { retry_after });
-            }
-            let outcome = inner.oneshot(req).await;
-            breaker.record(failed(&outcome));
-            outcome
-        })
+impl super::Policy for Arc<Breaker> {
+    async fn handle(
+        self,
+        inner: Http,
+        req: Request<Bytes>,
+    ) -> Result<Response<Bytes>, TransportError> {
+        if let Admission::Refused(retry_after) = self.admit() {
+            metrics::breaker_rejection(self.oem);
+            return Err(TransportError::CircuitOpen { retry_after });
+        }
+        let outcome = inner.send(req).await;
+        self.record(failed(&outcome));
+        outcome
     }
 }
 

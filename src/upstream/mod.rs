@@ -5,8 +5,9 @@
 //! dead OEM) → `quota` (the OEM's published limits, pushback after 429) → concurrency
 //! limit → metrics → transport (per-try timeout, body cap).
 //!
-//! Each layer is a small service wrapper with its own tests; adapters see the whole
-//! stack only as the boxed [`Http`] service and never retry, wait or limit themselves.
+//! Each layer is a [`Policy`] — one `handle` function given the request and the stack
+//! below it — with its own tests; [`layer`] stacks it. Adapters see the whole stack only
+//! as the boxed [`Http`] service and never retry, wait or limit themselves.
 
 pub mod breaker;
 pub mod quota;
@@ -29,13 +30,13 @@ use keyway_adapter::transport::HyperTransport;
 use keyway_adapter::{Http, TransportError};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tower::Service;
 use tower::retry::budget::TpsBudget;
-use tower::{Service, ServiceExt};
 
 use crate::config::OemConfig;
 use crate::metrics;
-use breaker::{Breaker, BreakerService, BreakerSettings};
-use quota::{Quota, QuotaService};
+use breaker::{Breaker, BreakerSettings};
+use quota::Quota;
 use retry::{Retry, RetrySettings};
 
 /// The shared client type.
@@ -100,24 +101,13 @@ pub fn stack(
         },
         oem,
     ));
-    let transport = HyperTransport::new(
+    let transport = Http::new(HyperTransport::new(
         client.clone(),
         Duration::from_millis(c.timeout_ms),
         MAX_RESPONSE_BYTES,
-    );
-    let observed = Observe {
-        inner: transport,
-        oem,
-    };
-    let limited = Concurrency {
-        inner: observed,
-        permits: Arc::new(Semaphore::new(l.max_concurrency.max(1))),
-    };
-    let quota = QuotaService::new(limited, requests.clone());
-    let guarded = BreakerService::new(quota, breaker.clone());
+    ));
     let r = &c.retry;
-    let retried = Retry::new(
-        guarded,
+    let retry = Retry::new(
         RetrySettings {
             max_attempts: r.max_attempts.max(1),
             base: Duration::from_millis(r.base_ms),
@@ -131,31 +121,46 @@ pub fn stack(
         ),
         oem,
     );
+    let permits = Arc::new(Semaphore::new(l.max_concurrency.max(1)));
+    // Built from the bottom up: the last layer is the first a request meets.
+    let http = layer(transport, Observe { oem });
+    let http = layer(http, Concurrency { permits });
+    let http = layer(http, requests.clone());
+    let http = layer(http, breaker.clone());
+    let http = layer(http, retry);
     Stack {
-        http: Http::new(retried),
+        http,
         requests,
         commands,
         breaker,
     }
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// Records each exchange's latency and outcome.
-#[derive(Clone)]
-struct Observe<S> {
-    inner: S,
-    oem: &'static str,
+/// One policy layer of the outbound stack: it receives each request together with the
+/// rest of the stack below it, and decides what to do (send, wait, refuse, repeat).
+pub trait Policy: Clone + Send + Sync + 'static {
+    /// Handles one request; `inner` is the stack below this layer.
+    fn handle(
+        self,
+        inner: Http,
+        req: Request<Bytes>,
+    ) -> impl Future<Output = Result<Response<Bytes>, TransportError>> + Send + 'static;
 }
 
-impl<S> Service<Request<Bytes>> for Observe<S>
-where
-    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = TransportError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-{
+/// A policy over the stack below it, as one more layer of the stack.
+pub fn layer<P: Policy>(inner: Http, policy: P) -> Http {
+    Http::new(Stacked { inner, policy })
+}
+
+#[derive(Clone)]
+struct Stacked<P> {
+    inner: Http,
+    policy: P,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<P: Policy> Service<Request<Bytes>> for Stacked<P> {
     type Response = Response<Bytes>;
     type Error = TransportError;
     type Future = BoxFuture<Result<Response<Bytes>, TransportError>>;
@@ -165,54 +170,53 @@ where
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let (inner, oem) = (self.inner.clone(), self.oem);
-        Box::pin(async move {
-            let method = req.method().to_string();
-            let started = Instant::now();
-            let outcome = inner.oneshot(req).await;
-            let label = match &outcome {
-                Ok(r) => r.status().as_str().to_string(),
-                Err(TransportError::Timeout) => "timeout".into(),
-                Err(TransportError::Connect(_)) => "connect_error".into(),
-                Err(_) => "io_error".into(),
-            };
-            metrics::upstream(oem, &method, &label, started.elapsed().as_secs_f64());
-            outcome
-        })
+        Box::pin(self.policy.clone().handle(self.inner.clone(), req))
+    }
+}
+
+/// Records each exchange's latency and outcome.
+#[derive(Clone)]
+struct Observe {
+    oem: &'static str,
+}
+
+impl Policy for Observe {
+    async fn handle(
+        self,
+        inner: Http,
+        req: Request<Bytes>,
+    ) -> Result<Response<Bytes>, TransportError> {
+        let method = req.method().to_string();
+        let started = Instant::now();
+        let outcome = inner.send(req).await;
+        let label = match &outcome {
+            Ok(r) => r.status().as_str().to_string(),
+            Err(TransportError::Timeout) => "timeout".into(),
+            Err(TransportError::Connect(_)) => "connect_error".into(),
+            Err(_) => "io_error".into(),
+        };
+        metrics::upstream(self.oem, &method, &label, started.elapsed().as_secs_f64());
+        outcome
     }
 }
 
 /// At most `permits` exchanges in flight to one OEM; the rest queue.
 #[derive(Clone)]
-struct Concurrency<S> {
-    inner: S,
+struct Concurrency {
     permits: Arc<Semaphore>,
 }
 
-impl<S> Service<Request<Bytes>> for Concurrency<S>
-where
-    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = TransportError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-{
-    type Response = Response<Bytes>;
-    type Error = TransportError;
-    type Future = BoxFuture<Result<Response<Bytes>, TransportError>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let (inner, permits) = (self.inner.clone(), self.permits.clone());
-        Box::pin(async move {
-            let _permit = permits
-                .acquire_owned()
-                .await
-                .map_err(|_| TransportError::NotSent("shutting down".into()))?;
-            inner.oneshot(req).await
-        })
+impl Policy for Concurrency {
+    async fn handle(
+        self,
+        inner: Http,
+        req: Request<Bytes>,
+    ) -> Result<Response<Bytes>, TransportError> {
+        let _permit = self
+            .permits
+            .acquire_owned()
+            .await
+            .map_err(|_| TransportError::NotSent("shutting down".into()))?;
+        inner.send(req).await
     }
 }

@@ -12,18 +12,14 @@
 //! with the time until one does (`rate_limited` + `Retry-After` at the API).
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use keyway_adapter::TransportError;
 use keyway_adapter::error::parse_retry_after;
+use keyway_adapter::{Http, TransportError};
 use tokio::time::Instant;
-use tower::{Service, ServiceExt};
 
 use crate::metrics;
 
@@ -74,7 +70,7 @@ impl Quota {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     /// Takes a slot now, or says how long until one frees.
@@ -152,56 +148,27 @@ fn guarded(per: Duration) -> Duration {
     per + (per / 10).min(Duration::from_secs(1))
 }
 
-/// The request quota as a service wrapper: takes a slot per request and turns 429
-/// answers into pushback.
-#[derive(Clone)]
-pub struct QuotaService<S> {
-    inner: S,
-    quota: Arc<Quota>,
-}
-
-impl<S> QuotaService<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S, quota: Arc<Quota>) -> Self {
-        Self { inner, quota }
-    }
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S> Service<Request<Bytes>> for QuotaService<S>
-where
-    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = TransportError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-{
-    type Response = Response<Bytes>;
-    type Error = TransportError;
-    type Future = BoxFuture<Result<Response<Bytes>, TransportError>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let (inner, quota) = (self.inner.clone(), self.quota.clone());
-        Box::pin(async move {
-            if let Err(retry_after) = quota.acquire().await {
-                return Err(TransportError::QuotaExhausted { retry_after });
-            }
-            let outcome = inner.oneshot(req).await;
-            if let Ok(resp) = &outcome
-                && resp.status() == http::StatusCode::TOO_MANY_REQUESTS
-            {
-                metrics::rate_limited(quota.oem);
-                let after = parse_retry_after(resp.headers().get(http::header::RETRY_AFTER))
-                    .unwrap_or(Duration::from_secs(1));
-                quota.push_back(after);
-            }
-            outcome
-        })
+/// The request quota as a layer: takes a slot per request and turns 429 answers into
+/// pushback.
+impl super::Policy for Arc<Quota> {
+    async fn handle(
+        self,
+        inner: Http,
+        req: Request<Bytes>,
+    ) -> Result<Response<Bytes>, TransportError> {
+        if let Err(retry_after) = self.acquire().await {
+            return Err(TransportError::QuotaExhausted { retry_after });
+        }
+        let outcome = inner.send(req).await;
+        if let Ok(resp) = &outcome
+            && resp.status() == http::StatusCode::TOO_MANY_REQUESTS
+        {
+            metrics::rate_limited(self.oem);
+            let after = parse_retry_after(resp.headers().get(http::header::RETRY_AFTER))
+                .unwrap_or(Duration::from_secs(1));
+            self.push_back(after);
+        }
+        outcome
     }
 }
 

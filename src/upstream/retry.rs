@@ -13,21 +13,17 @@
 //! storm; and an overall deadline. Backoff is exponential with full jitter, and never
 //! shorter than the OEM's `Retry-After`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use keyway_adapter::TransportError;
 use keyway_adapter::error::parse_retry_after;
 use keyway_adapter::http::is_idempotent;
+use keyway_adapter::{Http, TransportError};
 use rand::Rng;
 use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
-use tower::{Service, ServiceExt};
 
 use crate::metrics;
 
@@ -79,20 +75,18 @@ pub fn backoff(s: &RetrySettings, retry: u32) -> Duration {
     Duration::from_millis(ms)
 }
 
-/// The retry service.
+/// The retry policy of one OEM (clones share the budget).
 #[derive(Clone)]
-pub struct Retry<S> {
-    inner: S,
+pub struct Retry {
     settings: Arc<RetrySettings>,
     budget: Arc<TpsBudget>,
     oem: &'static str,
 }
 
-impl<S> Retry<S> {
-    /// Wraps `inner` with a budget shared by every clone.
-    pub fn new(inner: S, settings: RetrySettings, budget: TpsBudget, oem: &'static str) -> Self {
+impl Retry {
+    /// A policy with its own budget.
+    pub fn new(settings: RetrySettings, budget: TpsBudget, oem: &'static str) -> Self {
         Self {
-            inner,
             settings: Arc::new(settings),
             budget: Arc::new(budget),
             oem,
@@ -100,57 +94,36 @@ impl<S> Retry<S> {
     }
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S> Service<Request<Bytes>> for Retry<S>
-where
-    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = TransportError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-{
-    type Response = Response<Bytes>;
-    type Error = TransportError;
-    type Future = BoxFuture<Result<Response<Bytes>, TransportError>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let (inner, settings, budget, oem) = (
-            self.inner.clone(),
-            self.settings.clone(),
-            self.budget.clone(),
-            self.oem,
-        );
-        Box::pin(async move {
-            let idempotent = is_idempotent(&req);
-            let deadline = Instant::now() + settings.deadline;
-            budget.deposit();
-            let mut attempt = 1;
-            loop {
-                let outcome = inner.clone().oneshot(clone_request(&req)).await;
-                let Some(hint) = decide(idempotent, &outcome) else {
-                    return outcome;
-                };
-                if attempt >= settings.max_attempts {
-                    return outcome;
-                }
-                let wait = backoff(&settings, attempt).max(hint.unwrap_or_default());
-                if Instant::now() + wait > deadline {
-                    return outcome;
-                }
-                if !budget.withdraw() {
-                    metrics::retry_budget_exhausted(oem);
-                    return outcome;
-                }
-                metrics::retry(oem);
-                tokio::time::sleep(wait).await;
-                attempt += 1;
+impl super::Policy for Retry {
+    async fn handle(
+        self,
+        inner: Http,
+        req: Request<Bytes>,
+    ) -> Result<Response<Bytes>, TransportError> {
+        let idempotent = is_idempotent(&req);
+        let deadline = Instant::now() + self.settings.deadline;
+        self.budget.deposit();
+        let mut attempt = 1;
+        loop {
+            let outcome = inner.send(clone_request(&req)).await;
+            let Some(hint) = decide(idempotent, &outcome) else {
+                return outcome;
+            };
+            if attempt >= self.settings.max_attempts {
+                return outcome;
             }
-        })
+            let wait = backoff(&self.settings, attempt).max(hint.unwrap_or_default());
+            if Instant::now() + wait > deadline {
+                return outcome;
+            }
+            if !self.budget.withdraw() {
+                metrics::retry_budget_exhausted(self.oem);
+                return outcome;
+            }
+            metrics::retry(self.oem);
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
     }
 }
 
@@ -245,35 +218,23 @@ mod tests {
         }
     }
 
-    fn scripted(
-        codes: Vec<u16>,
-        calls: Arc<AtomicU32>,
-    ) -> impl Service<
-        Request<Bytes>,
-        Response = Response<Bytes>,
-        Error = TransportError,
-        Future = impl Future<Output = Result<Response<Bytes>, TransportError>> + Send,
-    > + Clone
-    + Send
-    + 'static {
-        tower::service_fn(move |_req: Request<Bytes>| {
+    /// A stack answering `codes` in turn (then the last one forever), counting calls.
+    fn scripted(codes: Vec<u16>, calls: Arc<AtomicU32>, budget: TpsBudget) -> Http {
+        let below = Http::new(tower::service_fn(move |_req: Request<Bytes>| {
             let n = calls.fetch_add(1, Ordering::SeqCst) as usize;
             let code = codes[n.min(codes.len() - 1)];
             async move { status(code, None) }
-        })
+        }));
+        super::super::layer(below, Retry::new(settings(), budget, "test"))
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_read_survives_two_503s() {
         let calls = Arc::new(AtomicU32::new(0));
-        let svc = Retry::new(
-            scripted(vec![503, 503, 200], calls.clone()),
-            settings(),
-            TpsBudget::new(Duration::from_secs(10), 10, 0.2),
-            "test",
-        );
+        let budget = TpsBudget::new(Duration::from_secs(10), 10, 0.2);
+        let svc = scripted(vec![503, 503, 200], calls.clone(), budget);
         let resp = svc
-            .oneshot(Request::get("http://x/").body(Bytes::new()).unwrap())
+            .send(Request::get("http://x/").body(Bytes::new()).unwrap())
             .await;
         assert_eq!(resp.unwrap().status(), 200);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
@@ -282,14 +243,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_command_is_not_repeated_after_a_503() {
         let calls = Arc::new(AtomicU32::new(0));
-        let svc = Retry::new(
-            scripted(vec![503, 200], calls.clone()),
-            settings(),
-            TpsBudget::new(Duration::from_secs(10), 10, 0.2),
-            "test",
-        );
+        let budget = TpsBudget::new(Duration::from_secs(10), 10, 0.2);
+        let svc = scripted(vec![503, 200], calls.clone(), budget);
         let resp = svc
-            .oneshot(Request::post("http://x/").body(Bytes::new()).unwrap())
+            .send(Request::post("http://x/").body(Bytes::new()).unwrap())
             .await;
         assert_eq!(resp.unwrap().status(), 503);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -299,16 +256,11 @@ mod tests {
     async fn the_budget_caps_retries_during_an_outage() {
         let calls = Arc::new(AtomicU32::new(0));
         // No floor and 20 %: 100 failing reads may add at most ~20 retries.
-        let svc = Retry::new(
-            scripted(vec![503], calls.clone()),
-            settings(),
-            TpsBudget::new(Duration::from_secs(10), 0, 0.2),
-            "test",
-        );
+        let budget = TpsBudget::new(Duration::from_secs(10), 0, 0.2);
+        let svc = scripted(vec![503], calls.clone(), budget);
         for _ in 0..100 {
             let _ = svc
-                .clone()
-                .oneshot(Request::get("http://x/").body(Bytes::new()).unwrap())
+                .send(Request::get("http://x/").body(Bytes::new()).unwrap())
                 .await;
         }
         let total = calls.load(Ordering::SeqCst);

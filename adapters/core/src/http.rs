@@ -172,14 +172,7 @@ impl Call {
         url: &str,
         body: &serde_json::Value,
     ) -> Result<Response<Bytes>, OemError> {
-        let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
-        self.send(
-            self.request(Method::POST, url)
-                .header(header::CONTENT_TYPE, "application/json")
-                .extension(Idempotent)
-                .body(bytes),
-        )
-        .await
+        self.post(url, body, true).await
     }
 
     /// `POST url` with a JSON body (not repeated after an ambiguous failure).
@@ -188,13 +181,23 @@ impl Call {
         url: &str,
         body: &serde_json::Value,
     ) -> Result<Response<Bytes>, OemError> {
+        self.post(url, body, false).await
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        idempotent: bool,
+    ) -> Result<Response<Bytes>, OemError> {
         let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
-        self.send(
-            self.request(Method::POST, url)
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(bytes),
-        )
-        .await
+        let mut req = self
+            .request(Method::POST, url)
+            .header(header::CONTENT_TYPE, "application/json");
+        if idempotent {
+            req = req.extension(Idempotent);
+        }
+        self.send(req.body(bytes)).await
     }
 }
 
