@@ -206,6 +206,7 @@ pub async fn discover(
         };
         stored.push(gw.store.upsert_vehicle(&record).await?);
     }
+    gw.fleet.invalidate_vehicles();
     superseded.sort();
     superseded.dedup();
     for old in superseded {
@@ -242,6 +243,7 @@ pub async fn unlink(gw: &Gateway, caller: &Caller, id: &str) -> Result<(), ApiEr
     }
     gw.store.delete_account(id).await?;
     gw.tokens.forget(id);
+    gw.fleet.invalidate_vehicles();
     tracing::info!(account = %id, oem = %account.oem, "account unlinked");
     Ok(())
 }

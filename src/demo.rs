@@ -55,6 +55,8 @@ pub struct DemoOptions {
     pub wake_poll: Duration,
     /// Changes to the gateway's configuration.
     pub configure: Option<Configure>,
+    /// More Tesla cars for the demo owner, beyond the fixture fleet (benchmarks).
+    pub extra_vehicles: usize,
 }
 
 impl Default for DemoOptions {
@@ -66,6 +68,7 @@ impl Default for DemoOptions {
             token_ttl: Duration::from_secs(8 * 3600),
             wake_poll: Duration::from_millis(500),
             configure: None,
+            extra_vehicles: 0,
         }
     }
 }
@@ -174,10 +177,22 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         .map_err(io(format!("listening on {}", opts.listen)))?;
     let addr = listener.local_addr().map_err(io("reading the address"))?;
 
+    let mut vehicles = fleet.tesla.vehicles;
+    for i in 0..opts.extra_vehicles {
+        let mut v = MockVehicle::new(
+            200_000 + i as u64,
+            &format!("5YJ3E1EA0LF{:06}", i % 1_000_000),
+            &format!("Fleet car {i}"),
+            52.0 + (i % 1000) as f64 * 1e-3,
+            13.0 + (i / 1000) as f64 * 1e-3,
+        );
+        v.account = fleet.tesla.account.clone();
+        vehicles.push(v);
+    }
     let tesla = TeslaMock::new(TeslaMockConfig {
         wake_delay: opts.wake_delay,
         access_ttl: opts.token_ttl,
-        vehicles: fleet.tesla.vehicles,
+        vehicles,
         client_id: "keyway-demo".into(),
         client_secret: Some("demo-client-secret".into()),
         default_account: fleet.tesla.account.clone(),

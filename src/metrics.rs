@@ -4,8 +4,9 @@
 //! are the only way code records, so every series is documented in one place.
 //! Labels never carry secrets or unbounded values (no vehicle ids, no tokens).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{LazyLock, Mutex};
 
 const BUCKETS: [f64; 12] = [
@@ -21,11 +22,23 @@ struct Histogram {
     count: u64,
 }
 
+/// Series are found by a hash of name and labels, so recording allocates nothing once
+/// a series exists; the owned name and labels are kept for rendering.
 #[derive(Default)]
 struct Registry {
-    counters: BTreeMap<(&'static str, Labels), u64>,
-    gauges: BTreeMap<(&'static str, Labels), f64>,
-    histograms: BTreeMap<(&'static str, Labels), Histogram>,
+    hasher: std::collections::hash_map::RandomState,
+    counters: HashMap<u64, (&'static str, Labels, u64)>,
+    gauges: HashMap<u64, (&'static str, Labels, f64)>,
+    histograms: HashMap<u64, (&'static str, Labels, Histogram)>,
+}
+
+impl Registry {
+    fn key(&self, name: &str, l: &[(&'static str, &str)]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        name.hash(&mut h);
+        l.hash(&mut h);
+        h.finish()
+    }
 }
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
@@ -118,18 +131,33 @@ fn labels(l: &[(&'static str, &str)]) -> Labels {
 
 /// Adds one to a counter.
 pub fn inc(name: &'static str, l: &[(&'static str, &str)]) {
-    *registry().counters.entry((name, labels(l))).or_default() += 1;
+    let mut r = registry();
+    let k = r.key(name, l);
+    r.counters
+        .entry(k)
+        .or_insert_with(|| (name, labels(l), 0))
+        .2 += 1;
 }
 
 /// Sets a gauge.
 pub fn set(name: &'static str, l: &[(&'static str, &str)], value: f64) {
-    registry().gauges.insert((name, labels(l)), value);
+    let mut r = registry();
+    let k = r.key(name, l);
+    r.gauges
+        .entry(k)
+        .or_insert_with(|| (name, labels(l), 0.0))
+        .2 = value;
 }
 
 /// Records one observation (seconds) in a histogram.
 pub fn observe(name: &'static str, l: &[(&'static str, &str)], secs: f64) {
     let mut r = registry();
-    let h = r.histograms.entry((name, labels(l))).or_default();
+    let k = r.key(name, l);
+    let h = &mut r
+        .histograms
+        .entry(k)
+        .or_insert_with(|| (name, labels(l), Histogram::default()))
+        .2;
     for (i, b) in BUCKETS.iter().enumerate() {
         if secs <= *b {
             h.counts[i] += 1;
@@ -141,11 +169,8 @@ pub fn observe(name: &'static str, l: &[(&'static str, &str)], secs: f64) {
 
 /// A counter's current value (tests).
 pub fn counter(name: &'static str, l: &[(&'static str, &str)]) -> u64 {
-    registry()
-        .counters
-        .get(&(name, labels(l)))
-        .copied()
-        .unwrap_or(0)
+    let r = registry();
+    r.counters.get(&r.key(name, l)).map(|c| c.2).unwrap_or(0)
 }
 
 fn fmt_labels(l: &Labels, extra: Option<(&str, String)>) -> String {
@@ -163,23 +188,29 @@ fn fmt_labels(l: &Labels, extra: Option<(&str, String)>) -> String {
     }
 }
 
-/// The text exposition of every series.
+/// The text exposition of every series (sorted, so scrapes are stable).
 pub fn render() -> String {
     let r = registry();
+    let mut counters: Vec<_> = r.counters.values().collect();
+    let mut gauges: Vec<_> = r.gauges.values().collect();
+    let mut histograms: Vec<_> = r.histograms.values().collect();
+    counters.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    gauges.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    histograms.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     let mut out = String::new();
     for (name, kind, help) in HELP {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for ((n, l), v) in &r.counters {
+        for (n, l, v) in &counters {
             if n == name {
                 let _ = writeln!(out, "{name}{} {v}", fmt_labels(l, None));
             }
         }
-        for ((n, l), v) in &r.gauges {
+        for (n, l, v) in &gauges {
             if n == name {
                 let _ = writeln!(out, "{name}{} {v}", fmt_labels(l, None));
             }
         }
-        for ((n, l), h) in &r.histograms {
+        for (n, l, h) in &histograms {
             if n == name {
                 for (i, b) in BUCKETS.iter().enumerate() {
                     let _ = writeln!(

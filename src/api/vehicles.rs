@@ -6,6 +6,9 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use keyway_adapter::Door;
+use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -66,28 +69,51 @@ fn age_s(recorded_at: OffsetDateTime) -> i64 {
         .max(0)
 }
 
+/// A location answer.
+#[derive(Serialize)]
+struct LocationView<'a> {
+    vehicle_id: &'a str,
+    latitude: f64,
+    longitude: f64,
+    heading: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accuracy_m: Option<f64>,
+    recorded_at: String,
+    age_s: i64,
+}
+
+/// A lock-state answer.
+#[derive(Serialize)]
+struct SecurityView<'a> {
+    vehicle_id: &'a str,
+    locked: bool,
+    source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    doors: Option<Vec<Door>>,
+    recorded_at: String,
+    age_s: i64,
+}
+
 /// `GET /v1/vehicles/{id}/location`.
 pub async fn location(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     caller.require(Scope::LocationRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
     let l = gw.fleet.locate(&v, max_age(&headers)).await?;
-    let mut body = json!({
-        "vehicle_id": v.id,
-        "latitude": l.latitude,
-        "longitude": l.longitude,
-        "heading": l.heading,
-        "recorded_at": timestamp(l.recorded_at),
-        "age_s": age_s(l.recorded_at),
-    });
-    if let Some(a) = l.accuracy_m {
-        body["accuracy_m"] = json!(a);
-    }
-    Ok(Json(body))
+    Ok(Json(LocationView {
+        vehicle_id: &v.id,
+        latitude: l.latitude,
+        longitude: l.longitude,
+        heading: l.heading,
+        accuracy_m: l.accuracy_m,
+        recorded_at: timestamp(l.recorded_at),
+        age_s: age_s(l.recorded_at),
+    })
+    .into_response())
 }
 
 /// `GET /v1/vehicles/{id}/security`.
@@ -96,19 +122,17 @@ pub async fn security(
     Authed(caller): Authed,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     caller.require(Scope::SecurityRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
     let (s, source) = gw.fleet.security(&v, max_age(&headers)).await?;
-    let mut body = json!({
-        "vehicle_id": v.id,
-        "locked": s.locked,
-        "source": source.as_str(),
-        "recorded_at": timestamp(s.recorded_at),
-        "age_s": age_s(s.recorded_at),
-    });
-    if let Some(doors) = s.doors {
-        body["doors"] = json!(doors);
-    }
-    Ok(Json(body))
+    Ok(Json(SecurityView {
+        vehicle_id: &v.id,
+        locked: s.locked,
+        source: source.as_str(),
+        doors: s.doors,
+        recorded_at: timestamp(s.recorded_at),
+        age_s: age_s(s.recorded_at),
+    })
+    .into_response())
 }

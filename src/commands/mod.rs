@@ -270,13 +270,15 @@ impl Commands {
             // The record stays `pending` in the store and is reconciled at next start.
             tracing::error!(command = %record.id, error = %e, "could not record the outcome");
         }
-        if record.status == CommandStatus::Succeeded
-            && let Err(e) = self
+        if record.status == CommandStatus::Succeeded {
+            if let Err(e) = self
                 .store
                 .set_last_locked(&record.vehicle_id, record.action.leaves_locked(), t)
                 .await
-        {
-            tracing::warn!(vehicle = %record.vehicle_id, error = %e, "could not remember lock state");
+            {
+                tracing::warn!(vehicle = %record.vehicle_id, error = %e, "could not remember lock state");
+            }
+            self.fleet.invalidate_vehicle(&record.vehicle_id);
         }
         tracing::info!(command = %record.id, status = record.status.as_str(),
             error = record.error_code.as_deref().unwrap_or(""), "command finished");

@@ -92,6 +92,35 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Imports many vehicles in one transaction (benchmarks, migrations); existing
+    /// (oem, oem_id) pairs are skipped.
+    pub async fn import_vehicles(&self, vehicles: &[VehicleRecord]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let created = to_ms(now());
+        for v in vehicles {
+            sqlx::query(
+                "INSERT INTO vehicles (id, account_id, oem, oem_id, vin, display_name, model,
+                    year, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (oem, oem_id) DO NOTHING",
+            )
+            .bind(&v.id)
+            .bind(&v.account_id)
+            .bind(&v.oem)
+            .bind(&v.oem_id)
+            .bind(&v.vin)
+            .bind(&v.display_name)
+            .bind(&v.model)
+            .bind(v.year.map(i64::from))
+            .bind(created)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+}
+
 type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
 impl SqliteStore {

@@ -14,9 +14,7 @@ pub mod quota;
 pub mod retry;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,7 +28,6 @@ use keyway_adapter::transport::HyperTransport;
 use keyway_adapter::{Http, TransportError};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use tower::Service;
 use tower::retry::budget::TpsBudget;
 
 use crate::config::OemConfig;
@@ -149,29 +146,7 @@ pub trait Policy: Clone + Send + Sync + 'static {
 
 /// A policy over the stack below it, as one more layer of the stack.
 pub fn layer<P: Policy>(inner: Http, policy: P) -> Http {
-    Http::new(Stacked { inner, policy })
-}
-
-#[derive(Clone)]
-struct Stacked<P> {
-    inner: Http,
-    policy: P,
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<P: Policy> Service<Request<Bytes>> for Stacked<P> {
-    type Response = Response<Bytes>;
-    type Error = TransportError;
-    type Future = BoxFuture<Result<Response<Bytes>, TransportError>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        Box::pin(self.policy.clone().handle(self.inner.clone(), req))
-    }
+    Http::from_fn(move |req| policy.clone().handle(inner.clone(), req))
 }
 
 /// Records each exchange's latency and outcome.

@@ -7,13 +7,15 @@
 //! [`OemError`]s, with [`Delivered`] saying whether the request could have been applied.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, header};
 use serde::de::DeserializeOwned;
 use tower::ServiceExt;
-use tower::util::BoxCloneSyncService;
 
 use crate::{Delivered, OemError, Secret};
 
@@ -87,9 +89,12 @@ impl From<TransportError> for OemError {
     }
 }
 
-/// The outbound HTTP stack as one cloneable service of whole-body requests.
+type SendFuture = Pin<Box<dyn Future<Output = Result<Response<Bytes>, TransportError>> + Send>>;
+
+/// The outbound HTTP stack as one cheaply cloneable handle (an `Arc`): sending does not
+/// clone the stack, so a request through several layers costs no per-layer allocation.
 #[derive(Clone)]
-pub struct Http(BoxCloneSyncService<Request<Bytes>, Response<Bytes>, TransportError>);
+pub struct Http(Arc<dyn Fn(Request<Bytes>) -> SendFuture + Send + Sync>);
 
 impl Http {
     /// Wraps any service with the right shape.
@@ -102,12 +107,21 @@ impl Http {
             + 'static,
         S::Future: Send + 'static,
     {
-        Self(BoxCloneSyncService::new(service))
+        Self(Arc::new(move |req| Box::pin(service.clone().oneshot(req))))
+    }
+
+    /// Wraps a function from request to answer (what stacked layers are made of).
+    pub fn from_fn<F, Fut>(f: F) -> Self
+    where
+        F: Fn(Request<Bytes>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response<Bytes>, TransportError>> + Send + 'static,
+    {
+        Self(Arc::new(move |req| Box::pin(f(req))))
     }
 
     /// Sends one request.
     pub async fn send(&self, req: Request<Bytes>) -> Result<Response<Bytes>, TransportError> {
-        self.0.clone().oneshot(req).await
+        (self.0)(req).await
     }
 }
 

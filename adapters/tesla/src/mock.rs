@@ -141,20 +141,33 @@ struct World {
     wake_delay: Duration,
 }
 
-impl World {
-    /// Advances wake-ups that are due.
+impl MockVehicle {
+    /// Finishes a wake-up that is due.
     fn tick(&mut self) {
-        let now = Instant::now();
-        for v in self.vehicles.values_mut() {
-            if let Some(t) = v.waking_until
-                && now >= t
-            {
-                v.waking_until = None;
-                if v.state == Power::Asleep {
-                    v.state = Power::Online;
-                }
+        if let Some(t) = self.waking_until
+            && Instant::now() >= t
+        {
+            self.waking_until = None;
+            if self.state == Power::Asleep {
+                self.state = Power::Online;
             }
         }
+    }
+}
+
+impl World {
+    /// Advances every wake-up that is due (listings; single-car paths tick that car).
+    fn tick(&mut self) {
+        for v in self.vehicles.values_mut() {
+            v.tick();
+        }
+    }
+
+    /// One car, with its wake-up advanced.
+    fn car(&mut self, vin: &str) -> Option<&mut MockVehicle> {
+        let v = self.vehicles.get_mut(vin)?;
+        v.tick();
+        Some(v)
     }
 }
 
@@ -229,6 +242,7 @@ impl TeslaMock {
             .route("/__mock/state", get(inspect))
             .route("/__mock/vehicles/{vin}", patch(steer))
             .route("/__mock/reset", post(reset))
+            .route("/__mock/tokens/expire", post(expire_tokens))
             .with_state(self.clone())
             .merge(
                 self.oauth
@@ -244,16 +258,12 @@ impl TeslaMock {
 
     /// A snapshot of one car.
     pub fn vehicle(&self, vin: &str) -> Option<MockVehicle> {
-        let mut w = lock(&self.world);
-        w.tick();
-        w.vehicles.get(vin).cloned()
+        lock(&self.world).car(vin).map(|v| v.clone())
     }
 
     /// Changes one car.
     pub fn update(&self, vin: &str, f: impl FnOnce(&mut MockVehicle)) {
-        let mut w = lock(&self.world);
-        w.tick();
-        if let Some(v) = w.vehicles.get_mut(vin) {
+        if let Some(v) = lock(&self.world).car(vin) {
             f(v);
         }
     }
@@ -282,10 +292,8 @@ impl TeslaMock {
     ) -> Result<T, TeslaError> {
         let account = self.authorize(headers)?;
         let mut w = lock(&self.world);
-        w.tick();
         let v = w
-            .vehicles
-            .get_mut(vin)
+            .car(vin)
             .filter(|v| v.account == account)
             .ok_or_else(|| tesla_error(StatusCode::NOT_FOUND, "not_found"))?;
         if v.state != Power::Online {
@@ -352,8 +360,7 @@ async fn one(State(m): State<TeslaMock>, Path(vin): Path<String>, headers: Heade
         Err(r) => return r.into_response(),
     };
     let mut w = lock(&m.world);
-    w.tick();
-    match w.vehicles.get(&vin).filter(|v| v.account == account) {
+    match w.car(&vin).filter(|v| v.account == account) {
         Some(v) => Json(json!({"response": listed(v)})).into_response(),
         None => tesla_error(StatusCode::NOT_FOUND, "not_found").into_response(),
     }
@@ -406,9 +413,8 @@ async fn wake_up(
         Err(r) => return r.into_response(),
     };
     let mut w = lock(&m.world);
-    w.tick();
     let delay = w.wake_delay;
-    let Some(v) = w.vehicles.get_mut(&vin).filter(|v| v.account == account) else {
+    let Some(v) = w.car(&vin).filter(|v| v.account == account) else {
         return tesla_error(StatusCode::NOT_FOUND, "not_found").into_response();
     };
     if v.state == Power::Asleep && v.waking_until.is_none() {
@@ -461,6 +467,7 @@ async fn inspect(State(m): State<TeslaMock>) -> Response {
         "vehicles": vehicles,
         "refreshes_served": m.tokens.refreshes_served(),
         "refresh_replays_seen": m.tokens.replays_seen(),
+        "requests_seen": m.journal.oem_requests(),
     }))
     .into_response()
 }
@@ -510,6 +517,12 @@ async fn steer(
         }
     });
     Json(m.vehicle(&vin)).into_response()
+}
+
+/// `POST /__mock/tokens/expire`: every access token issued so far stops working.
+async fn expire_tokens(State(m): State<TeslaMock>) -> StatusCode {
+    m.tokens.expire_access_tokens();
+    StatusCode::NO_CONTENT
 }
 
 /// `POST /__mock/reset`: vehicles back to their initial state, no faults, empty journal.

@@ -145,6 +145,24 @@ impl Journal {
             .count()
     }
 
+    /// How many requests were seen.
+    pub fn len(&self) -> usize {
+        lock(&self.0).len()
+    }
+
+    /// How many requests to the OEM's own API were seen (not `/__mock/` controls).
+    pub fn oem_requests(&self) -> usize {
+        lock(&self.0)
+            .iter()
+            .filter(|e| !e.path.starts_with("/__mock"))
+            .count()
+    }
+
+    /// Whether no request was seen.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Forgets everything.
     pub fn clear(&self) {
         lock(&self.0).clear();
