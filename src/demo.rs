@@ -57,6 +57,10 @@ pub struct DemoOptions {
     pub configure: Option<Configure>,
     /// More Tesla cars for the demo owner, beyond the fixture fleet (benchmarks).
     pub extra_vehicles: usize,
+    /// How long each stage of a BMW command takes in the mock.
+    pub bmw_stage: Duration,
+    /// Longest pause between polls of an asynchronous command.
+    pub command_poll: Duration,
 }
 
 impl Default for DemoOptions {
@@ -69,6 +73,8 @@ impl Default for DemoOptions {
             wake_poll: Duration::from_millis(500),
             configure: None,
             extra_vehicles: 0,
+            bmw_stage: Duration::from_secs(1),
+            command_poll: Duration::from_secs(5),
         }
     }
 }
@@ -103,6 +109,13 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
 #[derive(Deserialize)]
 struct Fleet {
     tesla: OemFleet,
+    bmw: BmwFleet,
+}
+
+#[derive(Deserialize)]
+struct BmwFleet {
+    account: String,
+    vehicles: Vec<keyway_bmw::mock::MockCar>,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +136,10 @@ pub struct Demo {
     pub tesla: TeslaMock,
     /// Where the Tesla mock listens.
     pub tesla_server: MockServer,
+    /// The BMW mock.
+    pub bmw: keyway_bmw::BmwMock,
+    /// Where the BMW mock listens.
+    pub bmw_server: MockServer,
     /// The demo vehicles as keyway knows them.
     pub vehicles: Vec<VehicleRecord>,
     stop: oneshot::Sender<()>,
@@ -201,22 +218,36 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .map_err(io("starting the Tesla mock"))?;
+    let bmw = keyway_bmw::BmwMock::new(keyway_bmw::BmwMockConfig {
+        stage: opts.bmw_stage,
+        access_ttl: opts.token_ttl,
+        cars: fleet.bmw.vehicles,
+        client_id: "keyway-demo".into(),
+        client_secret: Some("demo-client-secret".into()),
+        default_account: fleet.bmw.account.clone(),
+    });
+    let bmw_server = bmw
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(io("starting the BMW mock"))?;
 
     let mut oems = std::collections::BTreeMap::new();
-    oems.insert(
-        "tesla".to_string(),
-        OemConfig {
-            api_base_url: tesla_server.url(),
-            auth_base_url: None,
-            client_id: "keyway-demo".into(),
-            client_secret: Some(Secret::new("demo-client-secret")),
-            timeout_ms: 10_000,
-            limits: Default::default(),
-            retry: Default::default(),
-            breaker: Default::default(),
-            reads: Default::default(),
-        },
-    );
+    for (name, server) in [("tesla", &tesla_server), ("bmw", &bmw_server)] {
+        oems.insert(
+            name.to_string(),
+            OemConfig {
+                api_base_url: server.url(),
+                auth_base_url: None,
+                client_id: "keyway-demo".into(),
+                client_secret: Some(Secret::new("demo-client-secret")),
+                timeout_ms: 10_000,
+                limits: Default::default(),
+                retry: Default::default(),
+                breaker: Default::default(),
+                reads: Default::default(),
+            },
+        );
+    }
     let mut config = Config {
         listen: addr,
         store: format!("sqlite://{}", opts.data_dir.join("keyway.db").display()),
@@ -236,6 +267,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         },
         commands: CommandsConfig {
             wake_poll_ms: opts.wake_poll.as_millis().max(1) as u64,
+            max_poll_interval_ms: opts.command_poll.as_millis().max(1) as u64,
             ..CommandsConfig::default()
         },
         http: HttpConfig::default(),
@@ -265,6 +297,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     }));
     let base = format!("http://{addr}");
     link_as_owner(&base, &token, "tesla").await?;
+    link_as_owner(&base, &token, "bmw").await?;
     let vehicles = gateway
         .store
         .vehicles()
@@ -276,6 +309,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         token,
         tesla,
         tesla_server,
+        bmw,
+        bmw_server,
         vehicles,
         stop,
         server,
@@ -343,6 +378,10 @@ pub fn banner(d: &Demo) -> String {
     out.push_str(&format!(
         "  Tesla mock:  {}  (inspect: GET /__mock/state)\n",
         d.tesla_server.url()
+    ));
+    out.push_str(&format!(
+        "  BMW mock:    {}  (inspect: GET /__mock/state)\n",
+        d.bmw_server.url()
     ));
     out.push_str("  vehicles:\n");
     for v in &d.vehicles {

@@ -14,7 +14,7 @@ use crate::config::OemConfig;
 use crate::upstream;
 
 /// OEM ids keyway has adapters for.
-pub const KNOWN: &[&str] = &["tesla"];
+pub const KNOWN: &[&str] = &["tesla", "bmw"];
 
 /// Whether `oem` has an adapter.
 pub fn known(oem: &str) -> bool {
@@ -24,6 +24,7 @@ pub fn known(oem: &str) -> bool {
 fn build(oem: &str, c: &OemConfig) -> Option<Arc<dyn Adapter>> {
     Some(match oem {
         "tesla" => Arc::new(keyway_tesla::TeslaAdapter::new(&c.api_base_url)),
+        "bmw" => Arc::new(keyway_bmw::BmwAdapter::new(&c.api_base_url)),
         _ => return None,
     })
 }

@@ -21,7 +21,7 @@ async fn lists_and_describes_vehicles() {
     let a = env.get("/v1/vehicles", Some(&env.demo.token)).await;
     assert_eq!(a.status, 200, "{:#}", a.json);
     let list = a.json["vehicles"].as_array().unwrap();
-    assert_eq!(list.len(), 2);
+    assert_eq!(list.len(), 3, "two Teslas and a BMW");
     let one = env
         .get(
             &format!("/v1/vehicles/{}", env.online().id),
@@ -647,7 +647,7 @@ async fn health_and_readiness() {
     assert_eq!(h.status, 200);
     let r = env.get("/readyz", None).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.json["oems"], json!(["tesla"]));
+    assert_eq!(r.json["oems"], json!(["bmw", "tesla"]));
 }
 
 #[tokio::test]
@@ -680,4 +680,57 @@ async fn every_documented_route_exists() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn an_asynchronous_bmw_command_is_followed_until_executed() {
+    let env = Env::start().await;
+    let v = env.by_vin("WBY31AW090FP00001");
+    assert_eq!(v.oem, "bmw");
+    env.demo.bmw.update(&v.oem_id, |c| c.locked = false);
+    let a = env
+        .post(
+            &format!("/v1/vehicles/{}/lock", v.id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:#}", a.json);
+    assert_eq!(a.json["status"], "succeeded");
+    assert!(env.demo.bmw.car(&v.oem_id).unwrap().locked);
+    let journal = env.demo.bmw.journal.entries();
+    let sent: Vec<_> = journal
+        .iter()
+        .filter(|e| e.path.ends_with("/door-lock"))
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].command_id.as_deref(), a.json["id"].as_str());
+    let polls = journal
+        .iter()
+        .filter(|e| e.path.ends_with("/eventStatus"))
+        .count();
+    assert!(
+        polls >= 2,
+        "followed through PENDING/DELIVERED to EXECUTED: {polls} polls"
+    );
+    assert_eq!(journal.iter().filter(|e| e.applied).count(), 1);
+    let s = env
+        .get(
+            &format!("/v1/vehicles/{}/security", v.id),
+            Some(&env.demo.token),
+        )
+        .await;
+    assert_eq!(s.json["locked"], true);
+    assert_eq!(s.json["source"], "vehicle");
+
+    // A refusal on the car ends the command as command_failed.
+    env.demo.bmw.update(&v.oem_id, |c| c.refusing = true);
+    env.post(
+        &format!("/v1/vehicles/{}/unlock", v.id),
+        &env.demo.token,
+        &[WAIT],
+    )
+    .await
+    .assert_problem(422, "command_failed");
+    assert!(env.demo.bmw.car(&v.oem_id).unwrap().locked);
 }

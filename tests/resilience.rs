@@ -270,7 +270,7 @@ async fn a_command_quota_is_never_exceeded_under_fifty_concurrent_commands() {
         t.limits.max_wait_ms = 30_000;
     })
     .await;
-    let ids: Vec<String> = env.demo.vehicles.iter().map(|v| v.id.clone()).collect();
+    let ids = env.tesla_ids();
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let (client, base, token) = (env.client.clone(), env.base(), env.demo.token.clone());
@@ -414,7 +414,7 @@ async fn five_thousand_mixed_requests_with_seeded_faults_never_duplicate_a_comma
         // Six rules tried in turn, each at 1/24 of what reaches it: about 20 % in all.
         faults.add(Fault::on("/api/1/", action).probability(0.037));
     }
-    let ids: Vec<String> = env.demo.vehicles.iter().map(|v| v.id.clone()).collect();
+    let ids = env.tesla_ids();
     let mut command_ids = Vec::new();
     let mut statuses: HashMap<u16, usize> = HashMap::new();
     for wave in 0..50 {
@@ -477,14 +477,14 @@ async fn five_thousand_mixed_requests_with_seeded_faults_never_duplicate_a_comma
     }
     // No command was applied twice by the OEM.
     let mut applied: HashMap<String, usize> = HashMap::new();
-    for e in env
+    let journals = env
         .demo
         .tesla
         .journal
         .entries()
         .into_iter()
-        .filter(|e| e.applied)
-    {
+        .chain(env.demo.bmw.journal.entries());
+    for e in journals.filter(|e| e.applied) {
         *applied
             .entry(e.command_id.expect("commands carry their id"))
             .or_default() += 1;

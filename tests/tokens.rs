@@ -55,13 +55,8 @@ fn query_param(path: &str, name: &str) -> String {
 #[tokio::test]
 async fn a_full_pkce_link_discovers_the_vehicles_and_replaces_the_old_account() {
     let env = Env::start().await;
-    let before: Vec<String> = env.demo.vehicles.iter().map(|v| v.id.clone()).collect();
-    let accounts = env.get("/v1/accounts", Some(&env.demo.token)).await;
-    assert_eq!(accounts.json["accounts"].as_array().unwrap().len(), 1);
-    let old_account = accounts.json["accounts"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let before = env.tesla_ids();
+    let old_account = env.tesla_account().await.id;
 
     // The owner links again (e.g. after a reauthorization).
     let path = consent(&env, "").await;
@@ -86,9 +81,14 @@ async fn a_full_pkce_link_discovers_the_vehicles_and_replaces_the_old_account() 
     );
 
     let accounts = env.get("/v1/accounts", Some(&env.demo.token)).await;
-    let list = accounts.json["accounts"].as_array().unwrap();
-    assert_eq!(list.len(), 1, "the replaced account is gone: {list:#?}");
-    assert_ne!(list[0]["id"], old_account.as_str());
+    let teslas: Vec<_> = accounts.json["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["oem"] == "tesla")
+        .collect();
+    assert_eq!(teslas.len(), 1, "the replaced account is gone: {teslas:#?}");
+    assert_ne!(teslas[0]["id"], old_account.as_str());
     // And the cars work through the new account.
     let loc = env
         .get(
@@ -295,7 +295,7 @@ async fn burst(env: &Env, n: usize) {
 /// Makes keyway's stored access token due for refresh (as time passing would).
 async fn make_due(env: &Env) {
     let store = &env.demo.gateway.store;
-    let account = store.accounts().await.unwrap().remove(0);
+    let account = env.tesla_account().await;
     let mut tokens = account.tokens.clone();
     tokens.access_refresh_at = Some(keyway::store::now() - time::Duration::seconds(1));
     store.save_tokens(&account.id, &tokens).await.unwrap();
@@ -415,10 +415,9 @@ async fn a_revoked_refresh_token_needs_reauthorization_without_a_refresh_storm()
         token_calls
     );
     assert_eq!(env.demo.tesla.commands_seen(), 0);
-    let accounts = env.get("/v1/accounts", Some(&env.demo.token)).await;
     assert_eq!(
-        accounts.json["accounts"][0]["status"],
-        "reauthorization_required"
+        env.tesla_account().await.status,
+        keyway::store::AccountStatus::ReauthorizationRequired
     );
 
     // Relinking brings it back.
@@ -430,10 +429,7 @@ async fn a_revoked_refresh_token_needs_reauthorization_without_a_refresh_storm()
 #[tokio::test]
 async fn unlinking_forgets_tokens_and_vehicles() {
     let env = Env::start().await;
-    let id = env.get("/v1/accounts", Some(&env.demo.token)).await.json["accounts"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = env.tesla_account().await.id;
     let a = env
         .send(
             Method::DELETE,
@@ -445,7 +441,17 @@ async fn unlinking_forgets_tokens_and_vehicles() {
         .await;
     assert_eq!(a.status, 204);
     let list = env.get("/v1/vehicles", Some(&env.demo.token)).await;
-    assert_eq!(list.json["vehicles"].as_array().unwrap().len(), 0);
+    let left: Vec<_> = list.json["vehicles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["oem"].clone())
+        .collect();
+    assert_eq!(
+        left,
+        vec![serde_json::json!("bmw")],
+        "only the other OEM's car is left"
+    );
     assert!(env.demo.gateway.store.account(&id).await.unwrap().is_none());
     env.get(
         &format!("/v1/vehicles/{}/location", env.online().id),
@@ -501,7 +507,11 @@ async fn the_database_holds_no_token_in_plaintext_and_keys_rotate() {
         keyway::gateway::Gateway::with_store(config.clone(), env.demo.gateway.store.clone())
             .await
             .unwrap();
-    assert_eq!(rotated.tokens.reseal_all().await.unwrap(), 1);
+    assert_eq!(
+        rotated.tokens.reseal_all().await.unwrap(),
+        2,
+        "the Tesla and BMW accounts"
+    );
     assert_eq!(
         rotated.tokens.reseal_all().await.unwrap(),
         0,
@@ -511,7 +521,7 @@ async fn the_database_holds_no_token_in_plaintext_and_keys_rotate() {
     let only_new = keyway::gateway::Gateway::with_store(config, env.demo.gateway.store.clone())
         .await
         .unwrap();
-    let account = only_new.store.accounts().await.unwrap().remove(0);
+    let account = env.tesla_account().await;
     let token = only_new.tokens.access_token(&account.id).await.unwrap();
     assert!(tokens.contains(&token.expose().to_string()));
 }

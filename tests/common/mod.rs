@@ -46,6 +46,8 @@ pub fn options(dir: &TempDir) -> DemoOptions {
         data_dir: dir.0.clone(),
         wake_delay: Duration::from_millis(40),
         wake_poll: Duration::from_millis(10),
+        bmw_stage: Duration::from_millis(15),
+        command_poll: Duration::from_millis(10),
         ..DemoOptions::default()
     }
 }
@@ -85,6 +87,29 @@ impl Env {
 
     pub fn asleep(&self) -> &keyway::store::VehicleRecord {
         self.by_vin("5YJYGDEE1MF000002")
+    }
+
+    /// Ids of the demo's Tesla cars.
+    pub fn tesla_ids(&self) -> Vec<String> {
+        self.demo
+            .vehicles
+            .iter()
+            .filter(|v| v.oem == "tesla")
+            .map(|v| v.id.clone())
+            .collect()
+    }
+
+    /// The demo's Tesla account, as the gateway stores it.
+    pub async fn tesla_account(&self) -> keyway::store::AccountRecord {
+        self.demo
+            .gateway
+            .store
+            .accounts()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.oem == "tesla")
+            .expect("a linked Tesla account")
     }
 
     pub fn by_vin(&self, vin: &str) -> &keyway::store::VehicleRecord {

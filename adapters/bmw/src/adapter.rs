@@ -1,0 +1,496 @@
+//! Translation between keyway's unified vocabulary and the MyBMW API.
+//!
+//! Vehicles are addressed by VIN in a `bmw-vin` header. Remote commands are
+//! asynchronous: `door-lock`/`door-unlock` answer an `eventId`, and
+//! `eventStatus?eventId=…` moves PENDING → DELIVERED → EXECUTED (or ERROR). BMW signals
+//! limits in text: 429 "Rate limit is exceeded. Try again in 2 seconds." and a daily
+//! quota as 403 "Out of call volume quota. Quota will be replenished in HH:MM:SS." —
+//! both become `RateLimited` with the time they announce. BMW has no wake-up call: the
+//! car's modem takes commands while it sleeps.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{Method, Response, header};
+use keyway_adapter::error::parse_retry_after;
+use keyway_adapter::http::{Idempotent, body_excerpt, join};
+use keyway_adapter::{
+    Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
+    DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress,
+    SecurityState, Sent, VehicleRef,
+};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// BMW clients poll a command's status about every 3.5 s.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(3500);
+
+/// What the BMW adapter declares.
+pub static INFO: AdapterInfo = AdapterInfo {
+    oem: "bmw",
+    make: "BMW",
+    capabilities: &[
+        Capability::Locate,
+        Capability::Security,
+        Capability::Lock,
+        Capability::Unlock,
+    ],
+    command_mode: CommandMode::Async,
+    oauth: OAuthProfile {
+        authorize_path: "/gcdm/oauth/authenticate",
+        token_path: "/gcdm/oauth/token",
+        scopes: &[
+            "openid",
+            "profile",
+            "offline_access",
+            "vehicle_data",
+            "remote_services",
+        ],
+        client_auth: ClientAuth::Basic,
+        rotating_refresh: true,
+        default_access_ttl: Duration::from_secs(28_799),
+        token_exchange: false,
+    },
+    // BMW enforces a daily call quota without publishing its size: keyway learns it
+    // from the 403 answer and backs off for the time BMW announces.
+    limits: Limits {
+        requests: &[],
+        commands: &[],
+    },
+};
+
+/// The MyBMW adapter for one base URL.
+#[derive(Clone, Debug)]
+pub struct BmwAdapter {
+    base: String,
+}
+
+impl BmwAdapter {
+    /// An adapter calling MyBMW at `base`.
+    pub fn new(base: impl Into<String>) -> Self {
+        Self { base: base.into() }
+    }
+
+    fn url(&self, path: &str) -> String {
+        join(&self.base, path)
+    }
+}
+
+// === wire types ===
+
+#[derive(Deserialize)]
+struct ListedVehicle {
+    vin: Option<String>,
+    attributes: Option<Attributes>,
+}
+
+#[derive(Deserialize)]
+struct Attributes {
+    model: Option<String>,
+    year: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct State {
+    last_updated_at: Option<String>,
+    last_fetched: Option<String>,
+    location: Option<StateLocation>,
+    doors_state: Option<DoorsState>,
+}
+
+#[derive(Deserialize)]
+struct StateLocation {
+    coordinates: Option<Coordinates>,
+    heading: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct Coordinates {
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DoorsState {
+    combined_security_state: Option<String>,
+    left_front: Option<String>,
+    right_front: Option<String>,
+    left_rear: Option<String>,
+    right_rear: Option<String>,
+    trunk: Option<String>,
+    hood: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Accepted {
+    event_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventStatus {
+    event_status: String,
+    error_details: Option<ErrorDetails>,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetails {
+    title: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    message: Option<String>,
+}
+
+// === parsing ===
+
+fn from_slice<'a, T: Deserialize<'a>>(body: &'a [u8], delivered: Delivered) -> Result<T, OemError> {
+    serde_json::from_slice(body).map_err(|e| OemError::InvalidResponse {
+        detail: e.to_string(),
+        delivered,
+    })
+}
+
+fn invalid(detail: &str) -> OemError {
+    OemError::InvalidResponse {
+        detail: detail.into(),
+        delivered: Delivered::No,
+    }
+}
+
+/// Parses the vehicle list (entries without a VIN are skipped).
+pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
+    let list: Vec<ListedVehicle> = from_slice(body, Delivered::No)?;
+    Ok(list
+        .into_iter()
+        .filter_map(|v| {
+            let vin = v.vin.filter(|s| !s.is_empty())?;
+            let attrs = v.attributes;
+            Some(OemVehicle {
+                oem_id: vin.clone(),
+                display_name: None,
+                model: attrs.as_ref().and_then(|a| a.model.clone()),
+                year: attrs.and_then(|a| a.year),
+                vin: Some(vin),
+            })
+        })
+        .collect())
+}
+
+fn recorded_at(s: &State) -> Result<OffsetDateTime, OemError> {
+    s.last_updated_at
+        .as_deref()
+        .or(s.last_fetched.as_deref())
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+        .ok_or_else(|| invalid("vehicles/state has no timestamp"))
+}
+
+/// Parses `vehicles/state` for the position.
+pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
+    let s: State = from_slice(body, Delivered::No)?;
+    let loc = s
+        .location
+        .as_ref()
+        .ok_or_else(|| invalid("no location in state"))?;
+    let c = loc
+        .coordinates
+        .as_ref()
+        .ok_or_else(|| invalid("no coordinates"))?;
+    let (Some(latitude), Some(longitude)) = (c.latitude, c.longitude) else {
+        return Err(invalid("incomplete coordinates"));
+    };
+    if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
+        return Err(invalid("coordinates out of range"));
+    }
+    Ok(Location {
+        latitude,
+        longitude,
+        heading: loc.heading,
+        accuracy_m: None,
+        recorded_at: recorded_at(&s)?,
+    })
+}
+
+/// Parses `vehicles/state` for the lock state: SECURED and LOCKED are locked.
+pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
+    let s: State = from_slice(body, Delivered::No)?;
+    let d = s
+        .doors_state
+        .as_ref()
+        .ok_or_else(|| invalid("no doorsState"))?;
+    let locked = match d.combined_security_state.as_deref() {
+        Some("SECURED" | "LOCKED") => true,
+        Some("UNLOCKED" | "PARTIALLY_LOCKED" | "SELECTIVE_LOCKED") => false,
+        other => return Err(invalid(&format!("unknown combinedSecurityState {other:?}"))),
+    };
+    let doors: Vec<Door> = [
+        (DoorPosition::FrontLeft, &d.left_front),
+        (DoorPosition::FrontRight, &d.right_front),
+        (DoorPosition::RearLeft, &d.left_rear),
+        (DoorPosition::RearRight, &d.right_rear),
+        (DoorPosition::Trunk, &d.trunk),
+        (DoorPosition::Frunk, &d.hood),
+    ]
+    .into_iter()
+    .filter_map(|(position, v)| {
+        v.as_deref().map(|v| Door {
+            position,
+            open: v == "OPEN",
+        })
+    })
+    .collect();
+    Ok(SecurityState {
+        locked,
+        doors: (!doors.is_empty()).then_some(doors),
+        recorded_at: recorded_at(&s)?,
+    })
+}
+
+/// Parses a command answer: the event to follow.
+pub fn parse_accepted(body: &[u8]) -> Result<Sent, OemError> {
+    let a: Accepted = from_slice(body, Delivered::Unknown)?;
+    Ok(Sent::Pending(Pending {
+        handle: a.event_id,
+        poll_after_ms: POLL_INTERVAL.as_millis() as u64,
+    }))
+}
+
+/// Parses `eventStatus`.
+pub fn parse_event_status(body: &[u8]) -> Result<Progress, OemError> {
+    let e: EventStatus = from_slice(body, Delivered::No)?;
+    Ok(match e.event_status.as_str() {
+        "PENDING" | "DELIVERED" | "INITIATED" => Progress::Pending {
+            poll_after: Some(POLL_INTERVAL),
+        },
+        "EXECUTED" => Progress::Succeeded,
+        "ERROR" => {
+            let reason = e
+                .error_details
+                .and_then(|d| d.description.or(d.title))
+                .unwrap_or_else(|| "the vehicle reported an error".into());
+            Progress::Failed(OemError::Refused { reason })
+        }
+        other => return Err(invalid(&format!("unknown eventStatus {other:?}"))),
+    })
+}
+
+/// Seconds from BMW's "Try again in N seconds".
+fn try_again_in(message: &str) -> Option<Duration> {
+    let rest = message.split("Try again in ").nth(1)?;
+    let n: u64 = rest.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_secs(n))
+}
+
+/// The wait from BMW's "Quota will be replenished in HH:MM:SS".
+fn replenished_in(message: &str) -> Option<Duration> {
+    let rest = message.split("replenished in ").nth(1)?;
+    let hms = rest.trim().trim_end_matches('.');
+    let parts: Vec<u64> = hms
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    match parts.as_slice() {
+        [h, m, s] => Some(Duration::from_secs(h * 3600 + m * 60 + s)),
+        _ => None,
+    }
+}
+
+/// Maps a non-success answer.
+pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
+    let message = serde_json::from_slice::<ErrorBody>(resp.body())
+        .ok()
+        .and_then(|b| b.message)
+        .unwrap_or_else(|| body_excerpt(resp));
+    match resp.status().as_u16() {
+        429 => OemError::RateLimited {
+            retry_after: parse_retry_after(resp.headers().get(header::RETRY_AFTER))
+                .or_else(|| try_again_in(&message)),
+        },
+        403 if message.contains("quota") => OemError::RateLimited {
+            retry_after: replenished_in(&message),
+        },
+        s => OemError::from_status(s, message, command),
+    }
+}
+
+fn ok_or_classify(resp: Response<Bytes>, command: bool) -> Result<Response<Bytes>, OemError> {
+    if resp.status().is_success() {
+        Ok(resp)
+    } else {
+        Err(classify(&resp, command))
+    }
+}
+
+impl BmwAdapter {
+    async fn state(&self, cx: &Call, v: &VehicleRef) -> Result<Response<Bytes>, OemError> {
+        let req = cx
+            .request(Method::GET, &self.url("/eadrax-vcs/v4/vehicles/state"))
+            .header("bmw-vin", v.oem_id.as_str())
+            .body(Bytes::new());
+        ok_or_classify(cx.send(req).await?, false)
+    }
+}
+
+#[async_trait]
+impl Adapter for BmwAdapter {
+    fn info(&self) -> &AdapterInfo {
+        &INFO
+    }
+
+    async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
+        let resp = ok_or_classify(cx.get(&self.url("/eadrax-vcs/v4/vehicles")).await?, false)?;
+        parse_vehicles(resp.body())
+    }
+
+    async fn locate(&self, cx: &Call, v: &VehicleRef) -> Result<Location, OemError> {
+        parse_location(self.state(cx, v).await?.body())
+    }
+
+    async fn security(&self, cx: &Call, v: &VehicleRef) -> Result<SecurityState, OemError> {
+        parse_security(self.state(cx, v).await?.body())
+    }
+
+    async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
+        let service = match c {
+            Command::Lock => "door-lock",
+            Command::Unlock => "door-unlock",
+        };
+        let path = format!("/eadrax-vrccs/v4/presentation/remote-commands/{service}");
+        let req = cx
+            .request(Method::POST, &self.url(&path))
+            .header("bmw-vin", v.oem_id.as_str())
+            .body(Bytes::new());
+        let resp = ok_or_classify(cx.send(req).await?, true)?;
+        parse_accepted(resp.body())
+    }
+
+    async fn poll(
+        &self,
+        cx: &Call,
+        _v: &VehicleRef,
+        _c: Command,
+        p: &Pending,
+    ) -> Result<Progress, OemError> {
+        let url = self.url(&format!(
+            "/eadrax-vrccs/v4/presentation/remote-commands/eventStatus?eventId={}",
+            p.handle
+        ));
+        let req = cx
+            .request(Method::POST, &url)
+            .extension(Idempotent)
+            .body(Bytes::new());
+        let resp = ok_or_classify(cx.send(req).await?, false)?;
+        parse_event_status(resp.body())
+    }
+
+    async fn wake(&self, _cx: &Call, _v: &VehicleRef) -> Result<(), OemError> {
+        Err(OemError::NotCapable {
+            what: "wake a vehicle (BMW queues commands for sleeping cars itself)".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../../fixtures/bmw/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn resp(status: u16, name: &str) -> Response<Bytes> {
+        Response::builder()
+            .status(status)
+            .body(Bytes::from(fixture(name)))
+            .unwrap()
+    }
+
+    #[test]
+    fn fixtures_parse() {
+        let v = parse_vehicles(&fixture("vehicles.json")).unwrap();
+        assert_eq!(v[0].oem_id, "WBY31AW090FP00001");
+        assert_eq!(v[0].model.as_deref(), Some("i4 eDrive40"));
+        assert_eq!(v[0].year, Some(2023));
+        let l = parse_location(&fixture("state.json")).unwrap();
+        assert!((l.latitude - 48.177655).abs() < 1e-9);
+        assert_eq!(l.heading, Some(217.0));
+        let s = parse_security(&fixture("state.json")).unwrap();
+        assert!(s.locked);
+        assert!(
+            s.doors
+                .unwrap()
+                .iter()
+                .any(|d| d.position == DoorPosition::Trunk && d.open)
+        );
+        assert!(matches!(
+            parse_accepted(&fixture("command_accepted.json")),
+            Ok(Sent::Pending(_))
+        ));
+        assert!(matches!(
+            parse_event_status(&fixture("event_status_pending.json")),
+            Ok(Progress::Pending { .. })
+        ));
+        assert_eq!(
+            parse_event_status(&fixture("event_status_executed.json")),
+            Ok(Progress::Succeeded)
+        );
+        assert!(matches!(
+            parse_event_status(&fixture("event_status_error.json")),
+            Ok(Progress::Failed(OemError::Refused { .. }))
+        ));
+    }
+
+    #[test]
+    fn limit_styles() {
+        assert_eq!(
+            classify(&resp(429, "error_rate_limited_429.json"), false),
+            OemError::RateLimited {
+                retry_after: Some(Duration::from_secs(2))
+            }
+        );
+        assert_eq!(
+            classify(&resp(403, "error_quota_403.json"), true),
+            OemError::RateLimited {
+                retry_after: Some(Duration::from_secs(2 * 3600 + 10 * 60 + 5))
+            }
+        );
+        assert!(matches!(
+            classify(&resp(401, "error_unauthorized_401.json"), false),
+            OemError::Unauthorized { .. }
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_on_mutated_fixtures(
+            name in prop::sample::select(vec!["vehicles.json", "state.json", "command_accepted.json",
+                "event_status_error.json", "error_quota_403.json"]),
+            cut in 0usize..3000,
+            flips in prop::collection::vec((0usize..3000, any::<u8>()), 0..4),
+        ) {
+            let mut body = fixture(name);
+            for (at, byte) in flips {
+                if !body.is_empty() {
+                    let i = at % body.len();
+                    body[i] = byte;
+                }
+            }
+            body.truncate(cut.min(body.len()));
+            let _ = parse_vehicles(&body);
+            let _ = parse_location(&body);
+            let _ = parse_security(&body);
+            let _ = parse_accepted(&body);
+            let _ = parse_event_status(&body);
+            let _ = classify(&Response::builder().status(403).body(Bytes::from(body.clone())).unwrap(), true);
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! keyway's BMW adapter (the MyBMW API) and a stateful mock of it.
+//!
+//! - [`adapter`]: translation between the unified vocabulary and MyBMW: vehicles, the
+//!   `vehicles/state` read (location and `combinedSecurityState`), remote commands that
+//!   answer an `eventId`, and `eventStatus` polling.
+//! - [`mock`]: a fake MyBMW API with commands that advance PENDING → DELIVERED →
+//!   EXECUTED over time, BMW's OAuth profile (HTTP Basic client auth, rotating refresh
+//!   tokens) and BMW's limit answers (429 "Try again in N seconds", 403 quota text).
+
+pub mod adapter;
+pub mod mock;
+
+pub use adapter::BmwAdapter;
+pub use mock::{BmwMock, BmwMockConfig};
