@@ -454,4 +454,24 @@ impl MockControl for BmwMock {
     fn expire_access_tokens(&self) {
         self.tokens.expire_access_tokens();
     }
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    fn limit_next(&self) -> Option<Duration> {
+        // BMW's daily quota: 403 with the time until it is replenished.
+        self.faults.add(
+            keyway_adapter::mock::Fault::on(
+                "/eadrax-",
+                keyway_adapter::mock::Action::Status {
+                    status: 403,
+                    body: Some(json!({"statusCode": 403, "message": "Out of call volume quota. Quota will be replenished in 01:00:30."})),
+                    retry_after: None,
+                },
+            )
+            .times(1),
+        );
+        Some(Duration::from_secs(3630))
+    }
 }

@@ -1,5 +1,7 @@
 //! The conformance suite: plain async checks every adapter must pass against its own
-//! mock. An OEM crate's test builds a [`Harness`] (its adapter, its mock started on an
+//! mock — listing, locating (within 1e-6 degrees), lock/unlock with the state read back,
+//! sleeping cars, refusals, unknown vehicles, expired tokens, 5xx, garbled bodies, the
+//! OEM's own rate-limit style, and declared capabilities. An OEM crate's test builds a [`Harness`] (its adapter, its mock started on an
 //! ephemeral port, a [`MockControl`] to steer that mock) and calls [`run_all`], or the
 //! single checks. Capabilities the adapter declares decide which checks apply, so a
 //! declared capability that does not work fails here — and so does one that works but
@@ -33,6 +35,12 @@ pub trait MockControl: Send + Sync {
     fn access_token(&self) -> String;
     /// Expires every access token issued so far.
     fn expire_access_tokens(&self);
+    /// The mock's fault injection (the suite adds generic faults: 5xx, garbled bodies).
+    fn faults(&self) -> &crate::mock::Faults;
+    /// Makes the next request answer in this OEM's own rate-limit style (429 with
+    /// `Retry-After`, a 403 quota text, a 200 with an error code, …); returns the wait
+    /// the OEM announces in it.
+    fn limit_next(&self) -> Option<Duration>;
 }
 
 /// An adapter, its mock, and how to reach it.
@@ -233,6 +241,78 @@ pub async fn expired_token(h: &Harness) {
     );
 }
 
+/// A server error is `Upstream` with its status (and, for a read, not delivered).
+pub async fn server_errors_are_upstream(h: &Harness) {
+    use crate::mock::{Action, Fault};
+    h.mock.faults().add(
+        Fault::on(
+            "/",
+            Action::Status {
+                status: 503,
+                body: None,
+                retry_after: None,
+            },
+        )
+        .times(1),
+    );
+    let result = h.adapter.locate(&h.call(), &h.first_vehicle()).await;
+    h.mock.faults().clear();
+    match result {
+        Err(OemError::Upstream {
+            status: 503,
+            delivered,
+            ..
+        }) => {
+            assert_eq!(
+                delivered,
+                crate::Delivered::No,
+                "a failed read changes nothing"
+            );
+        }
+        other => panic!("a 503 must be Upstream, got {other:?}"),
+    }
+}
+
+/// A garbled answer is `InvalidResponse`, never a panic or a wrong value.
+pub async fn garbled_answers_are_invalid(h: &Harness) {
+    use crate::mock::{Action, Fault};
+    for action in [Action::Malformed, Action::Truncated] {
+        h.mock.faults().add(Fault::on("/", action.clone()).times(1));
+        let result = h.adapter.locate(&h.call(), &h.first_vehicle()).await;
+        h.mock.faults().clear();
+        assert!(
+            matches!(result, Err(OemError::InvalidResponse { .. })),
+            "{action:?} must be InvalidResponse, got {result:?}"
+        );
+    }
+}
+
+/// The OEM's own rate-limit style is `RateLimited` with the wait it announces.
+pub async fn rate_limits_are_recognized(h: &Harness) {
+    let announced = h.mock.limit_next();
+    let result = h.adapter.vehicles(&h.call()).await;
+    h.mock.faults().clear();
+    assert_eq!(
+        result.map(|_| ()),
+        Err(OemError::RateLimited {
+            retry_after: announced
+        }),
+        "the OEM's rate-limit answer"
+    );
+}
+
+/// Declared capabilities match behaviour where the suite can tell: no `Wake`, then
+/// `wake` answers `NotCapable`.
+pub async fn capabilities_match(h: &Harness) {
+    if !h.adapter.info().can(Capability::Wake) {
+        let result = h.adapter.wake(&h.call(), &h.first_vehicle()).await;
+        assert!(
+            matches!(result, Err(OemError::NotCapable { .. })),
+            "{result:?}"
+        );
+    }
+}
+
 /// Every check, in an order that leaves the mock as it found it where it can.
 pub async fn run_all(h: &Harness) {
     lists_vehicles(h).await;
@@ -241,5 +321,9 @@ pub async fn run_all(h: &Harness) {
     handles_sleep(h).await;
     reports_refusal(h).await;
     unknown_vehicle(h).await;
+    server_errors_are_upstream(h).await;
+    garbled_answers_are_invalid(h).await;
+    rate_limits_are_recognized(h).await;
+    capabilities_match(h).await;
     expired_token(h).await;
 }

@@ -577,4 +577,24 @@ impl MockControl for TeslaMock {
     fn expire_access_tokens(&self) {
         self.tokens.expire_access_tokens();
     }
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    fn limit_next(&self) -> Option<Duration> {
+        // Tesla: 429 with Retry-After (and RateLimit-* headers, not modelled).
+        self.faults.add(
+            keyway_adapter::mock::Fault::on(
+                "/api/1/",
+                keyway_adapter::mock::Action::Status {
+                    status: 429,
+                    body: Some(json!({"response": null, "error": "Rate limit exceeded", "error_description": ""})),
+                    retry_after: Some(7),
+                },
+            )
+            .times(1),
+        );
+        Some(Duration::from_secs(7))
+    }
 }
