@@ -244,6 +244,9 @@ pub struct OemConfig {
     pub client_id: String,
     /// OAuth client secret (or env `KEYWAY_OEMS_<OEM>_CLIENT_SECRET`).
     pub client_secret: Option<Secret>,
+    /// The application's API key, for OEMs that want one on every call (Volvo's
+    /// `vcc-api-key`; or env `KEYWAY_OEMS_<OEM>_API_KEY`).
+    pub api_key: Option<Secret>,
     /// Per-try timeout, milliseconds. Default 10000.
     #[serde(default = "default_oem_timeout")]
     pub timeout_ms: u64,
@@ -476,9 +479,12 @@ impl Config {
             }
         }
         for (name, oem) in &mut self.oems {
-            let key = format!("KEYWAY_OEMS_{}_CLIENT_SECRET", name.to_ascii_uppercase());
-            if let Some(s) = env(&key) {
+            let prefix = format!("KEYWAY_OEMS_{}", name.to_ascii_uppercase());
+            if let Some(s) = env(&format!("{prefix}_CLIENT_SECRET")) {
                 oem.client_secret = Some(Secret::new(s));
+            }
+            if let Some(s) = env(&format!("{prefix}_API_KEY")) {
+                oem.api_key = Some(Secret::new(s));
             }
         }
     }
@@ -543,10 +549,25 @@ impl Config {
             return Err(invalid("commands.wake_poll_ms", "must be positive"));
         }
         for (name, oem) in &self.oems {
-            if !crate::registry::known(name) {
+            let Some(info) = crate::registry::info(name) else {
                 return Err(invalid(
                     &format!("oems.{name}"),
-                    format!("unknown OEM; known: {}", crate::registry::KNOWN.join(", ")),
+                    format!(
+                        "unknown OEM; known: {}",
+                        crate::registry::known().join(", ")
+                    ),
+                ));
+            };
+            if let Some(header) = info.api_key_header
+                && oem.api_key.as_ref().is_none_or(Secret::is_empty)
+            {
+                return Err(invalid(
+                    &format!("oems.{name}.api_key"),
+                    format!(
+                        "{} calls need an application key ({header}); set it or KEYWAY_OEMS_{}_API_KEY",
+                        info.make,
+                        name.to_ascii_uppercase()
+                    ),
                 ));
             }
             for (field, url) in [
@@ -667,6 +688,11 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.contains("oems.trabant"), "{e}");
+        let e = parse(&format!(
+            "{MINIMAL}\n[oems.volvo]\napi_base_url = \"http://x\"\nclient_id = \"c\""
+        ))
+        .unwrap_err();
+        assert!(e.contains("oems.volvo.api_key"), "{e}");
     }
 
     #[test]

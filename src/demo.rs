@@ -110,7 +110,16 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
 struct Fleet {
     tesla: OemFleet,
     bmw: BmwFleet,
+    volvo: VolvoFleet,
 }
+
+#[derive(Deserialize)]
+struct VolvoFleet {
+    account: String,
+    vehicles: Vec<keyway_volvo::mock::MockCar>,
+}
+
+const DEMO_VOLVO_KEY: &str = "vcc-demo-key";
 
 #[derive(Deserialize)]
 struct BmwFleet {
@@ -140,6 +149,10 @@ pub struct Demo {
     pub bmw: keyway_bmw::BmwMock,
     /// Where the BMW mock listens.
     pub bmw_server: MockServer,
+    /// The Volvo mock.
+    pub volvo: keyway_volvo::VolvoMock,
+    /// Where the Volvo mock listens.
+    pub volvo_server: MockServer,
     /// The demo vehicles as keyway knows them.
     pub vehicles: Vec<VehicleRecord>,
     stop: oneshot::Sender<()>,
@@ -230,9 +243,25 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .map_err(io("starting the BMW mock"))?;
+    let volvo = keyway_volvo::VolvoMock::new(keyway_volvo::VolvoMockConfig {
+        api_key: DEMO_VOLVO_KEY.into(),
+        access_ttl: opts.token_ttl,
+        cars: fleet.volvo.vehicles,
+        client_id: "keyway-demo".into(),
+        client_secret: Some("demo-client-secret".into()),
+        default_account: fleet.volvo.account.clone(),
+    });
+    let volvo_server = volvo
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(io("starting the Volvo mock"))?;
 
     let mut oems = std::collections::BTreeMap::new();
-    for (name, server) in [("tesla", &tesla_server), ("bmw", &bmw_server)] {
+    for (name, server) in [
+        ("tesla", &tesla_server),
+        ("bmw", &bmw_server),
+        ("volvo", &volvo_server),
+    ] {
         oems.insert(
             name.to_string(),
             OemConfig {
@@ -240,6 +269,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
                 auth_base_url: None,
                 client_id: "keyway-demo".into(),
                 client_secret: Some(Secret::new("demo-client-secret")),
+                api_key: (name == "volvo").then(|| Secret::new(DEMO_VOLVO_KEY)),
                 timeout_ms: 10_000,
                 limits: Default::default(),
                 retry: Default::default(),
@@ -298,6 +328,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     let base = format!("http://{addr}");
     link_as_owner(&base, &token, "tesla").await?;
     link_as_owner(&base, &token, "bmw").await?;
+    link_as_owner(&base, &token, "volvo").await?;
     let vehicles = gateway
         .store
         .vehicles()
@@ -311,6 +342,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         tesla_server,
         bmw,
         bmw_server,
+        volvo,
+        volvo_server,
         vehicles,
         stop,
         server,
@@ -382,6 +415,10 @@ pub fn banner(d: &Demo) -> String {
     out.push_str(&format!(
         "  BMW mock:    {}  (inspect: GET /__mock/state)\n",
         d.bmw_server.url()
+    ));
+    out.push_str(&format!(
+        "  Volvo mock:  {}  (inspect: GET /__mock/state)\n",
+        d.volvo_server.url()
     ));
     out.push_str("  vehicles:\n");
     for v in &d.vehicles {

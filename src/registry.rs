@@ -1,11 +1,11 @@
 //! The OEM registry: the one place that knows which adapters exist. Adding an OEM is
-//! its crate plus one line in [`build`] and its id in [`KNOWN`]. Each enabled OEM gets
+//! its crate plus its line in [`ADAPTERS`] and in [`build`]. Each enabled OEM gets
 //! its adapter, its outbound stack and its configuration, found by OEM id.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use keyway_adapter::{Adapter, Http};
+use keyway_adapter::{Adapter, AdapterInfo, Http};
 
 use crate::upstream::breaker::Breaker;
 use crate::upstream::quota::Quota;
@@ -13,18 +13,29 @@ use crate::upstream::quota::Quota;
 use crate::config::OemConfig;
 use crate::upstream;
 
-/// OEM ids keyway has adapters for.
-pub const KNOWN: &[&str] = &["tesla", "bmw"];
+/// What every adapter keyway has declares about itself.
+pub static ADAPTERS: &[&AdapterInfo] = &[
+    &keyway_tesla::adapter::INFO,
+    &keyway_bmw::adapter::INFO,
+    &keyway_volvo::adapter::INFO,
+];
 
-/// Whether `oem` has an adapter.
-pub fn known(oem: &str) -> bool {
-    KNOWN.contains(&oem)
+/// What the adapter for `oem` declares, if keyway has one.
+pub fn info(oem: &str) -> Option<&'static AdapterInfo> {
+    ADAPTERS.iter().copied().find(|a| a.oem == oem)
+}
+
+/// The ids of every OEM keyway has an adapter for.
+pub fn known() -> Vec<&'static str> {
+    ADAPTERS.iter().map(|a| a.oem).collect()
 }
 
 fn build(oem: &str, c: &OemConfig) -> Option<Arc<dyn Adapter>> {
+    let api_key = c.api_key.clone().unwrap_or_default();
     Some(match oem {
         "tesla" => Arc::new(keyway_tesla::TeslaAdapter::new(&c.api_base_url)),
         "bmw" => Arc::new(keyway_bmw::BmwAdapter::new(&c.api_base_url)),
+        "volvo" => Arc::new(keyway_volvo::VolvoAdapter::new(&c.api_base_url, api_key)),
         _ => return None,
     })
 }

@@ -21,7 +21,7 @@ async fn lists_and_describes_vehicles() {
     let a = env.get("/v1/vehicles", Some(&env.demo.token)).await;
     assert_eq!(a.status, 200, "{:#}", a.json);
     let list = a.json["vehicles"].as_array().unwrap();
-    assert_eq!(list.len(), 3, "two Teslas and a BMW");
+    assert_eq!(list.len(), 4, "two Teslas, a BMW and a Volvo");
     let one = env
         .get(
             &format!("/v1/vehicles/{}", env.online().id),
@@ -647,7 +647,7 @@ async fn health_and_readiness() {
     assert_eq!(h.status, 200);
     let r = env.get("/readyz", None).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.json["oems"], json!(["bmw", "tesla"]));
+    assert_eq!(r.json["oems"], json!(["bmw", "tesla", "volvo"]));
 }
 
 #[tokio::test]

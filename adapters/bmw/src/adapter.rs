@@ -59,6 +59,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         requests: &[],
         commands: &[],
     },
+    api_key_header: None,
 };
 
 /// The MyBMW adapter for one base URL.

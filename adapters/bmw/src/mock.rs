@@ -443,6 +443,10 @@ impl MockControl for BmwMock {
         self.update(oem_id, |c| c.asleep = true);
     }
 
+    fn set_awake(&self, oem_id: &str) {
+        self.update(oem_id, |c| c.asleep = false);
+    }
+
     fn set_refusing(&self, oem_id: &str, refusing: bool) {
         self.update(oem_id, |c| c.refusing = refusing);
     }

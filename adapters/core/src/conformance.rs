@@ -29,6 +29,8 @@ pub trait MockControl: Send + Sync {
     fn set_locked(&self, oem_id: &str, locked: bool);
     /// Puts the vehicle to sleep.
     fn set_asleep(&self, oem_id: &str);
+    /// Wakes the vehicle (as its owner opening the door would).
+    fn set_awake(&self, oem_id: &str);
     /// Makes the vehicle refuse commands (e.g. "user present") until cleared.
     fn set_refusing(&self, oem_id: &str, refusing: bool);
     /// A valid access token for the suite's account.
@@ -182,14 +184,23 @@ pub async fn handles_sleep(h: &Harness) {
     let cx = h.call();
     h.mock.set_locked(&v.oem_id, false);
     h.mock.set_asleep(&v.oem_id);
-    let err = h.adapter.send(&cx, &v, Command::Lock).await;
     if !h.adapter.info().can(Capability::Wake) {
-        // OEMs without an explicit wake queue the command for the car themselves.
-        drive(h.adapter.as_ref(), &cx, &v, Command::Lock)
-            .await
-            .expect("lock on a sleeping car");
+        // Without a wake-up call the OEM either queues the command for the car itself
+        // (BMW) or says the car sleeps and did nothing (Volvo's VEHICLE_IN_SLEEP).
+        match drive(h.adapter.as_ref(), &cx, &v, Command::Lock).await {
+            Ok(()) => assert!(h.mock.locked(&v.oem_id), "a queued lock must lock the car"),
+            Err(OemError::Asleep) => {
+                assert!(
+                    !h.mock.locked(&v.oem_id),
+                    "an asleep car must not have acted"
+                )
+            }
+            Err(e) => panic!("a command to a sleeping car: {e}"),
+        }
+        h.mock.set_awake(&v.oem_id);
         return;
     }
+    let err = h.adapter.send(&cx, &v, Command::Lock).await;
     assert_eq!(err, Err(OemError::Asleep), "a command to a sleeping car");
     assert!(
         !h.mock.locked(&v.oem_id),

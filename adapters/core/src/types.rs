@@ -83,6 +83,9 @@ pub struct AdapterInfo {
     pub oauth: OAuthProfile,
     /// Its published rate limits.
     pub limits: Limits,
+    /// The header carrying the application's API key on every call, when the OEM wants
+    /// one (Volvo: `vcc-api-key`); keyway then requires `api_key` in its configuration.
+    pub api_key_header: Option<&'static str>,
 }
 
 impl AdapterInfo {

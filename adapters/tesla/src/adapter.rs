@@ -52,6 +52,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         requests: &[],
         commands: &[],
     },
+    api_key_header: None,
 };
 
 /// The Tesla Fleet API adapter for one regional base URL.

@@ -566,6 +566,13 @@ impl MockControl for TeslaMock {
         });
     }
 
+    fn set_awake(&self, oem_id: &str) {
+        self.update(oem_id, |v| {
+            v.state = Power::Online;
+            v.waking_until = None;
+        });
+    }
+
     fn set_refusing(&self, oem_id: &str, refusing: bool) {
         self.update(oem_id, |v| v.user_present = refusing);
     }

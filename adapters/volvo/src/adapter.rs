@@ -1,0 +1,507 @@
+//! Translation between keyway's unified vocabulary and Volvo's Connected Vehicle API v2.
+//!
+//! Commands are synchronous: the answer's `invokeStatus` is the outcome. `COMPLETED`
+//! succeeded; `REJECTED`, `CAR_ERROR` and the `NOT_ALLOWED_*` values are refusals;
+//! `VEHICLE_IN_SLEEP` means the car did not act (Volvo offers no wake-up);
+//! `CONNECTION_FAILURE` means it is unreachable; `RUNNING`, `WAITING`, `UNKNOWN` and
+//! `TIMEOUT` leave the outcome open, so keyway reconciles from `doors`. The location is
+//! GeoJSON: `coordinates` are `[longitude, latitude, altitude]`. Every request carries
+//! the application's `vcc-api-key`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{Method, Response, header};
+use keyway_adapter::error::parse_retry_after;
+use keyway_adapter::http::{body_excerpt, join};
+use keyway_adapter::{
+    Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
+    DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress, Secret,
+    SecurityState, Sent, VehicleRef,
+};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// What the Volvo adapter declares.
+pub static INFO: AdapterInfo = AdapterInfo {
+    oem: "volvo",
+    make: "Volvo",
+    capabilities: &[
+        Capability::Locate,
+        Capability::Security,
+        Capability::Lock,
+        Capability::Unlock,
+    ],
+    command_mode: CommandMode::Sync,
+    oauth: OAuthProfile {
+        authorize_path: "/as/authorization.oauth2",
+        token_path: "/as/token.oauth2",
+        scopes: &[
+            "openid",
+            "conve:lock",
+            "conve:unlock",
+            "conve:lock_status",
+            "conve:vehicle_relation",
+            "location:read",
+        ],
+        client_auth: ClientAuth::Basic,
+        rotating_refresh: false,
+        default_access_ttl: Duration::from_secs(1799),
+        token_exchange: false,
+    },
+    // Volvo's published limits (approx.): 100 requests and 10 commands per minute.
+    limits: Limits {
+        requests: &[(100, 60)],
+        commands: &[(10, 60)],
+    },
+    api_key_header: Some("vcc-api-key"),
+};
+
+/// The Volvo adapter for one base URL and application API key.
+#[derive(Clone, Debug)]
+pub struct VolvoAdapter {
+    base: String,
+    api_key: Secret,
+}
+
+impl VolvoAdapter {
+    /// An adapter calling Volvo at `base` with the application's `vcc-api-key`.
+    pub fn new(base: impl Into<String>, api_key: Secret) -> Self {
+        Self {
+            base: base.into(),
+            api_key,
+        }
+    }
+
+    fn request(&self, cx: &Call, method: Method, path: &str) -> http::request::Builder {
+        let mut key = http::HeaderValue::try_from(self.api_key.expose())
+            .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"));
+        key.set_sensitive(true);
+        cx.request(method, &join(&self.base, path))
+            .header(INFO.api_key_header.unwrap_or("vcc-api-key"), key)
+    }
+
+    async fn get(&self, cx: &Call, path: &str) -> Result<Response<Bytes>, OemError> {
+        let resp = cx
+            .send(self.request(cx, Method::GET, path).body(Bytes::new()))
+            .await?;
+        ok_or_classify(resp, false)
+    }
+}
+
+// === wire types ===
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    data: Option<T>,
+}
+
+#[derive(Deserialize)]
+struct ListedVehicle {
+    vin: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Details {
+    model_year: Option<u16>,
+    descriptions: Option<Descriptions>,
+}
+
+#[derive(Deserialize)]
+struct Descriptions {
+    model: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Feature {
+    properties: Option<Properties>,
+    geometry: Option<Geometry>,
+}
+
+#[derive(Deserialize)]
+struct Properties {
+    timestamp: Option<String>,
+    heading: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Geometry {
+    coordinates: Option<Vec<f64>>,
+}
+
+#[derive(Deserialize)]
+struct Valued {
+    value: Option<String>,
+    timestamp: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Doors {
+    central_lock: Option<Valued>,
+    front_left_door: Option<Valued>,
+    front_right_door: Option<Valued>,
+    rear_left_door: Option<Valued>,
+    rear_right_door: Option<Valued>,
+    tailgate: Option<Valued>,
+    hood: Option<Valued>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Invoked {
+    invoke_status: Option<String>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: Option<ErrorBody>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    message: Option<String>,
+    description: Option<String>,
+}
+
+// === parsing ===
+
+fn from_slice<'a, T: Deserialize<'a>>(body: &'a [u8], delivered: Delivered) -> Result<T, OemError> {
+    serde_json::from_slice(body).map_err(|e| OemError::InvalidResponse {
+        detail: e.to_string(),
+        delivered,
+    })
+}
+
+fn invalid(detail: &str) -> OemError {
+    OemError::InvalidResponse {
+        detail: detail.into(),
+        delivered: Delivered::No,
+    }
+}
+
+fn time(t: Option<&str>) -> Result<OffsetDateTime, OemError> {
+    t.and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+        .ok_or_else(|| invalid("missing or bad timestamp"))
+}
+
+/// Parses the vehicle list: VINs only (details come from one call per car).
+pub fn parse_vehicle_list(body: &[u8]) -> Result<Vec<String>, OemError> {
+    let env: Envelope<Vec<ListedVehicle>> = from_slice(body, Delivered::No)?;
+    Ok(env
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| v.vin.filter(|s| !s.is_empty()))
+        .collect())
+}
+
+/// Parses a vehicle's details into the unified vehicle.
+pub fn parse_details(vin: &str, body: &[u8]) -> Result<OemVehicle, OemError> {
+    let env: Envelope<Details> = from_slice(body, Delivered::No)?;
+    let d = env.data;
+    Ok(OemVehicle {
+        oem_id: vin.to_string(),
+        vin: Some(vin.to_string()),
+        display_name: None,
+        model: d
+            .as_ref()
+            .and_then(|d| d.descriptions.as_ref()?.model.clone()),
+        year: d.and_then(|d| d.model_year),
+    })
+}
+
+/// Parses the GeoJSON location: `coordinates` are `[longitude, latitude, …]`.
+pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
+    let env: Envelope<Feature> = from_slice(body, Delivered::No)?;
+    let f = env.data.ok_or_else(|| invalid("no location data"))?;
+    let coords = f
+        .geometry
+        .and_then(|g| g.coordinates)
+        .ok_or_else(|| invalid("no coordinates"))?;
+    let (Some(&longitude), Some(&latitude)) = (coords.first(), coords.get(1)) else {
+        return Err(invalid("incomplete coordinates"));
+    };
+    if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
+        return Err(invalid("coordinates out of range"));
+    }
+    let props = f.properties;
+    Ok(Location {
+        latitude,
+        longitude,
+        heading: props
+            .as_ref()
+            .and_then(|p| p.heading.as_deref()?.trim().parse().ok()),
+        accuracy_m: None,
+        recorded_at: time(props.as_ref().and_then(|p| p.timestamp.as_deref()))?,
+    })
+}
+
+/// Parses `doors`: `centralLock` is the lock state.
+pub fn parse_doors(body: &[u8]) -> Result<SecurityState, OemError> {
+    let env: Envelope<Doors> = from_slice(body, Delivered::No)?;
+    let d = env.data.ok_or_else(|| invalid("no doors data"))?;
+    let central = d
+        .central_lock
+        .as_ref()
+        .ok_or_else(|| invalid("no centralLock"))?;
+    let locked = match central.value.as_deref() {
+        Some("LOCKED") => true,
+        Some("UNLOCKED") => false,
+        other => return Err(invalid(&format!("unknown centralLock value {other:?}"))),
+    };
+    let doors: Vec<Door> = [
+        (DoorPosition::FrontLeft, &d.front_left_door),
+        (DoorPosition::FrontRight, &d.front_right_door),
+        (DoorPosition::RearLeft, &d.rear_left_door),
+        (DoorPosition::RearRight, &d.rear_right_door),
+        (DoorPosition::Trunk, &d.tailgate),
+        (DoorPosition::Frunk, &d.hood),
+    ]
+    .into_iter()
+    .filter_map(|(position, v)| {
+        v.as_ref()?.value.as_deref().map(|v| Door {
+            position,
+            open: v == "OPEN" || v == "AJAR",
+        })
+    })
+    .collect();
+    Ok(SecurityState {
+        locked,
+        doors: (!doors.is_empty()).then_some(doors),
+        recorded_at: time(central.timestamp.as_deref())?,
+    })
+}
+
+/// Parses a command answer's `invokeStatus`.
+pub fn parse_invoked(body: &[u8]) -> Result<Sent, OemError> {
+    let env: Envelope<Invoked> = from_slice(body, Delivered::Unknown)?;
+    let i = env.data.ok_or(OemError::InvalidResponse {
+        detail: "command answer has no data".into(),
+        delivered: Delivered::Unknown,
+    })?;
+    let status = i.invoke_status.unwrap_or_default();
+    let message = i.message.filter(|m| !m.is_empty());
+    match status.as_str() {
+        "COMPLETED" => Ok(Sent::Completed),
+        "VEHICLE_IN_SLEEP" => Err(OemError::Asleep),
+        "CONNECTION_FAILURE" => Err(OemError::Unreachable {
+            detail: "the vehicle could not be reached".into(),
+        }),
+        "REJECTED"
+        | "CAR_ERROR"
+        | "NOT_ALLOWED_PRIVACY_ENABLED"
+        | "NOT_ALLOWED_WRONG_USAGE_MODE" => Err(OemError::Refused {
+            reason: message.unwrap_or(status),
+        }),
+        "RUNNING" | "WAITING" | "UNKNOWN" | "TIMEOUT" => Err(OemError::Timeout {
+            delivered: Delivered::Unknown,
+        }),
+        other => Err(OemError::InvalidResponse {
+            detail: format!("unknown invokeStatus {other:?}"),
+            delivered: Delivered::Unknown,
+        }),
+    }
+}
+
+/// Maps a non-success answer. A 401 that blames the API key is a configuration problem,
+/// not an expired token.
+pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
+    let body = serde_json::from_slice::<ErrorEnvelope>(resp.body())
+        .ok()
+        .and_then(|e| e.error);
+    let detail = body
+        .as_ref()
+        .and_then(|b| b.description.clone().or(b.message.clone()))
+        .unwrap_or_else(|| body_excerpt(resp));
+    match resp.status().as_u16() {
+        401 if detail.to_ascii_lowercase().contains("api key") => OemError::Forbidden { detail },
+        429 => OemError::RateLimited {
+            retry_after: parse_retry_after(resp.headers().get(header::RETRY_AFTER)),
+        },
+        s => OemError::from_status(s, detail, command),
+    }
+}
+
+fn ok_or_classify(resp: Response<Bytes>, command: bool) -> Result<Response<Bytes>, OemError> {
+    if resp.status().is_success() {
+        Ok(resp)
+    } else {
+        Err(classify(&resp, command))
+    }
+}
+
+#[async_trait]
+impl Adapter for VolvoAdapter {
+    fn info(&self) -> &AdapterInfo {
+        &INFO
+    }
+
+    async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
+        let list = self.get(cx, "/connected-vehicle/v2/vehicles").await?;
+        let mut out = Vec::new();
+        for vin in parse_vehicle_list(list.body())? {
+            let details = self
+                .get(cx, &format!("/connected-vehicle/v2/vehicles/{vin}"))
+                .await?;
+            out.push(parse_details(&vin, details.body())?);
+        }
+        Ok(out)
+    }
+
+    async fn locate(&self, cx: &Call, v: &VehicleRef) -> Result<Location, OemError> {
+        let resp = self
+            .get(cx, &format!("/location/v1/vehicles/{}/location", v.oem_id))
+            .await?;
+        parse_location(resp.body())
+    }
+
+    async fn security(&self, cx: &Call, v: &VehicleRef) -> Result<SecurityState, OemError> {
+        let resp = self
+            .get(
+                cx,
+                &format!("/connected-vehicle/v2/vehicles/{}/doors", v.oem_id),
+            )
+            .await?;
+        parse_doors(resp.body())
+    }
+
+    async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
+        let path = format!(
+            "/connected-vehicle/v2/vehicles/{}/commands/{}",
+            v.oem_id,
+            c.as_str()
+        );
+        let req = self
+            .request(cx, Method::POST, &path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Bytes::from_static(b"{}"));
+        let resp = ok_or_classify(cx.send(req).await?, true)?;
+        parse_invoked(resp.body())
+    }
+
+    async fn poll(
+        &self,
+        _cx: &Call,
+        _v: &VehicleRef,
+        _c: Command,
+        _p: &Pending,
+    ) -> Result<Progress, OemError> {
+        Err(OemError::NotCapable {
+            what: "command polling (Volvo commands are synchronous)".into(),
+        })
+    }
+
+    async fn wake(&self, _cx: &Call, _v: &VehicleRef) -> Result<(), OemError> {
+        Err(OemError::NotCapable {
+            what: "wake a vehicle (the Connected Vehicle API has no wake-up)".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../../fixtures/volvo/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn fixtures_parse() {
+        assert_eq!(
+            parse_vehicle_list(&fixture("vehicles.json")).unwrap(),
+            vec!["YV1XZK9V0P2000001"]
+        );
+        let d = parse_details("YV1XZK9V0P2000001", &fixture("vehicle_details.json")).unwrap();
+        assert_eq!(d.model.as_deref(), Some("XC40 Recharge"));
+        assert_eq!(d.year, Some(2023));
+        let l = parse_location(&fixture("location.json")).unwrap();
+        assert!(
+            (l.latitude - 57.708870).abs() < 1e-9,
+            "longitude comes first in GeoJSON"
+        );
+        assert!((l.longitude - 11.974560).abs() < 1e-9);
+        assert_eq!(l.heading, Some(217.0));
+        let s = parse_doors(&fixture("doors.json")).unwrap();
+        assert!(s.locked);
+        assert!(
+            s.doors
+                .unwrap()
+                .iter()
+                .any(|d| d.position == DoorPosition::Trunk && d.open)
+        );
+    }
+
+    #[test]
+    fn invoke_statuses() {
+        assert_eq!(
+            parse_invoked(&fixture("command_completed.json")),
+            Ok(Sent::Completed)
+        );
+        assert_eq!(
+            parse_invoked(&fixture("command_rejected.json")),
+            Err(OemError::Refused {
+                reason: "Vehicle in use".into()
+            })
+        );
+        assert_eq!(
+            parse_invoked(&fixture("command_in_sleep.json")),
+            Err(OemError::Asleep)
+        );
+        let running = parse_invoked(&fixture("command_running.json")).unwrap_err();
+        assert_eq!(
+            running.delivered(),
+            Delivered::Unknown,
+            "RUNNING is reconciled, not re-sent"
+        );
+    }
+
+    #[test]
+    fn errors() {
+        let r = |status: u16, name: &str| {
+            Response::builder()
+                .status(status)
+                .body(Bytes::from(fixture(name)))
+                .unwrap()
+        };
+        assert!(matches!(
+            classify(&r(401, "error_api_key_401.json"), false),
+            OemError::Forbidden { .. }
+        ));
+        assert!(matches!(
+            classify(&r(429, "error_429.json"), false),
+            OemError::RateLimited { .. }
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_on_mutated_fixtures(
+            name in prop::sample::select(vec!["vehicles.json", "vehicle_details.json", "location.json",
+                "doors.json", "command_completed.json", "command_rejected.json"]),
+            cut in 0usize..3000,
+            flips in prop::collection::vec((0usize..3000, any::<u8>()), 0..4),
+        ) {
+            let mut body = fixture(name);
+            for (at, byte) in flips {
+                if !body.is_empty() {
+                    let i = at % body.len();
+                    body[i] = byte;
+                }
+            }
+            body.truncate(cut.min(body.len()));
+            let _ = parse_vehicle_list(&body);
+            let _ = parse_details("V", &body);
+            let _ = parse_location(&body);
+            let _ = parse_doors(&body);
+            let _ = parse_invoked(&body);
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! keyway's Volvo adapter (Connected Vehicle API v2 and Location API) and a stateful
+//! mock of it.
+//!
+//! - [`adapter`]: translation: vehicles and their details, `doors` (`centralLock`),
+//!   GeoJSON location (`[lon, lat]`, heading as a string), synchronous lock/unlock
+//!   answering an `invokeStatus`, the `vcc-api-key` header on every call.
+//! - [`mock`]: a fake of those endpoints with Volvo's OAuth profile (HTTP Basic client
+//!   auth), error bodies, sleeping cars (`VEHICLE_IN_SLEEP`) and 429s.
+
+pub mod adapter;
+pub mod mock;
+
+pub use adapter::VolvoAdapter;
+pub use mock::{VolvoMock, VolvoMockConfig};

@@ -1,0 +1,443 @@
+//! A stateful fake of Volvo's Connected Vehicle API v2 and Location API, served by axum.
+//!
+//! Behaves as OEM-REFERENCE.md describes: every call needs the application's
+//! `vcc-api-key` (401 without it) and a bearer token; `commands/lock|unlock` answer at
+//! once with an `invokeStatus` — `COMPLETED`, `REJECTED` when the car refuses (its
+//! `refusing` flag), `VEHICLE_IN_SLEEP` while it sleeps (Volvo offers no wake-up; the
+//! owner's app or the car wakes it); `doors` reports `centralLock`; the location is
+//! GeoJSON with `[longitude, latitude, altitude]` and the heading as a string. Errors use
+//! `{"error": {"message", "description"}}`. OAuth comes from the kit with Volvo's
+//! profile: HTTP Basic client auth, non-rotating refresh tokens, 400 `invalid_grant`.
+//!
+//! Simplified: no per-minute counting of its own (faults answer Volvo's 429), no
+//! `operationId` tracking, the other Connected Vehicle endpoints (windows, tyres, …)
+//! are absent. Controls: `GET /__mock/state`, `/__mock/requests`, `/__mock/faults`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use keyway_adapter::ClientAuth;
+use keyway_adapter::conformance::MockControl;
+use keyway_adapter::mock::{
+    Action, Applied, Fault, Faults, Journal, MockServer, OAuthServer, OAuthServerConfig, Rejection,
+    TokenBook, bearer, instrument, lock, random_token,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// One mock car.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MockCar {
+    /// VIN.
+    pub vin: String,
+    /// Model name.
+    pub model: String,
+    /// Model year.
+    pub year: u16,
+    /// The login that owns it.
+    pub account: String,
+    /// Central lock.
+    pub locked: bool,
+    /// Latitude.
+    pub latitude: f64,
+    /// Longitude.
+    pub longitude: f64,
+    /// Heading.
+    #[serde(default)]
+    pub heading: f64,
+    /// Sleeping: commands answer `VEHICLE_IN_SLEEP`.
+    #[serde(default)]
+    pub asleep: bool,
+    /// Refuses commands (`REJECTED`).
+    #[serde(default)]
+    pub refusing: bool,
+}
+
+/// Mock settings.
+#[derive(Clone, Debug)]
+pub struct VolvoMockConfig {
+    /// The application key every call must carry.
+    pub api_key: String,
+    /// Access-token lifetime (Volvo: 1,799 s).
+    pub access_ttl: Duration,
+    /// The cars.
+    pub cars: Vec<MockCar>,
+    /// The registered OAuth client.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: Option<String>,
+    /// The login at `/authorize` unless `login_hint` names another.
+    pub default_account: String,
+}
+
+impl Default for VolvoMockConfig {
+    fn default() -> Self {
+        Self {
+            api_key: "vcc-demo-key".into(),
+            access_ttl: Duration::from_secs(1799),
+            cars: Vec::new(),
+            client_id: "keyway".into(),
+            client_secret: Some("secret".into()),
+            default_account: "owner".into(),
+        }
+    }
+}
+
+/// The mock: cheap to clone, clones share one world.
+#[derive(Clone, Debug)]
+pub struct VolvoMock {
+    cars: Arc<Mutex<BTreeMap<String, MockCar>>>,
+    api_key: Arc<String>,
+    /// Issued tokens.
+    pub tokens: TokenBook,
+    /// The authorization server.
+    pub oauth: OAuthServer,
+    /// Every request seen.
+    pub journal: Journal,
+    /// Injected faults.
+    pub faults: Faults,
+}
+
+/// A Volvo error answer: `{"error": {"message", "description"}}`.
+#[derive(Debug)]
+struct VolvoError {
+    status: StatusCode,
+    message: &'static str,
+    description: &'static str,
+}
+
+impl IntoResponse for VolvoError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"message": self.message, "description": self.description}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn volvo_error(status: StatusCode, message: &'static str, description: &'static str) -> VolvoError {
+    VolvoError {
+        status,
+        message,
+        description,
+    }
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn envelope(data: serde_json::Value) -> Response {
+    Json(json!({"data": data, "operationId": random_token("op-")})).into_response()
+}
+
+impl VolvoMock {
+    /// A mock with the given cars and settings.
+    pub fn new(config: VolvoMockConfig) -> Self {
+        let tokens = TokenBook::new(config.access_ttl, false);
+        let oauth = OAuthServer::new(
+            OAuthServerConfig {
+                client_id: config.client_id,
+                client_secret: config.client_secret,
+                client_auth: ClientAuth::Basic,
+                scopes: crate::adapter::INFO
+                    .oauth
+                    .scopes
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                require_pkce: true,
+                default_account: config.default_account,
+                code_ttl: Duration::from_secs(600),
+                token_exchange: false,
+                refresh_rejection: Rejection::invalid_grant(),
+            },
+            tokens.clone(),
+        );
+        Self {
+            cars: Arc::new(Mutex::new(
+                config
+                    .cars
+                    .into_iter()
+                    .map(|c| (c.vin.clone(), c))
+                    .collect(),
+            )),
+            api_key: Arc::new(config.api_key),
+            tokens,
+            oauth,
+            journal: Journal::default(),
+            faults: Faults::default(),
+        }
+    }
+
+    /// The router: the Connected Vehicle and Location APIs, OAuth and `/__mock/`.
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route("/connected-vehicle/v2/vehicles", get(vehicles))
+            .route("/connected-vehicle/v2/vehicles/{vin}", get(details))
+            .route("/connected-vehicle/v2/vehicles/{vin}/doors", get(doors))
+            .route(
+                "/connected-vehicle/v2/vehicles/{vin}/commands/{command}",
+                post(command),
+            )
+            .route("/location/v1/vehicles/{vin}/location", get(location))
+            .route("/__mock/state", get(inspect))
+            .with_state(self.clone())
+            .merge(
+                self.oauth
+                    .routes("/as/authorization.oauth2", "/as/token.oauth2"),
+            );
+        instrument(api, &self.journal, &self.faults)
+    }
+
+    /// Serves the mock on `addr`.
+    pub async fn spawn(&self, addr: std::net::SocketAddr) -> std::io::Result<MockServer> {
+        MockServer::spawn(self.router(), addr).await
+    }
+
+    /// A snapshot of one car.
+    pub fn car(&self, vin: &str) -> Option<MockCar> {
+        lock(&self.cars).get(vin).cloned()
+    }
+
+    /// Changes one car.
+    pub fn update(&self, vin: &str, f: impl FnOnce(&mut MockCar)) {
+        if let Some(c) = lock(&self.cars).get_mut(vin) {
+            f(c);
+        }
+    }
+
+    /// The account behind a request with a valid API key and token.
+    fn authorize(&self, headers: &HeaderMap) -> Result<String, VolvoError> {
+        let key_ok = headers
+            .get("vcc-api-key")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|k| k == self.api_key.as_str());
+        if !key_ok {
+            return Err(volvo_error(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "The API key is missing or invalid",
+            ));
+        }
+        let token = bearer(headers).ok_or_else(|| {
+            volvo_error(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "Access token missing",
+            )
+        })?;
+        self.tokens.check(token).map_err(|_| {
+            volvo_error(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "Access token expired or invalid",
+            )
+        })
+    }
+
+    /// Runs `f` on an owned car.
+    fn with_car<T>(
+        &self,
+        headers: &HeaderMap,
+        vin: &str,
+        f: impl FnOnce(&mut MockCar) -> T,
+    ) -> Result<T, VolvoError> {
+        let account = self.authorize(headers)?;
+        let mut cars = lock(&self.cars);
+        match cars.get_mut(vin) {
+            Some(c) if c.account == account => Ok(f(c)),
+            _ => Err(volvo_error(
+                StatusCode::NOT_FOUND,
+                "Not Found",
+                "Vehicle not found",
+            )),
+        }
+    }
+}
+
+async fn vehicles(State(m): State<VolvoMock>, headers: HeaderMap) -> Response {
+    let account = match m.authorize(&headers) {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let list: Vec<_> = lock(&m.cars)
+        .values()
+        .filter(|c| c.account == account)
+        .map(|c| json!({"vin": c.vin}))
+        .collect();
+    envelope(json!(list))
+}
+
+async fn details(
+    State(m): State<VolvoMock>,
+    Path(vin): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match m.with_car(&headers, &vin, |c| {
+        json!({"vin": c.vin, "modelYear": c.year, "fuelType": "ELECTRIC",
+               "descriptions": {"model": c.model, "steering": "LEFT"}})
+    }) {
+        Ok(d) => envelope(d),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn doors(
+    State(m): State<VolvoMock>,
+    Path(vin): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match m.with_car(&headers, &vin, |c| {
+        let t = now();
+        let closed = json!({"value": "CLOSED", "timestamp": t});
+        json!({
+            "centralLock": {"value": if c.locked { "LOCKED" } else { "UNLOCKED" }, "timestamp": t},
+            "frontLeftDoor": closed, "frontRightDoor": closed, "rearLeftDoor": closed,
+            "rearRightDoor": closed, "hood": closed, "tailgate": closed,
+        })
+    }) {
+        Ok(d) => envelope(d),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn location(
+    State(m): State<VolvoMock>,
+    Path(vin): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match m.with_car(&headers, &vin, |c| {
+        json!({
+            "type": "Feature",
+            "properties": {"timestamp": now(), "heading": format!("{}", c.heading)},
+            "geometry": {"type": "Point", "coordinates": [c.longitude, c.latitude, 0.0]},
+        })
+    }) {
+        Ok(d) => envelope(d),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn command(
+    State(m): State<VolvoMock>,
+    Path((vin, command)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let lock_to = match command.as_str() {
+        "lock" => true,
+        "unlock" => false,
+        _ => {
+            return volvo_error(StatusCode::NOT_FOUND, "Not Found", "Unknown command")
+                .into_response();
+        }
+    };
+    let outcome = m.with_car(&headers, &vin, |c| {
+        if c.asleep {
+            ("VEHICLE_IN_SLEEP", false)
+        } else if c.refusing {
+            ("REJECTED", false)
+        } else {
+            c.locked = lock_to;
+            ("COMPLETED", true)
+        }
+    });
+    match outcome {
+        Ok((status, applied)) => {
+            let message = if status == "REJECTED" {
+                "Vehicle in use"
+            } else {
+                ""
+            };
+            let mut resp =
+                envelope(json!({"vin": vin, "invokeStatus": status, "message": message}));
+            if applied {
+                resp.extensions_mut().insert(Applied);
+            }
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn inspect(State(m): State<VolvoMock>) -> Response {
+    let cars: Vec<MockCar> = lock(&m.cars).values().cloned().collect();
+    Json(json!({
+        "vehicles": cars,
+        "refreshes_served": m.tokens.refreshes_served(),
+        "refresh_replays_seen": m.tokens.replays_seen(),
+        "requests_seen": m.journal.oem_requests(),
+    }))
+    .into_response()
+}
+
+#[async_trait]
+impl MockControl for VolvoMock {
+    fn vehicle_ids(&self) -> Vec<String> {
+        lock(&self.cars)
+            .values()
+            .filter(|c| c.account == "owner")
+            .map(|c| c.vin.clone())
+            .collect()
+    }
+
+    fn position(&self, oem_id: &str) -> (f64, f64) {
+        let c = self.car(oem_id).expect("known car");
+        (c.latitude, c.longitude)
+    }
+
+    fn locked(&self, oem_id: &str) -> bool {
+        self.car(oem_id).expect("known car").locked
+    }
+
+    fn set_locked(&self, oem_id: &str, locked: bool) {
+        self.update(oem_id, |c| c.locked = locked);
+    }
+
+    fn set_asleep(&self, oem_id: &str) {
+        self.update(oem_id, |c| c.asleep = true);
+    }
+
+    fn set_awake(&self, oem_id: &str) {
+        self.update(oem_id, |c| c.asleep = false);
+    }
+
+    fn set_refusing(&self, oem_id: &str, refusing: bool) {
+        self.update(oem_id, |c| c.refusing = refusing);
+    }
+
+    fn access_token(&self) -> String {
+        self.tokens.issue("owner").access_token
+    }
+
+    fn expire_access_tokens(&self) {
+        self.tokens.expire_access_tokens();
+    }
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    fn limit_next(&self) -> Option<Duration> {
+        // Volvo: 429 (approx.: Retry-After in seconds) with its error body.
+        self.faults.add(
+            Fault::on(
+                "/connected-vehicle/",
+                Action::Status {
+                    status: 429,
+                    body: Some(json!({"error": {"message": "Too many requests", "description": "Rate limit exceeded"}})),
+                    retry_after: Some(60),
+                },
+            )
+            .times(1),
+        );
+        Some(Duration::from_secs(60))
+    }
+}
