@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, Response, header};
 use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::http::{Idempotent, body_excerpt, join};
+use keyway_adapter::http::{Idempotent, body_excerpt, check, invalid, join, parse_body};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
     DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress,
@@ -152,23 +152,9 @@ struct ErrorBody {
 
 // === parsing ===
 
-fn from_slice<'a, T: Deserialize<'a>>(body: &'a [u8], delivered: Delivered) -> Result<T, OemError> {
-    serde_json::from_slice(body).map_err(|e| OemError::InvalidResponse {
-        detail: e.to_string(),
-        delivered,
-    })
-}
-
-fn invalid(detail: &str) -> OemError {
-    OemError::InvalidResponse {
-        detail: detail.into(),
-        delivered: Delivered::No,
-    }
-}
-
 /// Parses the vehicle list (entries without a VIN are skipped).
 pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
-    let list: Vec<ListedVehicle> = from_slice(body, Delivered::No)?;
+    let list: Vec<ListedVehicle> = parse_body(body, Delivered::No)?;
     Ok(list
         .into_iter()
         .filter_map(|v| {
@@ -195,7 +181,7 @@ fn recorded_at(s: &State) -> Result<OffsetDateTime, OemError> {
 
 /// Parses `vehicles/state` for the position.
 pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
-    let s: State = from_slice(body, Delivered::No)?;
+    let s: State = parse_body(body, Delivered::No)?;
     let loc = s
         .location
         .as_ref()
@@ -221,7 +207,7 @@ pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
 
 /// Parses `vehicles/state` for the lock state: SECURED and LOCKED are locked.
 pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
-    let s: State = from_slice(body, Delivered::No)?;
+    let s: State = parse_body(body, Delivered::No)?;
     let d = s
         .doors_state
         .as_ref()
@@ -256,7 +242,7 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
 
 /// Parses a command answer: the event to follow.
 pub fn parse_accepted(body: &[u8]) -> Result<Sent, OemError> {
-    let a: Accepted = from_slice(body, Delivered::Unknown)?;
+    let a: Accepted = parse_body(body, Delivered::Unknown)?;
     Ok(Sent::Pending(Pending {
         handle: a.event_id,
         poll_after_ms: POLL_INTERVAL.as_millis() as u64,
@@ -265,7 +251,7 @@ pub fn parse_accepted(body: &[u8]) -> Result<Sent, OemError> {
 
 /// Parses `eventStatus`.
 pub fn parse_event_status(body: &[u8]) -> Result<Progress, OemError> {
-    let e: EventStatus = from_slice(body, Delivered::No)?;
+    let e: EventStatus = parse_body(body, Delivered::No)?;
     Ok(match e.event_status.as_str() {
         "PENDING" | "DELIVERED" | "INITIATED" => Progress::Pending {
             poll_after: Some(POLL_INTERVAL),
@@ -321,21 +307,13 @@ pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
     }
 }
 
-fn ok_or_classify(resp: Response<Bytes>, command: bool) -> Result<Response<Bytes>, OemError> {
-    if resp.status().is_success() {
-        Ok(resp)
-    } else {
-        Err(classify(&resp, command))
-    }
-}
-
 impl BmwAdapter {
     async fn state(&self, cx: &Call, v: &VehicleRef) -> Result<Response<Bytes>, OemError> {
         let req = cx
             .request(Method::GET, &self.url("/eadrax-vcs/v4/vehicles/state"))
             .header("bmw-vin", v.oem_id.as_str())
             .body(Bytes::new());
-        ok_or_classify(cx.send(req).await?, false)
+        check(cx.send(req).await?, false, classify)
     }
 }
 
@@ -346,7 +324,11 @@ impl Adapter for BmwAdapter {
     }
 
     async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
-        let resp = ok_or_classify(cx.get(&self.url("/eadrax-vcs/v4/vehicles")).await?, false)?;
+        let resp = check(
+            cx.get(&self.url("/eadrax-vcs/v4/vehicles")).await?,
+            false,
+            classify,
+        )?;
         parse_vehicles(resp.body())
     }
 
@@ -368,7 +350,7 @@ impl Adapter for BmwAdapter {
             .request(Method::POST, &self.url(&path))
             .header("bmw-vin", v.oem_id.as_str())
             .body(Bytes::new());
-        let resp = ok_or_classify(cx.send(req).await?, true)?;
+        let resp = check(cx.send(req).await?, true, classify)?;
         parse_accepted(resp.body())
     }
 
@@ -387,7 +369,7 @@ impl Adapter for BmwAdapter {
             .request(Method::POST, &url)
             .extension(Idempotent)
             .body(Bytes::new());
-        let resp = ok_or_classify(cx.send(req).await?, false)?;
+        let resp = check(cx.send(req).await?, false, classify)?;
         parse_event_status(resp.body())
     }
 

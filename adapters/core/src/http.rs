@@ -229,6 +229,39 @@ pub fn parse_json<T: DeserializeOwned>(
     })
 }
 
+/// Parses a JSON body held as bytes; failure is [`OemError::InvalidResponse`] with
+/// `delivered` (what a garbled answer means for a command: usually `Unknown`).
+pub fn parse_body<'a, T: serde::Deserialize<'a>>(
+    body: &'a [u8],
+    delivered: Delivered,
+) -> Result<T, OemError> {
+    serde_json::from_slice(body).map_err(|e| OemError::InvalidResponse {
+        detail: e.to_string(),
+        delivered,
+    })
+}
+
+/// A read answer that parsed but lacks what keyway needs.
+pub fn invalid(detail: &str) -> OemError {
+    OemError::InvalidResponse {
+        detail: detail.into(),
+        delivered: Delivered::No,
+    }
+}
+
+/// Passes a 2xx answer through; anything else becomes the OEM's own classification.
+pub fn check(
+    resp: Response<Bytes>,
+    command: bool,
+    classify: fn(&Response<Bytes>, bool) -> OemError,
+) -> Result<Response<Bytes>, OemError> {
+    if resp.status().is_success() {
+        Ok(resp)
+    } else {
+        Err(classify(&resp, command))
+    }
+}
+
 /// A short, printable excerpt of a body for error details (never of request bodies,
 /// which may carry secrets).
 pub fn body_excerpt(resp: &Response<Bytes>) -> String {

@@ -7,9 +7,9 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{Response, StatusCode};
+use http::Response;
 use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::http::{body_excerpt, join, parse_json};
+use keyway_adapter::http::{body_excerpt, check, invalid, join, parse_body, parse_json};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
     DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress,
@@ -147,7 +147,7 @@ fn model_from_vin(vin: &str) -> Option<String> {
 /// Parses `/api/1/vehicles` (or `/api/1/products`): entries without a VIN are energy
 /// products, not vehicles, and are skipped.
 pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
-    let env: Envelope<Vec<ListedVehicle>> = from_slice(body, Delivered::No)?;
+    let env: Envelope<Vec<ListedVehicle>> = parse_body(body, Delivered::No)?;
     Ok(env
         .response
         .unwrap_or_default()
@@ -167,7 +167,7 @@ pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
 
 /// Parses `vehicle_data?endpoints=location_data`.
 pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
-    let env: Envelope<VehicleData> = from_slice(body, Delivered::No)?;
+    let env: Envelope<VehicleData> = parse_body(body, Delivered::No)?;
     let ds = env
         .response
         .and_then(|r| r.drive_state)
@@ -195,7 +195,7 @@ pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
 /// Parses `vehicle_data?endpoints=vehicle_state`. Tesla names doors by driver and
 /// passenger side; keyway reports them for a left-hand-drive car.
 pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
-    let env: Envelope<VehicleData> = from_slice(body, Delivered::No)?;
+    let env: Envelope<VehicleData> = parse_body(body, Delivered::No)?;
     let vs = env
         .response
         .and_then(|r| r.vehicle_state)
@@ -232,7 +232,7 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
 
 /// Parses a command answer: `result: false` is a refusal with Tesla's reason.
 pub fn parse_command(body: &[u8]) -> Result<Sent, OemError> {
-    let env: Envelope<CommandResult> = from_slice(body, Delivered::Unknown)?;
+    let env: Envelope<CommandResult> = parse_body(body, Delivered::Unknown)?;
     let r = env.response.ok_or(OemError::InvalidResponse {
         detail: "command answer has no response".into(),
         delivered: Delivered::Unknown,
@@ -276,30 +276,8 @@ pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
     }
 }
 
-fn from_slice<'a, T: Deserialize<'a>>(body: &'a [u8], delivered: Delivered) -> Result<T, OemError> {
-    serde_json::from_slice(body).map_err(|e| OemError::InvalidResponse {
-        detail: e.to_string(),
-        delivered,
-    })
-}
-
-fn invalid(detail: &str) -> OemError {
-    OemError::InvalidResponse {
-        detail: detail.into(),
-        delivered: Delivered::No,
-    }
-}
-
 fn from_millis(ms: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-}
-
-fn ok_or_classify(resp: Response<Bytes>, command: bool) -> Result<Response<Bytes>, OemError> {
-    if resp.status() == StatusCode::OK {
-        Ok(resp)
-    } else {
-        Err(classify(&resp, command))
-    }
 }
 
 #[async_trait]
@@ -309,7 +287,7 @@ impl Adapter for TeslaAdapter {
     }
 
     async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
-        let resp = ok_or_classify(cx.get(&self.url("/api/1/vehicles")).await?, false)?;
+        let resp = check(cx.get(&self.url("/api/1/vehicles")).await?, false, classify)?;
         parse_vehicles(resp.body())
     }
 
@@ -318,7 +296,7 @@ impl Adapter for TeslaAdapter {
             "/api/1/vehicles/{}/vehicle_data?endpoints=location_data",
             v.oem_id
         );
-        let resp = ok_or_classify(cx.get(&self.url(&path)).await?, false)?;
+        let resp = check(cx.get(&self.url(&path)).await?, false, classify)?;
         parse_location(resp.body())
     }
 
@@ -327,7 +305,7 @@ impl Adapter for TeslaAdapter {
             "/api/1/vehicles/{}/vehicle_data?endpoints=vehicle_state",
             v.oem_id
         );
-        let resp = ok_or_classify(cx.get(&self.url(&path)).await?, false)?;
+        let resp = check(cx.get(&self.url(&path)).await?, false, classify)?;
         parse_security(resp.body())
     }
 
@@ -337,10 +315,11 @@ impl Adapter for TeslaAdapter {
             Command::Unlock => "door_unlock",
         };
         let path = format!("/api/1/vehicles/{}/command/{verb}", v.oem_id);
-        let resp = ok_or_classify(
+        let resp = check(
             cx.post_json(&self.url(&path), &serde_json::json!({}))
                 .await?,
             true,
+            classify,
         )?;
         parse_command(resp.body())
     }
@@ -359,10 +338,11 @@ impl Adapter for TeslaAdapter {
 
     async fn wake(&self, cx: &Call, v: &VehicleRef) -> Result<(), OemError> {
         let path = format!("/api/1/vehicles/{}/wake_up", v.oem_id);
-        let resp = ok_or_classify(
+        let resp = check(
             cx.post_json(&self.url(&path), &serde_json::json!({}))
                 .await?,
             false,
+            classify,
         )?;
         let env: Envelope<WakeState> = parse_json(&resp, Delivered::No)?;
         match env.response.and_then(|r| r.state).as_deref() {

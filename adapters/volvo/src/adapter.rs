@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, Response, header};
 use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::http::{body_excerpt, join};
+use keyway_adapter::http::{body_excerpt, check, invalid, join, parse_body};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
     DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress, Secret,
@@ -87,7 +87,7 @@ impl VolvoAdapter {
         let resp = cx
             .send(self.request(cx, Method::GET, path).body(Bytes::new()))
             .await?;
-        ok_or_classify(resp, false)
+        check(resp, false, classify)
     }
 }
 
@@ -170,20 +170,6 @@ struct ErrorBody {
 
 // === parsing ===
 
-fn from_slice<'a, T: Deserialize<'a>>(body: &'a [u8], delivered: Delivered) -> Result<T, OemError> {
-    serde_json::from_slice(body).map_err(|e| OemError::InvalidResponse {
-        detail: e.to_string(),
-        delivered,
-    })
-}
-
-fn invalid(detail: &str) -> OemError {
-    OemError::InvalidResponse {
-        detail: detail.into(),
-        delivered: Delivered::No,
-    }
-}
-
 fn time(t: Option<&str>) -> Result<OffsetDateTime, OemError> {
     t.and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
         .ok_or_else(|| invalid("missing or bad timestamp"))
@@ -191,7 +177,7 @@ fn time(t: Option<&str>) -> Result<OffsetDateTime, OemError> {
 
 /// Parses the vehicle list: VINs only (details come from one call per car).
 pub fn parse_vehicle_list(body: &[u8]) -> Result<Vec<String>, OemError> {
-    let env: Envelope<Vec<ListedVehicle>> = from_slice(body, Delivered::No)?;
+    let env: Envelope<Vec<ListedVehicle>> = parse_body(body, Delivered::No)?;
     Ok(env
         .data
         .unwrap_or_default()
@@ -202,7 +188,7 @@ pub fn parse_vehicle_list(body: &[u8]) -> Result<Vec<String>, OemError> {
 
 /// Parses a vehicle's details into the unified vehicle.
 pub fn parse_details(vin: &str, body: &[u8]) -> Result<OemVehicle, OemError> {
-    let env: Envelope<Details> = from_slice(body, Delivered::No)?;
+    let env: Envelope<Details> = parse_body(body, Delivered::No)?;
     let d = env.data;
     Ok(OemVehicle {
         oem_id: vin.to_string(),
@@ -217,7 +203,7 @@ pub fn parse_details(vin: &str, body: &[u8]) -> Result<OemVehicle, OemError> {
 
 /// Parses the GeoJSON location: `coordinates` are `[longitude, latitude, …]`.
 pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
-    let env: Envelope<Feature> = from_slice(body, Delivered::No)?;
+    let env: Envelope<Feature> = parse_body(body, Delivered::No)?;
     let f = env.data.ok_or_else(|| invalid("no location data"))?;
     let coords = f
         .geometry
@@ -243,7 +229,7 @@ pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
 
 /// Parses `doors`: `centralLock` is the lock state.
 pub fn parse_doors(body: &[u8]) -> Result<SecurityState, OemError> {
-    let env: Envelope<Doors> = from_slice(body, Delivered::No)?;
+    let env: Envelope<Doors> = parse_body(body, Delivered::No)?;
     let d = env.data.ok_or_else(|| invalid("no doors data"))?;
     let central = d
         .central_lock
@@ -279,7 +265,7 @@ pub fn parse_doors(body: &[u8]) -> Result<SecurityState, OemError> {
 
 /// Parses a command answer's `invokeStatus`.
 pub fn parse_invoked(body: &[u8]) -> Result<Sent, OemError> {
-    let env: Envelope<Invoked> = from_slice(body, Delivered::Unknown)?;
+    let env: Envelope<Invoked> = parse_body(body, Delivered::Unknown)?;
     let i = env.data.ok_or(OemError::InvalidResponse {
         detail: "command answer has no data".into(),
         delivered: Delivered::Unknown,
@@ -324,14 +310,6 @@ pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
             retry_after: parse_retry_after(resp.headers().get(header::RETRY_AFTER)),
         },
         s => OemError::from_status(s, detail, command),
-    }
-}
-
-fn ok_or_classify(resp: Response<Bytes>, command: bool) -> Result<Response<Bytes>, OemError> {
-    if resp.status().is_success() {
-        Ok(resp)
-    } else {
-        Err(classify(&resp, command))
     }
 }
 
@@ -380,7 +358,7 @@ impl Adapter for VolvoAdapter {
             .request(cx, Method::POST, &path)
             .header(header::CONTENT_TYPE, "application/json")
             .body(Bytes::from_static(b"{}"));
-        let resp = ok_or_classify(cx.send(req).await?, true)?;
+        let resp = check(cx.send(req).await?, true, classify)?;
         parse_invoked(resp.body())
     }
 
