@@ -12,53 +12,26 @@
 //! quota counting (faults can answer BMW's 403 quota text), no PIN.
 //! Controls: `GET /__mock/state`, `/__mock/requests`, `/__mock/faults`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keyway_adapter::ClientAuth;
-use keyway_adapter::conformance::MockControl;
+use keyway_adapter::mock::garage::{Garage, GarageMock, oauth_server, state_document};
 use keyway_adapter::mock::{
-    AccessDenied, Applied, Faults, Journal, MockServer, OAuthServer, OAuthServerConfig, Rejection,
-    TokenBook, bearer, instrument, lock, random_token,
+    Applied, Faults, Journal, MockServer, OAuthServer, Rejection, TokenBook, bearer, instrument,
+    lock, random_token,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use tokio::time::Instant;
 
-/// One mock car.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct MockCar {
-    /// VIN.
-    pub vin: String,
-    /// Model name.
-    pub model: String,
-    /// Model year.
-    pub year: u16,
-    /// The login that owns it.
-    pub account: String,
-    /// Door lock.
-    pub locked: bool,
-    /// Latitude.
-    pub latitude: f64,
-    /// Longitude.
-    pub longitude: f64,
-    /// Heading.
-    #[serde(default)]
-    pub heading: f64,
-    /// Sleeping (commands take longer; BMW wakes the car itself).
-    #[serde(default)]
-    pub asleep: bool,
-    /// Refuses remote commands (they end in ERROR).
-    #[serde(default)]
-    pub refusing: bool,
-}
+/// One mock car (the kit's).
+pub use keyway_adapter::mock::garage::Car as MockCar;
 
 /// Mock settings.
 #[derive(Clone, Debug)]
@@ -90,6 +63,7 @@ impl Default for BmwMockConfig {
     }
 }
 
+/// A remote command on its way to the car.
 #[derive(Debug)]
 struct Event {
     vin: String,
@@ -100,50 +74,13 @@ struct Event {
     applied: bool,
 }
 
-#[derive(Debug)]
-struct World {
-    cars: BTreeMap<String, MockCar>,
-    events: HashMap<String, Event>,
-    stage: Duration,
-}
-
-impl World {
-    /// The event's status now, applying the command when it executes.
-    fn status(&mut self, event_id: &str) -> Option<&'static str> {
-        let e = self.events.get_mut(event_id)?;
-        let age = e.created.elapsed();
-        if e.refused {
-            return Some(if age < e.stage { "PENDING" } else { "ERROR" });
-        }
-        if age < e.stage {
-            return Some("PENDING");
-        }
-        if age < e.stage * 2 {
-            return Some("DELIVERED");
-        }
-        if !e.applied {
-            e.applied = true;
-            if let Some(car) = self.cars.get_mut(&e.vin) {
-                car.locked = e.lock_to;
-                car.asleep = false;
-            }
-        }
-        Some("EXECUTED")
-    }
-
-    /// Applies every command whose time has come (state reads see it too).
-    fn settle(&mut self) {
-        let ids: Vec<String> = self.events.keys().cloned().collect();
-        for id in ids {
-            self.status(&id);
-        }
-    }
-}
-
 /// The mock: cheap to clone, clones share one world.
 #[derive(Clone, Debug)]
 pub struct BmwMock {
-    world: Arc<Mutex<World>>,
+    /// The cars.
+    pub garage: Garage,
+    events: Arc<Mutex<HashMap<String, Event>>>,
+    stage: Duration,
     /// Issued tokens.
     pub tokens: TokenBook,
     /// The authorization server.
@@ -172,39 +109,27 @@ fn bmw_error(status: StatusCode, message: &'static str) -> BmwError {
     BmwError { status, message }
 }
 
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 impl BmwMock {
     /// A mock with the given cars and settings.
     pub fn new(config: BmwMockConfig) -> Self {
-        let tokens = TokenBook::new(config.access_ttl, true);
-        let oauth = OAuthServer::new(
-            OAuthServerConfig {
-                client_id: config.client_id,
-                client_secret: config.client_secret,
-                client_auth: ClientAuth::Basic,
-                scopes: crate::adapter::INFO
-                    .oauth
-                    .scopes
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-                require_pkce: true,
-                default_account: config.default_account,
-                code_ttl: Duration::from_secs(600),
-                token_exchange: false,
-                refresh_rejection: Rejection::invalid_grant(),
-            },
-            tokens.clone(),
+        let (oauth, tokens) = oauth_server(
+            &crate::adapter::INFO.oauth,
+            config.client_id,
+            config.client_secret,
+            config.default_account,
+            config.access_ttl,
+            Rejection::invalid_grant(),
         );
         Self {
-            world: Arc::new(Mutex::new(World {
-                cars: config
-                    .cars
-                    .into_iter()
-                    .map(|c| (c.vin.clone(), c))
-                    .collect(),
-                events: HashMap::new(),
-                stage: config.stage,
-            })),
+            garage: Garage::new(config.cars),
+            events: Arc::default(),
+            stage: config.stage,
             tokens,
             oauth,
             journal: Journal::default(),
@@ -239,57 +164,76 @@ impl BmwMock {
         MockServer::spawn(self.router(), addr).await
     }
 
-    /// A snapshot of one car (pending commands that are due applied first).
+    /// A snapshot of one car (commands that are due applied first).
     pub fn car(&self, vin: &str) -> Option<MockCar> {
-        let mut w = lock(&self.world);
-        w.settle();
-        w.cars.get(vin).cloned()
+        self.settle();
+        self.garage.car(vin)
     }
 
     /// Changes one car.
     pub fn update(&self, vin: &str, f: impl FnOnce(&mut MockCar)) {
-        let mut w = lock(&self.world);
-        w.settle();
-        if let Some(c) = w.cars.get_mut(vin) {
-            f(c);
+        self.settle();
+        self.garage.update(vin, f);
+    }
+
+    /// An event's status now; the command is applied when it executes. Returns the
+    /// status and whether this call applied it.
+    fn status(&self, event_id: &str) -> Option<(&'static str, bool)> {
+        let mut events = lock(&self.events);
+        let e = events.get_mut(event_id)?;
+        let age = e.created.elapsed();
+        if e.refused {
+            return Some((if age < e.stage { "PENDING" } else { "ERROR" }, false));
         }
+        if age < e.stage {
+            return Some(("PENDING", false));
+        }
+        if age < e.stage * 2 {
+            return Some(("DELIVERED", false));
+        }
+        if e.applied {
+            return Some(("EXECUTED", false));
+        }
+        e.applied = true;
+        let lock_to = e.lock_to;
+        self.garage.update(&e.vin, |c| {
+            c.locked = lock_to;
+            c.asleep = false;
+        });
+        Some(("EXECUTED", true))
     }
 
     fn authorize(&self, headers: &HeaderMap) -> Result<String, BmwError> {
         let token =
             bearer(headers).ok_or_else(|| bmw_error(StatusCode::UNAUTHORIZED, "Unauthorized"))?;
-        self.tokens.check(token).map_err(|e| match e {
-            AccessDenied::Expired | AccessDenied::Unknown => {
-                bmw_error(StatusCode::UNAUTHORIZED, "Unauthorized")
-            }
-        })
+        self.tokens
+            .check(token)
+            .map_err(|_| bmw_error(StatusCode::UNAUTHORIZED, "Unauthorized"))
     }
 
     /// The owned car named by `bmw-vin`.
-    fn owned_vin(&self, headers: &HeaderMap) -> Result<String, BmwError> {
+    fn owned_car(&self, headers: &HeaderMap) -> Result<MockCar, BmwError> {
         let account = self.authorize(headers)?;
         let vin = headers
             .get("bmw-vin")
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| bmw_error(StatusCode::BAD_REQUEST, "bmw-vin header missing"))?;
-        let w = lock(&self.world);
-        match w.cars.get(vin) {
-            Some(c) if c.account == account => Ok(vin.to_string()),
-            _ => Err(bmw_error(StatusCode::NOT_FOUND, "Vehicle not found")),
-        }
+        self.settle();
+        self.garage
+            .with_owned(&account, vin, |c| c.clone())
+            .ok_or_else(|| bmw_error(StatusCode::NOT_FOUND, "Vehicle not found"))
     }
 }
 
 async fn vehicles(State(m): State<BmwMock>, headers: HeaderMap) -> Response {
     let account = match m.authorize(&headers) {
         Ok(a) => a,
-        Err(r) => return r.into_response(),
+        Err(e) => return e.into_response(),
     };
-    let w = lock(&m.world);
-    let list: Vec<_> = w
-        .cars
-        .values()
-        .filter(|c| c.account == account)
+    let list: Vec<_> = m
+        .garage
+        .owned_by(&account)
+        .iter()
         .map(|c| {
             json!({
                 "vin": c.vin, "appVehicleType": "CONNECTED",
@@ -302,20 +246,13 @@ async fn vehicles(State(m): State<BmwMock>, headers: HeaderMap) -> Response {
 }
 
 async fn state(State(m): State<BmwMock>, headers: HeaderMap) -> Response {
-    let vin = match m.owned_vin(&headers) {
-        Ok(v) => v,
-        Err(r) => return r.into_response(),
+    let c = match m.owned_car(&headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
     };
-    let mut w = lock(&m.world);
-    w.settle();
-    let Some(c) = w.cars.get(&vin) else {
-        return bmw_error(StatusCode::NOT_FOUND, "Vehicle not found").into_response();
-    };
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let t = now();
     Json(json!({
-        "isLeftSteering": true, "lastFetched": now, "lastUpdatedAt": now,
+        "isLeftSteering": true, "lastFetched": t, "lastUpdatedAt": t,
         "doorsState": {
             "combinedSecurityState": if c.locked { "SECURED" } else { "UNLOCKED" },
             "leftFront": "CLOSED", "rightFront": "CLOSED", "leftRear": "CLOSED",
@@ -337,34 +274,25 @@ async fn command(
         "door-unlock" => false,
         _ => return bmw_error(StatusCode::NOT_FOUND, "Unknown remote service").into_response(),
     };
-    let vin = match m.owned_vin(&headers) {
-        Ok(v) => v,
-        Err(r) => return r.into_response(),
+    let car = match m.owned_car(&headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
     };
-    let mut w = lock(&m.world);
-    let car = w.cars.get(&vin).cloned();
-    let stage = w.stage
-        * if car.as_ref().is_some_and(|c| c.asleep) {
-            3
-        } else {
-            1
-        };
-    let event_id = random_token(&format!("rslt-{vin}-"));
-    w.events.insert(
+    // A sleeping car takes longer: BMW wakes it itself.
+    let stage = m.stage * if car.asleep { 3 } else { 1 };
+    let event_id = random_token(&format!("rslt-{}-", car.vin));
+    lock(&m.events).insert(
         event_id.clone(),
         Event {
-            vin,
+            vin: car.vin,
             lock_to,
             created: Instant::now(),
             stage,
-            refused: car.is_some_and(|c| c.refusing),
+            refused: car.refusing,
             applied: false,
         },
     );
-    let created = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    Json(json!({"eventId": event_id, "creationTime": created})).into_response()
+    Json(json!({"eventId": event_id, "creationTime": now()})).into_response()
 }
 
 #[derive(Deserialize)]
@@ -378,22 +306,21 @@ async fn event_status(
     Query(q): Query<EventQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = m.authorize(&headers) {
-        return r.into_response();
+    if let Err(e) = m.authorize(&headers) {
+        return e.into_response();
     }
-    let mut w = lock(&m.world);
     let Some(id) = q.event_id else {
         return bmw_error(StatusCode::BAD_REQUEST, "eventId missing").into_response();
     };
-    let was_applied = w.events.get(&id).is_some_and(|e| e.applied);
-    match w.status(&id) {
-        Some(status) => {
-            let mut resp = if status == "ERROR" {
-                Json(json!({"eventStatus": "ERROR", "errorDetails": {"title": "Remote service could not be executed", "description": "refused by the vehicle"}})).into_response()
-            } else {
-                Json(json!({"eventStatus": status})).into_response()
-            };
-            if status == "EXECUTED" && !was_applied {
+    match m.status(&id) {
+        Some(("ERROR", _)) => Json(json!({
+            "eventStatus": "ERROR",
+            "errorDetails": {"title": "Remote service could not be executed", "description": "refused by the vehicle"},
+        }))
+        .into_response(),
+        Some((status, applied_now)) => {
+            let mut resp = Json(json!({"eventStatus": status})).into_response();
+            if applied_now {
                 resp.extensions_mut().insert(Applied);
             }
             resp
@@ -403,60 +330,17 @@ async fn event_status(
 }
 
 async fn inspect(State(m): State<BmwMock>) -> Response {
-    let mut w = lock(&m.world);
-    w.settle();
-    let cars: Vec<&MockCar> = w.cars.values().collect();
-    Json(json!({
-        "vehicles": cars,
-        "refreshes_served": m.tokens.refreshes_served(),
-        "refresh_replays_seen": m.tokens.replays_seen(),
-        "requests_seen": m.journal.oem_requests(),
-    }))
-    .into_response()
+    m.settle();
+    Json(state_document(&m.garage, &m.tokens, &m.journal)).into_response()
 }
 
-#[async_trait]
-impl MockControl for BmwMock {
-    fn vehicle_ids(&self) -> Vec<String> {
-        lock(&self.world)
-            .cars
-            .values()
-            .filter(|c| c.account == "owner")
-            .map(|c| c.vin.clone())
-            .collect()
+impl GarageMock for BmwMock {
+    fn garage(&self) -> &Garage {
+        &self.garage
     }
 
-    fn position(&self, oem_id: &str) -> (f64, f64) {
-        let c = self.car(oem_id).expect("known car");
-        (c.latitude, c.longitude)
-    }
-
-    fn locked(&self, oem_id: &str) -> bool {
-        self.car(oem_id).expect("known car").locked
-    }
-
-    fn set_locked(&self, oem_id: &str, locked: bool) {
-        self.update(oem_id, |c| c.locked = locked);
-    }
-
-    fn set_asleep(&self, oem_id: &str) {
-        self.update(oem_id, |c| c.asleep = true);
-    }
-
-    fn set_awake(&self, oem_id: &str) {
-        self.update(oem_id, |c| c.asleep = false);
-    }
-
-    fn set_refusing(&self, oem_id: &str, refusing: bool) {
-        self.update(oem_id, |c| c.refusing = refusing);
-    }
-
-    fn access_token(&self) -> String {
-        self.tokens.issue("owner").access_token
-    }
-
-    fn expire_access_tokens(&self) {
-        self.tokens.expire_access_tokens();
+    fn tokens(&self) -> &TokenBook {
+        &self.tokens
     }
 
     fn faults(&self) -> &Faults {
@@ -477,5 +361,13 @@ impl MockControl for BmwMock {
             .times(1),
         );
         Some(Duration::from_secs(3630))
+    }
+
+    /// Applies every command whose time has come, so state reads see it too.
+    fn settle(&self) {
+        let ids: Vec<String> = lock(&self.events).keys().cloned().collect();
+        for id in ids {
+            self.status(&id);
+        }
     }
 }

@@ -13,52 +13,23 @@
 //! `operationId` tracking, the other Connected Vehicle endpoints (windows, tyres, …)
 //! are absent. Controls: `GET /__mock/state`, `/__mock/requests`, `/__mock/faults`.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keyway_adapter::ClientAuth;
-use keyway_adapter::conformance::MockControl;
+use keyway_adapter::mock::garage::{Garage, GarageMock, oauth_server, state_document};
 use keyway_adapter::mock::{
-    Action, Applied, Fault, Faults, Journal, MockServer, OAuthServer, OAuthServerConfig, Rejection,
-    TokenBook, bearer, instrument, lock, random_token,
+    Action, Applied, Fault, Faults, Journal, MockServer, OAuthServer, Rejection, TokenBook, bearer,
+    instrument, random_token,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// One mock car.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct MockCar {
-    /// VIN.
-    pub vin: String,
-    /// Model name.
-    pub model: String,
-    /// Model year.
-    pub year: u16,
-    /// The login that owns it.
-    pub account: String,
-    /// Central lock.
-    pub locked: bool,
-    /// Latitude.
-    pub latitude: f64,
-    /// Longitude.
-    pub longitude: f64,
-    /// Heading.
-    #[serde(default)]
-    pub heading: f64,
-    /// Sleeping: commands answer `VEHICLE_IN_SLEEP`.
-    #[serde(default)]
-    pub asleep: bool,
-    /// Refuses commands (`REJECTED`).
-    #[serde(default)]
-    pub refusing: bool,
-}
+/// One mock car (the kit's).
+pub use keyway_adapter::mock::garage::Car as MockCar;
 
 /// Mock settings.
 #[derive(Clone, Debug)]
@@ -93,7 +64,8 @@ impl Default for VolvoMockConfig {
 /// The mock: cheap to clone, clones share one world.
 #[derive(Clone, Debug)]
 pub struct VolvoMock {
-    cars: Arc<Mutex<BTreeMap<String, MockCar>>>,
+    /// The cars.
+    pub garage: Garage,
     api_key: Arc<String>,
     /// Issued tokens.
     pub tokens: TokenBook,
@@ -141,34 +113,16 @@ fn envelope(data: serde_json::Value) -> Response {
 impl VolvoMock {
     /// A mock with the given cars and settings.
     pub fn new(config: VolvoMockConfig) -> Self {
-        let tokens = TokenBook::new(config.access_ttl, false);
-        let oauth = OAuthServer::new(
-            OAuthServerConfig {
-                client_id: config.client_id,
-                client_secret: config.client_secret,
-                client_auth: ClientAuth::Basic,
-                scopes: crate::adapter::INFO
-                    .oauth
-                    .scopes
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-                require_pkce: true,
-                default_account: config.default_account,
-                code_ttl: Duration::from_secs(600),
-                token_exchange: false,
-                refresh_rejection: Rejection::invalid_grant(),
-            },
-            tokens.clone(),
+        let (oauth, tokens) = oauth_server(
+            &crate::adapter::INFO.oauth,
+            config.client_id,
+            config.client_secret,
+            config.default_account,
+            config.access_ttl,
+            Rejection::invalid_grant(),
         );
         Self {
-            cars: Arc::new(Mutex::new(
-                config
-                    .cars
-                    .into_iter()
-                    .map(|c| (c.vin.clone(), c))
-                    .collect(),
-            )),
+            garage: Garage::new(config.cars),
             api_key: Arc::new(config.api_key),
             tokens,
             oauth,
@@ -204,14 +158,12 @@ impl VolvoMock {
 
     /// A snapshot of one car.
     pub fn car(&self, vin: &str) -> Option<MockCar> {
-        lock(&self.cars).get(vin).cloned()
+        self.garage.car(vin)
     }
 
     /// Changes one car.
     pub fn update(&self, vin: &str, f: impl FnOnce(&mut MockCar)) {
-        if let Some(c) = lock(&self.cars).get_mut(vin) {
-            f(c);
-        }
+        self.garage.update(vin, f);
     }
 
     /// The account behind a request with a valid API key and token.
@@ -251,15 +203,9 @@ impl VolvoMock {
         f: impl FnOnce(&mut MockCar) -> T,
     ) -> Result<T, VolvoError> {
         let account = self.authorize(headers)?;
-        let mut cars = lock(&self.cars);
-        match cars.get_mut(vin) {
-            Some(c) if c.account == account => Ok(f(c)),
-            _ => Err(volvo_error(
-                StatusCode::NOT_FOUND,
-                "Not Found",
-                "Vehicle not found",
-            )),
-        }
+        self.garage
+            .with_owned(&account, vin, f)
+            .ok_or_else(|| volvo_error(StatusCode::NOT_FOUND, "Not Found", "Vehicle not found"))
     }
 }
 
@@ -268,9 +214,10 @@ async fn vehicles(State(m): State<VolvoMock>, headers: HeaderMap) -> Response {
         Ok(a) => a,
         Err(e) => return e.into_response(),
     };
-    let list: Vec<_> = lock(&m.cars)
-        .values()
-        .filter(|c| c.account == account)
+    let list: Vec<_> = m
+        .garage
+        .owned_by(&account)
+        .iter()
         .map(|c| json!({"vin": c.vin}))
         .collect();
     envelope(json!(list))
@@ -368,57 +315,16 @@ async fn command(
 }
 
 async fn inspect(State(m): State<VolvoMock>) -> Response {
-    let cars: Vec<MockCar> = lock(&m.cars).values().cloned().collect();
-    Json(json!({
-        "vehicles": cars,
-        "refreshes_served": m.tokens.refreshes_served(),
-        "refresh_replays_seen": m.tokens.replays_seen(),
-        "requests_seen": m.journal.oem_requests(),
-    }))
-    .into_response()
+    Json(state_document(&m.garage, &m.tokens, &m.journal)).into_response()
 }
 
-#[async_trait]
-impl MockControl for VolvoMock {
-    fn vehicle_ids(&self) -> Vec<String> {
-        lock(&self.cars)
-            .values()
-            .filter(|c| c.account == "owner")
-            .map(|c| c.vin.clone())
-            .collect()
+impl GarageMock for VolvoMock {
+    fn garage(&self) -> &Garage {
+        &self.garage
     }
 
-    fn position(&self, oem_id: &str) -> (f64, f64) {
-        let c = self.car(oem_id).expect("known car");
-        (c.latitude, c.longitude)
-    }
-
-    fn locked(&self, oem_id: &str) -> bool {
-        self.car(oem_id).expect("known car").locked
-    }
-
-    fn set_locked(&self, oem_id: &str, locked: bool) {
-        self.update(oem_id, |c| c.locked = locked);
-    }
-
-    fn set_asleep(&self, oem_id: &str) {
-        self.update(oem_id, |c| c.asleep = true);
-    }
-
-    fn set_awake(&self, oem_id: &str) {
-        self.update(oem_id, |c| c.asleep = false);
-    }
-
-    fn set_refusing(&self, oem_id: &str, refusing: bool) {
-        self.update(oem_id, |c| c.refusing = refusing);
-    }
-
-    fn access_token(&self) -> String {
-        self.tokens.issue("owner").access_token
-    }
-
-    fn expire_access_tokens(&self) {
-        self.tokens.expire_access_tokens();
+    fn tokens(&self) -> &TokenBook {
+        &self.tokens
     }
 
     fn faults(&self) -> &Faults {
