@@ -81,6 +81,7 @@ impl Gateway {
             WakePolicy {
                 timeout: Duration::from_secs(c.wake_timeout_s),
                 poll: Duration::from_millis(c.wake_poll_ms),
+                read_poll: Duration::from_millis(c.max_poll_interval_ms),
             },
         ));
         let commands = Commands::new(

@@ -53,14 +53,19 @@ impl Source {
     }
 }
 
-/// Wake timing.
+/// Wake and asynchronous-read timing.
 #[derive(Clone, Copy, Debug)]
 pub struct WakePolicy {
     /// Give up waking after this long.
     pub timeout: Duration,
     /// Pause between wake-up calls.
     pub poll: Duration,
+    /// Longest pause between polls of an asynchronous read (GM's location).
+    pub read_poll: Duration,
 }
+
+/// How long an asynchronous location read may take (GM's own clients give up ~60 s).
+const ASYNC_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -334,11 +339,16 @@ impl Fleet {
             }
         };
         let key = (v.id.clone(), kind);
-        let value = match self
-            .tokens
-            .call(&v.account_id, &v.oem, kind.as_str(), &read)
-            .await
+        let first = if kind == Kind::Location
+            && adapter.info().location_mode == keyway_adapter::CommandMode::Async
         {
+            self.locate_async(v, &adapter).await.map(Value::Location)
+        } else {
+            self.tokens
+                .call(&v.account_id, &v.oem, kind.as_str(), &read)
+                .await
+        };
+        let value = match first {
             Err(CallError::Oem(OemError::Asleep)) => {
                 let last = self.last.get(&key);
                 let may_wake = adapter.info().can(Capability::Wake)
@@ -371,6 +381,42 @@ impl Fleet {
         };
         self.last.insert(key, reading.clone());
         Ok(reading)
+    }
+
+    /// An asynchronous location read: start it, then poll until the OEM has the fix.
+    async fn locate_async(
+        &self,
+        v: &VehicleRecord,
+        adapter: &Arc<dyn Adapter>,
+    ) -> Result<Location, CallError> {
+        let r = VehicleRef {
+            oem_id: v.oem_id.clone(),
+        };
+        let pending = self
+            .call(v, "location", |cx| {
+                let (adapter, r) = (adapter.clone(), r.clone());
+                async move { adapter.request_location(&cx, &r).await }
+            })
+            .await?;
+        let deadline = Instant::now() + ASYNC_READ_TIMEOUT;
+        let pause = Duration::from_millis(pending.poll_after_ms).min(self.wake.read_poll);
+        loop {
+            tokio::time::sleep(pause).await;
+            let fix = self
+                .call(v, "location_poll", |cx| {
+                    let (adapter, r, p) = (adapter.clone(), r.clone(), pending.clone());
+                    async move { adapter.poll_location(&cx, &r, &p).await }
+                })
+                .await?;
+            if let Some(location) = fix {
+                return Ok(location);
+            }
+            if Instant::now() >= deadline {
+                return Err(CallError::Oem(OemError::Timeout {
+                    delivered: keyway_adapter::Delivered::No,
+                }));
+            }
+        }
     }
 
     /// Reads the lock state from the car now (waking it if needed), bypassing the cache.

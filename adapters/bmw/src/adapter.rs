@@ -38,6 +38,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         Capability::Unlock,
     ],
     command_mode: CommandMode::Async,
+    location_mode: CommandMode::Sync,
     oauth: OAuthProfile {
         authorize_path: "/gcdm/oauth/authenticate",
         token_path: "/gcdm/oauth/token",

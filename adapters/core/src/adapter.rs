@@ -8,6 +8,12 @@ use crate::{
     Sent, VehicleRef,
 };
 
+fn not_capable<T>() -> Result<T, OemError> {
+    Err(OemError::NotCapable {
+        what: "read the location asynchronously".into(),
+    })
+}
+
 /// One OEM's API, translated into the unified vocabulary.
 #[async_trait]
 pub trait Adapter: Send + Sync + 'static {
@@ -38,4 +44,19 @@ pub trait Adapter: Send + Sync + 'static {
     /// Asks a sleeping vehicle to wake. `Ok(())` means it is online now;
     /// `Err(OemError::Asleep)` means it is still waking: the core asks again later.
     async fn wake(&self, cx: &Call, v: &VehicleRef) -> Result<(), OemError>;
+
+    /// Starts an asynchronous location read (`location_mode: Async` only).
+    async fn request_location(&self, _cx: &Call, _v: &VehicleRef) -> Result<Pending, OemError> {
+        not_capable()
+    }
+
+    /// Polls an asynchronous location read: `None` while it is still running.
+    async fn poll_location(
+        &self,
+        _cx: &Call,
+        _v: &VehicleRef,
+        _p: &Pending,
+    ) -> Result<Option<Location>, OemError> {
+        not_capable()
+    }
 }

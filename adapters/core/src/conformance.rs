@@ -126,10 +126,29 @@ pub async fn lists_vehicles(h: &Harness) {
     assert_eq!(got, want, "listed vehicles differ from the mock's");
 }
 
+/// Reads the position, following an asynchronous read to its end (bounded).
+pub async fn read_location(
+    adapter: &dyn Adapter,
+    cx: &Call,
+    v: &VehicleRef,
+) -> Result<crate::Location, OemError> {
+    if adapter.info().location_mode == crate::CommandMode::Sync {
+        return adapter.locate(cx, v).await;
+    }
+    let pending = adapter.request_location(cx, v).await?;
+    for _ in 0..500 {
+        tokio::time::sleep(Duration::from_millis(pending.poll_after_ms.min(50))).await;
+        if let Some(l) = adapter.poll_location(cx, v, &pending).await? {
+            return Ok(l);
+        }
+    }
+    panic!("the location read did not finish after 500 polls")
+}
+
 /// The reported position matches the mock's within 1e-6 degrees.
 pub async fn locates(h: &Harness) {
     let v = h.first_vehicle();
-    let result = h.adapter.locate(&h.call(), &v).await;
+    let result = read_location(h.adapter.as_ref(), &h.call(), &v).await;
     if !h.adapter.info().can(Capability::Locate) {
         assert!(
             matches!(result, Err(OemError::NotCapable { .. })),
@@ -237,7 +256,7 @@ pub async fn unknown_vehicle(h: &Harness) {
     let v = VehicleRef {
         oem_id: "ZZZZZZZZZZZZZZZZZ".into(),
     };
-    let result = h.adapter.locate(&h.call(), &v).await;
+    let result = read_location(h.adapter.as_ref(), &h.call(), &v).await;
     assert_eq!(result, Err(OemError::NotFound));
 }
 
@@ -266,7 +285,7 @@ pub async fn server_errors_are_upstream(h: &Harness) {
         )
         .times(1),
     );
-    let result = h.adapter.locate(&h.call(), &h.first_vehicle()).await;
+    let result = read_location(h.adapter.as_ref(), &h.call(), &h.first_vehicle()).await;
     h.mock.faults().clear();
     match result {
         Err(OemError::Upstream {
@@ -289,7 +308,7 @@ pub async fn garbled_answers_are_invalid(h: &Harness) {
     use crate::mock::{Action, Fault};
     for action in [Action::Malformed, Action::Truncated] {
         h.mock.faults().add(Fault::on("/", action.clone()).times(1));
-        let result = h.adapter.locate(&h.call(), &h.first_vehicle()).await;
+        let result = read_location(h.adapter.as_ref(), &h.call(), &h.first_vehicle()).await;
         h.mock.faults().clear();
         assert!(
             matches!(result, Err(OemError::InvalidResponse { .. })),

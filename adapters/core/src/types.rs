@@ -79,6 +79,9 @@ pub struct AdapterInfo {
     pub capabilities: &'static [Capability],
     /// Sync or async commands.
     pub command_mode: CommandMode,
+    /// Sync or async location reads: GM's location is itself a request to poll
+    /// (`Adapter::request_location` / `poll_location`); everyone else answers `locate`.
+    pub location_mode: CommandMode,
     /// Its OAuth profile.
     pub oauth: OAuthProfile,
     /// Its published rate limits.

@@ -31,6 +31,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         Capability::Wake,
     ],
     command_mode: CommandMode::Sync,
+    location_mode: CommandMode::Sync,
     oauth: OAuthProfile {
         authorize_path: "/oauth2/v3/authorize",
         token_path: "/oauth2/v3/token",

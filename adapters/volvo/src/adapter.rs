@@ -35,6 +35,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         Capability::Unlock,
     ],
     command_mode: CommandMode::Sync,
+    location_mode: CommandMode::Sync,
     oauth: OAuthProfile {
         authorize_path: "/as/authorization.oauth2",
         token_path: "/as/token.oauth2",
