@@ -1,0 +1,419 @@
+//! Translation between keyway's unified vocabulary and GM's OnStar API.
+//!
+//! Every remote operation is a command: `POST /veh/cmd/v3/{lock|unlock|location}/{VIN}`
+//! answers `{"commandResponse": {"status": "inProgress", "url": …}}` and the client
+//! polls the URL until `success` or `failure` (GM's clients poll about every 6 s and
+//! give up after about 60 s — keyway's core does the polling). The location arrives in
+//! the completed answer as `body.location.{lat, long}`, **as strings**. There is no
+//! lock-state read: `Security` is not declared, and keyway reports the state the last
+//! confirmed command left. Only the status URL's path is used, joined to the configured
+//! base: an answer cannot send keyway's token to another host.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{Response, header};
+use keyway_adapter::error::parse_retry_after;
+use keyway_adapter::http::{body_excerpt, check, invalid, join, parse_body};
+use keyway_adapter::{
+    Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Limits,
+    Location, OAuthProfile, OemError, OemVehicle, Pending, Progress, SecurityState, Sent,
+    VehicleRef,
+};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+/// GM's clients poll a command about every 6 s.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(6);
+
+/// What the GM adapter declares.
+pub static INFO: AdapterInfo = AdapterInfo {
+    oem: "gm",
+    make: "GM",
+    capabilities: &[Capability::Locate, Capability::Lock, Capability::Unlock],
+    command_mode: CommandMode::Async,
+    location_mode: CommandMode::Async,
+    oauth: OAuthProfile {
+        authorize_path: "/oauth2/v2.0/authorize",
+        token_path: "/oauth2/v2.0/token",
+        scopes: &["openid", "offline_access", "onstar"],
+        client_auth: ClientAuth::Body,
+        rotating_refresh: false,
+        default_access_ttl: Duration::from_secs(1800),
+        token_exchange: true,
+    },
+    limits: Limits {
+        requests: &[],
+        commands: &[],
+    },
+    api_key_header: None,
+};
+
+/// The OnStar adapter for one base URL.
+#[derive(Clone, Debug)]
+pub struct GmAdapter {
+    base: String,
+}
+
+impl GmAdapter {
+    /// An adapter calling OnStar at `base`.
+    pub fn new(base: impl Into<String>) -> Self {
+        Self { base: base.into() }
+    }
+
+    fn url(&self, path: &str) -> String {
+        join(&self.base, path)
+    }
+
+    async fn start(
+        &self,
+        cx: &Call,
+        what: &str,
+        v: &VehicleRef,
+        body: serde_json::Value,
+        command: bool,
+    ) -> Result<Pending, OemError> {
+        let path = format!("/veh/cmd/v3/{what}/{}", v.oem_id);
+        let resp = check(
+            cx.post_json(&self.url(&path), &body).await?,
+            command,
+            classify,
+        )?;
+        parse_accepted(resp.body(), command)
+    }
+
+    async fn status(&self, cx: &Call, p: &Pending) -> Result<CommandResponse, OemError> {
+        let resp = check(cx.get(&self.url(&p.handle)).await?, false, classify)?;
+        let env: Envelope = parse_body(resp.body(), Delivered::No)?;
+        env.command_response
+            .ok_or_else(|| invalid("no commandResponse"))
+    }
+}
+
+// === wire types ===
+
+#[derive(Deserialize)]
+struct VehiclesEnvelope {
+    vehicles: Option<VehicleList>,
+}
+
+#[derive(Deserialize)]
+struct VehicleList {
+    vehicle: Option<Vec<ListedVehicle>>,
+}
+
+#[derive(Deserialize)]
+struct ListedVehicle {
+    vin: Option<String>,
+    model: Option<String>,
+    year: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "commandResponse")]
+    command_response: Option<CommandResponse>,
+}
+
+#[derive(Deserialize)]
+struct CommandResponse {
+    status: Option<String>,
+    url: Option<String>,
+    #[serde(rename = "completionTime")]
+    completion_time: Option<String>,
+    body: Option<CommandBody>,
+}
+
+#[derive(Deserialize)]
+struct CommandBody {
+    location: Option<GmLocation>,
+    error: Option<GmError>,
+}
+
+#[derive(Deserialize)]
+struct GmLocation {
+    lat: Option<String>,
+    long: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct GmError {
+    description: Option<String>,
+}
+
+// === parsing ===
+
+/// Parses the account's vehicles (`year` is a string).
+pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
+    let env: VehiclesEnvelope = parse_body(body, Delivered::No)?;
+    Ok(env
+        .vehicles
+        .and_then(|v| v.vehicle)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| {
+            let vin = v.vin.filter(|s| !s.is_empty())?;
+            Some(OemVehicle {
+                oem_id: vin.clone(),
+                vin: Some(vin),
+                display_name: None,
+                model: v.model,
+                year: v.year.and_then(|y| y.trim().parse().ok()),
+            })
+        })
+        .collect())
+}
+
+/// The path of a status URL (absolute or relative).
+fn path_of(url: &str) -> Option<String> {
+    let rest = url
+        .split_once("://")
+        .map_or(url, |(_, r)| r.find('/').map_or("", |i| &r[i..]));
+    rest.starts_with('/').then(|| rest.to_string())
+}
+
+/// Parses an accepted command: the status URL to poll.
+pub fn parse_accepted(body: &[u8], command: bool) -> Result<Pending, OemError> {
+    let delivered = if command {
+        Delivered::Unknown
+    } else {
+        Delivered::No
+    };
+    let env: Envelope = parse_body(body, delivered)?;
+    let url = env
+        .command_response
+        .and_then(|c| c.url)
+        .and_then(|u| path_of(&u))
+        .ok_or(OemError::InvalidResponse {
+            detail: "no status url in commandResponse".into(),
+            delivered,
+        })?;
+    Ok(Pending {
+        handle: url,
+        poll_after_ms: POLL_INTERVAL.as_millis() as u64,
+    })
+}
+
+fn progress(c: &CommandResponse) -> Result<Progress, OemError> {
+    match c.status.as_deref() {
+        Some("inProgress" | "queued") => Ok(Progress::Pending {
+            poll_after: Some(POLL_INTERVAL),
+        }),
+        Some("success") => Ok(Progress::Succeeded),
+        Some("failure") => Ok(Progress::Failed(OemError::Refused {
+            reason: c
+                .body
+                .as_ref()
+                .and_then(|b| b.error.as_ref()?.description.clone())
+                .unwrap_or_else(|| "the vehicle could not complete the request".into()),
+        })),
+        other => Err(invalid(&format!("unknown command status {other:?}"))),
+    }
+}
+
+/// Parses a command status answer.
+pub fn parse_progress(body: &[u8]) -> Result<Progress, OemError> {
+    let env: Envelope = parse_body(body, Delivered::No)?;
+    progress(
+        &env.command_response
+            .ok_or_else(|| invalid("no commandResponse"))?,
+    )
+}
+
+fn location_of(c: &CommandResponse) -> Result<Option<Location>, OemError> {
+    match progress(c)? {
+        Progress::Pending { .. } => Ok(None),
+        Progress::Failed(e) => Err(e),
+        Progress::Succeeded => {
+            let l = c
+                .body
+                .as_ref()
+                .and_then(|b| b.location.as_ref())
+                .ok_or_else(|| invalid("no location in the completed answer"))?;
+            let num = |s: &Option<String>| s.as_deref().and_then(|s| s.trim().parse::<f64>().ok());
+            let (Some(latitude), Some(longitude)) = (num(&l.lat), num(&l.long)) else {
+                return Err(invalid("location lat/long are not numbers"));
+            };
+            if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
+                return Err(invalid("location out of range"));
+            }
+            let recorded_at = c
+                .completion_time
+                .as_deref()
+                .and_then(|t| {
+                    OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+                })
+                .unwrap_or_else(OffsetDateTime::now_utc);
+            Ok(Some(Location {
+                latitude,
+                longitude,
+                heading: None,
+                accuracy_m: None,
+                recorded_at,
+            }))
+        }
+    }
+}
+
+/// Parses a location command's status answer: `None` while it runs.
+pub fn parse_location_status(body: &[u8]) -> Result<Option<Location>, OemError> {
+    let env: Envelope = parse_body(body, Delivered::No)?;
+    location_of(
+        &env.command_response
+            .ok_or_else(|| invalid("no commandResponse"))?,
+    )
+}
+
+/// Maps a non-success answer (GM's error bodies are often empty).
+pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
+    match resp.status().as_u16() {
+        429 => OemError::RateLimited {
+            retry_after: parse_retry_after(resp.headers().get(header::RETRY_AFTER)),
+        },
+        s => OemError::from_status(s, body_excerpt(resp), command),
+    }
+}
+
+#[async_trait]
+impl Adapter for GmAdapter {
+    fn info(&self) -> &AdapterInfo {
+        &INFO
+    }
+
+    async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
+        let resp = check(
+            cx.get(&self.url("/api/v1/account/vehicles")).await?,
+            false,
+            classify,
+        )?;
+        parse_vehicles(resp.body())
+    }
+
+    async fn locate(&self, _cx: &Call, _v: &VehicleRef) -> Result<Location, OemError> {
+        Err(OemError::NotCapable {
+            what: "read the location synchronously (it is an OnStar command)".into(),
+        })
+    }
+
+    async fn security(&self, _cx: &Call, _v: &VehicleRef) -> Result<SecurityState, OemError> {
+        Err(OemError::NotCapable {
+            what: "read the lock state".into(),
+        })
+    }
+
+    async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
+        let (what, body) = match c {
+            Command::Lock => ("lock", serde_json::json!({"lockDoorRequest": {"delay": 0}})),
+            Command::Unlock => (
+                "unlock",
+                serde_json::json!({"unlockDoorRequest": {"delay": 0}}),
+            ),
+        };
+        self.start(cx, what, v, body, true).await.map(Sent::Pending)
+    }
+
+    async fn poll(
+        &self,
+        cx: &Call,
+        _v: &VehicleRef,
+        _c: Command,
+        p: &Pending,
+    ) -> Result<Progress, OemError> {
+        progress(&self.status(cx, p).await?)
+    }
+
+    async fn wake(&self, _cx: &Call, _v: &VehicleRef) -> Result<(), OemError> {
+        Err(OemError::NotCapable {
+            what: "wake a vehicle (OnStar reaches a sleeping car itself)".into(),
+        })
+    }
+
+    async fn request_location(&self, cx: &Call, v: &VehicleRef) -> Result<Pending, OemError> {
+        self.start(cx, "location", v, serde_json::json!({}), false)
+            .await
+    }
+
+    async fn poll_location(
+        &self,
+        cx: &Call,
+        _v: &VehicleRef,
+        p: &Pending,
+    ) -> Result<Option<Location>, OemError> {
+        location_of(&self.status(cx, p).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../../fixtures/gm/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn fixtures_parse() {
+        let v = parse_vehicles(&fixture("vehicles.json")).unwrap();
+        assert_eq!(v[0].oem_id, "1G1FZ6S09P4000001");
+        assert_eq!(v[0].year, Some(2023), "year arrives as a string");
+        let p = parse_accepted(&fixture("command_in_progress.json"), true).unwrap();
+        assert!(
+            p.handle.starts_with("/api/v1/account/vehicles/"),
+            "only the path is kept: {}",
+            p.handle
+        );
+        assert_eq!(
+            parse_progress(&fixture("command_success.json")),
+            Ok(Progress::Succeeded)
+        );
+        assert!(matches!(
+            parse_progress(&fixture("command_failure.json")),
+            Ok(Progress::Failed(OemError::Refused { .. }))
+        ));
+        let l = parse_location_status(&fixture("location_success.json"))
+            .unwrap()
+            .unwrap();
+        assert!((l.latitude - 42.331427).abs() < 1e-9);
+        assert!((l.longitude + 83.045754).abs() < 1e-9);
+        assert_eq!(
+            parse_location_status(&fixture("command_in_progress.json")),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn status_urls_cannot_point_elsewhere() {
+        assert_eq!(
+            path_of("https://evil.example/steal?x=1").as_deref(),
+            Some("/steal?x=1")
+        );
+        assert_eq!(path_of("/veh/x").as_deref(), Some("/veh/x"));
+        assert_eq!(path_of("https://host-only.example"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_on_mutated_fixtures(
+            name in prop::sample::select(vec!["vehicles.json", "command_in_progress.json",
+                "command_success.json", "command_failure.json", "location_success.json"]),
+            cut in 0usize..3000,
+            flips in prop::collection::vec((0usize..3000, any::<u8>()), 0..4),
+        ) {
+            let mut body = fixture(name);
+            for (at, byte) in flips {
+                if !body.is_empty() {
+                    let i = at % body.len();
+                    body[i] = byte;
+                }
+            }
+            body.truncate(cut.min(body.len()));
+            let _ = parse_vehicles(&body);
+            let _ = parse_accepted(&body, true);
+            let _ = parse_progress(&body);
+            let _ = parse_location_status(&body);
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! keyway's GM (OnStar) adapter and a stateful mock of it.
+//!
+//! - [`adapter`]: translation: the account's vehicles, lock/unlock and location as
+//!   OnStar commands that answer `inProgress` with a status URL to poll until `success`
+//!   or `failure`; locations arrive as strings. GM has no lock-state read.
+//! - [`mock`]: a fake of those endpoints with GM's OAuth profile (PKCE code exchange
+//!   followed by an RFC 8693 token exchange) and its mostly empty error bodies.
+
+pub mod adapter;
+pub mod mock;
+
+pub use adapter::GmAdapter;
+pub use mock::{GmMock, GmMockConfig};

@@ -1,0 +1,314 @@
+//! A stateful fake of GM's OnStar API, served by axum.
+//!
+//! Behaves as OEM-REFERENCE.md describes: `POST /veh/cmd/v3/{lock|unlock|location}/{VIN}`
+//! answers 202 `{"commandResponse": {"status": "inProgress", "url": …}}` with an absolute
+//! status URL; polling it reports `inProgress` for `stage` (three times as long while the
+//! car sleeps: OnStar reaches it by SMS), then `success` — the lock changes then, and a
+//! location answer carries `body.location.{lat, long}` as strings — or `failure` when
+//! the car refuses. Error bodies are empty (as GM's often are). OAuth is the kit's with
+//! GM's profile: PKCE code exchange, then an RFC 8693 token exchange.
+//!
+//! Simplified: the B2C login and the token exchange share one token endpoint (GM uses
+//! two hosts); no PIN upgrade for commands; no diagnostics or other commands.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use keyway_adapter::mock::garage::{Garage, GarageMock, oauth_server, state_document};
+use keyway_adapter::mock::{
+    Action, Applied, Fault, Faults, Journal, MockServer, OAuthServer, Rejection, TokenBook, bearer,
+    instrument, lock, random_token,
+};
+use serde_json::json;
+use tokio::time::Instant;
+
+/// One mock car (the kit's).
+pub use keyway_adapter::mock::garage::Car as MockCar;
+
+/// Mock settings.
+#[derive(Clone, Debug)]
+pub struct GmMockConfig {
+    /// How long a request stays `inProgress`.
+    pub stage: Duration,
+    /// Access-token lifetime (GM: 1,800 s).
+    pub access_ttl: Duration,
+    /// The cars.
+    pub cars: Vec<MockCar>,
+    /// The registered OAuth client.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: Option<String>,
+    /// The login at `/authorize` unless `login_hint` names another.
+    pub default_account: String,
+}
+
+impl Default for GmMockConfig {
+    fn default() -> Self {
+        Self {
+            stage: Duration::from_secs(2),
+            access_ttl: Duration::from_secs(1800),
+            cars: Vec::new(),
+            client_id: "keyway".into(),
+            client_secret: None,
+            default_account: "owner".into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Lock(bool),
+    Location,
+}
+
+#[derive(Debug)]
+struct Request {
+    vin: String,
+    kind: Kind,
+    created: Instant,
+    stage: Duration,
+    refused: bool,
+    done: bool,
+}
+
+/// The mock: cheap to clone, clones share one world.
+#[derive(Clone, Debug)]
+pub struct GmMock {
+    /// The cars.
+    pub garage: Garage,
+    requests: Arc<Mutex<HashMap<String, Request>>>,
+    stage: Duration,
+    /// Issued tokens.
+    pub tokens: TokenBook,
+    /// The authorization server.
+    pub oauth: OAuthServer,
+    /// Every request seen.
+    pub journal: Journal,
+    /// Injected faults.
+    pub faults: Faults,
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl GmMock {
+    /// A mock with the given cars and settings.
+    pub fn new(config: GmMockConfig) -> Self {
+        let (oauth, tokens) = oauth_server(
+            &crate::adapter::INFO.oauth,
+            config.client_id,
+            config.client_secret,
+            config.default_account,
+            config.access_ttl,
+            Rejection::invalid_grant(),
+        );
+        Self {
+            garage: Garage::new(config.cars),
+            requests: Arc::default(),
+            stage: config.stage,
+            tokens,
+            oauth,
+            journal: Journal::default(),
+            faults: Faults::default(),
+        }
+    }
+
+    /// The router: OnStar, OAuth and `/__mock/`.
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route("/api/v1/account/vehicles", get(vehicles))
+            .route("/veh/cmd/v3/{what}/{vin}", post(start))
+            .route("/api/v1/account/vehicles/{vin}/requests/{id}", get(status))
+            .route("/__mock/state", get(inspect))
+            .with_state(self.clone())
+            .merge(
+                self.oauth
+                    .routes("/oauth2/v2.0/authorize", "/oauth2/v2.0/token"),
+            );
+        instrument(api, &self.journal, &self.faults)
+    }
+
+    /// Serves the mock on `addr`.
+    pub async fn spawn(&self, addr: std::net::SocketAddr) -> std::io::Result<MockServer> {
+        MockServer::spawn(self.router(), addr).await
+    }
+
+    /// A snapshot of one car (requests that are due applied first).
+    pub fn car(&self, vin: &str) -> Option<MockCar> {
+        self.settle();
+        self.garage.car(vin)
+    }
+
+    /// Changes one car.
+    pub fn update(&self, vin: &str, f: impl FnOnce(&mut MockCar)) {
+        self.settle();
+        self.garage.update(vin, f);
+    }
+
+    fn account(&self, headers: &HeaderMap) -> Option<String> {
+        self.tokens.check(bearer(headers)?).ok()
+    }
+
+    /// A request's state: (status, location when done, applied by this call).
+    fn advance(&self, id: &str) -> Option<(&'static str, Option<MockCar>, bool)> {
+        let mut requests = lock(&self.requests);
+        let r = requests.get_mut(id)?;
+        if r.created.elapsed() < r.stage {
+            return Some(("inProgress", None, false));
+        }
+        if r.refused {
+            return Some(("failure", None, false));
+        }
+        let applied_now = !r.done && matches!(r.kind, Kind::Lock(_));
+        if !r.done {
+            r.done = true;
+            if let Kind::Lock(to) = r.kind {
+                self.garage.update(&r.vin, |c| {
+                    c.locked = to;
+                    c.asleep = false;
+                });
+            }
+        }
+        Some(("success", self.garage.car(&r.vin), applied_now))
+    }
+}
+
+async fn vehicles(State(m): State<GmMock>, headers: HeaderMap) -> Response {
+    let Some(account) = m.account(&headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let list: Vec<_> = m
+        .garage
+        .owned_by(&account)
+        .iter()
+        .map(|c| {
+            json!({"vin": c.vin, "make": "Chevrolet", "model": c.model, "year": c.year.to_string(),
+                   "onstarStatus": "ACTIVE", "isInPreActivation": "false"})
+        })
+        .collect();
+    Json(json!({"vehicles": {"size": list.len().to_string(), "vehicle": list}})).into_response()
+}
+
+async fn start(
+    State(m): State<GmMock>,
+    Path((what, vin)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(account) = m.account(&headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let kind = match what.as_str() {
+        "lock" => Kind::Lock(true),
+        "unlock" => Kind::Lock(false),
+        "location" => Kind::Location,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let Some(car) = m.garage.with_owned(&account, &vin, |c| c.clone()) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let id = random_token("");
+    let stage = m.stage * if car.asleep { 3 } else { 1 };
+    lock(&m.requests).insert(
+        id.clone(),
+        Request {
+            vin: vin.clone(),
+            kind,
+            created: Instant::now(),
+            stage,
+            refused: car.refusing && kind != Kind::Location,
+            done: false,
+        },
+    );
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let body = json!({"commandResponse": {
+        "requestId": id, "requestTime": now(), "status": "inProgress", "type": what,
+        "url": format!("http://{host}/api/v1/account/vehicles/{vin}/requests/{id}"),
+    }});
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+async fn status(
+    State(m): State<GmMock>,
+    Path((vin, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(account) = m.account(&headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    if m.garage.with_owned(&account, &vin, |_| ()).is_none() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let Some((state, car, applied)) = m.advance(&id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut cr = json!({"requestId": id, "status": state});
+    if state == "success" {
+        cr["completionTime"] = json!(now());
+        if let Some(c) = car {
+            cr["body"] = json!({"location": {"lat": c.latitude.to_string(), "long": c.longitude.to_string()}});
+        }
+    }
+    if state == "failure" {
+        cr["body"] = json!({"error": {"code": "ONS-300", "description": "Vehicle could not complete the request"}});
+    }
+    let mut resp = Json(json!({"commandResponse": cr})).into_response();
+    if applied {
+        resp.extensions_mut().insert(Applied);
+    }
+    resp
+}
+
+async fn inspect(State(m): State<GmMock>) -> Response {
+    m.settle();
+    Json(state_document(&m.garage, &m.tokens, &m.journal)).into_response()
+}
+
+impl GarageMock for GmMock {
+    fn garage(&self) -> &Garage {
+        &self.garage
+    }
+
+    fn tokens(&self) -> &TokenBook {
+        &self.tokens
+    }
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    fn limit_next(&self) -> Option<Duration> {
+        // GM: 429 with Retry-After and (often) an empty body.
+        self.faults.add(
+            Fault::on(
+                "/api/v1/",
+                Action::Status {
+                    status: 429,
+                    body: None,
+                    retry_after: Some(30),
+                },
+            )
+            .times(1),
+        );
+        Some(Duration::from_secs(30))
+    }
+
+    /// Completes every request whose time has come.
+    fn settle(&self) {
+        let ids: Vec<String> = lock(&self.requests).keys().cloned().collect();
+        for id in ids {
+            self.advance(&id);
+        }
+    }
+}
