@@ -57,7 +57,7 @@ pub struct DemoOptions {
     pub configure: Option<Configure>,
     /// More Tesla cars for the demo owner, beyond the fixture fleet (benchmarks).
     pub extra_vehicles: usize,
-    /// How long each stage of a BMW command takes in the mock.
+    /// How long each stage of an asynchronous command takes in the BMW and GM mocks.
     pub bmw_stage: Duration,
     /// Longest pause between polls of an asynchronous command.
     pub command_poll: Duration,
@@ -111,8 +111,10 @@ struct Fleet {
     tesla: OemFleet,
     bmw: BmwFleet,
     volvo: VolvoFleet,
+    gm: VolvoFleet,
 }
 
+/// One OEM's demo cars in the kit's garage model (BMW-style fleets share the shape).
 #[derive(Deserialize)]
 struct VolvoFleet {
     account: String,
@@ -153,6 +155,10 @@ pub struct Demo {
     pub volvo: keyway_volvo::VolvoMock,
     /// Where the Volvo mock listens.
     pub volvo_server: MockServer,
+    /// The GM mock.
+    pub gm: keyway_gm::GmMock,
+    /// Where the GM mock listens.
+    pub gm_server: MockServer,
     /// The demo vehicles as keyway knows them.
     pub vehicles: Vec<VehicleRecord>,
     stop: oneshot::Sender<()>,
@@ -255,12 +261,25 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .map_err(io("starting the Volvo mock"))?;
+    let gm = keyway_gm::GmMock::new(keyway_gm::GmMockConfig {
+        stage: opts.bmw_stage,
+        access_ttl: opts.token_ttl,
+        cars: fleet.gm.vehicles,
+        client_id: "keyway-demo".into(),
+        client_secret: Some("demo-client-secret".into()),
+        default_account: fleet.gm.account.clone(),
+    });
+    let gm_server = gm
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(io("starting the GM mock"))?;
 
     let mut oems = std::collections::BTreeMap::new();
     for (name, server) in [
         ("tesla", &tesla_server),
         ("bmw", &bmw_server),
         ("volvo", &volvo_server),
+        ("gm", &gm_server),
     ] {
         oems.insert(
             name.to_string(),
@@ -329,6 +348,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     link_as_owner(&base, &token, "tesla").await?;
     link_as_owner(&base, &token, "bmw").await?;
     link_as_owner(&base, &token, "volvo").await?;
+    link_as_owner(&base, &token, "gm").await?;
     let vehicles = gateway
         .store
         .vehicles()
@@ -344,6 +364,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         bmw_server,
         volvo,
         volvo_server,
+        gm,
+        gm_server,
         vehicles,
         stop,
         server,
@@ -419,6 +441,10 @@ pub fn banner(d: &Demo) -> String {
     out.push_str(&format!(
         "  Volvo mock:  {}  (inspect: GET /__mock/state)\n",
         d.volvo_server.url()
+    ));
+    out.push_str(&format!(
+        "  GM mock:     {}  (inspect: GET /__mock/state)\n",
+        d.gm_server.url()
     ));
     out.push_str("  vehicles:\n");
     for v in &d.vehicles {

@@ -18,6 +18,7 @@ pub static ADAPTERS: &[&AdapterInfo] = &[
     &keyway_tesla::adapter::INFO,
     &keyway_bmw::adapter::INFO,
     &keyway_volvo::adapter::INFO,
+    &keyway_gm::adapter::INFO,
 ];
 
 /// What the adapter for `oem` declares, if keyway has one.
@@ -36,6 +37,7 @@ fn build(oem: &str, c: &OemConfig) -> Option<Arc<dyn Adapter>> {
         "tesla" => Arc::new(keyway_tesla::TeslaAdapter::new(&c.api_base_url)),
         "bmw" => Arc::new(keyway_bmw::BmwAdapter::new(&c.api_base_url)),
         "volvo" => Arc::new(keyway_volvo::VolvoAdapter::new(&c.api_base_url, api_key)),
+        "gm" => Arc::new(keyway_gm::GmAdapter::new(&c.api_base_url)),
         _ => return None,
     })
 }

@@ -21,7 +21,7 @@ async fn lists_and_describes_vehicles() {
     let a = env.get("/v1/vehicles", Some(&env.demo.token)).await;
     assert_eq!(a.status, 200, "{:#}", a.json);
     let list = a.json["vehicles"].as_array().unwrap();
-    assert_eq!(list.len(), 4, "two Teslas, a BMW and a Volvo");
+    assert_eq!(list.len(), 5, "two Teslas, a BMW, a Volvo and a GM");
     let one = env
         .get(
             &format!("/v1/vehicles/{}", env.online().id),
@@ -647,7 +647,7 @@ async fn health_and_readiness() {
     assert_eq!(h.status, 200);
     let r = env.get("/readyz", None).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.json["oems"], json!(["bmw", "tesla", "volvo"]));
+    assert_eq!(r.json["oems"], json!(["bmw", "gm", "tesla", "volvo"]));
 }
 
 #[tokio::test]
@@ -733,4 +733,63 @@ async fn an_asynchronous_bmw_command_is_followed_until_executed() {
     .await
     .assert_problem(422, "command_failed");
     assert!(env.demo.bmw.car(&v.oem_id).unwrap().locked);
+}
+
+#[tokio::test]
+async fn gm_locations_are_polled_and_its_security_is_the_last_command() {
+    let env = Env::start().await;
+    let v = env.by_vin("1G1FZ6S09P4000001");
+    assert_eq!(v.oem, "gm");
+    // Linking went through GM's token exchange: the code, then the exchange.
+    let token_calls = env.demo.gm.journal.count("POST", "/oauth2/v2.0/token");
+    assert!(token_calls >= 2, "{token_calls} token endpoint calls");
+    // No lock-state read and no command yet: not_capable, never a guess.
+    env.get(
+        &format!("/v1/vehicles/{}/security", v.id),
+        Some(&env.demo.token),
+    )
+    .await
+    .assert_problem(422, "not_capable");
+    // The location is an OnStar request keyway follows to its end.
+    let l = env
+        .get(
+            &format!("/v1/vehicles/{}/location", v.id),
+            Some(&env.demo.token),
+        )
+        .await;
+    assert_eq!(l.status, 200, "{:#}", l.json);
+    assert!((l.json["latitude"].as_f64().unwrap() - 42.331427).abs() < 1e-6);
+    let journal = env.demo.gm.journal.entries();
+    assert_eq!(
+        journal
+            .iter()
+            .filter(|e| e.path.ends_with(&format!("/location/{}", v.oem_id)))
+            .count(),
+        1
+    );
+    assert!(
+        journal
+            .iter()
+            .any(|e| e.method == "GET" && e.path.contains("/requests/")),
+        "the request was polled"
+    );
+    // After a confirmed unlock, security reports it — and says where it comes from.
+    let a = env
+        .post(
+            &format!("/v1/vehicles/{}/unlock", v.id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:#}", a.json);
+    assert!(!env.demo.gm.car(&v.oem_id).unwrap().locked);
+    let s = env
+        .get(
+            &format!("/v1/vehicles/{}/security", v.id),
+            Some(&env.demo.token),
+        )
+        .await;
+    assert_eq!(s.status, 200, "{:#}", s.json);
+    assert_eq!(s.json["locked"], false);
+    assert_eq!(s.json["source"], "last_command");
 }
