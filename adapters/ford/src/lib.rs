@@ -1,0 +1,13 @@
+//! keyway's Ford adapter (FordPass / Ford Connect) and a stateful mock of it.
+//!
+//! - [`adapter`]: translation: vehicles, telemetry (`metrics.position`, `heading`,
+//!   `doorLockStatus`), commands answering `{"id"}` whose completion is read from
+//!   telemetry `states.lockCommand.value.toState`.
+//! - [`mock`]: a fake of those endpoints with Ford's OAuth profile (PKCE then a token
+//!   exchange, rotating refresh tokens, 400 `errorCode 460` for a dead one).
+
+pub mod adapter;
+pub mod mock;
+
+pub use adapter::FordAdapter;
+pub use mock::{FordMock, FordMockConfig};

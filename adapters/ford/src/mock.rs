@@ -1,0 +1,337 @@
+//! A stateful fake of Ford's API, served by axum.
+//!
+//! Behaves as OEM-REFERENCE.md describes: `POST /v1/command/vehicles/{VIN}/commands`
+//! answers 201 `{"id"}`; telemetry (`GET /v1/telemetry/sources/fordpass/vehicles/{VIN}`)
+//! reports position, heading, `doorLockStatus`, and in `states.lockCommand` /
+//! `unlockCommand` the latest command of that type with its `toState`:
+//! `REQUEST_QUEUED`, then `IN_PROGRESS`, then `COMMAND_SUCCEEDED_ON_DEVICE` (the lock
+//! changes then) or `COMMAND_FAILED_ON_DEVICE` when the car refuses, each stage lasting
+//! `stage` (three times as long while the car sleeps: `wakeUp: true` wakes it). 502
+//! bodies carry a `referenceId`. OAuth is the kit's with Ford's profile: PKCE, a token
+//! exchange, rotating refresh tokens, and 400 `{"errorCode": "460"}` for a dead one.
+//!
+//! Simplified: one telemetry document per car; no `EXPIRED` commands unless a fault is
+//! injected; the login and the token exchange share one token endpoint.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use keyway_adapter::mock::garage::{Garage, GarageMock, oauth_server, state_document};
+use keyway_adapter::mock::{
+    Action, Applied, Fault, Faults, Journal, MockServer, OAuthServer, Rejection, TokenBook, bearer,
+    instrument, lock, random_token,
+};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+/// One mock car (the kit's).
+pub use keyway_adapter::mock::garage::Car as MockCar;
+
+/// Mock settings.
+#[derive(Clone, Debug)]
+pub struct FordMockConfig {
+    /// How long each command stage lasts.
+    pub stage: Duration,
+    /// Access-token lifetime.
+    pub access_ttl: Duration,
+    /// The cars.
+    pub cars: Vec<MockCar>,
+    /// The registered OAuth client.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: Option<String>,
+    /// The login at `/authorize` unless `login_hint` names another.
+    pub default_account: String,
+}
+
+impl Default for FordMockConfig {
+    fn default() -> Self {
+        Self {
+            stage: Duration::from_secs(2),
+            access_ttl: Duration::from_secs(1200),
+            cars: Vec::new(),
+            client_id: "keyway".into(),
+            client_secret: None,
+            default_account: "owner".into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Cmd {
+    id: String,
+    vin: String,
+    lock_to: bool,
+    created: Instant,
+    stage: Duration,
+    refused: bool,
+    applied: bool,
+}
+
+/// The mock: cheap to clone, clones share one world.
+#[derive(Clone, Debug)]
+pub struct FordMock {
+    /// The cars.
+    pub garage: Garage,
+    commands: Arc<Mutex<HashMap<String, Cmd>>>,
+    stage: Duration,
+    /// Issued tokens.
+    pub tokens: TokenBook,
+    /// The authorization server.
+    pub oauth: OAuthServer,
+    /// Every request seen.
+    pub journal: Journal,
+    /// Injected faults.
+    pub faults: Faults,
+}
+
+fn stamp() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl FordMock {
+    /// A mock with the given cars and settings.
+    pub fn new(config: FordMockConfig) -> Self {
+        let (oauth, tokens) = oauth_server(
+            &crate::adapter::INFO.oauth,
+            config.client_id,
+            config.client_secret,
+            config.default_account,
+            config.access_ttl,
+            Rejection {
+                status: 400,
+                body: json!({"message": "Invalid or Expired Token", "errorCode": "460"}),
+            },
+        );
+        Self {
+            garage: Garage::new(config.cars),
+            commands: Arc::default(),
+            stage: config.stage,
+            tokens,
+            oauth,
+            journal: Journal::default(),
+            faults: Faults::default(),
+        }
+    }
+
+    /// The router: Ford's API, OAuth and `/__mock/`.
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route("/v1/vehicles", get(vehicles))
+            .route("/v1/command/vehicles/{vin}/commands", post(command))
+            .route(
+                "/v1/telemetry/sources/fordpass/vehicles/{vin}",
+                get(telemetry),
+            )
+            .route("/__mock/state", get(inspect))
+            .with_state(self.clone())
+            .merge(
+                self.oauth
+                    .routes("/oauth2/v2.0/authorize", "/oauth2/v2.0/token"),
+            );
+        instrument(api, &self.journal, &self.faults)
+    }
+
+    /// Serves the mock on `addr`.
+    pub async fn spawn(&self, addr: std::net::SocketAddr) -> std::io::Result<MockServer> {
+        MockServer::spawn(self.router(), addr).await
+    }
+
+    /// A snapshot of one car (commands that are due applied first).
+    pub fn car(&self, vin: &str) -> Option<MockCar> {
+        self.settle();
+        self.garage.car(vin)
+    }
+
+    /// Changes one car.
+    pub fn update(&self, vin: &str, f: impl FnOnce(&mut MockCar)) {
+        self.settle();
+        self.garage.update(vin, f);
+    }
+
+    fn account(&self, headers: &HeaderMap) -> Option<String> {
+        self.tokens.check(bearer(headers)?).ok()
+    }
+
+    /// A command's `toState` now, applying it when it succeeds; and whether this call
+    /// applied it.
+    fn advance(&self, cmd: &mut Cmd) -> (&'static str, bool) {
+        let age = cmd.created.elapsed();
+        if age < cmd.stage {
+            return ("REQUEST_QUEUED", false);
+        }
+        if age < cmd.stage * 2 {
+            return ("IN_PROGRESS", false);
+        }
+        if cmd.refused {
+            return ("COMMAND_FAILED_ON_DEVICE", false);
+        }
+        if cmd.applied {
+            return ("COMMAND_SUCCEEDED_ON_DEVICE", false);
+        }
+        cmd.applied = true;
+        let to = cmd.lock_to;
+        self.garage.update(&cmd.vin, |c| {
+            c.locked = to;
+            c.asleep = false;
+        });
+        ("COMMAND_SUCCEEDED_ON_DEVICE", true)
+    }
+}
+
+async fn vehicles(State(m): State<FordMock>, headers: HeaderMap) -> Response {
+    let Some(account) = m.account(&headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let list: Vec<_> = m
+        .garage
+        .owned_by(&account)
+        .iter()
+        .map(|c| json!({"vin": c.vin, "make": "Ford", "modelName": c.model, "modelYear": c.year.to_string(), "modemEnabled": true}))
+        .collect();
+    Json(json!({"vehicles": list, "status": "SUCCESS"})).into_response()
+}
+
+async fn command(
+    State(m): State<FordMock>,
+    Path(vin): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(account) = m.account(&headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let kind = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["type"].as_str().map(str::to_string));
+    let lock_to = match kind.as_deref() {
+        Some("lock") => true,
+        Some("unlock") => false,
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"message": "unknown command type"})),
+            )
+                .into_response();
+        }
+    };
+    let Some(car) = m.garage.with_owned(&account, &vin, |c| c.clone()) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let id = random_token("cmd-");
+    lock(&m.commands).insert(
+        id.clone(),
+        Cmd {
+            id: id.clone(),
+            vin,
+            lock_to,
+            created: Instant::now(),
+            stage: m.stage * if car.asleep { 3 } else { 1 },
+            refused: car.refusing,
+            applied: false,
+        },
+    );
+    (
+        StatusCode::CREATED,
+        Json(json!({"id": id, "status": "SUCCESS"})),
+    )
+        .into_response()
+}
+
+async fn telemetry(
+    State(m): State<FordMock>,
+    Path(vin): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(account) = m.account(&headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    if m.garage.with_owned(&account, &vin, |_| ()).is_none() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let mut states = json!({});
+    let mut applied = false;
+    {
+        let mut cmds = lock(&m.commands);
+        for (name, to) in [("lockCommand", true), ("unlockCommand", false)] {
+            let latest = cmds
+                .values_mut()
+                .filter(|c| c.vin == vin && c.lock_to == to)
+                .max_by_key(|c| c.created);
+            if let Some(c) = latest {
+                let (to_state, now_applied) = m.advance(c);
+                applied |= now_applied;
+                states[name] = json!({"updateTime": stamp(), "value": {"commandId": c.id, "toState": to_state}});
+            }
+        }
+    }
+    let Some(c) = m.garage.car(&vin) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let t = stamp();
+    let mut resp = Json(json!({
+        "updateTime": t,
+        "metrics": {
+            "position": {"updateTime": t, "value": {"location": {"lat": c.latitude, "lon": c.longitude, "alt": 180.0}}},
+            "heading": {"updateTime": t, "value": c.heading},
+            "doorLockStatus": [{"updateTime": t, "value": if c.locked { "LOCKED" } else { "UNLOCKED" }, "vehicleDoor": "ALL_DOORS"}],
+        },
+        "states": states,
+    }))
+    .into_response();
+    if applied {
+        resp.extensions_mut().insert(Applied);
+    }
+    resp
+}
+
+async fn inspect(State(m): State<FordMock>) -> Response {
+    m.settle();
+    Json(state_document(&m.garage, &m.tokens, &m.journal)).into_response()
+}
+
+impl GarageMock for FordMock {
+    fn garage(&self) -> &Garage {
+        &self.garage
+    }
+
+    fn tokens(&self) -> &TokenBook {
+        &self.tokens
+    }
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    fn limit_next(&self) -> Option<Duration> {
+        // Ford: 429 with Retry-After.
+        self.faults.add(
+            Fault::on(
+                "/v1/",
+                Action::Status {
+                    status: 429,
+                    body: Some(json!({"message": "Too Many Requests"})),
+                    retry_after: Some(10),
+                },
+            )
+            .times(1),
+        );
+        Some(Duration::from_secs(10))
+    }
+
+    /// Completes every command whose time has come.
+    fn settle(&self) {
+        let mut cmds = lock(&self.commands);
+        for c in cmds.values_mut() {
+            self.advance(c);
+        }
+    }
+}
