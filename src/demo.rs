@@ -57,7 +57,8 @@ pub struct DemoOptions {
     pub configure: Option<Configure>,
     /// More Tesla cars for the demo owner, beyond the fixture fleet (benchmarks).
     pub extra_vehicles: usize,
-    /// How long each stage of an asynchronous command takes in the BMW and GM mocks.
+    /// How long each stage of an asynchronous command takes in the BMW, GM, Ford and
+    /// Hyundai/Kia mocks.
     pub bmw_stage: Duration,
     /// Longest pause between polls of an asynchronous command.
     pub command_poll: Duration,
@@ -74,7 +75,7 @@ impl Default for DemoOptions {
             configure: None,
             extra_vehicles: 0,
             bmw_stage: Duration::from_secs(1),
-            command_poll: Duration::from_secs(5),
+            command_poll: Duration::from_secs(1),
         }
     }
 }
@@ -112,6 +113,8 @@ struct Fleet {
     bmw: BmwFleet,
     volvo: VolvoFleet,
     gm: VolvoFleet,
+    ford: VolvoFleet,
+    hyundai: VolvoFleet,
 }
 
 /// One OEM's demo cars in the kit's garage model (BMW-style fleets share the shape).
@@ -122,6 +125,7 @@ struct VolvoFleet {
 }
 
 const DEMO_VOLVO_KEY: &str = "vcc-demo-key";
+const DEMO_HYUNDAI_STAMP: &str = "spa-demo-stamp";
 
 #[derive(Deserialize)]
 struct BmwFleet {
@@ -159,6 +163,14 @@ pub struct Demo {
     pub gm: keyway_gm::GmMock,
     /// Where the GM mock listens.
     pub gm_server: MockServer,
+    /// The Ford mock.
+    pub ford: keyway_ford::FordMock,
+    /// Where the Ford mock listens.
+    pub ford_server: MockServer,
+    /// The Hyundai/Kia mock.
+    pub hyundai: keyway_hyundai::HyundaiMock,
+    /// Where the Hyundai/Kia mock listens.
+    pub hyundai_server: MockServer,
     /// The demo vehicles as keyway knows them.
     pub vehicles: Vec<VehicleRecord>,
     stop: oneshot::Sender<()>,
@@ -273,6 +285,31 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .map_err(io("starting the GM mock"))?;
+    let ford = keyway_ford::FordMock::new(keyway_ford::FordMockConfig {
+        stage: opts.bmw_stage,
+        access_ttl: opts.token_ttl,
+        cars: fleet.ford.vehicles,
+        client_id: "keyway-demo".into(),
+        client_secret: Some("demo-client-secret".into()),
+        default_account: fleet.ford.account.clone(),
+    });
+    let ford_server = ford
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(io("starting the Ford mock"))?;
+    let hyundai = keyway_hyundai::HyundaiMock::new(keyway_hyundai::HyundaiMockConfig {
+        stamp: DEMO_HYUNDAI_STAMP.into(),
+        stage: opts.bmw_stage,
+        access_ttl: opts.token_ttl,
+        cars: fleet.hyundai.vehicles,
+        client_id: "keyway-demo".into(),
+        client_secret: Some("demo-client-secret".into()),
+        default_account: fleet.hyundai.account.clone(),
+    });
+    let hyundai_server = hyundai
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(io("starting the Hyundai/Kia mock"))?;
 
     let mut oems = std::collections::BTreeMap::new();
     for (name, server) in [
@@ -280,6 +317,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         ("bmw", &bmw_server),
         ("volvo", &volvo_server),
         ("gm", &gm_server),
+        ("ford", &ford_server),
+        ("hyundai", &hyundai_server),
     ] {
         oems.insert(
             name.to_string(),
@@ -288,7 +327,11 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
                 auth_base_url: None,
                 client_id: "keyway-demo".into(),
                 client_secret: Some(Secret::new("demo-client-secret")),
-                api_key: (name == "volvo").then(|| Secret::new(DEMO_VOLVO_KEY)),
+                api_key: match name {
+                    "volvo" => Some(Secret::new(DEMO_VOLVO_KEY)),
+                    "hyundai" => Some(Secret::new(DEMO_HYUNDAI_STAMP)),
+                    _ => None,
+                },
                 timeout_ms: 10_000,
                 limits: Default::default(),
                 retry: Default::default(),
@@ -349,6 +392,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     link_as_owner(&base, &token, "bmw").await?;
     link_as_owner(&base, &token, "volvo").await?;
     link_as_owner(&base, &token, "gm").await?;
+    link_as_owner(&base, &token, "ford").await?;
+    link_as_owner(&base, &token, "hyundai").await?;
     let vehicles = gateway
         .store
         .vehicles()
@@ -366,6 +411,10 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         volvo_server,
         gm,
         gm_server,
+        ford,
+        ford_server,
+        hyundai,
+        hyundai_server,
         vehicles,
         stop,
         server,
@@ -445,6 +494,14 @@ pub fn banner(d: &Demo) -> String {
     out.push_str(&format!(
         "  GM mock:     {}  (inspect: GET /__mock/state)\n",
         d.gm_server.url()
+    ));
+    out.push_str(&format!(
+        "  Ford mock:   {}  (inspect: GET /__mock/state)\n",
+        d.ford_server.url()
+    ));
+    out.push_str(&format!(
+        "  Hyundai mock: {}  (inspect: GET /__mock/state)\n",
+        d.hyundai_server.url()
     ));
     out.push_str("  vehicles:\n");
     for v in &d.vehicles {

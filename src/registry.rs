@@ -19,6 +19,8 @@ pub static ADAPTERS: &[&AdapterInfo] = &[
     &keyway_bmw::adapter::INFO,
     &keyway_volvo::adapter::INFO,
     &keyway_gm::adapter::INFO,
+    &keyway_ford::adapter::INFO,
+    &keyway_hyundai::adapter::INFO,
 ];
 
 /// What the adapter for `oem` declares, if keyway has one.
@@ -38,6 +40,11 @@ fn build(oem: &str, c: &OemConfig) -> Option<Arc<dyn Adapter>> {
         "bmw" => Arc::new(keyway_bmw::BmwAdapter::new(&c.api_base_url)),
         "volvo" => Arc::new(keyway_volvo::VolvoAdapter::new(&c.api_base_url, api_key)),
         "gm" => Arc::new(keyway_gm::GmAdapter::new(&c.api_base_url)),
+        "ford" => Arc::new(keyway_ford::FordAdapter::new(&c.api_base_url)),
+        "hyundai" => Arc::new(keyway_hyundai::HyundaiAdapter::new(
+            &c.api_base_url,
+            api_key,
+        )),
         _ => return None,
     })
 }

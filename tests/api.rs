@@ -21,7 +21,7 @@ async fn lists_and_describes_vehicles() {
     let a = env.get("/v1/vehicles", Some(&env.demo.token)).await;
     assert_eq!(a.status, 200, "{:#}", a.json);
     let list = a.json["vehicles"].as_array().unwrap();
-    assert_eq!(list.len(), 5, "two Teslas, a BMW, a Volvo and a GM");
+    assert_eq!(list.len(), 7, "two Teslas and one car of each other OEM");
     let one = env
         .get(
             &format!("/v1/vehicles/{}", env.online().id),
@@ -647,7 +647,10 @@ async fn health_and_readiness() {
     assert_eq!(h.status, 200);
     let r = env.get("/readyz", None).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.json["oems"], json!(["bmw", "gm", "tesla", "volvo"]));
+    assert_eq!(
+        r.json["oems"],
+        json!(["bmw", "ford", "gm", "hyundai", "tesla", "volvo"])
+    );
 }
 
 #[tokio::test]

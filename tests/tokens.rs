@@ -451,7 +451,7 @@ async fn unlinking_forgets_tokens_and_vehicles() {
         .collect();
     assert_eq!(
         left,
-        vec!["bmw".to_string(), "gm".to_string(), "volvo".to_string()],
+        vec!["bmw", "ford", "gm", "hyundai", "volvo"],
         "only the other OEM's car is left"
     );
     assert!(env.demo.gateway.store.account(&id).await.unwrap().is_none());
@@ -511,8 +511,8 @@ async fn the_database_holds_no_token_in_plaintext_and_keys_rotate() {
             .unwrap();
     assert_eq!(
         rotated.tokens.reseal_all().await.unwrap(),
-        4,
-        "the Tesla, BMW, Volvo and GM accounts"
+        6,
+        "one account per OEM"
     );
     assert_eq!(
         rotated.tokens.reseal_all().await.unwrap(),

@@ -1,0 +1,484 @@
+//! Translation between keyway's unified vocabulary and the Hyundai/Kia EU SPA API.
+//!
+//! Answers come in an envelope: `{"retCode": "S"|"F", "resCode", "resMsg", "msgId"}`.
+//! A `retCode "F"` is an error even with HTTP 200: `resCode "5091"` is the rate limit,
+//! `"4002"` an invalid access token. Cars are addressed by `vehicleId`. Door control
+//! (`POST …/control/door` with `{"action": "close"|"open"}`) answers a `msgId`; the
+//! outcome arrives later as a notification record (`success`, `fail`, `non-response`).
+//! Every call carries the application's `Stamp` header. Times are `YYYYMMDDhhmmss`
+//! in UTC.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{Method, Response, header};
+use keyway_adapter::error::parse_retry_after;
+use keyway_adapter::http::{body_excerpt, check, invalid, join, parse_body};
+use keyway_adapter::{
+    Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
+    DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress, Secret,
+    SecurityState, Sent, VehicleRef,
+};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
+
+/// How often to read notification records for a command's outcome.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What the Hyundai/Kia adapter declares.
+pub static INFO: AdapterInfo = AdapterInfo {
+    oem: "hyundai",
+    make: "Hyundai",
+    capabilities: &[
+        Capability::Locate,
+        Capability::Security,
+        Capability::Lock,
+        Capability::Unlock,
+    ],
+    command_mode: CommandMode::Async,
+    location_mode: CommandMode::Sync,
+    oauth: OAuthProfile {
+        authorize_path: "/api/v1/user/oauth2/authorize",
+        token_path: "/api/v1/user/oauth2/token",
+        scopes: &["url.login"],
+        client_auth: ClientAuth::Basic,
+        rotating_refresh: false,
+        default_access_ttl: Duration::from_secs(86_400),
+        token_exchange: true,
+    },
+    limits: Limits {
+        requests: &[],
+        commands: &[],
+    },
+    api_key_header: Some("Stamp"),
+};
+
+/// The Hyundai/Kia adapter for one base URL and application stamp.
+#[derive(Clone, Debug)]
+pub struct HyundaiAdapter {
+    base: String,
+    stamp: Secret,
+}
+
+impl HyundaiAdapter {
+    /// An adapter calling the SPA API at `base`, sending `stamp` as the `Stamp` header.
+    pub fn new(base: impl Into<String>, stamp: Secret) -> Self {
+        Self {
+            base: base.into(),
+            stamp,
+        }
+    }
+
+    /// A request with the bearer token and the `Stamp` header.
+    fn request(&self, cx: &Call, method: Method, path: &str) -> http::request::Builder {
+        let mut stamp = http::HeaderValue::try_from(self.stamp.expose())
+            .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"));
+        stamp.set_sensitive(true);
+        cx.request(method, &join(&self.base, path))
+            .header(INFO.api_key_header.unwrap_or("Stamp"), stamp)
+    }
+
+    async fn get(&self, cx: &Call, path: &str) -> Result<Response<Bytes>, OemError> {
+        let req = self.request(cx, Method::GET, path).body(Bytes::new());
+        check(cx.send(req).await?, false, classify)
+    }
+}
+
+// === wire types ===
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<T> {
+    ret_code: Option<String>,
+    res_code: Option<String>,
+    res_msg: Option<T>,
+    msg_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct VehicleList {
+    vehicles: Option<Vec<ListedVehicle>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedVehicle {
+    vin: Option<String>,
+    vehicle_id: Option<String>,
+    vehicle_name: Option<String>,
+    nickname: Option<String>,
+    year: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Park {
+    gps_detail: Option<GpsDetail>,
+}
+
+#[derive(Deserialize)]
+struct GpsDetail {
+    coord: Option<Coord>,
+    head: Option<f64>,
+    time: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Coord {
+    lat: Option<f64>,
+    lon: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusMsg {
+    vehicle_status_info: Option<StatusInfo>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusInfo {
+    vehicle_status: Option<VehicleStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VehicleStatus {
+    time: Option<String>,
+    door_lock: Option<bool>,
+    door_open: Option<DoorOpen>,
+    trunk_open: Option<bool>,
+    hood_open: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DoorOpen {
+    front_left: Option<u8>,
+    front_right: Option<u8>,
+    back_left: Option<u8>,
+    back_right: Option<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Record {
+    record_id: Option<String>,
+    result: Option<String>,
+}
+
+// === parsing ===
+
+/// The envelope's `resMsg`, or the error its codes mean.
+fn unwrap_envelope<T: DeserializeOwned>(body: &[u8], command: bool) -> Result<T, OemError> {
+    let delivered = if command {
+        Delivered::Unknown
+    } else {
+        Delivered::No
+    };
+    let env: Envelope<serde_json::Value> = parse_body(body, delivered)?;
+    match (env.ret_code.as_deref(), env.res_code.as_deref()) {
+        (Some("S"), _) => {}
+        (_, Some("5091")) => return Err(OemError::RateLimited { retry_after: None }),
+        (_, Some("4002")) => {
+            return Err(OemError::Unauthorized {
+                detail: "invalid access token (4002)".into(),
+            });
+        }
+        (_, code) => {
+            return Err(OemError::Upstream {
+                status: 200,
+                detail: format!("retCode F, resCode {}", code.unwrap_or("?")),
+                delivered: Delivered::No,
+            });
+        }
+    }
+    serde_json::from_value(env.res_msg.unwrap_or(serde_json::Value::Null)).map_err(|e| {
+        OemError::InvalidResponse {
+            detail: e.to_string(),
+            delivered,
+        }
+    })
+}
+
+/// `YYYYMMDDhhmmss` in UTC.
+fn spa_time(t: Option<&str>) -> Result<OffsetDateTime, OemError> {
+    let t = t.filter(|t| t.len() == 14 && t.bytes().all(|b| b.is_ascii_digit()));
+    let t = t.ok_or_else(|| invalid("missing or bad time"))?;
+    let n = |a: usize, b: usize| t[a..b].parse::<u32>().unwrap_or(0);
+    let month = Month::try_from(n(4, 6) as u8).map_err(|_| invalid("bad month"))?;
+    let date = Date::from_calendar_date(n(0, 4) as i32, month, n(6, 8) as u8)
+        .map_err(|_| invalid("bad date"))?;
+    let time = Time::from_hms(n(8, 10) as u8, n(10, 12) as u8, n(12, 14) as u8)
+        .map_err(|_| invalid("bad time of day"))?;
+    Ok(PrimitiveDateTime::new(date, time).assume_utc())
+}
+
+/// Parses the vehicle list (addressed by `vehicleId`).
+pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
+    let list: VehicleList = unwrap_envelope(body, false)?;
+    Ok(list
+        .vehicles
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| {
+            let id = v.vehicle_id.filter(|s| !s.is_empty())?;
+            Some(OemVehicle {
+                oem_id: id,
+                vin: v.vin,
+                display_name: v.nickname,
+                model: v.vehicle_name,
+                year: v.year.and_then(|y| y.parse().ok()),
+            })
+        })
+        .collect())
+}
+
+/// Parses the parked location.
+pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
+    let park: Park = unwrap_envelope(body, false)?;
+    let g = park.gps_detail.ok_or_else(|| invalid("no gpsDetail"))?;
+    let c = g.coord.ok_or_else(|| invalid("no coord"))?;
+    let (Some(latitude), Some(longitude)) = (c.lat, c.lon) else {
+        return Err(invalid("incomplete coord"));
+    };
+    if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
+        return Err(invalid("coord out of range"));
+    }
+    Ok(Location {
+        latitude,
+        longitude,
+        heading: g.head,
+        accuracy_m: None,
+        recorded_at: spa_time(g.time.as_deref())?,
+    })
+}
+
+/// Parses the latest status's lock state.
+pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
+    let msg: StatusMsg = unwrap_envelope(body, false)?;
+    let s = msg
+        .vehicle_status_info
+        .and_then(|i| i.vehicle_status)
+        .ok_or_else(|| invalid("no vehicleStatus"))?;
+    let locked = s.door_lock.ok_or_else(|| invalid("no doorLock"))?;
+    let mut doors = Vec::new();
+    if let Some(d) = &s.door_open {
+        for (position, v) in [
+            (DoorPosition::FrontLeft, d.front_left),
+            (DoorPosition::FrontRight, d.front_right),
+            (DoorPosition::RearLeft, d.back_left),
+            (DoorPosition::RearRight, d.back_right),
+        ] {
+            if let Some(v) = v {
+                doors.push(Door {
+                    position,
+                    open: v != 0,
+                });
+            }
+        }
+    }
+    for (position, v) in [
+        (DoorPosition::Trunk, s.trunk_open),
+        (DoorPosition::Frunk, s.hood_open),
+    ] {
+        if let Some(open) = v {
+            doors.push(Door { position, open });
+        }
+    }
+    Ok(SecurityState {
+        locked,
+        doors: (!doors.is_empty()).then_some(doors),
+        recorded_at: spa_time(s.time.as_deref())?,
+    })
+}
+
+/// Parses a control answer: the `msgId` to look for in the records.
+pub fn parse_accepted(body: &[u8]) -> Result<Sent, OemError> {
+    let env: Envelope<serde_json::Value> = parse_body(body, Delivered::Unknown)?;
+    let msg_id = env.msg_id.clone();
+    unwrap_envelope::<serde_json::Value>(body, true)?;
+    let handle = msg_id
+        .filter(|m| !m.is_empty())
+        .ok_or(OemError::InvalidResponse {
+            detail: "control answer has no msgId".into(),
+            delivered: Delivered::Unknown,
+        })?;
+    Ok(Sent::Pending(Pending {
+        handle,
+        poll_after_ms: POLL_INTERVAL.as_millis() as u64,
+    }))
+}
+
+/// Finds a command's outcome among the notification records.
+pub fn parse_records(body: &[u8], msg_id: &str) -> Result<Progress, OemError> {
+    let records: Vec<Record> = unwrap_envelope(body, false)?;
+    let Some(r) = records
+        .iter()
+        .find(|r| r.record_id.as_deref() == Some(msg_id))
+    else {
+        return Ok(Progress::Pending {
+            poll_after: Some(POLL_INTERVAL),
+        });
+    };
+    Ok(match r.result.as_deref() {
+        Some("success") => Progress::Succeeded,
+        Some("fail") => Progress::Failed(OemError::Refused {
+            reason: "the vehicle refused the command".into(),
+        }),
+        Some("non-response") => Progress::Failed(OemError::Expired),
+        _ => Progress::Pending {
+            poll_after: Some(POLL_INTERVAL),
+        },
+    })
+}
+
+/// Maps a non-success HTTP answer.
+pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
+    match resp.status().as_u16() {
+        429 => OemError::RateLimited {
+            retry_after: parse_retry_after(resp.headers().get(header::RETRY_AFTER)),
+        },
+        s => OemError::from_status(s, body_excerpt(resp), command),
+    }
+}
+
+#[async_trait]
+impl Adapter for HyundaiAdapter {
+    fn info(&self) -> &AdapterInfo {
+        &INFO
+    }
+
+    async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
+        parse_vehicles(self.get(cx, "/api/v1/spa/vehicles").await?.body())
+    }
+
+    async fn locate(&self, cx: &Call, v: &VehicleRef) -> Result<Location, OemError> {
+        let path = format!("/api/v2/spa/vehicles/{}/location/park", v.oem_id);
+        parse_location(self.get(cx, &path).await?.body())
+    }
+
+    async fn security(&self, cx: &Call, v: &VehicleRef) -> Result<SecurityState, OemError> {
+        let path = format!("/api/v2/spa/vehicles/{}/status/latest", v.oem_id);
+        parse_security(self.get(cx, &path).await?.body())
+    }
+
+    async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
+        let action = match c {
+            Command::Lock => "close",
+            Command::Unlock => "open",
+        };
+        let path = format!("/api/v2/spa/vehicles/{}/control/door", v.oem_id);
+        let body = serde_json::to_vec(&serde_json::json!({"action": action})).unwrap_or_default();
+        let req = self
+            .request(cx, Method::POST, &path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Bytes::from(body));
+        let resp = check(cx.send(req).await?, true, classify)?;
+        parse_accepted(resp.body())
+    }
+
+    async fn poll(
+        &self,
+        cx: &Call,
+        v: &VehicleRef,
+        _c: Command,
+        p: &Pending,
+    ) -> Result<Progress, OemError> {
+        let path = format!("/api/v1/spa/notifications/{}/records", v.oem_id);
+        parse_records(self.get(cx, &path).await?.body(), &p.handle)
+    }
+
+    async fn wake(&self, _cx: &Call, _v: &VehicleRef) -> Result<(), OemError> {
+        Err(OemError::NotCapable {
+            what: "wake a vehicle (the SPA API has no wake-up)".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../../fixtures/hyundai/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn fixtures_parse() {
+        let v = parse_vehicles(&fixture("vehicles.json")).unwrap();
+        assert_eq!(v[0].oem_id, "4b7a2e10-0000-4000-8000-000000000001");
+        assert_eq!(v[0].vin.as_deref(), Some("KMHKR81CFNU000001"));
+        assert_eq!(v[0].year, Some(2023));
+        let l = parse_location(&fixture("location.json")).unwrap();
+        assert!((l.latitude - 50.110922).abs() < 1e-9);
+        assert_eq!(
+            l.recorded_at.unix_timestamp(),
+            spa_time(Some("20261126095840")).unwrap().unix_timestamp()
+        );
+        let s = parse_security(&fixture("status.json")).unwrap();
+        assert!(s.locked);
+        assert!(
+            s.doors
+                .unwrap()
+                .iter()
+                .any(|d| d.position == DoorPosition::Trunk && d.open)
+        );
+        let id = "3c9d7b14-0000-4000-8000-000000000001";
+        assert!(
+            matches!(parse_accepted(&fixture("command_accepted.json")), Ok(Sent::Pending(p)) if p.handle == id)
+        );
+        assert_eq!(
+            parse_records(&fixture("records.json"), id),
+            Ok(Progress::Succeeded)
+        );
+        assert!(matches!(
+            parse_records(&fixture("records.json"), "other"),
+            Ok(Progress::Pending { .. })
+        ));
+    }
+
+    #[test]
+    fn envelope_errors_with_http_200() {
+        assert_eq!(
+            parse_vehicles(&fixture("rate_limited_200.json")),
+            Err(OemError::RateLimited { retry_after: None })
+        );
+        assert!(matches!(
+            parse_vehicles(&fixture("invalid_token.json")),
+            Err(OemError::Unauthorized { .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_on_mutated_fixtures(
+            name in prop::sample::select(vec!["vehicles.json", "location.json", "status.json",
+                "command_accepted.json", "records.json", "rate_limited_200.json"]),
+            cut in 0usize..3000,
+            flips in prop::collection::vec((0usize..3000, any::<u8>()), 0..4),
+        ) {
+            let mut body = fixture(name);
+            for (at, byte) in flips {
+                if !body.is_empty() {
+                    let i = at % body.len();
+                    body[i] = byte;
+                }
+            }
+            body.truncate(cut.min(body.len()));
+            let _ = parse_vehicles(&body);
+            let _ = parse_location(&body);
+            let _ = parse_security(&body);
+            let _ = parse_accepted(&body);
+            let _ = parse_records(&body, "x");
+            let _ = spa_time(std::str::from_utf8(&body).ok());
+        }
+    }
+}

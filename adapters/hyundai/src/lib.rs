@@ -1,0 +1,15 @@
+//! keyway's Hyundai/Kia adapter (the EU "SPA" API, shared by both brands) and a
+//! stateful mock of it.
+//!
+//! - [`adapter`]: translation: the `retCode`/`resCode` envelope (a rate limit is HTTP
+//!   200 with `retCode "F"`, `resCode "5091"`), vehicles by `vehicleId`, parked
+//!   location, the latest status's `doorLock`, door control answering a `msgId` whose
+//!   outcome arrives as a notification record.
+//! - [`mock`]: a fake of those endpoints with the `Stamp` header check and a token
+//!   exchange after login.
+
+pub mod adapter;
+pub mod mock;
+
+pub use adapter::HyundaiAdapter;
+pub use mock::{HyundaiMock, HyundaiMockConfig};

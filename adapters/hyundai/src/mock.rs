@@ -1,0 +1,356 @@
+//! A stateful fake of the Hyundai/Kia EU SPA API, served by axum.
+//!
+//! Behaves as OEM-REFERENCE.md describes: every call needs the application's `Stamp`
+//! header and a bearer token; answers come in the `{"retCode", "resCode", "resMsg",
+//! "msgId"}` envelope; door control answers `retCode "S"` with a `msgId` and the outcome
+//! appears later in the notification records (`success` — the lock changes then — or
+//! `fail` when the car refuses), after `stage` (three times as long while it sleeps).
+//! A rate limit is HTTP 200 with `retCode "F"`, `resCode "5091"` (injected with
+//! `limit_next`). OAuth is the kit's with this profile: login, then a token exchange.
+//!
+//! Simplified: the mock uses the VIN as the `vehicleId`; the `Stamp` is a fixed
+//! application value (the real one is derived per app); no PIN / control token.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use keyway_adapter::mock::garage::{Garage, GarageMock, oauth_server, state_document};
+use keyway_adapter::mock::{
+    Action, Applied, Fault, Faults, Journal, MockServer, OAuthServer, Rejection, TokenBook, bearer,
+    instrument, lock, random_token,
+};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+/// One mock car (the kit's).
+pub use keyway_adapter::mock::garage::Car as MockCar;
+
+/// Mock settings.
+#[derive(Clone, Debug)]
+pub struct HyundaiMockConfig {
+    /// The `Stamp` every call must carry.
+    pub stamp: String,
+    /// How long a command takes to reach a record.
+    pub stage: Duration,
+    /// Access-token lifetime.
+    pub access_ttl: Duration,
+    /// The cars.
+    pub cars: Vec<MockCar>,
+    /// The registered OAuth client.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: Option<String>,
+    /// The login at `/authorize` unless `login_hint` names another.
+    pub default_account: String,
+}
+
+impl Default for HyundaiMockConfig {
+    fn default() -> Self {
+        Self {
+            stamp: "spa-demo-stamp".into(),
+            stage: Duration::from_secs(2),
+            access_ttl: Duration::from_secs(86_400),
+            cars: Vec::new(),
+            client_id: "keyway".into(),
+            client_secret: Some("secret".into()),
+            default_account: "owner".into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Control {
+    vin: String,
+    lock_to: bool,
+    created: Instant,
+    stage: Duration,
+    refused: bool,
+    applied: bool,
+}
+
+/// The mock: cheap to clone, clones share one world.
+#[derive(Clone, Debug)]
+pub struct HyundaiMock {
+    /// The cars.
+    pub garage: Garage,
+    controls: Arc<Mutex<HashMap<String, Control>>>,
+    stamp: Arc<String>,
+    stage: Duration,
+    /// Issued tokens.
+    pub tokens: TokenBook,
+    /// The authorization server.
+    pub oauth: OAuthServer,
+    /// Every request seen.
+    pub journal: Journal,
+    /// Injected faults.
+    pub faults: Faults,
+}
+
+fn spa_now() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+fn ok(msg: Value) -> Response {
+    Json(json!({"retCode": "S", "resCode": "0000", "resMsg": msg, "msgId": random_token("")}))
+        .into_response()
+}
+
+impl HyundaiMock {
+    /// A mock with the given cars and settings.
+    pub fn new(config: HyundaiMockConfig) -> Self {
+        let (oauth, tokens) = oauth_server(
+            &crate::adapter::INFO.oauth,
+            config.client_id,
+            config.client_secret,
+            config.default_account,
+            config.access_ttl,
+            Rejection::invalid_grant(),
+        );
+        Self {
+            garage: Garage::new(config.cars),
+            controls: Arc::default(),
+            stamp: Arc::new(config.stamp),
+            stage: config.stage,
+            tokens,
+            oauth,
+            journal: Journal::default(),
+            faults: Faults::default(),
+        }
+    }
+
+    /// The router: the SPA API, OAuth and `/__mock/`.
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route("/api/v1/spa/vehicles", get(vehicles))
+            .route("/api/v2/spa/vehicles/{id}/location/park", get(location))
+            .route("/api/v2/spa/vehicles/{id}/status/latest", get(status))
+            .route("/api/v2/spa/vehicles/{id}/control/door", post(control))
+            .route("/api/v1/spa/notifications/{id}/records", get(records))
+            .route("/__mock/state", get(inspect))
+            .with_state(self.clone())
+            .merge(
+                self.oauth
+                    .routes("/api/v1/user/oauth2/authorize", "/api/v1/user/oauth2/token"),
+            );
+        instrument(api, &self.journal, &self.faults)
+    }
+
+    /// Serves the mock on `addr`.
+    pub async fn spawn(&self, addr: std::net::SocketAddr) -> std::io::Result<MockServer> {
+        MockServer::spawn(self.router(), addr).await
+    }
+
+    /// A snapshot of one car (controls that are due applied first).
+    pub fn car(&self, vin: &str) -> Option<MockCar> {
+        self.settle();
+        self.garage.car(vin)
+    }
+
+    /// Changes one car.
+    pub fn update(&self, vin: &str, f: impl FnOnce(&mut MockCar)) {
+        self.settle();
+        self.garage.update(vin, f);
+    }
+
+    /// The owned car `id`, if the call carries the stamp and a valid token.
+    fn owned(&self, headers: &HeaderMap, id: &str) -> Result<MockCar, StatusCode> {
+        let account = self.account(headers)?;
+        self.garage
+            .with_owned(&account, id, |c| c.clone())
+            .ok_or(StatusCode::NOT_FOUND)
+    }
+
+    fn account(&self, headers: &HeaderMap) -> Result<String, StatusCode> {
+        let stamp_ok = headers
+            .get("stamp")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|s| s == self.stamp.as_str());
+        if !stamp_ok {
+            return Err(StatusCode::BAD_REQUEST);
+        }
+        bearer(headers)
+            .and_then(|t| self.tokens.check(t).ok())
+            .ok_or(StatusCode::UNAUTHORIZED)
+    }
+
+    /// A control's record result now (`None` while running), applying it on success;
+    /// and whether this call applied it.
+    fn advance(&self, c: &mut Control) -> (Option<&'static str>, bool) {
+        if c.created.elapsed() < c.stage {
+            return (None, false);
+        }
+        if c.refused {
+            return (Some("fail"), false);
+        }
+        if c.applied {
+            return (Some("success"), false);
+        }
+        c.applied = true;
+        let to = c.lock_to;
+        self.garage.update(&c.vin, |car| {
+            car.locked = to;
+            car.asleep = false;
+        });
+        (Some("success"), true)
+    }
+}
+
+async fn vehicles(State(m): State<HyundaiMock>, headers: HeaderMap) -> Response {
+    let account = match m.account(&headers) {
+        Ok(a) => a,
+        Err(s) => return s.into_response(),
+    };
+    let list: Vec<_> = m
+        .garage
+        .owned_by(&account)
+        .iter()
+        .map(|c| json!({"vin": c.vin, "vehicleId": c.vin, "vehicleName": c.model, "year": c.year.to_string(), "type": "EV", "master": true}))
+        .collect();
+    ok(json!({"vehicles": list}))
+}
+
+async fn location(
+    State(m): State<HyundaiMock>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match m.owned(&headers, &id) {
+        Ok(c) => ok(json!({"gpsDetail": {
+            "coord": {"lat": c.latitude, "lon": c.longitude, "alt": 100.0, "type": 0},
+            "head": c.heading, "speed": {"value": 0, "unit": 0}, "time": spa_now(),
+        }})),
+        Err(s) => s.into_response(),
+    }
+}
+
+async fn status(
+    State(m): State<HyundaiMock>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    m.settle();
+    match m.owned(&headers, &id) {
+        Ok(c) => ok(json!({"vehicleStatusInfo": {"vehicleStatus": {
+            "time": spa_now(), "doorLock": c.locked, "trunkOpen": false, "hoodOpen": false,
+            "doorOpen": {"frontLeft": 0, "frontRight": 0, "backLeft": 0, "backRight": 0},
+        }}})),
+        Err(s) => s.into_response(),
+    }
+}
+
+async fn control(
+    State(m): State<HyundaiMock>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let car = match m.owned(&headers, &id) {
+        Ok(c) => c,
+        Err(s) => return s.into_response(),
+    };
+    let action = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["action"].as_str().map(str::to_string));
+    let lock_to = match action.as_deref() {
+        Some("close") => true,
+        Some("open") => false,
+        _ => {
+            return Json(json!({"retCode": "F", "resCode": "9999", "resMsg": "bad action"}))
+                .into_response();
+        }
+    };
+    let msg_id = random_token("");
+    lock(&m.controls).insert(
+        msg_id.clone(),
+        Control {
+            vin: car.vin.clone(),
+            lock_to,
+            created: Instant::now(),
+            stage: m.stage * if car.asleep { 3 } else { 1 },
+            refused: car.refusing,
+            applied: false,
+        },
+    );
+    Json(json!({"retCode": "S", "resCode": "0000", "resMsg": {}, "msgId": msg_id})).into_response()
+}
+
+async fn records(
+    State(m): State<HyundaiMock>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(s) = m.owned(&headers, &id) {
+        return s.into_response();
+    }
+    let mut list = Vec::new();
+    let mut applied = false;
+    for (msg_id, c) in lock(&m.controls).iter_mut().filter(|(_, c)| c.vin == id) {
+        if let (Some(result), now) = m.advance(c) {
+            applied |= now;
+            let action = if c.lock_to { "close" } else { "open" };
+            list.push(json!({"recordId": msg_id, "result": result, "category": "door", "action": action, "time": spa_now()}));
+        }
+    }
+    let mut resp = ok(json!(list));
+    if applied {
+        resp.extensions_mut().insert(Applied);
+    }
+    resp
+}
+
+async fn inspect(State(m): State<HyundaiMock>) -> Response {
+    m.settle();
+    Json(state_document(&m.garage, &m.tokens, &m.journal)).into_response()
+}
+
+impl GarageMock for HyundaiMock {
+    fn garage(&self) -> &Garage {
+        &self.garage
+    }
+
+    fn tokens(&self) -> &TokenBook {
+        &self.tokens
+    }
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    fn limit_next(&self) -> Option<Duration> {
+        // Hyundai/Kia: HTTP 200 with retCode F and resCode 5091, no announced time.
+        self.faults.add(
+            Fault::on(
+                "/api/v1/spa/",
+                Action::Status {
+                    status: 200,
+                    body: Some(json!({"retCode": "F", "resCode": "5091", "resMsg": "Exceeds number of requests"})),
+                    retry_after: None,
+                },
+            )
+            .times(1),
+        );
+        None
+    }
+
+    /// Completes every control whose time has come.
+    fn settle(&self) {
+        for c in lock(&self.controls).values_mut() {
+            self.advance(c);
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The Hyundai/Kia adapter against its own mock, through the shared conformance suite.
+
+use std::sync::Arc;
+
+use keyway_adapter::Secret;
+use keyway_adapter::conformance::{Harness, run_all};
+use keyway_adapter::transport::loopback_http;
+use keyway_hyundai::mock::MockCar;
+use keyway_hyundai::{HyundaiAdapter, HyundaiMock, HyundaiMockConfig};
+
+fn car(vin: &str, lat: f64, lon: f64) -> MockCar {
+    MockCar {
+        vin: vin.into(),
+        model: "IONIQ 5".into(),
+        year: 2023,
+        account: "owner".into(),
+        locked: true,
+        latitude: lat,
+        longitude: lon,
+        heading: 270.0,
+        asleep: false,
+        refusing: false,
+    }
+}
+
+#[tokio::test]
+async fn hyundai_passes_the_conformance_suite() {
+    let mock = HyundaiMock::new(HyundaiMockConfig {
+        stage: std::time::Duration::from_millis(15),
+        cars: vec![
+            car("KMHKR81CFNU000001", 50.110922, 8.682127),
+            car("KNDC4DLC0N5000002", 52.520008, 13.404954),
+        ],
+        ..HyundaiMockConfig::default()
+    });
+    let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let harness = Harness {
+        adapter: Arc::new(HyundaiAdapter::new(
+            server.url(),
+            Secret::new("spa-demo-stamp"),
+        )),
+        mock: Arc::new(mock.clone()),
+        http: loopback_http(),
+    };
+    run_all(&harness).await;
+}
