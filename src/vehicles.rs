@@ -161,11 +161,33 @@ impl Fleet {
         Ok(v)
     }
 
-    /// Every vehicle the caller may touch.
-    pub async fn list(&self, caller: &Caller) -> Result<Vec<VehicleRecord>, ApiError> {
-        let mut all = self.store.vehicles().await?;
-        all.retain(|v| caller.may_touch(&v.id));
-        Ok(all)
+    /// A page of the vehicles the caller may touch: up to `limit`, ids after `after`,
+    /// ordered by id. A token restricted to some vehicles pages through those only.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VehicleRecord>, ApiError> {
+        let Some(allowed) = &caller.vehicles else {
+            return Ok(self.store.vehicles_page(after, limit).await?);
+        };
+        let mut ids: Vec<&String> = allowed
+            .iter()
+            .filter(|id| after.is_none_or(|a| id.as_str() > a))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let mut page = Vec::new();
+        for id in ids {
+            if page.len() == limit as usize {
+                break;
+            }
+            if let Some(v) = self.store.vehicle(id).await? {
+                page.push(v);
+            }
+        }
+        Ok(page)
     }
 
     /// The vehicle's adapter, or `not_capable` when its OEM is not enabled.

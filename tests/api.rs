@@ -796,3 +796,61 @@ async fn gm_locations_are_polled_and_its_security_is_the_last_command() {
     assert_eq!(s.json["locked"], false);
     assert_eq!(s.json["source"], "last_command");
 }
+
+#[tokio::test]
+async fn the_vehicle_list_pages_by_id() {
+    let env = Env::start().await;
+    let t = Some(env.demo.token.as_str());
+    let all = env.get("/v1/vehicles", t).await;
+    assert_eq!(all.json["next"], serde_json::Value::Null);
+    let every: Vec<String> = all.json["vehicles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(every.len(), 7);
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &after {
+            Some(a) => format!("/v1/vehicles?limit=3&after={a}"),
+            None => "/v1/vehicles?limit=3".to_string(),
+        };
+        let page = env.get(&path, t).await;
+        assert_eq!(page.status, 200, "{:#}", page.json);
+        let ids: Vec<String> = page.json["vehicles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect();
+        assert!(ids.len() <= 3);
+        paged.extend(ids);
+        match page.json["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, every, "pages cover the list once, in order");
+    env.get("/v1/vehicles?limit=0", t)
+        .await
+        .assert_problem(400, "invalid_request");
+    env.get("/v1/vehicles?limit=abc", t)
+        .await
+        .assert_problem(400, "invalid_request");
+    // A restricted token pages through its own vehicles only.
+    let mine = env.token(
+        &["vehicles:read"],
+        Some(vec![every[5].clone(), every[1].clone()]),
+    );
+    let p1 = env.get("/v1/vehicles?limit=1", Some(&mine)).await;
+    assert_eq!(p1.json["vehicles"][0]["id"], every[1].as_str());
+    let p2 = env
+        .get(
+            &format!("/v1/vehicles?limit=1&after={}", every[1]),
+            Some(&mine),
+        )
+        .await;
+    assert_eq!(p2.json["vehicles"][0]["id"], every[5].as_str());
+}

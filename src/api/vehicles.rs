@@ -36,20 +36,36 @@ fn view(gw: &Gateway, v: &VehicleRecord) -> Value {
     })
 }
 
-/// `GET /v1/vehicles`.
+/// Paging of `GET /v1/vehicles`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// Vehicles per page (1–1000, default 100).
+    pub limit: Option<u32>,
+    /// Continue after this vehicle id (the previous page's `next`).
+    pub after: Option<String>,
+}
+
+/// `GET /v1/vehicles?limit=N&after=ID`: a page of vehicles, ordered by id, and `next`
+/// (the id to continue after, or null on the last page).
 pub async fn list(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
+    query: Result<axum::extract::Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::VehiclesRead)?;
-    let vehicles: Vec<Value> = gw
-        .fleet
-        .list(&caller)
-        .await?
-        .iter()
-        .map(|v| view(&gw, v))
-        .collect();
-    Ok(Json(json!({ "vehicles": vehicles })))
+    let axum::extract::Query(page) =
+        query.map_err(|e| ApiError::invalid(format!("bad query: {}", e.body_text())))?;
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    let found = gw.fleet.list(&caller, page.after.as_deref(), limit).await?;
+    let next = (found.len() == limit as usize)
+        .then(|| found.last().map(|v| v.id.clone()))
+        .flatten();
+    let vehicles: Vec<Value> = found.iter().map(|v| view(&gw, v)).collect();
+    Ok(Json(json!({ "vehicles": vehicles, "next": next })))
 }
 
 /// `GET /v1/vehicles/{id}`.

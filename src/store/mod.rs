@@ -258,6 +258,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<VehicleRecord>, StoreError>;
     /// Every vehicle, ordered by id.
     async fn vehicles(&self) -> Result<Vec<VehicleRecord>, StoreError>;
+    /// Up to `limit` vehicles with ids after `after`, ordered by id (keyset pages).
+    async fn vehicles_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VehicleRecord>, StoreError>;
     /// Remembers the lock state a confirmed command left.
     async fn set_last_locked(
         &self,

@@ -456,6 +456,20 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn vehicles_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VehicleRecord>, StoreError> {
+        self.all(
+            sqlx::query("SELECT * FROM vehicles WHERE id > ? ORDER BY id LIMIT ?")
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit)),
+            vehicle_from,
+        )
+        .await
+    }
+
     async fn set_last_locked(
         &self,
         vehicle_id: &str,
