@@ -505,12 +505,16 @@ pub fn banner(d: &Demo) -> String {
     ));
     out.push_str("  vehicles:\n");
     for v in &d.vehicles {
+        let name = v
+            .display_name
+            .as_deref()
+            .map(|n| format!(" \"{n}\""))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "    {}  {} {} \"{}\"\n",
+            "    {}  {:<8} {}{name}\n",
             v.id,
             v.oem,
             v.model.as_deref().unwrap_or("?"),
-            v.display_name.as_deref().unwrap_or("")
         ));
     }
     out.push_str(&format!("\nKEYWAY_TOKEN={}\n\n", d.token));
