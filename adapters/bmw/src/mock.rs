@@ -21,11 +21,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keyway_adapter::mock::garage::{Garage, GarageMock, oauth_server, state_document};
-use keyway_adapter::mock::{
-    Applied, Faults, Journal, MockServer, OAuthServer, Rejection, TokenBook, bearer, instrument,
-    lock, random_token,
-};
+use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
+use keyway_adapter::mock::{Applied, MockServer, Rejection, bearer, lock, random_token};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::time::Instant;
@@ -77,18 +74,9 @@ struct Event {
 /// The mock: cheap to clone, clones share one world.
 #[derive(Clone, Debug)]
 pub struct BmwMock {
-    /// The cars.
-    pub garage: Garage,
+    parts: Parts,
     events: Arc<Mutex<HashMap<String, Event>>>,
     stage: Duration,
-    /// Issued tokens.
-    pub tokens: TokenBook,
-    /// The authorization server.
-    pub oauth: OAuthServer,
-    /// Every request seen.
-    pub journal: Journal,
-    /// Injected faults.
-    pub faults: Faults,
 }
 
 /// A MyBMW error answer: `{"statusCode": …, "message": …}`.
@@ -118,22 +106,20 @@ fn now() -> String {
 impl BmwMock {
     /// A mock with the given cars and settings.
     pub fn new(config: BmwMockConfig) -> Self {
-        let (oauth, tokens) = oauth_server(
-            &crate::adapter::INFO.oauth,
-            config.client_id,
-            config.client_secret,
-            config.default_account,
-            config.access_ttl,
-            Rejection::invalid_grant(),
-        );
         Self {
-            garage: Garage::new(config.cars),
+            parts: Parts::new(
+                &crate::adapter::INFO.oauth,
+                config.cars,
+                Login {
+                    client_id: config.client_id,
+                    client_secret: config.client_secret,
+                    default_account: config.default_account,
+                    access_ttl: config.access_ttl,
+                },
+                Rejection::invalid_grant(),
+            ),
             events: Arc::default(),
             stage: config.stage,
-            tokens,
-            oauth,
-            journal: Journal::default(),
-            faults: Faults::default(),
         }
     }
 
@@ -151,12 +137,9 @@ impl BmwMock {
                 post(command),
             )
             .route("/__mock/state", get(inspect))
-            .with_state(self.clone())
-            .merge(
-                self.oauth
-                    .routes("/gcdm/oauth/authenticate", "/gcdm/oauth/token"),
-            );
-        instrument(api, &self.journal, &self.faults)
+            .with_state(self.clone());
+        self.parts
+            .finish(api, "/gcdm/oauth/authenticate", "/gcdm/oauth/token")
     }
 
     /// Serves the mock on `addr`.
@@ -331,20 +314,20 @@ async fn event_status(
 
 async fn inspect(State(m): State<BmwMock>) -> Response {
     m.settle();
-    Json(state_document(&m.garage, &m.tokens, &m.journal)).into_response()
+    Json(m.state_document()).into_response()
+}
+
+impl std::ops::Deref for BmwMock {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.parts
+    }
 }
 
 impl GarageMock for BmwMock {
-    fn garage(&self) -> &Garage {
-        &self.garage
-    }
-
-    fn tokens(&self) -> &TokenBook {
-        &self.tokens
-    }
-
-    fn faults(&self) -> &Faults {
-        &self.faults
+    fn parts(&self) -> &Parts {
+        &self.parts
     }
 
     fn limit_next(&self) -> Option<Duration> {

@@ -22,10 +22,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keyway_adapter::mock::garage::{Garage, GarageMock, oauth_server, state_document};
+use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
 use keyway_adapter::mock::{
-    Action, Applied, Fault, Faults, Journal, MockServer, OAuthServer, Rejection, TokenBook, bearer,
-    instrument, lock, random_token,
+    Action, Applied, Fault, MockServer, Rejection, bearer, lock, random_token,
 };
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -77,18 +76,9 @@ struct Cmd {
 /// The mock: cheap to clone, clones share one world.
 #[derive(Clone, Debug)]
 pub struct FordMock {
-    /// The cars.
-    pub garage: Garage,
+    parts: Parts,
     commands: Arc<Mutex<HashMap<String, Cmd>>>,
     stage: Duration,
-    /// Issued tokens.
-    pub tokens: TokenBook,
-    /// The authorization server.
-    pub oauth: OAuthServer,
-    /// Every request seen.
-    pub journal: Journal,
-    /// Injected faults.
-    pub faults: Faults,
 }
 
 fn stamp() -> String {
@@ -100,25 +90,23 @@ fn stamp() -> String {
 impl FordMock {
     /// A mock with the given cars and settings.
     pub fn new(config: FordMockConfig) -> Self {
-        let (oauth, tokens) = oauth_server(
-            &crate::adapter::INFO.oauth,
-            config.client_id,
-            config.client_secret,
-            config.default_account,
-            config.access_ttl,
-            Rejection {
-                status: 400,
-                body: json!({"message": "Invalid or Expired Token", "errorCode": "460"}),
-            },
-        );
         Self {
-            garage: Garage::new(config.cars),
+            parts: Parts::new(
+                &crate::adapter::INFO.oauth,
+                config.cars,
+                Login {
+                    client_id: config.client_id,
+                    client_secret: config.client_secret,
+                    default_account: config.default_account,
+                    access_ttl: config.access_ttl,
+                },
+                Rejection {
+                    status: 400,
+                    body: json!({"message": "Invalid or Expired Token", "errorCode": "460"}),
+                },
+            ),
             commands: Arc::default(),
             stage: config.stage,
-            tokens,
-            oauth,
-            journal: Journal::default(),
-            faults: Faults::default(),
         }
     }
 
@@ -132,12 +120,9 @@ impl FordMock {
                 get(telemetry),
             )
             .route("/__mock/state", get(inspect))
-            .with_state(self.clone())
-            .merge(
-                self.oauth
-                    .routes("/oauth2/v2.0/authorize", "/oauth2/v2.0/token"),
-            );
-        instrument(api, &self.journal, &self.faults)
+            .with_state(self.clone());
+        self.parts
+            .finish(api, "/oauth2/v2.0/authorize", "/oauth2/v2.0/token")
     }
 
     /// Serves the mock on `addr`.
@@ -295,20 +280,20 @@ async fn telemetry(
 
 async fn inspect(State(m): State<FordMock>) -> Response {
     m.settle();
-    Json(state_document(&m.garage, &m.tokens, &m.journal)).into_response()
+    Json(m.state_document()).into_response()
+}
+
+impl std::ops::Deref for FordMock {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.parts
+    }
 }
 
 impl GarageMock for FordMock {
-    fn garage(&self) -> &Garage {
-        &self.garage
-    }
-
-    fn tokens(&self) -> &TokenBook {
-        &self.tokens
-    }
-
-    fn faults(&self) -> &Faults {
-        &self.faults
+    fn parts(&self) -> &Parts {
+        &self.parts
     }
 
     fn limit_next(&self) -> Option<Duration> {

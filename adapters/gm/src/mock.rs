@@ -20,10 +20,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keyway_adapter::mock::garage::{Garage, GarageMock, oauth_server, state_document};
+use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
 use keyway_adapter::mock::{
-    Action, Applied, Fault, Faults, Journal, MockServer, OAuthServer, Rejection, TokenBook, bearer,
-    instrument, lock, random_token,
+    Action, Applied, Fault, MockServer, Rejection, bearer, lock, random_token,
 };
 use serde_json::json;
 use tokio::time::Instant;
@@ -80,18 +79,9 @@ struct Request {
 /// The mock: cheap to clone, clones share one world.
 #[derive(Clone, Debug)]
 pub struct GmMock {
-    /// The cars.
-    pub garage: Garage,
+    parts: Parts,
     requests: Arc<Mutex<HashMap<String, Request>>>,
     stage: Duration,
-    /// Issued tokens.
-    pub tokens: TokenBook,
-    /// The authorization server.
-    pub oauth: OAuthServer,
-    /// Every request seen.
-    pub journal: Journal,
-    /// Injected faults.
-    pub faults: Faults,
 }
 
 fn now() -> String {
@@ -103,22 +93,20 @@ fn now() -> String {
 impl GmMock {
     /// A mock with the given cars and settings.
     pub fn new(config: GmMockConfig) -> Self {
-        let (oauth, tokens) = oauth_server(
-            &crate::adapter::INFO.oauth,
-            config.client_id,
-            config.client_secret,
-            config.default_account,
-            config.access_ttl,
-            Rejection::invalid_grant(),
-        );
         Self {
-            garage: Garage::new(config.cars),
+            parts: Parts::new(
+                &crate::adapter::INFO.oauth,
+                config.cars,
+                Login {
+                    client_id: config.client_id,
+                    client_secret: config.client_secret,
+                    default_account: config.default_account,
+                    access_ttl: config.access_ttl,
+                },
+                Rejection::invalid_grant(),
+            ),
             requests: Arc::default(),
             stage: config.stage,
-            tokens,
-            oauth,
-            journal: Journal::default(),
-            faults: Faults::default(),
         }
     }
 
@@ -129,12 +117,9 @@ impl GmMock {
             .route("/veh/cmd/v3/{what}/{vin}", post(start))
             .route("/api/v1/account/vehicles/{vin}/requests/{id}", get(status))
             .route("/__mock/state", get(inspect))
-            .with_state(self.clone())
-            .merge(
-                self.oauth
-                    .routes("/oauth2/v2.0/authorize", "/oauth2/v2.0/token"),
-            );
-        instrument(api, &self.journal, &self.faults)
+            .with_state(self.clone());
+        self.parts
+            .finish(api, "/oauth2/v2.0/authorize", "/oauth2/v2.0/token")
     }
 
     /// Serves the mock on `addr`.
@@ -272,20 +257,20 @@ async fn status(
 
 async fn inspect(State(m): State<GmMock>) -> Response {
     m.settle();
-    Json(state_document(&m.garage, &m.tokens, &m.journal)).into_response()
+    Json(m.state_document()).into_response()
+}
+
+impl std::ops::Deref for GmMock {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.parts
+    }
 }
 
 impl GarageMock for GmMock {
-    fn garage(&self) -> &Garage {
-        &self.garage
-    }
-
-    fn tokens(&self) -> &TokenBook {
-        &self.tokens
-    }
-
-    fn faults(&self) -> &Faults {
-        &self.faults
+    fn parts(&self) -> &Parts {
+        &self.parts
     }
 
     fn limit_next(&self) -> Option<Duration> {

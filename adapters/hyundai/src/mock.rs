@@ -20,10 +20,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keyway_adapter::mock::garage::{Garage, GarageMock, oauth_server, state_document};
+use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
 use keyway_adapter::mock::{
-    Action, Applied, Fault, Faults, Journal, MockServer, OAuthServer, Rejection, TokenBook, bearer,
-    instrument, lock, random_token,
+    Action, Applied, Fault, MockServer, Rejection, bearer, lock, random_token,
 };
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -77,19 +76,10 @@ struct Control {
 /// The mock: cheap to clone, clones share one world.
 #[derive(Clone, Debug)]
 pub struct HyundaiMock {
-    /// The cars.
-    pub garage: Garage,
+    parts: Parts,
     controls: Arc<Mutex<HashMap<String, Control>>>,
     stamp: Arc<String>,
     stage: Duration,
-    /// Issued tokens.
-    pub tokens: TokenBook,
-    /// The authorization server.
-    pub oauth: OAuthServer,
-    /// Every request seen.
-    pub journal: Journal,
-    /// Injected faults.
-    pub faults: Faults,
 }
 
 fn spa_now() -> String {
@@ -113,23 +103,21 @@ fn ok(msg: Value) -> Response {
 impl HyundaiMock {
     /// A mock with the given cars and settings.
     pub fn new(config: HyundaiMockConfig) -> Self {
-        let (oauth, tokens) = oauth_server(
-            &crate::adapter::INFO.oauth,
-            config.client_id,
-            config.client_secret,
-            config.default_account,
-            config.access_ttl,
-            Rejection::invalid_grant(),
-        );
         Self {
-            garage: Garage::new(config.cars),
+            parts: Parts::new(
+                &crate::adapter::INFO.oauth,
+                config.cars,
+                Login {
+                    client_id: config.client_id,
+                    client_secret: config.client_secret,
+                    default_account: config.default_account,
+                    access_ttl: config.access_ttl,
+                },
+                Rejection::invalid_grant(),
+            ),
             controls: Arc::default(),
             stamp: Arc::new(config.stamp),
             stage: config.stage,
-            tokens,
-            oauth,
-            journal: Journal::default(),
-            faults: Faults::default(),
         }
     }
 
@@ -142,12 +130,12 @@ impl HyundaiMock {
             .route("/api/v2/spa/vehicles/{id}/control/door", post(control))
             .route("/api/v1/spa/notifications/{id}/records", get(records))
             .route("/__mock/state", get(inspect))
-            .with_state(self.clone())
-            .merge(
-                self.oauth
-                    .routes("/api/v1/user/oauth2/authorize", "/api/v1/user/oauth2/token"),
-            );
-        instrument(api, &self.journal, &self.faults)
+            .with_state(self.clone());
+        self.parts.finish(
+            api,
+            "/api/v1/user/oauth2/authorize",
+            "/api/v1/user/oauth2/token",
+        )
     }
 
     /// Serves the mock on `addr`.
@@ -315,20 +303,20 @@ async fn records(
 
 async fn inspect(State(m): State<HyundaiMock>) -> Response {
     m.settle();
-    Json(state_document(&m.garage, &m.tokens, &m.journal)).into_response()
+    Json(m.state_document()).into_response()
+}
+
+impl std::ops::Deref for HyundaiMock {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.parts
+    }
 }
 
 impl GarageMock for HyundaiMock {
-    fn garage(&self) -> &Garage {
-        &self.garage
-    }
-
-    fn tokens(&self) -> &TokenBook {
-        &self.tokens
-    }
-
-    fn faults(&self) -> &Faults {
-        &self.faults
+    fn parts(&self) -> &Parts {
+        &self.parts
     }
 
     fn limit_next(&self) -> Option<Duration> {

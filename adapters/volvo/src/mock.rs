@@ -21,11 +21,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keyway_adapter::mock::garage::{Garage, GarageMock, oauth_server, state_document};
-use keyway_adapter::mock::{
-    Action, Applied, Fault, Faults, Journal, MockServer, OAuthServer, Rejection, TokenBook, bearer,
-    instrument, random_token,
-};
+use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
+use keyway_adapter::mock::{Action, Applied, Fault, MockServer, Rejection, bearer, random_token};
 use serde_json::json;
 
 /// One mock car (the kit's).
@@ -64,17 +61,8 @@ impl Default for VolvoMockConfig {
 /// The mock: cheap to clone, clones share one world.
 #[derive(Clone, Debug)]
 pub struct VolvoMock {
-    /// The cars.
-    pub garage: Garage,
+    parts: Parts,
     api_key: Arc<String>,
-    /// Issued tokens.
-    pub tokens: TokenBook,
-    /// The authorization server.
-    pub oauth: OAuthServer,
-    /// Every request seen.
-    pub journal: Journal,
-    /// Injected faults.
-    pub faults: Faults,
 }
 
 /// A Volvo error answer: `{"error": {"message", "description"}}`.
@@ -113,21 +101,19 @@ fn envelope(data: serde_json::Value) -> Response {
 impl VolvoMock {
     /// A mock with the given cars and settings.
     pub fn new(config: VolvoMockConfig) -> Self {
-        let (oauth, tokens) = oauth_server(
-            &crate::adapter::INFO.oauth,
-            config.client_id,
-            config.client_secret,
-            config.default_account,
-            config.access_ttl,
-            Rejection::invalid_grant(),
-        );
         Self {
-            garage: Garage::new(config.cars),
+            parts: Parts::new(
+                &crate::adapter::INFO.oauth,
+                config.cars,
+                Login {
+                    client_id: config.client_id,
+                    client_secret: config.client_secret,
+                    default_account: config.default_account,
+                    access_ttl: config.access_ttl,
+                },
+                Rejection::invalid_grant(),
+            ),
             api_key: Arc::new(config.api_key),
-            tokens,
-            oauth,
-            journal: Journal::default(),
-            faults: Faults::default(),
         }
     }
 
@@ -143,12 +129,9 @@ impl VolvoMock {
             )
             .route("/location/v1/vehicles/{vin}/location", get(location))
             .route("/__mock/state", get(inspect))
-            .with_state(self.clone())
-            .merge(
-                self.oauth
-                    .routes("/as/authorization.oauth2", "/as/token.oauth2"),
-            );
-        instrument(api, &self.journal, &self.faults)
+            .with_state(self.clone());
+        self.parts
+            .finish(api, "/as/authorization.oauth2", "/as/token.oauth2")
     }
 
     /// Serves the mock on `addr`.
@@ -315,20 +298,20 @@ async fn command(
 }
 
 async fn inspect(State(m): State<VolvoMock>) -> Response {
-    Json(state_document(&m.garage, &m.tokens, &m.journal)).into_response()
+    Json(m.state_document()).into_response()
+}
+
+impl std::ops::Deref for VolvoMock {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.parts
+    }
 }
 
 impl GarageMock for VolvoMock {
-    fn garage(&self) -> &Garage {
-        &self.garage
-    }
-
-    fn tokens(&self) -> &TokenBook {
-        &self.tokens
-    }
-
-    fn faults(&self) -> &Faults {
-        &self.faults
+    fn parts(&self) -> &Parts {
+        &self.parts
     }
 
     fn limit_next(&self) -> Option<Duration> {

@@ -8,10 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Faults, Journal, OAuthServer, OAuthServerConfig, Rejection, TokenBook, lock};
+use super::{
+    Faults, Journal, OAuthServer, OAuthServerConfig, Rejection, TokenBook, instrument, lock,
+};
 use crate::OAuthProfile;
 use crate::conformance::MockControl;
 
@@ -123,6 +126,76 @@ pub fn oauth_server(
     (server, tokens)
 }
 
+/// What every garage-based mock is made of: its cars, its token book and OAuth server,
+/// its request journal and its fault rules. A mock holds one and derefs to it.
+#[derive(Clone, Debug)]
+pub struct Parts {
+    /// The cars.
+    pub garage: Garage,
+    /// Issued tokens.
+    pub tokens: TokenBook,
+    /// The authorization server.
+    pub oauth: OAuthServer,
+    /// Every request seen.
+    pub journal: Journal,
+    /// Injected faults.
+    pub faults: Faults,
+}
+
+/// The OAuth side of a mock's settings.
+#[derive(Clone, Debug)]
+pub struct Login {
+    /// The registered OAuth client.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: Option<String>,
+    /// The login at `/authorize` unless `login_hint` names another.
+    pub default_account: String,
+    /// Access-token lifetime.
+    pub access_ttl: Duration,
+}
+
+impl Parts {
+    /// Parts with `cars`, and an OAuth server from the adapter's `profile`.
+    pub fn new(
+        profile: &OAuthProfile,
+        cars: Vec<Car>,
+        login: Login,
+        refresh_rejection: Rejection,
+    ) -> Self {
+        let (oauth, tokens) = oauth_server(
+            profile,
+            login.client_id,
+            login.client_secret,
+            login.default_account,
+            login.access_ttl,
+            refresh_rejection,
+        );
+        Self {
+            garage: Garage::new(cars),
+            tokens,
+            oauth,
+            journal: Journal::default(),
+            faults: Faults::default(),
+        }
+    }
+
+    /// Finishes a mock's router: the OAuth routes at the OEM's paths, then the journal
+    /// and the fault layer around everything.
+    pub fn finish(&self, api: Router, authorize_path: &str, token_path: &str) -> Router {
+        instrument(
+            api.merge(self.oauth.routes(authorize_path, token_path)),
+            &self.journal,
+            &self.faults,
+        )
+    }
+
+    /// The `/__mock/state` document: cars, refresh counters, OEM requests seen.
+    pub fn state_document(&self) -> Value {
+        state_document(&self.garage, &self.tokens, &self.journal)
+    }
+}
+
 /// The `/__mock/state` document: cars, refresh counters, OEM requests seen.
 pub fn state_document(garage: &Garage, tokens: &TokenBook, journal: &Journal) -> Value {
     json!({
@@ -135,12 +208,8 @@ pub fn state_document(garage: &Garage, tokens: &TokenBook, journal: &Journal) ->
 
 /// What a garage-based mock provides; [`MockControl`] follows from it.
 pub trait GarageMock: Send + Sync {
-    /// The cars.
-    fn garage(&self) -> &Garage;
-    /// The token book.
-    fn tokens(&self) -> &TokenBook;
-    /// The fault rules.
-    fn faults(&self) -> &Faults;
+    /// Its parts.
+    fn parts(&self) -> &Parts;
     /// Makes the next request answer in this OEM's rate-limit style; the announced wait.
     fn limit_next(&self) -> Option<Duration>;
     /// Applies whatever is due (async command progress) before a state is read.
@@ -149,7 +218,8 @@ pub trait GarageMock: Send + Sync {
 
 impl<T: GarageMock> MockControl for T {
     fn vehicle_ids(&self) -> Vec<String> {
-        self.garage()
+        self.parts()
+            .garage
             .owned_by("owner")
             .into_iter()
             .map(|c| c.vin)
@@ -157,42 +227,44 @@ impl<T: GarageMock> MockControl for T {
     }
 
     fn position(&self, oem_id: &str) -> (f64, f64) {
-        let c = self.garage().car(oem_id).expect("known car");
+        let c = self.parts().garage.car(oem_id).expect("known car");
         (c.latitude, c.longitude)
     }
 
     fn locked(&self, oem_id: &str) -> bool {
         self.settle();
-        self.garage().car(oem_id).expect("known car").locked
+        self.parts().garage.car(oem_id).expect("known car").locked
     }
 
     fn set_locked(&self, oem_id: &str, locked: bool) {
         self.settle();
-        self.garage().update(oem_id, |c| c.locked = locked);
+        self.parts().garage.update(oem_id, |c| c.locked = locked);
     }
 
     fn set_asleep(&self, oem_id: &str) {
-        self.garage().update(oem_id, |c| c.asleep = true);
+        self.parts().garage.update(oem_id, |c| c.asleep = true);
     }
 
     fn set_awake(&self, oem_id: &str) {
-        self.garage().update(oem_id, |c| c.asleep = false);
+        self.parts().garage.update(oem_id, |c| c.asleep = false);
     }
 
     fn set_refusing(&self, oem_id: &str, refusing: bool) {
-        self.garage().update(oem_id, |c| c.refusing = refusing);
+        self.parts()
+            .garage
+            .update(oem_id, |c| c.refusing = refusing);
     }
 
     fn access_token(&self) -> String {
-        GarageMock::tokens(self).issue("owner").access_token
+        self.parts().tokens.issue("owner").access_token
     }
 
     fn expire_access_tokens(&self) {
-        GarageMock::tokens(self).expire_access_tokens();
+        self.parts().tokens.expire_access_tokens();
     }
 
     fn faults(&self) -> &Faults {
-        GarageMock::faults(self)
+        &self.parts().faults
     }
 
     fn limit_next(&self) -> Option<Duration> {
