@@ -1,7 +1,8 @@
 //! A garage of simple mock cars for OEM mocks: the state most OEMs expose (lock,
 //! position, sleep, a "refusing" flag), kept per VIN and owned by a login; an OAuth
-//! server configured from the adapter's own profile; the `/__mock/state` document; and
-//! [`GarageMock`], which gives a mock the conformance suite's [`MockControl`] for free.
+//! server configured from the adapter's own profile, together in [`Parts`] with the
+//! journal and faults; and [`GarageMock`], which gives a mock the conformance suite's
+//! [`MockControl`] for free.
 //! An OEM with richer state (Tesla's power states and wake-up) keeps its own model.
 
 use std::collections::BTreeMap;
@@ -100,7 +101,7 @@ impl Garage {
 
 /// An OAuth server (and its token book) configured from the adapter's own profile:
 /// client authentication, scopes, rotation and token exchange as the adapter declares.
-pub fn oauth_server(
+fn oauth_server(
     profile: &OAuthProfile,
     client_id: String,
     client_secret: Option<String>,
@@ -192,18 +193,13 @@ impl Parts {
 
     /// The `/__mock/state` document: cars, refresh counters, OEM requests seen.
     pub fn state_document(&self) -> Value {
-        state_document(&self.garage, &self.tokens, &self.journal)
+        json!({
+            "vehicles": self.garage.all(),
+            "refreshes_served": self.tokens.refreshes_served(),
+            "refresh_replays_seen": self.tokens.replays_seen(),
+            "requests_seen": self.journal.oem_requests(),
+        })
     }
-}
-
-/// The `/__mock/state` document: cars, refresh counters, OEM requests seen.
-pub fn state_document(garage: &Garage, tokens: &TokenBook, journal: &Journal) -> Value {
-    json!({
-        "vehicles": garage.all(),
-        "refreshes_served": tokens.refreshes_served(),
-        "refresh_replays_seen": tokens.replays_seen(),
-        "requests_seen": journal.oem_requests(),
-    })
 }
 
 /// What a garage-based mock provides; [`MockControl`] follows from it.
