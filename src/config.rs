@@ -55,7 +55,8 @@ pub struct Config {
     /// Address the unified API listens on. Default `127.0.0.1:8080`.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// Where state lives: `sqlite://PATH` (default `sqlite://keyway.db`).
+    /// Where state lives: `sqlite://PATH` (default `sqlite://keyway.db`), or
+    /// `postgres://…` for several replicas (see `[cluster]`).
     #[serde(default = "default_store")]
     pub store: String,
     /// The URL owners' browsers reach keyway at (the OAuth redirect URI is
@@ -75,9 +76,49 @@ pub struct Config {
     /// keyway's own limits on callers.
     #[serde(default)]
     pub inbound: InboundConfig,
+    /// Several replicas as one gateway.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// One table per OEM to enable, keyed by OEM id (`tesla`, ...).
     #[serde(default)]
     pub oems: BTreeMap<String, OemConfig>,
+}
+
+/// Cluster mode: replicas sharing a PostgreSQL store (and a Redis for limits).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Redis holding cluster-wide limits: `redis://HOST:PORT[/DB]`. Unset: every
+    /// replica enforces limits on its own.
+    pub redis: Option<String>,
+    /// Prefix of keyway's Redis keys. Default `keyway`.
+    pub prefix: String,
+    /// How many replicas share the OEM quotas: while Redis is unreachable each replica
+    /// keeps to 1/replicas of every quota. Default 1.
+    pub replicas: u32,
+    /// Longest Redis exchange before a limit is decided locally, ms. Default 250.
+    pub redis_timeout_ms: u64,
+    /// Lease length, ms: how long a dead replica's command, token refresh or car stays
+    /// claimed before another replica takes it over. Default 30000.
+    pub lease_ms: u64,
+    /// How often a replica looks for commands whose lease lapsed, ms. Default 5000.
+    pub sweep_ms: u64,
+    /// PostgreSQL connections per replica. Default 16.
+    pub pool_size: u32,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            redis: None,
+            prefix: "keyway".into(),
+            replicas: 1,
+            redis_timeout_ms: 250,
+            lease_ms: 30_000,
+            sweep_ms: 5_000,
+            pool_size: 16,
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -446,6 +487,8 @@ impl OemConfig {
 pub enum StoreUrl {
     /// An SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database (cluster mode).
+    Postgres(String),
 }
 
 impl Config {
@@ -466,6 +509,13 @@ impl Config {
 
     /// Fills secrets from the environment where the file leaves them out.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+        // The store URL may carry a password: keep it out of the file.
+        if let Some(s) = env("KEYWAY_STORE") {
+            self.store = s;
+        }
+        if let Some(s) = env("KEYWAY_CLUSTER_REDIS") {
+            self.cluster.redis = Some(s);
+        }
         if let Some(s) = env("KEYWAY_AUTH_HS256_SECRET") {
             self.auth.hs256_secret = Some(Secret::new(s));
         }
@@ -544,6 +594,17 @@ impl Config {
                 "inbound.request_timeout_s",
                 "must be longer than commands.max_wait_s",
             ));
+        }
+        let c = &self.cluster;
+        if c.replicas == 0 || c.lease_ms < 100 || c.sweep_ms == 0 || c.pool_size == 0 {
+            return Err(invalid(
+                "cluster",
+                "replicas, sweep_ms and pool_size must be positive, lease_ms at least 100",
+            ));
+        }
+        if let Some(url) = &c.redis {
+            crate::cluster::redis::Redis::new(url, Duration::from_millis(c.redis_timeout_ms))
+                .map_err(|e| invalid("cluster.redis", e.to_string()))?;
         }
         if self.commands.wake_poll_ms == 0 {
             return Err(invalid("commands.wake_poll_ms", "must be positive"));
@@ -628,11 +689,14 @@ impl Config {
 
     /// The parsed `store` URL.
     pub fn store_url(&self) -> Result<StoreUrl, ConfigError> {
+        if self.store.starts_with("postgres://") || self.store.starts_with("postgresql://") {
+            return Ok(StoreUrl::Postgres(self.store.clone()));
+        }
         match self.store.strip_prefix("sqlite://") {
             Some(path) if !path.is_empty() => Ok(StoreUrl::Sqlite(PathBuf::from(path))),
             _ => Err(invalid(
                 "store",
-                "expected sqlite://PATH (PostgreSQL comes with cluster mode)",
+                "expected sqlite://PATH or postgres://USER@HOST:PORT/DATABASE",
             )),
         }
     }

@@ -364,6 +364,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         },
         http: HttpConfig::default(),
         inbound: Default::default(),
+        cluster: Default::default(),
         oems,
     };
     if let Some(configure) = &opts.configure {

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use crate::api::limits::Inbound;
 use crate::auth::Verifier;
+use crate::cluster::Cluster;
+use crate::cluster::limits::SharedLimits;
 use crate::commands::{CommandTiming, Commands};
 use crate::config::{Config, ConfigError, StoreUrl};
 use crate::crypto::Sealer;
 use crate::registry::Registry;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{SqlStore, Store, StoreError};
 use crate::tokens::Tokens;
 use crate::vehicles::{Fleet, WakePolicy};
 
@@ -47,6 +49,8 @@ pub struct Gateway {
     pub sealer: Arc<Sealer>,
     /// keyway's own limits on callers.
     pub inbound: Inbound,
+    /// This replica's place in a cluster (a lone process is a cluster of one).
+    pub cluster: Arc<Cluster>,
 }
 
 impl Gateway {
@@ -54,7 +58,10 @@ impl Gateway {
     pub async fn start(config: Config) -> Result<Arc<Self>, StartError> {
         config.validate()?;
         let store: Arc<dyn Store> = match config.store_url()? {
-            StoreUrl::Sqlite(path) => Arc::new(SqliteStore::open(&path).await?),
+            StoreUrl::Sqlite(path) => Arc::new(SqlStore::open(&path).await?),
+            StoreUrl::Postgres(url) => {
+                Arc::new(SqlStore::postgres(&url, config.cluster.pool_size).await?)
+            }
         };
         Self::with_store(config, store).await
     }
@@ -66,13 +73,38 @@ impl Gateway {
     ) -> Result<Arc<Self>, StartError> {
         let verifier = Verifier::from_config(&config.auth)?;
         let sealer = Arc::new(config.sealer()?);
-        let registry = Arc::new(Registry::from_config(&config.oems));
+        let cc = &config.cluster;
+        let limits = cc
+            .redis
+            .as_deref()
+            .map(|url| {
+                SharedLimits::new(url, &cc.prefix, Duration::from_millis(cc.redis_timeout_ms))
+                    .map(Arc::new)
+            })
+            .transpose()
+            .map_err(|e| ConfigError::Invalid {
+                field: "cluster.redis".into(),
+                message: e.to_string(),
+            })?;
+        let cluster = Arc::new(Cluster {
+            replica: crate::ids::new("rep"),
+            lease: Duration::from_millis(cc.lease_ms),
+            sweep: Duration::from_millis(cc.sweep_ms),
+            shared: store.shared(),
+            limits: limits.clone(),
+        });
+        let shared = limits.clone().map(|limits| crate::upstream::Shared {
+            limits,
+            replicas: cc.replicas,
+        });
+        let registry = Arc::new(Registry::from_config(&config.oems, shared.as_ref()));
         let c = &config.commands;
         let tokens = Arc::new(Tokens::new(
             store.clone(),
             registry.clone(),
             sealer.clone(),
             Duration::from_secs(c.token_refresh_skew_s),
+            cluster.clone(),
         ));
         let fleet = Arc::new(Fleet::new(
             store.clone(),
@@ -92,9 +124,11 @@ impl Gateway {
                 timeout: Duration::from_secs(c.command_timeout_s),
                 max_poll_interval: Duration::from_millis(c.max_poll_interval_ms),
             },
+            cluster.clone(),
         );
         Ok(Arc::new(Self {
-            inbound: Inbound::new(&config.inbound),
+            inbound: Inbound::new(&config.inbound, limits),
+            cluster,
             config,
             store,
             registry,

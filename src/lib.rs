@@ -16,7 +16,8 @@
 //! - [`accounts`]: linked OEM accounts and vehicle discovery.
 //! - [`upstream`]: the outbound HTTP stack (hyper + rustls).
 //! - [`registry`]: which OEM adapters exist (one line per OEM).
-//! - [`store`]: the `Store` trait and its SQLite implementation.
+//! - [`store`]: the `Store` trait and its SQL implementation (SQLite, PostgreSQL).
+//! - [`cluster`]: several replicas as one gateway: leases, takeover, shared limits.
 //! - [`sync`]: poison-tolerant locking.
 //! - [`error`]: the one error taxonomy at the API edge.
 //! - [`config`]: the TOML configuration.
@@ -29,6 +30,7 @@
 pub mod accounts;
 pub mod api;
 pub mod auth;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod crypto;

@@ -119,6 +119,21 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "Requests refused by keyway's own limits, by reason.",
     ),
+    (
+        "keyway_cluster_limits_degraded_total",
+        "counter",
+        "Limit checks decided locally because Redis was unreachable, by limit kind.",
+    ),
+    (
+        "keyway_cluster_redis_up",
+        "gauge",
+        "1 while cluster-wide limits reach Redis, 0 while they fall back to local limits.",
+    ),
+    (
+        "keyway_cluster_commands_taken_over_total",
+        "counter",
+        "Pending commands this replica took over after their lease lapsed.",
+    ),
 ];
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
@@ -330,6 +345,23 @@ pub fn token_refresh(oem: &str, outcome: &str) {
 /// A request refused by keyway's own limits.
 pub fn inbound_rejection(reason: &str) {
     inc("keyway_inbound_rejections_total", &[("reason", reason)]);
+}
+
+/// A limit check decided locally because Redis was unreachable.
+pub fn limits_degraded(kind: &str) {
+    inc("keyway_cluster_limits_degraded_total", &[("kind", kind)]);
+}
+
+/// Whether cluster-wide limits reach Redis.
+pub fn redis_up(up: bool) {
+    set("keyway_cluster_redis_up", &[], if up { 1.0 } else { 0.0 });
+}
+
+/// Commands taken over from a replica whose lease lapsed.
+pub fn commands_taken_over(n: usize) {
+    for _ in 0..n {
+        inc("keyway_cluster_commands_taken_over_total", &[]);
+    }
 }
 
 /// A request served by the unified API.

@@ -73,14 +73,17 @@ pub struct Registry {
 
 impl Registry {
     /// Builds adapters and stacks for the configured OEMs (ids were validated).
-    pub fn from_config(oems: &BTreeMap<String, OemConfig>) -> Self {
+    pub fn from_config(
+        oems: &BTreeMap<String, OemConfig>,
+        shared: Option<&upstream::Shared>,
+    ) -> Self {
         let client = upstream::client();
         let oems = oems
             .iter()
             .filter_map(|(id, c)| {
                 let adapter = build(id, c)?;
                 let info = adapter.info();
-                let stack = upstream::stack(&client, info.oem, c, &info.limits);
+                let stack = upstream::stack(&client, info.oem, c, &info.limits, shared);
                 let oem = Oem {
                     adapter,
                     http: stack.http,

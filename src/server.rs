@@ -1,7 +1,9 @@
 //! Serving the API on a socket with a clean shutdown: on SIGINT/SIGTERM the listener
 //! stops accepting, in-flight requests finish, and running commands get a grace
 //! period to reach a final outcome (any still running stay `pending` in the store and
-//! are resumed by the next start).
+//! are resumed by the next start, or at once by another replica in cluster mode).
+//! In cluster mode it also runs the replica's background work: taking over commands
+//! of dead replicas, and following other replicas' change announcements.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,9 +29,34 @@ pub async fn serve(
         Ok(n) => tracing::info!(commands = n, "resumed pending commands"),
         Err(e) => tracing::error!(error = %e, "could not resume pending commands"),
     }
-    axum::serve(listener, api::app(gateway.clone()))
+    let mut background = Vec::new();
+    if gateway.cluster.shared {
+        tracing::info!(replica = %gateway.cluster.replica, "cluster mode: sharing the store with other replicas");
+        background.push(tokio::spawn(crate::cluster::sweep(
+            gateway.cluster.clone(),
+            gateway.commands.clone(),
+        )));
+        if let (Some(channel), crate::config::StoreUrl::Postgres(url)) = (
+            gateway.store.change_channel(),
+            gateway
+                .config
+                .store_url()
+                .unwrap_or(crate::config::StoreUrl::Sqlite("".into())),
+        ) {
+            background.push(tokio::spawn(crate::cluster::follow_changes(
+                url,
+                channel,
+                gateway.fleet.clone(),
+            )));
+        }
+    }
+    let served = axum::serve(listener, api::app(gateway.clone()))
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    for task in background {
+        task.abort();
+    }
+    served?;
     let left = gateway.commands.drain(DRAIN_GRACE).await;
     if left > 0 {
         tracing::warn!(

@@ -262,6 +262,12 @@ impl Fleet {
         }
     }
 
+    /// Forgets every cached reading and record (changes may have been missed).
+    pub fn invalidate_all(&self) {
+        self.last.invalidate_all();
+        self.records.invalidate_all();
+    }
+
     /// Forgets the cached lock state (a command just changed it).
     pub fn invalidate_security(&self, vehicle_id: &str) {
         self.last

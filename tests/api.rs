@@ -607,8 +607,20 @@ async fn a_command_interrupted_after_sending_is_reconciled_not_resent() {
         ..interrupted.clone()
     };
     let store = env.demo.gateway.store.clone();
-    store.create_command(&interrupted, None).await.unwrap();
-    store.create_command(&never_sent, None).await.unwrap();
+    // Leased to the process that died: its lease has not lapsed, but a process owning
+    // the SQLite store takes every pending command at start.
+    let previous = keyway::store::Lease {
+        holder: "rep_previous".into(),
+        until: t + time::Duration::seconds(30),
+    };
+    store
+        .create_command(&interrupted, None, &previous)
+        .await
+        .unwrap();
+    store
+        .create_command(&never_sent, None, &previous)
+        .await
+        .unwrap();
     let resumed = env.demo.gateway.commands.resume().await.unwrap();
     assert_eq!(resumed, 2);
     let done = env

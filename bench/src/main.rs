@@ -25,7 +25,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use keyway::demo::{self, DemoOptions};
-use keyway::store::{AccountRecord, AccountStatus, SqliteStore, StoredTokens, VehicleRecord};
+use keyway::store::{AccountRecord, AccountStatus, SqlStore, StoredTokens, VehicleRecord};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -333,7 +333,7 @@ async fn env(listen: std::net::SocketAddr, data_dir: PathBuf, vehicles: usize, o
 }
 
 async fn seed(db: PathBuf, n: usize) {
-    let store = SqliteStore::open(&db).await.expect("open store");
+    let store = SqlStore::open(&db).await.expect("open store");
     let t = keyway::store::now();
     use keyway::store::Store;
     store

@@ -119,7 +119,7 @@ async fn command(
             None => false,
         };
         if !replay {
-            gw.inbound.check_unlock(&vehicle.id)?;
+            gw.inbound.check_unlock(&vehicle.id).await?;
         }
     }
     // Refuse early, without a record, when the owner must relink first; a replay of an

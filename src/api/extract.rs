@@ -47,7 +47,7 @@ impl FromRequestParts<Arc<Gateway>> for Authed {
             }
         };
         let caller = gw.verifier.verify(token)?;
-        gw.inbound.check_caller(&caller.sub)?;
+        gw.inbound.check_caller(&caller.sub).await?;
         Ok(Authed(caller))
     }
 }

@@ -5,6 +5,8 @@
 //! `Retry-After` and the IETF draft `RateLimit-Policy` / `RateLimit` headers. These use
 //! governor's GCRA (smooth rate with a burst), the right shape for abuse guards; OEM
 //! quotas, which must never be exceeded in any window, use `upstream::quota` instead.
+//! In cluster mode the caller and unlock limits are one GCRA in Redis for all replicas,
+//! and governor's local limiter decides while Redis is unreachable.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +18,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::Semaphore;
 
+use crate::cluster::limits::SharedLimits;
 use crate::config::InboundConfig;
 use crate::error::{ApiError, Code};
 use crate::gateway::Gateway;
@@ -28,6 +31,7 @@ pub struct Inbound {
     clock: DefaultClock,
     config: InboundConfig,
     in_flight: Arc<Semaphore>,
+    shared: Option<Arc<SharedLimits>>,
 }
 
 impl std::fmt::Debug for Inbound {
@@ -44,7 +48,7 @@ fn nonzero(n: u32) -> std::num::NonZeroU32 {
 
 impl Inbound {
     /// Limiters from configuration (validated: every number positive).
-    pub fn new(config: &InboundConfig) -> Self {
+    pub fn new(config: &InboundConfig, shared: Option<Arc<SharedLimits>>) -> Self {
         let callers = Quota::per_second(nonzero(config.caller_per_s))
             .allow_burst(nonzero(config.caller_burst));
         let unlocks = Quota::per_minute(nonzero(config.unlocks_per_vehicle_per_min))
@@ -55,6 +59,7 @@ impl Inbound {
             clock: DefaultClock::default(),
             config: config.clone(),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            shared,
         }
     }
 
@@ -81,35 +86,62 @@ impl Inbound {
     }
 
     /// Charges one request to `sub`.
-    pub fn check_caller(&self, sub: &str) -> Result<(), ApiError> {
+    pub async fn check_caller(&self, sub: &str) -> Result<(), ApiError> {
+        let c = &self.config;
+        let interval = Duration::from_secs(1) / c.caller_per_s.max(1);
+        let refuse = |wait| {
+            self.refuse(
+                "caller",
+                c.caller_burst,
+                1,
+                wait,
+                "this caller sends too many requests; slow down",
+            )
+        };
+        if let Some(answer) = self
+            .cluster_wide("caller", sub, interval, c.caller_burst)
+            .await
+        {
+            return answer.map_err(refuse);
+        }
         self.callers
             .check_key(&sub.to_string())
-            .map_err(|not_until| {
-                let wait = not_until.wait_time_from(self.clock.now());
-                self.refuse(
-                    "caller",
-                    self.config.caller_burst,
-                    1,
-                    wait,
-                    "this caller sends too many requests; slow down",
-                )
-            })
+            .map_err(|not_until| refuse(not_until.wait_time_from(self.clock.now())))
     }
 
     /// Charges one unlock to `vehicle_id`.
-    pub fn check_unlock(&self, vehicle_id: &str) -> Result<(), ApiError> {
+    pub async fn check_unlock(&self, vehicle_id: &str) -> Result<(), ApiError> {
+        let c = &self.config;
+        let interval = Duration::from_secs(60) / c.unlocks_per_vehicle_per_min.max(1);
+        let refuse = |wait| {
+            self.refuse(
+                "unlocks_per_vehicle",
+                c.unlock_burst,
+                60,
+                wait,
+                "too many unlocks of this vehicle in a short time; refused as a safety measure",
+            )
+        };
+        if let Some(answer) = self
+            .cluster_wide("unlocks", vehicle_id, interval, c.unlock_burst)
+            .await
+        {
+            return answer.map_err(refuse);
+        }
         self.unlocks
             .check_key(&vehicle_id.to_string())
-            .map_err(|not_until| {
-                let wait = not_until.wait_time_from(self.clock.now());
-                self.refuse(
-                    "unlocks_per_vehicle",
-                    self.config.unlock_burst,
-                    60,
-                    wait,
-                    "too many unlocks of this vehicle in a short time; refused as a safety measure",
-                )
-            })
+            .map_err(|not_until| refuse(not_until.wait_time_from(self.clock.now())))
+    }
+
+    /// The Redis GCRA's answer, or None (not in cluster mode, or Redis unreachable).
+    async fn cluster_wide(
+        &self,
+        name: &str,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> Option<Result<(), Duration>> {
+        self.shared.as_ref()?.gcra(name, key, interval, burst).await
     }
 }
 
@@ -143,13 +175,13 @@ pub async fn protect(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_burst_of_unlocks_on_one_car_is_refused() {
-        let inbound = Inbound::new(&InboundConfig::default());
+    #[tokio::test]
+    async fn a_burst_of_unlocks_on_one_car_is_refused() {
+        let inbound = Inbound::new(&InboundConfig::default(), None);
         for _ in 0..3 {
-            inbound.check_unlock("veh_a").unwrap();
+            inbound.check_unlock("veh_a").await.unwrap();
         }
-        let e = inbound.check_unlock("veh_a").unwrap_err();
+        let e = inbound.check_unlock("veh_a").await.unwrap_err();
         assert_eq!(e.code, Code::RateLimited);
         assert!(e.retry_after.unwrap() >= Duration::from_secs(1));
         assert!(
@@ -158,6 +190,6 @@ mod tests {
                 .any(|(k, v)| *k == "ratelimit-policy" && v.contains("q=3;w=60"))
         );
         // Another car is unaffected.
-        inbound.check_unlock("veh_b").unwrap();
+        inbound.check_unlock("veh_b").await.unwrap();
     }
 }

@@ -19,6 +19,14 @@
 //!   fails as `rate_limited` without reaching the OEM.
 //! - Pending commands found at start-up are resumed: never-sent ones are sent, accepted
 //!   async ones are polled, sent-but-unconfirmed ones are reconciled.
+//!
+//! In cluster mode (a shared store) each command is leased to the replica running it
+//! and renewed while it runs; a replica that dies stops renewing, and another takes the
+//! command over once the lease lapses ([`Commands::take_over`]), resuming it by the
+//! rules above. The lease is checked just before the command is handed to the OEM and
+//! before its outcome is written, so a replica that lost it neither sends nor records.
+//! The per-car rule holds across replicas through a `car:<id>` lease, and a finished
+//! command tells every replica to drop its cached state of the car.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +37,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::cluster::{Cluster, Held};
 use crate::error::{ApiError, Code};
 use crate::ids;
 use crate::store::{
@@ -90,6 +99,8 @@ pub struct Commands {
     running: Finals,
     /// One lock per vehicle: at most one command in flight per car.
     vehicle_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// This replica's leases.
+    cluster: Arc<Cluster>,
 }
 
 impl Commands {
@@ -99,6 +110,7 @@ impl Commands {
         fleet: Arc<Fleet>,
         registry: Arc<crate::registry::Registry>,
         timing: CommandTiming,
+        cluster: Arc<Cluster>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -107,6 +119,7 @@ impl Commands {
             timing,
             running: Mutex::default(),
             vehicle_locks: Mutex::default(),
+            cluster,
         })
     }
 
@@ -139,7 +152,11 @@ impl Commands {
             key: key.clone(),
             fingerprint: req.fingerprint(&vehicle.id),
         });
-        match self.store.create_command(&record, claim.as_ref()).await? {
+        match self
+            .store
+            .create_command(&record, claim.as_ref(), &self.cluster.lease())
+            .await?
+        {
             Created::New => {
                 tracing::info!(command = %record.id, vehicle = %vehicle.id,
                     action = record.action.as_str(), caller = %record.caller, "command recorded");
@@ -202,17 +219,42 @@ impl Commands {
             if !pending || Instant::now() >= deadline {
                 return Ok(record);
             }
-            tokio::time::sleep((deadline - Instant::now()).min(Duration::from_millis(200))).await;
+            tokio::time::sleep((deadline - Instant::now()).min(Duration::from_millis(50))).await;
         }
     }
 
-    /// Resumes every pending command (call once at start-up).
+    /// Resumes pending commands at start-up: all of them when this process owns the
+    /// store, those whose lease lapsed when replicas share it.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, ApiError> {
-        let pending = self.store.pending_commands().await?;
-        let n = pending.len();
-        for record in pending {
+        let lapsed_before = if self.cluster.shared {
+            now()
+        } else {
+            now() + time::Duration::days(365 * 100)
+        };
+        self.take_over(lapsed_before).await
+    }
+
+    /// Takes over and runs the pending commands whose lease lapsed before
+    /// `lapsed_before`; returns how many.
+    pub async fn take_over(
+        self: &Arc<Self>,
+        lapsed_before: time::OffsetDateTime,
+    ) -> Result<usize, ApiError> {
+        let claimed = self
+            .store
+            .claim_commands(&self.cluster.lease(), lapsed_before)
+            .await?;
+        let mut n = 0;
+        for record in claimed {
+            if lock(&self.running).contains_key(&record.id) {
+                continue;
+            }
             tracing::info!(command = %record.id, sent = record.sent_at.is_some(), "resuming command");
             self.start(record);
+            n += 1;
+        }
+        if self.cluster.shared {
+            crate::metrics::commands_taken_over(n);
         }
         Ok(n)
     }
@@ -222,12 +264,67 @@ impl Commands {
     pub async fn drain(&self, max: Duration) -> usize {
         let deadline = Instant::now() + max;
         loop {
-            let running = lock(&self.running).len();
-            if running == 0 || Instant::now() >= deadline {
-                return running;
+            let running: Vec<String> = lock(&self.running).keys().cloned().collect();
+            if running.is_empty() {
+                return 0;
+            }
+            if Instant::now() >= deadline {
+                // Let another replica (or the next start) take them over at once.
+                for id in &running {
+                    let _ = self
+                        .store
+                        .release_command_lease(id, &self.cluster.replica)
+                        .await;
+                }
+                return running.len();
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Whether this replica still holds the command's lease (renewing it). Always true
+    /// when the store is not shared.
+    async fn still_ours(&self, id: &str) -> Result<bool, ApiError> {
+        if !self.cluster.shared {
+            return Ok(true);
+        }
+        Ok(self
+            .store
+            .renew_command_lease(id, &self.cluster.lease())
+            .await?)
+    }
+
+    /// In cluster mode: keeps the command's lease renewed and takes the car's lease
+    /// (waiting while another replica runs a command on it), held until dropped.
+    async fn hold(&self, record: &CommandRecord) -> Option<(Held, tokio::task::JoinHandle<()>)> {
+        if !self.cluster.shared {
+            return None;
+        }
+        let (store, cluster, id) = (self.store.clone(), self.cluster.clone(), record.id.clone());
+        let renew = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(cluster.lease / 3).await;
+                match store.renew_command_lease(&id, &cluster.lease()).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::warn!(command = %id, error = %e, "could not renew a command lease")
+                    }
+                }
+            }
+        });
+        let car = format!("car:{}", record.vehicle_id);
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.store.try_lease(&car, &self.cluster.lease()).await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not take a car lease"),
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+        Some((Held::keep(self.store.clone(), &self.cluster, car), renew))
     }
 
     fn vehicle_lock(&self, vehicle_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -242,7 +339,13 @@ impl Commands {
         let car = self.vehicle_lock(&record.vehicle_id);
         let outcome = {
             let _one_per_car = car.lock().await;
-            self.execute(&mut record).await
+            let held = self.hold(&record).await;
+            let outcome = self.execute(&mut record).await;
+            if let Some((car, renew)) = held {
+                renew.abort();
+                drop(car);
+            }
+            outcome
         };
         drop(car);
         lock(&self.vehicle_locks).retain(|_, l| Arc::strong_count(l) > 1);
@@ -263,6 +366,11 @@ impl Commands {
             }
         }
         self.fleet.invalidate_security(&record.vehicle_id);
+        if !self.still_ours(&record.id).await.unwrap_or(true) {
+            tracing::error!(command = %record.id,
+                "another replica took this command over; leaving its outcome to it");
+            return record;
+        }
         if let Some(v) = self.store.vehicle(&record.vehicle_id).await.ok().flatten() {
             crate::metrics::command(&v.oem, record.action.as_str(), record.status.as_str());
         }
@@ -279,6 +387,10 @@ impl Commands {
                 tracing::warn!(vehicle = %record.vehicle_id, error = %e, "could not remember lock state");
             }
             self.fleet.invalidate_vehicle(&record.vehicle_id);
+        }
+        if let Err(e) = self.store.announce(&record.vehicle_id).await {
+            tracing::warn!(vehicle = %record.vehicle_id, error = %e,
+                "could not tell other replicas; their cache expires by itself");
         }
         tracing::info!(command = %record.id, status = record.status.as_str(),
             error = record.error_code.as_deref().unwrap_or(""), "command finished");
@@ -336,6 +448,11 @@ impl Commands {
         r: &VehicleRef,
         may_resend: bool,
     ) -> Result<(), ApiError> {
+        if !self.still_ours(&record.id).await? {
+            return Err(ApiError::internal(
+                "another replica took this command over before it was sent",
+            ));
+        }
         record.sent_at = Some(now());
         record.updated_at = now();
         self.store.update_command(record).await?;

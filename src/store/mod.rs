@@ -1,16 +1,18 @@
 //! Durable state behind one trait: OEM accounts and their tokens (sealed: a store never
 //! sees a plaintext token), pending account links, vehicles, commands and idempotency
-//! keys. The embedded default is SQLite ([`sqlite`]); cluster mode adds
-//! PostgreSQL behind the same trait. Every command is written before keyway talks to
-//! the OEM about it, so its record survives a crash of the gateway.
+//! keys, and leases (who works on what, until when). SQLite (embedded default) and
+//! PostgreSQL (cluster mode) implement it in one [`sql::SqlStore`]. Every command is
+//! written before keyway talks to the OEM about it, so its record survives a crash of
+//! the gateway; a command's lease says which replica drives it, so another takes it
+//! over when that replica dies.
 
-pub mod sqlite;
+pub mod sql;
 
 use async_trait::async_trait;
 use keyway_adapter::Command;
 use time::OffsetDateTime;
 
-pub use sqlite::SqliteStore;
+pub use sql::{Engine, SqlStore};
 
 /// A store failure. Details are for logs; callers see `internal`.
 #[derive(Debug, thiserror::Error)]
@@ -211,11 +213,34 @@ pub enum Created {
     },
 }
 
+/// A claim on some work: by whom, until when (renewed while the work runs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lease {
+    /// The replica holding it.
+    pub holder: String,
+    /// When it lapses unless renewed.
+    pub until: OffsetDateTime,
+}
+
 /// keyway's durable state.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Whether several keyway processes may share this store (PostgreSQL). An
+    /// unshared store belongs to one process, which may take over any lease at start.
+    fn shared(&self) -> bool;
+    /// The PostgreSQL `LISTEN` channel [`Store::announce`] notifies, if any.
+    fn change_channel(&self) -> Option<String>;
+    /// Tells every replica that a vehicle's state changed (no-op when unshared).
+    async fn announce(&self, vehicle_id: &str) -> Result<(), StoreError>;
+
+    /// Takes or renews the named lease if it is free, lapsed or already the holder's.
+    /// True if the holder has it now.
+    async fn try_lease(&self, name: &str, lease: &Lease) -> Result<bool, StoreError>;
+    /// Gives the named lease up, if the holder has it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 
     /// Inserts or replaces an account.
     async fn put_account(&self, account: &AccountRecord) -> Result<(), StoreError>;
@@ -272,13 +297,25 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
-    /// Records a new command; with a claim, atomically claims the idempotency key
-    /// first and returns the existing command if the key was already used.
+    /// Records a new command, leased to its creator; with a claim, atomically claims the
+    /// idempotency key first and returns the existing command if the key was already used.
     async fn create_command(
         &self,
         command: &CommandRecord,
         claim: Option<&IdempotencyClaim>,
+        lease: &Lease,
     ) -> Result<Created, StoreError>;
+    /// Extends a command's lease; false if another replica holds it now.
+    async fn renew_command_lease(&self, id: &str, lease: &Lease) -> Result<bool, StoreError>;
+    /// Frees a command's lease at once (a replica shutting down cleanly).
+    async fn release_command_lease(&self, id: &str, holder: &str) -> Result<(), StoreError>;
+    /// Takes over pending commands whose lease lapsed before `lapsed_before` (or that
+    /// have none), leasing them to `lease`; each is taken by one replica only.
+    async fn claim_commands(
+        &self,
+        lease: &Lease,
+        lapsed_before: OffsetDateTime,
+    ) -> Result<Vec<CommandRecord>, StoreError>;
     /// One command.
     async fn command(&self, id: &str) -> Result<Option<CommandRecord>, StoreError>;
     /// The command an idempotency key already made, if any.

@@ -6,7 +6,10 @@
 //! - **single flight per account**: one refresh at a time; callers queue on the
 //!   account's lock and re-check the cache after taking it (the refresh race);
 //! - **persist before use**: the new refresh token is sealed and written to the store
-//!   before any caller receives the new access token.
+//!   before any caller receives the new access token;
+//! - **one replica at a time** (cluster mode): the refresh runs under the account's
+//!   `refresh:<id>` lease in the shared store; replicas without it wait, re-reading the
+//!   store until the new token appears (or the lease of a dead holder lapses).
 //!
 //! A refresh the OEM rejects (`invalid_grant`, `login_required`, Ford's 460, …) marks
 //! the account `reauthorization_required`; no further refresh is attempted until the
@@ -29,6 +32,7 @@ use std::time::Duration;
 use keyway_adapter::{Call, OemError, Secret};
 use time::OffsetDateTime;
 
+use crate::cluster::Cluster;
 use crate::crypto::Sealer;
 use crate::error::{ApiError, Code};
 use crate::registry::Registry;
@@ -77,6 +81,8 @@ pub struct Tokens {
     cache: moka::sync::Cache<String, Cached>,
     /// One async lock per account: held across a refresh so only one runs at a time.
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Leases across replicas.
+    cluster: Arc<Cluster>,
 }
 
 /// The problem answer for an account that must be linked again.
@@ -111,6 +117,7 @@ impl Tokens {
         registry: Arc<Registry>,
         sealer: Arc<Sealer>,
         skew: Duration,
+        cluster: Arc<Cluster>,
     ) -> Self {
         Self {
             store,
@@ -119,6 +126,7 @@ impl Tokens {
             skew,
             cache: moka::sync::Cache::new(100_000),
             flights: Mutex::default(),
+            cluster,
         }
     }
 
@@ -198,6 +206,63 @@ impl Tokens {
         {
             return Ok(c.token);
         }
+        let account = self.load(account_id).await?;
+        if let Some(token) = self.usable(&account, rejected)? {
+            return Ok(token);
+        }
+        if !self.cluster.shared {
+            return self.refresh(&account).await;
+        }
+        // Cluster: whoever holds the account's lease refreshes; the others wait for the
+        // token it stores. A holder that dies stops blocking when its lease lapses.
+        let lease = format!("refresh:{account_id}");
+        let give_up = tokio::time::Instant::now() + self.cluster.lease * 2;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            if self
+                .store
+                .try_lease(&lease, &self.cluster.lease())
+                .await
+                .map_err(ApiError::from)?
+            {
+                // Someone may have refreshed between our read and our lease.
+                let account = self.load(account_id).await;
+                let result = match account {
+                    Ok(account) => match self.usable(&account, rejected) {
+                        Ok(Some(token)) => Ok(token),
+                        Ok(None) => self.refresh(&account).await,
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = self
+                    .store
+                    .release_lease(&lease, &self.cluster.replica)
+                    .await
+                {
+                    tracing::warn!(account = %account_id, error = %e, "could not release the refresh lease");
+                }
+                return result;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+            let account = self.load(account_id).await?;
+            if let Some(token) = self.usable(&account, rejected)? {
+                return Ok(token);
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Err(ApiError::new(
+                    Code::UpstreamTimeout,
+                    "another keyway replica is refreshing this account's OEM token and has not finished",
+                )
+                .with_oem(&account.oem)
+                .into());
+            }
+        }
+    }
+
+    /// The account as stored; refuses one that must be linked again.
+    async fn load(&self, account_id: &str) -> Result<AccountRecord, CallError> {
         let account = self
             .store
             .account(account_id)
@@ -211,23 +276,32 @@ impl Tokens {
             )
             .into());
         }
+        Ok(account)
+    }
+
+    /// The stored access token (now cached), if it is not due and not `rejected`.
+    fn usable(
+        &self,
+        account: &AccountRecord,
+        rejected: Option<&Secret>,
+    ) -> Result<Option<Secret>, CallError> {
         let t = &account.tokens;
         if let (Some(sealed), Some(refresh_at)) = (&t.access_token, t.access_refresh_at)
             && OffsetDateTime::now_utc() < refresh_at
         {
-            let token = self.open(sealed, &access_aad(account_id))?;
+            let token = self.open(sealed, &access_aad(&account.id))?;
             if rejected != Some(&token) {
                 self.cache.insert(
-                    account_id.to_string(),
+                    account.id.clone(),
                     Cached {
                         token: token.clone(),
                         refresh_at,
                     },
                 );
-                return Ok(token);
+                return Ok(Some(token));
             }
         }
-        self.refresh(&account).await
+        Ok(None)
     }
 
     /// Forgets the cached token (account unlinked or relinked).

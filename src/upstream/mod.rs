@@ -79,17 +79,34 @@ pub struct Stack {
     pub breaker: Arc<Breaker>,
 }
 
+/// Cluster-wide quotas: the Redis limits and how many replicas share them.
+#[derive(Clone, Debug)]
+pub struct Shared {
+    /// The limits in Redis.
+    pub limits: Arc<crate::cluster::limits::SharedLimits>,
+    /// Replicas sharing each quota (the local fallback keeps to 1/replicas).
+    pub replicas: u32,
+}
+
 /// Builds one OEM's stack over the shared client.
 pub fn stack(
     client: &HttpsClient,
     oem: &'static str,
     c: &OemConfig,
     defaults: &keyway_adapter::Limits,
+    shared: Option<&Shared>,
 ) -> Stack {
     let l = c.limits.resolve(defaults);
     let max_wait = Duration::from_millis(l.max_wait_ms);
-    let requests = Arc::new(Quota::new(l.requests, max_wait, oem, "requests"));
-    let commands = Arc::new(Quota::new(l.commands, max_wait, oem, "commands"));
+    let quota = |windows, kind| {
+        let q = Quota::new(windows, max_wait, oem, kind);
+        Arc::new(match shared {
+            Some(s) => q.shared(s.limits.clone(), s.replicas),
+            None => q,
+        })
+    };
+    let requests = quota(l.requests, "requests");
+    let commands = quota(l.commands, "commands");
     let breaker = Arc::new(Breaker::new(
         BreakerSettings {
             failures: c.breaker.failures,

@@ -10,6 +10,10 @@
 //! so that jitter between the two cannot push N+1 arrivals into one of the OEM's windows. A request that would exceed
 //! a window waits for a slot when one frees within `max_wait`, and otherwise fails fast
 //! with the time until one does (`rate_limited` + `Retry-After` at the API).
+//!
+//! In cluster mode the log lives in Redis ([`crate::cluster::limits`]) so the windows
+//! hold for all replicas together; while Redis is unreachable each replica keeps to
+//! its share (`max / replicas`) in the local log.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -21,6 +25,7 @@ use keyway_adapter::error::parse_retry_after;
 use keyway_adapter::{Http, TransportError};
 use tokio::time::Instant;
 
+use crate::cluster::limits::SharedLimits;
 use crate::metrics;
 
 /// One published limit.
@@ -46,6 +51,8 @@ pub struct Quota {
     inner: Mutex<Inner>,
     oem: &'static str,
     kind: &'static str,
+    /// Cluster-wide log: the limits, and the windows widened by their margin.
+    shared: Option<(Arc<SharedLimits>, Vec<Window>)>,
 }
 
 impl Quota {
@@ -66,7 +73,39 @@ impl Quota {
             }),
             oem,
             kind,
+            shared: None,
         }
+    }
+
+    /// Keeps the windows cluster-wide in Redis; the local log, used only while Redis
+    /// is unreachable, keeps to this replica's share of each window.
+    pub fn shared(mut self, limits: Arc<SharedLimits>, replicas: u32) -> Self {
+        let whole: Vec<Window> = self
+            .windows
+            .iter()
+            .map(|w| Window {
+                max: w.max,
+                per: guarded(w.per),
+            })
+            .collect();
+        for w in &mut self.windows {
+            w.max = w.max.div_ceil(replicas.max(1));
+        }
+        self.shared = Some((limits, whole));
+        self
+    }
+
+    /// Takes a slot now — cluster-wide when shared and Redis answers, else locally —
+    /// or says how long until one frees.
+    async fn take(&self) -> Result<(), Duration> {
+        if let Some((limits, windows)) = &self.shared
+            && let Some(answer) = limits
+                .take(&format!("{}:{}", self.oem, self.kind), windows)
+                .await
+        {
+            return answer;
+        }
+        self.try_acquire()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -108,7 +147,7 @@ impl Quota {
     pub async fn acquire(&self) -> Result<(), Duration> {
         let started = Instant::now();
         loop {
-            match self.try_acquire() {
+            match self.take().await {
                 Ok(()) => {
                     let waited = started.elapsed();
                     if !waited.is_zero() {
@@ -140,6 +179,10 @@ impl Quota {
             back_off_ms = d.as_millis() as u64,
             "OEM rate limit: backing off"
         );
+        if let Some((limits, _)) = &self.shared {
+            let (limits, name) = (limits.clone(), format!("{}:{}", self.oem, self.kind));
+            tokio::spawn(async move { limits.push_back(&name, d).await });
+        }
     }
 }
 

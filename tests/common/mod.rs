@@ -235,3 +235,58 @@ pub async fn send(
         json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     }
 }
+
+/// The PostgreSQL the cluster and store tests use (`KEYWAY_TEST_POSTGRES_URL`, default
+/// the machine's `test` database).
+pub fn postgres_base() -> String {
+    std::env::var("KEYWAY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
+}
+
+/// A private PostgreSQL schema for one test, dropped (with everything in it) on drop.
+pub struct PgSchema {
+    pub name: String,
+}
+
+impl PgSchema {
+    pub fn new() -> Self {
+        Self {
+            name: keyway::ids::new("kwt")
+                .replace('-', "_")
+                .to_ascii_lowercase(),
+        }
+    }
+
+    /// A store URL whose connections use this schema (keyway creates it).
+    pub fn url(&self) -> String {
+        format!(
+            "{}?options=-c%20search_path%3D{}",
+            postgres_base(),
+            self.name
+        )
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Its own thread and runtime: drop may run inside or outside a runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                use sqlx::{Connection, Executor};
+                if let Ok(mut c) = sqlx::PgConnection::connect(&postgres_base()).await {
+                    let _ = c
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP SCHEMA IF EXISTS {name} CASCADE"
+                        )))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}

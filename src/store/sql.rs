@@ -1,25 +1,32 @@
-//! The embedded store: one SQLite file in WAL mode with `synchronous = FULL`, so a
-//! command recorded before the OEM call is on disk before the car can act on it.
-//! Migrations are compiled into the binary and run at start-up.
+//! The SQL store: one implementation of [`Store`] for both engines keyway runs on,
+//! through sqlx's `Any` driver with portable SQL (`$n` parameters, upserts,
+//! `RETURNING`, integer milliseconds and 0/1 booleans).
+//!
+//! - **SQLite** (embedded default): one file in WAL mode with `synchronous = FULL`, so
+//!   a command recorded before the OEM call is on disk before the car can act on it.
+//! - **PostgreSQL** (cluster mode): a pool shared by several replicas; the schema is the
+//!   first entry of the connection's `search_path` (created if missing), and changes to
+//!   a car are announced with `NOTIFY` on a channel named after that schema.
+//!
+//! Each engine has its own embedded migrations, run at start-up.
 
 use std::borrow::Cow;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use keyway_adapter::Command;
+use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{Row, SqlSafeStr};
+use sqlx::{Executor, Row, SqlSafeStr};
 use time::OffsetDateTime;
 
 use super::*;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+type Migrations = &'static [(i64, &'static str, &'static str)];
+
+const SQLITE_MIGRATIONS: Migrations = &[
     (
         1,
         "init",
@@ -30,69 +37,173 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "linking",
         include_str!("../../migrations/sqlite/0002_linking.sql"),
     ),
+    (
+        3,
+        "cluster",
+        include_str!("../../migrations/sqlite/0003_cluster.sql"),
+    ),
 ];
 
-/// SQLite-backed [`Store`].
+const POSTGRES_MIGRATIONS: Migrations = &[(
+    1,
+    "init",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
+/// Which engine a [`SqlStore`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// One SQLite file (one keyway process).
+    Sqlite,
+    /// PostgreSQL (any number of replicas).
+    Postgres,
+}
+
+/// [`Store`] on SQLite or PostgreSQL.
 #[derive(Clone, Debug)]
-pub struct SqliteStore {
-    pool: SqlitePool,
+pub struct SqlStore {
+    pool: AnyPool,
+    engine: Engine,
+    /// PostgreSQL: the `NOTIFY` channel for vehicle changes.
+    channel: Option<String>,
 }
 
 fn db(e: sqlx::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
-impl SqliteStore {
-    /// Opens (creating if missing) the database file at `path` and migrates it.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+    PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+
+impl SqlStore {
+    /// Opens (creating if missing) the SQLite file at `path` and migrates it.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        Self::connect(options).await
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Self::sqlite(&url, 8).await
     }
 
-    /// A private in-memory database (tests).
+    /// A private in-memory SQLite database (tests).
     pub async fn memory() -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:").map_err(db)?;
-        Self::connect(options).await
+        // An in-memory database lives in its one connection.
+        Self::sqlite("sqlite::memory:", 1).await
     }
 
-    async fn connect(options: SqliteConnectOptions) -> Result<Self, StoreError> {
-        let in_memory = options.get_filename() == Path::new(":memory:");
-        let pool = SqlitePoolOptions::new()
-            // An in-memory database lives in its one connection.
-            .max_connections(if in_memory { 1 } else { 8 })
+    async fn sqlite(url: &str, connections: u32) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let options: AnyConnectOptions = url.parse().map_err(db)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(connections)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(SQLITE_PRAGMAS).await?;
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(db)?;
-        let migrations = MIGRATIONS
-            .iter()
-            .map(|(version, name, sql)| {
-                Migration::new(
-                    *version,
-                    Cow::Borrowed(*name),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
-            })
-            .collect();
-        Migrator::with_migrations(migrations)
-            .run(&pool)
+        migrate(&pool, SQLITE_MIGRATIONS).await?;
+        Ok(Self {
+            pool,
+            engine: Engine::Sqlite,
+            channel: None,
+        })
+    }
+
+    /// Connects a pool of `connections` to PostgreSQL at `url` (`postgres://…`; a
+    /// schema is chosen with `?options=-c%20search_path%3Dname`) and migrates it.
+    pub async fn postgres(url: &str, connections: u32) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let options: AnyConnectOptions = url.parse().map_err(db)?;
+        let schema = ensure_schema(&options).await?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(connections)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
             .await
-            .map_err(|e| StoreError::Database(format!("migrating: {e}")))?;
-        Ok(Self { pool })
+            .map_err(db)?;
+        // sqlx's migrator holds an advisory lock: replicas starting together wait.
+        migrate(&pool, POSTGRES_MIGRATIONS).await?;
+        let channel = format!(
+            "keyway_{}",
+            schema
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect::<String>()
+        );
+        Ok(Self {
+            pool,
+            engine: Engine::Postgres,
+            channel: Some(channel),
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 }
 
-impl SqliteStore {
+/// The first schema of the connection's search path, created if it does not exist.
+async fn ensure_schema(options: &AnyConnectOptions) -> Result<String, StoreError> {
+    use sqlx::Connection;
+    let mut conn = sqlx::AnyConnection::connect_with(options)
+        .await
+        .map_err(db)?;
+    let path: String = conn
+        .fetch_one("SELECT current_setting('search_path') AS path")
+        .await
+        .map_err(db)?
+        .try_get("path")
+        .map_err(db)?;
+    let first = path
+        .split(',')
+        .map(|s| s.trim().trim_matches('"'))
+        .find(|s| !s.is_empty() && *s != "$user")
+        .unwrap_or("public")
+        .to_string();
+    if !first.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(StoreError::Database(format!(
+            "schema name {first:?}: use letters, digits and _"
+        )));
+    }
+    // Checked above: letters, digits and _ only.
+    let create = format!("CREATE SCHEMA IF NOT EXISTS {first}");
+    conn.execute(sqlx::AssertSqlSafe(create))
+        .await
+        .map_err(db)?;
+    let _ = conn.close().await;
+    Ok(first)
+}
+
+async fn migrate<'a, A>(to: A, list: Migrations) -> Result<(), StoreError>
+where
+    A: sqlx::Acquire<'a>,
+    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
+{
+    let migrations = list
+        .iter()
+        .map(|(version, name, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*name),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+        .run(to)
+        .await
+        .map_err(|e| StoreError::Database(format!("migrating: {e}")))
+}
+
+impl SqlStore {
     /// Imports many vehicles in one transaction (benchmarks, migrations); existing
     /// (oem, oem_id) pairs are skipped.
     pub async fn import_vehicles(&self, vehicles: &[VehicleRecord]) -> Result<(), StoreError> {
@@ -101,7 +212,7 @@ impl SqliteStore {
         for v in vehicles {
             sqlx::query(
                 "INSERT INTO vehicles (id, account_id, oem, oem_id, vin, display_name, model,
-                    year, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    year, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (oem, oem_id) DO NOTHING",
             )
             .bind(&v.id)
@@ -121,14 +232,14 @@ impl SqliteStore {
     }
 }
 
-type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
-impl SqliteStore {
+impl SqlStore {
     /// At most one row, mapped.
     async fn one<T>(
         &self,
         q: Query<'_>,
-        map: fn(&SqliteRow) -> Result<T, StoreError>,
+        map: fn(&AnyRow) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
         q.fetch_optional(&self.pool)
             .await
@@ -142,7 +253,7 @@ impl SqliteStore {
     async fn all<T>(
         &self,
         q: Query<'_>,
-        map: fn(&SqliteRow) -> Result<T, StoreError>,
+        map: fn(&AnyRow) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         q.fetch_all(&self.pool)
             .await
@@ -161,15 +272,15 @@ fn opt_time(ms: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
     ms.map(from_ms).transpose()
 }
 
-fn get<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
-    row: &'r SqliteRow,
+fn get<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(
+    row: &'r AnyRow,
     col: &str,
 ) -> Result<T, StoreError> {
     row.try_get(col)
         .map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
 }
 
-fn account_from(row: &SqliteRow) -> Result<AccountRecord, StoreError> {
+fn account_from(row: &AnyRow) -> Result<AccountRecord, StoreError> {
     Ok(AccountRecord {
         id: get(row, "id")?,
         oem: get(row, "oem")?,
@@ -185,8 +296,8 @@ fn account_from(row: &SqliteRow) -> Result<AccountRecord, StoreError> {
     })
 }
 
-fn vehicle_from(row: &SqliteRow) -> Result<VehicleRecord, StoreError> {
-    let last_locked: Option<bool> = get(row, "last_locked")?;
+fn vehicle_from(row: &AnyRow) -> Result<VehicleRecord, StoreError> {
+    let last_locked = get::<Option<i64>>(row, "last_locked")?.map(|l| l != 0);
     let last_locked_at = opt_time(get(row, "last_locked_at")?)?;
     Ok(VehicleRecord {
         id: get(row, "id")?,
@@ -201,7 +312,7 @@ fn vehicle_from(row: &SqliteRow) -> Result<VehicleRecord, StoreError> {
     })
 }
 
-fn command_from(row: &SqliteRow) -> Result<CommandRecord, StoreError> {
+fn command_from(row: &AnyRow) -> Result<CommandRecord, StoreError> {
     let action: String = get(row, "action")?;
     Ok(CommandRecord {
         id: get(row, "id")?,
@@ -223,7 +334,7 @@ fn command_from(row: &SqliteRow) -> Result<CommandRecord, StoreError> {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Store for SqlStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -232,11 +343,110 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn shared(&self) -> bool {
+        self.engine == Engine::Postgres
+    }
+
+    fn change_channel(&self) -> Option<String> {
+        self.channel.clone()
+    }
+
+    async fn announce(&self, vehicle_id: &str) -> Result<(), StoreError> {
+        let Some(channel) = &self.channel else {
+            return Ok(());
+        };
+        sqlx::query("SELECT pg_notify($1, $2) IS NULL AS sent")
+            .bind(channel)
+            .bind(vehicle_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn try_lease(&self, name: &str, lease: &Lease) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+                expires_at = excluded.expires_at
+             WHERE leases.holder = excluded.holder OR leases.expires_at < $4",
+        )
+        .bind(name)
+        .bind(&lease.holder)
+        .bind(to_ms(lease.until))
+        .bind(to_ms(now()))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn renew_command_lease(&self, id: &str, lease: &Lease) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE commands SET lease_until = $1
+             WHERE id = $2 AND lease_holder = $3 AND status = 'pending'",
+        )
+        .bind(to_ms(lease.until))
+        .bind(id)
+        .bind(&lease.holder)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn release_command_lease(&self, id: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE commands SET lease_until = 0 WHERE id = $1 AND lease_holder = $2")
+            .bind(id)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn claim_commands(
+        &self,
+        lease: &Lease,
+        lapsed_before: OffsetDateTime,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        // One statement: under PostgreSQL a row two replicas race for is re-checked
+        // after the first commits, so the second finds the lease taken and skips it.
+        let mut claimed = self
+            .all(
+                sqlx::query(
+                    "UPDATE commands SET lease_holder = $1, lease_until = $2
+                     WHERE status = 'pending'
+                        AND (lease_until IS NULL OR lease_until < $3)
+                     RETURNING *",
+                )
+                .bind(&lease.holder)
+                .bind(to_ms(lease.until))
+                .bind(to_ms(lapsed_before)),
+                command_from,
+            )
+            .await?;
+        claimed.sort_by_key(|c| c.created_at);
+        Ok(claimed)
+    }
+
     async fn put_account(&self, a: &AccountRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO accounts (id, oem, owner, status, access_token, access_expires_at,
                 access_refresh_at, refresh_token, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (id) DO UPDATE SET oem = excluded.oem, owner = excluded.owner,
                 status = excluded.status, access_token = excluded.access_token,
                 access_expires_at = excluded.access_expires_at,
@@ -261,7 +471,7 @@ impl Store for SqliteStore {
 
     async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {
         self.one(
-            sqlx::query("SELECT * FROM accounts WHERE id = ?").bind(id),
+            sqlx::query("SELECT * FROM accounts WHERE id = $1").bind(id),
             account_from,
         )
         .await
@@ -277,8 +487,8 @@ impl Store for SqliteStore {
 
     async fn save_tokens(&self, account_id: &str, t: &StoredTokens) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE accounts SET access_token = ?, access_expires_at = ?, access_refresh_at = ?,
-                refresh_token = ?, updated_at = ? WHERE id = ?",
+            "UPDATE accounts SET access_token = $1, access_expires_at = $2, access_refresh_at = $3,
+                refresh_token = $4, updated_at = $5 WHERE id = $6",
         )
         .bind(&t.access_token)
         .bind(opt_ms(t.access_expires_at))
@@ -293,7 +503,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_account_status(&self, id: &str, status: AccountStatus) -> Result<(), StoreError> {
-        sqlx::query("UPDATE accounts SET status = ?, updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE accounts SET status = $1, updated_at = $2 WHERE id = $3")
             .bind(status.as_str())
             .bind(to_ms(now()))
             .bind(id)
@@ -310,9 +520,10 @@ impl Store for SqliteStore {
         t: &StoredTokens,
     ) -> Result<bool, StoreError> {
         let n = sqlx::query(
-            "UPDATE accounts SET access_token = ?, access_expires_at = ?, access_refresh_at = ?,
-                refresh_token = ?, updated_at = ?
-             WHERE id = ? AND access_token IS ? AND refresh_token IS ?",
+            "UPDATE accounts SET access_token = $1, access_expires_at = $2, access_refresh_at = $3,
+                refresh_token = $4, updated_at = $5
+             WHERE id = $6 AND access_token IS NOT DISTINCT FROM $7
+                AND refresh_token IS NOT DISTINCT FROM $8",
         )
         .bind(&t.access_token)
         .bind(opt_ms(t.access_expires_at))
@@ -331,12 +542,12 @@ impl Store for SqliteStore {
 
     async fn delete_account(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query("DELETE FROM vehicles WHERE account_id = ?")
+        sqlx::query("DELETE FROM vehicles WHERE account_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        let deleted = sqlx::query("DELETE FROM accounts WHERE id = ?")
+        let deleted = sqlx::query("DELETE FROM accounts WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await
@@ -348,7 +559,7 @@ impl Store for SqliteStore {
     }
 
     async fn account_vehicle_ids(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
-        sqlx::query("SELECT id FROM vehicles WHERE account_id = ? ORDER BY id")
+        sqlx::query("SELECT id FROM vehicles WHERE account_id = $1 ORDER BY id")
             .bind(account_id)
             .fetch_all(&self.pool)
             .await
@@ -359,14 +570,14 @@ impl Store for SqliteStore {
     }
 
     async fn put_link_state(&self, l: &LinkState) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM link_states WHERE expires_at < ?")
+        sqlx::query("DELETE FROM link_states WHERE expires_at < $1")
             .bind(to_ms(now()))
             .execute(&self.pool)
             .await
             .map_err(db)?;
         sqlx::query(
             "INSERT INTO link_states (state_hash, oem, caller, verifier, redirect_uri, created_at,
-                expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&l.state_hash)
         .bind(&l.oem)
@@ -382,7 +593,7 @@ impl Store for SqliteStore {
     }
 
     async fn take_link_state(&self, state_hash: &str) -> Result<Option<LinkState>, StoreError> {
-        let row = sqlx::query("DELETE FROM link_states WHERE state_hash = ? RETURNING *")
+        let row = sqlx::query("DELETE FROM link_states WHERE state_hash = $1 RETURNING *")
             .bind(state_hash)
             .fetch_optional(&self.pool)
             .await
@@ -405,7 +616,7 @@ impl Store for SqliteStore {
         let row = sqlx::query(
             "INSERT INTO vehicles (id, account_id, oem, oem_id, vin, display_name, model, year,
                 created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (oem, oem_id) DO UPDATE SET account_id = excluded.account_id,
                 vin = excluded.vin, display_name = excluded.display_name,
                 model = excluded.model, year = excluded.year
@@ -428,7 +639,7 @@ impl Store for SqliteStore {
 
     async fn vehicle(&self, id: &str) -> Result<Option<VehicleRecord>, StoreError> {
         self.one(
-            sqlx::query("SELECT * FROM vehicles WHERE id = ?").bind(id),
+            sqlx::query("SELECT * FROM vehicles WHERE id = $1").bind(id),
             vehicle_from,
         )
         .await
@@ -440,7 +651,7 @@ impl Store for SqliteStore {
         oem_id: &str,
     ) -> Result<Option<VehicleRecord>, StoreError> {
         self.one(
-            sqlx::query("SELECT * FROM vehicles WHERE oem = ? AND oem_id = ?")
+            sqlx::query("SELECT * FROM vehicles WHERE oem = $1 AND oem_id = $2")
                 .bind(oem)
                 .bind(oem_id),
             vehicle_from,
@@ -462,7 +673,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<VehicleRecord>, StoreError> {
         self.all(
-            sqlx::query("SELECT * FROM vehicles WHERE id > ? ORDER BY id LIMIT ?")
+            sqlx::query("SELECT * FROM vehicles WHERE id > $1 ORDER BY id LIMIT $2")
                 .bind(after.unwrap_or(""))
                 .bind(i64::from(limit)),
             vehicle_from,
@@ -476,8 +687,8 @@ impl Store for SqliteStore {
         locked: bool,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE vehicles SET last_locked = ?, last_locked_at = ? WHERE id = ?")
-            .bind(locked)
+        sqlx::query("UPDATE vehicles SET last_locked = $1, last_locked_at = $2 WHERE id = $3")
+            .bind(i64::from(locked))
             .bind(to_ms(at))
             .bind(vehicle_id)
             .execute(&self.pool)
@@ -490,12 +701,13 @@ impl Store for SqliteStore {
         &self,
         c: &CommandRecord,
         claim: Option<&IdempotencyClaim>,
+        lease: &Lease,
     ) -> Result<Created, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         if let Some(claim) = claim {
             let claimed = sqlx::query(
                 "INSERT INTO idempotency_keys (caller, key, fingerprint, command_id, created_at)
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (caller, key) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (caller, key) DO NOTHING",
             )
             .bind(&claim.caller)
             .bind(&claim.key)
@@ -511,7 +723,7 @@ impl Store for SqliteStore {
                 let row = sqlx::query(
                     "SELECT k.fingerprint AS fingerprint, c.* FROM idempotency_keys k
                      JOIN commands c ON c.id = k.command_id
-                     WHERE k.caller = ? AND k.key = ?",
+                     WHERE k.caller = $1 AND k.key = $2",
                 )
                 .bind(&claim.caller)
                 .bind(&claim.key)
@@ -530,8 +742,8 @@ impl Store for SqliteStore {
         sqlx::query(
             "INSERT INTO commands (id, vehicle_id, action, status, caller, reference, request_id,
                 sent_at, oem_handle, error_code, error_detail, created_at, updated_at,
-                completed_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                completed_at, lease_holder, lease_until)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&c.id)
         .bind(&c.vehicle_id)
@@ -547,6 +759,8 @@ impl Store for SqliteStore {
         .bind(to_ms(c.created_at))
         .bind(to_ms(c.updated_at))
         .bind(opt_ms(c.completed_at))
+        .bind(&lease.holder)
+        .bind(to_ms(lease.until))
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -556,14 +770,14 @@ impl Store for SqliteStore {
 
     async fn command(&self, id: &str) -> Result<Option<CommandRecord>, StoreError> {
         self.one(
-            sqlx::query("SELECT * FROM commands WHERE id = ?").bind(id),
+            sqlx::query("SELECT * FROM commands WHERE id = $1").bind(id),
             command_from,
         )
         .await
     }
 
     async fn command_for_key(&self, caller: &str, key: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query("SELECT command_id FROM idempotency_keys WHERE caller = ? AND key = ?")
+        sqlx::query("SELECT command_id FROM idempotency_keys WHERE caller = $1 AND key = $2")
             .bind(caller)
             .bind(key)
             .fetch_optional(&self.pool)
@@ -575,8 +789,8 @@ impl Store for SqliteStore {
 
     async fn update_command(&self, c: &CommandRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE commands SET status = ?, sent_at = ?, oem_handle = ?, error_code = ?,
-                error_detail = ?, updated_at = ?, completed_at = ? WHERE id = ?",
+            "UPDATE commands SET status = $1, sent_at = $2, oem_handle = $3, error_code = $4,
+                error_detail = $5, updated_at = $6, completed_at = $7 WHERE id = $8",
         )
         .bind(c.status.as_str())
         .bind(opt_ms(c.sent_at))
@@ -598,130 +812,5 @@ impl Store for SqliteStore {
             command_from,
         )
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn command(id: &str) -> CommandRecord {
-        let t = now();
-        CommandRecord {
-            id: id.into(),
-            vehicle_id: "veh_1".into(),
-            action: Command::Lock,
-            status: CommandStatus::Pending,
-            caller: "svc".into(),
-            reference: Some("order-1".into()),
-            request_id: None,
-            sent_at: None,
-            oem_handle: None,
-            error_code: None,
-            error_detail: None,
-            created_at: t,
-            updated_at: t,
-            completed_at: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn idempotency_claim_returns_the_first_command() {
-        let s = SqliteStore::memory().await.unwrap();
-        let claim = IdempotencyClaim {
-            caller: "svc".into(),
-            key: "k1".into(),
-            fingerprint: "f1".into(),
-        };
-        assert!(matches!(
-            s.create_command(&command("cmd_a"), Some(&claim))
-                .await
-                .unwrap(),
-            Created::New
-        ));
-        match s
-            .create_command(&command("cmd_b"), Some(&claim))
-            .await
-            .unwrap()
-        {
-            Created::Existing {
-                command,
-                fingerprint,
-            } => {
-                assert_eq!(command.id, "cmd_a");
-                assert_eq!(fingerprint, "f1");
-            }
-            Created::New => panic!("key claimed twice"),
-        }
-        assert!(s.command("cmd_b").await.unwrap().is_none());
-        // Another caller's identical key is its own.
-        let other = IdempotencyClaim {
-            caller: "other".into(),
-            ..claim
-        };
-        assert!(matches!(
-            s.create_command(&command("cmd_c"), Some(&other))
-                .await
-                .unwrap(),
-            Created::New
-        ));
-    }
-
-    #[tokio::test]
-    async fn command_round_trip_and_pending_list() {
-        let s = SqliteStore::memory().await.unwrap();
-        let mut c = command("cmd_x");
-        s.create_command(&c, None).await.unwrap();
-        assert_eq!(s.command("cmd_x").await.unwrap().as_ref(), Some(&c));
-        assert_eq!(s.pending_commands().await.unwrap().len(), 1);
-        c.status = CommandStatus::Succeeded;
-        c.completed_at = Some(now());
-        s.update_command(&c).await.unwrap();
-        assert_eq!(s.command("cmd_x").await.unwrap().as_ref(), Some(&c));
-        assert!(s.pending_commands().await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_link_state_is_taken_once() {
-        let s = SqliteStore::memory().await.unwrap();
-        let t = now();
-        let l = LinkState {
-            state_hash: "h".into(),
-            oem: "tesla".into(),
-            caller: "svc".into(),
-            verifier: "kw1.k1.x".into(),
-            redirect_uri: "http://127.0.0.1:1/v1/oauth/callback".into(),
-            created_at: t,
-            expires_at: t + time::Duration::minutes(10),
-        };
-        s.put_link_state(&l).await.unwrap();
-        assert_eq!(s.take_link_state("h").await.unwrap(), Some(l));
-        assert_eq!(s.take_link_state("h").await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn rediscovered_vehicle_keeps_its_id() {
-        let s = SqliteStore::memory().await.unwrap();
-        let v = VehicleRecord {
-            id: "veh_first".into(),
-            account_id: "acct_1".into(),
-            oem: "tesla".into(),
-            oem_id: "VIN1".into(),
-            vin: Some("VIN1".into()),
-            display_name: Some("A".into()),
-            model: None,
-            year: Some(2020),
-            last_locked: None,
-        };
-        assert_eq!(s.upsert_vehicle(&v).await.unwrap().id, "veh_first");
-        let again = VehicleRecord {
-            id: "veh_second".into(),
-            display_name: Some("B".into()),
-            ..v
-        };
-        let stored = s.upsert_vehicle(&again).await.unwrap();
-        assert_eq!(stored.id, "veh_first");
-        assert_eq!(stored.display_name.as_deref(), Some("B"));
-        assert_eq!(s.vehicles().await.unwrap().len(), 1);
     }
 }

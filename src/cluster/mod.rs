@@ -1,0 +1,142 @@
+//! Cluster mode: what lets several keyway replicas on one PostgreSQL (and optionally
+//! one Redis) behave as one gateway. This module holds the replica's identity and
+//! lease settings, the background work every replica runs — taking over commands
+//! whose replica died, and dropping cached car state when another replica announces
+//! a change — and the Redis-backed limits ([`limits`], over [`redis`]).
+//!
+//! The rules themselves live where the work is: leases for token refresh in
+//! `tokens`, command leases and per-car leases in `commands`, quotas in
+//! `upstream::quota`, caller limits in `api::limits`.
+
+pub mod limits;
+pub mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::commands::Commands;
+use crate::store::{Lease, Store, now};
+use crate::vehicles::Fleet;
+
+/// This replica's place in the cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    /// This process's id (holder of its leases), new each start.
+    pub replica: String,
+    /// How long a lease lasts unless renewed (renewed every third of it).
+    pub lease: Duration,
+    /// How often to look for commands whose lease lapsed.
+    pub sweep: Duration,
+    /// Whether several processes share the store (leases are needed at all).
+    pub shared: bool,
+    /// Cluster-wide limits, when Redis is configured.
+    pub limits: Option<Arc<limits::SharedLimits>>,
+}
+
+impl Cluster {
+    /// A lease held by this replica from now on.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            holder: self.replica.clone(),
+            until: now() + self.lease,
+        }
+    }
+}
+
+/// Takes over, every `sweep`, pending commands whose replica stopped renewing their
+/// lease. Runs until the task is dropped.
+pub async fn sweep(cluster: Arc<Cluster>, commands: Arc<Commands>) {
+    let mut tick = tokio::time::interval(cluster.sweep);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match commands.take_over(now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(commands = n, "took over commands of a replica that stopped"),
+            Err(e) => tracing::warn!(error = %e, "could not look for abandoned commands"),
+        }
+    }
+}
+
+/// Listens for vehicle changes other replicas announce and drops this replica's
+/// cached lock state and record of that car. After a lost connection every cache is
+/// dropped (notifications may have been missed). Runs until the task is dropped.
+pub async fn follow_changes(url: String, channel: String, fleet: Arc<Fleet>) {
+    use sqlx::postgres::PgListener;
+    let mut connected_before = false;
+    loop {
+        let listener = async {
+            let mut l = PgListener::connect(&url).await?;
+            l.listen(&channel).await?;
+            Ok::<_, sqlx::Error>(l)
+        }
+        .await;
+        match listener {
+            Ok(mut l) => {
+                if connected_before {
+                    fleet.invalidate_all();
+                }
+                connected_before = true;
+                loop {
+                    match l.try_recv().await {
+                        Ok(Some(n)) => {
+                            let id = n.payload();
+                            fleet.invalidate_security(id);
+                            fleet.invalidate_vehicle(id);
+                        }
+                        // The connection dropped: sqlx reconnects; notices may be lost.
+                        Ok(None) => fleet.invalidate_all(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "change notifications lost; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for change notifications"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Releases a lease when dropped, and keeps it renewed until then.
+pub struct Held {
+    renew: tokio::task::JoinHandle<()>,
+    release: Option<(Arc<dyn Store>, String, String)>,
+}
+
+impl Held {
+    /// Keeps `name` (already taken) renewed every third of the lease until dropped.
+    pub fn keep(store: Arc<dyn Store>, cluster: &Arc<Cluster>, name: String) -> Self {
+        let (s, c, n) = (store.clone(), cluster.clone(), name.clone());
+        let renew = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(c.lease / 3).await;
+                match s.try_lease(&n, &c.lease()).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::error!(lease = %n, "lease taken by another replica");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(lease = %n, error = %e, "could not renew a lease"),
+                }
+            }
+        });
+        Self {
+            renew,
+            release: Some((store, name, cluster.replica.clone())),
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.renew.abort();
+        if let Some((store, name, holder)) = self.release.take() {
+            tokio::spawn(async move {
+                let _ = store.release_lease(&name, &holder).await;
+            });
+        }
+    }
+}

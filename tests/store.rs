@@ -1,0 +1,316 @@
+//! The store suite: one set of tests every [`Store`] must pass, run against the
+//! embedded SQLite store and against PostgreSQL (a private schema per test).
+
+mod common;
+
+use std::sync::Arc;
+
+use keyway::store::*;
+use keyway_adapter::Command;
+use time::Duration;
+
+use common::PgSchema;
+
+/// Runs each listed suite test against both stores.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let store = keyway::store::SqlStore::memory().await.unwrap();
+                    super::$name(std::sync::Arc::new(store)).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let schema = super::PgSchema::new();
+                    let store = keyway::store::SqlStore::postgres(&schema.url(), 4).await.unwrap();
+                    super::$name(std::sync::Arc::new(store)).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    idempotency_claim_returns_the_first_command,
+    command_round_trip_and_pending_list,
+    a_link_state_is_taken_once,
+    rediscovered_vehicle_keeps_its_id,
+    accounts_tokens_compare_and_swap,
+    a_lease_has_one_holder_until_it_lapses,
+    a_lapsed_command_is_claimed_by_one_replica,
+    vehicles_page_by_id_and_remember_lock_state,
+);
+
+fn lease(holder: &str, secs: i64) -> Lease {
+    Lease {
+        holder: holder.into(),
+        until: now() + Duration::seconds(secs),
+    }
+}
+
+fn command(id: &str) -> CommandRecord {
+    let t = now();
+    CommandRecord {
+        id: id.into(),
+        vehicle_id: "veh_1".into(),
+        action: Command::Lock,
+        status: CommandStatus::Pending,
+        caller: "svc".into(),
+        reference: Some("order-1".into()),
+        request_id: None,
+        sent_at: None,
+        oem_handle: None,
+        error_code: None,
+        error_detail: None,
+        created_at: t,
+        updated_at: t,
+        completed_at: None,
+    }
+}
+
+fn vehicle(id: &str, oem_id: &str) -> VehicleRecord {
+    VehicleRecord {
+        id: id.into(),
+        account_id: "acct_1".into(),
+        oem: "tesla".into(),
+        oem_id: oem_id.into(),
+        vin: Some(oem_id.into()),
+        display_name: Some("A".into()),
+        model: None,
+        year: Some(2020),
+        last_locked: None,
+    }
+}
+
+async fn idempotency_claim_returns_the_first_command(s: Arc<dyn Store>) {
+    let claim = IdempotencyClaim {
+        caller: "svc".into(),
+        key: "k1".into(),
+        fingerprint: "f1".into(),
+    };
+    let me = lease("r1", 30);
+    assert!(matches!(
+        s.create_command(&command("cmd_a"), Some(&claim), &me)
+            .await
+            .unwrap(),
+        Created::New
+    ));
+    match s
+        .create_command(&command("cmd_b"), Some(&claim), &me)
+        .await
+        .unwrap()
+    {
+        Created::Existing {
+            command,
+            fingerprint,
+        } => {
+            assert_eq!(command.id, "cmd_a");
+            assert_eq!(fingerprint, "f1");
+        }
+        Created::New => panic!("key claimed twice"),
+    }
+    assert!(s.command("cmd_b").await.unwrap().is_none());
+    assert_eq!(
+        s.command_for_key("svc", "k1").await.unwrap().as_deref(),
+        Some("cmd_a")
+    );
+    // Another caller's identical key is its own.
+    let other = IdempotencyClaim {
+        caller: "other".into(),
+        ..claim
+    };
+    assert!(matches!(
+        s.create_command(&command("cmd_c"), Some(&other), &me)
+            .await
+            .unwrap(),
+        Created::New
+    ));
+}
+
+async fn command_round_trip_and_pending_list(s: Arc<dyn Store>) {
+    let mut c = command("cmd_x");
+    s.create_command(&c, None, &lease("r1", 30)).await.unwrap();
+    assert_eq!(s.command("cmd_x").await.unwrap().as_ref(), Some(&c));
+    assert_eq!(s.pending_commands().await.unwrap().len(), 1);
+    c.status = CommandStatus::Succeeded;
+    c.sent_at = Some(now());
+    c.oem_handle = Some("{\"id\":\"x\"}".into());
+    c.completed_at = Some(now());
+    s.update_command(&c).await.unwrap();
+    assert_eq!(s.command("cmd_x").await.unwrap().as_ref(), Some(&c));
+    assert!(s.pending_commands().await.unwrap().is_empty());
+}
+
+async fn a_link_state_is_taken_once(s: Arc<dyn Store>) {
+    let t = now();
+    let l = LinkState {
+        state_hash: "h".into(),
+        oem: "tesla".into(),
+        caller: "svc".into(),
+        verifier: "kw1.k1.x".into(),
+        redirect_uri: "http://127.0.0.1:1/v1/oauth/callback".into(),
+        created_at: t,
+        expires_at: t + Duration::minutes(10),
+    };
+    s.put_link_state(&l).await.unwrap();
+    assert_eq!(s.take_link_state("h").await.unwrap(), Some(l));
+    assert_eq!(s.take_link_state("h").await.unwrap(), None);
+}
+
+async fn rediscovered_vehicle_keeps_its_id(s: Arc<dyn Store>) {
+    let v = vehicle("veh_first", "VIN1");
+    assert_eq!(s.upsert_vehicle(&v).await.unwrap().id, "veh_first");
+    let again = VehicleRecord {
+        id: "veh_second".into(),
+        display_name: Some("B".into()),
+        ..v
+    };
+    let stored = s.upsert_vehicle(&again).await.unwrap();
+    assert_eq!(stored.id, "veh_first");
+    assert_eq!(stored.display_name.as_deref(), Some("B"));
+    assert_eq!(s.vehicles().await.unwrap().len(), 1);
+    assert_eq!(
+        s.vehicle_by_oem_id("tesla", "VIN1").await.unwrap(),
+        Some(stored)
+    );
+}
+
+async fn accounts_tokens_compare_and_swap(s: Arc<dyn Store>) {
+    let a = AccountRecord {
+        id: "acct_1".into(),
+        oem: "tesla".into(),
+        owner: "svc".into(),
+        status: AccountStatus::Active,
+        tokens: StoredTokens {
+            access_token: Some("a1".into()),
+            access_expires_at: Some(now()),
+            access_refresh_at: None,
+            refresh_token: None,
+        },
+        created_at: now(),
+    };
+    s.put_account(&a).await.unwrap();
+    s.upsert_vehicle(&vehicle("veh_1", "VIN1")).await.unwrap();
+    let new = StoredTokens {
+        access_token: Some("a2".into()),
+        refresh_token: Some("r2".into()),
+        ..a.tokens.clone()
+    };
+    // NULL refresh tokens compare equal; a stale expectation does not.
+    assert!(s.replace_tokens("acct_1", &a.tokens, &new).await.unwrap());
+    assert!(!s.replace_tokens("acct_1", &a.tokens, &new).await.unwrap());
+    let stored = s.account("acct_1").await.unwrap().unwrap();
+    assert_eq!(stored.tokens, new);
+    s.set_account_status("acct_1", AccountStatus::ReauthorizationRequired)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.accounts().await.unwrap()[0].status,
+        AccountStatus::ReauthorizationRequired
+    );
+    assert_eq!(s.account_vehicle_ids("acct_1").await.unwrap(), ["veh_1"]);
+    assert!(s.delete_account("acct_1").await.unwrap());
+    assert!(!s.delete_account("acct_1").await.unwrap());
+    assert!(s.vehicles().await.unwrap().is_empty());
+}
+
+async fn a_lease_has_one_holder_until_it_lapses(s: Arc<dyn Store>) {
+    assert!(s.try_lease("refresh:a", &lease("r1", 30)).await.unwrap());
+    assert!(!s.try_lease("refresh:a", &lease("r2", 30)).await.unwrap());
+    // The holder renews; others still wait.
+    assert!(s.try_lease("refresh:a", &lease("r1", 60)).await.unwrap());
+    assert!(!s.try_lease("refresh:a", &lease("r2", 30)).await.unwrap());
+    // A released lease is free.
+    s.release_lease("refresh:a", "r2").await.unwrap();
+    assert!(!s.try_lease("refresh:a", &lease("r2", 30)).await.unwrap());
+    s.release_lease("refresh:a", "r1").await.unwrap();
+    assert!(s.try_lease("refresh:a", &lease("r2", 30)).await.unwrap());
+    // A lapsed lease (its holder died) is taken over.
+    assert!(s.try_lease("refresh:b", &lease("r1", -1)).await.unwrap());
+    assert!(s.try_lease("refresh:b", &lease("r2", 30)).await.unwrap());
+    assert!(!s.try_lease("refresh:b", &lease("r1", 30)).await.unwrap());
+}
+
+async fn a_lapsed_command_is_claimed_by_one_replica(s: Arc<dyn Store>) {
+    s.create_command(&command("cmd_live"), None, &lease("r1", 30))
+        .await
+        .unwrap();
+    s.create_command(&command("cmd_dead"), None, &lease("r1", -1))
+        .await
+        .unwrap();
+    let mut done = command("cmd_done");
+    s.create_command(&done, None, &lease("r1", -1))
+        .await
+        .unwrap();
+    done.status = CommandStatus::Failed;
+    s.update_command(&done).await.unwrap();
+
+    // Only the pending command whose lease lapsed is taken, by one claimer.
+    let (r2, r3) = (lease("r2", 30), lease("r3", 30));
+    let (a, b) = tokio::join!(s.claim_commands(&r2, now()), s.claim_commands(&r3, now()));
+    let mut ids: Vec<String> = a
+        .unwrap()
+        .into_iter()
+        .chain(b.unwrap())
+        .map(|c| c.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["cmd_dead"]);
+    // The new holder renews it; the old one cannot.
+    assert!(
+        s.renew_command_lease("cmd_dead", &lease("r2", 30))
+            .await
+            .unwrap()
+            || s.renew_command_lease("cmd_dead", &lease("r3", 30))
+                .await
+                .unwrap()
+    );
+    assert!(
+        !s.renew_command_lease("cmd_dead", &lease("r1", 30))
+            .await
+            .unwrap()
+    );
+    // A clean shutdown frees a lease at once.
+    s.release_command_lease("cmd_live", "r1").await.unwrap();
+    let taken = s.claim_commands(&lease("r2", 30), now()).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].id, "cmd_live");
+    // A process owning an unshared store takes everything at start.
+    let far = now() + Duration::days(1);
+    assert_eq!(
+        s.claim_commands(&lease("r9", 30), far).await.unwrap().len(),
+        2
+    );
+}
+
+async fn vehicles_page_by_id_and_remember_lock_state(s: Arc<dyn Store>) {
+    for i in 0..5 {
+        s.upsert_vehicle(&vehicle(&format!("veh_{i}"), &format!("VIN{i}")))
+            .await
+            .unwrap();
+    }
+    let page = s.vehicles_page(None, 2).await.unwrap();
+    assert_eq!(
+        page.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
+        ["veh_0", "veh_1"]
+    );
+    let page = s.vehicles_page(Some("veh_1"), 10).await.unwrap();
+    assert_eq!(page.len(), 3);
+    let at = now();
+    s.set_last_locked("veh_3", true, at).await.unwrap();
+    assert_eq!(
+        s.vehicle("veh_3").await.unwrap().unwrap().last_locked,
+        Some((true, at))
+    );
+    s.set_last_locked("veh_3", false, at).await.unwrap();
+    assert_eq!(
+        s.vehicle("veh_3").await.unwrap().unwrap().last_locked,
+        Some((false, at))
+    );
+}
