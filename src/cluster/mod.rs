@@ -133,8 +133,11 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         self.renew.abort();
-        if let Some((store, name, holder)) = self.release.take() {
-            tokio::spawn(async move {
+        // Outside a runtime (it is shutting down) the lease simply lapses.
+        if let (Some((store, name, holder)), Ok(rt)) =
+            (self.release.take(), tokio::runtime::Handle::try_current())
+        {
+            rt.spawn(async move {
                 let _ = store.release_lease(&name, &holder).await;
             });
         }

@@ -294,14 +294,14 @@ impl Commands {
             .await?)
     }
 
-    /// In cluster mode: keeps the command's lease renewed and takes the car's lease
-    /// (waiting while another replica runs a command on it), held until dropped.
-    async fn hold(&self, record: &CommandRecord) -> Option<(Held, tokio::task::JoinHandle<()>)> {
+    /// In cluster mode: keeps the command's lease renewed from now until the returned
+    /// task is aborted — also while it waits its turn for the car.
+    fn renew(&self, record: &CommandRecord) -> Option<tokio::task::JoinHandle<()>> {
         if !self.cluster.shared {
             return None;
         }
         let (store, cluster, id) = (self.store.clone(), self.cluster.clone(), record.id.clone());
-        let renew = tokio::spawn(async move {
+        Some(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(cluster.lease / 3).await;
                 match store.renew_command_lease(&id, &cluster.lease()).await {
@@ -312,8 +312,16 @@ impl Commands {
                     }
                 }
             }
-        });
-        let car = format!("car:{}", record.vehicle_id);
+        }))
+    }
+
+    /// In cluster mode: takes the car's lease (waiting while another replica runs a
+    /// command on it), held and renewed until dropped.
+    async fn hold_car(&self, vehicle_id: &str) -> Option<Held> {
+        if !self.cluster.shared {
+            return None;
+        }
+        let car = format!("car:{vehicle_id}");
         let mut pause = Duration::from_millis(10);
         loop {
             match self.store.try_lease(&car, &self.cluster.lease()).await {
@@ -324,7 +332,7 @@ impl Commands {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(100));
         }
-        Some((Held::keep(self.store.clone(), &self.cluster, car), renew))
+        Some(Held::keep(self.store.clone(), &self.cluster, car))
     }
 
     fn vehicle_lock(&self, vehicle_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -336,16 +344,12 @@ impl Commands {
 
     /// Drives one command to a final record and stores it.
     async fn run(&self, mut record: CommandRecord) -> CommandRecord {
+        let renewing = self.renew(&record);
         let car = self.vehicle_lock(&record.vehicle_id);
         let outcome = {
             let _one_per_car = car.lock().await;
-            let held = self.hold(&record).await;
-            let outcome = self.execute(&mut record).await;
-            if let Some((car, renew)) = held {
-                renew.abort();
-                drop(car);
-            }
-            outcome
+            let _car_lease = self.hold_car(&record.vehicle_id).await;
+            self.execute(&mut record).await
         };
         drop(car);
         lock(&self.vehicle_locks).retain(|_, l| Arc::strong_count(l) > 1);
@@ -366,7 +370,11 @@ impl Commands {
             }
         }
         self.fleet.invalidate_security(&record.vehicle_id);
-        if !self.still_ours(&record.id).await.unwrap_or(true) {
+        let ours = self.still_ours(&record.id).await.unwrap_or(true);
+        if let Some(task) = renewing {
+            task.abort();
+        }
+        if !ours {
             tracing::error!(command = %record.id,
                 "another replica took this command over; leaving its outcome to it");
             return record;
