@@ -509,6 +509,12 @@ impl Config {
 
     /// Fills secrets from the environment where the file leaves them out.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+        // One file for every replica: each may listen elsewhere.
+        if let Some(s) = env("KEYWAY_LISTEN")
+            && let Ok(addr) = s.parse()
+        {
+            self.listen = addr;
+        }
         // The store URL may carry a password: keep it out of the file.
         if let Some(s) = env("KEYWAY_STORE") {
             self.store = s;

@@ -1,4 +1,5 @@
-//! Operations routes: `/healthz` (the process answers), `/readyz` (the store answers)
+//! Operations routes: `/healthz` (the process answers), `/readyz` (the store answers;
+//! it also names the replica and whether limits are cluster-wide or local)
 //! and `/openapi.json` (the hand-maintained API description), all unauthenticated and
 //! cheap.
 
@@ -24,7 +25,20 @@ pub async fn readyz(State(gw): State<Arc<Gateway>>) -> Result<Json<Value>, ApiEr
     })?;
     let mut oems: Vec<&str> = gw.registry.ids().collect();
     oems.sort_unstable();
-    Ok(Json(json!({ "status": "ready", "oems": oems })))
+    let c = &gw.cluster;
+    // Redis down degrades limits to local ones; it never makes a replica unready.
+    let limits = match &c.limits {
+        None => "local",
+        Some(l) if l.is_up() => "cluster",
+        Some(_) => "local_fallback",
+    };
+    Ok(Json(json!({
+        "status": "ready",
+        "oems": oems,
+        "replica": c.replica,
+        "store": if c.shared { "shared" } else { "embedded" },
+        "limits": limits,
+    })))
 }
 
 /// `GET /metrics`: Prometheus text exposition.
