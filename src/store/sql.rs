@@ -249,6 +249,11 @@ impl SqlStore {
             .transpose()
     }
 
+    /// Runs a statement; how many rows it changed.
+    async fn exec(&self, q: Query<'_>) -> Result<u64, StoreError> {
+        Ok(q.execute(&self.pool).await.map_err(db)?.rows_affected())
+    }
+
     /// Every row, mapped.
     async fn all<T>(
         &self,
@@ -336,10 +341,7 @@ fn command_from(row: &AnyRow) -> Result<CommandRecord, StoreError> {
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        self.exec(sqlx::query("SELECT 1")).await?;
         Ok(())
     }
 
@@ -355,65 +357,65 @@ impl Store for SqlStore {
         let Some(channel) = &self.channel else {
             return Ok(());
         };
-        sqlx::query("SELECT pg_notify($1, $2) IS NULL AS sent")
-            .bind(channel)
-            .bind(vehicle_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        self.exec(
+            sqlx::query("SELECT pg_notify($1, $2) IS NULL AS sent")
+                .bind(channel)
+                .bind(vehicle_id),
+        )
+        .await?;
         Ok(())
     }
 
     async fn try_lease(&self, name: &str, lease: &Lease) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
+        let n = self
+            .exec(
+                sqlx::query(
+                    "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
                 expires_at = excluded.expires_at
              WHERE leases.holder = excluded.holder OR leases.expires_at < $4",
-        )
-        .bind(name)
-        .bind(&lease.holder)
-        .bind(to_ms(lease.until))
-        .bind(to_ms(now()))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?
-        .rows_affected();
+                )
+                .bind(name)
+                .bind(&lease.holder)
+                .bind(to_ms(lease.until))
+                .bind(to_ms(now())),
+            )
+            .await?;
         Ok(n == 1)
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
-            .bind(name)
-            .bind(holder)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        self.exec(
+            sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+                .bind(name)
+                .bind(holder),
+        )
+        .await?;
         Ok(())
     }
 
     async fn renew_command_lease(&self, id: &str, lease: &Lease) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE commands SET lease_until = $1
+        let n = self
+            .exec(
+                sqlx::query(
+                    "UPDATE commands SET lease_until = $1
              WHERE id = $2 AND lease_holder = $3 AND status = 'pending'",
-        )
-        .bind(to_ms(lease.until))
-        .bind(id)
-        .bind(&lease.holder)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?
-        .rows_affected();
+                )
+                .bind(to_ms(lease.until))
+                .bind(id)
+                .bind(&lease.holder),
+            )
+            .await?;
         Ok(n == 1)
     }
 
     async fn release_command_lease(&self, id: &str, holder: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE commands SET lease_until = 0 WHERE id = $1 AND lease_holder = $2")
-            .bind(id)
-            .bind(holder)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        self.exec(
+            sqlx::query("UPDATE commands SET lease_until = 0 WHERE id = $1 AND lease_holder = $2")
+                .bind(id)
+                .bind(holder),
+        )
+        .await?;
         Ok(())
     }
 
@@ -443,8 +445,9 @@ impl Store for SqlStore {
     }
 
     async fn put_account(&self, a: &AccountRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO accounts (id, oem, owner, status, access_token, access_expires_at,
+        self.exec(
+            sqlx::query(
+                "INSERT INTO accounts (id, oem, owner, status, access_token, access_expires_at,
                 access_refresh_at, refresh_token, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (id) DO UPDATE SET oem = excluded.oem, owner = excluded.owner,
@@ -452,20 +455,19 @@ impl Store for SqlStore {
                 access_expires_at = excluded.access_expires_at,
                 access_refresh_at = excluded.access_refresh_at,
                 refresh_token = excluded.refresh_token, updated_at = excluded.updated_at",
+            )
+            .bind(&a.id)
+            .bind(&a.oem)
+            .bind(&a.owner)
+            .bind(a.status.as_str())
+            .bind(&a.tokens.access_token)
+            .bind(opt_ms(a.tokens.access_expires_at))
+            .bind(opt_ms(a.tokens.access_refresh_at))
+            .bind(&a.tokens.refresh_token)
+            .bind(to_ms(a.created_at))
+            .bind(to_ms(now())),
         )
-        .bind(&a.id)
-        .bind(&a.oem)
-        .bind(&a.owner)
-        .bind(a.status.as_str())
-        .bind(&a.tokens.access_token)
-        .bind(opt_ms(a.tokens.access_expires_at))
-        .bind(opt_ms(a.tokens.access_refresh_at))
-        .bind(&a.tokens.refresh_token)
-        .bind(to_ms(a.created_at))
-        .bind(to_ms(now()))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        .await?;
         Ok(())
     }
 
@@ -486,7 +488,7 @@ impl Store for SqlStore {
     }
 
     async fn save_tokens(&self, account_id: &str, t: &StoredTokens) -> Result<(), StoreError> {
-        sqlx::query(
+        self.exec(sqlx::query(
             "UPDATE accounts SET access_token = $1, access_expires_at = $2, access_refresh_at = $3,
                 refresh_token = $4, updated_at = $5 WHERE id = $6",
         )
@@ -495,21 +497,18 @@ impl Store for SqlStore {
         .bind(opt_ms(t.access_refresh_at))
         .bind(&t.refresh_token)
         .bind(to_ms(now()))
-        .bind(account_id)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        .bind(account_id)).await?;
         Ok(())
     }
 
     async fn set_account_status(&self, id: &str, status: AccountStatus) -> Result<(), StoreError> {
-        sqlx::query("UPDATE accounts SET status = $1, updated_at = $2 WHERE id = $3")
-            .bind(status.as_str())
-            .bind(to_ms(now()))
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        self.exec(
+            sqlx::query("UPDATE accounts SET status = $1, updated_at = $2 WHERE id = $3")
+                .bind(status.as_str())
+                .bind(to_ms(now()))
+                .bind(id),
+        )
+        .await?;
         Ok(())
     }
 
@@ -519,7 +518,7 @@ impl Store for SqlStore {
         expected: &StoredTokens,
         t: &StoredTokens,
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query(
+        let n = self.exec(sqlx::query(
             "UPDATE accounts SET access_token = $1, access_expires_at = $2, access_refresh_at = $3,
                 refresh_token = $4, updated_at = $5
              WHERE id = $6 AND access_token IS NOT DISTINCT FROM $7
@@ -532,11 +531,7 @@ impl Store for SqlStore {
         .bind(to_ms(now()))
         .bind(account_id)
         .bind(&expected.access_token)
-        .bind(&expected.refresh_token)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?
-        .rows_affected();
+        .bind(&expected.refresh_token)).await?;
         Ok(n == 1)
     }
 
@@ -570,12 +565,9 @@ impl Store for SqlStore {
     }
 
     async fn put_link_state(&self, l: &LinkState) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM link_states WHERE expires_at < $1")
-            .bind(to_ms(now()))
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        sqlx::query(
+        self.exec(sqlx::query("DELETE FROM link_states WHERE expires_at < $1").bind(to_ms(now())))
+            .await?;
+        self.exec(sqlx::query(
             "INSERT INTO link_states (state_hash, oem, caller, verifier, redirect_uri, created_at,
                 expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -585,10 +577,7 @@ impl Store for SqlStore {
         .bind(&l.verifier)
         .bind(&l.redirect_uri)
         .bind(to_ms(l.created_at))
-        .bind(to_ms(l.expires_at))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        .bind(to_ms(l.expires_at))).await?;
         Ok(())
     }
 
@@ -687,13 +676,13 @@ impl Store for SqlStore {
         locked: bool,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE vehicles SET last_locked = $1, last_locked_at = $2 WHERE id = $3")
-            .bind(i64::from(locked))
-            .bind(to_ms(at))
-            .bind(vehicle_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        self.exec(
+            sqlx::query("UPDATE vehicles SET last_locked = $1, last_locked_at = $2 WHERE id = $3")
+                .bind(i64::from(locked))
+                .bind(to_ms(at))
+                .bind(vehicle_id),
+        )
+        .await?;
         Ok(())
     }
 
@@ -788,21 +777,21 @@ impl Store for SqlStore {
     }
 
     async fn update_command(&self, c: &CommandRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE commands SET status = $1, sent_at = $2, oem_handle = $3, error_code = $4,
+        self.exec(
+            sqlx::query(
+                "UPDATE commands SET status = $1, sent_at = $2, oem_handle = $3, error_code = $4,
                 error_detail = $5, updated_at = $6, completed_at = $7 WHERE id = $8",
+            )
+            .bind(c.status.as_str())
+            .bind(opt_ms(c.sent_at))
+            .bind(&c.oem_handle)
+            .bind(&c.error_code)
+            .bind(&c.error_detail)
+            .bind(to_ms(c.updated_at))
+            .bind(opt_ms(c.completed_at))
+            .bind(&c.id),
         )
-        .bind(c.status.as_str())
-        .bind(opt_ms(c.sent_at))
-        .bind(&c.oem_handle)
-        .bind(&c.error_code)
-        .bind(&c.error_detail)
-        .bind(to_ms(c.updated_at))
-        .bind(opt_ms(c.completed_at))
-        .bind(&c.id)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        .await?;
         Ok(())
     }
 
