@@ -79,9 +79,65 @@ pub struct Config {
     /// Several replicas as one gateway.
     #[serde(default)]
     pub cluster: ClusterConfig,
+    /// Delivery grants and their relocks.
+    #[serde(default)]
+    pub grants: GrantsConfig,
+    /// Event delivery (webhooks).
+    #[serde(default)]
+    pub events: EventsConfig,
     /// One table per OEM to enable, keyed by OEM id (`tesla`, ...).
     #[serde(default)]
     pub oems: BTreeMap<String, OemConfig>,
+}
+
+/// Delivery grants.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrantsConfig {
+    /// How often the relock worker looks for due relocks, ms. Default 1000.
+    pub tick_ms: u64,
+    /// Relock attempts before `grant.relock_failed`. Default 5.
+    pub relock_max_attempts: u32,
+    /// Delay before the second relock attempt, ms (doubling, at most 60 s). Default 2000.
+    pub relock_backoff_ms: u64,
+    /// Longest grant window, seconds. Default 7 days.
+    pub max_window_s: u64,
+}
+
+impl Default for GrantsConfig {
+    fn default() -> Self {
+        Self {
+            tick_ms: 1000,
+            relock_max_attempts: 5,
+            relock_backoff_ms: 2000,
+            max_window_s: 7 * 86_400,
+        }
+    }
+}
+
+/// Webhook delivery.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// One delivery attempt's deadline, ms. Default 5000.
+    pub webhook_timeout_ms: u64,
+    /// Attempts before a delivery is marked failed. Default 8.
+    pub webhook_max_attempts: u32,
+    /// Delay before the first retry, ms (doubling, at most an hour). Default 1000.
+    pub webhook_backoff_ms: u64,
+    /// How often to look for due deliveries, ms. Default 1000.
+    pub delivery_tick_ms: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            webhook_timeout_ms: 5000,
+            webhook_max_attempts: 8,
+            webhook_backoff_ms: 1000,
+            delivery_tick_ms: 1000,
+        }
+    }
 }
 
 /// Cluster mode: replicas sharing a PostgreSQL store (and a Redis for limits).
@@ -611,6 +667,20 @@ impl Config {
         if let Some(url) = &c.redis {
             crate::cluster::redis::Redis::new(url, Duration::from_millis(c.redis_timeout_ms))
                 .map_err(|e| invalid("cluster.redis", e.to_string()))?;
+        }
+        let g = &self.grants;
+        if g.tick_ms == 0 || g.relock_max_attempts == 0 || g.max_window_s == 0 {
+            return Err(invalid(
+                "grants",
+                "tick_ms, relock_max_attempts and max_window_s must be positive",
+            ));
+        }
+        let e = &self.events;
+        if e.webhook_timeout_ms == 0 || e.webhook_max_attempts == 0 || e.delivery_tick_ms == 0 {
+            return Err(invalid(
+                "events",
+                "webhook_timeout_ms, webhook_max_attempts and delivery_tick_ms must be positive",
+            ));
         }
         if self.commands.wake_poll_ms == 0 {
             return Err(invalid("commands.wake_poll_ms", "must be positive"));

@@ -183,6 +183,26 @@ impl Demo {
         let _ = self.stop.send(());
         let _ = self.server.await;
     }
+
+    /// Stops the gateway and starts a new one on the same configuration, store and
+    /// mock OEMs (a gateway restart; the new one listens on a new port of the same host).
+    pub async fn restart(&mut self) -> Result<(), DemoError> {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let _ = std::mem::replace(&mut self.stop, stop).send(());
+        let old = std::mem::replace(&mut self.server, tokio::spawn(async { Ok(()) }));
+        let _ = old.await;
+        let mut config = self.gateway.config.clone();
+        let listener = TcpListener::bind(SocketAddr::new(self.addr.ip(), 0))
+            .await
+            .map_err(io("listening again"))?;
+        self.addr = listener.local_addr().map_err(io("reading the address"))?;
+        config.listen = self.addr;
+        self.gateway = Gateway::start(config).await?;
+        self.server = tokio::spawn(server::serve(self.gateway.clone(), listener, async move {
+            let _ = stopped.await;
+        }));
+        Ok(())
+    }
 }
 
 /// A secret kept in the data dir (made on first use, mode 0600).
@@ -365,6 +385,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         http: HttpConfig::default(),
         inbound: Default::default(),
         cluster: Default::default(),
+        grants: Default::default(),
+        events: Default::default(),
         oems,
     };
     if let Some(configure) = &opts.configure {

@@ -56,6 +56,16 @@ pub enum Code {
     CircuitOpen,
     /// keyway is at capacity; try again shortly.
     Overloaded,
+    /// Unknown grant (or not visible to this caller).
+    GrantNotFound,
+    /// The grant cannot be used now (before or after its window, or completed).
+    GrantNotActive,
+    /// The grant's unlocks are used up.
+    GrantExhausted,
+    /// The car is not inside the grant's geofence.
+    OutsideGeofence,
+    /// The grant was revoked.
+    GrantRevoked,
     /// keyway failed.
     Internal,
 }
@@ -85,6 +95,11 @@ impl Code {
             Code::UpstreamTimeout => "upstream_timeout",
             Code::CircuitOpen => "circuit_open",
             Code::Overloaded => "overloaded",
+            Code::GrantNotFound => "grant_not_found",
+            Code::GrantNotActive => "grant_not_active",
+            Code::GrantExhausted => "grant_exhausted",
+            Code::OutsideGeofence => "outside_geofence",
+            Code::GrantRevoked => "grant_revoked",
             Code::Internal => "internal",
         }
     }
@@ -99,8 +114,16 @@ impl Code {
         match self {
             Code::InvalidRequest => StatusCode::BAD_REQUEST,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Code::Forbidden | Code::AuthorizationDenied => StatusCode::FORBIDDEN,
-            Code::NotFound | Code::VehicleNotFound | Code::CommandNotFound => StatusCode::NOT_FOUND,
+            Code::Forbidden
+            | Code::AuthorizationDenied
+            | Code::GrantNotActive
+            | Code::GrantExhausted
+            | Code::OutsideGeofence
+            | Code::GrantRevoked => StatusCode::FORBIDDEN,
+            Code::NotFound
+            | Code::VehicleNotFound
+            | Code::CommandNotFound
+            | Code::GrantNotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -142,6 +165,11 @@ impl Code {
             Code::UpstreamTimeout => "OEM timeout",
             Code::CircuitOpen => "OEM temporarily disabled",
             Code::Overloaded => "Gateway at capacity",
+            Code::GrantNotFound => "Grant not found",
+            Code::GrantNotActive => "Grant not active now",
+            Code::GrantExhausted => "Grant used up",
+            Code::OutsideGeofence => "Vehicle outside the grant's geofence",
+            Code::GrantRevoked => "Grant revoked",
             Code::Internal => "Internal error",
         }
     }
@@ -184,6 +212,11 @@ const ALL: &[Code] = &[
     Code::UpstreamTimeout,
     Code::CircuitOpen,
     Code::Overloaded,
+    Code::GrantNotFound,
+    Code::GrantNotActive,
+    Code::GrantExhausted,
+    Code::OutsideGeofence,
+    Code::GrantRevoked,
     Code::Internal,
 ];
 

@@ -7,12 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::limits::Inbound;
+use crate::audit::Audit;
 use crate::auth::Verifier;
+use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::cluster::limits::SharedLimits;
 use crate::commands::{CommandTiming, Commands};
 use crate::config::{Config, ConfigError, StoreUrl};
 use crate::crypto::Sealer;
+use crate::events::Events;
+use crate::events::webhooks::{DeliverySettings, Webhooks};
+use crate::grants::{GrantSettings, Grants};
 use crate::registry::Registry;
 use crate::store::{SqlStore, Store, StoreError};
 use crate::tokens::Tokens;
@@ -51,18 +56,31 @@ pub struct Gateway {
     pub inbound: Inbound,
     /// This replica's place in a cluster (a lone process is a cluster of one).
     pub cluster: Arc<Cluster>,
+    /// Events (SSE source, webhook queue).
+    pub events: Arc<Events>,
+    /// Webhook subscriptions and delivery.
+    pub webhooks: Arc<Webhooks>,
+    /// The audit log.
+    pub audit: Arc<Audit>,
+    /// Delivery grants.
+    pub grants: Arc<Grants>,
+}
+
+/// Opens (and migrates) the configured store.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    Ok(match config.store_url()? {
+        StoreUrl::Sqlite(path) => Arc::new(SqlStore::open(&path).await?),
+        StoreUrl::Postgres(url) => {
+            Arc::new(SqlStore::postgres(&url, config.cluster.pool_size).await?)
+        }
+    })
 }
 
 impl Gateway {
     /// Builds the gateway.
     pub async fn start(config: Config) -> Result<Arc<Self>, StartError> {
         config.validate()?;
-        let store: Arc<dyn Store> = match config.store_url()? {
-            StoreUrl::Sqlite(path) => Arc::new(SqlStore::open(&path).await?),
-            StoreUrl::Postgres(url) => {
-                Arc::new(SqlStore::postgres(&url, config.cluster.pool_size).await?)
-            }
-        };
+        let store = open_store(&config).await?;
         Self::with_store(config, store).await
     }
 
@@ -98,6 +116,8 @@ impl Gateway {
             replicas: cc.replicas,
         });
         let registry = Arc::new(Registry::from_config(&config.oems, shared.as_ref()));
+        let events = Arc::new(Events::new(store.clone()));
+        let audit = Arc::new(Audit::new(store.clone()));
         let c = &config.commands;
         let tokens = Arc::new(Tokens::new(
             store.clone(),
@@ -105,6 +125,7 @@ impl Gateway {
             sealer.clone(),
             Duration::from_secs(c.token_refresh_skew_s),
             cluster.clone(),
+            events.clone(),
         ));
         let fleet = Arc::new(Fleet::new(
             store.clone(),
@@ -125,10 +146,45 @@ impl Gateway {
                 max_poll_interval: Duration::from_millis(c.max_poll_interval_ms),
             },
             cluster.clone(),
+            events.clone(),
+            audit.clone(),
         );
+        let e = &config.events;
+        let webhooks = Arc::new(Webhooks::new(
+            store.clone(),
+            sealer.clone(),
+            crate::upstream::client(),
+            DeliverySettings {
+                timeout: Duration::from_millis(e.webhook_timeout_ms),
+                max_attempts: e.webhook_max_attempts,
+                backoff: Duration::from_millis(e.webhook_backoff_ms),
+                tick: Duration::from_millis(e.delivery_tick_ms),
+            },
+        ));
+        let g = &config.grants;
+        let grants = Arc::new(Grants::new(
+            store.clone(),
+            fleet.clone(),
+            commands.clone(),
+            events.clone(),
+            audit.clone(),
+            Arc::new(Clock::default()),
+            cluster.clone(),
+            GrantSettings {
+                tick: Duration::from_millis(g.tick_ms),
+                relock_max_attempts: g.relock_max_attempts,
+                relock_backoff: Duration::from_millis(g.relock_backoff_ms),
+                relock_wait: Duration::from_secs(c.command_timeout_s),
+                max_window: Duration::from_secs(g.max_window_s),
+            },
+        ));
         Ok(Arc::new(Self {
             inbound: Inbound::new(&config.inbound, limits),
             cluster,
+            events,
+            webhooks,
+            audit,
+            grants,
             config,
             store,
             registry,

@@ -18,6 +18,10 @@
 //! - [`registry`]: which OEM adapters exist (one line per OEM).
 //! - [`store`]: the `Store` trait and its SQL implementation (SQLite, PostgreSQL).
 //! - [`cluster`]: several replicas as one gateway: leases, takeover, shared limits.
+//! - [`grants`]: delivery access grants: enforcement and guaranteed relock.
+//! - [`events`]: events, Server-Sent Events and webhooks.
+//! - [`audit`]: the hash-chained audit log.
+//! - [`clock`]: grant time (tests move it forward).
 //! - [`sync`]: poison-tolerant locking.
 //! - [`error`]: the one error taxonomy at the API edge.
 //! - [`config`]: the TOML configuration.
@@ -29,14 +33,18 @@
 
 pub mod accounts;
 pub mod api;
+pub mod audit;
 pub mod auth;
+pub mod clock;
 pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod gateway;
+pub mod grants;
 pub mod ids;
 pub mod metrics;
 pub mod registry;

@@ -1,5 +1,5 @@
-//! The `keyway` binary: `serve`, `demo`, `mock`, `token`, `gen-key`, `rotate-key` and
-//! `check-config`.
+//! The `keyway` binary: `serve`, `demo`, `mock`, `token`, `gen-key`, `rotate-key`,
+//! `audit verify` and `check-config`.
 
 /// mimalloc: glibc's allocator spent a tenth of the gateway's CPU in arena locks under
 /// load (see BENCHMARKS.md); mimalloc's per-thread heaps avoid them.
@@ -87,9 +87,24 @@ enum Cmd {
         #[arg(long, default_value = "keyway.toml")]
         config: PathBuf,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCmd,
+    },
     /// Validate a configuration file and exit.
     CheckConfig {
         /// The configuration file.
+        #[arg(long, default_value = "keyway.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Walk the hash chain; exit 1 naming the first edited, deleted or inserted row.
+    Verify {
+        /// The configuration file (for the store).
         #[arg(long, default_value = "keyway.toml")]
         config: PathBuf,
     },
@@ -233,6 +248,26 @@ async fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),
+            }
+        }
+        Cmd::Audit {
+            action: AuditCmd::Verify { config },
+        } => {
+            init_logs("warn");
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let store = match keyway::gateway::open_store(&config).await {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            match keyway::audit::verify(store.as_ref()).await {
+                Ok(v) => {
+                    println!("audit log intact: {} rows, head {}", v.rows, v.head);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(format!("audit log broken: {e}")),
             }
         }
         Cmd::CheckConfig { config } => match Config::load(&config) {

@@ -29,7 +29,13 @@ pub async fn serve(
         Ok(n) => tracing::info!(commands = n, "resumed pending commands"),
         Err(e) => tracing::error!(error = %e, "could not resume pending commands"),
     }
-    let mut background = Vec::new();
+    let mut background = vec![
+        tokio::spawn(crate::grants::run(gateway.grants.clone())),
+        tokio::spawn(crate::events::webhooks::run(
+            gateway.webhooks.clone(),
+            gateway.events.deliveries.clone(),
+        )),
+    ];
     if gateway.cluster.shared {
         tracing::info!(replica = %gateway.cluster.replica, "cluster mode: sharing the store with other replicas");
         background.push(tokio::spawn(crate::cluster::sweep(

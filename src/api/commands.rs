@@ -59,7 +59,7 @@ fn location(c: &CommandRecord) -> HeaderValue {
 }
 
 /// The answer to a lock/unlock in its current state.
-fn answer(c: &CommandRecord) -> Response {
+pub(crate) fn answer(c: &CommandRecord) -> Response {
     match c.status {
         CommandStatus::Pending => {
             let mut resp = (StatusCode::ACCEPTED, Json(view(c))).into_response();
@@ -179,7 +179,10 @@ pub async fn get(
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if !(caller.has(Scope::CommandsLock) || caller.has(Scope::CommandsUnlock)) {
+    if !(caller.has(Scope::CommandsLock)
+        || caller.has(Scope::CommandsUnlock)
+        || caller.has(Scope::GrantsUse))
+    {
         caller.require(Scope::CommandsLock)?;
     }
     let not_found = || ApiError::new(Code::CommandNotFound, format!("no command {id}"));

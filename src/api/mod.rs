@@ -7,11 +7,15 @@
 //! - [`vehicles`]: vehicle list, detail, location, security.
 //! - [`commands`]: lock, unlock, command status.
 //! - [`accounts`]: OEM account linking (OAuth), listing, unlinking.
+//! - [`grants`]: delivery grants: create, list, revoke, unlock, complete.
+//! - [`events`]: the event stream (SSE) and webhook subscriptions.
 //! - [`ops`]: health, readiness, the OpenAPI document.
 
 pub mod accounts;
 pub mod commands;
+pub mod events;
 pub mod extract;
+pub mod grants;
 pub mod limits;
 pub mod ops;
 pub mod problem;
@@ -42,6 +46,14 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/v1/accounts/{id}", delete(accounts::unlink))
         .route("/v1/accounts/{oem}/authorize", post(accounts::authorize))
         .route("/v1/oauth/callback", get(accounts::callback))
+        .route("/v1/grants", post(grants::create).get(grants::list))
+        .route("/v1/grants/{id}", get(grants::one).delete(grants::revoke))
+        .route("/v1/grants/{id}/unlock", post(grants::unlock))
+        .route("/v1/grants/{id}/complete", post(grants::complete))
+        .route("/v1/events", get(events::stream))
+        .route("/v1/webhooks", post(events::subscribe).get(events::list))
+        .route("/v1/webhooks/{id}", delete(events::unsubscribe))
+        .route("/v1/webhooks/{id}/deliveries", get(events::deliveries))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi))

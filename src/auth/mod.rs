@@ -32,13 +32,17 @@ pub enum Scope {
     GrantsWrite,
     /// Use a delivery grant.
     GrantsUse,
+    /// Read the event stream.
+    EventsRead,
+    /// Manage webhook subscriptions.
+    WebhooksWrite,
     /// Everything.
     Admin,
 }
 
 impl Scope {
     /// Every scope, in documentation order.
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 11] = [
         Scope::VehiclesRead,
         Scope::LocationRead,
         Scope::SecurityRead,
@@ -47,6 +51,8 @@ impl Scope {
         Scope::AccountsWrite,
         Scope::GrantsWrite,
         Scope::GrantsUse,
+        Scope::EventsRead,
+        Scope::WebhooksWrite,
         Scope::Admin,
     ];
 
@@ -61,6 +67,8 @@ impl Scope {
             Scope::AccountsWrite => "accounts:write",
             Scope::GrantsWrite => "grants:write",
             Scope::GrantsUse => "grants:use",
+            Scope::EventsRead => "events:read",
+            Scope::WebhooksWrite => "webhooks:write",
             Scope::Admin => "admin",
         }
     }

@@ -101,6 +101,10 @@ pub struct Commands {
     vehicle_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// This replica's leases.
     cluster: Arc<Cluster>,
+    /// `command.succeeded` / `command.failed`.
+    events: Arc<crate::events::Events>,
+    /// Every command decision and outcome.
+    audit: Arc<crate::audit::Audit>,
 }
 
 impl Commands {
@@ -111,6 +115,8 @@ impl Commands {
         registry: Arc<crate::registry::Registry>,
         timing: CommandTiming,
         cluster: Arc<Cluster>,
+        events: Arc<crate::events::Events>,
+        audit: Arc<crate::audit::Audit>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -120,6 +126,8 @@ impl Commands {
             running: Mutex::default(),
             vehicle_locks: Mutex::default(),
             cluster,
+            events,
+            audit,
         })
     }
 
@@ -152,6 +160,28 @@ impl Commands {
             key: key.clone(),
             fingerprint: req.fingerprint(&vehicle.id),
         });
+        let replay = match &claim {
+            Some(c) => self
+                .store
+                .command_for_key(&c.caller, &c.key)
+                .await?
+                .is_some(),
+            None => false,
+        };
+        if !replay {
+            // The decision is on record before the OEM can hear of the command.
+            self.audit
+                .record(crate::audit::Decision {
+                    actor: &record.caller,
+                    action: &format!("command.{}", record.action.as_str()),
+                    decision: "accepted",
+                    vehicle_id: Some(&record.vehicle_id),
+                    command_id: Some(&record.id),
+                    detail: record.reference.as_deref(),
+                    ..Default::default()
+                })
+                .await?;
+        }
         match self
             .store
             .create_command(&record, claim.as_ref(), &self.cluster.lease())
@@ -400,6 +430,28 @@ impl Commands {
             tracing::warn!(vehicle = %record.vehicle_id, error = %e,
                 "could not tell other replicas; their cache expires by itself");
         }
+        self.audit
+            .note(crate::audit::Decision {
+                actor: &record.caller,
+                action: &format!("command.{}", record.action.as_str()),
+                decision: record.status.as_str(),
+                vehicle_id: Some(&record.vehicle_id),
+                command_id: Some(&record.id),
+                detail: record.error_code.as_deref(),
+                ..Default::default()
+            })
+            .await;
+        self.events
+            .emit(
+                &format!("command.{}", record.status.as_str()),
+                crate::events::Subject {
+                    vehicle_id: Some(&record.vehicle_id),
+                    grant_id: None,
+                    command_id: Some(&record.id),
+                },
+                crate::api::commands::view(&record),
+            )
+            .await;
         tracing::info!(command = %record.id, status = record.status.as_str(),
             error = record.error_code.as_deref().unwrap_or(""), "command finished");
         record

@@ -222,6 +222,192 @@ pub struct Lease {
     pub until: OffsetDateTime,
 }
 
+/// Where a grant's owed relock stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelockState {
+    /// Nothing owed (never unlocked through the grant).
+    None,
+    /// A relock is owed at `relock_due_at`.
+    Due,
+    /// The car was locked and the lock read back.
+    Locked,
+    /// Every attempt failed; escalated (`grant.relock_failed`).
+    Failed,
+}
+
+impl RelockState {
+    /// Wire and column name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelockState::None => "none",
+            RelockState::Due => "due",
+            RelockState::Locked => "locked",
+            RelockState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "none" => RelockState::None,
+            "due" => RelockState::Due,
+            "locked" => RelockState::Locked,
+            "failed" => RelockState::Failed,
+            _ => return Err(StoreError::Corrupt(format!("relock state {s:?}"))),
+        })
+    }
+}
+
+/// A circle a car must be inside.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Geofence {
+    /// Centre latitude, degrees.
+    pub latitude: f64,
+    /// Centre longitude, degrees.
+    pub longitude: f64,
+    /// Radius, metres.
+    pub radius_m: f64,
+}
+
+/// A delivery access grant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GrantRecord {
+    /// `grt_...`
+    pub id: String,
+    /// The one vehicle it opens.
+    pub vehicle_id: String,
+    /// The `sub` allowed to use it.
+    pub grantee: String,
+    /// Who created it.
+    pub created_by: String,
+    /// Free text (order id, "parcel delivery").
+    pub purpose: Option<String>,
+    /// Usable from …
+    pub not_before: OffsetDateTime,
+    /// … until.
+    pub not_after: OffsetDateTime,
+    /// Unlocks allowed.
+    pub max_unlocks: u32,
+    /// Unlocks taken.
+    pub unlocks_used: u32,
+    /// Where the car must be for an unlock.
+    pub geofence: Option<Geofence>,
+    /// Relock this long after a grant unlock.
+    pub relock_after_s: u32,
+    /// Revoked at.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Completed by the grantee at.
+    pub completed_at: Option<OffsetDateTime>,
+    /// The owed relock.
+    pub relock_state: RelockState,
+    /// When the owed relock is due (next attempt).
+    pub relock_due_at: Option<OffsetDateTime>,
+    /// Relock attempts so far.
+    pub relock_attempts: u32,
+    /// When the relock was confirmed.
+    pub relocked_at: Option<OffsetDateTime>,
+    /// Created.
+    pub created_at: OffsetDateTime,
+    /// Last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+/// One event (`command.succeeded`, `grant.unlocked`, …).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRecord {
+    /// Order of events; the SSE id. 0 until stored.
+    pub seq: i64,
+    /// `evt_...`
+    pub id: String,
+    /// The event type.
+    pub kind: String,
+    /// The vehicle concerned.
+    pub vehicle_id: Option<String>,
+    /// The grant concerned.
+    pub grant_id: Option<String>,
+    /// The command concerned.
+    pub command_id: Option<String>,
+    /// The payload, JSON.
+    pub data: String,
+    /// When.
+    pub created_at: OffsetDateTime,
+}
+
+/// A webhook subscription.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookRecord {
+    /// `whk_...`
+    pub id: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// The signing secret, sealed.
+    pub secret: String,
+    /// Event types delivered (`*` for all), comma-separated.
+    pub types: String,
+    /// Who subscribed.
+    pub created_by: String,
+    /// When.
+    pub created_at: OffsetDateTime,
+}
+
+/// One event's delivery to one subscription.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryRecord {
+    /// `dlv_...`
+    pub id: String,
+    /// The subscription.
+    pub webhook_id: String,
+    /// The event.
+    pub event_seq: i64,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the next attempt is due.
+    pub next_attempt_at: OffsetDateTime,
+    /// The receiver's last HTTP status.
+    pub last_status: Option<u16>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Created.
+    pub created_at: OffsetDateTime,
+    /// Last attempt.
+    pub updated_at: OffsetDateTime,
+}
+
+/// One audit entry, as appended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEntry {
+    /// When.
+    pub at: OffsetDateTime,
+    /// Who (caller `sub`, or `keyway` for its own actions).
+    pub actor: String,
+    /// What (`grant.unlock`, `command.unlock`, …).
+    pub action: String,
+    /// `allowed`, `refused`, `succeeded`, `failed`, …
+    pub decision: String,
+    /// The vehicle.
+    pub vehicle_id: Option<String>,
+    /// The grant.
+    pub grant_id: Option<String>,
+    /// The command.
+    pub command_id: Option<String>,
+    /// Why, or what happened.
+    pub detail: Option<String>,
+}
+
+/// An audit row: the entry, its place and its chain hashes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRecord {
+    /// Position.
+    pub seq: i64,
+    /// The entry.
+    pub entry: AuditEntry,
+    /// The previous row's hash (`genesis` for the first).
+    pub prev_hash: String,
+    /// This row's hash.
+    pub hash: String,
+}
+
 /// keyway's durable state.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -324,7 +510,96 @@ pub trait Store: Send + Sync + 'static {
     async fn update_command(&self, command: &CommandRecord) -> Result<(), StoreError>;
     /// Commands not yet final (to resume after a restart).
     async fn pending_commands(&self) -> Result<Vec<CommandRecord>, StoreError>;
+
+    /// Records a new grant.
+    async fn insert_grant(&self, grant: &GrantRecord) -> Result<(), StoreError>;
+    /// One grant.
+    async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError>;
+    /// A vehicle's grants, newest first.
+    async fn grants_for_vehicle(&self, vehicle_id: &str) -> Result<Vec<GrantRecord>, StoreError>;
+    /// Writes a grant's state (revocation, completion, relock progress).
+    async fn update_grant(&self, grant: &GrantRecord) -> Result<(), StoreError>;
+    /// Takes one unlock of a grant if any is left and it is not revoked (atomic).
+    async fn take_grant_unlock(&self, id: &str) -> Result<bool, StoreError>;
+    /// Gives an unlock back (the unlock certainly did not happen).
+    async fn refund_grant_unlock(&self, id: &str) -> Result<(), StoreError>;
+    /// Grants whose relock is due at or before `at`.
+    async fn due_relocks(&self, at: OffsetDateTime) -> Result<Vec<GrantRecord>, StoreError>;
+
+    /// Appends an event and queues its delivery to `webhooks`; returns its `seq`.
+    async fn append_event(
+        &self,
+        event: &EventRecord,
+        webhooks: &[String],
+    ) -> Result<i64, StoreError>;
+    /// Up to `limit` events after `seq`, in order.
+    async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<EventRecord>, StoreError>;
+    /// One event by `seq`.
+    async fn event(&self, seq: i64) -> Result<Option<EventRecord>, StoreError>;
+
+    /// Records a webhook subscription.
+    async fn insert_webhook(&self, webhook: &WebhookRecord) -> Result<(), StoreError>;
+    /// Every subscription.
+    async fn webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError>;
+    /// Deletes a subscription (its delivery log stays). False if unknown.
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError>;
+    /// Takes the pending deliveries due at `now`, pushing their next attempt to `until`
+    /// so no other replica takes them meanwhile.
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// Writes a delivery's progress.
+    async fn update_delivery(&self, delivery: &DeliveryRecord) -> Result<(), StoreError>;
+    /// A subscription's deliveries, newest first.
+    async fn deliveries(
+        &self,
+        webhook_id: &str,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Appends to the hash-chained audit log (serialized: one chain, no forks).
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError>;
+    /// The whole audit log in order.
+    async fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError>;
 }
+
+/// The hash of an audit row: SHA-256 over the previous hash and every field, each
+/// length-prefixed so no two different rows hash alike.
+pub fn audit_hash(prev_hash: &str, seq: i64, e: &AuditEntry) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let seq = seq.to_string();
+    let at = to_ms(e.at).to_string();
+    let parts: [Option<&str>; 10] = [
+        Some(prev_hash),
+        Some(&seq),
+        Some(&at),
+        Some(&e.actor),
+        Some(&e.action),
+        Some(&e.decision),
+        e.vehicle_id.as_deref(),
+        e.grant_id.as_deref(),
+        e.command_id.as_deref(),
+        e.detail.as_deref(),
+    ];
+    for p in parts {
+        match p {
+            Some(p) => {
+                h.update([1u8]);
+                h.update((p.len() as u64).to_be_bytes());
+                h.update(p.as_bytes());
+            }
+            None => h.update([0u8]),
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `prev_hash` of the first audit row.
+pub const AUDIT_GENESIS: &str = "genesis";
 
 /// Unix milliseconds.
 pub fn to_ms(t: OffsetDateTime) -> i64 {

@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -42,13 +43,25 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "cluster",
         include_str!("../../migrations/sqlite/0003_cluster.sql"),
     ),
+    (
+        4,
+        "grants",
+        include_str!("../../migrations/sqlite/0004_grants.sql"),
+    ),
 ];
 
-const POSTGRES_MIGRATIONS: Migrations = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const POSTGRES_MIGRATIONS: Migrations = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "grants",
+        include_str!("../../migrations/postgres/0002_grants.sql"),
+    ),
+];
 
 /// Which engine a [`SqlStore`] runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +79,9 @@ pub struct SqlStore {
     engine: Engine,
     /// PostgreSQL: the `NOTIFY` channel for vehicle changes.
     channel: Option<String>,
+    /// Serializes appends to the ordered logs (events, audit chain) in this process;
+    /// PostgreSQL replicas also take an advisory lock.
+    appends: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn db(e: sqlx::Error) -> StoreError {
@@ -110,6 +126,7 @@ impl SqlStore {
             pool,
             engine: Engine::Sqlite,
             channel: None,
+            appends: Arc::default(),
         })
     }
 
@@ -139,6 +156,7 @@ impl SqlStore {
             pool,
             engine: Engine::Postgres,
             channel: Some(channel),
+            appends: Arc::default(),
         })
     }
 
@@ -336,6 +354,132 @@ fn command_from(row: &AnyRow) -> Result<CommandRecord, StoreError> {
         updated_at: from_ms(get(row, "updated_at")?)?,
         completed_at: opt_time(get(row, "completed_at")?)?,
     })
+}
+
+fn grant_from(row: &AnyRow) -> Result<GrantRecord, StoreError> {
+    let lat: Option<f64> = get(row, "geofence_lat")?;
+    let lon: Option<f64> = get(row, "geofence_lon")?;
+    let radius: Option<f64> = get(row, "geofence_radius_m")?;
+    let count = |col: &str| -> Result<u32, StoreError> {
+        u32::try_from(get::<i64>(row, col)?).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+    };
+    Ok(GrantRecord {
+        id: get(row, "id")?,
+        vehicle_id: get(row, "vehicle_id")?,
+        grantee: get(row, "grantee")?,
+        created_by: get(row, "created_by")?,
+        purpose: get(row, "purpose")?,
+        not_before: from_ms(get(row, "not_before")?)?,
+        not_after: from_ms(get(row, "not_after")?)?,
+        max_unlocks: count("max_unlocks")?,
+        unlocks_used: count("unlocks_used")?,
+        geofence: match (lat, lon, radius) {
+            (Some(latitude), Some(longitude), Some(radius_m)) => Some(Geofence {
+                latitude,
+                longitude,
+                radius_m,
+            }),
+            _ => None,
+        },
+        relock_after_s: count("relock_after_s")?,
+        revoked_at: opt_time(get(row, "revoked_at")?)?,
+        completed_at: opt_time(get(row, "completed_at")?)?,
+        relock_state: RelockState::parse(&get::<String>(row, "relock_state")?)?,
+        relock_due_at: opt_time(get(row, "relock_due_at")?)?,
+        relock_attempts: count("relock_attempts")?,
+        relocked_at: opt_time(get(row, "relocked_at")?)?,
+        created_at: from_ms(get(row, "created_at")?)?,
+        updated_at: from_ms(get(row, "updated_at")?)?,
+    })
+}
+
+fn event_from(row: &AnyRow) -> Result<EventRecord, StoreError> {
+    Ok(EventRecord {
+        seq: get(row, "seq")?,
+        id: get(row, "id")?,
+        kind: get(row, "type")?,
+        vehicle_id: get(row, "vehicle_id")?,
+        grant_id: get(row, "grant_id")?,
+        command_id: get(row, "command_id")?,
+        data: get(row, "data")?,
+        created_at: from_ms(get(row, "created_at")?)?,
+    })
+}
+
+fn webhook_from(row: &AnyRow) -> Result<WebhookRecord, StoreError> {
+    Ok(WebhookRecord {
+        id: get(row, "id")?,
+        url: get(row, "url")?,
+        secret: get(row, "secret")?,
+        types: get(row, "types")?,
+        created_by: get(row, "created_by")?,
+        created_at: from_ms(get(row, "created_at")?)?,
+    })
+}
+
+fn delivery_from(row: &AnyRow) -> Result<DeliveryRecord, StoreError> {
+    Ok(DeliveryRecord {
+        id: get(row, "id")?,
+        webhook_id: get(row, "webhook_id")?,
+        event_seq: get(row, "event_seq")?,
+        status: get(row, "status")?,
+        attempts: get::<i64>(row, "attempts")?.clamp(0, i64::from(u32::MAX)) as u32,
+        next_attempt_at: from_ms(get(row, "next_attempt_at")?)?,
+        last_status: get::<Option<i64>>(row, "last_status")?.and_then(|s| u16::try_from(s).ok()),
+        last_error: get(row, "last_error")?,
+        created_at: from_ms(get(row, "created_at")?)?,
+        updated_at: from_ms(get(row, "updated_at")?)?,
+    })
+}
+
+fn audit_from(row: &AnyRow) -> Result<AuditRecord, StoreError> {
+    Ok(AuditRecord {
+        seq: get(row, "seq")?,
+        entry: AuditEntry {
+            at: from_ms(get(row, "at")?)?,
+            actor: get(row, "actor")?,
+            action: get(row, "action")?,
+            decision: get(row, "decision")?,
+            vehicle_id: get(row, "vehicle_id")?,
+            grant_id: get(row, "grant_id")?,
+            command_id: get(row, "command_id")?,
+            detail: get(row, "detail")?,
+        },
+        prev_hash: get(row, "prev_hash")?,
+        hash: get(row, "hash")?,
+    })
+}
+
+impl SqlStore {
+    /// Starts a transaction that appends to an ordered log: one writer at a time in
+    /// this process, and across PostgreSQL replicas (an advisory transaction lock).
+    async fn append_tx(
+        &self,
+        log: i64,
+    ) -> Result<
+        (
+            tokio::sync::MutexGuard<'_, ()>,
+            sqlx::Transaction<'static, sqlx::Any>,
+        ),
+        StoreError,
+    > {
+        let guard = self.appends.lock().await;
+        // SQLite: take the write lock up front; a deferred transaction that reads
+        // first cannot become a writer while another connection writes.
+        let mut tx = match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Engine::Postgres => self.pool.begin().await,
+        }
+        .map_err(db)?;
+        if self.engine == Engine::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1) IS NULL AS locked")
+                .bind(log)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        Ok((guard, tx))
+    }
 }
 
 #[async_trait]
@@ -799,6 +943,318 @@ impl Store for SqlStore {
         self.all(
             sqlx::query("SELECT * FROM commands WHERE status = 'pending' ORDER BY created_at"),
             command_from,
+        )
+        .await
+    }
+
+    async fn insert_grant(&self, g: &GrantRecord) -> Result<(), StoreError> {
+        self.exec(
+            sqlx::query(
+                "INSERT INTO grants (id, vehicle_id, grantee, created_by, purpose, not_before,
+                    not_after, max_unlocks, unlocks_used, geofence_lat, geofence_lon,
+                    geofence_radius_m, relock_after_s, revoked_at, completed_at, relock_state,
+                    relock_due_at, relock_attempts, relocked_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                    $17, $18, $19, $20, $21)",
+            )
+            .bind(&g.id)
+            .bind(&g.vehicle_id)
+            .bind(&g.grantee)
+            .bind(&g.created_by)
+            .bind(&g.purpose)
+            .bind(to_ms(g.not_before))
+            .bind(to_ms(g.not_after))
+            .bind(i64::from(g.max_unlocks))
+            .bind(i64::from(g.unlocks_used))
+            .bind(g.geofence.map(|f| f.latitude))
+            .bind(g.geofence.map(|f| f.longitude))
+            .bind(g.geofence.map(|f| f.radius_m))
+            .bind(i64::from(g.relock_after_s))
+            .bind(opt_ms(g.revoked_at))
+            .bind(opt_ms(g.completed_at))
+            .bind(g.relock_state.as_str())
+            .bind(opt_ms(g.relock_due_at))
+            .bind(i64::from(g.relock_attempts))
+            .bind(opt_ms(g.relocked_at))
+            .bind(to_ms(g.created_at))
+            .bind(to_ms(g.updated_at)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        self.one(
+            sqlx::query("SELECT * FROM grants WHERE id = $1").bind(id),
+            grant_from,
+        )
+        .await
+    }
+
+    async fn grants_for_vehicle(&self, vehicle_id: &str) -> Result<Vec<GrantRecord>, StoreError> {
+        self.all(
+            sqlx::query("SELECT * FROM grants WHERE vehicle_id = $1 ORDER BY created_at DESC, id")
+                .bind(vehicle_id),
+            grant_from,
+        )
+        .await
+    }
+
+    async fn update_grant(&self, g: &GrantRecord) -> Result<(), StoreError> {
+        self.exec(
+            sqlx::query(
+                "UPDATE grants SET revoked_at = $1, completed_at = $2, relock_state = $3,
+                    relock_due_at = $4, relock_attempts = $5, relocked_at = $6, updated_at = $7
+                 WHERE id = $8",
+            )
+            .bind(opt_ms(g.revoked_at))
+            .bind(opt_ms(g.completed_at))
+            .bind(g.relock_state.as_str())
+            .bind(opt_ms(g.relock_due_at))
+            .bind(i64::from(g.relock_attempts))
+            .bind(opt_ms(g.relocked_at))
+            .bind(to_ms(g.updated_at))
+            .bind(&g.id),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn take_grant_unlock(&self, id: &str) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                sqlx::query(
+                    "UPDATE grants SET unlocks_used = unlocks_used + 1, updated_at = $1
+                     WHERE id = $2 AND unlocks_used < max_unlocks AND revoked_at IS NULL
+                        AND completed_at IS NULL",
+                )
+                .bind(to_ms(now()))
+                .bind(id),
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn refund_grant_unlock(&self, id: &str) -> Result<(), StoreError> {
+        self.exec(
+            sqlx::query(
+                "UPDATE grants SET unlocks_used = unlocks_used - 1 WHERE id = $1 AND unlocks_used > 0",
+            )
+            .bind(id),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn due_relocks(&self, at: OffsetDateTime) -> Result<Vec<GrantRecord>, StoreError> {
+        self.all(
+            sqlx::query(
+                "SELECT * FROM grants WHERE relock_state = 'due' AND relock_due_at <= $1
+                 ORDER BY relock_due_at LIMIT 100",
+            )
+            .bind(to_ms(at)),
+            grant_from,
+        )
+        .await
+    }
+
+    async fn append_event(&self, e: &EventRecord, webhooks: &[String]) -> Result<i64, StoreError> {
+        let (_one_writer, mut tx) = self.append_tx(7_275_619).await?;
+        let row = sqlx::query(
+            "INSERT INTO events (id, type, vehicle_id, grant_id, command_id, data, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq",
+        )
+        .bind(&e.id)
+        .bind(&e.kind)
+        .bind(&e.vehicle_id)
+        .bind(&e.grant_id)
+        .bind(&e.command_id)
+        .bind(&e.data)
+        .bind(to_ms(e.created_at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let seq: i64 = get(&row, "seq")?;
+        for webhook in webhooks {
+            let t = to_ms(e.created_at);
+            sqlx::query(
+                "INSERT INTO deliveries (id, webhook_id, event_seq, status, attempts,
+                    next_attempt_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, 'pending', 0, $4, $5, $6)",
+            )
+            .bind(crate::ids::new("dlv"))
+            .bind(webhook)
+            .bind(seq)
+            .bind(t)
+            .bind(t)
+            .bind(t)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(seq)
+    }
+
+    async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
+        self.all(
+            sqlx::query("SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(seq)
+                .bind(i64::from(limit)),
+            event_from,
+        )
+        .await
+    }
+
+    async fn event(&self, seq: i64) -> Result<Option<EventRecord>, StoreError> {
+        self.one(
+            sqlx::query("SELECT * FROM events WHERE seq = $1").bind(seq),
+            event_from,
+        )
+        .await
+    }
+
+    async fn insert_webhook(&self, w: &WebhookRecord) -> Result<(), StoreError> {
+        self.exec(
+            sqlx::query(
+                "INSERT INTO webhooks (id, url, secret, types, created_by, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&w.id)
+            .bind(&w.url)
+            .bind(&w.secret)
+            .bind(&w.types)
+            .bind(&w.created_by)
+            .bind(to_ms(w.created_at)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
+        self.all(
+            sqlx::query("SELECT * FROM webhooks ORDER BY created_at, id"),
+            webhook_from,
+        )
+        .await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+        let n = self
+            .exec(sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id))
+            .await?;
+        // Nothing more is sent to a deleted subscription.
+        self.exec(
+            sqlx::query(
+                "UPDATE deliveries SET status = 'failed', last_error = 'subscription deleted'
+                 WHERE webhook_id = $1 AND status = 'pending'",
+            )
+            .bind(id),
+        )
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.all(
+            sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = $1
+                 WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending'
+                    AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3)
+                    AND status = 'pending' AND next_attempt_at <= $2
+                 RETURNING *",
+            )
+            .bind(to_ms(until))
+            .bind(to_ms(now))
+            .bind(i64::from(limit)),
+            delivery_from,
+        )
+        .await
+    }
+
+    async fn update_delivery(&self, d: &DeliveryRecord) -> Result<(), StoreError> {
+        self.exec(
+            sqlx::query(
+                "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3,
+                    last_status = $4, last_error = $5, updated_at = $6 WHERE id = $7",
+            )
+            .bind(&d.status)
+            .bind(i64::from(d.attempts))
+            .bind(to_ms(d.next_attempt_at))
+            .bind(d.last_status.map(i64::from))
+            .bind(&d.last_error)
+            .bind(to_ms(d.updated_at))
+            .bind(&d.id),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn deliveries(
+        &self,
+        webhook_id: &str,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.all(
+            sqlx::query(
+                "SELECT * FROM deliveries WHERE webhook_id = $1
+                 ORDER BY created_at DESC, event_seq DESC LIMIT $2",
+            )
+            .bind(webhook_id)
+            .bind(i64::from(limit)),
+            delivery_from,
+        )
+        .await
+    }
+
+    async fn append_audit(&self, e: &AuditEntry) -> Result<AuditRecord, StoreError> {
+        let (_one_writer, mut tx) = self.append_tx(7_275_618).await?;
+        let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let (seq, prev_hash) = match last {
+            Some(r) => (get::<i64>(&r, "seq")? + 1, get::<String>(&r, "hash")?),
+            None => (1, AUDIT_GENESIS.to_string()),
+        };
+        let hash = audit_hash(&prev_hash, seq, e);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, actor, action, decision, vehicle_id, grant_id,
+                command_id, detail, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(seq)
+        .bind(to_ms(e.at))
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.decision)
+        .bind(&e.vehicle_id)
+        .bind(&e.grant_id)
+        .bind(&e.command_id)
+        .bind(&e.detail)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(AuditRecord {
+            seq,
+            entry: e.clone(),
+            prev_hash,
+            hash,
+        })
+    }
+
+    async fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        self.all(
+            sqlx::query("SELECT * FROM audit_log ORDER BY seq"),
+            audit_from,
         )
         .await
     }

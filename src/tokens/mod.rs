@@ -83,6 +83,8 @@ pub struct Tokens {
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Leases across replicas.
     cluster: Arc<Cluster>,
+    /// `account.reauthorization_required` goes here.
+    events: Arc<crate::events::Events>,
 }
 
 /// The problem answer for an account that must be linked again.
@@ -118,6 +120,7 @@ impl Tokens {
         sealer: Arc<Sealer>,
         skew: Duration,
         cluster: Arc<Cluster>,
+        events: Arc<crate::events::Events>,
     ) -> Self {
         Self {
             store,
@@ -127,6 +130,7 @@ impl Tokens {
             cache: moka::sync::Cache::new(100_000),
             flights: Mutex::default(),
             cluster,
+            events,
         }
     }
 
@@ -377,6 +381,18 @@ impl Tokens {
             .set_account_status(&account.id, AccountStatus::ReauthorizationRequired)
             .await
             .map_err(ApiError::from)?;
+        self.events
+            .emit(
+                "account.reauthorization_required",
+                crate::events::Subject::default(),
+                serde_json::json!({
+                    "account_id": account.id,
+                    "oem": account.oem,
+                    "owner": account.owner,
+                    "relink": format!("POST /v1/accounts/{}/authorize", account.oem),
+                }),
+            )
+            .await;
         Ok(())
     }
 

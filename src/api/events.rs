@@ -1,0 +1,226 @@
+//! Event routes: `GET /v1/events` (Server-Sent Events, resumable with `Last-Event-ID`
+//! or `?after=`; filters `?types=a,b` and `?vehicle_id=`), and webhook subscriptions:
+//! `POST|GET /v1/webhooks`, `DELETE /v1/webhooks/{id}`, and the delivery log
+//! `GET /v1/webhooks/{id}/deliveries`.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::{Authed, OptionalJson};
+use super::timestamp;
+use crate::auth::Scope;
+use crate::error::{ApiError, Code};
+use crate::events::{TYPES, view};
+use crate::gateway::Gateway;
+use crate::store::{DeliveryRecord, EventRecord, WebhookRecord};
+
+/// `GET /v1/events` query.
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    after: Option<i64>,
+    types: Option<String>,
+    vehicle_id: Option<String>,
+}
+
+/// How often a stream looks for events written by other replicas.
+const POLL: Duration = Duration::from_secs(1);
+
+/// `GET /v1/events`: the event stream.
+pub async fn stream(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+    headers: HeaderMap,
+    Query(q): Query<StreamQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::EventsRead)?;
+    let from_header = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .ok_or_else(|| ApiError::invalid("Last-Event-ID must be an event id (a number)"))?,
+        ),
+    };
+    let after = from_header.or(q.after).unwrap_or(0).max(0);
+    let types: Option<Vec<String>> = q
+        .types
+        .map(|t| t.split(',').map(|s| s.trim().to_string()).collect());
+    if let Some(bad) = types
+        .iter()
+        .flatten()
+        .find(|t| !TYPES.contains(&t.as_str()))
+    {
+        return Err(ApiError::invalid(format!("unknown event type {bad:?}")));
+    }
+    if let Some(v) = &q.vehicle_id {
+        caller.require_vehicle(v)?;
+    }
+    let keep = move |e: &EventRecord| {
+        types.as_ref().is_none_or(|t| t.contains(&e.kind))
+            && q.vehicle_id
+                .as_ref()
+                .is_none_or(|v| e.vehicle_id.as_ref() == Some(v))
+            && e.vehicle_id.as_ref().is_none_or(|v| caller.may_touch(v))
+    };
+    struct State {
+        gw: Arc<Gateway>,
+        last: i64,
+        buffer: VecDeque<EventRecord>,
+        wake: tokio::sync::watch::Receiver<i64>,
+    }
+    let state = State {
+        wake: gw.events.watch(),
+        gw,
+        last: after,
+        buffer: VecDeque::new(),
+    };
+    let events = futures_util::stream::unfold(state, move |mut s| {
+        let keep = keep.clone();
+        async move {
+            loop {
+                if let Some(e) = s.buffer.pop_front() {
+                    let event = Event::default()
+                        .id(e.seq.to_string())
+                        .event(e.kind.clone())
+                        .data(view(&e).to_string());
+                    return Some((Ok::<_, Infallible>(event), s));
+                }
+                match s.gw.events.after(s.last, 100).await {
+                    Ok(batch) if !batch.is_empty() => {
+                        if let Some(l) = batch.last() {
+                            s.last = l.seq;
+                        }
+                        s.buffer.extend(batch.into_iter().filter(|e| keep(e)));
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e.detail, "event stream could not read"),
+                }
+                let _ = tokio::time::timeout(POLL, s.wake.changed()).await;
+            }
+        }
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+/// `POST /v1/webhooks` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookBody {
+    url: String,
+    #[serde(default)]
+    events: Vec<String>,
+}
+
+fn webhook_view(w: &WebhookRecord) -> Value {
+    json!({
+        "id": w.id,
+        "url": w.url,
+        "events": w.types.split(',').collect::<Vec<_>>(),
+        "created_at": timestamp(w.created_at),
+    })
+}
+
+fn delivery_view(d: &DeliveryRecord) -> Value {
+    json!({
+        "id": d.id,
+        "event_seq": d.event_seq,
+        "status": d.status,
+        "attempts": d.attempts,
+        "next_attempt_at": (d.status == "pending").then(|| timestamp(d.next_attempt_at)),
+        "last_status": d.last_status,
+        "last_error": d.last_error,
+        "created_at": timestamp(d.created_at),
+        "updated_at": timestamp(d.updated_at),
+    })
+}
+
+/// `POST /v1/webhooks`: subscribe; the answer shows the signing secret, once.
+pub async fn subscribe(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+    OptionalJson(body): OptionalJson<WebhookBody>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::WebhooksWrite)?;
+    let b = body.ok_or_else(|| ApiError::invalid("send a JSON body: {\"url\": …}"))?;
+    let uri: http::Uri = b
+        .url
+        .parse()
+        .map_err(|_| ApiError::invalid("url is not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("https" | "http")) || uri.host().is_none() {
+        return Err(ApiError::invalid("url must be an http:// or https:// URL"));
+    }
+    if let Some(bad) = b.events.iter().find(|t| !TYPES.contains(&t.as_str())) {
+        return Err(ApiError::invalid(format!(
+            "unknown event type {bad:?}; known: {}",
+            TYPES.join(", ")
+        )));
+    }
+    let (w, secret) = gw
+        .webhooks
+        .subscribe(&b.url, &b.events, &caller.sub)
+        .await?;
+    let mut body = webhook_view(&w);
+    body["secret"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /v1/webhooks`.
+pub async fn list(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::WebhooksWrite)?;
+    let all: Vec<Value> = gw
+        .store
+        .webhooks()
+        .await?
+        .iter()
+        .map(webhook_view)
+        .collect();
+    Ok(Json(json!({ "webhooks": all })))
+}
+
+/// `DELETE /v1/webhooks/{id}`.
+pub async fn unsubscribe(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Scope::WebhooksWrite)?;
+    if gw.store.delete_webhook(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(Code::NotFound, format!("no webhook {id}")))
+    }
+}
+
+/// `GET /v1/webhooks/{id}/deliveries`: the delivery log, newest first.
+pub async fn deliveries(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::WebhooksWrite)?;
+    let all: Vec<Value> = gw
+        .store
+        .deliveries(&id, 100)
+        .await?
+        .iter()
+        .map(delivery_view)
+        .collect();
+    Ok(Json(json!({ "deliveries": all })))
+}

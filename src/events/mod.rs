@@ -1,0 +1,141 @@
+//! Events: every command outcome and grant step (`command.succeeded`,
+//! `grant.unlocked`, `grant.relock_failed`, `account.reauthorization_required`, …) is
+//! appended to the `events` table in order, then delivered two ways:
+//!
+//! - **Server-Sent Events** (`GET /v1/events`): a stream from any position; the event
+//!   id is the event's `seq`, so a client that reconnects with `Last-Event-ID` resumes
+//!   exactly after the last event it saw. Replicas wake their streams on their own
+//!   events and poll the table once a second for the others'.
+//! - **Webhooks** ([`webhooks`]): a delivery row per (subscription, event), written
+//!   with the event, retried with backoff until the receiver answers 2xx; the rows are
+//!   the delivery log.
+//!
+//! An event that cannot be written is logged; it never fails the step it describes.
+
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::api::timestamp;
+use crate::store::{EventRecord, Store, now};
+
+/// The event types keyway emits.
+pub const TYPES: &[&str] = &[
+    "command.succeeded",
+    "command.failed",
+    "grant.created",
+    "grant.unlocked",
+    "grant.completed",
+    "grant.revoked",
+    "grant.relocked",
+    "grant.relock_failed",
+    "account.reauthorization_required",
+];
+
+/// What an event is about.
+#[derive(Clone, Debug, Default)]
+pub struct Subject<'a> {
+    /// The vehicle.
+    pub vehicle_id: Option<&'a str>,
+    /// The grant.
+    pub grant_id: Option<&'a str>,
+    /// The command.
+    pub command_id: Option<&'a str>,
+}
+
+/// Emits and reads events.
+pub struct Events {
+    store: Arc<dyn Store>,
+    /// The newest `seq` this process wrote (streams wait on it).
+    latest: watch::Sender<i64>,
+    /// Wakes the webhook worker.
+    pub(crate) deliveries: Arc<tokio::sync::Notify>,
+}
+
+impl Events {
+    /// Events in `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            latest: watch::channel(0).0,
+            deliveries: Arc::default(),
+        }
+    }
+
+    /// Appends an event (queuing its webhook deliveries); returns its `seq`, or None
+    /// when it could not be written (logged).
+    pub async fn emit(&self, kind: &str, about: Subject<'_>, data: Value) -> Option<i64> {
+        let event = EventRecord {
+            seq: 0,
+            id: crate::ids::new("evt"),
+            kind: kind.to_string(),
+            vehicle_id: about.vehicle_id.map(str::to_string),
+            grant_id: about.grant_id.map(str::to_string),
+            command_id: about.command_id.map(str::to_string),
+            data: data.to_string(),
+            created_at: now(),
+        };
+        let hooks = match self.store.webhooks().await {
+            Ok(all) => all
+                .into_iter()
+                .filter(|w| webhooks::wants(&w.types, kind))
+                .map(|w| w.id)
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, event = kind, "could not read webhook subscriptions");
+                Vec::new()
+            }
+        };
+        match self.store.append_event(&event, &hooks).await {
+            Ok(seq) => {
+                tracing::info!(event = kind, seq, "event");
+                self.latest.send_if_modified(|l| {
+                    let newer = seq > *l;
+                    if newer {
+                        *l = seq;
+                    }
+                    newer
+                });
+                if !hooks.is_empty() {
+                    self.deliveries.notify_one();
+                }
+                Some(seq)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, event = kind, "event could not be written");
+                None
+            }
+        }
+    }
+
+    /// Up to `limit` events after `seq`.
+    pub async fn after(
+        &self,
+        seq: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, crate::error::ApiError> {
+        Ok(self.store.events_after(seq, limit).await?)
+    }
+
+    /// Changes when this process writes an event.
+    pub fn watch(&self) -> watch::Receiver<i64> {
+        self.latest.subscribe()
+    }
+}
+
+/// The JSON of an event, as streamed and as POSTed to webhooks.
+pub fn view(e: &EventRecord) -> Value {
+    json!({
+        "id": e.id,
+        "seq": e.seq,
+        "type": e.kind,
+        "created_at": timestamp(e.created_at),
+        "vehicle_id": e.vehicle_id,
+        "grant_id": e.grant_id,
+        "command_id": e.command_id,
+        "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
+    })
+}
