@@ -486,3 +486,70 @@ async fn with_redis_unreachable_requests_keep_working_on_local_limits() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn an_owed_relock_is_done_by_another_replica_when_its_replica_dies() {
+    let mut c = Cluster::start(|c| c.grants.tick_ms = 10).await;
+    let car = c.vehicle("5YJ3E1EA7LF000001");
+    let courier = keyway::auth::mint_hs256(
+        &c.env.demo.gateway.config.auth,
+        &keyway::auth::DevToken {
+            sub: "courier-3",
+            scopes: &["grants:use".to_string()],
+            vehicles: None,
+            ttl_s: 600,
+        },
+    )
+    .unwrap();
+    let not_after = c.env.demo.gateway.grants.clock.now() + time::Duration::minutes(30);
+    let body = serde_json::json!({
+        "vehicle_id": car,
+        "grantee": "courier-3",
+        "not_after": not_after.format(&time::format_description::well_known::Rfc3339).unwrap(),
+    });
+    let bases = c.bases();
+    let created = common::send(
+        &c.env.client,
+        &bases[1],
+        Method::POST,
+        "/v1/grants",
+        Some(&c.env.demo.token),
+        &[("content-type", "application/json")],
+        Some(body.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{:#}", created.json);
+    let grant = created.json["id"].as_str().unwrap().to_string();
+    let opened = c
+        .send_as(
+            &courier,
+            1,
+            Method::POST,
+            &format!("/v1/grants/{grant}/unlock"),
+            &[("prefer", "wait=10")],
+        )
+        .await;
+    assert_eq!(opened.status, 200, "{:#}", opened.json);
+    let tesla = &c.env.demo.tesla;
+    assert!(!tesla.vehicle("5YJ3E1EA7LF000001").unwrap().locked);
+
+    // The replica that unlocked dies; the relock is owed to the cluster, not to it.
+    c.others[0].kill();
+    c.env
+        .demo
+        .gateway
+        .grants
+        .clock
+        .advance(Duration::from_secs(121));
+    let g = c
+        .env
+        .demo
+        .gateway
+        .grants
+        .wait_relock(&grant, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.relock_state, keyway::store::RelockState::Locked, "{g:?}");
+    assert!(tesla.vehicle("5YJ3E1EA7LF000001").unwrap().locked);
+}

@@ -45,6 +45,9 @@ suite!(
     a_lease_has_one_holder_until_it_lapses,
     a_lapsed_command_is_claimed_by_one_replica,
     vehicles_page_by_id_and_remember_lock_state,
+    grants_round_trip_and_unlocks_are_counted_atomically,
+    events_are_ordered_and_queue_their_deliveries,
+    the_audit_chain_links_every_row,
 );
 
 fn lease(holder: &str, secs: i64) -> Lease {
@@ -313,4 +316,174 @@ async fn vehicles_page_by_id_and_remember_lock_state(s: Arc<dyn Store>) {
         s.vehicle("veh_3").await.unwrap().unwrap().last_locked,
         Some((false, at))
     );
+}
+
+fn grant_record(id: &str) -> GrantRecord {
+    let t = now();
+    GrantRecord {
+        id: id.into(),
+        vehicle_id: "veh_1".into(),
+        grantee: "courier".into(),
+        created_by: "svc".into(),
+        purpose: Some("parcel".into()),
+        not_before: t,
+        not_after: t + Duration::minutes(30),
+        max_unlocks: 2,
+        unlocks_used: 0,
+        geofence: Some(Geofence {
+            latitude: 52.520008,
+            longitude: 13.404954,
+            radius_m: 150.5,
+        }),
+        relock_after_s: 120,
+        revoked_at: None,
+        completed_at: None,
+        relock_state: RelockState::None,
+        relock_due_at: None,
+        relock_attempts: 0,
+        relocked_at: None,
+        created_at: t,
+        updated_at: t,
+    }
+}
+
+async fn grants_round_trip_and_unlocks_are_counted_atomically(s: Arc<dyn Store>) {
+    let mut g = grant_record("grt_1");
+    s.insert_grant(&g).await.unwrap();
+    assert_eq!(s.grant("grt_1").await.unwrap().as_ref(), Some(&g));
+    // Two unlocks allowed, however many ask at once.
+    let takes = futures_util::future::join_all((0..5).map(|_| s.take_grant_unlock("grt_1"))).await;
+    assert_eq!(
+        takes.into_iter().filter(|t| *t.as_ref().unwrap()).count(),
+        2
+    );
+    s.refund_grant_unlock("grt_1").await.unwrap();
+    assert_eq!(s.grant("grt_1").await.unwrap().unwrap().unlocks_used, 1);
+    // An owed relock is found when due, not before.
+    g.unlocks_used = 1;
+    g.relock_state = RelockState::Due;
+    g.relock_due_at = Some(now() + Duration::seconds(60));
+    s.update_grant(&g).await.unwrap();
+    assert!(s.due_relocks(now()).await.unwrap().is_empty());
+    let due = s.due_relocks(now() + Duration::seconds(61)).await.unwrap();
+    assert_eq!(due, vec![g.clone()]);
+    // A revoked grant gives no unlock.
+    g.revoked_at = Some(now());
+    s.update_grant(&g).await.unwrap();
+    assert!(!s.take_grant_unlock("grt_1").await.unwrap());
+    s.insert_grant(&GrantRecord {
+        geofence: None,
+        ..grant_record("grt_2")
+    })
+    .await
+    .unwrap();
+    let both = s.grants_for_vehicle("veh_1").await.unwrap();
+    assert_eq!(both.len(), 2);
+    assert_eq!(
+        both.iter().find(|g| g.id == "grt_2").unwrap().geofence,
+        None
+    );
+}
+
+fn event(kind: &str) -> EventRecord {
+    EventRecord {
+        seq: 0,
+        id: keyway::ids::new("evt"),
+        kind: kind.into(),
+        vehicle_id: Some("veh_1".into()),
+        grant_id: None,
+        command_id: Some("cmd_1".into()),
+        data: "{\"a\":1}".into(),
+        created_at: now(),
+    }
+}
+
+async fn events_are_ordered_and_queue_their_deliveries(s: Arc<dyn Store>) {
+    let w = WebhookRecord {
+        id: "whk_1".into(),
+        url: "http://127.0.0.1:9/hook".into(),
+        secret: "sealed".into(),
+        types: "*".into(),
+        created_by: "svc".into(),
+        created_at: now(),
+    };
+    s.insert_webhook(&w).await.unwrap();
+    assert_eq!(s.webhooks().await.unwrap(), vec![w]);
+    let seqs = futures_util::future::join_all((0..10).map(|i| {
+        let s = s.clone();
+        async move {
+            s.append_event(&event(&format!("t{i}")), &["whk_1".to_string()])
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    let mut sorted = seqs.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 10);
+    let all = s.events_after(0, 100).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), sorted);
+    let tail = s.events_after(sorted[6], 100).await.unwrap();
+    assert_eq!(tail.len(), 3);
+    assert_eq!(s.event(sorted[0]).await.unwrap().unwrap().data, "{\"a\":1}");
+
+    // Every event queued one delivery; two claimers split them, none twice.
+    let until = now() + Duration::seconds(30);
+    let (a, b) = tokio::join!(
+        s.claim_deliveries(now(), until, 6),
+        s.claim_deliveries(now(), until, 6)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut ids: Vec<_> = a.iter().chain(&b).map(|d| d.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), a.len() + b.len());
+    assert!(ids.len() <= 10 && ids.len() >= 6);
+    let mut d = a[0].clone();
+    d.status = "delivered".into();
+    d.attempts = 1;
+    d.last_status = Some(200);
+    s.update_delivery(&d).await.unwrap();
+    let log = s.deliveries("whk_1", 100).await.unwrap();
+    assert_eq!(log.len(), 10);
+    assert!(log.contains(&d));
+    // Deleting the subscription drops what is still pending.
+    assert!(s.delete_webhook("whk_1").await.unwrap());
+    assert!(
+        s.claim_deliveries(now() + Duration::hours(1), until, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn the_audit_chain_links_every_row(s: Arc<dyn Store>) {
+    let entry = |i: usize| AuditEntry {
+        at: now(),
+        actor: format!("svc{i}"),
+        action: "command.unlock".into(),
+        decision: "accepted".into(),
+        vehicle_id: Some("veh_1".into()),
+        grant_id: None,
+        command_id: Some(format!("cmd_{i}")),
+        detail: None,
+    };
+    let rows = futures_util::future::join_all((0..8).map(|i| {
+        let (s, e) = (s.clone(), entry(i));
+        async move { s.append_audit(&e).await.unwrap() }
+    }))
+    .await;
+    assert_eq!(rows.len(), 8);
+    let log = s.audit_log().await.unwrap();
+    assert_eq!(log.len(), 8);
+    assert_eq!(log[0].prev_hash, AUDIT_GENESIS);
+    for w in log.windows(2) {
+        assert_eq!(w[1].prev_hash, w[0].hash);
+        assert_eq!(w[1].seq, w[0].seq + 1);
+    }
+    for r in &log {
+        assert_eq!(audit_hash(&r.prev_hash, r.seq, &r.entry), r.hash);
+    }
+    assert_eq!(keyway::audit::verify(s.as_ref()).await.unwrap().rows, 8);
 }
