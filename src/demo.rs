@@ -147,6 +147,8 @@ pub struct Demo {
     pub addr: SocketAddr,
     /// A development token with every scope.
     pub token: String,
+    /// A courier's token: `sub` `demo-courier`, scope `grants:use` only.
+    pub courier_token: String,
     /// The Tesla mock.
     pub tesla: TeslaMock,
     /// Where the Tesla mock listens.
@@ -405,6 +407,16 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         },
     )
     .map_err(|e| DemoError::Start(e.into()))?;
+    let courier_token = mint_hs256(
+        &gateway.config.auth,
+        &DevToken {
+            sub: "demo-courier",
+            scopes: &["grants:use".to_string()],
+            vehicles: None,
+            ttl_s: 24 * 3600,
+        },
+    )
+    .map_err(|e| DemoError::Start(e.into()))?;
 
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(server::serve(gateway.clone(), listener, async move {
@@ -426,6 +438,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         gateway,
         addr,
         token,
+        courier_token,
         tesla,
         tesla_server,
         bmw,
@@ -540,7 +553,11 @@ pub fn banner(d: &Demo) -> String {
             v.model.as_deref().unwrap_or("?"),
         ));
     }
-    out.push_str(&format!("\nKEYWAY_TOKEN={}\n\n", d.token));
+    out.push_str(&format!("\nKEYWAY_TOKEN={}\n", d.token));
+    out.push_str(&format!(
+        "COURIER_TOKEN={}   (sub demo-courier, scope grants:use)\n\n",
+        d.courier_token
+    ));
     let first = d
         .vehicles
         .first()
@@ -549,6 +566,7 @@ pub fn banner(d: &Demo) -> String {
     let sleepy = d.vehicles.get(1).map(|v| v.id.as_str()).unwrap_or(first);
     out.push_str("Try (in another shell):\n");
     out.push_str(&format!("  export KEYWAY_TOKEN={}\n", d.token));
+    out.push_str(&format!("  export COURIER_TOKEN={}\n", d.courier_token));
     out.push_str(&format!("  curl -s {base}/v1/vehicles {auth}\n"));
     out.push_str(&format!(
         "  curl -s {base}/v1/vehicles/{first}/location {auth}\n"
@@ -568,6 +586,7 @@ pub fn banner(d: &Demo) -> String {
     out.push_str(&format!(
         "  curl -s {base}/v1/vehicles            # no token: 401 problem+json\n"
     ));
+    out.push_str("  # in-car delivery with a grant: README.md, \"Delivery grants\"\n");
     out.push_str("\nCtrl-C stops the demo.\n");
     out
 }

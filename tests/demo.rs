@@ -1,6 +1,7 @@
 //! README's main command, as a user runs it: `keyway demo` as a child process, its
 //! printed token and base URL read from stdout, then the demo walk-through over HTTP:
-//! list, locate, lock with `Prefer: wait`, security, unlock, and 401 without a token.
+//! list, locate, lock with `Prefer: wait`, security, unlock, and 401 without a token;
+//! then README's in-car delivery flow with the printed courier token.
 
 mod common;
 
@@ -32,7 +33,7 @@ async fn the_demo_binary_serves_the_walk_through() {
     let stdout = child.stdout.take().unwrap();
     let _guard = Kill(child);
 
-    let (mut base, mut token) = (None, None);
+    let (mut base, mut token, mut courier) = (None, None, None);
     let mut banner = String::new();
     for line in BufReader::new(stdout).lines().take(100) {
         let line = line.unwrap();
@@ -43,6 +44,9 @@ async fn the_demo_binary_serves_the_walk_through() {
         }
         if let Some(t) = line.strip_prefix("KEYWAY_TOKEN=") {
             token = Some(t.trim().to_string());
+        }
+        if let Some(t) = line.strip_prefix("COURIER_TOKEN=") {
+            courier = t.split_whitespace().next().map(str::to_string);
         }
         if line.starts_with("Ctrl-C") {
             break;
@@ -97,4 +101,62 @@ async fn the_demo_binary_serves_the_walk_through() {
     }
     let anonymous = call(Method::GET, "/v1/vehicles".into(), vec![], false).await;
     anonymous.assert_problem(401, "unauthenticated");
+
+    // README's delivery flow: grant → courier unlock → complete → relock confirmed.
+    let courier = courier.expect("banner prints COURIER_TOKEN");
+    let car = vehicles
+        .iter()
+        .find(|v| v["display_name"] == "Blue Thunder")
+        .and_then(|v| v["id"].as_str())
+        .expect("the demo's online Tesla");
+    let not_after = (time::OffsetDateTime::now_utc() + time::Duration::minutes(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let body = serde_json::json!({
+        "vehicle_id": car, "grantee": "demo-courier", "not_after": not_after,
+        "purpose": "order 42",
+    });
+    let grant = send(
+        &client,
+        &base,
+        Method::POST,
+        "/v1/grants",
+        Some(&token),
+        &[("content-type", "application/json")],
+        Some(body.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(grant.status, 201, "{:#}", grant.json);
+    let id = grant.json["id"].as_str().unwrap();
+    let wait = [("prefer", "wait=30")];
+    let open = send(
+        &client,
+        &base,
+        Method::POST,
+        &format!("/v1/grants/{id}/unlock"),
+        Some(&courier),
+        &wait,
+        None,
+    )
+    .await;
+    assert_eq!(open.json["status"], "succeeded", "{:#}", open.json);
+    let done = send(
+        &client,
+        &base,
+        Method::POST,
+        &format!("/v1/grants/{id}/complete"),
+        Some(&courier),
+        &wait,
+        None,
+    )
+    .await;
+    assert_eq!(done.json["relock"]["state"], "locked", "{:#}", done.json);
+    let s = call(
+        Method::GET,
+        format!("/v1/vehicles/{car}/security"),
+        vec![],
+        true,
+    )
+    .await;
+    assert_eq!(s.json["locked"], true);
 }
