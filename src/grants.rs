@@ -386,7 +386,14 @@ impl Grants {
             && let Some(existing) = self.store.command_for_key(&caller.sub, key).await?
             && let Some(c) = self.store.command(&existing).await?
         {
-            return Ok(c);
+            if c.reference.as_deref() == Some(g.id.as_str()) && c.action == Command::Unlock {
+                return Ok(c);
+            }
+            return Err(ApiError::new(
+                Code::IdempotencyKeyReused,
+                "this Idempotency-Key was already used with a different request",
+            )
+            .with("command_id", c.id));
         }
         let now = self.clock.now();
         let refusal = if g.revoked_at.is_some() {
@@ -608,11 +615,11 @@ impl Grants {
                     g.relock_state = RelockState::Failed;
                     g.relock_due_at = None;
                 } else {
-                    let delay = self
-                        .settings
-                        .relock_backoff
-                        .saturating_mul(1 << (g.relock_attempts - 1).min(10))
-                        .min(Duration::from_secs(60));
+                    let delay = crate::upstream::retry::doubled(
+                        self.settings.relock_backoff,
+                        g.relock_attempts - 1,
+                        Duration::from_secs(60),
+                    );
                     g.relock_due_at = Some(self.clock.now() + delay);
                 }
                 if let Err(e) = self.store.update_grant(&g).await {

@@ -126,11 +126,16 @@ async fn an_unlock_inside_the_window_works_once_then_the_grant_is_exhausted() {
     let courier = courier(&env);
     let id = g["id"].as_str().unwrap();
 
-    let a = unlock(&env, id, &courier).await;
+    let key = [WAIT, ("idempotency-key", "order-1-unlock")];
+    let path = format!("/v1/grants/{id}/unlock");
+    let a = env.post(&path, &courier, &key).await;
     assert_eq!(a.status, 200, "{:#}", a.json);
     assert_eq!(a.json["status"], "succeeded");
     assert!(!locked(&env), "the car is open");
 
+    // A retry with the same key is the same unlock, not a second one.
+    let replay = env.post(&path, &courier, &key).await;
+    assert_eq!(replay.json["id"], a.json["id"], "{:#}", replay.json);
     let again = unlock(&env, id, &courier).await;
     again.assert_problem(403, "grant_exhausted");
     assert_eq!(again.json["grant_id"], id);
@@ -138,6 +143,11 @@ async fn an_unlock_inside_the_window_works_once_then_the_grant_is_exhausted() {
         env.demo.tesla.journal.count("POST", "/command/door_unlock"),
         1
     );
+    // The key cannot be spent on another grant.
+    let other = grant(&env, json!({})).await;
+    let other_path = format!("/v1/grants/{}/unlock", other["id"].as_str().unwrap());
+    let reused = env.post(&other_path, &courier, &key).await;
+    reused.assert_problem(422, "idempotency_key_reused");
 
     // The grantee sees its grant; the relock is owed.
     let seen = env.get(&format!("/v1/grants/{id}"), Some(&courier)).await;
@@ -150,7 +160,7 @@ async fn an_unlock_inside_the_window_works_once_then_the_grant_is_exhausted() {
             Some(&env.demo.token),
         )
         .await;
-    assert_eq!(list.json["grants"].as_array().unwrap().len(), 1);
+    assert_eq!(list.json["grants"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]

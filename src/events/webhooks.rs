@@ -213,11 +213,11 @@ impl Webhooks {
                 d.last_status = status;
                 d.last_error = Some(error);
                 if retry && d.attempts < self.settings.max_attempts {
-                    let delay = self
-                        .settings
-                        .backoff
-                        .saturating_mul(1 << (d.attempts - 1).min(20))
-                        .min(Duration::from_secs(3600));
+                    let delay = crate::upstream::retry::doubled(
+                        self.settings.backoff,
+                        d.attempts - 1,
+                        Duration::from_secs(3600),
+                    );
                     d.next_attempt_at = now() + delay;
                 } else {
                     d.status = "failed".into();

@@ -68,9 +68,15 @@ pub fn decide(
     }
 }
 
+/// `base` doubled `n` times, at most `cap` (the ceiling of every backoff in keyway:
+/// OEM retries, relock attempts, webhook deliveries).
+pub fn doubled(base: Duration, n: u32, cap: Duration) -> Duration {
+    base.saturating_mul(1u32 << n.min(16)).min(cap)
+}
+
 /// Full-jitter exponential backoff for retry number `retry` (1-based).
 pub fn backoff(s: &RetrySettings, retry: u32) -> Duration {
-    let ceiling = s.base.saturating_mul(1u32 << retry.min(16)).min(s.cap);
+    let ceiling = doubled(s.base, retry, s.cap);
     let ms = rand::rng().random_range(0..=ceiling.as_millis() as u64);
     Duration::from_millis(ms)
 }
