@@ -446,6 +446,14 @@ async fn concurrent_replays_while_in_flight_share_one_command() {
         .filter(|e| e.path.ends_with("/command/door_lock") && e.status == 200)
         .count();
     assert_eq!(delivered, 1);
+    // One decision and one outcome in the audit log: replays add nothing.
+    let audit = env.demo.gateway.store.audit_log().await.unwrap();
+    let lock_rows: Vec<_> = audit
+        .iter()
+        .filter(|r| r.entry.action == "command.lock")
+        .map(|r| r.entry.decision.as_str())
+        .collect();
+    assert_eq!(lock_rows, ["accepted", "succeeded"]);
 }
 
 #[tokio::test]

@@ -439,8 +439,9 @@ async fn events_are_ordered_and_queue_their_deliveries(s: Arc<dyn Store>) {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), a.len() + b.len());
-    assert!(ids.len() <= 10 && ids.len() >= 6);
-    let mut d = a[0].clone();
+    // Under PostgreSQL a claimer that raced the other may get none this round.
+    assert!((6..=10).contains(&ids.len()), "{ids:?}");
+    let mut d = a.iter().chain(&b).next().unwrap().clone();
     d.status = "delivered".into();
     d.attempts = 1;
     d.last_status = Some(200);

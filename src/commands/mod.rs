@@ -160,28 +160,6 @@ impl Commands {
             key: key.clone(),
             fingerprint: req.fingerprint(&vehicle.id),
         });
-        let replay = match &claim {
-            Some(c) => self
-                .store
-                .command_for_key(&c.caller, &c.key)
-                .await?
-                .is_some(),
-            None => false,
-        };
-        if !replay {
-            // The decision is on record before the OEM can hear of the command.
-            self.audit
-                .record(crate::audit::Decision {
-                    actor: &record.caller,
-                    action: &format!("command.{}", record.action.as_str()),
-                    decision: "accepted",
-                    vehicle_id: Some(&record.vehicle_id),
-                    command_id: Some(&record.id),
-                    detail: record.reference.as_deref(),
-                    ..Default::default()
-                })
-                .await?;
-        }
         match self
             .store
             .create_command(&record, claim.as_ref(), &self.cluster.lease())
@@ -190,6 +168,31 @@ impl Commands {
             Created::New => {
                 tracing::info!(command = %record.id, vehicle = %vehicle.id,
                     action = record.action.as_str(), caller = %record.caller, "command recorded");
+                // The decision is on record before the OEM can hear of the command.
+                let audited = self
+                    .audit
+                    .record(crate::audit::Decision {
+                        actor: &record.caller,
+                        action: &format!("command.{}", record.action.as_str()),
+                        decision: "accepted",
+                        vehicle_id: Some(&record.vehicle_id),
+                        command_id: Some(&record.id),
+                        detail: record.reference.as_deref(),
+                        ..Default::default()
+                    })
+                    .await;
+                if let Err(e) = audited {
+                    let mut failed = record;
+                    let t = now();
+                    failed.status = CommandStatus::Failed;
+                    failed.error_code = Some(e.code.as_str().into());
+                    failed.error_detail =
+                        Some("the decision could not be audited; the command was not sent".into());
+                    failed.updated_at = t;
+                    failed.completed_at = Some(t);
+                    let _ = self.store.update_command(&failed).await;
+                    return Err(e.with("command_id", failed.id));
+                }
                 self.start(record.clone());
                 Ok(record)
             }
