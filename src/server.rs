@@ -42,13 +42,9 @@ pub async fn serve(
             gateway.cluster.clone(),
             gateway.commands.clone(),
         )));
-        if let (Some(channel), crate::config::StoreUrl::Postgres(url)) = (
-            gateway.store.change_channel(),
-            gateway
-                .config
-                .store_url()
-                .unwrap_or(crate::config::StoreUrl::Sqlite("".into())),
-        ) {
+        if let (Some(channel), Ok(crate::config::StoreUrl::Postgres(url))) =
+            (gateway.store.change_channel(), gateway.config.store_url())
+        {
             background.push(tokio::spawn(crate::cluster::follow_changes(
                 url,
                 channel,

@@ -554,3 +554,48 @@ async fn an_owed_relock_is_done_by_another_replica_when_its_replica_dies() {
     assert_eq!(g.relock_state, keyway::store::RelockState::Locked, "{g:?}");
     assert!(tesla.vehicle("5YJ3E1EA7LF000001").unwrap().locked);
 }
+
+#[tokio::test]
+async fn a_command_on_one_replica_refreshes_the_cached_state_on_the_others() {
+    let c = Cluster::start(|_| {}).await;
+    let car = c.vehicle("5YJ3E1EA7LF000001");
+    c.env
+        .demo
+        .tesla
+        .update("5YJ3E1EA7LF000001", |v| v.locked = false);
+    let security = format!("/v1/vehicles/{car}/security");
+    // Replicas 0 and 2 read (and cache, for 10 s) the unlocked state.
+    for r in [0, 2] {
+        let s = c
+            .send(r, Method::GET, &security, &[("cache-control", "no-cache")])
+            .await;
+        assert_eq!(s.json["locked"], false, "{:#}", s.json);
+    }
+    let reads = c.env.demo.tesla.journal.count("GET", "/vehicle_data");
+    // Replica 1 locks the car.
+    let a = c
+        .send(
+            1,
+            Method::POST,
+            &format!("/v1/vehicles/{car}/lock"),
+            &[("prefer", "wait=10")],
+        )
+        .await;
+    assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
+    // The others were told: their next plain read is not the stale cached one.
+    for r in [0, 2] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let s = c.send(r, Method::GET, &security, &[]).await;
+            if s.json["locked"] == true {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "replica {r} kept stale state"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    assert!(c.env.demo.tesla.journal.count("GET", "/vehicle_data") > reads);
+}
