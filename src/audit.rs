@@ -44,16 +44,7 @@ impl Audit {
     /// Appends one entry. An unlock is only carried out after its decision is
     /// recorded, so callers treat an error here as a refusal.
     pub async fn record(&self, d: Decision<'_>) -> Result<(), ApiError> {
-        let entry = AuditEntry {
-            at: now(),
-            actor: d.actor.to_string(),
-            action: d.action.to_string(),
-            decision: d.decision.to_string(),
-            vehicle_id: d.vehicle_id.map(str::to_string),
-            grant_id: d.grant_id.map(str::to_string),
-            command_id: d.command_id.map(str::to_string),
-            detail: d.detail.map(str::to_string),
-        };
+        let entry = entry(&d);
         self.store.append_audit(&entry).await.map_err(|e| {
             tracing::error!(error = %e, action = d.action, "audit entry could not be written");
             ApiError::from(e)
@@ -64,6 +55,21 @@ impl Audit {
     /// Appends one entry about work already done; a failure is logged, not returned.
     pub async fn note(&self, d: Decision<'_>) {
         let _ = self.record(d).await;
+    }
+}
+
+/// The entry for a decision, stamped now (for stores that append it together with the
+/// change it records).
+pub fn entry(d: &Decision<'_>) -> AuditEntry {
+    AuditEntry {
+        at: now(),
+        actor: d.actor.to_string(),
+        action: d.action.to_string(),
+        decision: d.decision.to_string(),
+        vehicle_id: d.vehicle_id.map(str::to_string),
+        grant_id: d.grant_id.map(str::to_string),
+        command_id: d.command_id.map(str::to_string),
+        detail: d.detail.map(str::to_string),
     }
 }
 

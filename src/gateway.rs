@@ -147,7 +147,6 @@ impl Gateway {
             },
             cluster.clone(),
             events.clone(),
-            audit.clone(),
         );
         let e = &config.events;
         let webhooks = Arc::new(Webhooks::new(

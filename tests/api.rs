@@ -622,11 +622,11 @@ async fn a_command_interrupted_after_sending_is_reconciled_not_resent() {
         until: t + time::Duration::seconds(30),
     };
     store
-        .create_command(&interrupted, None, &previous)
+        .create_command(&interrupted, None, &previous, None)
         .await
         .unwrap();
     store
-        .create_command(&never_sent, None, &previous)
+        .create_command(&never_sent, None, &previous, None)
         .await
         .unwrap();
     let resumed = env.demo.gateway.commands.resume().await.unwrap();

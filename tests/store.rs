@@ -48,6 +48,7 @@ suite!(
     grants_round_trip_and_unlocks_are_counted_atomically,
     events_are_ordered_and_queue_their_deliveries,
     the_audit_chain_links_every_row,
+    a_finished_command_writes_outcome_audit_and_event_together,
 );
 
 fn lease(holder: &str, secs: i64) -> Lease {
@@ -99,13 +100,13 @@ async fn idempotency_claim_returns_the_first_command(s: Arc<dyn Store>) {
     };
     let me = lease("r1", 30);
     assert!(matches!(
-        s.create_command(&command("cmd_a"), Some(&claim), &me)
+        s.create_command(&command("cmd_a"), Some(&claim), &me, None)
             .await
             .unwrap(),
         Created::New
     ));
     match s
-        .create_command(&command("cmd_b"), Some(&claim), &me)
+        .create_command(&command("cmd_b"), Some(&claim), &me, None)
         .await
         .unwrap()
     {
@@ -129,7 +130,7 @@ async fn idempotency_claim_returns_the_first_command(s: Arc<dyn Store>) {
         ..claim
     };
     assert!(matches!(
-        s.create_command(&command("cmd_c"), Some(&other), &me)
+        s.create_command(&command("cmd_c"), Some(&other), &me, None)
             .await
             .unwrap(),
         Created::New
@@ -138,7 +139,9 @@ async fn idempotency_claim_returns_the_first_command(s: Arc<dyn Store>) {
 
 async fn command_round_trip_and_pending_list(s: Arc<dyn Store>) {
     let mut c = command("cmd_x");
-    s.create_command(&c, None, &lease("r1", 30)).await.unwrap();
+    s.create_command(&c, None, &lease("r1", 30), None)
+        .await
+        .unwrap();
     assert_eq!(s.command("cmd_x").await.unwrap().as_ref(), Some(&c));
     assert_eq!(s.pending_commands().await.unwrap().len(), 1);
     c.status = CommandStatus::Succeeded;
@@ -241,14 +244,14 @@ async fn a_lease_has_one_holder_until_it_lapses(s: Arc<dyn Store>) {
 }
 
 async fn a_lapsed_command_is_claimed_by_one_replica(s: Arc<dyn Store>) {
-    s.create_command(&command("cmd_live"), None, &lease("r1", 30))
+    s.create_command(&command("cmd_live"), None, &lease("r1", 30), None)
         .await
         .unwrap();
-    s.create_command(&command("cmd_dead"), None, &lease("r1", -1))
+    s.create_command(&command("cmd_dead"), None, &lease("r1", -1), None)
         .await
         .unwrap();
     let mut done = command("cmd_done");
-    s.create_command(&done, None, &lease("r1", -1))
+    s.create_command(&done, None, &lease("r1", -1), None)
         .await
         .unwrap();
     done.status = CommandStatus::Failed;
@@ -487,4 +490,54 @@ async fn the_audit_chain_links_every_row(s: Arc<dyn Store>) {
         assert_eq!(audit_hash(&r.prev_hash, r.seq, &r.entry), r.hash);
     }
     assert_eq!(keyway::audit::verify(s.as_ref()).await.unwrap().rows, 8);
+}
+
+async fn a_finished_command_writes_outcome_audit_and_event_together(s: Arc<dyn Store>) {
+    s.upsert_vehicle(&vehicle("veh_1", "VIN1")).await.unwrap();
+    let audit = |decision: &str| AuditEntry {
+        at: now(),
+        actor: "svc".into(),
+        action: "command.lock".into(),
+        decision: decision.into(),
+        vehicle_id: Some("veh_1".into()),
+        grant_id: None,
+        command_id: Some("cmd_f".into()),
+        detail: None,
+    };
+    let claim = IdempotencyClaim {
+        caller: "svc".into(),
+        key: "k".into(),
+        fingerprint: "f".into(),
+    };
+    let mut c = command("cmd_f");
+    let me = lease("r1", 30);
+    s.create_command(&c, Some(&claim), &me, Some(&audit("accepted")))
+        .await
+        .unwrap();
+    // A replay writes no second audit row.
+    let replay = command("cmd_g");
+    s.create_command(&replay, Some(&claim), &me, Some(&audit("accepted")))
+        .await
+        .unwrap();
+    c.status = CommandStatus::Succeeded;
+    c.completed_at = Some(now());
+    let seq = s
+        .finish_command(&c, &audit("succeeded"), &event("command.succeeded"), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.command("cmd_f").await.unwrap().unwrap().status,
+        CommandStatus::Succeeded
+    );
+    let locked = s.vehicle("veh_1").await.unwrap().unwrap().last_locked;
+    assert_eq!(locked, Some((true, c.completed_at.unwrap())));
+    let decisions: Vec<String> = s
+        .audit_log()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.decision)
+        .collect();
+    assert_eq!(decisions, ["accepted", "succeeded"]);
+    assert_eq!(s.events_after(0, 10).await.unwrap()[0].seq, seq);
 }

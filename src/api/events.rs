@@ -202,6 +202,7 @@ pub async fn unsubscribe(
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::WebhooksWrite)?;
     if gw.store.delete_webhook(&id).await? {
+        gw.events.hooks_changed();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(Code::NotFound, format!("no webhook {id}")))

@@ -103,8 +103,6 @@ pub struct Commands {
     cluster: Arc<Cluster>,
     /// `command.succeeded` / `command.failed`.
     events: Arc<crate::events::Events>,
-    /// Every command decision and outcome.
-    audit: Arc<crate::audit::Audit>,
 }
 
 impl Commands {
@@ -116,7 +114,6 @@ impl Commands {
         timing: CommandTiming,
         cluster: Arc<Cluster>,
         events: Arc<crate::events::Events>,
-        audit: Arc<crate::audit::Audit>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -127,7 +124,6 @@ impl Commands {
             vehicle_locks: Mutex::default(),
             cluster,
             events,
-            audit,
         })
     }
 
@@ -160,39 +156,30 @@ impl Commands {
             key: key.clone(),
             fingerprint: req.fingerprint(&vehicle.id),
         });
+        // The decision is on record, in the command's own transaction, before the OEM
+        // can hear of it; a replay writes nothing.
+        let accepted = crate::audit::entry(&crate::audit::Decision {
+            actor: &record.caller,
+            action: &format!("command.{}", record.action.as_str()),
+            decision: "accepted",
+            vehicle_id: Some(&record.vehicle_id),
+            command_id: Some(&record.id),
+            detail: record.reference.as_deref(),
+            ..Default::default()
+        });
         match self
             .store
-            .create_command(&record, claim.as_ref(), &self.cluster.lease())
+            .create_command(
+                &record,
+                claim.as_ref(),
+                &self.cluster.lease(),
+                Some(&accepted),
+            )
             .await?
         {
             Created::New => {
                 tracing::info!(command = %record.id, vehicle = %vehicle.id,
                     action = record.action.as_str(), caller = %record.caller, "command recorded");
-                // The decision is on record before the OEM can hear of the command.
-                let audited = self
-                    .audit
-                    .record(crate::audit::Decision {
-                        actor: &record.caller,
-                        action: &format!("command.{}", record.action.as_str()),
-                        decision: "accepted",
-                        vehicle_id: Some(&record.vehicle_id),
-                        command_id: Some(&record.id),
-                        detail: record.reference.as_deref(),
-                        ..Default::default()
-                    })
-                    .await;
-                if let Err(e) = audited {
-                    let mut failed = record;
-                    let t = now();
-                    failed.status = CommandStatus::Failed;
-                    failed.error_code = Some(e.code.as_str().into());
-                    failed.error_detail =
-                        Some("the decision could not be audited; the command was not sent".into());
-                    failed.updated_at = t;
-                    failed.completed_at = Some(t);
-                    let _ = self.store.update_command(&failed).await;
-                    return Err(e.with("command_id", failed.id));
-                }
                 self.start(record.clone());
                 Ok(record)
             }
@@ -415,46 +402,45 @@ impl Commands {
         if let Some(v) = self.store.vehicle(&record.vehicle_id).await.ok().flatten() {
             crate::metrics::command(&v.oem, record.action.as_str(), record.status.as_str());
         }
-        if let Err(e) = self.store.update_command(&record).await {
+        // One transaction: the outcome, the lock state it left, its audit entry, its event.
+        let kind = format!("command.{}", record.status.as_str());
+        let outcome = crate::audit::entry(&crate::audit::Decision {
+            actor: &record.caller,
+            action: &format!("command.{}", record.action.as_str()),
+            decision: record.status.as_str(),
+            vehicle_id: Some(&record.vehicle_id),
+            command_id: Some(&record.id),
+            detail: record.error_code.as_deref(),
+            ..Default::default()
+        });
+        let event = crate::events::Events::record(
+            &kind,
+            crate::events::Subject {
+                vehicle_id: Some(&record.vehicle_id),
+                grant_id: None,
+                command_id: Some(&record.id),
+            },
+            &crate::api::commands::view(&record),
+        );
+        let hooks = self.events.hooks_for(&kind).await;
+        match self
+            .store
+            .finish_command(&record, &outcome, &event, &hooks)
+            .await
+        {
+            Ok(seq) => self.events.published(&kind, seq, !hooks.is_empty()),
             // The record stays `pending` in the store and is reconciled at next start.
-            tracing::error!(command = %record.id, error = %e, "could not record the outcome");
+            Err(e) => {
+                tracing::error!(command = %record.id, error = %e, "could not record the outcome")
+            }
         }
         if record.status == CommandStatus::Succeeded {
-            if let Err(e) = self
-                .store
-                .set_last_locked(&record.vehicle_id, record.action.leaves_locked(), t)
-                .await
-            {
-                tracing::warn!(vehicle = %record.vehicle_id, error = %e, "could not remember lock state");
-            }
             self.fleet.invalidate_vehicle(&record.vehicle_id);
         }
         if let Err(e) = self.store.announce(&record.vehicle_id).await {
             tracing::warn!(vehicle = %record.vehicle_id, error = %e,
                 "could not tell other replicas; their cache expires by itself");
         }
-        self.audit
-            .note(crate::audit::Decision {
-                actor: &record.caller,
-                action: &format!("command.{}", record.action.as_str()),
-                decision: record.status.as_str(),
-                vehicle_id: Some(&record.vehicle_id),
-                command_id: Some(&record.id),
-                detail: record.error_code.as_deref(),
-                ..Default::default()
-            })
-            .await;
-        self.events
-            .emit(
-                &format!("command.{}", record.status.as_str()),
-                crate::events::Subject {
-                    vehicle_id: Some(&record.vehicle_id),
-                    grant_id: None,
-                    command_id: Some(&record.id),
-                },
-                crate::api::commands::view(&record),
-            )
-            .await;
         tracing::info!(command = %record.id, status = record.status.as_str(),
             error = record.error_code.as_deref().unwrap_or(""), "command finished");
         record

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::api::timestamp;
-use crate::store::{EventRecord, Store, now};
+use crate::store::{EventRecord, Store, WebhookRecord, now};
 
 /// The event types keyway emits.
 pub const TYPES: &[&str] = &[
@@ -46,9 +46,15 @@ pub struct Subject<'a> {
     pub command_id: Option<&'a str>,
 }
 
+/// How long the list of webhook subscriptions is reused before it is read again (a
+/// new subscription reaches every replica within this time).
+const HOOKS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Emits and reads events.
 pub struct Events {
     store: Arc<dyn Store>,
+    /// Subscriptions as last read, and when.
+    hooks: std::sync::Mutex<Option<(tokio::time::Instant, Vec<WebhookRecord>)>>,
     /// The newest `seq` this process wrote (streams wait on it).
     latest: watch::Sender<i64>,
     /// Wakes the webhook worker.
@@ -60,15 +66,15 @@ impl Events {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
+            hooks: std::sync::Mutex::default(),
             latest: watch::channel(0).0,
             deliveries: Arc::default(),
         }
     }
 
-    /// Appends an event (queuing its webhook deliveries); returns its `seq`, or None
-    /// when it could not be written (logged).
-    pub async fn emit(&self, kind: &str, about: Subject<'_>, data: Value) -> Option<i64> {
-        let event = EventRecord {
+    /// The event record for `kind`, stamped now (not yet stored).
+    pub fn record(kind: &str, about: Subject<'_>, data: &Value) -> EventRecord {
+        EventRecord {
             seq: 0,
             id: crate::ids::new("evt"),
             kind: kind.to_string(),
@@ -77,31 +83,63 @@ impl Events {
             command_id: about.command_id.map(str::to_string),
             data: data.to_string(),
             created_at: now(),
+        }
+    }
+
+    /// The subscriptions that want `kind`.
+    pub async fn hooks_for(&self, kind: &str) -> Vec<String> {
+        let fresh = crate::sync::lock(&self.hooks)
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < HOOKS_TTL)
+            .map(|(_, all)| all.clone());
+        let all = match fresh {
+            Some(all) => all,
+            None => match self.store.webhooks().await {
+                Ok(all) => {
+                    *crate::sync::lock(&self.hooks) =
+                        Some((tokio::time::Instant::now(), all.clone()));
+                    all
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, event = kind, "could not read webhook subscriptions");
+                    Vec::new()
+                }
+            },
         };
-        let hooks = match self.store.webhooks().await {
-            Ok(all) => all
-                .into_iter()
-                .filter(|w| webhooks::wants(&w.types, kind))
-                .map(|w| w.id)
-                .collect(),
-            Err(e) => {
-                tracing::error!(error = %e, event = kind, "could not read webhook subscriptions");
-                Vec::new()
+        all.into_iter()
+            .filter(|w| webhooks::wants(&w.types, kind))
+            .map(|w| w.id)
+            .collect()
+    }
+
+    /// Forgets the cached subscriptions (one was added or removed here).
+    pub fn hooks_changed(&self) {
+        *crate::sync::lock(&self.hooks) = None;
+    }
+
+    /// Wakes streams and the webhook worker for an event stored as `seq`.
+    pub fn published(&self, kind: &str, seq: i64, has_deliveries: bool) {
+        tracing::info!(event = kind, seq, "event");
+        self.latest.send_if_modified(|l| {
+            let newer = seq > *l;
+            if newer {
+                *l = seq;
             }
-        };
+            newer
+        });
+        if has_deliveries {
+            self.deliveries.notify_one();
+        }
+    }
+
+    /// Appends an event (queuing its webhook deliveries); returns its `seq`, or None
+    /// when it could not be written (logged).
+    pub async fn emit(&self, kind: &str, about: Subject<'_>, data: Value) -> Option<i64> {
+        let event = Self::record(kind, about, &data);
+        let hooks = self.hooks_for(kind).await;
         match self.store.append_event(&event, &hooks).await {
             Ok(seq) => {
-                tracing::info!(event = kind, seq, "event");
-                self.latest.send_if_modified(|l| {
-                    let newer = seq > *l;
-                    if newer {
-                        *l = seq;
-                    }
-                    newer
-                });
-                if !hooks.is_empty() {
-                    self.deliveries.notify_one();
-                }
+                self.published(kind, seq, !hooks.is_empty());
                 Some(seq)
             }
             Err(e) => {

@@ -483,14 +483,26 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
-    /// Records a new command, leased to its creator; with a claim, atomically claims the
-    /// idempotency key first and returns the existing command if the key was already used.
+    /// Records a new command, leased to its creator, with its audit entry in the same
+    /// transaction; with a claim, atomically claims the idempotency key first and returns
+    /// the existing command (writing nothing) if the key was already used.
     async fn create_command(
         &self,
         command: &CommandRecord,
         claim: Option<&IdempotencyClaim>,
         lease: &Lease,
+        audit: Option<&AuditEntry>,
     ) -> Result<Created, StoreError>;
+    /// Writes a command's final record — and for a succeeded one the lock state it left
+    /// on the vehicle — with its audit entry and its event (queuing the event's
+    /// deliveries to `webhooks`) in one transaction; returns the event's `seq`.
+    async fn finish_command(
+        &self,
+        command: &CommandRecord,
+        audit: &AuditEntry,
+        event: &EventRecord,
+        webhooks: &[String],
+    ) -> Result<i64, StoreError>;
     /// Extends a command's lease; false if another replica holds it now.
     async fn renew_command_lease(&self, id: &str, lease: &Lease) -> Result<bool, StoreError>;
     /// Frees a command's lease at once (a replica shutting down cleanly).

@@ -482,6 +482,110 @@ impl SqlStore {
     }
 }
 
+type Conn = sqlx::AnyConnection;
+
+/// Appends an audit row inside the caller's (serialized) transaction.
+async fn insert_audit(conn: &mut Conn, e: &AuditEntry) -> Result<AuditRecord, StoreError> {
+    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+    let (seq, prev_hash) = match last {
+        Some(r) => (get::<i64>(&r, "seq")? + 1, get::<String>(&r, "hash")?),
+        None => (1, AUDIT_GENESIS.to_string()),
+    };
+    let hash = audit_hash(&prev_hash, seq, e);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor, action, decision, vehicle_id, grant_id,
+            command_id, detail, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(seq)
+    .bind(to_ms(e.at))
+    .bind(&e.actor)
+    .bind(&e.action)
+    .bind(&e.decision)
+    .bind(&e.vehicle_id)
+    .bind(&e.grant_id)
+    .bind(&e.command_id)
+    .bind(&e.detail)
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(AuditRecord {
+        seq,
+        entry: e.clone(),
+        prev_hash,
+        hash,
+    })
+}
+
+/// Appends an event and its deliveries inside the caller's (serialized) transaction.
+async fn insert_event(
+    conn: &mut Conn,
+    e: &EventRecord,
+    webhooks: &[String],
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO events (id, type, vehicle_id, grant_id, command_id, data, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq",
+    )
+    .bind(&e.id)
+    .bind(&e.kind)
+    .bind(&e.vehicle_id)
+    .bind(&e.grant_id)
+    .bind(&e.command_id)
+    .bind(&e.data)
+    .bind(to_ms(e.created_at))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    let seq: i64 = get(&row, "seq")?;
+    let t = to_ms(e.created_at);
+    for webhook in webhooks {
+        sqlx::query(
+            "INSERT INTO deliveries (id, webhook_id, event_seq, status, attempts,
+                next_attempt_at, created_at, updated_at)
+             VALUES ($1, $2, $3, 'pending', 0, $4, $5, $6)",
+        )
+        .bind(crate::ids::new("dlv"))
+        .bind(webhook)
+        .bind(seq)
+        .bind(t)
+        .bind(t)
+        .bind(t)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    Ok(seq)
+}
+
+/// Writes a command's progress.
+async fn write_command(conn: &mut Conn, c: &CommandRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE commands SET status = $1, sent_at = $2, oem_handle = $3, error_code = $4,
+            error_detail = $5, updated_at = $6, completed_at = $7 WHERE id = $8",
+    )
+    .bind(c.status.as_str())
+    .bind(opt_ms(c.sent_at))
+    .bind(&c.oem_handle)
+    .bind(&c.error_code)
+    .bind(&c.error_detail)
+    .bind(to_ms(c.updated_at))
+    .bind(opt_ms(c.completed_at))
+    .bind(&c.id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// The one lock key of keyway's ordered logs (events and the audit chain).
+const APPEND_LOCK: i64 = 7_275_618;
+
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -835,8 +939,9 @@ impl Store for SqlStore {
         c: &CommandRecord,
         claim: Option<&IdempotencyClaim>,
         lease: &Lease,
+        audit: Option<&AuditEntry>,
     ) -> Result<Created, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let (_one_writer, mut tx) = self.append_tx(APPEND_LOCK).await?;
         if let Some(claim) = claim {
             let claimed = sqlx::query(
                 "INSERT INTO idempotency_keys (caller, key, fingerprint, command_id, created_at)
@@ -897,8 +1002,35 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+        if let Some(entry) = audit {
+            insert_audit(&mut tx, entry).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(Created::New)
+    }
+
+    async fn finish_command(
+        &self,
+        c: &CommandRecord,
+        audit: &AuditEntry,
+        event: &EventRecord,
+        webhooks: &[String],
+    ) -> Result<i64, StoreError> {
+        let (_one_writer, mut tx) = self.append_tx(APPEND_LOCK).await?;
+        write_command(&mut tx, c).await?;
+        if c.status == CommandStatus::Succeeded {
+            sqlx::query("UPDATE vehicles SET last_locked = $1, last_locked_at = $2 WHERE id = $3")
+                .bind(i64::from(c.action.leaves_locked()))
+                .bind(to_ms(c.completed_at.unwrap_or(c.updated_at)))
+                .bind(&c.vehicle_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        insert_audit(&mut tx, audit).await?;
+        let seq = insert_event(&mut tx, event, webhooks).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(seq)
     }
 
     async fn command(&self, id: &str) -> Result<Option<CommandRecord>, StoreError> {
@@ -921,22 +1053,8 @@ impl Store for SqlStore {
     }
 
     async fn update_command(&self, c: &CommandRecord) -> Result<(), StoreError> {
-        self.exec(
-            sqlx::query(
-                "UPDATE commands SET status = $1, sent_at = $2, oem_handle = $3, error_code = $4,
-                error_detail = $5, updated_at = $6, completed_at = $7 WHERE id = $8",
-            )
-            .bind(c.status.as_str())
-            .bind(opt_ms(c.sent_at))
-            .bind(&c.oem_handle)
-            .bind(&c.error_code)
-            .bind(&c.error_detail)
-            .bind(to_ms(c.updated_at))
-            .bind(opt_ms(c.completed_at))
-            .bind(&c.id),
-        )
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        write_command(&mut conn, c).await
     }
 
     async fn pending_commands(&self) -> Result<Vec<CommandRecord>, StoreError> {
@@ -1059,39 +1177,8 @@ impl Store for SqlStore {
     }
 
     async fn append_event(&self, e: &EventRecord, webhooks: &[String]) -> Result<i64, StoreError> {
-        let (_one_writer, mut tx) = self.append_tx(7_275_619).await?;
-        let row = sqlx::query(
-            "INSERT INTO events (id, type, vehicle_id, grant_id, command_id, data, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq",
-        )
-        .bind(&e.id)
-        .bind(&e.kind)
-        .bind(&e.vehicle_id)
-        .bind(&e.grant_id)
-        .bind(&e.command_id)
-        .bind(&e.data)
-        .bind(to_ms(e.created_at))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        let seq: i64 = get(&row, "seq")?;
-        for webhook in webhooks {
-            let t = to_ms(e.created_at);
-            sqlx::query(
-                "INSERT INTO deliveries (id, webhook_id, event_seq, status, attempts,
-                    next_attempt_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, 'pending', 0, $4, $5, $6)",
-            )
-            .bind(crate::ids::new("dlv"))
-            .bind(webhook)
-            .bind(seq)
-            .bind(t)
-            .bind(t)
-            .bind(t)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
+        let (_one_writer, mut tx) = self.append_tx(APPEND_LOCK).await?;
+        let seq = insert_event(&mut tx, e, webhooks).await?;
         tx.commit().await.map_err(db)?;
         Ok(seq)
     }
@@ -1213,42 +1300,10 @@ impl Store for SqlStore {
     }
 
     async fn append_audit(&self, e: &AuditEntry) -> Result<AuditRecord, StoreError> {
-        let (_one_writer, mut tx) = self.append_tx(7_275_618).await?;
-        let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        let (seq, prev_hash) = match last {
-            Some(r) => (get::<i64>(&r, "seq")? + 1, get::<String>(&r, "hash")?),
-            None => (1, AUDIT_GENESIS.to_string()),
-        };
-        let hash = audit_hash(&prev_hash, seq, e);
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, actor, action, decision, vehicle_id, grant_id,
-                command_id, detail, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(seq)
-        .bind(to_ms(e.at))
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.decision)
-        .bind(&e.vehicle_id)
-        .bind(&e.grant_id)
-        .bind(&e.command_id)
-        .bind(&e.detail)
-        .bind(&prev_hash)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        let (_one_writer, mut tx) = self.append_tx(APPEND_LOCK).await?;
+        let record = insert_audit(&mut tx, e).await?;
         tx.commit().await.map_err(db)?;
-        Ok(AuditRecord {
-            seq,
-            entry: e.clone(),
-            prev_hash,
-            hash,
-        })
+        Ok(record)
     }
 
     async fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
