@@ -103,6 +103,16 @@ async fn settled(env: &Env, id: &str) -> keyway::store::GrantRecord {
         .unwrap()
 }
 
+/// Waits (bounded) until an event of `kind` was emitted: events follow the state change
+/// they report.
+async fn wait_event(env: &Env, kind: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !event_types(env).await.iter().any(|t| t == kind) {
+        assert!(tokio::time::Instant::now() < deadline, "no {kind} event");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn event_types(env: &Env) -> Vec<String> {
     env.demo
         .gateway
@@ -272,14 +282,13 @@ async fn the_car_relocks_at_relock_after_s_and_the_lock_is_read_back() {
             .iter()
             .any(|e| e.path.ends_with("/vehicle_data"))
     );
-    let types = event_types(&env).await;
     for t in [
         "grant.created",
         "grant.unlocked",
         "grant.relocked",
         "command.succeeded",
     ] {
-        assert!(types.iter().any(|x| x == t), "{t} in {types:?}");
+        wait_event(&env, t).await;
     }
 }
 
@@ -328,12 +337,7 @@ async fn a_failing_relock_is_retried_then_escalated() {
     assert_eq!(g.relock_state, RelockState::Failed, "{g:?}");
     assert_eq!(g.relock_attempts, 3);
     assert!(env.demo.tesla.journal.count("POST", "/command/door_lock") >= 3);
-    assert!(
-        event_types(&env)
-            .await
-            .iter()
-            .any(|t| t == "grant.relock_failed")
-    );
+    wait_event(&env, "grant.relock_failed").await;
     assert!(!locked(&env));
 }
 

@@ -402,7 +402,8 @@ impl Commands {
         if let Some(v) = self.store.vehicle(&record.vehicle_id).await.ok().flatten() {
             crate::metrics::command(&v.oem, record.action.as_str(), record.status.as_str());
         }
-        // One transaction: the outcome, the lock state it left, its audit entry, its event.
+        // One transaction: the outcome, the lock state it left, its audit entry, its event,
+        // and (cluster) the notice that makes every replica drop its cached state.
         let kind = format!("command.{}", record.status.as_str());
         let outcome = crate::audit::entry(&crate::audit::Decision {
             actor: &record.caller,
@@ -436,10 +437,6 @@ impl Commands {
         }
         if record.status == CommandStatus::Succeeded {
             self.fleet.invalidate_vehicle(&record.vehicle_id);
-        }
-        if let Err(e) = self.store.announce(&record.vehicle_id).await {
-            tracing::warn!(vehicle = %record.vehicle_id, error = %e,
-                "could not tell other replicas; their cache expires by itself");
         }
         tracing::info!(command = %record.id, status = record.status.as_str(),
             error = record.error_code.as_deref().unwrap_or(""), "command finished");

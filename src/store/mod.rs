@@ -417,10 +417,9 @@ pub trait Store: Send + Sync + 'static {
     /// Whether several keyway processes may share this store (PostgreSQL). An
     /// unshared store belongs to one process, which may take over any lease at start.
     fn shared(&self) -> bool;
-    /// The PostgreSQL `LISTEN` channel [`Store::announce`] notifies, if any.
+    /// The PostgreSQL `LISTEN` channel on which [`Store::finish_command`] tells every
+    /// replica which vehicle's state changed, if any.
     fn change_channel(&self) -> Option<String>;
-    /// Tells every replica that a vehicle's state changed (no-op when unshared).
-    async fn announce(&self, vehicle_id: &str) -> Result<(), StoreError>;
 
     /// Takes or renews the named lease if it is free, lapsed or already the holder's.
     /// True if the holder has it now.
@@ -495,7 +494,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Created, StoreError>;
     /// Writes a command's final record — and for a succeeded one the lock state it left
     /// on the vehicle — with its audit entry and its event (queuing the event's
-    /// deliveries to `webhooks`) in one transaction; returns the event's `seq`.
+    /// deliveries to `webhooks`) in one transaction, notifying the change channel at
+    /// commit; returns the event's `seq`.
     async fn finish_command(
         &self,
         command: &CommandRecord,

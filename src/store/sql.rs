@@ -601,19 +601,6 @@ impl Store for SqlStore {
         self.channel.clone()
     }
 
-    async fn announce(&self, vehicle_id: &str) -> Result<(), StoreError> {
-        let Some(channel) = &self.channel else {
-            return Ok(());
-        };
-        self.exec(
-            sqlx::query("SELECT pg_notify($1, $2) IS NULL AS sent")
-                .bind(channel)
-                .bind(vehicle_id),
-        )
-        .await?;
-        Ok(())
-    }
-
     async fn try_lease(&self, name: &str, lease: &Lease) -> Result<bool, StoreError> {
         let n = self
             .exec(
@@ -1029,6 +1016,15 @@ impl Store for SqlStore {
         }
         insert_audit(&mut tx, audit).await?;
         let seq = insert_event(&mut tx, event, webhooks).await?;
+        if let Some(channel) = &self.channel {
+            // Delivered at commit, and only if the outcome is committed.
+            sqlx::query("SELECT pg_notify($1, $2) IS NULL AS sent")
+                .bind(channel)
+                .bind(&c.vehicle_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(seq)
     }
