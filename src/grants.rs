@@ -277,15 +277,16 @@ impl Grants {
     /// A grant the caller may see: its creator side (`grants:write`, vehicle visible to
     /// the token) or its grantee.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<GrantRecord, ApiError> {
+        if !caller.has(Scope::GrantsUse) {
+            caller.require(Scope::GrantsWrite)?;
+        }
         let g = self.store.grant(id).await?.ok_or_else(|| not_found(id))?;
         let as_writer = caller.has(Scope::GrantsWrite) && caller.may_touch(&g.vehicle_id);
         let as_grantee = caller.has(Scope::GrantsUse) && caller.sub == g.grantee;
         if as_writer || as_grantee {
             Ok(g)
-        } else if caller.has(Scope::GrantsWrite) || caller.has(Scope::GrantsUse) {
-            Err(not_found(id))
         } else {
-            caller.require(Scope::GrantsWrite).map(|()| g)
+            Err(not_found(id))
         }
     }
 
