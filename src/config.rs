@@ -161,6 +161,9 @@ pub struct ClusterConfig {
     pub sweep_ms: u64,
     /// PostgreSQL connections per replica. Default 16.
     pub pool_size: u32,
+    /// PostgreSQL ends a session idle inside a transaction this long, ms, freeing the
+    /// locks of a replica that froze or died mid-transaction. Default 5000.
+    pub idle_in_transaction_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -173,6 +176,7 @@ impl Default for ClusterConfig {
             lease_ms: 30_000,
             sweep_ms: 5_000,
             pool_size: 16,
+            idle_in_transaction_ms: 5_000,
         }
     }
 }
@@ -658,10 +662,16 @@ impl Config {
             ));
         }
         let c = &self.cluster;
-        if c.replicas == 0 || c.lease_ms < 100 || c.sweep_ms == 0 || c.pool_size == 0 {
+        if c.replicas == 0
+            || c.lease_ms < 100
+            || c.sweep_ms == 0
+            || c.pool_size == 0
+            || c.idle_in_transaction_ms < 100
+        {
             return Err(invalid(
                 "cluster",
-                "replicas, sweep_ms and pool_size must be positive, lease_ms at least 100",
+                "replicas, sweep_ms and pool_size must be positive, lease_ms and \
+                 idle_in_transaction_ms at least 100",
             ));
         }
         if let Some(url) = &c.redis {

@@ -71,7 +71,9 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     Ok(match config.store_url()? {
         StoreUrl::Sqlite(path) => Arc::new(SqlStore::open(&path).await?),
         StoreUrl::Postgres(url) => {
-            Arc::new(SqlStore::postgres(&url, config.cluster.pool_size).await?)
+            let c = &config.cluster;
+            let idle_in_tx = Duration::from_millis(c.idle_in_transaction_ms);
+            Arc::new(SqlStore::postgres(&url, c.pool_size, idle_in_tx).await?)
         }
     })
 }

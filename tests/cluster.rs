@@ -102,6 +102,8 @@ impl Cluster {
             c.cluster.lease_ms = 1000;
             c.cluster.sweep_ms = 100;
             c.cluster.pool_size = 8;
+            // A killed replica's open transaction ends within a second.
+            c.cluster.idle_in_transaction_ms = 1000;
             c.inbound.caller_per_s = 100_000;
             c.inbound.caller_burst = 100_000;
             tune(c);

@@ -28,7 +28,7 @@ macro_rules! suite {
                 #[tokio::test]
                 async fn $name() {
                     let schema = super::PgSchema::new();
-                    let store = keyway::store::SqlStore::postgres(&schema.url(), 4).await.unwrap();
+                    let store = keyway::store::SqlStore::postgres(&schema.url(), 4, std::time::Duration::from_secs(5)).await.unwrap();
                     super::$name(std::sync::Arc::new(store)).await;
                 }
             )*

@@ -82,6 +82,9 @@ pub struct SqlStore {
     /// Serializes appends to the ordered logs (events, audit chain) in this process;
     /// PostgreSQL replicas also take an advisory lock.
     appends: Arc<tokio::sync::Mutex<()>>,
+    /// PostgreSQL: that advisory lock's key, derived from the schema so deployments
+    /// sharing a database do not wait for each other.
+    append_key: i64,
 }
 
 fn db(e: sqlx::Error) -> StoreError {
@@ -127,19 +130,40 @@ impl SqlStore {
             engine: Engine::Sqlite,
             channel: None,
             appends: Arc::default(),
+            append_key: 0,
         })
     }
 
     /// Connects a pool of `connections` to PostgreSQL at `url` (`postgres://…`; a
     /// schema is chosen with `?options=-c%20search_path%3Dname`) and migrates it.
-    pub async fn postgres(url: &str, connections: u32) -> Result<Self, StoreError> {
+    ///
+    /// Every session has `idle_in_transaction_session_timeout = idle_in_tx`: keyway's
+    /// transactions last milliseconds, so a session idle inside one belongs to a replica
+    /// that froze or died with its socket still open — PostgreSQL ends it and frees its
+    /// locks (the ordered logs' append lock among them) instead of stalling the cluster.
+    pub async fn postgres(
+        url: &str,
+        connections: u32,
+        idle_in_tx: Duration,
+    ) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let options: AnyConnectOptions = url.parse().map_err(db)?;
         let schema = ensure_schema(&options).await?;
+        let set_timeout = format!(
+            "SET idle_in_transaction_session_timeout = {}",
+            idle_in_tx.as_millis().max(1)
+        );
         let pool = AnyPoolOptions::new()
             .max_connections(connections)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                let set_timeout = set_timeout.clone();
+                Box::pin(async move {
+                    conn.execute(sqlx::AssertSqlSafe(set_timeout)).await?;
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(db)?;
@@ -157,6 +181,7 @@ impl SqlStore {
             engine: Engine::Postgres,
             channel: Some(channel),
             appends: Arc::default(),
+            append_key: append_key(&schema),
         })
     }
 
@@ -164,6 +189,15 @@ impl SqlStore {
     pub fn engine(&self) -> Engine {
         self.engine
     }
+}
+
+/// The advisory lock key of a schema's ordered logs.
+fn append_key(schema: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("keyway/append/{schema}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
 }
 
 /// The first schema of the connection's search path, created if it does not exist.
@@ -455,7 +489,6 @@ impl SqlStore {
     /// this process, and across PostgreSQL replicas (an advisory transaction lock).
     async fn append_tx(
         &self,
-        log: i64,
     ) -> Result<
         (
             tokio::sync::MutexGuard<'_, ()>,
@@ -473,7 +506,7 @@ impl SqlStore {
         .map_err(db)?;
         if self.engine == Engine::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1) IS NULL AS locked")
-                .bind(log)
+                .bind(self.append_key)
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
@@ -582,9 +615,6 @@ async fn write_command(conn: &mut Conn, c: &CommandRecord) -> Result<(), StoreEr
     .map_err(db)?;
     Ok(())
 }
-
-/// The one lock key of keyway's ordered logs (events and the audit chain).
-const APPEND_LOCK: i64 = 7_275_618;
 
 #[async_trait]
 impl Store for SqlStore {
@@ -928,7 +958,7 @@ impl Store for SqlStore {
         lease: &Lease,
         audit: Option<&AuditEntry>,
     ) -> Result<Created, StoreError> {
-        let (_one_writer, mut tx) = self.append_tx(APPEND_LOCK).await?;
+        let (_one_writer, mut tx) = self.append_tx().await?;
         if let Some(claim) = claim {
             let claimed = sqlx::query(
                 "INSERT INTO idempotency_keys (caller, key, fingerprint, command_id, created_at)
@@ -1003,7 +1033,7 @@ impl Store for SqlStore {
         event: &EventRecord,
         webhooks: &[String],
     ) -> Result<i64, StoreError> {
-        let (_one_writer, mut tx) = self.append_tx(APPEND_LOCK).await?;
+        let (_one_writer, mut tx) = self.append_tx().await?;
         write_command(&mut tx, c).await?;
         if c.status == CommandStatus::Succeeded {
             sqlx::query("UPDATE vehicles SET last_locked = $1, last_locked_at = $2 WHERE id = $3")
@@ -1173,7 +1203,7 @@ impl Store for SqlStore {
     }
 
     async fn append_event(&self, e: &EventRecord, webhooks: &[String]) -> Result<i64, StoreError> {
-        let (_one_writer, mut tx) = self.append_tx(APPEND_LOCK).await?;
+        let (_one_writer, mut tx) = self.append_tx().await?;
         let seq = insert_event(&mut tx, e, webhooks).await?;
         tx.commit().await.map_err(db)?;
         Ok(seq)
@@ -1296,7 +1326,7 @@ impl Store for SqlStore {
     }
 
     async fn append_audit(&self, e: &AuditEntry) -> Result<AuditRecord, StoreError> {
-        let (_one_writer, mut tx) = self.append_tx(APPEND_LOCK).await?;
+        let (_one_writer, mut tx) = self.append_tx().await?;
         let record = insert_audit(&mut tx, e).await?;
         tx.commit().await.map_err(db)?;
         Ok(record)

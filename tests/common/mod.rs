@@ -279,6 +279,8 @@ impl Drop for PgSchema {
             rt.block_on(async move {
                 use sqlx::{Connection, Executor};
                 if let Ok(mut c) = sqlx::PgConnection::connect(&postgres_base()).await {
+                    // Never hang a test's clean-up on a lock (fail the drop instead).
+                    let _ = c.execute("SET lock_timeout = '10s'").await;
                     let _ = c
                         .execute(sqlx::AssertSqlSafe(format!(
                             "DROP SCHEMA IF EXISTS {name} CASCADE"
