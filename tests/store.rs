@@ -143,14 +143,24 @@ async fn command_round_trip_and_pending_list(s: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(s.command("cmd_x").await.unwrap().as_ref(), Some(&c));
-    assert_eq!(s.pending_commands().await.unwrap().len(), 1);
+    // Pending: a process owning the store at start takes it.
+    let far = now() + Duration::days(1);
+    assert_eq!(
+        s.claim_commands(&lease("r2", 30), far).await.unwrap().len(),
+        1
+    );
     c.status = CommandStatus::Succeeded;
     c.sent_at = Some(now());
     c.oem_handle = Some("{\"id\":\"x\"}".into());
     c.completed_at = Some(now());
     s.update_command(&c).await.unwrap();
     assert_eq!(s.command("cmd_x").await.unwrap().as_ref(), Some(&c));
-    assert!(s.pending_commands().await.unwrap().is_empty());
+    assert!(
+        s.claim_commands(&lease("r2", 30), far)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn a_link_state_is_taken_once(s: Arc<dyn Store>) {
@@ -308,17 +318,44 @@ async fn vehicles_page_by_id_and_remember_lock_state(s: Arc<dyn Store>) {
     );
     let page = s.vehicles_page(Some("veh_1"), 10).await.unwrap();
     assert_eq!(page.len(), 3);
-    let at = now();
-    s.set_last_locked("veh_3", true, at).await.unwrap();
-    assert_eq!(
-        s.vehicle("veh_3").await.unwrap().unwrap().last_locked,
-        Some((true, at))
-    );
-    s.set_last_locked("veh_3", false, at).await.unwrap();
-    assert_eq!(
-        s.vehicle("veh_3").await.unwrap().unwrap().last_locked,
-        Some((false, at))
-    );
+    // A succeeded command leaves its lock state on the vehicle; a failed one does not.
+    for (id, action, status, expected) in [
+        ("cmd_l", Command::Lock, CommandStatus::Succeeded, true),
+        ("cmd_u", Command::Unlock, CommandStatus::Succeeded, false),
+        ("cmd_f", Command::Lock, CommandStatus::Failed, false),
+    ] {
+        let mut c = CommandRecord {
+            vehicle_id: "veh_3".into(),
+            action,
+            ..command(id)
+        };
+        s.create_command(&c, None, &lease("r1", 30), None)
+            .await
+            .unwrap();
+        c.status = status;
+        c.completed_at = Some(now());
+        let entry = AuditEntry {
+            at: now(),
+            actor: "svc".into(),
+            action: "command".into(),
+            decision: status.as_str().into(),
+            vehicle_id: Some("veh_3".into()),
+            grant_id: None,
+            command_id: Some(id.into()),
+            detail: None,
+        };
+        s.finish_command(&c, &entry, &event("command.finished"), &[])
+            .await
+            .unwrap();
+        let (locked, _) = s
+            .vehicle("veh_3")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_locked
+            .unwrap();
+        assert_eq!(locked, expected, "after {id}");
+    }
 }
 
 fn grant_record(id: &str) -> GrantRecord {

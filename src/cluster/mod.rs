@@ -100,6 +100,33 @@ pub async fn follow_changes(url: String, channel: String, fleet: Arc<Fleet>) {
     }
 }
 
+/// Runs `renew` every third of the lease until it answers false (the lease is gone) or
+/// the returned task is aborted. `what` names the lease in logs.
+pub fn renewing<F, Fut>(
+    cluster: &Arc<Cluster>,
+    what: String,
+    renew: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(Lease) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<bool, crate::store::StoreError>> + Send,
+{
+    let cluster = cluster.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(cluster.lease / 3).await;
+            match renew(cluster.lease()).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::error!(lease = %what, "lease taken by another replica");
+                    return;
+                }
+                Err(e) => tracing::warn!(lease = %what, error = %e, "could not renew a lease"),
+            }
+        }
+    })
+}
+
 /// Releases a lease when dropped, and keeps it renewed until then.
 pub struct Held {
     renew: tokio::task::JoinHandle<()>,
@@ -109,24 +136,31 @@ pub struct Held {
 impl Held {
     /// Keeps `name` (already taken) renewed every third of the lease until dropped.
     pub fn keep(store: Arc<dyn Store>, cluster: &Arc<Cluster>, name: String) -> Self {
-        let (s, c, n) = (store.clone(), cluster.clone(), name.clone());
-        let renew = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(c.lease / 3).await;
-                match s.try_lease(&n, &c.lease()).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::error!(lease = %n, "lease taken by another replica");
-                        return;
-                    }
-                    Err(e) => tracing::warn!(lease = %n, error = %e, "could not renew a lease"),
-                }
-            }
+        let (s, n) = (store.clone(), name.clone());
+        let renew = renewing(cluster, name.clone(), move |lease| {
+            let (s, n) = (s.clone(), n.clone());
+            async move { s.try_lease(&n, &lease).await }
         });
         Self {
             renew,
             release: Some((store, name, cluster.replica.clone())),
         }
+    }
+
+    /// Takes `name`, waiting (10 ms, doubling to 100 ms between tries) while another
+    /// replica holds it, then keeps it as [`Held::keep`] does.
+    pub async fn take(store: Arc<dyn Store>, cluster: &Arc<Cluster>, name: String) -> Self {
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match store.try_lease(&name, &cluster.lease()).await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(lease = %name, error = %e, "could not take a lease"),
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+        Self::keep(store, cluster, name)
     }
 }
 

@@ -320,19 +320,15 @@ impl Commands {
         if !self.cluster.shared {
             return None;
         }
-        let (store, cluster, id) = (self.store.clone(), self.cluster.clone(), record.id.clone());
-        Some(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(cluster.lease / 3).await;
-                match store.renew_command_lease(&id, &cluster.lease()).await {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(e) => {
-                        tracing::warn!(command = %id, error = %e, "could not renew a command lease")
-                    }
-                }
-            }
-        }))
+        let (store, id) = (self.store.clone(), record.id.clone());
+        Some(crate::cluster::renewing(
+            &self.cluster,
+            format!("command:{id}"),
+            move |lease| {
+                let (store, id) = (store.clone(), id.clone());
+                async move { store.renew_command_lease(&id, &lease).await }
+            },
+        ))
     }
 
     /// In cluster mode: takes the car's lease (waiting while another replica runs a
@@ -342,17 +338,7 @@ impl Commands {
             return None;
         }
         let car = format!("car:{vehicle_id}");
-        let mut pause = Duration::from_millis(10);
-        loop {
-            match self.store.try_lease(&car, &self.cluster.lease()).await {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "could not take a car lease"),
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
-        }
-        Some(Held::keep(self.store.clone(), &self.cluster, car))
+        Some(Held::take(self.store.clone(), &self.cluster, car).await)
     }
 
     fn vehicle_lock(&self, vehicle_id: &str) -> Arc<tokio::sync::Mutex<()>> {

@@ -474,13 +474,6 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VehicleRecord>, StoreError>;
-    /// Remembers the lock state a confirmed command left.
-    async fn set_last_locked(
-        &self,
-        vehicle_id: &str,
-        locked: bool,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError>;
 
     /// Records a new command, leased to its creator, with its audit entry in the same
     /// transaction; with a claim, atomically claims the idempotency key first and returns
@@ -520,8 +513,6 @@ pub trait Store: Send + Sync + 'static {
     async fn command_for_key(&self, caller: &str, key: &str) -> Result<Option<String>, StoreError>;
     /// Writes a command's progress.
     async fn update_command(&self, command: &CommandRecord) -> Result<(), StoreError>;
-    /// Commands not yet final (to resume after a restart).
-    async fn pending_commands(&self) -> Result<Vec<CommandRecord>, StoreError>;
 
     /// Records a new grant.
     async fn insert_grant(&self, grant: &GrantRecord) -> Result<(), StoreError>;

@@ -935,22 +935,6 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn set_last_locked(
-        &self,
-        vehicle_id: &str,
-        locked: bool,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.exec(
-            sqlx::query("UPDATE vehicles SET last_locked = $1, last_locked_at = $2 WHERE id = $3")
-                .bind(i64::from(locked))
-                .bind(to_ms(at))
-                .bind(vehicle_id),
-        )
-        .await?;
-        Ok(())
-    }
-
     async fn create_command(
         &self,
         c: &CommandRecord,
@@ -1081,14 +1065,6 @@ impl Store for SqlStore {
     async fn update_command(&self, c: &CommandRecord) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
         write_command(&mut conn, c).await
-    }
-
-    async fn pending_commands(&self) -> Result<Vec<CommandRecord>, StoreError> {
-        self.all(
-            sqlx::query("SELECT * FROM commands WHERE status = 'pending' ORDER BY created_at"),
-            command_from,
-        )
-        .await
     }
 
     async fn insert_grant(&self, g: &GrantRecord) -> Result<(), StoreError> {
