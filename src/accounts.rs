@@ -14,7 +14,7 @@ use keyway_adapter::Secret;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::auth::{Caller, Scope};
+use crate::auth::Caller;
 use crate::error::{ApiError, Code};
 use crate::gateway::Gateway;
 use crate::ids;
@@ -77,6 +77,7 @@ fn enabled<'a>(gw: &'a Gateway, oem: &str) -> Result<&'a crate::registry::Oem, A
 
 /// Starts linking an account of `oem` for `caller`.
 pub async fn start(gw: &Gateway, caller: &Caller, oem: &str) -> Result<LinkStart, ApiError> {
+    caller.require_unrestricted("link accounts")?;
     let entry = enabled(gw, oem)?;
     let redirect = redirect_uri(gw);
     let auth = oauth::authorization(entry, &redirect)?;
@@ -87,7 +88,8 @@ pub async fn start(gw: &Gateway, caller: &Caller, oem: &str) -> Result<LinkStart
         .put_link_state(&LinkState {
             state_hash: hash.clone(),
             oem: oem.to_string(),
-            caller: caller.sub.clone(),
+            // The account will belong to the caller's tenant.
+            caller: caller.tenant.clone(),
             verifier: gw
                 .sealer
                 .seal(&auth.verifier, &verifier_aad(&hash))
@@ -191,11 +193,18 @@ pub async fn discover(
     for v in listed {
         let previous = gw.store.vehicle_by_oem_id(&account.oem, &v.oem_id).await?;
         if let Some(p) = previous.filter(|p| p.account_id != account.id) {
+            if p.tenant != account.owner {
+                // One tenant per car: another tenant's car is never moved by a link.
+                tracing::warn!(account = %account.id, vehicle = %p.id,
+                    "the OEM lists a car another tenant has linked; it is left with that tenant");
+                continue;
+            }
             superseded.push(p.account_id);
         }
         let record = VehicleRecord {
             id: ids::new("veh"),
             account_id: account.id.clone(),
+            tenant: account.owner.clone(),
             oem: account.oem.clone(),
             oem_id: v.oem_id,
             vin: v.vin,
@@ -204,7 +213,9 @@ pub async fn discover(
             year: v.year,
             last_locked: None,
         };
-        stored.push(gw.store.upsert_vehicle(&record).await?);
+        if let Some(v) = gw.store.upsert_vehicle(&record).await? {
+            stored.push(v);
+        }
     }
     gw.fleet.invalidate_vehicles();
     superseded.sort();
@@ -219,28 +230,30 @@ pub async fn discover(
     Ok(stored)
 }
 
-/// The accounts `caller` may manage: its own, or all with `admin`.
+/// The accounts of the caller's tenant (`admin` does not widen this).
 pub async fn list(
     gw: &Gateway,
     caller: &Caller,
 ) -> Result<Vec<(AccountRecord, Vec<String>)>, ApiError> {
+    caller.require_unrestricted("list accounts")?;
     let mut out = Vec::new();
-    for a in gw.store.accounts().await? {
-        if a.owner == caller.sub || caller.has(Scope::Admin) {
-            let vehicles = gw.store.account_vehicle_ids(&a.id).await?;
-            out.push((a, vehicles));
-        }
+    for a in gw.store.tenant_accounts(&caller.tenant).await? {
+        let vehicles = gw.store.account_vehicle_ids(&a.id).await?;
+        out.push((a, vehicles));
     }
     Ok(out)
 }
 
-/// Unlinks an account: forgets its tokens and vehicles (command records stay).
+/// Unlinks one of the tenant's accounts: forgets its tokens and vehicles (command
+/// records stay). Another tenant's account answers `not_found`.
 pub async fn unlink(gw: &Gateway, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    caller.require_unrestricted("unlink accounts")?;
     let not_found = || ApiError::new(Code::NotFound, format!("no account {id}"));
-    let account = gw.store.account(id).await?.ok_or_else(not_found)?;
-    if account.owner != caller.sub && !caller.has(Scope::Admin) {
-        return Err(not_found());
-    }
+    let account = gw
+        .store
+        .tenant_account(&caller.tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
     gw.store.delete_account(id).await?;
     gw.tokens.forget(id);
     gw.fleet.invalidate_vehicles();

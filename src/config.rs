@@ -127,6 +127,10 @@ pub struct EventsConfig {
     pub webhook_backoff_ms: u64,
     /// How often to look for due deliveries, ms. Default 1000.
     pub delivery_tick_ms: u64,
+    /// Exceptions to the webhook egress guard, which refuses loopback, private,
+    /// link-local and other internal addresses: CIDRs (`10.20.0.0/16`), addresses or
+    /// host names. Default none.
+    pub webhook_allow: Vec<String>,
 }
 
 impl Default for EventsConfig {
@@ -136,6 +140,7 @@ impl Default for EventsConfig {
             webhook_max_attempts: 8,
             webhook_backoff_ms: 1000,
             delivery_tick_ms: 1000,
+            webhook_allow: Vec::new(),
         }
     }
 }
@@ -264,6 +269,9 @@ pub struct CommandsConfig {
     pub max_poll_interval_ms: u64,
     /// Refresh access tokens this long before they expire, seconds. Default 300.
     pub token_refresh_skew_s: u64,
+    /// Callers' commands queued or running per car, beyond which a new one answers
+    /// `429 vehicle_busy` (relocks and grant unlocks are never refused). Default 4.
+    pub max_queued_per_vehicle: usize,
 }
 
 impl Default for CommandsConfig {
@@ -275,6 +283,7 @@ impl Default for CommandsConfig {
             command_timeout_s: 300,
             max_poll_interval_ms: 5000,
             token_refresh_skew_s: 300,
+            max_queued_per_vehicle: 4,
         }
     }
 }
@@ -421,6 +430,9 @@ pub struct LimitsConfig {
     pub max_wait_ms: u64,
     /// Exchanges in flight to the OEM at once. Default 64.
     pub max_concurrency: usize,
+    /// Slots of every command window that only relocks and grants' owed unlocks may
+    /// take (callers' commands keep to the rest; at most `max - 1`). Default 1.
+    pub reserved_commands: u32,
 }
 
 impl Default for LimitsConfig {
@@ -430,6 +442,7 @@ impl Default for LimitsConfig {
             commands: None,
             max_wait_ms: 2000,
             max_concurrency: 64,
+            reserved_commands: 1,
         }
     }
 }
@@ -445,6 +458,8 @@ pub struct ResolvedLimits {
     pub max_wait_ms: u64,
     /// Concurrency cap.
     pub max_concurrency: usize,
+    /// Command slots reserved for relocks and owed grant unlocks.
+    pub reserved_commands: u32,
 }
 
 impl LimitsConfig {
@@ -474,6 +489,7 @@ impl LimitsConfig {
             commands: pick(&self.commands, defaults.commands),
             max_wait_ms: self.max_wait_ms,
             max_concurrency: self.max_concurrency,
+            reserved_commands: self.reserved_commands,
         }
     }
 }
@@ -636,6 +652,8 @@ impl Config {
                 }
             }
         }
+        crate::events::egress::Egress::new(&self.events.webhook_allow, self.listen)
+            .map_err(|e| invalid("events.webhook_allow", e))?;
         if self.auth.issuer.is_empty() {
             return Err(invalid("auth.issuer", "must not be empty"));
         }

@@ -225,6 +225,34 @@ fn dev_secret(dir: &Path, name: &str, make: impl FnOnce() -> String) -> Result<S
     Ok(Secret::new(secret))
 }
 
+/// Writes `<data dir>/keyway.toml`: enough configuration for `keyway token --config`
+/// to mint tokens the demo accepts (e.g. a second tenant's). Mode 0600: it holds the
+/// demo's development secrets, like the files beside it.
+fn write_token_config(dir: &Path, c: &Config) -> Result<(), DemoError> {
+    let secret = c.auth.hs256_secret.as_ref().map(|s| s.expose().to_string());
+    let key = c.crypto.keys.get("demo").map(|k| k.expose().to_string());
+    let text = format!(
+        "# Written by `keyway demo` for `keyway token --config {}`; development only.\n\
+         listen = \"{}\"\n\
+         [auth]\nissuer = {:?}\naudience = {:?}\nalgorithm = \"HS256\"\nhs256_secret = {:?}\n\
+         [crypto]\nactive_key = \"demo\"\nkeys = {{ demo = {:?} }}\n",
+        dir.join("keyway.toml").display(),
+        c.listen,
+        c.auth.issuer,
+        c.auth.audience,
+        secret.unwrap_or_default(),
+        key.unwrap_or_default(),
+    );
+    let path = dir.join("keyway.toml");
+    std::fs::write(&path, text).map_err(io(format!("writing {}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(())
+}
+
 /// Starts mocks, gateway and demo accounts.
 pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     std::fs::create_dir_all(&opts.data_dir)
@@ -395,12 +423,14 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         configure(&mut config);
     }
     let gateway = Gateway::start(config).await?;
+    write_token_config(&opts.data_dir, &gateway.config)?;
 
     let scopes: Vec<String> = Scope::ALL.iter().map(|s| s.as_str().to_string()).collect();
     let token = mint_hs256(
         &gateway.config.auth,
         &DevToken {
             sub: "demo-delivery-service",
+            tenant: None,
             scopes: &scopes,
             vehicles: None,
             ttl_s: 24 * 3600,
@@ -411,6 +441,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         &gateway.config.auth,
         &DevToken {
             sub: "demo-courier",
+            tenant: None,
             scopes: &["grants:use".to_string()],
             vehicles: None,
             ttl_s: 24 * 3600,
@@ -587,6 +618,9 @@ pub fn banner(d: &Demo) -> String {
         "  curl -s {base}/v1/vehicles            # no token: 401 problem+json\n"
     ));
     out.push_str("  # in-car delivery with a grant: README.md, \"Delivery grants\"\n");
+    out.push_str(
+        "  # another tenant (sees none of the above): keyway token --config keyway-data/keyway.toml \\\n    --sub other-service --scope 'vehicles:read commands:unlock grants:write events:read webhooks:write'\n",
+    );
     out.push_str("\nCtrl-C stops the demo.\n");
     out
 }

@@ -38,6 +38,8 @@ pub enum Code {
     IdempotencyKeyReused,
     /// Too many requests (keyway's or the OEM's limit).
     RateLimited,
+    /// Too many commands already queued for this car.
+    VehicleBusy,
     /// The OEM account must be linked again by its owner.
     ReauthorizationRequired,
     /// The owner declined the OEM's authorization.
@@ -86,6 +88,7 @@ impl Code {
             Code::NotCapable => "not_capable",
             Code::IdempotencyKeyReused => "idempotency_key_reused",
             Code::RateLimited => "rate_limited",
+            Code::VehicleBusy => "vehicle_busy",
             Code::ReauthorizationRequired => "reauthorization_required",
             Code::AuthorizationDenied => "authorization_denied",
             Code::VehicleAsleep => "vehicle_asleep",
@@ -130,7 +133,7 @@ impl Code {
             Code::NotCapable | Code::IdempotencyKeyReused | Code::CommandFailed => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Code::RateLimited | Code::VehicleBusy => StatusCode::TOO_MANY_REQUESTS,
             Code::ReauthorizationRequired => StatusCode::FAILED_DEPENDENCY,
             Code::VehicleAsleep | Code::CircuitOpen | Code::Overloaded => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -156,6 +159,7 @@ impl Code {
             Code::NotCapable => "Not supported for this vehicle",
             Code::IdempotencyKeyReused => "Idempotency key reused",
             Code::RateLimited => "Too many requests",
+            Code::VehicleBusy => "Too many commands queued for this vehicle",
             Code::ReauthorizationRequired => "OEM account must be linked again",
             Code::AuthorizationDenied => "Authorization declined at the OEM",
             Code::VehicleAsleep => "Vehicle asleep",
@@ -179,6 +183,7 @@ impl Code {
         matches!(
             self,
             Code::RateLimited
+                | Code::VehicleBusy
                 | Code::VehicleAsleep
                 | Code::VehicleUnreachable
                 | Code::UpstreamError
@@ -203,6 +208,7 @@ const ALL: &[Code] = &[
     Code::NotCapable,
     Code::IdempotencyKeyReused,
     Code::RateLimited,
+    Code::VehicleBusy,
     Code::ReauthorizationRequired,
     Code::AuthorizationDenied,
     Code::VehicleAsleep,

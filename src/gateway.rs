@@ -146,6 +146,7 @@ impl Gateway {
             CommandTiming {
                 timeout: Duration::from_secs(c.command_timeout_s),
                 max_poll_interval: Duration::from_millis(c.max_poll_interval_ms),
+                max_queued: c.max_queued_per_vehicle.max(1),
             },
             cluster.clone(),
             events.clone(),
@@ -154,7 +155,14 @@ impl Gateway {
         let webhooks = Arc::new(Webhooks::new(
             store.clone(),
             sealer.clone(),
-            crate::upstream::client(),
+            Arc::new(
+                crate::events::egress::Egress::new(&e.webhook_allow, config.listen).map_err(
+                    |m| ConfigError::Invalid {
+                        field: "events.webhook_allow".into(),
+                        message: m,
+                    },
+                )?,
+            ),
             DeliverySettings {
                 timeout: Duration::from_millis(e.webhook_timeout_ms),
                 max_attempts: e.webhook_max_attempts,

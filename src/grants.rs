@@ -147,6 +147,24 @@ pub fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
     2.0 * R * h.sqrt().min(1.0).asin()
 }
 
+/// Who a caller is to a grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// The tenant that created it (reads, lists, revokes, completes).
+    Creator,
+    /// The courier it names (reads, unlocks, completes).
+    Grantee,
+}
+
+impl Role {
+    fn scope(self) -> Scope {
+        match self {
+            Role::Creator => Scope::GrantsWrite,
+            Role::Grantee => Scope::GrantsUse,
+        }
+    }
+}
+
 fn not_found(id: &str) -> ApiError {
     ApiError::new(Code::GrantNotFound, format!("no grant {id}"))
 }
@@ -186,8 +204,12 @@ impl Grants {
         let max_unlocks = n.max_unlocks.unwrap_or(1);
         let relock_after_s = n.relock_after_s.unwrap_or(120);
         let bad = |m: &str| Err(ApiError::invalid(m.to_string()));
-        if n.grantee.trim().is_empty() || n.grantee.len() > 200 {
+        if n.grantee.trim().is_empty() {
             return bad("grantee must be the grantee's token subject (1-200 characters)");
+        }
+        crate::text::check("grantee", &n.grantee, 200)?;
+        if let Some(p) = &n.purpose {
+            crate::text::check("purpose", p, 200)?;
         }
         if n.not_after <= not_before || n.not_after <= now {
             return bad("not_after must be later than not_before and than now");
@@ -203,9 +225,6 @@ impl Grants {
         }
         if !(10..=3600).contains(&relock_after_s) {
             return bad("relock_after_s must be 10 to 3600");
-        }
-        if n.purpose.as_ref().is_some_and(|p| p.len() > 200) {
-            return bad("purpose must be at most 200 characters");
         }
         if let Some(f) = &n.geofence
             && !((-90.0..=90.0).contains(&f.latitude)
@@ -228,6 +247,7 @@ impl Grants {
             vehicle_id: vehicle.id.clone(),
             grantee: n.grantee.trim().to_string(),
             created_by: caller.sub.clone(),
+            tenant: vehicle.tenant.clone(),
             purpose: n.purpose,
             not_before,
             not_after: n.not_after,
@@ -265,6 +285,7 @@ impl Grants {
             .emit(
                 kind,
                 Subject {
+                    tenant: &g.tenant,
                     vehicle_id: Some(&g.vehicle_id),
                     grant_id: Some(&g.id),
                     command_id: command,
@@ -274,16 +295,38 @@ impl Grants {
             .await;
     }
 
-    /// A grant the caller may see: its creator side (`grants:write`, vehicle visible to
-    /// the token) or its grantee.
+    /// A grant the caller may see: its creating tenant's side (`grants:write`) or its
+    /// grantee (`grants:use`), either on a vehicle the token may touch; anything else
+    /// is `grant_not_found`, whether or not the grant exists.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<GrantRecord, ApiError> {
-        if !caller.has(Scope::GrantsUse) {
-            caller.require(Scope::GrantsWrite)?;
+        self.visible(caller, id, &[Role::Creator, Role::Grantee])
+            .await
+    }
+
+    /// The grant if the caller has one of `roles` on it.
+    async fn visible(
+        &self,
+        caller: &Caller,
+        id: &str,
+        roles: &[Role],
+    ) -> Result<GrantRecord, ApiError> {
+        let scopes: Vec<Scope> = roles.iter().map(|r| r.scope()).collect();
+        if !scopes.iter().any(|s| caller.has(*s)) {
+            caller.require(scopes[0])?;
         }
-        let g = self.store.grant(id).await?.ok_or_else(|| not_found(id))?;
-        let as_writer = caller.has(Scope::GrantsWrite) && caller.may_touch(&g.vehicle_id);
-        let as_grantee = caller.has(Scope::GrantsUse) && caller.sub == g.grantee;
-        if as_writer || as_grantee {
+        let g = self
+            .store
+            .visible_grant(&caller.tenant, &caller.sub, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        let holds = |r: &Role| {
+            caller.has(r.scope())
+                && match r {
+                    Role::Creator => g.tenant == caller.tenant,
+                    Role::Grantee => g.grantee == caller.sub,
+                }
+        };
+        if roles.iter().any(holds) && caller.may_touch(&g.vehicle_id) {
             Ok(g)
         } else {
             Err(not_found(id))
@@ -298,13 +341,12 @@ impl Grants {
     ) -> Result<Vec<GrantRecord>, ApiError> {
         caller.require(Scope::GrantsWrite)?;
         let v = self.fleet.find(caller, vehicle_id).await?;
-        Ok(self.store.grants_for_vehicle(&v.id).await?)
+        Ok(self.store.grants_for_vehicle(&caller.tenant, &v.id).await?)
     }
 
     /// Revokes a grant; an owed relock becomes due now.
     pub async fn revoke(&self, caller: &Caller, id: &str) -> Result<GrantRecord, ApiError> {
-        caller.require(Scope::GrantsWrite)?;
-        let mut g = self.get(caller, id).await?;
+        let mut g = self.visible(caller, id, &[Role::Creator]).await?;
         if g.revoked_at.is_some() {
             return Ok(g);
         }
@@ -314,7 +356,8 @@ impl Grants {
         Ok(g)
     }
 
-    /// The grantee is done (parcel in): the owed relock becomes due now.
+    /// The grantee (or the creating tenant) is done, parcel in: the owed relock becomes
+    /// due now.
     pub async fn complete(&self, caller: &Caller, id: &str) -> Result<GrantRecord, ApiError> {
         let mut g = self.get(caller, id).await?;
         if g.completed_at.is_some() || g.revoked_at.is_some() {
@@ -377,14 +420,10 @@ impl Grants {
         idempotency_key: Option<String>,
         request_id: Option<String>,
     ) -> Result<CommandRecord, ApiError> {
-        caller.require(Scope::GrantsUse)?;
-        let g = self.store.grant(id).await?.ok_or_else(|| not_found(id))?;
-        if g.grantee != caller.sub {
-            return Err(not_found(id));
-        }
+        let g = self.visible(caller, id, &[Role::Grantee]).await?;
         // A replay of an unlock already made returns that command, nothing more.
         if let Some(key) = &idempotency_key
-            && let Some(existing) = self.store.command_for_key(&caller.sub, key).await?
+            && let Some(existing) = self.store.command_for_key(&caller.key_scope(), key).await?
             && let Some(c) = self.store.command(&existing).await?
         {
             if c.reference.as_deref() == Some(g.id.as_str()) && c.action == Command::Unlock {
@@ -486,6 +525,10 @@ impl Grants {
                 &vehicle,
                 Request {
                     caller: caller.sub.clone(),
+                    key_scope: caller.key_scope(),
+                    tenant: g.tenant.clone(),
+                    // The courier is owed this unlock: it may use the quota's reserve.
+                    reserved: true,
                     action: Command::Unlock,
                     reference: Some(g.id.clone()),
                     idempotency_key,
@@ -660,6 +703,9 @@ impl Grants {
                 &vehicle,
                 Request {
                     caller: "keyway".into(),
+                    key_scope: "keyway".into(),
+                    tenant: g.tenant.clone(),
+                    reserved: true,
                     action: Command::Lock,
                     reference: Some(g.id.clone()),
                     idempotency_key: None,

@@ -23,6 +23,7 @@
 //! - [`audit`]: the hash-chained audit log.
 //! - [`clock`]: grant time (tests move it forward).
 //! - [`sync`]: poison-tolerant locking.
+//! - [`text`]: checks on callers' free text (no control characters).
 //! - [`error`]: the one error taxonomy at the API edge.
 //! - [`config`]: the TOML configuration.
 //! - [`crypto`]: encryption of secrets at rest (AES-256-GCM, rotating keys).
@@ -51,6 +52,7 @@ pub mod registry;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod text;
 pub mod tokens;
 pub mod upstream;
 pub mod vehicles;

@@ -68,6 +68,9 @@ enum Cmd {
         /// The token's subject (the calling service).
         #[arg(long)]
         sub: String,
+        /// The tenant the service acts for (default: its subject).
+        #[arg(long)]
+        tenant: Option<String>,
         /// Space-separated scopes.
         #[arg(long)]
         scope: String,
@@ -193,6 +196,7 @@ async fn main() -> ExitCode {
         Cmd::Token {
             config,
             sub,
+            tenant,
             scope,
             vehicles,
             ttl,
@@ -212,6 +216,7 @@ async fn main() -> ExitCode {
                 &config.auth,
                 &DevToken {
                     sub: &sub,
+                    tenant: tenant.as_deref(),
                     scopes: &scopes,
                     vehicles,
                     ttl_s: ttl,

@@ -145,16 +145,20 @@ impl Fleet {
         self.records.invalidate_all();
     }
 
-    /// The vehicle, if the caller may touch it. A restricted token asking for a vehicle
-    /// outside its list gets `forbidden` whether or not the vehicle exists.
+    /// The vehicle, if the caller may touch it: one of its tenant's (another tenant's
+    /// vehicle answers `vehicle_not_found`, exactly like one that does not exist). A
+    /// restricted token asking for a vehicle outside its list gets `forbidden` whether
+    /// or not the vehicle exists.
     pub async fn find(&self, caller: &Caller, id: &str) -> Result<VehicleRecord, ApiError> {
         caller.require_vehicle(id)?;
-        if let Some(v) = self.records.get(id) {
+        // The store filters by tenant; a cached record is the same row, and is
+        // answered only to its own tenant.
+        if let Some(v) = self.records.get(id).filter(|v| v.tenant == caller.tenant) {
             return Ok(v);
         }
         let v = self
             .store
-            .vehicle(id)
+            .tenant_vehicle(&caller.tenant, id)
             .await?
             .ok_or_else(|| ApiError::new(Code::VehicleNotFound, format!("no vehicle {id}")))?;
         self.records.insert(id.to_string(), v.clone());
@@ -170,7 +174,10 @@ impl Fleet {
         limit: u32,
     ) -> Result<Vec<VehicleRecord>, ApiError> {
         let Some(allowed) = &caller.vehicles else {
-            return Ok(self.store.vehicles_page(after, limit).await?);
+            return Ok(self
+                .store
+                .vehicles_page(&caller.tenant, after, limit)
+                .await?);
         };
         let mut ids: Vec<&String> = allowed
             .iter()
@@ -183,7 +190,7 @@ impl Fleet {
             if page.len() == limit as usize {
                 break;
             }
-            if let Some(v) = self.store.vehicle(id).await? {
+            if let Some(v) = self.store.tenant_vehicle(&caller.tenant, id).await? {
                 page.push(v);
             }
         }

@@ -598,6 +598,8 @@ async fn a_command_interrupted_after_sending_is_reconciled_not_resent() {
         action: Command::Lock,
         status: CommandStatus::Pending,
         caller: "test-service".into(),
+        tenant: "test-service".into(),
+        reserved: false,
         reference: None,
         request_id: None,
         sent_at: Some(t),
@@ -680,7 +682,7 @@ async fn every_documented_route_exists() {
     assert_eq!(doc.status, 200);
     assert_eq!(doc.json["openapi"], "3.1.0");
     let paths = doc.json["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 19);
+    assert_eq!(paths.len(), 23);
     for (path, item) in paths {
         for method in item
             .as_object()

@@ -288,6 +288,8 @@ async fn sixty_commands_over_three_replicas_keep_a_ten_per_window_quota() {
             per_s: 1.0,
         }]);
         volvo.limits.max_wait_ms = 30_000;
+        // Twenty commands per replica wait for the one car: lift the queue cap.
+        c.commands.max_queued_per_vehicle = 100;
     })
     .await;
     let car = c.vehicle("YV1XZK9V0P2000001");
@@ -498,6 +500,7 @@ async fn an_owed_relock_is_done_by_another_replica_when_its_replica_dies() {
         &c.env.demo.gateway.config.auth,
         &keyway::auth::DevToken {
             sub: "courier-3",
+            tenant: None,
             scopes: &["grants:use".to_string()],
             vehicles: None,
             ttl_s: 600,

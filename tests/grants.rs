@@ -26,6 +26,8 @@ async fn env() -> Env {
         c.grants.relock_max_attempts = 3;
         c.events.delivery_tick_ms = 20;
         c.events.webhook_backoff_ms = 20;
+        // The test's receivers listen on loopback: an explicit exception.
+        c.events.webhook_allow = vec!["127.0.0.1/32".into()];
     })
     .await
 }
@@ -35,6 +37,7 @@ fn courier(env: &Env) -> String {
         &env.demo.gateway.config.auth,
         &keyway::auth::DevToken {
             sub: "courier-17",
+            tenant: None,
             scopes: &["grants:use".to_string()],
             vehicles: None,
             ttl_s: 600,
@@ -117,7 +120,7 @@ async fn event_types(env: &Env) -> Vec<String> {
     env.demo
         .gateway
         .store
-        .events_after(0, 1000)
+        .events_after(common::DEMO_TENANT, None, 0, 1000)
         .await
         .unwrap()
         .into_iter()
@@ -536,7 +539,13 @@ async fn the_event_stream_resumes_after_the_last_event_id() {
     let last = first[1].0.to_string();
     let resumed = read_events(&env, &[("last-event-id", &last)], 1).await;
     assert!(resumed[0].0 > first[1].0);
-    let all = env.demo.gateway.store.events_after(0, 100).await.unwrap();
+    let all = env
+        .demo
+        .gateway
+        .store
+        .events_after(common::DEMO_TENANT, None, 0, 100)
+        .await
+        .unwrap();
     let next = all.iter().find(|e| e.seq > first[1].0).unwrap();
     assert_eq!(resumed[0], (next.seq, next.kind.clone()));
     // A live event reaches an open stream.

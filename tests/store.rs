@@ -66,6 +66,8 @@ fn command(id: &str) -> CommandRecord {
         action: Command::Lock,
         status: CommandStatus::Pending,
         caller: "svc".into(),
+        tenant: "svc".into(),
+        reserved: false,
         reference: Some("order-1".into()),
         request_id: None,
         sent_at: None,
@@ -82,6 +84,7 @@ fn vehicle(id: &str, oem_id: &str) -> VehicleRecord {
     VehicleRecord {
         id: id.into(),
         account_id: "acct_1".into(),
+        tenant: "svc".into(),
         oem: "tesla".into(),
         oem_id: oem_id.into(),
         vin: Some(oem_id.into()),
@@ -181,13 +184,29 @@ async fn a_link_state_is_taken_once(s: Arc<dyn Store>) {
 
 async fn rediscovered_vehicle_keeps_its_id(s: Arc<dyn Store>) {
     let v = vehicle("veh_first", "VIN1");
-    assert_eq!(s.upsert_vehicle(&v).await.unwrap().id, "veh_first");
+    assert_eq!(s.upsert_vehicle(&v).await.unwrap().unwrap().id, "veh_first");
+    // Another tenant's link never takes the car over.
+    let stolen = VehicleRecord {
+        id: "veh_other".into(),
+        tenant: "intruder".into(),
+        account_id: "acct_other".into(),
+        ..v.clone()
+    };
+    assert_eq!(s.upsert_vehicle(&stolen).await.unwrap(), None);
+    assert_eq!(
+        s.tenant_vehicle("intruder", "veh_first").await.unwrap(),
+        None
+    );
     let again = VehicleRecord {
         id: "veh_second".into(),
         display_name: Some("B".into()),
         ..v
     };
-    let stored = s.upsert_vehicle(&again).await.unwrap();
+    let stored = s.upsert_vehicle(&again).await.unwrap().unwrap();
+    assert_eq!(
+        s.tenant_vehicle("svc", "veh_first").await.unwrap().as_ref(),
+        Some(&stored)
+    );
     assert_eq!(stored.id, "veh_first");
     assert_eq!(stored.display_name.as_deref(), Some("B"));
     assert_eq!(s.vehicles().await.unwrap().len(), 1);
@@ -311,12 +330,18 @@ async fn vehicles_page_by_id_and_remember_lock_state(s: Arc<dyn Store>) {
             .await
             .unwrap();
     }
-    let page = s.vehicles_page(None, 2).await.unwrap();
+    assert!(
+        s.vehicles_page("intruder", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let page = s.vehicles_page("svc", None, 2).await.unwrap();
     assert_eq!(
         page.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
         ["veh_0", "veh_1"]
     );
-    let page = s.vehicles_page(Some("veh_1"), 10).await.unwrap();
+    let page = s.vehicles_page("svc", Some("veh_1"), 10).await.unwrap();
     assert_eq!(page.len(), 3);
     // A succeeded command leaves its lock state on the vehicle; a failed one does not.
     for (id, action, status, expected) in [
@@ -365,6 +390,7 @@ fn grant_record(id: &str) -> GrantRecord {
         vehicle_id: "veh_1".into(),
         grantee: "courier".into(),
         created_by: "svc".into(),
+        tenant: "svc".into(),
         purpose: Some("parcel".into()),
         not_before: t,
         not_after: t + Duration::minutes(30),
@@ -417,7 +443,31 @@ async fn grants_round_trip_and_unlocks_are_counted_atomically(s: Arc<dyn Store>)
     })
     .await
     .unwrap();
-    let both = s.grants_for_vehicle("veh_1").await.unwrap();
+    assert!(
+        s.grants_for_vehicle("intruder", "veh_1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.visible_grant("intruder", "someone", "grt_1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.visible_grant("intruder", "courier", "grt_1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.visible_grant("svc", "x", "grt_1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let both = s.grants_for_vehicle("svc", "veh_1").await.unwrap();
     assert_eq!(both.len(), 2);
     assert_eq!(
         both.iter().find(|g| g.id == "grt_2").unwrap().geofence,
@@ -430,6 +480,7 @@ fn event(kind: &str) -> EventRecord {
         seq: 0,
         id: keyway::ids::new("evt"),
         kind: kind.into(),
+        tenant: "svc".into(),
         vehicle_id: Some("veh_1".into()),
         grant_id: None,
         command_id: Some("cmd_1".into()),
@@ -445,6 +496,8 @@ async fn events_are_ordered_and_queue_their_deliveries(s: Arc<dyn Store>) {
         secret: "sealed".into(),
         types: "*".into(),
         created_by: "svc".into(),
+        tenant: "svc".into(),
+        vehicles: Some(vec!["veh_1".into(), "veh_2".into()]),
         created_at: now(),
     };
     s.insert_webhook(&w).await.unwrap();
@@ -462,9 +515,30 @@ async fn events_are_ordered_and_queue_their_deliveries(s: Arc<dyn Store>) {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), 10);
-    let all = s.events_after(0, 100).await.unwrap();
+    assert!(
+        s.events_after("intruder", None, 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let only: &[String] = &["veh_9".into()];
+    assert!(
+        s.events_after("svc", Some(only), 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mine: &[String] = &["veh_9".into(), "veh_1".into()];
+    assert_eq!(
+        s.events_after("svc", Some(mine), 0, 100)
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    let all = s.events_after("svc", None, 0, 100).await.unwrap();
     assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), sorted);
-    let tail = s.events_after(sorted[6], 100).await.unwrap();
+    let tail = s.events_after("svc", None, sorted[6], 100).await.unwrap();
     assert_eq!(tail.len(), 3);
     assert_eq!(s.event(sorted[0]).await.unwrap().unwrap().data, "{\"a\":1}");
 
@@ -486,11 +560,19 @@ async fn events_are_ordered_and_queue_their_deliveries(s: Arc<dyn Store>) {
     d.attempts = 1;
     d.last_status = Some(200);
     s.update_delivery(&d).await.unwrap();
-    let log = s.deliveries("whk_1", 100).await.unwrap();
+    assert!(
+        s.deliveries("intruder", "whk_1", 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.tenant_webhooks("intruder").await.unwrap().is_empty());
+    assert!(!s.delete_webhook("intruder", "whk_1").await.unwrap());
+    let log = s.deliveries("svc", "whk_1", 100).await.unwrap();
     assert_eq!(log.len(), 10);
     assert!(log.contains(&d));
     // Deleting the subscription drops what is still pending.
-    assert!(s.delete_webhook("whk_1").await.unwrap());
+    assert!(s.delete_webhook("svc", "whk_1").await.unwrap());
     assert!(
         s.claim_deliveries(now() + Duration::hours(1), until, 100)
             .await
@@ -576,5 +658,20 @@ async fn a_finished_command_writes_outcome_audit_and_event_together(s: Arc<dyn S
         .map(|r| r.entry.decision)
         .collect();
     assert_eq!(decisions, ["accepted", "succeeded"]);
-    assert_eq!(s.events_after(0, 10).await.unwrap()[0].seq, seq);
+    assert_eq!(
+        s.events_after("svc", None, 0, 10).await.unwrap()[0].seq,
+        seq
+    );
+    assert!(
+        s.visible_command("intruder", "x", &c.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.visible_command("svc", "x", &c.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

@@ -162,6 +162,7 @@ async fn states_are_random_single_use_bound_and_expiring() {
         &env.demo.gateway.config.auth,
         &keyway::auth::DevToken {
             sub: "another-service",
+            tenant: None,
             scopes: &["accounts:write".to_string()],
             vehicles: None,
             ttl_s: 60,

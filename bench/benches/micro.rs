@@ -21,6 +21,7 @@ fn jwt(c: &mut Criterion) {
         &auth,
         &DevToken {
             sub: "svc",
+            tenant: None,
             scopes: &scopes,
             vehicles: None,
             ttl_s: 3600,

@@ -352,6 +352,7 @@ async fn seed(db: PathBuf, n: usize) {
         batch.push(VehicleRecord {
             id: format!("veh_bench{i:09}"),
             account_id: "acct_bench".into(),
+            tenant: "bench".into(),
             oem: "tesla".into(),
             oem_id: format!("5YJ3E1EA0LF{i:09}"),
             vin: Some(format!("5YJ3E1EA0LF{i:09}")),

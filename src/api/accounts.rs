@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use super::extract::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 

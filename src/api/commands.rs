@@ -8,9 +8,10 @@
 
 use std::sync::Arc;
 
+use super::extract::Path;
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyway_adapter::Command;
@@ -105,17 +106,19 @@ async fn command(
     let vehicle = gw.fleet.find(&caller, &id).await?;
     gw.fleet.require(&vehicle, action.capability())?;
     let reference = body.and_then(|b| b.reference);
-    if reference.as_ref().is_some_and(|r| r.len() > 200) {
-        return Err(ApiError::invalid(
-            "reference must be at most 200 characters",
-        ));
+    if let Some(r) = &reference {
+        crate::text::check("reference", r, 200)?;
     }
     let key = idempotency_key(&headers)?;
     let wait = prefer_wait(&headers).map(|w| w.min(gw.config.commands.max_wait()));
     // The unlock abuse guard charges new unlocks, not replays of an existing one.
     if action == Command::Unlock {
         let replay = match &key {
-            Some(k) => gw.store.command_for_key(&caller.sub, k).await?.is_some(),
+            Some(k) => gw
+                .store
+                .command_for_key(&caller.key_scope(), k)
+                .await?
+                .is_some(),
             None => false,
         };
         if !replay {
@@ -139,6 +142,9 @@ async fn command(
             &vehicle,
             Request {
                 caller: caller.sub.clone(),
+                key_scope: caller.key_scope(),
+                tenant: vehicle.tenant.clone(),
+                reserved: false,
                 action,
                 reference,
                 idempotency_key: key,
@@ -172,8 +178,8 @@ pub async fn act<const UNLOCK: bool>(
     command(gw, caller, id, action, headers, request_id, body).await
 }
 
-/// `GET /v1/commands/{id}`: the caller's own commands (any, with `admin`), on
-/// vehicles its token may touch.
+/// `GET /v1/commands/{id}`: the caller's own commands (any of its tenant's, with
+/// `admin`), on vehicles its token may touch; anything else is `command_not_found`.
 pub async fn get(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
@@ -186,9 +192,14 @@ pub async fn get(
         caller.require(Scope::CommandsLock)?;
     }
     let not_found = || ApiError::new(Code::CommandNotFound, format!("no command {id}"));
-    let c = gw.store.command(&id).await?.ok_or_else(not_found)?;
-    let visible =
-        (c.caller == caller.sub || caller.has(Scope::Admin)) && caller.may_touch(&c.vehicle_id);
+    let c = gw
+        .store
+        .visible_command(&caller.tenant, &caller.sub, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let own = c.caller == caller.sub && (c.tenant == caller.tenant || c.reserved);
+    let tenant_admin = c.tenant == caller.tenant && caller.has(Scope::Admin);
+    let visible = (own || tenant_admin) && caller.may_touch(&c.vehicle_id);
     if !visible {
         return Err(not_found());
     }

@@ -8,8 +8,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::extract::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -66,14 +67,16 @@ pub async fn stream(
     if let Some(v) = &q.vehicle_id {
         caller.require_vehicle(v)?;
     }
+    // The store reads only the caller's tenant's events (and a restricted token's
+    // vehicles'); these are the caller's own filters.
     let keep = move |e: &EventRecord| {
         types.as_ref().is_none_or(|t| t.contains(&e.kind))
             && q.vehicle_id
                 .as_ref()
                 .is_none_or(|v| e.vehicle_id.as_ref() == Some(v))
-            && e.vehicle_id.as_ref().is_none_or(|v| caller.may_touch(v))
     };
     struct State {
+        caller: crate::auth::Caller,
         gw: Arc<Gateway>,
         last: i64,
         buffer: VecDeque<EventRecord>,
@@ -81,6 +84,7 @@ pub async fn stream(
     }
     let state = State {
         wake: gw.events.watch(),
+        caller,
         gw,
         last: after,
         buffer: VecDeque::new(),
@@ -96,7 +100,7 @@ pub async fn stream(
                         .data(view(&e).to_string());
                     return Some((Ok::<_, Infallible>(event), s));
                 }
-                match s.gw.events.after(s.last, 100).await {
+                match s.gw.events.after(&s.caller, s.last, 100).await {
                     Ok(batch) if !batch.is_empty() => {
                         if let Some(l) = batch.last() {
                             s.last = l.seq;
@@ -130,8 +134,33 @@ fn webhook_view(w: &WebhookRecord) -> Value {
         "id": w.id,
         "url": w.url,
         "events": w.types.split(',').collect::<Vec<_>>(),
+        "vehicles": w.vehicles,
         "created_at": timestamp(w.created_at),
     })
+}
+
+/// Whether the caller may manage `w`: the store gave only its tenant's; a token
+/// restricted to some vehicles reaches only subscriptions limited to those vehicles.
+fn manages(caller: &crate::auth::Caller, w: &WebhookRecord) -> bool {
+    match (&caller.vehicles, &w.vehicles) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(_), Some(theirs)) => theirs.iter().all(|v| caller.may_touch(v)),
+    }
+}
+
+/// One of the caller's subscriptions, or `not_found`.
+async fn managed(
+    gw: &Gateway,
+    caller: &crate::auth::Caller,
+    id: &str,
+) -> Result<WebhookRecord, ApiError> {
+    gw.store
+        .tenant_webhooks(&caller.tenant)
+        .await?
+        .into_iter()
+        .find(|w| w.id == id && manages(caller, w))
+        .ok_or_else(|| ApiError::new(Code::NotFound, format!("no webhook {id}")))
 }
 
 fn delivery_view(d: &DeliveryRecord) -> Value {
@@ -156,23 +185,14 @@ pub async fn subscribe(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::WebhooksWrite)?;
     let b = body.ok_or_else(|| ApiError::invalid("send a JSON body: {\"url\": …}"))?;
-    let uri: http::Uri = b
-        .url
-        .parse()
-        .map_err(|_| ApiError::invalid("url is not a URL"))?;
-    if !matches!(uri.scheme_str(), Some("https" | "http")) || uri.host().is_none() {
-        return Err(ApiError::invalid("url must be an http:// or https:// URL"));
-    }
+    crate::text::check("url", &b.url, 2000)?;
     if let Some(bad) = b.events.iter().find(|t| !TYPES.contains(&t.as_str())) {
         return Err(ApiError::invalid(format!(
             "unknown event type {bad:?}; known: {}",
             TYPES.join(", ")
         )));
     }
-    let (w, secret) = gw
-        .webhooks
-        .subscribe(&b.url, &b.events, &caller.sub)
-        .await?;
+    let (w, secret) = gw.webhooks.subscribe(&caller, &b.url, &b.events).await?;
     let mut body = webhook_view(&w);
     body["secret"] = json!(secret);
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -186,9 +206,10 @@ pub async fn list(
     caller.require(Scope::WebhooksWrite)?;
     let all: Vec<Value> = gw
         .store
-        .webhooks()
+        .tenant_webhooks(&caller.tenant)
         .await?
         .iter()
+        .filter(|w| manages(&caller, w))
         .map(webhook_view)
         .collect();
     Ok(Json(json!({ "webhooks": all })))
@@ -201,7 +222,8 @@ pub async fn unsubscribe(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::WebhooksWrite)?;
-    if gw.store.delete_webhook(&id).await? {
+    let w = managed(&gw, &caller, &id).await?;
+    if gw.store.delete_webhook(&caller.tenant, &w.id).await? {
         gw.events.hooks_changed();
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -216,9 +238,10 @@ pub async fn deliveries(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::WebhooksWrite)?;
+    let w = managed(&gw, &caller, &id).await?;
     let all: Vec<Value> = gw
         .store
-        .deliveries(&id, 100)
+        .deliveries(&caller.tenant, &w.id, 100)
         .await?
         .iter()
         .map(delivery_view)

@@ -24,6 +24,11 @@ impl FromRequestParts<Arc<Gateway>> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, gw: &Arc<Gateway>) -> Result<Self, ApiError> {
+        if parts.headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
+            return Err(ApiError::invalid(
+                "send one Authorization header, not several",
+            ));
+        }
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -235,5 +240,43 @@ mod tests {
             .is_err()
         );
         assert_eq!(idempotency_key(&headers(&[])).unwrap(), None);
+    }
+}
+
+/// Path parameters; a rejection is a problem+json `invalid_request`, like every other.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|e| ApiError::invalid(format!("bad path: {}", e.body_text())))
+    }
+}
+
+/// A query string; a rejection is a problem+json `invalid_request`, like every other.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Query(v))
+            .map_err(|e| ApiError::invalid(format!("bad query: {}", e.body_text())))
     }
 }

@@ -6,9 +6,10 @@
 
 use std::sync::Arc;
 
+use super::extract::{Path, Query};
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;

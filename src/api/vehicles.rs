@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use super::extract::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use keyway_adapter::Door;

@@ -3,6 +3,12 @@
 //! `nbf` and `sub` required and checked) and turns it into a [`Caller`] with scopes and
 //! an optional list of the only vehicles the token may touch. Also mints development
 //! tokens for `keyway token` and the demo.
+//!
+//! Every caller acts for a **tenant**: the token's `tenant` claim when several services
+//! act as one, else its `sub`. Every object keyway keeps (accounts, vehicles, commands,
+//! idempotency keys, grants, events, webhooks and their deliveries) belongs to one
+//! tenant, and a caller reaches only its own tenant's (README, "Who may see what").
+//! `admin` is a scope like the others: it never crosses tenants.
 
 use std::collections::HashMap;
 
@@ -88,18 +94,51 @@ impl Scope {
 pub struct Caller {
     /// The token's `sub`.
     pub sub: String,
+    /// The tenant the caller acts for: the `tenant` claim, else `sub`.
+    pub tenant: String,
     scopes: u16,
     /// When set, the only vehicle ids this token may touch.
     pub vehicles: Option<Vec<String>>,
 }
 
 impl Caller {
-    /// A caller with the given scopes (tests, internal use).
+    /// A caller with the given scopes, its own tenant (tests, internal use).
     pub fn new(sub: &str, scopes: &[Scope], vehicles: Option<Vec<String>>) -> Self {
         Self {
             sub: sub.into(),
+            tenant: sub.into(),
             scopes: scopes.iter().fold(0, |acc, s| acc | s.bit()),
             vehicles,
+        }
+    }
+
+    /// The same caller acting for `tenant`.
+    pub fn in_tenant(mut self, tenant: &str) -> Self {
+        self.tenant = tenant.into();
+        self
+    }
+
+    /// Whose idempotency keys these are: the caller's own within its tenant (a `sub`
+    /// acting for another tenant never meets its keys there).
+    pub fn key_scope(&self) -> String {
+        if self.tenant == self.sub {
+            self.sub.clone()
+        } else {
+            // Neither part can hold a control character (refused at verification).
+            format!("{}\u{1f}{}", self.tenant, self.sub)
+        }
+    }
+
+    /// `forbidden` for a token restricted to some vehicles: what it asks for reaches
+    /// beyond them (an account's or the whole tenant's objects).
+    pub fn require_unrestricted(&self, what: &str) -> Result<(), ApiError> {
+        if self.vehicles.is_none() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                Code::Forbidden,
+                format!("a token restricted to some vehicles cannot {what}"),
+            ))
         }
     }
 
@@ -149,14 +188,31 @@ enum ScopeClaim {
     List(Vec<String>),
 }
 
+/// A claim that must be a JSON string: an array or number is refused, never read
+/// as one of its members.
+fn string_only<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
+}
+
 #[derive(Debug, Deserialize, Serialize)]
 struct Claims {
     sub: String,
+    #[serde(
+        default,
+        deserialize_with = "string_only",
+        skip_serializing_if = "Option::is_none"
+    )]
+    tenant: Option<String>,
     #[serde(default, alias = "scp", skip_serializing_if = "Option::is_none")]
     scope: Option<ScopeClaim>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     vehicles: Option<Vec<String>>,
-    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    /// Checked by jsonwebtoken too, which also accepts an array; keyway takes a string.
+    #[serde(
+        default,
+        deserialize_with = "string_only",
+        skip_serializing_if = "Option::is_none"
+    )]
     iss: Option<String>,
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
     aud: Option<String>,
@@ -291,13 +347,29 @@ impl Verifier {
         if c.sub.is_empty() {
             return Err(unauthenticated("the token's sub is empty"));
         }
+        if c.iss.is_none() {
+            return Err(unauthenticated("the token lacks a required claim"));
+        }
+        let tenant = match c.tenant {
+            Some(t) if t.is_empty() => return Err(unauthenticated("the token's tenant is empty")),
+            Some(t) => t,
+            None => c.sub.clone(),
+        };
+        if [&c.sub, &tenant]
+            .iter()
+            .any(|s| s.len() > 255 || s.chars().any(char::is_control))
+        {
+            return Err(unauthenticated(
+                "the token's sub and tenant must be 1-255 characters without control characters",
+            ));
+        }
         let names: Vec<String> = match c.scope {
             Some(ScopeClaim::Spaced(s)) => s.split_whitespace().map(str::to_string).collect(),
             Some(ScopeClaim::List(v)) => v,
             None => Vec::new(),
         };
         let scopes: Vec<Scope> = names.iter().filter_map(|s| Scope::parse(s)).collect();
-        Ok(Caller::new(&c.sub, &scopes, c.vehicles))
+        Ok(Caller::new(&c.sub, &scopes, c.vehicles).in_tenant(&tenant))
     }
 }
 
@@ -306,6 +378,8 @@ impl Verifier {
 pub struct DevToken<'a> {
     /// `sub`.
     pub sub: &'a str,
+    /// `tenant`, when the caller acts for a tenant other than its `sub`.
+    pub tenant: Option<&'a str>,
     /// Scopes.
     pub scopes: &'a [String],
     /// Optional vehicle restriction.
@@ -323,6 +397,7 @@ pub fn mint_hs256(auth: &AuthConfig, t: &DevToken<'_>) -> Result<String, ConfigE
     let now = jsonwebtoken::get_current_timestamp();
     let claims = Claims {
         sub: t.sub.into(),
+        tenant: t.tenant.map(str::to_string),
         scope: Some(ScopeClaim::Spaced(t.scopes.join(" "))),
         vehicles: t.vehicles.clone(),
         iss: Some(auth.issuer.clone()),
@@ -362,6 +437,7 @@ mod tests {
             &auth(),
             &DevToken {
                 sub: "svc",
+                tenant: None,
                 scopes: &scopes,
                 vehicles: None,
                 ttl_s: 60,
@@ -378,6 +454,58 @@ mod tests {
         assert!(c.has(Scope::LocationRead));
         assert!(!c.has(Scope::CommandsUnlock));
         assert!(c.require(Scope::CommandsUnlock).is_err());
+    }
+
+    fn hs256(claims: serde_json::Value) -> String {
+        let key = EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef");
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
+    }
+
+    fn claims() -> serde_json::Value {
+        let now = jsonwebtoken::get_current_timestamp();
+        serde_json::json!({"sub": "svc", "iss": "https://id.test", "aud": "keyway",
+            "exp": now + 60, "scope": "admin"})
+    }
+
+    #[test]
+    fn the_tenant_is_the_tenant_claim_else_the_sub() {
+        let v = Verifier::from_config(&auth()).unwrap();
+        assert_eq!(v.verify(&token(&["admin"])).unwrap().tenant, "svc");
+        let mut c = claims();
+        c["tenant"] = "acme".into();
+        let caller = v.verify(&hs256(c)).unwrap();
+        assert_eq!(
+            (caller.sub.as_str(), caller.tenant.as_str()),
+            ("svc", "acme")
+        );
+        assert_ne!(
+            caller.key_scope(),
+            Caller::new("svc", &[], None).key_scope()
+        );
+        for bad in [
+            serde_json::json!(""),
+            serde_json::json!(["acme"]),
+            serde_json::json!("a\nb"),
+        ] {
+            let mut c = claims();
+            c["tenant"] = bad.clone();
+            assert!(v.verify(&hs256(c)).is_err(), "tenant {bad} accepted");
+        }
+    }
+
+    #[test]
+    fn iss_must_be_a_string() {
+        let v = Verifier::from_config(&auth()).unwrap();
+        assert!(v.verify(&hs256(claims())).is_ok());
+        let mut c = claims();
+        c["iss"] = serde_json::json!(["https://id.test"]);
+        assert_eq!(v.verify(&hs256(c)).unwrap_err().code, Code::Unauthenticated);
+        let mut c = claims();
+        c["iss"] = serde_json::json!(["https://id.test", "https://evil.test"]);
+        assert!(v.verify(&hs256(c)).is_err());
+        let mut c = claims();
+        c["sub"] = "svc\r\nx".into();
+        assert!(v.verify(&hs256(c)).is_err());
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct CommandTiming {
     pub timeout: Duration,
     /// Longest pause between polls.
     pub max_poll_interval: Duration,
+    /// Callers' commands queued or running per car before `vehicle_busy`.
+    pub max_queued: usize,
 }
 
 /// What a caller asks for.
@@ -61,6 +63,13 @@ pub struct CommandTiming {
 pub struct Request {
     /// The caller's `sub`.
     pub caller: String,
+    /// Whose idempotency keys ([`crate::auth::Caller::key_scope`]).
+    pub key_scope: String,
+    /// The vehicle's tenant, which the command belongs to.
+    pub tenant: String,
+    /// A relock or a grant's unlock: may use the OEM command quota's reserve and is not
+    /// refused by the per-car queue cap.
+    pub reserved: bool,
     /// Lock or unlock.
     pub action: Command,
     /// The caller's reference.
@@ -99,6 +108,8 @@ pub struct Commands {
     running: Finals,
     /// One lock per vehicle: at most one command in flight per car.
     vehicle_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Commands queued or running in this process, per vehicle (the queue cap).
+    queued: Mutex<HashMap<String, usize>>,
     /// This replica's leases.
     cluster: Arc<Cluster>,
     /// `command.succeeded` / `command.failed`.
@@ -122,6 +133,7 @@ impl Commands {
             timing,
             running: Mutex::default(),
             vehicle_locks: Mutex::default(),
+            queued: Mutex::default(),
             cluster,
             events,
         })
@@ -141,6 +153,8 @@ impl Commands {
             action: req.action,
             status: CommandStatus::Pending,
             caller: req.caller.clone(),
+            tenant: req.tenant.clone(),
+            reserved: req.reserved,
             reference: req.reference.clone(),
             request_id: req.request_id.clone(),
             sent_at: None,
@@ -151,8 +165,30 @@ impl Commands {
             updated_at: t,
             completed_at: None,
         };
+        if !req.reserved && self.queue_full(&vehicle.id) {
+            // A replay of a key already used still gets its command below.
+            let replay = match &req.idempotency_key {
+                Some(k) => self
+                    .store
+                    .command_for_key(&req.key_scope, k)
+                    .await?
+                    .is_some(),
+                None => false,
+            };
+            if !replay {
+                let mut e = ApiError::new(
+                    Code::VehicleBusy,
+                    format!(
+                        "{} commands are already queued for this vehicle; try again later",
+                        self.timing.max_queued
+                    ),
+                );
+                e.retry_after = Some(Duration::from_secs(5));
+                return Err(e);
+            }
+        }
         let claim = req.idempotency_key.as_ref().map(|key| IdempotencyClaim {
-            caller: req.caller.clone(),
+            caller: req.key_scope.clone(),
             key: key.clone(),
             fingerprint: req.fingerprint(&vehicle.id),
         });
@@ -201,13 +237,32 @@ impl Commands {
         }
     }
 
+    fn queue_full(&self, vehicle_id: &str) -> bool {
+        lock(&self.queued)
+            .get(vehicle_id)
+            .is_some_and(|n| *n >= self.timing.max_queued)
+    }
+
     fn start(self: &Arc<Self>, record: CommandRecord) {
         let (tx, _) = watch::channel(None);
         lock(&self.running).insert(record.id.clone(), tx);
+        *lock(&self.queued)
+            .entry(record.vehicle_id.clone())
+            .or_default() += 1;
         let this = self.clone();
         tokio::spawn(async move {
             let id = record.id.clone();
+            let vehicle = record.vehicle_id.clone();
             let done = this.run(record).await;
+            {
+                let mut queued = lock(&this.queued);
+                if let Some(n) = queued.get_mut(&vehicle) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        queued.remove(&vehicle);
+                    }
+                }
+            }
             if let Some(tx) = lock(&this.running).remove(&id) {
                 let _ = tx.send(Some(done));
             }
@@ -403,13 +458,14 @@ impl Commands {
         let event = crate::events::Events::record(
             &kind,
             crate::events::Subject {
+                tenant: &record.tenant,
                 vehicle_id: Some(&record.vehicle_id),
                 grant_id: None,
                 command_id: Some(&record.id),
             },
             &crate::api::commands::view(&record),
         );
-        let hooks = self.events.hooks_for(&kind).await;
+        let hooks = self.events.hooks_for(&event).await;
         match self
             .store
             .finish_command(&record, &outcome, &event, &hooks)
@@ -540,7 +596,7 @@ impl Commands {
         r: &VehicleRef,
     ) -> Result<Sent, CallError> {
         if let Some(oem) = self.registry.get(&vehicle.oem)
-            && let Err(retry_after) = oem.commands.acquire().await
+            && let Err(retry_after) = oem.commands.acquire_as(record.reserved).await
         {
             let mut e = ApiError::new(
                 Code::RateLimited,
@@ -673,6 +729,9 @@ mod tests {
     fn req(action: Command, reference: Option<&str>) -> Request {
         Request {
             caller: "svc".into(),
+            key_scope: "svc".into(),
+            tenant: "svc".into(),
+            reserved: false,
             action,
             reference: reference.map(str::to_string),
             idempotency_key: Some("k".into()),

@@ -10,8 +10,14 @@
 //!   with the event, retried with backoff until the receiver answers 2xx; the rows are
 //!   the delivery log.
 //!
+//! Every event belongs to the tenant it is about (the vehicle's, the grant's or the
+//! account's): a stream reads only its caller's tenant's events (and with a vehicle
+//! restriction only those vehicles', filtered in SQL), and an event is queued only for
+//! subscriptions of that tenant whose vehicles include it.
+//!
 //! An event that cannot be written is logged; it never fails the step it describes.
 
+pub mod egress;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -38,6 +44,8 @@ pub const TYPES: &[&str] = &[
 /// What an event is about.
 #[derive(Clone, Debug, Default)]
 pub struct Subject<'a> {
+    /// The tenant it belongs to: the only one that sees it.
+    pub tenant: &'a str,
     /// The vehicle.
     pub vehicle_id: Option<&'a str>,
     /// The grant.
@@ -78,6 +86,7 @@ impl Events {
             seq: 0,
             id: crate::ids::new("evt"),
             kind: kind.to_string(),
+            tenant: about.tenant.to_string(),
             vehicle_id: about.vehicle_id.map(str::to_string),
             grant_id: about.grant_id.map(str::to_string),
             command_id: about.command_id.map(str::to_string),
@@ -86,8 +95,10 @@ impl Events {
         }
     }
 
-    /// The subscriptions that want `kind`.
-    pub async fn hooks_for(&self, kind: &str) -> Vec<String> {
+    /// The subscriptions that want `event`: of its tenant, for its type, and — for a
+    /// subscription made with a vehicle-restricted token — about one of its vehicles.
+    pub async fn hooks_for(&self, event: &EventRecord) -> Vec<String> {
+        let kind = event.kind.as_str();
         let fresh = crate::sync::lock(&self.hooks)
             .as_ref()
             .filter(|(at, _)| at.elapsed() < HOOKS_TTL)
@@ -107,7 +118,12 @@ impl Events {
             },
         };
         all.into_iter()
-            .filter(|w| webhooks::wants(&w.types, kind))
+            .filter(|w| w.tenant == event.tenant && webhooks::wants(&w.types, kind))
+            .filter(|w| match (&w.vehicles, &event.vehicle_id) {
+                (None, _) => true,
+                (Some(allowed), Some(v)) => allowed.contains(v),
+                (Some(_), None) => false,
+            })
             .map(|w| w.id)
             .collect()
     }
@@ -136,7 +152,7 @@ impl Events {
     /// when it could not be written (logged).
     pub async fn emit(&self, kind: &str, about: Subject<'_>, data: Value) -> Option<i64> {
         let event = Self::record(kind, about, &data);
-        let hooks = self.hooks_for(kind).await;
+        let hooks = self.hooks_for(&event).await;
         match self.store.append_event(&event, &hooks).await {
             Ok(seq) => {
                 self.published(kind, seq, !hooks.is_empty());
@@ -149,13 +165,18 @@ impl Events {
         }
     }
 
-    /// Up to `limit` events after `seq`.
+    /// Up to `limit` of the caller's events after `seq`: its tenant's, and with a
+    /// vehicle restriction only those vehicles'.
     pub async fn after(
         &self,
+        caller: &crate::auth::Caller,
         seq: i64,
         limit: u32,
     ) -> Result<Vec<EventRecord>, crate::error::ApiError> {
-        Ok(self.store.events_after(seq, limit).await?)
+        Ok(self
+            .store
+            .events_after(&caller.tenant, caller.vehicles.as_deref(), seq, limit)
+            .await?)
     }
 
     /// Changes when this process writes an event.

@@ -10,6 +10,12 @@
 //! (`GET /v1/webhooks/{id}/deliveries`). Deliveries are claimed by moving their next
 //! attempt forward, so replicas never send the same attempt twice at once; a receiver
 //! must still de-duplicate by `Keyway-Delivery-Id` (at-least-once).
+//!
+//! Every connection goes through the egress guard ([`super::egress`]); the delivery
+//! log keeps an error class (`blocked_address`, `connect_failed`, `timeout`,
+//! `http_3xx`, `http_4xx`, `http_5xx`, `request_failed`), never raw socket errors.
+//! Each subscription's deliveries run in their own task, so a slow or dead receiver
+//! delays only its own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +25,15 @@ use http::{Request, header};
 use http_body_util::{BodyExt, Full};
 use ring::hmac;
 
+use super::egress::{ConnectError, Egress, GuardedConnector};
+use crate::auth::Caller;
 use crate::crypto::Sealer;
 use crate::error::ApiError;
 use crate::store::{DeliveryRecord, Store, WebhookRecord, now};
-use crate::upstream::HttpsClient;
+
+/// The webhook client: TLS over the guarded connector.
+type GuardedClient =
+    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<GuardedConnector>, Full<Bytes>>;
 
 /// Delivery settings.
 #[derive(Clone, Copy, Debug)]
@@ -126,34 +137,47 @@ pub fn verify(
 pub struct Webhooks {
     store: Arc<dyn Store>,
     sealer: Arc<Sealer>,
-    client: HttpsClient,
+    egress: Arc<Egress>,
+    client: GuardedClient,
     settings: DeliverySettings,
 }
 
 impl Webhooks {
-    /// Webhooks over `store`, sending with `client`.
+    /// Webhooks over `store`, connecting only where `egress` allows.
     pub fn new(
         store: Arc<dyn Store>,
         sealer: Arc<Sealer>,
-        client: HttpsClient,
+        egress: Arc<Egress>,
         settings: DeliverySettings,
     ) -> Self {
+        let connector = GuardedConnector::new(egress.clone(), settings.timeout);
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .build(crate::upstream::https(connector));
         Self {
             store,
             sealer,
+            egress,
             client,
             settings,
         }
     }
 
-    /// Subscribes `url` to `types` (`*` for all); returns the record and its secret
-    /// (the only time the secret is shown).
+    /// Subscribes `url` to `types` (`*` for all) for the caller's tenant (and, for a
+    /// restricted token, only its vehicles); returns the record and its secret (the
+    /// only time the secret is shown). A URL the egress guard refuses is
+    /// `invalid_request`.
     pub async fn subscribe(
         &self,
+        caller: &Caller,
         url: &str,
         types: &[String],
-        created_by: &str,
     ) -> Result<(WebhookRecord, String), ApiError> {
+        self.egress
+            .check_url(url)
+            .await
+            .map_err(|e| ApiError::invalid(format!("url refused: {e}")))?;
         let id = crate::ids::new("whk");
         let secret = format!("whsec_{}", crate::ids::new("s").trim_start_matches("s_"));
         let record = WebhookRecord {
@@ -168,15 +192,17 @@ impl Webhooks {
             } else {
                 types.join(",")
             },
-            created_by: created_by.to_string(),
+            created_by: caller.sub.clone(),
+            tenant: caller.tenant.clone(),
+            vehicles: caller.vehicles.clone(),
             created_at: now(),
         };
         self.store.insert_webhook(&record).await?;
         Ok((record, secret))
     }
 
-    /// Sends every delivery due now; returns how many were attempted.
-    pub async fn deliver_due(&self) -> usize {
+    /// Starts every delivery due now, one task per subscription; returns how many.
+    pub async fn deliver_due(self: &Arc<Self>) -> usize {
         let t = now();
         let claim_until = t + self.settings.timeout * 2;
         let due = match self.store.claim_deliveries(t, claim_until, 50).await {
@@ -188,11 +214,21 @@ impl Webhooks {
         };
         let n = due.len();
         let hooks = self.store.webhooks().await.unwrap_or_default();
-        let sends = due.into_iter().map(|d| {
-            let hook = hooks.iter().find(|h| h.id == d.webhook_id).cloned();
-            async move { self.attempt(d, hook).await }
-        });
-        futures_util::future::join_all(sends).await;
+        let mut by_hook: std::collections::HashMap<String, Vec<DeliveryRecord>> =
+            std::collections::HashMap::new();
+        for d in due {
+            by_hook.entry(d.webhook_id.clone()).or_default().push(d);
+        }
+        // A slow or dead receiver holds only its own task; the claim keeps these
+        // deliveries from being taken again while they run.
+        for (id, batch) in by_hook {
+            let hook = hooks.iter().find(|h| h.id == id).cloned();
+            let this = self.clone();
+            tokio::spawn(async move {
+                let sends = batch.into_iter().map(|d| this.attempt(d, hook.clone()));
+                futures_util::future::join_all(sends).await;
+            });
+        }
         n
     }
 
@@ -200,7 +236,7 @@ impl Webhooks {
         d.attempts += 1;
         d.updated_at = now();
         let outcome = match hook {
-            None => Err((None, "subscription deleted".to_string(), false)),
+            None => Err((None, "subscription_deleted".to_string(), false)),
             Some(hook) => self.send(&d, &hook).await,
         };
         match outcome {
@@ -236,16 +272,22 @@ impl Webhooks {
         d: &DeliveryRecord,
         hook: &WebhookRecord,
     ) -> Result<u16, (Option<u16>, String, bool)> {
-        let fail = |s: Option<u16>, e: String| (s, e, true);
+        let fail = |s: Option<u16>, e: &str| (s, e.to_string(), true);
         let event = match self.store.event(d.event_seq).await {
             Ok(Some(e)) => e,
-            Ok(None) => return Err((None, "event missing".into(), false)),
-            Err(e) => return Err(fail(None, e.to_string())),
+            Ok(None) => return Err((None, "event_missing".into(), false)),
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook delivery could not read its event");
+                return Err(fail(None, "internal"));
+            }
         };
         let secret = self
             .sealer
             .open(&hook.secret, &aad(&hook.id))
-            .map_err(|e| (None, format!("secret: {e}"), false))?;
+            .map_err(|e| {
+                tracing::error!(webhook = %hook.id, error = %e, "webhook secret does not open");
+                (None, "internal".to_string(), false)
+            })?;
         let body = Bytes::from(super::view(&event).to_string());
         let signature = sign(
             secret.expose(),
@@ -260,21 +302,44 @@ impl Webhooks {
             .header("keyway-event-type", &event.kind)
             .header("keyway-delivery-id", &d.id)
             .body(Full::new(body))
-            .map_err(|e| (None, format!("request: {e}"), false))?;
+            .map_err(|_| (None, "bad_url".to_string(), false))?;
         let sent = tokio::time::timeout(self.settings.timeout, async {
-            let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+            let resp = self.client.request(req).await.map_err(|e| class(&e))?;
             let status = resp.status().as_u16();
             // Read (a bounded part of) the answer so the connection can be reused.
             let _ = tokio::time::timeout(Duration::from_secs(1), resp.into_body().collect()).await;
-            Ok::<u16, String>(status)
+            Ok::<u16, &'static str>(status)
         })
         .await;
         match sent {
             Ok(Ok(status)) if (200..300).contains(&status) => Ok(status),
-            Ok(Ok(status)) => Err(fail(Some(status), format!("receiver answered {status}"))),
+            // Redirects are not followed: the receiver must answer itself.
+            Ok(Ok(status)) => Err(fail(Some(status), &format!("http_{}xx", status / 100))),
+            // A blocked address stays blocked: no retry.
+            Ok(Err("blocked_address")) => Err((None, "blocked_address".into(), false)),
             Ok(Err(e)) => Err(fail(None, e)),
-            Err(_) => Err(fail(None, "no answer in time".into())),
+            Err(_) => Err(fail(None, "timeout")),
         }
+    }
+}
+
+/// The class of a failed request, for the delivery log (no raw socket errors).
+fn class(e: &hyper_util::client::legacy::Error) -> &'static str {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(c) = err.downcast_ref::<ConnectError>() {
+            return match c {
+                ConnectError::Blocked(_) => "blocked_address",
+                ConnectError::Timeout => "timeout",
+                ConnectError::Io(_) => "connect_failed",
+            };
+        }
+        source = err.source();
+    }
+    if e.is_connect() {
+        "connect_failed"
+    } else {
+        "request_failed"
     }
 }
 

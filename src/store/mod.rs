@@ -108,6 +108,8 @@ pub struct VehicleRecord {
     pub id: String,
     /// The account it was discovered through.
     pub account_id: String,
+    /// The tenant of that account: the only one that reaches the vehicle.
+    pub tenant: String,
     /// Which OEM.
     pub oem: String,
     /// The OEM's id for it.
@@ -168,6 +170,11 @@ pub struct CommandRecord {
     pub status: CommandStatus,
     /// The caller's `sub`.
     pub caller: String,
+    /// The vehicle's tenant.
+    pub tenant: String,
+    /// A relock or a grant's unlock: may use the OEM command quota's reserve, and is
+    /// never refused by the per-car queue cap.
+    pub reserved: bool,
     /// The caller's own reference (e.g. an order id).
     pub reference: Option<String>,
     /// The request that created it.
@@ -191,7 +198,8 @@ pub struct CommandRecord {
 /// An idempotency key claim made together with a new command.
 #[derive(Clone, Debug)]
 pub struct IdempotencyClaim {
-    /// The caller's `sub` (keys are scoped per caller).
+    /// Whose keys: [`crate::auth::Caller::key_scope`] (keys are scoped per caller
+    /// within its tenant).
     pub caller: String,
     /// The key as sent.
     pub key: String,
@@ -279,6 +287,8 @@ pub struct GrantRecord {
     pub grantee: String,
     /// Who created it.
     pub created_by: String,
+    /// The creator's (and the vehicle's) tenant.
+    pub tenant: String,
     /// Free text (order id, "parcel delivery").
     pub purpose: Option<String>,
     /// Usable from …
@@ -320,6 +330,8 @@ pub struct EventRecord {
     pub id: String,
     /// The event type.
     pub kind: String,
+    /// The tenant it is about: the only one that sees it.
+    pub tenant: String,
     /// The vehicle concerned.
     pub vehicle_id: Option<String>,
     /// The grant concerned.
@@ -345,6 +357,10 @@ pub struct WebhookRecord {
     pub types: String,
     /// Who subscribed.
     pub created_by: String,
+    /// The subscriber's tenant: only its events are delivered.
+    pub tenant: String,
+    /// The subscribing token's vehicle restriction: only these vehicles' events.
+    pub vehicles: Option<Vec<String>>,
     /// When.
     pub created_at: OffsetDateTime,
 }
@@ -431,8 +447,16 @@ pub trait Store: Send + Sync + 'static {
     async fn put_account(&self, account: &AccountRecord) -> Result<(), StoreError>;
     /// One account.
     async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError>;
-    /// Every account.
+    /// Every account (operations: key rotation).
     async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
+    /// The tenant's accounts.
+    async fn tenant_accounts(&self, tenant: &str) -> Result<Vec<AccountRecord>, StoreError>;
+    /// One of the tenant's accounts.
+    async fn tenant_account(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<AccountRecord>, StoreError>;
     /// Replaces an account's tokens (durably, before anyone uses the new ones).
     async fn save_tokens(&self, account_id: &str, tokens: &StoredTokens) -> Result<(), StoreError>;
     /// Replaces an account's tokens only if they are still `expected` (compare-and-swap,
@@ -456,10 +480,20 @@ pub trait Store: Send + Sync + 'static {
     async fn set_account_status(&self, id: &str, status: AccountStatus) -> Result<(), StoreError>;
 
     /// Records a discovered vehicle; an already known (oem, oem_id) keeps its id.
-    /// Returns the stored record.
-    async fn upsert_vehicle(&self, vehicle: &VehicleRecord) -> Result<VehicleRecord, StoreError>;
-    /// One vehicle.
+    /// Returns the stored record, or None when the car belongs to another tenant (it is
+    /// never moved between tenants by a link).
+    async fn upsert_vehicle(
+        &self,
+        vehicle: &VehicleRecord,
+    ) -> Result<Option<VehicleRecord>, StoreError>;
+    /// One vehicle (keyway's own work: commands, relocks).
     async fn vehicle(&self, id: &str) -> Result<Option<VehicleRecord>, StoreError>;
+    /// One of the tenant's vehicles.
+    async fn tenant_vehicle(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<VehicleRecord>, StoreError>;
     /// The vehicle an OEM knows as `oem_id`.
     async fn vehicle_by_oem_id(
         &self,
@@ -468,9 +502,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<VehicleRecord>, StoreError>;
     /// Every vehicle, ordered by id.
     async fn vehicles(&self) -> Result<Vec<VehicleRecord>, StoreError>;
-    /// Up to `limit` vehicles with ids after `after`, ordered by id (keyset pages).
+    /// Up to `limit` of the tenant's vehicles with ids after `after`, ordered by id
+    /// (keyset pages).
     async fn vehicles_page(
         &self,
+        tenant: &str,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VehicleRecord>, StoreError>;
@@ -507,8 +543,16 @@ pub trait Store: Send + Sync + 'static {
         lease: &Lease,
         lapsed_before: OffsetDateTime,
     ) -> Result<Vec<CommandRecord>, StoreError>;
-    /// One command.
+    /// One command (keyway's own work).
     async fn command(&self, id: &str) -> Result<Option<CommandRecord>, StoreError>;
+    /// A command the caller may see at all: one of its tenant's, or one it made itself
+    /// (`sub`: a grantee's unlock on another tenant's car).
+    async fn visible_command(
+        &self,
+        tenant: &str,
+        sub: &str,
+        id: &str,
+    ) -> Result<Option<CommandRecord>, StoreError>;
     /// The command an idempotency key already made, if any.
     async fn command_for_key(&self, caller: &str, key: &str) -> Result<Option<String>, StoreError>;
     /// Writes a command's progress.
@@ -516,10 +560,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records a new grant.
     async fn insert_grant(&self, grant: &GrantRecord) -> Result<(), StoreError>;
-    /// One grant.
+    /// One grant (keyway's own work: relocks).
     async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError>;
-    /// A vehicle's grants, newest first.
-    async fn grants_for_vehicle(&self, vehicle_id: &str) -> Result<Vec<GrantRecord>, StoreError>;
+    /// A grant the caller may see at all: one of its tenant's, or one naming it
+    /// (`grantee`) as the grantee.
+    async fn visible_grant(
+        &self,
+        tenant: &str,
+        grantee: &str,
+        id: &str,
+    ) -> Result<Option<GrantRecord>, StoreError>;
+    /// The tenant's grants on a vehicle, newest first.
+    async fn grants_for_vehicle(
+        &self,
+        tenant: &str,
+        vehicle_id: &str,
+    ) -> Result<Vec<GrantRecord>, StoreError>;
     /// Writes a grant's state (revocation, completion, relock progress).
     async fn update_grant(&self, grant: &GrantRecord) -> Result<(), StoreError>;
     /// Takes one unlock of a grant if any is left and it is not revoked (atomic).
@@ -535,17 +591,27 @@ pub trait Store: Send + Sync + 'static {
         event: &EventRecord,
         webhooks: &[String],
     ) -> Result<i64, StoreError>;
-    /// Up to `limit` events after `seq`, in order.
-    async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<EventRecord>, StoreError>;
+    /// Up to `limit` of the tenant's events after `seq`, in order; with `vehicles`, only
+    /// events about those vehicles.
+    async fn events_after(
+        &self,
+        tenant: &str,
+        vehicles: Option<&[String]>,
+        seq: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError>;
     /// One event by `seq`.
     async fn event(&self, seq: i64) -> Result<Option<EventRecord>, StoreError>;
 
     /// Records a webhook subscription.
     async fn insert_webhook(&self, webhook: &WebhookRecord) -> Result<(), StoreError>;
-    /// Every subscription.
+    /// Every subscription (keyway's own work: fan-out and delivery).
     async fn webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError>;
-    /// Deletes a subscription (its delivery log stays). False if unknown.
-    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError>;
+    /// The tenant's subscriptions.
+    async fn tenant_webhooks(&self, tenant: &str) -> Result<Vec<WebhookRecord>, StoreError>;
+    /// Deletes one of the tenant's subscriptions (its delivery log stays). False if
+    /// unknown.
+    async fn delete_webhook(&self, tenant: &str, id: &str) -> Result<bool, StoreError>;
     /// Takes the pending deliveries due at `now`, pushing their next attempt to `until`
     /// so no other replica takes them meanwhile.
     async fn claim_deliveries(
@@ -556,9 +622,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
     /// Writes a delivery's progress.
     async fn update_delivery(&self, delivery: &DeliveryRecord) -> Result<(), StoreError>;
-    /// A subscription's deliveries, newest first.
+    /// The deliveries of one of the tenant's subscriptions, newest first.
     async fn deliveries(
         &self,
+        tenant: &str,
         webhook_id: &str,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, StoreError>;

@@ -48,6 +48,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "grants",
         include_str!("../../migrations/sqlite/0004_grants.sql"),
     ),
+    (
+        5,
+        "tenancy",
+        include_str!("../../migrations/sqlite/0005_tenancy.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: Migrations = &[
@@ -60,6 +65,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         2,
         "grants",
         include_str!("../../migrations/postgres/0002_grants.sql"),
+    ),
+    (
+        3,
+        "tenancy",
+        include_str!("../../migrations/postgres/0003_tenancy.sql"),
     ),
 ];
 
@@ -264,7 +274,7 @@ impl SqlStore {
         for v in vehicles {
             sqlx::query(
                 "INSERT INTO vehicles (id, account_id, oem, oem_id, vin, display_name, model,
-                    year, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    year, created_at, tenant) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                  ON CONFLICT (oem, oem_id) DO NOTHING",
             )
             .bind(&v.id)
@@ -276,6 +286,7 @@ impl SqlStore {
             .bind(&v.model)
             .bind(v.year.map(i64::from))
             .bind(created)
+            .bind(&v.tenant)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
@@ -359,6 +370,7 @@ fn vehicle_from(row: &AnyRow) -> Result<VehicleRecord, StoreError> {
     Ok(VehicleRecord {
         id: get(row, "id")?,
         account_id: get(row, "account_id")?,
+        tenant: get(row, "tenant")?,
         oem: get(row, "oem")?,
         oem_id: get(row, "oem_id")?,
         vin: get(row, "vin")?,
@@ -378,6 +390,8 @@ fn command_from(row: &AnyRow) -> Result<CommandRecord, StoreError> {
             .ok_or_else(|| StoreError::Corrupt(format!("command action {action:?}")))?,
         status: CommandStatus::parse(&get::<String>(row, "status")?)?,
         caller: get(row, "caller")?,
+        tenant: get(row, "tenant")?,
+        reserved: get::<i64>(row, "reserved")? != 0,
         reference: get(row, "reference")?,
         request_id: get(row, "request_id")?,
         sent_at: opt_time(get(row, "sent_at")?)?,
@@ -402,6 +416,7 @@ fn grant_from(row: &AnyRow) -> Result<GrantRecord, StoreError> {
         vehicle_id: get(row, "vehicle_id")?,
         grantee: get(row, "grantee")?,
         created_by: get(row, "created_by")?,
+        tenant: get(row, "tenant")?,
         purpose: get(row, "purpose")?,
         not_before: from_ms(get(row, "not_before")?)?,
         not_after: from_ms(get(row, "not_after")?)?,
@@ -432,6 +447,7 @@ fn event_from(row: &AnyRow) -> Result<EventRecord, StoreError> {
         seq: get(row, "seq")?,
         id: get(row, "id")?,
         kind: get(row, "type")?,
+        tenant: get(row, "tenant")?,
         vehicle_id: get(row, "vehicle_id")?,
         grant_id: get(row, "grant_id")?,
         command_id: get(row, "command_id")?,
@@ -447,6 +463,9 @@ fn webhook_from(row: &AnyRow) -> Result<WebhookRecord, StoreError> {
         secret: get(row, "secret")?,
         types: get(row, "types")?,
         created_by: get(row, "created_by")?,
+        tenant: get(row, "tenant")?,
+        vehicles: get::<Option<String>>(row, "vehicles")?
+            .map(|v| v.split(',').map(str::to_string).collect()),
         created_at: from_ms(get(row, "created_at")?)?,
     })
 }
@@ -562,8 +581,8 @@ async fn insert_event(
     webhooks: &[String],
 ) -> Result<i64, StoreError> {
     let row = sqlx::query(
-        "INSERT INTO events (id, type, vehicle_id, grant_id, command_id, data, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq",
+        "INSERT INTO events (id, type, vehicle_id, grant_id, command_id, data, created_at, tenant)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
     )
     .bind(&e.id)
     .bind(&e.kind)
@@ -572,6 +591,7 @@ async fn insert_event(
     .bind(&e.command_id)
     .bind(&e.data)
     .bind(to_ms(e.created_at))
+    .bind(&e.tenant)
     .fetch_one(&mut *conn)
     .await
     .map_err(db)?;
@@ -752,6 +772,28 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn tenant_accounts(&self, tenant: &str) -> Result<Vec<AccountRecord>, StoreError> {
+        self.all(
+            sqlx::query("SELECT * FROM accounts WHERE owner = $1 ORDER BY id").bind(tenant),
+            account_from,
+        )
+        .await
+    }
+
+    async fn tenant_account(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<AccountRecord>, StoreError> {
+        self.one(
+            sqlx::query("SELECT * FROM accounts WHERE id = $1 AND owner = $2")
+                .bind(id)
+                .bind(tenant),
+            account_from,
+        )
+        .await
+    }
+
     async fn save_tokens(&self, account_id: &str, t: &StoredTokens) -> Result<(), StoreError> {
         self.exec(sqlx::query(
             "UPDATE accounts SET access_token = $1, access_expires_at = $2, access_refresh_at = $3,
@@ -866,14 +908,16 @@ impl Store for SqlStore {
         .transpose()
     }
 
-    async fn upsert_vehicle(&self, v: &VehicleRecord) -> Result<VehicleRecord, StoreError> {
+    async fn upsert_vehicle(&self, v: &VehicleRecord) -> Result<Option<VehicleRecord>, StoreError> {
+        // A car another tenant linked is not moved: no row is updated or returned.
         let row = sqlx::query(
             "INSERT INTO vehicles (id, account_id, oem, oem_id, vin, display_name, model, year,
-                created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                created_at, tenant)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (oem, oem_id) DO UPDATE SET account_id = excluded.account_id,
                 vin = excluded.vin, display_name = excluded.display_name,
                 model = excluded.model, year = excluded.year
+             WHERE vehicles.tenant = excluded.tenant
              RETURNING *",
         )
         .bind(&v.id)
@@ -885,15 +929,30 @@ impl Store for SqlStore {
         .bind(&v.model)
         .bind(v.year.map(i64::from))
         .bind(to_ms(now()))
-        .fetch_one(&self.pool)
+        .bind(&v.tenant)
+        .fetch_optional(&self.pool)
         .await
         .map_err(db)?;
-        vehicle_from(&row)
+        row.as_ref().map(vehicle_from).transpose()
     }
 
     async fn vehicle(&self, id: &str) -> Result<Option<VehicleRecord>, StoreError> {
         self.one(
             sqlx::query("SELECT * FROM vehicles WHERE id = $1").bind(id),
+            vehicle_from,
+        )
+        .await
+    }
+
+    async fn tenant_vehicle(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<VehicleRecord>, StoreError> {
+        self.one(
+            sqlx::query("SELECT * FROM vehicles WHERE id = $1 AND tenant = $2")
+                .bind(id)
+                .bind(tenant),
             vehicle_from,
         )
         .await
@@ -923,13 +982,17 @@ impl Store for SqlStore {
 
     async fn vehicles_page(
         &self,
+        tenant: &str,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VehicleRecord>, StoreError> {
         self.all(
-            sqlx::query("SELECT * FROM vehicles WHERE id > $1 ORDER BY id LIMIT $2")
-                .bind(after.unwrap_or(""))
-                .bind(i64::from(limit)),
+            sqlx::query(
+                "SELECT * FROM vehicles WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3",
+            )
+            .bind(tenant)
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit)),
             vehicle_from,
         )
         .await
@@ -981,8 +1044,9 @@ impl Store for SqlStore {
         sqlx::query(
             "INSERT INTO commands (id, vehicle_id, action, status, caller, reference, request_id,
                 sent_at, oem_handle, error_code, error_detail, created_at, updated_at,
-                completed_at, lease_holder, lease_until)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                completed_at, lease_holder, lease_until, tenant, reserved)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                $17, $18)",
         )
         .bind(&c.id)
         .bind(&c.vehicle_id)
@@ -1000,6 +1064,8 @@ impl Store for SqlStore {
         .bind(opt_ms(c.completed_at))
         .bind(&lease.holder)
         .bind(to_ms(lease.until))
+        .bind(&c.tenant)
+        .bind(i64::from(c.reserved))
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -1051,6 +1117,22 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn visible_command(
+        &self,
+        tenant: &str,
+        sub: &str,
+        id: &str,
+    ) -> Result<Option<CommandRecord>, StoreError> {
+        self.one(
+            sqlx::query("SELECT * FROM commands WHERE id = $1 AND (tenant = $2 OR caller = $3)")
+                .bind(id)
+                .bind(tenant)
+                .bind(sub),
+            command_from,
+        )
+        .await
+    }
+
     async fn command_for_key(&self, caller: &str, key: &str) -> Result<Option<String>, StoreError> {
         sqlx::query("SELECT command_id FROM idempotency_keys WHERE caller = $1 AND key = $2")
             .bind(caller)
@@ -1073,9 +1155,9 @@ impl Store for SqlStore {
                 "INSERT INTO grants (id, vehicle_id, grantee, created_by, purpose, not_before,
                     not_after, max_unlocks, unlocks_used, geofence_lat, geofence_lon,
                     geofence_radius_m, relock_after_s, revoked_at, completed_at, relock_state,
-                    relock_due_at, relock_attempts, relocked_at, created_at, updated_at)
+                    relock_due_at, relock_attempts, relocked_at, created_at, updated_at, tenant)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                    $17, $18, $19, $20, $21)",
+                    $17, $18, $19, $20, $21, $22)",
             )
             .bind(&g.id)
             .bind(&g.vehicle_id)
@@ -1097,7 +1179,8 @@ impl Store for SqlStore {
             .bind(i64::from(g.relock_attempts))
             .bind(opt_ms(g.relocked_at))
             .bind(to_ms(g.created_at))
-            .bind(to_ms(g.updated_at)),
+            .bind(to_ms(g.updated_at))
+            .bind(&g.tenant),
         )
         .await?;
         Ok(())
@@ -1111,10 +1194,34 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn grants_for_vehicle(&self, vehicle_id: &str) -> Result<Vec<GrantRecord>, StoreError> {
+    async fn visible_grant(
+        &self,
+        tenant: &str,
+        grantee: &str,
+        id: &str,
+    ) -> Result<Option<GrantRecord>, StoreError> {
+        self.one(
+            sqlx::query("SELECT * FROM grants WHERE id = $1 AND (tenant = $2 OR grantee = $3)")
+                .bind(id)
+                .bind(tenant)
+                .bind(grantee),
+            grant_from,
+        )
+        .await
+    }
+
+    async fn grants_for_vehicle(
+        &self,
+        tenant: &str,
+        vehicle_id: &str,
+    ) -> Result<Vec<GrantRecord>, StoreError> {
         self.all(
-            sqlx::query("SELECT * FROM grants WHERE vehicle_id = $1 ORDER BY created_at DESC, id")
-                .bind(vehicle_id),
+            sqlx::query(
+                "SELECT * FROM grants WHERE vehicle_id = $1 AND tenant = $2
+                 ORDER BY created_at DESC, id",
+            )
+            .bind(vehicle_id)
+            .bind(tenant),
             grant_from,
         )
         .await
@@ -1185,14 +1292,44 @@ impl Store for SqlStore {
         Ok(seq)
     }
 
-    async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
-        self.all(
-            sqlx::query("SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
-                .bind(seq)
-                .bind(i64::from(limit)),
-            event_from,
-        )
-        .await
+    async fn events_after(
+        &self,
+        tenant: &str,
+        vehicles: Option<&[String]>,
+        seq: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let Some(vehicles) = vehicles else {
+            return self
+                .all(
+                    sqlx::query(
+                        "SELECT * FROM events WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    )
+                    .bind(tenant)
+                    .bind(seq)
+                    .bind(i64::from(limit)),
+                    event_from,
+                )
+                .await;
+        };
+        if vehicles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = (0..vehicles.len()).map(|i| format!("${}", i + 4)).collect();
+        let sql = format!(
+            "SELECT * FROM events WHERE tenant = $1 AND seq > $2 AND vehicle_id IN ({})
+             ORDER BY seq LIMIT $3",
+            list.join(", ")
+        );
+        // Only numbered placeholders are formatted in; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(seq)
+            .bind(i64::from(limit));
+        for v in vehicles {
+            q = q.bind(v);
+        }
+        self.all(q, event_from).await
     }
 
     async fn event(&self, seq: i64) -> Result<Option<EventRecord>, StoreError> {
@@ -1206,15 +1343,18 @@ impl Store for SqlStore {
     async fn insert_webhook(&self, w: &WebhookRecord) -> Result<(), StoreError> {
         self.exec(
             sqlx::query(
-                "INSERT INTO webhooks (id, url, secret, types, created_by, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO webhooks (id, url, secret, types, created_by, created_at, tenant,
+                    vehicles)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&w.id)
             .bind(&w.url)
             .bind(&w.secret)
             .bind(&w.types)
             .bind(&w.created_by)
-            .bind(to_ms(w.created_at)),
+            .bind(to_ms(w.created_at))
+            .bind(&w.tenant)
+            .bind(w.vehicles.as_ref().map(|v| v.join(","))),
         )
         .await?;
         Ok(())
@@ -1228,10 +1368,26 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+    async fn tenant_webhooks(&self, tenant: &str) -> Result<Vec<WebhookRecord>, StoreError> {
+        self.all(
+            sqlx::query("SELECT * FROM webhooks WHERE tenant = $1 ORDER BY created_at, id")
+                .bind(tenant),
+            webhook_from,
+        )
+        .await
+    }
+
+    async fn delete_webhook(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
         let n = self
-            .exec(sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id))
+            .exec(
+                sqlx::query("DELETE FROM webhooks WHERE id = $1 AND tenant = $2")
+                    .bind(id)
+                    .bind(tenant),
+            )
             .await?;
+        if n == 0 {
+            return Ok(false);
+        }
         // Nothing more is sent to a deleted subscription.
         self.exec(
             sqlx::query(
@@ -1286,15 +1442,18 @@ impl Store for SqlStore {
 
     async fn deliveries(
         &self,
+        tenant: &str,
         webhook_id: &str,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         self.all(
             sqlx::query(
-                "SELECT * FROM deliveries WHERE webhook_id = $1
-                 ORDER BY created_at DESC, event_seq DESC LIMIT $2",
+                "SELECT d.* FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                 WHERE d.webhook_id = $1 AND w.tenant = $2
+                 ORDER BY d.created_at DESC, d.event_seq DESC LIMIT $3",
             )
             .bind(webhook_id)
+            .bind(tenant)
             .bind(i64::from(limit)),
             delivery_from,
         )

@@ -384,7 +384,10 @@ impl Tokens {
         self.events
             .emit(
                 "account.reauthorization_required",
-                crate::events::Subject::default(),
+                crate::events::Subject {
+                    tenant: &account.owner,
+                    ..Default::default()
+                },
                 serde_json::json!({
                     "account_id": account.id,
                     "oem": account.oem,

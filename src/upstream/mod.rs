@@ -42,13 +42,13 @@ pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 /// Largest OEM answer keyway reads.
 pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
-/// Builds the one pooled client all OEM stacks share.
-pub fn client() -> HttpsClient {
+/// TLS (rustls, system roots) or plain HTTP over the connector `inner`.
+pub fn https<H>(inner: H) -> HttpsConnector<H> {
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = match builder.with_native_roots() {
         Ok(b) => b,
         Err(e) => {
-            tracing::warn!(error = %e, "no system CA certificates found; HTTPS to OEMs will fail");
+            tracing::warn!(error = %e, "no system CA certificates found; HTTPS will fail");
             hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
                 rustls::ClientConfig::builder()
                     .with_root_certificates(rustls::RootCertStore::empty())
@@ -56,15 +56,19 @@ pub fn client() -> HttpsClient {
             )
         }
     };
+    builder.https_or_http().enable_http1().wrap_connector(inner)
+}
+
+/// Builds the one pooled client all OEM stacks share.
+pub fn client() -> HttpsClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(5)));
-    let connector = builder.https_or_http().enable_http1().wrap_connector(http);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(64)
-        .build(connector)
+        .build(https(http))
 }
 
 /// One OEM's stack and the shared state of its policy layers.
@@ -98,15 +102,15 @@ pub fn stack(
 ) -> Stack {
     let l = c.limits.resolve(defaults);
     let max_wait = Duration::from_millis(l.max_wait_ms);
-    let quota = |windows, kind| {
-        let q = Quota::new(windows, max_wait, oem, kind);
+    let quota = |windows, kind, reserve| {
+        let q = Quota::new(windows, max_wait, oem, kind).with_reserve(reserve);
         Arc::new(match shared {
             Some(s) => q.shared(s.limits.clone(), s.replicas),
             None => q,
         })
     };
-    let requests = quota(l.requests, "requests");
-    let commands = quota(l.commands, "commands");
+    let requests = quota(l.requests, "requests", 0);
+    let commands = quota(l.commands, "commands", l.reserved_commands);
     let breaker = Arc::new(Breaker::new(
         BreakerSettings {
             failures: c.breaker.failures,

@@ -11,6 +11,11 @@
 //! a window waits for a slot when one frees within `max_wait`, and otherwise fails fast
 //! with the time until one does (`rate_limited` + `Retry-After` at the API).
 //!
+//! A quota may keep a **reserve**: the last `reserve` slots of every window are taken
+//! only by reserved requests (relocks and the unlock a valid grant owes a courier), so
+//! callers spending the OEM's command quota can never starve the relock that closes a
+//! customer's car. Both classes count in the one log.
+//!
 //! In cluster mode the log lives in Redis ([`crate::cluster::limits`]) so the windows
 //! hold for all replicas together; while Redis is unreachable each replica keeps to
 //! its share (`max / replicas`) in the local log.
@@ -51,6 +56,8 @@ pub struct Quota {
     inner: Mutex<Inner>,
     oem: &'static str,
     kind: &'static str,
+    /// Slots of each window only reserved requests may take.
+    reserve: u32,
     /// Cluster-wide log: the limits, and the windows widened by their margin.
     shared: Option<(Arc<SharedLimits>, Vec<Window>)>,
 }
@@ -73,7 +80,23 @@ impl Quota {
             }),
             oem,
             kind,
+            reserve: 0,
             shared: None,
+        }
+    }
+
+    /// Keeps `reserve` slots of every window (at most `max - 1`) for reserved requests.
+    pub fn with_reserve(mut self, reserve: u32) -> Self {
+        self.reserve = reserve;
+        self
+    }
+
+    /// How many entries a window may hold for a request of this class.
+    fn cap(&self, w: &Window, reserved: bool) -> u32 {
+        if reserved {
+            w.max
+        } else {
+            w.max - self.reserve.min(w.max.saturating_sub(1))
         }
     }
 
@@ -97,15 +120,23 @@ impl Quota {
 
     /// Takes a slot now — cluster-wide when shared and Redis answers, else locally —
     /// or says how long until one frees.
-    async fn take(&self) -> Result<(), Duration> {
-        if let Some((limits, windows)) = &self.shared
-            && let Some(answer) = limits
-                .take(&format!("{}:{}", self.oem, self.kind), windows)
+    async fn take(&self, reserved: bool) -> Result<(), Duration> {
+        if let Some((limits, windows)) = &self.shared {
+            let windows: Vec<Window> = windows
+                .iter()
+                .map(|w| Window {
+                    max: self.cap(w, reserved),
+                    per: w.per,
+                })
+                .collect();
+            if let Some(answer) = limits
+                .take(&format!("{}:{}", self.oem, self.kind), &windows)
                 .await
-        {
-            return answer;
+            {
+                return answer;
+            }
         }
-        self.try_acquire()
+        self.try_acquire_as(reserved)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -114,6 +145,12 @@ impl Quota {
 
     /// Takes a slot now, or says how long until one frees.
     pub fn try_acquire(&self) -> Result<(), Duration> {
+        self.try_acquire_as(false)
+    }
+
+    /// Takes a slot now for an ordinary or a reserved request, or says how long until
+    /// one frees.
+    pub fn try_acquire_as(&self, reserved: bool) -> Result<(), Duration> {
         let now = Instant::now();
         let mut i = self.lock();
         if let Some(until) = i.pushback_until {
@@ -128,7 +165,7 @@ impl Quota {
             while log.front().is_some_and(|t| now.duration_since(*t) >= per) {
                 log.pop_front();
             }
-            if log.len() >= w.max as usize
+            if log.len() >= self.cap(w, reserved) as usize
                 && let Some(oldest) = log.front()
             {
                 wait = wait.max(per - now.duration_since(*oldest));
@@ -145,9 +182,14 @@ impl Quota {
 
     /// Takes a slot, waiting up to `max_wait`; else the time until one frees.
     pub async fn acquire(&self) -> Result<(), Duration> {
+        self.acquire_as(false).await
+    }
+
+    /// [`Quota::acquire`] for an ordinary or a reserved request.
+    pub async fn acquire_as(&self, reserved: bool) -> Result<(), Duration> {
         let started = Instant::now();
         loop {
-            match self.take().await {
+            match self.take(reserved).await {
                 Ok(()) => {
                     let waited = started.elapsed();
                     if !waited.is_zero() {
@@ -250,6 +292,21 @@ mod tests {
         // Bursts of 10 are allowed at once; the 11th waits the window and its margin.
         assert_eq!(times[9], Duration::ZERO);
         assert_eq!(times[10], Duration::from_secs(61));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_reserve_is_left_to_reserved_requests() {
+        let q = quota(10, 60, 0).with_reserve(2);
+        for _ in 0..8 {
+            q.try_acquire().unwrap();
+        }
+        assert!(q.try_acquire().is_err(), "callers took a reserved slot");
+        assert_eq!(q.try_acquire_as(true), Ok(()));
+        assert_eq!(q.try_acquire_as(true), Ok(()));
+        assert!(q.try_acquire_as(true).is_err());
+        // A window of one is never all reserve.
+        let one = quota(1, 60, 0).with_reserve(5);
+        assert_eq!(one.try_acquire(), Ok(()));
     }
 
     #[tokio::test(start_paused = true)]

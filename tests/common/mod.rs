@@ -34,6 +34,9 @@ impl Drop for TempDir {
 }
 
 /// A running demo for one test.
+/// The tenant that links the demo's accounts (the demo token's `sub`).
+pub const DEMO_TENANT: &str = "demo-delivery-service";
+
 pub struct Env {
     pub demo: Demo,
     pub dir: TempDir,
@@ -127,6 +130,8 @@ impl Env {
             &self.demo.gateway.config.auth,
             &keyway::auth::DevToken {
                 sub: "test-service",
+                // Acts for the demo's tenant, which linked the demo accounts.
+                tenant: Some(DEMO_TENANT),
                 scopes: &scopes,
                 vehicles,
                 ttl_s: 600,

@@ -1,0 +1,37 @@
+//! Free text that callers send (a command's `reference`, a grant's `grantee` and
+//! `purpose`, a webhook URL): checked once, the same way everywhere, so no control
+//! character (NUL, CR, LF, …) reaches a record, a log line, an event or a header.
+
+use crate::error::ApiError;
+
+/// `invalid_request` unless `value` is at most `max` characters and holds no control
+/// character.
+pub fn check(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.chars().count() > max {
+        return Err(ApiError::invalid(format!(
+            "{field} must be at most {max} characters"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_control_characters_and_long_text() {
+        assert!(check("reference", "order 42 — ünïcode", 200).is_ok());
+        for bad in ["a\0b", "a\rb", "a\nb", "tab\there", "\u{7f}", "\u{85}"] {
+            let e = check("reference", bad, 200).unwrap_err();
+            assert!(e.detail.contains("control"), "{bad:?}: {}", e.detail);
+        }
+        assert!(check("reference", &"x".repeat(201), 200).is_err());
+        assert!(check("reference", &"é".repeat(200), 200).is_ok());
+    }
+}

@@ -1,0 +1,674 @@
+//! Tenancy end to end, as an attacker with a valid token would try it: a second tenant
+//! (every scope, `admin` included) against the first tenant's cars, commands, grants,
+//! events and webhooks; a vehicle-restricted token and courier; the webhook egress
+//! guard; relocks under a spent command quota; the per-car queue cap.
+//!
+//! Every route of the OpenAPI document must have a case here: a new route without one
+//! fails `every_route_has_a_tenancy_case`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{Answer, DEMO_TENANT, Env};
+use http::Method;
+use keyway_adapter::mock::{Action, Fault};
+use serde_json::{Value, json};
+
+const WAIT: (&str, &str) = ("prefer", "wait=10");
+
+/// Every route (method, OpenAPI path) and how the second tenant's attempt is checked.
+const CASES: &[(&str, &str, &str)] = &[
+    (
+        "GET",
+        "/v1/vehicles",
+        "lists none of the first tenant's cars",
+    ),
+    ("GET", "/v1/vehicles/{id}", "404"),
+    ("GET", "/v1/vehicles/{id}/location", "404"),
+    ("GET", "/v1/vehicles/{id}/security", "404"),
+    ("POST", "/v1/vehicles/{id}/lock", "404"),
+    ("POST", "/v1/vehicles/{id}/unlock", "404"),
+    ("GET", "/v1/commands/{id}", "404"),
+    (
+        "GET",
+        "/v1/accounts",
+        "lists none of the first tenant's accounts",
+    ),
+    ("DELETE", "/v1/accounts/{id}", "404"),
+    (
+        "POST",
+        "/v1/accounts/{oem}/authorize",
+        "starts a link for its own tenant only",
+    ),
+    (
+        "GET",
+        "/v1/oauth/callback",
+        "public: the single-use state is the credential",
+    ),
+    ("POST", "/v1/grants", "404 on the first tenant's car"),
+    ("GET", "/v1/grants", "404 for the first tenant's car"),
+    ("GET", "/v1/grants/{id}", "404"),
+    ("DELETE", "/v1/grants/{id}", "404"),
+    ("POST", "/v1/grants/{id}/unlock", "404"),
+    ("POST", "/v1/grants/{id}/complete", "404"),
+    (
+        "GET",
+        "/v1/events",
+        "streams none of the first tenant's events",
+    ),
+    (
+        "POST",
+        "/v1/webhooks",
+        "its subscription receives none of them",
+    ),
+    ("GET", "/v1/webhooks", "lists none of the first tenant's"),
+    ("DELETE", "/v1/webhooks/{id}", "404"),
+    ("GET", "/v1/webhooks/{id}/deliveries", "404"),
+    ("GET", "/healthz", "public"),
+    ("GET", "/readyz", "public"),
+    ("GET", "/openapi.json", "public"),
+    ("GET", "/metrics", "public"),
+];
+
+#[test]
+fn every_route_has_a_tenancy_case() {
+    let doc: Value = serde_json::from_str(include_str!("../src/api/openapi.json")).unwrap();
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let covered: BTreeSet<(String, String)> = CASES
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    let missing: Vec<_> = documented.difference(&covered).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without a tenancy case: {missing:?}"
+    );
+    let stale: Vec<_> = covered.difference(&documented).collect();
+    assert!(stale.is_empty(), "cases for undocumented routes: {stale:?}");
+}
+
+fn token_as(
+    env: &Env,
+    sub: &str,
+    tenant: Option<&str>,
+    scopes: &[&str],
+    vehicles: Option<Vec<String>>,
+) -> String {
+    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    keyway::auth::mint_hs256(
+        &env.demo.gateway.config.auth,
+        &keyway::auth::DevToken {
+            sub,
+            tenant,
+            scopes: &scopes,
+            vehicles,
+            ttl_s: 600,
+        },
+    )
+    .unwrap()
+}
+
+const EVERY_SCOPE: &[&str] = &[
+    "vehicles:read",
+    "location:read",
+    "security:read",
+    "commands:lock",
+    "commands:unlock",
+    "accounts:write",
+    "grants:write",
+    "grants:use",
+    "events:read",
+    "webhooks:write",
+    "admin",
+];
+
+async fn json_send(env: &Env, method: Method, path: &str, token: &str, body: Value) -> Answer {
+    env.send(
+        method,
+        path,
+        Some(token),
+        &[("content-type", "application/json"), WAIT],
+        Some(body.to_string().into_bytes()),
+    )
+    .await
+}
+
+/// A loopback webhook receiver answering 200; counts what it got.
+async fn receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { http::StatusCode::OK }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+fn not_after(env: &Env) -> String {
+    (env.demo.gateway.grants.clock.now() + time::Duration::minutes(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// Reads the SSE stream from the start for a bounded time; returns its event types.
+async fn stream_types(env: &Env, token: &str) -> Vec<String> {
+    use http_body_util::BodyExt;
+    let req = http::Request::get(format!("{}/v1/events", env.base()))
+        .header("authorization", format!("Bearer {token}"))
+        .header("last-event-id", "0")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = env.client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut text = String::new();
+    // The stream answers stored events at once; a bounded read sees all of them.
+    while let Ok(Some(Ok(frame))) =
+        tokio::time::timeout(Duration::from_millis(1500), body.frame()).await
+    {
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("event: ").map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn another_tenant_reaches_nothing_of_the_first() {
+    let env = Env::start_with(|c| {
+        c.events.delivery_tick_ms = 20;
+        c.events.webhook_allow = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let a = env.demo.token.clone();
+    let car = env.online().id.clone();
+    let account = env.tesla_account().await.id;
+    // The first tenant's objects: a command, a grant, a webhook, events.
+    let cmd = json_send(
+        &env,
+        Method::POST,
+        &format!("/v1/vehicles/{car}/lock"),
+        &a,
+        json!({}),
+    )
+    .await;
+    assert_eq!(cmd.status, 200, "{:#}", cmd.json);
+    let cmd = cmd.json["id"].as_str().unwrap().to_string();
+    let grant = json_send(
+        &env,
+        Method::POST,
+        "/v1/grants",
+        &a,
+        json!({"vehicle_id": car, "grantee": "courier-17", "not_after": not_after(&env)}),
+    )
+    .await;
+    assert_eq!(grant.status, 201, "{:#}", grant.json);
+    let grant = grant.json["id"].as_str().unwrap().to_string();
+    let (url, _) = receiver().await;
+    let hook = json_send(&env, Method::POST, "/v1/webhooks", &a, json!({"url": url})).await;
+    assert_eq!(hook.status, 201, "{:#}", hook.json);
+    let hook = hook.json["id"].as_str().unwrap().to_string();
+
+    // The second tenant: every scope, admin too; and a courier of its own with the
+    // first grant's grantee name in another tenant does not count (sub differs).
+    let b = token_as(&env, "other-service", None, EVERY_SCOPE, None);
+    let journal_before = env.demo.tesla.journal.entries().len();
+    let mut refused = 0;
+    let mut expect_404 = |ans: Answer, what: &str| {
+        assert_eq!(ans.status, 404, "{what}: {:#}", ans.json);
+        assert_eq!(
+            ans.header("content-type"),
+            Some("application/problem+json"),
+            "{what}"
+        );
+        refused += 1;
+    };
+    for (method, path) in [
+        (Method::GET, format!("/v1/vehicles/{car}")),
+        (Method::GET, format!("/v1/vehicles/{car}/location")),
+        (Method::GET, format!("/v1/vehicles/{car}/security")),
+        (Method::POST, format!("/v1/vehicles/{car}/lock")),
+        (Method::POST, format!("/v1/vehicles/{car}/unlock")),
+        (Method::GET, format!("/v1/commands/{cmd}")),
+        (Method::DELETE, format!("/v1/accounts/{account}")),
+        (Method::GET, format!("/v1/grants?vehicle_id={car}")),
+        (Method::GET, format!("/v1/grants/{grant}")),
+        (Method::DELETE, format!("/v1/grants/{grant}")),
+        (Method::POST, format!("/v1/grants/{grant}/unlock")),
+        (Method::POST, format!("/v1/grants/{grant}/complete")),
+        (Method::DELETE, format!("/v1/webhooks/{hook}")),
+        (Method::GET, format!("/v1/webhooks/{hook}/deliveries")),
+    ] {
+        let what = format!("{method} {path}");
+        expect_404(
+            env.send(method, &path, Some(&b), &[WAIT], None).await,
+            &what,
+        );
+    }
+    let created = json_send(
+        &env,
+        Method::POST,
+        "/v1/grants",
+        &b,
+        json!({"vehicle_id": car, "grantee": "b-courier", "not_after": not_after(&env)}),
+    )
+    .await;
+    expect_404(created, "POST /v1/grants on the first tenant's car");
+    // Lists answer, with nothing of the first tenant's.
+    let vehicles = env.get("/v1/vehicles", Some(&b)).await;
+    assert_eq!(vehicles.status, 200);
+    assert_eq!(vehicles.json["vehicles"], json!([]));
+    let accounts = env.get("/v1/accounts", Some(&b)).await;
+    assert_eq!(
+        accounts.json["accounts"],
+        json!([]),
+        "admin is tenant-scoped"
+    );
+    let hooks = env.get("/v1/webhooks", Some(&b)).await;
+    assert_eq!(hooks.json["webhooks"], json!([]));
+    assert!(
+        stream_types(&env, &b).await.is_empty(),
+        "the second tenant saw events"
+    );
+    assert!(!stream_types(&env, &a).await.is_empty());
+    // Its own subscription gets none of the first tenant's events.
+    let (b_url, b_got) = receiver().await;
+    let b_hook = json_send(
+        &env,
+        Method::POST,
+        "/v1/webhooks",
+        &b,
+        json!({"url": b_url}),
+    )
+    .await;
+    assert_eq!(b_hook.status, 201);
+    let b_hook = b_hook.json["id"].as_str().unwrap().to_string();
+    let again = json_send(
+        &env,
+        Method::POST,
+        &format!("/v1/vehicles/{car}/unlock"),
+        &a,
+        json!({}),
+    )
+    .await;
+    assert_eq!(again.status, 200, "{:#}", again.json);
+    let log = env
+        .get(&format!("/v1/webhooks/{b_hook}/deliveries"), Some(&b))
+        .await;
+    assert_eq!(log.json["deliveries"], json!([]));
+    assert_eq!(b_got.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // No OEM call came from any of it (the first tenant's own unlock is one command).
+    let calls: Vec<_> = env.demo.tesla.journal.entries()[journal_before..]
+        .iter()
+        .filter(|e| e.path.contains("/command/"))
+        .cloned()
+        .collect();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    // And the first tenant's objects are as they were.
+    let g = env.get(&format!("/v1/grants/{grant}"), Some(&a)).await;
+    assert_eq!(g.json["status"], "active", "{:#}", g.json);
+    assert_eq!(
+        env.get(&format!("/v1/webhooks/{hook}/deliveries"), Some(&a))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        env.get("/v1/accounts", Some(&a)).await.json["accounts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+    eprintln!("cross-tenant attempts refused: {}", refused);
+    assert_eq!(refused, 15);
+}
+
+#[tokio::test]
+async fn a_vehicle_restricted_token_and_courier_stay_on_their_cars() {
+    let env = Env::start().await;
+    let (car1, car2) = (env.online().id.clone(), env.asleep().id.clone());
+    let a = env.demo.token.clone();
+    let restricted = token_as(
+        &env,
+        "dispatch",
+        Some(DEMO_TENANT),
+        EVERY_SCOPE,
+        Some(vec![car1.clone()]),
+    );
+    // A grant on car 2 (by the unrestricted service) for courier-9.
+    let g2 = json_send(
+        &env,
+        Method::POST,
+        "/v1/grants",
+        &a,
+        json!({"vehicle_id": car2, "grantee": "courier-9", "not_after": not_after(&env)}),
+    )
+    .await;
+    assert_eq!(g2.status, 201, "{:#}", g2.json);
+    let g2 = g2.json["id"].as_str().unwrap().to_string();
+    let created = json_send(
+        &env,
+        Method::POST,
+        "/v1/grants",
+        &restricted,
+        json!({"vehicle_id": car2, "grantee": "x", "not_after": not_after(&env)}),
+    )
+    .await;
+    created.assert_problem(403, "forbidden");
+    env.get(&format!("/v1/grants/{g2}"), Some(&restricted))
+        .await
+        .assert_problem(404, "grant_not_found");
+    let account = env.tesla_account().await.id;
+    env.send(
+        Method::DELETE,
+        &format!("/v1/accounts/{account}"),
+        Some(&restricted),
+        &[],
+        None,
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    env.get("/v1/accounts", Some(&restricted))
+        .await
+        .assert_problem(403, "forbidden");
+    // A courier restricted to car 1 cannot use a grant on car 2, though it names it.
+    let courier = token_as(
+        &env,
+        "courier-9",
+        None,
+        &["grants:use"],
+        Some(vec![car1.clone()]),
+    );
+    let journal_before = env.demo.tesla.journal.entries().len();
+    env.post(&format!("/v1/grants/{g2}/unlock"), &courier, &[WAIT])
+        .await
+        .assert_problem(404, "grant_not_found");
+    assert_eq!(
+        env.demo.tesla.journal.entries().len(),
+        journal_before,
+        "an OEM call was made"
+    );
+    // Its subscription and its stream see only car 1.
+    let lock2 = env
+        .post(&format!("/v1/vehicles/{car2}/lock"), &a, &[WAIT])
+        .await;
+    assert_eq!(lock2.status, 200, "{:#}", lock2.json);
+    let lock1 = env
+        .post(&format!("/v1/vehicles/{car1}/lock"), &a, &[WAIT])
+        .await;
+    assert_eq!(lock1.status, 200, "{:#}", lock1.json);
+    let caller = keyway::auth::Caller::new(
+        "dispatch",
+        &[keyway::auth::Scope::EventsRead],
+        Some(vec![car1.clone()]),
+    )
+    .in_tenant(DEMO_TENANT);
+    let seen = env
+        .demo
+        .gateway
+        .events
+        .after(&caller, 0, 1000)
+        .await
+        .unwrap();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter()
+            .all(|e| e.vehicle_id.as_deref() == Some(car1.as_str())),
+        "{seen:?}"
+    );
+    let hook = keyway::store::WebhookRecord {
+        id: "whk_restricted".into(),
+        url: "http://127.0.0.1:9/hook".into(),
+        secret: "sealed".into(),
+        types: "*".into(),
+        created_by: "dispatch".into(),
+        tenant: DEMO_TENANT.into(),
+        vehicles: Some(vec![car1.clone()]),
+        created_at: keyway::store::now(),
+    };
+    env.demo.gateway.store.insert_webhook(&hook).await.unwrap();
+    env.demo.gateway.events.hooks_changed();
+    let about = |v: &str| {
+        keyway::events::Events::record(
+            "command.succeeded",
+            keyway::events::Subject {
+                tenant: DEMO_TENANT,
+                vehicle_id: Some(v),
+                ..Default::default()
+            },
+            &json!({}),
+        )
+    };
+    assert!(
+        env.demo
+            .gateway
+            .events
+            .hooks_for(&about(&car1))
+            .await
+            .contains(&hook.id)
+    );
+    assert!(
+        !env.demo
+            .gateway
+            .events
+            .hooks_for(&about(&car2))
+            .await
+            .contains(&hook.id)
+    );
+}
+
+#[tokio::test]
+async fn webhooks_cannot_reach_internal_addresses() {
+    let env = Env::start().await;
+    let a = env.demo.token.clone();
+    let (open, _) = receiver().await;
+    let port = open
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let own = format!("http://{}/v1/vehicles", env.demo.addr);
+    let mock = format!("{}/__mock/reset", env.demo.tesla_server.url());
+    for url in [
+        open.clone(),
+        format!("http://localhost:{port}/hook"),
+        format!("http://[::1]:{port}/hook"),
+        format!("http://127.0.0.2:{port}/hook"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hook"),
+        "http://169.254.169.254/latest/meta-data".into(),
+        "http://10.0.0.1/hook".into(),
+        "http://0.0.0.0/hook".into(),
+        own.clone(),
+        mock,
+    ] {
+        let ans = json_send(&env, Method::POST, "/v1/webhooks", &a, json!({"url": url})).await;
+        assert_eq!(ans.status, 400, "{url} accepted: {:#}", ans.json);
+    }
+    for bad in ["http://x/\u{0}", "http://example.com/a\r\nb"] {
+        let ans = json_send(&env, Method::POST, "/v1/webhooks", &a, json!({"url": bad})).await;
+        ans.assert_problem(400, "invalid_request");
+    }
+    assert_eq!(
+        env.get("/v1/webhooks", Some(&a)).await.json["webhooks"],
+        json!([])
+    );
+
+    // With an explicit exception the loopback receiver is allowed; keyway itself never.
+    let allowed = Env::start_with(|c| c.events.webhook_allow = vec!["127.0.0.0/8".into()]).await;
+    let t = allowed.demo.token.clone();
+    let ok = json_send(
+        &allowed,
+        Method::POST,
+        "/v1/webhooks",
+        &t,
+        json!({"url": open}),
+    )
+    .await;
+    assert_eq!(ok.status, 201, "{:#}", ok.json);
+    let own = format!("http://{}/v1/vehicles", allowed.demo.addr);
+    let ans = json_send(
+        &allowed,
+        Method::POST,
+        "/v1/webhooks",
+        &t,
+        json!({"url": own}),
+    )
+    .await;
+    ans.assert_problem(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn a_relock_succeeds_while_callers_have_spent_the_command_quota() {
+    let env = Env::start_with(|c| {
+        c.grants.tick_ms = 10;
+        let tesla = c.oems.get_mut("tesla").unwrap();
+        tesla.limits.commands = Some(vec![keyway::config::WindowConfig {
+            max: 4,
+            per_s: 3600.0,
+        }]);
+        tesla.limits.reserved_commands = 2;
+        tesla.limits.max_wait_ms = 0;
+    })
+    .await;
+    let a = env.demo.token.clone();
+    let car = env.online().id.clone();
+    for _ in 0..2 {
+        let ans = env
+            .post(&format!("/v1/vehicles/{car}/lock"), &a, &[WAIT])
+            .await;
+        assert_eq!(ans.status, 200, "{:#}", ans.json);
+    }
+    // Callers' share is spent; the reserve is not theirs.
+    env.post(&format!("/v1/vehicles/{car}/lock"), &a, &[WAIT])
+        .await
+        .assert_problem(429, "rate_limited");
+    let grant = json_send(
+        &env,
+        Method::POST,
+        "/v1/grants",
+        &a,
+        json!({"vehicle_id": car, "grantee": "courier-17", "not_after": not_after(&env)}),
+    )
+    .await;
+    let grant = grant.json["id"].as_str().unwrap().to_string();
+    let courier = token_as(&env, "courier-17", None, &["grants:use"], None);
+    let unlock = env
+        .post(&format!("/v1/grants/{grant}/unlock"), &courier, &[WAIT])
+        .await;
+    assert_eq!(unlock.status, 200, "the owed unlock: {:#}", unlock.json);
+    let done = env
+        .post(&format!("/v1/grants/{grant}/complete"), &courier, &[WAIT])
+        .await;
+    assert_eq!(done.json["relock"]["state"], "locked", "{:#}", done.json);
+}
+
+#[tokio::test]
+async fn commands_beyond_the_per_car_queue_cap_answer_vehicle_busy() {
+    let env = Env::start_with(|c| c.commands.max_queued_per_vehicle = 1).await;
+    let a = env.demo.token.clone();
+    let car = env.online().id.clone();
+    env.demo.tesla.faults.add(
+        Fault::on(
+            "/command/door_lock",
+            Action::Latency {
+                ms: 3000,
+                min_ms: None,
+                max_ms: None,
+            },
+        )
+        .times(1),
+    );
+    let first = env.post(&format!("/v1/vehicles/{car}/lock"), &a, &[]).await;
+    assert_eq!(first.status, 202, "{:#}", first.json);
+    let second = env.post(&format!("/v1/vehicles/{car}/lock"), &a, &[]).await;
+    second.assert_problem(429, "vehicle_busy");
+    assert!(second.header("retry-after").is_some());
+    // A replay of the first (same key would return it) is not refused: the queued one
+    // finishes and the car takes commands again.
+    let id = first.json["id"].as_str().unwrap();
+    let done = env
+        .demo
+        .gateway
+        .commands
+        .wait(id, Duration::from_secs(20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status.as_str(), "succeeded");
+    let third = env
+        .post(&format!("/v1/vehicles/{car}/lock"), &a, &[WAIT])
+        .await;
+    assert_eq!(third.status, 200, "{:#}", third.json);
+}
+
+#[tokio::test]
+async fn small_holes_are_closed() {
+    let env = Env::start().await;
+    let a = env.demo.token.clone();
+    let car = env.online().id.clone();
+    // Two Authorization headers: 400, whichever comes first.
+    let b = token_as(&env, "other-service", None, EVERY_SCOPE, None);
+    let ans = env
+        .send(
+            Method::GET,
+            "/v1/vehicles",
+            None,
+            &[
+                ("authorization", &format!("Bearer {b}")),
+                ("authorization", &format!("Bearer {a}")),
+            ],
+            None,
+        )
+        .await;
+    ans.assert_problem(400, "invalid_request");
+    // Query extraction errors are problem+json too.
+    env.get("/v1/vehicles?limit=abc", Some(&a))
+        .await
+        .assert_problem(400, "invalid_request");
+    env.get("/v1/events?after=x", Some(&a))
+        .await
+        .assert_problem(400, "invalid_request");
+    // Control characters in free text are refused.
+    let ans = json_send(
+        &env,
+        Method::POST,
+        &format!("/v1/vehicles/{car}/lock"),
+        &a,
+        json!({"reference": "order\r\n42"}),
+    )
+    .await;
+    ans.assert_problem(400, "invalid_request");
+    for grantee in ["cour\u{0}ier", "courier\nx"] {
+        let ans = json_send(
+            &env,
+            Method::POST,
+            "/v1/grants",
+            &a,
+            json!({"vehicle_id": car, "grantee": grantee, "not_after": not_after(&env)}),
+        )
+        .await;
+        ans.assert_problem(400, "invalid_request");
+    }
+}
