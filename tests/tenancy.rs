@@ -672,3 +672,81 @@ async fn small_holes_are_closed() {
         ans.assert_problem(400, "invalid_request");
     }
 }
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_delays_only_its_own_deliveries() {
+    let env = Env::start_with(|c| {
+        c.events.delivery_tick_ms = 20;
+        c.events.webhook_timeout_ms = 120_000;
+        c.events.webhook_allow = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let a = env.demo.token.clone();
+    // The dead receiver accepts the connection and never answers (until released).
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (held, hits) = (release.clone(), reached.clone());
+    let dead = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let held = held.clone();
+            hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                held.notified().await;
+                http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, dead).await });
+    let (live_url, live_got) = receiver().await;
+    let car = env.online().id.clone();
+    // First an event only the dead receiver subscribed to; it holds that delivery.
+    let ans = json_send(
+        &env,
+        Method::POST,
+        "/v1/webhooks",
+        &a,
+        json!({"url": dead_url}),
+    )
+    .await;
+    assert_eq!(ans.status, 201, "{:#}", ans.json);
+    let lock = env
+        .post(&format!("/v1/vehicles/{car}/lock"), &a, &[WAIT])
+        .await;
+    assert_eq!(lock.status, 200, "{:#}", lock.json);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while reached.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no delivery to the dead receiver"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Then the live one subscribes, and a later event must reach it.
+    let ans = json_send(
+        &env,
+        Method::POST,
+        "/v1/webhooks",
+        &a,
+        json!({"url": live_url}),
+    )
+    .await;
+    assert_eq!(ans.status, 201, "{:#}", ans.json);
+    let unlock = env
+        .post(&format!("/v1/vehicles/{car}/unlock"), &a, &[WAIT])
+        .await;
+    assert_eq!(unlock.status, 200, "{:#}", unlock.json);
+    // The live receiver gets the event while the dead one still holds its delivery
+    // (bounded wait: the dead delivery's own timeout is two minutes).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while live_got.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the live receiver waited for the dead one"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    release.notify_waiters();
+}

@@ -193,6 +193,8 @@ pub async fn subscribe(
         )));
     }
     let (w, secret) = gw.webhooks.subscribe(&caller, &b.url, &b.events).await?;
+    // This replica sees the new subscription at once (others within a second).
+    gw.events.hooks_changed();
     let mut body = webhook_view(&w);
     body["secret"] = json!(secret);
     Ok((StatusCode::CREATED, Json(body)).into_response())
