@@ -61,6 +61,11 @@ pub static INFO: AdapterInfo = AdapterInfo {
         commands: &[],
     },
     api_key_header: None,
+    // BMW: the car pushes its state after executing; the app shows it within about a minute.
+    timing: keyway_adapter::OemTiming {
+        state_lag: std::time::Duration::from_secs(60),
+        command_window: std::time::Duration::from_secs(300),
+    },
 };
 
 /// The MyBMW adapter for one base URL.

@@ -2,9 +2,12 @@
 //!
 //! Behaves as OEM-REFERENCE.md describes: vehicles addressed by a `bmw-vin` header;
 //! `door-lock`/`door-unlock` answer an `eventId`; `eventStatus` reports PENDING, then
-//! DELIVERED, then EXECUTED (the lock state changes then) — or ERROR when the car
-//! refuses — each stage lasting `stage` (three times as long while the car sleeps: BMW
-//! wakes it itself); `vehicles/state` carries location and `combinedSecurityState`.
+//! DELIVERED, then EXECUTED once the car executed it — or ERROR when the car refuses or
+//! the command expired in the queue of a sleeping car — each stage lasting `stage`
+//! (three times as long while the car sleeps: BMW wakes it itself, unless the car's
+//! timing queues commands); `vehicles/state` carries location and
+//! `combinedSecurityState` as the cloud sees them, lagging the car by its
+//! `state_lag_ms`, with the time the car reported them (the kit's timeline).
 //! Errors use BMW's `{"statusCode", "message"}` bodies. OAuth comes from the kit with
 //! BMW's profile: HTTP Basic client auth, rotating refresh tokens, 400 `invalid_grant`.
 //!
@@ -22,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
+use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc};
 use keyway_adapter::mock::{Applied, MockServer, Rejection, bearer, lock, random_token};
 use serde::Deserialize;
 use serde_json::json;
@@ -64,11 +68,12 @@ impl Default for BmwMockConfig {
 #[derive(Debug)]
 struct Event {
     vin: String,
-    lock_to: bool,
     created: Instant,
     stage: Duration,
-    refused: bool,
-    applied: bool,
+    /// The garage's delivery; `None` when the car refuses it.
+    delivery: Option<u64>,
+    /// `EXECUTED` was reported.
+    reported: bool,
 }
 
 /// The mock: cheap to clone, clones share one world.
@@ -97,10 +102,13 @@ fn bmw_error(status: StatusCode, message: &'static str) -> BmwError {
     BmwError { status, message }
 }
 
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+fn now() -> String {
+    rfc3339(now_utc())
 }
 
 impl BmwMock {
@@ -149,41 +157,32 @@ impl BmwMock {
 
     /// A snapshot of one car (commands that are due applied first).
     pub fn car(&self, vin: &str) -> Option<MockCar> {
-        self.settle();
         self.garage.car(vin)
     }
 
     /// Changes one car.
     pub fn update(&self, vin: &str, f: impl FnOnce(&mut MockCar)) {
-        self.settle();
         self.garage.update(vin, f);
     }
 
-    /// An event's status now; the command is applied when it executes. Returns the
-    /// status and whether this call applied it.
+    /// An event's status now; whether this call is the first to report it executed.
     fn status(&self, event_id: &str) -> Option<(&'static str, bool)> {
         let mut events = lock(&self.events);
         let e = events.get_mut(event_id)?;
         let age = e.created.elapsed();
-        if e.refused {
+        let Some(delivery) = e.delivery else {
             return Some((if age < e.stage { "PENDING" } else { "ERROR" }, false));
-        }
-        if age < e.stage {
-            return Some(("PENDING", false));
-        }
-        if age < e.stage * 2 {
-            return Some(("DELIVERED", false));
-        }
-        if e.applied {
-            return Some(("EXECUTED", false));
-        }
-        e.applied = true;
-        let lock_to = e.lock_to;
-        self.garage.update(&e.vin, |c| {
-            c.locked = lock_to;
-            c.asleep = false;
-        });
-        Some(("EXECUTED", true))
+        };
+        Some(match self.garage.delivery(&e.vin, delivery) {
+            Some(Delivery::Executed) => {
+                let first = !e.reported;
+                e.reported = true;
+                ("EXECUTED", first)
+            }
+            Some(Delivery::Expired) => ("ERROR", false),
+            _ if age < e.stage => ("PENDING", false),
+            _ => ("DELIVERED", false),
+        })
     }
 
     fn authorize(&self, headers: &HeaderMap) -> Result<String, BmwError> {
@@ -201,7 +200,6 @@ impl BmwMock {
             .get("bmw-vin")
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| bmw_error(StatusCode::BAD_REQUEST, "bmw-vin header missing"))?;
-        self.settle();
         self.garage
             .with_owned(&account, vin, |c| c.clone())
             .ok_or_else(|| bmw_error(StatusCode::NOT_FOUND, "Vehicle not found"))
@@ -229,11 +227,12 @@ async fn vehicles(State(m): State<BmwMock>, headers: HeaderMap) -> Response {
 }
 
 async fn state(State(m): State<BmwMock>, headers: HeaderMap) -> Response {
-    let c = match m.owned_car(&headers) {
-        Ok(c) => c,
+    let (c, reported) = match m.owned_car(&headers).map(|c| m.garage.view(&c.vin)) {
+        Ok(Some(seen)) => seen,
+        Ok(None) => return bmw_error(StatusCode::NOT_FOUND, "Vehicle not found").into_response(),
         Err(e) => return e.into_response(),
     };
-    let t = now();
+    let t = rfc3339(reported);
     Json(json!({
         "isLeftSteering": true, "lastFetched": t, "lastUpdatedAt": t,
         "doorsState": {
@@ -250,6 +249,7 @@ async fn state(State(m): State<BmwMock>, headers: HeaderMap) -> Response {
 async fn command(
     State(m): State<BmwMock>,
     axum::extract::Path(service): axum::extract::Path<String>,
+    fault: Option<axum::Extension<DeliveryFault>>,
     headers: HeaderMap,
 ) -> Response {
     let lock_to = match service.as_str() {
@@ -261,18 +261,25 @@ async fn command(
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    // A sleeping car takes longer: BMW wakes it itself.
+    // A sleeping car takes longer: BMW wakes it itself — unless the car is set to
+    // queue commands while it sleeps (they then wait for it, or expire).
     let stage = m.stage * if car.asleep { 3 } else { 1 };
+    if car.asleep && car.timing.queue_ms == 0 {
+        m.garage.update(&car.vin, |c| c.asleep = false);
+    }
+    let delivery = (!car.refusing).then(|| {
+        let fault = fault.map(|f| f.0).unwrap_or_default();
+        m.garage.deliver(&car.vin, lock_to, stage * 2, fault)
+    });
     let event_id = random_token(&format!("rslt-{}-", car.vin));
     lock(&m.events).insert(
         event_id.clone(),
         Event {
             vin: car.vin,
-            lock_to,
             created: Instant::now(),
             stage,
-            refused: car.refusing,
-            applied: false,
+            delivery,
+            reported: false,
         },
     );
     Json(json!({"eventId": event_id, "creationTime": now()})).into_response()
@@ -313,7 +320,6 @@ async fn event_status(
 }
 
 async fn inspect(State(m): State<BmwMock>) -> Response {
-    m.settle();
     Json(m.state_document()).into_response()
 }
 
@@ -344,13 +350,5 @@ impl GarageMock for BmwMock {
             .times(1),
         );
         Some(Duration::from_secs(3630))
-    }
-
-    /// Applies every command whose time has come, so state reads see it too.
-    fn settle(&self) {
-        let ids: Vec<String> = lock(&self.events).keys().cloned().collect();
-        for id in ids {
-            self.status(&id);
-        }
     }
 }

@@ -89,6 +89,23 @@ pub struct AdapterInfo {
     /// The header carrying the application's API key on every call, when the OEM wants
     /// one (Volvo: `vcc-api-key`); keyway then requires `api_key` in its configuration.
     pub api_key_header: Option<&'static str>,
+    /// How the OEM's answers relate to the car in time.
+    pub timing: OemTiming,
+}
+
+/// How an OEM's cloud lags its cars, as defaults (operators may override them).
+///
+/// The command lifecycle trusts a lock state only when it was observed after the
+/// command was sent: the OEM's timestamp is later than the send, or the read was issued
+/// `state_lag` after it. A command the OEM may still hold (queued for a sleeping car,
+/// or delayed on its way) may execute up to `command_window` after it was sent; until
+/// then keyway never sends a second unlock in its place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OemTiming {
+    /// The longest time the OEM's view of a car lags the car.
+    pub state_lag: Duration,
+    /// The longest time after sending that the OEM may still execute a command.
+    pub command_window: Duration,
 }
 
 impl AdapterInfo {

@@ -54,6 +54,11 @@ pub static INFO: AdapterInfo = AdapterInfo {
         commands: &[],
     },
     api_key_header: None,
+    // Ford: FordPass status is refreshed by the car on its own schedule.
+    timing: keyway_adapter::OemTiming {
+        state_lag: std::time::Duration::from_secs(60),
+        command_window: std::time::Duration::from_secs(300),
+    },
 };
 
 /// The Ford adapter for one base URL.

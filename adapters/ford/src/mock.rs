@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
+use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc};
 use keyway_adapter::mock::{
     Action, Applied, Fault, MockServer, Rejection, bearer, lock, random_token,
 };
@@ -69,8 +70,10 @@ struct Cmd {
     lock_to: bool,
     created: Instant,
     stage: Duration,
-    refused: bool,
+    /// `COMMAND_SUCCEEDED_ON_DEVICE` was reported.
     applied: bool,
+    /// Its delivery to the car (the kit's timeline); `None` when refused.
+    delivery: Option<u64>,
 }
 
 /// The mock: cheap to clone, clones share one world.
@@ -81,10 +84,13 @@ pub struct FordMock {
     stage: Duration,
 }
 
-fn stamp() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+fn stamp() -> String {
+    rfc3339(now_utc())
 }
 
 impl FordMock {
@@ -132,13 +138,11 @@ impl FordMock {
 
     /// A snapshot of one car (commands that are due applied first).
     pub fn car(&self, vin: &str) -> Option<MockCar> {
-        self.settle();
         self.garage.car(vin)
     }
 
     /// Changes one car.
     pub fn update(&self, vin: &str, f: impl FnOnce(&mut MockCar)) {
-        self.settle();
         self.garage.update(vin, f);
     }
 
@@ -150,25 +154,23 @@ impl FordMock {
     /// applied it.
     fn advance(&self, cmd: &mut Cmd) -> (&'static str, bool) {
         let age = cmd.created.elapsed();
-        if age < cmd.stage {
-            return ("REQUEST_QUEUED", false);
+        let Some(delivery) = cmd.delivery else {
+            return if age < cmd.stage * 2 {
+                ("IN_PROGRESS", false)
+            } else {
+                ("COMMAND_FAILED_ON_DEVICE", false)
+            };
+        };
+        match self.garage.delivery(&cmd.vin, delivery) {
+            Some(Delivery::Executed) => {
+                let first = !cmd.applied;
+                cmd.applied = true;
+                ("COMMAND_SUCCEEDED_ON_DEVICE", first)
+            }
+            Some(Delivery::Expired) => ("EXPIRED", false),
+            _ if age < cmd.stage => ("REQUEST_QUEUED", false),
+            _ => ("IN_PROGRESS", false),
         }
-        if age < cmd.stage * 2 {
-            return ("IN_PROGRESS", false);
-        }
-        if cmd.refused {
-            return ("COMMAND_FAILED_ON_DEVICE", false);
-        }
-        if cmd.applied {
-            return ("COMMAND_SUCCEEDED_ON_DEVICE", false);
-        }
-        cmd.applied = true;
-        let to = cmd.lock_to;
-        self.garage.update(&cmd.vin, |c| {
-            c.locked = to;
-            c.asleep = false;
-        });
-        ("COMMAND_SUCCEEDED_ON_DEVICE", true)
     }
 }
 
@@ -188,6 +190,7 @@ async fn vehicles(State(m): State<FordMock>, headers: HeaderMap) -> Response {
 async fn command(
     State(m): State<FordMock>,
     Path(vin): Path<String>,
+    fault: Option<axum::Extension<DeliveryFault>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -212,6 +215,15 @@ async fn command(
         return StatusCode::NOT_FOUND.into_response();
     };
     let id = random_token("cmd-");
+    let stage = m.stage * if car.asleep { 3 } else { 1 };
+    // FordPass wakes a sleeping car itself, unless the car's timing queues commands.
+    if car.asleep && car.timing.queue_ms == 0 {
+        m.garage.update(&vin, |c| c.asleep = false);
+    }
+    let delivery = (!car.refusing).then(|| {
+        let fault = fault.map(|f| f.0).unwrap_or_default();
+        m.garage.deliver(&vin, lock_to, stage * 2, fault)
+    });
     lock(&m.commands).insert(
         id.clone(),
         Cmd {
@@ -219,9 +231,9 @@ async fn command(
             vin,
             lock_to,
             created: Instant::now(),
-            stage: m.stage * if car.asleep { 3 } else { 1 },
-            refused: car.refusing,
+            stage,
             applied: false,
+            delivery,
         },
     );
     (
@@ -258,16 +270,17 @@ async fn telemetry(
             }
         }
     }
-    let Some(c) = m.garage.car(&vin) else {
+    let Some((c, reported)) = m.garage.view(&vin) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let t = stamp();
+    let lock_t = rfc3339(reported);
     let mut resp = Json(json!({
         "updateTime": t,
         "metrics": {
             "position": {"updateTime": t, "value": {"location": {"lat": c.latitude, "lon": c.longitude, "alt": 180.0}}},
             "heading": {"updateTime": t, "value": c.heading},
-            "doorLockStatus": [{"updateTime": t, "value": if c.locked { "LOCKED" } else { "UNLOCKED" }, "vehicleDoor": "ALL_DOORS"}],
+            "doorLockStatus": [{"updateTime": lock_t, "value": if c.locked { "LOCKED" } else { "UNLOCKED" }, "vehicleDoor": "ALL_DOORS"}],
         },
         "states": states,
     }))
@@ -279,7 +292,6 @@ async fn telemetry(
 }
 
 async fn inspect(State(m): State<FordMock>) -> Response {
-    m.settle();
     Json(m.state_document()).into_response()
 }
 
@@ -310,13 +322,5 @@ impl GarageMock for FordMock {
             .times(1),
         );
         Some(Duration::from_secs(10))
-    }
-
-    /// Completes every command whose time has come.
-    fn settle(&self) {
-        let mut cmds = lock(&self.commands);
-        for c in cmds.values_mut() {
-            self.advance(c);
-        }
     }
 }

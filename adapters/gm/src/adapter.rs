@@ -48,6 +48,11 @@ pub static INFO: AdapterInfo = AdapterInfo {
         commands: &[],
     },
     api_key_header: None,
+    // GM: OnStar commands to a sleeping car are queued for minutes; status reports lag.
+    timing: keyway_adapter::OemTiming {
+        state_lag: std::time::Duration::from_secs(120),
+        command_window: std::time::Duration::from_secs(600),
+    },
 };
 
 /// The OnStar adapter for one base URL.

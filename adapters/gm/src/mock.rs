@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
+use keyway_adapter::mock::timeline::{Delivery, DeliveryFault};
 use keyway_adapter::mock::{
     Action, Applied, Fault, MockServer, Rejection, bearer, lock, random_token,
 };
@@ -69,11 +70,12 @@ enum Kind {
 #[derive(Debug)]
 struct Request {
     vin: String,
-    kind: Kind,
     created: Instant,
     stage: Duration,
     refused: bool,
     done: bool,
+    /// A lock/unlock's delivery to the car (the kit's timeline).
+    delivery: Option<u64>,
 }
 
 /// The mock: cheap to clone, clones share one world.
@@ -129,13 +131,11 @@ impl GmMock {
 
     /// A snapshot of one car (requests that are due applied first).
     pub fn car(&self, vin: &str) -> Option<MockCar> {
-        self.settle();
         self.garage.car(vin)
     }
 
     /// Changes one car.
     pub fn update(&self, vin: &str, f: impl FnOnce(&mut MockCar)) {
-        self.settle();
         self.garage.update(vin, f);
     }
 
@@ -153,17 +153,20 @@ impl GmMock {
         if r.refused {
             return Some(("failure", None, false));
         }
-        let applied_now = !r.done && matches!(r.kind, Kind::Lock(_));
-        if !r.done {
-            r.done = true;
-            if let Kind::Lock(to) = r.kind {
-                self.garage.update(&r.vin, |c| {
-                    c.locked = to;
-                    c.asleep = false;
-                });
-            }
+        if let Some(delivery) = r.delivery {
+            // A lock/unlock succeeds when the car executed it.
+            return Some(match self.garage.delivery(&r.vin, delivery) {
+                Some(Delivery::Executed) => {
+                    let first = !r.done;
+                    r.done = true;
+                    ("success", self.garage.car(&r.vin), first)
+                }
+                Some(Delivery::Expired) => ("failure", None, false),
+                _ => ("inProgress", None, false),
+            });
         }
-        Some(("success", self.garage.car(&r.vin), applied_now))
+        r.done = true;
+        Some(("success", self.garage.car(&r.vin), false))
     }
 }
 
@@ -186,6 +189,7 @@ async fn vehicles(State(m): State<GmMock>, headers: HeaderMap) -> Response {
 async fn start(
     State(m): State<GmMock>,
     Path((what, vin)): Path<(String, String)>,
+    fault: Option<axum::Extension<DeliveryFault>>,
     headers: HeaderMap,
 ) -> Response {
     let Some(account) = m.account(&headers) else {
@@ -202,15 +206,27 @@ async fn start(
     };
     let id = random_token("");
     let stage = m.stage * if car.asleep { 3 } else { 1 };
+    let refused = car.refusing && kind != Kind::Location;
+    // OnStar wakes a sleeping car itself, unless the car's timing queues commands.
+    if car.asleep && car.timing.queue_ms == 0 {
+        m.garage.update(&vin, |c| c.asleep = false);
+    }
+    let delivery = match kind {
+        Kind::Lock(to) if !refused => {
+            let fault = fault.map(|f| f.0).unwrap_or_default();
+            Some(m.garage.deliver(&vin, to, stage, fault))
+        }
+        _ => None,
+    };
     lock(&m.requests).insert(
         id.clone(),
         Request {
             vin: vin.clone(),
-            kind,
             created: Instant::now(),
             stage,
-            refused: car.refusing && kind != Kind::Location,
+            refused,
             done: false,
+            delivery,
         },
     );
     let host = headers
@@ -256,7 +272,6 @@ async fn status(
 }
 
 async fn inspect(State(m): State<GmMock>) -> Response {
-    m.settle();
     Json(m.state_document()).into_response()
 }
 
@@ -287,13 +302,5 @@ impl GarageMock for GmMock {
             .times(1),
         );
         Some(Duration::from_secs(30))
-    }
-
-    /// Completes every request whose time has come.
-    fn settle(&self) {
-        let ids: Vec<String> = lock(&self.requests).keys().cloned().collect();
-        for id in ids {
-            self.advance(&id);
-        }
     }
 }

@@ -53,6 +53,11 @@ pub static INFO: AdapterInfo = AdapterInfo {
         commands: &[],
     },
     api_key_header: Some("Stamp"),
+    // Hyundai/Kia: the cached status is the last the car uploaded.
+    timing: keyway_adapter::OemTiming {
+        state_lag: std::time::Duration::from_secs(60),
+        command_window: std::time::Duration::from_secs(300),
+    },
 };
 
 /// The Hyundai/Kia adapter for one base URL and application stamp.

@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
+use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc};
 use keyway_adapter::mock::{
     Action, Applied, Fault, MockServer, Rejection, bearer, lock, random_token,
 };
@@ -70,7 +71,10 @@ struct Control {
     created: Instant,
     stage: Duration,
     refused: bool,
+    /// `success` was reported.
     applied: bool,
+    /// Its delivery to the car (the kit's timeline); `None` when refused.
+    delivery: Option<u64>,
 }
 
 /// The mock: cheap to clone, clones share one world.
@@ -83,7 +87,10 @@ pub struct HyundaiMock {
 }
 
 fn spa_now() -> String {
-    let t = time::OffsetDateTime::now_utc();
+    spa_time(now_utc())
+}
+
+fn spa_time(t: time::OffsetDateTime) -> String {
     format!(
         "{:04}{:02}{:02}{:02}{:02}{:02}",
         t.year(),
@@ -145,13 +152,11 @@ impl HyundaiMock {
 
     /// A snapshot of one car (controls that are due applied first).
     pub fn car(&self, vin: &str) -> Option<MockCar> {
-        self.settle();
         self.garage.car(vin)
     }
 
     /// Changes one car.
     pub fn update(&self, vin: &str, f: impl FnOnce(&mut MockCar)) {
-        self.settle();
         self.garage.update(vin, f);
     }
 
@@ -179,22 +184,19 @@ impl HyundaiMock {
     /// A control's record result now (`None` while running), applying it on success;
     /// and whether this call applied it.
     fn advance(&self, c: &mut Control) -> (Option<&'static str>, bool) {
-        if c.created.elapsed() < c.stage {
-            return (None, false);
+        let Some(delivery) = c.delivery else {
+            let failed = c.refused && c.created.elapsed() >= c.stage;
+            return (failed.then_some("fail"), false);
+        };
+        match self.garage.delivery(&c.vin, delivery) {
+            Some(Delivery::Executed) => {
+                let first = !c.applied;
+                c.applied = true;
+                (Some("success"), first)
+            }
+            Some(Delivery::Expired) => (Some("fail"), false),
+            _ => (None, false),
         }
-        if c.refused {
-            return (Some("fail"), false);
-        }
-        if c.applied {
-            return (Some("success"), false);
-        }
-        c.applied = true;
-        let to = c.lock_to;
-        self.garage.update(&c.vin, |car| {
-            car.locked = to;
-            car.asleep = false;
-        });
-        (Some("success"), true)
     }
 }
 
@@ -231,12 +233,13 @@ async fn status(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    m.settle();
-    match m.owned(&headers, &id) {
-        Ok(c) => ok(json!({"vehicleStatusInfo": {"vehicleStatus": {
-            "time": spa_now(), "doorLock": c.locked, "trunkOpen": false, "hoodOpen": false,
+    // The lock as the cloud last heard it from the car (the kit's lagging view).
+    match m.owned(&headers, &id).map(|_| m.garage.view(&id)) {
+        Ok(Some((c, reported))) => ok(json!({"vehicleStatusInfo": {"vehicleStatus": {
+            "time": spa_time(reported), "doorLock": c.locked, "trunkOpen": false, "hoodOpen": false,
             "doorOpen": {"frontLeft": 0, "frontRight": 0, "backLeft": 0, "backRight": 0},
         }}})),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
         Err(s) => s.into_response(),
     }
 }
@@ -244,6 +247,7 @@ async fn status(
 async fn control(
     State(m): State<HyundaiMock>,
     Path(id): Path<String>,
+    fault: Option<axum::Extension<DeliveryFault>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -263,15 +267,25 @@ async fn control(
         }
     };
     let msg_id = random_token("");
+    let stage = m.stage * if car.asleep { 3 } else { 1 };
+    // The OEM wakes a sleeping car itself, unless the car's timing queues commands.
+    if car.asleep && car.timing.queue_ms == 0 {
+        m.garage.update(&car.vin, |c| c.asleep = false);
+    }
+    let delivery = (!car.refusing).then(|| {
+        let fault = fault.map(|f| f.0).unwrap_or_default();
+        m.garage.deliver(&car.vin, lock_to, stage, fault)
+    });
     lock(&m.controls).insert(
         msg_id.clone(),
         Control {
             vin: car.vin.clone(),
             lock_to,
             created: Instant::now(),
-            stage: m.stage * if car.asleep { 3 } else { 1 },
+            stage,
             refused: car.refusing,
             applied: false,
+            delivery,
         },
     );
     Json(json!({"retCode": "S", "resCode": "0000", "resMsg": {}, "msgId": msg_id})).into_response()
@@ -302,7 +316,6 @@ async fn records(
 }
 
 async fn inspect(State(m): State<HyundaiMock>) -> Response {
-    m.settle();
     Json(m.state_document()).into_response()
 }
 
@@ -333,12 +346,5 @@ impl GarageMock for HyundaiMock {
             .times(1),
         );
         None
-    }
-
-    /// Completes every control whose time has come.
-    fn settle(&self) {
-        for c in lock(&self.controls).values_mut() {
-            self.advance(c);
-        }
     }
 }

@@ -54,6 +54,11 @@ pub static INFO: AdapterInfo = AdapterInfo {
         commands: &[],
     },
     api_key_header: None,
+    // Tesla: vehicle_data is read from the online car; signed commands may arrive late (protocol.md).
+    timing: keyway_adapter::OemTiming {
+        state_lag: std::time::Duration::from_secs(5),
+        command_window: std::time::Duration::from_secs(60),
+    },
 };
 
 /// The Tesla Fleet API adapter for one regional base URL.

@@ -58,6 +58,11 @@ pub static INFO: AdapterInfo = AdapterInfo {
         commands: &[(10, 60)],
     },
     api_key_header: Some("vcc-api-key"),
+    // Volvo: the state document is the last one the car uploaded.
+    timing: keyway_adapter::OemTiming {
+        state_lag: std::time::Duration::from_secs(30),
+        command_window: std::time::Duration::from_secs(120),
+    },
 };
 
 /// The Volvo adapter for one base URL and application API key.

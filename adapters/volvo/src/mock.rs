@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
+use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc};
 use keyway_adapter::mock::{Action, Applied, Fault, MockServer, Rejection, bearer, random_token};
 use serde_json::json;
 
@@ -88,10 +89,13 @@ fn volvo_error(status: StatusCode, message: &'static str, description: &'static 
     }
 }
 
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+fn now() -> String {
+    rfc3339(now_utc())
 }
 
 fn envelope(data: serde_json::Value) -> Response {
@@ -225,8 +229,13 @@ async fn doors(
     Path(vin): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match m.with_car(&headers, &vin, |c| {
-        let t = now();
+    // The lock as the cloud last heard it from the car (the kit's lagging view).
+    let seen = m
+        .with_car(&headers, &vin, |_| ())
+        .map(|()| m.garage.view(&vin));
+    match seen.map(|seen| {
+        let (c, reported) = seen.expect("an owned car exists");
+        let t = rfc3339(reported);
         let closed = json!({"value": "CLOSED", "timestamp": t});
         json!({
             "centralLock": {"value": if c.locked { "LOCKED" } else { "UNLOCKED" }, "timestamp": t},
@@ -259,6 +268,7 @@ async fn location(
 async fn command(
     State(m): State<VolvoMock>,
     Path((vin, command)): Path<(String, String)>,
+    fault: Option<axum::Extension<DeliveryFault>>,
     headers: HeaderMap,
 ) -> Response {
     let lock_to = match command.as_str() {
@@ -269,14 +279,21 @@ async fn command(
                 .into_response();
         }
     };
-    let outcome = m.with_car(&headers, &vin, |c| {
-        if c.asleep {
+    let car = m.with_car(&headers, &vin, |c| c.clone());
+    let outcome = car.map(|c| {
+        if c.asleep && c.timing.queue_ms == 0 {
             ("VEHICLE_IN_SLEEP", false)
         } else if c.refusing {
             ("REJECTED", false)
         } else {
-            c.locked = lock_to;
-            ("COMPLETED", true)
+            // The car executes it now, unless its timing or a fault holds it back
+            // (queued while asleep, late): then Volvo's call times out undecided.
+            let fault = fault.map(|f| f.0).unwrap_or_default();
+            let id = m.garage.deliver(&vin, lock_to, Duration::ZERO, fault);
+            match m.garage.delivery(&vin, id) {
+                Some(Delivery::Executed) => ("COMPLETED", true),
+                _ => ("TIMEOUT", false),
+            }
         }
     });
     match outcome {

@@ -16,6 +16,9 @@
 //!   connection mid-answer: the client cannot know it happened.
 //! - `malformed` — run the OEM logic, then answer with a body that is not JSON.
 //! - `truncated` — run the OEM logic, then cut the JSON body in half.
+//! - `late` — the command in this request reaches the car `ms` later than the OEM says
+//!   (the answer is not delayed).
+//! - `duplicate` — the command in this request reaches the car twice.
 //!
 //! `POST /__mock/faults` adds a rule, `GET` lists them, `DELETE` clears them;
 //! `PUT /__mock/faults/seed` with `{"seed": N}` reseeds the random source.
@@ -39,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::lock;
+use super::timeline::DeliveryFault;
 
 /// What a fault does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -77,6 +81,13 @@ pub enum Action {
     Malformed,
     /// Run the OEM logic, then answer half the body.
     Truncated,
+    /// The command reaches the car this much later.
+    Late {
+        /// The extra delay.
+        ms: u64,
+    },
+    /// The command reaches the car twice.
+    Duplicate,
 }
 
 /// One rule.
@@ -300,6 +311,11 @@ fn broken(status: StatusCode, extensions: http::Extensions) -> Response {
     resp
 }
 
+fn delivery_fault(req: &mut Request) -> &mut DeliveryFault {
+    req.extensions_mut()
+        .get_or_insert_default::<DeliveryFault>()
+}
+
 async fn inject(State(f): State<Faults>, req: Request, next: Next) -> Response {
     let Some(action) = f.pick(req.method().as_str(), req.uri().path()) else {
         return next.run(req).await;
@@ -327,6 +343,17 @@ async fn inject(State(f): State<Faults>, req: Request, next: Next) -> Response {
                 _ => ms,
             };
             tokio::time::sleep(Duration::from_millis(delay)).await;
+            next.run(req).await
+        }
+        Action::Late { ms } => {
+            let mut req = req;
+            let f = delivery_fault(&mut req);
+            f.late += Duration::from_millis(ms);
+            next.run(req).await
+        }
+        Action::Duplicate => {
+            let mut req = req;
+            delivery_fault(&mut req).duplicate = true;
             next.run(req).await
         }
         Action::Hang => {

@@ -1,5 +1,6 @@
 //! A garage of simple mock cars for OEM mocks: the state most OEMs expose (lock,
-//! position, sleep, a "refusing" flag), kept per VIN and owned by a login; an OAuth
+//! position, sleep, a "refusing" flag), kept per VIN and owned by a login, each car
+//! living in time ([`Timeline`]: what it executed when, and its OEM's lagging view); an OAuth
 //! server configured from the adapter's own profile, together in [`Parts`] with the
 //! journal and faults; and [`GarageMock`], which gives a mock the conformance suite's
 //! [`MockControl`] for free.
@@ -9,10 +10,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use super::timeline::{CarTiming, Delivery, DeliveryFault, Execution, Timeline, wall};
 use super::{
     Faults, Journal, OAuthServer, OAuthServerConfig, Rejection, TokenBook, instrument, lock,
 };
@@ -45,30 +50,110 @@ pub struct Car {
     /// Refuses remote commands.
     #[serde(default)]
     pub refusing: bool,
+    /// How its OEM behaves in time (default: instant).
+    #[serde(default)]
+    pub timing: CarTiming,
 }
 
-/// The cars of one mock, by VIN (cheap to clone; clones share the cars).
+/// One car and its life in time.
+#[derive(Debug)]
+struct Slot {
+    car: Car,
+    life: Timeline,
+}
+
+#[derive(Debug, Default)]
+struct Cars {
+    by_vin: BTreeMap<String, Slot>,
+    executions: Vec<Execution>,
+    next_delivery: u64,
+}
+
+impl Cars {
+    /// Applies every command due by now, in every car.
+    fn settle(&mut self) {
+        for (vin, slot) in self.by_vin.iter_mut() {
+            for (delivery, lock_to, at) in slot.life.settle(slot.car.asleep) {
+                self.executions.push(Execution {
+                    vin: vin.clone(),
+                    command: if lock_to { "lock" } else { "unlock" }.into(),
+                    delivery,
+                    at: wall(at),
+                });
+            }
+            slot.car.locked = slot.life.current();
+        }
+    }
+
+    /// Runs `f` on one car and records what it changed in the car's timeline.
+    fn change<T>(&mut self, vin: &str, f: impl FnOnce(&mut Car) -> T) -> Option<T> {
+        self.settle();
+        let slot = self.by_vin.get_mut(vin)?;
+        let before = slot.car.clone();
+        let out = f(&mut slot.car);
+        let now = Instant::now();
+        if slot.car.timing != before.timing {
+            slot.life.set_timing(slot.car.timing);
+        }
+        if slot.car.locked != before.locked {
+            slot.life.set(slot.car.locked, now);
+        }
+        if before.asleep && !slot.car.asleep {
+            slot.life.woke(now);
+        }
+        self.settle();
+        Some(out)
+    }
+}
+
+/// The cars of one mock, by VIN (cheap to clone; clones share the cars). Every read
+/// first applies the commands whose time has come.
 #[derive(Clone, Debug, Default)]
-pub struct Garage(Arc<Mutex<BTreeMap<String, Car>>>);
+pub struct Garage(Arc<Mutex<Cars>>);
 
 impl Garage {
     /// A garage holding `cars`.
     pub fn new(cars: Vec<Car>) -> Self {
-        Self(Arc::new(Mutex::new(
-            cars.into_iter().map(|c| (c.vin.clone(), c)).collect(),
-        )))
+        let by_vin = cars
+            .into_iter()
+            .map(|c| {
+                let life = Timeline::new(c.locked, c.timing);
+                (c.vin.clone(), Slot { car: c, life })
+            })
+            .collect();
+        Self(Arc::new(Mutex::new(Cars {
+            by_vin,
+            ..Cars::default()
+        })))
     }
 
-    /// A snapshot of one car.
+    /// A snapshot of one car (as it is, not as its OEM sees it: [`Garage::view`]).
     pub fn car(&self, vin: &str) -> Option<Car> {
-        lock(&self.0).get(vin).cloned()
+        let mut cars = lock(&self.0);
+        cars.settle();
+        cars.by_vin.get(vin).map(|s| s.car.clone())
+    }
+
+    /// One car as its OEM's cloud sees it now: the lock lags the car by its
+    /// `state_lag_ms`; with the time the car reported it.
+    pub fn view(&self, vin: &str) -> Option<(Car, OffsetDateTime)> {
+        let mut cars = lock(&self.0);
+        cars.settle();
+        cars.by_vin.get(vin).map(|s| {
+            let (locked, at) = s.life.view();
+            (
+                Car {
+                    locked,
+                    ..s.car.clone()
+                },
+                at,
+            )
+        })
     }
 
     /// Changes one car.
     pub fn update(&self, vin: &str, f: impl FnOnce(&mut Car)) {
-        if let Some(c) = lock(&self.0).get_mut(vin) {
-            f(c);
-        }
+        lock(&self.0).change(vin, f);
     }
 
     /// Runs `f` on `vin` if `account` owns it.
@@ -78,24 +163,59 @@ impl Garage {
         vin: &str,
         f: impl FnOnce(&mut Car) -> T,
     ) -> Option<T> {
-        lock(&self.0)
-            .get_mut(vin)
-            .filter(|c| c.account == account)
-            .map(f)
+        let mut cars = lock(&self.0);
+        if cars.by_vin.get(vin)?.car.account != account {
+            return None;
+        }
+        cars.change(vin, f)
+    }
+
+    /// The OEM hands a lock (`lock_to`) or unlock to the car now; the car executes it
+    /// `after` from now, or later as its timing and `fault` say (queued while it sleeps,
+    /// late, twice). Returns the delivery id for [`Garage::delivery`].
+    pub fn deliver(&self, vin: &str, lock_to: bool, after: Duration, fault: DeliveryFault) -> u64 {
+        let mut cars = lock(&self.0);
+        cars.settle();
+        cars.next_delivery += 1;
+        let id = cars.next_delivery;
+        if let Some(slot) = cars.by_vin.get_mut(vin) {
+            slot.life
+                .deliver(id, lock_to, after, slot.car.asleep, fault);
+        }
+        cars.settle();
+        id
+    }
+
+    /// Where a delivered command stands.
+    pub fn delivery(&self, vin: &str, id: u64) -> Option<Delivery> {
+        let mut cars = lock(&self.0);
+        cars.settle();
+        cars.by_vin.get(vin)?.life.delivery(id)
+    }
+
+    /// Every command the cars executed, in order.
+    pub fn executions(&self) -> Vec<Execution> {
+        let mut cars = lock(&self.0);
+        cars.settle();
+        cars.executions.clone()
     }
 
     /// The cars `account` owns.
     pub fn owned_by(&self, account: &str) -> Vec<Car> {
-        lock(&self.0)
+        let mut cars = lock(&self.0);
+        cars.settle();
+        cars.by_vin
             .values()
-            .filter(|c| c.account == account)
-            .cloned()
+            .filter(|s| s.car.account == account)
+            .map(|s| s.car.clone())
             .collect()
     }
 
     /// Every car.
     pub fn all(&self) -> Vec<Car> {
-        lock(&self.0).values().cloned().collect()
+        let mut cars = lock(&self.0);
+        cars.settle();
+        cars.by_vin.values().map(|s| s.car.clone()).collect()
     }
 }
 
@@ -185,7 +305,8 @@ impl Parts {
     /// and the fault layer around everything.
     pub fn finish(&self, api: Router, authorize_path: &str, token_path: &str) -> Router {
         instrument(
-            api.merge(self.oauth.routes(authorize_path, token_path)),
+            api.merge(self.oauth.routes(authorize_path, token_path))
+                .merge(timing_routes(&self.garage)),
             &self.journal,
             &self.faults,
         )
@@ -198,8 +319,38 @@ impl Parts {
             "refreshes_served": self.tokens.refreshes_served(),
             "refresh_replays_seen": self.tokens.replays_seen(),
             "requests_seen": self.journal.oem_requests(),
+            "executions": self.garage.executions(),
         })
     }
+}
+
+/// `PUT /__mock/timing` (every car) and `PUT /__mock/timing/{vin}` (one car) with a
+/// [`CarTiming`] document: how the OEM behaves in time from now on.
+fn timing_routes(garage: &Garage) -> Router {
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use axum::routing::put;
+    async fn all(State(g): State<Garage>, Json(t): Json<CarTiming>) -> StatusCode {
+        for c in g.all() {
+            g.update(&c.vin, |c| c.timing = t);
+        }
+        StatusCode::NO_CONTENT
+    }
+    async fn one(
+        State(g): State<Garage>,
+        Path(vin): Path<String>,
+        Json(t): Json<CarTiming>,
+    ) -> StatusCode {
+        if g.car(&vin).is_none() {
+            return StatusCode::NOT_FOUND;
+        }
+        g.update(&vin, |c| c.timing = t);
+        StatusCode::NO_CONTENT
+    }
+    Router::new()
+        .route("/__mock/timing", put(all))
+        .route("/__mock/timing/{vin}", put(one))
+        .with_state(garage.clone())
 }
 
 /// What a garage-based mock provides; [`MockControl`] follows from it.
@@ -208,8 +359,6 @@ pub trait GarageMock: Send + Sync {
     fn parts(&self) -> &Parts;
     /// Makes the next request answer in this OEM's rate-limit style; the announced wait.
     fn limit_next(&self) -> Option<Duration>;
-    /// Applies whatever is due (async command progress) before a state is read.
-    fn settle(&self) {}
 }
 
 impl<T: GarageMock> MockControl for T {
@@ -228,12 +377,10 @@ impl<T: GarageMock> MockControl for T {
     }
 
     fn locked(&self, oem_id: &str) -> bool {
-        self.settle();
         self.parts().garage.car(oem_id).expect("known car").locked
     }
 
     fn set_locked(&self, oem_id: &str, locked: bool) {
-        self.settle();
         self.parts().garage.update(oem_id, |c| c.locked = locked);
     }
 

@@ -2,13 +2,15 @@
 //! request journal (what the "OEM" saw, for tests to count: timing, the keyway command
 //! id, whether the OEM logic applied a command), fault injection ([`faults`]), an OAuth
 //! token book ([`tokens`]) and an OAuth authorization server ([`oauth`]) configured per
-//! OEM, and a garage of simple cars ([`garage`]) that most OEM mocks build on.
+//! OEM, and a garage of simple cars ([`garage`]) that most OEM mocks build on, each living
+//! in time ([`timeline`]: lagging state, queued, late and duplicate commands).
 //! [`instrument`] mounts journal and faults on a mock's router.
 //! Mocks use tokio's clock so paused-time tests control expiry.
 
 pub mod faults;
 pub mod garage;
 pub mod oauth;
+pub mod timeline;
 pub mod tokens;
 
 pub use faults::{Action, Fault, Faults};

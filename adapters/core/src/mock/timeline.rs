@@ -1,0 +1,328 @@
+//! A mock car's life in time: when commands reach it, when it executes them, and the
+//! lagging view of it that its OEM's cloud answers reads with.
+//!
+//! Real OEMs are not instant (OEM-REFERENCE.md, and Tesla's protocol.md: messages to
+//! the car may be dropped, delayed or reordered): the cloud's view of the car lags the
+//! car, a command to a sleeping car waits in a queue until the car wakes or the queue
+//! time ends, and a command can reach the car late or twice. [`Timeline`] models that
+//! for one car, lazily — nothing runs in the background; whatever is due is applied
+//! when the car is next looked at — so it is exact under paused tokio time. Every
+//! execution is journalled with its time, which is the oracle for "did the car do it,
+//! and how often".
+
+use std::collections::VecDeque;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+/// How one mock car's OEM behaves in time. All zero (the default): instant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarTiming {
+    /// The cloud's view of the car's lock lags the car by this (ms).
+    #[serde(default)]
+    pub state_lag_ms: u64,
+    /// A command sent while the car sleeps waits this long for it to wake, then
+    /// expires (ms). 0: the OEM's own sleeping behaviour, no queue.
+    #[serde(default)]
+    pub queue_ms: u64,
+    /// Every command reaches the car this much later than the OEM says (ms).
+    #[serde(default)]
+    pub late_ms: u64,
+    /// Every command reaches the car twice.
+    #[serde(default)]
+    pub duplicate: bool,
+}
+
+/// What a fault rule adds to one command on its way (request extension set by the
+/// fault layer's `late` and `duplicate` actions).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryFault {
+    /// Extra delay before the car executes it.
+    pub late: Duration,
+    /// The car executes it twice.
+    pub duplicate: bool,
+}
+
+/// Where one delivered command stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// On its way, or queued for the sleeping car.
+    Waiting,
+    /// The car executed it (at least once).
+    Executed,
+    /// The car slept through the queue time; it will never execute.
+    Expired,
+}
+
+/// One command the car executed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Execution {
+    /// The car.
+    pub vin: String,
+    /// `lock` or `unlock`.
+    pub command: String,
+    /// The delivery it belongs to (one send can execute twice).
+    pub delivery: u64,
+    /// When the car executed it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+#[derive(Debug)]
+struct Inbound {
+    id: u64,
+    lock_to: bool,
+    /// When it reaches the car (if awake).
+    due: Instant,
+    /// Queued for a sleeping car: expires then.
+    expires: Option<Instant>,
+    copies: u8,
+}
+
+/// One car's lock over time.
+#[derive(Debug)]
+pub struct Timeline {
+    timing: CarTiming,
+    /// The lock before the first recorded change.
+    initial: bool,
+    /// (when, locked) as the car lived it, oldest first.
+    changes: VecDeque<(Instant, bool)>,
+    inbound: Vec<Inbound>,
+    done: Vec<(u64, Delivery)>,
+    woke_at: Option<Instant>,
+}
+
+const KEEP: usize = 64;
+
+impl Timeline {
+    /// A car that is `locked` now.
+    pub fn new(locked: bool, timing: CarTiming) -> Self {
+        Self {
+            timing,
+            initial: locked,
+            changes: VecDeque::new(),
+            inbound: Vec::new(),
+            done: Vec::new(),
+            woke_at: None,
+        }
+    }
+
+    /// Sets the timing.
+    pub fn set_timing(&mut self, timing: CarTiming) {
+        self.timing = timing;
+    }
+
+    /// The timing.
+    pub fn timing(&self) -> CarTiming {
+        self.timing
+    }
+
+    /// The car's lock changes to `locked` now (a key fob, a test, an execution).
+    pub fn set(&mut self, locked: bool, at: Instant) {
+        if self.current() != locked {
+            self.changes.push_back((at, locked));
+            while self.changes.len() > KEEP {
+                if let Some((_, l)) = self.changes.pop_front() {
+                    self.initial = l;
+                }
+            }
+        }
+    }
+
+    /// The car's lock now.
+    pub fn current(&self) -> bool {
+        self.changes.back().map_or(self.initial, |(_, l)| *l)
+    }
+
+    /// The car woke now: queued commands may run.
+    pub fn woke(&mut self, at: Instant) {
+        self.woke_at = Some(at);
+    }
+
+    /// A command reaches the OEM now, to be executed by the car `after` from now (plus
+    /// the car's and the fault's lateness). `asleep`: queued until the car wakes (when
+    /// the car has a queue time). `id` names the delivery.
+    pub fn deliver(
+        &mut self,
+        id: u64,
+        lock_to: bool,
+        after: Duration,
+        asleep: bool,
+        f: DeliveryFault,
+    ) {
+        let now = Instant::now();
+        let late = Duration::from_millis(self.timing.late_ms) + f.late;
+        let expires = (asleep && self.timing.queue_ms > 0)
+            .then(|| now + Duration::from_millis(self.timing.queue_ms));
+        self.inbound.push(Inbound {
+            id,
+            lock_to,
+            due: now + after + late,
+            expires,
+            copies: if self.timing.duplicate || f.duplicate {
+                2
+            } else {
+                1
+            },
+        });
+    }
+
+    /// Applies what is due by now; returns the executions (`(delivery, lock_to, at)`).
+    /// `asleep`: whether the car sleeps now.
+    pub fn settle(&mut self, asleep: bool) -> Vec<(u64, bool, Instant)> {
+        let now = Instant::now();
+        let mut ran = Vec::new();
+        let mut keep = Vec::new();
+        let mut due: Vec<Inbound> = std::mem::take(&mut self.inbound);
+        due.sort_by_key(|i| (i.due, i.id));
+        for i in due {
+            let at = match i.expires {
+                // Queued for a sleeping car: it runs once the car woke, if in time.
+                Some(expires) => match self.woke_at.filter(|w| *w <= expires && !asleep) {
+                    Some(woke) => Some(woke.max(i.due)),
+                    None if now >= expires => {
+                        self.done.push((i.id, Delivery::Expired));
+                        continue;
+                    }
+                    None => None,
+                },
+                None => Some(i.due),
+            };
+            match at {
+                Some(at) if at <= now => {
+                    for _ in 0..i.copies {
+                        self.set(i.lock_to, at);
+                        ran.push((i.id, i.lock_to, at));
+                    }
+                    self.done.push((i.id, Delivery::Executed));
+                }
+                _ => keep.push(i),
+            }
+        }
+        self.inbound = keep;
+        if self.done.len() > 4 * KEEP {
+            self.done.drain(..2 * KEEP);
+        }
+        ran
+    }
+
+    /// Where delivery `id` stands (after [`Timeline::settle`]).
+    pub fn delivery(&self, id: u64) -> Option<Delivery> {
+        if self.inbound.iter().any(|i| i.id == id) {
+            return Some(Delivery::Waiting);
+        }
+        self.done
+            .iter()
+            .rev()
+            .find(|(d, _)| *d == id)
+            .map(|(_, s)| *s)
+    }
+
+    /// The lock as the OEM's cloud sees it now, and when the car reported it.
+    pub fn view(&self) -> (bool, OffsetDateTime) {
+        let now = Instant::now();
+        let lag = Duration::from_millis(self.timing.state_lag_ms);
+        let Some(seen_at) = now.checked_sub(lag) else {
+            return (self.initial, wall(now));
+        };
+        let locked = self
+            .changes
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= seen_at)
+            .map_or(self.initial, |(_, l)| *l);
+        (locked, wall(seen_at))
+    }
+}
+
+fn base() -> &'static (OffsetDateTime, Instant) {
+    static BASE: OnceLock<(OffsetDateTime, Instant)> = OnceLock::new();
+    BASE.get_or_init(|| (OffsetDateTime::now_utc(), Instant::now()))
+}
+
+/// Wall-clock time of a tokio instant: real time in a running mock, and time that
+/// follows the paused clock in a simulation (milliseconds).
+pub fn wall(at: Instant) -> OffsetDateTime {
+    let (wall0, at0) = base();
+    let t = if at >= *at0 {
+        *wall0 + (at - *at0)
+    } else {
+        *wall0 - (*at0 - at)
+    };
+    t.replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+        .unwrap_or(t)
+}
+
+/// Now, as the mocks report it (see [`wall`]).
+pub fn now_utc() -> OffsetDateTime {
+    wall(Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_view_lags_the_car() {
+        let mut t = Timeline::new(
+            true,
+            CarTiming {
+                state_lag_ms: 5_000,
+                ..CarTiming::default()
+            },
+        );
+        tokio::time::advance(MS(10_000)).await;
+        t.deliver(1, false, Duration::ZERO, false, DeliveryFault::default());
+        assert_eq!(t.settle(false).len(), 1);
+        assert!(!t.current());
+        let (seen, at) = t.view();
+        assert!(seen, "the cloud still shows the old state");
+        assert!(at < now_utc());
+        tokio::time::advance(MS(5_000)).await;
+        assert!(!t.view().0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sleeping_car_runs_its_queue_when_it_wakes_or_lets_it_expire() {
+        let timing = CarTiming {
+            queue_ms: 60_000,
+            ..CarTiming::default()
+        };
+        let mut t = Timeline::new(true, timing);
+        t.deliver(1, false, Duration::ZERO, true, DeliveryFault::default());
+        tokio::time::advance(MS(30_000)).await;
+        assert!(t.settle(true).is_empty());
+        assert_eq!(t.delivery(1), Some(Delivery::Waiting));
+        t.woke(Instant::now());
+        assert_eq!(t.settle(false).len(), 1);
+        assert_eq!(t.delivery(1), Some(Delivery::Executed));
+
+        let mut t = Timeline::new(true, timing);
+        t.deliver(2, false, Duration::ZERO, true, DeliveryFault::default());
+        tokio::time::advance(MS(61_000)).await;
+        assert!(t.settle(true).is_empty());
+        assert_eq!(t.delivery(2), Some(Delivery::Expired));
+        assert!(t.current());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_and_duplicate_deliveries() {
+        let mut t = Timeline::new(true, CarTiming::default());
+        let f = DeliveryFault {
+            late: MS(3_000),
+            duplicate: true,
+        };
+        t.deliver(7, false, MS(1_000), false, f);
+        tokio::time::advance(MS(3_999)).await;
+        assert!(t.settle(false).is_empty());
+        tokio::time::advance(MS(1)).await;
+        let ran = t.settle(false);
+        assert_eq!(ran.len(), 2, "delivered twice");
+        assert!(ran.iter().all(|(id, to, _)| *id == 7 && !*to));
+    }
+}
