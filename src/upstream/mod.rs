@@ -44,19 +44,31 @@ pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
 /// TLS (rustls, system roots) or plain HTTP over the connector `inner`.
 pub fn https<H>(inner: H) -> HttpsConnector<H> {
-    let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = match builder.with_native_roots() {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(error = %e, "no system CA certificates found; HTTPS will fail");
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                rustls::ClientConfig::builder()
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth(),
-            )
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls().clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(inner)
+}
+
+/// The TLS client configuration with the system's CA certificates, read once per
+/// process (reading and parsing them takes milliseconds).
+fn tls() -> &'static rustls::ClientConfig {
+    static TLS: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
+    TLS.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::warn!(error = %e, "reading system CA certificates");
         }
-    };
-    builder.https_or_http().enable_http1().wrap_connector(inner)
+        let (added, _) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            tracing::warn!("no system CA certificates found; HTTPS will fail");
+        }
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+    })
 }
 
 /// Builds the one pooled client all OEM stacks share.
@@ -81,6 +93,10 @@ pub struct Stack {
     pub commands: Arc<Quota>,
     /// The breaker.
     pub breaker: Arc<Breaker>,
+    /// What the OAuth client calls: the OEM's authorization server is another service,
+    /// so it has its own breaker (an API outage never blocks relinking) and none of the
+    /// API's quotas.
+    pub auth_http: Http,
 }
 
 /// Cluster-wide quotas: the Redis limits and how many replicas share them.
@@ -111,14 +127,15 @@ pub fn stack(
     };
     let requests = quota(l.requests, "requests", 0);
     let commands = quota(l.commands, "commands", l.reserved_commands);
-    let breaker = Arc::new(Breaker::new(
-        BreakerSettings {
-            failures: c.breaker.failures,
-            window: c.breaker.window,
-            open_for: Duration::from_millis(c.breaker.open_ms),
-        },
-        oem,
-    ));
+    let breaker_settings = BreakerSettings {
+        failures: c.breaker.failures,
+        window: c.breaker.window,
+        open_for: Duration::from_millis(c.breaker.open_ms),
+    };
+    let breaker = Arc::new(Breaker::new(breaker_settings.clone(), oem));
+    // Built once per OEM at start: its metric label lives for the process.
+    let auth_label: &'static str = Box::leak(format!("{oem}_oauth").into_boxed_str());
+    let auth_breaker = Arc::new(Breaker::new(breaker_settings, auth_label));
     let transport = Http::new(HyperTransport::new(
         client.clone(),
         Duration::from_millis(c.timeout_ms),
@@ -140,6 +157,8 @@ pub fn stack(
         oem,
     );
     let permits = Arc::new(Semaphore::new(l.max_concurrency.max(1)));
+    let auth_http = layer(transport.clone(), Observe { oem });
+    let auth_http = layer(auth_http, auth_breaker);
     // Built from the bottom up: the last layer is the first a request meets.
     let http = layer(transport, Observe { oem });
     let http = layer(http, Concurrency { permits });
@@ -151,6 +170,7 @@ pub fn stack(
         requests,
         commands,
         breaker,
+        auth_http,
     }
 }
 
