@@ -372,6 +372,33 @@ pub struct OemConfig {
     /// Read caching and waking.
     #[serde(default)]
     pub reads: ReadsConfig,
+    /// How the OEM's cloud lags its cars (defaults: what the adapter declares).
+    #[serde(default)]
+    pub timing: TimingConfig,
+}
+
+/// Overrides of an OEM's declared timing ([`keyway_adapter::OemTiming`]).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimingConfig {
+    /// The longest time the OEM's view of a car lags the car, seconds.
+    pub state_lag_s: Option<u64>,
+    /// The longest time after sending that the OEM may still execute a command, seconds.
+    pub command_window_s: Option<u64>,
+}
+
+impl TimingConfig {
+    /// The adapter's timing with these overrides.
+    pub fn over(&self, declared: keyway_adapter::OemTiming) -> keyway_adapter::OemTiming {
+        keyway_adapter::OemTiming {
+            state_lag: self
+                .state_lag_s
+                .map_or(declared.state_lag, Duration::from_secs),
+            command_window: self
+                .command_window_s
+                .map_or(declared.command_window, Duration::from_secs),
+        }
+    }
 }
 
 /// When a read may wake a sleeping car (waking can cost like ~20 commands).

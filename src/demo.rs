@@ -387,6 +387,12 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
                 retry: Default::default(),
                 breaker: Default::default(),
                 reads: Default::default(),
+                // The demo's mocks lag by 1.5 s and hold no commands: small windows, so
+                // a lost answer settles within seconds (real OEMs: the adapters' own).
+                timing: crate::config::TimingConfig {
+                    state_lag_s: Some(3),
+                    command_window_s: Some(15),
+                },
             },
         );
     }

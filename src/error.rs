@@ -54,6 +54,10 @@ pub enum Code {
     UpstreamError,
     /// The OEM did not answer in time.
     UpstreamTimeout,
+    /// The OEM may or may not have executed the command; keyway keeps watching.
+    OutcomeUnknown,
+    /// An earlier unlock of the car may still execute; no second unlock until it settles.
+    CommandInDoubt,
     /// keyway stopped calling a failing OEM for a while.
     CircuitOpen,
     /// keyway is at capacity; try again shortly.
@@ -96,6 +100,8 @@ impl Code {
             Code::CommandFailed => "command_failed",
             Code::UpstreamError => "upstream_error",
             Code::UpstreamTimeout => "upstream_timeout",
+            Code::OutcomeUnknown => "outcome_unknown",
+            Code::CommandInDoubt => "command_in_doubt",
             Code::CircuitOpen => "circuit_open",
             Code::Overloaded => "overloaded",
             Code::GrantNotFound => "grant_not_found",
@@ -138,7 +144,10 @@ impl Code {
             Code::VehicleAsleep | Code::CircuitOpen | Code::Overloaded => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Code::VehicleUnreachable | Code::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Code::VehicleUnreachable | Code::UpstreamTimeout | Code::OutcomeUnknown => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            Code::CommandInDoubt => StatusCode::CONFLICT,
             Code::UpstreamError => StatusCode::BAD_GATEWAY,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -167,6 +176,8 @@ impl Code {
             Code::CommandFailed => "Command failed",
             Code::UpstreamError => "OEM error",
             Code::UpstreamTimeout => "OEM timeout",
+            Code::OutcomeUnknown => "Outcome unknown",
+            Code::CommandInDoubt => "An earlier unlock may still execute",
             Code::CircuitOpen => "OEM temporarily disabled",
             Code::Overloaded => "Gateway at capacity",
             Code::GrantNotFound => "Grant not found",
@@ -216,6 +227,8 @@ const ALL: &[Code] = &[
     Code::CommandFailed,
     Code::UpstreamError,
     Code::UpstreamTimeout,
+    Code::OutcomeUnknown,
+    Code::CommandInDoubt,
     Code::CircuitOpen,
     Code::Overloaded,
     Code::GrantNotFound,

@@ -91,6 +91,16 @@ impl Gateway {
         config: Config,
         store: Arc<dyn Store>,
     ) -> Result<Arc<Self>, StartError> {
+        Self::with_adapters(config, store, &[]).await
+    }
+
+    /// Builds the gateway on an already opened store, with `adapters` in place of the
+    /// built-in ones for their OEMs (the command simulation's in-process OEMs).
+    pub async fn with_adapters(
+        config: Config,
+        store: Arc<dyn Store>,
+        adapters: &[Arc<dyn keyway_adapter::Adapter>],
+    ) -> Result<Arc<Self>, StartError> {
         let verifier = Verifier::from_config(&config.auth)?;
         let sealer = Arc::new(config.sealer()?);
         let cc = &config.cluster;
@@ -117,7 +127,11 @@ impl Gateway {
             limits,
             replicas: cc.replicas,
         });
-        let registry = Arc::new(Registry::from_config(&config.oems, shared.as_ref()));
+        let registry = Arc::new(Registry::with_adapters(
+            &config.oems,
+            shared.as_ref(),
+            adapters,
+        ));
         let events = Arc::new(Events::new(store.clone()));
         let audit = Arc::new(Audit::new(store.clone()));
         let c = &config.commands;
@@ -184,6 +198,7 @@ impl Gateway {
                 relock_max_attempts: g.relock_max_attempts,
                 relock_backoff: Duration::from_millis(g.relock_backoff_ms),
                 relock_wait: Duration::from_secs(c.command_timeout_s),
+                confirm_poll: Duration::from_millis(c.max_poll_interval_ms.clamp(50, 5000)),
                 max_window: Duration::from_secs(g.max_window_s),
             },
         ));

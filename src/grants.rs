@@ -50,6 +50,8 @@ pub struct GrantSettings {
     pub relock_backoff: Duration,
     /// Longest wait for one relock command's outcome.
     pub relock_wait: Duration,
+    /// Pause between lock-state reads that confirm a relock or watch for a late unlock.
+    pub confirm_poll: Duration,
     /// Longest grant window.
     pub max_window: Duration,
 }
@@ -565,11 +567,9 @@ impl Grants {
         };
         match c.status {
             CommandStatus::Succeeded => self.event("grant.unlocked", &g, Some(&c.id)).await,
-            // A definite refusal did not open the car: the unlock is given back (the owed
-            // relock still runs: locking a locked car is harmless).
-            CommandStatus::Failed
-                if c.error_code.as_deref() != Some(Code::UpstreamTimeout.as_str()) =>
-            {
+            // `failed` is certain: the car did not open, so the unlock is given back (the
+            // owed relock still runs: locking a locked car is harmless).
+            CommandStatus::Failed => {
                 let _ = self.store.refund_grant_unlock(&g.id).await;
             }
             _ => {}
@@ -623,6 +623,9 @@ impl Grants {
         let Ok(Some(mut g)) = self.store.grant(&g.id).await else {
             return;
         };
+        if g.relock_state == RelockState::Watching && !self.late_unlock(&mut g).await {
+            return;
+        }
         if g.relock_state != RelockState::Due {
             return;
         }
@@ -632,8 +635,9 @@ impl Grants {
         g.updated_at = t;
         match outcome {
             Ok(command) => {
-                g.relock_state = RelockState::Locked;
-                g.relock_due_at = None;
+                // Watched for a late unlock for as long as the OEM may still run one.
+                g.relock_state = RelockState::Watching;
+                g.relock_due_at = Some(self.clock.now() + self.watch_pause(&g).await);
                 g.relocked_at = Some(t);
                 if let Err(e) = self.store.update_grant(&g).await {
                     tracing::error!(grant = %g.id, error = %e, "could not record the relock");
@@ -646,7 +650,7 @@ impl Grants {
                         vehicle_id: Some(&g.vehicle_id),
                         grant_id: Some(&g.id),
                         command_id: Some(&command),
-                        detail: Some("locked and read back locked"),
+                        detail: Some("locked, and read back locked after the relock"),
                     })
                     .await;
                 self.event("grant.relocked", &g, Some(&command)).await;
@@ -723,23 +727,101 @@ impl Grants {
         match c.status {
             CommandStatus::Succeeded => {}
             CommandStatus::Pending => return Err(format!("lock {} not confirmed in time", c.id)),
-            CommandStatus::Failed => {
+            CommandStatus::Failed | CommandStatus::Unknown => {
                 return Err(format!(
-                    "lock {} failed: {}",
+                    "lock {} {}: {}",
                     c.id,
+                    c.status.as_str(),
                     c.error_detail.unwrap_or_default()
                 ));
             }
         }
-        let adapter = self.fleet.adapter(&vehicle).map_err(|e| e.detail)?;
-        match self.fleet.read_security(&vehicle, &adapter).await {
-            Ok(s) if s.locked => Ok(c.id),
-            Ok(_) => Err("the car reads unlocked after the lock".into()),
-            Err(e) => Err(format!(
-                "reading the lock state back failed: {}",
-                e.into_api(&vehicle.oem).detail
-            )),
+        // Confirmed only by a lock state observed after the relock was sent.
+        let sent_at = c.sent_at.unwrap_or_else(crate::store::now);
+        let timing = self.commands.timing_of(&vehicle.oem);
+        let deadline = tokio::time::Instant::now() + self.settings.relock_wait;
+        loop {
+            match self.commands.look(&vehicle).await {
+                Some(o) if o.after(sent_at, &timing) && o.locked => return Ok(c.id),
+                Some(o) if o.after(sent_at, &timing) => {
+                    return Err("the car reads unlocked after the relock".into());
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "lock {} succeeded, but no lock state observed after it could be read",
+                    c.id
+                ));
+            }
+            tokio::time::sleep(self.settings.confirm_poll).await;
         }
+    }
+
+    /// How long until a watched grant's car is looked at again.
+    async fn watch_pause(&self, g: &GrantRecord) -> Duration {
+        let lag = match self.store.vehicle(&g.vehicle_id).await {
+            Ok(Some(v)) => self.commands.timing_of(&v.oem).state_lag,
+            _ => Duration::from_secs(60),
+        };
+        (lag / 4).max(self.settings.confirm_poll)
+    }
+
+    /// A watched grant: whether a late unlock opened the car after its relock (then the
+    /// relock is owed again, and `grant.relock_repeated` emitted). Ends the watch once
+    /// the OEM can no longer run an unlock sent before the relock.
+    async fn late_unlock(&self, g: &mut GrantRecord) -> bool {
+        let Ok(Some(vehicle)) = self.store.vehicle(&g.vehicle_id).await else {
+            return false;
+        };
+        let timing = self.commands.timing_of(&vehicle.oem);
+        let relocked_at = g.relocked_at.unwrap_or_else(crate::store::now);
+        let watch_end = relocked_at + timing.command_window + timing.state_lag;
+        let opened = self
+            .commands
+            .look(&vehicle)
+            .await
+            .filter(|o| o.after(relocked_at, &timing) && !o.locked);
+        if let Some(o) = opened {
+            tracing::warn!(grant = %g.id, vehicle = %g.vehicle_id,
+                "the car opened after its relock (a late unlock); relocking again");
+            g.relock_state = RelockState::Due;
+            g.relock_due_at = Some(self.clock.now());
+            g.relock_attempts = 0;
+            g.updated_at = crate::store::now();
+            if let Err(e) = self.store.update_grant(g).await {
+                tracing::error!(grant = %g.id, error = %e, "could not record the repeated relock");
+                return false;
+            }
+            let seen = format!(
+                "read unlocked, reported at {}",
+                crate::api::timestamp(o.reported_at)
+            );
+            self.audit
+                .note(Decision {
+                    actor: "keyway",
+                    action: "grant.relock",
+                    decision: "repeated",
+                    vehicle_id: Some(&g.vehicle_id),
+                    grant_id: Some(&g.id),
+                    detail: Some(&seen),
+                    ..Decision::default()
+                })
+                .await;
+            self.event("grant.relock_repeated", g, None).await;
+            return true;
+        }
+        g.relock_due_at = if crate::store::now() >= watch_end {
+            g.relock_state = RelockState::Locked;
+            None
+        } else {
+            Some(self.clock.now() + self.watch_pause(g).await)
+        };
+        g.updated_at = crate::store::now();
+        if let Err(e) = self.store.update_grant(g).await {
+            tracing::error!(grant = %g.id, error = %e, "could not record the watch");
+        }
+        false
     }
 
     /// Waits until the grant's owed relock is settled (locked or failed), up to `max`.

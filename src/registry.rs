@@ -55,12 +55,16 @@ pub struct Oem {
     pub adapter: Arc<dyn Adapter>,
     /// Its outbound stack.
     pub http: Http,
+    /// The outbound stack to its OAuth server (its own breaker).
+    pub auth_http: Http,
     /// Its request quota (and the pushback gate after "too many requests").
     pub requests: Arc<Quota>,
     /// Its command quota.
     pub commands: Arc<Quota>,
     /// Its circuit breaker.
     pub breaker: Arc<Breaker>,
+    /// How its cloud lags its cars (declared, with the configured overrides).
+    pub timing: keyway_adapter::OemTiming,
     /// Its settings.
     pub config: OemConfig,
 }
@@ -77,19 +81,35 @@ impl Registry {
         oems: &BTreeMap<String, OemConfig>,
         shared: Option<&upstream::Shared>,
     ) -> Self {
+        Self::with_adapters(oems, shared, &[])
+    }
+
+    /// Like [`Registry::from_config`], with `supplied` adapters in place of the built-in
+    /// ones for their OEM ids (an embedder's own, e.g. the command simulation's).
+    pub fn with_adapters(
+        oems: &BTreeMap<String, OemConfig>,
+        shared: Option<&upstream::Shared>,
+        supplied: &[Arc<dyn Adapter>],
+    ) -> Self {
         let client = upstream::client();
         let oems = oems
             .iter()
             .filter_map(|(id, c)| {
-                let adapter = build(id, c)?;
+                let adapter = match supplied.iter().find(|a| a.info().oem == id) {
+                    Some(a) => a.clone(),
+                    None => build(id, c)?,
+                };
                 let info = adapter.info();
+                let timing = c.timing.over(info.timing);
                 let stack = upstream::stack(&client, info.oem, c, &info.limits, shared);
                 let oem = Oem {
                     adapter,
                     http: stack.http,
+                    auth_http: stack.auth_http,
                     requests: stack.requests,
                     commands: stack.commands,
                     breaker: stack.breaker,
+                    timing,
                     config: c.clone(),
                 };
                 Some((id.clone(), oem))

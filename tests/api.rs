@@ -609,6 +609,8 @@ async fn a_command_interrupted_after_sending_is_reconciled_not_resent() {
         created_at: t,
         updated_at: t,
         completed_at: None,
+        observed: None,
+        retry_at: None,
     };
     let never_sent = CommandRecord {
         id: "cmd_never_sent".into(),

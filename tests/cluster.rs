@@ -556,7 +556,11 @@ async fn an_owed_relock_is_done_by_another_replica_when_its_replica_dies() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(g.relock_state, keyway::store::RelockState::Locked, "{g:?}");
+    assert_eq!(
+        g.relock_state,
+        keyway::store::RelockState::Watching,
+        "{g:?}"
+    );
     assert!(tesla.vehicle("5YJ3E1EA7LF000001").unwrap().locked);
 }
 

@@ -7,6 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use common::{TempDir, client, send};
 use http::Method;
@@ -89,14 +90,26 @@ async fn the_demo_binary_serves_the_walk_through() {
             .await;
             assert_eq!(a.status, 200, "{id} {action}: {:#}", a.json);
             assert_eq!(a.json["status"], "succeeded");
-            let s = call(
-                Method::GET,
-                format!("/v1/vehicles/{id}/security"),
-                vec![],
-                true,
-            )
-            .await;
-            assert_eq!(s.json["locked"], locked, "{id} after {action}");
+            // The demo's OEMs report the car's state 1.5 s late, as real ones do later.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let s = call(
+                    Method::GET,
+                    format!("/v1/vehicles/{id}/security"),
+                    vec![("cache-control", "max-age=0")],
+                    true,
+                )
+                .await;
+                if s.json["locked"] == locked {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{id} after {action}: {:#}",
+                    s.json
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
     }
     let anonymous = call(Method::GET, "/v1/vehicles".into(), vec![], false).await;
@@ -150,7 +163,7 @@ async fn the_demo_binary_serves_the_walk_through() {
         None,
     )
     .await;
-    assert_eq!(done.json["relock"]["state"], "locked", "{:#}", done.json);
+    assert_eq!(done.json["relock"]["state"], "watching", "{:#}", done.json);
     let s = call(
         Method::GET,
         format!("/v1/vehicles/{car}/security"),

@@ -27,6 +27,10 @@ fn tuned(c: &mut Config) {
     tesla.retry.base_ms = 5;
     tesla.retry.cap_ms = 20;
     tesla.timeout_ms = 2_000;
+    // The Tesla mock answers from the car at once and holds no command: a lost answer
+    // is settled by the car's state within seconds.
+    tesla.timing.state_lag_s = Some(1);
+    tesla.timing.command_window_s = Some(2);
 }
 
 fn entries(env: &Env, suffix: &str) -> Vec<JournalEntry> {
@@ -113,7 +117,7 @@ async fn a_lock_whose_answer_is_lost_after_it_was_applied_is_not_sent_again() {
 }
 
 #[tokio::test]
-async fn a_lock_lost_before_it_was_applied_is_sent_again_exactly_once() {
+async fn a_lock_lost_on_its_way_is_never_sent_again_and_fails_once_its_window_passed() {
     let env = Env::start_with(tuned).await;
     let v = env.online();
     env.demo.tesla.update(&v.oem_id, |m| m.locked = false);
@@ -128,16 +132,15 @@ async fn a_lock_lost_before_it_was_applied_is_sent_again_exactly_once() {
             &[WAIT],
         )
         .await;
-    assert_eq!(a.status, 200, "{:#}", a.json);
+    // keyway cannot tell a request lost on its way from an answer lost on its way back:
+    // it does not send again, watches the car, and says `failed` only once the OEM's
+    // command window has passed with the car still open.
+    a.assert_problem(422, "command_failed");
+    assert_eq!(a.json["command_status"], "failed");
+    assert_eq!(a.json["last_observed"]["locked"], false, "{:#}", a.json);
     let locks = entries(&env, "/command/door_lock");
-    assert_eq!(locks.len(), 2, "{locks:#?}");
-    assert_eq!(locks.iter().filter(|e| e.applied).count(), 1);
-    assert!(
-        locks
-            .iter()
-            .all(|e| e.command_id.as_deref() == a.json["id"].as_str())
-    );
-    assert!(env.demo.tesla.vehicle(&v.oem_id).unwrap().locked);
+    assert_eq!(locks.len(), 1, "{locks:#?}");
+    assert!(!env.demo.tesla.vehicle(&v.oem_id).unwrap().locked);
 }
 
 #[tokio::test]
@@ -391,7 +394,10 @@ async fn two_concurrent_commands_to_one_car_are_serialized() {
 }
 
 #[tokio::test]
-async fn five_thousand_mixed_requests_with_seeded_faults_never_duplicate_a_command() {
+async fn two_thousand_mixed_requests_with_seeded_faults_never_duplicate_a_command() {
+    // A command whose answer was lost and that did not run is only known `failed` once
+    // the OEM's command window has passed (2 s here): each such command holds its car
+    // for ~3 s, which bounds how many waves a test run can afford.
     let env = Env::start_with(tuned).await;
     let faults = &env.demo.tesla.faults;
     faults.seed(20_261_126);
@@ -417,7 +423,7 @@ async fn five_thousand_mixed_requests_with_seeded_faults_never_duplicate_a_comma
     let ids = env.tesla_ids();
     let mut command_ids = Vec::new();
     let mut statuses: HashMap<u16, usize> = HashMap::new();
-    for wave in 0..50 {
+    for wave in 0..20 {
         let tasks: Vec<_> = (0..100)
             .map(|i| {
                 let n = wave * 100 + i;
@@ -469,7 +475,7 @@ async fn five_thousand_mixed_requests_with_seeded_faults_never_duplicate_a_comma
             }
         }
     }
-    assert_eq!(command_ids.len(), 1000);
+    assert_eq!(command_ids.len(), 400);
     // Every command has a final, recorded outcome.
     for id in &command_ids {
         let c = env.demo.gateway.store.command(id).await.unwrap().unwrap();
@@ -497,7 +503,7 @@ async fn five_thousand_mixed_requests_with_seeded_faults_never_duplicate_a_comma
         applied.len()
     );
     assert!(
-        statuses.get(&200).copied().unwrap_or(0) > 4_000,
+        statuses.get(&200).copied().unwrap_or(0) > 1_600,
         "{statuses:?}"
     );
 }

@@ -77,6 +77,8 @@ fn command(id: &str) -> CommandRecord {
         created_at: t,
         updated_at: t,
         completed_at: None,
+        observed: None,
+        retry_at: None,
     }
 }
 
@@ -312,7 +314,7 @@ async fn a_lapsed_command_is_claimed_by_one_replica(s: Arc<dyn Store>) {
             .unwrap()
     );
     // A clean shutdown frees a lease at once.
-    s.release_command_lease("cmd_live", "r1").await.unwrap();
+    s.release_all("r1").await.unwrap();
     let taken = s.claim_commands(&lease("r2", 30), now()).await.unwrap();
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].id, "cmd_live");

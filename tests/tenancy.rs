@@ -581,7 +581,7 @@ async fn a_relock_succeeds_while_callers_have_spent_the_command_quota() {
     let done = env
         .post(&format!("/v1/grants/{grant}/complete"), &courier, &[WAIT])
         .await;
-    assert_eq!(done.json["relock"]["state"], "locked", "{:#}", done.json);
+    assert_eq!(done.json["relock"]["state"], "watching", "{:#}", done.json);
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 //! `Idempotency-Key` gets the same command and the same answer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::extract::Path;
 use axum::Extension;
@@ -42,6 +43,17 @@ pub fn view(c: &CommandRecord) -> Value {
         (Some(code), detail) => json!({ "code": code, "detail": detail }),
         _ => Value::Null,
     };
+    let last_observed = c
+        .observed
+        .map(|(locked, at)| json!({"locked": locked, "recorded_at": timestamp(at)}));
+    let retryable = match c.status {
+        CommandStatus::Failed => c
+            .error_code
+            .as_deref()
+            .and_then(Code::parse)
+            .is_some_and(Code::retryable),
+        _ => false,
+    };
     json!({
         "id": c.id,
         "vehicle_id": c.vehicle_id,
@@ -49,9 +61,24 @@ pub fn view(c: &CommandRecord) -> Value {
         "status": c.status.as_str(),
         "reference": c.reference,
         "error": error,
+        "retryable": retryable,
+        "retry_after_s": retry_after(c).map(|d| d.as_secs()),
+        "last_observed": last_observed,
         "created_at": timestamp(c.created_at),
+        "sent_at": c.sent_at.map(timestamp),
         "completed_at": c.completed_at.map(timestamp),
     })
+}
+
+/// How long until a new command makes sense (failed and unknown commands).
+fn retry_after(c: &CommandRecord) -> Option<Duration> {
+    let at = c.retry_at?;
+    let left = at - crate::store::now();
+    Some(
+        Duration::try_from(left)
+            .unwrap_or(Duration::ZERO)
+            .max(Duration::from_secs(1)),
+    )
 }
 
 fn location(c: &CommandRecord) -> HeaderValue {
@@ -75,15 +102,25 @@ pub(crate) fn answer(c: &CommandRecord) -> Response {
                 .insert(header::CONTENT_LOCATION, location(c));
             resp
         }
-        CommandStatus::Failed => {
+        CommandStatus::Failed | CommandStatus::Unknown => {
+            let fallback = if c.status == CommandStatus::Unknown {
+                Code::OutcomeUnknown
+            } else {
+                Code::Internal
+            };
             let code = c
                 .error_code
                 .as_deref()
                 .and_then(Code::parse)
-                .unwrap_or(Code::Internal);
-            let mut resp = ApiError::new(code, c.error_detail.clone().unwrap_or_default())
+                .unwrap_or(fallback);
+            let view = view(c);
+            let mut e = ApiError::new(code, c.error_detail.clone().unwrap_or_default())
                 .with("command_id", c.id.clone())
-                .into_response();
+                .with("command_status", c.status.as_str())
+                .with("retryable", view["retryable"].clone())
+                .with("last_observed", view["last_observed"].clone());
+            e.retry_after = retry_after(c);
+            let mut resp = e.into_response();
             resp.headers_mut().insert(header::LOCATION, location(c));
             resp
         }

@@ -9,16 +9,12 @@
 //!   is in flight); the same key with another request is refused.
 //! - One command at a time per vehicle (a per-vehicle async lock, held for the command's
 //!   whole life).
-//! - Re-sending happens only when the OEM certainly did not act (`Delivered::No`: asleep,
-//!   token rejected). An ambiguous failure (timeout, reset, 5xx after sending) is
-//!   reconciled by reading the lock state: if the car shows the command's effect it
-//!   succeeded; if it shows the opposite, the command is sent once more (still under
-//!   the per-car lock, so no other keyway command can have changed the car meanwhile);
-//!   if the state cannot be read, the command fails as `upstream_timeout`, not re-sent.
-//! - The OEM's command quota is taken before sending; a command that cannot get a slot
-//!   fails as `rate_limited` without reaching the OEM.
+//! - How a recorded command reaches an honest outcome — `succeeded`, `failed` only when
+//!   certain, otherwise `unknown` — is [`lifecycle`]'s job: never a second send while
+//!   the first may still execute. An `unknown` command is watched for the OEM's
+//!   command window ([`resolve`]); what keyway learns is recorded as `command.resolved`.
 //! - Pending commands found at start-up are resumed: never-sent ones are sent, accepted
-//!   async ones are polled, sent-but-unconfirmed ones are reconciled.
+//!   async ones are polled, sent-but-unanswered ones are watched, never sent again.
 //!
 //! In cluster mode (a shared store) each command is leased to the replica running it
 //! and renewed while it runs; a replica that dies stops renewing, and another takes the
@@ -32,10 +28,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keyway_adapter::{Capability, Command, OemError, Pending, Progress, Sent, VehicleRef};
+use keyway_adapter::Command;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+mod lifecycle;
+mod resolve;
+
+use lifecycle::Outcome;
 
 use crate::cluster::{Cluster, Held};
 use crate::error::{ApiError, Code};
@@ -44,13 +45,13 @@ use crate::store::{
     CommandRecord, CommandStatus, Created, IdempotencyClaim, Store, VehicleRecord, now,
 };
 use crate::sync::lock;
-use crate::tokens::CallError;
 use crate::vehicles::Fleet;
 
 /// Timing of async commands.
 #[derive(Clone, Copy, Debug)]
 pub struct CommandTiming {
-    /// Give up on an accepted async command after this long.
+    /// A sent command whose outcome keyway could not learn becomes `unknown` this long
+    /// after it was sent.
     pub timeout: Duration,
     /// Longest pause between polls.
     pub max_poll_interval: Duration,
@@ -164,6 +165,8 @@ impl Commands {
             created_at: t,
             updated_at: t,
             completed_at: None,
+            observed: None,
+            retry_at: None,
         };
         if !req.reserved && self.queue_full(&vehicle.id) {
             // A replay of a key already used still gets its command below.
@@ -263,8 +266,12 @@ impl Commands {
                     }
                 }
             }
+            let unknown = done.status == CommandStatus::Unknown;
             if let Some(tx) = lock(&this.running).remove(&id) {
-                let _ = tx.send(Some(done));
+                let _ = tx.send(Some(done.clone()));
+            }
+            if unknown {
+                this.resolve(done).await;
             }
         });
     }
@@ -336,25 +343,23 @@ impl Commands {
 
     /// Waits until no command runs in this process, or `max` passes; returns how many
     /// are still running (they stay `pending` in the store and resume at next start).
+    /// Then gives up every lease this replica holds (cars, relocks, commands), so in a
+    /// cluster another replica takes over at once instead of after the lease lapses.
     pub async fn drain(&self, max: Duration) -> usize {
         let deadline = Instant::now() + max;
-        loop {
-            let running: Vec<String> = lock(&self.running).keys().cloned().collect();
-            if running.is_empty() {
-                return 0;
-            }
-            if Instant::now() >= deadline {
-                // Let another replica (or the next start) take them over at once.
-                for id in &running {
-                    let _ = self
-                        .store
-                        .release_command_lease(id, &self.cluster.replica)
-                        .await;
-                }
-                return running.len();
+        let left = loop {
+            let running = lock(&self.running).len();
+            if running == 0 || Instant::now() >= deadline {
+                break running;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if self.cluster.shared
+            && let Err(e) = self.store.release_all(&self.cluster.replica).await
+        {
+            tracing::warn!(error = %e, "could not release this replica's leases");
         }
+        left
     }
 
     /// Whether this replica still holds the command's lease (renewing it). Always true
@@ -418,16 +423,27 @@ impl Commands {
         let t = now();
         record.updated_at = t;
         record.completed_at = Some(t);
+        record.error_code = None;
+        record.error_detail = None;
+        record.retry_at = None;
         match outcome {
-            Ok(()) => {
-                record.status = CommandStatus::Succeeded;
-                record.error_code = None;
-                record.error_detail = None;
-            }
-            Err(e) => {
+            Outcome::Succeeded => record.status = CommandStatus::Succeeded,
+            Outcome::Failed(e) => {
                 record.status = CommandStatus::Failed;
+                record.retry_at = e.retry_after.map(|d| t + d);
                 record.error_code = Some(e.code.as_str().to_string());
-                record.error_detail = Some(e.detail.clone());
+                record.error_detail = Some(e.detail);
+            }
+            Outcome::Unknown(e) => {
+                record.status = CommandStatus::Unknown;
+                // A new command makes sense once the OEM can no longer run this one.
+                let window = self
+                    .timing_of_vehicle(&record.vehicle_id)
+                    .await
+                    .command_window;
+                record.retry_at = Some(record.sent_at.unwrap_or(t) + window);
+                record.error_code = Some(e.code.as_str().to_string());
+                record.error_detail = Some(e.detail);
             }
         }
         self.fleet.invalidate_security(&record.vehicle_id);
@@ -440,39 +456,56 @@ impl Commands {
                 "another replica took this command over; leaving its outcome to it");
             return record;
         }
+        let kind = format!("command.{}", record.status.as_str());
+        self.write_outcome(&record, &kind, record.status.as_str())
+            .await;
+        tracing::info!(command = %record.id, status = record.status.as_str(),
+            error = record.error_code.as_deref().unwrap_or(""), "command finished");
+        record
+    }
+
+    /// The OEM timing of a vehicle's OEM.
+    async fn timing_of_vehicle(&self, vehicle_id: &str) -> keyway_adapter::OemTiming {
+        match self.store.vehicle(vehicle_id).await {
+            Ok(Some(v)) => self.timing_of(&v.oem),
+            _ => self.timing_of(""),
+        }
+    }
+
+    /// Stores a final (or resolved) record in one transaction: the outcome, the lock
+    /// state it left, its audit entry, its event `kind`, and (cluster) the notice that
+    /// makes every replica drop its cached state.
+    async fn write_outcome(&self, record: &CommandRecord, kind: &str, decision: &str) {
         if let Some(v) = self.store.vehicle(&record.vehicle_id).await.ok().flatten() {
             crate::metrics::command(&v.oem, record.action.as_str(), record.status.as_str());
         }
-        // One transaction: the outcome, the lock state it left, its audit entry, its event,
-        // and (cluster) the notice that makes every replica drop its cached state.
-        let kind = format!("command.{}", record.status.as_str());
-        let outcome = crate::audit::entry(&crate::audit::Decision {
+        let audit = crate::audit::entry(&crate::audit::Decision {
             actor: &record.caller,
             action: &format!("command.{}", record.action.as_str()),
-            decision: record.status.as_str(),
+            decision,
             vehicle_id: Some(&record.vehicle_id),
             command_id: Some(&record.id),
             detail: record.error_code.as_deref(),
             ..Default::default()
         });
         let event = crate::events::Events::record(
-            &kind,
+            kind,
             crate::events::Subject {
                 tenant: &record.tenant,
                 vehicle_id: Some(&record.vehicle_id),
                 grant_id: None,
                 command_id: Some(&record.id),
             },
-            &crate::api::commands::view(&record),
+            &crate::api::commands::view(record),
         );
         let hooks = self.events.hooks_for(&event).await;
         match self
             .store
-            .finish_command(&record, &outcome, &event, &hooks)
+            .finish_command(record, &audit, &event, &hooks)
             .await
         {
-            Ok(seq) => self.events.published(&kind, seq, !hooks.is_empty()),
-            // The record stays `pending` in the store and is reconciled at next start.
+            Ok(seq) => self.events.published(kind, seq, !hooks.is_empty()),
+            // The record stays as it was in the store (`pending` is reconciled at start).
             Err(e) => {
                 tracing::error!(command = %record.id, error = %e, "could not record the outcome")
             }
@@ -480,246 +513,7 @@ impl Commands {
         if record.status == CommandStatus::Succeeded {
             self.fleet.invalidate_vehicle(&record.vehicle_id);
         }
-        tracing::info!(command = %record.id, status = record.status.as_str(),
-            error = record.error_code.as_deref().unwrap_or(""), "command finished");
-        record
     }
-
-    async fn execute(&self, record: &mut CommandRecord) -> Result<(), ApiError> {
-        let vehicle = self
-            .store
-            .vehicle(&record.vehicle_id)
-            .await?
-            .ok_or_else(|| ApiError::new(Code::VehicleNotFound, "the vehicle was removed"))?;
-        let adapter = self.fleet.require(&vehicle, record.action.capability())?;
-        let r = VehicleRef {
-            oem_id: vehicle.oem_id.clone(),
-        };
-
-        if let Some(handle) = &record.oem_handle {
-            // Accepted before a restart: only poll.
-            let pending: Pending = serde_json::from_str(handle).map_err(ApiError::internal)?;
-            return self.follow(record, &vehicle, &pending).await;
-        }
-        if record.sent_at.is_some() {
-            // Sent before a restart, outcome never recorded: decide from the car's state.
-            // Not re-sent: the caller was told nothing and may have acted since.
-            return match self
-                .reconcile(
-                    record,
-                    &vehicle,
-                    "keyway restarted before the OEM confirmed it",
-                )
-                .await
-            {
-                Reconciled::Done => Ok(()),
-                Reconciled::NotApplied => Err(ApiError::new(
-                    Code::UpstreamTimeout,
-                    "keyway restarted before the OEM confirmed the command, and the car does \
-                     not show it; it was not sent again",
-                )
-                .with_oem(&vehicle.oem)),
-                Reconciled::Unknown(e) => Err(e),
-            };
-        }
-        self.send(record, &vehicle, &adapter, &r, true).await
-    }
-
-    /// Takes a command-quota slot, marks the record sent, sends, and follows the answer.
-    /// `may_resend`: whether an ambiguous answer may lead to one more send after the car's
-    /// state shows the command did not happen.
-    async fn send(
-        &self,
-        record: &mut CommandRecord,
-        vehicle: &VehicleRecord,
-        adapter: &Arc<dyn keyway_adapter::Adapter>,
-        r: &VehicleRef,
-        may_resend: bool,
-    ) -> Result<(), ApiError> {
-        if !self.still_ours(&record.id).await? {
-            return Err(ApiError::internal(
-                "another replica took this command over before it was sent",
-            ));
-        }
-        record.sent_at = Some(now());
-        record.updated_at = now();
-        self.store.update_command(record).await?;
-        let sent = match self.send_once(record, vehicle, adapter, r).await {
-            // Asleep: the OEM did not act. Wake the car and send once more.
-            Err(CallError::Oem(OemError::Asleep)) => match self.fleet.wake_up(vehicle).await {
-                Ok(()) => self.send_once(record, vehicle, adapter, r).await,
-                Err(e) => Err(e),
-            },
-            other => other,
-        };
-        match sent {
-            Ok(Sent::Completed) => Ok(()),
-            Ok(Sent::Pending(pending)) => {
-                record.oem_handle =
-                    Some(serde_json::to_string(&pending).map_err(ApiError::internal)?);
-                record.updated_at = now();
-                self.store.update_command(record).await?;
-                self.follow(record, vehicle, &pending).await
-            }
-            Err(CallError::Oem(e)) if e.delivered() == keyway_adapter::Delivered::Unknown => {
-                tracing::warn!(command = %record.id, error = %e, "outcome ambiguous; reconciling");
-                let why = ApiError::from_oem(&e, &vehicle.oem).detail;
-                match self.reconcile(record, vehicle, &why).await {
-                    Reconciled::Done => Ok(()),
-                    Reconciled::NotApplied if may_resend => {
-                        tracing::info!(command = %record.id,
-                            "the car shows the command did not happen; sending it once more");
-                        Box::pin(self.send(record, vehicle, adapter, r, false)).await
-                    }
-                    Reconciled::NotApplied => Err(ApiError::new(
-                        Code::UpstreamTimeout,
-                        format!(
-                            "outcome unknown twice ({why}); the car does not show it, \
-                             so it was not sent a third time"
-                        ),
-                    )
-                    .with_oem(&vehicle.oem)),
-                    Reconciled::Unknown(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e.into_api(&vehicle.oem)),
-        }
-    }
-
-    /// One send: takes a command-quota slot (every request counts at the OEM), then
-    /// hands the command over with its id.
-    async fn send_once(
-        &self,
-        record: &CommandRecord,
-        vehicle: &VehicleRecord,
-        adapter: &Arc<dyn keyway_adapter::Adapter>,
-        r: &VehicleRef,
-    ) -> Result<Sent, CallError> {
-        if let Some(oem) = self.registry.get(&vehicle.oem)
-            && let Err(retry_after) = oem.commands.acquire_as(record.reserved).await
-        {
-            let mut e = ApiError::new(
-                Code::RateLimited,
-                "the OEM's command quota is spent; the command was not sent",
-            )
-            .with_oem(&vehicle.oem);
-            e.retry_after = Some(retry_after);
-            return Err(CallError::Gateway(e));
-        }
-        let (action, command_id) = (record.action, record.id.clone());
-        self.fleet
-            .call(vehicle, "send", |mut cx| {
-                cx.command_id = Some(command_id.clone());
-                let (adapter, r) = (adapter.clone(), r.clone());
-                async move { adapter.send(&cx, &r, action).await }
-            })
-            .await
-    }
-
-    /// Polls an accepted async command until it is final or times out.
-    async fn follow(
-        &self,
-        record: &CommandRecord,
-        vehicle: &VehicleRecord,
-        pending: &Pending,
-    ) -> Result<(), ApiError> {
-        let adapter = self.fleet.adapter(vehicle)?;
-        let r = VehicleRef {
-            oem_id: vehicle.oem_id.clone(),
-        };
-        let deadline = Instant::now() + self.timing.timeout;
-        let mut delay =
-            Duration::from_millis(pending.poll_after_ms).min(self.timing.max_poll_interval);
-        loop {
-            tokio::time::sleep(delay).await;
-            let action = record.action;
-            let progress = self
-                .fleet
-                .awake(vehicle, "poll", |cx| {
-                    let (adapter, r, p) = (adapter.clone(), r.clone(), pending.clone());
-                    async move { adapter.poll(&cx, &r, action, &p).await }
-                })
-                .await;
-            match progress {
-                Ok(Progress::Succeeded) => return Ok(()),
-                Ok(Progress::Failed(e)) => return Err(ApiError::from_oem(&e, &vehicle.oem)),
-                Ok(Progress::Pending { poll_after }) => {
-                    delay = poll_after
-                        .unwrap_or(delay)
-                        .min(self.timing.max_poll_interval);
-                }
-                // A failed poll changes nothing at the car: keep polling.
-                Err(CallError::Oem(e)) if transient(&e) => {
-                    tracing::debug!(command = %record.id, error = %e, "poll failed; polling again");
-                }
-                Err(e) => return Err(e.into_api(&vehicle.oem)),
-            }
-            if Instant::now() >= deadline {
-                return Err(ApiError::new(
-                    Code::UpstreamTimeout,
-                    "the OEM did not confirm the command in time; it may still execute",
-                )
-                .with_oem(&vehicle.oem));
-            }
-        }
-    }
-
-    /// Decides an ambiguous command from the car's lock state.
-    async fn reconcile(
-        &self,
-        record: &CommandRecord,
-        vehicle: &VehicleRecord,
-        why: &str,
-    ) -> Reconciled {
-        let unknown = |state: &str| {
-            Reconciled::Unknown(
-                ApiError::new(
-                    Code::UpstreamTimeout,
-                    format!("outcome unknown ({why}); {state}. It was not sent again"),
-                )
-                .with_oem(&vehicle.oem),
-            )
-        };
-        let adapter = match self.fleet.adapter(vehicle) {
-            Ok(a) => a,
-            Err(e) => return Reconciled::Unknown(e),
-        };
-        if !adapter.info().can(Capability::Security) {
-            return unknown("this OEM cannot read the lock state to confirm it");
-        }
-        match self.fleet.read_security(vehicle, &adapter).await {
-            Ok(s) if s.locked == record.action.leaves_locked() => {
-                tracing::info!(command = %record.id, "confirmed by reading the lock state");
-                Reconciled::Done
-            }
-            Ok(_) => Reconciled::NotApplied,
-            Err(e) => unknown(&format!(
-                "reading the lock state failed: {}",
-                e.into_api(&vehicle.oem).detail
-            )),
-        }
-    }
-}
-
-/// What the car's state says about an ambiguous command.
-enum Reconciled {
-    /// The car shows the command's effect.
-    Done,
-    /// The car shows the opposite.
-    NotApplied,
-    /// The state could not be read.
-    Unknown(ApiError),
-}
-
-fn transient(e: &OemError) -> bool {
-    matches!(
-        e,
-        OemError::Upstream { .. }
-            | OemError::Timeout { .. }
-            | OemError::Transport { .. }
-            | OemError::RateLimited { .. }
-            | OemError::InvalidResponse { .. }
-    )
 }
 
 #[cfg(test)]

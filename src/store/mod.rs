@@ -133,8 +133,12 @@ pub enum CommandStatus {
     Pending,
     /// The vehicle executed it.
     Succeeded,
-    /// It did not happen (or its outcome could not be confirmed).
+    /// It did not happen and will not happen: keyway is sure.
     Failed,
+    /// The car may or may not have done it: the OEM may have received it, and no state
+    /// observed after the send settles it. keyway keeps watching the car for the OEM's
+    /// command window and records the outcome if it learns it (`command.resolved`).
+    Unknown,
 }
 
 impl CommandStatus {
@@ -144,6 +148,7 @@ impl CommandStatus {
             CommandStatus::Pending => "pending",
             CommandStatus::Succeeded => "succeeded",
             CommandStatus::Failed => "failed",
+            CommandStatus::Unknown => "unknown",
         }
     }
 
@@ -152,6 +157,7 @@ impl CommandStatus {
             "pending" => Ok(CommandStatus::Pending),
             "succeeded" => Ok(CommandStatus::Succeeded),
             "failed" => Ok(CommandStatus::Failed),
+            "unknown" => Ok(CommandStatus::Unknown),
             _ => Err(StoreError::Corrupt(format!("command status {s:?}"))),
         }
     }
@@ -193,6 +199,10 @@ pub struct CommandRecord {
     pub updated_at: OffsetDateTime,
     /// Reached a final status.
     pub completed_at: Option<OffsetDateTime>,
+    /// The last lock state observed after the send, and when the car reported it.
+    pub observed: Option<(bool, OffsetDateTime)>,
+    /// When failed or unknown: the earliest a new command makes sense.
+    pub retry_at: Option<OffsetDateTime>,
 }
 
 /// An idempotency key claim made together with a new command.
@@ -237,8 +247,12 @@ pub enum RelockState {
     None,
     /// A relock is owed at `relock_due_at`.
     Due,
-    /// The car was locked and the lock read back.
+    /// The car was locked and the lock read back after the relock.
     Locked,
+    /// Locked, and watched until the OEM's command window of the grant's unlocks has
+    /// passed: a late unlock is relocked again (`grant.relock_repeated`). Checked at
+    /// `relock_due_at`.
+    Watching,
     /// Every attempt failed; escalated (`grant.relock_failed`).
     Failed,
 }
@@ -250,6 +264,7 @@ impl RelockState {
             RelockState::None => "none",
             RelockState::Due => "due",
             RelockState::Locked => "locked",
+            RelockState::Watching => "watching",
             RelockState::Failed => "failed",
         }
     }
@@ -259,6 +274,7 @@ impl RelockState {
             "none" => RelockState::None,
             "due" => RelockState::Due,
             "locked" => RelockState::Locked,
+            "watching" => RelockState::Watching,
             "failed" => RelockState::Failed,
             _ => return Err(StoreError::Corrupt(format!("relock state {s:?}"))),
         })
@@ -442,6 +458,9 @@ pub trait Store: Send + Sync + 'static {
     async fn try_lease(&self, name: &str, lease: &Lease) -> Result<bool, StoreError>;
     /// Gives the named lease up, if the holder has it.
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+    /// Gives up every lease `holder` has — named ones (cars, relocks) and those of its
+    /// pending commands — so another replica takes over at once (a clean shutdown).
+    async fn release_all(&self, holder: &str) -> Result<(), StoreError>;
 
     /// Inserts or replaces an account.
     async fn put_account(&self, account: &AccountRecord) -> Result<(), StoreError>;
@@ -534,8 +553,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<i64, StoreError>;
     /// Extends a command's lease; false if another replica holds it now.
     async fn renew_command_lease(&self, id: &str, lease: &Lease) -> Result<bool, StoreError>;
-    /// Frees a command's lease at once (a replica shutting down cleanly).
-    async fn release_command_lease(&self, id: &str, holder: &str) -> Result<(), StoreError>;
     /// Takes over pending commands whose lease lapsed before `lapsed_before` (or that
     /// have none), leasing them to `lease`; each is taken by one replica only.
     async fn claim_commands(
@@ -555,6 +572,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<CommandRecord>, StoreError>;
     /// The command an idempotency key already made, if any.
     async fn command_for_key(&self, caller: &str, key: &str) -> Result<Option<String>, StoreError>;
+    /// The vehicle's commands sent after `sent_after`, oldest first (an `unknown` unlock
+    /// among them may still execute).
+    async fn commands_sent_since(
+        &self,
+        vehicle_id: &str,
+        sent_after: OffsetDateTime,
+    ) -> Result<Vec<CommandRecord>, StoreError>;
     /// Writes a command's progress.
     async fn update_command(&self, command: &CommandRecord) -> Result<(), StoreError>;
 
@@ -682,7 +706,23 @@ pub fn from_ms(ms: i64) -> Result<OffsetDateTime, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("timestamp {ms}: {e}")))
 }
 
-/// Now, truncated to milliseconds (what the store keeps).
+static FOLLOWS_TOKIO: std::sync::OnceLock<(OffsetDateTime, tokio::time::Instant)> =
+    std::sync::OnceLock::new();
+
+/// Now, truncated to milliseconds (what the store keeps): the wall clock, or in a
+/// simulation ([`follow_tokio_clock`]) the wall clock at its start plus tokio's
+/// (paused) time since.
 pub fn now() -> OffsetDateTime {
-    from_ms(to_ms(OffsetDateTime::now_utc())).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    let t = match FOLLOWS_TOKIO.get() {
+        Some((wall, at)) => *wall + (tokio::time::Instant::now() - *at),
+        None => OffsetDateTime::now_utc(),
+    };
+    from_ms(to_ms(t)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Makes [`now`] follow tokio's clock from here on, for the whole process: a
+/// deterministic simulation on paused time calls it once at its start. Never called
+/// by `keyway serve`.
+pub fn follow_tokio_clock() {
+    FOLLOWS_TOKIO.get_or_init(|| (OffsetDateTime::now_utc(), tokio::time::Instant::now()));
 }

@@ -53,6 +53,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "tenancy",
         include_str!("../../migrations/sqlite/0005_tenancy.sql"),
     ),
+    (
+        6,
+        "unknown outcomes",
+        include_str!("../../migrations/sqlite/0006_unknown_outcomes.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: Migrations = &[
@@ -70,6 +75,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         3,
         "tenancy",
         include_str!("../../migrations/postgres/0003_tenancy.sql"),
+    ),
+    (
+        4,
+        "unknown outcomes",
+        include_str!("../../migrations/postgres/0004_unknown_outcomes.sql"),
     ),
 ];
 
@@ -401,6 +411,10 @@ fn command_from(row: &AnyRow) -> Result<CommandRecord, StoreError> {
         created_at: from_ms(get(row, "created_at")?)?,
         updated_at: from_ms(get(row, "updated_at")?)?,
         completed_at: opt_time(get(row, "completed_at")?)?,
+        observed: get::<Option<i64>>(row, "observed_locked")?
+            .map(|l| l != 0)
+            .zip(opt_time(get(row, "observed_at")?)?),
+        retry_at: opt_time(get(row, "retry_at")?)?,
     })
 }
 
@@ -620,7 +634,8 @@ async fn insert_event(
 async fn write_command(conn: &mut Conn, c: &CommandRecord) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE commands SET status = $1, sent_at = $2, oem_handle = $3, error_code = $4,
-            error_detail = $5, updated_at = $6, completed_at = $7 WHERE id = $8",
+            error_detail = $5, updated_at = $6, completed_at = $7, observed_locked = $8,
+            observed_at = $9, retry_at = $10 WHERE id = $11",
     )
     .bind(c.status.as_str())
     .bind(opt_ms(c.sent_at))
@@ -629,6 +644,9 @@ async fn write_command(conn: &mut Conn, c: &CommandRecord) -> Result<(), StoreEr
     .bind(&c.error_detail)
     .bind(to_ms(c.updated_at))
     .bind(opt_ms(c.completed_at))
+    .bind(c.observed.map(|(l, _)| i64::from(l)))
+    .bind(opt_ms(c.observed.map(|(_, at)| at)))
+    .bind(opt_ms(c.retry_at))
     .bind(&c.id)
     .execute(&mut *conn)
     .await
@@ -694,11 +712,15 @@ impl Store for SqlStore {
         Ok(n == 1)
     }
 
-    async fn release_command_lease(&self, id: &str, holder: &str) -> Result<(), StoreError> {
+    async fn release_all(&self, holder: &str) -> Result<(), StoreError> {
+        self.exec(sqlx::query("DELETE FROM leases WHERE holder = $1").bind(holder))
+            .await?;
         self.exec(
-            sqlx::query("UPDATE commands SET lease_until = 0 WHERE id = $1 AND lease_holder = $2")
-                .bind(id)
-                .bind(holder),
+            sqlx::query(
+                "UPDATE commands SET lease_until = 0
+                 WHERE lease_holder = $1 AND status = 'pending'",
+            )
+            .bind(holder),
         )
         .await?;
         Ok(())
@@ -1133,6 +1155,23 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn commands_sent_since(
+        &self,
+        vehicle_id: &str,
+        sent_after: OffsetDateTime,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        self.all(
+            sqlx::query(
+                "SELECT * FROM commands WHERE vehicle_id = $1 AND sent_at > $2
+                    ORDER BY sent_at",
+            )
+            .bind(vehicle_id)
+            .bind(to_ms(sent_after)),
+            command_from,
+        )
+        .await
+    }
+
     async fn command_for_key(&self, caller: &str, key: &str) -> Result<Option<String>, StoreError> {
         sqlx::query("SELECT command_id FROM idempotency_keys WHERE caller = $1 AND key = $2")
             .bind(caller)
@@ -1276,7 +1315,8 @@ impl Store for SqlStore {
     async fn due_relocks(&self, at: OffsetDateTime) -> Result<Vec<GrantRecord>, StoreError> {
         self.all(
             sqlx::query(
-                "SELECT * FROM grants WHERE relock_state = 'due' AND relock_due_at <= $1
+                "SELECT * FROM grants WHERE relock_state IN ('due', 'watching')
+                    AND relock_due_at <= $1
                  ORDER BY relock_due_at LIMIT 100",
             )
             .bind(to_ms(at)),

@@ -109,7 +109,7 @@ pub async fn exchange_code(
     if let Some(secret) = &oem.config.client_secret {
         client = client.set_client_secret(ClientSecret::new(secret.expose().to_string()));
     }
-    let http = oem.http.clone();
+    let http = oem.auth_http.clone();
     let send = move |req: oauth2::HttpRequest| {
         let http = http.clone();
         async move {
@@ -223,7 +223,7 @@ pub async fn token_exchange(oem: &Oem, subject: &Secret) -> Result<Granted, OemE
         detail: e.detail,
         delivered: Delivered::No,
     })?;
-    let resp = oem.http.send(req).await?;
+    let resp = oem.auth_http.send(req).await?;
     if resp.status() == 200 {
         granted(&resp)
     } else {
@@ -249,7 +249,7 @@ pub async fn refresh(oem: &Oem, refresh_token: &Secret) -> Result<Granted, Refre
         })
     })?;
     let resp = oem
-        .http
+        .auth_http
         .send(req)
         .await
         .map_err(|e| RefreshFailure::Oem(e.into()))?;

@@ -120,7 +120,10 @@ impl Quota {
 
     /// Takes a slot now — cluster-wide when shared and Redis answers, else locally —
     /// or says how long until one frees.
-    async fn take(&self, reserved: bool) -> Result<(), Duration> {
+    /// Takes a slot now (cluster-wide in cluster mode), or says how long until one frees:
+    /// for a caller that must do something between deciding to wait and waiting (the
+    /// command layer clears its "sent" mark first).
+    pub async fn take(&self, reserved: bool) -> Result<(), Duration> {
         if let Some((limits, windows)) = &self.shared {
             let windows: Vec<Window> = windows
                 .iter()
@@ -141,6 +144,20 @@ impl Quota {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         crate::sync::lock(&self.inner)
+    }
+
+    /// The longest a request waits for a slot before it is refused.
+    pub fn max_wait(&self) -> Duration {
+        self.max_wait
+    }
+
+    /// Counts a wait and its length, or a refusal (`waited: None`), in the metrics.
+    pub fn observe_wait(&self, waited: Option<Duration>) {
+        match waited {
+            Some(w) if !w.is_zero() => metrics::quota_wait(self.oem, self.kind, w.as_secs_f64()),
+            Some(_) => {}
+            None => metrics::quota_rejection(self.oem, self.kind),
+        }
     }
 
     /// Takes a slot now, or says how long until one frees.
