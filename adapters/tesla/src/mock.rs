@@ -11,9 +11,15 @@
 //! client credentials in the body, rotating refresh tokens, and a rejected refresh
 //! answered `401 {"error": "login_required"}`.
 //!
+//! Each car lives in the kit's timeline: `vehicle_data` reports the lock as Tesla's
+//! servers last heard it (lagging by the car's `state_lag_ms`, with that time as its
+//! `timestamp`); a command reaches the car late or twice when its timing or a fault says
+//! so — then the answer is a 504, as when the car does not answer in time — and every
+//! execution is journalled (`executions` in `/__mock/state`).
+//!
 //! Test and demo controls live under `/__mock/`: `GET /__mock/state`,
 //! `PATCH /__mock/vehicles/{vin}` (`state`, `locked`, `user_present`, `latitude`,
-//! `longitude`, `heading`), `POST /__mock/reset`, the request journal at
+//! `longitude`, `heading`, `timing`), `POST /__mock/reset`, the request journal at
 //! `/__mock/requests`, and fault injection at `/__mock/faults` (see the kit's `faults`).
 
 use std::collections::BTreeMap;
@@ -28,6 +34,9 @@ use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use keyway_adapter::ClientAuth;
 use keyway_adapter::conformance::MockControl;
+use keyway_adapter::mock::timeline::{
+    CarTiming, Delivery, DeliveryFault, Execution, Timeline, wall,
+};
 use keyway_adapter::mock::{
     AccessDenied, Applied, Faults, Journal, MockServer, OAuthServer, OAuthServerConfig, Rejection,
     TokenBook, bearer, instrument, lock,
@@ -77,6 +86,10 @@ pub struct MockVehicle {
     /// Trunk open.
     #[serde(default)]
     pub trunk_open: bool,
+    /// How the car and Tesla's servers behave in time (the kit's timeline: the state
+    /// `vehicle_data` reports lags, commands reach the car late or twice).
+    #[serde(default)]
+    pub timing: CarTiming,
     #[serde(skip)]
     waking_until: Option<Instant>,
 }
@@ -100,6 +113,7 @@ impl MockVehicle {
             heading: 0.0,
             user_present: false,
             trunk_open: false,
+            timing: CarTiming::default(),
             waking_until: None,
         }
     }
@@ -138,6 +152,10 @@ impl Default for TeslaMockConfig {
 #[derive(Debug)]
 struct World {
     vehicles: BTreeMap<String, MockVehicle>,
+    /// Each car's life in time; its lock is the truth `locked` mirrors.
+    lives: BTreeMap<String, Timeline>,
+    executions: Vec<Execution>,
+    deliveries: u64,
     wake_delay: Duration,
 }
 
@@ -156,18 +174,68 @@ impl MockVehicle {
 }
 
 impl World {
-    /// Advances every wake-up that is due (listings; single-car paths tick that car).
+    /// Advances every wake-up and command that is due (listings; single-car paths tick
+    /// that car).
     fn tick(&mut self) {
-        for v in self.vehicles.values_mut() {
-            v.tick();
+        let vins: Vec<String> = self.vehicles.keys().cloned().collect();
+        for vin in vins {
+            self.sync(&vin);
         }
     }
 
-    /// One car, with its wake-up advanced.
+    /// One car, with its wake-up and commands advanced.
     fn car(&mut self, vin: &str) -> Option<&mut MockVehicle> {
-        let v = self.vehicles.get_mut(vin)?;
+        self.sync(vin);
+        self.vehicles.get_mut(vin)
+    }
+
+    /// Brings one car's timeline and its record together: a lock changed on the record
+    /// (a key fob, a test) enters the timeline; commands that reached the car by now
+    /// change the lock.
+    fn sync(&mut self, vin: &str) {
+        let Some(v) = self.vehicles.get_mut(vin) else {
+            return;
+        };
         v.tick();
-        Some(v)
+        let now = Instant::now();
+        let life = self
+            .lives
+            .entry(vin.to_string())
+            .or_insert_with(|| Timeline::new(v.locked, v.timing));
+        if life.timing() != v.timing {
+            life.set_timing(v.timing);
+        }
+        if life.current() != v.locked {
+            life.set(v.locked, now);
+        }
+        for (delivery, lock_to, at) in life.settle(v.state != Power::Online) {
+            self.executions.push(Execution {
+                vin: vin.to_string(),
+                command: if lock_to { "lock" } else { "unlock" }.into(),
+                delivery,
+                at: wall(at),
+            });
+        }
+        v.locked = life.current();
+    }
+
+    /// Hands a lock or unlock to an awake car; whether it ran by now.
+    fn deliver(&mut self, vin: &str, lock_to: bool, fault: DeliveryFault) -> bool {
+        self.sync(vin);
+        self.deliveries += 1;
+        let id = self.deliveries;
+        let Some(life) = self.lives.get_mut(vin) else {
+            return false;
+        };
+        life.deliver(id, lock_to, Duration::ZERO, false, fault);
+        self.sync(vin);
+        self.lives.get(vin).and_then(|l| l.delivery(id)) == Some(Delivery::Executed)
+    }
+
+    /// The lock as `vehicle_data` reports it (lagging the car), and when.
+    fn view(&mut self, vin: &str) -> Option<(bool, time::OffsetDateTime)> {
+        self.sync(vin);
+        self.lives.get(vin).map(Timeline::view)
     }
 }
 
@@ -221,6 +289,9 @@ impl TeslaMock {
             initial: Arc::new(vehicles.clone()),
             world: Arc::new(Mutex::new(World {
                 vehicles,
+                lives: BTreeMap::new(),
+                executions: Vec::new(),
+                deliveries: 0,
                 wake_delay: config.wake_delay,
             })),
             tokens,
@@ -398,7 +469,17 @@ async fn vehicle_data(
         body
     });
     match result {
-        Ok(body) => Json(json!({"response": body})).into_response(),
+        Ok(mut body) => {
+            // The lock as Tesla's servers last heard it from the car.
+            if body.get("vehicle_state").is_some()
+                && let Some((locked, at)) = lock(&m.world).view(&vin)
+            {
+                body["vehicle_state"]["locked"] = json!(locked);
+                body["vehicle_state"]["timestamp"] =
+                    json!(at.unix_timestamp() * 1000 + i64::from(at.millisecond()));
+            }
+            Json(json!({"response": body})).into_response()
+        }
         Err(r) => r.into_response(),
     }
 }
@@ -430,6 +511,7 @@ async fn wake_up(
 async fn command(
     State(m): State<TeslaMock>,
     Path((vin, verb)): Path<(String, String)>,
+    fault: Option<axum::Extension<DeliveryFault>>,
     headers: HeaderMap,
 ) -> Response {
     let lock_to = match verb.as_str() {
@@ -437,12 +519,17 @@ async fn command(
         "door_unlock" => false,
         _ => return tesla_error(StatusCode::NOT_FOUND, "not_found").into_response(),
     };
-    let result = m.with_awake_car(&headers, &vin, |v| {
-        if v.user_present {
-            (false, json!({"result": false, "reason": "user_present"}))
+    let present = m.with_awake_car(&headers, &vin, |v| v.user_present);
+    let result = present.and_then(|present| {
+        if present {
+            return Ok((false, json!({"result": false, "reason": "user_present"})));
+        }
+        let fault = fault.map(|f| f.0).unwrap_or_default();
+        if lock(&m.world).deliver(&vin, lock_to, fault) {
+            Ok((true, json!({"result": true, "reason": ""})))
         } else {
-            v.locked = lock_to;
-            (true, json!({"result": true, "reason": ""}))
+            // On its way to the car still (late): Tesla's servers give up waiting.
+            Err(tesla_error(StatusCode::GATEWAY_TIMEOUT, "upstream timeout"))
         }
     });
     match result {
@@ -468,6 +555,7 @@ async fn inspect(State(m): State<TeslaMock>) -> Response {
         "refreshes_served": m.tokens.refreshes_served(),
         "refresh_replays_seen": m.tokens.replays_seen(),
         "requests_seen": m.journal.oem_requests(),
+        "executions": w.executions,
     }))
     .into_response()
 }
@@ -482,6 +570,7 @@ struct Steer {
     latitude: Option<f64>,
     longitude: Option<f64>,
     heading: Option<f64>,
+    timing: Option<CarTiming>,
 }
 
 async fn steer(
@@ -515,6 +604,9 @@ async fn steer(
         if let Some(x) = s.heading {
             v.heading = x;
         }
+        if let Some(x) = s.timing {
+            v.timing = x;
+        }
     });
     Json(m.vehicle(&vin)).into_response()
 }
@@ -527,7 +619,11 @@ async fn expire_tokens(State(m): State<TeslaMock>) -> StatusCode {
 
 /// `POST /__mock/reset`: vehicles back to their initial state, no faults, empty journal.
 async fn reset(State(m): State<TeslaMock>) -> StatusCode {
-    lock(&m.world).vehicles = (*m.initial).clone();
+    let mut w = lock(&m.world);
+    w.vehicles = (*m.initial).clone();
+    w.lives.clear();
+    w.executions.clear();
+    drop(w);
     m.faults.clear();
     m.journal.clear();
     StatusCode::NO_CONTENT
