@@ -1,0 +1,103 @@
+//! Honest outcomes end to end, against the HTTP mocks with realistic timing: a lost
+//! answer is never followed by a second send, even while the OEM's view of the car still
+//! shows the old state; `unknown` is an answer, and an unlock in doubt blocks the next.
+
+mod common;
+
+use common::Env;
+use keyway_adapter::mock::timeline::CarTiming;
+use keyway_adapter::mock::{Action, Fault};
+
+const WAIT: (&str, &str) = ("prefer", "wait=60");
+
+#[tokio::test]
+async fn a_bmw_lock_whose_answer_is_lost_is_sent_once_and_confirmed_by_a_later_state() {
+    let env = Env::start().await;
+    let v = env.by_vin("WBY31AW090FP00001").clone();
+    // BMW's view of the car lags it by 4 s: right after the lost answer the cloud still
+    // says "unlocked" — the state that made keyway send again before.
+    env.demo.bmw.update(&v.oem_id, |c| {
+        c.locked = false;
+        c.timing = CarTiming {
+            state_lag_ms: 4_000,
+            ..CarTiming::default()
+        };
+    });
+    env.demo
+        .bmw
+        .faults
+        .add(Fault::on("/door-lock", Action::ResetAfter).times(1));
+    let a = env
+        .post(
+            &format!("/v1/vehicles/{}/lock", v.id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:#}", a.json);
+    assert_eq!(a.json["status"], "succeeded");
+    assert_eq!(a.json["last_observed"]["locked"], true, "{:#}", a.json);
+    assert_eq!(env.demo.bmw.journal.count("POST", "/door-lock"), 1);
+    // The car ran it once; the cloud showed the old state for 4 s after.
+    let runs = env.demo.bmw.garage.executions();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(env.demo.bmw.car(&v.oem_id).unwrap().locked);
+}
+
+#[tokio::test]
+async fn an_unlock_lost_at_an_oem_that_cannot_read_the_lock_is_unknown_and_blocks_the_next() {
+    let env = Env::start().await;
+    // GM reports no lock state: nothing can settle a lost answer.
+    let v = env.by_vin("1G1FZ6S09P4000001").clone();
+    env.demo
+        .gm
+        .faults
+        .add(Fault::on("/unlock/", Action::ResetAfter).times(1));
+    let a = env
+        .post(
+            &format!("/v1/vehicles/{}/unlock", v.id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    a.assert_problem(504, "outcome_unknown");
+    assert_eq!(a.json["command_status"], "unknown");
+    assert_eq!(a.json["retryable"], false);
+    let retry: u64 = a.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=15).contains(&retry), "{retry}");
+    let id = a.json["command_id"].as_str().unwrap().to_string();
+    let c = env
+        .get(&format!("/v1/commands/{id}"), Some(&env.demo.token))
+        .await;
+    assert_eq!(c.json["status"], "unknown", "{:#}", c.json);
+
+    // A second unlock while the first may still run is refused, not sent.
+    let again = env
+        .post(
+            &format!("/v1/vehicles/{}/unlock", v.id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    again.assert_problem(409, "command_in_doubt");
+    assert_eq!(again.json["command_status"], "failed");
+    assert!(again.header("retry-after").is_some());
+    let unlocks = env
+        .demo
+        .gm
+        .journal
+        .entries()
+        .into_iter()
+        .filter(|e| e.method == "POST" && e.path.contains("/unlock/"))
+        .count();
+    assert_eq!(unlocks, 1);
+    // A lock is never blocked: it is what makes the car safe.
+    let lock = env
+        .post(
+            &format!("/v1/vehicles/{}/lock", v.id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    assert_eq!(lock.status, 200, "{:#}", lock.json);
+}
