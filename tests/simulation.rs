@@ -26,6 +26,7 @@
 
 mod sim;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -204,10 +205,11 @@ fn cars(seed: u64) -> Vec<Car> {
         .collect()
 }
 
-/// What one seed did: its trace and the promises it broke.
+/// What one seed did: its trace, the promises it broke, and counts of what happened.
 struct Run {
     trace: Vec<String>,
     violations: Vec<String>,
+    counts: BTreeMap<String, usize>,
 }
 
 /// Runs one seed to the end and checks it.
@@ -339,10 +341,33 @@ async fn run(seed: u64) -> Run {
     }
     tokio::time::sleep(Duration::from_secs(15 * 60)).await;
     let violations = check(&world, &base, &vehicles).await;
+    let mut counts = BTreeMap::new();
+    for e in base.events_after(TENANT, None, 0, 100_000).await.unwrap() {
+        *counts.entry(e.kind).or_default() += 1;
+    }
+    let trace = world.trace.lock().unwrap().clone();
+    let count = |f: &dyn Fn(&str) -> bool| trace.iter().filter(|l| f(l)).count();
+    counts.insert("crashes".into(), count(&|l| l.contains("keyway crashes")));
+    counts.insert(
+        "answers lost after the OEM took it".into(),
+        count(&|l| l.contains("answer lost")),
+    );
+    counts.insert(
+        "requests lost before the OEM".into(),
+        count(&|l| l.contains("lost before")),
+    );
+    counts.insert(
+        "delivered late".into(),
+        count(&|l| l.contains("delivered") && !l.contains("late 0 ms")),
+    );
+    counts.insert("delivered twice".into(), count(&|l| l.contains(", twice")));
     spin.abort();
     now.dead.store(true, Ordering::SeqCst);
-    let trace = world.trace.lock().unwrap().clone();
-    Run { trace, violations }
+    Run {
+        trace,
+        violations,
+        counts,
+    }
 }
 
 /// The invariants, over the store and the cars' journal.
@@ -433,14 +458,19 @@ fn run_seed(seed: u64) -> Run {
 
 fn seeds(first: u64, n: u64) {
     let mut failed = Vec::new();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for seed in first..first + n {
         let r = run_seed(seed);
+        for (k, v) in &r.counts {
+            *counts.entry(k.clone()).or_default() += v;
+        }
         if !r.violations.is_empty() {
             eprintln!("seed {seed} broke:\n  {}", r.violations.join("\n  "));
             eprintln!("trace of seed {seed}:\n{}", r.trace.join("\n"));
             failed.push(seed);
         }
     }
+    eprintln!("seeds {first}..{}: {counts:?}", first + n);
     assert!(failed.is_empty(), "seeds that broke a promise: {failed:?}");
 }
 
