@@ -10,8 +10,9 @@
 //!   A lock state proves something only when it was observed after the send: the OEM's
 //!   timestamp is later than the send (plus a clock-skew allowance), or the read was
 //!   issued the OEM's `state_lag` after it. The effect observed after the send →
-//!   `succeeded`; the opposite observed after the OEM's `command_window` (the OEM will
-//!   no longer execute it) → `failed`; neither by the command timeout → `unknown`.
+//!   `succeeded`; the opposite read a full state lag after the OEM's `command_window`
+//!   ended (the OEM will no longer execute it; the OEM's timestamp is not trusted for
+//!   this) → `failed`; neither by the command timeout → `unknown`.
 //! - An async command's OEM handle is persisted when received; a failed poll or an
 //!   open breaker never fails it — it stays pending until its deadline, then a last
 //!   look at the car decides between `succeeded` and `unknown`.
@@ -62,6 +63,14 @@ impl Observation {
     /// Whether this state was certainly observed after `t`.
     pub fn after(&self, t: time::OffsetDateTime, timing: &OemTiming) -> bool {
         self.reported_at > t + CLOCK_SKEW || self.read_at >= t + timing.state_lag
+    }
+
+    /// Whether this state was observed after `t` without trusting the OEM's timestamp:
+    /// read a full state lag after it. Deciding `failed` rests on this alone, so an
+    /// adapter that dates a stale state "now" can never make keyway say `failed` about a
+    /// command the car ran.
+    pub fn surely_after(&self, t: time::OffsetDateTime, timing: &OemTiming) -> bool {
+        self.read_at >= t + timing.state_lag
     }
 }
 
@@ -410,7 +419,7 @@ impl Commands {
                     rfc3339(window_end)
                 ));
             }
-            let after_window = window_end + CLOCK_SKEW + time::Duration::milliseconds(100);
+            let after_window = window_end + timing.state_lag + time::Duration::milliseconds(100);
             next = (t + pause).min(give_up);
             if t < after_window {
                 next = next.min(after_window);
@@ -435,7 +444,7 @@ impl Commands {
         record.observed = Some((o.locked, o.reported_at));
         if o.locked == record.action.leaves_locked() {
             Judged::Done
-        } else if o.after(sent_at + timing.command_window, timing) {
+        } else if o.surely_after(sent_at + timing.command_window, timing) {
             Judged::Dead
         } else {
             Judged::Open
@@ -503,5 +512,8 @@ mod tests {
         assert!(o(2, 2).after(sent, &TIMING));
         // An old timestamp, but read a full state lag after the send: counts.
         assert!(o(-10, 60).after(sent, &TIMING));
+        // `failed` never rests on the OEM's timestamp.
+        assert!(!o(30, 30).surely_after(sent, &TIMING));
+        assert!(o(-10, 60).surely_after(sent, &TIMING));
     }
 }
