@@ -1,8 +1,12 @@
 //! Translation between keyway's unified vocabulary and the MyBMW API.
 //!
-//! Vehicles are addressed by VIN in a `bmw-vin` header. Remote commands are
-//! asynchronous: `door-lock`/`door-unlock` answer an `eventId`, and
-//! `eventStatus?eventId=…` moves PENDING → DELIVERED → EXECUTED (or ERROR). BMW signals
+//! The endpoints current clients use (bimmer_connected): the vehicle list is
+//! `POST /eadrax-vcs/v5/vehicle-list` (`{gcid, mappingInfos}`), the state
+//! `GET /eadrax-vcs/v4/vehicles/state` (nested under `state`), commands
+//! `POST /eadrax-vrccs/v4/presentation/remote-commands/{door-lock,door-unlock}`, their
+//! status `POST /eadrax-vrccs/v3/…/eventStatus`. Vehicles are addressed by VIN in a
+//! `bmw-vin` header. Remote commands are asynchronous: the command answers an
+//! `eventId`, and `eventStatus?eventId=…` moves PENDING → DELIVERED → EXECUTED (or ERROR). BMW signals
 //! limits in text: 429 "Rate limit is exceeded. Try again in 2 seconds." and a daily
 //! quota as 403 "Out of call volume quota. Quota will be replenished in HH:MM:SS." —
 //! both become `RateLimited` with the time they announce. BMW has no wake-up call: the
@@ -99,6 +103,45 @@ struct Attributes {
     year: Option<u16>,
 }
 
+/// `POST /eadrax-vcs/v5/vehicle-list`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VehicleList {
+    mapping_infos: Vec<MappingInfo>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MappingInfo {
+    vin: Option<String>,
+    mapping_status: Option<String>,
+}
+
+/// The vehicle list in either shape BMW has served.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Listed {
+    /// Today's `{gcid, mappingInfos[…]}`.
+    Current(VehicleList),
+    /// The retired v4 list: a bare array with attributes.
+    Legacy(Vec<ListedVehicle>),
+}
+
+/// `vehicles/state`: today the state sits under `state`, beside `capabilities`; the
+/// older answer carried it at the top level.
+#[derive(Deserialize)]
+struct StateDocument {
+    state: Option<State>,
+    #[serde(flatten)]
+    top: State,
+}
+
+impl StateDocument {
+    fn into_state(self) -> State {
+        self.state.unwrap_or(self.top)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct State {
@@ -158,9 +201,28 @@ struct ErrorBody {
 
 // === parsing ===
 
-/// Parses the vehicle list (entries without a VIN are skipped).
+/// Parses the vehicle list: today's `{gcid, mappingInfos}` (cars whose mapping is
+/// not `CONFIRMED` are left out) or the retired bare array. Anything else is an error,
+/// never an empty fleet; entries without a VIN are skipped.
 pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
-    let list: Vec<ListedVehicle> = parse_body(body, Delivered::No)?;
+    let list = match parse_body::<Listed>(body, Delivered::No)? {
+        Listed::Current(l) => {
+            return Ok(l
+                .mapping_infos
+                .into_iter()
+                .filter(|m| m.mapping_status.as_deref().is_none_or(|s| s == "CONFIRMED"))
+                .filter_map(|m| m.vin.filter(|v| !v.is_empty()))
+                .map(|vin| OemVehicle {
+                    oem_id: vin.clone(),
+                    display_name: None,
+                    model: None,
+                    year: keyway_adapter::vin_model_year(&vin),
+                    vin: Some(vin),
+                })
+                .collect());
+        }
+        Listed::Legacy(list) => list,
+    };
     Ok(list
         .into_iter()
         .filter_map(|v| {
@@ -177,17 +239,26 @@ pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
         .collect())
 }
 
+/// BMW's time of the state: `lastUpdatedAt`, else `lastFetched` (when BMW's servers
+/// last heard from the car). BMW writes `0001-01-01T00:00:00Z` for "none".
 fn recorded_at(s: &State) -> Result<OffsetDateTime, OemError> {
-    s.last_updated_at
-        .as_deref()
-        .or(s.last_fetched.as_deref())
-        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+    let real = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+            .filter(|t| t.year() > 1970)
+    };
+    real(&s.last_updated_at)
+        .or_else(|| real(&s.last_fetched))
         .ok_or_else(|| invalid("vehicles/state has no timestamp"))
+}
+
+fn parse_state(body: &[u8]) -> Result<State, OemError> {
+    Ok(parse_body::<StateDocument>(body, Delivered::No)?.into_state())
 }
 
 /// Parses `vehicles/state` for the position.
 pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
-    let s: State = parse_body(body, Delivered::No)?;
+    let s = parse_state(body)?;
     let loc = s
         .location
         .as_ref()
@@ -213,7 +284,7 @@ pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
 
 /// Parses `vehicles/state` for the lock state: SECURED and LOCKED are locked.
 pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
-    let s: State = parse_body(body, Delivered::No)?;
+    let s = parse_state(body)?;
     let d = s
         .doors_state
         .as_ref()
@@ -331,7 +402,9 @@ impl Adapter for BmwAdapter {
 
     async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
         let resp = check(
-            cx.get(&self.url("/eadrax-vcs/v4/vehicles")).await?,
+            // A read: safe to repeat, although BMW wants a POST.
+            cx.post_json_idempotent(&self.url("/eadrax-vcs/v5/vehicle-list"), &serde_json::json!({}))
+                .await?,
             false,
             classify,
         )?;
@@ -368,7 +441,7 @@ impl Adapter for BmwAdapter {
         p: &Pending,
     ) -> Result<Progress, OemError> {
         let url = self.url(&format!(
-            "/eadrax-vrccs/v4/presentation/remote-commands/eventStatus?eventId={}",
+            "/eadrax-vrccs/v3/presentation/remote-commands/eventStatus?eventId={}",
             p.handle
         ));
         let req = cx
@@ -405,10 +478,19 @@ mod tests {
 
     #[test]
     fn fixtures_parse() {
-        let v = parse_vehicles(&fixture("vehicles.json")).unwrap();
+        let v = parse_vehicles(&fixture("vehicle_list.json")).unwrap();
+        assert_eq!(v.len(), 1, "only the confirmed mapping: {v:?}");
+        assert_eq!(v[0].oem_id, "WBY31AW090FP00001");
+        let v = parse_vehicles(&fixture("vehicles_v4_legacy.json")).unwrap();
         assert_eq!(v[0].oem_id, "WBY31AW090FP00001");
         assert_eq!(v[0].model.as_deref(), Some("i4 eDrive40"));
         assert_eq!(v[0].year, Some(2023));
+        // An unrecognised list is an error, never an empty fleet.
+        assert!(parse_vehicles(br#"{"vehicles": []}"#).is_err());
+        // BMW's "no timestamp" falls back to when BMW last heard from the car.
+        let s = parse_security(&fixture("state_no_timestamp.json")).unwrap();
+        assert!(!s.locked);
+        assert_eq!(s.recorded_at.year(), 2026);
         let l = parse_location(&fixture("state.json")).unwrap();
         assert!((l.latitude - 48.177655).abs() < 1e-9);
         assert_eq!(l.heading, Some(217.0));
@@ -461,7 +543,7 @@ mod tests {
     proptest! {
         #[test]
         fn parsers_never_panic_on_mutated_fixtures(
-            name in prop::sample::select(vec!["vehicles.json", "state.json", "command_accepted.json",
+            name in prop::sample::select(vec!["vehicle_list.json", "vehicles_v4_legacy.json", "state.json", "state_no_timestamp.json", "command_accepted.json",
                 "event_status_error.json", "error_quota_403.json"]),
             cut in 0usize..3000,
             flips in prop::collection::vec((0usize..3000, any::<u8>()), 0..4),

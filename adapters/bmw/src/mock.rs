@@ -1,6 +1,8 @@
 //! A stateful fake of the MyBMW API, served by axum.
 //!
-//! Behaves as OEM-REFERENCE.md describes: vehicles addressed by a `bmw-vin` header;
+//! Behaves as OEM-REFERENCE.md describes, in the shapes of `fixtures/bmw/` (see its
+//! SOURCES.md): `POST /eadrax-vcs/v5/vehicle-list`; vehicles addressed by a `bmw-vin`
+//! header;
 //! `door-lock`/`door-unlock` answer an `eventId`; `eventStatus` reports PENDING, then
 //! DELIVERED, then EXECUTED once the car executed it — or ERROR when the car refuses or
 //! the command expired in the queue of a sleeping car — each stage lasting `stage`
@@ -134,10 +136,10 @@ impl BmwMock {
     /// The router: MyBMW, OAuth and `/__mock/`.
     pub fn router(&self) -> Router {
         let api = Router::new()
-            .route("/eadrax-vcs/v4/vehicles", get(vehicles))
+            .route("/eadrax-vcs/v5/vehicle-list", post(vehicles))
             .route("/eadrax-vcs/v4/vehicles/state", get(state))
             .route(
-                "/eadrax-vrccs/v4/presentation/remote-commands/eventStatus",
+                "/eadrax-vrccs/v3/presentation/remote-commands/eventStatus",
                 post(event_status),
             )
             .route(
@@ -217,13 +219,12 @@ async fn vehicles(State(m): State<BmwMock>, headers: HeaderMap) -> Response {
         .iter()
         .map(|c| {
             json!({
-                "vin": c.vin, "appVehicleType": "CONNECTED",
-                "mappingInfo": {"isPrimaryUser": true, "mappingStatus": "CONFIRMED"},
-                "attributes": {"model": c.model, "year": c.year, "brand": "BMW", "driveTrain": "ELECTRIC"},
+                "isAssociated": false, "isLmmEnabled": false, "isPrimaryUser": true,
+                "mappingStatus": "CONFIRMED", "vehicleMappingType": "CONNECTED", "vin": c.vin,
             })
         })
         .collect();
-    Json(list).into_response()
+    Json(json!({"gcid": format!("gcid-{account}"), "mappingInfos": list})).into_response()
 }
 
 async fn state(State(m): State<BmwMock>, headers: HeaderMap) -> Response {
@@ -233,15 +234,33 @@ async fn state(State(m): State<BmwMock>, headers: HeaderMap) -> Response {
         Err(e) => return e.into_response(),
     };
     let t = rfc3339(reported);
+    let fetched = now();
     Json(json!({
-        "isLeftSteering": true, "lastFetched": t, "lastUpdatedAt": t,
-        "doorsState": {
-            "combinedSecurityState": if c.locked { "SECURED" } else { "UNLOCKED" },
-            "leftFront": "CLOSED", "rightFront": "CLOSED", "leftRear": "CLOSED",
-            "rightRear": "CLOSED", "hood": "CLOSED", "trunk": "CLOSED", "combinedState": "CLOSED",
+        "capabilities": {
+            "lock": true, "unlock": true, "vehicleFinder": true,
+            "remoteServices": {
+                "doorLock": {"id": "doorLock", "state": "ACTIVATED"},
+                "doorUnlock": {"id": "doorUnlock", "state": "ACTIVATED"},
+            },
+            "vehicleStateSource": "LAST_STATE_CALL",
         },
-        "location": {"coordinates": {"latitude": c.latitude, "longitude": c.longitude}, "heading": c.heading},
-        "range": 380,
+        "state": {
+            "isLeftSteering": true, "lastFetched": fetched, "lastUpdatedAt": t,
+            "isLscSupported": true, "range": 380, "currentMileage": 18211,
+            "doorsState": {
+                "combinedSecurityState": if c.locked { "SECURED" } else { "UNLOCKED" },
+                "combinedState": "CLOSED", "hood": "CLOSED", "leftFront": "CLOSED",
+                "leftRear": "CLOSED", "rightFront": "CLOSED", "rightRear": "CLOSED",
+                "trunk": "CLOSED",
+            },
+            "windowsState": {"combinedState": "CLOSED", "leftFront": "CLOSED", "rightFront": "CLOSED"},
+            "location": {
+                "address": {"formatted": ""},
+                "coordinates": {"latitude": c.latitude, "longitude": c.longitude},
+                "heading": c.heading,
+            },
+            "electricChargingState": {"chargingLevelPercent": 80, "range": 380, "isChargerConnected": false},
+        },
     }))
     .into_response()
 }

@@ -10,6 +10,7 @@
 pub mod faults;
 pub mod garage;
 pub mod oauth;
+pub mod shape;
 pub mod timeline;
 pub mod tokens;
 
