@@ -8,6 +8,8 @@
 //! Every call carries the application's `Stamp` header. Times are `YYYYMMDDhhmmss`
 //! in UTC.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -65,6 +67,8 @@ pub static INFO: AdapterInfo = AdapterInfo {
 pub struct HyundaiAdapter {
     base: String,
     stamp: Secret,
+    /// Vehicle ids the vehicle list flagged as CCS2 (status at `ccs2/carstatus/latest`).
+    ccs2: Arc<Mutex<HashSet<String>>>,
 }
 
 impl HyundaiAdapter {
@@ -73,7 +77,12 @@ impl HyundaiAdapter {
         Self {
             base: base.into(),
             stamp,
+            ccs2: Arc::default(),
         }
+    }
+
+    fn is_ccs2(&self, id: &str) -> bool {
+        self.ccs2.lock().is_ok_and(|s| s.contains(id))
     }
 
     /// A request with the bearer token and the `Stamp` header.
@@ -115,25 +124,53 @@ struct ListedVehicle {
     vehicle_name: Option<String>,
     nickname: Option<String>,
     year: Option<String>,
+    /// 0/1 or a boolean.
+    #[serde(rename = "ccuCCS2ProtocolSupport")]
+    ccs2: Option<serde_json::Value>,
 }
 
+/// `location/park`: the fix under `gpsDetail`, or its fields directly in `resMsg`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Park {
     gps_detail: Option<GpsDetail>,
+    #[serde(flatten)]
+    direct: GpsDetail,
 }
 
 #[derive(Deserialize)]
 struct GpsDetail {
     coord: Option<Coord>,
+    #[serde(default, deserialize_with = "number")]
     head: Option<f64>,
     time: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Coord {
+    #[serde(default, deserialize_with = "number")]
     lat: Option<f64>,
+    #[serde(default, deserialize_with = "number")]
     lon: Option<f64>,
+}
+
+/// A number that may come as a numeric string.
+fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::Number(n)) => n.as_f64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// The truth of a 0/1, "0"/"1" or boolean flag.
+fn flag(v: Option<&serde_json::Value>) -> bool {
+    match v {
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::Number(n)) => n.as_i64().is_some_and(|n| n != 0),
+        Some(serde_json::Value::String(s)) => s == "1" || s.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
 }
 
 #[derive(Deserialize)]
@@ -184,21 +221,31 @@ fn unwrap_envelope<T: DeserializeOwned>(body: &[u8], command: bool) -> Result<T,
         Delivered::No
     };
     let env: Envelope<serde_json::Value> = parse_body(body, delivered)?;
+    // Only an explicit failure is an error: `retCode` other than "S", or a known error
+    // `resCode`. A body with `resMsg` and no `retCode` is an answer.
+    let failed = env.ret_code.as_deref().is_some_and(|c| c != "S");
     match (env.ret_code.as_deref(), env.res_code.as_deref()) {
-        (Some("S"), _) => {}
         (_, Some("5091")) => return Err(OemError::RateLimited { retry_after: None }),
         (_, Some("4002")) => {
             return Err(OemError::Unauthorized {
                 detail: "invalid access token (4002)".into(),
             });
         }
-        (_, code) => {
+        (ret, code) if failed => {
             return Err(OemError::Upstream {
                 status: 200,
-                detail: format!("retCode F, resCode {}", code.unwrap_or("?")),
+                detail: format!(
+                    "retCode {}, resCode {}",
+                    ret.unwrap_or("?"),
+                    code.unwrap_or("?")
+                ),
                 delivered: Delivered::No,
             });
         }
+        (None, _) if env.res_msg.is_none() => {
+            return Err(invalid("neither retCode nor resMsg"));
+        }
+        _ => {}
     }
     serde_json::from_value(env.res_msg.unwrap_or(serde_json::Value::Null)).map_err(|e| {
         OemError::InvalidResponse {
@@ -223,20 +270,30 @@ fn spa_time(t: Option<&str>) -> Result<OffsetDateTime, OemError> {
 
 /// Parses the vehicle list (addressed by `vehicleId`).
 pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
+    Ok(parse_listed(body)?.into_iter().map(|(v, _)| v).collect())
+}
+
+/// The vehicle list with each car's CCS2 flag. A list without `vehicles` is an error,
+/// never an empty fleet.
+fn parse_listed(body: &[u8]) -> Result<Vec<(OemVehicle, bool)>, OemError> {
     let list: VehicleList = unwrap_envelope(body, false)?;
     Ok(list
         .vehicles
-        .unwrap_or_default()
+        .ok_or_else(|| invalid("no vehicles in the list"))?
         .into_iter()
         .filter_map(|v| {
+            let ccs2 = flag(v.ccs2.as_ref());
             let id = v.vehicle_id.filter(|s| !s.is_empty())?;
-            Some(OemVehicle {
-                oem_id: id,
-                vin: v.vin,
-                display_name: v.nickname,
-                model: v.vehicle_name,
-                year: v.year.and_then(|y| y.parse().ok()),
-            })
+            Some((
+                OemVehicle {
+                    oem_id: id,
+                    vin: v.vin,
+                    display_name: v.nickname,
+                    model: v.vehicle_name,
+                    year: v.year.and_then(|y| y.parse().ok()),
+                },
+                ccs2,
+            ))
         })
         .collect())
 }
@@ -244,7 +301,7 @@ pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
 /// Parses the parked location.
 pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
     let park: Park = unwrap_envelope(body, false)?;
-    let g = park.gps_detail.ok_or_else(|| invalid("no gpsDetail"))?;
+    let g = park.gps_detail.unwrap_or(park.direct);
     let c = g.coord.ok_or_else(|| invalid("no coord"))?;
     let (Some(latitude), Some(longitude)) = (c.lat, c.lon) else {
         return Err(invalid("incomplete coord"));
@@ -261,9 +318,14 @@ pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
     })
 }
 
-/// Parses the latest status's lock state.
+/// Parses the latest status's lock state: `status/latest` (`vehicleStatusInfo`) or a
+/// CCS2 car's `ccs2/carstatus/latest` (`state.Vehicle`).
 pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
-    let msg: StatusMsg = unwrap_envelope(body, false)?;
+    let msg: serde_json::Value = unwrap_envelope(body, false)?;
+    if let Some(vehicle) = msg.pointer("/state/Vehicle") {
+        return ccs2_security(vehicle, &msg);
+    }
+    let msg: StatusMsg = serde_json::from_value(msg).map_err(|e| invalid(&e.to_string()))?;
     let s = msg
         .vehicle_status_info
         .and_then(|i| i.vehicle_status)
@@ -297,6 +359,52 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
         locked,
         doors: (!doors.is_empty()).then_some(doors),
         recorded_at: spa_time(s.time.as_deref())?,
+    })
+}
+
+/// A CCS2 status: `Cabin.Door.Row{1,2}.{Driver,Passenger,Left,Right}.Lock` is 0 when
+/// that door is locked (1 open); the car is locked when every reported door is; `.Open`
+/// is 1 when a door stands open. The time is `Vehicle.Date` (`YYYYMMDDhhmmss[.fff]`,
+/// UTC) or `resMsg.lastUpdateTime`.
+fn ccs2_security(v: &serde_json::Value, msg: &serde_json::Value) -> Result<SecurityState, OemError> {
+    let doors_at = [
+        ("/Cabin/Door/Row1/Driver", DoorPosition::FrontLeft),
+        ("/Cabin/Door/Row1/Passenger", DoorPosition::FrontRight),
+        ("/Cabin/Door/Row2/Left", DoorPosition::RearLeft),
+        ("/Cabin/Door/Row2/Right", DoorPosition::RearRight),
+    ];
+    let int = |p: &str| {
+        v.pointer(p).and_then(|x| {
+            x.as_i64()
+                .or_else(|| x.as_bool().map(i64::from))
+                .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+        })
+    };
+    let locks: Vec<i64> = doors_at
+        .iter()
+        .filter_map(|(at, _)| int(&format!("{at}/Lock")))
+        .collect();
+    if locks.is_empty() {
+        return Err(invalid("CCS2 state without door locks"));
+    }
+    let doors: Vec<Door> = doors_at
+        .iter()
+        .filter_map(|(at, position)| {
+            int(&format!("{at}/Open")).map(|o| Door {
+                position: *position,
+                open: o != 0,
+            })
+        })
+        .collect();
+    let time = v
+        .get("Date")
+        .and_then(|d| d.as_str())
+        .or_else(|| msg.get("lastUpdateTime").and_then(|d| d.as_str()))
+        .map(|t| t.split('.').next().unwrap_or(t));
+    Ok(SecurityState {
+        locked: locks.iter().all(|l| *l == 0),
+        doors: (!doors.is_empty()).then_some(doors),
+        recorded_at: spa_time(time)?,
     })
 }
 
@@ -357,16 +465,31 @@ impl Adapter for HyundaiAdapter {
     }
 
     async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
-        parse_vehicles(self.get(cx, "/api/v1/spa/vehicles").await?.body())
+        let listed = parse_listed(self.get(cx, "/api/v1/spa/vehicles").await?.body())?;
+        if let Ok(mut ccs2) = self.ccs2.lock() {
+            for (v, is) in &listed {
+                if *is {
+                    ccs2.insert(v.oem_id.clone());
+                } else {
+                    ccs2.remove(&v.oem_id);
+                }
+            }
+        }
+        Ok(listed.into_iter().map(|(v, _)| v).collect())
     }
 
     async fn locate(&self, cx: &Call, v: &VehicleRef) -> Result<Location, OemError> {
-        let path = format!("/api/v2/spa/vehicles/{}/location/park", v.oem_id);
+        let path = format!("/api/v1/spa/vehicles/{}/location/park", v.oem_id);
         parse_location(self.get(cx, &path).await?.body())
     }
 
     async fn security(&self, cx: &Call, v: &VehicleRef) -> Result<SecurityState, OemError> {
-        let path = format!("/api/v2/spa/vehicles/{}/status/latest", v.oem_id);
+        let status = if self.is_ccs2(&v.oem_id) {
+            "ccs2/carstatus/latest"
+        } else {
+            "status/latest"
+        };
+        let path = format!("/api/v1/spa/vehicles/{}/{status}", v.oem_id);
         parse_security(self.get(cx, &path).await?.body())
     }
 
@@ -375,7 +498,7 @@ impl Adapter for HyundaiAdapter {
             Command::Lock => "close",
             Command::Unlock => "open",
         };
-        let path = format!("/api/v2/spa/vehicles/{}/control/door", v.oem_id);
+        let path = format!("/api/v1/spa/vehicles/{}/control/door", v.oem_id);
         let body = serde_json::to_vec(&serde_json::json!({"action": action})).unwrap_or_default();
         let req = self
             .request(cx, Method::POST, &path)
@@ -448,6 +571,32 @@ mod tests {
             parse_records(&fixture("records.json"), "other"),
             Ok(Progress::Pending { .. })
         ));
+    }
+
+    #[test]
+    fn current_shapes_parse() {
+        // `location/park` with the fix directly in resMsg, coordinates as strings.
+        let l = parse_location(&fixture("location_direct.json")).unwrap();
+        assert!((l.latitude - 50.110922).abs() < 1e-9);
+        assert_eq!(l.heading, Some(270.0));
+        // A status with resMsg and no retCode is an answer, not an error.
+        let s = parse_security(&fixture("status_no_retcode.json")).unwrap();
+        assert!(!s.locked);
+        // CCS2: the flag in the list (1 or a boolean), and its status shape (a door with
+        // Lock 1 means the car is not locked).
+        let listed = parse_listed(&fixture("vehicles_ccs2.json")).unwrap();
+        assert_eq!(
+            listed.iter().map(|(_, c)| *c).collect::<Vec<_>>(),
+            [true, false]
+        );
+        let s = parse_security(&fixture("ccs2_carstatus.json")).unwrap();
+        assert!(!s.locked);
+        assert_eq!(s.recorded_at.unix_timestamp(), spa_time(Some("20261126095840")).unwrap().unix_timestamp());
+        assert_eq!(s.doors.as_ref().map(Vec::len), Some(4));
+        // An explicit failure names what the OEM sent; a list without vehicles is an error.
+        let e = parse_vehicles(br#"{"retCode":"F","resCode":"9999","resMsg":"x"}"#).unwrap_err();
+        assert!(e.to_string().contains("retCode F, resCode 9999"), "{e}");
+        assert!(parse_vehicles(br#"{"retCode":"S","resMsg":{}}"#).is_err());
     }
 
     #[test]

@@ -132,9 +132,9 @@ impl HyundaiMock {
     pub fn router(&self) -> Router {
         let api = Router::new()
             .route("/api/v1/spa/vehicles", get(vehicles))
-            .route("/api/v2/spa/vehicles/{id}/location/park", get(location))
-            .route("/api/v2/spa/vehicles/{id}/status/latest", get(status))
-            .route("/api/v2/spa/vehicles/{id}/control/door", post(control))
+            .route("/api/v1/spa/vehicles/{id}/location/park", get(location))
+            .route("/api/v1/spa/vehicles/{id}/status/latest", get(status))
+            .route("/api/v1/spa/vehicles/{id}/control/door", post(control))
             .route("/api/v1/spa/notifications/{id}/records", get(records))
             .route("/__mock/state", get(inspect))
             .with_state(self.clone());
@@ -209,7 +209,7 @@ async fn vehicles(State(m): State<HyundaiMock>, headers: HeaderMap) -> Response 
         .garage
         .owned_by(&account)
         .iter()
-        .map(|c| json!({"vin": c.vin, "vehicleId": c.vin, "vehicleName": c.model, "year": c.year.to_string(), "type": "EV", "master": true}))
+        .map(|c| json!({"vin": c.vin, "vehicleId": c.vin, "vehicleName": c.model, "year": c.year.to_string(), "type": "EV", "master": true, "ccuCCS2ProtocolSupport": 0}))
         .collect();
     ok(json!({"vehicles": list}))
 }
