@@ -31,6 +31,7 @@ fn walk(at: &str, fixture: &Value, answer: &Value, out: &mut Vec<String>) {
             for (k, fv) in f {
                 match a.get(k) {
                     Some(av) => walk(&format!("{at}.{k}"), fv, av, out),
+                    None if fv.is_null() => {}
                     None => out.push(format!("{at}.{k} missing")),
                 }
             }
