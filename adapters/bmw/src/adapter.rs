@@ -347,9 +347,7 @@ pub fn parse_event_status(body: &[u8]) -> Result<Progress, OemError> {
 
 /// Seconds from BMW's "Try again in N seconds".
 fn try_again_in(message: &str) -> Option<Duration> {
-    let rest = message.split("Try again in ").nth(1)?;
-    let n: u64 = rest.split_whitespace().next()?.parse().ok()?;
-    Some(Duration::from_secs(n))
+    keyway_adapter::error::wait_in_text(message)
 }
 
 /// The wait from BMW's "Quota will be replenished in HH:MM:SS".
@@ -403,8 +401,11 @@ impl Adapter for BmwAdapter {
     async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
         let resp = check(
             // A read: safe to repeat, although BMW wants a POST.
-            cx.post_json_idempotent(&self.url("/eadrax-vcs/v5/vehicle-list"), &serde_json::json!({}))
-                .await?,
+            cx.post_json_idempotent(
+                &self.url("/eadrax-vcs/v5/vehicle-list"),
+                &serde_json::json!({}),
+            )
+            .await?,
             false,
             classify,
         )?;

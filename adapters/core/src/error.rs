@@ -194,9 +194,59 @@ pub fn parse_retry_after(value: Option<&http::HeaderValue>) -> Option<Duration> 
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
 }
 
+/// A wait an OEM announces in words: "Retry in 37829 seconds", "Try again in 2
+/// seconds", "retry after 5 minutes" (any case; seconds, minutes or hours).
+pub fn wait_in_text(text: &str) -> Option<Duration> {
+    let lower = text.to_ascii_lowercase();
+    for marker in [
+        "retry in ",
+        "try again in ",
+        "retry after ",
+        "try again after ",
+    ] {
+        let Some(at) = lower.find(marker) else {
+            continue;
+        };
+        let mut words = lower[at + marker.len()..].split_whitespace();
+        let Some(n) = words
+            .next()
+            .and_then(|n| n.trim_end_matches(['.', ',']).parse::<f64>().ok())
+        else {
+            continue;
+        };
+        let unit = words.next().unwrap_or("seconds");
+        let secs = if unit.starts_with("min") {
+            n * 60.0
+        } else if unit.starts_with("hour") {
+            n * 3600.0
+        } else {
+            n
+        };
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs.min(7.0 * 86_400.0)));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_announced_in_words() {
+        let w = |t| wait_in_text(t).map(|d| d.as_secs());
+        assert_eq!(
+            w("Rate limit exceeded. Retry in 37829 seconds"),
+            Some(37_829)
+        );
+        assert_eq!(
+            w("Rate limit is exceeded. Try again in 2 seconds."),
+            Some(2)
+        );
+        assert_eq!(w("retry after 5 minutes"), Some(300));
+        assert_eq!(w("too many requests"), None);
+    }
 
     #[test]
     fn commands_with_5xx_are_ambiguous_reads_are_not() {

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::Response;
-use keyway_adapter::error::parse_retry_after;
+use keyway_adapter::error::{parse_retry_after, wait_in_text};
 use keyway_adapter::http::{body_excerpt, check, invalid, join, parse_body, parse_json};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
@@ -274,8 +274,11 @@ pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
             detail: format!("wrong region: {detail}"),
             delivered: Delivered::No,
         },
+        // The wait may come in the header or only in the body ("Retry in N seconds").
         429 => OemError::RateLimited {
-            retry_after: parse_retry_after(resp.headers().get(http::header::RETRY_AFTER)),
+            retry_after: parse_retry_after(resp.headers().get(http::header::RETRY_AFTER))
+                .or_else(|| wait_in_text(&detail))
+                .or_else(|| wait_in_text(&body_excerpt(resp))),
         },
         // 540: Tesla's "vehicle did not respond" family; treat as a server error.
         s => OemError::from_status(s, detail, command),
@@ -442,6 +445,13 @@ mod tests {
         ));
         let region = classify(&resp(421, "error_wrong_region_421.json"), true);
         assert_eq!(region.delivered(), Delivered::No);
+        // A wait only in the body is honoured, never replaced by a default.
+        assert_eq!(
+            classify(&resp(429, "error_rate_limited_429_body.json"), false),
+            OemError::RateLimited {
+                retry_after: Some(Duration::from_secs(37_829))
+            }
+        );
         let mut limited = resp(429, "error_asleep_408.json");
         limited
             .headers_mut()
