@@ -300,6 +300,11 @@ pub fn parse_invoked(body: &[u8]) -> Result<Sent, OemError> {
     }
 }
 
+fn blames_api_key(detail: &str) -> bool {
+    let d = detail.to_ascii_lowercase().replace(['-', '_'], " ");
+    d.contains("api key") || d.contains("apikey")
+}
+
 /// Maps a non-success answer. A 401 that blames the API key is a configuration problem,
 /// not an expired token.
 pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
@@ -311,7 +316,8 @@ pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
         .and_then(|b| b.description.clone().or(b.message.clone()))
         .unwrap_or_else(|| body_excerpt(resp));
     match resp.status().as_u16() {
-        401 if detail.to_ascii_lowercase().contains("api key") => OemError::Forbidden { detail },
+        // Volvo names its header: "Invalid VCC-API-KEY" (also "api key", "apikey").
+        401 if blames_api_key(&detail) => OemError::Forbidden { detail },
         429 => OemError::RateLimited {
             retry_after: parse_retry_after(resp.headers().get(header::RETRY_AFTER)),
         },
@@ -457,6 +463,11 @@ mod tests {
         };
         assert!(matches!(
             classify(&r(401, "error_api_key_401.json"), false),
+            OemError::Forbidden { .. }
+        ));
+        // Volvo's own words name the header.
+        assert!(matches!(
+            classify(&r(401, "error_vcc_api_key_401.json"), false),
             OemError::Forbidden { .. }
         ));
         assert!(matches!(
