@@ -175,8 +175,9 @@ fn time(t: Option<&str>) -> Result<OffsetDateTime, OemError> {
 /// Parses the garage.
 pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
     let g: Garage = parse_body(body, Delivered::No)?;
+    // An unrecognised list is an error, never an empty fleet.
     Ok(g.vehicles
-        .unwrap_or_default()
+        .ok_or_else(|| invalid("not a Ford vehicle list (no `vehicles`)"))?
         .into_iter()
         .filter_map(|v| {
             let vin = v.vin.filter(|s| !s.is_empty())?;
@@ -215,20 +216,42 @@ pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
     })
 }
 
-/// Parses telemetry for the lock state (`doorLockStatus` of `ALL_DOORS`).
+/// Parses telemetry for the lock state: the `ALL_DOORS` entry of `doorLockStatus` when
+/// there is one; else the per-door entries combined — unlocked if any known door is
+/// unlocked, locked if every known door is locked (the newest entry's time).
 pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
     let t: Telemetry = parse_body(body, Delivered::No)?;
     let m = t.metrics.ok_or_else(|| invalid("no metrics"))?;
-    let all = m
-        .door_lock_status
-        .unwrap_or_default()
-        .into_iter()
+    let entries = m.door_lock_status.unwrap_or_default();
+    let lock_of = |d: &DoorMetric| match d.value.as_deref() {
+        Some("LOCKED" | "DOUBLE_LOCKED") => Some(true),
+        Some("UNLOCKED") => Some(false),
+        _ => None,
+    };
+    let (locked, update_time) = match entries
+        .iter()
         .find(|d| d.vehicle_door.as_deref().is_none_or(|x| x == "ALL_DOORS"))
-        .ok_or_else(|| invalid("no doorLockStatus"))?;
-    let locked = match all.value.as_deref() {
-        Some("LOCKED" | "DOUBLE_LOCKED") => true,
-        Some("UNLOCKED") => false,
-        other => return Err(invalid(&format!("unknown doorLockStatus {other:?}"))),
+    {
+        Some(all) => match lock_of(all) {
+            Some(l) => (l, all.update_time.clone()),
+            None => {
+                return Err(invalid(&format!("unknown doorLockStatus {:?}", all.value)));
+            }
+        },
+        None => {
+            let known: Vec<(&DoorMetric, bool)> = entries
+                .iter()
+                .filter_map(|d| lock_of(d).map(|l| (d, l)))
+                .collect();
+            if known.is_empty() {
+                return Err(invalid("no doorLockStatus"));
+            }
+            let newest = known
+                .iter()
+                .filter_map(|(d, _)| d.update_time.clone())
+                .max();
+            (known.iter().all(|(_, l)| *l), newest)
+        }
     };
     let doors: Vec<Door> = m
         .door_status
@@ -253,7 +276,7 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
     Ok(SecurityState {
         locked,
         doors: (!doors.is_empty()).then_some(doors),
-        recorded_at: time(all.update_time.as_deref())?,
+        recorded_at: time(update_time.as_deref())?,
     })
 }
 
@@ -380,6 +403,18 @@ mod tests {
     fn fixture(name: &str) -> Vec<u8> {
         let path = format!("{}/../../fixtures/ford/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn per_door_lock_entries_combine() {
+        // No ALL_DOORS entry: one unlocked door makes the car unlocked.
+        let s = parse_security(&fixture("telemetry_per_door.json")).unwrap();
+        assert!(!s.locked);
+        assert_eq!(s.recorded_at.second(), 41, "the newest entry's time");
+        let all_locked = String::from_utf8(fixture("telemetry_per_door.json"))
+            .unwrap()
+            .replace("\"UNLOCKED\"", "\"LOCKED\"");
+        assert!(parse_security(all_locked.as_bytes()).unwrap().locked);
     }
 
     #[test]
