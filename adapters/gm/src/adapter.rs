@@ -105,6 +105,7 @@ struct VehiclesEnvelope {
 
 #[derive(Deserialize)]
 struct VehicleList {
+    size: Option<String>,
     vehicle: Option<Vec<ListedVehicle>>,
 }
 
@@ -136,10 +137,20 @@ struct CommandBody {
     error: Option<GmError>,
 }
 
+/// `body.location`: numbers as strings (or numbers), and the heading as `direction`.
 #[derive(Deserialize)]
 struct GmLocation {
-    lat: Option<String>,
-    long: Option<String>,
+    lat: Option<serde_json::Value>,
+    long: Option<serde_json::Value>,
+    direction: Option<serde_json::Value>,
+}
+
+fn number(v: &Option<serde_json::Value>) -> Option<f64> {
+    match v.as_ref()? {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 #[derive(Deserialize)]
@@ -152,10 +163,17 @@ struct GmError {
 /// Parses the account's vehicles (`year` is a string).
 pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
     let env: VehiclesEnvelope = parse_body(body, Delivered::No)?;
-    Ok(env
+    // An unrecognised list (the newer GraphQL garage, say) is an error, never an empty
+    // fleet; OnStar says "none" as `{"vehicles": {"size": "0"}}`.
+    let list = env
         .vehicles
-        .and_then(|v| v.vehicle)
-        .unwrap_or_default()
+        .ok_or_else(|| invalid("not an OnStar vehicle list (no `vehicles`)"))?;
+    let listed = match list.vehicle {
+        Some(v) => v,
+        None if list.size.as_deref().map(str::trim) == Some("0") => Vec::new(),
+        None => return Err(invalid("an OnStar vehicle list without `vehicle`")),
+    };
+    Ok(listed
         .into_iter()
         .filter_map(|v| {
             let vin = v.vin.filter(|s| !s.is_empty())?;
@@ -236,8 +254,7 @@ fn location_of(c: &CommandResponse) -> Result<Option<Location>, OemError> {
                 .as_ref()
                 .and_then(|b| b.location.as_ref())
                 .ok_or_else(|| invalid("no location in the completed answer"))?;
-            let num = |s: &Option<String>| s.as_deref().and_then(|s| s.trim().parse::<f64>().ok());
-            let (Some(latitude), Some(longitude)) = (num(&l.lat), num(&l.long)) else {
+            let (Some(latitude), Some(longitude)) = (number(&l.lat), number(&l.long)) else {
                 return Err(invalid("location lat/long are not numbers"));
             };
             if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
@@ -253,7 +270,7 @@ fn location_of(c: &CommandResponse) -> Result<Option<Location>, OemError> {
             Ok(Some(Location {
                 latitude,
                 longitude,
-                heading: None,
+                heading: number(&l.direction).filter(|d| (0.0..=360.0).contains(d)),
                 accuracy_m: None,
                 recorded_at,
             }))
@@ -357,6 +374,20 @@ mod tests {
     fn fixture(name: &str) -> Vec<u8> {
         let path = format!("{}/../../fixtures/gm/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn direction_and_unrecognised_lists() {
+        let l = parse_location_status(&fixture("location_with_direction.json"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(l.heading, Some(214.0));
+        // Another garage list never reads as an empty fleet.
+        assert!(parse_vehicles(&fixture("vehicles_graphql.json")).is_err());
+        assert_eq!(
+            parse_vehicles(br#"{"vehicles": {"size": "0"}}"#).unwrap(),
+            Vec::new()
+        );
     }
 
     #[test]
