@@ -49,6 +49,7 @@ pub mod grants;
 pub mod ids;
 pub mod metrics;
 pub mod registry;
+pub mod replay;
 pub mod server;
 pub mod store;
 pub mod sync;

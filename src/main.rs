@@ -95,6 +95,23 @@ enum Cmd {
         #[command(subcommand)]
         action: AuditCmd,
     },
+    /// Run one captured OEM answer through an adapter and print the unified result (or
+    /// the classified error as a problem document). Exit 0: parsed; 1: an error answer;
+    /// 2: bad usage.
+    Replay {
+        /// Which OEM's adapter.
+        oem: String,
+        /// What the answer was to: vehicles, location, security, command, poll, error.
+        operation: String,
+        /// The answer's HTTP status (default 200; required for `error`).
+        #[arg(long)]
+        status: Option<u16>,
+        /// An answer header, `Name: value` (repeatable).
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// The whole HTTP body.
+        file: PathBuf,
+    },
     /// Validate a configuration file and exit.
     CheckConfig {
         /// The configuration file.
@@ -169,6 +186,13 @@ async fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        Cmd::Replay {
+            oem,
+            operation,
+            status,
+            headers,
+            file,
+        } => replay(&oem, &operation, status, &headers, &file).await,
         Cmd::Mock { oem: _, listen } => {
             init_logs("info");
             let mock = TeslaMock::new(TeslaMockConfig {
@@ -282,5 +306,62 @@ async fn main() -> ExitCode {
             }
             Err(e) => fail(e),
         },
+    }
+}
+
+/// `keyway replay`: exit 0 parsed, 1 an error answer, 2 bad usage.
+async fn replay(
+    oem: &str,
+    operation: &str,
+    status: Option<u16>,
+    headers: &[String],
+    file: &std::path::Path,
+) -> ExitCode {
+    use keyway::replay::{Captured, Operation, Replayed};
+    let usage = |msg: String| {
+        eprintln!("keyway replay: {msg}");
+        ExitCode::from(2)
+    };
+    let Some(op) = Operation::parse(operation) else {
+        return usage(format!(
+            "unknown operation {operation:?}; one of vehicles, location, security, command, poll, error"
+        ));
+    };
+    let status = match (op, status) {
+        (Operation::Error, None) => return usage("`error` needs --status".into()),
+        (Operation::Error, Some(s)) if (200..300).contains(&s) => {
+            return usage("`error` is for a non-2xx answer".into());
+        }
+        (_, s) => s.unwrap_or(200),
+    };
+    let mut pairs = Vec::new();
+    for h in headers {
+        match h.split_once(':') {
+            Some((name, value)) => pairs.push((name.trim().to_string(), value.trim().to_string())),
+            None => return usage(format!("--header {h:?} is not `Name: value`")),
+        }
+    }
+    let body = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => return usage(format!("reading {}: {e}", file.display())),
+    };
+    let captured = Captured {
+        status,
+        headers: pairs,
+        body: body.into(),
+    };
+    match keyway::replay::replay(oem, op, captured).await {
+        Ok(Replayed::Parsed(v)) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(Replayed::Error(problem)) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&problem).unwrap_or_default()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => usage(e.to_string()),
     }
 }

@@ -35,16 +35,23 @@ pub fn known() -> Vec<&'static str> {
 
 fn build(oem: &str, c: &OemConfig) -> Option<Arc<dyn Adapter>> {
     let api_key = c.api_key.clone().unwrap_or_default();
+    adapter(oem, &c.api_base_url, api_key)
+}
+
+/// The adapter for `oem` talking to `base_url` (`keyway replay`: an API that answers
+/// whatever was captured).
+pub fn adapter_for(oem: &str, base_url: &str, api_key: &str) -> Option<Arc<dyn Adapter>> {
+    adapter(oem, base_url, keyway_adapter::Secret::new(api_key))
+}
+
+fn adapter(oem: &str, base_url: &str, api_key: keyway_adapter::Secret) -> Option<Arc<dyn Adapter>> {
     Some(match oem {
-        "tesla" => Arc::new(keyway_tesla::TeslaAdapter::new(&c.api_base_url)),
-        "bmw" => Arc::new(keyway_bmw::BmwAdapter::new(&c.api_base_url)),
-        "volvo" => Arc::new(keyway_volvo::VolvoAdapter::new(&c.api_base_url, api_key)),
-        "gm" => Arc::new(keyway_gm::GmAdapter::new(&c.api_base_url)),
-        "ford" => Arc::new(keyway_ford::FordAdapter::new(&c.api_base_url)),
-        "hyundai" => Arc::new(keyway_hyundai::HyundaiAdapter::new(
-            &c.api_base_url,
-            api_key,
-        )),
+        "tesla" => Arc::new(keyway_tesla::TeslaAdapter::new(base_url)),
+        "bmw" => Arc::new(keyway_bmw::BmwAdapter::new(base_url)),
+        "volvo" => Arc::new(keyway_volvo::VolvoAdapter::new(base_url, api_key)),
+        "gm" => Arc::new(keyway_gm::GmAdapter::new(base_url)),
+        "ford" => Arc::new(keyway_ford::FordAdapter::new(base_url)),
+        "hyundai" => Arc::new(keyway_hyundai::HyundaiAdapter::new(base_url, api_key)),
         _ => return None,
     })
 }
