@@ -56,11 +56,21 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
         }
     };
     let checks = [
-        ("vehicle_list.json", call(Method::POST, "/eadrax-vcs/v5/vehicle-list").await),
-        ("state.json", call(Method::GET, "/eadrax-vcs/v4/vehicles/state").await),
+        (
+            "vehicle_list.json",
+            call(Method::POST, "/eadrax-vcs/v5/vehicle-list").await,
+        ),
+        (
+            "state.json",
+            call(Method::GET, "/eadrax-vcs/v4/vehicles/state").await,
+        ),
         (
             "command_accepted.json",
-            call(Method::POST, "/eadrax-vrccs/v4/presentation/remote-commands/door-lock").await,
+            call(
+                Method::POST,
+                "/eadrax-vrccs/v4/presentation/remote-commands/door-lock",
+            )
+            .await,
         ),
     ];
     let event = checks[2].1["eventId"].as_str().unwrap().to_string();
@@ -69,7 +79,10 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
         &format!("/eadrax-vrccs/v3/presentation/remote-commands/eventStatus?eventId={event}"),
     )
     .await;
-    for (name, answer) in checks.iter().chain([&("event_status_pending.json", status)]) {
+    for (name, answer) in checks
+        .iter()
+        .chain([&("event_status_pending.json", status)])
+    {
         let diff = differences(&fixture(name), answer);
         assert!(diff.is_empty(), "{name}: {diff:?}\n{answer:#}");
     }

@@ -366,7 +366,10 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
 /// that door is locked (1 open); the car is locked when every reported door is; `.Open`
 /// is 1 when a door stands open. The time is `Vehicle.Date` (`YYYYMMDDhhmmss[.fff]`,
 /// UTC) or `resMsg.lastUpdateTime`.
-fn ccs2_security(v: &serde_json::Value, msg: &serde_json::Value) -> Result<SecurityState, OemError> {
+fn ccs2_security(
+    v: &serde_json::Value,
+    msg: &serde_json::Value,
+) -> Result<SecurityState, OemError> {
     let doors_at = [
         ("/Cabin/Door/Row1/Driver", DoorPosition::FrontLeft),
         ("/Cabin/Door/Row1/Passenger", DoorPosition::FrontRight),
@@ -591,7 +594,10 @@ mod tests {
         );
         let s = parse_security(&fixture("ccs2_carstatus.json")).unwrap();
         assert!(!s.locked);
-        assert_eq!(s.recorded_at.unix_timestamp(), spa_time(Some("20261126095840")).unwrap().unix_timestamp());
+        assert_eq!(
+            s.recorded_at.unix_timestamp(),
+            spa_time(Some("20261126095840")).unwrap().unix_timestamp()
+        );
         assert_eq!(s.doors.as_ref().map(Vec::len), Some(4));
         // An explicit failure names what the OEM sent; a list without vehicles is an error.
         let e = parse_vehicles(br#"{"retCode":"F","resCode":"9999","resMsg":"x"}"#).unwrap_err();

@@ -42,7 +42,11 @@ fn walk(at: &str, fixture: &Value, answer: &Value, out: &mut Vec<String>) {
             }
         }
         (f, a) if kind(f) == kind(a) => {}
-        (f, a) => out.push(format!("{at}: {} in the fixture, {} in the answer", kind(f), kind(a))),
+        (f, a) => out.push(format!(
+            "{at}: {} in the fixture, {} in the answer",
+            kind(f),
+            kind(a)
+        )),
     }
 }
 
@@ -57,7 +61,10 @@ mod tests {
         assert!(differences(&f, &json!({"a": {"b": 2, "c": [{"d": "y"}], "z": 1}})).is_empty());
         assert_eq!(
             differences(&f, &json!({"a": {"b": "2", "c": [{}]}})),
-            ["$.a.b: number in the fixture, string in the answer", "$.a.c[0].d missing"]
+            [
+                "$.a.b: number in the fixture, string in the answer",
+                "$.a.c[0].d missing"
+            ]
         );
     }
 }
