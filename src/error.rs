@@ -56,6 +56,8 @@ pub enum Code {
     UpstreamTimeout,
     /// The OEM may or may not have executed the command; keyway keeps watching.
     OutcomeUnknown,
+    /// The OEM answered but has no position for the car now.
+    LocationUnavailable,
     /// An earlier unlock of the car may still execute; no second unlock until it settles.
     CommandInDoubt,
     /// keyway stopped calling a failing OEM for a while.
@@ -101,6 +103,7 @@ impl Code {
             Code::UpstreamError => "upstream_error",
             Code::UpstreamTimeout => "upstream_timeout",
             Code::OutcomeUnknown => "outcome_unknown",
+            Code::LocationUnavailable => "location_unavailable",
             Code::CommandInDoubt => "command_in_doubt",
             Code::CircuitOpen => "circuit_open",
             Code::Overloaded => "overloaded",
@@ -147,7 +150,7 @@ impl Code {
             Code::VehicleUnreachable | Code::UpstreamTimeout | Code::OutcomeUnknown => {
                 StatusCode::GATEWAY_TIMEOUT
             }
-            Code::CommandInDoubt => StatusCode::CONFLICT,
+            Code::CommandInDoubt | Code::LocationUnavailable => StatusCode::CONFLICT,
             Code::UpstreamError => StatusCode::BAD_GATEWAY,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -177,6 +180,7 @@ impl Code {
             Code::UpstreamError => "OEM error",
             Code::UpstreamTimeout => "OEM timeout",
             Code::OutcomeUnknown => "Outcome unknown",
+            Code::LocationUnavailable => "No position for the vehicle",
             Code::CommandInDoubt => "An earlier unlock may still execute",
             Code::CircuitOpen => "OEM temporarily disabled",
             Code::Overloaded => "Gateway at capacity",
@@ -199,6 +203,7 @@ impl Code {
                 | Code::VehicleUnreachable
                 | Code::UpstreamError
                 | Code::UpstreamTimeout
+                | Code::LocationUnavailable
                 | Code::CircuitOpen
                 | Code::Overloaded
                 | Code::Internal
@@ -229,6 +234,7 @@ const ALL: &[Code] = &[
     Code::UpstreamTimeout,
     Code::OutcomeUnknown,
     Code::CommandInDoubt,
+    Code::LocationUnavailable,
     Code::CircuitOpen,
     Code::Overloaded,
     Code::GrantNotFound,
@@ -340,6 +346,10 @@ impl ApiError {
                 return err;
             }
             OemError::NotCapable { what } => (Code::NotCapable, format!("the OEM cannot {what}")),
+            OemError::NoFix { detail } => (
+                Code::LocationUnavailable,
+                format!("the OEM has no position for the vehicle now ({detail})"),
+            ),
             OemError::Timeout { .. } => (
                 Code::UpstreamTimeout,
                 "the OEM did not answer in time".to_string(),

@@ -795,7 +795,7 @@ impl Grants {
             }
             let seen = format!(
                 "read unlocked, reported at {}",
-                crate::api::timestamp(o.reported_at)
+                crate::api::timestamp(o.reported_at.unwrap_or(o.read_at))
             );
             self.audit
                 .note(Decision {

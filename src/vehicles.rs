@@ -250,9 +250,9 @@ impl Fleet {
             return match v.last_locked {
                 Some((locked, at)) => Ok((
                     SecurityState {
-                        locked,
+                        locked: Some(locked),
                         doors: None,
-                        recorded_at: at,
+                        recorded_at: Some(at),
                     },
                     Source::LastCommand,
                 )),

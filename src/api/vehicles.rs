@@ -80,10 +80,9 @@ pub async fn one(
     Ok(Json(view(&gw, &v)))
 }
 
-fn age_s(recorded_at: OffsetDateTime) -> i64 {
-    (OffsetDateTime::now_utc() - recorded_at)
-        .whole_seconds()
-        .max(0)
+/// Seconds since the OEM's time; `None` when the OEM gave none.
+fn age_s(recorded_at: Option<OffsetDateTime>) -> Option<i64> {
+    recorded_at.map(|t| (OffsetDateTime::now_utc() - t).whole_seconds().max(0))
 }
 
 /// A location answer.
@@ -95,20 +94,21 @@ struct LocationView<'a> {
     heading: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     accuracy_m: Option<f64>,
-    recorded_at: String,
-    age_s: i64,
+    recorded_at: Option<String>,
+    age_s: Option<i64>,
 }
 
 /// A lock-state answer.
 #[derive(Serialize)]
 struct SecurityView<'a> {
     vehicle_id: &'a str,
-    locked: bool,
+    /// `null`: the OEM reports the lock as unknown.
+    locked: Option<bool>,
     source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     doors: Option<Vec<Door>>,
-    recorded_at: String,
-    age_s: i64,
+    recorded_at: Option<String>,
+    age_s: Option<i64>,
 }
 
 /// `GET /v1/vehicles/{id}/location`.
@@ -127,7 +127,7 @@ pub async fn location(
         longitude: l.longitude,
         heading: l.heading,
         accuracy_m: l.accuracy_m,
-        recorded_at: timestamp(l.recorded_at),
+        recorded_at: l.recorded_at.map(timestamp),
         age_s: age_s(l.recorded_at),
     })
     .into_response())
@@ -148,7 +148,7 @@ pub async fn security(
         locked: s.locked,
         source: source.as_str(),
         doors: s.doors,
-        recorded_at: timestamp(s.recorded_at),
+        recorded_at: s.recorded_at.map(timestamp),
         age_s: age_s(s.recorded_at),
     })
     .into_response())

@@ -53,8 +53,8 @@ pub(super) enum Outcome {
 pub(crate) struct Observation {
     /// Locked?
     pub locked: bool,
-    /// When the car reported it (the OEM's timestamp).
-    pub reported_at: time::OffsetDateTime,
+    /// When the car reported it (the OEM's timestamp), if the OEM says.
+    pub reported_at: Option<time::OffsetDateTime>,
     /// When keyway asked.
     pub read_at: time::OffsetDateTime,
 }
@@ -62,7 +62,7 @@ pub(crate) struct Observation {
 impl Observation {
     /// Whether this state was certainly observed after `t`.
     pub fn after(&self, t: time::OffsetDateTime, timing: &OemTiming) -> bool {
-        self.reported_at > t + CLOCK_SKEW || self.read_at >= t + timing.state_lag
+        self.reported_at.is_some_and(|r| r > t + CLOCK_SKEW) || self.read_at >= t + timing.state_lag
     }
 
     /// Whether this state was observed after `t` without trusting the OEM's timestamp:
@@ -441,7 +441,7 @@ impl Commands {
         if !o.after(sent_at, timing) {
             return Judged::Open;
         }
-        record.observed = Some((o.locked, o.reported_at));
+        record.observed = Some((o.locked, o.reported_at.unwrap_or(o.read_at)));
         if o.locked == record.action.leaves_locked() {
             Judged::Done
         } else if o.surely_after(sent_at + timing.command_window, timing) {
@@ -456,8 +456,9 @@ impl Commands {
         let adapter = self.fleet.adapter(vehicle).ok()?;
         let read_at = now();
         match self.fleet.read_security(vehicle, &adapter).await {
-            Ok(s) => Some(Observation {
-                locked: s.locked,
+            // A lock the OEM reports as unknown tells nothing.
+            Ok(s) => s.locked.map(|locked| Observation {
+                locked,
                 reported_at: s.recorded_at,
                 read_at,
             }),
@@ -501,7 +502,7 @@ mod tests {
         let sent = datetime!(2026-12-02 12:00:00 UTC);
         let o = |reported: i64, read: i64| Observation {
             locked: true,
-            reported_at: sent + time::Duration::seconds(reported),
+            reported_at: Some(sent + time::Duration::seconds(reported)),
             read_at: sent + time::Duration::seconds(read),
         };
         // Reported before the send (the cloud still shows the old state): proves nothing.

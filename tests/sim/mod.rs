@@ -322,7 +322,7 @@ impl Adapter for SimOem {
             longitude: c.longitude,
             heading: None,
             accuracy_m: None,
-            recorded_at: now_utc(),
+            recorded_at: Some(now_utc()),
         })
     }
 
@@ -345,9 +345,9 @@ impl Adapter for SimOem {
             return Err(OemError::Asleep);
         }
         Ok(SecurityState {
-            locked: car.locked,
+            locked: Some(car.locked),
             doors: None,
-            recorded_at: reported,
+            recorded_at: Some(reported),
         })
     }
 

@@ -18,7 +18,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, Response, header};
 use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::http::{Idempotent, body_excerpt, check, invalid, join, parse_body};
+use keyway_adapter::http::{
+    Idempotent, body_excerpt, check, fix, invalid, join, no_fix, parse_body,
+};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
     DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress,
@@ -240,16 +242,15 @@ pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
 }
 
 /// BMW's time of the state: `lastUpdatedAt`, else `lastFetched` (when BMW's servers
-/// last heard from the car). BMW writes `0001-01-01T00:00:00Z` for "none".
-fn recorded_at(s: &State) -> Result<OffsetDateTime, OemError> {
+/// last heard from the car). BMW writes `0001-01-01T00:00:00Z` for "none"; with
+/// neither, the time is unknown (`None`), never invented.
+fn recorded_at(s: &State) -> Option<OffsetDateTime> {
     let real = |t: &Option<String>| {
         t.as_deref()
             .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
             .filter(|t| t.year() > 1970)
     };
-    real(&s.last_updated_at)
-        .or_else(|| real(&s.last_fetched))
-        .ok_or_else(|| invalid("vehicles/state has no timestamp"))
+    real(&s.last_updated_at).or_else(|| real(&s.last_fetched))
 }
 
 fn parse_state(body: &[u8]) -> Result<State, OemError> {
@@ -262,23 +263,15 @@ pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
     let loc = s
         .location
         .as_ref()
-        .ok_or_else(|| invalid("no location in state"))?;
-    let c = loc
-        .coordinates
-        .as_ref()
-        .ok_or_else(|| invalid("no coordinates"))?;
-    let (Some(latitude), Some(longitude)) = (c.latitude, c.longitude) else {
-        return Err(invalid("incomplete coordinates"));
-    };
-    if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
-        return Err(invalid("coordinates out of range"));
-    }
+        .ok_or_else(|| no_fix("no location in state"))?;
+    let c = loc.coordinates.as_ref();
+    let (latitude, longitude) = fix(c.and_then(|c| c.latitude), c.and_then(|c| c.longitude))?;
     Ok(Location {
         latitude,
         longitude,
         heading: loc.heading,
         accuracy_m: None,
-        recorded_at: recorded_at(&s)?,
+        recorded_at: recorded_at(&s),
     })
 }
 
@@ -289,10 +282,11 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
         .doors_state
         .as_ref()
         .ok_or_else(|| invalid("no doorsState"))?;
+    // Any other value (or none) is BMW saying it does not know.
     let locked = match d.combined_security_state.as_deref() {
-        Some("SECURED" | "LOCKED") => true,
-        Some("UNLOCKED" | "PARTIALLY_LOCKED" | "SELECTIVE_LOCKED") => false,
-        other => return Err(invalid(&format!("unknown combinedSecurityState {other:?}"))),
+        Some("SECURED" | "LOCKED") => Some(true),
+        Some("UNLOCKED" | "PARTIALLY_LOCKED" | "SELECTIVE_LOCKED") => Some(false),
+        _ => None,
     };
     let doors: Vec<Door> = [
         (DoorPosition::FrontLeft, &d.left_front),
@@ -313,7 +307,7 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
     Ok(SecurityState {
         locked,
         doors: (!doors.is_empty()).then_some(doors),
-        recorded_at: recorded_at(&s)?,
+        recorded_at: recorded_at(&s),
     })
 }
 
@@ -490,13 +484,13 @@ mod tests {
         assert!(parse_vehicles(br#"{"vehicles": []}"#).is_err());
         // BMW's "no timestamp" falls back to when BMW last heard from the car.
         let s = parse_security(&fixture("state_no_timestamp.json")).unwrap();
-        assert!(!s.locked);
-        assert_eq!(s.recorded_at.year(), 2026);
+        assert_eq!(s.locked, Some(false));
+        assert_eq!(s.recorded_at.map(|t| t.year()), Some(2026));
         let l = parse_location(&fixture("state.json")).unwrap();
         assert!((l.latitude - 48.177655).abs() < 1e-9);
         assert_eq!(l.heading, Some(217.0));
         let s = parse_security(&fixture("state.json")).unwrap();
-        assert!(s.locked);
+        assert_eq!(s.locked, Some(true));
         assert!(
             s.doors
                 .unwrap()

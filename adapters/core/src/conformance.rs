@@ -187,7 +187,7 @@ pub async fn locks_and_unlocks(h: &Harness) {
         );
         let security = h.adapter.security(&cx, &v).await;
         if h.adapter.info().can(Capability::Security) {
-            assert_eq!(security.expect("security").locked, want);
+            assert_eq!(security.expect("security").locked, Some(want));
         } else {
             assert!(
                 matches!(security, Err(OemError::NotCapable { .. })),

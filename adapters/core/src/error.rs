@@ -62,6 +62,13 @@ pub enum OemError {
         /// OEM's reason, e.g. `user_present`.
         reason: String,
     },
+    /// The OEM answered, but has no position for the car now (no GPS fix, location
+    /// sharing off): a value of its own, not an upstream failure — and never 0,0.
+    #[error("the OEM has no position for the vehicle: {detail}")]
+    NoFix {
+        /// What the answer said (or lacked).
+        detail: String,
+    },
     /// An accepted asynchronous command expired before the car executed it.
     #[error("the command expired before the vehicle executed it")]
     Expired,
@@ -129,7 +136,8 @@ impl OemError {
             | OemError::Unreachable { .. }
             | OemError::RateLimited { .. }
             | OemError::CircuitOpen { .. }
-            | OemError::NotCapable { .. } => Delivered::No,
+            | OemError::NotCapable { .. }
+            | OemError::NoFix { .. } => Delivered::No,
             OemError::Refused { .. } | OemError::Expired => Delivered::Yes,
             OemError::Upstream { delivered, .. }
             | OemError::Timeout { delivered }
@@ -152,6 +160,7 @@ impl OemError {
             OemError::RateLimited { .. } => "rate_limited",
             OemError::CircuitOpen { .. } => "circuit_open",
             OemError::NotCapable { .. } => "not_capable",
+            OemError::NoFix { .. } => "no_fix",
             OemError::Upstream { .. } => "upstream",
             OemError::Timeout { .. } => "timeout",
             OemError::Transport { .. } => "transport",

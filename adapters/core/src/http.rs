@@ -241,6 +241,28 @@ pub fn parse_body<'a, T: serde::Deserialize<'a>>(
     })
 }
 
+/// The OEM has no position for the car (`detail` says what was missing).
+pub fn no_fix(detail: &str) -> OemError {
+    OemError::NoFix {
+        detail: detail.into(),
+    }
+}
+
+/// A position that is really one: both coordinates present, in range, and not the 0,0
+/// some answers carry for "no fix".
+pub fn fix(latitude: Option<f64>, longitude: Option<f64>) -> Result<(f64, f64), OemError> {
+    let (Some(lat), Some(lon)) = (latitude, longitude) else {
+        return Err(no_fix("no coordinates"));
+    };
+    if lat == 0.0 && lon == 0.0 {
+        return Err(no_fix("coordinates 0,0"));
+    }
+    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+        return Err(invalid("coordinates out of range"));
+    }
+    Ok((lat, lon))
+}
+
 /// A read answer that parsed but lacks what keyway needs.
 pub fn invalid(detail: &str) -> OemError {
     OemError::InvalidResponse {

@@ -148,9 +148,10 @@ pub struct Location {
     pub heading: Option<f64>,
     /// Horizontal accuracy in metres, when the OEM says.
     pub accuracy_m: Option<f64>,
-    /// When the vehicle recorded the fix.
-    #[serde(with = "time::serde::rfc3339")]
-    pub recorded_at: OffsetDateTime,
+    /// When the vehicle recorded the fix; `None` when the OEM does not say (never
+    /// invented).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub recorded_at: Option<OffsetDateTime>,
 }
 
 /// A door, boot or bonnet.
@@ -183,13 +184,13 @@ pub struct Door {
 /// The lock state as the vehicle reports it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SecurityState {
-    /// Whether the vehicle is locked.
-    pub locked: bool,
+    /// Whether the vehicle is locked; `None` when the OEM reports the lock as unknown.
+    pub locked: Option<bool>,
     /// Per-opening state, when the OEM reports it.
     pub doors: Option<Vec<Door>>,
-    /// When the vehicle reported it.
-    #[serde(with = "time::serde::rfc3339")]
-    pub recorded_at: OffsetDateTime,
+    /// When the vehicle reported it; `None` when the OEM does not say (never invented).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub recorded_at: Option<OffsetDateTime>,
 }
 
 /// A remote command.

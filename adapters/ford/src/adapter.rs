@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Response, header};
 use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::http::{body_excerpt, check, invalid, join, parse_body};
+use keyway_adapter::http::{body_excerpt, check, fix, invalid, join, no_fix, parse_body};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
     DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress,
@@ -167,9 +167,9 @@ struct ErrorBody {
 
 // === parsing ===
 
-fn time(t: Option<&str>) -> Result<OffsetDateTime, OemError> {
+/// An `updateTime`; `None` when absent or unreadable (never invented).
+fn time(t: Option<&str>) -> Option<OffsetDateTime> {
     t.and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-        .ok_or_else(|| invalid("missing or bad updateTime"))
 }
 
 /// Parses the garage.
@@ -196,23 +196,18 @@ pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
 pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
     let t: Telemetry = parse_body(body, Delivered::No)?;
     let m = t.metrics.ok_or_else(|| invalid("no metrics"))?;
-    let p = m.position.ok_or_else(|| invalid("no position"))?;
+    let p = m.position.ok_or_else(|| no_fix("no position"))?;
     let l = p
         .value
         .and_then(|v| v.location)
-        .ok_or_else(|| invalid("no location"))?;
-    let (Some(latitude), Some(longitude)) = (l.lat, l.lon) else {
-        return Err(invalid("incomplete position"));
-    };
-    if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
-        return Err(invalid("position out of range"));
-    }
+        .ok_or_else(|| no_fix("no location"))?;
+    let (latitude, longitude) = fix(l.lat, l.lon)?;
     Ok(Location {
         latitude,
         longitude,
         heading: m.heading.and_then(|h| h.value),
         accuracy_m: None,
-        recorded_at: time(p.update_time.as_deref())?,
+        recorded_at: time(p.update_time.as_deref()),
     })
 }
 
@@ -274,9 +269,9 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
         })
         .collect();
     Ok(SecurityState {
-        locked,
+        locked: Some(locked),
         doors: (!doors.is_empty()).then_some(doors),
-        recorded_at: time(update_time.as_deref())?,
+        recorded_at: time(update_time.as_deref()),
     })
 }
 
@@ -409,12 +404,19 @@ mod tests {
     fn per_door_lock_entries_combine() {
         // No ALL_DOORS entry: one unlocked door makes the car unlocked.
         let s = parse_security(&fixture("telemetry_per_door.json")).unwrap();
-        assert!(!s.locked);
-        assert_eq!(s.recorded_at.second(), 41, "the newest entry's time");
+        assert_eq!(s.locked, Some(false));
+        assert_eq!(
+            s.recorded_at.map(|t| t.second()),
+            Some(41),
+            "the newest entry's time"
+        );
         let all_locked = String::from_utf8(fixture("telemetry_per_door.json"))
             .unwrap()
             .replace("\"UNLOCKED\"", "\"LOCKED\"");
-        assert!(parse_security(all_locked.as_bytes()).unwrap().locked);
+        assert_eq!(
+            parse_security(all_locked.as_bytes()).unwrap().locked,
+            Some(true)
+        );
     }
 
     #[test]
@@ -426,7 +428,7 @@ mod tests {
         assert!((l.latitude - 42.300650).abs() < 1e-9);
         assert_eq!(l.heading, Some(135.0));
         let s = parse_security(&fixture("telemetry.json")).unwrap();
-        assert!(s.locked);
+        assert_eq!(s.locked, Some(true));
         assert!(
             s.doors
                 .unwrap()

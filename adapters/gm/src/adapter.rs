@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Response, header};
 use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::http::{body_excerpt, check, invalid, join, parse_body};
+use keyway_adapter::http::{body_excerpt, check, fix, invalid, join, no_fix, parse_body};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Limits,
     Location, OAuthProfile, OemError, OemVehicle, Pending, Progress, SecurityState, Sent,
@@ -253,20 +253,11 @@ fn location_of(c: &CommandResponse) -> Result<Option<Location>, OemError> {
                 .body
                 .as_ref()
                 .and_then(|b| b.location.as_ref())
-                .ok_or_else(|| invalid("no location in the completed answer"))?;
-            let (Some(latitude), Some(longitude)) = (number(&l.lat), number(&l.long)) else {
-                return Err(invalid("location lat/long are not numbers"));
-            };
-            if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
-                return Err(invalid("location out of range"));
-            }
-            let recorded_at = c
-                .completion_time
-                .as_deref()
-                .and_then(|t| {
-                    OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-                })
-                .unwrap_or_else(OffsetDateTime::now_utc);
+                .ok_or_else(|| no_fix("no location in the completed answer"))?;
+            let (latitude, longitude) = fix(number(&l.lat), number(&l.long))?;
+            let recorded_at = c.completion_time.as_deref().and_then(|t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            });
             Ok(Some(Location {
                 latitude,
                 longitude,

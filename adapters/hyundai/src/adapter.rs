@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, Response, header};
 use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::http::{body_excerpt, check, invalid, join, parse_body};
+use keyway_adapter::http::{body_excerpt, check, fix, invalid, join, no_fix, parse_body};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
     DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress, Secret,
@@ -302,19 +302,14 @@ fn parse_listed(body: &[u8]) -> Result<Vec<(OemVehicle, bool)>, OemError> {
 pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
     let park: Park = unwrap_envelope(body, false)?;
     let g = park.gps_detail.unwrap_or(park.direct);
-    let c = g.coord.ok_or_else(|| invalid("no coord"))?;
-    let (Some(latitude), Some(longitude)) = (c.lat, c.lon) else {
-        return Err(invalid("incomplete coord"));
-    };
-    if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
-        return Err(invalid("coord out of range"));
-    }
+    let c = g.coord.ok_or_else(|| no_fix("no coord"))?;
+    let (latitude, longitude) = fix(c.lat, c.lon)?;
     Ok(Location {
         latitude,
         longitude,
         heading: g.head,
         accuracy_m: None,
-        recorded_at: spa_time(g.time.as_deref())?,
+        recorded_at: spa_time(g.time.as_deref()).ok(),
     })
 }
 
@@ -330,7 +325,8 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
         .vehicle_status_info
         .and_then(|i| i.vehicle_status)
         .ok_or_else(|| invalid("no vehicleStatus"))?;
-    let locked = s.door_lock.ok_or_else(|| invalid("no doorLock"))?;
+    // No `doorLock`: the OEM does not say (unknown, not an error).
+    let locked = s.door_lock;
     let mut doors = Vec::new();
     if let Some(d) = &s.door_open {
         for (position, v) in [
@@ -358,7 +354,7 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
     Ok(SecurityState {
         locked,
         doors: (!doors.is_empty()).then_some(doors),
-        recorded_at: spa_time(s.time.as_deref())?,
+        recorded_at: spa_time(s.time.as_deref()).ok(),
     })
 }
 
@@ -405,9 +401,9 @@ fn ccs2_security(
         .or_else(|| msg.get("lastUpdateTime").and_then(|d| d.as_str()))
         .map(|t| t.split('.').next().unwrap_or(t));
     Ok(SecurityState {
-        locked: locks.iter().all(|l| *l == 0),
+        locked: Some(locks.iter().all(|l| *l == 0)),
         doors: (!doors.is_empty()).then_some(doors),
-        recorded_at: spa_time(time)?,
+        recorded_at: spa_time(time).ok(),
     })
 }
 
@@ -551,11 +547,11 @@ mod tests {
         let l = parse_location(&fixture("location.json")).unwrap();
         assert!((l.latitude - 50.110922).abs() < 1e-9);
         assert_eq!(
-            l.recorded_at.unix_timestamp(),
+            l.recorded_at.unwrap().unix_timestamp(),
             spa_time(Some("20261126095840")).unwrap().unix_timestamp()
         );
         let s = parse_security(&fixture("status.json")).unwrap();
-        assert!(s.locked);
+        assert_eq!(s.locked, Some(true));
         assert!(
             s.doors
                 .unwrap()
@@ -584,7 +580,7 @@ mod tests {
         assert_eq!(l.heading, Some(270.0));
         // A status with resMsg and no retCode is an answer, not an error.
         let s = parse_security(&fixture("status_no_retcode.json")).unwrap();
-        assert!(!s.locked);
+        assert_eq!(s.locked, Some(false));
         // CCS2: the flag in the list (1 or a boolean), and its status shape (a door with
         // Lock 1 means the car is not locked).
         let listed = parse_listed(&fixture("vehicles_ccs2.json")).unwrap();
@@ -593,9 +589,9 @@ mod tests {
             [true, false]
         );
         let s = parse_security(&fixture("ccs2_carstatus.json")).unwrap();
-        assert!(!s.locked);
+        assert_eq!(s.locked, Some(false));
         assert_eq!(
-            s.recorded_at.unix_timestamp(),
+            s.recorded_at.unwrap().unix_timestamp(),
             spa_time(Some("20261126095840")).unwrap().unix_timestamp()
         );
         assert_eq!(s.doors.as_ref().map(Vec::len), Some(4));

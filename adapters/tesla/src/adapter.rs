@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::Response;
 use keyway_adapter::error::{parse_retry_after, wait_in_text};
-use keyway_adapter::http::{body_excerpt, check, invalid, join, parse_body, parse_json};
+use keyway_adapter::http::{body_excerpt, check, fix, invalid, join, parse_body, parse_json};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
     DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress,
@@ -178,17 +178,11 @@ pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
         .response
         .and_then(|r| r.drive_state)
         .ok_or_else(|| invalid("no drive_state in vehicle_data"))?;
-    let (Some(latitude), Some(longitude)) = (ds.latitude, ds.longitude) else {
-        return Err(invalid("drive_state has no position"));
-    };
-    if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
-        return Err(invalid("drive_state position out of range"));
-    }
+    let (latitude, longitude) = fix(ds.latitude, ds.longitude)?;
     let recorded_at = ds
         .gps_as_of
         .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-        .or_else(|| ds.timestamp.and_then(from_millis))
-        .ok_or_else(|| invalid("drive_state has no timestamp"))?;
+        .or_else(|| ds.timestamp.and_then(from_millis));
     Ok(Location {
         latitude,
         longitude,
@@ -206,13 +200,9 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
         .response
         .and_then(|r| r.vehicle_state)
         .ok_or_else(|| invalid("no vehicle_state in vehicle_data"))?;
-    let locked = vs
-        .locked
-        .ok_or_else(|| invalid("vehicle_state has no locked"))?;
-    let recorded_at = vs
-        .timestamp
-        .and_then(from_millis)
-        .ok_or_else(|| invalid("vehicle_state has no timestamp"))?;
+    // Absent: Tesla does not say (unknown, not an error); no time is invented either.
+    let locked = vs.locked;
+    let recorded_at = vs.timestamp.and_then(from_millis);
     let doors: Vec<Door> = [
         (DoorPosition::FrontLeft, vs.df),
         (DoorPosition::FrontRight, vs.pf),
@@ -397,13 +387,13 @@ mod tests {
         assert!((l.latitude - 37.7765494).abs() < 1e-9);
         assert!((l.longitude + 122.4195418).abs() < 1e-9);
         assert_eq!(l.heading, Some(289.0));
-        assert_eq!(l.recorded_at.unix_timestamp(), 1692137422);
+        assert_eq!(l.recorded_at.unwrap().unix_timestamp(), 1692137422);
     }
 
     #[test]
     fn security_fixture() {
         let s = parse_security(&fixture("vehicle_data_state.json")).unwrap();
-        assert!(s.locked);
+        assert_eq!(s.locked, Some(true));
         let doors = s.doors.unwrap();
         let trunk = doors
             .iter()
@@ -471,7 +461,7 @@ mod tests {
     fn missing_optional_fields_are_absent_not_errors() {
         let body = br#"{"response":{"vehicle_state":{"locked":false,"timestamp":1692141038420}}}"#;
         let s = parse_security(body).unwrap();
-        assert!(!s.locked);
+        assert_eq!(s.locked, Some(false));
         assert_eq!(s.doors, None);
     }
 

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, Response, header};
 use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::http::{body_excerpt, check, invalid, join, parse_body};
+use keyway_adapter::http::{body_excerpt, check, fix, invalid, join, parse_body};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
     DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress, Secret,
@@ -176,9 +176,10 @@ struct ErrorBody {
 
 // === parsing ===
 
-fn time(t: Option<&str>) -> Result<OffsetDateTime, OemError> {
+/// A timestamp; `None` when absent or unreadable (a location without one is still a
+/// location; no time is invented).
+fn time(t: Option<&str>) -> Option<OffsetDateTime> {
     t.and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-        .ok_or_else(|| invalid("missing or bad timestamp"))
 }
 
 /// Parses the vehicle list: VINs only (details come from one call per car).
@@ -211,16 +212,8 @@ pub fn parse_details(vin: &str, body: &[u8]) -> Result<OemVehicle, OemError> {
 pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
     let env: Envelope<Feature> = parse_body(body, Delivered::No)?;
     let f = env.data.ok_or_else(|| invalid("no location data"))?;
-    let coords = f
-        .geometry
-        .and_then(|g| g.coordinates)
-        .ok_or_else(|| invalid("no coordinates"))?;
-    let (Some(&longitude), Some(&latitude)) = (coords.first(), coords.get(1)) else {
-        return Err(invalid("incomplete coordinates"));
-    };
-    if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
-        return Err(invalid("coordinates out of range"));
-    }
+    let coords = f.geometry.and_then(|g| g.coordinates).unwrap_or_default();
+    let (latitude, longitude) = fix(coords.get(1).copied(), coords.first().copied())?;
     let props = f.properties;
     Ok(Location {
         latitude,
@@ -229,7 +222,7 @@ pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
             .as_ref()
             .and_then(|p| p.heading.as_deref()?.trim().parse().ok()),
         accuracy_m: None,
-        recorded_at: time(props.as_ref().and_then(|p| p.timestamp.as_deref()))?,
+        recorded_at: time(props.as_ref().and_then(|p| p.timestamp.as_deref())),
     })
 }
 
@@ -241,10 +234,11 @@ pub fn parse_doors(body: &[u8]) -> Result<SecurityState, OemError> {
         .central_lock
         .as_ref()
         .ok_or_else(|| invalid("no centralLock"))?;
+    // Volvo's "UNSPECIFIED" (or anything else) says it does not know.
     let locked = match central.value.as_deref() {
-        Some("LOCKED") => true,
-        Some("UNLOCKED") => false,
-        other => return Err(invalid(&format!("unknown centralLock value {other:?}"))),
+        Some("LOCKED") => Some(true),
+        Some("UNLOCKED") => Some(false),
+        _ => None,
     };
     let doors: Vec<Door> = [
         (DoorPosition::FrontLeft, &d.front_left_door),
@@ -265,7 +259,7 @@ pub fn parse_doors(body: &[u8]) -> Result<SecurityState, OemError> {
     Ok(SecurityState {
         locked,
         doors: (!doors.is_empty()).then_some(doors),
-        recorded_at: time(central.timestamp.as_deref())?,
+        recorded_at: time(central.timestamp.as_deref()),
     })
 }
 
@@ -404,6 +398,23 @@ mod tests {
     }
 
     #[test]
+    fn unknown_is_a_value() {
+        // A location without a timestamp is still the car's location, with no time.
+        let l = parse_location(&fixture("location_no_timestamp.json")).unwrap();
+        assert!((l.latitude - 57.70887).abs() < 1e-9);
+        assert_eq!(l.recorded_at, None);
+        // No geometry: no fix, which is not an upstream failure.
+        assert!(matches!(
+            parse_location(br#"{"data": {"type": "Feature", "properties": {}}}"#),
+            Err(OemError::NoFix { .. })
+        ));
+        // A lock Volvo does not know is `None`.
+        let doors = String::from_utf8(fixture("doors.json")).unwrap();
+        let unspecified = doors.replacen("\"LOCKED\"", "\"UNSPECIFIED\"", 1);
+        assert_eq!(parse_doors(unspecified.as_bytes()).unwrap().locked, None);
+    }
+
+    #[test]
     fn fixtures_parse() {
         assert_eq!(
             parse_vehicle_list(&fixture("vehicles.json")).unwrap(),
@@ -420,7 +431,7 @@ mod tests {
         assert!((l.longitude - 11.974560).abs() < 1e-9);
         assert_eq!(l.heading, Some(217.0));
         let s = parse_doors(&fixture("doors.json")).unwrap();
-        assert!(s.locked);
+        assert_eq!(s.locked, Some(true));
         assert!(
             s.doors
                 .unwrap()
