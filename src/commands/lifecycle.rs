@@ -268,8 +268,12 @@ impl Commands {
             // Refusing an unlock is the safe side of not knowing.
             Err(e) => return Some(e.into()),
         };
+        // `unknown`, or still `pending` after its send (its replica died and no other has
+        // taken it over yet): either may still execute.
         let doubt = earlier.into_iter().find(|c| {
-            c.id != record.id && c.action == Command::Unlock && c.status == CommandStatus::Unknown
+            c.id != record.id
+                && c.action == Command::Unlock
+                && matches!(c.status, CommandStatus::Unknown | CommandStatus::Pending)
         })?;
         let settles = doubt.sent_at.unwrap_or_else(now) + window;
         let mut e = ApiError::new(
@@ -336,6 +340,7 @@ impl Commands {
                 // A last look at the car.
                 let timing = self.timing_of(&vehicle.oem);
                 let judged = match self.look(vehicle).await {
+                    Some(_) if self.others_sent_since(record).await => Judged::Open,
                     Some(o) => self.judge(record, &o, &timing),
                     None => Judged::Open,
                 };
@@ -393,6 +398,12 @@ impl Commands {
             if t < next {
                 tokio::time::sleep(Duration::try_from(next - t).unwrap_or(Duration::ZERO)).await;
             }
+            if self.others_sent_since(record).await {
+                return unknown(format!(
+                    "outcome unknown ({why}); another command was sent to the car since, so its \
+                     lock state no longer tells whether this one ran"
+                ));
+            }
             if let Some(o) = self.look(vehicle).await {
                 match self.judge(record, &o, &timing) {
                     Judged::Done => return Outcome::Succeeded,
@@ -448,6 +459,22 @@ impl Commands {
             Judged::Dead
         } else {
             Judged::Open
+        }
+    }
+
+    /// Whether another command was sent to the car after this one (by any replica): then
+    /// the car's state no longer tells whether this one ran. Not knowing counts as yes.
+    pub(super) async fn others_sent_since(&self, record: &CommandRecord) -> bool {
+        let Some(sent) = record.sent_at else {
+            return false;
+        };
+        match self
+            .store
+            .commands_sent_since(&record.vehicle_id, sent)
+            .await
+        {
+            Ok(list) => list.iter().any(|c| c.id != record.id),
+            Err(_) => true,
         }
     }
 

@@ -37,11 +37,7 @@ impl Commands {
             .max(Duration::from_millis(100));
         loop {
             tokio::time::sleep(pause).await;
-            let others = match self.store.commands_sent_since(&vehicle.id, sent_at).await {
-                Ok(list) => list.into_iter().any(|c| c.id != record.id),
-                Err(_) => continue,
-            };
-            if others {
+            if self.others_sent_since(&record).await {
                 tracing::info!(command = %record.id,
                     "another command was sent to the car; the outcome stays unknown");
                 return;

@@ -1,6 +1,7 @@
 //! The store as one simulated keyway process sees it: the real SQLite store, plus
 //! - a kill switch: once the process "crashes", every call it makes hangs for ever
 //!   (a call already in flight still lands — a crash right after a write);
+//! - whether replicas share it (cluster mode: command and car leases, takeover);
 //! - a count of calls in flight, which keeps tokio's paused clock from jumping ahead
 //!   while SQLite works on its own thread (see [`super::Spinner`]).
 //!
@@ -21,15 +22,22 @@ pub struct SimStore {
     inner: Arc<dyn Store>,
     dead: Arc<AtomicBool>,
     spinner: Spinner,
+    shared: bool,
 }
 
 impl SimStore {
-    /// A live handle.
-    pub fn new(inner: Arc<dyn Store>, dead: Arc<AtomicBool>, spinner: Spinner) -> Self {
+    /// A live handle. `shared`: replicas share it (cluster mode: leases, takeover).
+    pub fn new(
+        inner: Arc<dyn Store>,
+        dead: Arc<AtomicBool>,
+        spinner: Spinner,
+        shared: bool,
+    ) -> Self {
         Self {
             inner,
             dead,
             spinner,
+            shared,
         }
     }
 
@@ -51,7 +59,7 @@ impl SimStore {
 #[async_trait]
 impl Store for SimStore {
     fn shared(&self) -> bool {
-        false
+        self.shared
     }
 
     fn change_channel(&self) -> Option<String> {
