@@ -412,14 +412,28 @@ impl Commands {
     async fn run(&self, mut record: CommandRecord) -> CommandRecord {
         let renewing = self.renew(&record);
         let car = self.vehicle_lock(&record.vehicle_id);
-        let outcome = {
+        {
+            // The car is held until the outcome is written: the next command on it must
+            // never see this one still `pending` after its send (that would be an unlock
+            // in doubt).
             let _one_per_car = car.lock().await;
             let _car_lease = self.hold_car(&record.vehicle_id).await;
-            self.execute(&mut record).await
-        };
+            let outcome = self.execute(&mut record).await;
+            self.finish(&mut record, outcome, renewing).await;
+        }
         drop(car);
         lock(&self.vehicle_locks).retain(|_, l| Arc::strong_count(l) > 1);
+        record
+    }
 
+    /// Puts the outcome on the record and stores it (unless another replica took the
+    /// command over).
+    async fn finish(
+        &self,
+        record: &mut CommandRecord,
+        outcome: Outcome,
+        renewing: Option<tokio::task::JoinHandle<()>>,
+    ) {
         let t = now();
         record.updated_at = t;
         record.completed_at = Some(t);
@@ -454,14 +468,13 @@ impl Commands {
         if !ours {
             tracing::error!(command = %record.id,
                 "another replica took this command over; leaving its outcome to it");
-            return record;
+            return;
         }
         let kind = format!("command.{}", record.status.as_str());
-        self.write_outcome(&record, &kind, record.status.as_str())
+        self.write_outcome(record, &kind, record.status.as_str())
             .await;
         tracing::info!(command = %record.id, status = record.status.as_str(),
             error = record.error_code.as_deref().unwrap_or(""), "command finished");
-        record
     }
 
     /// The OEM timing of a vehicle's OEM.
