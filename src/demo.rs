@@ -355,6 +355,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         client_id: "keyway-demo".into(),
         client_secret: Some("demo-client-secret".into()),
         default_account: fleet.hyundai.account.clone(),
+        // The demo's Hyundai is on the newer CCS2 protocol.
+        ccs2: vec!["KMHKR81CFNU000001".into()],
     });
     let hyundai_server = hyundai
         .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))

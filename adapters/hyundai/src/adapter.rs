@@ -483,13 +483,27 @@ impl Adapter for HyundaiAdapter {
     }
 
     async fn security(&self, cx: &Call, v: &VehicleRef) -> Result<SecurityState, OemError> {
-        let status = if self.is_ccs2(&v.oem_id) {
-            "ccs2/carstatus/latest"
-        } else {
-            "status/latest"
+        let ccs2 = format!("/api/v1/spa/vehicles/{}/ccs2/carstatus/latest", v.oem_id);
+        if self.is_ccs2(&v.oem_id) {
+            return parse_security(self.get(cx, &ccs2).await?.body());
+        }
+        let legacy = format!("/api/v1/spa/vehicles/{}/status/latest", v.oem_id);
+        let first = match self.get(cx, &legacy).await {
+            Ok(resp) => parse_security(resp.body()),
+            Err(e) => Err(e),
         };
-        let path = format!("/api/v1/spa/vehicles/{}/{status}", v.oem_id);
-        parse_security(self.get(cx, &path).await?.body())
+        match first {
+            // Not known as CCS2 (no vehicle list seen since start) and the old status
+            // failed: a CCS2 car answers at its own path.
+            Err(OemError::Upstream { .. } | OemError::InvalidResponse { .. }) => {
+                let s = parse_security(self.get(cx, &ccs2).await?.body())?;
+                if let Ok(mut set) = self.ccs2.lock() {
+                    set.insert(v.oem_id.clone());
+                }
+                Ok(s)
+            }
+            other => other,
+        }
     }
 
     async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {

@@ -48,6 +48,9 @@ pub struct HyundaiMockConfig {
     pub client_secret: Option<String>,
     /// The login at `/authorize` unless `login_hint` names another.
     pub default_account: String,
+    /// VINs of cars on the newer CCS2 protocol: flagged in the list, their status at
+    /// `ccs2/carstatus/latest` (door `Lock` 0 = locked).
+    pub ccs2: Vec<String>,
 }
 
 impl Default for HyundaiMockConfig {
@@ -60,6 +63,7 @@ impl Default for HyundaiMockConfig {
             client_id: "keyway".into(),
             client_secret: Some("secret".into()),
             default_account: "owner".into(),
+            ccs2: Vec::new(),
         }
     }
 }
@@ -84,6 +88,7 @@ pub struct HyundaiMock {
     controls: Arc<Mutex<HashMap<String, Control>>>,
     stamp: Arc<String>,
     stage: Duration,
+    ccs2: Arc<Vec<String>>,
 }
 
 fn spa_now() -> String {
@@ -125,6 +130,7 @@ impl HyundaiMock {
             controls: Arc::default(),
             stamp: Arc::new(config.stamp),
             stage: config.stage,
+            ccs2: Arc::new(config.ccs2),
         }
     }
 
@@ -134,6 +140,10 @@ impl HyundaiMock {
             .route("/api/v1/spa/vehicles", get(vehicles))
             .route("/api/v1/spa/vehicles/{id}/location/park", get(location))
             .route("/api/v1/spa/vehicles/{id}/status/latest", get(status))
+            .route(
+                "/api/v1/spa/vehicles/{id}/ccs2/carstatus/latest",
+                get(ccs2_status),
+            )
             .route("/api/v1/spa/vehicles/{id}/control/door", post(control))
             .route("/api/v1/spa/notifications/{id}/records", get(records))
             .route("/__mock/state", get(inspect))
@@ -209,7 +219,13 @@ async fn vehicles(State(m): State<HyundaiMock>, headers: HeaderMap) -> Response 
         .garage
         .owned_by(&account)
         .iter()
-        .map(|c| json!({"vin": c.vin, "vehicleId": c.vin, "vehicleName": c.model, "year": c.year.to_string(), "type": "EV", "master": true, "ccuCCS2ProtocolSupport": 0}))
+        .map(|c| json!({
+            "vin": c.vin, "vehicleId": c.vin, "vehicleName": c.model, "nickname": c.model,
+            "year": c.year.to_string(), "type": "EV", "master": true, "carShare": 0,
+            "regDate": format!("{}-01-01 00:00:00.000", c.year),
+            "detailInfo": {"inColor": "NNB", "outColor": "SAW", "saleCarmdlCd": "NE", "bodyType": "4", "saleCarmdlEnNm": c.model},
+            "ccuCCS2ProtocolSupport": u8::from(m.ccs2.contains(&c.vin)),
+        }))
         .collect();
     ok(json!({"vehicles": list}))
 }
@@ -222,7 +238,8 @@ async fn location(
     match m.owned(&headers, &id) {
         Ok(c) => ok(json!({"gpsDetail": {
             "coord": {"lat": c.latitude, "lon": c.longitude, "alt": 100.0, "type": 0},
-            "head": c.heading, "speed": {"value": 0, "unit": 0}, "time": spa_now(),
+            "head": c.heading, "speed": {"value": 0, "unit": 0},
+            "accuracy": {"hdop": 1, "pdop": 1}, "time": spa_now(),
         }})),
         Err(s) => s.into_response(),
     }
@@ -233,12 +250,52 @@ async fn status(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    // A CCS2 car's status lives at `ccs2/carstatus/latest`.
+    if m.ccs2.contains(&id) {
+        return Json(json!({"retCode": "F", "resCode": "9999", "resMsg": "use ccs2/carstatus"}))
+            .into_response();
+    }
     // The lock as the cloud last heard it from the car (the kit's lagging view).
     match m.owned(&headers, &id).map(|_| m.garage.view(&id)) {
         Ok(Some((c, reported))) => ok(json!({"vehicleStatusInfo": {"vehicleStatus": {
-            "time": spa_time(reported), "doorLock": c.locked, "trunkOpen": false, "hoodOpen": false,
+            "time": spa_time(reported), "doorLock": c.locked, "trunkOpen": false, "hoodOpen": false, "airCtrlOn": false,
             "doorOpen": {"frontLeft": 0, "frontRight": 0, "backLeft": 0, "backRight": 0},
         }}})),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(s) => s.into_response(),
+    }
+}
+
+async fn ccs2_status(
+    State(m): State<HyundaiMock>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match m.owned(&headers, &id).map(|_| m.garage.view(&id)) {
+        Ok(Some((c, reported))) => {
+            let lock = u8::from(!c.locked);
+            let door = json!({"Lock": lock, "Open": 0});
+            let t = spa_time(reported);
+            ok(json!({
+                "state": {"Vehicle": {
+                    "Date": format!("{t}.000"), "Offset": "0",
+                    "Cabin": {"Door": {
+                        "Row1": {"Driver": door, "Passenger": door},
+                        "Row2": {"Left": door, "Right": door},
+                    }},
+                    "Location": {
+                        "GeoCoord": {"Latitude": c.latitude, "Longitude": c.longitude, "Altitude": 0, "Type": 0},
+                        "Heading": c.heading,
+                        "TimeStamp": {
+                            "Year": reported.year(), "Mon": u8::from(reported.month()),
+                            "Day": reported.day(), "Hour": reported.hour(),
+                            "Min": reported.minute(), "Sec": reported.second(),
+                        },
+                    },
+                }},
+                "lastUpdateTime": t,
+            }))
+        }
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
         Err(s) => s.into_response(),
     }

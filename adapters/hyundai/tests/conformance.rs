@@ -24,14 +24,14 @@ fn car(vin: &str, lat: f64, lon: f64) -> MockCar {
     }
 }
 
-#[tokio::test]
-async fn hyundai_passes_the_conformance_suite() {
+async fn conformance(ccs2: Vec<String>) {
     let mock = HyundaiMock::new(HyundaiMockConfig {
         stage: std::time::Duration::from_millis(15),
         cars: vec![
             car("KMHKR81CFNU000001", 50.110922, 8.682127),
             car("KNDC4DLC0N5000002", 52.520008, 13.404954),
         ],
+        ccs2,
         ..HyundaiMockConfig::default()
     });
     let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -44,4 +44,16 @@ async fn hyundai_passes_the_conformance_suite() {
         http: loopback_http(),
     };
     run_all(&harness).await;
+}
+
+#[tokio::test]
+async fn hyundai_passes_the_conformance_suite() {
+    conformance(Vec::new()).await;
+}
+
+/// Cars on the newer CCS2 protocol: the list flags them, their lock state comes from
+/// `ccs2/carstatus/latest`.
+#[tokio::test]
+async fn hyundai_ccs2_cars_pass_the_conformance_suite() {
+    conformance(vec!["KMHKR81CFNU000001".into(), "KNDC4DLC0N5000002".into()]).await;
 }
