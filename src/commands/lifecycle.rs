@@ -268,12 +268,18 @@ impl Commands {
             // Refusing an unlock is the safe side of not knowing.
             Err(e) => return Some(e.into()),
         };
-        // `unknown`, or still `pending` after its send (its replica died and no other has
-        // taken it over yet): either may still execute.
+        // `unknown`; still `pending` after its send (its replica died and no other has
+        // taken it over yet); or `succeeded` only because the car stood unlocked after it
+        // (no OEM confirmation: it may have been unlocked already, with this one still
+        // queued): each may still execute.
         let doubt = earlier.into_iter().find(|c| {
             c.id != record.id
                 && c.action == Command::Unlock
-                && matches!(c.status, CommandStatus::Unknown | CommandStatus::Pending)
+                && match c.status {
+                    CommandStatus::Unknown | CommandStatus::Pending => true,
+                    CommandStatus::Succeeded => c.observed.is_some(),
+                    CommandStatus::Failed => false,
+                }
         })?;
         let settles = doubt.sent_at.unwrap_or_else(now) + window;
         let mut e = ApiError::new(
