@@ -314,10 +314,22 @@ async fn a_lapsed_command_is_claimed_by_one_replica(s: Arc<dyn Store>) {
             .unwrap()
     );
     // A clean shutdown frees every lease at once: its commands' and its named ones (a car).
-    assert!(s.try_lease("car:veh_shutdown", &lease("r1", 30)).await.unwrap());
-    assert!(!s.try_lease("car:veh_shutdown", &lease("r2", 30)).await.unwrap());
+    assert!(
+        s.try_lease("car:veh_shutdown", &lease("r1", 30))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.try_lease("car:veh_shutdown", &lease("r2", 30))
+            .await
+            .unwrap()
+    );
     s.release_all("r1").await.unwrap();
-    assert!(s.try_lease("car:veh_shutdown", &lease("r2", 30)).await.unwrap());
+    assert!(
+        s.try_lease("car:veh_shutdown", &lease("r2", 30))
+            .await
+            .unwrap()
+    );
     let taken = s.claim_commands(&lease("r2", 30), now()).await.unwrap();
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].id, "cmd_live");
