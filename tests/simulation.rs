@@ -123,20 +123,8 @@ async fn start(
     let store: Arc<dyn Store> =
         Arc::new(SimStore::new(base, dead.clone(), spinner.clone(), cluster));
     let adapters: Vec<Arc<dyn Adapter>> = vec![
-        Arc::new(SimOem::new(
-            "bmw",
-            BMW,
-            world.clone(),
-            dead.clone(),
-            spinner.clone(),
-        )),
-        Arc::new(SimOem::new(
-            "tesla",
-            TESLA,
-            world.clone(),
-            dead.clone(),
-            spinner.clone(),
-        )),
+        Arc::new(SimOem::new("bmw", BMW, world.clone(), dead.clone())),
+        Arc::new(SimOem::new("tesla", TESLA, world.clone(), dead.clone())),
     ];
     let gw = Gateway::with_adapters(config.clone(), store, &adapters)
         .await

@@ -227,19 +227,12 @@ pub struct SimOem {
     style: Style,
     world: Arc<World>,
     dead: Arc<AtomicBool>,
-    spinner: Spinner,
 }
 
 impl SimOem {
     /// The OEM `oem` (`bmw` or `tesla`) of `style`, reached by an incarnation that dies
     /// when `dead` is set.
-    pub fn new(
-        oem: &'static str,
-        style: Style,
-        world: Arc<World>,
-        dead: Arc<AtomicBool>,
-        spinner: Spinner,
-    ) -> Self {
+    pub fn new(oem: &'static str, style: Style, world: Arc<World>, dead: Arc<AtomicBool>) -> Self {
         let base = match oem {
             "tesla" => &keyway_tesla::adapter::INFO,
             _ => &keyway_bmw::adapter::INFO,
@@ -277,7 +270,6 @@ impl SimOem {
             style,
             world,
             dead,
-            spinner,
         }
     }
 
@@ -332,7 +324,6 @@ impl Adapter for SimOem {
             .world
             .draw(vin, |r| (r.between(50, 1500), r.chance(0.1)));
         self.travel(ms).await;
-        let _busy = self.spinner.busy();
         if fails {
             return Err(OemError::Upstream {
                 status: 503,
@@ -425,10 +416,7 @@ impl Adapter for SimOem {
                 }
             }
         }
-        let delivery = {
-            let _busy = self.spinner.busy();
-            self.world.garage.deliver(&vin, lock_to, after, fault)
-        };
+        let delivery = self.world.garage.deliver(&vin, lock_to, after, fault);
         attempt.delivery = Some(delivery);
         self.world.sends.lock().unwrap().push(attempt);
         self.world.note(format!(
@@ -481,7 +469,6 @@ impl Adapter for SimOem {
             });
         }
         let id: u64 = p.handle.parse().map_err(|_| OemError::NotFound)?;
-        let _busy = self.spinner.busy();
         Ok(match self.world.garage.delivery(vin, id) {
             Some(Delivery::Executed) => Progress::Succeeded,
             Some(Delivery::Expired) => Progress::Failed(OemError::Expired),

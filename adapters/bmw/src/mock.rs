@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
-use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc};
+use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc, rfc3339};
 use keyway_adapter::mock::{Applied, MockServer, Rejection, bearer, lock, random_token};
 use serde::Deserialize;
 use serde_json::json;
@@ -102,11 +102,6 @@ impl IntoResponse for BmwError {
 
 fn bmw_error(status: StatusCode, message: &'static str) -> BmwError {
     BmwError { status, message }
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 fn now() -> String {

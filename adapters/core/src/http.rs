@@ -241,6 +241,16 @@ pub fn parse_body<'a, T: serde::Deserialize<'a>>(
     })
 }
 
+/// A number some OEMs send as a JSON number and others (or the same, another day) as a
+/// numeric string.
+pub fn lenient_number(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 /// The OEM has no position for the car (`detail` says what was missing).
 pub fn no_fix(detail: &str) -> OemError {
     OemError::NoFix {

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
-use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc};
+use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc, rfc3339};
 use keyway_adapter::mock::{
     Action, Applied, Fault, MockServer, Rejection, bearer, lock, random_token,
 };
@@ -82,11 +82,6 @@ pub struct FordMock {
     parts: Parts,
     commands: Arc<Mutex<HashMap<String, Cmd>>>,
     stage: Duration,
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 fn stamp() -> String {

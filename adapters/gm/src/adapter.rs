@@ -146,11 +146,7 @@ struct GmLocation {
 }
 
 fn number(v: &Option<serde_json::Value>) -> Option<f64> {
-    match v.as_ref()? {
-        serde_json::Value::Number(n) => n.as_f64(),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
+    v.as_ref().and_then(keyway_adapter::http::lenient_number)
 }
 
 #[derive(Deserialize)]

@@ -156,11 +156,9 @@ struct Coord {
 
 /// A number that may come as a numeric string.
 fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    Ok(match Option::<serde_json::Value>::deserialize(d)? {
-        Some(serde_json::Value::Number(n)) => n.as_f64(),
-        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
-        _ => None,
-    })
+    Ok(Option::<serde_json::Value>::deserialize(d)?
+        .as_ref()
+        .and_then(keyway_adapter::http::lenient_number))
 }
 
 /// The truth of a 0/1, "0"/"1" or boolean flag.

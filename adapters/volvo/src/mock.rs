@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
-use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc};
+use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc, rfc3339};
 use keyway_adapter::mock::{Action, Applied, Fault, MockServer, Rejection, bearer, random_token};
 use serde_json::json;
 
@@ -87,11 +87,6 @@ fn volvo_error(status: StatusCode, message: &'static str, description: &'static 
         message,
         description,
     }
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 fn now() -> String {

@@ -256,6 +256,12 @@ pub fn wall(at: Instant) -> OffsetDateTime {
         .unwrap_or(t)
 }
 
+/// RFC 3339, as OEM answers carry times.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// Now, as the mocks report it (see [`wall`]).
 pub fn now_utc() -> OffsetDateTime {
     wall(Instant::now())
