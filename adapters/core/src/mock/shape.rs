@@ -50,6 +50,40 @@ fn walk(at: &str, fixture: &Value, answer: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// The fixture `fixtures/<oem>/<name>` of this workspace, parsed.
+pub fn fixture(oem: &str, name: &str) -> Value {
+    let path = format!("{}/../../fixtures/{oem}/{name}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Panics, naming the places, unless `answer` has the shape of `fixtures/<oem>/<name>`.
+pub fn assert_shape(oem: &str, name: &str, answer: &Value) {
+    let diff = differences(&fixture(oem, name), answer);
+    assert!(
+        diff.is_empty(),
+        "{oem}/{name}: {diff:?}\nthe mock answered {answer:#}"
+    );
+}
+
+/// One request to a mock, its answer body as JSON (for shape checks in tests).
+pub async fn answer(
+    cx: &crate::Call,
+    method: http::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &'static str,
+) -> Value {
+    let mut req = cx.request(method, url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(bytes::Bytes::from_static(body.as_bytes()));
+    let resp = cx.send(req).await.expect("the mock answers");
+    serde_json::from_slice(resp.body())
+        .unwrap_or_else(|e| panic!("{url}: {e}: {:?}", String::from_utf8_lossy(resp.body())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
