@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, Response, header};
 use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::http::{body_excerpt, check, fix, invalid, join, parse_body};
+use keyway_adapter::http::{body_excerpt, check, fix, invalid, join, no_fix, parse_body};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
     DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress, Secret,
@@ -99,9 +99,26 @@ impl VolvoAdapter {
 
 // === wire types ===
 
-#[derive(Deserialize)]
-struct Envelope<T> {
-    data: Option<T>,
+/// The document of an answer: under `data` as the API sends it, or the bare document
+/// (as clients store and forward it, e.g. ha-volvo-cars' fixtures). `None` for `null`.
+fn data<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    delivered: Delivered,
+) -> Result<Option<T>, OemError> {
+    let mut v: serde_json::Value = parse_body(body, delivered)?;
+    let doc = match v.as_object_mut() {
+        Some(o) if o.contains_key("data") => o.remove("data").unwrap_or_default(),
+        _ => v,
+    };
+    if doc.is_null() {
+        return Ok(None);
+    }
+    serde_json::from_value(doc)
+        .map(Some)
+        .map_err(|e| OemError::InvalidResponse {
+            detail: e.to_string(),
+            delivered,
+        })
 }
 
 #[derive(Deserialize)]
@@ -184,9 +201,8 @@ fn time(t: Option<&str>) -> Option<OffsetDateTime> {
 
 /// Parses the vehicle list: VINs only (details come from one call per car).
 pub fn parse_vehicle_list(body: &[u8]) -> Result<Vec<String>, OemError> {
-    let env: Envelope<Vec<ListedVehicle>> = parse_body(body, Delivered::No)?;
-    Ok(env
-        .data
+    let list: Option<Vec<ListedVehicle>> = data(body, Delivered::No)?;
+    Ok(list
         .unwrap_or_default()
         .into_iter()
         .filter_map(|v| v.vin.filter(|s| !s.is_empty()))
@@ -195,8 +211,7 @@ pub fn parse_vehicle_list(body: &[u8]) -> Result<Vec<String>, OemError> {
 
 /// Parses a vehicle's details into the unified vehicle.
 pub fn parse_details(vin: &str, body: &[u8]) -> Result<OemVehicle, OemError> {
-    let env: Envelope<Details> = parse_body(body, Delivered::No)?;
-    let d = env.data;
+    let d: Option<Details> = data(body, Delivered::No)?;
     Ok(OemVehicle {
         oem_id: vin.to_string(),
         vin: Some(vin.to_string()),
@@ -210,8 +225,7 @@ pub fn parse_details(vin: &str, body: &[u8]) -> Result<OemVehicle, OemError> {
 
 /// Parses the GeoJSON location: `coordinates` are `[longitude, latitude, …]`.
 pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
-    let env: Envelope<Feature> = parse_body(body, Delivered::No)?;
-    let f = env.data.ok_or_else(|| invalid("no location data"))?;
+    let f: Feature = data(body, Delivered::No)?.ok_or_else(|| no_fix("no location data"))?;
     let coords = f.geometry.and_then(|g| g.coordinates).unwrap_or_default();
     let (latitude, longitude) = fix(coords.get(1).copied(), coords.first().copied())?;
     let props = f.properties;
@@ -228,14 +242,10 @@ pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
 
 /// Parses `doors`: `centralLock` is the lock state.
 pub fn parse_doors(body: &[u8]) -> Result<SecurityState, OemError> {
-    let env: Envelope<Doors> = parse_body(body, Delivered::No)?;
-    let d = env.data.ok_or_else(|| invalid("no doors data"))?;
-    let central = d
-        .central_lock
-        .as_ref()
-        .ok_or_else(|| invalid("no centralLock"))?;
-    // Volvo's "UNSPECIFIED" (or anything else) says it does not know.
-    let locked = match central.value.as_deref() {
+    let d: Doors = data(body, Delivered::No)?.ok_or_else(|| invalid("no doors data"))?;
+    // No `centralLock`, or Volvo's "UNSPECIFIED" (or anything else): it does not know.
+    let central = d.central_lock.as_ref();
+    let locked = match central.and_then(|c| c.value.as_deref()) {
         Some("LOCKED") => Some(true),
         Some("UNLOCKED") => Some(false),
         _ => None,
@@ -259,14 +269,13 @@ pub fn parse_doors(body: &[u8]) -> Result<SecurityState, OemError> {
     Ok(SecurityState {
         locked,
         doors: (!doors.is_empty()).then_some(doors),
-        recorded_at: time(central.timestamp.as_deref()),
+        recorded_at: time(central.and_then(|c| c.timestamp.as_deref())),
     })
 }
 
 /// Parses a command answer's `invokeStatus`.
 pub fn parse_invoked(body: &[u8]) -> Result<Sent, OemError> {
-    let env: Envelope<Invoked> = parse_body(body, Delivered::Unknown)?;
-    let i = env.data.ok_or(OemError::InvalidResponse {
+    let i: Invoked = data(body, Delivered::Unknown)?.ok_or(OemError::InvalidResponse {
         detail: "command answer has no data".into(),
         delivered: Delivered::Unknown,
     })?;
@@ -412,6 +421,42 @@ mod tests {
         let doors = String::from_utf8(fixture("doors.json")).unwrap();
         let unspecified = doors.replacen("\"LOCKED\"", "\"UNSPECIFIED\"", 1);
         assert_eq!(parse_doors(unspecified.as_bytes()).unwrap().locked, None);
+    }
+
+    #[test]
+    fn bare_documents_parse_like_enveloped_ones() {
+        // Clients store the document without its `data` envelope (ha-volvo-cars' fixtures).
+        for name in [
+            "location.json",
+            "doors.json",
+            "vehicle_details.json",
+            "vehicles.json",
+        ] {
+            let env: serde_json::Value = serde_json::from_slice(&fixture(name)).unwrap();
+            let bare = serde_json::to_vec(&env["data"]).unwrap();
+            match name {
+                "location.json" => assert_eq!(
+                    parse_location(&bare).unwrap(),
+                    parse_location(&fixture(name)).unwrap()
+                ),
+                "doors.json" => assert_eq!(
+                    parse_doors(&bare).unwrap(),
+                    parse_doors(&fixture(name)).unwrap()
+                ),
+                "vehicles.json" => assert_eq!(
+                    parse_vehicle_list(&bare).unwrap(),
+                    parse_vehicle_list(&fixture(name)).unwrap()
+                ),
+                _ => assert_eq!(
+                    parse_details("V", &bare).unwrap(),
+                    parse_details("V", &fixture(name)).unwrap()
+                ),
+            }
+        }
+        // Doors without `centralLock`: the lock state is unknown, not an error.
+        let s = parse_doors(br#"{"data": {"frontLeftDoor": {"value": "CLOSED"}}}"#).unwrap();
+        assert_eq!(s.locked, None);
+        assert_eq!(s.recorded_at, None);
     }
 
     #[test]

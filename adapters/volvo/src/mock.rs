@@ -211,8 +211,11 @@ async fn details(
     headers: HeaderMap,
 ) -> Response {
     match m.with_car(&headers, &vin, |c| {
-        json!({"vin": c.vin, "modelYear": c.year, "fuelType": "ELECTRIC",
-               "descriptions": {"model": c.model, "steering": "LEFT"}})
+        json!({"vin": c.vin, "modelYear": c.year, "gearbox": "AUTOMATIC", "fuelType": "ELECTRIC",
+               "externalColour": "Crystal White", "batteryCapacityKWH": 78.0,
+               "images": {"exteriorImageUrl": "https://example.invalid/ext.png",
+                          "internalImageUrl": "https://example.invalid/int.png"},
+               "descriptions": {"model": c.model, "upholstery": "null", "steering": "LEFT"}})
     }) {
         Ok(d) => envelope(d),
         Err(e) => e.into_response(),
@@ -235,7 +238,7 @@ async fn doors(
         json!({
             "centralLock": {"value": if c.locked { "LOCKED" } else { "UNLOCKED" }, "timestamp": t},
             "frontLeftDoor": closed, "frontRightDoor": closed, "rearLeftDoor": closed,
-            "rearRightDoor": closed, "hood": closed, "tailgate": closed,
+            "rearRightDoor": closed, "hood": closed, "tailgate": closed, "tankLid": closed,
         })
     }) {
         Ok(d) => envelope(d),

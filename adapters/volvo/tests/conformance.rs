@@ -41,3 +41,45 @@ async fn volvo_passes_the_conformance_suite() {
     };
     run_all(&harness).await;
 }
+
+/// The mock answers in the shapes of `fixtures/volvo/` (the Connected Vehicle API v2 and
+/// Location API v1, see its SOURCES.md).
+#[tokio::test]
+async fn the_mock_answers_in_the_fixtures_shapes() {
+    use http::Method;
+    use keyway_adapter::Call;
+    use keyway_adapter::conformance::MockControl;
+    use keyway_adapter::mock::shape::{answer, assert_shape};
+
+    let vin = "YV1XZK9V0P2000001";
+    let mock = VolvoMock::new(VolvoMockConfig {
+        cars: vec![car(vin, 57.70887, 11.97456)],
+        ..VolvoMockConfig::default()
+    });
+    let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let cx = Call {
+        http: loopback_http(),
+        token: Secret::new(mock.access_token()),
+        command_id: None,
+    };
+    let key = [("vcc-api-key", "vcc-demo-key")];
+    let v2 = format!("{}/connected-vehicle/v2/vehicles", server.url());
+    for (name, method, url) in [
+        ("vehicles.json", Method::GET, v2.clone()),
+        ("vehicle_details.json", Method::GET, format!("{v2}/{vin}")),
+        ("doors.json", Method::GET, format!("{v2}/{vin}/doors")),
+        (
+            "location.json",
+            Method::GET,
+            format!("{}/location/v1/vehicles/{vin}/location", server.url()),
+        ),
+        (
+            "command_completed.json",
+            Method::POST,
+            format!("{v2}/{vin}/commands/lock"),
+        ),
+    ] {
+        let got = answer(&cx, method, &url, &key, "{}").await;
+        assert_shape("volvo", name, &got);
+    }
+}
