@@ -84,17 +84,38 @@ impl FordAdapter {
 
 // === wire types ===
 
+/// A vehicle list: Ford Connect's `{vehicles[…]}` or the FordPass app's
+/// `expdashboard/v1/details` answer `{userVehicles{vehicleDetails[…]}, vehicleProfile[…]}`.
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Garage {
     vehicles: Option<Vec<ListedVehicle>>,
+    user_vehicles: Option<UserVehicles>,
+    vehicle_profile: Option<Vec<Profile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserVehicles {
+    vehicle_details: Option<Vec<ListedVehicle>>,
+}
+
+/// FordPass `vehicleProfile` entries: `VIN`, `model`, `year` (a number or a string).
+#[derive(Deserialize)]
+struct Profile {
+    #[serde(rename = "VIN")]
+    vin: Option<String>,
+    model: Option<String>,
+    year: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ListedVehicle {
+    #[serde(alias = "VIN")]
     vin: Option<String>,
     model_name: Option<String>,
-    model_year: Option<String>,
+    model_year: Option<serde_json::Value>,
     nick_name: Option<String>,
 }
 
@@ -137,13 +158,70 @@ struct DoorMetric {
     update_time: Option<String>,
     value: Option<String>,
     vehicle_door: Option<String>,
+    vehicle_side: Option<String>,
+    tags: Option<Tags>,
 }
 
 #[derive(Deserialize)]
+struct Tags {
+    #[serde(rename = "DOOR_LATCH_TYPE")]
+    door_latch_type: Option<String>,
+}
+
+impl DoorMetric {
+    /// This entry's lock state: `None` when Ford does not know it, or when the door has
+    /// a mechanical latch (its state says nothing about the central locking).
+    fn locked(&self) -> Option<bool> {
+        if self
+            .tags
+            .as_ref()
+            .and_then(|t| t.door_latch_type.as_deref())
+            == Some("MECHANICAL")
+        {
+            return None;
+        }
+        match self.value.as_deref() {
+            Some("LOCKED" | "DOUBLE_LOCKED") => Some(true),
+            Some("UNLOCKED") => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Which door this is: named (`DRIVER`, `TAILGATE`, …) or `UNSPECIFIED_FRONT`/`_REAR`
+    /// with a `vehicleSide`.
+    fn position(&self) -> Option<DoorPosition> {
+        let side = self.vehicle_side.as_deref();
+        Some(match (self.vehicle_door.as_deref()?, side) {
+            ("DRIVER" | "FRONT_LEFT", _) | ("UNSPECIFIED_FRONT", Some("DRIVER")) => {
+                DoorPosition::FrontLeft
+            }
+            ("PASSENGER" | "FRONT_RIGHT", _) | ("UNSPECIFIED_FRONT", Some("PASSENGER")) => {
+                DoorPosition::FrontRight
+            }
+            ("REAR_LEFT", _) | ("UNSPECIFIED_REAR", Some("DRIVER")) => DoorPosition::RearLeft,
+            ("REAR_RIGHT", _) | ("UNSPECIFIED_REAR", Some("PASSENGER")) => DoorPosition::RearRight,
+            ("TAILGATE" | "INNER_TAILGATE" | "REAR_HATCH", _) => DoorPosition::Trunk,
+            ("HOOD_DOOR" | "FRUNK", _) => DoorPosition::Frunk,
+            _ => return None,
+        })
+    }
+}
+
+/// `states`: the command states at the top, or nested under `commands`.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct States {
-    lock_command: Option<Metric<CommandState>>,
-    unlock_command: Option<Metric<CommandState>>,
+    lock_command: Option<CommandMetric>,
+    unlock_command: Option<CommandMetric>,
+    commands: Option<Box<States>>,
+}
+
+/// A command's state; its `commandId` beside the value or inside it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CommandMetric {
+    command_id: Option<String>,
+    value: Option<CommandState>,
 }
 
 #[derive(Deserialize)]
@@ -153,8 +231,10 @@ struct CommandState {
     to_state: Option<String>,
 }
 
+/// A command answer: the id as `id`, `commandId` or `correlationId`.
 #[derive(Deserialize)]
 struct Accepted {
+    #[serde(alias = "commandId", alias = "correlationId")]
     id: Option<String>,
 }
 
@@ -175,18 +255,30 @@ fn time(t: Option<&str>) -> Option<OffsetDateTime> {
 /// Parses the garage.
 pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
     let g: Garage = parse_body(body, Delivered::No)?;
+    let year = |y: Option<&serde_json::Value>| {
+        y.and_then(keyway_adapter::http::lenient_number)
+            .filter(|y| (1900.0..3000.0).contains(y))
+            .map(|y| y as u16)
+    };
+    let profiles = g.vehicle_profile.unwrap_or_default();
     // An unrecognised list is an error, never an empty fleet.
-    Ok(g.vehicles
-        .ok_or_else(|| invalid("not a Ford vehicle list (no `vehicles`)"))?
+    let listed = g
+        .vehicles
+        .or_else(|| g.user_vehicles.and_then(|u| u.vehicle_details))
+        .ok_or_else(|| {
+            invalid("not a Ford vehicle list (no `vehicles` or `userVehicles.vehicleDetails`)")
+        })?;
+    Ok(listed
         .into_iter()
         .filter_map(|v| {
             let vin = v.vin.filter(|s| !s.is_empty())?;
+            let profile = profiles.iter().find(|p| p.vin.as_deref() == Some(&vin));
             Some(OemVehicle {
                 oem_id: vin.clone(),
                 vin: Some(vin),
-                display_name: v.nick_name,
-                model: v.model_name,
-                year: v.model_year.and_then(|y| y.parse().ok()),
+                display_name: v.nick_name.filter(|n| !n.is_empty()),
+                model: v.model_name.or_else(|| profile?.model.clone()),
+                year: year(v.model_year.as_ref()).or_else(|| year(profile?.year.as_ref())),
             })
         })
         .collect())
@@ -212,40 +304,30 @@ pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
 }
 
 /// Parses telemetry for the lock state: the `ALL_DOORS` entry of `doorLockStatus` when
-/// there is one; else the per-door entries combined — unlocked if any known door is
-/// unlocked, locked if every known door is locked (the newest entry's time).
+/// it says; else the per-door entries combined — unlocked if any known door is unlocked,
+/// locked if every known door is locked (the newest entry's time). Entries with
+/// `UNKNOWN` values or mechanical latches say nothing. Nothing known: `locked: None`.
 pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
     let t: Telemetry = parse_body(body, Delivered::No)?;
     let m = t.metrics.ok_or_else(|| invalid("no metrics"))?;
     let entries = m.door_lock_status.unwrap_or_default();
-    let lock_of = |d: &DoorMetric| match d.value.as_deref() {
-        Some("LOCKED" | "DOUBLE_LOCKED") => Some(true),
-        Some("UNLOCKED") => Some(false),
-        _ => None,
-    };
-    let (locked, update_time) = match entries
+    let all = entries
         .iter()
         .find(|d| d.vehicle_door.as_deref().is_none_or(|x| x == "ALL_DOORS"))
-    {
-        Some(all) => match lock_of(all) {
-            Some(l) => (l, all.update_time.clone()),
-            None => {
-                return Err(invalid(&format!("unknown doorLockStatus {:?}", all.value)));
-            }
-        },
+        .and_then(|d| Some((d.locked()?, d.update_time.clone())));
+    let (locked, update_time) = match all {
+        Some((l, t)) => (Some(l), t),
         None => {
             let known: Vec<(&DoorMetric, bool)> = entries
                 .iter()
-                .filter_map(|d| lock_of(d).map(|l| (d, l)))
+                .filter_map(|d| d.locked().map(|l| (d, l)))
                 .collect();
-            if known.is_empty() {
-                return Err(invalid("no doorLockStatus"));
-            }
             let newest = known
                 .iter()
                 .filter_map(|(d, _)| d.update_time.clone())
                 .max();
-            (known.iter().all(|(_, l)| *l), newest)
+            let locked = (!known.is_empty()).then(|| known.iter().all(|(_, l)| *l));
+            (locked, newest)
         }
     };
     let doors: Vec<Door> = m
@@ -253,23 +335,19 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
         .unwrap_or_default()
         .into_iter()
         .filter_map(|d| {
-            let position = match d.vehicle_door.as_deref()? {
-                "DRIVER" => DoorPosition::FrontLeft,
-                "PASSENGER" => DoorPosition::FrontRight,
-                "REAR_LEFT" => DoorPosition::RearLeft,
-                "REAR_RIGHT" => DoorPosition::RearRight,
-                "TAILGATE" => DoorPosition::Trunk,
-                "HOOD_DOOR" => DoorPosition::Frunk,
+            let open = match d.value.as_deref()? {
+                "OPEN" | "AJAR" => true,
+                "CLOSED" => false,
                 _ => return None,
             };
             Some(Door {
-                position,
-                open: d.value.as_deref() == Some("OPEN"),
+                position: d.position()?,
+                open,
             })
         })
         .collect();
     Ok(SecurityState {
-        locked: Some(locked),
+        locked,
         doors: (!doors.is_empty()).then_some(doors),
         recorded_at: time(update_time.as_deref()),
     })
@@ -293,21 +371,25 @@ pub fn parse_accepted(body: &[u8]) -> Result<Sent, OemError> {
 /// Reads a command's progress from telemetry `states`.
 pub fn parse_progress(body: &[u8], c: Command, command_id: &str) -> Result<Progress, OemError> {
     let t: Telemetry = parse_body(body, Delivered::No)?;
-    let states = t.states.unwrap_or(States {
-        lock_command: None,
-        unlock_command: None,
-    });
-    let state = match c {
-        Command::Lock => states.lock_command,
-        Command::Unlock => states.unlock_command,
+    let pick = |s: States| match c {
+        Command::Lock => s.lock_command,
+        Command::Unlock => s.unlock_command,
     };
+    let state = t.states.and_then(|mut s| {
+        let nested = s.commands.take();
+        pick(s).or_else(|| nested.and_then(|n| pick(*n)))
+    });
     let pending = Progress::Pending {
         poll_after: Some(POLL_INTERVAL),
     };
-    let Some(value) = state.and_then(|s| s.value) else {
+    let Some(state) = state else {
         return Ok(pending);
     };
-    if value.command_id.as_deref() != Some(command_id) {
+    let Some(value) = state.value else {
+        return Ok(pending);
+    };
+    let id = state.command_id.as_deref().or(value.command_id.as_deref());
+    if id != Some(command_id) {
         return Ok(pending);
     }
     Ok(match value.to_state.as_deref() {
@@ -417,6 +499,60 @@ mod tests {
             parse_security(all_locked.as_bytes()).unwrap().locked,
             Some(true)
         );
+    }
+
+    #[test]
+    fn fordpass_list_mechanical_latches_and_nested_command_states() {
+        // The FordPass app's garage: VIN/nickName, with model and year from the profile.
+        let v = parse_vehicles(&fixture("vehicles_fordpass.json")).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].vin.as_deref(), Some("1FTFW1E80PFA00002"));
+        assert_eq!(v[0].display_name.as_deref(), Some("Work truck"));
+        assert_eq!(v[0].model.as_deref(), Some("F-150 Lightning"));
+        assert_eq!(v[0].year, Some(2023));
+        // ALL_DOORS says UNKNOWN and the mechanical latches say nothing: the one known
+        // door decides, with its time.
+        let t = fixture("telemetry_mechanical_latches.json");
+        let s = parse_security(&t).unwrap();
+        assert_eq!(s.locked, Some(true));
+        assert_eq!(s.recorded_at.map(|t| t.minute()), Some(58));
+        let doors = s.doors.unwrap();
+        assert!(doors.contains(&Door {
+            position: DoorPosition::FrontLeft,
+            open: false
+        }));
+        assert!(doors.contains(&Door {
+            position: DoorPosition::RearRight,
+            open: true
+        }));
+        assert_eq!(doors.len(), 2, "INVALID says nothing");
+        // Nothing known at all: the lock state is unknown, not an error.
+        let unknown = String::from_utf8(t.clone())
+            .unwrap()
+            .replace("\"LOCKED\"", "\"UNKNOWN\"");
+        assert_eq!(parse_security(unknown.as_bytes()).unwrap().locked, None);
+        // A command state under `states.commands`, its id beside the value.
+        let id = "cmd-0b6e2f90-0000-4000-8000-000000000007";
+        assert!(matches!(
+            parse_progress(&t, Command::Unlock, id).unwrap(),
+            Progress::Succeeded
+        ));
+        assert!(matches!(
+            parse_progress(&t, Command::Unlock, "another").unwrap(),
+            Progress::Pending { .. }
+        ));
+        assert!(matches!(
+            parse_progress(&t, Command::Lock, id).unwrap(),
+            Progress::Pending { .. }
+        ));
+        // The command id under the names FordPass clients accept.
+        for key in ["id", "commandId", "correlationId"] {
+            let body = format!("{{\"{key}\": \"c-1\"}}");
+            assert!(matches!(
+                parse_accepted(body.as_bytes()).unwrap(),
+                Sent::Pending(p) if p.handle == "c-1"
+            ));
+        }
     }
 
     #[test]

@@ -177,7 +177,10 @@ async fn vehicles(State(m): State<FordMock>, headers: HeaderMap) -> Response {
         .garage
         .owned_by(&account)
         .iter()
-        .map(|c| json!({"vin": c.vin, "make": "Ford", "modelName": c.model, "modelYear": c.year.to_string(), "modemEnabled": true}))
+        .map(|c| json!({"vehicleId": vehicle_id(&c.vin), "vin": c.vin, "make": "Ford",
+                         "modelName": c.model, "modelYear": c.year.to_string(), "color": "RAPID RED",
+                         "nickName": "", "modemEnabled": true, "vehicleAuthorizationIndicator": 1,
+                         "serviceCompatible": true}))
         .collect();
     Json(json!({"vehicles": list, "status": "SUCCESS"})).into_response()
 }
@@ -270,12 +273,22 @@ async fn telemetry(
     };
     let t = stamp();
     let lock_t = rfc3339(reported);
+    let lock = if c.locked { "LOCKED" } else { "UNLOCKED" };
+    let closed = |door: &str, side: &str| json!({"updateTime": lock_t, "value": "CLOSED", "vehicleDoor": door, "vehicleSide": side});
+    // Ford reports the driver's door and ALL_DOORS (marq24/ha-fordpass's Mach-E sample).
     let mut resp = Json(json!({
         "updateTime": t,
+        "vehicleId": vehicle_id(&c.vin),
         "metrics": {
-            "position": {"updateTime": t, "value": {"location": {"lat": c.latitude, "lon": c.longitude, "alt": 180.0}}},
+            "position": {"updateTime": t, "value": {"location": {"lat": c.latitude, "lon": c.longitude, "alt": 180.0}, "gpsDimension": "3D"}},
             "heading": {"updateTime": t, "value": c.heading},
-            "doorLockStatus": [{"updateTime": lock_t, "value": if c.locked { "LOCKED" } else { "UNLOCKED" }, "vehicleDoor": "ALL_DOORS"}],
+            "doorLockStatus": [
+                {"updateTime": lock_t, "value": lock, "vehicleDoor": "UNSPECIFIED_FRONT",
+                 "vehicleOccupantRole": "DRIVER", "vehicleSide": "DRIVER"},
+                {"updateTime": lock_t, "value": lock, "vehicleDoor": "ALL_DOORS"},
+            ],
+            "doorStatus": [closed("UNSPECIFIED_FRONT", "DRIVER"), closed("TAILGATE", "UNKNOWN")],
+            "odometer": {"updateTime": t, "value": 12000.0},
         },
         "states": states,
     }))
@@ -284,6 +297,11 @@ async fn telemetry(
         resp.extensions_mut().insert(Applied);
     }
     resp
+}
+
+/// Ford's own id for a car (stable per VIN).
+fn vehicle_id(vin: &str) -> String {
+    format!("{:0>32}", vin.to_ascii_lowercase())
 }
 
 async fn inspect(State(m): State<FordMock>) -> Response {
