@@ -83,9 +83,15 @@ fn error_answers_are_classified_with_their_waits() {
     ]);
     assert_eq!(code, 1, "{v:#}");
     assert_eq!(v["oem_error"], "forbidden", "{v:#}");
-    // An unrecognised list is an error answer, never an empty fleet.
-    let (code, v) = replay(&["gm", "vehicles", &fixture("gm/vehicles_graphql.json")]);
+    // An unrecognised list is an error answer, never an empty fleet (here: a FordPass
+    // garage given to GM), and so is a GraphQL garage that answers with errors.
+    let (code, v) = replay(&["gm", "vehicles", &fixture("ford/vehicles_fordpass.json")]);
     assert_eq!(code, 1, "{v:#}");
+    let (code, v) = replay(&["gm", "vehicles", &fixture("gm/garage_errors.json")]);
+    assert_eq!(code, 1, "{v:#}");
+    // The v3 GraphQL garage reads.
+    let (code, v) = replay(&["gm", "vehicles", &fixture("gm/vehicles_graphql.json")]);
+    assert_eq!((code, v[0]["year"].as_u64()), (0, Some(2023)), "{v:#}");
     // A header carries the wait too.
     let (code, v) = replay(&[
         "tesla",

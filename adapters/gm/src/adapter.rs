@@ -1,13 +1,16 @@
-//! Translation between keyway's unified vocabulary and GM's OnStar API.
+//! Translation between keyway's unified vocabulary and GM's OnStar API (v3, as
+//! onstarjs2 calls it).
 //!
-//! Every remote operation is a command: `POST /veh/cmd/v3/{lock|unlock|location}/{VIN}`
-//! answers `{"commandResponse": {"status": "inProgress", "url": …}}` and the client
-//! polls the URL until `success` or `failure` (GM's clients poll about every 6 s and
-//! give up after about 60 s — keyway's core does the polling). The location arrives in
-//! the completed answer as `body.location.{lat, long}`, **as strings**. There is no
-//! lock-state read: `Security` is not declared, and keyway reports the state the last
-//! confirmed command left. Only the status URL's path is used, joined to the configured
-//! base: an answer cannot send keyway's token to another host.
+//! The garage is a GraphQL query posted to `/mbff/garage/v1` (`{data{vehicles[…]}}`; the
+//! v1 account list `{vehicles{vehicle[…]}}` is still read). Every remote operation is a
+//! command: `POST /veh/cmd/v3/{lock|unlock|location}/{VIN}` answers `{requestId,
+//! requestTime, status: "IN_PROGRESS", url}` (v1: the same under `commandResponse`, in
+//! camel case) and the client polls the URL until success or failure (GM's clients poll
+//! about every 6 s and give up after about 60 s — keyway's core does the polling). The
+//! location arrives in the completed answer as `body.location.{lat, long}`, **as
+//! strings**. There is no lock-state read: `Security` is not declared, and keyway reports
+//! the state the last confirmed command left. Only the status URL's path is used, joined
+//! to the configured base: an answer cannot send keyway's token to another host.
 
 use std::time::Duration;
 
@@ -23,6 +26,12 @@ use keyway_adapter::{
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
+
+/// The v3 garage: a GraphQL query posted as plain text.
+pub const GARAGE_PATH: &str = "/mbff/garage/v1";
+/// The garage query: the fields keyway reads.
+pub const GARAGE_QUERY: &str =
+    "query getVehiclesMBFF {vehicles {vin vehicleId make model nickName year onstarStatusCode}}";
 
 /// GM's clients poll a command about every 6 s.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(6);
@@ -90,38 +99,52 @@ impl GmAdapter {
 
     async fn status(&self, cx: &Call, p: &Pending) -> Result<CommandResponse, OemError> {
         let resp = check(cx.get(&self.url(&p.handle)).await?, false, classify)?;
-        let env: Envelope = parse_body(resp.body(), Delivered::No)?;
-        env.command_response
-            .ok_or_else(|| invalid("no commandResponse"))
+        command_response(resp.body(), Delivered::No)
     }
 }
 
 // === wire types ===
 
+/// A vehicle list: the v3 GraphQL garage's `{data{vehicles[…]}, errors?}` or the v1
+/// account list's `{vehicles{size, vehicle[…]}}`.
 #[derive(Deserialize)]
 struct VehiclesEnvelope {
     vehicles: Option<VehicleList>,
+    data: Option<GarageData>,
+    errors: Option<Vec<serde_json::Value>>,
 }
 
+#[derive(Deserialize)]
+struct GarageData {
+    vehicles: Option<Vec<ListedVehicle>>,
+}
+
+/// OnStar's list, converted from XML: `size` and `year` are strings (numbers accepted),
+/// and `vehicle` is an array (a lone object accepted).
 #[derive(Deserialize)]
 struct VehicleList {
-    size: Option<String>,
-    vehicle: Option<Vec<ListedVehicle>>,
+    size: Option<serde_json::Value>,
+    vehicle: Option<OneOrMany<ListedVehicle>>,
 }
 
 #[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    Many(Vec<T>),
+    One(T),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ListedVehicle {
     vin: Option<String>,
     model: Option<String>,
-    year: Option<String>,
+    year: Option<serde_json::Value>,
+    nick_name: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "commandResponse")]
-    command_response: Option<CommandResponse>,
-}
-
+/// A command answer: v3's top-level `{requestId, requestTime, status, url, error}` or
+/// v1's `{commandResponse{…}}`.
 #[derive(Deserialize)]
 struct CommandResponse {
     status: Option<String>,
@@ -129,12 +152,31 @@ struct CommandResponse {
     #[serde(rename = "completionTime")]
     completion_time: Option<String>,
     body: Option<CommandBody>,
+    error: Option<serde_json::Value>,
+}
+
+fn command_response(body: &[u8], delivered: Delivered) -> Result<CommandResponse, OemError> {
+    let mut v: serde_json::Value = parse_body(body, delivered)?;
+    let doc = match v.get_mut("commandResponse").map(serde_json::Value::take) {
+        Some(c) => c,
+        None if v.get("status").is_some() => v,
+        None => {
+            return Err(OemError::InvalidResponse {
+                detail: "no commandResponse".into(),
+                delivered,
+            });
+        }
+    };
+    serde_json::from_value(doc).map_err(|e| OemError::InvalidResponse {
+        detail: e.to_string(),
+        delivered,
+    })
 }
 
 #[derive(Deserialize)]
 struct CommandBody {
     location: Option<GmLocation>,
-    error: Option<GmError>,
+    error: Option<serde_json::Value>,
 }
 
 /// `body.location`: numbers as strings (or numbers), and the heading as `direction`.
@@ -149,9 +191,16 @@ fn number(v: &Option<serde_json::Value>) -> Option<f64> {
     v.as_ref().and_then(keyway_adapter::http::lenient_number)
 }
 
-#[derive(Deserialize)]
-struct GmError {
-    description: Option<String>,
+/// An error's text: a string, or an object's `description` (or `message`).
+fn error_text(e: &serde_json::Value) -> Option<String> {
+    match e {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Object(o) => ["description", "message"]
+            .iter()
+            .find_map(|k| o.get(*k)?.as_str().filter(|s| !s.is_empty()))
+            .map(str::to_string),
+        _ => None,
+    }
 }
 
 // === parsing ===
@@ -159,14 +208,37 @@ struct GmError {
 /// Parses the account's vehicles (`year` is a string).
 pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
     let env: VehiclesEnvelope = parse_body(body, Delivered::No)?;
-    // An unrecognised list (the newer GraphQL garage, say) is an error, never an empty
-    // fleet; OnStar says "none" as `{"vehicles": {"size": "0"}}`.
-    let list = env
-        .vehicles
-        .ok_or_else(|| invalid("not an OnStar vehicle list (no `vehicles`)"))?;
+    if let Some(e) = env.errors.as_ref().and_then(|e| e.first()) {
+        let message = e.get("message").and_then(|m| m.as_str()).unwrap_or("");
+        return Err(invalid(&format!(
+            "the garage answered with errors: {message}"
+        )));
+    }
+    // An unrecognised list is an error, never an empty fleet; OnStar says "none" as
+    // `{"vehicles": {"size": "0"}}` or an empty garage array.
+    let list = match (env.vehicles, env.data.and_then(|d| d.vehicles)) {
+        (_, Some(garage)) => VehicleList {
+            size: None,
+            vehicle: Some(OneOrMany::Many(garage)),
+        },
+        (Some(list), None) => list,
+        (None, None) => {
+            return Err(invalid(
+                "not an OnStar vehicle list (no `vehicles` or `data.vehicles`)",
+            ));
+        }
+    };
     let listed = match list.vehicle {
-        Some(v) => v,
-        None if list.size.as_deref().map(str::trim) == Some("0") => Vec::new(),
+        Some(OneOrMany::Many(v)) => v,
+        Some(OneOrMany::One(v)) => vec![v],
+        None if list
+            .size
+            .as_ref()
+            .and_then(keyway_adapter::http::lenient_number)
+            == Some(0.0) =>
+        {
+            Vec::new()
+        }
         None => return Err(invalid("an OnStar vehicle list without `vehicle`")),
     };
     Ok(listed
@@ -176,9 +248,11 @@ pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
             Some(OemVehicle {
                 oem_id: vin.clone(),
                 vin: Some(vin),
-                display_name: None,
+                display_name: v.nick_name.filter(|n| !n.is_empty()),
                 model: v.model,
-                year: v.year.and_then(|y| y.trim().parse().ok()),
+                year: number(&v.year)
+                    .filter(|y| (1900.0..3000.0).contains(y))
+                    .map(|y| y as u16),
             })
         })
         .collect())
@@ -199,10 +273,8 @@ pub fn parse_accepted(body: &[u8], command: bool) -> Result<Pending, OemError> {
     } else {
         Delivered::No
     };
-    let env: Envelope = parse_body(body, delivered)?;
-    let url = env
-        .command_response
-        .and_then(|c| c.url)
+    let url = command_response(body, delivered)?
+        .url
         .and_then(|u| path_of(&u))
         .ok_or(OemError::InvalidResponse {
             detail: "no status url in commandResponse".into(),
@@ -214,30 +286,33 @@ pub fn parse_accepted(body: &[u8], command: bool) -> Result<Pending, OemError> {
     })
 }
 
+/// A command's status, in v1's camel case (`inProgress`) or v3's capitals
+/// (`IN_PROGRESS`, `SUCCESS`, `COMPLETED`, `FAILED`).
 fn progress(c: &CommandResponse) -> Result<Progress, OemError> {
-    match c.status.as_deref() {
-        Some("inProgress" | "queued") => Ok(Progress::Pending {
+    let status = c
+        .status
+        .as_deref()
+        .map(|s| s.to_ascii_lowercase().replace('_', ""));
+    match status.as_deref() {
+        Some("inprogress" | "queued" | "pending" | "submitted") => Ok(Progress::Pending {
             poll_after: Some(POLL_INTERVAL),
         }),
-        Some("success") => Ok(Progress::Succeeded),
-        Some("failure") => Ok(Progress::Failed(OemError::Refused {
+        Some("success" | "completed" | "complete") => Ok(Progress::Succeeded),
+        Some("failure" | "failed" | "error") => Ok(Progress::Failed(OemError::Refused {
             reason: c
-                .body
+                .error
                 .as_ref()
-                .and_then(|b| b.error.as_ref()?.description.clone())
+                .or_else(|| c.body.as_ref()?.error.as_ref())
+                .and_then(error_text)
                 .unwrap_or_else(|| "the vehicle could not complete the request".into()),
         })),
-        other => Err(invalid(&format!("unknown command status {other:?}"))),
+        _ => Err(invalid(&format!("unknown command status {:?}", c.status))),
     }
 }
 
 /// Parses a command status answer.
 pub fn parse_progress(body: &[u8]) -> Result<Progress, OemError> {
-    let env: Envelope = parse_body(body, Delivered::No)?;
-    progress(
-        &env.command_response
-            .ok_or_else(|| invalid("no commandResponse"))?,
-    )
+    progress(&command_response(body, Delivered::No)?)
 }
 
 fn location_of(c: &CommandResponse) -> Result<Option<Location>, OemError> {
@@ -267,11 +342,7 @@ fn location_of(c: &CommandResponse) -> Result<Option<Location>, OemError> {
 
 /// Parses a location command's status answer: `None` while it runs.
 pub fn parse_location_status(body: &[u8]) -> Result<Option<Location>, OemError> {
-    let env: Envelope = parse_body(body, Delivered::No)?;
-    location_of(
-        &env.command_response
-            .ok_or_else(|| invalid("no commandResponse"))?,
-    )
+    location_of(&command_response(body, Delivered::No)?)
 }
 
 /// Maps a non-success answer (GM's error bodies are often empty).
@@ -291,11 +362,11 @@ impl Adapter for GmAdapter {
     }
 
     async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
-        let resp = check(
-            cx.get(&self.url("/api/v1/account/vehicles")).await?,
-            false,
-            classify,
-        )?;
+        let req = cx
+            .request(http::Method::POST, &self.url(GARAGE_PATH))
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(Bytes::from_static(GARAGE_QUERY.as_bytes()));
+        let resp = check(cx.send(req).await?, false, classify)?;
         parse_vehicles(resp.body())
     }
 
@@ -364,13 +435,38 @@ mod tests {
     }
 
     #[test]
-    fn direction_and_unrecognised_lists() {
+    fn direction_garage_and_v3_answers() {
         let l = parse_location_status(&fixture("location_with_direction.json"))
             .unwrap()
             .unwrap();
         assert_eq!(l.heading, Some(214.0));
-        // Another garage list never reads as an empty fleet.
-        assert!(parse_vehicles(&fixture("vehicles_graphql.json")).is_err());
+        // The v3 GraphQL garage.
+        let v = parse_vehicles(&fixture("vehicles_graphql.json")).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].year, Some(2023), "a number here");
+        assert_eq!(v[0].display_name.as_deref(), Some("Commuter"));
+        // GraphQL errors and another OEM's list never read as an empty fleet.
+        assert!(parse_vehicles(&fixture("garage_errors.json")).is_err());
+        assert!(parse_vehicles(br#"{"userVehicles": {"vehicleDetails": []}}"#).is_err());
+        // v3 command answers: top level, in capitals.
+        let p = parse_accepted(&fixture("command_v3_in_progress.json"), true).unwrap();
+        assert!(p.handle.starts_with("/api/v1/account/vehicles/"));
+        assert_eq!(
+            parse_progress(&fixture("command_v3_in_progress.json")),
+            Ok(Progress::Pending {
+                poll_after: Some(POLL_INTERVAL)
+            })
+        );
+        assert_eq!(
+            parse_progress(&fixture("command_v3_success.json")),
+            Ok(Progress::Succeeded)
+        );
+        assert_eq!(
+            parse_progress(&fixture("command_v3_failure.json")),
+            Ok(Progress::Failed(OemError::Refused {
+                reason: "The vehicle did not respond".into()
+            }))
+        );
         assert_eq!(
             parse_vehicles(br#"{"vehicles": {"size": "0"}}"#).unwrap(),
             Vec::new()

@@ -1,11 +1,13 @@
 //! A stateful fake of GM's OnStar API, served by axum.
 //!
-//! Behaves as OEM-REFERENCE.md describes: `POST /veh/cmd/v3/{lock|unlock|location}/{VIN}`
-//! answers 202 `{"commandResponse": {"status": "inProgress", "url": …}}` with an absolute
-//! status URL; polling it reports `inProgress` for `stage` (three times as long while the
-//! car sleeps: OnStar reaches it by SMS), then `success` — the lock changes then, and a
-//! location answer carries `body.location.{lat, long}` as strings — or `failure` when
-//! the car refuses. Error bodies are empty (as GM's often are). OAuth is the kit's with
+//! Behaves as OEM-REFERENCE.md and `fixtures/gm/` describe: the garage answers the
+//! GraphQL query at `POST /mbff/garage/v1`;
+//! `POST /veh/cmd/v3/{lock|unlock|location}/{VIN}` answers 202 in v3's top-level shape
+//! `{requestId, requestTime, status: "IN_PROGRESS", url}` with an absolute status URL;
+//! polling it reports `IN_PROGRESS` for `stage` (three times as long while the car
+//! sleeps: OnStar reaches it by SMS), then `SUCCESS` — the lock changes then, and a
+//! location answer carries `body.location.{lat, long}` as strings — or `FAILURE` with an
+//! `error` when the car refuses. Error bodies are empty (as GM's often are). OAuth is the kit's with
 //! GM's profile: PKCE code exchange, then an RFC 8693 token exchange.
 //!
 //! Simplified: the B2C login and the token exchange share one token endpoint (GM uses
@@ -70,6 +72,9 @@ enum Kind {
 #[derive(Debug)]
 struct Request {
     vin: String,
+    /// `lock`, `unlock` or `location`, and when it was asked (for the answers).
+    what: String,
+    requested: String,
     created: Instant,
     stage: Duration,
     refused: bool,
@@ -115,7 +120,7 @@ impl GmMock {
     /// The router: OnStar, OAuth and `/__mock/`.
     pub fn router(&self) -> Router {
         let api = Router::new()
-            .route("/api/v1/account/vehicles", get(vehicles))
+            .route("/mbff/garage/v1", post(garage))
             .route("/veh/cmd/v3/{what}/{vin}", post(start))
             .route("/api/v1/account/vehicles/{vin}/requests/{id}", get(status))
             .route("/__mock/state", get(inspect))
@@ -170,7 +175,9 @@ impl GmMock {
     }
 }
 
-async fn vehicles(State(m): State<GmMock>, headers: HeaderMap) -> Response {
+/// The v3 garage: answers the GraphQL `vehicles` query (any query text; the mock does
+/// not select fields).
+async fn garage(State(m): State<GmMock>, headers: HeaderMap) -> Response {
     let Some(account) = m.account(&headers) else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
@@ -179,11 +186,12 @@ async fn vehicles(State(m): State<GmMock>, headers: HeaderMap) -> Response {
         .owned_by(&account)
         .iter()
         .map(|c| {
-            json!({"vin": c.vin, "make": "Chevrolet", "model": c.model, "year": c.year.to_string(),
-                   "onstarStatus": "ACTIVE", "isInPreActivation": "false"})
+            json!({"vin": c.vin, "vehicleId": format!("v-{}", &c.vin[c.vin.len().saturating_sub(6)..]),
+                   "make": "Chevrolet", "model": c.model, "nickName": "", "year": c.year,
+                   "onstarStatusCode": "ACTIVE"})
         })
         .collect();
-    Json(json!({"vehicles": {"size": list.len().to_string(), "vehicle": list}})).into_response()
+    Json(json!({"data": {"vehicles": list}})).into_response()
 }
 
 async fn start(
@@ -222,6 +230,8 @@ async fn start(
         id.clone(),
         Request {
             vin: vin.clone(),
+            what: what.clone(),
+            requested: now(),
             created: Instant::now(),
             stage,
             refused,
@@ -233,10 +243,12 @@ async fn start(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    let body = json!({"commandResponse": {
-        "requestId": id, "requestTime": now(), "status": "inProgress", "type": what,
+    // v3 answers at the top level, in capitals.
+    let body = json!({
+        "requestId": id, "requestTime": now(), "status": "IN_PROGRESS", "type": what,
         "url": format!("http://{host}/api/v1/account/vehicles/{vin}/requests/{id}"),
-    }});
+        "error": null,
+    });
     (StatusCode::ACCEPTED, Json(body)).into_response()
 }
 
@@ -254,7 +266,17 @@ async fn status(
     let Some((state, car, applied)) = m.advance(&id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let mut cr = json!({"requestId": id, "status": state});
+    let status = match state {
+        "success" => "SUCCESS",
+        "failure" => "FAILURE",
+        _ => "IN_PROGRESS",
+    };
+    let (what, requested) = lock(&m.requests)
+        .get(&id)
+        .map(|r| (r.what.clone(), r.requested.clone()))
+        .unwrap_or_default();
+    let mut cr = json!({"requestId": id, "requestTime": requested, "type": what,
+                        "status": status, "error": null});
     if state == "success" {
         cr["completionTime"] = json!(now());
         if let Some(c) = car {
@@ -262,9 +284,10 @@ async fn status(
         }
     }
     if state == "failure" {
-        cr["body"] = json!({"error": {"code": "ONS-300", "description": "Vehicle could not complete the request"}});
+        cr["error"] =
+            json!({"code": "ONS-300", "description": "Vehicle could not complete the request"});
     }
-    let mut resp = Json(json!({"commandResponse": cr})).into_response();
+    let mut resp = Json(cr).into_response();
     if applied {
         resp.extensions_mut().insert(Applied);
     }
@@ -292,7 +315,7 @@ impl GarageMock for GmMock {
         // GM: 429 with Retry-After and (often) an empty body.
         self.faults.add(
             Fault::on(
-                "/api/v1/",
+                "/",
                 Action::Status {
                     status: 429,
                     body: None,

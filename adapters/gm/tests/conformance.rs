@@ -41,3 +41,65 @@ async fn gm_passes_the_conformance_suite() {
     };
     run_all(&harness).await;
 }
+
+/// The mock answers in the shapes of `fixtures/gm/` (the v3 API's, see its SOURCES.md).
+#[tokio::test]
+async fn the_mock_answers_in_the_fixtures_shapes() {
+    use http::Method;
+    use keyway_adapter::conformance::MockControl;
+    use keyway_adapter::mock::shape::{answer, assert_shape};
+    use keyway_adapter::{Call, Secret};
+
+    let vin = "1G1FZ6S09P4000001";
+    let mock = GmMock::new(GmMockConfig {
+        stage: std::time::Duration::from_millis(1),
+        cars: vec![car(vin, 42.33, -83.04)],
+        ..GmMockConfig::default()
+    });
+    let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let cx = Call {
+        http: loopback_http(),
+        token: Secret::new(mock.access_token()),
+        command_id: None,
+    };
+    let url = |p: &str| format!("{}{p}", server.url());
+    let json = [("content-type", "application/json")];
+    let garage = answer(
+        &cx,
+        Method::POST,
+        &url(keyway_gm::adapter::GARAGE_PATH),
+        &[("content-type", "text/plain")],
+        keyway_gm::adapter::GARAGE_QUERY,
+    )
+    .await;
+    assert_shape("gm", "vehicles_graphql.json", &garage);
+    for (what, body) in [
+        ("lock", r#"{"lockDoorRequest": {"delay": 0}}"#),
+        ("location", "{}"),
+    ] {
+        let started = answer(
+            &cx,
+            Method::POST,
+            &url(&format!("/veh/cmd/v3/{what}/{vin}")),
+            &json,
+            body,
+        )
+        .await;
+        assert_shape("gm", "command_v3_in_progress.json", &started);
+        let status = started["url"].as_str().unwrap();
+        let path = &status[status.find("/api/").unwrap()..];
+        let mut done = answer(&cx, Method::GET, &url(path), &[], "").await;
+        for _ in 0..200 {
+            if done["status"] != "IN_PROGRESS" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            done = answer(&cx, Method::GET, &url(path), &[], "").await;
+        }
+        let fixture = match what {
+            "lock" => "command_v3_success.json",
+            _ => "location_v3_success.json",
+        };
+        assert_shape("gm", fixture, &done);
+    }
+}
