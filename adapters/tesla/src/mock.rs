@@ -397,9 +397,11 @@ impl IntoResponse for TeslaError {
 
 fn listed(v: &MockVehicle) -> Value {
     json!({
-        "id": v.id, "vehicle_id": v.id + 1000, "vin": v.vin, "display_name": v.display_name,
+        "id": v.id, "vehicle_id": v.id + 1000, "user_id": 800001, "vin": v.vin, "display_name": v.display_name,
         "state": v.state, "in_service": false, "id_s": v.id.to_string(),
         "access_type": "OWNER", "api_version": 71, "option_codes": null, "color": null,
+        "granular_access": {"hide_private": false}, "tokens": null, "calendar_enabled": true,
+        "backseat_token": null, "backseat_token_updated_at": null,
     })
 }
 
@@ -455,7 +457,11 @@ async fn vehicle_data(
         if endpoints.is_empty() || endpoints.contains("location_data") {
             body["drive_state"] = json!({
                 "latitude": v.latitude, "longitude": v.longitude, "heading": v.heading,
-                "gps_as_of": ts / 1000, "timestamp": ts, "native_type": "wgs",
+                "native_latitude": v.latitude, "native_longitude": v.longitude,
+                "native_location_supported": 1, "native_type": "wgs",
+                "active_route_latitude": v.latitude, "active_route_longitude": v.longitude,
+                "active_route_traffic_minutes_delay": 0,
+                "gps_as_of": ts / 1000, "timestamp": ts,
                 "shift_state": null, "speed": null, "power": 0,
             });
         }
@@ -464,6 +470,9 @@ async fn vehicle_data(
                 "locked": v.locked, "timestamp": ts, "df": 0, "pf": 0, "dr": 0, "pr": 0,
                 "ft": 0, "rt": u8::from(v.trunk_open), "is_user_present": v.user_present,
                 "vehicle_name": v.display_name, "car_version": "2024.20.9", "sentry_mode": false,
+                "api_version": 71, "autopark_state_v3": "ready", "calendar_supported": true,
+                "center_display_state": 0, "fd_window": 0, "fp_window": 0,
+                "odometer": 15720.07, "valet_mode": false,
             });
         }
         body

@@ -26,3 +26,50 @@ async fn tesla_passes_the_conformance_suite() {
     };
     run_all(&harness).await;
 }
+
+/// The mock answers in the shapes of `fixtures/tesla/` (the Fleet API's, see its
+/// SOURCES.md).
+#[tokio::test]
+async fn the_mock_answers_in_the_fixtures_shapes() {
+    use http::Method;
+    use keyway_adapter::conformance::MockControl;
+    use keyway_adapter::mock::shape::{answer, assert_shape};
+    use keyway_adapter::{Call, Secret};
+
+    let vin = "5YJ3E1EA7LF000001";
+    let mock = TeslaMock::new(TeslaMockConfig {
+        wake_delay: Duration::from_millis(1),
+        vehicles: vec![MockVehicle::new(1, vin, "One", 52.52, 13.40)],
+        ..TeslaMockConfig::default()
+    });
+    let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let cx = Call {
+        http: loopback_http(),
+        token: Secret::new(mock.access_token()),
+        command_id: None,
+    };
+    let api = format!("{}/api/1/vehicles", server.url());
+    let json = [("content-type", "application/json")];
+    for (name, method, url) in [
+        ("vehicles.json", Method::GET, api.clone()),
+        ("wake_up.json", Method::POST, format!("{api}/{vin}/wake_up")),
+        (
+            "vehicle_data_location.json",
+            Method::GET,
+            format!("{api}/{vin}/vehicle_data?endpoints=location_data"),
+        ),
+        (
+            "vehicle_data_state.json",
+            Method::GET,
+            format!("{api}/{vin}/vehicle_data?endpoints=vehicle_state"),
+        ),
+        (
+            "command_ok.json",
+            Method::POST,
+            format!("{api}/{vin}/command/door_lock"),
+        ),
+    ] {
+        let got = answer(&cx, method, &url, &json, "{}").await;
+        assert_shape("tesla", name, &got);
+    }
+}
