@@ -4,9 +4,11 @@
 //!   (`/api/1/vehicles`, `vehicle_data`, `door_lock`/`door_unlock`, `wake_up`).
 //! - [`mock`]: a fake Fleet API and token endpoint with per-vehicle state, sleep and
 //!   wake, rotating refresh tokens, and Tesla's error answers.
+//! - [`vcp`]: the Vehicle Command Protocol (signed commands), both sides.
 
 pub mod adapter;
 pub mod mock;
+pub mod vcp;
 
 pub use adapter::TeslaAdapter;
 pub use mock::{TeslaMock, TeslaMockConfig};
