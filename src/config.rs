@@ -375,6 +375,33 @@ pub struct OemConfig {
     /// How the OEM's cloud lags its cars (defaults: what the adapter declares).
     #[serde(default)]
     pub timing: TimingConfig,
+    /// Tesla: the application's P-256 private key (PEM) that signs commands — or env
+    /// `KEYWAY_OEMS_TESLA_APP_KEY`; `keyway tesla-keygen` makes one.
+    pub app_key: Option<Secret>,
+    /// Tesla: a file holding that key (read at start; keep it `0600`).
+    pub app_key_file: Option<PathBuf>,
+    /// Tesla: the domain Tesla fetches the public key from. With it keyway serves
+    /// `/.well-known/appspecific/com.tesla.3p.public-key.pem` and makes pairing links
+    /// (`https://tesla.com/_ak/<app_domain>`).
+    pub app_domain: Option<String>,
+}
+
+impl OemConfig {
+    /// The Tesla application key, from `app_key` or `app_key_file` (PEM).
+    pub fn app_key_pem(&self) -> Result<Option<Secret>, ConfigError> {
+        if let Some(k) = &self.app_key {
+            return Ok(Some(k.clone()));
+        }
+        match &self.app_key_file {
+            None => Ok(None),
+            Some(path) => std::fs::read_to_string(path)
+                .map(|s| Some(Secret::new(s)))
+                .map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                }),
+        }
+    }
 }
 
 /// Overrides of an OEM's declared timing ([`keyway_adapter::OemTiming`]).
@@ -645,6 +672,9 @@ impl Config {
             if let Some(s) = env(&format!("{prefix}_API_KEY")) {
                 oem.api_key = Some(Secret::new(s));
             }
+            if let Some(s) = env(&format!("{prefix}_APP_KEY")) {
+                oem.app_key = Some(Secret::new(s));
+            }
         }
     }
 
@@ -760,6 +790,22 @@ impl Config {
                         info.make,
                         name.to_ascii_uppercase()
                     ),
+                ));
+            }
+            let signs =
+                oem.app_key.is_some() || oem.app_key_file.is_some() || oem.app_domain.is_some();
+            if signs && name != "tesla" {
+                return Err(invalid(
+                    &format!("oems.{name}.app_key"),
+                    "application keys and domains are for Tesla's signed commands only",
+                ));
+            }
+            if let Some(pem) = oem.app_key_pem()?
+                && keyway_tesla::vcp::AppKey::from_pem(pem.expose()).is_err()
+            {
+                return Err(invalid(
+                    &format!("oems.{name}.app_key"),
+                    "not a P-256 private key in PEM (make one with `keyway tesla-keygen`)",
                 ));
             }
             for (field, url) in [
@@ -921,5 +967,27 @@ mod tests {
             "s3cret"
         );
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn the_tesla_app_key_comes_from_env_is_checked_and_stays_secret() {
+        let pem = keyway_tesla::vcp::AppKey::generate().private_pem();
+        let tesla =
+            format!("{MINIMAL}\n[oems.tesla]\napi_base_url = \"http://x\"\nclient_id = \"c\"");
+        let mut c: Config = toml::from_str(&tesla).unwrap();
+        c.apply_env(|k| (k == "KEYWAY_OEMS_TESLA_APP_KEY").then(|| pem.clone()));
+        c.validate().unwrap();
+        assert!(
+            !format!("{c:?}").contains(&pem[40..80]),
+            "the key never shows in Debug"
+        );
+        c.oems.get_mut("tesla").unwrap().app_key = Some(Secret::new("not a key"));
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("oems.tesla.app_key"), "{e}");
+        let bmw = format!(
+            "{MINIMAL}\n[oems.bmw]\napi_base_url = \"http://x\"\nclient_id = \"c\"\napp_domain = \"x.example\""
+        );
+        let e = parse(&bmw).unwrap_err();
+        assert!(e.contains("Tesla"), "{e}");
     }
 }

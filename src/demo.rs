@@ -126,6 +126,10 @@ struct VolvoFleet {
 
 const DEMO_VOLVO_KEY: &str = "vcc-demo-key";
 const DEMO_HYUNDAI_STAMP: &str = "spa-demo-stamp";
+/// The demo Tesla whose owner has not paired keyway's key.
+pub const DEMO_UNPAIRED_TESLA: &str = "5YJYGDEE5MF000003";
+/// The demo's Tesla app domain (pairing links; the public key's well-known path).
+const DEMO_TESLA_APP_DOMAIN: &str = "keyway-demo.example";
 
 #[derive(Deserialize)]
 struct BmwFleet {
@@ -153,6 +157,8 @@ pub struct Demo {
     pub tesla: TeslaMock,
     /// Where the Tesla mock listens.
     pub tesla_server: MockServer,
+    /// keyway's Tesla application key (paired with the demo Teslas but one).
+    pub tesla_key: keyway_tesla::vcp::AppKey,
     /// The BMW mock.
     pub bmw: keyway_bmw::BmwMock,
     /// Where the BMW mock listens.
@@ -275,7 +281,26 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         .map_err(io(format!("listening on {}", opts.listen)))?;
     let addr = listener.local_addr().map_err(io("reading the address"))?;
 
-    let mut vehicles = fleet.tesla.vehicles;
+    // keyway's Tesla application key: paired with every demo Tesla on the Vehicle
+    // Command Protocol except "Unpaired" (which shows the 409 and its pairing link).
+    let tesla_key = dev_secret(&opts.data_dir, "dev-tesla-app-key", || {
+        keyway_tesla::vcp::AppKey::generate().private_pem()
+    })?;
+    let app_key = keyway_tesla::vcp::AppKey::from_pem(tesla_key.expose())
+        .unwrap_or_else(|_| keyway_tesla::vcp::AppKey::generate());
+    let public = app_key.public_bytes();
+    let mut vehicles: Vec<MockVehicle> = fleet
+        .tesla
+        .vehicles
+        .into_iter()
+        .map(|v| {
+            if v.vin == DEMO_UNPAIRED_TESLA {
+                v
+            } else {
+                v.paired_with(&public)
+            }
+        })
+        .collect();
     for i in 0..opts.extra_vehicles {
         let mut v = MockVehicle::new(
             200_000 + i as u64,
@@ -285,7 +310,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
             13.0 + (i / 1000) as f64 * 1e-3,
         );
         v.account = fleet.tesla.account.clone();
-        vehicles.push(v);
+        vehicles.push(v.paired_with(&public));
     }
     let tesla = TeslaMock::new(TeslaMockConfig {
         wake_delay: opts.wake_delay,
@@ -295,6 +320,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         client_secret: Some("demo-client-secret".into()),
         default_account: fleet.tesla.account.clone(),
     });
+    tesla.register_app_key(&public);
     let tesla_server = tesla
         .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
@@ -395,6 +421,9 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
                     state_lag_s: Some(3),
                     command_window_s: Some(15),
                 },
+                app_key: (name == "tesla").then(|| tesla_key.clone()),
+                app_key_file: None,
+                app_domain: (name == "tesla").then(|| DEMO_TESLA_APP_DOMAIN.to_string()),
             },
         );
     }
@@ -480,6 +509,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         courier_token,
         tesla,
         tesla_server,
+        tesla_key: app_key,
         bmw,
         bmw_server,
         volvo,

@@ -60,6 +60,8 @@ pub enum Code {
     LocationUnavailable,
     /// An earlier unlock of the car may still execute; no second unlock until it settles.
     CommandInDoubt,
+    /// The car does not know keyway's key (Tesla signed commands): the owner must pair it.
+    VirtualKeyNotPaired,
     /// keyway stopped calling a failing OEM for a while.
     CircuitOpen,
     /// keyway is at capacity; try again shortly.
@@ -105,6 +107,7 @@ impl Code {
             Code::OutcomeUnknown => "outcome_unknown",
             Code::LocationUnavailable => "location_unavailable",
             Code::CommandInDoubt => "command_in_doubt",
+            Code::VirtualKeyNotPaired => "virtual_key_not_paired",
             Code::CircuitOpen => "circuit_open",
             Code::Overloaded => "overloaded",
             Code::GrantNotFound => "grant_not_found",
@@ -150,7 +153,9 @@ impl Code {
             Code::VehicleUnreachable | Code::UpstreamTimeout | Code::OutcomeUnknown => {
                 StatusCode::GATEWAY_TIMEOUT
             }
-            Code::CommandInDoubt | Code::LocationUnavailable => StatusCode::CONFLICT,
+            Code::CommandInDoubt | Code::LocationUnavailable | Code::VirtualKeyNotPaired => {
+                StatusCode::CONFLICT
+            }
             Code::UpstreamError => StatusCode::BAD_GATEWAY,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -182,6 +187,7 @@ impl Code {
             Code::OutcomeUnknown => "Outcome unknown",
             Code::LocationUnavailable => "No position for the vehicle",
             Code::CommandInDoubt => "An earlier unlock may still execute",
+            Code::VirtualKeyNotPaired => "The vehicle does not know keyway's key",
             Code::CircuitOpen => "OEM temporarily disabled",
             Code::Overloaded => "Gateway at capacity",
             Code::GrantNotFound => "Grant not found",
@@ -235,6 +241,7 @@ const ALL: &[Code] = &[
     Code::OutcomeUnknown,
     Code::CommandInDoubt,
     Code::LocationUnavailable,
+    Code::VirtualKeyNotPaired,
     Code::CircuitOpen,
     Code::Overloaded,
     Code::GrantNotFound,
@@ -350,6 +357,26 @@ impl ApiError {
                 Code::LocationUnavailable,
                 format!("the OEM has no position for the vehicle now ({detail})"),
             ),
+            OemError::KeyNotPaired {
+                pairing_url,
+                detail,
+            } => {
+                let mut err = Self::new(
+                    Code::VirtualKeyNotPaired,
+                    format!(
+                        "the vehicle does not know keyway's key ({detail}); its owner must pair it{}",
+                        pairing_url
+                            .as_deref()
+                            .map(|u| format!(" at {u}"))
+                            .unwrap_or_default()
+                    ),
+                )
+                .with_oem(oem);
+                if let Some(u) = pairing_url {
+                    err = err.with("pairing_url", u.clone());
+                }
+                return err;
+            }
             OemError::Timeout { .. } => (
                 Code::UpstreamTimeout,
                 "the OEM did not answer in time".to_string(),

@@ -83,6 +83,14 @@ enum Cmd {
     },
     /// Print a new random key for `[crypto] keys`.
     GenKey,
+    /// Make a Tesla application key pair: the private key (PEM, mode 0600) for
+    /// `oems.tesla.app_key_file`, the public key to host at your app domain's
+    /// `/.well-known/appspecific/com.tesla.3p.public-key.pem`.
+    TeslaKeygen {
+        /// Where to write the private key (refuses to overwrite).
+        #[arg(long, default_value = "tesla-app-key.pem")]
+        out: PathBuf,
+    },
     /// Re-seal every stored OEM token with `crypto.active_key` (safe beside a running
     /// gateway). Afterwards older keys can be removed from the configuration.
     RotateKey {
@@ -186,6 +194,7 @@ async fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        Cmd::TeslaKeygen { out } => tesla_keygen(&out),
         Cmd::Replay {
             oem,
             operation,
@@ -364,4 +373,31 @@ async fn replay(
         }
         Err(e) => usage(e.to_string()),
     }
+}
+
+/// `keyway tesla-keygen`: writes a new private key (never printed) and prints the
+/// public key.
+fn tesla_keygen(out: &std::path::Path) -> ExitCode {
+    use std::io::Write;
+    let key = keyway_tesla::vcp::AppKey::generate();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options
+        .open(out)
+        .and_then(|mut f| f.write_all(key.private_pem().as_bytes()));
+    if let Err(e) = written {
+        eprintln!("keyway: cannot write {}: {e}", out.display());
+        return ExitCode::from(1);
+    }
+    eprintln!(
+        "keyway: private key written to {} (set oems.tesla.app_key_file); public key:",
+        out.display()
+    );
+    print!("{}", key.public_pem());
+    ExitCode::SUCCESS
 }

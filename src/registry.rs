@@ -34,8 +34,37 @@ pub fn known() -> Vec<&'static str> {
 }
 
 fn build(oem: &str, c: &OemConfig) -> Option<Arc<dyn Adapter>> {
+    if oem == "tesla" {
+        return Some(Arc::new(tesla(c)));
+    }
     let api_key = c.api_key.clone().unwrap_or_default();
     adapter(oem, &c.api_base_url, api_key)
+}
+
+/// The Tesla adapter, signing commands when an application key is configured (the
+/// configuration was validated, so the key reads).
+fn tesla(c: &OemConfig) -> keyway_tesla::TeslaAdapter {
+    let adapter = keyway_tesla::TeslaAdapter::new(&c.api_base_url);
+    let key = c
+        .app_key_pem()
+        .ok()
+        .flatten()
+        .and_then(|pem| keyway_tesla::vcp::AppKey::from_pem(pem.expose()).ok());
+    match key {
+        Some(key) => adapter.with_signing(key, c.app_domain.clone()),
+        None => adapter,
+    }
+}
+
+/// The Tesla public key to serve at the well-known path, when `app_domain` and a key
+/// are configured.
+pub fn tesla_public_key(oems: &BTreeMap<String, OemConfig>) -> Option<String> {
+    let c = oems.get("tesla")?;
+    c.app_domain.as_ref()?;
+    let pem = c.app_key_pem().ok().flatten()?;
+    keyway_tesla::vcp::AppKey::from_pem(pem.expose())
+        .ok()
+        .map(|k| k.public_pem())
 }
 
 /// The adapter for `oem` talking to `base_url` (`keyway replay`: an API that answers

@@ -21,10 +21,14 @@ async fn lists_and_describes_vehicles() {
     let a = env.get("/v1/vehicles", Some(&env.demo.token)).await;
     assert_eq!(a.status, 200, "{:#}", a.json);
     let list = a.json["vehicles"].as_array().unwrap();
-    assert_eq!(list.len(), 7, "two Teslas and one car of each other OEM");
+    assert_eq!(
+        list.len(),
+        9,
+        "four Teslas (signed, asleep, unpaired, legacy) and one car of each other OEM"
+    );
     let one = env
         .get(
-            &format!("/v1/vehicles/{}", env.online().id),
+            &format!("/v1/vehicles/{}", env.signed().id),
             Some(&env.demo.token),
         )
         .await;
@@ -36,12 +40,33 @@ async fn lists_and_describes_vehicles() {
         one.json["capabilities"],
         json!(["locate", "security", "lock", "unlock", "wake"])
     );
+    // The command path as keyway learned it with the vehicle list (fleet_status).
+    assert_eq!(one.json["command_protocol"], "signed");
+    assert_eq!(one.json["key_paired"], true);
+    for (v, protocol, paired) in [
+        (env.unpaired(), json!("signed"), json!(false)),
+        (env.online(), json!("rest"), serde_json::Value::Null),
+    ] {
+        let a = env
+            .get(&format!("/v1/vehicles/{}", v.id), Some(&env.demo.token))
+            .await;
+        assert_eq!(
+            (&a.json["command_protocol"], &a.json["key_paired"]),
+            (&protocol, &paired)
+        );
+    }
+    // Other OEMs have one command path and say nothing about it.
+    let bmw = env.demo.vehicles.iter().find(|v| v.oem == "bmw").unwrap();
+    let a = env
+        .get(&format!("/v1/vehicles/{}", bmw.id), Some(&env.demo.token))
+        .await;
+    assert!(a.json.get("command_protocol").is_none());
 }
 
 #[tokio::test]
 async fn locates_a_car() {
     let env = Env::start().await;
-    let v = env.online();
+    let v = env.signed();
     let a = env
         .get(
             &format!("/v1/vehicles/{}/location", v.id),
@@ -151,20 +176,31 @@ async fn an_asleep_car_is_woken_then_commanded() {
     assert_eq!(mock.state, Power::Online);
     assert!(mock.locked);
     assert!(env.demo.tesla.journal.count("POST", "/wake_up") >= 1);
-    // One lock reached the car: the 408 answer before waking is not a delivery.
+    // The car is on the Vehicle Command Protocol: the handshake met the sleeping car
+    // (408), then, awake, a handshake and one signed lock — never a REST command.
     assert_eq!(
         env.demo.tesla.journal.count("POST", "/command/door_lock"),
-        2
+        0
     );
-    let delivered: Vec<_> = env
+    let signed: Vec<u16> = env
         .demo
         .tesla
         .journal
         .entries()
         .into_iter()
-        .filter(|e| e.path.ends_with("/command/door_lock") && e.status == 200)
+        .filter(|e| e.path.ends_with("/signed_command"))
+        .map(|e| e.status)
         .collect();
-    assert_eq!(delivered.len(), 1);
+    assert_eq!(
+        signed,
+        [408, 200, 200],
+        "handshake (asleep), handshake, lock"
+    );
+    assert_eq!(
+        env.demo.tesla.commands_seen(),
+        1,
+        "one lock reached the car"
+    );
 }
 
 #[tokio::test]
@@ -437,15 +473,11 @@ async fn concurrent_replays_while_in_flight_share_one_command() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "one command for one key");
-    let delivered = env
-        .demo
-        .tesla
-        .journal
-        .entries()
-        .into_iter()
-        .filter(|e| e.path.ends_with("/command/door_lock") && e.status == 200)
-        .count();
-    assert_eq!(delivered, 1);
+    assert_eq!(
+        env.demo.tesla.commands_seen(),
+        1,
+        "one signed lock reached the car"
+    );
     // One decision and one outcome in the audit log: replays add nothing.
     let audit = env.demo.gateway.store.audit_log().await.unwrap();
     let lock_rows: Vec<_> = audit
@@ -838,7 +870,7 @@ async fn the_vehicle_list_pages_by_id() {
         .iter()
         .map(|v| v["id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(every.len(), 7);
+    assert_eq!(every.len(), 9);
     let mut paged = Vec::new();
     let mut after: Option<String> = None;
     for _ in 0..10 {
@@ -882,4 +914,97 @@ async fn the_vehicle_list_pages_by_id() {
         )
         .await;
     assert_eq!(p2.json["vehicles"][0]["id"], every[5].as_str());
+}
+
+/// A Tesla on the Vehicle Command Protocol is locked and unlocked through
+/// `signed_command` only: a handshake and the command on a cold session, the command
+/// alone on a warm one; the unpaired car answers 409 with its pairing link and sends
+/// nothing to the car.
+#[tokio::test]
+async fn signed_teslas_are_commanded_through_signed_command_only() {
+    let env = Env::start().await;
+    let v = env.signed();
+    let signed_posts = |env: &Env| {
+        env.demo
+            .tesla
+            .journal
+            .entries()
+            .into_iter()
+            .filter(|e| e.path.ends_with("/signed_command"))
+            .map(|e| e.note.unwrap_or("command"))
+            .collect::<Vec<_>>()
+    };
+    let lock = env
+        .post(
+            &format!("/v1/vehicles/{}/lock", v.id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    assert_eq!(lock.json["status"], "succeeded", "{:#}", lock.json);
+    assert_eq!(
+        signed_posts(&env),
+        ["handshake", "command"],
+        "cold: two round trips"
+    );
+    let unlock = env
+        .post(
+            &format!("/v1/vehicles/{}/unlock", v.id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    assert_eq!(unlock.json["status"], "succeeded", "{:#}", unlock.json);
+    assert_eq!(
+        signed_posts(&env),
+        ["handshake", "command", "command"],
+        "warm: one round trip"
+    );
+    assert!(!env.demo.tesla.vehicle(&v.oem_id).unwrap().locked);
+    assert_eq!(
+        env.demo.tesla.journal.count("POST", "/command/door_lock"),
+        0
+    );
+    assert_eq!(
+        env.demo.tesla.journal.count("POST", "/command/door_unlock"),
+        0
+    );
+    assert_eq!(env.demo.tesla.commands_seen(), 2);
+
+    let u = env.unpaired();
+    let a = env
+        .post(
+            &format!("/v1/vehicles/{}/unlock", u.id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    a.assert_problem(409, "virtual_key_not_paired");
+    assert_eq!(a.json["retryable"], false);
+    let link = a.json["pairing_url"].as_str().unwrap();
+    assert!(
+        link.starts_with("https://tesla.com/_ak/") && link.ends_with(&u.oem_id),
+        "{link}"
+    );
+    assert_eq!(
+        env.demo.tesla.commands_seen(),
+        2,
+        "nothing reached the unpaired car"
+    );
+    // Once the owner pairs the key, the next command goes through.
+    env.demo
+        .tesla
+        .pair(&u.oem_id, &env.demo.tesla_key.public_bytes());
+    let a = env
+        .post(
+            &format!("/v1/vehicles/{}/unlock", u.id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
+    let d = env
+        .get(&format!("/v1/vehicles/{}", u.id), Some(&env.demo.token))
+        .await;
+    assert_eq!(d.json["key_paired"], true);
 }

@@ -185,7 +185,7 @@ impl Cluster {
 #[tokio::test]
 async fn three_hundred_requests_over_three_replicas_on_an_expired_token_refresh_once() {
     let c = Cluster::start(|_| {}).await;
-    let car = c.vehicle("5YJ3E1EA7LF000001");
+    let car = c.vehicle("5YJSA1E26JF000004");
     let book = c.env.demo.tesla.tokens.clone();
     let before = book.refreshes_served();
     // Every replica has read (and cached) the access token before it expires.
@@ -233,7 +233,7 @@ async fn three_hundred_requests_over_three_replicas_on_an_expired_token_refresh_
 #[tokio::test]
 async fn one_idempotency_key_sent_to_three_replicas_makes_one_oem_command() {
     let c = Cluster::start(|_| {}).await;
-    let car = c.vehicle("5YJ3E1EA7LF000001");
+    let car = c.vehicle("5YJSA1E26JF000004");
     let c = Arc::new(c);
     let path = format!("/v1/vehicles/{car}/lock");
     let tasks: Vec<_> = (0..3)
@@ -495,7 +495,7 @@ async fn with_redis_unreachable_requests_keep_working_on_local_limits() {
 #[tokio::test]
 async fn an_owed_relock_is_done_by_another_replica_when_its_replica_dies() {
     let mut c = Cluster::start(|c| c.grants.tick_ms = 10).await;
-    let car = c.vehicle("5YJ3E1EA7LF000001");
+    let car = c.vehicle("5YJSA1E26JF000004");
     let courier = keyway::auth::mint_hs256(
         &c.env.demo.gateway.config.auth,
         &keyway::auth::DevToken {
@@ -537,7 +537,7 @@ async fn an_owed_relock_is_done_by_another_replica_when_its_replica_dies() {
         .await;
     assert_eq!(opened.status, 200, "{:#}", opened.json);
     let tesla = &c.env.demo.tesla;
-    assert!(!tesla.vehicle("5YJ3E1EA7LF000001").unwrap().locked);
+    assert!(!tesla.vehicle("5YJSA1E26JF000004").unwrap().locked);
 
     // The replica that unlocked dies; the relock is owed to the cluster, not to it.
     c.others[0].kill();
@@ -561,17 +561,17 @@ async fn an_owed_relock_is_done_by_another_replica_when_its_replica_dies() {
         keyway::store::RelockState::Watching,
         "{g:?}"
     );
-    assert!(tesla.vehicle("5YJ3E1EA7LF000001").unwrap().locked);
+    assert!(tesla.vehicle("5YJSA1E26JF000004").unwrap().locked);
 }
 
 #[tokio::test]
 async fn a_command_on_one_replica_refreshes_the_cached_state_on_the_others() {
     let c = Cluster::start(|_| {}).await;
-    let car = c.vehicle("5YJ3E1EA7LF000001");
+    let car = c.vehicle("5YJSA1E26JF000004");
     c.env
         .demo
         .tesla
-        .update("5YJ3E1EA7LF000001", |v| v.locked = false);
+        .update("5YJSA1E26JF000004", |v| v.locked = false);
     let security = format!("/v1/vehicles/{car}/security");
     // Replicas 0 and 2 read (and cache, for 10 s) the unlocked state.
     for r in [0, 2] {

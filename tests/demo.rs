@@ -80,6 +80,22 @@ async fn the_demo_binary_serves_the_walk_through() {
         )
         .await;
         assert_eq!(loc.status, 200, "{id}: {:#}", loc.json);
+        // The Tesla whose owner never paired keyway's key: a clear 409 with the link.
+        if v["display_name"] == "Unpaired" {
+            assert_eq!(v["command_protocol"], "signed");
+            assert_eq!(v["key_paired"], false);
+            let a = call(
+                Method::POST,
+                format!("/v1/vehicles/{id}/lock"),
+                vec![("prefer", "wait=60")],
+                true,
+            )
+            .await;
+            a.assert_problem(409, "virtual_key_not_paired");
+            let link = a.json["pairing_url"].as_str().unwrap();
+            assert!(link.starts_with("https://tesla.com/_ak/"), "{link}");
+            continue;
+        }
         for (action, locked) in [("lock", true), ("unlock", false)] {
             let a = call(
                 Method::POST,
@@ -112,6 +128,20 @@ async fn the_demo_binary_serves_the_walk_through() {
             }
         }
     }
+    // The Tesla application public key, where Tesla fetches it.
+    let key = call(
+        Method::GET,
+        "/.well-known/appspecific/com.tesla.3p.public-key.pem".into(),
+        vec![],
+        false,
+    )
+    .await;
+    assert_eq!(key.status, 200);
+    assert!(
+        key.text.starts_with("-----BEGIN PUBLIC KEY-----"),
+        "{}",
+        key.text
+    );
     let anonymous = call(Method::GET, "/v1/vehicles".into(), vec![], false).await;
     anonymous.assert_problem(401, "unauthenticated");
 

@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 
 use common::{Answer, Env};
 
-const CAR: &str = "5YJ3E1EA7LF000001";
+/// The legacy (REST) Tesla: its commands show in the journal by path.
+const CAR: &str = "5YJSA1E26JF000004";
 const WAIT: (&str, &str) = ("prefer", "wait=10");
 
 async fn env() -> Env {

@@ -119,6 +119,15 @@ pub(crate) fn answer(c: &CommandRecord) -> Response {
                 .with("command_status", c.status.as_str())
                 .with("retryable", view["retryable"].clone())
                 .with("last_observed", view["last_observed"].clone());
+            // The pairing link travels in the stored detail (ApiError::from_oem wrote it).
+            if code == Code::VirtualKeyNotPaired
+                && let Some(url) = c
+                    .error_detail
+                    .as_deref()
+                    .and_then(|d| d.split_whitespace().find(|w| w.starts_with("https://")))
+            {
+                e = e.with("pairing_url", url.to_string());
+            }
             e.retry_after = retry_after(c);
             let mut resp = e.into_response();
             resp.headers_mut().insert(header::LOCATION, location(c));

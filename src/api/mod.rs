@@ -58,6 +58,10 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi))
         .route("/metrics", get(ops::metrics))
+        .route(
+            "/.well-known/appspecific/com.tesla.3p.public-key.pem",
+            get(ops::tesla_public_key),
+        )
         .fallback(|| async { ApiError::new(Code::NotFound, "no such resource") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -57,6 +57,22 @@ pub async fn openapi() -> impl axum::response::IntoResponse {
     ([(http::header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
+/// `GET /.well-known/appspecific/com.tesla.3p.public-key.pem`: keyway's Tesla
+/// application public key, where Tesla fetches it for `oems.tesla.app_domain` (404
+/// unless a domain and a key are configured).
+pub async fn tesla_public_key(State(gw): State<Arc<Gateway>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match crate::registry::tesla_public_key(&gw.config.oems) {
+        Some(pem) => (
+            [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
+            pem,
+        )
+            .into_response(),
+        None => ApiError::new(Code::NotFound, "no Tesla application key is published here")
+            .into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,11 +21,15 @@ use crate::gateway::Gateway;
 use crate::store::VehicleRecord;
 
 fn view(gw: &Gateway, v: &VehicleRecord) -> Value {
-    let (make, capabilities) = match gw.fleet.adapter(v) {
-        Ok(a) => (json!(a.info().make), json!(a.info().capabilities)),
-        Err(_) => (Value::Null, json!([])),
+    let (make, capabilities, path) = match gw.fleet.adapter(v) {
+        Ok(a) => (
+            json!(a.info().make),
+            json!(a.info().capabilities),
+            a.command_path(&v.oem_id),
+        ),
+        Err(_) => (Value::Null, json!([]), None),
     };
-    json!({
+    let mut out = json!({
         "id": v.id,
         "oem": v.oem,
         "make": make,
@@ -34,7 +38,14 @@ fn view(gw: &Gateway, v: &VehicleRecord) -> Value {
         "display_name": v.display_name,
         "vin": v.vin,
         "capabilities": capabilities,
-    })
+    });
+    // Tesla: signed (Vehicle Command Protocol) or REST, and whether the car knows
+    // keyway's key — as far as keyway has learned it (vehicle sync or a command).
+    if v.oem == "tesla" {
+        out["command_protocol"] = json!(path.map(|p| p.protocol));
+        out["key_paired"] = json!(path.and_then(|p| p.key_paired));
+    }
+    out
 }
 
 /// Paging of `GET /v1/vehicles`.

@@ -84,8 +84,21 @@ impl Env {
     }
 
     /// The online demo Tesla and the asleep one.
+    /// The online Tesla that takes REST commands (a pre-2021 Model S): each command
+    /// shows in the mock's journal by its path (`/command/door_lock`), which the
+    /// lifecycle tests count.
     pub fn online(&self) -> &keyway::store::VehicleRecord {
+        self.by_vin("5YJSA1E26JF000004")
+    }
+
+    /// The online Tesla on the Vehicle Command Protocol, paired with keyway's key.
+    pub fn signed(&self) -> &keyway::store::VehicleRecord {
         self.by_vin("5YJ3E1EA7LF000001")
+    }
+
+    /// The online Tesla whose owner never paired keyway's key.
+    pub fn unpaired(&self) -> &keyway::store::VehicleRecord {
+        self.by_vin(keyway::demo::DEMO_UNPAIRED_TESLA)
     }
 
     pub fn asleep(&self) -> &keyway::store::VehicleRecord {
@@ -98,6 +111,16 @@ impl Env {
             .vehicles
             .iter()
             .filter(|v| v.oem == "tesla")
+            .map(|v| v.id.clone())
+            .collect()
+    }
+
+    /// Ids of the demo's Tesla cars keyway can command (not the unpaired one).
+    pub fn commandable_tesla_ids(&self) -> Vec<String> {
+        self.demo
+            .vehicles
+            .iter()
+            .filter(|v| v.oem == "tesla" && v.oem_id != keyway::demo::DEMO_UNPAIRED_TESLA)
             .map(|v| v.id.clone())
             .collect()
     }
@@ -176,6 +199,8 @@ pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub json: Value,
+    /// The body as text (lossy).
+    pub text: String,
 }
 
 impl Answer {
@@ -238,6 +263,7 @@ pub async fn send(
         status: parts.status,
         headers: parts.headers,
         json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        text: String::from_utf8_lossy(&bytes).into_owned(),
     }
 }
 

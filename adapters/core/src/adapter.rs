@@ -45,6 +45,12 @@ pub trait Adapter: Send + Sync + 'static {
     /// `Err(OemError::Asleep)` means it is still waking: the core asks again later.
     async fn wake(&self, cx: &Call, v: &VehicleRef) -> Result<(), OemError>;
 
+    /// How this car takes commands, as far as the adapter knows now (Tesla: signed or
+    /// REST, and whether the car knows keyway's key). `None`: nothing to say.
+    fn command_path(&self, _oem_id: &str) -> Option<crate::CommandPath> {
+        None
+    }
+
     /// Starts an asynchronous location read (`location_mode: Async` only).
     async fn request_location(&self, _cx: &Call, _v: &VehicleRef) -> Result<Pending, OemError> {
         not_capable()

@@ -69,6 +69,15 @@ pub enum OemError {
         /// What the answer said (or lacked).
         detail: String,
     },
+    /// The car does not know the application's key (signed commands): its owner must
+    /// pair it first. Nothing was executed.
+    #[error("the vehicle does not know keyway's key: {detail}")]
+    KeyNotPaired {
+        /// Where the owner pairs the key, when keyway knows it.
+        pairing_url: Option<String>,
+        /// What said so.
+        detail: String,
+    },
     /// An accepted asynchronous command expired before the car executed it.
     #[error("the command expired before the vehicle executed it")]
     Expired,
@@ -137,7 +146,8 @@ impl OemError {
             | OemError::RateLimited { .. }
             | OemError::CircuitOpen { .. }
             | OemError::NotCapable { .. }
-            | OemError::NoFix { .. } => Delivered::No,
+            | OemError::NoFix { .. }
+            | OemError::KeyNotPaired { .. } => Delivered::No,
             OemError::Refused { .. } | OemError::Expired => Delivered::Yes,
             OemError::Upstream { delivered, .. }
             | OemError::Timeout { delivered }
@@ -161,6 +171,7 @@ impl OemError {
             OemError::CircuitOpen { .. } => "circuit_open",
             OemError::NotCapable { .. } => "not_capable",
             OemError::NoFix { .. } => "no_fix",
+            OemError::KeyNotPaired { .. } => "key_not_paired",
             OemError::Upstream { .. } => "upstream",
             OemError::Timeout { .. } => "timeout",
             OemError::Transport { .. } => "transport",

@@ -115,6 +115,15 @@ impl AdapterInfo {
     }
 }
 
+/// How a car takes commands, where an OEM has more than one way (Tesla).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct CommandPath {
+    /// `signed` (Tesla's Vehicle Command Protocol) or `rest`.
+    pub protocol: &'static str,
+    /// Whether the car knows keyway's key (signed cars; `None` until known).
+    pub key_paired: Option<bool>,
+}
+
 /// A vehicle as the OEM lists it for an account.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OemVehicle {

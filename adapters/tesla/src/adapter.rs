@@ -1,7 +1,9 @@
 //! Translation between keyway's unified vocabulary and the Tesla Fleet API.
 //!
-//! Tesla commands are synchronous: the answer to `door_lock` is the outcome, with
-//! refusals as `200 {"result": false, "reason": ...}`. A sleeping or offline car
+//! Tesla commands are synchronous: the answer is the outcome. Cars on the Vehicle
+//! Command Protocol (every Tesla since 2021) take lock and unlock only as signed
+//! `signed_command` messages ([`crate::signing`]); pre-2021 Model S/X take REST
+//! `command/door_lock`, whose refusals are `200 {"result": false, "reason": ...}`. A sleeping or offline car
 //! answers 408 and must be woken with `wake_up`, which the core repeats until the car
 //! reports `online`. Errors map into `OemError` here and nowhere else.
 
@@ -17,6 +19,9 @@ use keyway_adapter::{
 };
 use serde::Deserialize;
 use std::time::Duration;
+
+use crate::signing::{Protocol, Signing, protocol_required};
+use crate::vcp::AppKey;
 use time::OffsetDateTime;
 
 /// What the Tesla adapter declares.
@@ -65,12 +70,40 @@ pub static INFO: AdapterInfo = AdapterInfo {
 #[derive(Clone, Debug)]
 pub struct TeslaAdapter {
     base: String,
+    signing: std::sync::Arc<Signing>,
 }
 
 impl TeslaAdapter {
-    /// An adapter calling the Fleet API at `base` (e.g. the mock's URL).
+    /// An adapter calling the Fleet API at `base` (e.g. the mock's URL), without an
+    /// application key: it can command only cars that take REST commands.
     pub fn new(base: impl Into<String>) -> Self {
-        Self { base: base.into() }
+        Self {
+            base: base.into(),
+            signing: std::sync::Arc::new(Signing::new(None, None)),
+        }
+    }
+
+    /// The same adapter signing commands with `key`; `app_domain` (where Tesla fetches
+    /// the public key) makes the pairing links.
+    pub fn with_signing(mut self, key: AppKey, app_domain: Option<String>) -> Self {
+        self.signing = std::sync::Arc::new(Signing::new(Some(key), app_domain));
+        self
+    }
+
+    /// A REST lock or unlock (pre-2021 Model S/X).
+    async fn send_rest(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
+        let verb = match c {
+            Command::Lock => "door_lock",
+            Command::Unlock => "door_unlock",
+        };
+        let path = format!("/api/1/vehicles/{}/command/{verb}", v.oem_id);
+        let resp = check(
+            cx.post_json(&self.url(&path), &serde_json::json!({}))
+                .await?,
+            true,
+            classify,
+        )?;
+        parse_command(resp.body())
     }
 
     fn url(&self, path: &str) -> String {
@@ -287,7 +320,26 @@ impl Adapter for TeslaAdapter {
 
     async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
         let resp = check(cx.get(&self.url("/api/1/vehicles")).await?, false, classify)?;
-        parse_vehicles(resp.body())
+        let vehicles = parse_vehicles(resp.body())?;
+        // Which cars need signed commands, learned with the list (one data request);
+        // a failure here only leaves it to the first command.
+        let vins: Vec<&str> = vehicles.iter().map(|v| v.oem_id.as_str()).collect();
+        if !vins.is_empty() {
+            let _ = self.signing.fleet_status(cx, &self.base, &vins).await;
+        }
+        Ok(vehicles)
+    }
+
+    fn command_path(&self, oem_id: &str) -> Option<keyway_adapter::CommandPath> {
+        self.signing
+            .status(oem_id)
+            .map(|s| keyway_adapter::CommandPath {
+                protocol: match s.protocol {
+                    Protocol::Signed => "signed",
+                    Protocol::Rest => "rest",
+                },
+                key_paired: s.key_paired,
+            })
     }
 
     async fn locate(&self, cx: &Call, v: &VehicleRef) -> Result<Location, OemError> {
@@ -309,18 +361,20 @@ impl Adapter for TeslaAdapter {
     }
 
     async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
-        let verb = match c {
-            Command::Lock => "door_lock",
-            Command::Unlock => "door_unlock",
-        };
-        let path = format!("/api/1/vehicles/{}/command/{verb}", v.oem_id);
-        let resp = check(
-            cx.post_json(&self.url(&path), &serde_json::json!({}))
-                .await?,
-            true,
-            classify,
-        )?;
-        parse_command(resp.body())
+        let vin = v.oem_id.as_str();
+        let lock_to = c == Command::Lock;
+        match self.signing.path(cx, &self.base, vin).await? {
+            Protocol::Signed => self.signing.send(cx, &self.base, vin, lock_to).await,
+            Protocol::Rest => match self.send_rest(cx, v, c).await {
+                // Tesla refused the unsigned command before it reached the car: the car
+                // is signed from now on, and the signed command is its first one.
+                Err(e) if protocol_required(&e) => {
+                    self.signing.learned_signed(vin);
+                    self.signing.send(cx, &self.base, vin, lock_to).await
+                }
+                r => r,
+            },
+        }
     }
 
     async fn poll(

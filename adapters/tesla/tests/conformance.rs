@@ -6,25 +6,50 @@ use std::time::Duration;
 use keyway_adapter::conformance::{Harness, run_all};
 use keyway_adapter::transport::loopback_http;
 use keyway_tesla::mock::MockVehicle;
+use keyway_tesla::vcp::AppKey;
 use keyway_tesla::{TeslaAdapter, TeslaMock, TeslaMockConfig};
 
-#[tokio::test]
-async fn tesla_passes_the_conformance_suite() {
+async fn conformance(legacy: bool) {
+    let key = AppKey::generate();
+    let car = |id, vin, name, lat, lon| {
+        let v = MockVehicle::new(id, vin, name, lat, lon).paired_with(&key.public_bytes());
+        if legacy { v.legacy() } else { v }
+    };
     let mock = TeslaMock::new(TeslaMockConfig {
         wake_delay: Duration::from_millis(30),
         vehicles: vec![
-            MockVehicle::new(1, "5YJ3E1EA7LF000001", "One", 52.520008, 13.404954),
-            MockVehicle::new(2, "5YJYGDEE1MF000002", "Two", 48.137154, 11.576124),
+            car(1, "5YJ3E1EA7LF000001", "One", 52.520008, 13.404954),
+            car(2, "5YJYGDEE1MF000002", "Two", 48.137154, 11.576124),
         ],
         ..TeslaMockConfig::default()
     });
+    mock.register_app_key(&key.public_bytes());
     let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let harness = Harness {
-        adapter: Arc::new(TeslaAdapter::new(server.url())),
+        adapter: Arc::new(TeslaAdapter::new(server.url()).with_signing(key, None)),
         mock: Arc::new(mock.clone()),
         http: loopback_http(),
     };
     run_all(&harness).await;
+    // Every command went the car's way: signed to a signed car, REST to a legacy one.
+    let rest = mock.journal.count("POST", "/command/door_");
+    let signed = mock.journal.count("POST", "/signed_command");
+    assert!(mock.commands_seen() > 0);
+    if legacy {
+        assert_eq!(signed, 0);
+    } else {
+        assert_eq!(rest, 0, "no unsigned command to a signed car");
+    }
+}
+
+#[tokio::test]
+async fn tesla_passes_the_conformance_suite_with_signed_commands() {
+    conformance(false).await;
+}
+
+#[tokio::test]
+async fn tesla_passes_the_conformance_suite_over_rest_for_legacy_cars() {
+    conformance(true).await;
 }
 
 /// The mock answers in the shapes of `fixtures/tesla/` (the Fleet API's, see its
@@ -36,10 +61,13 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
     use keyway_adapter::mock::shape::{answer, assert_shape};
     use keyway_adapter::{Call, Secret};
 
-    let vin = "5YJ3E1EA7LF000001";
+    let (vin, signed_vin) = ("5YJ3E1EA7LF000001", "5YJYGDEE1MF000002");
     let mock = TeslaMock::new(TeslaMockConfig {
         wake_delay: Duration::from_millis(1),
-        vehicles: vec![MockVehicle::new(1, vin, "One", 52.52, 13.40)],
+        vehicles: vec![
+            MockVehicle::new(1, vin, "One", 52.52, 13.40).legacy(),
+            MockVehicle::new(2, signed_vin, "Two", 52.52, 13.40),
+        ],
         ..TeslaMockConfig::default()
     });
     let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -72,4 +100,141 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
         let got = answer(&cx, method, &url, &json, "{}").await;
         assert_shape("tesla", name, &got);
     }
+    // A signed car: REST refused as Tesla refuses it, signed_command answers base64,
+    // fleet_status says which cars need signing.
+    let refused = answer(
+        &cx,
+        Method::POST,
+        &format!("{api}/{signed_vin}/command/door_lock"),
+        &json,
+        "{}",
+    )
+    .await;
+    assert_shape("tesla", "error_protocol_required_403.json", &refused);
+    let hs = keyway_tesla::vcp::session::handshake(
+        &keyway_tesla::vcp::AppKey::generate(),
+        keyway_tesla::vcp::Domain::VehicleSecurity,
+    );
+    let body = serde_json::json!({"routable_message": keyway_tesla::vcp::to_base64(&hs.request)});
+    let signed = answer(
+        &cx,
+        Method::POST,
+        &format!("{api}/{signed_vin}/signed_command"),
+        &json,
+        Box::leak(body.to_string().into_boxed_str()),
+    )
+    .await;
+    assert_shape("tesla", "signed_command.json", &signed);
+    assert!(keyway_tesla::vcp::from_base64(signed["response"].as_str().unwrap()).is_some());
+    let status = answer(
+        &cx,
+        Method::POST,
+        &format!("{api}/fleet_status"),
+        &json,
+        r#"{"vins": ["5YJ3E1EA7LF000001", "5YJYGDEE1MF000002"]}"#,
+    )
+    .await;
+    assert_shape("tesla", "fleet_status.json", &status);
+}
+
+/// The mock car verifies signed commands over HTTP as the specification says: a signed
+/// lock runs; the same message again (a replay), an unsigned message and a message from
+/// an unknown key are refused with the specification's faults; REST is refused.
+#[tokio::test]
+async fn the_mock_car_verifies_signed_commands_and_refuses_the_rest() {
+    use http::Method;
+    use keyway_adapter::conformance::MockControl;
+    use keyway_adapter::mock::shape::answer;
+    use keyway_adapter::{Call, Secret};
+    use keyway_tesla::vcp::proto::universal_message::MessageFaultE;
+    use keyway_tesla::vcp::session::{Session, handshake};
+    use keyway_tesla::vcp::{Domain, RoutableMessage, from_base64, rke_payload, to_base64};
+
+    let vin = "5YJ3E1EA7LF000001";
+    let key = AppKey::generate();
+    let mock = TeslaMock::new(TeslaMockConfig {
+        vehicles: vec![
+            MockVehicle::new(1, vin, "One", 52.52, 13.40).paired_with(&key.public_bytes()),
+        ],
+        ..TeslaMockConfig::default()
+    });
+    mock.set_locked(vin, false);
+    let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let cx = Call {
+        http: loopback_http(),
+        token: Secret::new(mock.access_token()),
+        command_id: None,
+    };
+    let url = format!("{}/api/1/vehicles/{vin}/signed_command", server.url());
+    let json = [("content-type", "application/json")];
+    let send = |m: &RoutableMessage| {
+        let body = serde_json::json!({"routable_message": to_base64(m)}).to_string();
+        let (cx, url) = (cx.clone(), url.clone());
+        async move {
+            let got = answer(
+                &cx,
+                Method::POST,
+                &url,
+                &json,
+                Box::leak(body.into_boxed_str()),
+            )
+            .await;
+            from_base64(got["response"].as_str().expect("a base64 answer")).unwrap()
+        }
+    };
+    let fault = |m: &RoutableMessage| {
+        m.signed_message_status
+            .unwrap_or_default()
+            .signed_message_fault()
+    };
+
+    let hs = handshake(&key, Domain::VehicleSecurity);
+    let mut session = Session::accept(&key, vin, &hs, &send(&hs.request).await).unwrap();
+    let lock = session.authorize(&key, rke_payload(true));
+    let ok = send(&lock.request).await;
+    assert_eq!(fault(&ok), MessageFaultE::MessagefaultErrorNone);
+    session.open(&lock, &ok).unwrap();
+    assert!(mock.locked(vin), "the car locked");
+    assert_eq!(mock.commands_seen(), 1);
+
+    // The same message again: a replay.
+    mock.set_locked(vin, false);
+    let replay = send(&lock.request).await;
+    assert_eq!(
+        fault(&replay),
+        MessageFaultE::MessagefaultErrorInvalidTokenOrCounter
+    );
+    assert!(!mock.locked(vin), "the replay did not run");
+    // No signature at all.
+    let mut unsigned = session.authorize(&key, rke_payload(true)).request;
+    unsigned.sub_sig_data = None;
+    assert_eq!(
+        fault(&send(&unsigned).await),
+        MessageFaultE::MessagefaultErrorInvalidSignature
+    );
+    // A key the car does not know.
+    let stranger = AppKey::generate();
+    let mut theirs = session.clone();
+    let foreign = theirs.authorize(&stranger, rke_payload(true));
+    assert_eq!(
+        fault(&send(&foreign.request).await),
+        MessageFaultE::MessagefaultErrorUnknownKeyId
+    );
+    assert!(!mock.locked(vin));
+    // An unsigned REST lock: Tesla's refusal.
+    let rest = answer(
+        &cx,
+        Method::POST,
+        &format!("{}/api/1/vehicles/{vin}/command/door_lock", server.url()),
+        &json,
+        "{}",
+    )
+    .await;
+    assert!(
+        rest["error"]
+            .as_str()
+            .unwrap()
+            .contains("Vehicle Command Protocol required")
+    );
+    assert!(!mock.locked(vin));
 }

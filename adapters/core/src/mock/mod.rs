@@ -99,6 +99,11 @@ impl Drop for MockServer {
 #[derive(Clone, Copy, Debug)]
 pub struct Applied;
 
+/// Set as a response extension to label what a request was where its path does not say
+/// (Tesla's `signed_command` carries handshakes and commands alike: `"handshake"`).
+#[derive(Clone, Copy, Debug)]
+pub struct Note(pub &'static str);
+
 /// One request the mock saw.
 #[derive(Clone, Debug, Serialize)]
 pub struct JournalEntry {
@@ -114,6 +119,8 @@ pub struct JournalEntry {
     pub command_id: Option<String>,
     /// Whether the OEM logic applied a command (even if the answer was then lost).
     pub applied: bool,
+    /// What the request was, where its path does not say ([`Note`]).
+    pub note: Option<&'static str>,
     /// When the request arrived, ms since the journal began.
     pub started_ms: u64,
     /// When it was answered, ms since the journal began.
@@ -211,6 +218,7 @@ async fn record(State(journal): State<Journal>, req: Request, next: Next) -> Res
         status: resp.status().as_u16(),
         command_id,
         applied: resp.extensions().get::<Applied>().is_some(),
+        note: resp.extensions().get::<Note>().map(|n| n.0),
         started_ms,
         ended_ms: journal.1.elapsed().as_millis() as u64,
     });

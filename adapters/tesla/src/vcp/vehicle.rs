@@ -64,6 +64,11 @@ impl VehicleDomain {
         }
     }
 
+    /// Replaces the keychain (the car's configuration says which keys are paired).
+    pub fn set_keychain(&mut self, keys: impl IntoIterator<Item = Vec<u8>>) {
+        self.keychain = keys.into_iter().collect();
+    }
+
     /// Whether the keychain holds `public_key`.
     pub fn is_enrolled(&self, public_key: &[u8]) -> bool {
         self.keychain.iter().any(|k| k == public_key)

@@ -17,17 +17,29 @@
 //! so — then the answer is a 504, as when the car does not answer in time — and every
 //! execution is journalled (`executions` in `/__mock/state`).
 //!
+//! Each car is on the Vehicle Command Protocol (`protocol: signed`, the default: every
+//! Tesla since 2021) or not (`rest`: pre-2021 Model S/X). A signed car refuses REST
+//! `door_lock`/`door_unlock` with Tesla's 403 "Tesla Vehicle Command Protocol
+//! required", and its VCSEC verifies `signed_command` messages as the specification
+//! says ([`crate::vcp::vehicle`]): handshake, keychain, epoch, expiry, counters, MAC.
+//! `fleet_status` tells which cars need signing and which have the app's key (the key
+//! the app registered, [`TeslaMock::register_app_key`]).
+//!
 //! Test and demo controls live under `/__mock/`: `GET /__mock/state`,
 //! `PATCH /__mock/vehicles/{vin}` (`state`, `locked`, `user_present`, `latitude`,
-//! `longitude`, `heading`, `timing`), `POST /__mock/reset`, the request journal at
-//! `/__mock/requests`, and fault injection at `/__mock/faults` (see the kit's `faults`).
+//! `longitude`, `heading`, `timing`, `protocol`, `keys`), `POST /__mock/reset`, the
+//! request journal at `/__mock/requests`, and fault injection at `/__mock/faults` (see
+//! the kit's `faults`).
+
+mod controls;
+mod fleet;
+mod signed;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
@@ -38,7 +50,7 @@ use keyway_adapter::mock::timeline::{
     CarTiming, Delivery, DeliveryFault, Execution, Timeline, wall,
 };
 use keyway_adapter::mock::{
-    AccessDenied, Applied, Faults, Journal, MockServer, OAuthServer, OAuthServerConfig, Rejection,
+    AccessDenied, Faults, Journal, MockServer, OAuthServer, OAuthServerConfig, Rejection,
     TokenBook, bearer, instrument, lock,
 };
 use serde::{Deserialize, Serialize};
@@ -55,6 +67,17 @@ pub enum Power {
     Asleep,
     /// Answers 408 and does not wake.
     Offline,
+}
+
+/// How a car takes commands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandProtocol {
+    /// Only commands signed with the Vehicle Command Protocol (every Tesla since 2021).
+    #[default]
+    Signed,
+    /// REST commands (pre-2021 Model S and X).
+    Rest,
 }
 
 /// One mock car.
@@ -90,6 +113,13 @@ pub struct MockVehicle {
     /// `vehicle_data` reports lags, commands reach the car late or twice).
     #[serde(default)]
     pub timing: CarTiming,
+    /// Signed or REST commands.
+    #[serde(default)]
+    pub protocol: CommandProtocol,
+    /// The public keys in the car's VCSEC keychain (hex of the 65-byte points): the
+    /// owner paired them.
+    #[serde(default)]
+    pub keys: Vec<String>,
     #[serde(skip)]
     waking_until: Option<Instant>,
 }
@@ -114,8 +144,22 @@ impl MockVehicle {
             user_present: false,
             trunk_open: false,
             timing: CarTiming::default(),
+            protocol: CommandProtocol::Signed,
+            keys: Vec::new(),
             waking_until: None,
         }
+    }
+
+    /// The same car on the REST command path (a pre-2021 Model S/X).
+    pub fn legacy(mut self) -> Self {
+        self.protocol = CommandProtocol::Rest;
+        self
+    }
+
+    /// The same car with `public_key` (65 bytes) paired.
+    pub fn paired_with(mut self, public_key: &[u8]) -> Self {
+        self.keys.push(hex::encode(public_key));
+        self
     }
 }
 
@@ -157,6 +201,12 @@ struct World {
     executions: Vec<Execution>,
     deliveries: u64,
     wake_delay: Duration,
+    /// Each signed car's vehicle-security domain (keys, epoch, counters).
+    vcsec: BTreeMap<String, crate::vcp::vehicle::VehicleDomain>,
+    /// The public key the app registered with Tesla (what `fleet_status` looks for).
+    app_key: Option<String>,
+    /// Signed messages that carried a command (handshakes do not count).
+    signed_commands: usize,
 }
 
 impl MockVehicle {
@@ -293,6 +343,9 @@ impl TeslaMock {
                 executions: Vec::new(),
                 deliveries: 0,
                 wake_delay: config.wake_delay,
+                vcsec: BTreeMap::new(),
+                app_key: None,
+                signed_commands: 0,
             })),
             tokens,
             oauth,
@@ -304,16 +357,24 @@ impl TeslaMock {
     /// The axum router serving the Fleet API, the token endpoint and `/__mock/`.
     pub fn router(&self) -> Router {
         let api = Router::new()
-            .route("/api/1/vehicles", get(list))
-            .route("/api/1/products", get(list))
-            .route("/api/1/vehicles/{vin}", get(one))
-            .route("/api/1/vehicles/{vin}/vehicle_data", get(vehicle_data))
-            .route("/api/1/vehicles/{vin}/wake_up", post(wake_up))
-            .route("/api/1/vehicles/{vin}/command/{verb}", post(command))
-            .route("/__mock/state", get(inspect))
-            .route("/__mock/vehicles/{vin}", patch(steer))
-            .route("/__mock/reset", post(reset))
-            .route("/__mock/tokens/expire", post(expire_tokens))
+            .route("/api/1/vehicles", get(fleet::list))
+            .route("/api/1/products", get(fleet::list))
+            .route("/api/1/vehicles/{vin}", get(fleet::one))
+            .route(
+                "/api/1/vehicles/{vin}/vehicle_data",
+                get(fleet::vehicle_data),
+            )
+            .route("/api/1/vehicles/{vin}/wake_up", post(fleet::wake_up))
+            .route("/api/1/vehicles/{vin}/command/{verb}", post(fleet::command))
+            .route(
+                "/api/1/vehicles/{vin}/signed_command",
+                post(signed::signed_command),
+            )
+            .route("/api/1/vehicles/fleet_status", post(signed::fleet_status))
+            .route("/__mock/state", get(controls::inspect))
+            .route("/__mock/vehicles/{vin}", patch(controls::steer))
+            .route("/__mock/reset", post(controls::reset))
+            .route("/__mock/tokens/expire", post(controls::expire_tokens))
             .with_state(self.clone())
             .merge(
                 self.oauth
@@ -339,10 +400,28 @@ impl TeslaMock {
         }
     }
 
-    /// Lock and unlock commands received so far (whatever their outcome).
+    /// Lock and unlock commands received so far, REST or signed (whatever their
+    /// outcome; signed handshakes are not commands).
     pub fn commands_seen(&self) -> usize {
         self.journal.count("POST", "/command/door_lock")
             + self.journal.count("POST", "/command/door_unlock")
+            + lock(&self.world).signed_commands
+    }
+
+    /// The app's public key as registered with Tesla (what `fleet_status` reports as
+    /// paired when a car's keychain holds it).
+    pub fn register_app_key(&self, public_key: &[u8]) {
+        lock(&self.world).app_key = Some(hex::encode(public_key));
+    }
+
+    /// The owner pairs `public_key` with the car (its VCSEC keychain).
+    pub fn pair(&self, vin: &str, public_key: &[u8]) {
+        let key = hex::encode(public_key);
+        self.update(vin, |v| {
+            if !v.keys.contains(&key) {
+                v.keys.push(key);
+            }
+        });
     }
 
     fn authorize(&self, headers: &HeaderMap) -> Result<String, TeslaError> {
@@ -407,235 +486,6 @@ fn listed(v: &MockVehicle) -> Value {
 
 fn now_ms() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
-}
-
-// === Fleet API handlers ===
-
-async fn list(State(m): State<TeslaMock>, headers: HeaderMap) -> Response {
-    let account = match m.authorize(&headers) {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
-    let mut w = lock(&m.world);
-    w.tick();
-    let vehicles: Vec<Value> = w
-        .vehicles
-        .values()
-        .filter(|v| v.account == account)
-        .map(listed)
-        .collect();
-    Json(json!({"count": vehicles.len(), "response": vehicles})).into_response()
-}
-
-async fn one(State(m): State<TeslaMock>, Path(vin): Path<String>, headers: HeaderMap) -> Response {
-    let account = match m.authorize(&headers) {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
-    let mut w = lock(&m.world);
-    match w.car(&vin).filter(|v| v.account == account) {
-        Some(v) => Json(json!({"response": listed(v)})).into_response(),
-        None => tesla_error(StatusCode::NOT_FOUND, "not_found").into_response(),
-    }
-}
-
-#[derive(Deserialize)]
-struct DataQuery {
-    endpoints: Option<String>,
-}
-
-async fn vehicle_data(
-    State(m): State<TeslaMock>,
-    Path(vin): Path<String>,
-    Query(q): Query<DataQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let endpoints = q.endpoints.unwrap_or_default();
-    let result = m.with_awake_car(&headers, &vin, |v| {
-        let mut body = listed(v);
-        let ts = now_ms();
-        if endpoints.is_empty() || endpoints.contains("location_data") {
-            body["drive_state"] = json!({
-                "latitude": v.latitude, "longitude": v.longitude, "heading": v.heading,
-                "native_latitude": v.latitude, "native_longitude": v.longitude,
-                "native_location_supported": 1, "native_type": "wgs",
-                "active_route_latitude": v.latitude, "active_route_longitude": v.longitude,
-                "active_route_traffic_minutes_delay": 0,
-                "gps_as_of": ts / 1000, "timestamp": ts,
-                "shift_state": null, "speed": null, "power": 0,
-            });
-        }
-        if endpoints.is_empty() || endpoints.contains("vehicle_state") {
-            body["vehicle_state"] = json!({
-                "locked": v.locked, "timestamp": ts, "df": 0, "pf": 0, "dr": 0, "pr": 0,
-                "ft": 0, "rt": u8::from(v.trunk_open), "is_user_present": v.user_present,
-                "vehicle_name": v.display_name, "car_version": "2024.20.9", "sentry_mode": false,
-                "api_version": 71, "autopark_state_v3": "ready", "calendar_supported": true,
-                "center_display_state": 0, "fd_window": 0, "fp_window": 0,
-                "odometer": 15720.07, "valet_mode": false,
-            });
-        }
-        body
-    });
-    match result {
-        Ok(mut body) => {
-            // The lock as Tesla's servers last heard it from the car.
-            if body.get("vehicle_state").is_some()
-                && let Some((locked, at)) = lock(&m.world).view(&vin)
-            {
-                body["vehicle_state"]["locked"] = json!(locked);
-                body["vehicle_state"]["timestamp"] =
-                    json!(at.unix_timestamp() * 1000 + i64::from(at.millisecond()));
-            }
-            Json(json!({"response": body})).into_response()
-        }
-        Err(r) => r.into_response(),
-    }
-}
-
-async fn wake_up(
-    State(m): State<TeslaMock>,
-    Path(vin): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let account = match m.authorize(&headers) {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
-    let mut w = lock(&m.world);
-    let delay = w.wake_delay;
-    let Some(v) = w.car(&vin).filter(|v| v.account == account) else {
-        return tesla_error(StatusCode::NOT_FOUND, "not_found").into_response();
-    };
-    if v.state == Power::Asleep && v.waking_until.is_none() {
-        if delay.is_zero() {
-            v.state = Power::Online;
-        } else {
-            v.waking_until = Some(Instant::now() + delay);
-        }
-    }
-    Json(json!({"response": listed(v)})).into_response()
-}
-
-async fn command(
-    State(m): State<TeslaMock>,
-    Path((vin, verb)): Path<(String, String)>,
-    fault: Option<axum::Extension<DeliveryFault>>,
-    headers: HeaderMap,
-) -> Response {
-    let lock_to = match verb.as_str() {
-        "door_lock" => true,
-        "door_unlock" => false,
-        _ => return tesla_error(StatusCode::NOT_FOUND, "not_found").into_response(),
-    };
-    let present = m.with_awake_car(&headers, &vin, |v| v.user_present);
-    let result = present.and_then(|present| {
-        if present {
-            return Ok((false, json!({"result": false, "reason": "user_present"})));
-        }
-        let fault = fault.map(|f| f.0).unwrap_or_default();
-        if lock(&m.world).deliver(&vin, lock_to, fault) {
-            Ok((true, json!({"result": true, "reason": ""})))
-        } else {
-            // On its way to the car still (late): Tesla's servers give up waiting.
-            Err(tesla_error(StatusCode::GATEWAY_TIMEOUT, "upstream timeout"))
-        }
-    });
-    match result {
-        Ok((applied, body)) => {
-            let mut resp = Json(json!({"response": body})).into_response();
-            if applied {
-                resp.extensions_mut().insert(Applied);
-            }
-            resp
-        }
-        Err(r) => r.into_response(),
-    }
-}
-
-// === /__mock/ controls ===
-
-async fn inspect(State(m): State<TeslaMock>) -> Response {
-    let mut w = lock(&m.world);
-    w.tick();
-    let vehicles: Vec<&MockVehicle> = w.vehicles.values().collect();
-    Json(json!({
-        "vehicles": vehicles,
-        "refreshes_served": m.tokens.refreshes_served(),
-        "refresh_replays_seen": m.tokens.replays_seen(),
-        "requests_seen": m.journal.oem_requests(),
-        "executions": w.executions,
-    }))
-    .into_response()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Steer {
-    state: Option<Power>,
-    locked: Option<bool>,
-    user_present: Option<bool>,
-    trunk_open: Option<bool>,
-    latitude: Option<f64>,
-    longitude: Option<f64>,
-    heading: Option<f64>,
-    timing: Option<CarTiming>,
-}
-
-async fn steer(
-    State(m): State<TeslaMock>,
-    Path(vin): Path<String>,
-    Json(s): Json<Steer>,
-) -> Response {
-    if m.vehicle(&vin).is_none() {
-        return tesla_error(StatusCode::NOT_FOUND, "not_found").into_response();
-    }
-    m.update(&vin, |v| {
-        if let Some(x) = s.state {
-            v.state = x;
-            v.waking_until = None;
-        }
-        if let Some(x) = s.locked {
-            v.locked = x;
-        }
-        if let Some(x) = s.user_present {
-            v.user_present = x;
-        }
-        if let Some(x) = s.trunk_open {
-            v.trunk_open = x;
-        }
-        if let Some(x) = s.latitude {
-            v.latitude = x;
-        }
-        if let Some(x) = s.longitude {
-            v.longitude = x;
-        }
-        if let Some(x) = s.heading {
-            v.heading = x;
-        }
-        if let Some(x) = s.timing {
-            v.timing = x;
-        }
-    });
-    Json(m.vehicle(&vin)).into_response()
-}
-
-/// `POST /__mock/tokens/expire`: every access token issued so far stops working.
-async fn expire_tokens(State(m): State<TeslaMock>) -> StatusCode {
-    m.tokens.expire_access_tokens();
-    StatusCode::NO_CONTENT
-}
-
-/// `POST /__mock/reset`: vehicles back to their initial state, no faults, empty journal.
-async fn reset(State(m): State<TeslaMock>) -> StatusCode {
-    let mut w = lock(&m.world);
-    w.vehicles = (*m.initial).clone();
-    w.lives.clear();
-    w.executions.clear();
-    drop(w);
-    m.faults.clear();
-    m.journal.clear();
-    StatusCode::NO_CONTENT
 }
 
 // === conformance steering ===

@@ -1,0 +1,105 @@
+//! The mock's `/__mock/` controls: inspect the world, steer a car, expire tokens, reset.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use keyway_adapter::mock::lock;
+use keyway_adapter::mock::timeline::CarTiming;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{CommandProtocol, MockVehicle, Power, TeslaMock, tesla_error};
+
+pub(super) async fn inspect(State(m): State<TeslaMock>) -> Response {
+    let mut w = lock(&m.world);
+    w.tick();
+    let vehicles: Vec<&MockVehicle> = w.vehicles.values().collect();
+    Json(json!({
+        "vehicles": vehicles,
+        "refreshes_served": m.tokens.refreshes_served(),
+        "refresh_replays_seen": m.tokens.replays_seen(),
+        "requests_seen": m.journal.oem_requests(),
+        "executions": w.executions,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Steer {
+    state: Option<Power>,
+    locked: Option<bool>,
+    user_present: Option<bool>,
+    trunk_open: Option<bool>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    heading: Option<f64>,
+    timing: Option<CarTiming>,
+    protocol: Option<CommandProtocol>,
+    keys: Option<Vec<String>>,
+}
+
+pub(super) async fn steer(
+    State(m): State<TeslaMock>,
+    Path(vin): Path<String>,
+    Json(s): Json<Steer>,
+) -> Response {
+    if m.vehicle(&vin).is_none() {
+        return tesla_error(StatusCode::NOT_FOUND, "not_found").into_response();
+    }
+    m.update(&vin, |v| {
+        if let Some(x) = s.state {
+            v.state = x;
+            v.waking_until = None;
+        }
+        if let Some(x) = s.locked {
+            v.locked = x;
+        }
+        if let Some(x) = s.user_present {
+            v.user_present = x;
+        }
+        if let Some(x) = s.trunk_open {
+            v.trunk_open = x;
+        }
+        if let Some(x) = s.latitude {
+            v.latitude = x;
+        }
+        if let Some(x) = s.longitude {
+            v.longitude = x;
+        }
+        if let Some(x) = s.heading {
+            v.heading = x;
+        }
+        if let Some(x) = s.timing {
+            v.timing = x;
+        }
+        if let Some(x) = s.protocol {
+            v.protocol = x;
+        }
+        if let Some(x) = s.keys.clone() {
+            v.keys = x;
+        }
+    });
+    Json(m.vehicle(&vin)).into_response()
+}
+
+/// `POST /__mock/tokens/expire`: every access token issued so far stops working.
+pub(super) async fn expire_tokens(State(m): State<TeslaMock>) -> StatusCode {
+    m.tokens.expire_access_tokens();
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /__mock/reset`: vehicles back to their initial state, no faults, empty journal.
+pub(super) async fn reset(State(m): State<TeslaMock>) -> StatusCode {
+    let mut w = lock(&m.world);
+    w.vehicles = (*m.initial).clone();
+    w.lives.clear();
+    w.executions.clear();
+    w.vcsec.clear();
+    w.signed_commands = 0;
+    drop(w);
+    m.faults.clear();
+    m.journal.clear();
+    StatusCode::NO_CONTENT
+}
