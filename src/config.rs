@@ -375,6 +375,11 @@ pub struct OemConfig {
     /// How the OEM's cloud lags its cars (defaults: what the adapter declares).
     #[serde(default)]
     pub timing: TimingConfig,
+    /// Price per billed request of each class in US dollars (`data`, `command`, `wake`
+    /// for Tesla), over the adapter's defaults (the published pricing); drives
+    /// `keyway_oem_estimated_spend_usd`.
+    #[serde(default)]
+    pub prices: BTreeMap<String, f64>,
     /// Tesla: the application's P-256 private key (PEM) that signs commands — or env
     /// `KEYWAY_OEMS_TESLA_APP_KEY`; `keyway tesla-keygen` makes one.
     pub app_key: Option<Secret>,
@@ -432,6 +437,9 @@ impl TimingConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WakeForReads {
+    /// Only when the caller sends `max-age=0` (the default: a wake-up costs what ~20
+    /// commands cost at Tesla, and a read should not spend it unasked).
+    OnRequest,
     /// Only when keyway has no earlier reading, or the caller sends `max-age=0`.
     IfNoCache,
     /// Whenever a fresh reading is needed.
@@ -448,7 +456,7 @@ pub struct ReadsConfig {
     pub location_ttl_s: f64,
     /// A lock state this young is served from cache, seconds. Default 10.
     pub security_ttl_s: f64,
-    /// Waking for reads. Default `if_no_cache`.
+    /// Waking for reads. Default `on_request`.
     pub wake: WakeForReads,
 }
 
@@ -457,7 +465,7 @@ impl Default for ReadsConfig {
         Self {
             location_ttl_s: 30.0,
             security_ttl_s: 10.0,
-            wake: WakeForReads::IfNoCache,
+            wake: WakeForReads::OnRequest,
         }
     }
 }

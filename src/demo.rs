@@ -423,6 +423,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
                 },
                 app_key: (name == "tesla").then(|| tesla_key.clone()),
                 app_key_file: None,
+                prices: Default::default(),
                 app_domain: (name == "tesla").then(|| DEMO_TESLA_APP_DOMAIN.to_string()),
             },
         );
@@ -627,12 +628,17 @@ pub fn banner(d: &Demo) -> String {
         "COURIER_TOKEN={}   (sub demo-courier, scope grants:use)\n\n",
         d.courier_token
     ));
-    let first = d
-        .vehicles
-        .first()
-        .map(|v| v.id.as_str())
+    let named = |name: &str| {
+        d.vehicles
+            .iter()
+            .find(|v| v.display_name.as_deref() == Some(name))
+            .map(|v| v.id.as_str())
+    };
+    let first = named("Blue Thunder")
+        .or(d.vehicles.first().map(|v| v.id.as_str()))
         .unwrap_or("VEHICLE_ID");
-    let sleepy = d.vehicles.get(1).map(|v| v.id.as_str()).unwrap_or(first);
+    let sleepy = named("Sleepy").unwrap_or(first);
+    let unpaired = named("Unpaired").unwrap_or(first);
     out.push_str("Try (in another shell):\n");
     out.push_str(&format!("  export KEYWAY_TOKEN={}\n", d.token));
     out.push_str(&format!("  export COURIER_TOKEN={}\n", d.courier_token));
@@ -651,6 +657,12 @@ pub fn banner(d: &Demo) -> String {
     ));
     out.push_str(&format!(
         "  curl -s -X POST {base}/v1/vehicles/{sleepy}/lock {auth} -H 'Prefer: wait=60'   # asleep: keyway wakes it first\n"
+    ));
+    out.push_str(&format!(
+        "  curl -s {base}/v1/vehicles/{sleepy}/location {auth} -H 'Cache-Control: max-age=0'   # reads wake only when asked\n"
+    ));
+    out.push_str(&format!(
+        "  curl -s -X POST {base}/v1/vehicles/{unpaired}/lock {auth} -H 'Prefer: wait=60'   # Tesla key not paired: 409 with the pairing link\n"
     ));
     out.push_str(&format!(
         "  curl -s {base}/v1/vehicles            # no token: 401 problem+json\n"

@@ -65,6 +65,16 @@ const HELP: &[(&str, &str, &str)] = &[
         "Adapter operations (with token refresh and replay), by OEM, operation and outcome.",
     ),
     (
+        "keyway_oem_billable_requests_total",
+        "counter",
+        "Requests an OEM bills, by OEM and class (Tesla: data, command, wake).",
+    ),
+    (
+        "keyway_oem_estimated_spend_usd",
+        "gauge",
+        "Estimated OEM spend of this process in US dollars (billable requests × configured prices).",
+    ),
+    (
         "keyway_upstream_retries_total",
         "counter",
         "Retries sent to an OEM.",

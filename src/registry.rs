@@ -137,7 +137,14 @@ impl Registry {
                 };
                 let info = adapter.info();
                 let timing = c.timing.over(info.timing);
-                let stack = upstream::stack(&client, info.oem, c, &info.limits, shared);
+                let stack = upstream::stack(
+                    &client,
+                    info.oem,
+                    c,
+                    &info.limits,
+                    shared,
+                    adapter.billing(),
+                );
                 let oem = Oem {
                     adapter,
                     http: stack.http,

@@ -11,8 +11,9 @@
 //! - **Single flight**: concurrent reads of one car needing a fresh value share one OEM
 //!   call, run in its own task so a caller that goes away cannot strand the others.
 //! - **Sleeping cars** (waking is billed like ~20 commands): a read of a sleeping car
-//!   answers the last known value with its age when there is one; it wakes the car only
-//!   when there is none or the caller sent `max-age=0` (per-OEM `reads.wake` policy).
+//!   answers the last known value with its age when there is one, else
+//!   `vehicle_asleep`; it wakes the car only when the caller sent `max-age=0` (per-OEM
+//!   `reads.wake` policy: `on_request` by default, or `if_no_cache`, `always`, `never`).
 //!   Commands always wake: an `Asleep` answer means the OEM did not act, so the command
 //!   is sent again once the car is online.
 
@@ -391,6 +392,7 @@ impl Fleet {
                         WakeForReads::Always => true,
                         WakeForReads::Never => false,
                         WakeForReads::IfNoCache => force || last.is_none(),
+                        WakeForReads::OnRequest => force,
                     };
                 if !may_wake {
                     if let Some(last) = last {

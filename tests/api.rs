@@ -201,6 +201,14 @@ async fn an_asleep_car_is_woken_then_commanded() {
         1,
         "one lock reached the car"
     );
+    // Every wake-up is counted as Tesla bills it.
+    assert_eq!(
+        keyway::metrics::counter(
+            "keyway_oem_billable_requests_total",
+            &[("oem", "tesla"), ("class", "wake")]
+        ),
+        env.demo.tesla.journal.count("POST", "/wake_up") as u64
+    );
 }
 
 #[tokio::test]
@@ -210,10 +218,20 @@ async fn an_offline_car_is_reported_unreachable() {
     env.demo
         .tesla
         .update(&v.oem_id, |m| m.state = Power::Offline);
+    // Without asking, a read does not wake the car: it is asleep as far as keyway knows.
+    let path = format!("/v1/vehicles/{}/location", v.id);
+    env.get(&path, Some(&env.demo.token))
+        .await
+        .assert_problem(503, "vehicle_asleep");
+    assert_eq!(env.demo.tesla.journal.count("POST", "/wake_up"), 0);
+    // Asked for a fresh reading, keyway tries to wake it and learns it is offline.
     let a = env
-        .get(
-            &format!("/v1/vehicles/{}/location", v.id),
+        .send(
+            Method::GET,
+            &path,
             Some(&env.demo.token),
+            &[("cache-control", "max-age=0")],
+            None,
         )
         .await;
     a.assert_problem(504, "vehicle_unreachable");
@@ -1007,4 +1025,21 @@ async fn signed_teslas_are_commanded_through_signed_command_only() {
         .get(&format!("/v1/vehicles/{}", u.id), Some(&env.demo.token))
         .await;
     assert_eq!(d.json["key_paired"], true);
+    // Billing: every answered signed_command (handshakes too) is a command request.
+    let answered = env
+        .demo
+        .tesla
+        .journal
+        .entries()
+        .into_iter()
+        .filter(|e| e.path.ends_with("/signed_command") && e.status < 500 && e.status != 429)
+        .count() as u64;
+    let billed = |class| {
+        keyway::metrics::counter(
+            "keyway_oem_billable_requests_total",
+            &[("oem", "tesla"), ("class", class)],
+        )
+    };
+    assert_eq!(billed("command"), answered);
+    assert!(billed("data") >= 1, "the vehicle list and fleet_status");
 }

@@ -72,10 +72,11 @@ async fn the_demo_binary_serves_the_walk_through() {
     assert!(vehicles.len() >= 2);
     for v in &vehicles {
         let id = v["id"].as_str().unwrap();
+        // `max-age=0`: a fresh reading, waking a sleeping car (reads wake only on request).
         let loc = call(
             Method::GET,
             format!("/v1/vehicles/{id}/location"),
-            vec![],
+            vec![("cache-control", "max-age=0")],
             true,
         )
         .await;

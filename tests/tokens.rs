@@ -91,9 +91,12 @@ async fn a_full_pkce_link_discovers_the_vehicles_and_replaces_the_old_account() 
     assert_ne!(teslas[0]["id"], old_account.as_str());
     // And the cars work through the new account.
     let loc = env
-        .get(
+        .send(
+            Method::GET,
             &format!("/v1/vehicles/{}/location", before[0]),
             Some(&env.demo.token),
+            &[("cache-control", "max-age=0")],
+            None,
         )
         .await;
     assert_eq!(loc.status, 200, "{:#}", loc.json);

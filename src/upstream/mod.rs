@@ -115,6 +115,7 @@ pub fn stack(
     c: &OemConfig,
     defaults: &keyway_adapter::Limits,
     shared: Option<&Shared>,
+    billing: Option<&'static keyway_adapter::Billing>,
 ) -> Stack {
     let l = c.limits.resolve(defaults);
     let max_wait = Duration::from_millis(l.max_wait_ms);
@@ -157,10 +158,11 @@ pub fn stack(
         oem,
     );
     let permits = Arc::new(Semaphore::new(l.max_concurrency.max(1)));
-    let auth_http = layer(transport.clone(), Observe { oem });
+    let auth_http = layer(transport.clone(), Observe { oem, bill: None });
     let auth_http = layer(auth_http, auth_breaker);
     // Built from the bottom up: the last layer is the first a request meets.
-    let http = layer(transport, Observe { oem });
+    let bill = billing.map(|b| Arc::new(Bill::new(b, &c.prices)));
+    let http = layer(transport, Observe { oem, bill });
     let http = layer(http, Concurrency { permits });
     let http = layer(http, requests.clone());
     let http = layer(http, breaker.clone());
@@ -190,10 +192,54 @@ pub fn layer<P: Policy>(inner: Http, policy: P) -> Http {
     Http::from_fn(move |req| policy.clone().handle(inner.clone(), req))
 }
 
-/// Records each exchange's latency and outcome.
+/// Records each exchange's latency and outcome, and what it cost where the OEM bills.
 #[derive(Clone)]
 struct Observe {
     oem: &'static str,
+    bill: Option<Arc<Bill>>,
+}
+
+/// An OEM's billing: classes, prices, and the spend so far (this process).
+struct Bill {
+    classify: fn(&http::Method, &str) -> Option<&'static str>,
+    prices: std::collections::HashMap<&'static str, f64>,
+    spent: std::sync::Mutex<f64>,
+}
+
+impl Bill {
+    fn new(
+        b: &'static keyway_adapter::Billing,
+        overrides: &std::collections::BTreeMap<String, f64>,
+    ) -> Self {
+        let prices = b
+            .prices
+            .iter()
+            .map(|(class, price)| (*class, overrides.get(*class).copied().unwrap_or(*price)))
+            .collect();
+        Self {
+            classify: b.classify,
+            prices,
+            spent: std::sync::Mutex::new(0.0),
+        }
+    }
+
+    /// Counts one answered request (an OEM bills what it answered, not what it refused
+    /// as rate-limited or failed with a server error).
+    fn count(&self, oem: &'static str, method: &http::Method, path: &str, status: u16) {
+        if status == 429 || status >= 500 {
+            return;
+        }
+        let Some(class) = (self.classify)(method, path) else {
+            return;
+        };
+        metrics::inc(
+            "keyway_oem_billable_requests_total",
+            &[("oem", oem), ("class", class)],
+        );
+        let mut spent = crate::sync::lock(&self.spent);
+        *spent += self.prices.get(class).copied().unwrap_or(0.0);
+        metrics::set("keyway_oem_estimated_spend_usd", &[("oem", oem)], *spent);
+    }
 }
 
 impl Policy for Observe {
@@ -203,8 +249,15 @@ impl Policy for Observe {
         req: Request<Bytes>,
     ) -> Result<Response<Bytes>, TransportError> {
         let method = req.method().to_string();
+        let billed = self
+            .bill
+            .as_ref()
+            .map(|_| (req.method().clone(), req.uri().path().to_string()));
         let started = Instant::now();
         let outcome = inner.send(req).await;
+        if let (Some(bill), Some((m, path)), Ok(r)) = (&self.bill, &billed, &outcome) {
+            bill.count(self.oem, m, path, r.status().as_u16());
+        }
         let label = match &outcome {
             Ok(r) => r.status().as_str().to_string(),
             Err(TransportError::Timeout) => "timeout".into(),

@@ -51,6 +51,11 @@ pub trait Adapter: Send + Sync + 'static {
         None
     }
 
+    /// What the OEM bills per request, if it bills (Tesla's Fleet API).
+    fn billing(&self) -> Option<&'static crate::Billing> {
+        None
+    }
+
     /// Starts an asynchronous location read (`location_mode: Async` only).
     async fn request_location(&self, _cx: &Call, _v: &VehicleRef) -> Result<Pending, OemError> {
         not_capable()

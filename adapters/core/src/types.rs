@@ -115,6 +115,16 @@ impl AdapterInfo {
     }
 }
 
+/// What an OEM bills per request, for OEMs that bill (Tesla): each request's class and
+/// the published price per request of each class (configurable per deployment).
+#[derive(Debug)]
+pub struct Billing {
+    /// The class of a request (`data`, `command`, `wake`, …), `None` when not billed.
+    pub classify: fn(&http::Method, &str) -> Option<&'static str>,
+    /// Default price per request of each class, in US dollars.
+    pub prices: &'static [(&'static str, f64)],
+}
+
 /// How a car takes commands, where an OEM has more than one way (Tesla).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct CommandPath {

@@ -66,6 +66,26 @@ pub static INFO: AdapterInfo = AdapterInfo {
     },
 };
 
+/// Fleet API pricing: every request is billed by class — the published prices are
+/// about 500 data requests, 1,000 commands and 50 wake-ups per dollar.
+pub static BILLING: keyway_adapter::Billing = keyway_adapter::Billing {
+    classify: billing_class,
+    prices: &[("data", 0.002), ("command", 0.001), ("wake", 0.02)],
+};
+
+/// The billing class of a Fleet API request (OAuth is not billed).
+fn billing_class(_method: &http::Method, path: &str) -> Option<&'static str> {
+    if !path.starts_with("/api/1/") {
+        None
+    } else if path.ends_with("/wake_up") {
+        Some("wake")
+    } else if path.contains("/command/") || path.ends_with("/signed_command") {
+        Some("command")
+    } else {
+        Some("data")
+    }
+}
+
 /// The Tesla Fleet API adapter for one regional base URL.
 #[derive(Clone, Debug)]
 pub struct TeslaAdapter {
@@ -328,6 +348,10 @@ impl Adapter for TeslaAdapter {
             let _ = self.signing.fleet_status(cx, &self.base, &vins).await;
         }
         Ok(vehicles)
+    }
+
+    fn billing(&self) -> Option<&'static keyway_adapter::Billing> {
+        Some(&BILLING)
     }
 
     fn command_path(&self, oem_id: &str) -> Option<keyway_adapter::CommandPath> {
