@@ -536,6 +536,7 @@ pub async fn link_as_owner(base: &str, token: &str, oem: &str) -> Result<(), Dem
         http: loopback_http(),
         token: Secret::new(token),
         command_id: None,
+        account: None,
     };
     let started = service
         .post_json(

@@ -93,6 +93,7 @@ pub async fn replay(oem: &str, op: Operation, captured: Captured) -> Result<Repl
         }),
         token: Secret::new("replay"),
         command_id: Some("cmd_replay".into()),
+        account: None,
     };
     let v = VehicleRef {
         oem_id: "REPLAY0000000000".into(),

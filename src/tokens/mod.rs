@@ -423,6 +423,7 @@ impl Tokens {
                 http: entry.http.clone(),
                 token,
                 command_id: None,
+                account: Some(account_id.to_string()),
             };
             match op(call(token.clone())).await {
                 Err(OemError::Unauthorized { .. }) => {

@@ -43,6 +43,7 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
         http: loopback_http(),
         token: Secret::new(mock.tokens.issue("owner").access_token),
         command_id: None,
+        account: None,
     };
     let call = |method: Method, path: &str| {
         let req = cx

@@ -61,6 +61,7 @@ impl Harness {
             http: self.http.clone(),
             token: Secret::new(self.mock.access_token()),
             command_id: None,
+            account: None,
         }
     }
 

@@ -140,6 +140,9 @@ pub struct Call {
     pub token: Secret,
     /// The keyway command this call carries out, if any (sent as a correlation header).
     pub command_id: Option<String>,
+    /// The keyway account the token belongs to: adapters may keep per-account facts by
+    /// it (Tesla: the account's region).
+    pub account: Option<String>,
 }
 
 impl Call {

@@ -61,6 +61,7 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
         http: loopback_http(),
         token: Secret::new(mock.access_token()),
         command_id: None,
+        account: None,
     };
     let url = |p: &str| format!("{}{p}", server.url());
     let json = [("content-type", "application/json")];

@@ -86,11 +86,15 @@ fn billing_class(_method: &http::Method, path: &str) -> Option<&'static str> {
     }
 }
 
-/// The Tesla Fleet API adapter for one regional base URL.
+/// The Tesla Fleet API adapter. A Fleet API account lives in one region (NA, EU, CN);
+/// a call to another region answers 421 naming the right base URL, which the adapter
+/// then keeps for that account (in memory: after a restart the first call learns it
+/// again, one extra request) and repeats the call there once — Tesla did not act on it.
 #[derive(Clone, Debug)]
 pub struct TeslaAdapter {
     base: String,
     signing: std::sync::Arc<Signing>,
+    regions: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 impl TeslaAdapter {
@@ -100,6 +104,7 @@ impl TeslaAdapter {
         Self {
             base: base.into(),
             signing: std::sync::Arc::new(Signing::new(None, None)),
+            regions: std::sync::Arc::default(),
         }
     }
 
@@ -110,25 +115,98 @@ impl TeslaAdapter {
         self
     }
 
+    /// The base URL for the call's account: its region's, once learned.
+    fn base_for(&self, cx: &Call) -> String {
+        cx.account
+            .as_ref()
+            .and_then(|a| lock(&self.regions).get(a).cloned())
+            .unwrap_or_else(|| self.base.clone())
+    }
+
+    /// Runs `f` against the account's base URL; after a 421 naming another region (an
+    /// acceptable host: Tesla's, or the configured one's), remembers it for the account
+    /// and runs `f` there once more.
+    async fn regional<T, F, Fut>(&self, cx: &Call, f: F) -> Result<T, OemError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, OemError>>,
+    {
+        match f(self.base_for(cx)).await {
+            Err(e) => match region_of(&e).filter(|u| acceptable_region(&self.base, u)) {
+                Some(url) => {
+                    tracing::info!(oem = "tesla", region = %url, "the account lives in another region");
+                    if let Some(a) = &cx.account {
+                        lock(&self.regions).insert(a.clone(), url.clone());
+                    }
+                    f(url).await
+                }
+                None => Err(e),
+            },
+            ok => ok,
+        }
+    }
+
     /// A REST lock or unlock (pre-2021 Model S/X).
-    async fn send_rest(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
+    async fn send_rest(
+        &self,
+        cx: &Call,
+        base: &str,
+        v: &VehicleRef,
+        c: Command,
+    ) -> Result<Sent, OemError> {
         let verb = match c {
             Command::Lock => "door_lock",
             Command::Unlock => "door_unlock",
         };
         let path = format!("/api/1/vehicles/{}/command/{verb}", v.oem_id);
         let resp = check(
-            cx.post_json(&self.url(&path), &serde_json::json!({}))
+            cx.post_json(&join(base, &path), &serde_json::json!({}))
                 .await?,
             true,
             classify,
         )?;
         parse_command(resp.body())
     }
+}
 
-    fn url(&self, path: &str) -> String {
-        join(&self.base, path)
-    }
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The base URL a 421 names ("user out of region, use base URL: https://…, see …").
+pub fn region_of(e: &OemError) -> Option<String> {
+    let OemError::Upstream {
+        status: 421,
+        detail,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    let rest = &detail[detail.find("base URL")? + "base URL".len()..];
+    let url = rest
+        .split_whitespace()
+        .find(|w| w.starts_with("https://") || w.starts_with("http://"))?;
+    Some(
+        url.trim_end_matches([',', '.', ';'])
+            .trim_end_matches('/')
+            .to_string(),
+    )
+}
+
+/// Whether keyway may follow a 421 to `url`: Tesla's own hosts over HTTPS, or the host
+/// keyway is configured for (a test's second port) — never anywhere else with the token.
+fn acceptable_region(configured: &str, url: &str) -> bool {
+    let host = |u: &str| {
+        let rest = u.split_once("://").map_or(u, |(_, r)| r);
+        rest.split(['/', ':'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let h = host(url);
+    (url.starts_with("https://") && (h.ends_with(".tesla.com") || h.ends_with(".tesla.cn")))
+        || h == host(configured)
 }
 
 // === wire types (only the fields keyway reads; everything else is ignored) ===
@@ -339,13 +417,20 @@ impl Adapter for TeslaAdapter {
     }
 
     async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
-        let resp = check(cx.get(&self.url("/api/1/vehicles")).await?, false, classify)?;
-        let vehicles = parse_vehicles(resp.body())?;
+        let vehicles = self
+            .regional(cx, |base| async move {
+                let url = join(&base, "/api/1/vehicles");
+                parse_vehicles(check(cx.get(&url).await?, false, classify)?.body())
+            })
+            .await?;
         // Which cars need signed commands, learned with the list (one data request);
         // a failure here only leaves it to the first command.
         let vins: Vec<&str> = vehicles.iter().map(|v| v.oem_id.as_str()).collect();
         if !vins.is_empty() {
-            let _ = self.signing.fleet_status(cx, &self.base, &vins).await;
+            let _ = self
+                .signing
+                .fleet_status(cx, &self.base_for(cx), &vins)
+                .await;
         }
         Ok(vehicles)
     }
@@ -371,8 +456,11 @@ impl Adapter for TeslaAdapter {
             "/api/1/vehicles/{}/vehicle_data?endpoints=location_data",
             v.oem_id
         );
-        let resp = check(cx.get(&self.url(&path)).await?, false, classify)?;
-        parse_location(resp.body())
+        self.regional(cx, |base| {
+            let url = join(&base, &path);
+            async move { parse_location(check(cx.get(&url).await?, false, classify)?.body()) }
+        })
+        .await
     }
 
     async fn security(&self, cx: &Call, v: &VehicleRef) -> Result<SecurityState, OemError> {
@@ -380,25 +468,32 @@ impl Adapter for TeslaAdapter {
             "/api/1/vehicles/{}/vehicle_data?endpoints=vehicle_state",
             v.oem_id
         );
-        let resp = check(cx.get(&self.url(&path)).await?, false, classify)?;
-        parse_security(resp.body())
+        self.regional(cx, |base| {
+            let url = join(&base, &path);
+            async move { parse_security(check(cx.get(&url).await?, false, classify)?.body()) }
+        })
+        .await
     }
 
     async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
         let vin = v.oem_id.as_str();
         let lock_to = c == Command::Lock;
-        match self.signing.path(cx, &self.base, vin).await? {
-            Protocol::Signed => self.signing.send(cx, &self.base, vin, lock_to).await,
-            Protocol::Rest => match self.send_rest(cx, v, c).await {
-                // Tesla refused the unsigned command before it reached the car: the car
-                // is signed from now on, and the signed command is its first one.
-                Err(e) if protocol_required(&e) => {
-                    self.signing.learned_signed(vin);
-                    self.signing.send(cx, &self.base, vin, lock_to).await
-                }
-                r => r,
-            },
-        }
+        // A 421 means Tesla did not act: the command is sent once more, in the right region.
+        self.regional(cx, |base| async move {
+            match self.signing.path(cx, &base, vin).await? {
+                Protocol::Signed => self.signing.send(cx, &base, vin, lock_to).await,
+                Protocol::Rest => match self.send_rest(cx, &base, v, c).await {
+                    // Tesla refused the unsigned command before it reached the car: the
+                    // car is signed from now on, and the signed command is its first one.
+                    Err(e) if protocol_required(&e) => {
+                        self.signing.learned_signed(vin);
+                        self.signing.send(cx, &base, vin, lock_to).await
+                    }
+                    r => r,
+                },
+            }
+        })
+        .await
     }
 
     async fn poll(
@@ -415,12 +510,19 @@ impl Adapter for TeslaAdapter {
 
     async fn wake(&self, cx: &Call, v: &VehicleRef) -> Result<(), OemError> {
         let path = format!("/api/1/vehicles/{}/wake_up", v.oem_id);
-        let resp = check(
-            cx.post_json(&self.url(&path), &serde_json::json!({}))
-                .await?,
-            false,
-            classify,
-        )?;
+        let resp = self
+            .regional(cx, |base| {
+                let url = join(&base, &path);
+                async move {
+                    check(
+                        cx.post_json_idempotent(&url, &serde_json::json!({}))
+                            .await?,
+                        false,
+                        classify,
+                    )
+                }
+            })
+            .await?;
         let env: Envelope<WakeState> = parse_json(&resp, Delivered::No)?;
         match env.response.and_then(|r| r.state).as_deref() {
             Some("online") => Ok(()),
@@ -541,6 +643,31 @@ mod tests {
         let s = parse_security(body).unwrap();
         assert_eq!(s.locked, Some(false));
         assert_eq!(s.doors, None);
+    }
+
+    #[test]
+    fn a_421_names_the_region_and_only_tesla_or_the_configured_host_is_followed() {
+        let resp = http::Response::builder()
+            .status(421)
+            .body(Bytes::from(fixture("error_wrong_region_421.json")))
+            .unwrap();
+        let e = classify(&resp, true);
+        assert_eq!(e.delivered(), Delivered::No, "Tesla did not act");
+        let url = region_of(&e).unwrap();
+        assert_eq!(url, "https://fleet-api.prd.eu.vn.cloud.tesla.com");
+        let na = "https://fleet-api.prd.na.vn.cloud.tesla.com";
+        assert!(acceptable_region(na, &url));
+        assert!(!acceptable_region(na, "https://attacker.example"));
+        assert!(!acceptable_region(
+            na,
+            "http://fleet-api.prd.eu.vn.cloud.tesla.com"
+        ));
+        assert!(!acceptable_region(na, "https://tesla.com.attacker.example"));
+        assert!(acceptable_region(
+            "http://127.0.0.1:9001",
+            "http://127.0.0.1:9002"
+        ));
+        assert_eq!(region_of(&OemError::NotFound), None);
     }
 
     proptest! {

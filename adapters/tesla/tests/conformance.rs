@@ -75,6 +75,7 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
         http: loopback_http(),
         token: Secret::new(mock.access_token()),
         command_id: None,
+        account: None,
     };
     let api = format!("{}/api/1/vehicles", server.url());
     let json = [("content-type", "application/json")];
@@ -164,6 +165,7 @@ async fn the_mock_car_verifies_signed_commands_and_refuses_the_rest() {
         http: loopback_http(),
         token: Secret::new(mock.access_token()),
         command_id: None,
+        account: None,
     };
     let url = format!("{}/api/1/vehicles/{vin}/signed_command", server.url());
     let json = [("content-type", "application/json")];
@@ -237,4 +239,51 @@ async fn the_mock_car_verifies_signed_commands_and_refuses_the_rest() {
             .contains("Vehicle Command Protocol required")
     );
     assert!(!mock.locked(vin));
+}
+
+/// An account in another region: the first call meets a 421 naming the account's base
+/// URL, is repeated there, and every later call for the account goes there directly.
+#[tokio::test]
+async fn a_421_moves_the_account_to_its_region_for_every_later_call() {
+    use keyway_adapter::conformance::MockControl;
+    use keyway_adapter::{Adapter, Call, Command, Secret, VehicleRef};
+
+    let vin = "5YJ3E1EA7LF000001";
+    let key = AppKey::generate();
+    let mock = TeslaMock::new(TeslaMockConfig {
+        vehicles: vec![
+            MockVehicle::new(1, vin, "One", 52.52, 13.40).paired_with(&key.public_bytes()),
+        ],
+        ..TeslaMockConfig::default()
+    });
+    mock.register_app_key(&key.public_bytes());
+    let na = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let eu = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    mock.set_region("owner", &eu.url());
+    let adapter = TeslaAdapter::new(na.url()).with_signing(key, None);
+    let cx = Call {
+        http: loopback_http(),
+        token: Secret::new(mock.access_token()),
+        command_id: None,
+        account: Some("acc_eu".into()),
+    };
+    let listed = adapter.vehicles(&cx).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let car = VehicleRef { oem_id: vin.into() };
+    adapter.locate(&cx, &car).await.unwrap();
+    adapter.send(&cx, &car, Command::Unlock).await.unwrap();
+    assert!(!mock.locked(vin));
+    let statuses: Vec<u16> = mock.journal.entries().iter().map(|e| e.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 421).count(),
+        1,
+        "one 421, then the account's region: {statuses:?}"
+    );
+    // Another account of the same adapter still starts at the configured region.
+    let other = Call {
+        account: Some("acc_other".into()),
+        ..cx.clone()
+    };
+    mock.set_region("owner", &na.url());
+    adapter.locate(&other, &car).await.unwrap();
 }

@@ -61,6 +61,7 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
         http: loopback_http(),
         token: Secret::new(mock.access_token()),
         command_id: None,
+        account: None,
     };
     let key = [("vcc-api-key", "vcc-demo-key")];
     let v2 = format!("{}/connected-vehicle/v2/vehicles", server.url());

@@ -302,6 +302,8 @@ pub struct TeslaMock {
     /// Injected faults.
     pub faults: Faults,
     initial: Arc<BTreeMap<String, MockVehicle>>,
+    /// Each account's home region (its base URL), where regions are set.
+    homes: Arc<Mutex<std::collections::HashMap<String, String>>>,
 }
 
 impl TeslaMock {
@@ -351,6 +353,7 @@ impl TeslaMock {
             oauth,
             journal: Journal::default(),
             faults: Faults::default(),
+            homes: Arc::default(),
         }
     }
 
@@ -427,10 +430,35 @@ impl TeslaMock {
     fn authorize(&self, headers: &HeaderMap) -> Result<String, TeslaError> {
         let token = bearer(headers)
             .ok_or_else(|| tesla_error(StatusCode::UNAUTHORIZED, "missing bearer token"))?;
-        self.tokens.check(token).map_err(|e| match e {
+        let account = self.tokens.check(token).map_err(|e| match e {
             AccessDenied::Expired => tesla_error(StatusCode::UNAUTHORIZED, "token expired (401)"),
             AccessDenied::Unknown => tesla_error(StatusCode::UNAUTHORIZED, "invalid bearer token"),
-        })
+        })?;
+        // An account lives in one region: elsewhere Tesla answers 421 with its base URL.
+        if let Some(home) = lock(&self.homes).get(&account) {
+            let here = headers
+                .get(axum::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
+            if !home.ends_with(&format!("//{here}")) {
+                return Err(tesla_error(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    format!(
+                        "user out of region, use base URL: {home}, see https://developer.tesla.com/docs/fleet-api#endpoints-and-regional-requirements"
+                    ),
+                ));
+            }
+        }
+        Ok(account)
+    }
+
+    /// Puts `account` in the region served at `base_url` (one of this mock's servers):
+    /// requests for it to any other server answer 421 naming `base_url`.
+    pub fn set_region(&self, account: &str, base_url: &str) {
+        lock(&self.homes).insert(
+            account.to_string(),
+            base_url.trim_end_matches('/').to_string(),
+        );
     }
 
     /// Runs `f` on an owned car that is awake; 404 / 408 otherwise.
@@ -460,11 +488,14 @@ impl TeslaMock {
 #[derive(Debug)]
 struct TeslaError {
     status: StatusCode,
-    error: &'static str,
+    error: std::borrow::Cow<'static, str>,
 }
 
-fn tesla_error(status: StatusCode, error: &'static str) -> TeslaError {
-    TeslaError { status, error }
+fn tesla_error(status: StatusCode, error: impl Into<std::borrow::Cow<'static, str>>) -> TeslaError {
+    TeslaError {
+        status,
+        error: error.into(),
+    }
 }
 
 impl IntoResponse for TeslaError {
