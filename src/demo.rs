@@ -587,7 +587,7 @@ pub fn banner(d: &Demo) -> String {
     let mut out = String::new();
     out.push_str(&format!("keyway demo is running at {base}\n"));
     out.push_str(&format!(
-        "  Tesla mock:  {}  (inspect: GET /__mock/state)\n",
+        "  Tesla mock:  {}  (inspect: GET /__mock/state; journal: GET /__mock/requests; owner token: POST /__mock/token)\n",
         d.tesla_server.url()
     ));
     out.push_str(&format!(

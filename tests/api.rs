@@ -175,7 +175,8 @@ async fn an_asleep_car_is_woken_then_commanded() {
     let mock = env.demo.tesla.vehicle(&v.oem_id).unwrap();
     assert_eq!(mock.state, Power::Online);
     assert!(mock.locked);
-    assert!(env.demo.tesla.journal.count("POST", "/wake_up") >= 1);
+    // One billed wake-up; the car is then watched with data-priced reads until online.
+    assert_eq!(env.demo.tesla.journal.count("POST", "/wake_up"), 1);
     // The car is on the Vehicle Command Protocol: the handshake met the sleeping car
     // (408), then, awake, a handshake and one signed lock — never a REST command.
     assert_eq!(

@@ -95,7 +95,14 @@ pub struct TeslaAdapter {
     base: String,
     signing: std::sync::Arc<Signing>,
     regions: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    /// When each car was last sent a wake-up (one per [`WAKE_WATCH`]).
+    wakes:
+        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>>,
 }
+
+/// How long after a wake-up keyway only watches the car (a data read) instead of sending
+/// another billed wake-up.
+pub const WAKE_WATCH: Duration = Duration::from_secs(30);
 
 impl TeslaAdapter {
     /// An adapter calling the Fleet API at `base` (e.g. the mock's URL), without an
@@ -105,6 +112,7 @@ impl TeslaAdapter {
             base: base.into(),
             signing: std::sync::Arc::new(Signing::new(None, None)),
             regions: std::sync::Arc::default(),
+            wakes: std::sync::Arc::default(),
         }
     }
 
@@ -509,23 +517,37 @@ impl Adapter for TeslaAdapter {
     }
 
     async fn wake(&self, cx: &Call, v: &VehicleRef) -> Result<(), OemError> {
-        let path = format!("/api/1/vehicles/{}/wake_up", v.oem_id);
+        // A wake-up is billed like ~20 commands: send one, then watch the car come online
+        // with the (data-priced) vehicle read until that wake-up has had its time.
+        let recent = lock(&self.wakes)
+            .get(&v.oem_id)
+            .is_some_and(|t| t.elapsed() < WAKE_WATCH);
+        let path = if recent {
+            format!("/api/1/vehicles/{}", v.oem_id)
+        } else {
+            lock(&self.wakes).insert(v.oem_id.clone(), tokio::time::Instant::now());
+            format!("/api/1/vehicles/{}/wake_up", v.oem_id)
+        };
         let resp = self
             .regional(cx, |base| {
                 let url = join(&base, &path);
                 async move {
-                    check(
+                    let resp = if recent {
+                        cx.get(&url).await?
+                    } else {
                         cx.post_json_idempotent(&url, &serde_json::json!({}))
-                            .await?,
-                        false,
-                        classify,
-                    )
+                            .await?
+                    };
+                    check(resp, false, classify)
                 }
             })
             .await?;
         let env: Envelope<WakeState> = parse_json(&resp, Delivered::No)?;
         match env.response.and_then(|r| r.state).as_deref() {
-            Some("online") => Ok(()),
+            Some("online") => {
+                lock(&self.wakes).remove(&v.oem_id);
+                Ok(())
+            }
             Some("offline") => Err(OemError::Unreachable {
                 detail: "the vehicle is offline".into(),
             }),

@@ -27,7 +27,8 @@
 //!
 //! Test and demo controls live under `/__mock/`: `GET /__mock/state`,
 //! `PATCH /__mock/vehicles/{vin}` (`state`, `locked`, `user_present`, `latitude`,
-//! `longitude`, `heading`, `timing`, `protocol`, `keys`), `POST /__mock/reset`, the
+//! `longitude`, `heading`, `timing`, `protocol`, `keys`), `POST /__mock/reset`,
+//! `POST /__mock/token` (an owner's access token, for calling the mock directly), the
 //! request journal at `/__mock/requests`, and fault injection at `/__mock/faults` (see
 //! the kit's `faults`).
 
@@ -304,6 +305,8 @@ pub struct TeslaMock {
     initial: Arc<BTreeMap<String, MockVehicle>>,
     /// Each account's home region (its base URL), where regions are set.
     homes: Arc<Mutex<std::collections::HashMap<String, String>>>,
+    /// The account `/__mock/token` issues for by default.
+    default_account: Arc<str>,
 }
 
 impl TeslaMock {
@@ -314,6 +317,7 @@ impl TeslaMock {
             .into_iter()
             .map(|v| (v.vin.clone(), v))
             .collect();
+        let default_account_name = config.default_account.clone();
         let tokens = TokenBook::new(config.access_ttl, true);
         let oauth = OAuthServer::new(
             OAuthServerConfig {
@@ -327,7 +331,7 @@ impl TeslaMock {
                     .map(|s| s.to_string())
                     .collect(),
                 require_pkce: true,
-                default_account: config.default_account,
+                default_account: default_account_name.clone(),
                 code_ttl: Duration::from_secs(600),
                 token_exchange: false,
                 refresh_rejection: Rejection {
@@ -354,6 +358,7 @@ impl TeslaMock {
             journal: Journal::default(),
             faults: Faults::default(),
             homes: Arc::default(),
+            default_account: Arc::from(default_account_name.as_str()),
         }
     }
 
@@ -377,6 +382,7 @@ impl TeslaMock {
             .route("/__mock/state", get(controls::inspect))
             .route("/__mock/vehicles/{vin}", patch(controls::steer))
             .route("/__mock/reset", post(controls::reset))
+            .route("/__mock/token", post(controls::token))
             .route("/__mock/tokens/expire", post(controls::expire_tokens))
             .with_state(self.clone())
             .merge(
