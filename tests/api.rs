@@ -953,26 +953,14 @@ async fn signed_teslas_are_commanded_through_signed_command_only() {
             .map(|e| e.note.unwrap_or("command"))
             .collect::<Vec<_>>()
     };
-    let lock = env
-        .post(
-            &format!("/v1/vehicles/{}/lock", v.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let lock = env.act(&v.id, "lock").await;
     assert_eq!(lock.json["status"], "succeeded", "{:#}", lock.json);
     assert_eq!(
         signed_posts(&env),
         ["handshake", "command"],
         "cold: two round trips"
     );
-    let unlock = env
-        .post(
-            &format!("/v1/vehicles/{}/unlock", v.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let unlock = env.act(&v.id, "unlock").await;
     assert_eq!(unlock.json["status"], "succeeded", "{:#}", unlock.json);
     assert_eq!(
         signed_posts(&env),
@@ -991,13 +979,7 @@ async fn signed_teslas_are_commanded_through_signed_command_only() {
     assert_eq!(env.demo.tesla.commands_seen(), 2);
 
     let u = env.unpaired();
-    let a = env
-        .post(
-            &format!("/v1/vehicles/{}/unlock", u.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let a = env.act(&u.id, "unlock").await;
     a.assert_problem(409, "virtual_key_not_paired");
     assert_eq!(a.json["retryable"], false);
     let link = a.json["pairing_url"].as_str().unwrap();
@@ -1014,13 +996,7 @@ async fn signed_teslas_are_commanded_through_signed_command_only() {
     env.demo
         .tesla
         .pair(&u.oem_id, &env.demo.tesla_key.public_bytes());
-    let a = env
-        .post(
-            &format!("/v1/vehicles/{}/unlock", u.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let a = env.act(&u.id, "unlock").await;
     assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
     let d = env
         .get(&format!("/v1/vehicles/{}", u.id), Some(&env.demo.token))

@@ -167,6 +167,16 @@ impl Env {
         self.send(Method::GET, path, token, &[], None).await
     }
 
+    /// `POST /v1/vehicles/{id}/{action}` with the demo token, waiting for the outcome.
+    pub async fn act(&self, vehicle: &str, action: &str) -> Answer {
+        self.post(
+            &format!("/v1/vehicles/{vehicle}/{action}"),
+            &self.demo.token,
+            &[("prefer", "wait=30")],
+        )
+        .await
+    }
+
     pub async fn post(&self, path: &str, token: &str, headers: &[(&str, &str)]) -> Answer {
         self.send(Method::POST, path, Some(token), headers, None)
             .await

@@ -55,6 +55,17 @@ pub struct Harness {
     pub http: crate::Http,
 }
 
+/// A call as the mock's default owner, over loopback (for tests that call a mock
+/// directly, e.g. shape checks).
+pub fn owner_call(mock: &dyn MockControl) -> Call {
+    Call {
+        http: crate::transport::loopback_http(),
+        token: Secret::new(mock.access_token()),
+        command_id: None,
+        account: None,
+    }
+}
+
 impl Harness {
     fn call(&self) -> Call {
         Call {

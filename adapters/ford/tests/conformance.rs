@@ -46,9 +46,8 @@ async fn ford_passes_the_conformance_suite() {
 #[tokio::test]
 async fn the_mock_answers_in_the_fixtures_shapes() {
     use http::Method;
-    use keyway_adapter::conformance::MockControl;
+
     use keyway_adapter::mock::shape::{answer, assert_shape};
-    use keyway_adapter::{Call, Secret};
 
     let vin = "3FMTK3SU0PMA00001";
     let mock = FordMock::new(FordMockConfig {
@@ -57,12 +56,7 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
         ..FordMockConfig::default()
     });
     let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let cx = Call {
-        http: loopback_http(),
-        token: Secret::new(mock.access_token()),
-        command_id: None,
-        account: None,
-    };
+    let cx = keyway_adapter::conformance::owner_call(&mock);
     let url = |p: &str| format!("{}{p}", server.url());
     let json = [("content-type", "application/json")];
     let list = answer(&cx, Method::GET, &url("/v1/vehicles"), &[], "").await;

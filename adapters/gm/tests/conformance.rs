@@ -46,9 +46,8 @@ async fn gm_passes_the_conformance_suite() {
 #[tokio::test]
 async fn the_mock_answers_in_the_fixtures_shapes() {
     use http::Method;
-    use keyway_adapter::conformance::MockControl;
+
     use keyway_adapter::mock::shape::{answer, assert_shape};
-    use keyway_adapter::{Call, Secret};
 
     let vin = "1G1FZ6S09P4000001";
     let mock = GmMock::new(GmMockConfig {
@@ -57,12 +56,7 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
         ..GmMockConfig::default()
     });
     let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let cx = Call {
-        http: loopback_http(),
-        token: Secret::new(mock.access_token()),
-        command_id: None,
-        account: None,
-    };
+    let cx = keyway_adapter::conformance::owner_call(&mock);
     let url = |p: &str| format!("{}{p}", server.url());
     let json = [("content-type", "application/json")];
     let garage = answer(

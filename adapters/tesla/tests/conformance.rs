@@ -57,9 +57,8 @@ async fn tesla_passes_the_conformance_suite_over_rest_for_legacy_cars() {
 #[tokio::test]
 async fn the_mock_answers_in_the_fixtures_shapes() {
     use http::Method;
-    use keyway_adapter::conformance::MockControl;
+
     use keyway_adapter::mock::shape::{answer, assert_shape};
-    use keyway_adapter::{Call, Secret};
 
     let (vin, signed_vin) = ("5YJ3E1EA7LF000001", "5YJYGDEE1MF000002");
     let mock = TeslaMock::new(TeslaMockConfig {
@@ -71,12 +70,7 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
         ..TeslaMockConfig::default()
     });
     let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let cx = Call {
-        http: loopback_http(),
-        token: Secret::new(mock.access_token()),
-        command_id: None,
-        account: None,
-    };
+    let cx = keyway_adapter::conformance::owner_call(&mock);
     let api = format!("{}/api/1/vehicles", server.url());
     let json = [("content-type", "application/json")];
     for (name, method, url) in [
@@ -146,7 +140,7 @@ async fn the_mock_car_verifies_signed_commands_and_refuses_the_rest() {
     use http::Method;
     use keyway_adapter::conformance::MockControl;
     use keyway_adapter::mock::shape::answer;
-    use keyway_adapter::{Call, Secret};
+
     use keyway_tesla::vcp::proto::universal_message::MessageFaultE;
     use keyway_tesla::vcp::session::{Session, handshake};
     use keyway_tesla::vcp::{Domain, RoutableMessage, from_base64, rke_payload, to_base64};
@@ -161,12 +155,7 @@ async fn the_mock_car_verifies_signed_commands_and_refuses_the_rest() {
     });
     mock.set_locked(vin, false);
     let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let cx = Call {
-        http: loopback_http(),
-        token: Secret::new(mock.access_token()),
-        command_id: None,
-        account: None,
-    };
+    let cx = keyway_adapter::conformance::owner_call(&mock);
     let url = format!("{}/api/1/vehicles/{vin}/signed_command", server.url());
     let json = [("content-type", "application/json")];
     let send = |m: &RoutableMessage| {

@@ -47,8 +47,7 @@ async fn volvo_passes_the_conformance_suite() {
 #[tokio::test]
 async fn the_mock_answers_in_the_fixtures_shapes() {
     use http::Method;
-    use keyway_adapter::Call;
-    use keyway_adapter::conformance::MockControl;
+
     use keyway_adapter::mock::shape::{answer, assert_shape};
 
     let vin = "YV1XZK9V0P2000001";
@@ -57,12 +56,7 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
         ..VolvoMockConfig::default()
     });
     let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let cx = Call {
-        http: loopback_http(),
-        token: Secret::new(mock.access_token()),
-        command_id: None,
-        account: None,
-    };
+    let cx = keyway_adapter::conformance::owner_call(&mock);
     let key = [("vcc-api-key", "vcc-demo-key")];
     let v2 = format!("{}/connected-vehicle/v2/vehicles", server.url());
     for (name, method, url) in [
