@@ -19,10 +19,8 @@ use http::{Request, header};
 use keyway_adapter::mock::MockServer;
 use keyway_adapter::transport::loopback_http;
 use keyway_adapter::{Call, Http, Secret};
-use keyway_tesla::mock::MockVehicle;
-use keyway_tesla::{TeslaMock, TeslaMockConfig};
+use keyway_tesla::TeslaMock;
 use rand::RngCore;
-use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -32,10 +30,9 @@ use crate::config::{
     AuthConfig, CommandsConfig, Config, CryptoConfig, HttpConfig, JwtAlgorithm, OemConfig,
 };
 use crate::gateway::Gateway;
+use crate::mocks;
 use crate::server;
 use crate::store::VehicleRecord;
-
-const FLEET: &str = include_str!("../fixtures/demo-fleet.json");
 
 /// Adjusts the demo gateway's configuration before it starts (tests tune limits).
 pub type Configure = Arc<dyn Fn(&mut Config) + Send + Sync>;
@@ -107,41 +104,10 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
     move |source| DemoError::Io { what, source }
 }
 
-#[derive(Deserialize)]
-struct Fleet {
-    tesla: OemFleet,
-    bmw: BmwFleet,
-    volvo: VolvoFleet,
-    gm: VolvoFleet,
-    ford: VolvoFleet,
-    hyundai: VolvoFleet,
-}
-
-/// One OEM's demo cars in the kit's garage model (BMW-style fleets share the shape).
-#[derive(Deserialize)]
-struct VolvoFleet {
-    account: String,
-    vehicles: Vec<keyway_volvo::mock::MockCar>,
-}
-
-const DEMO_VOLVO_KEY: &str = "vcc-demo-key";
-const DEMO_HYUNDAI_STAMP: &str = "spa-demo-stamp";
 /// The demo Tesla whose owner has not paired keyway's key.
-pub const DEMO_UNPAIRED_TESLA: &str = "5YJYGDEE5MF000003";
+pub const DEMO_UNPAIRED_TESLA: &str = mocks::UNPAIRED_TESLA;
 /// The demo's Tesla app domain (pairing links; the public key's well-known path).
 const DEMO_TESLA_APP_DOMAIN: &str = "keyway-demo.example";
-
-#[derive(Deserialize)]
-struct BmwFleet {
-    account: String,
-    vehicles: Vec<keyway_bmw::mock::MockCar>,
-}
-
-#[derive(Deserialize)]
-struct OemFleet {
-    account: String,
-    vehicles: Vec<MockVehicle>,
-}
 
 /// A running demo.
 pub struct Demo {
@@ -266,7 +232,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     for name in ["keyway.db", "keyway.db-wal", "keyway.db-shm"] {
         let _ = std::fs::remove_file(opts.data_dir.join(name));
     }
-    let fleet: Fleet = serde_json::from_str(FLEET).map_err(DemoError::Fleet)?;
+    let fleet = mocks::Fleet::load().map_err(DemoError::Fleet)?;
     let jwt_secret = dev_secret(&opts.data_dir, "dev-jwt-secret", || {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
@@ -288,104 +254,42 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     })?;
     let app_key = keyway_tesla::vcp::AppKey::from_pem(tesla_key.expose())
         .unwrap_or_else(|_| keyway_tesla::vcp::AppKey::generate());
-    let public = app_key.public_bytes();
-    let mut vehicles: Vec<MockVehicle> = fleet
-        .tesla
-        .vehicles
-        .into_iter()
-        .map(|v| {
-            if v.vin == DEMO_UNPAIRED_TESLA {
-                v
-            } else {
-                v.paired_with(&public)
-            }
-        })
-        .collect();
-    for i in 0..opts.extra_vehicles {
-        let mut v = MockVehicle::new(
-            200_000 + i as u64,
-            &format!("5YJ3E1EA0LF{:06}", i % 1_000_000),
-            &format!("Fleet car {i}"),
-            52.0 + (i % 1000) as f64 * 1e-3,
-            13.0 + (i / 1000) as f64 * 1e-3,
-        );
-        v.account = fleet.tesla.account.clone();
-        vehicles.push(v.paired_with(&public));
-    }
-    let tesla = TeslaMock::new(TeslaMockConfig {
+    let settings = mocks::Settings {
+        token_ttl: opts.token_ttl,
         wake_delay: opts.wake_delay,
-        access_ttl: opts.token_ttl,
-        vehicles,
-        client_id: "keyway-demo".into(),
-        client_secret: Some("demo-client-secret".into()),
-        default_account: fleet.tesla.account.clone(),
-    });
-    tesla.register_app_key(&public);
+        stage: opts.bmw_stage,
+        tesla_key: Some(app_key.public_bytes()),
+        extra_teslas: opts.extra_vehicles,
+    };
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let tesla = mocks::tesla(&fleet, &settings);
     let tesla_server = tesla
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .spawn(loopback)
         .await
         .map_err(io("starting the Tesla mock"))?;
-    let bmw = keyway_bmw::BmwMock::new(keyway_bmw::BmwMockConfig {
-        stage: opts.bmw_stage,
-        access_ttl: opts.token_ttl,
-        cars: fleet.bmw.vehicles,
-        client_id: "keyway-demo".into(),
-        client_secret: Some("demo-client-secret".into()),
-        default_account: fleet.bmw.account.clone(),
-    });
+    let bmw = mocks::bmw(&fleet, &settings);
     let bmw_server = bmw
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .spawn(loopback)
         .await
         .map_err(io("starting the BMW mock"))?;
-    let volvo = keyway_volvo::VolvoMock::new(keyway_volvo::VolvoMockConfig {
-        api_key: DEMO_VOLVO_KEY.into(),
-        access_ttl: opts.token_ttl,
-        cars: fleet.volvo.vehicles,
-        client_id: "keyway-demo".into(),
-        client_secret: Some("demo-client-secret".into()),
-        default_account: fleet.volvo.account.clone(),
-    });
+    let volvo = mocks::volvo(&fleet, &settings);
     let volvo_server = volvo
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .spawn(loopback)
         .await
         .map_err(io("starting the Volvo mock"))?;
-    let gm = keyway_gm::GmMock::new(keyway_gm::GmMockConfig {
-        stage: opts.bmw_stage,
-        access_ttl: opts.token_ttl,
-        cars: fleet.gm.vehicles,
-        client_id: "keyway-demo".into(),
-        client_secret: Some("demo-client-secret".into()),
-        default_account: fleet.gm.account.clone(),
-    });
+    let gm = mocks::gm(&fleet, &settings);
     let gm_server = gm
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .spawn(loopback)
         .await
         .map_err(io("starting the GM mock"))?;
-    let ford = keyway_ford::FordMock::new(keyway_ford::FordMockConfig {
-        stage: opts.bmw_stage,
-        access_ttl: opts.token_ttl,
-        cars: fleet.ford.vehicles,
-        client_id: "keyway-demo".into(),
-        client_secret: Some("demo-client-secret".into()),
-        default_account: fleet.ford.account.clone(),
-    });
+    let ford = mocks::ford(&fleet, &settings);
     let ford_server = ford
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .spawn(loopback)
         .await
         .map_err(io("starting the Ford mock"))?;
-    let hyundai = keyway_hyundai::HyundaiMock::new(keyway_hyundai::HyundaiMockConfig {
-        stamp: DEMO_HYUNDAI_STAMP.into(),
-        stage: opts.bmw_stage,
-        access_ttl: opts.token_ttl,
-        cars: fleet.hyundai.vehicles,
-        client_id: "keyway-demo".into(),
-        client_secret: Some("demo-client-secret".into()),
-        default_account: fleet.hyundai.account.clone(),
-        // The demo's Hyundai is on the newer CCS2 protocol.
-        ccs2: vec!["KMHKR81CFNU000001".into()],
-    });
+    let hyundai = mocks::hyundai(&fleet, &settings);
     let hyundai_server = hyundai
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .spawn(loopback)
         .await
         .map_err(io("starting the Hyundai/Kia mock"))?;
 
@@ -403,11 +307,11 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
             OemConfig {
                 api_base_url: server.url(),
                 auth_base_url: None,
-                client_id: "keyway-demo".into(),
-                client_secret: Some(Secret::new("demo-client-secret")),
+                client_id: mocks::CLIENT_ID.into(),
+                client_secret: Some(Secret::new(mocks::CLIENT_SECRET)),
                 api_key: match name {
-                    "volvo" => Some(Secret::new(DEMO_VOLVO_KEY)),
-                    "hyundai" => Some(Secret::new(DEMO_HYUNDAI_STAMP)),
+                    "volvo" => Some(Secret::new(mocks::VOLVO_KEY)),
+                    "hyundai" => Some(Secret::new(mocks::HYUNDAI_STAMP)),
                     _ => None,
                 },
                 timeout_ms: 10_000,

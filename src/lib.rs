@@ -48,6 +48,7 @@ pub mod gateway;
 pub mod grants;
 pub mod ids;
 pub mod metrics;
+pub mod mocks;
 pub mod registry;
 pub mod replay;
 pub mod server;

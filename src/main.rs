@@ -17,8 +17,6 @@ use keyway::config::Config;
 use keyway::demo::{self, DemoOptions};
 use keyway::gateway::Gateway;
 use keyway::server;
-use keyway_tesla::mock::MockVehicle;
-use keyway_tesla::{TeslaMock, TeslaMockConfig};
 
 #[derive(Parser)]
 #[command(
@@ -54,7 +52,7 @@ enum Cmd {
     /// Run one mock OEM alone.
     Mock {
         /// Which OEM.
-        #[arg(value_parser = ["tesla"])]
+        #[arg(value_parser = ["tesla", "bmw", "volvo", "gm", "ford", "hyundai"])]
         oem: String,
         /// Where it listens.
         #[arg(long, default_value = "127.0.0.1:9001")]
@@ -202,26 +200,20 @@ async fn main() -> ExitCode {
             headers,
             file,
         } => replay(&oem, &operation, status, &headers, &file).await,
-        Cmd::Mock { oem: _, listen } => {
+        Cmd::Mock { oem, listen } => {
             init_logs("info");
-            let mock = TeslaMock::new(TeslaMockConfig {
-                vehicles: vec![MockVehicle::new(
-                    1,
-                    "5YJ3E1EA7LF000001",
-                    "Mock One",
-                    52.520008,
-                    13.404954,
-                )],
-                ..TeslaMockConfig::default()
-            });
-            let server = match mock.spawn(listen).await {
-                Ok(s) => s,
-                Err(e) => return fail(format!("listening on {listen}: {e}")),
+            let settings = keyway::mocks::Settings::default();
+            let m = match keyway::mocks::alone(&oem, listen, &settings).await {
+                Ok(m) => m,
+                Err(e) => return fail(e),
             };
-            println!("Tesla mock at {}", server.url());
+            let url = m.server.url();
+            println!("{oem} mock at {url} (the demo fleet's {oem} cars)");
+            println!("  OWNER_TOKEN={}", m.owner_token);
+            println!("  another owner token: curl -s -X POST {url}/__mock/token");
+            println!("  state: GET {url}/__mock/state   journal: GET {url}/__mock/requests");
             println!(
-                "  a token pair for its owner: curl -s -X POST {}/__mock/accounts/owner/tokens",
-                server.url()
+                "  faults: POST {url}/__mock/faults   timing: PUT {url}/__mock/timing (not Tesla: PATCH /__mock/vehicles/VIN)"
             );
             server::signal().await;
             ExitCode::SUCCESS

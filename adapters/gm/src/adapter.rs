@@ -340,9 +340,39 @@ fn location_of(c: &CommandResponse) -> Result<Option<Location>, OemError> {
     }
 }
 
-/// Parses a location command's status answer: `None` while it runs.
+/// Parses a location command's status answer: `None` while it runs. The v3 digital
+/// twin's answer (`GET /veh/datadelivery/digitaltwin/v1/vehicles/{vin}`, as onstarjs2
+/// reads it) is understood too: `telemetry.data.position{lat, lng}`, pending while
+/// `session.updatePending` is `PENDING`.
 pub fn parse_location_status(body: &[u8]) -> Result<Option<Location>, OemError> {
+    let v: serde_json::Value = parse_body(body, Delivered::No)?;
+    if let Some(data) = v.get("telemetry").and_then(|t| t.get("data")) {
+        return digital_twin_location(data);
+    }
     location_of(&command_response(body, Delivered::No)?)
+}
+
+fn digital_twin_location(data: &serde_json::Value) -> Result<Option<Location>, OemError> {
+    let pending = data
+        .pointer("/session/updatePending")
+        .and_then(|p| p.as_str())
+        == Some("PENDING");
+    let Some(p) = data.get("position").filter(|p| !p.is_null()) else {
+        return if pending {
+            Ok(None)
+        } else {
+            Err(no_fix("the digital twin has no position"))
+        };
+    };
+    let lenient = |k: &str| p.get(k).and_then(keyway_adapter::http::lenient_number);
+    let (latitude, longitude) = fix(lenient("lat"), lenient("lng").or_else(|| lenient("long")))?;
+    Ok(Some(Location {
+        latitude,
+        longitude,
+        heading: lenient("heading").filter(|d| (0.0..=360.0).contains(d)),
+        accuracy_m: None,
+        recorded_at: None,
+    }))
 }
 
 /// Maps a non-success answer (GM's error bodies are often empty).
@@ -470,6 +500,20 @@ mod tests {
         assert_eq!(
             parse_vehicles(br#"{"vehicles": {"size": "0"}}"#).unwrap(),
             Vec::new()
+        );
+    }
+
+    #[test]
+    fn the_v3_digital_twin_location_reads() {
+        let l = parse_location_status(&fixture("digital_twin_ready.json"))
+            .unwrap()
+            .unwrap();
+        assert!((l.latitude - 42.331427).abs() < 1e-9);
+        assert!((l.longitude + 83.045754).abs() < 1e-9);
+        assert_eq!(l.recorded_at, None, "no time is invented");
+        assert_eq!(
+            parse_location_status(&fixture("digital_twin_pending.json")),
+            Ok(None)
         );
     }
 

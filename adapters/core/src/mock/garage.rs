@@ -365,7 +365,7 @@ impl<T: GarageMock> MockControl for T {
     fn vehicle_ids(&self) -> Vec<String> {
         self.parts()
             .garage
-            .owned_by("owner")
+            .owned_by(self.parts().oauth.default_account())
             .into_iter()
             .map(|c| c.vin)
             .collect()
@@ -399,7 +399,8 @@ impl<T: GarageMock> MockControl for T {
     }
 
     fn access_token(&self) -> String {
-        self.parts().tokens.issue("owner").access_token
+        let owner = self.parts().oauth.default_account();
+        self.parts().tokens.issue(owner).access_token
     }
 
     fn expire_access_tokens(&self) {

@@ -152,11 +152,17 @@ impl OAuthServer {
         &self.book
     }
 
-    /// The routes, mounted at the OEM's own paths.
+    /// The account that logs in unless the request names another.
+    pub fn default_account(&self) -> &str {
+        &self.config.default_account
+    }
+
+    /// The routes, mounted at the OEM's own paths (and `POST /__mock/token`).
     pub fn routes(&self, authorize_path: &str, token_path: &str) -> Router {
         Router::new()
             .route(authorize_path, get(authorize))
             .route(token_path, post(token))
+            .route("/__mock/token", post(owner_token))
             .with_state(self.clone())
     }
 
@@ -367,4 +373,30 @@ mod tests {
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
+}
+
+#[derive(Deserialize, Default)]
+struct OwnerTokenRequest {
+    account: Option<String>,
+}
+
+/// `POST /__mock/token` (optional `{"account": …}`): a token pair for a car owner
+/// (default: the mock's default account) without the OAuth dance, so another team's
+/// contract tests can call the mock directly.
+async fn owner_token(
+    State(s): State<OAuthServer>,
+    body: Option<axum::Json<OwnerTokenRequest>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let account = body
+        .and_then(|axum::Json(b)| b.account)
+        .unwrap_or_else(|| s.config.default_account.clone());
+    let t = s.book.issue(&account);
+    axum::Json(serde_json::json!({
+        "access_token": t.access_token,
+        "refresh_token": t.refresh_token,
+        "token_type": "Bearer",
+        "account": account,
+    }))
+    .into_response()
 }

@@ -103,22 +103,3 @@ pub(super) async fn reset(State(m): State<TeslaMock>) -> StatusCode {
     m.journal.clear();
     StatusCode::NO_CONTENT
 }
-
-#[derive(Deserialize, Default)]
-pub(super) struct TokenRequest {
-    account: Option<String>,
-}
-
-/// `POST /__mock/token` (optional `{"account": …}`): an access token for the car owner
-/// (default: the mock's default account), so contract tests can call the mock directly.
-pub(super) async fn token(
-    State(m): State<TeslaMock>,
-    body: Option<Json<TokenRequest>>,
-) -> Response {
-    let account = body
-        .and_then(|Json(b)| b.account)
-        .unwrap_or_else(|| m.default_account.to_string());
-    let t = m.tokens.issue(&account);
-    Json(json!({"access_token": t.access_token, "token_type": "Bearer", "account": account}))
-        .into_response()
-}

@@ -28,7 +28,7 @@
 //! Test and demo controls live under `/__mock/`: `GET /__mock/state`,
 //! `PATCH /__mock/vehicles/{vin}` (`state`, `locked`, `user_present`, `latitude`,
 //! `longitude`, `heading`, `timing`, `protocol`, `keys`), `POST /__mock/reset`,
-//! `POST /__mock/token` (an owner's access token, for calling the mock directly), the
+//! `POST /__mock/token` (an owner's token pair, the kit's, for calling the mock directly), the
 //! request journal at `/__mock/requests`, and fault injection at `/__mock/faults` (see
 //! the kit's `faults`).
 
@@ -305,8 +305,8 @@ pub struct TeslaMock {
     initial: Arc<BTreeMap<String, MockVehicle>>,
     /// Each account's home region (its base URL), where regions are set.
     homes: Arc<Mutex<std::collections::HashMap<String, String>>>,
-    /// The account `/__mock/token` issues for by default.
-    default_account: Arc<str>,
+    /// The default account (the conformance suite's owner).
+    owner: Arc<str>,
 }
 
 impl TeslaMock {
@@ -317,7 +317,7 @@ impl TeslaMock {
             .into_iter()
             .map(|v| (v.vin.clone(), v))
             .collect();
-        let default_account_name = config.default_account.clone();
+        let owner = config.default_account.clone();
         let tokens = TokenBook::new(config.access_ttl, true);
         let oauth = OAuthServer::new(
             OAuthServerConfig {
@@ -331,7 +331,7 @@ impl TeslaMock {
                     .map(|s| s.to_string())
                     .collect(),
                 require_pkce: true,
-                default_account: default_account_name.clone(),
+                default_account: config.default_account,
                 code_ttl: Duration::from_secs(600),
                 token_exchange: false,
                 refresh_rejection: Rejection {
@@ -358,7 +358,7 @@ impl TeslaMock {
             journal: Journal::default(),
             faults: Faults::default(),
             homes: Arc::default(),
-            default_account: Arc::from(default_account_name.as_str()),
+            owner: Arc::from(owner.as_str()),
         }
     }
 
@@ -382,7 +382,6 @@ impl TeslaMock {
             .route("/__mock/state", get(controls::inspect))
             .route("/__mock/vehicles/{vin}", patch(controls::steer))
             .route("/__mock/reset", post(controls::reset))
-            .route("/__mock/token", post(controls::token))
             .route("/__mock/tokens/expire", post(controls::expire_tokens))
             .with_state(self.clone())
             .merge(
@@ -533,7 +532,7 @@ impl MockControl for TeslaMock {
         lock(&self.world)
             .vehicles
             .values()
-            .filter(|v| v.account == default_account())
+            .filter(|v| *v.account == *self.owner)
             .map(|v| v.vin.clone())
             .collect()
     }
@@ -570,7 +569,7 @@ impl MockControl for TeslaMock {
     }
 
     fn access_token(&self) -> String {
-        self.tokens.issue(&default_account()).access_token
+        self.tokens.issue(&self.owner).access_token
     }
 
     fn expire_access_tokens(&self) {
