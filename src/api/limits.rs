@@ -32,7 +32,13 @@ pub struct Inbound {
     config: InboundConfig,
     in_flight: Arc<Semaphore>,
     shared: Option<Arc<SharedLimits>>,
+    /// Checks since the limiters were last pruned.
+    checks: std::sync::atomic::AtomicU64,
 }
+
+/// Every this many checks the keyed limiters drop keys whose state is back to fresh
+/// (callers and cars seen once stay in memory no longer than that).
+const PRUNE_EVERY: u64 = 4096;
 
 impl std::fmt::Debug for Inbound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,7 +66,32 @@ impl Inbound {
             config: config.clone(),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             shared,
+            checks: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Counts a check; every [`PRUNE_EVERY`] checks, drops the keys both limiters no
+    /// longer need (a key whose bucket refilled is the same as an absent one).
+    fn tick(&self) {
+        let n = self
+            .checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            self.prune();
+        }
+    }
+
+    /// Drops the keys the limiters no longer need.
+    pub fn prune(&self) {
+        for l in [&self.callers, &self.unlocks] {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+
+    /// How many keys the limiters hold (callers, unlocks).
+    pub fn keys(&self) -> (usize, usize) {
+        (self.callers.len(), self.unlocks.len())
     }
 
     fn refuse(
@@ -104,6 +135,7 @@ impl Inbound {
         {
             return answer.map_err(refuse);
         }
+        self.tick();
         self.callers
             .check_key(&sub.to_string())
             .map_err(|not_until| refuse(not_until.wait_time_from(self.clock.now())))
@@ -128,6 +160,7 @@ impl Inbound {
         {
             return answer.map_err(refuse);
         }
+        self.tick();
         self.unlocks
             .check_key(&vehicle_id.to_string())
             .map_err(|not_until| refuse(not_until.wait_time_from(self.clock.now())))
@@ -191,5 +224,24 @@ mod tests {
         );
         // Another car is unaffected.
         inbound.check_unlock("veh_b").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn callers_seen_once_are_forgotten_once_their_bucket_refilled() {
+        let config = InboundConfig {
+            caller_per_s: 1000,
+            caller_burst: 1,
+            ..InboundConfig::default()
+        };
+        let inbound = Inbound::new(&config, None);
+        for i in 0..(PRUNE_EVERY - 1) {
+            inbound.check_caller(&format!("sub-{i}")).await.unwrap();
+        }
+        assert_eq!(inbound.keys().0, (PRUNE_EVERY - 1) as usize);
+        // One request's state is gone after 1 ms at 1,000/s; wait well past it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The next check is the PRUNE_EVERY-th: the stale keys go, the new one stays.
+        inbound.check_caller("sub-last").await.unwrap();
+        assert!(inbound.keys().0 <= 1, "{:?}", inbound.keys());
     }
 }
