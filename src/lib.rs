@@ -2,10 +2,12 @@
 //! automakers' connected-car APIs.
 //!
 //! A request reads straight through the modules: `api` (parse, authenticate,
-//! authorize, idempotency) → `commands` (record, serialize per car) → `tokens` (a fresh
-//! OEM access token) → the OEM's adapter (translate) → `upstream` (the outbound HTTP
-//! stack) → OEM → adapter (parse, classify) → `commands` (poll until final, record) →
-//! `api` (one JSON shape, or problem+json).
+//! authorize, idempotency) → `commands` (record, serialize per car, take the OEM's
+//! command quota) → `vehicles` (find the record, wake the car) → `tokens` (a fresh OEM
+//! access token) → the OEM's adapter (translate; Tesla: sign) → `upstream` (the
+//! outbound HTTP stack: retry, breaker, quota, concurrency, metering) → OEM → adapter
+//! (parse, classify) → `commands` (poll or observe until final, record, event) → `api`
+//! (one JSON shape, or problem+json).
 //!
 //! # Layout
 //! - [`api`]: the unified HTTP API, problem+json, request ids.
@@ -31,6 +33,8 @@
 //! - [`metrics`]: Prometheus series and `/metrics` rendering.
 //! - [`server`]: serving the API with graceful shutdown.
 //! - [`demo`]: `keyway demo`: mock OEMs, a demo fleet and the gateway in one process.
+//! - [`mocks`]: the six mock OEMs built from the demo fleet (demo, `keyway mock <oem>`).
+//! - [`replay`]: `keyway replay`: one captured OEM answer through an adapter.
 
 pub mod accounts;
 pub mod api;

@@ -2,7 +2,7 @@
 //! refreshed once more when the OEM rejects one mid-call (a 401 means the OEM did not
 //! act, so even a command is safe to replay once).
 //!
-//! Two rules keep rotating refresh tokens from being double-spent:
+//! Three rules keep rotating refresh tokens from being double-spent:
 //! - **single flight per account**: one refresh at a time; callers queue on the
 //!   account's lock and re-check the cache after taking it (the refresh race);
 //! - **persist before use**: the new refresh token is sealed and written to the store
