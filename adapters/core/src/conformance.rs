@@ -368,4 +368,79 @@ pub async fn run_all(h: &Harness) {
     rate_limits_are_recognized(h).await;
     capabilities_match(h).await;
     expired_token(h).await;
+    commands_are_never_repeated_blindly(h).await;
+}
+
+/// The no-double-send rule at the adapter's edge: the request that carries a command is
+/// never marked safe to repeat, and a 5xx or a connection reset on it leaves the outcome
+/// `Delivered::Unknown` (so the core reconciles instead of sending again).
+pub async fn commands_are_never_repeated_blindly(h: &Harness) {
+    use crate::mock::{Action, Fault};
+    use std::sync::{Arc, Mutex};
+    let v = h.first_vehicle();
+    h.mock.set_awake(&v.oem_id);
+    h.mock.set_refusing(&v.oem_id, false);
+    // A first command warms whatever the adapter keeps (sessions, paths).
+    drive(h.adapter.as_ref(), &h.call(), &v, Command::Lock)
+        .await
+        .expect("a warm-up lock");
+    let seen: Arc<Mutex<Vec<(String, String, bool)>>> = Arc::default();
+    let (inner, log) = (h.http.clone(), seen.clone());
+    let recording = crate::Http::from_fn(move |req: http::Request<bytes::Bytes>| {
+        let idempotent = req.extensions().get::<crate::http::Idempotent>().is_some();
+        log.lock().unwrap_or_else(|e| e.into_inner()).push((
+            req.method().to_string(),
+            req.uri().path().to_string(),
+            idempotent,
+        ));
+        let inner = inner.clone();
+        async move { inner.send(req).await }
+    });
+    let cx = Call {
+        http: recording,
+        ..h.call()
+    };
+    h.adapter
+        .send(&cx, &v, Command::Unlock)
+        .await
+        .expect("an unlock");
+    let (method, path, idempotent) = seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .rev()
+        .find(|(m, _, _)| m == "POST" || m == "PUT")
+        .cloned()
+        .expect("a command is sent with POST or PUT");
+    assert!(
+        !idempotent,
+        "{method} {path} carries a command: never marked idempotent"
+    );
+    for action in [
+        Action::Status {
+            status: 503,
+            body: None,
+            retry_after: None,
+        },
+        Action::Status {
+            status: 500,
+            body: None,
+            retry_after: None,
+        },
+        Action::ResetAfter,
+    ] {
+        h.mock
+            .faults()
+            .add(Fault::on(&path, action.clone()).times(1));
+        let result = h.adapter.send(&h.call(), &v, Command::Unlock).await;
+        h.mock.faults().clear();
+        match result {
+            Err(e) => assert_eq!(
+                e.delivered(),
+                crate::Delivered::Unknown,
+                "{action:?} on {path}: the command may have run, got {e:?}"
+            ),
+            Ok(s) => panic!("{action:?} on {path} must not read as sent: {s:?}"),
+        }
+    }
 }
