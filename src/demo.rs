@@ -236,7 +236,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     let jwt_secret = dev_secret(&opts.data_dir, "dev-jwt-secret", || {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(bytes)
     })?;
     let token_key = dev_secret(&opts.data_dir, "dev-token-key", || {
         crate::crypto::generate_key().unwrap_or_default()

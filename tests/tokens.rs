@@ -132,10 +132,7 @@ async fn states_are_random_single_use_bound_and_expiring() {
     let state = "an-expired-state";
     let hash: String = {
         use sha2::Digest;
-        sha2::Sha256::digest(state.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(sha2::Sha256::digest(state.as_bytes()))
     };
     env.demo
         .gateway

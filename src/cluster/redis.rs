@@ -288,7 +288,7 @@ impl Script {
     pub fn new(source: &'static str) -> Self {
         let digest =
             ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, source.as_bytes());
-        let sha = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let sha = hex::encode(digest.as_ref());
         Self { source, sha }
     }
 }

@@ -64,12 +64,7 @@ pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
     ctx.update(t.to_string().as_bytes());
     ctx.update(b".");
     ctx.update(body);
-    let tag: String = ctx
-        .sign()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let tag = hex::encode(ctx.sign().as_ref());
     format!("t={t},v1={tag}")
 }
 
@@ -116,16 +111,9 @@ pub fn verify(
     let mut msg = t.to_string().into_bytes();
     msg.push(b'.');
     msg.extend_from_slice(body);
-    let ok = tags.iter().any(|tag| {
-        let bytes: Option<Vec<u8>> = (0..tag.len())
-            .step_by(2)
-            .map(|i| {
-                tag.get(i..i + 2)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            })
-            .collect();
-        bytes.is_some_and(|b| hmac::verify(&key, &msg, &b).is_ok())
-    });
+    let ok = tags
+        .iter()
+        .any(|tag| hex::decode(tag).is_ok_and(|b| hmac::verify(&key, &msg, &b).is_ok()));
     if ok {
         Ok(())
     } else {

@@ -689,7 +689,7 @@ pub fn audit_hash(prev_hash: &str, seq: i64, e: &AuditEntry) -> String {
             None => h.update([0u8]),
         }
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h.finalize())
 }
 
 /// The `prev_hash` of the first audit row.
