@@ -35,6 +35,8 @@ pub struct VehicleDomain {
     clock_base: u32,
     keychain: Vec<Vec<u8>>,
     counters: HashMap<Vec<u8>, u32>,
+    /// The session key agreed with each signer (ECDH once per key, as a car keeps it).
+    keys: HashMap<Vec<u8>, crypto::SessionKey>,
 }
 
 impl VehicleDomain {
@@ -54,6 +56,7 @@ impl VehicleDomain {
             clock_base: 2_600,
             keychain: Vec::new(),
             counters: HashMap::new(),
+            keys: HashMap::new(),
         }
     }
 
@@ -187,7 +190,15 @@ impl VehicleDomain {
         if !self.is_enrolled(signer) {
             return Err(F::MessagefaultErrorUnknownKeyId);
         }
-        let theirs = crypto::decode_public(signer).ok_or(F::MessagefaultErrorDecoding)?;
+        let k = match self.keys.get(signer) {
+            Some(k) => k.clone(),
+            None => {
+                let theirs = crypto::decode_public(signer).ok_or(F::MessagefaultErrorDecoding)?;
+                let k = crypto::session_key(&self.secret, &theirs);
+                self.keys.insert(signer.to_vec(), k.clone());
+                k
+            }
+        };
         let Some(signatures::signature_data::SigType::HmacPersonalizedData(h)) =
             request.signature_data()
         else {
@@ -203,7 +214,6 @@ impl VehicleDomain {
         if h.expires_at > now + MAX_TTL_S {
             return Err(F::MessagefaultErrorTimeToLiveTooLong);
         }
-        let k = crypto::session_key(&self.secret, &theirs);
         let metadata = command_metadata(
             self.domain,
             &self.vin,
