@@ -59,6 +59,9 @@ pub struct DemoOptions {
     pub bmw_stage: Duration,
     /// Longest pause between polls of an asynchronous command.
     pub command_poll: Duration,
+    /// Where the Tesla mock listens (default: a free loopback port; benchmarks put a
+    /// proxy in front of it and need to know where).
+    pub tesla_listen: Option<SocketAddr>,
 }
 
 impl Default for DemoOptions {
@@ -73,6 +76,7 @@ impl Default for DemoOptions {
             extra_vehicles: 0,
             bmw_stage: Duration::from_secs(1),
             command_poll: Duration::from_secs(1),
+            tesla_listen: None,
         }
     }
 }
@@ -264,7 +268,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let tesla = mocks::tesla(&fleet, &settings);
     let tesla_server = tesla
-        .spawn(loopback)
+        .spawn(opts.tesla_listen.unwrap_or(loopback))
         .await
         .map_err(io("starting the Tesla mock"))?;
     let bmw = mocks::bmw(&fleet, &settings);

@@ -52,6 +52,13 @@ enum Cmd {
         /// Where to write env.json and the wrk scripts.
         #[arg(long)]
         out: PathBuf,
+        /// Where the Tesla mock listens (default: any free port).
+        #[arg(long)]
+        tesla_mock_listen: Option<std::net::SocketAddr>,
+        /// The Fleet API base keyway calls (default: the mock; a proxy in front of it
+        /// puts a fast static OEM in another process on the read path).
+        #[arg(long)]
+        tesla_api: Option<String>,
     },
     /// Fixed-rate load: prints JSON with latency percentiles.
     Load {
@@ -260,14 +267,25 @@ async fn burst(
     println!("{}", summary(lat, ok, errors, start.elapsed()));
 }
 
-async fn env(listen: std::net::SocketAddr, data_dir: PathBuf, vehicles: usize, out: PathBuf) {
+async fn env(
+    listen: std::net::SocketAddr,
+    data_dir: PathBuf,
+    vehicles: usize,
+    out: PathBuf,
+    tesla_mock_listen: Option<std::net::SocketAddr>,
+    tesla_api: Option<String>,
+) {
     std::fs::create_dir_all(&out).expect("out dir");
     let opts = DemoOptions {
         listen,
         data_dir,
         wake_delay: Duration::ZERO,
         extra_vehicles: vehicles,
-        configure: Some(Arc::new(|c: &mut keyway::config::Config| {
+        tesla_listen: tesla_mock_listen,
+        configure: Some(Arc::new(move |c: &mut keyway::config::Config| {
+            if let (Some(api), Some(t)) = (&tesla_api, c.oems.get_mut("tesla")) {
+                t.api_base_url = api.clone();
+            }
             c.inbound.caller_per_s = 10_000_000;
             c.inbound.caller_burst = 10_000_000;
             c.inbound.unlocks_per_vehicle_per_min = 10_000_000;
@@ -377,7 +395,19 @@ async fn main() {
             data_dir,
             vehicles,
             out,
-        } => env(listen, data_dir, vehicles, out).await,
+            tesla_mock_listen,
+            tesla_api,
+        } => {
+            env(
+                listen,
+                data_dir,
+                vehicles,
+                out,
+                tesla_mock_listen,
+                tesla_api,
+            )
+            .await
+        }
         Cmd::Load {
             url,
             paths,
