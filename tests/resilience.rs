@@ -363,6 +363,39 @@ async fn a_thousand_concurrent_locates_of_one_car_make_one_upstream_call() {
 }
 
 #[tokio::test]
+async fn a_reader_that_goes_away_does_not_strand_the_one_waiting_for_its_read() {
+    let env = Env::start_with(tuned).await;
+    env.demo.tesla.faults.add(Fault::on(
+        "/vehicle_data",
+        Action::Latency {
+            ms: 300,
+            min_ms: None,
+            max_ms: None,
+        },
+    ));
+    let path = format!("/v1/vehicles/{}/location", env.online().id);
+    let read = |env: &Env| {
+        let (client, base, token, path) = (
+            env.client.clone(),
+            env.base(),
+            env.demo.token.clone(),
+            path.clone(),
+        );
+        tokio::spawn(async move {
+            send(&client, &base, Method::GET, &path, Some(&token), &[], None).await
+        })
+    };
+    // The first caller leads the read, the second waits for it; then the first hangs up.
+    let leader = read(&env);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let follower = read(&env);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    leader.abort();
+    let answer = follower.await.unwrap();
+    assert_eq!(answer.status, 200, "{:#}", answer.json);
+}
+
+#[tokio::test]
 async fn two_concurrent_commands_to_one_car_are_serialized() {
     let env = Env::start_with(tuned).await;
     env.demo.tesla.faults.add(Fault::on(
