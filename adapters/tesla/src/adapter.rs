@@ -20,6 +20,7 @@ use keyway_adapter::{
 use serde::Deserialize;
 use std::time::Duration;
 
+use crate::region::{acceptable_region, region_of};
 use crate::signing::{Protocol, Signing, protocol_required};
 use crate::vcp::AppKey;
 use time::OffsetDateTime;
@@ -179,42 +180,6 @@ impl TeslaAdapter {
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The base URL a 421 names ("user out of region, use base URL: https://…, see …").
-pub fn region_of(e: &OemError) -> Option<String> {
-    let OemError::Upstream {
-        status: 421,
-        detail,
-        ..
-    } = e
-    else {
-        return None;
-    };
-    let rest = &detail[detail.find("base URL")? + "base URL".len()..];
-    let url = rest
-        .split_whitespace()
-        .find(|w| w.starts_with("https://") || w.starts_with("http://"))?;
-    Some(
-        url.trim_end_matches([',', '.', ';'])
-            .trim_end_matches('/')
-            .to_string(),
-    )
-}
-
-/// Whether keyway may follow a 421 to `url`: Tesla's own hosts over HTTPS, or the host
-/// keyway is configured for (a test's second port) — never anywhere else with the token.
-fn acceptable_region(configured: &str, url: &str) -> bool {
-    let host = |u: &str| {
-        let rest = u.split_once("://").map_or(u, |(_, r)| r);
-        rest.split(['/', ':'])
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase()
-    };
-    let h = host(url);
-    (url.starts_with("https://") && (h.ends_with(".tesla.com") || h.ends_with(".tesla.cn")))
-        || h == host(configured)
 }
 
 // === wire types (only the fields keyway reads; everything else is ignored) ===
@@ -665,31 +630,6 @@ mod tests {
         let s = parse_security(body).unwrap();
         assert_eq!(s.locked, Some(false));
         assert_eq!(s.doors, None);
-    }
-
-    #[test]
-    fn a_421_names_the_region_and_only_tesla_or_the_configured_host_is_followed() {
-        let resp = http::Response::builder()
-            .status(421)
-            .body(Bytes::from(fixture("error_wrong_region_421.json")))
-            .unwrap();
-        let e = classify(&resp, true);
-        assert_eq!(e.delivered(), Delivered::No, "Tesla did not act");
-        let url = region_of(&e).unwrap();
-        assert_eq!(url, "https://fleet-api.prd.eu.vn.cloud.tesla.com");
-        let na = "https://fleet-api.prd.na.vn.cloud.tesla.com";
-        assert!(acceptable_region(na, &url));
-        assert!(!acceptable_region(na, "https://attacker.example"));
-        assert!(!acceptable_region(
-            na,
-            "http://fleet-api.prd.eu.vn.cloud.tesla.com"
-        ));
-        assert!(!acceptable_region(na, "https://tesla.com.attacker.example"));
-        assert!(acceptable_region(
-            "http://127.0.0.1:9001",
-            "http://127.0.0.1:9002"
-        ));
-        assert_eq!(region_of(&OemError::NotFound), None);
     }
 
     proptest! {
