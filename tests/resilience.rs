@@ -338,19 +338,7 @@ async fn a_thousand_concurrent_locates_of_one_car_make_one_upstream_call() {
         "keyway_read_cache_total",
         &[("read", "location"), ("result", "coalesced")],
     );
-    let tasks: Vec<_> = (0..1000)
-        .map(|_| {
-            let (client, base, token, path) = (
-                env.client.clone(),
-                env.base(),
-                env.demo.token.clone(),
-                path.clone(),
-            );
-            tokio::spawn(async move {
-                send(&client, &base, Method::GET, &path, Some(&token), &[], None).await
-            })
-        })
-        .collect();
+    let tasks: Vec<_> = (0..1000).map(|_| env.spawn_get(&path)).collect();
     for t in tasks {
         assert_eq!(t.await.unwrap().status, 200);
     }
@@ -374,21 +362,10 @@ async fn a_reader_that_goes_away_does_not_strand_the_one_waiting_for_its_read() 
         },
     ));
     let path = format!("/v1/vehicles/{}/location", env.online().id);
-    let read = |env: &Env| {
-        let (client, base, token, path) = (
-            env.client.clone(),
-            env.base(),
-            env.demo.token.clone(),
-            path.clone(),
-        );
-        tokio::spawn(async move {
-            send(&client, &base, Method::GET, &path, Some(&token), &[], None).await
-        })
-    };
     // The first caller leads the read, the second waits for it; then the first hangs up.
-    let leader = read(&env);
+    let leader = env.spawn_get(&path);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let follower = read(&env);
+    let follower = env.spawn_get(&path);
     tokio::time::sleep(Duration::from_millis(50)).await;
     leader.abort();
     let answer = follower.await.unwrap();
@@ -505,10 +482,10 @@ async fn two_thousand_mixed_requests_with_seeded_faults_never_duplicate_a_comman
             *statuses.entry(a.status.as_u16()).or_default() += 1;
             if method == Method::POST {
                 let id = a.json["id"].as_str().or(a.json["command_id"].as_str());
-                command_ids.push(
-                    id.expect("every command answer names its command")
-                        .to_string(),
-                );
+                let id = id.unwrap_or_else(|| {
+                    panic!("every command answer names its command: {:#}", a.json)
+                });
+                command_ids.push(id.to_string());
             }
         }
     }

@@ -70,6 +70,11 @@ const CASES: &[(&str, &str, &str)] = &[
     ("GET", "/readyz", "public"),
     ("GET", "/openapi.json", "public"),
     ("GET", "/metrics", "public"),
+    (
+        "GET",
+        "/.well-known/appspecific/com.tesla.3p.public-key.pem",
+        "public: the application's public key",
+    ),
 ];
 
 #[test]

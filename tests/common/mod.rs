@@ -167,6 +167,19 @@ impl Env {
         self.send(Method::GET, path, token, &[], None).await
     }
 
+    /// `GET path` with the demo token, in its own task (to overlap requests).
+    pub fn spawn_get(&self, path: &str) -> tokio::task::JoinHandle<Answer> {
+        let (client, base, token, path) = (
+            self.client.clone(),
+            self.base(),
+            self.demo.token.clone(),
+            path.to_string(),
+        );
+        tokio::spawn(async move {
+            send(&client, &base, Method::GET, &path, Some(&token), &[], None).await
+        })
+    }
+
     /// `POST /v1/vehicles/{id}/{action}` with the demo token, waiting for the outcome.
     pub async fn act(&self, vehicle: &str, action: &str) -> Answer {
         self.post(
