@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
-use keyway_adapter::Call;
-use keyway_adapter::Secret;
 use keyway_adapter::mock::shape::differences;
-use keyway_adapter::transport::loopback_http;
 use keyway_bmw::mock::MockCar;
 use keyway_bmw::{BmwMock, BmwMockConfig};
 use serde_json::Value;
@@ -39,12 +36,7 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
         ..BmwMockConfig::default()
     });
     let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let cx = Call {
-        http: loopback_http(),
-        token: Secret::new(mock.tokens.issue("owner").access_token),
-        command_id: None,
-        account: None,
-    };
+    let cx = keyway_adapter::conformance::owner_call(&mock);
     let call = |method: Method, path: &str| {
         let req = cx
             .request(method, &format!("{}{path}", server.url()))

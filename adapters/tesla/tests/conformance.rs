@@ -132,6 +132,20 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
     assert_shape("tesla", "fleet_status.json", &status);
 }
 
+/// A mock with one signed car that knows a fresh application key (registered with the
+/// mock as the app's key).
+fn one_paired_car(vin: &str) -> (AppKey, TeslaMock) {
+    let key = AppKey::generate();
+    let mock = TeslaMock::new(TeslaMockConfig {
+        vehicles: vec![
+            MockVehicle::new(1, vin, "One", 52.52, 13.40).paired_with(&key.public_bytes()),
+        ],
+        ..TeslaMockConfig::default()
+    });
+    mock.register_app_key(&key.public_bytes());
+    (key, mock)
+}
+
 /// The mock car verifies signed commands over HTTP as the specification says: a signed
 /// lock runs; the same message again (a replay), an unsigned message and a message from
 /// an unknown key are refused with the specification's faults; REST is refused.
@@ -146,13 +160,7 @@ async fn the_mock_car_verifies_signed_commands_and_refuses_the_rest() {
     use keyway_tesla::vcp::{Domain, RoutableMessage, from_base64, rke_payload, to_base64};
 
     let vin = "5YJ3E1EA7LF000001";
-    let key = AppKey::generate();
-    let mock = TeslaMock::new(TeslaMockConfig {
-        vehicles: vec![
-            MockVehicle::new(1, vin, "One", 52.52, 13.40).paired_with(&key.public_bytes()),
-        ],
-        ..TeslaMockConfig::default()
-    });
+    let (key, mock) = one_paired_car(vin);
     mock.set_locked(vin, false);
     let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let cx = keyway_adapter::conformance::owner_call(&mock);
@@ -238,14 +246,7 @@ async fn a_421_moves_the_account_to_its_region_for_every_later_call() {
     use keyway_adapter::{Adapter, Call, Command, Secret, VehicleRef};
 
     let vin = "5YJ3E1EA7LF000001";
-    let key = AppKey::generate();
-    let mock = TeslaMock::new(TeslaMockConfig {
-        vehicles: vec![
-            MockVehicle::new(1, vin, "One", 52.52, 13.40).paired_with(&key.public_bytes()),
-        ],
-        ..TeslaMockConfig::default()
-    });
-    mock.register_app_key(&key.public_bytes());
+    let (key, mock) = one_paired_car(vin);
     let na = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let eu = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
     mock.set_region("owner", &eu.url());
