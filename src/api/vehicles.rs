@@ -39,11 +39,11 @@ fn view(gw: &Gateway, v: &VehicleRecord) -> Value {
         "vin": v.vin,
         "capabilities": capabilities,
     });
-    // Tesla: signed (Vehicle Command Protocol) or REST, and whether the car knows
-    // keyway's key — as far as keyway has learned it (vehicle sync or a command).
-    if v.oem == "tesla" {
-        out["command_protocol"] = json!(path.map(|p| p.protocol));
-        out["key_paired"] = json!(path.and_then(|p| p.key_paired));
+    // OEMs with more than one command path (Tesla: signed or REST, and whether the car
+    // knows keyway's key) — as far as keyway has learned it (vehicle sync or a command).
+    if let Some(p) = path {
+        out["command_protocol"] = json!(p.protocol);
+        out["key_paired"] = json!(p.key_paired);
     }
     out
 }

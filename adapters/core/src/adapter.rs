@@ -46,7 +46,7 @@ pub trait Adapter: Send + Sync + 'static {
     async fn wake(&self, cx: &Call, v: &VehicleRef) -> Result<(), OemError>;
 
     /// How this car takes commands, as far as the adapter knows now (Tesla: signed or
-    /// REST, and whether the car knows keyway's key). `None`: nothing to say.
+    /// REST, and whether the car knows keyway's key). `None`: the OEM has one way only.
     fn command_path(&self, _oem_id: &str) -> Option<crate::CommandPath> {
         None
     }

@@ -128,8 +128,8 @@ pub struct Billing {
 /// How a car takes commands, where an OEM has more than one way (Tesla).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct CommandPath {
-    /// `signed` (Tesla's Vehicle Command Protocol) or `rest`.
-    pub protocol: &'static str,
+    /// `signed` (Tesla's Vehicle Command Protocol) or `rest`; `None` until known.
+    pub protocol: Option<&'static str>,
     /// Whether the car knows keyway's key (signed cars; `None` until known).
     pub key_paired: Option<bool>,
 }

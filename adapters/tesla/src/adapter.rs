@@ -413,15 +413,14 @@ impl Adapter for TeslaAdapter {
     }
 
     fn command_path(&self, oem_id: &str) -> Option<keyway_adapter::CommandPath> {
-        self.signing
-            .status(oem_id)
-            .map(|s| keyway_adapter::CommandPath {
-                protocol: match s.protocol {
-                    Protocol::Signed => "signed",
-                    Protocol::Rest => "rest",
-                },
-                key_paired: s.key_paired,
-            })
+        let s = self.signing.status(oem_id);
+        Some(keyway_adapter::CommandPath {
+            protocol: s.map(|s| match s.protocol {
+                Protocol::Signed => "signed",
+                Protocol::Rest => "rest",
+            }),
+            key_paired: s.and_then(|s| s.key_paired),
+        })
     }
 
     async fn locate(&self, cx: &Call, v: &VehicleRef) -> Result<Location, OemError> {
