@@ -8,6 +8,7 @@
 //! stable: a car the OEM lists again keeps the id callers already use, and an account
 //! a relink has replaced (no vehicles left) is removed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use keyway_adapter::Secret;
@@ -15,11 +16,15 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::auth::Caller;
+use crate::crypto::Sealer;
 use crate::error::{ApiError, Code};
-use crate::gateway::Gateway;
 use crate::ids;
+use crate::registry::Registry;
+use crate::store::Store;
 use crate::store::{AccountRecord, AccountStatus, LinkState, VehicleRecord, now};
+use crate::tokens::Tokens;
 use crate::tokens::oauth;
+use crate::vehicles::Fleet;
 
 /// How long an authorization may take.
 pub const LINK_TTL: Duration = Duration::from_secs(600);
@@ -57,203 +62,233 @@ fn verifier_aad(hash: &str) -> String {
 }
 
 /// The redirect URI keyway registers with every OEM.
-pub fn redirect_uri(gw: &Gateway) -> String {
-    format!("{}/v1/oauth/callback", gw.config.public_url())
+pub fn redirect_uri(public_url: &str) -> String {
+    format!("{public_url}/v1/oauth/callback")
 }
 
-fn enabled<'a>(gw: &'a Gateway, oem: &str) -> Result<&'a crate::registry::Oem, ApiError> {
-    gw.registry.get(oem).ok_or_else(|| {
-        let mut ids: Vec<&str> = gw.registry.ids().collect();
-        ids.sort_unstable();
-        ApiError::invalid(format!(
-            "the OEM {oem:?} is not enabled on this gateway (enabled: {})",
-            ids.join(", ")
-        ))
-    })
+/// Account linking and its parts.
+pub struct Accounts {
+    redirect_uri: String,
+    registry: Arc<Registry>,
+    store: Arc<dyn Store>,
+    sealer: Arc<Sealer>,
+    tokens: Arc<Tokens>,
+    fleet: Arc<Fleet>,
 }
 
-/// Starts linking an account of `oem` for `caller`.
-pub async fn start(gw: &Gateway, caller: &Caller, oem: &str) -> Result<LinkStart, ApiError> {
-    caller.require_unrestricted("link accounts")?;
-    let entry = enabled(gw, oem)?;
-    let redirect = redirect_uri(gw);
-    let auth = oauth::authorization(entry, &redirect)?;
-    let hash = state_hash(auth.state.expose());
-    let created_at = now();
-    let expires_at = created_at + LINK_TTL;
-    gw.store
-        .put_link_state(&LinkState {
-            state_hash: hash.clone(),
-            oem: oem.to_string(),
-            // The account will belong to the caller's tenant.
-            caller: caller.tenant.clone(),
-            verifier: gw
-                .sealer
-                .seal(&auth.verifier, &verifier_aad(&hash))
-                .map_err(ApiError::internal)?,
-            redirect_uri: redirect,
-            created_at,
+impl Accounts {
+    /// Accounts linked through `<public_url>/v1/oauth/callback`.
+    pub fn new(
+        public_url: &str,
+        registry: Arc<Registry>,
+        store: Arc<dyn Store>,
+        sealer: Arc<Sealer>,
+        tokens: Arc<Tokens>,
+        fleet: Arc<Fleet>,
+    ) -> Self {
+        Self {
+            redirect_uri: redirect_uri(public_url),
+            registry,
+            store,
+            sealer,
+            tokens,
+            fleet,
+        }
+    }
+
+    fn enabled(&self, oem: &str) -> Result<&crate::registry::Oem, ApiError> {
+        self.registry.get(oem).ok_or_else(|| {
+            let mut ids: Vec<&str> = self.registry.ids().collect();
+            ids.sort_unstable();
+            ApiError::invalid(format!(
+                "the OEM {oem:?} is not enabled on this gateway (enabled: {})",
+                ids.join(", ")
+            ))
+        })
+    }
+
+    /// Starts linking an account of `oem` for `caller`.
+    pub async fn start(&self, caller: &Caller, oem: &str) -> Result<LinkStart, ApiError> {
+        caller.require_unrestricted("link accounts")?;
+        let entry = self.enabled(oem)?;
+        let redirect = self.redirect_uri.clone();
+        let auth = oauth::authorization(entry, &redirect)?;
+        let hash = state_hash(auth.state.expose());
+        let created_at = now();
+        let expires_at = created_at + LINK_TTL;
+        self.store
+            .put_link_state(&LinkState {
+                state_hash: hash.clone(),
+                oem: oem.to_string(),
+                // The account will belong to the caller's tenant.
+                caller: caller.tenant.clone(),
+                verifier: self
+                    .sealer
+                    .seal(&auth.verifier, &verifier_aad(&hash))
+                    .map_err(ApiError::internal)?,
+                redirect_uri: redirect,
+                created_at,
+                expires_at,
+            })
+            .await?;
+        tracing::info!(oem, caller = %caller.sub, "account link started");
+        Ok(LinkStart {
+            authorization_url: auth.url,
+            state: auth.state,
             expires_at,
         })
-        .await?;
-    tracing::info!(oem, caller = %caller.sub, "account link started");
-    Ok(LinkStart {
-        authorization_url: auth.url,
-        state: auth.state,
-        expires_at,
-    })
-}
+    }
 
-/// Completes a link from the OEM's redirect: exchanges the code, stores the sealed
-/// tokens, discovers the vehicles.
-pub async fn complete(
-    gw: &Gateway,
-    cb: Callback,
-) -> Result<(AccountRecord, Vec<VehicleRecord>), ApiError> {
-    let state = cb
-        .state
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::invalid("the callback has no state"))?;
-    let hash = state_hash(&state);
-    let link =
-        gw.store.take_link_state(&hash).await?.ok_or_else(|| {
+    /// Completes a link from the OEM's redirect: exchanges the code, stores the sealed
+    /// tokens, discovers the vehicles.
+    pub async fn complete(
+        &self,
+        cb: Callback,
+    ) -> Result<(AccountRecord, Vec<VehicleRecord>), ApiError> {
+        let state = cb
+            .state
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::invalid("the callback has no state"))?;
+        let hash = state_hash(&state);
+        let link = self.store.take_link_state(&hash).await?.ok_or_else(|| {
             ApiError::invalid("unknown or already used state; start the link again")
         })?;
-    if now() >= link.expires_at {
-        return Err(ApiError::invalid(
-            "the authorization took too long; start the link again",
-        ));
-    }
-    if let Some(error) = cb.error {
-        let detail = cb.error_description.unwrap_or_default();
-        tracing::info!(oem = %link.oem, %error, "the OEM returned an authorization error");
-        let code = if error == "access_denied" {
-            Code::AuthorizationDenied
-        } else {
-            Code::UpstreamError
+        if now() >= link.expires_at {
+            return Err(ApiError::invalid(
+                "the authorization took too long; start the link again",
+            ));
+        }
+        if let Some(error) = cb.error {
+            let detail = cb.error_description.unwrap_or_default();
+            tracing::info!(oem = %link.oem, %error, "the OEM returned an authorization error");
+            let code = if error == "access_denied" {
+                Code::AuthorizationDenied
+            } else {
+                Code::UpstreamError
+            };
+            return Err(ApiError::new(
+                code,
+                format!("the OEM answered the authorization with {error}: {detail}"),
+            )
+            .with_oem(&link.oem)
+            .with("oauth_error", error));
+        }
+        let code = cb
+            .code
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| ApiError::invalid("the callback has neither code nor error"))?;
+        let entry = self.enabled(&link.oem)?;
+        let verifier = self
+            .sealer
+            .open(&link.verifier, &verifier_aad(&hash))
+            .map_err(ApiError::internal)?;
+        let granted = oauth::exchange_code(entry, &code, &verifier, &link.redirect_uri).await?;
+        let id = ids::new("acct");
+        let tokens = self.tokens.seal(
+            &id,
+            &granted,
+            entry.adapter.info().oauth.default_access_ttl,
+            None,
+        )?;
+        let account = AccountRecord {
+            id,
+            oem: link.oem.clone(),
+            owner: link.caller.clone(),
+            status: AccountStatus::Active,
+            tokens,
+            created_at: now(),
         };
-        return Err(ApiError::new(
-            code,
-            format!("the OEM answered the authorization with {error}: {detail}"),
-        )
-        .with_oem(&link.oem)
-        .with("oauth_error", error));
+        self.store.put_account(&account).await?;
+        let vehicles = self.discover(&account).await?;
+        tracing::info!(account = %account.id, oem = %account.oem, owner = %account.owner,
+            vehicles = vehicles.len(), "account linked");
+        Ok((account, vehicles))
     }
-    let code = cb
-        .code
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| ApiError::invalid("the callback has neither code nor error"))?;
-    let entry = enabled(gw, &link.oem)?;
-    let verifier = gw
-        .sealer
-        .open(&link.verifier, &verifier_aad(&hash))
-        .map_err(ApiError::internal)?;
-    let granted = oauth::exchange_code(entry, &code, &verifier, &link.redirect_uri).await?;
-    let id = ids::new("acct");
-    let tokens = gw.tokens.seal(
-        &id,
-        &granted,
-        entry.adapter.info().oauth.default_access_ttl,
-        None,
-    )?;
-    let account = AccountRecord {
-        id,
-        oem: link.oem.clone(),
-        owner: link.caller.clone(),
-        status: AccountStatus::Active,
-        tokens,
-        created_at: now(),
-    };
-    gw.store.put_account(&account).await?;
-    let vehicles = discover(gw, &account).await?;
-    tracing::info!(account = %account.id, oem = %account.oem, owner = %account.owner,
-        vehicles = vehicles.len(), "account linked");
-    Ok((account, vehicles))
-}
 
-/// Lists the account's vehicles at the OEM and records them.
-pub async fn discover(
-    gw: &Gateway,
-    account: &AccountRecord,
-) -> Result<Vec<VehicleRecord>, ApiError> {
-    let adapter = enabled(gw, &account.oem)?.adapter.clone();
-    let listed = gw
-        .tokens
-        .call(&account.id, &account.oem, "vehicles", |cx| {
-            let adapter = adapter.clone();
-            async move { adapter.vehicles(&cx).await }
-        })
-        .await
-        .map_err(|e| e.into_api(&account.oem))?;
-    let mut stored = Vec::with_capacity(listed.len());
-    let mut superseded = Vec::new();
-    for v in listed {
-        let previous = gw.store.vehicle_by_oem_id(&account.oem, &v.oem_id).await?;
-        if let Some(p) = previous.filter(|p| p.account_id != account.id) {
-            if p.tenant != account.owner {
-                // One tenant per car: another tenant's car is never moved by a link.
-                tracing::warn!(account = %account.id, vehicle = %p.id,
-                    "the OEM lists a car another tenant has linked; it is left with that tenant");
-                continue;
+    /// Lists the account's vehicles at the OEM and records them.
+    pub async fn discover(&self, account: &AccountRecord) -> Result<Vec<VehicleRecord>, ApiError> {
+        let adapter = self.enabled(&account.oem)?.adapter.clone();
+        let listed = self
+            .tokens
+            .call(&account.id, &account.oem, "vehicles", |cx| {
+                let adapter = adapter.clone();
+                async move { adapter.vehicles(&cx).await }
+            })
+            .await
+            .map_err(|e| e.into_api(&account.oem))?;
+        let mut stored = Vec::with_capacity(listed.len());
+        let mut superseded = Vec::new();
+        for v in listed {
+            let previous = self
+                .store
+                .vehicle_by_oem_id(&account.oem, &v.oem_id)
+                .await?;
+            if let Some(p) = previous.filter(|p| p.account_id != account.id) {
+                if p.tenant != account.owner {
+                    // One tenant per car: another tenant's car is never moved by a link.
+                    tracing::warn!(account = %account.id, vehicle = %p.id,
+                        "the OEM lists a car another tenant has linked; it is left with that tenant");
+                    continue;
+                }
+                superseded.push(p.account_id);
             }
-            superseded.push(p.account_id);
+            let record = VehicleRecord {
+                id: ids::new("veh"),
+                account_id: account.id.clone(),
+                tenant: account.owner.clone(),
+                oem: account.oem.clone(),
+                oem_id: v.oem_id,
+                vin: v.vin,
+                display_name: v.display_name,
+                model: v.model,
+                year: v.year,
+                last_locked: None,
+            };
+            if let Some(v) = self.store.upsert_vehicle(&record).await? {
+                stored.push(v);
+            }
         }
-        let record = VehicleRecord {
-            id: ids::new("veh"),
-            account_id: account.id.clone(),
-            tenant: account.owner.clone(),
-            oem: account.oem.clone(),
-            oem_id: v.oem_id,
-            vin: v.vin,
-            display_name: v.display_name,
-            model: v.model,
-            year: v.year,
-            last_locked: None,
-        };
-        if let Some(v) = gw.store.upsert_vehicle(&record).await? {
-            stored.push(v);
+        self.fleet.invalidate_vehicles();
+        superseded.sort();
+        superseded.dedup();
+        for old in superseded {
+            if self.store.account_vehicle_ids(&old).await?.is_empty() {
+                self.store.delete_account(&old).await?;
+                self.tokens.forget(&old);
+                tracing::info!(account = %old, replaced_by = %account.id, "relinked account replaced");
+            }
         }
+        Ok(stored)
     }
-    gw.fleet.invalidate_vehicles();
-    superseded.sort();
-    superseded.dedup();
-    for old in superseded {
-        if gw.store.account_vehicle_ids(&old).await?.is_empty() {
-            gw.store.delete_account(&old).await?;
-            gw.tokens.forget(&old);
-            tracing::info!(account = %old, replaced_by = %account.id, "relinked account replaced");
-        }
-    }
-    Ok(stored)
-}
 
-/// The accounts of the caller's tenant (`admin` does not widen this).
-pub async fn list(
-    gw: &Gateway,
-    caller: &Caller,
-) -> Result<Vec<(AccountRecord, Vec<String>)>, ApiError> {
-    caller.require_unrestricted("list accounts")?;
-    let mut out = Vec::new();
-    for a in gw.store.tenant_accounts(&caller.tenant).await? {
-        let vehicles = gw.store.account_vehicle_ids(&a.id).await?;
-        out.push((a, vehicles));
+    /// The accounts of the caller's tenant (`admin` does not widen this).
+    pub async fn list(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<(AccountRecord, Vec<String>)>, ApiError> {
+        caller.require_unrestricted("list accounts")?;
+        let mut out = Vec::new();
+        for a in self.store.tenant_accounts(&caller.tenant).await? {
+            let vehicles = self.store.account_vehicle_ids(&a.id).await?;
+            out.push((a, vehicles));
+        }
+        Ok(out)
     }
-    Ok(out)
-}
 
-/// Unlinks one of the tenant's accounts: forgets its tokens and vehicles (command
-/// records stay). Another tenant's account answers `not_found`.
-pub async fn unlink(gw: &Gateway, caller: &Caller, id: &str) -> Result<(), ApiError> {
-    caller.require_unrestricted("unlink accounts")?;
-    let not_found = || ApiError::new(Code::NotFound, format!("no account {id}"));
-    let account = gw
-        .store
-        .tenant_account(&caller.tenant, id)
-        .await?
-        .ok_or_else(not_found)?;
-    gw.store.delete_account(id).await?;
-    gw.tokens.forget(id);
-    gw.fleet.invalidate_vehicles();
-    tracing::info!(account = %id, oem = %account.oem, "account unlinked");
-    Ok(())
+    /// Unlinks one of the tenant's accounts: forgets its tokens and vehicles (command
+    /// records stay). Another tenant's account answers `not_found`.
+    pub async fn unlink(&self, caller: &Caller, id: &str) -> Result<(), ApiError> {
+        caller.require_unrestricted("unlink accounts")?;
+        let not_found = || ApiError::new(Code::NotFound, format!("no account {id}"));
+        let account = self
+            .store
+            .tenant_account(&caller.tenant, id)
+            .await?
+            .ok_or_else(not_found)?;
+        self.store.delete_account(id).await?;
+        self.tokens.forget(id);
+        self.fleet.invalidate_vehicles();
+        tracing::info!(account = %id, oem = %account.oem, "account unlinked");
+        Ok(())
+    }
 }

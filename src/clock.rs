@@ -1,11 +1,18 @@
-//! The grant clock: wall-clock time plus an offset that tests (and only tests) move
-//! forward, so grant windows and relock timers can be driven through minutes of time
-//! in milliseconds, deterministically and without sleeping.
+//! Time as keyway shows it and as grants see it: the one RFC 3339 form every answer
+//! and event uses, and the grant clock — wall-clock time plus an offset that tests
+//! (and only tests) move forward, so grant windows and relock timers can be driven
+//! through minutes of time in milliseconds, deterministically and without sleeping.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
+
+/// `t` in RFC 3339 (milliseconds, UTC), as every answer and event shows time.
+pub fn timestamp(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
 
 /// Now, as grants see it.
 #[derive(Debug, Default)]

@@ -16,6 +16,8 @@ use keyway_adapter::Secret;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::config::{ConfigError, CryptoConfig, invalid};
+
 /// Why a value could not be sealed or opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
@@ -82,6 +84,19 @@ pub fn generate_key() -> Result<String, CryptoError> {
 }
 
 impl Sealer {
+    /// The sealer `[crypto]` describes; errors name the field (`crypto.keys.<id>`,
+    /// `crypto.active_key`).
+    pub fn from_config(c: &CryptoConfig) -> Result<Self, ConfigError> {
+        let active = c.active()?;
+        let mut keys = Vec::new();
+        for (id, b64) in &c.keys {
+            let key = decode_key(id, b64)
+                .map_err(|e| invalid(&format!("crypto.keys.{id}"), e.to_string()))?;
+            keys.push((id.clone(), key));
+        }
+        Self::new(&keys, &active).map_err(|e| invalid("crypto.active_key", e.to_string()))
+    }
+
     /// A sealer with `keys` (id → 32-byte key) sealing with `active`.
     pub fn new(keys: &[(String, [u8; 32])], active: &str) -> Result<Self, CryptoError> {
         let mut map = HashMap::new();
@@ -179,6 +194,25 @@ fn parse(sealed: &str) -> Result<(&str, &str), CryptoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_from_the_configuration_are_checked_and_named() {
+        let config = |keys: &[(&str, &str)]| CryptoConfig {
+            active_key: None,
+            keys: keys
+                .iter()
+                .map(|(id, k)| (id.to_string(), Secret::new(*k)))
+                .collect(),
+        };
+        let good = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+        assert!(Sealer::from_config(&config(&[("k1", good)])).is_ok());
+        let e = Sealer::from_config(&config(&[("k1", "AQEB")])).unwrap_err();
+        assert!(e.to_string().contains("crypto.keys.k1"), "{e}");
+        let e = Sealer::from_config(&config(&[])).unwrap_err();
+        assert!(e.to_string().contains("crypto.keys"), "{e}");
+        let e = Sealer::from_config(&config(&[("k1", good), ("k2", good)])).unwrap_err();
+        assert!(e.to_string().contains("crypto.active_key"), "{e}");
+    }
 
     fn sealer(active: &str) -> Sealer {
         Sealer::new(

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::limits::Inbound;
+use crate::accounts::Accounts;
 use crate::audit::Audit;
 use crate::auth::Verifier;
 use crate::clock::Clock;
@@ -46,14 +46,14 @@ pub struct Gateway {
     pub tokens: Arc<Tokens>,
     /// Vehicle reads.
     pub fleet: Arc<Fleet>,
+    /// OEM account linking.
+    pub accounts: Arc<Accounts>,
     /// Command lifecycle.
     pub commands: Arc<Commands>,
     /// Caller token verification.
     pub verifier: Verifier,
     /// Seals secrets at rest.
     pub sealer: Arc<Sealer>,
-    /// keyway's own limits on callers.
-    pub inbound: Inbound,
     /// This replica's place in a cluster (a lone process is a cluster of one).
     pub cluster: Arc<Cluster>,
     /// Events (SSE source, webhook queue).
@@ -102,7 +102,7 @@ impl Gateway {
         adapters: &[Arc<dyn keyway_adapter::Adapter>],
     ) -> Result<Arc<Self>, StartError> {
         let verifier = Verifier::from_config(&config.auth)?;
-        let sealer = Arc::new(config.sealer()?);
+        let sealer = Arc::new(Sealer::from_config(&config.crypto)?);
         let cc = &config.cluster;
         let limits = cc
             .redis
@@ -131,7 +131,7 @@ impl Gateway {
             &config.oems,
             shared.as_ref(),
             adapters,
-        ));
+        )?);
         let events = Arc::new(Events::new(store.clone()));
         let audit = Arc::new(Audit::new(store.clone()));
         let c = &config.commands;
@@ -152,6 +152,14 @@ impl Gateway {
                 poll: Duration::from_millis(c.wake_poll_ms),
                 read_poll: Duration::from_millis(c.max_poll_interval_ms),
             },
+        ));
+        let accounts = Arc::new(Accounts::new(
+            &config.public_url(),
+            registry.clone(),
+            store.clone(),
+            sealer.clone(),
+            tokens.clone(),
+            fleet.clone(),
         ));
         let commands = Commands::new(
             store.clone(),
@@ -203,7 +211,6 @@ impl Gateway {
             },
         ));
         Ok(Arc::new(Self {
-            inbound: Inbound::new(&config.inbound, limits),
             cluster,
             events,
             webhooks,
@@ -214,6 +221,7 @@ impl Gateway {
             registry,
             tokens,
             fleet,
+            accounts,
             commands,
             verifier,
             sealer,

@@ -27,10 +27,10 @@ use keyway_adapter::{Capability, Command};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::api::timestamp;
 use crate::audit::{Audit, Decision};
 use crate::auth::{Caller, Scope};
 use crate::clock::Clock;
+use crate::clock::timestamp;
 use crate::cluster::Cluster;
 use crate::commands::{Commands, Request};
 use crate::error::{ApiError, Code};
@@ -795,7 +795,7 @@ impl Grants {
             }
             let seen = format!(
                 "read unlocked, reported at {}",
-                crate::api::timestamp(o.reported_at.unwrap_or(o.read_at))
+                crate::clock::timestamp(o.reported_at.unwrap_or(o.read_at))
             );
             self.audit
                 .note(Decision {

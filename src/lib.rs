@@ -9,6 +9,19 @@
 //! (parse, classify) → `commands` (poll or observe until final, record, event) → `api`
 //! (one JSON shape, or problem+json).
 //!
+//! # Layers
+//! Imports point one way, top to bottom (the test in `layers.rs` fails on a cycle):
+//! 1. entry points: `main`, [`server`], [`demo`], [`mocks`], [`replay`];
+//! 2. [`api`] (HTTP: routes, extractors, problem+json, inbound limits), over
+//!    [`gateway`] (the assembled parts);
+//! 3. services: [`accounts`], [`grants`] → [`commands`] → [`vehicles`], and
+//!    [`audit`];
+//! 4. OEM calls: [`tokens`] → [`events`] (token events, webhooks) → [`registry`] →
+//!    [`upstream`];
+//! 5. [`cluster`] (leases, shared limits), [`clock`], [`text`], [`auth`] → [`error`]
+//!    → [`store`]; [`crypto`];
+//! 6. leaves: [`config`] (data only), [`metrics`], [`ids`], [`sync`].
+//!
 //! # Layout
 //! - [`api`]: the unified HTTP API, problem+json, request ids.
 //! - [`auth`]: caller JWT verification, scopes, per-vehicle restriction.
@@ -23,11 +36,11 @@
 //! - [`grants`]: delivery access grants: enforcement and guaranteed relock.
 //! - [`events`]: events, Server-Sent Events and webhooks.
 //! - [`audit`]: the hash-chained audit log.
-//! - [`clock`]: grant time (tests move it forward).
+//! - [`clock`]: RFC 3339 timestamps and grant time (tests move it forward).
 //! - [`sync`]: poison-tolerant locking.
 //! - [`text`]: checks on callers' free text (no control characters).
 //! - [`error`]: the one error taxonomy at the API edge.
-//! - [`config`]: the TOML configuration.
+//! - [`config`]: the TOML configuration, one file per section (data only).
 //! - [`crypto`]: encryption of secrets at rest (AES-256-GCM, rotating keys).
 //! - [`gateway`]: the assembled parts.
 //! - [`metrics`]: Prometheus series and `/metrics` rendering.
@@ -51,6 +64,8 @@ pub mod events;
 pub mod gateway;
 pub mod grants;
 pub mod ids;
+#[cfg(test)]
+mod layers;
 pub mod metrics;
 pub mod mocks;
 pub mod registry;

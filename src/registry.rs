@@ -1,6 +1,8 @@
 //! The OEM registry: the one place that knows which adapters exist. Adding an OEM is
 //! its crate plus its line in [`ADAPTERS`] and in [`build`]. Each enabled OEM gets
-//! its adapter, its outbound stack and its configuration, found by OEM id.
+//! its adapter, its outbound stack and its configuration, found by OEM id. It refuses
+//! what only an OEM's adapter can judge: unknown OEM ids, a missing application key,
+//! signing keys for an OEM that does not sign, a signing key that does not read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use keyway_adapter::{Adapter, AdapterInfo, Http};
 use crate::upstream::breaker::Breaker;
 use crate::upstream::quota::Quota;
 
-use crate::config::OemConfig;
+use crate::config::{ConfigError, OemConfig, invalid};
 use crate::upstream;
 
 /// What every adapter keyway has declares about itself.
@@ -85,6 +87,47 @@ fn adapter(oem: &str, base_url: &str, api_key: keyway_adapter::Secret) -> Option
     })
 }
 
+/// Checks `[oems.<name>]` against what the adapter for `name` declares.
+pub fn check(name: &str, oem: &OemConfig) -> Result<&'static AdapterInfo, ConfigError> {
+    let Some(info) = info(name) else {
+        return Err(invalid(
+            &format!("oems.{name}"),
+            format!("unknown OEM; known: {}", known().join(", ")),
+        ));
+    };
+    if let Some(header) = info.api_key_header
+        && oem
+            .api_key
+            .as_ref()
+            .is_none_or(keyway_adapter::Secret::is_empty)
+    {
+        return Err(invalid(
+            &format!("oems.{name}.api_key"),
+            format!(
+                "{} calls need an application key ({header}); set it or KEYWAY_OEMS_{}_API_KEY",
+                info.make,
+                name.to_ascii_uppercase()
+            ),
+        ));
+    }
+    let signs = oem.app_key.is_some() || oem.app_key_file.is_some() || oem.app_domain.is_some();
+    if signs && name != "tesla" {
+        return Err(invalid(
+            &format!("oems.{name}.app_key"),
+            "application keys and domains are for Tesla's signed commands only",
+        ));
+    }
+    if let Some(pem) = oem.app_key_pem()?
+        && keyway_tesla::vcp::AppKey::from_pem(pem.expose()).is_err()
+    {
+        return Err(invalid(
+            &format!("oems.{name}.app_key"),
+            "not a P-256 private key in PEM (make one with `keyway tesla-keygen`)",
+        ));
+    }
+    Ok(info)
+}
+
 /// One enabled OEM.
 pub struct Oem {
     /// Its adapter.
@@ -112,11 +155,12 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Builds adapters and stacks for the configured OEMs (ids were validated).
+    /// Builds adapters and stacks for the configured OEMs, refusing what [`check`]
+    /// refuses.
     pub fn from_config(
         oems: &BTreeMap<String, OemConfig>,
         shared: Option<&upstream::Shared>,
-    ) -> Self {
+    ) -> Result<Self, ConfigError> {
         Self::with_adapters(oems, shared, &[])
     }
 
@@ -126,7 +170,10 @@ impl Registry {
         oems: &BTreeMap<String, OemConfig>,
         shared: Option<&upstream::Shared>,
         supplied: &[Arc<dyn Adapter>],
-    ) -> Self {
+    ) -> Result<Self, ConfigError> {
+        for (name, c) in oems {
+            check(name, c)?;
+        }
         let client = upstream::client();
         let oems = oems
             .iter()
@@ -158,7 +205,7 @@ impl Registry {
                 Some((id.clone(), oem))
             })
             .collect();
-        Self { oems }
+        Ok(Self { oems })
     }
 
     /// An enabled OEM.
@@ -169,5 +216,48 @@ impl Registry {
     /// Enabled OEM ids.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.oems.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oem(extra: &str) -> OemConfig {
+        toml::from_str(&format!(
+            "api_base_url = \"http://x\"\nclient_id = \"c\"\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn unknown_oems_and_missing_application_keys_are_refused_by_name() {
+        let e = check("trabant", &oem("")).unwrap_err().to_string();
+        assert!(e.contains("oems.trabant") && e.contains("tesla"), "{e}");
+        let e = check("volvo", &oem("")).unwrap_err().to_string();
+        assert!(e.contains("oems.volvo.api_key"), "{e}");
+        assert!(check("volvo", &oem("api_key = \"k\"")).is_ok());
+        let mut oems = BTreeMap::new();
+        oems.insert("trabant".to_string(), oem(""));
+        assert!(Registry::from_config(&oems, None).is_err());
+    }
+
+    #[test]
+    fn only_tesla_signs_and_its_key_must_read() {
+        let pem = keyway_tesla::vcp::AppKey::generate().private_pem();
+        let mut tesla = oem("");
+        tesla.app_key = Some(keyway_adapter::Secret::new(pem.clone()));
+        assert!(check("tesla", &tesla).is_ok());
+        assert!(
+            !format!("{tesla:?}").contains(&pem[40..80]),
+            "the key never shows in Debug"
+        );
+        tesla.app_key = Some(keyway_adapter::Secret::new("not a key"));
+        let e = check("tesla", &tesla).unwrap_err().to_string();
+        assert!(e.contains("oems.tesla.app_key"), "{e}");
+        let e = check("bmw", &oem("app_domain = \"x.example\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Tesla"), "{e}");
     }
 }

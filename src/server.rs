@@ -38,14 +38,14 @@ pub async fn serve(
     ];
     if gateway.cluster.shared {
         tracing::info!(replica = %gateway.cluster.replica, "cluster mode: sharing the store with other replicas");
-        background.push(tokio::spawn(crate::cluster::sweep(
+        background.push(tokio::spawn(crate::commands::sweep(
             gateway.cluster.clone(),
             gateway.commands.clone(),
         )));
         if let (Some(channel), Ok(crate::config::StoreUrl::Postgres(url))) =
             (gateway.store.change_channel(), gateway.config.store_url())
         {
-            background.push(tokio::spawn(crate::cluster::follow_changes(
+            background.push(tokio::spawn(crate::vehicles::follow_changes(
                 url,
                 channel,
                 gateway.fleet.clone(),

@@ -131,7 +131,7 @@ async fn start(
         .unwrap();
     tokio::spawn(keyway::grants::run(gw.grants.clone()));
     if cluster {
-        tokio::spawn(keyway::cluster::sweep(
+        tokio::spawn(keyway::commands::sweep(
             gw.cluster.clone(),
             gw.commands.clone(),
         ));

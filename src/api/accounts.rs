@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::extract::Authed;
 use super::timestamp;
-use crate::accounts::{self, Callback};
+use crate::accounts::Callback;
 use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
@@ -36,7 +36,7 @@ pub async fn authorize(
     Path(oem): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(Scope::AccountsWrite)?;
-    let link = accounts::start(&gw, &caller, &oem).await?;
+    let link = gw.accounts.start(&caller, &oem).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -52,7 +52,7 @@ pub async fn callback(
     State(gw): State<Arc<Gateway>>,
     Query(cb): Query<Callback>,
 ) -> Result<Json<Value>, ApiError> {
-    let (account, vehicles) = accounts::complete(&gw, cb).await?;
+    let (account, vehicles) = gw.accounts.complete(cb).await?;
     let ids: Vec<String> = vehicles
         .iter()
         .map(|v: &VehicleRecord| v.id.clone())
@@ -66,7 +66,9 @@ pub async fn list(
     Authed(caller): Authed,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::AccountsWrite)?;
-    let accounts: Vec<Value> = accounts::list(&gw, &caller)
+    let accounts: Vec<Value> = gw
+        .accounts
+        .list(&caller)
         .await?
         .iter()
         .map(|(a, v)| view(a, v))
@@ -81,6 +83,6 @@ pub async fn unlink(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::AccountsWrite)?;
-    accounts::unlink(&gw, &caller, &id).await?;
+    gw.accounts.unlink(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,6 @@
 //! `Idempotency-Key` gets the same command and the same answer.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::extract::Path;
 use axum::Extension;
@@ -17,13 +16,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyway_adapter::Command;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::extract::{Authed, OptionalJson, idempotency_key, prefer_wait};
+use super::limits::Inbound;
 use super::problem::RequestId;
-use super::timestamp;
 use crate::auth::Scope;
-use crate::commands::Request;
+use crate::commands::{Request, retry_after, view};
 use crate::error::{ApiError, Code};
 use crate::gateway::Gateway;
 use crate::store::{AccountStatus, CommandRecord, CommandStatus};
@@ -35,50 +34,6 @@ use crate::tokens::reauthorization_required;
 pub struct CommandBody {
     /// The caller's own reference (an order or delivery id), kept with the record.
     pub reference: Option<String>,
-}
-
-/// The JSON view of a command.
-pub fn view(c: &CommandRecord) -> Value {
-    let error = match (&c.error_code, &c.error_detail) {
-        (Some(code), detail) => json!({ "code": code, "detail": detail }),
-        _ => Value::Null,
-    };
-    let last_observed = c
-        .observed
-        .map(|(locked, at)| json!({"locked": locked, "recorded_at": timestamp(at)}));
-    let retryable = match c.status {
-        CommandStatus::Failed => c
-            .error_code
-            .as_deref()
-            .and_then(Code::parse)
-            .is_some_and(Code::retryable),
-        _ => false,
-    };
-    json!({
-        "id": c.id,
-        "vehicle_id": c.vehicle_id,
-        "action": c.action.as_str(),
-        "status": c.status.as_str(),
-        "reference": c.reference,
-        "error": error,
-        "retryable": retryable,
-        "retry_after_s": retry_after(c).map(|d| d.as_secs()),
-        "last_observed": last_observed,
-        "created_at": timestamp(c.created_at),
-        "sent_at": c.sent_at.map(timestamp),
-        "completed_at": c.completed_at.map(timestamp),
-    })
-}
-
-/// How long until a new command makes sense (failed and unknown commands).
-fn retry_after(c: &CommandRecord) -> Option<Duration> {
-    let at = c.retry_at?;
-    let left = at - crate::store::now();
-    Some(
-        Duration::try_from(left)
-            .unwrap_or(Duration::ZERO)
-            .max(Duration::from_secs(1)),
-    )
 }
 
 fn location(c: &CommandRecord) -> HeaderValue {
@@ -136,8 +91,10 @@ pub(crate) fn answer(c: &CommandRecord) -> Response {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn command(
     gw: Arc<Gateway>,
+    inbound: &Inbound,
     caller: crate::auth::Caller,
     id: String,
     action: Command,
@@ -168,7 +125,7 @@ async fn command(
             None => false,
         };
         if !replay {
-            gw.inbound.check_unlock(&vehicle.id).await?;
+            inbound.check_unlock(&vehicle.id).await?;
         }
     }
     // Refuse early, without a record, when the owner must relink first; a replay of an
@@ -213,6 +170,7 @@ pub async fn act<const UNLOCK: bool>(
     Authed(caller): Authed,
     Path(id): Path<String>,
     Extension(request_id): Extension<RequestId>,
+    Extension(inbound): Extension<Arc<Inbound>>,
     headers: HeaderMap,
     OptionalJson(body): OptionalJson<CommandBody>,
 ) -> Result<Response, ApiError> {
@@ -221,7 +179,7 @@ pub async fn act<const UNLOCK: bool>(
     } else {
         Command::Lock
     };
-    command(gw, caller, id, action, headers, request_id, body).await
+    command(gw, &inbound, caller, id, action, headers, request_id, body).await
 }
 
 /// `GET /v1/commands/{id}`: the caller's own commands (any of its tenant's, with

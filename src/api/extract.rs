@@ -52,7 +52,12 @@ impl FromRequestParts<Arc<Gateway>> for Authed {
             }
         };
         let caller = gw.verifier.verify(token)?;
-        gw.inbound.check_caller(&caller.sub).await?;
+        // `limits::protect` hands every request the inbound limiters.
+        let inbound = parts
+            .extensions
+            .get::<Arc<super::limits::Inbound>>()
+            .ok_or_else(|| ApiError::internal("the inbound limits are not installed"))?;
+        inbound.check_caller(&caller.sub).await?;
         Ok(Authed(caller))
     }
 }

@@ -21,7 +21,6 @@ use tokio::sync::Semaphore;
 use crate::cluster::limits::SharedLimits;
 use crate::config::InboundConfig;
 use crate::error::{ApiError, Code};
-use crate::gateway::Gateway;
 use crate::metrics;
 
 /// The inbound limiters.
@@ -178,19 +177,25 @@ impl Inbound {
     }
 }
 
-/// Load shedding and the request timeout (health, readiness and metrics are exempt).
-pub async fn protect(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+/// Load shedding and the request timeout (health, readiness and metrics are exempt);
+/// hands the request the limiters for the caller and unlock checks.
+pub async fn protect(
+    State(inbound): State<Arc<Inbound>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path();
     if matches!(path, "/healthz" | "/readyz" | "/metrics") {
         return next.run(req).await;
     }
-    let Ok(_permit) = gw.inbound.in_flight.clone().try_acquire_owned() else {
+    let Ok(_permit) = inbound.in_flight.clone().try_acquire_owned() else {
         metrics::inbound_rejection("overloaded");
         let mut e = ApiError::new(Code::Overloaded, "keyway is at capacity; try again shortly");
         e.retry_after = Some(Duration::from_secs(1));
         return e.into_response();
     };
-    let timeout = Duration::from_secs(gw.inbound.config.request_timeout_s);
+    let timeout = Duration::from_secs(inbound.config.request_timeout_s);
+    req.extensions_mut().insert(inbound.clone());
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => {

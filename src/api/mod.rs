@@ -31,9 +31,14 @@ use axum::routing::{delete, get, post};
 use crate::error::{ApiError, Code};
 use crate::gateway::Gateway;
 
-/// The whole API.
+/// The whole API, with its own inbound limiters (build it once per gateway: the
+/// limits are per router).
 pub fn app(gateway: Arc<Gateway>) -> Router {
     let max_body = gateway.config.http.max_body_bytes;
+    let inbound = Arc::new(limits::Inbound::new(
+        &gateway.config.inbound,
+        gateway.cluster.limits.clone(),
+    ));
     Router::new()
         .route("/v1/vehicles", get(vehicles::list))
         .route("/v1/vehicles/{id}", get(vehicles::one))
@@ -70,16 +75,9 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(
-            gateway.clone(),
-            limits::protect,
-        ))
+        .layer(middleware::from_fn_with_state(inbound, limits::protect))
         .layer(middleware::from_fn(problem::request_context))
         .with_state(gateway)
 }
 
-/// RFC 3339 with milliseconds, UTC.
-pub fn timestamp(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub use crate::clock::timestamp;

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::redis::{Redis, RedisError, Reply, Script};
 use crate::metrics;
-use crate::upstream::quota::Window;
+use keyway_adapter::Window;
 
 /// Sliding-window log over several windows, plus the pushback gate.
 /// KEYS: pushback, log per window. ARGV: member, then (per_ms, max) per window.

@@ -1,8 +1,9 @@
 //! Cluster mode: what lets several keyway replicas on one PostgreSQL (and optionally
 //! one Redis) behave as one gateway. This module holds the replica's identity and
-//! lease settings, the background work every replica runs — taking over commands
-//! whose replica died, and dropping cached car state when another replica announces
-//! a change — and the Redis-backed limits ([`limits`], over [`redis`]).
+//! lease settings, lease renewal, and the Redis-backed limits ([`limits`], over
+//! [`redis`]). The background work every replica runs lives with what it serves:
+//! taking over commands whose replica died in `commands::sweep`, dropping cached car
+//! state when another replica announces a change in `vehicles::follow_changes`.
 //!
 //! The rules themselves live where the work is: leases for token refresh in
 //! `tokens`, command leases and per-car leases in `commands`, quotas in
@@ -14,9 +15,7 @@ pub mod redis;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::commands::Commands;
 use crate::store::{Lease, Store, now};
-use crate::vehicles::Fleet;
 
 /// This replica's place in the cluster.
 #[derive(Debug)]
@@ -40,63 +39,6 @@ impl Cluster {
             holder: self.replica.clone(),
             until: now() + self.lease,
         }
-    }
-}
-
-/// Takes over, every `sweep`, pending commands whose replica stopped renewing their
-/// lease. Runs until the task is dropped.
-pub async fn sweep(cluster: Arc<Cluster>, commands: Arc<Commands>) {
-    let mut tick = tokio::time::interval(cluster.sweep);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        match commands.take_over(now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(commands = n, "took over commands of a replica that stopped"),
-            Err(e) => tracing::warn!(error = %e, "could not look for abandoned commands"),
-        }
-    }
-}
-
-/// Listens for vehicle changes other replicas announce and drops this replica's
-/// cached lock state and record of that car. After a lost connection every cache is
-/// dropped (notifications may have been missed). Runs until the task is dropped.
-pub async fn follow_changes(url: String, channel: String, fleet: Arc<Fleet>) {
-    use sqlx::postgres::PgListener;
-    let mut connected_before = false;
-    loop {
-        let listener = async {
-            let mut l = PgListener::connect(&url).await?;
-            l.listen(&channel).await?;
-            Ok::<_, sqlx::Error>(l)
-        }
-        .await;
-        match listener {
-            Ok(mut l) => {
-                if connected_before {
-                    fleet.invalidate_all();
-                }
-                connected_before = true;
-                loop {
-                    match l.try_recv().await {
-                        Ok(Some(n)) => {
-                            let id = n.payload();
-                            fleet.invalidate_security(id);
-                            fleet.invalidate_vehicle(id);
-                        }
-                        // The connection dropped: sqlx reconnects; notices may be lost.
-                        Ok(None) => fleet.invalidate_all(),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "change notifications lost; reconnecting");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot listen for change notifications"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

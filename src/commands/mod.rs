@@ -33,12 +33,17 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+mod lease;
 mod lifecycle;
 mod resolve;
+mod view;
+
+pub use lease::sweep;
+pub use view::{retry_after, view};
 
 use lifecycle::Outcome;
 
-use crate::cluster::{Cluster, Held};
+use crate::cluster::Cluster;
 use crate::error::{ApiError, Code};
 use crate::ids;
 use crate::store::{
@@ -305,42 +310,6 @@ impl Commands {
         }
     }
 
-    /// Resumes pending commands at start-up: all of them when this process owns the
-    /// store, those whose lease lapsed when replicas share it.
-    pub async fn resume(self: &Arc<Self>) -> Result<usize, ApiError> {
-        let lapsed_before = if self.cluster.shared {
-            now()
-        } else {
-            now() + time::Duration::days(365 * 100)
-        };
-        self.take_over(lapsed_before).await
-    }
-
-    /// Takes over and runs the pending commands whose lease lapsed before
-    /// `lapsed_before`; returns how many.
-    pub async fn take_over(
-        self: &Arc<Self>,
-        lapsed_before: time::OffsetDateTime,
-    ) -> Result<usize, ApiError> {
-        let claimed = self
-            .store
-            .claim_commands(&self.cluster.lease(), lapsed_before)
-            .await?;
-        let mut n = 0;
-        for record in claimed {
-            if lock(&self.running).contains_key(&record.id) {
-                continue;
-            }
-            tracing::info!(command = %record.id, sent = record.sent_at.is_some(), "resuming command");
-            self.start(record);
-            n += 1;
-        }
-        if self.cluster.shared {
-            crate::metrics::commands_taken_over(n);
-        }
-        Ok(n)
-    }
-
     /// Waits until no command runs in this process, or `max` passes; returns how many
     /// are still running (they stay `pending` in the store and resume at next start).
     /// Then gives up every lease this replica holds (cars, relocks, commands), so in a
@@ -360,45 +329,6 @@ impl Commands {
             tracing::warn!(error = %e, "could not release this replica's leases");
         }
         left
-    }
-
-    /// Whether this replica still holds the command's lease (renewing it). Always true
-    /// when the store is not shared.
-    async fn still_ours(&self, id: &str) -> Result<bool, ApiError> {
-        if !self.cluster.shared {
-            return Ok(true);
-        }
-        Ok(self
-            .store
-            .renew_command_lease(id, &self.cluster.lease())
-            .await?)
-    }
-
-    /// In cluster mode: keeps the command's lease renewed from now until the returned
-    /// task is aborted — also while it waits its turn for the car.
-    fn renew(&self, record: &CommandRecord) -> Option<tokio::task::JoinHandle<()>> {
-        if !self.cluster.shared {
-            return None;
-        }
-        let (store, id) = (self.store.clone(), record.id.clone());
-        Some(crate::cluster::renewing(
-            &self.cluster,
-            format!("command:{id}"),
-            move |lease| {
-                let (store, id) = (store.clone(), id.clone());
-                async move { store.renew_command_lease(&id, &lease).await }
-            },
-        ))
-    }
-
-    /// In cluster mode: takes the car's lease (waiting while another replica runs a
-    /// command on it), held and renewed until dropped.
-    async fn hold_car(&self, vehicle_id: &str) -> Option<Held> {
-        if !self.cluster.shared {
-            return None;
-        }
-        let car = format!("car:{vehicle_id}");
-        Some(Held::take(self.store.clone(), &self.cluster, car).await)
     }
 
     fn vehicle_lock(&self, vehicle_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -509,7 +439,7 @@ impl Commands {
                 grant_id: None,
                 command_id: Some(&record.id),
             },
-            &crate::api::commands::view(record),
+            &view(record),
         );
         let hooks = self.events.hooks_for(&event).await;
         match self

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::api::timestamp;
+use crate::clock::timestamp;
 use crate::store::{EventRecord, Store, WebhookRecord, now};
 
 /// The event types keyway emits.

@@ -27,20 +27,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::{Http, TransportError};
+use keyway_adapter::{Http, TransportError, Window};
 use tokio::time::Instant;
 
 use crate::cluster::limits::SharedLimits;
 use crate::metrics;
-
-/// One published limit.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Window {
-    /// At most this many …
-    pub max: u32,
-    /// … in any interval this long.
-    pub per: Duration,
-}
 
 #[derive(Debug)]
 struct Inner {

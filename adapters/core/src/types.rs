@@ -68,6 +68,16 @@ pub struct Limits {
     pub commands: &'static [(u32, u64)],
 }
 
+/// One limit as keyway enforces it: at most `max` in any interval of `per` (a
+/// [`Limits`] pair, or an operator's override).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    /// At most this many …
+    pub max: u32,
+    /// … in any interval this long.
+    pub per: Duration,
+}
+
 /// What an adapter declares about itself.
 #[derive(Clone, Debug)]
 pub struct AdapterInfo {

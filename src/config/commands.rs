@@ -1,0 +1,137 @@
+//! `[commands]` (the command lifecycle's timing), `[http]` and `[inbound]` (keyway's
+//! own limits on its callers): fields, defaults and their checks.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ConfigError, invalid};
+
+/// Command lifecycle timing.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommandsConfig {
+    /// Longest `Prefer: wait=N` honoured, seconds. Default 60.
+    pub max_wait_s: u64,
+    /// How long to keep waking a sleeping car before `vehicle_asleep`, seconds. Default 60.
+    pub wake_timeout_s: u64,
+    /// Pause between wake-up calls, milliseconds. Default 2000.
+    pub wake_poll_ms: u64,
+    /// How long an accepted async command may stay pending before it is given up, seconds.
+    /// Default 300.
+    pub command_timeout_s: u64,
+    /// Longest pause between polls of an async command, milliseconds. Default 5000.
+    pub max_poll_interval_ms: u64,
+    /// Refresh access tokens this long before they expire, seconds. Default 300.
+    pub token_refresh_skew_s: u64,
+    /// Callers' commands queued or running per car, beyond which a new one answers
+    /// `429 vehicle_busy` (relocks and grant unlocks are never refused). Default 4.
+    pub max_queued_per_vehicle: usize,
+}
+
+impl Default for CommandsConfig {
+    fn default() -> Self {
+        Self {
+            max_wait_s: 60,
+            wake_timeout_s: 60,
+            wake_poll_ms: 2000,
+            command_timeout_s: 300,
+            max_poll_interval_ms: 5000,
+            token_refresh_skew_s: 300,
+            max_queued_per_vehicle: 4,
+        }
+    }
+}
+
+impl CommandsConfig {
+    /// `max_wait_s` as a duration.
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_secs(self.max_wait_s)
+    }
+}
+
+/// Inbound HTTP limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body accepted, bytes. Default 65536.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// keyway's own limits on its callers (abuse guards and load shedding).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundConfig {
+    /// Sustained requests per second per caller `sub`. Default 50.
+    pub caller_per_s: u32,
+    /// Burst per caller. Default 100.
+    pub caller_burst: u32,
+    /// Unlocks per vehicle per minute, sustained. Default 6.
+    pub unlocks_per_vehicle_per_min: u32,
+    /// Unlocks of one vehicle allowed at once. Default 3.
+    pub unlock_burst: u32,
+    /// Requests in flight at once; beyond it keyway answers 503 at once. Default 1024.
+    pub max_in_flight: usize,
+    /// Longest time to answer a request, seconds (above `commands.max_wait_s`). Default 90.
+    pub request_timeout_s: u64,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        Self {
+            caller_per_s: 50,
+            caller_burst: 100,
+            unlocks_per_vehicle_per_min: 6,
+            unlock_burst: 3,
+            max_in_flight: 1024,
+            request_timeout_s: 90,
+        }
+    }
+}
+
+impl CommandsConfig {
+    /// Checks the waits are usable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_wait_s > 300 {
+            return Err(invalid("commands.max_wait_s", "at most 300"));
+        }
+        if self.wake_poll_ms == 0 {
+            return Err(invalid("commands.wake_poll_ms", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+impl InboundConfig {
+    /// Checks the limits are positive and a request may outlast the longest
+    /// `Prefer: wait` (`max_wait_s`).
+    pub fn validate(&self, max_wait_s: u64) -> Result<(), ConfigError> {
+        if self.caller_per_s == 0 || self.caller_burst == 0 {
+            return Err(invalid(
+                "inbound.caller_per_s",
+                "caller limits must be positive",
+            ));
+        }
+        if self.unlocks_per_vehicle_per_min == 0 || self.unlock_burst == 0 {
+            return Err(invalid(
+                "inbound.unlocks_per_vehicle_per_min",
+                "unlock limits must be positive",
+            ));
+        }
+        if self.request_timeout_s <= max_wait_s {
+            return Err(invalid(
+                "inbound.request_timeout_s",
+                "must be longer than commands.max_wait_s",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,306 @@
+//! keyway's configuration: one TOML file, with secrets also settable from the
+//! environment so they need not sit in the file (`KEYWAY_AUTH_HS256_SECRET`,
+//! `KEYWAY_OEMS_<OEM>_CLIENT_SECRET`, `KEYWAY_CRYPTO_KEYS`). Unknown fields are errors,
+//! and every error names the field it is about. Defaults are documented on each field
+//! and in `keyway.example.toml`. Configuration is data: one file per section, each
+//! checking its own values; nothing here builds a client, a key or an adapter.
+
+mod auth;
+mod cluster;
+mod commands;
+mod events;
+mod oems;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use keyway_adapter::Secret;
+use serde::Deserialize;
+
+pub use auth::{AuthConfig, CryptoConfig, JwtAlgorithm};
+pub use cluster::ClusterConfig;
+pub use commands::{CommandsConfig, HttpConfig, InboundConfig};
+pub use events::{EventsConfig, GrantsConfig};
+pub use oems::{
+    BreakerConfig, LimitsConfig, OemConfig, ReadsConfig, ResolvedLimits, RetryConfig, TimingConfig,
+    WakeForReads, WindowConfig,
+};
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for keyway (the message names line, column and key).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's description, naming the field.
+        message: String,
+    },
+    /// A field has a value keyway cannot use.
+    #[error("`{field}`: {message}")]
+    Invalid {
+        /// Dotted field path, e.g. `auth.hs256_secret`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+pub(crate) fn invalid(field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the unified API listens on. Default `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where state lives: `sqlite://PATH` (default `sqlite://keyway.db`), or
+    /// `postgres://…` for several replicas (see `[cluster]`).
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// The URL owners' browsers reach keyway at (the OAuth redirect URI is
+    /// `<public_url>/v1/oauth/callback`). Default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Encryption of OEM tokens at rest.
+    #[serde(default)]
+    pub crypto: CryptoConfig,
+    /// Caller authentication.
+    pub auth: AuthConfig,
+    /// Command lifecycle timing.
+    #[serde(default)]
+    pub commands: CommandsConfig,
+    /// Inbound HTTP limits.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// keyway's own limits on callers.
+    #[serde(default)]
+    pub inbound: InboundConfig,
+    /// Several replicas as one gateway.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+    /// Delivery grants and their relocks.
+    #[serde(default)]
+    pub grants: GrantsConfig,
+    /// Event delivery (webhooks).
+    #[serde(default)]
+    pub events: EventsConfig,
+    /// One table per OEM to enable, keyed by OEM id (`tesla`, ...).
+    #[serde(default)]
+    pub oems: BTreeMap<String, OemConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_store() -> String {
+    "sqlite://keyway.db".into()
+}
+
+/// Where state lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (cluster mode).
+    Postgres(String),
+}
+
+impl Config {
+    /// Reads, parses, applies environment overrides and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        config.apply_env(|k| std::env::var(k).ok());
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Fills secrets from the environment where the file leaves them out.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+        // One file for every replica: each may listen elsewhere.
+        if let Some(s) = env("KEYWAY_LISTEN")
+            && let Ok(addr) = s.parse()
+        {
+            self.listen = addr;
+        }
+        // The store URL may carry a password: keep it out of the file.
+        if let Some(s) = env("KEYWAY_STORE") {
+            self.store = s;
+        }
+        if let Some(s) = env("KEYWAY_CLUSTER_REDIS") {
+            self.cluster.redis = Some(s);
+        }
+        if let Some(s) = env("KEYWAY_AUTH_HS256_SECRET") {
+            self.auth.hs256_secret = Some(Secret::new(s));
+        }
+        if let Some(list) = env("KEYWAY_CRYPTO_KEYS") {
+            for pair in list.split(',').filter(|p| !p.trim().is_empty()) {
+                if let Some((id, key)) = pair.split_once('=') {
+                    self.crypto
+                        .keys
+                        .insert(id.trim().to_string(), Secret::new(key.trim()));
+                }
+            }
+        }
+        for (name, oem) in &mut self.oems {
+            let prefix = format!("KEYWAY_OEMS_{}", name.to_ascii_uppercase());
+            if let Some(s) = env(&format!("{prefix}_CLIENT_SECRET")) {
+                oem.client_secret = Some(Secret::new(s));
+            }
+            if let Some(s) = env(&format!("{prefix}_API_KEY")) {
+                oem.api_key = Some(Secret::new(s));
+            }
+            if let Some(s) = env(&format!("{prefix}_APP_KEY")) {
+                oem.app_key = Some(Secret::new(s));
+            }
+        }
+    }
+
+    /// Checks what serde cannot and needs nothing but the values (what depends on
+    /// an OEM, a key or an address is checked where it is built, at start).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.store_url()?;
+        self.crypto.active()?;
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(invalid("public_url", "must be an http:// or https:// URL"));
+        }
+        self.auth.validate()?;
+        self.commands.validate()?;
+        self.inbound.validate(self.commands.max_wait_s)?;
+        self.cluster.validate()?;
+        self.grants.validate()?;
+        self.events.validate()?;
+        for (name, oem) in &self.oems {
+            oem.validate(name)?;
+        }
+        Ok(())
+    }
+
+    /// The base URL owners' browsers reach keyway at.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// The parsed `store` URL.
+    pub fn store_url(&self) -> Result<StoreUrl, ConfigError> {
+        if self.store.starts_with("postgres://") || self.store.starts_with("postgresql://") {
+            return Ok(StoreUrl::Postgres(self.store.clone()));
+        }
+        match self.store.strip_prefix("sqlite://") {
+            Some(path) if !path.is_empty() => Ok(StoreUrl::Sqlite(PathBuf::from(path))),
+            _ => Err(invalid(
+                "store",
+                "expected sqlite://PATH or postgres://USER@HOST:PORT/DATABASE",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [crypto]
+        keys = { k1 = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=" }
+
+        [auth]
+        issuer = "https://id.example"
+        hs256_secret = "0123456789abcdef0123456789abcdef"
+    "#;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.auth.audience, "keyway");
+        assert_eq!(c.store_url().unwrap(), StoreUrl::Sqlite("keyway.db".into()));
+        assert_eq!(c.commands.max_wait_s, 60);
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let e = parse(&format!("lisen = \"127.0.0.1:1\"\n{MINIMAL}")).unwrap_err();
+        assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let e = parse(&format!("listen = \"nowhere\"\n{MINIMAL}")).unwrap_err();
+        assert!(e.contains("listen"), "{e}");
+        let e = parse(&MINIMAL.replace("0123456789abcdef0123456789abcdef", "short")).unwrap_err();
+        assert!(e.contains("auth.hs256_secret"), "{e}");
+        let e = parse(&format!(
+            "{MINIMAL}\n[oems.tesla]\napi_base_url = \"ftp://x\"\nclient_id = \"c\""
+        ))
+        .unwrap_err();
+        assert!(e.contains("oems.tesla.api_base_url"), "{e}");
+    }
+
+    #[test]
+    fn crypto_keys_are_required() {
+        let no_keys = MINIMAL.replace(
+            "keys = { k1 = \"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\" }",
+            "",
+        );
+        let e = parse(&no_keys).unwrap_err();
+        assert!(e.contains("crypto.keys"), "{e}");
+        let two = MINIMAL.replace(
+            "k1 = \"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\"",
+            "k1 = \"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\", k2 = \"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\"",
+        );
+        let e = parse(&two).unwrap_err();
+        assert!(e.contains("crypto.active_key"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_secrets() {
+        let mut c: Config = toml::from_str(&format!(
+            "{MINIMAL}\n[oems.tesla]\napi_base_url = \"http://x\"\nclient_id = \"c\""
+        ))
+        .unwrap();
+        c.apply_env(|k| {
+            (k == "KEYWAY_OEMS_TESLA_CLIENT_SECRET" || k == "KEYWAY_OEMS_TESLA_APP_KEY")
+                .then(|| "s3cret".to_string())
+        });
+        let tesla = &c.oems["tesla"];
+        assert_eq!(tesla.client_secret.as_ref().unwrap().expose(), "s3cret");
+        assert_eq!(tesla.app_key.as_ref().unwrap().expose(), "s3cret");
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}
