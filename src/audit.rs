@@ -9,11 +9,11 @@
 use std::sync::Arc;
 
 use crate::error::ApiError;
-use crate::store::{AUDIT_GENESIS, AuditEntry, Store, audit_hash, now};
+use crate::store::{AUDIT_GENESIS, AuditEntry, AuditStore, audit_hash, now};
 
 /// Appends audit entries.
 pub struct Audit {
-    store: Arc<dyn Store>,
+    store: Arc<dyn AuditStore>,
 }
 
 /// A decision to record.
@@ -37,7 +37,7 @@ pub struct Decision<'a> {
 
 impl Audit {
     /// An audit log in `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn AuditStore>) -> Self {
         Self { store }
     }
 
@@ -107,7 +107,7 @@ pub enum Broken {
 }
 
 /// Walks the whole chain.
-pub async fn verify(store: &dyn Store) -> Result<Verified, Broken> {
+pub async fn verify(store: &dyn AuditStore) -> Result<Verified, Broken> {
     let rows = store
         .audit_log()
         .await

@@ -353,7 +353,7 @@ async fn env(
 async fn seed(db: PathBuf, n: usize) {
     let store = SqlStore::open(&db).await.expect("open store");
     let t = keyway::store::now();
-    use keyway::store::Store;
+    use keyway::store::AccountStore;
     store
         .put_account(&AccountRecord {
             id: "acct_bench".into(),

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::clock::timestamp;
-use crate::store::{EventRecord, Store, WebhookRecord, now};
+use crate::store::{EventRecord, EventStore, WebhookRecord, now};
 
 /// The event types keyway emits.
 pub const TYPES: &[&str] = &[
@@ -60,7 +60,7 @@ const HOOKS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Emits and reads events.
 pub struct Events {
-    store: Arc<dyn Store>,
+    store: Arc<dyn EventStore>,
     /// Subscriptions as last read, and when.
     hooks: std::sync::Mutex<Option<(tokio::time::Instant, Vec<WebhookRecord>)>>,
     /// The newest `seq` this process wrote (streams wait on it).
@@ -71,7 +71,7 @@ pub struct Events {
 
 impl Events {
     /// Events in `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
         Self {
             store,
             hooks: std::sync::Mutex::default(),

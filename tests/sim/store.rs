@@ -5,7 +5,7 @@
 //! - a count of calls in flight, which keeps tokio's paused clock from jumping ahead
 //!   while SQLite works on its own thread (see [`super::Spinner`]).
 //!
-//! Every method delegates; the list follows `keyway::store::Store`.
+//! Every method delegates; the impls follow `keyway::store`'s area traits.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -57,47 +57,19 @@ impl SimStore {
 }
 
 #[async_trait]
-impl Store for SimStore {
-    fn shared(&self) -> bool {
-        self.shared
-    }
-
-    fn change_channel(&self) -> Option<String> {
-        None
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.guard(self.inner.ping()).await
-    }
-
-    async fn try_lease(&self, name: &str, lease: &Lease) -> Result<bool, StoreError> {
-        self.guard(self.inner.try_lease(name, lease)).await
-    }
-
-    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        self.guard(self.inner.release_lease(name, holder)).await
-    }
-
-    async fn release_all(&self, holder: &str) -> Result<(), StoreError> {
-        self.guard(self.inner.release_all(holder)).await
-    }
-
+impl AccountStore for SimStore {
     async fn put_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
         self.guard(self.inner.put_account(account)).await
     }
-
     async fn account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {
         self.guard(self.inner.account(id)).await
     }
-
     async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
         self.guard(self.inner.accounts()).await
     }
-
     async fn tenant_accounts(&self, tenant: &str) -> Result<Vec<AccountRecord>, StoreError> {
         self.guard(self.inner.tenant_accounts(tenant)).await
     }
-
     async fn tenant_account(
         &self,
         tenant: &str,
@@ -105,11 +77,9 @@ impl Store for SimStore {
     ) -> Result<Option<AccountRecord>, StoreError> {
         self.guard(self.inner.tenant_account(tenant, id)).await
     }
-
     async fn save_tokens(&self, account_id: &str, tokens: &StoredTokens) -> Result<(), StoreError> {
         self.guard(self.inner.save_tokens(account_id, tokens)).await
     }
-
     async fn replace_tokens(
         &self,
         account_id: &str,
@@ -119,38 +89,34 @@ impl Store for SimStore {
         self.guard(self.inner.replace_tokens(account_id, expected, tokens))
             .await
     }
-
     async fn delete_account(&self, id: &str) -> Result<bool, StoreError> {
         self.guard(self.inner.delete_account(id)).await
     }
-
     async fn account_vehicle_ids(&self, account_id: &str) -> Result<Vec<String>, StoreError> {
         self.guard(self.inner.account_vehicle_ids(account_id)).await
     }
-
     async fn put_link_state(&self, state: &LinkState) -> Result<(), StoreError> {
         self.guard(self.inner.put_link_state(state)).await
     }
-
     async fn take_link_state(&self, state_hash: &str) -> Result<Option<LinkState>, StoreError> {
         self.guard(self.inner.take_link_state(state_hash)).await
     }
-
     async fn set_account_status(&self, id: &str, status: AccountStatus) -> Result<(), StoreError> {
         self.guard(self.inner.set_account_status(id, status)).await
     }
+}
 
+#[async_trait]
+impl VehicleStore for SimStore {
     async fn upsert_vehicle(
         &self,
         vehicle: &VehicleRecord,
     ) -> Result<Option<VehicleRecord>, StoreError> {
         self.guard(self.inner.upsert_vehicle(vehicle)).await
     }
-
     async fn vehicle(&self, id: &str) -> Result<Option<VehicleRecord>, StoreError> {
         self.guard(self.inner.vehicle(id)).await
     }
-
     async fn tenant_vehicle(
         &self,
         tenant: &str,
@@ -158,7 +124,6 @@ impl Store for SimStore {
     ) -> Result<Option<VehicleRecord>, StoreError> {
         self.guard(self.inner.tenant_vehicle(tenant, id)).await
     }
-
     async fn vehicle_by_oem_id(
         &self,
         oem: &str,
@@ -166,11 +131,9 @@ impl Store for SimStore {
     ) -> Result<Option<VehicleRecord>, StoreError> {
         self.guard(self.inner.vehicle_by_oem_id(oem, oem_id)).await
     }
-
     async fn vehicles(&self) -> Result<Vec<VehicleRecord>, StoreError> {
         self.guard(self.inner.vehicles()).await
     }
-
     async fn vehicles_page(
         &self,
         tenant: &str,
@@ -180,7 +143,10 @@ impl Store for SimStore {
         self.guard(self.inner.vehicles_page(tenant, after, limit))
             .await
     }
+}
 
+#[async_trait]
+impl CommandStore for SimStore {
     async fn create_command(
         &self,
         command: &CommandRecord,
@@ -191,7 +157,6 @@ impl Store for SimStore {
         self.guard(self.inner.create_command(command, claim, lease, audit))
             .await
     }
-
     async fn finish_command(
         &self,
         command: &CommandRecord,
@@ -202,11 +167,9 @@ impl Store for SimStore {
         self.guard(self.inner.finish_command(command, audit, event, webhooks))
             .await
     }
-
     async fn renew_command_lease(&self, id: &str, lease: &Lease) -> Result<bool, StoreError> {
         self.guard(self.inner.renew_command_lease(id, lease)).await
     }
-
     async fn claim_commands(
         &self,
         lease: &Lease,
@@ -215,11 +178,9 @@ impl Store for SimStore {
         self.guard(self.inner.claim_commands(lease, lapsed_before))
             .await
     }
-
     async fn command(&self, id: &str) -> Result<Option<CommandRecord>, StoreError> {
         self.guard(self.inner.command(id)).await
     }
-
     async fn visible_command(
         &self,
         tenant: &str,
@@ -229,11 +190,9 @@ impl Store for SimStore {
         self.guard(self.inner.visible_command(tenant, sub, id))
             .await
     }
-
     async fn command_for_key(&self, caller: &str, key: &str) -> Result<Option<String>, StoreError> {
         self.guard(self.inner.command_for_key(caller, key)).await
     }
-
     async fn commands_sent_since(
         &self,
         vehicle_id: &str,
@@ -242,19 +201,19 @@ impl Store for SimStore {
         self.guard(self.inner.commands_sent_since(vehicle_id, sent_after))
             .await
     }
-
     async fn update_command(&self, command: &CommandRecord) -> Result<(), StoreError> {
         self.guard(self.inner.update_command(command)).await
     }
+}
 
+#[async_trait]
+impl GrantStore for SimStore {
     async fn insert_grant(&self, grant: &GrantRecord) -> Result<(), StoreError> {
         self.guard(self.inner.insert_grant(grant)).await
     }
-
     async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
         self.guard(self.inner.grant(id)).await
     }
-
     async fn visible_grant(
         &self,
         tenant: &str,
@@ -264,7 +223,6 @@ impl Store for SimStore {
         self.guard(self.inner.visible_grant(tenant, grantee, id))
             .await
     }
-
     async fn grants_for_vehicle(
         &self,
         tenant: &str,
@@ -273,23 +231,22 @@ impl Store for SimStore {
         self.guard(self.inner.grants_for_vehicle(tenant, vehicle_id))
             .await
     }
-
     async fn update_grant(&self, grant: &GrantRecord) -> Result<(), StoreError> {
         self.guard(self.inner.update_grant(grant)).await
     }
-
     async fn take_grant_unlock(&self, id: &str) -> Result<bool, StoreError> {
         self.guard(self.inner.take_grant_unlock(id)).await
     }
-
     async fn refund_grant_unlock(&self, id: &str) -> Result<(), StoreError> {
         self.guard(self.inner.refund_grant_unlock(id)).await
     }
-
     async fn due_relocks(&self, at: OffsetDateTime) -> Result<Vec<GrantRecord>, StoreError> {
         self.guard(self.inner.due_relocks(at)).await
     }
+}
 
+#[async_trait]
+impl EventStore for SimStore {
     async fn append_event(
         &self,
         event: &EventRecord,
@@ -297,7 +254,6 @@ impl Store for SimStore {
     ) -> Result<i64, StoreError> {
         self.guard(self.inner.append_event(event, webhooks)).await
     }
-
     async fn events_after(
         &self,
         tenant: &str,
@@ -308,27 +264,21 @@ impl Store for SimStore {
         self.guard(self.inner.events_after(tenant, vehicles, seq, limit))
             .await
     }
-
     async fn event(&self, seq: i64) -> Result<Option<EventRecord>, StoreError> {
         self.guard(self.inner.event(seq)).await
     }
-
     async fn insert_webhook(&self, webhook: &WebhookRecord) -> Result<(), StoreError> {
         self.guard(self.inner.insert_webhook(webhook)).await
     }
-
     async fn webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
         self.guard(self.inner.webhooks()).await
     }
-
     async fn tenant_webhooks(&self, tenant: &str) -> Result<Vec<WebhookRecord>, StoreError> {
         self.guard(self.inner.tenant_webhooks(tenant)).await
     }
-
     async fn delete_webhook(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
         self.guard(self.inner.delete_webhook(tenant, id)).await
     }
-
     async fn claim_deliveries(
         &self,
         now: OffsetDateTime,
@@ -338,11 +288,9 @@ impl Store for SimStore {
         self.guard(self.inner.claim_deliveries(now, until, limit))
             .await
     }
-
     async fn update_delivery(&self, delivery: &DeliveryRecord) -> Result<(), StoreError> {
         self.guard(self.inner.update_delivery(delivery)).await
     }
-
     async fn deliveries(
         &self,
         tenant: &str,
@@ -352,12 +300,40 @@ impl Store for SimStore {
         self.guard(self.inner.deliveries(tenant, webhook_id, limit))
             .await
     }
+}
 
+#[async_trait]
+impl AuditStore for SimStore {
     async fn append_audit(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
         self.guard(self.inner.append_audit(entry)).await
     }
-
     async fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
         self.guard(self.inner.audit_log()).await
+    }
+}
+
+#[async_trait]
+impl LeaseStore for SimStore {
+    async fn try_lease(&self, name: &str, lease: &Lease) -> Result<bool, StoreError> {
+        self.guard(self.inner.try_lease(name, lease)).await
+    }
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.guard(self.inner.release_lease(name, holder)).await
+    }
+    async fn release_all(&self, holder: &str) -> Result<(), StoreError> {
+        self.guard(self.inner.release_all(holder)).await
+    }
+}
+
+#[async_trait]
+impl Store for SimStore {
+    fn shared(&self) -> bool {
+        self.shared
+    }
+    fn change_channel(&self) -> Option<String> {
+        None
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.guard(self.inner.ping()).await
     }
 }

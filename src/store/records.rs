@@ -1,0 +1,423 @@
+//! The records the store keeps — accounts, link states, vehicles, commands, grants,
+//! events, webhooks and deliveries, audit entries, leases — and their status enums,
+//! as plain data.
+
+use keyway_adapter::Command;
+use time::OffsetDateTime;
+
+use super::StoreError;
+
+/// Whether an OEM account can be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountStatus {
+    /// Tokens work (or can be refreshed).
+    Active,
+    /// The OEM rejected the refresh token: the owner must link the account again.
+    ReauthorizationRequired,
+}
+
+impl AccountStatus {
+    /// Wire and column name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::ReauthorizationRequired => "reauthorization_required",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "active" => Ok(AccountStatus::Active),
+            "reauthorization_required" => Ok(AccountStatus::ReauthorizationRequired),
+            _ => Err(StoreError::Corrupt(format!("account status {s:?}"))),
+        }
+    }
+}
+
+/// The tokens of one OEM account as stored: sealed by `crypto::Sealer`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoredTokens {
+    /// Current access token, sealed.
+    pub access_token: Option<String>,
+    /// When it stops working.
+    pub access_expires_at: Option<OffsetDateTime>,
+    /// When keyway refreshes it (before it expires).
+    pub access_refresh_at: Option<OffsetDateTime>,
+    /// Current refresh token (single-use where the OEM rotates them), sealed.
+    pub refresh_token: Option<String>,
+}
+
+/// A pending OAuth authorization, waiting for the owner's browser to come back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkState {
+    /// SHA-256 (hex) of the `state` parameter; the state itself is not stored.
+    pub state_hash: String,
+    /// Which OEM.
+    pub oem: String,
+    /// Who started it (becomes the account's owner).
+    pub caller: String,
+    /// The PKCE verifier, sealed.
+    pub verifier: String,
+    /// The redirect URI sent to the OEM (the code exchange must repeat it).
+    pub redirect_uri: String,
+    /// Started.
+    pub created_at: OffsetDateTime,
+    /// Good until.
+    pub expires_at: OffsetDateTime,
+}
+
+/// A linked OEM account.
+#[derive(Clone, Debug)]
+pub struct AccountRecord {
+    /// keyway's id.
+    pub id: String,
+    /// Which OEM.
+    pub oem: String,
+    /// Who linked it (caller `sub`).
+    pub owner: String,
+    /// Usable or not.
+    pub status: AccountStatus,
+    /// Its tokens, sealed.
+    pub tokens: StoredTokens,
+    /// When linked.
+    pub created_at: OffsetDateTime,
+}
+
+/// A vehicle keyway knows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VehicleRecord {
+    /// keyway's id (`veh_...`), stable across re-discovery.
+    pub id: String,
+    /// The account it was discovered through.
+    pub account_id: String,
+    /// The tenant of that account: the only one that reaches the vehicle.
+    pub tenant: String,
+    /// Which OEM.
+    pub oem: String,
+    /// The OEM's id for it.
+    pub oem_id: String,
+    /// VIN, when known.
+    pub vin: Option<String>,
+    /// The owner's name for it.
+    pub display_name: Option<String>,
+    /// Model.
+    pub model: Option<String>,
+    /// Model year.
+    pub year: Option<u16>,
+    /// Lock state left by the last confirmed command, with its time.
+    pub last_locked: Option<(bool, OffsetDateTime)>,
+}
+
+/// Where a command stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandStatus {
+    /// Not final yet.
+    Pending,
+    /// The vehicle executed it.
+    Succeeded,
+    /// It did not happen and will not happen: keyway is sure.
+    Failed,
+    /// The car may or may not have done it: the OEM may have received it, and no state
+    /// observed after the send settles it. keyway keeps watching the car for the OEM's
+    /// command window and records the outcome if it learns it (`command.resolved`).
+    Unknown,
+}
+
+impl CommandStatus {
+    /// Wire and column name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandStatus::Pending => "pending",
+            CommandStatus::Succeeded => "succeeded",
+            CommandStatus::Failed => "failed",
+            CommandStatus::Unknown => "unknown",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "pending" => Ok(CommandStatus::Pending),
+            "succeeded" => Ok(CommandStatus::Succeeded),
+            "failed" => Ok(CommandStatus::Failed),
+            "unknown" => Ok(CommandStatus::Unknown),
+            _ => Err(StoreError::Corrupt(format!("command status {s:?}"))),
+        }
+    }
+}
+
+/// One lock/unlock request: who, what vehicle, when, and how it ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommandRecord {
+    /// keyway's id (`cmd_...`).
+    pub id: String,
+    /// The vehicle.
+    pub vehicle_id: String,
+    /// Lock or unlock.
+    pub action: Command,
+    /// Where it stands.
+    pub status: CommandStatus,
+    /// The caller's `sub`.
+    pub caller: String,
+    /// The vehicle's tenant.
+    pub tenant: String,
+    /// A relock or a grant's unlock: may use the OEM command quota's reserve, and is
+    /// never refused by the per-car queue cap.
+    pub reserved: bool,
+    /// The caller's own reference (e.g. an order id).
+    pub reference: Option<String>,
+    /// The request that created it.
+    pub request_id: Option<String>,
+    /// When it was first handed to the OEM (from then on it may have reached the car).
+    pub sent_at: Option<OffsetDateTime>,
+    /// The OEM's pending-command handle (async OEMs), JSON.
+    pub oem_handle: Option<String>,
+    /// Error code when failed.
+    pub error_code: Option<String>,
+    /// Error detail when failed.
+    pub error_detail: Option<String>,
+    /// Created.
+    pub created_at: OffsetDateTime,
+    /// Last changed.
+    pub updated_at: OffsetDateTime,
+    /// Reached a final status.
+    pub completed_at: Option<OffsetDateTime>,
+    /// The last lock state observed after the send, and when the car reported it.
+    pub observed: Option<(bool, OffsetDateTime)>,
+    /// When failed or unknown: the earliest a new command makes sense.
+    pub retry_at: Option<OffsetDateTime>,
+}
+
+/// An idempotency key claim made together with a new command.
+#[derive(Clone, Debug)]
+pub struct IdempotencyClaim {
+    /// Whose keys: [`crate::auth::Caller::key_scope`] (keys are scoped per caller
+    /// within its tenant).
+    pub caller: String,
+    /// The key as sent.
+    pub key: String,
+    /// Hash of the request the key was first used with.
+    pub fingerprint: String,
+}
+
+/// The answer to creating a command under an idempotency key.
+#[derive(Debug)]
+pub enum Created {
+    /// A new command was recorded.
+    New,
+    /// The key was already used: the command it created and the request fingerprint.
+    Existing {
+        /// The earlier command.
+        command: Box<CommandRecord>,
+        /// The earlier request's fingerprint.
+        fingerprint: String,
+    },
+}
+
+/// A claim on some work: by whom, until when (renewed while the work runs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lease {
+    /// The replica holding it.
+    pub holder: String,
+    /// When it lapses unless renewed.
+    pub until: OffsetDateTime,
+}
+
+/// Where a grant's owed relock stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelockState {
+    /// Nothing owed (never unlocked through the grant).
+    None,
+    /// A relock is owed at `relock_due_at`.
+    Due,
+    /// The car was locked and the lock read back after the relock.
+    Locked,
+    /// Locked, and watched until the OEM's command window of the grant's unlocks has
+    /// passed: a late unlock is relocked again (`grant.relock_repeated`). Checked at
+    /// `relock_due_at`.
+    Watching,
+    /// Every attempt failed; escalated (`grant.relock_failed`).
+    Failed,
+}
+
+impl RelockState {
+    /// Wire and column name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelockState::None => "none",
+            RelockState::Due => "due",
+            RelockState::Locked => "locked",
+            RelockState::Watching => "watching",
+            RelockState::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "none" => RelockState::None,
+            "due" => RelockState::Due,
+            "locked" => RelockState::Locked,
+            "watching" => RelockState::Watching,
+            "failed" => RelockState::Failed,
+            _ => return Err(StoreError::Corrupt(format!("relock state {s:?}"))),
+        })
+    }
+}
+
+/// A circle a car must be inside.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Geofence {
+    /// Centre latitude, degrees.
+    pub latitude: f64,
+    /// Centre longitude, degrees.
+    pub longitude: f64,
+    /// Radius, metres.
+    pub radius_m: f64,
+}
+
+/// A delivery access grant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GrantRecord {
+    /// `grt_...`
+    pub id: String,
+    /// The one vehicle it opens.
+    pub vehicle_id: String,
+    /// The `sub` allowed to use it.
+    pub grantee: String,
+    /// Who created it.
+    pub created_by: String,
+    /// The creator's (and the vehicle's) tenant.
+    pub tenant: String,
+    /// Free text (order id, "parcel delivery").
+    pub purpose: Option<String>,
+    /// Usable from …
+    pub not_before: OffsetDateTime,
+    /// … until.
+    pub not_after: OffsetDateTime,
+    /// Unlocks allowed.
+    pub max_unlocks: u32,
+    /// Unlocks taken.
+    pub unlocks_used: u32,
+    /// Where the car must be for an unlock.
+    pub geofence: Option<Geofence>,
+    /// Relock this long after a grant unlock.
+    pub relock_after_s: u32,
+    /// Revoked at.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Completed by the grantee at.
+    pub completed_at: Option<OffsetDateTime>,
+    /// The owed relock.
+    pub relock_state: RelockState,
+    /// When the owed relock is due (next attempt).
+    pub relock_due_at: Option<OffsetDateTime>,
+    /// Relock attempts so far.
+    pub relock_attempts: u32,
+    /// When the relock was confirmed.
+    pub relocked_at: Option<OffsetDateTime>,
+    /// Created.
+    pub created_at: OffsetDateTime,
+    /// Last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+/// One event (`command.succeeded`, `grant.unlocked`, …).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRecord {
+    /// Order of events; the SSE id. 0 until stored.
+    pub seq: i64,
+    /// `evt_...`
+    pub id: String,
+    /// The event type.
+    pub kind: String,
+    /// The tenant it is about: the only one that sees it.
+    pub tenant: String,
+    /// The vehicle concerned.
+    pub vehicle_id: Option<String>,
+    /// The grant concerned.
+    pub grant_id: Option<String>,
+    /// The command concerned.
+    pub command_id: Option<String>,
+    /// The payload, JSON.
+    pub data: String,
+    /// When.
+    pub created_at: OffsetDateTime,
+}
+
+/// A webhook subscription.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookRecord {
+    /// `whk_...`
+    pub id: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// The signing secret, sealed.
+    pub secret: String,
+    /// Event types delivered (`*` for all), comma-separated.
+    pub types: String,
+    /// Who subscribed.
+    pub created_by: String,
+    /// The subscriber's tenant: only its events are delivered.
+    pub tenant: String,
+    /// The subscribing token's vehicle restriction: only these vehicles' events.
+    pub vehicles: Option<Vec<String>>,
+    /// When.
+    pub created_at: OffsetDateTime,
+}
+
+/// One event's delivery to one subscription.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryRecord {
+    /// `dlv_...`
+    pub id: String,
+    /// The subscription.
+    pub webhook_id: String,
+    /// The event.
+    pub event_seq: i64,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the next attempt is due.
+    pub next_attempt_at: OffsetDateTime,
+    /// The receiver's last HTTP status.
+    pub last_status: Option<u16>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Created.
+    pub created_at: OffsetDateTime,
+    /// Last attempt.
+    pub updated_at: OffsetDateTime,
+}
+
+/// One audit entry, as appended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEntry {
+    /// When.
+    pub at: OffsetDateTime,
+    /// Who (caller `sub`, or `keyway` for its own actions).
+    pub actor: String,
+    /// What (`grant.unlock`, `command.unlock`, …).
+    pub action: String,
+    /// `allowed`, `refused`, `succeeded`, `failed`, …
+    pub decision: String,
+    /// The vehicle.
+    pub vehicle_id: Option<String>,
+    /// The grant.
+    pub grant_id: Option<String>,
+    /// The command.
+    pub command_id: Option<String>,
+    /// Why, or what happened.
+    pub detail: Option<String>,
+}
+
+/// An audit row: the entry, its place and its chain hashes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRecord {
+    /// Position.
+    pub seq: i64,
+    /// The entry.
+    pub entry: AuditEntry,
+    /// The previous row's hash (`genesis` for the first).
+    pub prev_hash: String,
+    /// This row's hash.
+    pub hash: String,
+}
