@@ -156,6 +156,30 @@ fn the_modules_of_src_depend_on_each_other_in_one_direction() {
     }
 }
 
+/// The longest a source file of `src/` or `adapters/*/src/` may be; tests live beside
+/// their module (`<module>/tests.rs`) once a file would pass it.
+const MAX_LINES: usize = 600;
+
+#[test]
+fn no_source_file_is_longer_than_600_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let adapters = std::fs::read_dir(root.join("adapters")).expect("adapters/ is readable");
+    for a in adapters.flatten() {
+        rust_files(&a.path().join("src"), &mut files);
+    }
+    assert!(files.len() > 50, "the check found the files: {files:?}");
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let n = std::fs::read_to_string(f).ok()?.lines().count();
+            (n > MAX_LINES).then(|| format!("{} ({n} lines)", f.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "longer than {MAX_LINES} lines: {long:?}");
+}
+
 #[test]
 fn the_check_finds_cycles_and_grouped_imports() {
     let modules: BTreeSet<String> = ["a", "b", "c"].map(String::from).into();

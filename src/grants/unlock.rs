@@ -1,0 +1,196 @@
+//! Unlocking under a grant: every limit checked, the decision audited and the relock
+//! owed before the command is sent, and the outcome followed after it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyway_adapter::Command;
+
+use crate::audit::Decision;
+use crate::auth::Caller;
+use crate::clock::timestamp;
+use crate::commands::Request;
+use crate::error::{ApiError, Code};
+use crate::store::{CommandRecord, CommandStatus, GrantRecord, RelockState};
+
+use super::{Grants, Role, distance_m, not_found};
+
+impl Grants {
+    async fn refuse(&self, caller: &Caller, g: &GrantRecord, e: ApiError) -> ApiError {
+        self.audit
+            .note(Decision {
+                actor: &caller.sub,
+                action: "grant.unlock",
+                decision: "refused",
+                vehicle_id: Some(&g.vehicle_id),
+                grant_id: Some(&g.id),
+                detail: Some(e.code.as_str()),
+                ..Decision::default()
+            })
+            .await;
+        e.with("grant_id", g.id.clone())
+    }
+
+    /// Unlocks the grant's car for its grantee, if every limit allows it now. Returns
+    /// the unlock command as it stands.
+    pub async fn unlock(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: &str,
+        idempotency_key: Option<String>,
+        request_id: Option<String>,
+    ) -> Result<CommandRecord, ApiError> {
+        let g = self.visible(caller, id, &[Role::Grantee]).await?;
+        // A replay of an unlock already made returns that command, nothing more.
+        if let Some(key) = &idempotency_key
+            && let Some(existing) = self.store.command_for_key(&caller.key_scope(), key).await?
+            && let Some(c) = self.store.command(&existing).await?
+        {
+            if c.reference.as_deref() == Some(g.id.as_str()) && c.action == Command::Unlock {
+                return Ok(c);
+            }
+            return Err(ApiError::new(
+                Code::IdempotencyKeyReused,
+                "this Idempotency-Key was already used with a different request",
+            )
+            .with("command_id", c.id));
+        }
+        let now = self.clock.now();
+        let refusal = if g.revoked_at.is_some() {
+            Some(ApiError::new(Code::GrantRevoked, "this grant was revoked"))
+        } else if g.completed_at.is_some() {
+            Some(ApiError::new(
+                Code::GrantNotActive,
+                "this grant was completed",
+            ))
+        } else if now < g.not_before || now >= g.not_after {
+            Some(
+                ApiError::new(
+                    Code::GrantNotActive,
+                    "this grant can be used only inside its window",
+                )
+                .with("not_before", timestamp(g.not_before))
+                .with("not_after", timestamp(g.not_after)),
+            )
+        } else if g.unlocks_used >= g.max_unlocks {
+            Some(ApiError::new(
+                Code::GrantExhausted,
+                format!("this grant's {} unlock(s) are used", g.max_unlocks),
+            ))
+        } else {
+            None
+        };
+        if let Some(e) = refusal {
+            return Err(self.refuse(caller, &g, e).await);
+        }
+        let vehicle =
+            self.store.vehicle(&g.vehicle_id).await?.ok_or_else(|| {
+                ApiError::new(Code::VehicleNotFound, "the grant's vehicle is gone")
+            })?;
+        if let Some(f) = g.geofence {
+            // A fresh reading: a cached one could predate the car being moved.
+            let at = self.fleet.locate(&vehicle, Some(Duration::ZERO)).await?;
+            let d = distance_m((f.latitude, f.longitude), (at.latitude, at.longitude));
+            if d > f.radius_m {
+                let e = ApiError::new(
+                    Code::OutsideGeofence,
+                    format!(
+                        "the car is {d:.0} m from the agreed place (allowed: {:.0} m)",
+                        f.radius_m
+                    ),
+                )
+                .with("distance_m", d.round());
+                return Err(self.refuse(caller, &g, e).await);
+            }
+        }
+        if !self.store.take_grant_unlock(&g.id).await? {
+            let e = ApiError::new(Code::GrantExhausted, "this grant has no unlock left");
+            return Err(self.refuse(caller, &g, e).await);
+        }
+        if let Err(e) = self
+            .audit
+            .record(Decision {
+                actor: &caller.sub,
+                action: "grant.unlock",
+                decision: "allowed",
+                vehicle_id: Some(&g.vehicle_id),
+                grant_id: Some(&g.id),
+                ..Decision::default()
+            })
+            .await
+        {
+            let _ = self.store.refund_grant_unlock(&g.id).await;
+            return Err(e);
+        }
+        // The relock is owed before the car can open.
+        let mut owed = self
+            .store
+            .grant(&g.id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        let relock_at = (now + Duration::from_secs(u64::from(g.relock_after_s))).min(g.not_after);
+        // A relock still owed from an earlier unlock keeps its (earlier) time.
+        owed.relock_due_at = Some(match owed.relock_due_at {
+            Some(earlier) if owed.relock_state == RelockState::Due => earlier.min(relock_at),
+            _ => relock_at,
+        });
+        owed.relock_state = RelockState::Due;
+        owed.relock_attempts = 0;
+        owed.relocked_at = None;
+        owed.updated_at = crate::store::now();
+        self.store.update_grant(&owed).await?;
+        let command = self
+            .commands
+            .submit(
+                &vehicle,
+                Request {
+                    caller: caller.sub.clone(),
+                    key_scope: caller.key_scope(),
+                    tenant: g.tenant.clone(),
+                    // The courier is owed this unlock: it may use the quota's reserve.
+                    reserved: true,
+                    action: Command::Unlock,
+                    reference: Some(g.id.clone()),
+                    idempotency_key,
+                    request_id,
+                },
+            )
+            .await;
+        let command = match command {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = self.store.refund_grant_unlock(&g.id).await;
+                return Err(e);
+            }
+        };
+        // Follow the outcome whether or not the grantee waits for it.
+        let (this, cmd) = (self.clone(), command.id.clone());
+        tokio::spawn(async move { this.after_unlock(&cmd).await });
+        Ok(command)
+    }
+
+    async fn after_unlock(&self, command_id: &str) {
+        let Ok(Some(c)) = self
+            .commands
+            .wait(command_id, Duration::from_secs(3600))
+            .await
+        else {
+            return;
+        };
+        let Some(grant_id) = c.reference.as_deref() else {
+            return;
+        };
+        let Ok(Some(g)) = self.store.grant(grant_id).await else {
+            return;
+        };
+        match c.status {
+            CommandStatus::Succeeded => self.event("grant.unlocked", &g, Some(&c.id)).await,
+            // `failed` is certain: the car did not open, so the unlock is given back (the
+            // owed relock still runs: locking a locked car is harmless).
+            CommandStatus::Failed => {
+                let _ = self.store.refund_grant_unlock(&g.id).await;
+            }
+            _ => {}
+        }
+    }
+}
