@@ -106,10 +106,11 @@ impl Gateway {
         let cc = &config.cluster;
         let limits = cc
             .redis
-            .as_deref()
+            .as_ref()
             .map(|url| {
-                SharedLimits::new(url, &cc.prefix, Duration::from_millis(cc.redis_timeout_ms))
-                    .map(Arc::new)
+                let timeout = Duration::from_millis(cc.redis_timeout_ms);
+                let ca = cc.redis_ca_file.as_deref();
+                SharedLimits::new(url.expose(), ca, &cc.prefix, timeout).map(Arc::new)
             })
             .transpose()
             .map_err(|e| ConfigError::Invalid {

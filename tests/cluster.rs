@@ -5,6 +5,8 @@
 //! would: no shutdown code runs.
 
 mod common;
+#[path = "cluster/redis_server.rs"]
+mod redis_server;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use http::Method;
 use keyway::config::{Config, WindowConfig};
 use keyway::gateway::Gateway;
 use keyway::store::CommandStatus;
+use keyway_adapter::Secret;
 use tokio::net::{TcpListener, TcpStream};
 
 use common::{Answer, PgSchema, TempDir};
@@ -96,7 +99,7 @@ impl Cluster {
         options(&mut opts);
         opts.configure = Some(Arc::new(move |c: &mut Config| {
             c.store = url.clone();
-            c.cluster.redis = Some(redis_url());
+            c.cluster.redis = Some(Secret::new(redis_url()));
             c.cluster.prefix = prefix.clone();
             c.cluster.replicas = 3;
             c.cluster.lease_ms = 1000;
@@ -444,7 +447,7 @@ async fn with_redis_unreachable_requests_keep_working_on_local_limits() {
     let relay = Relay::start(redis_url().trim_start_matches("redis://").to_string()).await;
     let redis = format!("redis://{}", relay.addr);
     let c = Cluster::start(move |c| {
-        c.cluster.redis = Some(redis.clone());
+        c.cluster.redis = Some(Secret::new(redis.clone()));
         c.inbound.caller_per_s = 1;
         c.inbound.caller_burst = 6;
     })

@@ -13,7 +13,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::redis::{Redis, RedisError, Reply, Script};
+use std::path::Path;
+
+use redis::Script;
+
+use super::redis::{Redis, RedisError};
 use crate::metrics;
 use keyway_adapter::Window;
 
@@ -93,11 +97,17 @@ impl std::fmt::Debug for SharedLimits {
 const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 impl SharedLimits {
-    /// Limits in the Redis at `url`, keys under `prefix:`.
-    pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, RedisError> {
+    /// Limits in the Redis at `url` (TLS trusting `ca_file` when given), keys under
+    /// `prefix:`.
+    pub fn new(
+        url: &str,
+        ca_file: Option<&Path>,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, RedisError> {
         metrics::redis_up(true);
         Ok(Self {
-            redis: Redis::new(url, timeout)?,
+            redis: Redis::new(url, ca_file, timeout)?,
             prefix: prefix.to_string(),
             quota: Script::new(QUOTA),
             push_back: Script::new(PUSH_BACK),
@@ -125,7 +135,7 @@ impl SharedLimits {
         script: &Script,
         keys: &[&str],
         args: &[String],
-    ) -> Option<Reply> {
+    ) -> Option<i64> {
         if self.now_ms() < self.skip_until_ms.load(Ordering::Relaxed) {
             metrics::limits_degraded(kind);
             return None;
@@ -182,7 +192,7 @@ impl SharedLimits {
             args.push(w.max.to_string());
         }
         let reply = self.run("quota", &self.quota, &keys, &args).await?;
-        Some(wait_from(&reply))
+        Some(wait_from(reply))
     }
 
     /// Makes everyone stay away from quota `name` for `d`.
@@ -207,15 +217,14 @@ impl SharedLimits {
             burst.max(1).to_string(),
         ];
         let reply = self.run(name, &self.gcra, &[&k], &args).await?;
-        Some(wait_from(&reply))
+        Some(wait_from(reply))
     }
 }
 
-fn wait_from(reply: &Reply) -> Result<(), Duration> {
-    match reply.int() {
-        Ok(0) => Ok(()),
-        Ok(ms) if ms > 0 => Err(Duration::from_millis(ms as u64)),
-        // A negative or odd answer: do not block callers on a script bug.
-        _ => Ok(()),
+fn wait_from(ms: i64) -> Result<(), Duration> {
+    match ms {
+        // Zero, or a negative answer: do not block callers on a script bug.
+        ..=0 => Ok(()),
+        ms => Err(Duration::from_millis(ms as u64)),
     }
 }

@@ -1,6 +1,9 @@
 //! `[cluster]`: replicas sharing a PostgreSQL store and, optionally, a Redis for
 //! cluster-wide limits. The Redis client itself is built by `cluster::limits`.
 
+use std::path::PathBuf;
+
+use keyway_adapter::Secret;
 use serde::Deserialize;
 
 use super::{ConfigError, invalid};
@@ -9,9 +12,13 @@ use super::{ConfigError, invalid};
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
-    /// Redis holding cluster-wide limits: `redis://HOST:PORT[/DB]`. Unset: every
-    /// replica enforces limits on its own.
-    pub redis: Option<String>,
+    /// Redis holding cluster-wide limits: `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`,
+    /// or `rediss://…` for TLS (or env `KEYWAY_CLUSTER_REDIS`; it may carry a password,
+    /// so it is kept secret). Unset: every replica enforces limits on its own.
+    pub redis: Option<Secret>,
+    /// With `rediss://`: the PEM CA certificate the server's certificate must chain to.
+    /// Unset: the system's roots.
+    pub redis_ca_file: Option<PathBuf>,
     /// Prefix of keyway's Redis keys. Default `keyway`.
     pub prefix: String,
     /// How many replicas share the OEM quotas: while Redis is unreachable each replica
@@ -35,6 +42,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
             redis: None,
+            redis_ca_file: None,
             prefix: "keyway".into(),
             replicas: 1,
             redis_timeout_ms: 250,
@@ -61,12 +69,23 @@ impl ClusterConfig {
                  idle_in_transaction_ms at least 100",
             ));
         }
-        if let Some(url) = &self.redis
+        if let Some(url) = self.redis.as_ref().map(Secret::expose)
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
             return Err(invalid(
                 "cluster.redis",
                 "expected redis://[:PASSWORD@]HOST[:PORT][/DB] or rediss://… (TLS)",
+            ));
+        }
+        if self.redis_ca_file.is_some()
+            && !self
+                .redis
+                .as_ref()
+                .is_some_and(|u| u.expose().starts_with("rediss://"))
+        {
+            return Err(invalid(
+                "cluster.redis_ca_file",
+                "a CA file is only for a rediss:// (TLS) Redis URL",
             ));
         }
         Ok(())

@@ -151,7 +151,7 @@ impl Config {
             self.store = s;
         }
         if let Some(s) = env("KEYWAY_CLUSTER_REDIS") {
-            self.cluster.redis = Some(s);
+            self.cluster.redis = Some(Secret::new(s));
         }
         if let Some(s) = env("KEYWAY_AUTH_HS256_SECRET") {
             self.auth.hs256_secret = Some(Secret::new(s));
