@@ -1,387 +1,466 @@
-//! Prometheus metrics: a small process-wide registry of counters, gauges and
-//! histograms with labels, rendered in the text exposition format at `/metrics`.
-//! Hand-rolled because keyway needs a fixed, short list of series; named helpers below
-//! are the only way code records, so every series is documented in one place.
-//! Labels never carry secrets or unbounded values (no vehicle ids, no tokens).
+//! Prometheus metrics through `prometheus-client`: one process-wide registry of typed
+//! families, rendered in the OpenMetrics text format at `/metrics`. Named recorders
+//! below are the only way code records, so every series is documented in one place.
+//! Recording takes no process-wide lock: a family finds its series under its own
+//! read lock and counters and gauges are atomics. Labels never carry secrets or
+//! unbounded values (no vehicle ids, no tokens); label values are `'static` wherever
+//! the caller has one, so recording allocates nothing once a series exists.
 
-use std::collections::HashMap;
-use std::fmt::Write;
-use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::{LazyLock, Mutex};
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 const BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-type Labels = Vec<(&'static str, String)>;
+/// A label value: borrowed for names known at compile time, owned otherwise.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct Text(Cow<'static, str>);
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
-}
-
-/// Series are found by a hash of name and labels, so recording allocates nothing once
-/// a series exists; the owned name and labels are kept for rendering.
-#[derive(Default)]
-struct Registry {
-    hasher: std::collections::hash_map::RandomState,
-    counters: HashMap<u64, (&'static str, Labels, u64)>,
-    gauges: HashMap<u64, (&'static str, Labels, f64)>,
-    histograms: HashMap<u64, (&'static str, Labels, Histogram)>,
-}
-
-impl Registry {
-    fn key(&self, name: &str, l: &[(&'static str, &str)]) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        name.hash(&mut h);
-        l.hash(&mut h);
-        h.finish()
+impl EncodeLabelValue for Text {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.0.as_ref().encode(encoder)
     }
 }
 
-static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
-
-const HELP: &[(&str, &str, &str)] = &[
-    (
-        "keyway_http_requests_total",
-        "counter",
-        "Requests served by the unified API, by route and status.",
-    ),
-    (
-        "keyway_http_request_seconds",
-        "histogram",
-        "Time to answer a request of the unified API, by route.",
-    ),
-    (
-        "keyway_upstream_request_seconds",
-        "histogram",
-        "OEM HTTP exchanges, by OEM, method and outcome.",
-    ),
-    (
-        "keyway_oem_operation_seconds",
-        "histogram",
-        "Adapter operations (with token refresh and replay), by OEM, operation and outcome.",
-    ),
-    (
-        "keyway_oem_billable_requests_total",
-        "counter",
-        "Requests an OEM bills, by OEM and class (Tesla: data, command, wake).",
-    ),
-    (
-        "keyway_oem_estimated_spend_usd",
-        "gauge",
-        "Estimated OEM spend of this process in US dollars (billable requests × configured prices).",
-    ),
-    (
-        "keyway_upstream_retries_total",
-        "counter",
-        "Retries sent to an OEM.",
-    ),
-    (
-        "keyway_upstream_retry_budget_exhausted_total",
-        "counter",
-        "Retries not sent because the OEM's retry budget was spent.",
-    ),
-    (
-        "keyway_upstream_breaker_state",
-        "gauge",
-        "Circuit breaker per OEM: 0 closed, 1 half-open, 2 open.",
-    ),
-    (
-        "keyway_upstream_breaker_rejections_total",
-        "counter",
-        "Requests refused while an OEM's breaker was open.",
-    ),
-    (
-        "keyway_upstream_quota_wait_seconds",
-        "histogram",
-        "Time requests waited for an OEM quota slot.",
-    ),
-    (
-        "keyway_upstream_quota_rejections_total",
-        "counter",
-        "Requests refused because an OEM quota was spent.",
-    ),
-    (
-        "keyway_upstream_rate_limited_total",
-        "counter",
-        "Rate-limit answers from OEMs (429, quota messages).",
-    ),
-    (
-        "keyway_read_cache_total",
-        "counter",
-        "Vehicle reads by cache result: hit, miss, coalesced, stale.",
-    ),
-    (
-        "keyway_commands_total",
-        "counter",
-        "Commands finished, by OEM, action and status.",
-    ),
-    (
-        "keyway_token_refreshes_total",
-        "counter",
-        "OEM token refreshes, by OEM and outcome.",
-    ),
-    (
-        "keyway_inbound_rejections_total",
-        "counter",
-        "Requests refused by keyway's own limits, by reason.",
-    ),
-    (
-        "keyway_cluster_limits_degraded_total",
-        "counter",
-        "Limit checks decided locally because Redis was unreachable, by limit kind.",
-    ),
-    (
-        "keyway_cluster_redis_up",
-        "gauge",
-        "1 while cluster-wide limits reach Redis, 0 while they fall back to local limits.",
-    ),
-    (
-        "keyway_cluster_commands_taken_over_total",
-        "counter",
-        "Pending commands this replica took over after their lease lapsed.",
-    ),
-];
-
-fn registry() -> std::sync::MutexGuard<'static, Registry> {
-    crate::sync::lock(&REGISTRY)
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Oem {
+    oem: &'static str,
 }
 
-fn labels(l: &[(&'static str, &str)]) -> Labels {
-    l.iter().map(|(k, v)| (*k, v.to_string())).collect()
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OemQuota {
+    oem: &'static str,
+    quota: &'static str,
 }
 
-/// Adds one to a counter.
-pub fn inc(name: &'static str, l: &[(&'static str, &str)]) {
-    let mut r = registry();
-    let k = r.key(name, l);
-    r.counters
-        .entry(k)
-        .or_insert_with(|| (name, labels(l), 0))
-        .2 += 1;
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OemClass {
+    oem: &'static str,
+    class: &'static str,
 }
 
-/// Sets a gauge.
-pub fn set(name: &'static str, l: &[(&'static str, &str)], value: f64) {
-    let mut r = registry();
-    let k = r.key(name, l);
-    r.gauges
-        .entry(k)
-        .or_insert_with(|| (name, labels(l), 0.0))
-        .2 = value;
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Exchange {
+    oem: &'static str,
+    method: &'static str,
+    outcome: Text,
 }
 
-/// Records one observation (seconds) in a histogram.
-pub fn observe(name: &'static str, l: &[(&'static str, &str)], secs: f64) {
-    let mut r = registry();
-    let k = r.key(name, l);
-    let h = &mut r
-        .histograms
-        .entry(k)
-        .or_insert_with(|| (name, labels(l), Histogram::default()))
-        .2;
-    for (i, b) in BUCKETS.iter().enumerate() {
-        if secs <= *b {
-            h.counts[i] += 1;
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Operation {
+    oem: &'static str,
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Read {
+    read: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Command {
+    oem: Text,
+    action: &'static str,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Refresh {
+    oem: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Kind {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteStatus {
+    route: Text,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Route {
+    route: Text,
+}
+
+/// `keyway_cluster_redis_up`: shown only once cluster mode has set it (a process
+/// without Redis has no Redis to be up or down). -1 while unset.
+#[derive(Debug, Default)]
+struct RedisUp(AtomicI64);
+
+impl Collector for RedisUp {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let up = self.0.load(Ordering::Relaxed);
+        if up < 0 {
+            return Ok(());
         }
-    }
-    h.sum += secs;
-    h.count += 1;
-}
-
-/// A counter's current value (tests).
-pub fn counter(name: &'static str, l: &[(&'static str, &str)]) -> u64 {
-    let r = registry();
-    r.counters.get(&r.key(name, l)).map(|c| c.2).unwrap_or(0)
-}
-
-fn fmt_labels(l: &Labels, extra: Option<(&str, String)>) -> String {
-    let mut parts: Vec<String> = l
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
-    if let Some((k, v)) = extra {
-        parts.push(format!("{k}=\"{v}\""));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", parts.join(","))
+        let gauge = ConstGauge::new(up);
+        let series = encoder.encode_descriptor(
+            "keyway_cluster_redis_up",
+            "1 while cluster-wide limits reach Redis, 0 while they fall back to local limits",
+            None,
+            gauge.metric_type(),
+        )?;
+        gauge.encode(series)
     }
 }
 
-/// The text exposition of every series (sorted, so scrapes are stable).
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+fn histograms<L: Clone + std::hash::Hash + Eq>() -> Histograms<L> {
+    Family::new_with_constructor(histogram)
+}
+
+/// Every family of the process. Counters are registered without their `_total`
+/// suffix, which the OpenMetrics encoder adds, so the exposed names are the documented
+/// ones (`keyway_http_requests_total`, …).
+struct Metrics {
+    registry: Registry,
+    http_requests: Family<RouteStatus, Counter>,
+    http_seconds: Histograms<Route>,
+    upstream_seconds: Histograms<Exchange>,
+    operation_seconds: Histograms<Operation>,
+    billable: Family<OemClass, Counter>,
+    spend: Family<Oem, FloatGauge>,
+    retries: Family<Oem, Counter>,
+    retry_budget_exhausted: Family<Oem, Counter>,
+    breaker_state: Family<Oem, Gauge>,
+    breaker_rejections: Family<Oem, Counter>,
+    quota_wait: Histograms<OemQuota>,
+    quota_rejections: Family<OemQuota, Counter>,
+    rate_limited: Family<Oem, Counter>,
+    cache: Family<Read, Counter>,
+    commands: Family<Command, Counter>,
+    token_refreshes: Family<Refresh, Counter>,
+    inbound_rejections: Family<Reason, Counter>,
+    limits_degraded: Family<Kind, Counter>,
+    redis_up: Arc<RedisUp>,
+    taken_over: Counter,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let m = Metrics {
+            registry: Registry::default(),
+            http_requests: Family::default(),
+            http_seconds: histograms(),
+            upstream_seconds: histograms(),
+            operation_seconds: histograms(),
+            billable: Family::default(),
+            spend: Family::default(),
+            retries: Family::default(),
+            retry_budget_exhausted: Family::default(),
+            breaker_state: Family::default(),
+            breaker_rejections: Family::default(),
+            quota_wait: histograms(),
+            quota_rejections: Family::default(),
+            rate_limited: Family::default(),
+            cache: Family::default(),
+            commands: Family::default(),
+            token_refreshes: Family::default(),
+            inbound_rejections: Family::default(),
+            limits_degraded: Family::default(),
+            redis_up: Arc::new(RedisUp(AtomicI64::new(-1))),
+            taken_over: Counter::default(),
+        };
+        m.register()
+    }
+
+    /// Registers every family under its name and help (the encoder ends help with a
+    /// full stop).
+    fn register(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register(
+            "keyway_http_requests",
+            "Requests served by the unified API, by route and status",
+            self.http_requests.clone(),
+        );
+        r.register(
+            "keyway_http_request_seconds",
+            "Time to answer a request of the unified API, by route",
+            self.http_seconds.clone(),
+        );
+        r.register(
+            "keyway_upstream_request_seconds",
+            "OEM HTTP exchanges, by OEM, method and outcome",
+            self.upstream_seconds.clone(),
+        );
+        r.register(
+            "keyway_oem_operation_seconds",
+            "Adapter operations (with token refresh and replay), by OEM, operation and outcome",
+            self.operation_seconds.clone(),
+        );
+        r.register(
+            "keyway_oem_billable_requests",
+            "Requests an OEM bills, by OEM and class (Tesla: data, command, wake)",
+            self.billable.clone(),
+        );
+        r.register(
+            "keyway_oem_estimated_spend_usd",
+            "Estimated OEM spend of this process in US dollars (billable requests × configured prices)",
+            self.spend.clone(),
+        );
+        r.register(
+            "keyway_upstream_retries",
+            "Retries sent to an OEM",
+            self.retries.clone(),
+        );
+        r.register(
+            "keyway_upstream_retry_budget_exhausted",
+            "Retries not sent because the OEM's retry budget was spent",
+            self.retry_budget_exhausted.clone(),
+        );
+        r.register(
+            "keyway_upstream_breaker_state",
+            "Circuit breaker per OEM: 0 closed, 1 half-open, 2 open",
+            self.breaker_state.clone(),
+        );
+        r.register(
+            "keyway_upstream_breaker_rejections",
+            "Requests refused while an OEM's breaker was open",
+            self.breaker_rejections.clone(),
+        );
+        r.register(
+            "keyway_upstream_quota_wait_seconds",
+            "Time requests waited for an OEM quota slot",
+            self.quota_wait.clone(),
+        );
+        r.register(
+            "keyway_upstream_quota_rejections",
+            "Requests refused because an OEM quota was spent",
+            self.quota_rejections.clone(),
+        );
+        r.register(
+            "keyway_upstream_rate_limited",
+            "Rate-limit answers from OEMs (429, quota messages)",
+            self.rate_limited.clone(),
+        );
+        r.register(
+            "keyway_read_cache",
+            "Vehicle reads by cache result: hit, miss, coalesced, stale",
+            self.cache.clone(),
+        );
+        r.register(
+            "keyway_commands",
+            "Commands finished, by OEM, action and status",
+            self.commands.clone(),
+        );
+        r.register(
+            "keyway_token_refreshes",
+            "OEM token refreshes, by OEM and outcome",
+            self.token_refreshes.clone(),
+        );
+        r.register(
+            "keyway_inbound_rejections",
+            "Requests refused by keyway's own limits, by reason",
+            self.inbound_rejections.clone(),
+        );
+        r.register(
+            "keyway_cluster_limits_degraded",
+            "Limit checks decided locally because Redis was unreachable, by limit kind",
+            self.limits_degraded.clone(),
+        );
+        r.register_collector(Box::new(self.redis_up.clone()));
+        r.register(
+            "keyway_cluster_commands_taken_over",
+            "Pending commands this replica took over after their lease lapsed",
+            self.taken_over.clone(),
+        );
+        self
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+fn m() -> &'static Metrics {
+    &METRICS
+}
+
+/// The OpenMetrics text exposition of every series.
 pub fn render() -> String {
-    let r = registry();
-    let mut counters: Vec<_> = r.counters.values().collect();
-    let mut gauges: Vec<_> = r.gauges.values().collect();
-    let mut histograms: Vec<_> = r.histograms.values().collect();
-    counters.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    gauges.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    histograms.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     let mut out = String::new();
-    for (name, kind, help) in HELP {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (n, l, v) in &counters {
-            if n == name {
-                let _ = writeln!(out, "{name}{} {v}", fmt_labels(l, None));
-            }
-        }
-        for (n, l, v) in &gauges {
-            if n == name {
-                let _ = writeln!(out, "{name}{} {v}", fmt_labels(l, None));
-            }
-        }
-        for (n, l, h) in &histograms {
-            if n == name {
-                for (i, b) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "{name}_bucket{} {}",
-                        fmt_labels(l, Some(("le", b.to_string()))),
-                        h.counts[i]
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{} {}",
-                    fmt_labels(l, Some(("le", "+Inf".into()))),
-                    h.count
-                );
-                let _ = writeln!(out, "{name}_sum{} {}", fmt_labels(l, None), h.sum);
-                let _ = writeln!(out, "{name}_count{} {}", fmt_labels(l, None), h.count);
-            }
-        }
-    }
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &m().registry);
     out
 }
+
+/// The value of one counter series, by its exposed name and labels in their declared
+/// order (tests; 0 when the series does not exist yet).
+pub fn counter(name: &str, labels: &[(&str, &str)]) -> u64 {
+    let wanted = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        format!("{name}{{{}}} ", l.join(","))
+    };
+    render()
+        .lines()
+        .find_map(|line| line.strip_prefix(&wanted)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The content type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 // === named recorders ===
 
 /// A retry was sent.
-pub fn retry(oem: &str) {
-    inc("keyway_upstream_retries_total", &[("oem", oem)]);
+pub fn retry(oem: &'static str) {
+    m().retries.get_or_create(&Oem { oem }).inc();
 }
 
 /// A retry was not sent: budget spent.
-pub fn retry_budget_exhausted(oem: &str) {
-    inc(
-        "keyway_upstream_retry_budget_exhausted_total",
-        &[("oem", oem)],
-    );
+pub fn retry_budget_exhausted(oem: &'static str) {
+    m().retry_budget_exhausted.get_or_create(&Oem { oem }).inc();
 }
 
 /// Breaker state changed (0 closed, 1 half-open, 2 open).
-pub fn breaker_state(oem: &str, state: u8) {
-    set(
-        "keyway_upstream_breaker_state",
-        &[("oem", oem)],
-        f64::from(state),
-    );
+pub fn breaker_state(oem: &'static str, state: u8) {
+    m().breaker_state
+        .get_or_create(&Oem { oem })
+        .set(i64::from(state));
 }
 
 /// A request was refused by an open breaker.
-pub fn breaker_rejection(oem: &str) {
-    inc("keyway_upstream_breaker_rejections_total", &[("oem", oem)]);
+pub fn breaker_rejection(oem: &'static str) {
+    m().breaker_rejections.get_or_create(&Oem { oem }).inc();
 }
 
 /// A request waited for a quota slot.
-pub fn quota_wait(oem: &str, kind: &str, secs: f64) {
-    observe(
-        "keyway_upstream_quota_wait_seconds",
-        &[("oem", oem), ("quota", kind)],
-        secs,
-    );
+pub fn quota_wait(oem: &'static str, quota: &'static str, secs: f64) {
+    m().quota_wait
+        .get_or_create(&OemQuota { oem, quota })
+        .observe(secs);
 }
 
 /// A request was refused: quota spent.
-pub fn quota_rejection(oem: &str, kind: &str) {
-    inc(
-        "keyway_upstream_quota_rejections_total",
-        &[("oem", oem), ("quota", kind)],
-    );
+pub fn quota_rejection(oem: &'static str, quota: &'static str) {
+    m().quota_rejections
+        .get_or_create(&OemQuota { oem, quota })
+        .inc();
 }
 
 /// The OEM answered with a rate limit.
-pub fn rate_limited(oem: &str) {
-    inc("keyway_upstream_rate_limited_total", &[("oem", oem)]);
+pub fn rate_limited(oem: &'static str) {
+    m().rate_limited.get_or_create(&Oem { oem }).inc();
 }
 
-/// One OEM HTTP exchange.
-pub fn upstream(oem: &str, method: &str, outcome: &str, secs: f64) {
-    observe(
-        "keyway_upstream_request_seconds",
-        &[("oem", oem), ("method", method), ("outcome", outcome)],
-        secs,
-    );
+/// One billable OEM request, and this process's estimated spend with it.
+pub fn billable(oem: &'static str, class: &'static str, spent_usd: f64) {
+    m().billable.get_or_create(&OemClass { oem, class }).inc();
+    m().spend.get_or_create(&Oem { oem }).set(spent_usd);
+}
+
+/// One OEM HTTP exchange; `outcome` is the status code or the transport failure.
+pub fn upstream(oem: &'static str, method: &http::Method, outcome: Cow<'static, str>, secs: f64) {
+    let method = match *method {
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        _ => "other",
+    };
+    let l = Exchange {
+        oem,
+        method,
+        outcome: Text(outcome),
+    };
+    m().upstream_seconds.get_or_create(&l).observe(secs);
 }
 
 /// One adapter operation.
-pub fn operation(oem: &str, op: &str, outcome: &str, secs: f64) {
-    observe(
-        "keyway_oem_operation_seconds",
-        &[("oem", oem), ("operation", op), ("outcome", outcome)],
-        secs,
-    );
+pub fn operation(oem: &'static str, operation: &'static str, outcome: &'static str, secs: f64) {
+    let l = Operation {
+        oem,
+        operation,
+        outcome,
+    };
+    m().operation_seconds.get_or_create(&l).observe(secs);
 }
 
 /// A read's cache result.
-pub fn cache(kind: &str, result: &str) {
-    inc(
-        "keyway_read_cache_total",
-        &[("read", kind), ("result", result)],
-    );
+pub fn cache(read: &'static str, result: &'static str) {
+    m().cache.get_or_create(&Read { read, result }).inc();
 }
 
 /// A finished command.
-pub fn command(oem: &str, action: &str, status: &str) {
-    inc(
-        "keyway_commands_total",
-        &[("oem", oem), ("action", action), ("status", status)],
-    );
+pub fn command(oem: &str, action: &'static str, status: &'static str) {
+    let l = Command {
+        oem: Text(Cow::Owned(oem.to_owned())),
+        action,
+        status,
+    };
+    m().commands.get_or_create(&l).inc();
 }
 
 /// A token refresh.
-pub fn token_refresh(oem: &str, outcome: &str) {
-    inc(
-        "keyway_token_refreshes_total",
-        &[("oem", oem), ("outcome", outcome)],
-    );
+pub fn token_refresh(oem: &'static str, outcome: &'static str) {
+    m().token_refreshes
+        .get_or_create(&Refresh { oem, outcome })
+        .inc();
 }
 
 /// A request refused by keyway's own limits.
-pub fn inbound_rejection(reason: &str) {
-    inc("keyway_inbound_rejections_total", &[("reason", reason)]);
+pub fn inbound_rejection(reason: &'static str) {
+    m().inbound_rejections
+        .get_or_create(&Reason { reason })
+        .inc();
 }
 
 /// A limit check decided locally because Redis was unreachable.
-pub fn limits_degraded(kind: &str) {
-    inc("keyway_cluster_limits_degraded_total", &[("kind", kind)]);
+pub fn limits_degraded(kind: &'static str) {
+    m().limits_degraded.get_or_create(&Kind { kind }).inc();
 }
 
 /// Whether cluster-wide limits reach Redis.
 pub fn redis_up(up: bool) {
-    set("keyway_cluster_redis_up", &[], if up { 1.0 } else { 0.0 });
+    m().redis_up.0.store(i64::from(up), Ordering::Relaxed);
 }
 
 /// Commands taken over from a replica whose lease lapsed.
 pub fn commands_taken_over(n: usize) {
-    for _ in 0..n {
-        inc("keyway_cluster_commands_taken_over_total", &[]);
-    }
+    m().taken_over.inc_by(n as u64);
 }
 
-/// A request served by the unified API.
-pub fn http(route: &str, status: u16, secs: f64) {
-    let status = status.to_string();
-    inc(
-        "keyway_http_requests_total",
-        &[("route", route), ("status", &status)],
-    );
-    observe("keyway_http_request_seconds", &[("route", route)], secs);
+/// A request served by the unified API; `route` is the matched route pattern.
+pub fn http(route: Cow<'static, str>, status: u16, secs: f64) {
+    let route = Text(route);
+    m().http_seconds
+        .get_or_create(&Route {
+            route: route.clone(),
+        })
+        .observe(secs);
+    m().http_requests
+        .get_or_create(&RouteStatus { route, status })
+        .inc();
 }
 
 #[cfg(test)]
@@ -389,14 +468,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_counters_and_histograms() {
+    fn renders_counters_gauges_and_histograms_under_their_documented_names() {
         retry("unit-test-oem");
-        upstream("unit-test-oem", "GET", "200", 0.02);
+        upstream("unit-test-oem", &http::Method::GET, "200".into(), 0.02);
+        breaker_state("unit-test-oem", 2);
         let text = render();
         assert!(text.contains("keyway_upstream_retries_total{oem=\"unit-test-oem\"} 1"));
         assert!(text.contains(
-            "keyway_upstream_request_seconds_bucket{oem=\"unit-test-oem\",method=\"GET\",outcome=\"200\",le=\"0.025\"} 1"
-        ));
+            "keyway_upstream_request_seconds_bucket{le=\"0.025\",oem=\"unit-test-oem\",method=\"GET\",outcome=\"200\"} 1"
+        ), "{text}");
         assert!(text.contains("# TYPE keyway_upstream_request_seconds histogram"));
+        assert!(text.contains("keyway_upstream_breaker_state{oem=\"unit-test-oem\"} 2"));
+        assert_eq!(
+            counter("keyway_upstream_retries_total", &[("oem", "unit-test-oem")]),
+            1
+        );
+        assert!(text.ends_with("# EOF\n"));
+        // Without cluster mode there is no Redis to be up or down.
+        assert!(!text.contains("keyway_cluster_redis_up "), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        http("/odd\"route\\\n".into(), 200, 0.001);
+        let text = render();
+        assert!(
+            text.contains(r#"keyway_http_requests_total{route="/odd\"route\\\n",status="200"} 1"#),
+            "{text}"
+        );
     }
 }

@@ -565,7 +565,7 @@ async fn metrics_show_the_listed_series() {
         .unwrap()
     };
     for series in [
-        "keyway_upstream_request_seconds_bucket{oem=\"tesla\"",
+        "keyway_upstream_request_seconds_count{oem=\"tesla\"",
         "keyway_oem_operation_seconds_count{oem=\"tesla\",operation=\"location\"",
         "keyway_upstream_breaker_state{oem=\"tesla\"} 0",
         "keyway_read_cache_total{read=\"location\",result=\"hit\"}",

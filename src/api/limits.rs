@@ -95,7 +95,7 @@ impl Inbound {
 
     fn refuse(
         &self,
-        name: &str,
+        name: &'static str,
         quota: u32,
         window_s: u64,
         wait: Duration,
@@ -168,7 +168,7 @@ impl Inbound {
     /// The Redis GCRA's answer, or None (not in cluster mode, or Redis unreachable).
     async fn cluster_wide(
         &self,
-        name: &str,
+        name: &'static str,
         key: &str,
         interval: Duration,
         burst: u32,

@@ -41,10 +41,10 @@ pub async fn readyz(State(gw): State<Arc<Gateway>>) -> Result<Json<Value>, ApiEr
     })))
 }
 
-/// `GET /metrics`: Prometheus text exposition.
+/// `GET /metrics`: the OpenMetrics text exposition (Prometheus scrapes it).
 pub async fn metrics() -> impl axum::response::IntoResponse {
     (
-        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         crate::metrics::render(),
     )
 }

@@ -116,7 +116,7 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         resp.headers_mut().insert("x-request-id", v);
     }
     let secs = started.elapsed().as_secs_f64();
-    crate::metrics::http(&route, resp.status().as_u16(), secs);
+    crate::metrics::http(route.into(), resp.status().as_u16(), secs);
     tracing::info!(
         request_id = %id,
         %method,

@@ -131,7 +131,7 @@ impl SharedLimits {
     /// Runs a script unless Redis failed within the last second.
     async fn run(
         &self,
-        kind: &str,
+        kind: &'static str,
         script: &Script,
         keys: &[&str],
         args: &[String],
@@ -206,7 +206,7 @@ impl SharedLimits {
     /// average, `burst` at once): as [`SharedLimits::take`].
     pub async fn gcra(
         &self,
-        name: &str,
+        name: &'static str,
         key: &str,
         interval: Duration,
         burst: u32,

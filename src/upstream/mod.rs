@@ -232,13 +232,9 @@ impl Bill {
         let Some(class) = (self.classify)(method, path) else {
             return;
         };
-        metrics::inc(
-            "keyway_oem_billable_requests_total",
-            &[("oem", oem), ("class", class)],
-        );
         let mut spent = crate::sync::lock(&self.spent);
         *spent += self.prices.get(class).copied().unwrap_or(0.0);
-        metrics::set("keyway_oem_estimated_spend_usd", &[("oem", oem)], *spent);
+        metrics::billable(oem, class, *spent);
     }
 }
 
@@ -248,7 +244,7 @@ impl Policy for Observe {
         inner: Http,
         req: Request<Bytes>,
     ) -> Result<Response<Bytes>, TransportError> {
-        let method = req.method().to_string();
+        let method = req.method().clone();
         let billed = self
             .bill
             .as_ref()
@@ -258,13 +254,13 @@ impl Policy for Observe {
         if let (Some(bill), Some((m, path)), Ok(r)) = (&self.bill, &billed, &outcome) {
             bill.count(self.oem, m, path, r.status().as_u16());
         }
-        let label = match &outcome {
-            Ok(r) => r.status().as_str().to_string(),
+        let label: std::borrow::Cow<'static, str> = match &outcome {
+            Ok(r) => r.status().as_u16().to_string().into(),
             Err(TransportError::Timeout) => "timeout".into(),
             Err(TransportError::Connect(_)) => "connect_error".into(),
             Err(_) => "io_error".into(),
         };
-        metrics::upstream(self.oem, &method, &label, started.elapsed().as_secs_f64());
+        metrics::upstream(self.oem, &method, label, started.elapsed().as_secs_f64());
         outcome
     }
 }
