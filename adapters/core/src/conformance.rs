@@ -372,8 +372,9 @@ pub async fn run_all(h: &Harness) {
 }
 
 /// The no-double-send rule at the adapter's edge: the request that carries a command is
-/// never marked safe to repeat, and a 5xx or a connection reset on it leaves the outcome
-/// `Delivered::Unknown` (so the core reconciles instead of sending again).
+/// never marked safe to repeat, and a 5xx, a connection reset or a timeout (the request
+/// went out, its answer never came) on it leaves the outcome `Delivered::Unknown` (so
+/// the core reconciles instead of sending again).
 pub async fn commands_are_never_repeated_blindly(h: &Harness) {
     use crate::mock::{Action, Fault};
     use std::sync::{Arc, Mutex};
@@ -443,4 +444,38 @@ pub async fn commands_are_never_repeated_blindly(h: &Harness) {
             Ok(s) => panic!("{action:?} on {path} must not read as sent: {s:?}"),
         }
     }
+    // A timeout: the command reached the OEM (and may run) but its answer never came.
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (inner, lost, count) = (h.http.clone(), path.clone(), sent.clone());
+    let answer_lost = crate::Http::from_fn(move |req: http::Request<bytes::Bytes>| {
+        let inner = inner.clone();
+        let lose = req.uri().path() == lost && req.method() != http::Method::GET;
+        if lose {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        async move {
+            let answer = inner.send(req).await;
+            if lose {
+                return Err(crate::TransportError::Timeout);
+            }
+            answer
+        }
+    });
+    let cx = Call {
+        http: answer_lost,
+        ..h.call()
+    };
+    match h.adapter.send(&cx, &v, Command::Unlock).await {
+        Err(e) => assert_eq!(
+            e.delivered(),
+            crate::Delivered::Unknown,
+            "a timeout on {path}: the command may have run, got {e:?}"
+        ),
+        Ok(s) => panic!("a timeout on {path} must not read as sent: {s:?}"),
+    }
+    assert_eq!(
+        sent.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a command whose answer was lost is not sent again by the adapter"
+    );
 }
