@@ -30,7 +30,7 @@ use crate::config::{
     AuthConfig, CommandsConfig, Config, CryptoConfig, HttpConfig, JwtAlgorithm, OemConfig,
 };
 use crate::gateway::Gateway;
-use crate::mocks;
+use crate::mocks::{self, MockOem};
 use crate::server;
 use crate::store::VehicleRecord;
 
@@ -62,6 +62,9 @@ pub struct DemoOptions {
     /// Where the Tesla mock listens (default: a free loopback port; benchmarks put a
     /// proxy in front of it and need to know where).
     pub tesla_listen: Option<SocketAddr>,
+    /// The mocks to start, configure and link (default: every one in
+    /// [`mocks::MOCKS`]); a test starts only those it uses.
+    pub oems: Vec<&'static str>,
 }
 
 impl Default for DemoOptions {
@@ -77,6 +80,7 @@ impl Default for DemoOptions {
             bmw_stage: Duration::from_secs(1),
             command_poll: Duration::from_secs(1),
             tesla_listen: None,
+            oems: mocks::oems(),
         }
     }
 }
@@ -123,39 +127,68 @@ pub struct Demo {
     pub token: String,
     /// A courier's token: `sub` `demo-courier`, scope `grants:use` only.
     pub courier_token: String,
-    /// The Tesla mock.
-    pub tesla: TeslaMock,
-    /// Where the Tesla mock listens.
-    pub tesla_server: MockServer,
+    /// The mocks it started, in [`mocks::MOCKS`]'s order.
+    pub mocks: Vec<Running>,
     /// keyway's Tesla application key (paired with the demo Teslas but one).
     pub tesla_key: keyway_tesla::vcp::AppKey,
-    /// The BMW mock.
-    pub bmw: keyway_bmw::BmwMock,
-    /// Where the BMW mock listens.
-    pub bmw_server: MockServer,
-    /// The Volvo mock.
-    pub volvo: keyway_volvo::VolvoMock,
-    /// Where the Volvo mock listens.
-    pub volvo_server: MockServer,
-    /// The GM mock.
-    pub gm: keyway_gm::GmMock,
-    /// Where the GM mock listens.
-    pub gm_server: MockServer,
-    /// The Ford mock.
-    pub ford: keyway_ford::FordMock,
-    /// Where the Ford mock listens.
-    pub ford_server: MockServer,
-    /// The Hyundai/Kia mock.
-    pub hyundai: keyway_hyundai::HyundaiMock,
-    /// Where the Hyundai/Kia mock listens.
-    pub hyundai_server: MockServer,
     /// The demo vehicles as keyway knows them.
     pub vehicles: Vec<VehicleRecord>,
     stop: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
 }
 
+/// One mock of the demo and where it listens.
+pub struct Running {
+    /// Its OEM id.
+    pub oem: &'static str,
+    /// The mock.
+    pub mock: Arc<dyn MockOem>,
+    /// Its server.
+    pub server: MockServer,
+}
+
 impl Demo {
+    /// The running mock of `oem` (panics when the demo did not start it: a test that
+    /// uses a mock asks for it in [`DemoOptions::oems`]).
+    pub fn running(&self, oem: &str) -> &Running {
+        self.mocks
+            .iter()
+            .find(|m| m.oem == oem)
+            .unwrap_or_else(|| panic!("the demo did not start the {oem} mock"))
+    }
+
+    /// Where the mock of `oem` listens.
+    pub fn server(&self, oem: &str) -> &MockServer {
+        &self.running(oem).server
+    }
+
+    /// The mock of `oem` as its own type, for its OEM-specific controls.
+    pub fn mock<M: MockOem>(&self, oem: &str) -> &M {
+        let any: &dyn std::any::Any = self.running(oem).mock.as_ref();
+        any.downcast_ref()
+            .unwrap_or_else(|| panic!("the {oem} mock is not a {}", std::any::type_name::<M>()))
+    }
+
+    /// The Tesla mock.
+    pub fn tesla(&self) -> &TeslaMock {
+        self.mock("tesla")
+    }
+
+    /// The BMW mock.
+    pub fn bmw(&self) -> &keyway_bmw::BmwMock {
+        self.mock("bmw")
+    }
+
+    /// The Volvo mock.
+    pub fn volvo(&self) -> &keyway_volvo::VolvoMock {
+        self.mock("volvo")
+    }
+
+    /// The GM mock.
+    pub fn gm(&self) -> &keyway_gm::GmMock {
+        self.mock("gm")
+    }
+
     /// Stops the gateway cleanly.
     pub async fn stop(self) {
         let _ = self.stop.send(());
@@ -263,61 +296,31 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         wake_delay: opts.wake_delay,
         stage: opts.bmw_stage,
         tesla_key: Some(app_key.public_bytes()),
-        extra_teslas: opts.extra_vehicles,
+        extra_cars: 0,
     };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let tesla = mocks::tesla(&fleet, &settings);
-    let tesla_server = tesla
-        .spawn(opts.tesla_listen.unwrap_or(loopback))
-        .await
-        .map_err(io("starting the Tesla mock"))?;
-    let bmw = mocks::bmw(&fleet, &settings);
-    let bmw_server = bmw
-        .spawn(loopback)
-        .await
-        .map_err(io("starting the BMW mock"))?;
-    let volvo = mocks::volvo(&fleet, &settings);
-    let volvo_server = volvo
-        .spawn(loopback)
-        .await
-        .map_err(io("starting the Volvo mock"))?;
-    let gm = mocks::gm(&fleet, &settings);
-    let gm_server = gm
-        .spawn(loopback)
-        .await
-        .map_err(io("starting the GM mock"))?;
-    let ford = mocks::ford(&fleet, &settings);
-    let ford_server = ford
-        .spawn(loopback)
-        .await
-        .map_err(io("starting the Ford mock"))?;
-    let hyundai = mocks::hyundai(&fleet, &settings);
-    let hyundai_server = hyundai
-        .spawn(loopback)
-        .await
-        .map_err(io("starting the Hyundai/Kia mock"))?;
-
+    let mut running = Vec::new();
     let mut oems = std::collections::BTreeMap::new();
-    for (name, server) in [
-        ("tesla", &tesla_server),
-        ("bmw", &bmw_server),
-        ("volvo", &volvo_server),
-        ("gm", &gm_server),
-        ("ford", &ford_server),
-        ("hyundai", &hyundai_server),
-    ] {
+    for entry in mocks::MOCKS.iter().filter(|m| opts.oems.contains(&m.oem)) {
+        let tesla = entry.oem == "tesla";
+        let s = mocks::Settings {
+            extra_cars: if tesla { opts.extra_vehicles } else { 0 },
+            ..settings.clone()
+        };
+        let mock = (entry.build)(&fleet, &s);
+        let listen = opts.tesla_listen.filter(|_| tesla).unwrap_or(loopback);
+        let server = mock
+            .spawn(listen)
+            .await
+            .map_err(io(format!("starting the {} mock", entry.name)))?;
         oems.insert(
-            name.to_string(),
+            entry.oem.to_string(),
             OemConfig {
                 api_base_url: server.url(),
                 auth_base_url: None,
                 client_id: mocks::CLIENT_ID.into(),
                 client_secret: Some(Secret::new(mocks::CLIENT_SECRET)),
-                api_key: match name {
-                    "volvo" => Some(Secret::new(mocks::VOLVO_KEY)),
-                    "hyundai" => Some(Secret::new(mocks::HYUNDAI_STAMP)),
-                    _ => None,
-                },
+                api_key: entry.api_key.map(Secret::new),
                 timeout_ms: 10_000,
                 limits: Default::default(),
                 retry: Default::default(),
@@ -329,12 +332,17 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
                     state_lag_s: Some(3),
                     command_window_s: Some(15),
                 },
-                app_key: (name == "tesla").then(|| tesla_key.clone()),
+                app_key: tesla.then(|| tesla_key.clone()),
                 app_key_file: None,
                 prices: Default::default(),
-                app_domain: (name == "tesla").then(|| DEMO_TESLA_APP_DOMAIN.to_string()),
+                app_domain: tesla.then(|| DEMO_TESLA_APP_DOMAIN.to_string()),
             },
         );
+        running.push(Running {
+            oem: entry.oem,
+            mock,
+            server,
+        });
     }
     let mut config = Config {
         listen: addr,
@@ -400,12 +408,9 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         let _ = stopped.await;
     }));
     let base = format!("http://{addr}");
-    link_as_owner(&base, &token, "tesla").await?;
-    link_as_owner(&base, &token, "bmw").await?;
-    link_as_owner(&base, &token, "volvo").await?;
-    link_as_owner(&base, &token, "gm").await?;
-    link_as_owner(&base, &token, "ford").await?;
-    link_as_owner(&base, &token, "hyundai").await?;
+    for m in &running {
+        link_as_owner(&base, &token, m.oem).await?;
+    }
     let vehicles = gateway
         .store
         .vehicles()
@@ -416,19 +421,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         addr,
         token,
         courier_token,
-        tesla,
-        tesla_server,
+        mocks: running,
         tesla_key: app_key,
-        bmw,
-        bmw_server,
-        volvo,
-        volvo_server,
-        gm,
-        gm_server,
-        ford,
-        ford_server,
-        hyundai,
-        hyundai_server,
         vehicles,
         stop,
         server,
@@ -494,30 +488,14 @@ pub fn banner(d: &Demo) -> String {
     let auth = "-H \"Authorization: Bearer $KEYWAY_TOKEN\"";
     let mut out = String::new();
     out.push_str(&format!("keyway demo is running at {base}\n"));
-    out.push_str(&format!(
-        "  Tesla mock:  {}  (inspect: GET /__mock/state; journal: GET /__mock/requests; owner token: POST /__mock/token)\n",
-        d.tesla_server.url()
-    ));
-    out.push_str(&format!(
-        "  BMW mock:    {}  (inspect: GET /__mock/state)\n",
-        d.bmw_server.url()
-    ));
-    out.push_str(&format!(
-        "  Volvo mock:  {}  (inspect: GET /__mock/state)\n",
-        d.volvo_server.url()
-    ));
-    out.push_str(&format!(
-        "  GM mock:     {}  (inspect: GET /__mock/state)\n",
-        d.gm_server.url()
-    ));
-    out.push_str(&format!(
-        "  Ford mock:   {}  (inspect: GET /__mock/state)\n",
-        d.ford_server.url()
-    ));
-    out.push_str(&format!(
-        "  Hyundai mock: {}  (inspect: GET /__mock/state)\n",
-        d.hyundai_server.url()
-    ));
+    for m in &d.mocks {
+        let name = mocks::entry(m.oem).map_or(m.oem, |e| e.name);
+        out.push_str(&format!(
+            "  {:<13}{}  (inspect: GET /__mock/state; journal: GET /__mock/requests; owner token: POST /__mock/token)\n",
+            format!("{name} mock:"),
+            m.server.url()
+        ));
+    }
     out.push_str("  vehicles:\n");
     for v in &d.vehicles {
         let name = v

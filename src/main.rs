@@ -49,7 +49,8 @@ enum Cmd {
         #[arg(long, default_value_t = 8 * 3600)]
         token_ttl: u64,
     },
-    /// Run one mock OEM alone.
+    /// Run one mock OEM alone (its OAuth server, fault API and journal), e.g. for
+    /// another team's contract tests.
     Mock {
         /// Which OEM.
         #[arg(value_parser = ["tesla", "bmw", "volvo", "gm", "ford", "hyundai"])]
@@ -57,6 +58,12 @@ enum Cmd {
         /// Where it listens.
         #[arg(long, default_value = "127.0.0.1:9001")]
         listen: SocketAddr,
+        /// Cars for the owner beyond the fleet's, like the fleet's first.
+        #[arg(long, default_value_t = 0)]
+        cars: usize,
+        /// A fleet file in the shape of fixtures/demo-fleet.json (default: the demo fleet).
+        #[arg(long)]
+        fleet: Option<PathBuf>,
     },
     /// Mint a development (HS256) caller token with the configured secret.
     Token {
@@ -200,15 +207,30 @@ async fn main() -> ExitCode {
             headers,
             file,
         } => replay(&oem, &operation, status, &headers, &file).await,
-        Cmd::Mock { oem, listen } => {
+        Cmd::Mock {
+            oem,
+            listen,
+            cars,
+            fleet,
+        } => {
             init_logs("info");
-            let settings = keyway::mocks::Settings::default();
-            let m = match keyway::mocks::alone(&oem, listen, &settings).await {
+            let settings = keyway::mocks::Settings {
+                extra_cars: cars,
+                ..Default::default()
+            };
+            let m = match keyway::mocks::alone(&oem, listen, fleet.as_deref(), &settings).await {
                 Ok(m) => m,
                 Err(e) => return fail(e),
             };
             let url = m.server.url();
-            println!("{oem} mock at {url} (the demo fleet's {oem} cars)");
+            let from = fleet
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_else(|| "the demo fleet".into());
+            println!("{oem} mock at {url} ({} cars from {from})", m.cars);
+            if let Some(key) = keyway::mocks::entry(&oem).and_then(|e| e.api_key) {
+                println!("  application key: {key}");
+            }
             println!("  OWNER_TOKEN={}", m.owner_token);
             println!("  another owner token: curl -s -X POST {url}/__mock/token");
             println!("  state: GET {url}/__mock/state   journal: GET {url}/__mock/requests");

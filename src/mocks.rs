@@ -1,13 +1,21 @@
-//! The six mock OEMs built from the demo fleet (`fixtures/demo-fleet.json`): the demo
-//! starts all of them beside the gateway, `keyway mock <oem>` runs one alone — with its
-//! OAuth server, fault API, request journal and an owner token at `POST /__mock/token`
-//! — for another team's contract tests. One constructor per OEM serves both.
+//! The six mock OEMs as products: [`MOCKS`] lists each beside [`crate::registry::ADAPTERS`]
+//! — its OEM id, the application key it wants and how it is built from a fleet
+//! (`fixtures/demo-fleet.json` or a file of the same shape) — and [`MockOem`] is what
+//! every mock offers: the conformance controls, a server, an owner token. The demo,
+//! the tests and `keyway mock <oem>` iterate the table; adding an OEM's mock is one
+//! line in it.
 
+use std::any::Any;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use keyway_adapter::conformance::MockControl;
 use keyway_adapter::mock::MockServer;
+use keyway_adapter::mock::garage::Car;
 use keyway_tesla::mock::MockVehicle;
 use keyway_tesla::{TeslaMock, TeslaMockConfig};
 use serde::Deserialize;
@@ -24,18 +32,118 @@ pub const VOLVO_KEY: &str = "vcc-demo-key";
 pub const HYUNDAI_STAMP: &str = "spa-demo-stamp";
 /// The demo Tesla whose owner has not paired keyway's key.
 pub const UNPAIRED_TESLA: &str = "5YJYGDEE5MF000003";
-/// The OEMs that have a mock.
-pub const OEMS: &[&str] = &["tesla", "bmw", "volvo", "gm", "ford", "hyundai"];
 
-/// The demo fleet: each OEM's owner account and cars.
+/// What every mock OEM offers: the conformance controls (cars, faults, tokens) and a
+/// server on an address. `Any` lets a test reach its OEM's own controls.
+pub trait MockOem: MockControl + Any + Send + Sync {
+    /// Serves the mock on `addr` (port 0: a free one).
+    fn spawn(
+        &self,
+        addr: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<MockServer>> + Send + '_>>;
+}
+
+macro_rules! mock_oem {
+    ($($t:ty),*) => {$(
+        impl MockOem for $t {
+            fn spawn(
+                &self,
+                addr: SocketAddr,
+            ) -> Pin<Box<dyn Future<Output = std::io::Result<MockServer>> + Send + '_>> {
+                Box::pin(<$t>::spawn(self, addr))
+            }
+        }
+    )*};
+}
+
+mock_oem!(
+    TeslaMock,
+    keyway_bmw::BmwMock,
+    keyway_volvo::VolvoMock,
+    keyway_gm::GmMock,
+    keyway_ford::FordMock,
+    keyway_hyundai::HyundaiMock
+);
+
+/// One OEM's mock in the table.
+pub struct MockEntry {
+    /// The OEM id (as in the registry and the API).
+    pub oem: &'static str,
+    /// The name people know it by.
+    pub name: &'static str,
+    /// The application key the mock wants beside OAuth (Volvo `vcc-api-key`,
+    /// Hyundai/Kia `Stamp`), which keyway's `oems.<oem>.api_key` must carry.
+    pub api_key: Option<&'static str>,
+    /// Builds the mock from a fleet.
+    pub build: fn(&Fleet, &Settings) -> Arc<dyn MockOem>,
+}
+
+/// Every mock OEM, in the registry's order.
+pub static MOCKS: &[MockEntry] = &[
+    MockEntry {
+        oem: "tesla",
+        name: "Tesla",
+        api_key: None,
+        build: |f, s| Arc::new(tesla(f, s)),
+    },
+    MockEntry {
+        oem: "bmw",
+        name: "BMW",
+        api_key: None,
+        build: |f, s| Arc::new(bmw(f, s)),
+    },
+    MockEntry {
+        oem: "volvo",
+        name: "Volvo",
+        api_key: Some(VOLVO_KEY),
+        build: |f, s| Arc::new(volvo(f, s)),
+    },
+    MockEntry {
+        oem: "gm",
+        name: "GM",
+        api_key: None,
+        build: |f, s| Arc::new(gm(f, s)),
+    },
+    MockEntry {
+        oem: "ford",
+        name: "Ford",
+        api_key: None,
+        build: |f, s| Arc::new(ford(f, s)),
+    },
+    MockEntry {
+        oem: "hyundai",
+        name: "Hyundai/Kia",
+        api_key: Some(HYUNDAI_STAMP),
+        build: |f, s| Arc::new(hyundai(f, s)),
+    },
+];
+
+/// The table's entry for `oem`.
+pub fn entry(oem: &str) -> Option<&'static MockEntry> {
+    MOCKS.iter().find(|m| m.oem == oem)
+}
+
+/// The OEM ids that have a mock.
+pub fn oems() -> Vec<&'static str> {
+    MOCKS.iter().map(|m| m.oem).collect()
+}
+
+/// A fleet: each OEM's owner account and cars (the demo's, or a file of the same
+/// shape, where a missing OEM has no cars).
 #[derive(Deserialize)]
 pub struct Fleet {
+    #[serde(default)]
     tesla: Owned<MockVehicle>,
-    bmw: Owned<keyway_bmw::mock::MockCar>,
-    volvo: Owned<keyway_volvo::mock::MockCar>,
-    gm: Owned<keyway_volvo::mock::MockCar>,
-    ford: Owned<keyway_volvo::mock::MockCar>,
-    hyundai: Owned<keyway_volvo::mock::MockCar>,
+    #[serde(default)]
+    bmw: Owned<Car>,
+    #[serde(default)]
+    volvo: Owned<Car>,
+    #[serde(default)]
+    gm: Owned<Car>,
+    #[serde(default)]
+    ford: Owned<Car>,
+    #[serde(default)]
+    hyundai: Owned<Car>,
 }
 
 #[derive(Deserialize)]
@@ -44,10 +152,39 @@ struct Owned<C> {
     vehicles: Vec<C>,
 }
 
+impl<C> Default for Owned<C> {
+    fn default() -> Self {
+        Self {
+            account: "demo-owner".into(),
+            vehicles: Vec::new(),
+        }
+    }
+}
+
 impl Fleet {
-    /// The embedded fleet.
+    /// The embedded demo fleet.
     pub fn load() -> Result<Self, serde_json::Error> {
         serde_json::from_str(FLEET)
+    }
+
+    /// A fleet file in the demo fleet's shape.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// How many cars the fleet gives `oem`.
+    pub fn cars_of(&self, oem: &str) -> usize {
+        match oem {
+            "tesla" => self.tesla.vehicles.len(),
+            "bmw" => self.bmw.vehicles.len(),
+            "volvo" => self.volvo.vehicles.len(),
+            "gm" => self.gm.vehicles.len(),
+            "ford" => self.ford.vehicles.len(),
+            "hyundai" => self.hyundai.vehicles.len(),
+            _ => 0,
+        }
     }
 }
 
@@ -62,8 +199,9 @@ pub struct Settings {
     pub stage: Duration,
     /// keyway's Tesla public key, paired with every demo Tesla but the unpaired one.
     pub tesla_key: Option<Vec<u8>>,
-    /// Extra Tesla cars (benchmarks), paired too.
-    pub extra_teslas: usize,
+    /// Cars for the owner beyond the fleet's (benchmarks, `keyway mock --cars`), like
+    /// the fleet's first car of that OEM, spread over a grid of positions.
+    pub extra_cars: usize,
 }
 
 impl Default for Settings {
@@ -73,9 +211,37 @@ impl Default for Settings {
             wake_delay: Duration::from_secs(5),
             stage: Duration::from_secs(2),
             tesla_key: None,
-            extra_teslas: 0,
+            extra_cars: 0,
         }
     }
+}
+
+/// The position of the `i`th extra car: a grid of ~100 m steps north of Berlin.
+fn grid(i: usize) -> (f64, f64) {
+    (
+        52.0 + (i % 1000) as f64 * 1e-3,
+        13.0 + (i / 1000) as f64 * 1e-3,
+    )
+}
+
+/// The fleet's cars of one garage OEM and `extra` more like its first (VINs keep the
+/// first car's 11-character prefix; serials from 100000 do not meet the fleet's).
+fn garage(o: &Owned<Car>, extra: usize) -> Vec<Car> {
+    let mut cars = o.vehicles.clone();
+    if let Some(first) = o.vehicles.first() {
+        let prefix: String = first.vin.chars().take(11).collect();
+        for i in 0..extra {
+            let (latitude, longitude) = grid(i);
+            cars.push(Car {
+                vin: format!("{prefix}{:06}", 100_000 + i % 900_000),
+                account: o.account.clone(),
+                latitude,
+                longitude,
+                ..first.clone()
+            });
+        }
+    }
+    cars
 }
 
 /// The Tesla mock: the fleet's cars (paired with `tesla_key` but the unpaired one) and
@@ -86,13 +252,14 @@ pub fn tesla(f: &Fleet, s: &Settings) -> TeslaMock {
         _ => v,
     };
     let mut vehicles: Vec<MockVehicle> = f.tesla.vehicles.iter().cloned().map(pair).collect();
-    for i in 0..s.extra_teslas {
+    for i in 0..s.extra_cars {
+        let (lat, lon) = grid(i);
         let mut v = MockVehicle::new(
             200_000 + i as u64,
             &format!("5YJ3E1EA0LF{:06}", i % 1_000_000),
             &format!("Fleet car {i}"),
-            52.0 + (i % 1000) as f64 * 1e-3,
-            13.0 + (i / 1000) as f64 * 1e-3,
+            lat,
+            lon,
         );
         v.account = f.tesla.account.clone();
         vehicles.push(pair(v));
@@ -116,7 +283,7 @@ pub fn bmw(f: &Fleet, s: &Settings) -> keyway_bmw::BmwMock {
     keyway_bmw::BmwMock::new(keyway_bmw::BmwMockConfig {
         stage: s.stage,
         access_ttl: s.token_ttl,
-        cars: f.bmw.vehicles.clone(),
+        cars: garage(&f.bmw, s.extra_cars),
         client_id: CLIENT_ID.into(),
         client_secret: Some(CLIENT_SECRET.into()),
         default_account: f.bmw.account.clone(),
@@ -128,7 +295,7 @@ pub fn volvo(f: &Fleet, s: &Settings) -> keyway_volvo::VolvoMock {
     keyway_volvo::VolvoMock::new(keyway_volvo::VolvoMockConfig {
         api_key: VOLVO_KEY.into(),
         access_ttl: s.token_ttl,
-        cars: f.volvo.vehicles.clone(),
+        cars: garage(&f.volvo, s.extra_cars),
         client_id: CLIENT_ID.into(),
         client_secret: Some(CLIENT_SECRET.into()),
         default_account: f.volvo.account.clone(),
@@ -140,7 +307,7 @@ pub fn gm(f: &Fleet, s: &Settings) -> keyway_gm::GmMock {
     keyway_gm::GmMock::new(keyway_gm::GmMockConfig {
         stage: s.stage,
         access_ttl: s.token_ttl,
-        cars: f.gm.vehicles.clone(),
+        cars: garage(&f.gm, s.extra_cars),
         client_id: CLIENT_ID.into(),
         client_secret: Some(CLIENT_SECRET.into()),
         default_account: f.gm.account.clone(),
@@ -152,7 +319,7 @@ pub fn ford(f: &Fleet, s: &Settings) -> keyway_ford::FordMock {
     keyway_ford::FordMock::new(keyway_ford::FordMockConfig {
         stage: s.stage,
         access_ttl: s.token_ttl,
-        cars: f.ford.vehicles.clone(),
+        cars: garage(&f.ford, s.extra_cars),
         client_id: CLIENT_ID.into(),
         client_secret: Some(CLIENT_SECRET.into()),
         default_account: f.ford.account.clone(),
@@ -165,7 +332,7 @@ pub fn hyundai(f: &Fleet, s: &Settings) -> keyway_hyundai::HyundaiMock {
         stamp: HYUNDAI_STAMP.into(),
         stage: s.stage,
         access_ttl: s.token_ttl,
-        cars: f.hyundai.vehicles.clone(),
+        cars: garage(&f.hyundai, s.extra_cars),
         client_id: CLIENT_ID.into(),
         client_secret: Some(CLIENT_SECRET.into()),
         default_account: f.hyundai.account.clone(),
@@ -175,47 +342,46 @@ pub fn hyundai(f: &Fleet, s: &Settings) -> keyway_hyundai::HyundaiMock {
 
 /// One mock running alone.
 pub struct Alone {
+    /// The mock (its controls).
+    pub mock: Arc<dyn MockOem>,
     /// Where it listens.
     pub server: MockServer,
     /// An access token of its default owner.
     pub owner_token: String,
+    /// How many cars it has.
+    pub cars: usize,
 }
 
-/// Starts the mock of `oem` alone on `listen` (demo fleet; a Tesla key, when given, is
-/// paired like in the demo).
-pub async fn alone(oem: &str, listen: SocketAddr, s: &Settings) -> Result<Alone, String> {
-    let f = Fleet::load().map_err(|e| format!("fixtures/demo-fleet.json: {e}"))?;
-    let io = |e: std::io::Error| format!("listening on {listen}: {e}");
-    let (server, owner_token) = match oem {
-        "tesla" => {
-            let m = tesla(&f, s);
-            (m.spawn(listen).await.map_err(io)?, m.access_token())
-        }
-        "bmw" => {
-            let m = bmw(&f, s);
-            (m.spawn(listen).await.map_err(io)?, m.access_token())
-        }
-        "volvo" => {
-            let m = volvo(&f, s);
-            (m.spawn(listen).await.map_err(io)?, m.access_token())
-        }
-        "gm" => {
-            let m = gm(&f, s);
-            (m.spawn(listen).await.map_err(io)?, m.access_token())
-        }
-        "ford" => {
-            let m = ford(&f, s);
-            (m.spawn(listen).await.map_err(io)?, m.access_token())
-        }
-        "hyundai" => {
-            let m = hyundai(&f, s);
-            (m.spawn(listen).await.map_err(io)?, m.access_token())
-        }
-        other => return Err(format!("no mock for {other:?}; mocks: {}", OEMS.join(", "))),
+/// Starts the mock of `oem` alone on `listen`, with the cars of `fleet` (a file in the
+/// demo fleet's shape; default the demo fleet) plus `s.extra_cars`.
+pub async fn alone(
+    oem: &str,
+    listen: SocketAddr,
+    fleet: Option<&Path>,
+    s: &Settings,
+) -> Result<Alone, String> {
+    let entry =
+        entry(oem).ok_or_else(|| format!("no mock for {oem:?}; mocks: {}", oems().join(", ")))?;
+    let f = match fleet {
+        Some(path) => Fleet::from_file(path)?,
+        None => Fleet::load().map_err(|e| format!("fixtures/demo-fleet.json: {e}"))?,
     };
+    if f.cars_of(oem) == 0 {
+        return Err(format!(
+            "the fleet has no {} cars (key {oem:?})",
+            entry.name
+        ));
+    }
+    let mock = (entry.build)(&f, s);
+    let server = mock
+        .spawn(listen)
+        .await
+        .map_err(|e| format!("listening on {listen}: {e}"))?;
     Ok(Alone {
+        owner_token: mock.access_token(),
+        cars: mock.vehicle_ids().len(),
+        mock,
         server,
-        owner_token,
     })
 }
 
@@ -228,16 +394,18 @@ mod tests {
     #[tokio::test]
     async fn every_mock_runs_alone_and_its_owner_token_works() {
         let http = keyway_adapter::transport::loopback_http();
-        for oem in OEMS {
-            let m = alone(oem, "127.0.0.1:0".parse().unwrap(), &Settings::default())
-                .await
-                .unwrap();
+        for entry in MOCKS {
+            let oem = entry.oem;
+            let m = alone(
+                oem,
+                "127.0.0.1:0".parse().unwrap(),
+                None,
+                &Settings::default(),
+            )
+            .await
+            .unwrap();
             let url = m.server.url();
-            let key = match *oem {
-                "volvo" => VOLVO_KEY,
-                "hyundai" => HYUNDAI_STAMP,
-                _ => "",
-            };
+            let key = entry.api_key.unwrap_or_default();
             let adapter = crate::registry::adapter_for(oem, &url, key).unwrap();
             let issued = http
                 .send(
@@ -262,5 +430,56 @@ mod tests {
                 assert!(!cars.is_empty(), "{oem}");
             }
         }
+    }
+
+    /// `--cars N` adds N cars to any mock, seen through keyway's adapter; `--fleet FILE`
+    /// gives a mock its cars from a file, and an OEM the file has no cars for is refused.
+    #[tokio::test]
+    async fn extra_cars_and_a_fleet_file_shape_what_a_mock_serves() {
+        let http = keyway_adapter::transport::loopback_http();
+        let demo = Fleet::load().unwrap();
+        let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let s = Settings {
+            extra_cars: 3,
+            ..Settings::default()
+        };
+        for entry in MOCKS {
+            let m = alone(entry.oem, listen, None, &s).await.unwrap();
+            assert_eq!(m.cars, demo.cars_of(entry.oem) + 3, "{}", entry.oem);
+            let adapter = crate::registry::adapter_for(
+                entry.oem,
+                &m.server.url(),
+                entry.api_key.unwrap_or_default(),
+            )
+            .unwrap();
+            let cx = keyway_adapter::Call {
+                http: http.clone(),
+                token: keyway_adapter::Secret::new(m.owner_token.clone()),
+                command_id: None,
+                account: None,
+            };
+            let listed = adapter.vehicles(&cx).await.unwrap();
+            assert_eq!(listed.len(), m.cars, "{}", entry.oem);
+        }
+
+        let dir = std::env::temp_dir().join(crate::ids::new("keyway-fleet"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("fleet.json");
+        std::fs::write(
+            &file,
+            r#"{"bmw": {"account": "team-owner", "vehicles": [
+                {"vin": "WBY00000000000001", "model": "iX", "year": 2024,
+                 "account": "team-owner", "locked": false,
+                 "latitude": 1.5, "longitude": 2.5}]}}"#,
+        )
+        .unwrap();
+        let m = alone("bmw", listen, Some(&file), &Settings::default())
+            .await
+            .unwrap();
+        assert_eq!(m.cars, 1);
+        assert_eq!(m.mock.vehicle_ids(), vec!["WBY00000000000001".to_string()]);
+        let refused = alone("volvo", listen, Some(&file), &Settings::default()).await;
+        assert!(refused.err().unwrap().contains("no Volvo cars"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -74,7 +74,7 @@ async fn locates_a_car() {
         )
         .await;
     assert_eq!(a.status, 200, "{:#}", a.json);
-    let mock = env.demo.tesla.vehicle(&v.oem_id).unwrap();
+    let mock = env.demo.tesla().vehicle(&v.oem_id).unwrap();
     assert!((a.json["latitude"].as_f64().unwrap() - mock.latitude).abs() < 1e-6);
     assert!((a.json["longitude"].as_f64().unwrap() - mock.longitude).abs() < 1e-6);
     assert_eq!(a.json["heading"], 289.0);
@@ -86,7 +86,7 @@ async fn locates_a_car() {
 async fn lock_then_unlock_and_security_follows() {
     let env = Env::start().await;
     let v = env.online();
-    env.demo.tesla.update(&v.oem_id, |m| m.locked = false);
+    env.demo.tesla().update(&v.oem_id, |m| m.locked = false);
 
     let a = env
         .post(
@@ -99,7 +99,7 @@ async fn lock_then_unlock_and_security_follows() {
     assert_eq!(a.json["status"], "succeeded");
     assert_eq!(a.json["action"], "lock");
     assert!(a.json["completed_at"].is_string());
-    assert!(env.demo.tesla.vehicle(&v.oem_id).unwrap().locked);
+    assert!(env.demo.tesla().vehicle(&v.oem_id).unwrap().locked);
     let s = env
         .get(
             &format!("/v1/vehicles/{}/security", v.id),
@@ -118,7 +118,7 @@ async fn lock_then_unlock_and_security_follows() {
         )
         .await;
     assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
-    assert!(!env.demo.tesla.vehicle(&v.oem_id).unwrap().locked);
+    assert!(!env.demo.tesla().vehicle(&v.oem_id).unwrap().locked);
     let s = env
         .get(
             &format!("/v1/vehicles/{}/security", v.id),
@@ -160,7 +160,7 @@ async fn an_asleep_car_is_woken_then_commanded() {
     let env = Env::start().await;
     let v = env.asleep();
     assert_eq!(
-        env.demo.tesla.vehicle(&v.oem_id).unwrap().state,
+        env.demo.tesla().vehicle(&v.oem_id).unwrap().state,
         Power::Asleep
     );
     let a = env
@@ -172,20 +172,20 @@ async fn an_asleep_car_is_woken_then_commanded() {
         .await;
     assert_eq!(a.status, 200, "{:#}", a.json);
     assert_eq!(a.json["status"], "succeeded");
-    let mock = env.demo.tesla.vehicle(&v.oem_id).unwrap();
+    let mock = env.demo.tesla().vehicle(&v.oem_id).unwrap();
     assert_eq!(mock.state, Power::Online);
     assert!(mock.locked);
     // One billed wake-up; the car is then watched with data-priced reads until online.
-    assert_eq!(env.demo.tesla.journal.count("POST", "/wake_up"), 1);
+    assert_eq!(env.demo.tesla().journal.count("POST", "/wake_up"), 1);
     // The car is on the Vehicle Command Protocol: the handshake met the sleeping car
     // (408), then, awake, a handshake and one signed lock — never a REST command.
     assert_eq!(
-        env.demo.tesla.journal.count("POST", "/command/door_lock"),
+        env.demo.tesla().journal.count("POST", "/command/door_lock"),
         0
     );
     let signed: Vec<u16> = env
         .demo
-        .tesla
+        .tesla()
         .journal
         .entries()
         .into_iter()
@@ -198,7 +198,7 @@ async fn an_asleep_car_is_woken_then_commanded() {
         "handshake (asleep), handshake, lock"
     );
     assert_eq!(
-        env.demo.tesla.commands_seen(),
+        env.demo.tesla().commands_seen(),
         1,
         "one lock reached the car"
     );
@@ -208,7 +208,7 @@ async fn an_asleep_car_is_woken_then_commanded() {
             "keyway_oem_billable_requests_total",
             &[("oem", "tesla"), ("class", "wake")]
         ),
-        env.demo.tesla.journal.count("POST", "/wake_up") as u64
+        env.demo.tesla().journal.count("POST", "/wake_up") as u64
     );
 }
 
@@ -217,14 +217,14 @@ async fn an_offline_car_is_reported_unreachable() {
     let env = Env::start().await;
     let v = env.online();
     env.demo
-        .tesla
+        .tesla()
         .update(&v.oem_id, |m| m.state = Power::Offline);
     // Without asking, a read does not wake the car: it is asleep as far as keyway knows.
     let path = format!("/v1/vehicles/{}/location", v.id);
     env.get(&path, Some(&env.demo.token))
         .await
         .assert_problem(503, "vehicle_asleep");
-    assert_eq!(env.demo.tesla.journal.count("POST", "/wake_up"), 0);
+    assert_eq!(env.demo.tesla().journal.count("POST", "/wake_up"), 0);
     // Asked for a fresh reading, keyway tries to wake it and learns it is offline.
     let a = env
         .send(
@@ -244,7 +244,7 @@ async fn an_offline_car_is_reported_unreachable() {
 async fn a_refused_command_fails_with_command_failed() {
     let env = Env::start().await;
     let v = env.online();
-    env.demo.tesla.update(&v.oem_id, |m| {
+    env.demo.tesla().update(&v.oem_id, |m| {
         m.locked = true;
         m.user_present = true;
     });
@@ -264,7 +264,7 @@ async fn a_refused_command_fails_with_command_failed() {
         .await;
     assert_eq!(c.json["status"], "failed");
     assert_eq!(c.json["error"]["code"], "command_failed");
-    assert!(env.demo.tesla.vehicle(&v.oem_id).unwrap().locked);
+    assert!(env.demo.tesla().vehicle(&v.oem_id).unwrap().locked);
 }
 
 #[tokio::test]
@@ -408,7 +408,7 @@ async fn scopes_and_vehicle_restrictions_give_403() {
     )
     .await
     .assert_problem(403, "forbidden");
-    assert!(!env.demo.tesla.vehicle(&other.oem_id).unwrap().locked);
+    assert!(!env.demo.tesla().vehicle(&other.oem_id).unwrap().locked);
     // The list shows only the allowed car; the allowed car works.
     let list = env.get("/v1/vehicles", Some(&restricted)).await;
     assert_eq!(list.json["vehicles"].as_array().unwrap().len(), 1);
@@ -434,7 +434,7 @@ async fn idempotent_replay_returns_the_same_command_and_sends_once() {
     let again = env.post(&path, &env.demo.token, &[WAIT, key]).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.json["id"], first.json["id"]);
-    assert_eq!(env.demo.tesla.commands_seen(), 1);
+    assert_eq!(env.demo.tesla().commands_seen(), 1);
 
     // Same key, different request: refused, nothing sent.
     let lock = format!("/v1/vehicles/{}/lock", v.id);
@@ -451,7 +451,7 @@ async fn idempotent_replay_returns_the_same_command_and_sends_once() {
         )
         .await;
     a.assert_problem(422, "idempotency_key_reused");
-    assert_eq!(env.demo.tesla.commands_seen(), 1);
+    assert_eq!(env.demo.tesla().commands_seen(), 1);
 }
 
 #[tokio::test]
@@ -493,7 +493,7 @@ async fn concurrent_replays_while_in_flight_share_one_command() {
     ids.dedup();
     assert_eq!(ids.len(), 1, "one command for one key");
     assert_eq!(
-        env.demo.tesla.commands_seen(),
+        env.demo.tesla().commands_seen(),
         1,
         "one signed lock reached the car"
     );
@@ -571,11 +571,11 @@ async fn bad_bodies_get_clear_problems_and_change_nothing() {
     .assert_problem(400, "invalid_request");
 
     assert_eq!(
-        env.demo.tesla.commands_seen(),
+        env.demo.tesla().commands_seen(),
         0,
         "bad requests reach no car"
     );
-    assert!(env.demo.tesla.vehicle(&v.oem_id).unwrap().locked);
+    assert!(env.demo.tesla().vehicle(&v.oem_id).unwrap().locked);
 
     // A good body with a reference is kept on the record.
     let a = env
@@ -607,7 +607,7 @@ async fn command_records_survive_a_restart() {
     let config = env.demo.gateway.config.clone();
     let common::Env { demo, dir, client } = env;
     let token = demo.token.clone();
-    let _mock = demo.tesla_server.url();
+    let _mock = demo.server("tesla").url();
     demo.stop().await;
 
     // A new gateway process on the same data dir.
@@ -641,7 +641,7 @@ async fn a_command_interrupted_after_sending_is_reconciled_not_resent() {
     let v = env.online();
     // As if a previous process sent a lock, the car applied it, and the process died
     // before recording the answer.
-    env.demo.tesla.update(&v.oem_id, |m| m.locked = true);
+    env.demo.tesla().update(&v.oem_id, |m| m.locked = true);
     let t = now();
     let interrupted = CommandRecord {
         id: "cmd_interrupted".into(),
@@ -706,11 +706,14 @@ async fn a_command_interrupted_after_sending_is_reconciled_not_resent() {
     assert_eq!(done.status, CommandStatus::Succeeded, "{done:?}");
     // The interrupted lock was confirmed by reading, never re-sent; the unsent unlock was sent.
     assert_eq!(
-        env.demo.tesla.journal.count("POST", "/command/door_lock"),
+        env.demo.tesla().journal.count("POST", "/command/door_lock"),
         0
     );
     assert_eq!(
-        env.demo.tesla.journal.count("POST", "/command/door_unlock"),
+        env.demo
+            .tesla()
+            .journal
+            .count("POST", "/command/door_unlock"),
         1
     );
 }
@@ -770,7 +773,7 @@ async fn an_asynchronous_bmw_command_is_followed_until_executed() {
     let env = Env::start().await;
     let v = env.by_vin("WBY31AW090FP00001");
     assert_eq!(v.oem, "bmw");
-    env.demo.bmw.update(&v.oem_id, |c| c.locked = false);
+    env.demo.bmw().update(&v.oem_id, |c| c.locked = false);
     let a = env
         .post(
             &format!("/v1/vehicles/{}/lock", v.id),
@@ -780,8 +783,8 @@ async fn an_asynchronous_bmw_command_is_followed_until_executed() {
         .await;
     assert_eq!(a.status, 200, "{:#}", a.json);
     assert_eq!(a.json["status"], "succeeded");
-    assert!(env.demo.bmw.car(&v.oem_id).unwrap().locked);
-    let journal = env.demo.bmw.journal.entries();
+    assert!(env.demo.bmw().car(&v.oem_id).unwrap().locked);
+    let journal = env.demo.bmw().journal.entries();
     let sent: Vec<_> = journal
         .iter()
         .filter(|e| e.path.ends_with("/door-lock"))
@@ -807,7 +810,7 @@ async fn an_asynchronous_bmw_command_is_followed_until_executed() {
     assert_eq!(s.json["source"], "vehicle");
 
     // A refusal on the car ends the command as command_failed.
-    env.demo.bmw.update(&v.oem_id, |c| c.refusing = true);
+    env.demo.bmw().update(&v.oem_id, |c| c.refusing = true);
     env.post(
         &format!("/v1/vehicles/{}/unlock", v.id),
         &env.demo.token,
@@ -815,7 +818,7 @@ async fn an_asynchronous_bmw_command_is_followed_until_executed() {
     )
     .await
     .assert_problem(422, "command_failed");
-    assert!(env.demo.bmw.car(&v.oem_id).unwrap().locked);
+    assert!(env.demo.bmw().car(&v.oem_id).unwrap().locked);
 }
 
 #[tokio::test]
@@ -824,7 +827,7 @@ async fn gm_locations_are_polled_and_its_security_is_the_last_command() {
     let v = env.by_vin("1G1FZ6S09P4000001");
     assert_eq!(v.oem, "gm");
     // Linking went through GM's token exchange: the code, then the exchange.
-    let token_calls = env.demo.gm.journal.count("POST", "/oauth2/v2.0/token");
+    let token_calls = env.demo.gm().journal.count("POST", "/oauth2/v2.0/token");
     assert!(token_calls >= 2, "{token_calls} token endpoint calls");
     // No lock-state read and no command yet: not_capable, never a guess.
     env.get(
@@ -842,7 +845,7 @@ async fn gm_locations_are_polled_and_its_security_is_the_last_command() {
         .await;
     assert_eq!(l.status, 200, "{:#}", l.json);
     assert!((l.json["latitude"].as_f64().unwrap() - 42.331427).abs() < 1e-6);
-    let journal = env.demo.gm.journal.entries();
+    let journal = env.demo.gm().journal.entries();
     assert_eq!(
         journal
             .iter()
@@ -865,7 +868,7 @@ async fn gm_locations_are_polled_and_its_security_is_the_last_command() {
         )
         .await;
     assert_eq!(a.status, 200, "{:#}", a.json);
-    assert!(!env.demo.gm.car(&v.oem_id).unwrap().locked);
+    assert!(!env.demo.gm().car(&v.oem_id).unwrap().locked);
     let s = env
         .get(
             &format!("/v1/vehicles/{}/security", v.id),
@@ -945,7 +948,7 @@ async fn signed_teslas_are_commanded_through_signed_command_only() {
     let v = env.signed();
     let signed_posts = |env: &Env| {
         env.demo
-            .tesla
+            .tesla()
             .journal
             .entries()
             .into_iter()
@@ -967,16 +970,19 @@ async fn signed_teslas_are_commanded_through_signed_command_only() {
         ["handshake", "command", "command"],
         "warm: one round trip"
     );
-    assert!(!env.demo.tesla.vehicle(&v.oem_id).unwrap().locked);
+    assert!(!env.demo.tesla().vehicle(&v.oem_id).unwrap().locked);
     assert_eq!(
-        env.demo.tesla.journal.count("POST", "/command/door_lock"),
+        env.demo.tesla().journal.count("POST", "/command/door_lock"),
         0
     );
     assert_eq!(
-        env.demo.tesla.journal.count("POST", "/command/door_unlock"),
+        env.demo
+            .tesla()
+            .journal
+            .count("POST", "/command/door_unlock"),
         0
     );
-    assert_eq!(env.demo.tesla.commands_seen(), 2);
+    assert_eq!(env.demo.tesla().commands_seen(), 2);
 
     let u = env.unpaired();
     let a = env.act(&u.id, "unlock").await;
@@ -988,13 +994,13 @@ async fn signed_teslas_are_commanded_through_signed_command_only() {
         "{link}"
     );
     assert_eq!(
-        env.demo.tesla.commands_seen(),
+        env.demo.tesla().commands_seen(),
         2,
         "nothing reached the unpaired car"
     );
     // Once the owner pairs the key, the next command goes through.
     env.demo
-        .tesla
+        .tesla()
         .pair(&u.oem_id, &env.demo.tesla_key.public_bytes());
     let a = env.act(&u.id, "unlock").await;
     assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
@@ -1005,7 +1011,7 @@ async fn signed_teslas_are_commanded_through_signed_command_only() {
     // Billing: every answered signed_command (handshakes too) is a command request.
     let answered = env
         .demo
-        .tesla
+        .tesla()
         .journal
         .entries()
         .into_iter()

@@ -189,7 +189,7 @@ impl Cluster {
 async fn three_hundred_requests_over_three_replicas_on_an_expired_token_refresh_once() {
     let c = Cluster::start(|_| {}).await;
     let car = c.vehicle("5YJSA1E26JF000004");
-    let book = c.env.demo.tesla.tokens.clone();
+    let book = c.env.demo.tesla().tokens.clone();
     let before = book.refreshes_served();
     // Every replica has read (and cached) the access token before it expires.
     for r in 0..3 {
@@ -271,7 +271,12 @@ async fn one_idempotency_key_sent_to_three_replicas_makes_one_oem_command() {
         )
         .await;
     assert!(ids.contains(again.json["id"].as_str().unwrap()));
-    let sent = c.env.demo.tesla.journal.count("POST", "/command/door_lock");
+    let sent = c
+        .env
+        .demo
+        .tesla()
+        .journal
+        .count("POST", "/command/door_lock");
     println!("OEM lock commands for one key over three replicas: {sent}");
     assert_eq!(sent, 1);
 }
@@ -296,7 +301,7 @@ async fn sixty_commands_over_three_replicas_keep_a_ten_per_window_quota() {
     })
     .await;
     let car = c.vehicle("YV1XZK9V0P2000001");
-    c.env.demo.volvo.journal.clear();
+    c.env.demo.volvo().journal.clear();
     let mut ids = Vec::new();
     for i in 0..60 {
         let a = c
@@ -312,7 +317,7 @@ async fn sixty_commands_over_three_replicas_keep_a_ten_per_window_quota() {
     let sent: Vec<u64> = c
         .env
         .demo
-        .volvo
+        .volvo()
         .journal
         .entries()
         .iter()
@@ -366,7 +371,7 @@ async fn a_replica_killed_mid_command_is_finished_by_another() {
     let sent = c
         .env
         .demo
-        .bmw
+        .bmw()
         .journal
         .entries()
         .iter()
@@ -539,7 +544,7 @@ async fn an_owed_relock_is_done_by_another_replica_when_its_replica_dies() {
         )
         .await;
     assert_eq!(opened.status, 200, "{:#}", opened.json);
-    let tesla = &c.env.demo.tesla;
+    let tesla = c.env.demo.tesla();
     assert!(!tesla.vehicle("5YJSA1E26JF000004").unwrap().locked);
 
     // The replica that unlocked dies; the relock is owed to the cluster, not to it.
@@ -573,7 +578,7 @@ async fn a_command_on_one_replica_refreshes_the_cached_state_on_the_others() {
     let car = c.vehicle("5YJSA1E26JF000004");
     c.env
         .demo
-        .tesla
+        .tesla()
         .update("5YJSA1E26JF000004", |v| v.locked = false);
     let security = format!("/v1/vehicles/{car}/security");
     // Replicas 0 and 2 read (and cache, for 10 s) the unlocked state.
@@ -583,7 +588,7 @@ async fn a_command_on_one_replica_refreshes_the_cached_state_on_the_others() {
             .await;
         assert_eq!(s.json["locked"], false, "{:#}", s.json);
     }
-    let reads = c.env.demo.tesla.journal.count("GET", "/vehicle_data");
+    let reads = c.env.demo.tesla().journal.count("GET", "/vehicle_data");
     // Replica 1 locks the car.
     let a = c
         .send(
@@ -609,5 +614,5 @@ async fn a_command_on_one_replica_refreshes_the_cached_state_on_the_others() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    assert!(c.env.demo.tesla.journal.count("GET", "/vehicle_data") > reads);
+    assert!(c.env.demo.tesla().journal.count("GET", "/vehicle_data") > reads);
 }

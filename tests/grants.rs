@@ -94,7 +94,7 @@ async fn unlock(env: &Env, grant: &str, token: &str) -> Answer {
 }
 
 fn locked(env: &Env) -> bool {
-    env.demo.tesla.vehicle(CAR).unwrap().locked
+    env.demo.tesla().vehicle(CAR).unwrap().locked
 }
 
 async fn settled(env: &Env, id: &str) -> keyway::store::GrantRecord {
@@ -132,7 +132,7 @@ async fn event_types(env: &Env) -> Vec<String> {
 #[tokio::test]
 async fn an_unlock_inside_the_window_works_once_then_the_grant_is_exhausted() {
     let env = env().await;
-    env.demo.tesla.update(CAR, |v| v.locked = true);
+    env.demo.tesla().update(CAR, |v| v.locked = true);
     let g = grant(&env, json!({})).await;
     assert_eq!(g["status"], "active");
     assert_eq!(g["max_unlocks"], 1);
@@ -154,7 +154,10 @@ async fn an_unlock_inside_the_window_works_once_then_the_grant_is_exhausted() {
     again.assert_problem(403, "grant_exhausted");
     assert_eq!(again.json["grant_id"], id);
     assert_eq!(
-        env.demo.tesla.journal.count("POST", "/command/door_unlock"),
+        env.demo
+            .tesla()
+            .journal
+            .count("POST", "/command/door_unlock"),
         1
     );
     // The key cannot be spent on another grant.
@@ -208,7 +211,10 @@ async fn before_and_after_the_window_unlocks_are_refused() {
     let late = unlock(&env, g["id"].as_str().unwrap(), &courier).await;
     late.assert_problem(403, "grant_not_active");
     assert_eq!(
-        env.demo.tesla.journal.count("POST", "/command/door_unlock"),
+        env.demo
+            .tesla()
+            .journal
+            .count("POST", "/command/door_unlock"),
         0
     );
     // Refusals are audited.
@@ -229,7 +235,7 @@ async fn before_and_after_the_window_unlocks_are_refused() {
 async fn a_car_moved_outside_the_geofence_is_not_unlocked() {
     let env = env().await;
     let courier = courier(&env);
-    let here = env.demo.tesla.vehicle(CAR).unwrap();
+    let here = env.demo.tesla().vehicle(CAR).unwrap();
     let g = grant(
         &env,
         json!({ "max_unlocks": 2, "geofence": {
@@ -239,17 +245,20 @@ async fn a_car_moved_outside_the_geofence_is_not_unlocked() {
     .await;
     let id = g["id"].as_str().unwrap();
     // The car is driven about 2 km away.
-    env.demo.tesla.update(CAR, |v| v.latitude += 0.018);
+    env.demo.tesla().update(CAR, |v| v.latitude += 0.018);
     let moved = unlock(&env, id, &courier).await;
     moved.assert_problem(403, "outside_geofence");
     let d = moved.json["distance_m"].as_f64().unwrap();
     assert!((1900.0..2100.0).contains(&d), "{d}");
     assert_eq!(
-        env.demo.tesla.journal.count("POST", "/command/door_unlock"),
+        env.demo
+            .tesla()
+            .journal
+            .count("POST", "/command/door_unlock"),
         0
     );
     // Back where it should be: the unlock works (the refusal cost no unlock).
-    env.demo.tesla.update(CAR, |v| v.latitude = here.latitude);
+    env.demo.tesla().update(CAR, |v| v.latitude = here.latitude);
     let a = unlock(&env, id, &courier).await;
     assert_eq!(a.status, 200, "{:#}", a.json);
 }
@@ -277,7 +286,7 @@ async fn the_car_relocks_at_relock_after_s_and_the_lock_is_read_back() {
     assert!(locked(&env), "the mock shows the car locked");
     assert_eq!(g2.relock_attempts, 1);
     // Locked, then read back from the car.
-    let journal = env.demo.tesla.journal.entries();
+    let journal = env.demo.tesla().journal.entries();
     let lock_at = journal
         .iter()
         .rposition(|e| e.path.ends_with("/command/door_lock"))
@@ -326,7 +335,7 @@ async fn a_failing_relock_is_retried_then_escalated() {
     let id = g["id"].as_str().unwrap();
     assert_eq!(unlock(&env, id, &courier).await.status, 200);
     // The car refuses every lock: certainly not done, so each attempt fails at once.
-    env.demo.tesla.faults.add(Fault::on(
+    env.demo.tesla().faults.add(Fault::on(
         "/command/door_lock",
         Action::Status {
             status: 200,
@@ -342,7 +351,7 @@ async fn a_failing_relock_is_retried_then_escalated() {
     let g = settled(&env, id).await;
     assert_eq!(g.relock_state, RelockState::Failed, "{g:?}");
     assert_eq!(g.relock_attempts, 3);
-    assert!(env.demo.tesla.journal.count("POST", "/command/door_lock") >= 3);
+    assert!(env.demo.tesla().journal.count("POST", "/command/door_lock") >= 3);
     wait_event(&env, "grant.relock_failed").await;
     assert!(!locked(&env));
 }
@@ -405,7 +414,10 @@ async fn a_grants_use_token_can_only_use_its_own_grants() {
         .await
         .assert_problem(404, "grant_not_found");
     assert_eq!(
-        env.demo.tesla.journal.count("POST", "/command/door_unlock"),
+        env.demo
+            .tesla()
+            .journal
+            .count("POST", "/command/door_unlock"),
         0
     );
 }

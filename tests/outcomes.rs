@@ -16,7 +16,7 @@ async fn a_bmw_lock_whose_answer_is_lost_is_sent_once_and_confirmed_by_a_later_s
     let v = env.by_vin("WBY31AW090FP00001").clone();
     // BMW's view of the car lags it by 4 s: right after the lost answer the cloud still
     // says "unlocked" — the state that made keyway send again before.
-    env.demo.bmw.update(&v.oem_id, |c| {
+    env.demo.bmw().update(&v.oem_id, |c| {
         c.locked = false;
         c.timing = CarTiming {
             state_lag_ms: 4_000,
@@ -24,7 +24,7 @@ async fn a_bmw_lock_whose_answer_is_lost_is_sent_once_and_confirmed_by_a_later_s
         };
     });
     env.demo
-        .bmw
+        .bmw()
         .faults
         .add(Fault::on("/door-lock", Action::ResetAfter).times(1));
     let a = env
@@ -37,11 +37,11 @@ async fn a_bmw_lock_whose_answer_is_lost_is_sent_once_and_confirmed_by_a_later_s
     assert_eq!(a.status, 200, "{:#}", a.json);
     assert_eq!(a.json["status"], "succeeded");
     assert_eq!(a.json["last_observed"]["locked"], true, "{:#}", a.json);
-    assert_eq!(env.demo.bmw.journal.count("POST", "/door-lock"), 1);
+    assert_eq!(env.demo.bmw().journal.count("POST", "/door-lock"), 1);
     // The car ran it once; the cloud showed the old state for 4 s after.
-    let runs = env.demo.bmw.garage.executions();
+    let runs = env.demo.bmw().garage.executions();
     assert_eq!(runs.len(), 1, "{runs:?}");
-    assert!(env.demo.bmw.car(&v.oem_id).unwrap().locked);
+    assert!(env.demo.bmw().car(&v.oem_id).unwrap().locked);
 }
 
 #[tokio::test]
@@ -50,7 +50,7 @@ async fn an_unlock_lost_at_an_oem_that_cannot_read_the_lock_is_unknown_and_block
     // GM reports no lock state: nothing can settle a lost answer.
     let v = env.by_vin("1G1FZ6S09P4000001").clone();
     env.demo
-        .gm
+        .gm()
         .faults
         .add(Fault::on("/unlock/", Action::ResetAfter).times(1));
     let a = env
@@ -84,7 +84,7 @@ async fn an_unlock_lost_at_an_oem_that_cannot_read_the_lock_is_unknown_and_block
     assert!(again.header("retry-after").is_some());
     let unlocks = env
         .demo
-        .gm
+        .gm()
         .journal
         .entries()
         .into_iter()

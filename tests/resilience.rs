@@ -35,7 +35,7 @@ fn tuned(c: &mut Config) {
 
 fn entries(env: &Env, suffix: &str) -> Vec<JournalEntry> {
     env.demo
-        .tesla
+        .tesla()
         .journal
         .entries()
         .into_iter()
@@ -50,7 +50,7 @@ async fn a_read_survives_two_503s_and_a_reset() {
         c.oems.get_mut("tesla").unwrap().retry.max_attempts = 4;
     })
     .await;
-    let faults = &env.demo.tesla.faults;
+    let faults = &env.demo.tesla().faults;
     faults.add(
         Fault::on(
             "/vehicle_data",
@@ -89,9 +89,9 @@ async fn a_read_survives_two_503s_and_a_reset() {
 async fn a_lock_whose_answer_is_lost_after_it_was_applied_is_not_sent_again() {
     let env = Env::start_with(tuned).await;
     let v = env.online();
-    env.demo.tesla.update(&v.oem_id, |m| m.locked = false);
+    env.demo.tesla().update(&v.oem_id, |m| m.locked = false);
     env.demo
-        .tesla
+        .tesla()
         .faults
         .add(Fault::on("/command/door_lock", Action::ResetAfter).times(1));
     let a = env
@@ -107,7 +107,7 @@ async fn a_lock_whose_answer_is_lost_after_it_was_applied_is_not_sent_again() {
     assert_eq!(locks.len(), 1, "not re-sent: {locks:#?}");
     assert!(locks[0].applied);
     assert_eq!(locks[0].command_id.as_deref(), a.json["id"].as_str());
-    assert!(env.demo.tesla.vehicle(&v.oem_id).unwrap().locked);
+    assert!(env.demo.tesla().vehicle(&v.oem_id).unwrap().locked);
     // It was confirmed by reading the lock state after the lost answer.
     assert!(
         entries(&env, "/vehicle_data")
@@ -120,9 +120,9 @@ async fn a_lock_whose_answer_is_lost_after_it_was_applied_is_not_sent_again() {
 async fn a_lock_lost_on_its_way_is_never_sent_again_and_fails_once_its_window_passed() {
     let env = Env::start_with(tuned).await;
     let v = env.online();
-    env.demo.tesla.update(&v.oem_id, |m| m.locked = false);
+    env.demo.tesla().update(&v.oem_id, |m| m.locked = false);
     env.demo
-        .tesla
+        .tesla()
         .faults
         .add(Fault::on("/command/door_lock", Action::ResetBefore).times(1));
     let a = env
@@ -140,13 +140,13 @@ async fn a_lock_lost_on_its_way_is_never_sent_again_and_fails_once_its_window_pa
     assert_eq!(a.json["last_observed"]["locked"], false, "{:#}", a.json);
     let locks = entries(&env, "/command/door_lock");
     assert_eq!(locks.len(), 1, "{locks:#?}");
-    assert!(!env.demo.tesla.vehicle(&v.oem_id).unwrap().locked);
+    assert!(!env.demo.tesla().vehicle(&v.oem_id).unwrap().locked);
 }
 
 #[tokio::test]
 async fn a_429_storm_is_waited_out_and_retries_stay_within_budget() {
     let env = Env::start_with(tuned).await;
-    env.demo.tesla.faults.add(Fault {
+    env.demo.tesla().faults.add(Fault {
         until_ms: Some(2_000),
         ..Fault::on(
             "/vehicle_data",
@@ -229,7 +229,7 @@ async fn the_breaker_opens_on_a_dead_oem_fails_fast_and_closes_after_recovery() 
             None,
         )
     };
-    env.demo.tesla.faults.add(Fault::on(
+    env.demo.tesla().faults.add(Fault::on(
         "/",
         Action::Status {
             status: 503,
@@ -240,17 +240,17 @@ async fn the_breaker_opens_on_a_dead_oem_fails_fast_and_closes_after_recovery() 
     for _ in 0..3 {
         read().await.assert_problem(502, "upstream_error");
     }
-    let seen = env.demo.tesla.journal.entries().len();
+    let seen = env.demo.tesla().journal.entries().len();
     let open = read().await;
     open.assert_problem(503, "circuit_open");
     assert!(open.header("retry-after").is_some());
     assert_eq!(
-        env.demo.tesla.journal.entries().len(),
+        env.demo.tesla().journal.entries().len(),
         seen,
         "an open breaker sends nothing"
     );
 
-    env.demo.tesla.faults.clear();
+    env.demo.tesla().faults.clear();
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(
         read().await.status,
@@ -299,7 +299,7 @@ async fn a_command_quota_is_never_exceeded_under_fifty_concurrent_commands() {
     }
     let mut starts: Vec<u64> = env
         .demo
-        .tesla
+        .tesla()
         .journal
         .entries()
         .into_iter()
@@ -325,7 +325,7 @@ async fn a_command_quota_is_never_exceeded_under_fifty_concurrent_commands() {
 #[tokio::test]
 async fn a_thousand_concurrent_locates_of_one_car_make_one_upstream_call() {
     let env = Env::start_with(tuned).await;
-    env.demo.tesla.faults.add(Fault::on(
+    env.demo.tesla().faults.add(Fault::on(
         "/vehicle_data",
         Action::Latency {
             ms: 200,
@@ -353,7 +353,7 @@ async fn a_thousand_concurrent_locates_of_one_car_make_one_upstream_call() {
 #[tokio::test]
 async fn a_reader_that_goes_away_does_not_strand_the_one_waiting_for_its_read() {
     let env = Env::start_with(tuned).await;
-    env.demo.tesla.faults.add(Fault::on(
+    env.demo.tesla().faults.add(Fault::on(
         "/vehicle_data",
         Action::Latency {
             ms: 300,
@@ -375,7 +375,7 @@ async fn a_reader_that_goes_away_does_not_strand_the_one_waiting_for_its_read() 
 #[tokio::test]
 async fn two_concurrent_commands_to_one_car_are_serialized() {
     let env = Env::start_with(tuned).await;
-    env.demo.tesla.faults.add(Fault::on(
+    env.demo.tesla().faults.add(Fault::on(
         "/command/",
         Action::Latency {
             ms: 150,
@@ -413,7 +413,7 @@ async fn two_thousand_mixed_requests_with_seeded_faults_never_duplicate_a_comman
     // the OEM's command window has passed (2 s here): each such command holds its car
     // for ~3 s, which bounds how many waves a test run can afford.
     let env = Env::start_with(tuned).await;
-    let faults = &env.demo.tesla.faults;
+    let faults = &env.demo.tesla().faults;
     faults.seed(20_261_126);
     for action in [
         Action::ResetBefore,
@@ -499,11 +499,11 @@ async fn two_thousand_mixed_requests_with_seeded_faults_never_duplicate_a_comman
     let mut applied: HashMap<String, usize> = HashMap::new();
     let journals = env
         .demo
-        .tesla
+        .tesla()
         .journal
         .entries()
         .into_iter()
-        .chain(env.demo.bmw.journal.entries());
+        .chain(env.demo.bmw().journal.entries());
     for e in journals.filter(|e| e.applied) {
         *applied
             .entry(e.command_id.expect("commands carry their id"))
@@ -511,7 +511,7 @@ async fn two_thousand_mixed_requests_with_seeded_faults_never_duplicate_a_comman
     }
     let twice: Vec<_> = applied.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "applied more than once: {twice:?}");
-    let faults_seen = env.demo.tesla.journal.entries().len();
+    let faults_seen = env.demo.tesla().journal.entries().len();
     eprintln!(
         "statuses: {statuses:?}; OEM requests: {faults_seen}; commands applied: {}",
         applied.len()
@@ -526,7 +526,7 @@ async fn two_thousand_mixed_requests_with_seeded_faults_never_duplicate_a_comman
 async fn metrics_show_the_listed_series() {
     let env = Env::start_with(tuned).await;
     let v = env.online();
-    env.demo.tesla.tokens.expire_access_tokens();
+    env.demo.tesla().tokens.expire_access_tokens();
     env.get(
         &format!("/v1/vehicles/{}/location", v.id),
         Some(&env.demo.token),
@@ -584,7 +584,7 @@ async fn a_sleeping_car_answers_its_last_reading_instead_of_being_woken() {
     let path = format!("/v1/vehicles/{}/location", v.id);
     assert_eq!(env.get(&path, Some(&env.demo.token)).await.status, 200);
     env.demo
-        .tesla
+        .tesla()
         .update(&v.oem_id, |m| m.state = keyway_tesla::mock::Power::Asleep);
     let wakes = entries(&env, "/wake_up").len();
     // Too old for the caller, but the car sleeps: the last reading, with its age.
@@ -648,5 +648,5 @@ async fn inbound_limits_refuse_a_burst_of_unlocks_with_ratelimit_headers() {
             .contains("unlocks_per_vehicle")
     );
     assert!(a.header("ratelimit").is_some());
-    assert_eq!(env.demo.tesla.commands_seen(), 3);
+    assert_eq!(env.demo.tesla().commands_seen(), 3);
 }

@@ -234,7 +234,7 @@ async fn another_tenant_reaches_nothing_of_the_first() {
     // The second tenant: every scope, admin too; and a courier of its own with the
     // first grant's grantee name in another tenant does not count (sub differs).
     let b = token_as(&env, "other-service", None, EVERY_SCOPE, None);
-    let journal_before = env.demo.tesla.journal.entries().len();
+    let journal_before = env.demo.tesla().journal.entries().len();
     let mut refused = 0;
     let mut expect_404 = |ans: Answer, what: &str| {
         assert_eq!(ans.status, 404, "{what}: {:#}", ans.json);
@@ -321,7 +321,7 @@ async fn another_tenant_reaches_nothing_of_the_first() {
     assert_eq!(b_got.load(std::sync::atomic::Ordering::SeqCst), 0);
 
     // No OEM call came from any of it (the first tenant's own unlock is one command).
-    let calls: Vec<_> = env.demo.tesla.journal.entries()[journal_before..]
+    let calls: Vec<_> = env.demo.tesla().journal.entries()[journal_before..]
         .iter()
         .filter(|e| e.path.contains("/command/"))
         .cloned()
@@ -403,12 +403,12 @@ async fn a_vehicle_restricted_token_and_courier_stay_on_their_cars() {
         &["grants:use"],
         Some(vec![car1.clone()]),
     );
-    let journal_before = env.demo.tesla.journal.entries().len();
+    let journal_before = env.demo.tesla().journal.entries().len();
     env.post(&format!("/v1/grants/{g2}/unlock"), &courier, &[WAIT])
         .await
         .assert_problem(404, "grant_not_found");
     assert_eq!(
-        env.demo.tesla.journal.entries().len(),
+        env.demo.tesla().journal.entries().len(),
         journal_before,
         "an OEM call was made"
     );
@@ -495,7 +495,7 @@ async fn webhooks_cannot_reach_internal_addresses() {
         .unwrap()
         .to_string();
     let own = format!("http://{}/v1/vehicles", env.demo.addr);
-    let mock = format!("{}/__mock/reset", env.demo.tesla_server.url());
+    let mock = format!("{}/__mock/reset", env.demo.server("tesla").url());
     for url in [
         open.clone(),
         format!("http://localhost:{port}/hook"),
@@ -594,7 +594,7 @@ async fn commands_beyond_the_per_car_queue_cap_answer_vehicle_busy() {
     let env = Env::start_with(|c| c.commands.max_queued_per_vehicle = 1).await;
     let a = env.demo.token.clone();
     let car = env.online().id.clone();
-    env.demo.tesla.faults.add(
+    env.demo.tesla().faults.add(
         Fault::on(
             "/command/door_lock",
             Action::Latency {

@@ -200,7 +200,7 @@ async fn the_owner_declining_is_a_clear_problem() {
 #[tokio::test]
 async fn the_mock_rejects_reused_codes_and_wrong_verifiers() {
     let env = Env::start().await;
-    let token_url = format!("{}/oauth2/v3/token", env.demo.tesla_server.url());
+    let token_url = format!("{}/oauth2/v3/token", env.demo.server("tesla").url());
     let redeem = |code: String, verifier: &'static str, redirect: String| {
         let url = token_url.clone();
         async move {
@@ -306,7 +306,7 @@ async fn make_due(env: &Env) {
 #[tokio::test]
 async fn a_hundred_concurrent_calls_on_an_expired_token_refresh_once() {
     let env = Env::start().await;
-    let book = &env.demo.tesla.tokens;
+    let book = &env.demo.tesla().tokens;
 
     // Expired at the OEM (keyway learns it from 401s).
     let before = book.refreshes_served();
@@ -318,7 +318,7 @@ async fn a_hundred_concurrent_calls_on_an_expired_token_refresh_once() {
     let before = book.refreshes_served();
     let rejected = env
         .demo
-        .tesla
+        .tesla()
         .journal
         .entries()
         .iter()
@@ -329,7 +329,7 @@ async fn a_hundred_concurrent_calls_on_an_expired_token_refresh_once() {
     assert_eq!(book.refreshes_served(), before + 1);
     let rejected_after = env
         .demo
-        .tesla
+        .tesla()
         .journal
         .entries()
         .iter()
@@ -345,7 +345,7 @@ async fn a_hundred_concurrent_calls_on_an_expired_token_refresh_once() {
 #[tokio::test]
 async fn five_hundred_rotations_never_present_a_refresh_token_twice() {
     let env = Env::start().await;
-    let book = &env.demo.tesla.tokens;
+    let book = &env.demo.tesla().tokens;
     let before = book.refreshes_served();
     for cycle in 0..500 {
         if cycle % 2 == 0 {
@@ -363,8 +363,8 @@ async fn five_hundred_rotations_never_present_a_refresh_token_twice() {
 async fn an_oem_401_mid_call_refreshes_once_and_replays() {
     let env = Env::start().await;
     let v = env.online();
-    let before = env.demo.tesla.tokens.refreshes_served();
-    env.demo.tesla.tokens.expire_access_tokens();
+    let before = env.demo.tesla().tokens.refreshes_served();
+    env.demo.tesla().tokens.expire_access_tokens();
     let a = env
         .post(
             &format!("/v1/vehicles/{}/lock", v.id),
@@ -373,11 +373,11 @@ async fn an_oem_401_mid_call_refreshes_once_and_replays() {
         )
         .await;
     assert_eq!(a.status, 200, "{:#}", a.json);
-    assert_eq!(env.demo.tesla.tokens.refreshes_served(), before + 1);
+    assert_eq!(env.demo.tesla().tokens.refreshes_served(), before + 1);
     // The rejected lock did nothing; the replay locked the car once.
     let locks: Vec<u16> = env
         .demo
-        .tesla
+        .tesla()
         .journal
         .entries()
         .iter()
@@ -391,14 +391,14 @@ async fn an_oem_401_mid_call_refreshes_once_and_replays() {
 async fn a_revoked_refresh_token_needs_reauthorization_without_a_refresh_storm() {
     let env = Env::start().await;
     let v = env.online();
-    env.demo.tesla.tokens.revoke_account("demo-owner");
-    env.demo.tesla.tokens.expire_access_tokens();
+    env.demo.tesla().tokens.revoke_account("demo-owner");
+    env.demo.tesla().tokens.expire_access_tokens();
     let path = format!("/v1/vehicles/{}/location", v.id);
     let a = env.get(&path, Some(&env.demo.token)).await;
     a.assert_problem(424, "reauthorization_required");
     assert!(a.json["account_id"].as_str().unwrap().starts_with("acct_"));
     assert_eq!(a.json["relink"], "POST /v1/accounts/tesla/authorize");
-    let token_calls = env.demo.tesla.journal.count("POST", "/oauth2/v3/token");
+    let token_calls = env.demo.tesla().journal.count("POST", "/oauth2/v3/token");
     for _ in 0..20 {
         env.get(&path, Some(&env.demo.token))
             .await
@@ -412,10 +412,10 @@ async fn a_revoked_refresh_token_needs_reauthorization_without_a_refresh_storm()
     .await
     .assert_problem(424, "reauthorization_required");
     assert_eq!(
-        env.demo.tesla.journal.count("POST", "/oauth2/v3/token"),
+        env.demo.tesla().journal.count("POST", "/oauth2/v3/token"),
         token_calls
     );
-    assert_eq!(env.demo.tesla.commands_seen(), 0);
+    assert_eq!(env.demo.tesla().commands_seen(), 0);
     assert_eq!(
         env.tesla_account().await.status,
         keyway::store::AccountStatus::ReauthorizationRequired
@@ -488,9 +488,9 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 #[tokio::test]
 async fn the_database_holds_no_token_in_plaintext_and_keys_rotate() {
     let env = Env::start().await;
-    env.demo.tesla.tokens.expire_access_tokens();
+    env.demo.tesla().tokens.expire_access_tokens();
     burst(&env, 5).await;
-    let tokens = env.demo.tesla.tokens.all_tokens();
+    let tokens = env.demo.tesla().tokens.all_tokens();
     assert!(tokens.len() >= 4);
     let bytes = files_bytes(&env.dir.0);
     assert!(bytes.len() > 10_000);
@@ -554,7 +554,7 @@ async fn logs_hold_no_token_or_secret() {
         .init();
 
     let env = Env::start().await;
-    env.demo.tesla.tokens.expire_access_tokens();
+    env.demo.tesla().tokens.expire_access_tokens();
     burst(&env, 5).await;
     let v = env.online();
     let a = env
@@ -567,8 +567,8 @@ async fn logs_hold_no_token_or_secret() {
     assert_eq!(a.status, 200);
     let path = consent(&env, "").await;
     assert_eq!(callback(&env, &path).await.status, 200);
-    env.demo.tesla.tokens.revoke_account("demo-owner");
-    env.demo.tesla.tokens.expire_access_tokens();
+    env.demo.tesla().tokens.revoke_account("demo-owner");
+    env.demo.tesla().tokens.expire_access_tokens();
     let _ = env
         .get(
             &format!("/v1/vehicles/{}/location", v.id),
@@ -587,7 +587,7 @@ async fn logs_hold_no_token_or_secret() {
     assert!(text.contains("sqlx::query"), "SQL statements were captured");
     assert!(text.contains("hyper"), "HTTP internals were captured");
     let config = &env.demo.gateway.config;
-    let mut secrets = env.demo.tesla.tokens.all_tokens();
+    let mut secrets = env.demo.tesla().tokens.all_tokens();
     secrets.push(env.demo.token.clone());
     secrets.push(
         config

@@ -299,10 +299,10 @@ async fn env(
         .expect("benchmark environment starts");
     // Wake the fixture's sleeping car so every car answers at once.
     for v in &d.vehicles {
-        d.tesla
+        d.tesla()
             .update(&v.oem_id, |m| m.state = keyway_tesla::mock::Power::Online);
     }
-    let mock_token = d.tesla.tokens.issue("demo-owner").access_token;
+    let mock_token = d.tesla().tokens.issue("demo-owner").access_token;
     let cars: Vec<&VehicleRecord> = d
         .vehicles
         .iter()
@@ -337,8 +337,8 @@ async fn env(
     let info = json!({
         "keyway": format!("http://{}", d.addr),
         "token": d.token,
-        "mock": d.tesla_server.url(),
-        "mock_port": d.tesla_server.addr.port(),
+        "mock": d.server("tesla").url(),
+        "mock_port": d.server("tesla").addr.port(),
         "mock_token": mock_token,
         "vehicles": cars.len(),
         "one_car": cars[0].id,
