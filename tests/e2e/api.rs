@@ -2,18 +2,16 @@
 //! exercised as an internal service would — locate, lock, unlock, sleeping cars,
 //! refusals, caller auth, idempotency, bad input, restarts.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{Env, send};
+use common::{Env, WAIT, send};
 use http::Method;
 use keyway::store::{CommandRecord, CommandStatus, now};
 use keyway_adapter::Command;
 use keyway_tesla::mock::Power;
 use serde_json::json;
-
-const WAIT: (&str, &str) = ("prefer", "wait=30");
 
 #[tokio::test]
 async fn lists_and_describes_vehicles() {

@@ -3,7 +3,7 @@
 //! concurrency, rotation without a replayed refresh token, reauthorization, encryption
 //! at rest, key rotation, and logs free of secrets.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -158,17 +158,7 @@ async fn states_are_random_single_use_bound_and_expiring() {
     );
 
     // The account belongs to whoever started the link: another service cannot see it.
-    let other = keyway::auth::mint_hs256(
-        &env.demo.gateway.config.auth,
-        &keyway::auth::DevToken {
-            sub: "another-service",
-            tenant: None,
-            scopes: &["accounts:write".to_string()],
-            vehicles: None,
-            ttl_s: 60,
-        },
-    )
-    .unwrap();
+    let other = env.token_as("another-service", &["accounts:write"]);
     let theirs = env.get("/v1/accounts", Some(&other)).await;
     assert_eq!(theirs.json["accounts"].as_array().unwrap().len(), 0);
     let id = env.get("/v1/accounts", Some(&env.demo.token)).await.json["accounts"][0]["id"]

@@ -1,7 +1,7 @@
 //! The store suite: one set of tests every [`Store`] must pass, run against the
 //! embedded SQLite store and against PostgreSQL (a private schema per test).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,13 +2,11 @@
 //! answer is never followed by a second send, even while the OEM's view of the car still
 //! shows the old state; `unknown` is an answer, and an unlock in doubt blocks the next.
 
-mod common;
+use crate::common;
 
-use common::Env;
+use common::{Env, WAIT};
 use keyway_adapter::mock::timeline::CarTiming;
 use keyway_adapter::mock::{Action, Fault};
-
-const WAIT: (&str, &str) = ("prefer", "wait=60");
 
 #[tokio::test]
 async fn a_bmw_lock_whose_answer_is_lost_is_sent_once_and_confirmed_by_a_later_state() {

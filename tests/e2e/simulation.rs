@@ -24,7 +24,7 @@
 //! simulation soak`. A failing seed prints itself and its trace; run it alone with
 //! `KEYWAY_SIM_SEED=N cargo nextest run --test simulation one_seed`.
 
-mod sim;
+use crate::sim;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

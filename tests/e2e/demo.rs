@@ -3,7 +3,7 @@
 //! list, locate, lock with `Prefer: wait`, security, unlock, and 401 without a token;
 //! then README's in-car delivery flow with the printed courier token.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

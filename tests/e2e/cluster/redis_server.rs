@@ -12,7 +12,7 @@ use keyway::cluster::limits::SharedLimits;
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use super::common::TempDir;
+use crate::common::TempDir;
 
 /// A `redis-server` of this test's own, killed on drop.
 struct OwnRedis {

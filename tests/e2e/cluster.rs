@@ -4,8 +4,7 @@
 //! key prefix per test). Killing a replica drops its runtime mid-flight, as a crash
 //! would: no shutdown code runs.
 
-mod common;
-#[path = "cluster/redis_server.rs"]
+use crate::common;
 mod redis_server;
 
 use std::collections::HashSet;
@@ -504,17 +503,7 @@ async fn with_redis_unreachable_requests_keep_working_on_local_limits() {
 async fn an_owed_relock_is_done_by_another_replica_when_its_replica_dies() {
     let mut c = Cluster::start(|c| c.grants.tick_ms = 10).await;
     let car = c.vehicle("5YJSA1E26JF000004");
-    let courier = keyway::auth::mint_hs256(
-        &c.env.demo.gateway.config.auth,
-        &keyway::auth::DevToken {
-            sub: "courier-3",
-            tenant: None,
-            scopes: &["grants:use".to_string()],
-            vehicles: None,
-            ttl_s: 600,
-        },
-    )
-    .unwrap();
+    let courier = c.env.token_as("courier-3", &["grants:use"]);
     let not_after = c.env.demo.gateway.grants.clock.now() + time::Duration::minutes(30);
     let body = serde_json::json!({
         "vehicle_id": car,

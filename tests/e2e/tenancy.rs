@@ -6,17 +6,15 @@
 //! Every route of the OpenAPI document must have a case here: a new route without one
 //! fails `every_route_has_a_tenancy_case`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Answer, DEMO_TENANT, Env};
+use common::{Answer, DEMO_TENANT, Env, WAIT};
 use http::Method;
 use keyway_adapter::mock::{Action, Fault};
 use serde_json::{Value, json};
-
-const WAIT: (&str, &str) = ("prefer", "wait=10");
 
 /// Every route (method, OpenAPI path) and how the second tenant's attempt is checked.
 const CASES: &[(&str, &str, &str)] = &[
@@ -79,7 +77,7 @@ const CASES: &[(&str, &str, &str)] = &[
 
 #[test]
 fn every_route_has_a_tenancy_case() {
-    let doc: Value = serde_json::from_str(include_str!("../src/api/openapi.json")).unwrap();
+    let doc: Value = serde_json::from_str(include_str!("../../src/api/openapi.json")).unwrap();
     let mut documented = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in ["get", "post", "put", "patch", "delete"] {
@@ -99,27 +97,6 @@ fn every_route_has_a_tenancy_case() {
     );
     let stale: Vec<_> = covered.difference(&documented).collect();
     assert!(stale.is_empty(), "cases for undocumented routes: {stale:?}");
-}
-
-fn token_as(
-    env: &Env,
-    sub: &str,
-    tenant: Option<&str>,
-    scopes: &[&str],
-    vehicles: Option<Vec<String>>,
-) -> String {
-    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-    keyway::auth::mint_hs256(
-        &env.demo.gateway.config.auth,
-        &keyway::auth::DevToken {
-            sub,
-            tenant,
-            scopes: &scopes,
-            vehicles,
-            ttl_s: 600,
-        },
-    )
-    .unwrap()
 }
 
 const EVERY_SCOPE: &[&str] = &[
@@ -197,11 +174,14 @@ async fn stream_types(env: &Env, token: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn another_tenant_reaches_nothing_of_the_first() {
-    let env = Env::start_with(|c| {
-        c.events.delivery_tick_ms = 20;
-        c.events.webhook_allow = vec!["127.0.0.1/32".into()];
-    })
-    .await;
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(|c| {
+            c.events.delivery_tick_ms = 20;
+            c.events.webhook_allow = vec!["127.0.0.1/32".into()];
+        })
+        .start()
+        .await;
     let a = env.demo.token.clone();
     let car = env.online().id.clone();
     let account = env.tesla_account().await.id;
@@ -233,7 +213,7 @@ async fn another_tenant_reaches_nothing_of_the_first() {
 
     // The second tenant: every scope, admin too; and a courier of its own with the
     // first grant's grantee name in another tenant does not count (sub differs).
-    let b = token_as(&env, "other-service", None, EVERY_SCOPE, None);
+    let b = env.token_as("other-service", EVERY_SCOPE);
     let journal_before = env.demo.tesla().journal.entries().len();
     let mut refused = 0;
     let mut expect_404 = |ans: Answer, what: &str| {
@@ -341,7 +321,8 @@ async fn another_tenant_reaches_nothing_of_the_first() {
             .as_array()
             .unwrap()
             .len(),
-        6
+        env.demo.mocks.len(),
+        "the first tenant still sees every account it linked"
     );
     eprintln!("cross-tenant attempts refused: {}", refused);
     assert_eq!(refused, 15);
@@ -349,11 +330,10 @@ async fn another_tenant_reaches_nothing_of_the_first() {
 
 #[tokio::test]
 async fn a_vehicle_restricted_token_and_courier_stay_on_their_cars() {
-    let env = Env::start().await;
+    let env = Env::tesla_only().await;
     let (car1, car2) = (env.online().id.clone(), env.asleep().id.clone());
     let a = env.demo.token.clone();
-    let restricted = token_as(
-        &env,
+    let restricted = env.mint(
         "dispatch",
         Some(DEMO_TENANT),
         EVERY_SCOPE,
@@ -396,13 +376,7 @@ async fn a_vehicle_restricted_token_and_courier_stay_on_their_cars() {
         .await
         .assert_problem(403, "forbidden");
     // A courier restricted to car 1 cannot use a grant on car 2, though it names it.
-    let courier = token_as(
-        &env,
-        "courier-9",
-        None,
-        &["grants:use"],
-        Some(vec![car1.clone()]),
-    );
+    let courier = env.mint("courier-9", None, &["grants:use"], Some(vec![car1.clone()]));
     let journal_before = env.demo.tesla().journal.entries().len();
     env.post(&format!("/v1/grants/{g2}/unlock"), &courier, &[WAIT])
         .await
@@ -483,7 +457,7 @@ async fn a_vehicle_restricted_token_and_courier_stay_on_their_cars() {
 
 #[tokio::test]
 async fn webhooks_cannot_reach_internal_addresses() {
-    let env = Env::start().await;
+    let env = Env::tesla_only().await;
     let a = env.demo.token.clone();
     let (open, _) = receiver().await;
     let port = open
@@ -521,7 +495,11 @@ async fn webhooks_cannot_reach_internal_addresses() {
     );
 
     // With an explicit exception the loopback receiver is allowed; keyway itself never.
-    let allowed = Env::start_with(|c| c.events.webhook_allow = vec!["127.0.0.0/8".into()]).await;
+    let allowed = Env::builder()
+        .mocks(&["tesla"])
+        .configure(|c| c.events.webhook_allow = vec!["127.0.0.0/8".into()])
+        .start()
+        .await;
     let t = allowed.demo.token.clone();
     let ok = json_send(
         &allowed,
@@ -546,17 +524,20 @@ async fn webhooks_cannot_reach_internal_addresses() {
 
 #[tokio::test]
 async fn a_relock_succeeds_while_callers_have_spent_the_command_quota() {
-    let env = Env::start_with(|c| {
-        c.grants.tick_ms = 10;
-        let tesla = c.oems.get_mut("tesla").unwrap();
-        tesla.limits.commands = Some(vec![keyway::config::WindowConfig {
-            max: 4,
-            per_s: 3600.0,
-        }]);
-        tesla.limits.reserved_commands = 2;
-        tesla.limits.max_wait_ms = 0;
-    })
-    .await;
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(|c| {
+            c.grants.tick_ms = 10;
+            let tesla = c.oems.get_mut("tesla").unwrap();
+            tesla.limits.commands = Some(vec![keyway::config::WindowConfig {
+                max: 4,
+                per_s: 3600.0,
+            }]);
+            tesla.limits.reserved_commands = 2;
+            tesla.limits.max_wait_ms = 0;
+        })
+        .start()
+        .await;
     let a = env.demo.token.clone();
     let car = env.online().id.clone();
     for _ in 0..2 {
@@ -578,7 +559,7 @@ async fn a_relock_succeeds_while_callers_have_spent_the_command_quota() {
     )
     .await;
     let grant = grant.json["id"].as_str().unwrap().to_string();
-    let courier = token_as(&env, "courier-17", None, &["grants:use"], None);
+    let courier = env.token_as("courier-17", &["grants:use"]);
     let unlock = env
         .post(&format!("/v1/grants/{grant}/unlock"), &courier, &[WAIT])
         .await;
@@ -591,7 +572,11 @@ async fn a_relock_succeeds_while_callers_have_spent_the_command_quota() {
 
 #[tokio::test]
 async fn commands_beyond_the_per_car_queue_cap_answer_vehicle_busy() {
-    let env = Env::start_with(|c| c.commands.max_queued_per_vehicle = 1).await;
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(|c| c.commands.max_queued_per_vehicle = 1)
+        .start()
+        .await;
     let a = env.demo.token.clone();
     let car = env.online().id.clone();
     env.demo.tesla().faults.add(
@@ -630,11 +615,11 @@ async fn commands_beyond_the_per_car_queue_cap_answer_vehicle_busy() {
 
 #[tokio::test]
 async fn small_holes_are_closed() {
-    let env = Env::start().await;
+    let env = Env::tesla_only().await;
     let a = env.demo.token.clone();
     let car = env.online().id.clone();
     // Two Authorization headers: 400, whichever comes first.
-    let b = token_as(&env, "other-service", None, EVERY_SCOPE, None);
+    let b = env.token_as("other-service", EVERY_SCOPE);
     let ans = env
         .send(
             Method::GET,
@@ -680,12 +665,15 @@ async fn small_holes_are_closed() {
 
 #[tokio::test]
 async fn a_receiver_that_never_answers_delays_only_its_own_deliveries() {
-    let env = Env::start_with(|c| {
-        c.events.delivery_tick_ms = 20;
-        c.events.webhook_timeout_ms = 120_000;
-        c.events.webhook_allow = vec!["127.0.0.1/32".into()];
-    })
-    .await;
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(|c| {
+            c.events.delivery_tick_ms = 20;
+            c.events.webhook_timeout_ms = 120_000;
+            c.events.webhook_allow = vec!["127.0.0.1/32".into()];
+        })
+        .start()
+        .await;
     let a = env.demo.token.clone();
     // The dead receiver accepts the connection and never answers (until released).
     let release = std::sync::Arc::new(tokio::sync::Notify::new());

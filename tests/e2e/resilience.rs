@@ -3,17 +3,16 @@
 //! the circuit breaker, OEM quotas, coalesced reads, per-car serialization, and a
 //! seeded 20 % fault storm over 5,000 requests.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Env, send};
+use common::{Env, WAIT, send};
 use http::Method;
 use keyway::config::{Config, WindowConfig};
 use keyway_adapter::mock::{Action, Fault, JournalEntry};
 
-const WAIT: (&str, &str) = ("prefer", "wait=30");
 const FRESH: (&str, &str) = ("cache-control", "max-age=0");
 
 /// Generous inbound limits (the tests are the only caller) and quick retries.
@@ -45,11 +44,14 @@ fn entries(env: &Env, suffix: &str) -> Vec<JournalEntry> {
 
 #[tokio::test]
 async fn a_read_survives_two_503s_and_a_reset() {
-    let env = Env::start_with(|c| {
-        tuned(c);
-        c.oems.get_mut("tesla").unwrap().retry.max_attempts = 4;
-    })
-    .await;
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(|c| {
+            tuned(c);
+            c.oems.get_mut("tesla").unwrap().retry.max_attempts = 4;
+        })
+        .start()
+        .await;
     let faults = &env.demo.tesla().faults;
     faults.add(
         Fault::on(
@@ -87,7 +89,11 @@ async fn a_read_survives_two_503s_and_a_reset() {
 
 #[tokio::test]
 async fn a_lock_whose_answer_is_lost_after_it_was_applied_is_not_sent_again() {
-    let env = Env::start_with(tuned).await;
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(tuned)
+        .start()
+        .await;
     let v = env.online();
     env.demo.tesla().update(&v.oem_id, |m| m.locked = false);
     env.demo
@@ -118,7 +124,11 @@ async fn a_lock_whose_answer_is_lost_after_it_was_applied_is_not_sent_again() {
 
 #[tokio::test]
 async fn a_lock_lost_on_its_way_is_never_sent_again_and_fails_once_its_window_passed() {
-    let env = Env::start_with(tuned).await;
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(tuned)
+        .start()
+        .await;
     let v = env.online();
     env.demo.tesla().update(&v.oem_id, |m| m.locked = false);
     env.demo
@@ -145,7 +155,11 @@ async fn a_lock_lost_on_its_way_is_never_sent_again_and_fails_once_its_window_pa
 
 #[tokio::test]
 async fn a_429_storm_is_waited_out_and_retries_stay_within_budget() {
-    let env = Env::start_with(tuned).await;
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(tuned)
+        .start()
+        .await;
     env.demo.tesla().faults.add(Fault {
         until_ms: Some(2_000),
         ..Fault::on(
@@ -208,14 +222,17 @@ async fn a_429_storm_is_waited_out_and_retries_stay_within_budget() {
 
 #[tokio::test]
 async fn the_breaker_opens_on_a_dead_oem_fails_fast_and_closes_after_recovery() {
-    let env = Env::start_with(|c| {
-        tuned(c);
-        let t = c.oems.get_mut("tesla").unwrap();
-        t.retry.max_attempts = 1;
-        t.breaker.failures = 3;
-        t.breaker.open_ms = 300;
-    })
-    .await;
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(|c| {
+            tuned(c);
+            let t = c.oems.get_mut("tesla").unwrap();
+            t.retry.max_attempts = 1;
+            t.breaker.failures = 3;
+            t.breaker.open_ms = 300;
+        })
+        .start()
+        .await;
     let path = format!("/v1/vehicles/{}/location", env.online().id);
     let base = env.base();
     let read = || {
@@ -263,16 +280,19 @@ async fn the_breaker_opens_on_a_dead_oem_fails_fast_and_closes_after_recovery() 
 #[tokio::test]
 async fn a_command_quota_is_never_exceeded_under_fifty_concurrent_commands() {
     // Volvo publishes 10 commands per minute; the same rule on a half-second window.
-    let env = Env::start_with(|c| {
-        tuned(c);
-        let t = c.oems.get_mut("tesla").unwrap();
-        t.limits.commands = Some(vec![WindowConfig {
-            max: 10,
-            per_s: 0.5,
-        }]);
-        t.limits.max_wait_ms = 30_000;
-    })
-    .await;
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(|c| {
+            tuned(c);
+            let t = c.oems.get_mut("tesla").unwrap();
+            t.limits.commands = Some(vec![WindowConfig {
+                max: 10,
+                per_s: 0.5,
+            }]);
+            t.limits.max_wait_ms = 30_000;
+        })
+        .start()
+        .await;
     let ids = env.commandable_tesla_ids();
     let tasks: Vec<_> = (0..50)
         .map(|i| {
@@ -324,7 +344,11 @@ async fn a_command_quota_is_never_exceeded_under_fifty_concurrent_commands() {
 
 #[tokio::test]
 async fn a_thousand_concurrent_locates_of_one_car_make_one_upstream_call() {
-    let env = Env::start_with(tuned).await;
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(tuned)
+        .start()
+        .await;
     env.demo.tesla().faults.add(Fault::on(
         "/vehicle_data",
         Action::Latency {
@@ -352,7 +376,11 @@ async fn a_thousand_concurrent_locates_of_one_car_make_one_upstream_call() {
 
 #[tokio::test]
 async fn a_reader_that_goes_away_does_not_strand_the_one_waiting_for_its_read() {
-    let env = Env::start_with(tuned).await;
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(tuned)
+        .start()
+        .await;
     env.demo.tesla().faults.add(Fault::on(
         "/vehicle_data",
         Action::Latency {
@@ -374,7 +402,11 @@ async fn a_reader_that_goes_away_does_not_strand_the_one_waiting_for_its_read() 
 
 #[tokio::test]
 async fn two_concurrent_commands_to_one_car_are_serialized() {
-    let env = Env::start_with(tuned).await;
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(tuned)
+        .start()
+        .await;
     env.demo.tesla().faults.add(Fault::on(
         "/command/",
         Action::Latency {
@@ -524,7 +556,11 @@ async fn two_thousand_mixed_requests_with_seeded_faults_never_duplicate_a_comman
 
 #[tokio::test]
 async fn metrics_show_the_listed_series() {
-    let env = Env::start_with(tuned).await;
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(tuned)
+        .start()
+        .await;
     let v = env.online();
     env.demo.tesla().tokens.expire_access_tokens();
     env.get(
@@ -579,7 +615,11 @@ async fn metrics_show_the_listed_series() {
 
 #[tokio::test]
 async fn a_sleeping_car_answers_its_last_reading_instead_of_being_woken() {
-    let env = Env::start_with(tuned).await;
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(tuned)
+        .start()
+        .await;
     let v = env.online();
     let path = format!("/v1/vehicles/{}/location", v.id);
     assert_eq!(env.get(&path, Some(&env.demo.token)).await.status, 200);
@@ -633,7 +673,7 @@ async fn a_sleeping_car_answers_its_last_reading_instead_of_being_woken() {
 
 #[tokio::test]
 async fn inbound_limits_refuse_a_burst_of_unlocks_with_ratelimit_headers() {
-    let env = Env::start().await;
+    let env = Env::tesla_only().await;
     let v = env.online();
     let path = format!("/v1/vehicles/{}/unlock", v.id);
     for _ in 0..3 {

@@ -2,8 +2,6 @@
 //! ephemeral loopback ports with short timings and a private data dir, and a small
 //! HTTP client built on the project's own hyper stack.
 
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,6 +13,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use keyway::demo::{self, Demo, DemoOptions};
 use serde_json::Value;
+
+/// `Prefer: wait=30`: the longest a test waits for a command's outcome in one request
+/// (commands against the mocks finish in seconds; a wait only ends early).
+pub const WAIT: (&str, &str) = ("prefer", "wait=30");
 
 /// A private data dir, removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -59,24 +61,67 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build(HttpConnector::new())
 }
 
-impl Env {
-    pub async fn start() -> Self {
-        Self::start_with(|_| {}).await
+/// What an [`Env`] starts: which mocks (default every one) and the gateway's
+/// configuration changes.
+#[derive(Default)]
+pub struct EnvBuilder {
+    mocks: Option<Vec<&'static str>>,
+    configure: Option<keyway::demo::Configure>,
+}
+
+impl EnvBuilder {
+    /// Starts only these mocks (and links only their accounts).
+    pub fn mocks(mut self, oems: &[&'static str]) -> Self {
+        self.mocks = Some(oems.to_vec());
+        self
     }
 
-    /// A demo whose gateway configuration `configure` adjusts.
-    pub async fn start_with(
-        configure: impl Fn(&mut keyway::config::Config) + Send + Sync + 'static,
+    /// Adjusts the gateway's configuration.
+    pub fn configure(
+        mut self,
+        f: impl Fn(&mut keyway::config::Config) + Send + Sync + 'static,
     ) -> Self {
+        self.configure = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    pub async fn start(self) -> Env {
         let dir = TempDir::new();
         let mut opts = options(&dir);
-        opts.configure = Some(std::sync::Arc::new(configure));
+        opts.configure = self.configure;
+        if let Some(oems) = self.mocks {
+            opts.oems = oems;
+        }
         let demo = demo::start(opts).await.expect("demo starts");
-        Self {
+        Env {
             demo,
             dir,
             client: client(),
         }
+    }
+}
+
+impl Env {
+    /// The demo with every mock.
+    pub async fn start() -> Self {
+        Self::builder().start().await
+    }
+
+    /// The demo with every mock, its gateway configuration adjusted by `configure`.
+    pub async fn start_with(
+        configure: impl Fn(&mut keyway::config::Config) + Send + Sync + 'static,
+    ) -> Self {
+        Self::builder().configure(configure).start().await
+    }
+
+    /// A demo of the chosen mocks and configuration.
+    pub fn builder() -> EnvBuilder {
+        EnvBuilder::default()
+    }
+
+    /// The demo with only the Tesla mock (most tests need no other).
+    pub async fn tesla_only() -> Self {
+        Self::builder().mocks(&["tesla"]).start().await
     }
 
     pub fn base(&self) -> String {
@@ -146,15 +191,32 @@ impl Env {
             .expect("demo vehicle")
     }
 
-    /// Mints a token with the demo's secret.
+    /// A token of the demo's test service, acting for the demo tenant (which linked the
+    /// demo accounts), with `scopes` and optionally only `vehicles`.
     pub fn token(&self, scopes: &[&str], vehicles: Option<Vec<String>>) -> String {
+        self.mint("test-service", Some(DEMO_TENANT), scopes, vehicles)
+    }
+
+    /// A token of `sub` acting for its own tenant with `scopes` on every vehicle (another
+    /// service, a courier).
+    pub fn token_as(&self, sub: &str, scopes: &[&str]) -> String {
+        self.mint(sub, None, scopes, None)
+    }
+
+    /// Any token the demo accepts (the demo's secret, ten minutes).
+    pub fn mint(
+        &self,
+        sub: &str,
+        tenant: Option<&str>,
+        scopes: &[&str],
+        vehicles: Option<Vec<String>>,
+    ) -> String {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         keyway::auth::mint_hs256(
             &self.demo.gateway.config.auth,
             &keyway::auth::DevToken {
-                sub: "test-service",
-                // Acts for the demo's tenant, which linked the demo accounts.
-                tenant: Some(DEMO_TENANT),
+                sub,
+                tenant,
                 scopes: &scopes,
                 vehicles,
                 ttl_s: 600,
@@ -185,7 +247,7 @@ impl Env {
         self.post(
             &format!("/v1/vehicles/{vehicle}/{action}"),
             &self.demo.token,
-            &[("prefer", "wait=30")],
+            &[WAIT],
         )
         .await
     }

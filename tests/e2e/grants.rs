@@ -2,7 +2,7 @@
 //! token (`grants:write`) creating grants and a courier token (`grants:use`) using them.
 //! Grant time is moved with the gateway's grant clock, never by sleeping.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,37 +14,29 @@ use keyway::store::RelockState;
 use keyway_adapter::mock::{Action, Fault};
 use serde_json::{Value, json};
 
-use common::{Answer, Env};
+use common::{Answer, Env, WAIT};
 
 /// The legacy (REST) Tesla: its commands show in the journal by path.
 const CAR: &str = "5YJSA1E26JF000004";
-const WAIT: (&str, &str) = ("prefer", "wait=10");
 
 async fn env() -> Env {
-    Env::start_with(|c| {
-        c.grants.tick_ms = 10;
-        c.grants.relock_backoff_ms = 20;
-        c.grants.relock_max_attempts = 3;
-        c.events.delivery_tick_ms = 20;
-        c.events.webhook_backoff_ms = 20;
-        // The test's receivers listen on loopback: an explicit exception.
-        c.events.webhook_allow = vec!["127.0.0.1/32".into()];
-    })
-    .await
+    Env::builder()
+        .mocks(&["tesla"])
+        .configure(|c| {
+            c.grants.tick_ms = 10;
+            c.grants.relock_backoff_ms = 20;
+            c.grants.relock_max_attempts = 3;
+            c.events.delivery_tick_ms = 20;
+            c.events.webhook_backoff_ms = 20;
+            // The test's receivers listen on loopback: an explicit exception.
+            c.events.webhook_allow = vec!["127.0.0.1/32".into()];
+        })
+        .start()
+        .await
 }
 
 fn courier(env: &Env) -> String {
-    keyway::auth::mint_hs256(
-        &env.demo.gateway.config.auth,
-        &keyway::auth::DevToken {
-            sub: "courier-17",
-            tenant: None,
-            scopes: &["grants:use".to_string()],
-            vehicles: None,
-            ttl_s: 600,
-        },
-    )
-    .unwrap()
+    env.token_as("courier-17", &["grants:use"])
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
