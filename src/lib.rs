@@ -58,6 +58,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod crypto;
+#[cfg(feature = "mock")]
 pub mod demo;
 pub mod error;
 pub mod events;
@@ -67,6 +68,7 @@ pub mod ids;
 #[cfg(test)]
 mod layers;
 pub mod metrics;
+#[cfg(feature = "mock")]
 pub mod mocks;
 pub mod registry;
 pub mod replay;

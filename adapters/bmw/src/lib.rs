@@ -8,7 +8,9 @@
 //!   tokens) and BMW's limit answers (429 "Try again in N seconds", 403 quota text).
 
 pub mod adapter;
+#[cfg(feature = "mock")]
 pub mod mock;
 
 pub use adapter::BmwAdapter;
+#[cfg(feature = "mock")]
 pub use mock::{BmwMock, BmwMockConfig};

@@ -12,38 +12,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-
 use crate::{Adapter, Call, Capability, Command, OemError, Progress, Secret, Sent, VehicleRef};
 
-/// What the suite needs to steer and inspect a mock OEM.
-#[async_trait]
-pub trait MockControl: Send + Sync {
-    /// The OEM ids of the mock's vehicles for the suite's account.
-    fn vehicle_ids(&self) -> Vec<String>;
-    /// The mock's true position of a vehicle.
-    fn position(&self, oem_id: &str) -> (f64, f64);
-    /// The mock's true lock state.
-    fn locked(&self, oem_id: &str) -> bool;
-    /// Sets the lock state directly (as the owner with a key fob would).
-    fn set_locked(&self, oem_id: &str, locked: bool);
-    /// Puts the vehicle to sleep.
-    fn set_asleep(&self, oem_id: &str);
-    /// Wakes the vehicle (as its owner opening the door would).
-    fn set_awake(&self, oem_id: &str);
-    /// Makes the vehicle refuse commands (e.g. "user present") until cleared.
-    fn set_refusing(&self, oem_id: &str, refusing: bool);
-    /// A valid access token for the suite's account.
-    fn access_token(&self) -> String;
-    /// Expires every access token issued so far.
-    fn expire_access_tokens(&self);
-    /// The mock's fault injection (the suite adds generic faults: 5xx, garbled bodies).
-    fn faults(&self) -> &crate::mock::Faults;
-    /// Makes the next request answer in this OEM's own rate-limit style (429 with
-    /// `Retry-After`, a 403 quota text, a 200 with an error code, …); returns the wait
-    /// the OEM announces in it.
-    fn limit_next(&self) -> Option<Duration>;
-}
+pub use crate::mock::MockControl;
 
 /// An adapter, its mock, and how to reach it.
 pub struct Harness {

@@ -17,9 +17,11 @@
 //! - [`conformance`]: the checks every adapter must pass against its own mock.
 
 pub mod adapter;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod error;
 pub mod http;
+#[cfg(feature = "mock")]
 pub mod mock;
 pub mod secret;
 pub mod transport;

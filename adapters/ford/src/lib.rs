@@ -7,7 +7,9 @@
 //!   exchange, rotating refresh tokens, 400 `errorCode 460` for a dead one).
 
 pub mod adapter;
+#[cfg(feature = "mock")]
 pub mod mock;
 
 pub use adapter::FordAdapter;
+#[cfg(feature = "mock")]
 pub use mock::{FordMock, FordMockConfig};

@@ -7,7 +7,9 @@
 //!   followed by an RFC 8693 token exchange) and its mostly empty error bodies.
 
 pub mod adapter;
+#[cfg(feature = "mock")]
 pub mod mock;
 
 pub use adapter::GmAdapter;
+#[cfg(feature = "mock")]
 pub use mock::{GmMock, GmMockConfig};

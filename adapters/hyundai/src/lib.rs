@@ -9,7 +9,9 @@
 //!   exchange after login.
 
 pub mod adapter;
+#[cfg(feature = "mock")]
 pub mod mock;
 
 pub use adapter::HyundaiAdapter;
+#[cfg(feature = "mock")]
 pub use mock::{HyundaiMock, HyundaiMockConfig};

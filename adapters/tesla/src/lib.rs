@@ -10,10 +10,12 @@
 //! - [`vcp`]: the Vehicle Command Protocol (signed commands), both sides.
 
 pub mod adapter;
+#[cfg(feature = "mock")]
 pub mod mock;
 pub mod region;
 pub mod signing;
 pub mod vcp;
 
 pub use adapter::TeslaAdapter;
+#[cfg(feature = "mock")]
 pub use mock::{TeslaMock, TeslaMockConfig};

@@ -8,7 +8,9 @@
 //!   auth), error bodies, sleeping cars (`VEHICLE_IN_SLEEP`) and 429s.
 
 pub mod adapter;
+#[cfg(feature = "mock")]
 pub mod mock;
 
 pub use adapter::VolvoAdapter;
+#[cfg(feature = "mock")]
 pub use mock::{VolvoMock, VolvoMockConfig};

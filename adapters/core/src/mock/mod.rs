@@ -7,6 +7,7 @@
 //! [`instrument`] mounts journal and faults on a mock's router.
 //! Mocks use tokio's clock so paused-time tests control expiry.
 
+pub mod control;
 pub mod faults;
 pub mod garage;
 pub mod oauth;
@@ -14,6 +15,7 @@ pub mod shape;
 pub mod timeline;
 pub mod tokens;
 
+pub use control::MockControl;
 pub use faults::{Action, Fault, Faults};
 pub use oauth::{OAuthServer, OAuthServerConfig, Rejection};
 pub use tokens::{AccessDenied, Issued, RefreshDenied, TokenBook};
