@@ -21,7 +21,6 @@ use keyway_adapter::transport::loopback_http;
 use keyway_adapter::{Call, Http, Secret};
 use keyway_tesla::TeslaMock;
 use rand::RngCore;
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -203,9 +202,8 @@ impl Demo {
         let old = std::mem::replace(&mut self.server, tokio::spawn(async { Ok(()) }));
         let _ = old.await;
         let mut config = self.gateway.config.clone();
-        let listener = TcpListener::bind(SocketAddr::new(self.addr.ip(), 0))
-            .await
-            .map_err(io("listening again"))?;
+        let listener =
+            server::listen(SocketAddr::new(self.addr.ip(), 0)).map_err(io("listening again"))?;
         self.addr = listener.local_addr().map_err(io("reading the address"))?;
         config.listen = self.addr;
         self.gateway = Gateway::start(config).await?;
@@ -279,9 +277,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         crate::crypto::generate_key().unwrap_or_default()
     })?;
     // Bind first: the OAuth redirect URI names the real port.
-    let listener = TcpListener::bind(opts.listen)
-        .await
-        .map_err(io(format!("listening on {}", opts.listen)))?;
+    let listener =
+        server::listen(opts.listen).map_err(io(format!("listening on {}", opts.listen)))?;
     let addr = listener.local_addr().map_err(io("reading the address"))?;
 
     // keyway's Tesla application key: paired with every demo Tesla on the Vehicle

@@ -172,7 +172,7 @@ async fn main() -> ExitCode {
                 Ok(g) => g,
                 Err(e) => return fail(e),
             };
-            let listener = match tokio::net::TcpListener::bind(listen).await {
+            let listener = match server::listen(listen) {
                 Ok(l) => l,
                 Err(e) => return fail(format!("listening on {listen}: {e}")),
             };

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyway_adapter::conformance::MockControl;
+use keyway_adapter::mock::MockControl;
 use keyway_adapter::mock::MockServer;
 use keyway_adapter::mock::garage::Car;
 use keyway_tesla::mock::MockVehicle;

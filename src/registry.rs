@@ -174,7 +174,7 @@ impl Registry {
         for (name, c) in oems {
             check(name, c)?;
         }
-        let client = upstream::client();
+        let clients = upstream::clients();
         let oems = oems
             .iter()
             .filter_map(|(id, c)| {
@@ -185,7 +185,7 @@ impl Registry {
                 let info = adapter.info();
                 let timing = c.timing.over(info.timing);
                 let stack = upstream::stack(
-                    &client,
+                    &clients,
                     info.oem,
                     c,
                     &info.limits,

@@ -4,12 +4,22 @@
 //! are resumed by the next start, or at once by another replica in cluster mode).
 //! In cluster mode it also runs the replica's background work: taking over commands
 //! of dead replicas, and following other replicas' change announcements.
+//!
+//! Requests are served per core by default (`http.workers`): each worker thread runs a
+//! single-threaded event loop with its own `SO_REUSEPORT` listener on the same port, so
+//! the kernel spreads connections over them and a request, the tasks it spawns and its
+//! upstream exchange stay on one thread (no hand-off between threads per request).
+//! Shared state (caches, single flight, quotas, breakers, the store) is the one
+//! gateway's, behind `Arc`s. A worker's event loop lives until running commands are
+//! drained, since the tasks it spawned run on it.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
 
 use crate::api;
 use crate::gateway::Gateway;
@@ -52,13 +62,21 @@ pub async fn serve(
             )));
         }
     }
-    let served = axum::serve(listener, api::app(gateway.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let workers = gateway.config.http.worker_count();
+    let (served, released) = if workers <= 1 {
+        let served = axum::serve(listener, api::app(gateway.clone()))
+            .with_graceful_shutdown(shutdown)
+            .await;
+        (served, None)
+    } else {
+        match per_core(&gateway, listener, workers, shutdown).await {
+            Ok((served, release)) => (served, Some(release)),
+            Err(e) => (Err(e), None),
+        }
+    };
     for task in background {
         task.abort();
     }
-    served?;
     let left = gateway.commands.drain(DRAIN_GRACE).await;
     if left > 0 {
         tracing::warn!(
@@ -66,7 +84,142 @@ pub async fn serve(
             "shutting down with commands still running; they resume at next start"
         );
     }
-    Ok(())
+    if let Some(workers) = released {
+        workers.release().await;
+    }
+    served
+}
+
+/// Serves the API alone (no background work, no drain) on `workers` threads as
+/// [`serve`] does: a benchmark serves one gateway in two modes side by side.
+pub async fn serve_http(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    workers: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if workers <= 1 {
+        return axum::serve(listener, api::app(gateway))
+            .with_graceful_shutdown(shutdown)
+            .await;
+    }
+    let (served, workers) = per_core(&gateway, listener, workers, shutdown).await?;
+    workers.release().await;
+    served
+}
+
+/// Binds `addr` for serving with `SO_REUSEPORT` (so each per-core worker can bind its
+/// own listener on the same port; Linux lets only the same user share it).
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// [`bind`] as a tokio listener of the current runtime.
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::from_std(bind(addr)?)
+}
+
+/// The running workers: each keeps its event loop until released.
+struct Workers {
+    release: watch::Sender<bool>,
+    exited: Vec<oneshot::Receiver<()>>,
+}
+
+impl Workers {
+    /// Lets every worker's event loop end (after the drain) and waits for it.
+    async fn release(self) {
+        let _ = self.release.send(true);
+        for exited in self.exited {
+            let _ = exited.await;
+        }
+    }
+}
+
+/// Serves on `workers` threads, each with a current-thread runtime and a listener of
+/// its own: `first` and more bound with `SO_REUSEPORT` on its address (or, when `first`
+/// was bound without it, copies of `first`, which the workers then share). Returns
+/// when every worker has stopped serving after `shutdown`, with the workers still
+/// alive for the drain.
+async fn per_core(
+    gateway: &Arc<Gateway>,
+    first: TcpListener,
+    workers: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(std::io::Result<()>, Workers)> {
+    let addr = first.local_addr()?;
+    let first = first.into_std()?;
+    let mut listeners = Vec::with_capacity(workers);
+    for _ in 1..workers {
+        match bind(addr) {
+            Ok(l) => listeners.push(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "per-core listeners: the workers share one socket");
+                listeners.push(first.try_clone()?);
+            }
+        }
+    }
+    listeners.insert(0, first);
+    // One router: the inbound limits it owns hold for the whole process.
+    let app = api::app(gateway.clone());
+    let (stop, stopping) = watch::channel(false);
+    let (release, released) = watch::channel(false);
+    let mut served = Vec::with_capacity(workers);
+    let mut exited = Vec::with_capacity(workers);
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let (app, mut stopping, mut released) = (app.clone(), stopping.clone(), released.clone());
+        let (served_tx, served_rx) = oneshot::channel();
+        let (exit_tx, exit_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("keyway-worker-{i}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                let runtime = match runtime {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = served_tx.send(Err(e));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    keyway_adapter::transport::set_worker(i);
+                    let result = match TcpListener::from_std(listener) {
+                        Ok(l) => {
+                            axum::serve(l, app)
+                                .with_graceful_shutdown(async move {
+                                    let _ = stopping.wait_for(|s| *s).await;
+                                })
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    let _ = served_tx.send(result);
+                    let _ = released.wait_for(|r| *r).await;
+                });
+                let _ = exit_tx.send(());
+            })?;
+        served.push(served_rx);
+        exited.push(exit_rx);
+    }
+    tracing::info!(workers, %addr, "serving per core");
+    shutdown.await;
+    let _ = stop.send(true);
+    let mut result = Ok(());
+    for s in served {
+        if let Ok(Err(e)) = s.await {
+            result = Err(e);
+        }
+    }
+    Ok((result, Workers { release, exited }))
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

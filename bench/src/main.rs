@@ -55,6 +55,17 @@ enum Cmd {
         /// Where the Tesla mock listens (default: any free port).
         #[arg(long)]
         tesla_mock_listen: Option<std::net::SocketAddr>,
+        /// keyway's serving threads (`http.workers`: 0 one per core, 1 the
+        /// work-stealing runtime alone).
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
+        /// Also serve the same gateway here, in another serving mode (side-by-side
+        /// comparison in one run).
+        #[arg(long)]
+        compare_listen: Option<std::net::SocketAddr>,
+        /// The serving threads of the comparison listener.
+        #[arg(long, default_value_t = 1)]
+        compare_workers: usize,
         /// The Fleet API base keyway calls (default: the mock; a proxy in front of it
         /// puts a fast static OEM in another process on the read path).
         #[arg(long)]
@@ -267,6 +278,13 @@ async fn burst(
     println!("{}", summary(lat, ok, errors, start.elapsed()));
 }
 
+/// How the environment serves keyway: its `http.workers`, and optionally the same
+/// gateway once more on another address with other workers.
+struct Serving {
+    workers: usize,
+    compare: Option<(std::net::SocketAddr, usize)>,
+}
+
 async fn env(
     listen: std::net::SocketAddr,
     data_dir: PathBuf,
@@ -274,7 +292,9 @@ async fn env(
     out: PathBuf,
     tesla_mock_listen: Option<std::net::SocketAddr>,
     tesla_api: Option<String>,
+    serving: Serving,
 ) {
+    let Serving { workers, compare } = serving;
     std::fs::create_dir_all(&out).expect("out dir");
     let opts = DemoOptions {
         listen,
@@ -291,6 +311,7 @@ async fn env(
             c.inbound.unlocks_per_vehicle_per_min = 10_000_000;
             c.inbound.unlock_burst = 10_000_000;
             c.inbound.max_in_flight = 100_000;
+            c.http.workers = workers;
         })),
         ..DemoOptions::default()
     };
@@ -334,8 +355,23 @@ async fn env(
             })
             .collect(),
     );
+    let compare = match compare {
+        Some((addr, workers)) => {
+            let listener = keyway::server::listen(addr).expect("the comparison listener");
+            let addr = listener.local_addr().expect("its address");
+            tokio::spawn(keyway::server::serve_http(
+                d.gateway.clone(),
+                listener,
+                workers,
+                std::future::pending(),
+            ));
+            Some(format!("http://{addr}"))
+        }
+        None => None,
+    };
     let info = json!({
         "keyway": format!("http://{}", d.addr),
+        "keyway_compare": compare,
         "token": d.token,
         "mock": d.server("tesla").url(),
         "mock_port": d.server("tesla").addr.port(),
@@ -397,6 +433,9 @@ async fn main() {
             out,
             tesla_mock_listen,
             tesla_api,
+            workers,
+            compare_listen,
+            compare_workers,
         } => {
             env(
                 listen,
@@ -405,6 +444,10 @@ async fn main() {
                 out,
                 tesla_mock_listen,
                 tesla_api,
+                Serving {
+                    workers,
+                    compare: compare_listen.map(|a| (a, compare_workers)),
+                },
             )
             .await
         }

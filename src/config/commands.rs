@@ -56,12 +56,27 @@ impl CommandsConfig {
 pub struct HttpConfig {
     /// Largest request body accepted, bytes. Default 65536.
     pub max_body_bytes: usize,
+    /// Serving threads, each a single-threaded event loop with its own `SO_REUSEPORT`
+    /// listener and its own upstream connection pools. 0 (default): one per core; 1:
+    /// the work-stealing runtime alone (the listener it was given).
+    pub workers: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 * 1024,
+            workers: 0,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// How many serving threads `workers` means on this machine.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 }

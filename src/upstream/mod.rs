@@ -71,8 +71,15 @@ fn tls() -> &'static rustls::ClientConfig {
     })
 }
 
-/// Builds the one pooled client all OEM stacks share.
-pub fn client() -> HttpsClient {
+/// Builds the pooled clients all OEM stacks share: one per core, so each serving worker
+/// (see `server`) has connection pools of its own.
+pub fn clients() -> Vec<HttpsClient> {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (0..n).map(|_| client()).collect()
+}
+
+/// Builds one pooled client.
+fn client() -> HttpsClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -108,9 +115,9 @@ pub struct Shared {
     pub replicas: u32,
 }
 
-/// Builds one OEM's stack over the shared client.
+/// Builds one OEM's stack over the shared clients.
 pub fn stack(
-    client: &HttpsClient,
+    clients: &[HttpsClient],
     oem: &'static str,
     c: &OemConfig,
     defaults: &keyway_adapter::Limits,
@@ -137,8 +144,8 @@ pub fn stack(
     // Built once per OEM at start: its metric label lives for the process.
     let auth_label: &'static str = Box::leak(format!("{oem}_oauth").into_boxed_str());
     let auth_breaker = Arc::new(Breaker::new(breaker_settings, auth_label));
-    let transport = Http::new(HyperTransport::new(
-        client.clone(),
+    let transport = Http::new(HyperTransport::pooled(
+        clients.to_vec(),
         Duration::from_millis(c.timeout_ms),
         MAX_RESPONSE_BYTES,
     ));

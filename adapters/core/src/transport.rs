@@ -18,10 +18,21 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::{Http, TransportError};
 
+thread_local! {
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the current thread as serving worker `i`: its exchanges use pool `i` of a
+/// [`HyperTransport::pooled`] transport, so a worker's upstream connections are its own
+/// and live on its event loop. Threads never marked use pool 0.
+pub fn set_worker(i: usize) {
+    WORKER.with(|w| w.set(i));
+}
+
 /// A hyper client as a `tower::Service<Request<Bytes>>`.
 #[derive(Clone, Debug)]
 pub struct HyperTransport<C> {
-    client: Client<C, Full<Bytes>>,
+    clients: std::sync::Arc<[Client<C, Full<Bytes>>]>,
     timeout: Duration,
     max_body: usize,
 }
@@ -30,8 +41,19 @@ impl<C> HyperTransport<C> {
     /// Wraps `client`; each exchange (headers and body) must finish within `timeout`,
     /// and response bodies over `max_body` bytes are an error.
     pub fn new(client: Client<C, Full<Bytes>>, timeout: Duration, max_body: usize) -> Self {
+        Self::pooled(vec![client], timeout, max_body)
+    }
+
+    /// Like [`HyperTransport::new`] with one client (one connection pool) per serving
+    /// worker (see [`set_worker`]); `clients` must not be empty.
+    pub fn pooled(
+        clients: Vec<Client<C, Full<Bytes>>>,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Self {
+        assert!(!clients.is_empty(), "a transport needs a client");
         Self {
-            client,
+            clients: clients.into(),
             timeout,
             max_body,
         }
@@ -53,7 +75,8 @@ where
     }
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
-        let client = self.client.clone();
+        let i = WORKER.with(|w| w.get()) % self.clients.len();
+        let client = self.clients[i].clone();
         let (timeout, max_body) = (self.timeout, self.max_body);
         Box::pin(async move {
             let exchange = async move {

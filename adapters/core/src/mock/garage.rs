@@ -17,12 +17,12 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use super::MockControl;
 use super::timeline::{CarTiming, Delivery, DeliveryFault, Execution, Timeline, wall};
 use super::{
     Faults, Journal, OAuthServer, OAuthServerConfig, Rejection, TokenBook, instrument, lock,
 };
 use crate::OAuthProfile;
-use crate::conformance::MockControl;
 
 /// One mock car.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -46,7 +46,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use keyway_adapter::ClientAuth;
-use keyway_adapter::conformance::MockControl;
+use keyway_adapter::mock::MockControl;
 use keyway_adapter::mock::timeline::{
     CarTiming, Delivery, DeliveryFault, Execution, Timeline, wall,
 };
