@@ -244,3 +244,23 @@ pub async fn signal() {
     }
     tracing::info!("shutting down");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Per-core workers each bind the same port: a second listener on the first one's
+    /// address binds and accepts, while a socket without `SO_REUSEPORT` is refused.
+    #[tokio::test]
+    async fn listeners_share_a_port_through_so_reuseport() {
+        let first = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap();
+        let second = listen(addr).unwrap();
+        assert_eq!(second.local_addr().unwrap(), addr);
+        let refused = std::net::TcpListener::bind(addr).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::AddrInUse);
+        drop(first);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        second.accept().await.unwrap();
+    }
+}
