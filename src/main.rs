@@ -52,8 +52,8 @@ enum Cmd {
     /// Run one mock OEM alone (its OAuth server, fault API and journal), e.g. for
     /// another team's contract tests.
     Mock {
-        /// Which OEM.
-        #[arg(value_parser = ["tesla", "bmw", "volvo", "gm", "ford", "hyundai"])]
+        /// Which OEM (one of `keyway::mocks::MOCKS`).
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(keyway::mocks::oems()))]
         oem: String,
         /// Where it listens.
         #[arg(long, default_value = "127.0.0.1:9001")]
