@@ -86,13 +86,7 @@ async fn lock_then_unlock_and_security_follows() {
     let v = env.online();
     env.demo.tesla().update(&v.oem_id, |m| m.locked = false);
 
-    let a = env
-        .post(
-            &format!("/v1/vehicles/{}/lock", v.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let a = env.act(&v.id, "lock").await;
     assert_eq!(a.status, 200, "{:#}", a.json);
     assert_eq!(a.json["status"], "succeeded");
     assert_eq!(a.json["action"], "lock");
@@ -108,13 +102,7 @@ async fn lock_then_unlock_and_security_follows() {
     assert_eq!(s.json["locked"], true);
     assert_eq!(s.json["source"], "vehicle");
 
-    let a = env
-        .post(
-            &format!("/v1/vehicles/{}/unlock", v.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let a = env.act(&v.id, "unlock").await;
     assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
     assert!(!env.demo.tesla().vehicle(&v.oem_id).unwrap().locked);
     let s = env
@@ -161,13 +149,7 @@ async fn an_asleep_car_is_woken_then_commanded() {
         env.demo.tesla().vehicle(&v.oem_id).unwrap().state,
         Power::Asleep
     );
-    let a = env
-        .post(
-            &format!("/v1/vehicles/{}/lock", v.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let a = env.act(&v.id, "lock").await;
     assert_eq!(a.status, 200, "{:#}", a.json);
     assert_eq!(a.json["status"], "succeeded");
     let mock = env.demo.tesla().vehicle(&v.oem_id).unwrap();
@@ -246,13 +228,7 @@ async fn a_refused_command_fails_with_command_failed() {
         m.locked = true;
         m.user_present = true;
     });
-    let a = env
-        .post(
-            &format!("/v1/vehicles/{}/unlock", v.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let a = env.act(&v.id, "unlock").await;
     a.assert_problem(422, "command_failed");
     assert_eq!(a.json["retryable"], false);
     assert!(a.json["detail"].as_str().unwrap().contains("user_present"));
@@ -593,13 +569,7 @@ async fn bad_bodies_get_clear_problems_and_change_nothing() {
 async fn command_records_survive_a_restart() {
     let env = Env::start().await;
     let v = env.online();
-    let a = env
-        .post(
-            &format!("/v1/vehicles/{}/unlock", v.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let a = env.act(&v.id, "unlock").await;
     assert_eq!(a.status, 200);
     let id = a.json["id"].as_str().unwrap().to_string();
     let config = env.demo.gateway.config.clone();
@@ -772,13 +742,7 @@ async fn an_asynchronous_bmw_command_is_followed_until_executed() {
     let v = env.by_vin("WBY31AW090FP00001");
     assert_eq!(v.oem, "bmw");
     env.demo.bmw().update(&v.oem_id, |c| c.locked = false);
-    let a = env
-        .post(
-            &format!("/v1/vehicles/{}/lock", v.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let a = env.act(&v.id, "lock").await;
     assert_eq!(a.status, 200, "{:#}", a.json);
     assert_eq!(a.json["status"], "succeeded");
     assert!(env.demo.bmw().car(&v.oem_id).unwrap().locked);
@@ -809,13 +773,9 @@ async fn an_asynchronous_bmw_command_is_followed_until_executed() {
 
     // A refusal on the car ends the command as command_failed.
     env.demo.bmw().update(&v.oem_id, |c| c.refusing = true);
-    env.post(
-        &format!("/v1/vehicles/{}/unlock", v.id),
-        &env.demo.token,
-        &[WAIT],
-    )
-    .await
-    .assert_problem(422, "command_failed");
+    env.act(&v.id, "unlock")
+        .await
+        .assert_problem(422, "command_failed");
     assert!(env.demo.bmw().car(&v.oem_id).unwrap().locked);
 }
 
@@ -858,13 +818,7 @@ async fn gm_locations_are_polled_and_its_security_is_the_last_command() {
         "the request was polled"
     );
     // After a confirmed unlock, security reports it — and says where it comes from.
-    let a = env
-        .post(
-            &format!("/v1/vehicles/{}/unlock", v.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let a = env.act(&v.id, "unlock").await;
     assert_eq!(a.status, 200, "{:#}", a.json);
     assert!(!env.demo.gm().car(&v.oem_id).unwrap().locked);
     let s = env

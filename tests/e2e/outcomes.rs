@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{Env, WAIT};
+use common::Env;
 use keyway_adapter::mock::timeline::CarTiming;
 use keyway_adapter::mock::{Action, Fault};
 
@@ -25,13 +25,7 @@ async fn a_bmw_lock_whose_answer_is_lost_is_sent_once_and_confirmed_by_a_later_s
         .bmw()
         .faults
         .add(Fault::on("/door-lock", Action::ResetAfter).times(1));
-    let a = env
-        .post(
-            &format!("/v1/vehicles/{}/lock", v.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let a = env.act(&v.id, "lock").await;
     assert_eq!(a.status, 200, "{:#}", a.json);
     assert_eq!(a.json["status"], "succeeded");
     assert_eq!(a.json["last_observed"]["locked"], true, "{:#}", a.json);
@@ -51,13 +45,7 @@ async fn an_unlock_lost_at_an_oem_that_cannot_read_the_lock_is_unknown_and_block
         .gm()
         .faults
         .add(Fault::on("/unlock/", Action::ResetAfter).times(1));
-    let a = env
-        .post(
-            &format!("/v1/vehicles/{}/unlock", v.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let a = env.act(&v.id, "unlock").await;
     a.assert_problem(504, "outcome_unknown");
     assert_eq!(a.json["command_status"], "unknown");
     assert_eq!(a.json["retryable"], false);
@@ -70,13 +58,7 @@ async fn an_unlock_lost_at_an_oem_that_cannot_read_the_lock_is_unknown_and_block
     assert_eq!(c.json["status"], "unknown", "{:#}", c.json);
 
     // A second unlock while the first may still run is refused, not sent.
-    let again = env
-        .post(
-            &format!("/v1/vehicles/{}/unlock", v.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let again = env.act(&v.id, "unlock").await;
     again.assert_problem(409, "command_in_doubt");
     assert_eq!(again.json["command_status"], "failed");
     assert!(again.header("retry-after").is_some());
@@ -90,12 +72,6 @@ async fn an_unlock_lost_at_an_oem_that_cannot_read_the_lock_is_unknown_and_block
         .count();
     assert_eq!(unlocks, 1);
     // A lock is never blocked: it is what makes the car safe.
-    let lock = env
-        .post(
-            &format!("/v1/vehicles/{}/lock", v.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let lock = env.act(&v.id, "lock").await;
     assert_eq!(lock.status, 200, "{:#}", lock.json);
 }

@@ -100,13 +100,7 @@ async fn a_lock_whose_answer_is_lost_after_it_was_applied_is_not_sent_again() {
         .tesla()
         .faults
         .add(Fault::on("/command/door_lock", Action::ResetAfter).times(1));
-    let a = env
-        .post(
-            &format!("/v1/vehicles/{}/lock", v.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let a = env.act(&v.id, "lock").await;
     assert_eq!(a.status, 200, "{:#}", a.json);
     assert_eq!(a.json["status"], "succeeded");
     let locks = entries(&env, "/command/door_lock");
@@ -135,13 +129,7 @@ async fn a_lock_lost_on_its_way_is_never_sent_again_and_fails_once_its_window_pa
         .tesla()
         .faults
         .add(Fault::on("/command/door_lock", Action::ResetBefore).times(1));
-    let a = env
-        .post(
-            &format!("/v1/vehicles/{}/lock", v.id),
-            &env.demo.token,
-            &[WAIT],
-        )
-        .await;
+    let a = env.act(&v.id, "lock").await;
     // keyway cannot tell a request lost on its way from an answer lost on its way back:
     // it does not send again, watches the car, and says `failed` only once the OEM's
     // command window has passed with the car still open.
@@ -580,12 +568,7 @@ async fn metrics_show_the_listed_series() {
         Some(&env.demo.token),
     )
     .await;
-    env.post(
-        &format!("/v1/vehicles/{}/lock", v.id),
-        &env.demo.token,
-        &[WAIT],
-    )
-    .await;
+    env.act(&v.id, "lock").await;
     let body = {
         let resp = env
             .client
