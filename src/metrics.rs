@@ -51,11 +51,29 @@ struct OemClass {
     class: &'static str,
 }
 
+/// How an OEM exchange ended: its HTTP status, or how the transport failed.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Outcome {
+    /// The OEM answered with this status.
+    Status(u16),
+    /// No answer: `timeout`, `connect_error`, `io_error`.
+    Failed(&'static str),
+}
+
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        match self {
+            Outcome::Status(s) => s.encode(encoder),
+            Outcome::Failed(f) => f.encode(encoder),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Exchange {
     oem: &'static str,
     method: &'static str,
-    outcome: Text,
+    outcome: Outcome,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -378,8 +396,8 @@ pub fn billable(oem: &'static str, class: &'static str, spent_usd: f64) {
     m().spend.get_or_create(&Oem { oem }).set(spent_usd);
 }
 
-/// One OEM HTTP exchange; `outcome` is the status code or the transport failure.
-pub fn upstream(oem: &'static str, method: &http::Method, outcome: Cow<'static, str>, secs: f64) {
+/// One OEM HTTP exchange.
+pub fn upstream(oem: &'static str, method: &http::Method, outcome: Outcome, secs: f64) {
     let method = match *method {
         http::Method::GET => "GET",
         http::Method::POST => "POST",
@@ -391,7 +409,7 @@ pub fn upstream(oem: &'static str, method: &http::Method, outcome: Cow<'static, 
     let l = Exchange {
         oem,
         method,
-        outcome: Text(outcome),
+        outcome,
     };
     m().upstream_seconds.get_or_create(&l).observe(secs);
 }
@@ -470,7 +488,12 @@ mod tests {
     #[test]
     fn renders_counters_gauges_and_histograms_under_their_documented_names() {
         retry("unit-test-oem");
-        upstream("unit-test-oem", &http::Method::GET, "200".into(), 0.02);
+        upstream(
+            "unit-test-oem",
+            &http::Method::GET,
+            Outcome::Status(200),
+            0.02,
+        );
         breaker_state("unit-test-oem", 2);
         let text = render();
         assert!(text.contains("keyway_upstream_retries_total{oem=\"unit-test-oem\"} 1"));

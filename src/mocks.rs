@@ -173,19 +173,6 @@ impl Fleet {
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
-
-    /// How many cars the fleet gives `oem`.
-    pub fn cars_of(&self, oem: &str) -> usize {
-        match oem {
-            "tesla" => self.tesla.vehicles.len(),
-            "bmw" => self.bmw.vehicles.len(),
-            "volvo" => self.volvo.vehicles.len(),
-            "gm" => self.gm.vehicles.len(),
-            "ford" => self.ford.vehicles.len(),
-            "hyundai" => self.hyundai.vehicles.len(),
-            _ => 0,
-        }
-    }
 }
 
 /// How the mocks behave in time, and the Tesla key their cars know.
@@ -366,20 +353,21 @@ pub async fn alone(
         Some(path) => Fleet::from_file(path)?,
         None => Fleet::load().map_err(|e| format!("fixtures/demo-fleet.json: {e}"))?,
     };
-    if f.cars_of(oem) == 0 {
+    let mock = (entry.build)(&f, s);
+    let cars = mock.vehicle_ids().len();
+    if cars == 0 {
         return Err(format!(
             "the fleet has no {} cars (key {oem:?})",
             entry.name
         ));
     }
-    let mock = (entry.build)(&f, s);
     let server = mock
         .spawn(listen)
         .await
         .map_err(|e| format!("listening on {listen}: {e}"))?;
     Ok(Alone {
         owner_token: mock.access_token(),
-        cars: mock.vehicle_ids().len(),
+        cars,
         mock,
         server,
     })
@@ -437,15 +425,17 @@ mod tests {
     #[tokio::test]
     async fn extra_cars_and_a_fleet_file_shape_what_a_mock_serves() {
         let http = keyway_adapter::transport::loopback_http();
-        let demo = Fleet::load().unwrap();
         let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let s = Settings {
             extra_cars: 3,
             ..Settings::default()
         };
         for entry in MOCKS {
+            let fleet_only = alone(entry.oem, listen, None, &Settings::default())
+                .await
+                .unwrap();
             let m = alone(entry.oem, listen, None, &s).await.unwrap();
-            assert_eq!(m.cars, demo.cars_of(entry.oem) + 3, "{}", entry.oem);
+            assert_eq!(m.cars, fleet_only.cars + 3, "{}", entry.oem);
             let adapter = crate::registry::adapter_for(
                 entry.oem,
                 &m.server.url(),

@@ -63,17 +63,7 @@ pub async fn serve(
         }
     }
     let workers = gateway.config.http.worker_count();
-    let (served, released) = if workers <= 1 {
-        let served = axum::serve(listener, api::app(gateway.clone()))
-            .with_graceful_shutdown(shutdown)
-            .await;
-        (served, None)
-    } else {
-        match per_core(&gateway, listener, workers, shutdown).await {
-            Ok((served, release)) => (served, Some(release)),
-            Err(e) => (Err(e), None),
-        }
-    };
+    let (served, released) = requests(&gateway, listener, workers, shutdown).await;
     for task in background {
         task.abort();
     }
@@ -98,14 +88,31 @@ pub async fn serve_http(
     workers: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let (served, released) = requests(&gateway, listener, workers, shutdown).await;
+    if let Some(workers) = released {
+        workers.release().await;
+    }
+    served
+}
+
+/// Serves requests until `shutdown`: on the ambient runtime when `workers` is 1 or
+/// less, else per core — then with the workers still alive, to be released.
+async fn requests(
+    gateway: &Arc<Gateway>,
+    listener: TcpListener,
+    workers: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (std::io::Result<()>, Option<Workers>) {
     if workers <= 1 {
-        return axum::serve(listener, api::app(gateway))
+        let served = axum::serve(listener, api::app(gateway.clone()))
             .with_graceful_shutdown(shutdown)
             .await;
+        return (served, None);
     }
-    let (served, workers) = per_core(&gateway, listener, workers, shutdown).await?;
-    workers.release().await;
-    served
+    match per_core(gateway, listener, workers, shutdown).await {
+        Ok((served, release)) => (served, Some(release)),
+        Err(e) => (Err(e), None),
+    }
 }
 
 /// Binds `addr` for serving with `SO_REUSEPORT` (so each per-core worker can bind its

@@ -8,14 +8,12 @@
 //! logged (at most every 10 s) and counted, and Redis is not asked again for one
 //! second — a dead Redis costs one deadline per second, never an outage.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use std::path::Path;
-
 use redis::Script;
+use tokio::time::Instant;
 
 use super::redis::{Redis, RedisError};
 use crate::metrics;

@@ -261,11 +261,11 @@ impl Policy for Observe {
         if let (Some(bill), Some((m, path)), Ok(r)) = (&self.bill, &billed, &outcome) {
             bill.count(self.oem, m, path, r.status().as_u16());
         }
-        let label: std::borrow::Cow<'static, str> = match &outcome {
-            Ok(r) => r.status().as_u16().to_string().into(),
-            Err(TransportError::Timeout) => "timeout".into(),
-            Err(TransportError::Connect(_)) => "connect_error".into(),
-            Err(_) => "io_error".into(),
+        let label = match &outcome {
+            Ok(r) => metrics::Outcome::Status(r.status().as_u16()),
+            Err(TransportError::Timeout) => metrics::Outcome::Failed("timeout"),
+            Err(TransportError::Connect(_)) => metrics::Outcome::Failed("connect_error"),
+            Err(_) => metrics::Outcome::Failed("io_error"),
         };
         metrics::upstream(self.oem, &method, label, started.elapsed().as_secs_f64());
         outcome
