@@ -207,10 +207,11 @@ impl Accounts {
 
     /// Lists the account's vehicles at the OEM and records them.
     pub async fn discover(&self, account: &AccountRecord) -> Result<Vec<VehicleRecord>, ApiError> {
-        let adapter = self.enabled(&account.oem)?.adapter.clone();
+        let oem = self.enabled(&account.oem)?;
+        let adapter = oem.adapter.clone();
         let listed = self
             .tokens
-            .call(&account.id, &account.oem, "vehicles", |cx| {
+            .call(&account.id, oem, "vehicles", |cx| {
                 let adapter = adapter.clone();
                 async move { adapter.vehicles(&cx).await }
             })

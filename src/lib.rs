@@ -2,8 +2,9 @@
 //! automakers' connected-car APIs.
 //!
 //! A request reads straight through the modules: `api` (parse, authenticate,
-//! authorize, idempotency) → `commands` (record, serialize per car, take the OEM's
-//! command quota) → `vehicles` (find the record, wake the car) → `tokens` (a fresh OEM
+//! authorize) → `commands` (admit, record with its idempotency claim, serialize per car,
+//! take the OEM's command quota) → `vehicles` (the record, read once and passed along;
+//! its OEM resolved once into an `OemCall`, which wakes the car) → `tokens` (a fresh OEM
 //! access token) → the OEM's adapter (translate; Tesla: sign) → `upstream` (the
 //! outbound HTTP stack: retry, breaker, quota, concurrency, metering) → OEM → adapter
 //! (parse, classify) → `commands` (poll or observe until final, record, event) → `api`
@@ -26,7 +27,8 @@
 //! - [`api`]: the unified HTTP API, problem+json, request ids.
 //! - [`auth`]: caller JWT verification, scopes, per-vehicle restriction.
 //! - [`commands`]: the command lifecycle and its safety rules.
-//! - [`vehicles`]: vehicle lookups and reads, and the wake policy.
+//! - [`vehicles`]: vehicle lookups and reads, the wake policy, and the one OEM-call
+//!   path (`OemCall`).
 //! - [`tokens`]: OEM access tokens: single-flight, rotation-safe refresh.
 //! - [`accounts`]: linked OEM accounts and vehicle discovery.
 //! - [`upstream`]: the outbound HTTP stack (hyper + rustls).

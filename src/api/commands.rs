@@ -25,8 +25,7 @@ use crate::auth::Scope;
 use crate::commands::{Request, retry_after, view};
 use crate::error::{ApiError, Code};
 use crate::gateway::Gateway;
-use crate::store::{AccountStatus, CommandRecord, CommandStatus};
-use crate::tokens::reauthorization_required;
+use crate::store::{CommandRecord, CommandStatus};
 
 /// The optional body of a lock/unlock.
 #[derive(Debug, Default, Deserialize)]
@@ -107,54 +106,23 @@ async fn command(
         Command::Unlock => Scope::CommandsUnlock,
     })?;
     let vehicle = gw.fleet.find(&caller, &id).await?;
-    gw.fleet.require(&vehicle, action.capability())?;
-    let reference = body.and_then(|b| b.reference);
-    if let Some(r) = &reference {
-        crate::text::check("reference", r, 200)?;
-    }
-    let key = idempotency_key(&headers)?;
     let wait = prefer_wait(&headers).map(|w| w.min(gw.config.commands.max_wait()));
+    let req = Request {
+        caller: caller.sub.clone(),
+        key_scope: caller.key_scope(),
+        tenant: vehicle.tenant.clone(),
+        reserved: false,
+        action,
+        reference: body.and_then(|b| b.reference),
+        idempotency_key: idempotency_key(&headers)?,
+        request_id: Some(request_id.0),
+    };
+    let admitted = gw.commands.admit(&vehicle, &req).await?;
     // The unlock abuse guard charges new unlocks, not replays of an existing one.
-    if action == Command::Unlock {
-        let replay = match &key {
-            Some(k) => gw
-                .store
-                .command_for_key(&caller.key_scope(), k)
-                .await?
-                .is_some(),
-            None => false,
-        };
-        if !replay {
-            inbound.check_unlock(&vehicle.id).await?;
-        }
+    if action == Command::Unlock && !admitted.replay {
+        inbound.check_unlock(&vehicle.id).await?;
     }
-    // Refuse early, without a record, when the owner must relink first; a replay of an
-    // existing idempotent command still gets its stored answer below.
-    if key.is_none()
-        && let Some(account) = gw.store.account(&vehicle.account_id).await?
-        && account.status == AccountStatus::ReauthorizationRequired
-    {
-        return Err(reauthorization_required(
-            &account,
-            "its authorization was rejected",
-        ));
-    }
-    let record = gw
-        .commands
-        .submit(
-            &vehicle,
-            Request {
-                caller: caller.sub.clone(),
-                key_scope: caller.key_scope(),
-                tenant: vehicle.tenant.clone(),
-                reserved: false,
-                action,
-                reference,
-                idempotency_key: key,
-                request_id: Some(request_id.0),
-            },
-        )
-        .await?;
+    let record = gw.commands.submit(&vehicle, req).await?;
     let record = match wait {
         Some(w) if record.status == CommandStatus::Pending && !w.is_zero() => {
             gw.commands.wait(&record.id, w).await?.unwrap_or(record)

@@ -54,7 +54,7 @@ impl Commands {
                 continue;
             }
             tracing::info!(command = %record.id, sent = record.sent_at.is_some(), "resuming command");
-            self.start(record);
+            self.start(record, None);
             n += 1;
         }
         if self.cluster.shared {

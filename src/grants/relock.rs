@@ -180,7 +180,7 @@ impl Grants {
         let timing = self.commands.timing_of(&vehicle.oem);
         let deadline = tokio::time::Instant::now() + self.settings.relock_wait;
         loop {
-            match self.commands.look(&vehicle).await {
+            match self.commands.look_at(&vehicle).await {
                 Some(o) if o.after(sent_at, &timing) && o.locked => return Ok(c.id),
                 Some(o) if o.after(sent_at, &timing) => {
                     return Err("the car reads unlocked after the relock".into());
@@ -218,7 +218,7 @@ impl Grants {
         let watch_end = relocked_at + timing.command_window + timing.state_lag;
         let opened = self
             .commands
-            .look(&vehicle)
+            .look_at(&vehicle)
             .await
             .filter(|o| o.after(relocked_at, &timing) && !o.locked);
         if let Some(o) = opened {

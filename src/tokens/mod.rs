@@ -35,7 +35,7 @@ use time::OffsetDateTime;
 use crate::cluster::Cluster;
 use crate::crypto::Sealer;
 use crate::error::{ApiError, Code};
-use crate::registry::Registry;
+use crate::registry::{Oem, Registry};
 use crate::store::{AccountRecord, AccountStatus, Store, StoredTokens};
 use crate::sync::lock;
 use oauth::{Granted, RefreshFailure};
@@ -405,7 +405,7 @@ impl Tokens {
     pub async fn call<T, F, Fut>(
         &self,
         account_id: &str,
-        oem: &str,
+        entry: &Oem,
         operation: &'static str,
         op: F,
     ) -> Result<T, CallError>
@@ -413,9 +413,6 @@ impl Tokens {
         F: Fn(Call) -> Fut,
         Fut: Future<Output = Result<T, OemError>>,
     {
-        let entry = self.registry.get(oem).ok_or_else(|| {
-            ApiError::new(Code::NotCapable, format!("the OEM {oem} is not enabled"))
-        })?;
         let started = tokio::time::Instant::now();
         let result = async {
             let token = self.access_token(account_id).await?;

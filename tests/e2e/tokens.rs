@@ -267,9 +267,10 @@ async fn burst(env: &Env, n: usize) {
         .map(|_| {
             let (gw, account, vehicle) = (gw.clone(), account.clone(), vehicle.clone());
             tokio::spawn(async move {
-                let adapter = gw.registry.get("tesla").unwrap().adapter.clone();
+                let tesla = gw.registry.get("tesla").unwrap();
+                let adapter = tesla.adapter.clone();
                 gw.tokens
-                    .call(&account, "tesla", "locate", |cx| {
+                    .call(&account, tesla, "locate", |cx| {
                         let (adapter, vehicle) = (adapter.clone(), vehicle.clone());
                         async move { adapter.locate(&cx, &vehicle).await }
                     })

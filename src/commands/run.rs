@@ -1,4 +1,6 @@
-//! The rules that carry a recorded command to an honest outcome: when it counts as
+//! Running a recorded command: it is started in its own task, serialized per car,
+//! sent, followed, and its outcome written with its audit entry and event — by the
+//! rules that carry it to an honest outcome: when it counts as
 //! sent, what an OEM answer proves, what a lock state proves, and when keyway must say
 //! `unknown`.
 //!
@@ -24,18 +26,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyway_adapter::{
-    Adapter, Capability, Command, Delivered, OemError, OemTiming, Pending, Progress, Sent,
-    VehicleRef,
-};
+use keyway_adapter::{Command, Delivered, OemError, OemTiming, Pending, Progress, Sent};
+use tokio::sync::watch;
 
 use super::Commands;
+use super::reconcile::Judged;
+use super::view;
 use crate::error::{ApiError, Code};
-use crate::store::{CommandRecord, CommandStatus, VehicleRecord, now};
+use crate::store::{CommandRecord, CommandStatus, StoreError, VehicleRecord, now};
+use crate::sync::lock;
 use crate::tokens::CallError;
-
-/// How far an OEM's timestamps may run ahead of keyway's clock.
-const CLOCK_SKEW: time::Duration = time::Duration::seconds(1);
+use crate::vehicles::OemCall;
 
 /// How a command ended, as far as keyway can tell.
 #[derive(Debug)]
@@ -46,32 +47,6 @@ pub(super) enum Outcome {
     Failed(ApiError),
     /// The car may or may not execute it.
     Unknown(ApiError),
-}
-
-/// A lock state read from the car.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Observation {
-    /// Locked?
-    pub locked: bool,
-    /// When the car reported it (the OEM's timestamp), if the OEM says.
-    pub reported_at: Option<time::OffsetDateTime>,
-    /// When keyway asked.
-    pub read_at: time::OffsetDateTime,
-}
-
-impl Observation {
-    /// Whether this state was certainly observed after `t`.
-    pub fn after(&self, t: time::OffsetDateTime, timing: &OemTiming) -> bool {
-        self.reported_at.is_some_and(|r| r > t + CLOCK_SKEW) || self.read_at >= t + timing.state_lag
-    }
-
-    /// Whether this state was observed after `t` without trusting the OEM's timestamp:
-    /// read a full state lag after it. Deciding `failed` rests on this alone, so an
-    /// adapter that dates a stale state "now" can never make keyway say `failed` about a
-    /// command the car ran.
-    pub fn surely_after(&self, t: time::OffsetDateTime, timing: &OemTiming) -> bool {
-        self.read_at >= t + timing.state_lag
-    }
 }
 
 /// Fallback timing for an OEM that is not enabled any more.
@@ -86,8 +61,172 @@ impl Commands {
         self.registry.get(oem).map_or(CAUTIOUS, |o| o.timing)
     }
 
+    pub(super) fn start(self: &Arc<Self>, record: CommandRecord, vehicle: Option<VehicleRecord>) {
+        let (tx, _) = watch::channel(None);
+        lock(&self.running).insert(record.id.clone(), tx);
+        *lock(&self.queued)
+            .entry(record.vehicle_id.clone())
+            .or_default() += 1;
+        let this = self.clone();
+        tokio::spawn(async move {
+            let id = record.id.clone();
+            let car = record.vehicle_id.clone();
+            let (done, vehicle) = this.run(record, vehicle).await;
+            {
+                let mut queued = lock(&this.queued);
+                if let Some(n) = queued.get_mut(&car) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        queued.remove(&car);
+                    }
+                }
+            }
+            let unknown = done.status == CommandStatus::Unknown;
+            if let Some(tx) = lock(&this.running).remove(&id) {
+                let _ = tx.send(Some(done.clone()));
+            }
+            if unknown {
+                this.resolve(done, vehicle).await;
+            }
+        });
+    }
+
+    /// Drives one command to a final record and stores it; returns the record and the
+    /// vehicle as read for it.
+    async fn run(
+        &self,
+        mut record: CommandRecord,
+        vehicle: Option<VehicleRecord>,
+    ) -> (CommandRecord, Option<VehicleRecord>) {
+        let renewing = self.renew(&record);
+        let car = self.vehicle_lock(&record.vehicle_id);
+        let vehicle = {
+            // The car is held until the outcome is written: the next command on it must
+            // never see this one still `pending` after its send (that would be an unlock
+            // in doubt).
+            let _one_per_car = car.lock().await;
+            let _car_lease = self.hold_car(&record.vehicle_id).await;
+            // The vehicle is read once (a resumed command has none yet) and passed along.
+            let read = match vehicle {
+                Some(v) => Ok(Some(v)),
+                None => self.store.vehicle(&record.vehicle_id).await,
+            };
+            let outcome = self.execute(&mut record, &read).await;
+            let vehicle = read.ok().flatten();
+            self.finish(&mut record, outcome, vehicle.as_ref(), renewing)
+                .await;
+            vehicle
+        };
+        drop(car);
+        lock(&self.vehicle_locks).retain(|_, l| Arc::strong_count(l) > 1);
+        (record, vehicle)
+    }
+
+    /// Puts the outcome on the record and stores it (unless another replica took the
+    /// command over).
+    async fn finish(
+        &self,
+        record: &mut CommandRecord,
+        outcome: Outcome,
+        vehicle: Option<&VehicleRecord>,
+        renewing: Option<tokio::task::JoinHandle<()>>,
+    ) {
+        let t = now();
+        record.updated_at = t;
+        record.completed_at = Some(t);
+        record.error_code = None;
+        record.error_detail = None;
+        record.retry_at = None;
+        match outcome {
+            Outcome::Succeeded => record.status = CommandStatus::Succeeded,
+            Outcome::Failed(e) => {
+                record.status = CommandStatus::Failed;
+                record.retry_at = e.retry_after.map(|d| t + d);
+                record.error_code = Some(e.code.as_str().to_string());
+                record.error_detail = Some(e.detail);
+            }
+            Outcome::Unknown(e) => {
+                record.status = CommandStatus::Unknown;
+                // A new command makes sense once the OEM can no longer run this one.
+                let window = self
+                    .timing_of(vehicle.map_or("", |v| &v.oem))
+                    .command_window;
+                record.retry_at = Some(record.sent_at.unwrap_or(t) + window);
+                record.error_code = Some(e.code.as_str().to_string());
+                record.error_detail = Some(e.detail);
+            }
+        }
+        self.fleet.invalidate_security(&record.vehicle_id);
+        let ours = self.still_ours(&record.id).await.unwrap_or(true);
+        if let Some(task) = renewing {
+            task.abort();
+        }
+        if !ours {
+            tracing::error!(command = %record.id,
+                "another replica took this command over; leaving its outcome to it");
+            return;
+        }
+        let kind = format!("command.{}", record.status.as_str());
+        self.write_outcome(record, vehicle, &kind, record.status.as_str())
+            .await;
+        tracing::info!(command = %record.id, status = record.status.as_str(),
+            error = record.error_code.as_deref().unwrap_or(""), "command finished");
+    }
+
+    /// Stores a final (or resolved) record in one transaction: the outcome, the lock
+    /// state it left, its audit entry, its event `kind`, and (cluster) the notice that
+    /// makes every replica drop its cached state.
+    pub(super) async fn write_outcome(
+        &self,
+        record: &CommandRecord,
+        vehicle: Option<&VehicleRecord>,
+        kind: &str,
+        decision: &str,
+    ) {
+        if let Some(v) = vehicle {
+            crate::metrics::command(&v.oem, record.action.as_str(), record.status.as_str());
+        }
+        let audit = crate::audit::entry(&crate::audit::Decision {
+            actor: &record.caller,
+            action: &format!("command.{}", record.action.as_str()),
+            decision,
+            vehicle_id: Some(&record.vehicle_id),
+            command_id: Some(&record.id),
+            detail: record.error_code.as_deref(),
+            ..Default::default()
+        });
+        let event = crate::events::Events::record(
+            kind,
+            crate::events::Subject {
+                tenant: &record.tenant,
+                vehicle_id: Some(&record.vehicle_id),
+                grant_id: None,
+                command_id: Some(&record.id),
+            },
+            &view(record),
+        );
+        let hooks = self.events.hooks_for(&event).await;
+        match self
+            .store
+            .finish_command(record, &audit, &event, &hooks)
+            .await
+        {
+            Ok(seq) => self.events.published(kind, seq, !hooks.is_empty()),
+            // The record stays as it was in the store (`pending` is reconciled at start).
+            Err(e) => {
+                tracing::error!(command = %record.id, error = %e, "could not record the outcome")
+            }
+        }
+        if record.status == CommandStatus::Succeeded {
+            self.fleet.invalidate_vehicle(&record.vehicle_id);
+        }
+    }
     /// Drives a recorded command to its outcome.
-    pub(super) async fn execute(&self, record: &mut CommandRecord) -> Outcome {
+    async fn execute(
+        &self,
+        record: &mut CommandRecord,
+        vehicle: &Result<Option<VehicleRecord>, StoreError>,
+    ) -> Outcome {
         let sent = record.sent_at.is_some();
         let not_sent_or_unknown = |e: ApiError| {
             if sent {
@@ -96,7 +235,7 @@ impl Commands {
                 Outcome::Failed(e)
             }
         };
-        let vehicle = match self.store.vehicle(&record.vehicle_id).await {
+        let vehicle = match vehicle {
             Ok(Some(v)) => v,
             Ok(None) => {
                 return not_sent_or_unknown(ApiError::new(
@@ -104,40 +243,36 @@ impl Commands {
                     "the vehicle was removed",
                 ));
             }
-            Err(e) => return not_sent_or_unknown(e.into()),
+            Err(e) => return not_sent_or_unknown(ApiError::internal(e)),
+        };
+        if record.oem_handle.is_none() && !sent {
+            return match self.fleet.require(vehicle, record.action.capability()) {
+                Ok(oem) => self.send(record, &oem).await,
+                Err(e) => Outcome::Failed(e),
+            };
+        }
+        let oem = match self.fleet.oem(vehicle) {
+            Ok(oem) => oem,
+            Err(e) => return Outcome::Unknown(e),
         };
         if let Some(handle) = &record.oem_handle {
             // Accepted before a restart: only poll.
             return match serde_json::from_str::<Pending>(handle) {
-                Ok(pending) => self.follow(record, &vehicle, &pending).await,
+                Ok(pending) => self.follow(record, &oem, &pending).await,
                 Err(e) => Outcome::Unknown(ApiError::internal(e)),
             };
         }
-        if sent {
-            // Sent before a restart, answer never recorded: never sent again.
-            return self
-                .observe(record, &vehicle, "keyway restarted before the OEM answered")
-                .await;
-        }
-        match self.fleet.require(&vehicle, record.action.capability()) {
-            Ok(adapter) => self.send(record, &vehicle, &adapter).await,
-            Err(e) => Outcome::Failed(e),
-        }
+        // Sent before a restart, answer never recorded: never sent again.
+        self.observe(record, &oem, "keyway restarted before the OEM answered")
+            .await
     }
 
     /// Takes a quota slot, records the send, sends, and follows the answer.
-    async fn send(
-        &self,
-        record: &mut CommandRecord,
-        vehicle: &VehicleRecord,
-        adapter: &Arc<dyn Adapter>,
-    ) -> Outcome {
-        let r = VehicleRef {
-            oem_id: vehicle.oem_id.clone(),
-        };
+    async fn send(&self, record: &mut CommandRecord, oem: &OemCall<'_>) -> Outcome {
+        let vehicle = oem.vehicle;
         let mut woken = false;
         loop {
-            if let Some(doubt) = self.in_doubt(record, vehicle).await {
+            if let Some(doubt) = self.in_doubt(record, oem).await {
                 return Outcome::Failed(doubt);
             }
             match self.still_ours(&record.id).await {
@@ -149,16 +284,14 @@ impl Commands {
                 }
                 Err(e) => return Outcome::Failed(e),
             }
-            if let Err(e) = self.mark_sent(record, vehicle).await {
+            if let Err(e) = self.mark_sent(record, oem).await {
                 return Outcome::Failed(e);
             }
             let (action, command_id) = (record.action, record.id.clone());
-            let answer = self
-                .fleet
-                .call(vehicle, "send", |mut cx| {
+            let answer = oem
+                .call("send", |mut cx, adapter, car| {
                     cx.command_id = Some(command_id.clone());
-                    let (adapter, r) = (adapter.clone(), r.clone());
-                    async move { adapter.send(&cx, &r, action).await }
+                    async move { adapter.send(&cx, &car, action).await }
                 })
                 .await;
             match answer {
@@ -173,12 +306,12 @@ impl Commands {
                         tracing::error!(command = %record.id, error = %e,
                             "could not persist the OEM's handle; following it in memory");
                     }
-                    return self.follow(record, vehicle, &pending).await;
+                    return self.follow(record, oem, &pending).await;
                 }
                 // Asleep: the OEM did not take it. Wake the car, then send once more.
                 Err(CallError::Oem(OemError::Asleep)) if !woken => {
                     self.unsend(record).await;
-                    if let Err(e) = self.fleet.wake_up(vehicle).await {
+                    if let Err(e) = oem.wake_up().await {
                         return Outcome::Failed(e.into_api(&vehicle.oem));
                     }
                     woken = true;
@@ -187,7 +320,7 @@ impl Commands {
                     tracing::warn!(command = %record.id, error = %e,
                         "outcome ambiguous; watching the car, not sending again");
                     let why = ApiError::from_oem(&e, &vehicle.oem).detail;
-                    return self.observe(record, vehicle, &why).await;
+                    return self.observe(record, oem, &why).await;
                 }
                 Err(CallError::Oem(e)) => {
                     if e.delivered() == Delivered::No {
@@ -210,9 +343,9 @@ impl Commands {
     async fn mark_sent(
         &self,
         record: &mut CommandRecord,
-        vehicle: &VehicleRecord,
+        oem: &OemCall<'_>,
     ) -> Result<(), ApiError> {
-        let quota = self.registry.get(&vehicle.oem).map(|o| o.commands.clone());
+        let quota = &oem.oem.commands;
         let started = tokio::time::Instant::now();
         loop {
             record.sent_at = Some(now());
@@ -221,9 +354,6 @@ impl Commands {
                 record.sent_at = None;
                 return Err(e.into());
             }
-            let Some(quota) = &quota else {
-                return Ok(());
-            };
             let wait = match quota.take(record.reserved).await {
                 Ok(()) => {
                     quota.observe_wait(Some(started.elapsed()));
@@ -238,7 +368,7 @@ impl Commands {
                     Code::RateLimited,
                     "the OEM's command quota is spent; the command was not sent",
                 )
-                .with_oem(&vehicle.oem);
+                .with_oem(oem.name());
                 e.retry_after = Some(wait);
                 return Err(e);
             }
@@ -257,13 +387,13 @@ impl Commands {
 
     /// For an unlock: why it must not be sent now (an earlier unlock of the car may
     /// still execute), if so.
-    async fn in_doubt(&self, record: &CommandRecord, vehicle: &VehicleRecord) -> Option<ApiError> {
+    async fn in_doubt(&self, record: &CommandRecord, oem: &OemCall<'_>) -> Option<ApiError> {
         if record.action != Command::Unlock {
             return None;
         }
-        let window = self.timing_of(&vehicle.oem).command_window;
+        let window = oem.timing().command_window;
         let since = now() - window;
-        let earlier = match self.store.commands_sent_since(&vehicle.id, since).await {
+        let earlier = match self.store.commands_sent_since(&oem.vehicle.id, since).await {
             Ok(list) => list,
             // Refusing an unlock is the safe side of not knowing.
             Err(e) => return Some(e.into()),
@@ -303,27 +433,20 @@ impl Commands {
     async fn follow(
         &self,
         record: &mut CommandRecord,
-        vehicle: &VehicleRecord,
+        oem: &OemCall<'_>,
         pending: &Pending,
     ) -> Outcome {
-        let adapter = match self.fleet.adapter(vehicle) {
-            Ok(a) => a,
-            Err(e) => return Outcome::Unknown(e),
-        };
-        let r = VehicleRef {
-            oem_id: vehicle.oem_id.clone(),
-        };
+        let vehicle = oem.vehicle;
         let give_up = record.sent_at.unwrap_or_else(now) + self.timing.timeout;
         let mut delay =
             Duration::from_millis(pending.poll_after_ms).min(self.timing.max_poll_interval);
         loop {
             tokio::time::sleep(delay).await;
             let action = record.action;
-            let progress = self
-                .fleet
-                .call(vehicle, "poll", |cx| {
-                    let (adapter, r, p) = (adapter.clone(), r.clone(), pending.clone());
-                    async move { adapter.poll(&cx, &r, action, &p).await }
+            let progress = oem
+                .call("poll", |cx, adapter, car| {
+                    let pending = pending.clone();
+                    async move { adapter.poll(&cx, &car, action, &pending).await }
                 })
                 .await;
             match progress {
@@ -344,8 +467,8 @@ impl Commands {
             }
             if now() >= give_up {
                 // A last look at the car.
-                let timing = self.timing_of(&vehicle.oem);
-                let judged = match self.look(vehicle).await {
+                let timing = oem.timing();
+                let judged = match self.look(oem).await {
                     Some(_) if self.others_sent_since(record).await => Judged::Open,
                     Some(o) => self.judge(record, &o, &timing),
                     None => Judged::Open,
@@ -370,184 +493,5 @@ impl Commands {
                 };
             }
         }
-    }
-
-    /// Decides a command whose answer was lost from lock states observed after the send.
-    async fn observe(
-        &self,
-        record: &mut CommandRecord,
-        vehicle: &VehicleRecord,
-        why: &str,
-    ) -> Outcome {
-        let unknown = |detail: String| {
-            Outcome::Unknown(ApiError::new(Code::OutcomeUnknown, detail).with_oem(&vehicle.oem))
-        };
-        let can_read = self
-            .fleet
-            .adapter(vehicle)
-            .is_ok_and(|a| a.info().can(Capability::Security));
-        if !can_read {
-            return unknown(format!(
-                "outcome unknown ({why}); this OEM cannot read the lock state to confirm it"
-            ));
-        }
-        let timing = self.timing_of(&vehicle.oem);
-        let sent_at = record.sent_at.unwrap_or_else(now);
-        let window_end = sent_at + timing.command_window;
-        let give_up = sent_at + self.timing.timeout;
-        // Reads cost the OEM's quota: the first when a fresh state can first count, then
-        // doubling pauses, and one just after the window ends.
-        let mut pause = Duration::from_secs(1);
-        let mut next = sent_at + CLOCK_SKEW + time::Duration::milliseconds(100);
-        loop {
-            let t = now();
-            if t < next {
-                tokio::time::sleep(Duration::try_from(next - t).unwrap_or(Duration::ZERO)).await;
-            }
-            if self.others_sent_since(record).await {
-                return unknown(format!(
-                    "outcome unknown ({why}); another command was sent to the car since, so its \
-                     lock state no longer tells whether this one ran"
-                ));
-            }
-            if let Some(o) = self.look(vehicle).await {
-                match self.judge(record, &o, &timing) {
-                    Judged::Done => return Outcome::Succeeded,
-                    Judged::Dead => {
-                        return Outcome::Failed(
-                            ApiError::new(
-                                Code::CommandFailed,
-                                format!(
-                                    "the OEM's answer was lost ({why}); its command window \
-                                     passed and the car does not show the command"
-                                ),
-                            )
-                            .with_oem(&vehicle.oem),
-                        );
-                    }
-                    Judged::Open => {}
-                }
-            }
-            let t = now();
-            if t >= give_up {
-                return unknown(format!(
-                    "outcome unknown ({why}); no lock state observed after the send shows it, \
-                     and the OEM may still execute it until {}",
-                    rfc3339(window_end)
-                ));
-            }
-            let after_window = window_end + timing.state_lag + time::Duration::milliseconds(100);
-            next = (t + pause).min(give_up);
-            if t < after_window {
-                next = next.min(after_window);
-            }
-            pause = (pause * 2).min(self.timing.max_poll_interval.max(Duration::from_secs(1)) * 4);
-        }
-    }
-
-    /// What one observation says about a sent command (and notes it on the record).
-    pub(super) fn judge(
-        &self,
-        record: &mut CommandRecord,
-        o: &Observation,
-        timing: &OemTiming,
-    ) -> Judged {
-        let Some(sent_at) = record.sent_at else {
-            return Judged::Open;
-        };
-        if !o.after(sent_at, timing) {
-            return Judged::Open;
-        }
-        record.observed = Some((o.locked, o.reported_at.unwrap_or(o.read_at)));
-        if o.locked == record.action.leaves_locked() {
-            Judged::Done
-        } else if o.surely_after(sent_at + timing.command_window, timing) {
-            Judged::Dead
-        } else {
-            Judged::Open
-        }
-    }
-
-    /// Whether another command was sent to the car after this one (by any replica): then
-    /// the car's state no longer tells whether this one ran. Not knowing counts as yes.
-    pub(super) async fn others_sent_since(&self, record: &CommandRecord) -> bool {
-        let Some(sent) = record.sent_at else {
-            return false;
-        };
-        match self
-            .store
-            .commands_sent_since(&record.vehicle_id, sent)
-            .await
-        {
-            Ok(list) => list.iter().any(|c| c.id != record.id),
-            Err(_) => true,
-        }
-    }
-
-    /// Reads the car's lock state now (waking it if needed); `None` if that failed.
-    pub(crate) async fn look(&self, vehicle: &VehicleRecord) -> Option<Observation> {
-        let adapter = self.fleet.adapter(vehicle).ok()?;
-        let read_at = now();
-        match self.fleet.read_security(vehicle, &adapter).await {
-            // A lock the OEM reports as unknown tells nothing.
-            Ok(s) => s.locked.map(|locked| Observation {
-                locked,
-                reported_at: s.recorded_at,
-                read_at,
-            }),
-            Err(e) => {
-                tracing::debug!(vehicle = %vehicle.id, error = %e.into_api(&vehicle.oem).detail,
-                    "could not read the lock state");
-                None
-            }
-        }
-    }
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-/// What an observation says about a sent command.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Judged {
-    /// Observed after the send, showing the command's effect.
-    Done,
-    /// Observed after the OEM's command window, showing the opposite: it will not run.
-    Dead,
-    /// Not decided yet.
-    Open,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::datetime;
-
-    const TIMING: OemTiming = OemTiming {
-        state_lag: Duration::from_secs(60),
-        command_window: Duration::from_secs(300),
-    };
-
-    #[test]
-    fn only_states_observed_after_the_send_count() {
-        let sent = datetime!(2026-12-02 12:00:00 UTC);
-        let o = |reported: i64, read: i64| Observation {
-            locked: true,
-            reported_at: Some(sent + time::Duration::seconds(reported)),
-            read_at: sent + time::Duration::seconds(read),
-        };
-        // Reported before the send (the cloud still shows the old state): proves nothing.
-        assert!(!o(-10, 1).after(sent, &TIMING));
-        // Reported within the clock-skew allowance: proves nothing.
-        assert!(!o(1, 1).after(sent, &TIMING));
-        // Reported after the send: counts.
-        assert!(o(2, 2).after(sent, &TIMING));
-        // An old timestamp, but read a full state lag after the send: counts.
-        assert!(o(-10, 60).after(sent, &TIMING));
-        // `failed` never rests on the OEM's timestamp.
-        assert!(!o(30, 30).surely_after(sent, &TIMING));
-        assert!(o(-10, 60).surely_after(sent, &TIMING));
     }
 }

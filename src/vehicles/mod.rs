@@ -19,8 +19,11 @@
 //! - **Other replicas' changes** (cluster mode): [`follow_changes`] drops the cached
 //!   record and lock state of a car another replica announces a change of.
 
+mod call;
+
+pub use call::OemCall;
+
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -200,29 +203,40 @@ impl Fleet {
         Ok(page)
     }
 
-    /// The vehicle's adapter, or `not_capable` when its OEM is not enabled.
-    pub fn adapter(&self, v: &VehicleRecord) -> Result<Arc<dyn Adapter>, ApiError> {
-        self.registry
-            .get(&v.oem)
-            .map(|o| o.adapter.clone())
-            .ok_or_else(|| {
-                ApiError::new(
-                    Code::NotCapable,
-                    format!("the OEM {} is not enabled on this gateway", v.oem),
-                )
-                .with_oem(&v.oem)
-            })
+    /// The vehicle with its OEM resolved, or `not_capable` when its OEM is not enabled.
+    pub fn oem<'a>(&'a self, v: &'a VehicleRecord) -> Result<OemCall<'a>, ApiError> {
+        let oem = self.registry.get(&v.oem).ok_or_else(|| {
+            ApiError::new(
+                Code::NotCapable,
+                format!("the OEM {} is not enabled on this gateway", v.oem),
+            )
+            .with_oem(&v.oem)
+        })?;
+        Ok(OemCall::new(&self.tokens, &self.wake, v, oem))
     }
 
-    /// `not_capable` unless the vehicle's adapter declares `c`.
-    pub fn require(&self, v: &VehicleRecord, c: Capability) -> Result<Arc<dyn Adapter>, ApiError> {
-        let adapter = self.adapter(v)?;
-        if adapter.info().can(c) {
-            Ok(adapter)
+    /// The vehicle's adapter, or `not_capable` when its OEM is not enabled.
+    pub fn adapter(&self, v: &VehicleRecord) -> Result<Arc<dyn Adapter>, ApiError> {
+        self.oem(v).map(|o| o.adapter().clone())
+    }
+
+    /// The vehicle's OEM, or `not_capable` unless its adapter declares `c`.
+    pub fn require<'a>(
+        &'a self,
+        v: &'a VehicleRecord,
+        c: Capability,
+    ) -> Result<OemCall<'a>, ApiError> {
+        let oem = self.oem(v)?;
+        if oem.can(c) {
+            Ok(oem)
         } else {
             Err(ApiError::new(
                 Code::NotCapable,
-                format!("{} vehicles do not support {c:?}", adapter.info().make).to_lowercase(),
+                format!(
+                    "{} vehicles do not support {c:?}",
+                    oem.adapter().info().make
+                )
+                .to_lowercase(),
             )
             .with_oem(&v.oem))
         }
@@ -248,8 +262,7 @@ impl Fleet {
         v: &VehicleRecord,
         max_age: Option<Duration>,
     ) -> Result<(SecurityState, Source), ApiError> {
-        let adapter = self.adapter(v)?;
-        if !adapter.info().can(Capability::Security) {
+        if !self.oem(v)?.can(Capability::Security) {
             return match v.last_locked {
                 Some((locked, at)) => Ok((
                     SecurityState {
@@ -363,33 +376,25 @@ impl Fleet {
         force: bool,
         wake: WakeForReads,
     ) -> Result<Reading, ApiError> {
-        let adapter = self.adapter(v)?;
-        let r = VehicleRef {
-            oem_id: v.oem_id.clone(),
-        };
-        let read = |cx: Call| {
-            let (adapter, r) = (adapter.clone(), r.clone());
-            async move {
-                match kind {
-                    Kind::Location => adapter.locate(&cx, &r).await.map(Value::Location),
-                    Kind::Security => adapter.security(&cx, &r).await.map(Value::Security),
-                }
+        let oem = self.oem(v)?;
+        let read = |cx: Call, adapter: Arc<dyn Adapter>, car: VehicleRef| async move {
+            match kind {
+                Kind::Location => adapter.locate(&cx, &car).await.map(Value::Location),
+                Kind::Security => adapter.security(&cx, &car).await.map(Value::Security),
             }
         };
         let key = (v.id.clone(), kind);
         let first = if kind == Kind::Location
-            && adapter.info().location_mode == keyway_adapter::CommandMode::Async
+            && oem.adapter().info().location_mode == keyway_adapter::CommandMode::Async
         {
-            self.locate_async(v, &adapter).await.map(Value::Location)
+            self.locate_async(&oem).await.map(Value::Location)
         } else {
-            self.tokens
-                .call(&v.account_id, &v.oem, kind.as_str(), &read)
-                .await
+            oem.call(kind.as_str(), read).await
         };
         let value = match first {
             Err(CallError::Oem(OemError::Asleep)) => {
                 let last = self.last.get(&key);
-                let may_wake = adapter.info().can(Capability::Wake)
+                let may_wake = oem.can(Capability::Wake)
                     && match wake {
                         WakeForReads::Always => true,
                         WakeForReads::Never => false,
@@ -404,12 +409,8 @@ impl Fleet {
                     }
                     return Err(ApiError::from_oem(&OemError::Asleep, &v.oem));
                 }
-                self.wake(v, &adapter)
-                    .await
-                    .map_err(|e| e.into_api(&v.oem))?;
-                self.tokens
-                    .call(&v.account_id, &v.oem, kind.as_str(), &read)
-                    .await
+                oem.wake_up().await.map_err(|e| e.into_api(&v.oem))?;
+                oem.call(kind.as_str(), read).await
             }
             other => other,
         }
@@ -423,28 +424,20 @@ impl Fleet {
     }
 
     /// An asynchronous location read: start it, then poll until the OEM has the fix.
-    async fn locate_async(
-        &self,
-        v: &VehicleRecord,
-        adapter: &Arc<dyn Adapter>,
-    ) -> Result<Location, CallError> {
-        let r = VehicleRef {
-            oem_id: v.oem_id.clone(),
-        };
-        let pending = self
-            .call(v, "location", |cx| {
-                let (adapter, r) = (adapter.clone(), r.clone());
-                async move { adapter.request_location(&cx, &r).await }
+    async fn locate_async(&self, oem: &OemCall<'_>) -> Result<Location, CallError> {
+        let pending = oem
+            .call("location", |cx, adapter, car| async move {
+                adapter.request_location(&cx, &car).await
             })
             .await?;
         let deadline = Instant::now() + ASYNC_READ_TIMEOUT;
         let pause = Duration::from_millis(pending.poll_after_ms).min(self.wake.read_poll);
         loop {
             tokio::time::sleep(pause).await;
-            let fix = self
-                .call(v, "location_poll", |cx| {
-                    let (adapter, r, p) = (adapter.clone(), r.clone(), pending.clone());
-                    async move { adapter.poll_location(&cx, &r, &p).await }
+            let fix = oem
+                .call("location_poll", |cx, adapter, car| {
+                    let pending = pending.clone();
+                    async move { adapter.poll_location(&cx, &car, &pending).await }
                 })
                 .await?;
             if let Some(location) = fix {
@@ -454,91 +447,6 @@ impl Fleet {
                 return Err(CallError::Oem(OemError::Timeout {
                     delivered: keyway_adapter::Delivered::No,
                 }));
-            }
-        }
-    }
-
-    /// Reads the lock state from the car now (waking it if needed), bypassing the cache.
-    pub async fn read_security(
-        &self,
-        v: &VehicleRecord,
-        adapter: &Arc<dyn Adapter>,
-    ) -> Result<SecurityState, CallError> {
-        let r = VehicleRef {
-            oem_id: v.oem_id.clone(),
-        };
-        self.awake(v, "security", |cx| {
-            let (adapter, r) = (adapter.clone(), r.clone());
-            async move { adapter.security(&cx, &r).await }
-        })
-        .await
-    }
-
-    /// Runs `op` through the token manager; if the car is asleep and its OEM can wake
-    /// it, wakes it and runs `op` once more. `Asleep` means the OEM did not act, so the
-    /// second run is safe even for a command.
-    pub async fn awake<T, F, Fut>(
-        &self,
-        v: &VehicleRecord,
-        operation: &'static str,
-        op: F,
-    ) -> Result<T, CallError>
-    where
-        F: Fn(Call) -> Fut,
-        Fut: Future<Output = Result<T, OemError>>,
-    {
-        match self.call(v, operation, &op).await {
-            Err(CallError::Oem(OemError::Asleep)) => {}
-            other => return other,
-        }
-        self.wake_up(v).await?;
-        self.call(v, operation, &op).await
-    }
-
-    /// Runs one OEM operation for the vehicle's account (token refresh and replay on a 401).
-    pub async fn call<T, F, Fut>(
-        &self,
-        v: &VehicleRecord,
-        operation: &'static str,
-        op: F,
-    ) -> Result<T, CallError>
-    where
-        F: Fn(Call) -> Fut,
-        Fut: Future<Output = Result<T, OemError>>,
-    {
-        self.tokens.call(&v.account_id, &v.oem, operation, op).await
-    }
-
-    /// Wakes the vehicle until it is online; `Asleep` if its OEM cannot wake it or it
-    /// did not wake in time.
-    pub async fn wake_up(&self, v: &VehicleRecord) -> Result<(), CallError> {
-        let adapter = self.adapter(v)?;
-        if !adapter.info().can(Capability::Wake) {
-            return Err(CallError::Oem(OemError::Asleep));
-        }
-        self.wake(v, &adapter).await
-    }
-
-    async fn wake(&self, v: &VehicleRecord, adapter: &Arc<dyn Adapter>) -> Result<(), CallError> {
-        let deadline = Instant::now() + self.wake.timeout;
-        let r = VehicleRef {
-            oem_id: v.oem_id.clone(),
-        };
-        tracing::info!(vehicle = %v.id, oem = %v.oem, "waking vehicle");
-        loop {
-            let woke = self
-                .tokens
-                .call(&v.account_id, &v.oem, "wake", |cx| {
-                    let (adapter, r) = (adapter.clone(), r.clone());
-                    async move { adapter.wake(&cx, &r).await }
-                })
-                .await;
-            match woke {
-                Ok(()) => return Ok(()),
-                Err(CallError::Oem(OemError::Asleep)) if Instant::now() < deadline => {
-                    tokio::time::sleep(self.wake.poll.min(deadline - Instant::now())).await;
-                }
-                Err(e) => return Err(e),
             }
         }
     }

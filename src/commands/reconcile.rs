@@ -1,0 +1,313 @@
+//! Reconciling what keyway was told with what the car shows: deciding a command whose
+//! answer was lost from lock states observed after its send, and watching an `unknown`
+//! command until keyway learns what the car did.
+//!
+//! A lock state proves something only when it was observed after the send: the OEM's
+//! timestamp is later than the send (plus a clock-skew allowance), or the read was
+//! issued the OEM's `state_lag` after it.
+//!
+//! An `unknown` command may still execute until the OEM's command window after its send
+//! ends. Until then (plus one state lag) keyway keeps reading the car's lock state:
+//! - a state observed after the send showing the command's effect → `succeeded`;
+//! - a state observed after the window showing the opposite → `failed` (the OEM will
+//!   not run it any more).
+//!
+//! Either is recorded with its audit entry and a `command.resolved` event (webhooks
+//! too). The watch stops without a verdict when another command is sent to the car —
+//! from then on the car's state no longer tells the two apart — and the command stays
+//! `unknown`. Watches live in the process that ran the command: after a restart an
+//! `unknown` command stays `unknown`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyway_adapter::{Capability, OemTiming};
+
+use super::Commands;
+use super::run::Outcome;
+use crate::error::{ApiError, Code};
+use crate::store::{CommandRecord, CommandStatus, VehicleRecord, now};
+use crate::vehicles::OemCall;
+
+/// How far an OEM's timestamps may run ahead of keyway's clock.
+const CLOCK_SKEW: time::Duration = time::Duration::seconds(1);
+
+/// A lock state read from the car.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Observation {
+    /// Locked?
+    pub locked: bool,
+    /// When the car reported it (the OEM's timestamp), if the OEM says.
+    pub reported_at: Option<time::OffsetDateTime>,
+    /// When keyway asked.
+    pub read_at: time::OffsetDateTime,
+}
+
+impl Observation {
+    /// Whether this state was certainly observed after `t`.
+    pub fn after(&self, t: time::OffsetDateTime, timing: &OemTiming) -> bool {
+        self.reported_at.is_some_and(|r| r > t + CLOCK_SKEW) || self.read_at >= t + timing.state_lag
+    }
+
+    /// Whether this state was observed after `t` without trusting the OEM's timestamp:
+    /// read a full state lag after it. Deciding `failed` rests on this alone, so an
+    /// adapter that dates a stale state "now" can never make keyway say `failed` about a
+    /// command the car ran.
+    pub fn surely_after(&self, t: time::OffsetDateTime, timing: &OemTiming) -> bool {
+        self.read_at >= t + timing.state_lag
+    }
+}
+
+impl Commands {
+    /// Decides a command whose answer was lost from lock states observed after the send.
+    pub(super) async fn observe(
+        &self,
+        record: &mut CommandRecord,
+        oem: &OemCall<'_>,
+        why: &str,
+    ) -> Outcome {
+        let vehicle = oem.vehicle;
+        let unknown = |detail: String| {
+            Outcome::Unknown(ApiError::new(Code::OutcomeUnknown, detail).with_oem(&vehicle.oem))
+        };
+        if !oem.can(Capability::Security) {
+            return unknown(format!(
+                "outcome unknown ({why}); this OEM cannot read the lock state to confirm it"
+            ));
+        }
+        let timing = oem.timing();
+        let sent_at = record.sent_at.unwrap_or_else(now);
+        let window_end = sent_at + timing.command_window;
+        let give_up = sent_at + self.timing.timeout;
+        // Reads cost the OEM's quota: the first when a fresh state can first count, then
+        // doubling pauses, and one just after the window ends.
+        let mut pause = Duration::from_secs(1);
+        let mut next = sent_at + CLOCK_SKEW + time::Duration::milliseconds(100);
+        loop {
+            let t = now();
+            if t < next {
+                tokio::time::sleep(Duration::try_from(next - t).unwrap_or(Duration::ZERO)).await;
+            }
+            if self.others_sent_since(record).await {
+                return unknown(format!(
+                    "outcome unknown ({why}); another command was sent to the car since, so its \
+                     lock state no longer tells whether this one ran"
+                ));
+            }
+            if let Some(o) = self.look(oem).await {
+                match self.judge(record, &o, &timing) {
+                    Judged::Done => return Outcome::Succeeded,
+                    Judged::Dead => {
+                        return Outcome::Failed(
+                            ApiError::new(
+                                Code::CommandFailed,
+                                format!(
+                                    "the OEM's answer was lost ({why}); its command window \
+                                     passed and the car does not show the command"
+                                ),
+                            )
+                            .with_oem(&vehicle.oem),
+                        );
+                    }
+                    Judged::Open => {}
+                }
+            }
+            let t = now();
+            if t >= give_up {
+                return unknown(format!(
+                    "outcome unknown ({why}); no lock state observed after the send shows it, \
+                     and the OEM may still execute it until {}",
+                    rfc3339(window_end)
+                ));
+            }
+            let after_window = window_end + timing.state_lag + time::Duration::milliseconds(100);
+            next = (t + pause).min(give_up);
+            if t < after_window {
+                next = next.min(after_window);
+            }
+            pause = (pause * 2).min(self.timing.max_poll_interval.max(Duration::from_secs(1)) * 4);
+        }
+    }
+
+    /// What one observation says about a sent command (and notes it on the record).
+    pub(super) fn judge(
+        &self,
+        record: &mut CommandRecord,
+        o: &Observation,
+        timing: &OemTiming,
+    ) -> Judged {
+        let Some(sent_at) = record.sent_at else {
+            return Judged::Open;
+        };
+        if !o.after(sent_at, timing) {
+            return Judged::Open;
+        }
+        record.observed = Some((o.locked, o.reported_at.unwrap_or(o.read_at)));
+        if o.locked == record.action.leaves_locked() {
+            Judged::Done
+        } else if o.surely_after(sent_at + timing.command_window, timing) {
+            Judged::Dead
+        } else {
+            Judged::Open
+        }
+    }
+
+    /// Whether another command was sent to the car after this one (by any replica): then
+    /// the car's state no longer tells whether this one ran. Not knowing counts as yes.
+    pub(super) async fn others_sent_since(&self, record: &CommandRecord) -> bool {
+        let Some(sent) = record.sent_at else {
+            return false;
+        };
+        match self
+            .store
+            .commands_sent_since(&record.vehicle_id, sent)
+            .await
+        {
+            Ok(list) => list.iter().any(|c| c.id != record.id),
+            Err(_) => true,
+        }
+    }
+
+    /// Reads a car's lock state now (waking it if needed); `None` if that failed or its
+    /// OEM is not enabled.
+    pub(crate) async fn look_at(&self, vehicle: &VehicleRecord) -> Option<Observation> {
+        self.look(&self.fleet.oem(vehicle).ok()?).await
+    }
+
+    /// Reads the car's lock state now (waking it if needed); `None` if that failed.
+    pub(super) async fn look(&self, oem: &OemCall<'_>) -> Option<Observation> {
+        let vehicle = oem.vehicle;
+        let read_at = now();
+        match oem.read_security().await {
+            // A lock the OEM reports as unknown tells nothing.
+            Ok(s) => s.locked.map(|locked| Observation {
+                locked,
+                reported_at: s.recorded_at,
+                read_at,
+            }),
+            Err(e) => {
+                tracing::debug!(vehicle = %vehicle.id, error = %e.into_api(&vehicle.oem).detail,
+                    "could not read the lock state");
+                None
+            }
+        }
+    }
+    /// Watches an `unknown` command for the OEM's command window; records what it learns.
+    pub(super) async fn resolve(
+        self: &Arc<Self>,
+        mut record: CommandRecord,
+        vehicle: Option<VehicleRecord>,
+    ) {
+        let Some(sent_at) = record.sent_at else {
+            return;
+        };
+        let vehicle = match vehicle {
+            Some(v) => v,
+            None => match self.store.vehicle(&record.vehicle_id).await {
+                Ok(Some(v)) => v,
+                _ => return,
+            },
+        };
+        let Ok(oem) = self.fleet.oem(&vehicle) else {
+            return;
+        };
+        let timing = oem.timing();
+        let stop_at = sent_at + timing.command_window + timing.state_lag;
+        let pause = self
+            .timing
+            .max_poll_interval
+            .max(timing.state_lag / 4)
+            .max(Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(pause).await;
+            if self.others_sent_since(&record).await {
+                tracing::info!(command = %record.id,
+                    "another command was sent to the car; the outcome stays unknown");
+                return;
+            }
+            let verdict = match self.look(&oem).await {
+                Some(o) => self.judge(&mut record, &o, &timing),
+                None => Judged::Open,
+            };
+            let status = match verdict {
+                Judged::Done => CommandStatus::Succeeded,
+                Judged::Dead => CommandStatus::Failed,
+                Judged::Open if now() >= stop_at => {
+                    tracing::info!(command = %record.id,
+                        "the command window passed without a verdict; the outcome stays unknown");
+                    return;
+                }
+                Judged::Open => continue,
+            };
+            record.status = status;
+            record.updated_at = now();
+            record.retry_at = None;
+            if status == CommandStatus::Succeeded {
+                record.error_code = None;
+                record.error_detail = None;
+            } else {
+                record.error_code = Some("command_failed".into());
+                record.error_detail = Some(
+                    "the OEM's command window passed and the car does not show the command".into(),
+                );
+            }
+            tracing::info!(command = %record.id, status = status.as_str(), "outcome resolved");
+            self.write_outcome(
+                &record,
+                Some(&vehicle),
+                "command.resolved",
+                &format!("resolved:{}", status.as_str()),
+            )
+            .await;
+            return;
+        }
+    }
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// What an observation says about a sent command.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Judged {
+    /// Observed after the send, showing the command's effect.
+    Done,
+    /// Observed after the OEM's command window, showing the opposite: it will not run.
+    Dead,
+    /// Not decided yet.
+    Open,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const TIMING: OemTiming = OemTiming {
+        state_lag: Duration::from_secs(60),
+        command_window: Duration::from_secs(300),
+    };
+
+    #[test]
+    fn only_states_observed_after_the_send_count() {
+        let sent = datetime!(2026-12-02 12:00:00 UTC);
+        let o = |reported: i64, read: i64| Observation {
+            locked: true,
+            reported_at: Some(sent + time::Duration::seconds(reported)),
+            read_at: sent + time::Duration::seconds(read),
+        };
+        // Reported before the send (the cloud still shows the old state): proves nothing.
+        assert!(!o(-10, 1).after(sent, &TIMING));
+        // Reported within the clock-skew allowance: proves nothing.
+        assert!(!o(1, 1).after(sent, &TIMING));
+        // Reported after the send: counts.
+        assert!(o(2, 2).after(sent, &TIMING));
+        // An old timestamp, but read a full state lag after the send: counts.
+        assert!(o(-10, 60).after(sent, &TIMING));
+        // `failed` never rests on the OEM's timestamp.
+        assert!(!o(30, 30).surely_after(sent, &TIMING));
+        assert!(o(-10, 60).surely_after(sent, &TIMING));
+    }
+}

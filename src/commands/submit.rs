@@ -1,0 +1,239 @@
+//! Submitting a command: the caller-facing checks ([`Commands::admit`]), then the
+//! record and its idempotency claim in one transaction ([`Commands::submit`]), then
+//! the start of its run.
+//!
+//! An idempotency key is claimed in the same transaction as the command: the same key
+//! and request return the same command (no second OEM call, even while the first is in
+//! flight); the same key with another request is refused. A car with too many commands
+//! queued refuses new ones (`vehicle_busy`), never a replay.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyway_adapter::Command;
+use sha2::{Digest, Sha256};
+
+use super::Commands;
+use crate::error::{ApiError, Code};
+use crate::ids;
+use crate::store::{
+    AccountStatus, CommandRecord, CommandStatus, Created, IdempotencyClaim, VehicleRecord, now,
+};
+use crate::sync::lock;
+use crate::tokens::reauthorization_required;
+
+/// What a caller asks for.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The caller's `sub`.
+    pub caller: String,
+    /// Whose idempotency keys ([`crate::auth::Caller::key_scope`]).
+    pub key_scope: String,
+    /// The vehicle's tenant, which the command belongs to.
+    pub tenant: String,
+    /// A relock or a grant's unlock: may use the OEM command quota's reserve and is not
+    /// refused by the per-car queue cap.
+    pub reserved: bool,
+    /// Lock or unlock.
+    pub action: Command,
+    /// The caller's reference.
+    pub reference: Option<String>,
+    /// `Idempotency-Key`, if sent.
+    pub idempotency_key: Option<String>,
+    /// The request id, for the record.
+    pub request_id: Option<String>,
+}
+
+impl Request {
+    /// What makes two requests "the same" under one idempotency key.
+    fn fingerprint(&self, vehicle_id: &str) -> String {
+        let mut h = Sha256::new();
+        for part in [
+            self.action.as_str(),
+            vehicle_id,
+            self.reference.as_deref().unwrap_or(""),
+        ] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+/// What admission learned about a caller's command.
+#[derive(Clone, Copy, Debug)]
+pub struct Admission {
+    /// Its idempotency key was used before: the existing command will be answered, and
+    /// nothing new reaches the car (a replay is not charged to the unlock abuse guard).
+    pub replay: bool,
+}
+
+impl Commands {
+    /// The checks a caller's command passes before it is recorded: the car's OEM can do
+    /// it, its reference is clean text, and — unless it replays an existing command, which
+    /// gets its stored answer — the car's account does not wait for its owner to relink
+    /// (refused early, without a record).
+    pub async fn admit(
+        &self,
+        vehicle: &VehicleRecord,
+        req: &Request,
+    ) -> Result<Admission, ApiError> {
+        self.fleet.require(vehicle, req.action.capability())?;
+        if let Some(r) = &req.reference {
+            crate::text::check("reference", r, 200)?;
+        }
+        let replay = self.is_replay(req).await?;
+        if req.idempotency_key.is_none()
+            && let Some(account) = self.store.account(&vehicle.account_id).await?
+            && account.status == AccountStatus::ReauthorizationRequired
+        {
+            return Err(reauthorization_required(
+                &account,
+                "its authorization was rejected",
+            ));
+        }
+        Ok(Admission { replay })
+    }
+
+    /// Whether the request's idempotency key already made a command.
+    async fn is_replay(&self, req: &Request) -> Result<bool, ApiError> {
+        Ok(match &req.idempotency_key {
+            Some(k) => self
+                .store
+                .command_for_key(&req.key_scope, k)
+                .await?
+                .is_some(),
+            None => false,
+        })
+    }
+
+    /// Records a command (or finds the one its idempotency key already made) and starts
+    /// it. Returns the record as it stands now.
+    pub async fn submit(
+        self: &Arc<Self>,
+        vehicle: &VehicleRecord,
+        req: Request,
+    ) -> Result<CommandRecord, ApiError> {
+        let t = now();
+        let record = CommandRecord {
+            id: ids::new("cmd"),
+            vehicle_id: vehicle.id.clone(),
+            action: req.action,
+            status: CommandStatus::Pending,
+            caller: req.caller.clone(),
+            tenant: req.tenant.clone(),
+            reserved: req.reserved,
+            reference: req.reference.clone(),
+            request_id: req.request_id.clone(),
+            sent_at: None,
+            oem_handle: None,
+            error_code: None,
+            error_detail: None,
+            created_at: t,
+            updated_at: t,
+            completed_at: None,
+            observed: None,
+            retry_at: None,
+        };
+        // A replay of a key already used still gets its command below.
+        if !req.reserved && self.queue_full(&vehicle.id) && !self.is_replay(&req).await? {
+            {
+                let mut e = ApiError::new(
+                    Code::VehicleBusy,
+                    format!(
+                        "{} commands are already queued for this vehicle; try again later",
+                        self.timing.max_queued
+                    ),
+                );
+                e.retry_after = Some(Duration::from_secs(5));
+                return Err(e);
+            }
+        }
+        let claim = req.idempotency_key.as_ref().map(|key| IdempotencyClaim {
+            caller: req.key_scope.clone(),
+            key: key.clone(),
+            fingerprint: req.fingerprint(&vehicle.id),
+        });
+        // The decision is on record, in the command's own transaction, before the OEM
+        // can hear of it; a replay writes nothing.
+        let accepted = crate::audit::entry(&crate::audit::Decision {
+            actor: &record.caller,
+            action: &format!("command.{}", record.action.as_str()),
+            decision: "accepted",
+            vehicle_id: Some(&record.vehicle_id),
+            command_id: Some(&record.id),
+            detail: record.reference.as_deref(),
+            ..Default::default()
+        });
+        match self
+            .store
+            .create_command(
+                &record,
+                claim.as_ref(),
+                &self.cluster.lease(),
+                Some(&accepted),
+            )
+            .await?
+        {
+            Created::New => {
+                tracing::info!(command = %record.id, vehicle = %vehicle.id,
+                    action = record.action.as_str(), caller = %record.caller, "command recorded");
+                self.start(record.clone(), Some(vehicle.clone()));
+                Ok(record)
+            }
+            Created::Existing {
+                command,
+                fingerprint,
+            } => {
+                let same = claim.is_some_and(|c| c.fingerprint == fingerprint);
+                if same {
+                    Ok(*command)
+                } else {
+                    Err(ApiError::new(
+                        Code::IdempotencyKeyReused,
+                        "this Idempotency-Key was already used with a different request",
+                    )
+                    .with("command_id", command.id.clone()))
+                }
+            }
+        }
+    }
+
+    fn queue_full(&self, vehicle_id: &str) -> bool {
+        lock(&self.queued)
+            .get(vehicle_id)
+            .is_some_and(|n| *n >= self.timing.max_queued)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(action: Command, reference: Option<&str>) -> Request {
+        Request {
+            caller: "svc".into(),
+            key_scope: "svc".into(),
+            tenant: "svc".into(),
+            reserved: false,
+            action,
+            reference: reference.map(str::to_string),
+            idempotency_key: Some("k".into()),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn fingerprint_separates_requests() {
+        let a = req(Command::Lock, None).fingerprint("veh_1");
+        assert_eq!(a, req(Command::Lock, None).fingerprint("veh_1"));
+        assert_ne!(a, req(Command::Unlock, None).fingerprint("veh_1"));
+        assert_ne!(a, req(Command::Lock, None).fingerprint("veh_2"));
+        assert_ne!(a, req(Command::Lock, Some("x")).fingerprint("veh_1"));
+        // Length-prefixing keeps field boundaries apart.
+        assert_ne!(
+            req(Command::Lock, Some("1")).fingerprint("veh_"),
+            req(Command::Lock, Some("")).fingerprint("veh_1")
+        );
+    }
+}

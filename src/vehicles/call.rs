@@ -1,0 +1,130 @@
+//! One OEM-call path: an [`OemCall`] is a vehicle with its OEM resolved once (adapter,
+//! HTTP stack, quotas, timing), and owns the three ways of talking to it about that
+//! car — [`OemCall::call`] (one operation with a fresh token, replayed once after a
+//! rejected token), [`OemCall::awake`] (the same, waking the car once if it sleeps)
+//! and [`OemCall::wake_up`]. Reads and commands both go through it, so the registry is
+//! consulted once per request and the wake-up rules live in one place.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use keyway_adapter::{Adapter, Call, Capability, OemError, OemTiming, SecurityState, VehicleRef};
+use tokio::time::Instant;
+
+use super::WakePolicy;
+use crate::registry::Oem;
+use crate::store::VehicleRecord;
+use crate::tokens::{CallError, Tokens};
+
+/// A vehicle and its resolved OEM.
+pub struct OemCall<'a> {
+    tokens: &'a Tokens,
+    wake: &'a WakePolicy,
+    /// The vehicle.
+    pub vehicle: &'a VehicleRecord,
+    /// Its OEM as the registry holds it.
+    pub oem: &'a Oem,
+    car: VehicleRef,
+}
+
+impl<'a> OemCall<'a> {
+    pub(super) fn new(
+        tokens: &'a Tokens,
+        wake: &'a WakePolicy,
+        vehicle: &'a VehicleRecord,
+        oem: &'a Oem,
+    ) -> Self {
+        Self {
+            tokens,
+            wake,
+            vehicle,
+            oem,
+            car: VehicleRef {
+                oem_id: vehicle.oem_id.clone(),
+            },
+        }
+    }
+
+    /// The OEM's adapter.
+    pub fn adapter(&self) -> &Arc<dyn Adapter> {
+        &self.oem.adapter
+    }
+
+    /// Whether the OEM's adapter declares `c`.
+    pub fn can(&self, c: Capability) -> bool {
+        self.oem.adapter.info().can(c)
+    }
+
+    /// The OEM's timing (declared, with configured overrides).
+    pub fn timing(&self) -> OemTiming {
+        self.oem.timing
+    }
+
+    /// The OEM's id, e.g. `tesla` (metric labels, errors).
+    pub fn name(&self) -> &str {
+        &self.vehicle.oem
+    }
+
+    /// Runs one OEM operation for the vehicle's account: `op` gets the call context,
+    /// the adapter and the car. A rejected token is refreshed and the operation replayed
+    /// once (the token manager's rule).
+    pub async fn call<T, F, Fut>(&self, operation: &'static str, op: F) -> Result<T, CallError>
+    where
+        F: Fn(Call, Arc<dyn Adapter>, VehicleRef) -> Fut,
+        Fut: Future<Output = Result<T, OemError>>,
+    {
+        self.tokens
+            .call(&self.vehicle.account_id, self.oem, operation, |cx| {
+                op(cx, self.oem.adapter.clone(), self.car.clone())
+            })
+            .await
+    }
+
+    /// [`OemCall::call`]; if the car is asleep and its OEM can wake it, wakes it and runs
+    /// `op` once more. `Asleep` means the OEM did not act, so the second run is safe
+    /// even for a command.
+    pub async fn awake<T, F, Fut>(&self, operation: &'static str, op: F) -> Result<T, CallError>
+    where
+        F: Fn(Call, Arc<dyn Adapter>, VehicleRef) -> Fut,
+        Fut: Future<Output = Result<T, OemError>>,
+    {
+        match self.call(operation, &op).await {
+            Err(CallError::Oem(OemError::Asleep)) => {}
+            other => return other,
+        }
+        self.wake_up().await?;
+        self.call(operation, &op).await
+    }
+
+    /// Reads the lock state from the car now (waking it if needed), bypassing caches.
+    pub async fn read_security(&self) -> Result<SecurityState, CallError> {
+        self.awake("security", |cx, adapter, car| async move {
+            adapter.security(&cx, &car).await
+        })
+        .await
+    }
+
+    /// Wakes the vehicle until it is online; `Asleep` if its OEM cannot wake it or it
+    /// did not wake in time.
+    pub async fn wake_up(&self) -> Result<(), CallError> {
+        if !self.can(Capability::Wake) {
+            return Err(CallError::Oem(OemError::Asleep));
+        }
+        let deadline = Instant::now() + self.wake.timeout;
+        tracing::info!(vehicle = %self.vehicle.id, oem = %self.vehicle.oem, "waking vehicle");
+        loop {
+            let woke = self
+                .call("wake", |cx, adapter, car| async move {
+                    adapter.wake(&cx, &car).await
+                })
+                .await;
+            match woke {
+                Ok(()) => return Ok(()),
+                Err(CallError::Oem(OemError::Asleep)) if Instant::now() < deadline => {
+                    tokio::time::sleep(self.wake.poll.min(deadline - Instant::now())).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
