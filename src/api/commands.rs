@@ -16,13 +16,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyway_adapter::Command;
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::extract::{Authed, OptionalJson, idempotency_key, prefer_wait};
 use super::limits::Inbound;
 use super::problem::RequestId;
 use crate::auth::Scope;
-use crate::commands::{Request, retry_after, view};
+use crate::commands::{CommandView, Request, retry_after, view};
 use crate::error::{ApiError, Code};
 use crate::gateway::Gateway;
 use crate::store::{CommandRecord, CommandStatus};
@@ -71,8 +70,11 @@ pub(crate) fn answer(c: &CommandRecord) -> Response {
             let mut e = ApiError::new(code, c.error_detail.clone().unwrap_or_default())
                 .with("command_id", c.id.clone())
                 .with("command_status", c.status.as_str())
-                .with("retryable", view["retryable"].clone())
-                .with("last_observed", view["last_observed"].clone());
+                .with("retryable", view.retryable)
+                .with(
+                    "last_observed",
+                    serde_json::to_value(&view.last_observed).unwrap_or_default(),
+                );
             // The pairing link travels in the stored detail (ApiError::from_oem wrote it).
             if code == Code::VirtualKeyNotPaired
                 && let Some(url) = c
@@ -156,7 +158,7 @@ pub async fn get(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CommandView>, ApiError> {
     if !(caller.has(Scope::CommandsLock)
         || caller.has(Scope::CommandsUnlock)
         || caller.has(Scope::GrantsUse))

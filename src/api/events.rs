@@ -21,7 +21,7 @@ use super::extract::{Authed, OptionalJson};
 use super::timestamp;
 use crate::auth::Scope;
 use crate::error::{ApiError, Code};
-use crate::events::{TYPES, view};
+use crate::events::{Kind, view};
 use crate::gateway::Gateway;
 use crate::store::{DeliveryRecord, EventRecord, WebhookRecord};
 
@@ -57,11 +57,7 @@ pub async fn stream(
     let types: Option<Vec<String>> = q
         .types
         .map(|t| t.split(',').map(|s| s.trim().to_string()).collect());
-    if let Some(bad) = types
-        .iter()
-        .flatten()
-        .find(|t| !TYPES.contains(&t.as_str()))
-    {
+    if let Some(bad) = types.iter().flatten().find(|t| Kind::parse(t).is_none()) {
         return Err(ApiError::invalid(format!("unknown event type {bad:?}")));
     }
     if let Some(v) = &q.vehicle_id {
@@ -186,10 +182,10 @@ pub async fn subscribe(
     caller.require(Scope::WebhooksWrite)?;
     let b = body.ok_or_else(|| ApiError::invalid("send a JSON body: {\"url\": …}"))?;
     crate::text::check("url", &b.url, 2000)?;
-    if let Some(bad) = b.events.iter().find(|t| !TYPES.contains(&t.as_str())) {
+    if let Some(bad) = b.events.iter().find(|t| Kind::parse(t).is_none()) {
         return Err(ApiError::invalid(format!(
             "unknown event type {bad:?}; known: {}",
-            TYPES.join(", ")
+            Kind::list()
         )));
     }
     let (w, secret) = gw.webhooks.subscribe(&caller, &b.url, &b.events).await?;

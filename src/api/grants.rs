@@ -20,7 +20,7 @@ use super::extract::{Authed, OptionalJson, idempotency_key, prefer_wait};
 use super::problem::RequestId;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
-use crate::grants::{NewGrant, view};
+use crate::grants::{GrantView, NewGrant, view};
 use crate::store::{CommandStatus, Geofence};
 
 /// A geofence in a request.
@@ -99,7 +99,7 @@ pub async fn list(
         .vehicle_id
         .ok_or_else(|| ApiError::invalid("name the vehicle: ?vehicle_id=veh_…"))?;
     let now = gw.grants.clock.now();
-    let grants: Vec<Value> = gw
+    let grants: Vec<GrantView> = gw
         .grants
         .list(&caller, &vehicle)
         .await?
@@ -114,7 +114,7 @@ pub async fn one(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GrantView>, ApiError> {
     let g = gw.grants.get(&caller, &id).await?;
     Ok(Json(view(&g, gw.grants.clock.now())))
 }
@@ -124,7 +124,7 @@ pub async fn revoke(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GrantView>, ApiError> {
     let g = gw.grants.revoke(&caller, &id).await?;
     Ok(Json(view(&g, gw.grants.clock.now())))
 }
@@ -158,7 +158,7 @@ pub async fn complete(
     Authed(caller): Authed,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GrantView>, ApiError> {
     let mut g = gw.grants.complete(&caller, &id).await?;
     if let Some(w) = prefer_wait(&headers).map(|w| w.min(gw.config.commands.max_wait()))
         && !w.is_zero()

@@ -41,7 +41,7 @@ mod view;
 
 pub use lease::sweep;
 pub use submit::{Admission, Request};
-pub use view::{retry_after, view};
+pub use view::{CommandEvent, CommandView, retry_after, view};
 
 use crate::cluster::Cluster;
 use crate::error::ApiError;

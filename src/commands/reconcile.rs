@@ -25,7 +25,9 @@ use keyway_adapter::{Capability, OemTiming};
 
 use super::Commands;
 use super::run::Outcome;
+use super::view::CommandEvent;
 use crate::error::{ApiError, Code};
+use crate::events::Kind;
 use crate::store::{CommandRecord, CommandStatus, VehicleRecord, now};
 use crate::vehicles::OemCall;
 
@@ -255,7 +257,7 @@ impl Commands {
             self.write_outcome(
                 &record,
                 Some(&vehicle),
-                "command.resolved",
+                CommandEvent::new(Kind::CommandResolved, &record),
                 &format!("resolved:{}", status.as_str()),
             )
             .await;

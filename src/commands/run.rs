@@ -31,8 +31,9 @@ use tokio::sync::watch;
 
 use super::Commands;
 use super::reconcile::Judged;
-use super::view;
+use super::view::CommandEvent;
 use crate::error::{ApiError, Code};
+use crate::events::{Events, Payload};
 use crate::store::{CommandRecord, CommandStatus, StoreError, VehicleRecord, now};
 use crate::sync::lock;
 use crate::tokens::CallError;
@@ -166,8 +167,8 @@ impl Commands {
                 "another replica took this command over; leaving its outcome to it");
             return;
         }
-        let kind = format!("command.{}", record.status.as_str());
-        self.write_outcome(record, vehicle, &kind, record.status.as_str())
+        let event = CommandEvent::ended(record);
+        self.write_outcome(record, vehicle, event, record.status.as_str())
             .await;
         tracing::info!(command = %record.id, status = record.status.as_str(),
             error = record.error_code.as_deref().unwrap_or(""), "command finished");
@@ -180,7 +181,7 @@ impl Commands {
         &self,
         record: &CommandRecord,
         vehicle: Option<&VehicleRecord>,
-        kind: &str,
+        event: CommandEvent<'_>,
         decision: &str,
     ) {
         if let Some(v) = vehicle {
@@ -195,16 +196,8 @@ impl Commands {
             detail: record.error_code.as_deref(),
             ..Default::default()
         });
-        let event = crate::events::Events::record(
-            kind,
-            crate::events::Subject {
-                tenant: &record.tenant,
-                vehicle_id: Some(&record.vehicle_id),
-                grant_id: None,
-                command_id: Some(&record.id),
-            },
-            &view(record),
-        );
+        let kind = event.kind().as_str();
+        let event = Events::record(&event);
         let hooks = self.events.hooks_for(&event).await;
         match self
             .store
@@ -221,6 +214,7 @@ impl Commands {
             self.fleet.invalidate_vehicle(&record.vehicle_id);
         }
     }
+
     /// Drives a recorded command to its outcome.
     async fn execute(
         &self,

@@ -3,21 +3,62 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::clock::timestamp;
 use crate::error::Code;
+use crate::events::{Kind, Payload, Subject};
 use crate::store::{CommandRecord, CommandStatus};
 
 /// The JSON view of a command.
-pub fn view(c: &CommandRecord) -> Value {
-    let error = match (&c.error_code, &c.error_detail) {
-        (Some(code), detail) => json!({ "code": code, "detail": detail }),
-        _ => Value::Null,
-    };
-    let last_observed = c
-        .observed
-        .map(|(locked, at)| json!({"locked": locked, "recorded_at": timestamp(at)}));
+#[derive(Clone, Debug, Serialize)]
+pub struct CommandView {
+    /// `cmd_…`.
+    pub id: String,
+    /// The car.
+    pub vehicle_id: String,
+    /// `lock` or `unlock`.
+    pub action: &'static str,
+    /// `pending`, `succeeded`, `failed` or `unknown`.
+    pub status: &'static str,
+    /// The caller's reference.
+    pub reference: Option<String>,
+    /// Why it failed or is unknown.
+    pub error: Option<ErrorView>,
+    /// Whether the same command may succeed if sent again later.
+    pub retryable: bool,
+    /// How long until a new command makes sense.
+    pub retry_after_s: Option<u64>,
+    /// A lock state observed after the send, if one decided the outcome.
+    pub last_observed: Option<Observed>,
+    /// When it was recorded.
+    pub created_at: String,
+    /// When it was handed to the OEM.
+    pub sent_at: Option<String>,
+    /// When it ended.
+    pub completed_at: Option<String>,
+}
+
+/// A command's error.
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorView {
+    /// The stable code.
+    pub code: String,
+    /// What happened.
+    pub detail: Option<String>,
+}
+
+/// A lock state observed after a command's send.
+#[derive(Clone, Debug, Serialize)]
+pub struct Observed {
+    /// Locked?
+    pub locked: bool,
+    /// When the car reported it.
+    pub recorded_at: String,
+}
+
+/// The JSON view of a command.
+pub fn view(c: &CommandRecord) -> CommandView {
     let retryable = match c.status {
         CommandStatus::Failed => c
             .error_code
@@ -26,20 +67,74 @@ pub fn view(c: &CommandRecord) -> Value {
             .is_some_and(Code::retryable),
         _ => false,
     };
-    json!({
-        "id": c.id,
-        "vehicle_id": c.vehicle_id,
-        "action": c.action.as_str(),
-        "status": c.status.as_str(),
-        "reference": c.reference,
-        "error": error,
-        "retryable": retryable,
-        "retry_after_s": retry_after(c).map(|d| d.as_secs()),
-        "last_observed": last_observed,
-        "created_at": timestamp(c.created_at),
-        "sent_at": c.sent_at.map(timestamp),
-        "completed_at": c.completed_at.map(timestamp),
-    })
+    CommandView {
+        id: c.id.clone(),
+        vehicle_id: c.vehicle_id.clone(),
+        action: c.action.as_str(),
+        status: c.status.as_str(),
+        reference: c.reference.clone(),
+        error: c.error_code.as_ref().map(|code| ErrorView {
+            code: code.clone(),
+            detail: c.error_detail.clone(),
+        }),
+        retryable,
+        retry_after_s: retry_after(c).map(|d| d.as_secs()),
+        last_observed: c.observed.map(|(locked, at)| Observed {
+            locked,
+            recorded_at: timestamp(at),
+        }),
+        created_at: timestamp(c.created_at),
+        sent_at: c.sent_at.map(timestamp),
+        completed_at: c.completed_at.map(timestamp),
+    }
+}
+
+/// A command's `command.*` event: its view, about its tenant, car and itself.
+#[derive(Debug, Serialize)]
+pub struct CommandEvent<'a> {
+    #[serde(skip)]
+    kind: Kind,
+    #[serde(skip)]
+    record: &'a CommandRecord,
+    #[serde(flatten)]
+    view: CommandView,
+}
+
+impl<'a> CommandEvent<'a> {
+    /// The event of a command that just ended: `command.succeeded`, `.failed` or
+    /// `.unknown` by its status.
+    pub fn ended(record: &'a CommandRecord) -> Self {
+        let kind = match record.status {
+            CommandStatus::Succeeded => Kind::CommandSucceeded,
+            CommandStatus::Failed => Kind::CommandFailed,
+            CommandStatus::Unknown | CommandStatus::Pending => Kind::CommandUnknown,
+        };
+        Self::new(kind, record)
+    }
+
+    /// The `kind` event of `record` as it stands.
+    pub fn new(kind: Kind, record: &'a CommandRecord) -> Self {
+        Self {
+            kind,
+            record,
+            view: view(record),
+        }
+    }
+}
+
+impl Payload for CommandEvent<'_> {
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    fn subject(&self) -> Subject<'_> {
+        Subject {
+            tenant: &self.record.tenant,
+            vehicle_id: Some(&self.record.vehicle_id),
+            grant_id: None,
+            command_id: Some(&self.record.id),
+        }
+    }
 }
 
 /// How long until a new command makes sense (failed and unknown commands).

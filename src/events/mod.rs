@@ -28,18 +28,90 @@ use tokio::sync::watch;
 use crate::clock::timestamp;
 use crate::store::{EventRecord, EventStore, WebhookRecord, now};
 
-/// The event types keyway emits.
-pub const TYPES: &[&str] = &[
-    "command.succeeded",
-    "command.failed",
-    "grant.created",
-    "grant.unlocked",
-    "grant.completed",
-    "grant.revoked",
-    "grant.relocked",
-    "grant.relock_failed",
-    "account.reauthorization_required",
-];
+/// Every event type keyway emits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A command succeeded.
+    CommandSucceeded,
+    /// A command failed (keyway is sure it did not happen).
+    CommandFailed,
+    /// A command's outcome is unknown (the car may still run it).
+    CommandUnknown,
+    /// An `unknown` command's outcome was learned later.
+    CommandResolved,
+    /// A grant was created.
+    GrantCreated,
+    /// A grant's unlock succeeded.
+    GrantUnlocked,
+    /// A grant was completed.
+    GrantCompleted,
+    /// A grant was revoked.
+    GrantRevoked,
+    /// A grant's car was relocked (confirmed).
+    GrantRelocked,
+    /// A grant's relock could not be confirmed.
+    GrantRelockFailed,
+    /// A late unlock opened a relocked car; it was relocked again.
+    GrantRelockRepeated,
+    /// An OEM account must be linked again by its owner.
+    AccountReauthorizationRequired,
+}
+
+impl Kind {
+    /// Every type, in documentation order.
+    pub const ALL: &[Kind] = &[
+        Kind::CommandSucceeded,
+        Kind::CommandFailed,
+        Kind::CommandUnknown,
+        Kind::CommandResolved,
+        Kind::GrantCreated,
+        Kind::GrantUnlocked,
+        Kind::GrantCompleted,
+        Kind::GrantRevoked,
+        Kind::GrantRelocked,
+        Kind::GrantRelockFailed,
+        Kind::GrantRelockRepeated,
+        Kind::AccountReauthorizationRequired,
+    ];
+
+    /// The wire name (`command.succeeded`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::CommandSucceeded => "command.succeeded",
+            Kind::CommandFailed => "command.failed",
+            Kind::CommandUnknown => "command.unknown",
+            Kind::CommandResolved => "command.resolved",
+            Kind::GrantCreated => "grant.created",
+            Kind::GrantUnlocked => "grant.unlocked",
+            Kind::GrantCompleted => "grant.completed",
+            Kind::GrantRevoked => "grant.revoked",
+            Kind::GrantRelocked => "grant.relocked",
+            Kind::GrantRelockFailed => "grant.relock_failed",
+            Kind::GrantRelockRepeated => "grant.relock_repeated",
+            Kind::AccountReauthorizationRequired => "account.reauthorization_required",
+        }
+    }
+
+    /// The type with this wire name.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+
+    /// Every wire name, comma-separated (for error messages).
+    pub fn list() -> String {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        names.join(", ")
+    }
+}
+
+/// An event's payload: a struct owned by the service that emits it, serialized as the
+/// event's `data`, which knows its type and what it is about.
+pub trait Payload: serde::Serialize {
+    /// Its type.
+    fn kind(&self) -> Kind;
+    /// What it is about.
+    fn subject(&self) -> Subject<'_>;
+}
 
 /// What an event is about.
 #[derive(Clone, Debug, Default)]
@@ -80,17 +152,19 @@ impl Events {
         }
     }
 
-    /// The event record for `kind`, stamped now (not yet stored).
-    pub fn record(kind: &str, about: Subject<'_>, data: &Value) -> EventRecord {
+    /// The event record of `payload`, stamped now (not yet stored).
+    pub fn record(payload: &impl Payload) -> EventRecord {
+        let about = payload.subject();
         EventRecord {
             seq: 0,
             id: crate::ids::new("evt"),
-            kind: kind.to_string(),
+            kind: payload.kind().as_str().to_string(),
             tenant: about.tenant.to_string(),
             vehicle_id: about.vehicle_id.map(str::to_string),
             grant_id: about.grant_id.map(str::to_string),
             command_id: about.command_id.map(str::to_string),
-            data: data.to_string(),
+            // A payload is plain data: serializing it cannot fail.
+            data: serde_json::to_string(payload).unwrap_or_else(|_| "null".into()),
             created_at: now(),
         }
     }
@@ -150,8 +224,9 @@ impl Events {
 
     /// Appends an event (queuing its webhook deliveries); returns its `seq`, or None
     /// when it could not be written (logged).
-    pub async fn emit(&self, kind: &str, about: Subject<'_>, data: Value) -> Option<i64> {
-        let event = Self::record(kind, about, &data);
+    pub async fn emit(&self, payload: &impl Payload) -> Option<i64> {
+        let kind = payload.kind().as_str();
+        let event = Self::record(payload);
         let hooks = self.hooks_for(&event).await;
         match self.store.append_event(&event, &hooks).await {
             Ok(seq) => {
@@ -197,4 +272,25 @@ pub fn view(e: &EventRecord) -> Value {
         "command_id": e.command_id,
         "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_round_trips_and_the_openapi_document_lists_exactly_them() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.as_str()), Some(*k));
+        }
+        let doc: Value = serde_json::from_str(include_str!("../api/openapi.json")).unwrap();
+        let listed: Vec<&str> = doc["components"]["schemas"]["Event"]["properties"]["type"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let ours: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(listed, ours);
+    }
 }

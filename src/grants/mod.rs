@@ -24,24 +24,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keyway_adapter::Capability;
-use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::audit::{Audit, Decision};
 use crate::auth::{Caller, Scope};
 use crate::clock::Clock;
-use crate::clock::timestamp;
 use crate::cluster::Cluster;
 use crate::commands::Commands;
 use crate::error::{ApiError, Code};
-use crate::events::{Events, Subject};
+use crate::events::{Events, Kind};
 use crate::store::{Geofence, GrantRecord, RelockState, Store};
 use crate::vehicles::Fleet;
 
 mod relock;
 mod unlock;
+mod view;
 
 pub use relock::run;
+pub use view::{GrantEvent, GrantView, status, view};
 
 /// Relock timing.
 #[derive(Clone, Copy, Debug)]
@@ -96,51 +96,6 @@ pub struct Grants {
     relocking: Mutex<HashSet<String>>,
     /// Wakes the relock worker (a relock became due now).
     wake: tokio::sync::Notify,
-}
-
-/// A grant's status at `now`.
-pub fn status(g: &GrantRecord, now: OffsetDateTime) -> &'static str {
-    if g.revoked_at.is_some() {
-        "revoked"
-    } else if g.completed_at.is_some() {
-        "completed"
-    } else if now >= g.not_after {
-        "expired"
-    } else if g.unlocks_used >= g.max_unlocks {
-        "exhausted"
-    } else if now < g.not_before {
-        "scheduled"
-    } else {
-        "active"
-    }
-}
-
-/// The JSON view of a grant.
-pub fn view(g: &GrantRecord, now: OffsetDateTime) -> Value {
-    json!({
-        "id": g.id,
-        "vehicle_id": g.vehicle_id,
-        "grantee": g.grantee,
-        "purpose": g.purpose,
-        "status": status(g, now),
-        "not_before": timestamp(g.not_before),
-        "not_after": timestamp(g.not_after),
-        "max_unlocks": g.max_unlocks,
-        "unlocks_used": g.unlocks_used,
-        "geofence": g.geofence.map(|f| json!({
-            "latitude": f.latitude, "longitude": f.longitude, "radius_m": f.radius_m,
-        })),
-        "relock_after_s": g.relock_after_s,
-        "relock": {
-            "state": g.relock_state.as_str(),
-            "due_at": g.relock_due_at.map(timestamp),
-            "attempts": g.relock_attempts,
-            "relocked_at": g.relocked_at.map(timestamp),
-        },
-        "revoked_at": g.revoked_at.map(timestamp),
-        "completed_at": g.completed_at.map(timestamp),
-        "created_at": timestamp(g.created_at),
-    })
 }
 
 /// Great-circle distance in metres (haversine on a spherical Earth).
@@ -282,22 +237,14 @@ impl Grants {
             })
             .await?;
         self.store.insert_grant(&g).await?;
-        self.event("grant.created", &g, None).await;
+        self.event(Kind::GrantCreated, &g, None).await;
         Ok(g)
     }
 
-    async fn event(&self, kind: &str, g: &GrantRecord, command: Option<&str>) {
+    async fn event(&self, kind: Kind, g: &GrantRecord, command: Option<&str>) {
+        let now = self.clock.now();
         self.events
-            .emit(
-                kind,
-                Subject {
-                    tenant: &g.tenant,
-                    vehicle_id: Some(&g.vehicle_id),
-                    grant_id: Some(&g.id),
-                    command_id: command,
-                },
-                view(g, self.clock.now()),
-            )
+            .emit(&GrantEvent::new(kind, g, command, now))
             .await;
     }
 
@@ -357,7 +304,7 @@ impl Grants {
             return Ok(g);
         }
         g.revoked_at = Some(self.clock.now());
-        self.end(caller, &mut g, "grant.revoke", "grant.revoked")
+        self.end(caller, &mut g, "grant.revoke", Kind::GrantRevoked)
             .await?;
         Ok(g)
     }
@@ -370,7 +317,7 @@ impl Grants {
             return Ok(g);
         }
         g.completed_at = Some(self.clock.now());
-        self.end(caller, &mut g, "grant.complete", "grant.completed")
+        self.end(caller, &mut g, "grant.complete", Kind::GrantCompleted)
             .await?;
         Ok(g)
     }
@@ -380,7 +327,7 @@ impl Grants {
         caller: &Caller,
         g: &mut GrantRecord,
         action: &str,
-        event: &str,
+        event: Kind,
     ) -> Result<(), ApiError> {
         if g.relock_state == RelockState::Due {
             g.relock_due_at = Some(self.clock.now());

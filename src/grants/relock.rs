@@ -9,6 +9,7 @@ use keyway_adapter::Command;
 use crate::audit::Decision;
 use crate::commands::Request;
 use crate::error::ApiError;
+use crate::events::Kind;
 use crate::store::{CommandStatus, GrantRecord, RelockState};
 use crate::sync::lock;
 
@@ -92,7 +93,7 @@ impl Grants {
                         detail: Some("locked, and read back locked after the relock"),
                     })
                     .await;
-                self.event("grant.relocked", &g, Some(&command)).await;
+                self.event(Kind::GrantRelocked, &g, Some(&command)).await;
             }
             Err(why) => {
                 let last = g.relock_attempts >= self.settings.relock_max_attempts;
@@ -126,7 +127,7 @@ impl Grants {
                 if last {
                     tracing::error!(grant = %g.id, vehicle = %g.vehicle_id,
                         "relock failed for good: the car may be open");
-                    self.event("grant.relock_failed", &g, None).await;
+                    self.event(Kind::GrantRelockFailed, &g, None).await;
                 }
             }
         }
@@ -247,7 +248,7 @@ impl Grants {
                     ..Decision::default()
                 })
                 .await;
-            self.event("grant.relock_repeated", g, None).await;
+            self.event(Kind::GrantRelockRepeated, g, None).await;
             return true;
         }
         g.relock_due_at = if crate::store::now() >= watch_end {

@@ -11,6 +11,7 @@ use crate::auth::Caller;
 use crate::clock::timestamp;
 use crate::commands::Request;
 use crate::error::{ApiError, Code};
+use crate::events::Kind;
 use crate::store::{CommandRecord, CommandStatus, GrantRecord, RelockState};
 
 use super::{Grants, Role, distance_m, not_found};
@@ -184,7 +185,7 @@ impl Grants {
             return;
         };
         match c.status {
-            CommandStatus::Succeeded => self.event("grant.unlocked", &g, Some(&c.id)).await,
+            CommandStatus::Succeeded => self.event(Kind::GrantUnlocked, &g, Some(&c.id)).await,
             // `failed` is certain: the car did not open, so the unlock is given back (the
             // owed relock still runs: locking a locked car is harmless).
             CommandStatus::Failed => {

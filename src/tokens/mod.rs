@@ -65,6 +65,33 @@ impl From<ApiError> for CallError {
     }
 }
 
+/// The `account.reauthorization_required` event: the OEM no longer accepts the
+/// account's authorization, and its owner must link it again.
+#[derive(Debug, serde::Serialize)]
+pub struct ReauthorizationRequired<'a> {
+    /// The account.
+    pub account_id: &'a str,
+    /// Its OEM.
+    pub oem: &'a str,
+    /// Its owner (the tenant the event belongs to).
+    pub owner: &'a str,
+    /// The route that links it again.
+    pub relink: String,
+}
+
+impl crate::events::Payload for ReauthorizationRequired<'_> {
+    fn kind(&self) -> crate::events::Kind {
+        crate::events::Kind::AccountReauthorizationRequired
+    }
+
+    fn subject(&self) -> crate::events::Subject<'_> {
+        crate::events::Subject {
+            tenant: self.owner,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Cached {
     token: Secret,
@@ -382,19 +409,12 @@ impl Tokens {
             .await
             .map_err(ApiError::from)?;
         self.events
-            .emit(
-                "account.reauthorization_required",
-                crate::events::Subject {
-                    tenant: &account.owner,
-                    ..Default::default()
-                },
-                serde_json::json!({
-                    "account_id": account.id,
-                    "oem": account.oem,
-                    "owner": account.owner,
-                    "relink": format!("POST /v1/accounts/{}/authorize", account.oem),
-                }),
-            )
+            .emit(&ReauthorizationRequired {
+                account_id: &account.id,
+                oem: &account.oem,
+                owner: &account.owner,
+                relink: format!("POST /v1/accounts/{}/authorize", account.oem),
+            })
             .await;
         Ok(())
     }

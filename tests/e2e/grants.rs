@@ -452,6 +452,17 @@ async fn webhooks_are_signed_retried_and_logged() {
     )
     .await;
     assert_eq!(sub.status, 201, "{:#}", sub.json);
+    // Every documented type can be subscribed to (these three were refused as unknown
+    // while the list of types was kept by hand).
+    let others = json_post(
+        &env,
+        "/v1/webhooks",
+        &env.demo.token,
+        json!({ "url": url, "events": ["command.unknown", "command.resolved", "grant.relock_repeated"] }),
+        &[],
+    )
+    .await;
+    assert_eq!(others.status, 201, "{:#}", others.json);
     let secret = sub.json["secret"].as_str().unwrap().to_string();
     let hook = sub.json["id"].as_str().unwrap().to_string();
     let g = grant(&env, json!({})).await;

@@ -426,17 +426,22 @@ async fn a_vehicle_restricted_token_and_courier_stay_on_their_cars() {
     };
     env.demo.gateway.store.insert_webhook(&hook).await.unwrap();
     env.demo.gateway.events.hooks_changed();
-    let about = |v: &str| {
-        keyway::events::Events::record(
-            "command.succeeded",
+    /// An event about one car (a payload of the test's own).
+    #[derive(serde::Serialize)]
+    struct AboutCar<'a>(#[serde(skip)] &'a str);
+    impl keyway::events::Payload for AboutCar<'_> {
+        fn kind(&self) -> keyway::events::Kind {
+            keyway::events::Kind::CommandSucceeded
+        }
+        fn subject(&self) -> keyway::events::Subject<'_> {
             keyway::events::Subject {
                 tenant: DEMO_TENANT,
-                vehicle_id: Some(v),
+                vehicle_id: Some(self.0),
                 ..Default::default()
-            },
-            &json!({}),
-        )
-    };
+            }
+        }
+    }
+    let about = |v: &str| keyway::events::Events::record(&AboutCar(v));
     assert!(
         env.demo
             .gateway

@@ -1,0 +1,161 @@
+//! The JSON view of a grant: what the grant routes answer and what a `grant.*` event
+//! carries, built in one place so the two never differ.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::clock::timestamp;
+use crate::events::{Kind, Payload, Subject};
+use crate::store::GrantRecord;
+
+/// A grant's status at `now`.
+pub fn status(g: &GrantRecord, now: OffsetDateTime) -> &'static str {
+    if g.revoked_at.is_some() {
+        "revoked"
+    } else if g.completed_at.is_some() {
+        "completed"
+    } else if now >= g.not_after {
+        "expired"
+    } else if g.unlocks_used >= g.max_unlocks {
+        "exhausted"
+    } else if now < g.not_before {
+        "scheduled"
+    } else {
+        "active"
+    }
+}
+
+/// The JSON view of a grant.
+#[derive(Clone, Debug, Serialize)]
+pub struct GrantView {
+    /// `grt_…`.
+    pub id: String,
+    /// The car.
+    pub vehicle_id: String,
+    /// The courier service it names.
+    pub grantee: String,
+    /// Why (free text).
+    pub purpose: Option<String>,
+    /// `scheduled`, `active`, `exhausted`, `expired`, `completed` or `revoked`.
+    pub status: &'static str,
+    /// Start of its window.
+    pub not_before: String,
+    /// End of its window.
+    pub not_after: String,
+    /// Unlocks allowed.
+    pub max_unlocks: u32,
+    /// Unlocks used.
+    pub unlocks_used: u32,
+    /// Where the car must stand for an unlock.
+    pub geofence: Option<GeofenceView>,
+    /// Relock this long after an unlock.
+    pub relock_after_s: u32,
+    /// The guaranteed relock.
+    pub relock: RelockView,
+    /// When it was revoked.
+    pub revoked_at: Option<String>,
+    /// When it was completed.
+    pub completed_at: Option<String>,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// A grant's geofence.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct GeofenceView {
+    /// Centre latitude.
+    pub latitude: f64,
+    /// Centre longitude.
+    pub longitude: f64,
+    /// Radius in metres.
+    pub radius_m: f64,
+}
+
+/// A grant's relock.
+#[derive(Clone, Debug, Serialize)]
+pub struct RelockView {
+    /// `none`, `due`, `locked`, `watching` or `failed`.
+    pub state: &'static str,
+    /// When it is due.
+    pub due_at: Option<String>,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When the relock was confirmed.
+    pub relocked_at: Option<String>,
+}
+
+/// The JSON view of a grant at `now`.
+pub fn view(g: &GrantRecord, now: OffsetDateTime) -> GrantView {
+    GrantView {
+        id: g.id.clone(),
+        vehicle_id: g.vehicle_id.clone(),
+        grantee: g.grantee.clone(),
+        purpose: g.purpose.clone(),
+        status: status(g, now),
+        not_before: timestamp(g.not_before),
+        not_after: timestamp(g.not_after),
+        max_unlocks: g.max_unlocks,
+        unlocks_used: g.unlocks_used,
+        geofence: g.geofence.map(|f| GeofenceView {
+            latitude: f.latitude,
+            longitude: f.longitude,
+            radius_m: f.radius_m,
+        }),
+        relock_after_s: g.relock_after_s,
+        relock: RelockView {
+            state: g.relock_state.as_str(),
+            due_at: g.relock_due_at.map(timestamp),
+            attempts: g.relock_attempts,
+            relocked_at: g.relocked_at.map(timestamp),
+        },
+        revoked_at: g.revoked_at.map(timestamp),
+        completed_at: g.completed_at.map(timestamp),
+        created_at: timestamp(g.created_at),
+    }
+}
+
+/// A `grant.*` event: the grant's view, about its tenant, car, itself and (for an
+/// unlock or relock) the command.
+#[derive(Debug, Serialize)]
+pub struct GrantEvent<'a> {
+    #[serde(skip)]
+    kind: Kind,
+    #[serde(skip)]
+    grant: &'a GrantRecord,
+    #[serde(skip)]
+    command_id: Option<&'a str>,
+    #[serde(flatten)]
+    view: GrantView,
+}
+
+impl<'a> GrantEvent<'a> {
+    /// The `kind` event of `grant` as it stands at `now`.
+    pub fn new(
+        kind: Kind,
+        grant: &'a GrantRecord,
+        command_id: Option<&'a str>,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            kind,
+            grant,
+            command_id,
+            view: view(grant, now),
+        }
+    }
+}
+
+impl Payload for GrantEvent<'_> {
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    fn subject(&self) -> Subject<'_> {
+        Subject {
+            tenant: &self.grant.tenant,
+            vehicle_id: Some(&self.grant.vehicle_id),
+            grant_id: Some(&self.grant.id),
+            command_id: self.command_id,
+        }
+    }
+}
