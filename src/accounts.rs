@@ -15,16 +15,97 @@ use keyway_adapter::Secret;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::auth::AuthError;
 use crate::auth::Caller;
+use crate::crypto::CryptoError;
 use crate::crypto::Sealer;
-use crate::error::{ApiError, Code};
+use crate::error::{Classify, Code};
 use crate::ids;
 use crate::registry::Registry;
 use crate::store::Store;
+use crate::store::StoreError;
 use crate::store::{AccountRecord, AccountStatus, LinkState, VehicleRecord, now};
-use crate::tokens::Tokens;
 use crate::tokens::oauth;
+use crate::tokens::{TokenError, Tokens};
 use crate::vehicles::Fleet;
+
+/// Why an account could not be linked, listed or unlinked.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The request or callback is not usable (`invalid_request`).
+    #[error("{0}")]
+    Invalid(String),
+    /// The OEM answered the authorization with an error: `authorization_denied` when
+    /// the owner declined, else `upstream_error`.
+    #[error("the OEM answered the authorization with {error}: {detail}")]
+    Declined {
+        /// The OEM.
+        oem: String,
+        /// Its OAuth `error`.
+        error: String,
+        /// Its `error_description`.
+        detail: String,
+    },
+    /// No such account for this caller (`not_found`).
+    #[error("no account {0}")]
+    NotFound(String),
+    /// The caller may not do this.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The OEM's OAuth exchange or vehicle list failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// A secret could not be sealed or opened (`internal`).
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The store failed (`internal`).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AccountError {
+    fn wrapped(&self) -> Option<&dyn Classify> {
+        match self {
+            AccountError::Auth(e) => Some(e),
+            AccountError::Token(e) => Some(e),
+            AccountError::Crypto(e) => Some(e),
+            AccountError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl Classify for AccountError {
+    fn code(&self) -> Code {
+        match self {
+            AccountError::Invalid(_) => Code::InvalidRequest,
+            AccountError::Declined { error, .. } if error == "access_denied" => {
+                Code::AuthorizationDenied
+            }
+            AccountError::Declined { .. } => Code::UpstreamError,
+            AccountError::NotFound(_) => Code::NotFound,
+            _ => self.wrapped().map_or(Code::Internal, Classify::code),
+        }
+    }
+
+    fn oem(&self) -> Option<&str> {
+        match self {
+            AccountError::Declined { oem, .. } => Some(oem),
+            _ => self.wrapped().and_then(Classify::oem),
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        self.wrapped().and_then(Classify::retry_after)
+    }
+
+    fn extra(&self) -> Vec<(&'static str, serde_json::Value)> {
+        match self {
+            AccountError::Declined { error, .. } => vec![("oauth_error", error.clone().into())],
+            _ => self.wrapped().map(Classify::extra).unwrap_or_default(),
+        }
+    }
+}
 
 /// How long an authorization may take.
 pub const LINK_TTL: Duration = Duration::from_secs(600);
@@ -96,11 +177,11 @@ impl Accounts {
         }
     }
 
-    fn enabled(&self, oem: &str) -> Result<&crate::registry::Oem, ApiError> {
+    fn enabled(&self, oem: &str) -> Result<&crate::registry::Oem, AccountError> {
         self.registry.get(oem).ok_or_else(|| {
             let mut ids: Vec<&str> = self.registry.ids().collect();
             ids.sort_unstable();
-            ApiError::invalid(format!(
+            AccountError::Invalid(format!(
                 "the OEM {oem:?} is not enabled on this gateway (enabled: {})",
                 ids.join(", ")
             ))
@@ -108,7 +189,7 @@ impl Accounts {
     }
 
     /// Starts linking an account of `oem` for `caller`.
-    pub async fn start(&self, caller: &Caller, oem: &str) -> Result<LinkStart, ApiError> {
+    pub async fn start(&self, caller: &Caller, oem: &str) -> Result<LinkStart, AccountError> {
         caller.require_unrestricted("link accounts")?;
         let entry = self.enabled(oem)?;
         let redirect = self.redirect_uri.clone();
@@ -122,10 +203,7 @@ impl Accounts {
                 oem: oem.to_string(),
                 // The account will belong to the caller's tenant.
                 caller: caller.tenant.clone(),
-                verifier: self
-                    .sealer
-                    .seal(&auth.verifier, &verifier_aad(&hash))
-                    .map_err(ApiError::internal)?,
+                verifier: self.sealer.seal(&auth.verifier, &verifier_aad(&hash))?,
                 redirect_uri: redirect,
                 created_at,
                 expires_at,
@@ -144,44 +222,34 @@ impl Accounts {
     pub async fn complete(
         &self,
         cb: Callback,
-    ) -> Result<(AccountRecord, Vec<VehicleRecord>), ApiError> {
+    ) -> Result<(AccountRecord, Vec<VehicleRecord>), AccountError> {
         let state = cb
             .state
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| ApiError::invalid("the callback has no state"))?;
+            .ok_or_else(|| AccountError::Invalid("the callback has no state".into()))?;
         let hash = state_hash(&state);
         let link = self.store.take_link_state(&hash).await?.ok_or_else(|| {
-            ApiError::invalid("unknown or already used state; start the link again")
+            AccountError::Invalid("unknown or already used state; start the link again".into())
         })?;
         if now() >= link.expires_at {
-            return Err(ApiError::invalid(
-                "the authorization took too long; start the link again",
+            return Err(AccountError::Invalid(
+                "the authorization took too long; start the link again".into(),
             ));
         }
         if let Some(error) = cb.error {
             let detail = cb.error_description.unwrap_or_default();
             tracing::info!(oem = %link.oem, %error, "the OEM returned an authorization error");
-            let code = if error == "access_denied" {
-                Code::AuthorizationDenied
-            } else {
-                Code::UpstreamError
-            };
-            return Err(ApiError::new(
-                code,
-                format!("the OEM answered the authorization with {error}: {detail}"),
-            )
-            .with_oem(&link.oem)
-            .with("oauth_error", error));
+            return Err(AccountError::Declined {
+                oem: link.oem,
+                error,
+                detail,
+            });
         }
-        let code = cb
-            .code
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| ApiError::invalid("the callback has neither code nor error"))?;
+        let code = cb.code.filter(|c| !c.is_empty()).ok_or_else(|| {
+            AccountError::Invalid("the callback has neither code nor error".into())
+        })?;
         let entry = self.enabled(&link.oem)?;
-        let verifier = self
-            .sealer
-            .open(&link.verifier, &verifier_aad(&hash))
-            .map_err(ApiError::internal)?;
+        let verifier = self.sealer.open(&link.verifier, &verifier_aad(&hash))?;
         let granted = oauth::exchange_code(entry, &code, &verifier, &link.redirect_uri).await?;
         let id = ids::new("acct");
         let tokens = self.tokens.seal(
@@ -206,7 +274,10 @@ impl Accounts {
     }
 
     /// Lists the account's vehicles at the OEM and records them.
-    pub async fn discover(&self, account: &AccountRecord) -> Result<Vec<VehicleRecord>, ApiError> {
+    pub async fn discover(
+        &self,
+        account: &AccountRecord,
+    ) -> Result<Vec<VehicleRecord>, AccountError> {
         let oem = self.enabled(&account.oem)?;
         let adapter = oem.adapter.clone();
         let listed = self
@@ -216,7 +287,7 @@ impl Accounts {
                 async move { adapter.vehicles(&cx).await }
             })
             .await
-            .map_err(|e| e.into_api(&account.oem))?;
+            .map_err(|e| e.at(&account.oem))?;
         let mut stored = Vec::with_capacity(listed.len());
         let mut superseded = Vec::new();
         for v in listed {
@@ -266,7 +337,7 @@ impl Accounts {
     pub async fn list(
         &self,
         caller: &Caller,
-    ) -> Result<Vec<(AccountRecord, Vec<String>)>, ApiError> {
+    ) -> Result<Vec<(AccountRecord, Vec<String>)>, AccountError> {
         caller.require_unrestricted("list accounts")?;
         let mut out = Vec::new();
         for a in self.store.tenant_accounts(&caller.tenant).await? {
@@ -278,9 +349,9 @@ impl Accounts {
 
     /// Unlinks one of the tenant's accounts: forgets its tokens and vehicles (command
     /// records stay). Another tenant's account answers `not_found`.
-    pub async fn unlink(&self, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    pub async fn unlink(&self, caller: &Caller, id: &str) -> Result<(), AccountError> {
         caller.require_unrestricted("unlink accounts")?;
-        let not_found = || ApiError::new(Code::NotFound, format!("no account {id}"));
+        let not_found = || AccountError::NotFound(id.to_string());
         let account = self
             .store
             .tenant_account(&caller.tenant, id)

@@ -8,8 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::error::ApiError;
-use crate::store::{AUDIT_GENESIS, AuditEntry, AuditStore, audit_hash, now};
+use crate::store::{AUDIT_GENESIS, AuditEntry, AuditStore, StoreError, audit_hash, now};
 
 /// Appends audit entries.
 pub struct Audit {
@@ -43,13 +42,15 @@ impl Audit {
 
     /// Appends one entry. An unlock is only carried out after its decision is
     /// recorded, so callers treat an error here as a refusal.
-    pub async fn record(&self, d: Decision<'_>) -> Result<(), ApiError> {
+    pub async fn record(&self, d: Decision<'_>) -> Result<(), StoreError> {
         let entry = entry(&d);
-        self.store.append_audit(&entry).await.map_err(|e| {
-            tracing::error!(error = %e, action = d.action, "audit entry could not be written");
-            ApiError::from(e)
-        })?;
-        Ok(())
+        self.store
+            .append_audit(&entry)
+            .await
+            .inspect_err(|e| {
+                tracing::error!(error = %e, action = d.action, "audit entry could not be written");
+            })
+            .map(|_| ())
     }
 
     /// Appends one entry about work already done; a failure is logged, not returned.

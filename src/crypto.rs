@@ -19,7 +19,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use crate::config::{ConfigError, CryptoConfig, invalid};
 
 /// Why a value could not be sealed or opened.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
     /// Not a keyway ciphertext.
     #[error("not a sealed value")]

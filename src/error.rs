@@ -1,16 +1,18 @@
-//! The one error taxonomy at keyway's edge: every failure a caller can see is an
-//! [`ApiError`] with a stable [`Code`], rendered once as RFC 9457 problem+json by
-//! `api::problem`. OEM failures are mapped here from `OemError` (the adapter's
-//! classification), store failures become `internal` with the details kept for logs.
+//! The one error taxonomy: every failure a caller can see has a stable [`Code`].
+//! Each service has its own small error type (`AuthError`, `TokenError`,
+//! `VehicleError`, `CommandError`, `GrantError`, `AccountError`, …), and each
+//! implements [`Classify`]: its code, and what the caller may be told (the OEM involved,
+//! when to try again, extra members). The API edge turns any of them into one
+//! problem+json answer (`api::ApiError`); a command record stores the code and detail.
+//! An OEM's failure, as its adapter classified it, is an [`OemFailure`]; a store failure
+//! is `internal`, its details kept for logs.
 
 use std::time::Duration;
 
-use http::StatusCode;
 use keyway_adapter::OemError;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::store::StoreError;
-
 /// A stable error code: the last segment of the problem `type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Code {
@@ -124,43 +126,6 @@ impl Code {
         ALL.iter().copied().find(|c| c.as_str() == s)
     }
 
-    /// The HTTP status.
-    pub fn status(self) -> StatusCode {
-        match self {
-            Code::InvalidRequest => StatusCode::BAD_REQUEST,
-            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Code::Forbidden
-            | Code::AuthorizationDenied
-            | Code::GrantNotActive
-            | Code::GrantExhausted
-            | Code::OutsideGeofence
-            | Code::GrantRevoked => StatusCode::FORBIDDEN,
-            Code::NotFound
-            | Code::VehicleNotFound
-            | Code::CommandNotFound
-            | Code::GrantNotFound => StatusCode::NOT_FOUND,
-            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Code::NotCapable | Code::IdempotencyKeyReused | Code::CommandFailed => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            Code::RateLimited | Code::VehicleBusy => StatusCode::TOO_MANY_REQUESTS,
-            Code::ReauthorizationRequired => StatusCode::FAILED_DEPENDENCY,
-            Code::VehicleAsleep | Code::CircuitOpen | Code::Overloaded => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Code::VehicleUnreachable | Code::UpstreamTimeout | Code::OutcomeUnknown => {
-                StatusCode::GATEWAY_TIMEOUT
-            }
-            Code::CommandInDoubt | Code::LocationUnavailable | Code::VirtualKeyNotPaired => {
-                StatusCode::CONFLICT
-            }
-            Code::UpstreamError => StatusCode::BAD_GATEWAY,
-            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     /// A short human title (the problem `title`).
     pub fn title(self) -> &'static str {
         match self {
@@ -252,168 +217,169 @@ const ALL: &[Code] = &[
     Code::Internal,
 ];
 
-/// A failure as the caller sees it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ApiError {
-    /// Stable code.
-    pub code: Code,
-    /// What happened, for a human; never secrets.
-    pub detail: String,
+/// What a service error tells the edge: its stable code and what the caller may be
+/// told. Its `Display` is the human detail (never secrets); an `internal` error's
+/// detail is logged, never shown.
+pub trait Classify: std::error::Error + Send + Sync + 'static {
+    /// The stable code.
+    fn code(&self) -> Code;
     /// The OEM involved, if any.
-    pub oem: Option<String>,
-    /// When to try again (`Retry-After`).
-    pub retry_after: Option<Duration>,
+    fn oem(&self) -> Option<&str> {
+        None
+    }
+    /// When the same request may succeed (`Retry-After`).
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
     /// Extra members of the problem object (e.g. `command_id`, `account_id`).
-    pub extra: Map<String, Value>,
-    /// Extra response headers (e.g. `RateLimit`, `RateLimit-Policy`).
-    pub headers: Vec<(&'static str, String)>,
+    fn extra(&self) -> Vec<(&'static str, Value)> {
+        Vec::new()
+    }
 }
 
-impl ApiError {
-    /// An error with a code and detail.
-    pub fn new(code: Code, detail: impl Into<String>) -> Self {
+/// What callers are told of an `internal` failure.
+pub const INTERNAL_DETAIL: &str = "keyway failed; the request can be retried";
+
+/// What a caller may be told about `e` (an answer, a command record): its detail, or
+/// for an `internal` failure [`INTERNAL_DETAIL`] (the cause is logged here, never shown).
+pub fn public_detail(e: &dyn Classify) -> String {
+    if e.code() == Code::Internal {
+        tracing::error!(cause = %e, "internal error");
+        INTERNAL_DETAIL.to_string()
+    } else {
+        e.to_string()
+    }
+}
+
+/// An OEM's failure as its adapter classified it, for the OEM `oem`.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{}", oem_detail(.source))]
+pub struct OemFailure {
+    /// The OEM's id.
+    pub oem: String,
+    /// The adapter's classification.
+    #[source]
+    pub source: OemError,
+}
+
+impl OemFailure {
+    /// `e`, from `oem`.
+    pub fn new(oem: &str, e: OemError) -> Self {
         Self {
-            code,
-            detail: detail.into(),
-            oem: None,
-            retry_after: None,
-            extra: Map::new(),
-            headers: Vec::new(),
+            oem: oem.to_string(),
+            source: e,
+        }
+    }
+}
+
+fn oem_detail(e: &OemError) -> String {
+    match e {
+        OemError::Unauthorized { .. } => {
+            "the OEM rejected the account's freshly refreshed token".to_string()
+        }
+        OemError::ReauthorizationRequired { detail } => {
+            format!("the OEM no longer accepts this account's authorization: {detail}")
+        }
+        OemError::Forbidden { detail } => {
+            format!("the OEM refused access for this account: {detail}")
+        }
+        OemError::NotFound => "the OEM does not know this vehicle (any more)".to_string(),
+        OemError::Asleep => "the vehicle is asleep and did not wake in time".to_string(),
+        OemError::Unreachable { detail } => detail.clone(),
+        OemError::Expired => {
+            "the vehicle did not pick up the command before it expired".to_string()
+        }
+        OemError::Refused { reason } => format!("the vehicle refused: {reason}"),
+        OemError::RateLimited { .. } => "the OEM's rate limit is exhausted".to_string(),
+        OemError::CircuitOpen { .. } => {
+            "the OEM is failing; keyway paused calls to it for a moment".to_string()
+        }
+        OemError::NotCapable { what } => format!("the OEM cannot {what}"),
+        OemError::NoFix { detail } => {
+            format!("the OEM has no position for the vehicle now ({detail})")
+        }
+        OemError::KeyNotPaired {
+            pairing_url,
+            detail,
+        } => format!(
+            "the vehicle does not know keyway's key ({detail}); its owner must pair it{}",
+            pairing_url
+                .as_deref()
+                .map(|u| format!(" at {u}"))
+                .unwrap_or_default()
+        ),
+        OemError::Timeout { .. } => "the OEM did not answer in time".to_string(),
+        OemError::Upstream { status, detail, .. } => {
+            format!("the OEM answered {status}: {detail}")
+        }
+        OemError::Transport { detail, .. } => format!("could not reach the OEM: {detail}"),
+        OemError::InvalidResponse { detail, .. } => {
+            format!("the OEM's answer could not be understood: {detail}")
+        }
+        _ => e.to_string(),
+    }
+}
+
+impl Classify for OemFailure {
+    fn code(&self) -> Code {
+        match &self.source {
+            OemError::Unauthorized { .. }
+            | OemError::ReauthorizationRequired { .. }
+            | OemError::Forbidden { .. } => Code::ReauthorizationRequired,
+            OemError::NotFound => Code::VehicleNotFound,
+            OemError::Asleep => Code::VehicleAsleep,
+            OemError::Unreachable { .. } | OemError::Expired => Code::VehicleUnreachable,
+            OemError::Refused { .. } => Code::CommandFailed,
+            OemError::RateLimited { .. } => Code::RateLimited,
+            OemError::CircuitOpen { .. } => Code::CircuitOpen,
+            OemError::NotCapable { .. } => Code::NotCapable,
+            OemError::NoFix { .. } => Code::LocationUnavailable,
+            OemError::KeyNotPaired { .. } => Code::VirtualKeyNotPaired,
+            OemError::Timeout { .. } => Code::UpstreamTimeout,
+            _ => Code::UpstreamError,
         }
     }
 
-    /// Adds the OEM involved.
-    pub fn with_oem(mut self, oem: impl Into<String>) -> Self {
-        self.oem = Some(oem.into());
-        self
+    fn oem(&self) -> Option<&str> {
+        Some(&self.oem)
     }
 
-    /// Adds an extension member.
-    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.extra.insert(key.into(), value.into());
-        self
-    }
-
-    /// `invalid_request`.
-    pub fn invalid(detail: impl Into<String>) -> Self {
-        Self::new(Code::InvalidRequest, detail)
-    }
-
-    /// `internal`, logging the cause (which callers never see).
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(%cause, "internal error");
-        Self::new(Code::Internal, "keyway failed; the request can be retried")
-    }
-
-    /// Maps an adapter's classification of an OEM failure.
-    pub fn from_oem(e: &OemError, oem: &str) -> Self {
-        let (code, detail) = match e {
-            OemError::Unauthorized { .. } => (
-                Code::ReauthorizationRequired,
-                "the OEM rejected the account's freshly refreshed token".to_string(),
-            ),
-            OemError::ReauthorizationRequired { detail } => (
-                Code::ReauthorizationRequired,
-                format!("the OEM no longer accepts this account's authorization: {detail}"),
-            ),
-            OemError::Forbidden { detail } => (
-                Code::ReauthorizationRequired,
-                format!("the OEM refused access for this account: {detail}"),
-            ),
-            OemError::NotFound => (
-                Code::VehicleNotFound,
-                "the OEM does not know this vehicle (any more)".to_string(),
-            ),
-            OemError::Asleep => (
-                Code::VehicleAsleep,
-                "the vehicle is asleep and did not wake in time".to_string(),
-            ),
-            OemError::Unreachable { detail } => (Code::VehicleUnreachable, detail.clone()),
-            OemError::Expired => (
-                Code::VehicleUnreachable,
-                "the vehicle did not pick up the command before it expired".to_string(),
-            ),
-            OemError::Refused { reason } => (
-                Code::CommandFailed,
-                format!("the vehicle refused: {reason}"),
-            ),
+    fn retry_after(&self) -> Option<Duration> {
+        match &self.source {
             OemError::RateLimited { retry_after } => {
-                let mut err =
-                    Self::new(Code::RateLimited, "the OEM's rate limit is exhausted").with_oem(oem);
-                err.retry_after = Some(retry_after.unwrap_or(Duration::from_secs(1)));
-                return err;
+                Some(retry_after.unwrap_or(Duration::from_secs(1)))
             }
-            OemError::CircuitOpen { retry_after } => {
-                let mut err = Self::new(
-                    Code::CircuitOpen,
-                    "the OEM is failing; keyway paused calls to it for a moment",
-                )
-                .with_oem(oem);
-                err.retry_after = Some(*retry_after);
-                return err;
-            }
-            OemError::NotCapable { what } => (Code::NotCapable, format!("the OEM cannot {what}")),
-            OemError::NoFix { detail } => (
-                Code::LocationUnavailable,
-                format!("the OEM has no position for the vehicle now ({detail})"),
-            ),
+            OemError::CircuitOpen { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    fn extra(&self) -> Vec<(&'static str, Value)> {
+        match &self.source {
             OemError::KeyNotPaired {
-                pairing_url,
-                detail,
-            } => {
-                let mut err = Self::new(
-                    Code::VirtualKeyNotPaired,
-                    format!(
-                        "the vehicle does not know keyway's key ({detail}); its owner must pair it{}",
-                        pairing_url
-                            .as_deref()
-                            .map(|u| format!(" at {u}"))
-                            .unwrap_or_default()
-                    ),
-                )
-                .with_oem(oem);
-                if let Some(u) = pairing_url {
-                    err = err.with("pairing_url", u.clone());
-                }
-                return err;
-            }
-            OemError::Timeout { .. } => (
-                Code::UpstreamTimeout,
-                "the OEM did not answer in time".to_string(),
-            ),
-            OemError::Upstream { status, detail, .. } => (
-                Code::UpstreamError,
-                format!("the OEM answered {status}: {detail}"),
-            ),
-            OemError::Transport { detail, .. } => (
-                Code::UpstreamError,
-                format!("could not reach the OEM: {detail}"),
-            ),
-            OemError::InvalidResponse { detail, .. } => (
-                Code::UpstreamError,
-                format!("the OEM's answer could not be understood: {detail}"),
-            ),
-            _ => (Code::UpstreamError, e.to_string()),
-        };
-        Self::new(code, detail).with_oem(oem)
+                pairing_url: Some(u),
+                ..
+            } => vec![("pairing_url", u.clone().into())],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Classify for StoreError {
+    fn code(&self) -> Code {
+        Code::Internal
+    }
+}
+
+impl Classify for crate::crypto::CryptoError {
+    fn code(&self) -> Code {
+        Code::Internal
     }
 }
 
 /// Every code, in documentation order.
 pub fn all_codes() -> impl Iterator<Item = Code> {
     ALL.iter().copied()
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::internal(e)
-    }
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code.as_str(), self.detail)
-    }
 }
 
 #[cfg(test)]
@@ -433,27 +399,29 @@ mod tests {
 
     #[test]
     fn oem_rate_limit_carries_retry_after() {
-        let e = ApiError::from_oem(
-            &OemError::RateLimited {
+        let e = OemFailure::new(
+            "tesla",
+            OemError::RateLimited {
                 retry_after: Some(Duration::from_secs(7)),
             },
-            "tesla",
         );
-        assert_eq!(e.code, Code::RateLimited);
-        assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
-        assert_eq!(e.oem.as_deref(), Some("tesla"));
+        assert_eq!(e.code(), Code::RateLimited);
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(e.oem(), Some("tesla"));
     }
 
     #[test]
     fn refusal_is_command_failed_and_not_retryable() {
-        let e = ApiError::from_oem(
-            &OemError::Refused {
+        let e = OemFailure::new(
+            "tesla",
+            OemError::Refused {
                 reason: "user_present".into(),
             },
-            "tesla",
         );
-        assert_eq!(e.code, Code::CommandFailed);
-        assert!(!e.code.retryable());
-        assert!(e.detail.contains("user_present"));
+        assert_eq!(e.code(), Code::CommandFailed);
+        assert!(!e.code().retryable());
+        assert!(e.to_string().contains("user_present"));
+        // The adapter's classification stays reachable as the cause.
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

@@ -41,7 +41,8 @@
 //! - [`clock`]: RFC 3339 timestamps and grant time (tests move it forward).
 //! - [`sync`]: poison-tolerant locking.
 //! - [`text`]: checks on callers' free text (no control characters).
-//! - [`error`]: the one error taxonomy at the API edge.
+//! - [`error`]: the error taxonomy: stable codes, and [`error::Classify`], which every
+//!   service's own error implements (`api::ApiError` is made from it at the edge).
 //! - [`config`]: the TOML configuration, one file per section (data only).
 //! - [`crypto`]: encryption of secrets at rest (AES-256-GCM, rotating keys).
 //! - [`gateway`]: the assembled parts.

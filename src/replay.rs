@@ -14,7 +14,8 @@ use keyway_adapter::{
 };
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
+use crate::api::ApiError;
+use crate::error::OemFailure;
 
 /// What the captured answer was the answer to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +106,10 @@ pub async fn replay(oem: &str, op: Operation, captured: Captured) -> Result<Repl
     let out = run(adapter.as_ref(), op, &cx, &v, &pending).await;
     Ok(match out {
         Ok(value) => Replayed::Parsed(value),
-        Err(e) => Replayed::Error(problem(&ApiError::from_oem(&e, oem), &e)),
+        Err(e) => Replayed::Error(problem(
+            &ApiError::from(OemFailure::new(oem, e.clone())),
+            &e,
+        )),
     })
 }
 
@@ -136,7 +140,7 @@ async fn run(
                 "poll_after_ms": poll_after.map(|d| d.as_millis() as u64)}),
             Progress::Succeeded => json!({"progress": "succeeded"}),
             Progress::Failed(e) => json!({"progress": "failed",
-                "error": problem(&ApiError::from_oem(&e, a.info().oem), &e)}),
+                "error": problem(&ApiError::from(OemFailure::new(a.info().oem, e.clone())), &e)}),
         },
     })
 }

@@ -10,11 +10,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use super::ApiError;
 use super::extract::Authed;
 use super::timestamp;
 use crate::accounts::Callback;
 use crate::auth::Scope;
-use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::store::{AccountRecord, VehicleRecord};
 

@@ -17,12 +17,13 @@ use axum::response::{IntoResponse, Response};
 use keyway_adapter::Command;
 use serde::Deserialize;
 
+use super::ApiError;
 use super::extract::{Authed, OptionalJson, idempotency_key, prefer_wait};
 use super::limits::Inbound;
 use super::problem::RequestId;
 use crate::auth::Scope;
 use crate::commands::{CommandView, Request, retry_after, view};
-use crate::error::{ApiError, Code};
+use crate::error::Code;
 use crate::gateway::Gateway;
 use crate::store::{CommandRecord, CommandStatus};
 
@@ -75,7 +76,7 @@ pub(crate) fn answer(c: &CommandRecord) -> Response {
                     "last_observed",
                     serde_json::to_value(&view.last_observed).unwrap_or_default(),
                 );
-            // The pairing link travels in the stored detail (ApiError::from_oem wrote it).
+            // The pairing link travels in the stored detail (OemFailure wrote it).
             if code == Code::VirtualKeyNotPaired
                 && let Some(url) = c
                     .error_detail

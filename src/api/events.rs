@@ -17,10 +17,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::ApiError;
 use super::extract::{Authed, OptionalJson};
 use super::timestamp;
 use crate::auth::Scope;
-use crate::error::{ApiError, Code};
+use crate::error::Code;
 use crate::events::{Kind, view};
 use crate::gateway::Gateway;
 use crate::store::{DeliveryRecord, EventRecord, WebhookRecord};
@@ -105,7 +106,7 @@ pub async fn stream(
                         continue;
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e.detail, "event stream could not read"),
+                    Err(e) => tracing::warn!(error = %e, "event stream could not read"),
                 }
                 let _ = tokio::time::timeout(POLL, s.wake.changed()).await;
             }

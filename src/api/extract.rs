@@ -12,8 +12,9 @@ use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
+use super::ApiError;
 use crate::auth::Caller;
-use crate::error::{ApiError, Code};
+use crate::error::Code;
 use crate::gateway::Gateway;
 
 /// The authenticated caller.

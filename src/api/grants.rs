@@ -16,9 +16,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use super::ApiError;
 use super::extract::{Authed, OptionalJson, idempotency_key, prefer_wait};
 use super::problem::RequestId;
-use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::grants::{GrantView, NewGrant, view};
 use crate::store::{CommandStatus, Geofence};

@@ -18,9 +18,10 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::Semaphore;
 
+use super::ApiError;
 use crate::cluster::limits::SharedLimits;
 use crate::config::InboundConfig;
-use crate::error::{ApiError, Code};
+use crate::error::Code;
 use crate::metrics;
 
 /// The inbound limiters.
@@ -110,7 +111,8 @@ impl Inbound {
                 format!("\"{name}\";q={quota};w={window_s}"),
             ),
             ("ratelimit", format!("\"{name}\";r=0;t={}", secs.max(1))),
-        ];
+        ]
+        .into();
         metrics::inbound_rejection(name);
         e
     }

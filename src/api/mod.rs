@@ -1,6 +1,7 @@
 //! The unified HTTP API (v1): routes, one JSON shape, problem+json errors. [`app`]
 //! builds the whole router so tests can serve it on an ephemeral port.
 //!
+//! - [`error`]: [`ApiError`], the handlers' error: any service error becomes one here.
 //! - [`problem`]: error rendering and the request-context middleware.
 //! - [`extract`]: caller auth, JSON bodies, `Prefer`, `Idempotency-Key`.
 //! - [`limits`]: keyway's own limits on callers, load shedding, request timeout.
@@ -13,6 +14,7 @@
 
 pub mod accounts;
 pub mod commands;
+pub mod error;
 pub mod events;
 pub mod extract;
 pub mod grants;
@@ -28,7 +30,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{delete, get, post};
 
-use crate::error::{ApiError, Code};
+pub use error::ApiError;
+
+use crate::error::Code;
 use crate::gateway::Gateway;
 
 /// The whole API, with its own inbound limiters (build it once per gateway: the

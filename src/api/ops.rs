@@ -9,7 +9,8 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, Code};
+use super::ApiError;
+use crate::error::Code;
 use crate::gateway::Gateway;
 
 /// `GET /healthz`: liveness.

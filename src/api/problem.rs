@@ -14,7 +14,7 @@ use http::{HeaderValue, header};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use crate::error::ApiError;
+use super::error::{ApiError, status};
 
 /// The request id, available to handlers as an extension.
 #[derive(Clone, Debug)]
@@ -29,7 +29,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = self.code.status().into_response();
+        let mut resp = status(self.code).into_response();
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(after) = self.retry_after {
@@ -60,7 +60,7 @@ pub fn body(e: &ApiError, request_id: &str, instance: &str) -> Value {
         json!(format!("urn:keyway:problem:{}", e.code.as_str())),
     );
     obj.insert("title".into(), json!(e.code.title()));
-    obj.insert("status".into(), json!(e.code.status().as_u16()));
+    obj.insert("status".into(), json!(status(e.code).as_u16()));
     obj.insert("detail".into(), json!(e.detail));
     obj.insert("instance".into(), json!(instance));
     obj.insert("code".into(), json!(e.code.as_str()));

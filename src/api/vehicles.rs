@@ -13,10 +13,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use super::ApiError;
 use super::extract::{Authed, max_age};
 use super::timestamp;
 use crate::auth::Scope;
-use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::store::VehicleRecord;
 

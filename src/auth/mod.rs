@@ -17,7 +17,37 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use serde::{Deserialize, Serialize};
 
 use crate::config::{AuthConfig, ConfigError, JwtAlgorithm};
-use crate::error::{ApiError, Code};
+use crate::error::{Classify, Code};
+
+/// A caller refused: no valid token, or not allowed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No valid caller token (`unauthenticated`).
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The token lacks a scope (`forbidden`).
+    #[error("the token lacks the scope {}", .0.as_str())]
+    MissingScope(Scope),
+    /// The token may not do this (`forbidden`).
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+impl Classify for AuthError {
+    fn code(&self) -> Code {
+        match self {
+            AuthError::Unauthenticated(_) => Code::Unauthenticated,
+            AuthError::MissingScope(_) | AuthError::Forbidden(_) => Code::Forbidden,
+        }
+    }
+
+    fn extra(&self) -> Vec<(&'static str, serde_json::Value)> {
+        match self {
+            AuthError::MissingScope(s) => vec![("required_scope", s.as_str().into())],
+            _ => Vec::new(),
+        }
+    }
+}
 
 /// A permission a token can carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,14 +161,13 @@ impl Caller {
 
     /// `forbidden` for a token restricted to some vehicles: what it asks for reaches
     /// beyond them (an account's or the whole tenant's objects).
-    pub fn require_unrestricted(&self, what: &str) -> Result<(), ApiError> {
+    pub fn require_unrestricted(&self, what: &str) -> Result<(), AuthError> {
         if self.vehicles.is_none() {
             Ok(())
         } else {
-            Err(ApiError::new(
-                Code::Forbidden,
-                format!("a token restricted to some vehicles cannot {what}"),
-            ))
+            Err(AuthError::Forbidden(format!(
+                "a token restricted to some vehicles cannot {what}"
+            )))
         }
     }
 
@@ -148,15 +177,11 @@ impl Caller {
     }
 
     /// `forbidden` unless the token carries `scope`.
-    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+    pub fn require(&self, scope: Scope) -> Result<(), AuthError> {
         if self.has(scope) {
             Ok(())
         } else {
-            Err(ApiError::new(
-                Code::Forbidden,
-                format!("the token lacks the scope {}", scope.as_str()),
-            )
-            .with("required_scope", scope.as_str()))
+            Err(AuthError::MissingScope(scope))
         }
     }
 
@@ -168,13 +193,12 @@ impl Caller {
     }
 
     /// `forbidden` unless the restriction allows `vehicle_id`.
-    pub fn require_vehicle(&self, vehicle_id: &str) -> Result<(), ApiError> {
+    pub fn require_vehicle(&self, vehicle_id: &str) -> Result<(), AuthError> {
         if self.may_touch(vehicle_id) {
             Ok(())
         } else {
-            Err(ApiError::new(
-                Code::Forbidden,
-                "the token is restricted to other vehicles",
+            Err(AuthError::Forbidden(
+                "the token is restricted to other vehicles".into(),
             ))
         }
     }
@@ -316,8 +340,8 @@ impl Verifier {
     }
 
     /// Verifies a bearer token.
-    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
-        let unauthenticated = |detail: &str| ApiError::new(Code::Unauthenticated, detail);
+    pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let unauthenticated = |detail: &'static str| AuthError::Unauthenticated(detail);
         let key = match &self.keys {
             Keys::Single(k) => k,
             Keys::ByKid(keys) => {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::Commands;
 use crate::cluster::{Cluster, Held};
-use crate::error::ApiError;
+use crate::store::StoreError;
 use crate::store::{CommandRecord, now};
 use crate::sync::lock;
 
@@ -29,7 +29,7 @@ pub async fn sweep(cluster: Arc<Cluster>, commands: Arc<Commands>) {
 impl Commands {
     /// Resumes pending commands at start-up: all of them when this process owns the
     /// store, those whose lease lapsed when replicas share it.
-    pub async fn resume(self: &Arc<Self>) -> Result<usize, ApiError> {
+    pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
         let lapsed_before = if self.cluster.shared {
             now()
         } else {
@@ -43,7 +43,7 @@ impl Commands {
     pub async fn take_over(
         self: &Arc<Self>,
         lapsed_before: time::OffsetDateTime,
-    ) -> Result<usize, ApiError> {
+    ) -> Result<usize, StoreError> {
         let claimed = self
             .store
             .claim_commands(&self.cluster.lease(), lapsed_before)
@@ -65,14 +65,13 @@ impl Commands {
 
     /// Whether this replica still holds the command's lease (renewing it). Always true
     /// when the store is not shared.
-    pub(super) async fn still_ours(&self, id: &str) -> Result<bool, ApiError> {
+    pub(super) async fn still_ours(&self, id: &str) -> Result<bool, StoreError> {
         if !self.cluster.shared {
             return Ok(true);
         }
-        Ok(self
-            .store
+        self.store
             .renew_command_lease(id, &self.cluster.lease())
-            .await?)
+            .await
     }
 
     /// In cluster mode: keeps the command's lease renewed from now until the returned

@@ -33,18 +33,20 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+mod error;
 mod lease;
 mod reconcile;
 mod run;
 mod submit;
 mod view;
 
+pub use error::CommandError;
 pub use lease::sweep;
 pub use submit::{Admission, Request};
 pub use view::{CommandEvent, CommandView, retry_after, view};
 
 use crate::cluster::Cluster;
-use crate::error::ApiError;
+use crate::store::StoreError;
 use crate::store::{CommandRecord, CommandStatus, Store};
 use crate::sync::lock;
 use crate::vehicles::Fleet;
@@ -106,7 +108,7 @@ impl Commands {
 
     /// The command's record once it is final, or as it stands after `max` — whichever
     /// comes first.
-    pub async fn wait(&self, id: &str, max: Duration) -> Result<Option<CommandRecord>, ApiError> {
+    pub async fn wait(&self, id: &str, max: Duration) -> Result<Option<CommandRecord>, StoreError> {
         let deadline = Instant::now() + max;
         let rx = lock(&self.running).get(id).map(watch::Sender::subscribe);
         if let Some(mut rx) = rx {

@@ -23,10 +23,10 @@ use std::time::Duration;
 
 use keyway_adapter::{Capability, OemTiming};
 
+use super::CommandError;
 use super::Commands;
 use super::run::Outcome;
 use super::view::CommandEvent;
-use crate::error::{ApiError, Code};
 use crate::events::Kind;
 use crate::store::{CommandRecord, CommandStatus, VehicleRecord, now};
 use crate::vehicles::OemCall;
@@ -70,7 +70,10 @@ impl Commands {
     ) -> Outcome {
         let vehicle = oem.vehicle;
         let unknown = |detail: String| {
-            Outcome::Unknown(ApiError::new(Code::OutcomeUnknown, detail).with_oem(&vehicle.oem))
+            Outcome::Unknown(CommandError::Unconfirmed {
+                oem: vehicle.oem.clone(),
+                detail,
+            })
         };
         if !oem.can(Capability::Security) {
             return unknown(format!(
@@ -100,16 +103,13 @@ impl Commands {
                 match self.judge(record, &o, &timing) {
                     Judged::Done => return Outcome::Succeeded,
                     Judged::Dead => {
-                        return Outcome::Failed(
-                            ApiError::new(
-                                Code::CommandFailed,
-                                format!(
-                                    "the OEM's answer was lost ({why}); its command window \
-                                     passed and the car does not show the command"
-                                ),
-                            )
-                            .with_oem(&vehicle.oem),
-                        );
+                        return Outcome::Failed(CommandError::NotExecuted {
+                            oem: vehicle.oem.clone(),
+                            detail: format!(
+                                "the OEM's answer was lost ({why}); its command window passed \
+                                 and the car does not show the command"
+                            ),
+                        });
                     }
                     Judged::Open => {}
                 }
@@ -188,7 +188,7 @@ impl Commands {
                 read_at,
             }),
             Err(e) => {
-                tracing::debug!(vehicle = %vehicle.id, error = %e.into_api(&vehicle.oem).detail,
+                tracing::debug!(vehicle = %vehicle.id, error = %e.at(&vehicle.oem),
                     "could not read the lock state");
                 None
             }

@@ -29,10 +29,11 @@ use std::time::Duration;
 use keyway_adapter::{Command, Delivered, OemError, OemTiming, Pending, Progress, Sent};
 use tokio::sync::watch;
 
+use super::CommandError;
 use super::Commands;
 use super::reconcile::Judged;
 use super::view::CommandEvent;
-use crate::error::{ApiError, Code};
+use crate::error::{Classify, OemFailure, public_detail};
 use crate::events::{Events, Payload};
 use crate::store::{CommandRecord, CommandStatus, StoreError, VehicleRecord, now};
 use crate::sync::lock;
@@ -45,9 +46,9 @@ pub(super) enum Outcome {
     /// The OEM confirmed it, or a lock state observed after the send shows it.
     Succeeded,
     /// It certainly did not execute and never will.
-    Failed(ApiError),
+    Failed(CommandError),
     /// The car may or may not execute it.
-    Unknown(ApiError),
+    Unknown(CommandError),
 }
 
 /// Fallback timing for an OEM that is not enabled any more.
@@ -142,9 +143,9 @@ impl Commands {
             Outcome::Succeeded => record.status = CommandStatus::Succeeded,
             Outcome::Failed(e) => {
                 record.status = CommandStatus::Failed;
-                record.retry_at = e.retry_after.map(|d| t + d);
-                record.error_code = Some(e.code.as_str().to_string());
-                record.error_detail = Some(e.detail);
+                record.retry_at = e.retry_after().map(|d| t + d);
+                record.error_code = Some(e.code().as_str().to_string());
+                record.error_detail = Some(public_detail(&e));
             }
             Outcome::Unknown(e) => {
                 record.status = CommandStatus::Unknown;
@@ -153,8 +154,8 @@ impl Commands {
                     .timing_of(vehicle.map_or("", |v| &v.oem))
                     .command_window;
                 record.retry_at = Some(record.sent_at.unwrap_or(t) + window);
-                record.error_code = Some(e.code.as_str().to_string());
-                record.error_detail = Some(e.detail);
+                record.error_code = Some(e.code().as_str().to_string());
+                record.error_detail = Some(public_detail(&e));
             }
         }
         self.fleet.invalidate_security(&record.vehicle_id);
@@ -222,7 +223,7 @@ impl Commands {
         vehicle: &Result<Option<VehicleRecord>, StoreError>,
     ) -> Outcome {
         let sent = record.sent_at.is_some();
-        let not_sent_or_unknown = |e: ApiError| {
+        let not_sent_or_unknown = |e: CommandError| {
             if sent {
                 Outcome::Unknown(e)
             } else {
@@ -232,28 +233,25 @@ impl Commands {
         let vehicle = match vehicle {
             Ok(Some(v)) => v,
             Ok(None) => {
-                return not_sent_or_unknown(ApiError::new(
-                    Code::VehicleNotFound,
-                    "the vehicle was removed",
-                ));
+                return not_sent_or_unknown(CommandError::VehicleRemoved);
             }
-            Err(e) => return not_sent_or_unknown(ApiError::internal(e)),
+            Err(e) => return not_sent_or_unknown(e.clone().into()),
         };
         if record.oem_handle.is_none() && !sent {
             return match self.fleet.require(vehicle, record.action.capability()) {
                 Ok(oem) => self.send(record, &oem).await,
-                Err(e) => Outcome::Failed(e),
+                Err(e) => Outcome::Failed(e.into()),
             };
         }
         let oem = match self.fleet.oem(vehicle) {
             Ok(oem) => oem,
-            Err(e) => return Outcome::Unknown(e),
+            Err(e) => return Outcome::Unknown(e.into()),
         };
         if let Some(handle) = &record.oem_handle {
             // Accepted before a restart: only poll.
             return match serde_json::from_str::<Pending>(handle) {
                 Ok(pending) => self.follow(record, &oem, &pending).await,
-                Err(e) => Outcome::Unknown(ApiError::internal(e)),
+                Err(e) => Outcome::Unknown(CommandError::Handle(e.to_string())),
             };
         }
         // Sent before a restart, answer never recorded: never sent again.
@@ -272,11 +270,9 @@ impl Commands {
             match self.still_ours(&record.id).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    return Outcome::Failed(ApiError::internal(
-                        "another replica took this command over before it was sent",
-                    ));
+                    return Outcome::Failed(CommandError::TakenOver);
                 }
-                Err(e) => return Outcome::Failed(e),
+                Err(e) => return Outcome::Failed(e.into()),
             }
             if let Err(e) = self.mark_sent(record, oem).await {
                 return Outcome::Failed(e);
@@ -293,7 +289,7 @@ impl Commands {
                 Ok(Sent::Pending(pending)) => {
                     match serde_json::to_string(&pending) {
                         Ok(h) => record.oem_handle = Some(h),
-                        Err(e) => return Outcome::Unknown(ApiError::internal(e)),
+                        Err(e) => return Outcome::Unknown(CommandError::Handle(e.to_string())),
                     }
                     record.updated_at = now();
                     if let Err(e) = self.store.update_command(record).await {
@@ -306,25 +302,25 @@ impl Commands {
                 Err(CallError::Oem(OemError::Asleep)) if !woken => {
                     self.unsend(record).await;
                     if let Err(e) = oem.wake_up().await {
-                        return Outcome::Failed(e.into_api(&vehicle.oem));
+                        return Outcome::Failed(CommandError::call(e, &vehicle.oem));
                     }
                     woken = true;
                 }
                 Err(CallError::Oem(e)) if e.delivered() == Delivered::Unknown => {
                     tracing::warn!(command = %record.id, error = %e,
                         "outcome ambiguous; watching the car, not sending again");
-                    let why = ApiError::from_oem(&e, &vehicle.oem).detail;
+                    let why = OemFailure::new(&vehicle.oem, e).to_string();
                     return self.observe(record, oem, &why).await;
                 }
                 Err(CallError::Oem(e)) => {
                     if e.delivered() == Delivered::No {
                         self.unsend(record).await;
                     }
-                    return Outcome::Failed(ApiError::from_oem(&e, &vehicle.oem));
+                    return Outcome::Failed(CommandError::from_oem(&vehicle.oem, e));
                 }
-                Err(CallError::Gateway(e)) => {
+                Err(CallError::Token(e)) => {
                     self.unsend(record).await;
-                    return Outcome::Failed(e);
+                    return Outcome::Failed(e.into());
                 }
             }
         }
@@ -338,7 +334,7 @@ impl Commands {
         &self,
         record: &mut CommandRecord,
         oem: &OemCall<'_>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), CommandError> {
         let quota = &oem.oem.commands;
         let started = tokio::time::Instant::now();
         loop {
@@ -358,13 +354,10 @@ impl Commands {
             self.unsend(record).await;
             if started.elapsed() + wait > quota.max_wait() {
                 quota.observe_wait(None);
-                let mut e = ApiError::new(
-                    Code::RateLimited,
-                    "the OEM's command quota is spent; the command was not sent",
-                )
-                .with_oem(oem.name());
-                e.retry_after = Some(wait);
-                return Err(e);
+                return Err(CommandError::QuotaSpent {
+                    oem: oem.name().to_string(),
+                    retry_after: wait,
+                });
             }
             tokio::time::sleep(wait).await;
         }
@@ -381,7 +374,7 @@ impl Commands {
 
     /// For an unlock: why it must not be sent now (an earlier unlock of the car may
     /// still execute), if so.
-    async fn in_doubt(&self, record: &CommandRecord, oem: &OemCall<'_>) -> Option<ApiError> {
+    async fn in_doubt(&self, record: &CommandRecord, oem: &OemCall<'_>) -> Option<CommandError> {
         if record.action != Command::Unlock {
             return None;
         }
@@ -406,21 +399,12 @@ impl Commands {
                 }
         })?;
         let settles = doubt.sent_at.unwrap_or_else(now) + window;
-        let mut e = ApiError::new(
-            Code::CommandInDoubt,
-            format!(
-                "an earlier unlock of this car ({}) may still execute; keyway sends no second \
-                 unlock until the OEM's command window ends",
-                doubt.id
-            ),
-        )
-        .with("command_in_doubt", doubt.id.clone());
-        e.retry_after = Some(
-            Duration::try_from(settles - now())
+        Some(CommandError::InDoubt {
+            earlier: doubt.id,
+            retry_after: Duration::try_from(settles - now())
                 .unwrap_or(Duration::ZERO)
                 .max(Duration::from_secs(1)),
-        );
-        Some(e)
+        })
     }
 
     /// Polls an accepted async command until the OEM says, or its deadline passes.
@@ -446,7 +430,7 @@ impl Commands {
             match progress {
                 Ok(Progress::Succeeded) => return Outcome::Succeeded,
                 Ok(Progress::Failed(e)) => {
-                    return Outcome::Failed(ApiError::from_oem(&e, &vehicle.oem));
+                    return Outcome::Failed(CommandError::from_oem(&vehicle.oem, e));
                 }
                 Ok(Progress::Pending { poll_after }) => {
                     delay = poll_after
@@ -455,8 +439,8 @@ impl Commands {
                 }
                 // A failed poll (or an open breaker) changes nothing at the car.
                 Err(e) => {
-                    let e = e.into_api(&vehicle.oem);
-                    tracing::debug!(command = %record.id, error = %e.detail, "poll failed");
+                    let e = e.at(&vehicle.oem);
+                    tracing::debug!(command = %record.id, error = %e, "poll failed");
                 }
             }
             if now() >= give_up {
@@ -469,21 +453,18 @@ impl Commands {
                 };
                 return match judged {
                     Judged::Done => Outcome::Succeeded,
-                    Judged::Dead => Outcome::Failed(
-                        ApiError::new(
-                            Code::CommandFailed,
-                            "the OEM never confirmed the command, its command window passed, \
-                             and the car does not show it",
-                        )
-                        .with_oem(&vehicle.oem),
-                    ),
-                    Judged::Open => Outcome::Unknown(
-                        ApiError::new(
-                            Code::OutcomeUnknown,
-                            "the OEM did not confirm the command in time; it may still execute",
-                        )
-                        .with_oem(&vehicle.oem),
-                    ),
+                    Judged::Dead => Outcome::Failed(CommandError::NotExecuted {
+                        oem: vehicle.oem.clone(),
+                        detail: "the OEM never confirmed the command, its command window \
+                                 passed, and the car does not show it"
+                            .into(),
+                    }),
+                    Judged::Open => Outcome::Unknown(CommandError::Unconfirmed {
+                        oem: vehicle.oem.clone(),
+                        detail: "the OEM did not confirm the command in time; it may still \
+                                 execute"
+                            .into(),
+                    }),
                 };
             }
         }

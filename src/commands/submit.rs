@@ -8,19 +8,18 @@
 //! queued refuses new ones (`vehicle_busy`), never a replay.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use keyway_adapter::Command;
 use sha2::{Digest, Sha256};
 
+use super::CommandError;
 use super::Commands;
-use crate::error::{ApiError, Code};
 use crate::ids;
 use crate::store::{
     AccountStatus, CommandRecord, CommandStatus, Created, IdempotencyClaim, VehicleRecord, now,
 };
 use crate::sync::lock;
-use crate::tokens::reauthorization_required;
+use crate::tokens::TokenError;
 
 /// What a caller asks for.
 #[derive(Clone, Debug)]
@@ -77,7 +76,7 @@ impl Commands {
         &self,
         vehicle: &VehicleRecord,
         req: &Request,
-    ) -> Result<Admission, ApiError> {
+    ) -> Result<Admission, CommandError> {
         self.fleet.require(vehicle, req.action.capability())?;
         if let Some(r) = &req.reference {
             crate::text::check("reference", r, 200)?;
@@ -87,16 +86,13 @@ impl Commands {
             && let Some(account) = self.store.account(&vehicle.account_id).await?
             && account.status == AccountStatus::ReauthorizationRequired
         {
-            return Err(reauthorization_required(
-                &account,
-                "its authorization was rejected",
-            ));
+            return Err(TokenError::reauthorize(&account, "its authorization was rejected").into());
         }
         Ok(Admission { replay })
     }
 
     /// Whether the request's idempotency key already made a command.
-    async fn is_replay(&self, req: &Request) -> Result<bool, ApiError> {
+    async fn is_replay(&self, req: &Request) -> Result<bool, CommandError> {
         Ok(match &req.idempotency_key {
             Some(k) => self
                 .store
@@ -113,7 +109,7 @@ impl Commands {
         self: &Arc<Self>,
         vehicle: &VehicleRecord,
         req: Request,
-    ) -> Result<CommandRecord, ApiError> {
+    ) -> Result<CommandRecord, CommandError> {
         let t = now();
         let record = CommandRecord {
             id: ids::new("cmd"),
@@ -137,17 +133,9 @@ impl Commands {
         };
         // A replay of a key already used still gets its command below.
         if !req.reserved && self.queue_full(&vehicle.id) && !self.is_replay(&req).await? {
-            {
-                let mut e = ApiError::new(
-                    Code::VehicleBusy,
-                    format!(
-                        "{} commands are already queued for this vehicle; try again later",
-                        self.timing.max_queued
-                    ),
-                );
-                e.retry_after = Some(Duration::from_secs(5));
-                return Err(e);
-            }
+            return Err(CommandError::Busy {
+                max: self.timing.max_queued,
+            });
         }
         let claim = req.idempotency_key.as_ref().map(|key| IdempotencyClaim {
             caller: req.key_scope.clone(),
@@ -189,11 +177,9 @@ impl Commands {
                 if same {
                     Ok(*command)
                 } else {
-                    Err(ApiError::new(
-                        Code::IdempotencyKeyReused,
-                        "this Idempotency-Key was already used with a different request",
-                    )
-                    .with("command_id", command.id.clone()))
+                    Err(CommandError::KeyReused {
+                        command_id: command.id.clone(),
+                    })
                 }
             }
         }

@@ -247,11 +247,10 @@ impl Events {
         caller: &crate::auth::Caller,
         seq: i64,
         limit: u32,
-    ) -> Result<Vec<EventRecord>, crate::error::ApiError> {
-        Ok(self
-            .store
+    ) -> Result<Vec<EventRecord>, crate::store::StoreError> {
+        self.store
             .events_after(&caller.tenant, caller.vehicles.as_deref(), seq, limit)
-            .await?)
+            .await
     }
 
     /// Changes when this process writes an event.

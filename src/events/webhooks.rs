@@ -28,7 +28,30 @@ use ring::hmac;
 use super::egress::{ConnectError, Egress, GuardedConnector};
 use crate::auth::Caller;
 use crate::crypto::Sealer;
-use crate::error::ApiError;
+use crate::error::{Classify, Code};
+
+/// A subscription keyway refuses or could not make.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// The egress guard refused its URL (`invalid_request`).
+    #[error("url refused: {0}")]
+    Refused(#[from] super::egress::Refused),
+    /// Its secret could not be sealed.
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl Classify for WebhookError {
+    fn code(&self) -> Code {
+        match self {
+            WebhookError::Refused(_) => Code::InvalidRequest,
+            WebhookError::Crypto(_) | WebhookError::Store(_) => Code::Internal,
+        }
+    }
+}
 use crate::store::{DeliveryRecord, Store, WebhookRecord, now};
 
 /// The webhook client: TLS over the guarded connector.
@@ -161,11 +184,8 @@ impl Webhooks {
         caller: &Caller,
         url: &str,
         types: &[String],
-    ) -> Result<(WebhookRecord, String), ApiError> {
-        self.egress
-            .check_url(url)
-            .await
-            .map_err(|e| ApiError::invalid(format!("url refused: {e}")))?;
+    ) -> Result<(WebhookRecord, String), WebhookError> {
+        self.egress.check_url(url).await?;
         let id = crate::ids::new("whk");
         let secret = format!("whsec_{}", crate::ids::new("s").trim_start_matches("s_"));
         let record = WebhookRecord {
@@ -173,8 +193,7 @@ impl Webhooks {
             url: url.to_string(),
             secret: self
                 .sealer
-                .seal(&keyway_adapter::Secret::new(secret.clone()), &aad(&id))
-                .map_err(ApiError::internal)?,
+                .seal(&keyway_adapter::Secret::new(secret.clone()), &aad(&id))?,
             types: if types.is_empty() {
                 "*".into()
             } else {

@@ -31,15 +31,16 @@ use crate::auth::{Caller, Scope};
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::commands::Commands;
-use crate::error::{ApiError, Code};
 use crate::events::{Events, Kind};
 use crate::store::{Geofence, GrantRecord, RelockState, Store};
 use crate::vehicles::Fleet;
 
+mod error;
 mod relock;
 mod unlock;
 mod view;
 
+pub use error::GrantError;
 pub use relock::run;
 pub use view::{GrantEvent, GrantView, status, view};
 
@@ -126,8 +127,8 @@ impl Role {
     }
 }
 
-fn not_found(id: &str) -> ApiError {
-    ApiError::new(Code::GrantNotFound, format!("no grant {id}"))
+fn not_found(id: &str) -> GrantError {
+    GrantError::NotFound(id.to_string())
 }
 
 impl Grants {
@@ -158,13 +159,13 @@ impl Grants {
     }
 
     /// Creates a grant for a vehicle the caller may touch.
-    pub async fn create(&self, caller: &Caller, n: NewGrant) -> Result<GrantRecord, ApiError> {
+    pub async fn create(&self, caller: &Caller, n: NewGrant) -> Result<GrantRecord, GrantError> {
         caller.require(Scope::GrantsWrite)?;
         let now = self.clock.now();
         let not_before = n.not_before.unwrap_or(now);
         let max_unlocks = n.max_unlocks.unwrap_or(1);
         let relock_after_s = n.relock_after_s.unwrap_or(120);
-        let bad = |m: &str| Err(ApiError::invalid(m.to_string()));
+        let bad = |m: &str| Err(GrantError::Invalid(m.to_string()));
         if n.grantee.trim().is_empty() {
             return bad("grantee must be the grantee's token subject (1-200 characters)");
         }
@@ -251,7 +252,7 @@ impl Grants {
     /// A grant the caller may see: its creating tenant's side (`grants:write`) or its
     /// grantee (`grants:use`), either on a vehicle the token may touch; anything else
     /// is `grant_not_found`, whether or not the grant exists.
-    pub async fn get(&self, caller: &Caller, id: &str) -> Result<GrantRecord, ApiError> {
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<GrantRecord, GrantError> {
         self.visible(caller, id, &[Role::Creator, Role::Grantee])
             .await
     }
@@ -262,7 +263,7 @@ impl Grants {
         caller: &Caller,
         id: &str,
         roles: &[Role],
-    ) -> Result<GrantRecord, ApiError> {
+    ) -> Result<GrantRecord, GrantError> {
         let scopes: Vec<Scope> = roles.iter().map(|r| r.scope()).collect();
         if !scopes.iter().any(|s| caller.has(*s)) {
             caller.require(scopes[0])?;
@@ -291,14 +292,14 @@ impl Grants {
         &self,
         caller: &Caller,
         vehicle_id: &str,
-    ) -> Result<Vec<GrantRecord>, ApiError> {
+    ) -> Result<Vec<GrantRecord>, GrantError> {
         caller.require(Scope::GrantsWrite)?;
         let v = self.fleet.find(caller, vehicle_id).await?;
         Ok(self.store.grants_for_vehicle(&caller.tenant, &v.id).await?)
     }
 
     /// Revokes a grant; an owed relock becomes due now.
-    pub async fn revoke(&self, caller: &Caller, id: &str) -> Result<GrantRecord, ApiError> {
+    pub async fn revoke(&self, caller: &Caller, id: &str) -> Result<GrantRecord, GrantError> {
         let mut g = self.visible(caller, id, &[Role::Creator]).await?;
         if g.revoked_at.is_some() {
             return Ok(g);
@@ -311,7 +312,7 @@ impl Grants {
 
     /// The grantee (or the creating tenant) is done, parcel in: the owed relock becomes
     /// due now.
-    pub async fn complete(&self, caller: &Caller, id: &str) -> Result<GrantRecord, ApiError> {
+    pub async fn complete(&self, caller: &Caller, id: &str) -> Result<GrantRecord, GrantError> {
         let mut g = self.get(caller, id).await?;
         if g.completed_at.is_some() || g.revoked_at.is_some() {
             return Ok(g);
@@ -328,7 +329,7 @@ impl Grants {
         g: &mut GrantRecord,
         action: &str,
         event: Kind,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), GrantError> {
         if g.relock_state == RelockState::Due {
             g.relock_due_at = Some(self.clock.now());
         }

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use keyway_adapter::Command;
 
+use super::GrantError;
 use crate::audit::Decision;
 use crate::commands::Request;
-use crate::error::ApiError;
+use crate::error::public_detail;
 use crate::events::Kind;
 use crate::store::{CommandStatus, GrantRecord, RelockState};
 use crate::sync::lock;
@@ -157,12 +158,12 @@ impl Grants {
                 },
             )
             .await
-            .map_err(|e| e.detail)?;
+            .map_err(|e| public_detail(&e))?;
         let c = self
             .commands
             .wait(&c.id, self.settings.relock_wait)
             .await
-            .map_err(|e| e.detail)?
+            .map_err(|e| public_detail(&e))?
             .ok_or("the lock command vanished")?;
         match c.status {
             CommandStatus::Succeeded => {}
@@ -269,7 +270,7 @@ impl Grants {
         &self,
         id: &str,
         max: Duration,
-    ) -> Result<Option<GrantRecord>, ApiError> {
+    ) -> Result<Option<GrantRecord>, GrantError> {
         let deadline = tokio::time::Instant::now() + max;
         loop {
             let g = self.store.grant(id).await?;

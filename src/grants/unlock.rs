@@ -10,14 +10,14 @@ use crate::audit::Decision;
 use crate::auth::Caller;
 use crate::clock::timestamp;
 use crate::commands::Request;
-use crate::error::{ApiError, Code};
+use crate::error::Classify;
 use crate::events::Kind;
 use crate::store::{CommandRecord, CommandStatus, GrantRecord, RelockState};
 
-use super::{Grants, Role, distance_m, not_found};
+use super::{GrantError, Grants, Role, distance_m, not_found};
 
 impl Grants {
-    async fn refuse(&self, caller: &Caller, g: &GrantRecord, e: ApiError) -> ApiError {
+    async fn refuse(&self, caller: &Caller, g: &GrantRecord, e: GrantError) -> GrantError {
         self.audit
             .note(Decision {
                 actor: &caller.sub,
@@ -25,11 +25,14 @@ impl Grants {
                 decision: "refused",
                 vehicle_id: Some(&g.vehicle_id),
                 grant_id: Some(&g.id),
-                detail: Some(e.code.as_str()),
+                detail: Some(e.code().as_str()),
                 ..Decision::default()
             })
             .await;
-        e.with("grant_id", g.id.clone())
+        GrantError::Refused {
+            grant_id: g.id.clone(),
+            reason: Box::new(e),
+        }
     }
 
     /// Unlocks the grant's car for its grantee, if every limit allows it now. Returns
@@ -40,7 +43,7 @@ impl Grants {
         id: &str,
         idempotency_key: Option<String>,
         request_id: Option<String>,
-    ) -> Result<CommandRecord, ApiError> {
+    ) -> Result<CommandRecord, GrantError> {
         let g = self.visible(caller, id, &[Role::Grantee]).await?;
         // A replay of an unlock already made returns that command, nothing more.
         if let Some(key) = &idempotency_key
@@ -50,62 +53,45 @@ impl Grants {
             if c.reference.as_deref() == Some(g.id.as_str()) && c.action == Command::Unlock {
                 return Ok(c);
             }
-            return Err(ApiError::new(
-                Code::IdempotencyKeyReused,
-                "this Idempotency-Key was already used with a different request",
-            )
-            .with("command_id", c.id));
+            return Err(GrantError::KeyReused { command_id: c.id });
         }
         let now = self.clock.now();
         let refusal = if g.revoked_at.is_some() {
-            Some(ApiError::new(Code::GrantRevoked, "this grant was revoked"))
+            Some(GrantError::Revoked)
         } else if g.completed_at.is_some() {
-            Some(ApiError::new(
-                Code::GrantNotActive,
-                "this grant was completed",
-            ))
+            Some(GrantError::Completed)
         } else if now < g.not_before || now >= g.not_after {
-            Some(
-                ApiError::new(
-                    Code::GrantNotActive,
-                    "this grant can be used only inside its window",
-                )
-                .with("not_before", timestamp(g.not_before))
-                .with("not_after", timestamp(g.not_after)),
-            )
+            Some(GrantError::OutsideWindow {
+                not_before: timestamp(g.not_before),
+                not_after: timestamp(g.not_after),
+            })
         } else if g.unlocks_used >= g.max_unlocks {
-            Some(ApiError::new(
-                Code::GrantExhausted,
-                format!("this grant's {} unlock(s) are used", g.max_unlocks),
-            ))
+            Some(GrantError::Exhausted(g.max_unlocks))
         } else {
             None
         };
         if let Some(e) = refusal {
             return Err(self.refuse(caller, &g, e).await);
         }
-        let vehicle =
-            self.store.vehicle(&g.vehicle_id).await?.ok_or_else(|| {
-                ApiError::new(Code::VehicleNotFound, "the grant's vehicle is gone")
-            })?;
+        let vehicle = self
+            .store
+            .vehicle(&g.vehicle_id)
+            .await?
+            .ok_or(GrantError::VehicleGone)?;
         if let Some(f) = g.geofence {
             // A fresh reading: a cached one could predate the car being moved.
             let at = self.fleet.locate(&vehicle, Some(Duration::ZERO)).await?;
             let d = distance_m((f.latitude, f.longitude), (at.latitude, at.longitude));
             if d > f.radius_m {
-                let e = ApiError::new(
-                    Code::OutsideGeofence,
-                    format!(
-                        "the car is {d:.0} m from the agreed place (allowed: {:.0} m)",
-                        f.radius_m
-                    ),
-                )
-                .with("distance_m", d.round());
+                let e = GrantError::OutsideGeofence {
+                    distance_m: d,
+                    radius_m: f.radius_m,
+                };
                 return Err(self.refuse(caller, &g, e).await);
             }
         }
         if !self.store.take_grant_unlock(&g.id).await? {
-            let e = ApiError::new(Code::GrantExhausted, "this grant has no unlock left");
+            let e = GrantError::NoUnlockLeft;
             return Err(self.refuse(caller, &g, e).await);
         }
         if let Err(e) = self
@@ -121,7 +107,7 @@ impl Grants {
             .await
         {
             let _ = self.store.refund_grant_unlock(&g.id).await;
-            return Err(e);
+            return Err(e.into());
         }
         // The relock is owed before the car can open.
         let mut owed = self
@@ -161,7 +147,7 @@ impl Grants {
             Ok(c) => c,
             Err(e) => {
                 let _ = self.store.refund_grant_unlock(&g.id).await;
-                return Err(e);
+                return Err(e.into());
             }
         };
         // Follow the outcome whether or not the grantee waits for it.

@@ -22,7 +22,7 @@ pub use records::*;
 pub use sql::{Engine, SqlStore};
 
 /// A store failure. Details are for logs; callers see `internal`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database failed or is unreachable.
     #[error("database: {0}")]

@@ -22,7 +22,10 @@
 //! must relink. keyway writes the new token immediately after the answer to keep that
 //! window as small as it can be.
 
+mod error;
 pub mod oauth;
+
+pub use error::{CallError, TokenError};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,37 +36,12 @@ use keyway_adapter::{Call, OemError, Secret};
 use time::OffsetDateTime;
 
 use crate::cluster::Cluster;
-use crate::crypto::Sealer;
-use crate::error::{ApiError, Code};
+use crate::crypto::{CryptoError, Sealer};
+use crate::error::Classify;
 use crate::registry::{Oem, Registry};
 use crate::store::{AccountRecord, AccountStatus, Store, StoredTokens};
 use crate::sync::lock;
 use oauth::{Granted, RefreshFailure};
-
-/// Why an OEM call failed: the OEM said so, or keyway could not make the call.
-#[derive(Debug)]
-pub enum CallError {
-    /// The OEM's answer, classified by the adapter.
-    Oem(OemError),
-    /// keyway's own failure (store, configuration, account state).
-    Gateway(ApiError),
-}
-
-impl CallError {
-    /// The caller-facing error.
-    pub fn into_api(self, oem: &str) -> ApiError {
-        match self {
-            CallError::Oem(e) => ApiError::from_oem(&e, oem),
-            CallError::Gateway(e) => e,
-        }
-    }
-}
-
-impl From<ApiError> for CallError {
-    fn from(e: ApiError) -> Self {
-        CallError::Gateway(e)
-    }
-}
 
 /// The `account.reauthorization_required` event: the OEM no longer accepts the
 /// account's authorization, and its owner must link it again.
@@ -114,23 +92,6 @@ pub struct Tokens {
     events: Arc<crate::events::Events>,
 }
 
-/// The problem answer for an account that must be linked again.
-pub fn reauthorization_required(account: &AccountRecord, why: &str) -> ApiError {
-    ApiError::new(
-        Code::ReauthorizationRequired,
-        format!(
-            "the {} account must be linked again by its owner: {why}",
-            account.oem
-        ),
-    )
-    .with_oem(&account.oem)
-    .with("account_id", account.id.clone())
-    .with(
-        "relink",
-        format!("POST /v1/accounts/{}/authorize", account.oem),
-    )
-}
-
 fn access_aad(account_id: &str) -> String {
     format!("{account_id}/access_token")
 }
@@ -169,7 +130,7 @@ impl Tokens {
         granted: &Granted,
         default_ttl: Duration,
         previous_refresh: Option<&Secret>,
-    ) -> Result<StoredTokens, ApiError> {
+    ) -> Result<StoredTokens, CryptoError> {
         let now = OffsetDateTime::now_utc();
         let lifetime = granted.expires_in.unwrap_or(default_ttl);
         let early = self.skew.min(lifetime / 2);
@@ -177,20 +138,18 @@ impl Tokens {
         Ok(StoredTokens {
             access_token: Some(
                 self.sealer
-                    .seal(&granted.access_token, &access_aad(account_id))
-                    .map_err(ApiError::internal)?,
+                    .seal(&granted.access_token, &access_aad(account_id))?,
             ),
             access_expires_at: Some(now + lifetime),
             access_refresh_at: Some(now + (lifetime - early)),
             refresh_token: refresh
                 .map(|r| self.sealer.seal(r, &refresh_aad(account_id)))
-                .transpose()
-                .map_err(ApiError::internal)?,
+                .transpose()?,
         })
     }
 
-    fn open(&self, sealed: &str, aad: &str) -> Result<Secret, ApiError> {
-        self.sealer.open(sealed, aad).map_err(ApiError::internal)
+    fn open(&self, sealed: &str, aad: &str) -> Result<Secret, CryptoError> {
+        self.sealer.open(sealed, aad)
     }
 
     fn cached(&self, account_id: &str) -> Option<Cached> {
@@ -250,12 +209,7 @@ impl Tokens {
         let give_up = tokio::time::Instant::now() + self.cluster.lease * 2;
         let mut pause = Duration::from_millis(10);
         loop {
-            if self
-                .store
-                .try_lease(&lease, &self.cluster.lease())
-                .await
-                .map_err(ApiError::from)?
-            {
+            if self.store.try_lease(&lease, &self.cluster.lease()).await? {
                 // Someone may have refreshed between our read and our lease.
                 let account = self.load(account_id).await;
                 let result = match account {
@@ -282,12 +236,7 @@ impl Tokens {
                 return Ok(token);
             }
             if tokio::time::Instant::now() >= give_up {
-                return Err(ApiError::new(
-                    Code::UpstreamTimeout,
-                    "another keyway replica is refreshing this account's OEM token and has not finished",
-                )
-                .with_oem(&account.oem)
-                .into());
+                return Err(TokenError::RefreshPending { oem: account.oem }.into());
             }
         }
     }
@@ -297,11 +246,10 @@ impl Tokens {
         let account = self
             .store
             .account(account_id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::internal(format!("account {account_id} vanished")))?;
+            .await?
+            .ok_or_else(|| TokenError::Vanished(account_id.to_string()))?;
         if account.status == AccountStatus::ReauthorizationRequired {
-            return Err(reauthorization_required(
+            return Err(TokenError::reauthorize(
                 &account,
                 "its authorization was rejected earlier",
             )
@@ -341,15 +289,13 @@ impl Tokens {
     }
 
     async fn refresh(&self, account: &AccountRecord) -> Result<Secret, CallError> {
-        let oem = self.registry.get(&account.oem).ok_or_else(|| {
-            ApiError::new(
-                Code::NotCapable,
-                format!("the OEM {} is not enabled on this gateway", account.oem),
-            )
-        })?;
+        let oem = self
+            .registry
+            .get(&account.oem)
+            .ok_or_else(|| TokenError::NotEnabled(account.oem.clone()))?;
         let Some(sealed_refresh) = &account.tokens.refresh_token else {
             self.give_up(account).await?;
-            return Err(reauthorization_required(account, "no refresh token is stored").into());
+            return Err(TokenError::reauthorize(account, "no refresh token is stored").into());
         };
         let refresh_token = self.open(sealed_refresh, &refresh_aad(&account.id))?;
         match oauth::refresh(oem, &refresh_token).await {
@@ -360,10 +306,9 @@ impl Tokens {
                 self.store
                     .save_tokens(&account.id, &stored)
                     .await
-                    .map_err(|e| {
+                    .inspect_err(|e| {
                         tracing::error!(account = %account.id, error = %e,
                             "refreshed tokens could not be stored; the account may need relinking");
-                        ApiError::from(e)
                     })?;
                 let refresh_at = stored
                     .access_refresh_at
@@ -382,15 +327,13 @@ impl Tokens {
             Err(RefreshFailure::Rejected(why)) => {
                 crate::metrics::token_refresh(oem.adapter.info().oem, "rejected");
                 self.give_up(account).await?;
-                Err(reauthorization_required(account, &why).into())
+                Err(TokenError::reauthorize(account, &why).into())
             }
             Err(RefreshFailure::BadClient) => {
                 tracing::error!(oem = %account.oem, "the OEM rejects keyway's OAuth client credentials");
-                Err(ApiError::new(
-                    Code::UpstreamError,
-                    "the OEM rejected this gateway's OAuth client; an operator must fix its credentials",
-                )
-                .with_oem(&account.oem)
+                Err(TokenError::BadClient {
+                    oem: account.oem.clone(),
+                }
                 .into())
             }
             Err(RefreshFailure::Oem(e)) => {
@@ -406,8 +349,7 @@ impl Tokens {
         self.forget(&account.id);
         self.store
             .set_account_status(&account.id, AccountStatus::ReauthorizationRequired)
-            .await
-            .map_err(ApiError::from)?;
+            .await?;
         self.events
             .emit(&ReauthorizationRequired {
                 account_id: &account.id,
@@ -461,7 +403,7 @@ impl Tokens {
         let outcome = match &result {
             Ok(_) => "ok",
             Err(CallError::Oem(e)) => e.kind(),
-            Err(CallError::Gateway(e)) => e.code.as_str(),
+            Err(CallError::Token(e)) => e.code().as_str(),
         };
         crate::metrics::operation(
             entry.adapter.info().oem,
@@ -475,7 +417,7 @@ impl Tokens {
     /// Re-seals every stored token with the active key; returns how many accounts changed.
     /// Safe beside a running gateway: each account is replaced only if its tokens did not
     /// change meanwhile (a refresh writes with the running gateway's active key anyway).
-    pub async fn reseal_all(&self) -> Result<usize, ApiError> {
+    pub async fn reseal_all(&self) -> Result<usize, TokenError> {
         let mut changed = 0;
         for account in self.store.accounts().await? {
             let old = &account.tokens;
@@ -486,15 +428,13 @@ impl Tokens {
             if !stale {
                 continue;
             }
-            let reseal = |sealed: &Option<String>, aad: &str| -> Result<Option<String>, ApiError> {
-                sealed
-                    .as_ref()
-                    .map(|s| {
-                        let plain = self.open(s, aad)?;
-                        self.sealer.seal(&plain, aad).map_err(ApiError::internal)
-                    })
-                    .transpose()
-            };
+            let reseal =
+                |sealed: &Option<String>, aad: &str| -> Result<Option<String>, TokenError> {
+                    sealed
+                        .as_ref()
+                        .map(|s| Ok(self.sealer.seal(&self.open(s, aad)?, aad)?))
+                        .transpose()
+                };
             let new = StoredTokens {
                 access_token: reseal(&old.access_token, &access_aad(&account.id))?,
                 refresh_token: reseal(&old.refresh_token, &refresh_aad(&account.id))?,

@@ -22,7 +22,8 @@ use oauth2::{
 };
 use serde::Deserialize;
 
-use crate::error::{ApiError, Code};
+use super::TokenError;
+use crate::error::OemFailure;
 use crate::registry::Oem;
 
 /// Tokens an OEM granted.
@@ -58,12 +59,15 @@ pub enum RefreshFailure {
     Oem(OemError),
 }
 
-fn config_error(oem: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(format!("the OAuth settings of {oem} are unusable: {e}"))
+fn config_error(oem: &str, e: impl std::fmt::Display) -> TokenError {
+    TokenError::Settings {
+        oem: oem.to_string(),
+        detail: e.to_string(),
+    }
 }
 
 /// The authorization URL for `oem`, with PKCE and a fresh `state`.
-pub fn authorization(oem: &Oem, redirect_uri: &str) -> Result<Authorization, ApiError> {
+pub fn authorization(oem: &Oem, redirect_uri: &str) -> Result<Authorization, TokenError> {
     let profile = &oem.adapter.info().oauth;
     let name = oem.adapter.info().oem;
     let auth_url = AuthUrl::new(join(oem.config.auth_base(), profile.authorize_path))
@@ -92,7 +96,7 @@ pub async fn exchange_code(
     code: &str,
     verifier: &Secret,
     redirect_uri: &str,
-) -> Result<Granted, ApiError> {
+) -> Result<Granted, TokenError> {
     let info = oem.adapter.info();
     let profile = &info.oauth;
     let token_url = TokenUrl::new(join(oem.config.auth_base(), profile.token_path))
@@ -130,7 +134,10 @@ pub async fn exchange_code(
                 oauth2::RequestTokenError::Request(e) => format!("could not reach the OEM: {e}"),
                 _ => "the OEM's token answer could not be understood".to_string(),
             };
-            ApiError::new(Code::UpstreamError, detail).with_oem(info.oem)
+            TokenError::Exchange {
+                oem: info.oem.to_string(),
+                detail,
+            }
         })?;
     let granted = Granted {
         access_token: Secret::new(answer.access_token().secret().clone()),
@@ -142,7 +149,7 @@ pub async fn exchange_code(
     if profile.token_exchange {
         return token_exchange(oem, &granted.access_token)
             .await
-            .map_err(|e| ApiError::from_oem(&e, info.oem));
+            .map_err(|e| OemFailure::new(info.oem, e).into());
     }
     Ok(granted)
 }
@@ -162,7 +169,11 @@ struct TokenErrorAnswer {
 fn token_request<'a>(
     oem: &'a Oem,
     mut form: Vec<(&'a str, &'a str)>,
-) -> Result<Request<Bytes>, ApiError> {
+) -> Result<Request<Bytes>, OemError> {
+    let unbuildable = |e: &dyn std::fmt::Display| OemError::Transport {
+        detail: format!("the token request could not be built: {e}"),
+        delivered: Delivered::No,
+    };
     let profile = &oem.adapter.info().oauth;
     let url = join(oem.config.auth_base(), profile.token_path);
     let secret = oem.config.client_secret.as_ref().map(Secret::expose);
@@ -185,13 +196,13 @@ fn token_request<'a>(
                 secret.unwrap_or("")
             ));
             let mut value = http::HeaderValue::try_from(format!("Basic {basic}"))
-                .map_err(ApiError::internal)?;
+                .map_err(|e| unbuildable(&e))?;
             value.set_sensitive(true);
             req = req.header(header::AUTHORIZATION, value);
         }
     }
-    let body = serde_urlencoded::to_string(&form).map_err(ApiError::internal)?;
-    req.body(Bytes::from(body)).map_err(ApiError::internal)
+    let body = serde_urlencoded::to_string(&form).map_err(|e| unbuildable(&e))?;
+    req.body(Bytes::from(body)).map_err(|e| unbuildable(&e))
 }
 
 fn granted(resp: &http::Response<Bytes>) -> Result<Granted, OemError> {
@@ -218,11 +229,7 @@ pub async fn token_exchange(oem: &Oem, subject: &Secret) -> Result<Granted, OemE
                 "urn:ietf:params:oauth:token-type:access_token",
             ),
         ],
-    )
-    .map_err(|e| OemError::Transport {
-        detail: e.detail,
-        delivered: Delivered::No,
-    })?;
+    )?;
     let resp = oem.auth_http.send(req).await?;
     if resp.status() == 200 {
         granted(&resp)
@@ -242,12 +249,7 @@ pub async fn refresh(oem: &Oem, refresh_token: &Secret) -> Result<Granted, Refre
             ("refresh_token", refresh_token.expose()),
         ],
     )
-    .map_err(|e| {
-        RefreshFailure::Oem(OemError::Transport {
-            detail: e.detail,
-            delivered: Delivered::No,
-        })
-    })?;
+    .map_err(RefreshFailure::Oem)?;
     let resp = oem
         .auth_http
         .send(req)

@@ -20,8 +20,10 @@
 //!   record and lock state of a car another replica announces a change of.
 
 mod call;
+mod error;
 
 pub use call::OemCall;
+pub use error::VehicleError;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,7 +35,6 @@ use tokio::time::Instant;
 
 use crate::auth::Caller;
 use crate::config::WakeForReads;
-use crate::error::{ApiError, Code};
 use crate::metrics;
 use crate::registry::Registry;
 use crate::store::{Store, VehicleRecord};
@@ -103,7 +104,7 @@ struct Reading {
 }
 
 type Key = (String, Kind);
-type Flight = watch::Sender<Option<Result<Reading, ApiError>>>;
+type Flight = watch::Sender<Option<Result<Reading, VehicleError>>>;
 
 /// Reads vehicles through their adapters.
 pub struct Fleet {
@@ -155,7 +156,7 @@ impl Fleet {
     /// vehicle answers `vehicle_not_found`, exactly like one that does not exist). A
     /// restricted token asking for a vehicle outside its list gets `forbidden` whether
     /// or not the vehicle exists.
-    pub async fn find(&self, caller: &Caller, id: &str) -> Result<VehicleRecord, ApiError> {
+    pub async fn find(&self, caller: &Caller, id: &str) -> Result<VehicleRecord, VehicleError> {
         caller.require_vehicle(id)?;
         // The store filters by tenant; a cached record is the same row, and is
         // answered only to its own tenant.
@@ -166,7 +167,7 @@ impl Fleet {
             .store
             .tenant_vehicle(&caller.tenant, id)
             .await?
-            .ok_or_else(|| ApiError::new(Code::VehicleNotFound, format!("no vehicle {id}")))?;
+            .ok_or_else(|| VehicleError::NotFound(id.to_string()))?;
         self.records.insert(id.to_string(), v.clone());
         Ok(v)
     }
@@ -178,7 +179,7 @@ impl Fleet {
         caller: &Caller,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<VehicleRecord>, ApiError> {
+    ) -> Result<Vec<VehicleRecord>, VehicleError> {
         let Some(allowed) = &caller.vehicles else {
             return Ok(self
                 .store
@@ -204,19 +205,16 @@ impl Fleet {
     }
 
     /// The vehicle with its OEM resolved, or `not_capable` when its OEM is not enabled.
-    pub fn oem<'a>(&'a self, v: &'a VehicleRecord) -> Result<OemCall<'a>, ApiError> {
-        let oem = self.registry.get(&v.oem).ok_or_else(|| {
-            ApiError::new(
-                Code::NotCapable,
-                format!("the OEM {} is not enabled on this gateway", v.oem),
-            )
-            .with_oem(&v.oem)
-        })?;
+    pub fn oem<'a>(&'a self, v: &'a VehicleRecord) -> Result<OemCall<'a>, VehicleError> {
+        let oem = self
+            .registry
+            .get(&v.oem)
+            .ok_or_else(|| VehicleError::NotEnabled(v.oem.clone()))?;
         Ok(OemCall::new(&self.tokens, &self.wake, v, oem))
     }
 
     /// The vehicle's adapter, or `not_capable` when its OEM is not enabled.
-    pub fn adapter(&self, v: &VehicleRecord) -> Result<Arc<dyn Adapter>, ApiError> {
+    pub fn adapter(&self, v: &VehicleRecord) -> Result<Arc<dyn Adapter>, VehicleError> {
         self.oem(v).map(|o| o.adapter().clone())
     }
 
@@ -225,20 +223,19 @@ impl Fleet {
         &'a self,
         v: &'a VehicleRecord,
         c: Capability,
-    ) -> Result<OemCall<'a>, ApiError> {
+    ) -> Result<OemCall<'a>, VehicleError> {
         let oem = self.oem(v)?;
         if oem.can(c) {
             Ok(oem)
         } else {
-            Err(ApiError::new(
-                Code::NotCapable,
-                format!(
+            Err(VehicleError::NotCapable {
+                oem: v.oem.clone(),
+                what: format!(
                     "{} vehicles do not support {c:?}",
                     oem.adapter().info().make
                 )
                 .to_lowercase(),
-            )
-            .with_oem(&v.oem))
+            })
         }
     }
 
@@ -247,11 +244,11 @@ impl Fleet {
         self: &Arc<Self>,
         v: &VehicleRecord,
         max_age: Option<Duration>,
-    ) -> Result<Location, ApiError> {
+    ) -> Result<Location, VehicleError> {
         self.require(v, Capability::Locate)?;
         match self.read(v, Kind::Location, max_age).await? {
             Value::Location(l) => Ok(l),
-            Value::Security(_) => Err(ApiError::internal("cache returned the wrong reading")),
+            Value::Security(_) => Err(VehicleError::Internal("cache returned the wrong reading")),
         }
     }
 
@@ -261,7 +258,7 @@ impl Fleet {
         self: &Arc<Self>,
         v: &VehicleRecord,
         max_age: Option<Duration>,
-    ) -> Result<(SecurityState, Source), ApiError> {
+    ) -> Result<(SecurityState, Source), VehicleError> {
         if !self.oem(v)?.can(Capability::Security) {
             return match v.last_locked {
                 Some((locked, at)) => Ok((
@@ -272,16 +269,17 @@ impl Fleet {
                     },
                     Source::LastCommand,
                 )),
-                None => Err(ApiError::new(
-                    Code::NotCapable,
-                    "this OEM cannot read the lock state, and no command has confirmed one yet",
-                )
-                .with_oem(&v.oem)),
+                None => Err(VehicleError::NotCapable {
+                    oem: v.oem.clone(),
+                    what:
+                        "this OEM cannot read the lock state, and no command has confirmed one yet"
+                            .into(),
+                }),
             };
         }
         match self.read(v, Kind::Security, max_age).await? {
             Value::Security(s) => Ok((s, Source::Vehicle)),
-            Value::Location(_) => Err(ApiError::internal("cache returned the wrong reading")),
+            Value::Location(_) => Err(VehicleError::Internal("cache returned the wrong reading")),
         }
     }
 
@@ -302,7 +300,7 @@ impl Fleet {
         v: &VehicleRecord,
         kind: Kind,
         max_age: Option<Duration>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, VehicleError> {
         let reads = self
             .registry
             .get(&v.oem)
@@ -337,7 +335,7 @@ impl Fleet {
         v: VehicleRecord,
         force: bool,
         wake: WakeForReads,
-    ) -> Result<Reading, ApiError> {
+    ) -> Result<Reading, VehicleError> {
         let mut rx = {
             let mut flights = lock(&self.flights);
             match flights.get(&key) {
@@ -364,8 +362,8 @@ impl Fleet {
         match rx.wait_for(Option::is_some).await {
             Ok(r) => r
                 .clone()
-                .unwrap_or_else(|| Err(ApiError::internal("empty flight"))),
-            Err(_) => Err(ApiError::internal("the read was abandoned")),
+                .unwrap_or(Err(VehicleError::Internal("empty flight"))),
+            Err(_) => Err(VehicleError::Internal("the read was abandoned")),
         }
     }
 
@@ -375,7 +373,7 @@ impl Fleet {
         kind: Kind,
         force: bool,
         wake: WakeForReads,
-    ) -> Result<Reading, ApiError> {
+    ) -> Result<Reading, VehicleError> {
         let oem = self.oem(v)?;
         let read = |cx: Call, adapter: Arc<dyn Adapter>, car: VehicleRef| async move {
             match kind {
@@ -407,14 +405,16 @@ impl Fleet {
                         metrics::cache(kind.as_str(), "stale");
                         return Ok(last);
                     }
-                    return Err(ApiError::from_oem(&OemError::Asleep, &v.oem));
+                    return Err(VehicleError::from_oem(&v.oem, OemError::Asleep));
                 }
-                oem.wake_up().await.map_err(|e| e.into_api(&v.oem))?;
+                oem.wake_up()
+                    .await
+                    .map_err(|e| VehicleError::call(e, &v.oem))?;
                 oem.call(kind.as_str(), read).await
             }
             other => other,
         }
-        .map_err(|e| e.into_api(&v.oem))?;
+        .map_err(|e| VehicleError::call(e, &v.oem))?;
         let reading = Reading {
             value,
             fetched_at: Instant::now(),

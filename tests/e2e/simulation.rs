@@ -315,7 +315,7 @@ async fn run(seed: u64) -> Run {
                     v.oem_id,
                     match &u {
                         Ok(c) => world.name(&c.id),
-                        Err(e) => e.code.as_str().to_string(),
+                        Err(e) => keyway::error::Classify::code(e).as_str().to_string(),
                     }
                 ));
                 if rng.chance(0.5) {
@@ -354,7 +354,7 @@ async fn run(seed: u64) -> Run {
                     v.oem_id,
                     match &r {
                         Ok(c) => world.name(&c.id),
-                        Err(e) => e.code.as_str().to_string(),
+                        Err(e) => keyway::error::Classify::code(e).as_str().to_string(),
                     }
                 ));
             }

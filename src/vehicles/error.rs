@@ -1,0 +1,86 @@
+//! [`VehicleError`]: why a vehicle could not be found, read or called.
+
+use serde_json::Value;
+
+use crate::auth::AuthError;
+use crate::error::{Classify, Code, OemFailure};
+use crate::store::StoreError;
+use crate::tokens::{CallError, TokenError};
+
+/// Why a vehicle could not be found, read or called.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum VehicleError {
+    /// No such vehicle for this caller (`vehicle_not_found`).
+    #[error("no vehicle {0}")]
+    NotFound(String),
+    /// The vehicle's OEM is not enabled on this gateway (`not_capable`).
+    #[error("the OEM {0} is not enabled on this gateway")]
+    NotEnabled(String),
+    /// The vehicle or its OEM cannot do this (`not_capable`).
+    #[error("{what}")]
+    NotCapable {
+        /// The OEM.
+        oem: String,
+        /// What it cannot do.
+        what: String,
+    },
+    /// The caller may not touch it.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The OEM failed, or keyway had no usable token for it.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The store failed (`internal`).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// keyway's own read machinery failed (`internal`).
+    #[error("{0}")]
+    Internal(&'static str),
+}
+
+impl VehicleError {
+    /// An OEM call for a vehicle of `oem` failed.
+    pub fn call(e: CallError, oem: &str) -> Self {
+        VehicleError::Token(e.at(oem))
+    }
+
+    /// The OEM `oem` failed with `e`.
+    pub fn from_oem(oem: &str, e: keyway_adapter::OemError) -> Self {
+        VehicleError::Token(OemFailure::new(oem, e).into())
+    }
+}
+
+impl Classify for VehicleError {
+    fn code(&self) -> Code {
+        match self {
+            VehicleError::NotFound(_) => Code::VehicleNotFound,
+            VehicleError::NotEnabled(_) | VehicleError::NotCapable { .. } => Code::NotCapable,
+            VehicleError::Auth(e) => e.code(),
+            VehicleError::Token(e) => e.code(),
+            VehicleError::Store(_) | VehicleError::Internal(_) => Code::Internal,
+        }
+    }
+
+    fn oem(&self) -> Option<&str> {
+        match self {
+            VehicleError::NotEnabled(oem) | VehicleError::NotCapable { oem, .. } => Some(oem),
+            VehicleError::Token(e) => e.oem(),
+            _ => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            VehicleError::Token(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+
+    fn extra(&self) -> Vec<(&'static str, Value)> {
+        match self {
+            VehicleError::Auth(e) => e.extra(),
+            VehicleError::Token(e) => e.extra(),
+            _ => Vec::new(),
+        }
+    }
+}
