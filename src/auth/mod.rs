@@ -11,6 +11,7 @@
 //! `admin` is a scope like the others: it never crosses tenants.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
@@ -218,6 +219,19 @@ fn string_only<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>,
     Option::<String>::deserialize(d)
 }
 
+/// A NumericDate as whole seconds, leniently: jsonwebtoken validates the claim itself.
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(
+        match Option::<serde_json::Value>::deserialize(d)?
+            .as_ref()
+            .and_then(serde_json::Value::as_f64)
+        {
+            Some(s) if s >= 0.0 => Some(s as u64),
+            _ => None,
+        },
+    )
+}
+
 #[derive(Debug, Deserialize, Serialize)]
 struct Claims {
     sub: String,
@@ -240,9 +254,19 @@ struct Claims {
     iss: Option<String>,
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
     aud: Option<String>,
-    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    /// Checked by jsonwebtoken; read here only to know how long a verified token may be
+    /// reused (a value that is not a number reads as none).
+    #[serde(
+        default,
+        deserialize_with = "seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
     exp: Option<u64>,
-    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
     nbf: Option<u64>,
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
     iat: Option<u64>,
@@ -254,10 +278,36 @@ enum Keys {
     ByKid(HashMap<String, DecodingKey>),
 }
 
+/// A verified token: its caller, and the window in which it stays valid.
+struct Verified {
+    caller: Caller,
+    not_before: u64,
+    expires: u64,
+}
+
+impl Verified {
+    /// Whether the full check would accept the token again at `now` (Unix seconds):
+    /// strictly inside its window, leeway not needed.
+    fn reusable(&self, now: u64) -> bool {
+        self.not_before <= now && now < self.expires
+    }
+}
+
+/// How many verified tokens are kept (each a few hundred bytes).
+const VERIFIED_TOKENS: u64 = 10_000;
+
 /// Verifies caller tokens.
+///
+/// A token that verified is kept (by its exact text, up to [`VERIFIED_TOKENS`]) with its
+/// caller, and reused while the clock is strictly inside its `nbf`..`exp` window — a
+/// window in which the full check, leeway included, would accept it again (keys come
+/// from configuration and never change while the process runs). Services send the same
+/// token on every request, and the full check (base64, two JSON parses, the signature)
+/// was a twelfth of an uncached location read's CPU (BENCHMARKS.md, profile table).
 pub struct Verifier {
     keys: Keys,
     validation: Validation,
+    verified: moka::sync::Cache<Box<str>, Arc<Verified>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -336,11 +386,38 @@ impl Verifier {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = c.leeway_s;
-        Ok(Self { keys, validation })
+        Ok(Self {
+            keys,
+            validation,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_TOKENS)
+                .build(),
+        })
     }
 
     /// Verifies a bearer token.
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(v) = self.verified.get(token).filter(|v| v.reusable(now)) {
+            return Ok(v.caller.clone());
+        }
+        let (caller, not_before, expires) = self.verify_fully(token)?;
+        if let Some(expires) = expires {
+            self.verified.insert(
+                token.into(),
+                Arc::new(Verified {
+                    caller: caller.clone(),
+                    not_before: not_before.unwrap_or(0),
+                    expires,
+                }),
+            );
+        }
+        Ok(caller)
+    }
+
+    /// The full check; the caller, and the token's `nbf` and `exp` when they are numbers.
+    #[allow(clippy::type_complexity)]
+    fn verify_fully(&self, token: &str) -> Result<(Caller, Option<u64>, Option<u64>), AuthError> {
         let unauthenticated = |detail: &'static str| AuthError::Unauthenticated(detail);
         let key = match &self.keys {
             Keys::Single(k) => k,
@@ -393,7 +470,11 @@ impl Verifier {
             None => Vec::new(),
         };
         let scopes: Vec<Scope> = names.iter().filter_map(|s| Scope::parse(s)).collect();
-        Ok(Caller::new(&c.sub, &scopes, c.vehicles).in_tenant(&tenant))
+        Ok((
+            Caller::new(&c.sub, &scopes, c.vehicles).in_tenant(&tenant),
+            c.nbf,
+            c.exp,
+        ))
     }
 }
 

@@ -191,3 +191,40 @@ fn unreadable_key_file_names_the_field() {
     let e = Verifier::from_config(&c).unwrap_err().to_string();
     assert!(e.contains("auth.public_key_file"), "{e}");
 }
+
+#[test]
+fn a_verified_token_is_reused_only_inside_its_window_and_a_refused_one_never() {
+    let v = Verifier::from_config(&auth()).unwrap();
+    let t = token(&["vehicles:read"]);
+    assert_eq!(v.verify(&t).unwrap().sub, "svc");
+    let kept = v
+        .verified
+        .get(t.as_str())
+        .expect("a verified token is kept");
+    let now = jsonwebtoken::get_current_timestamp();
+    assert!(kept.reusable(now));
+    // At or after `exp` (and before `nbf`) the full check runs again.
+    assert!(!kept.reusable(kept.expires));
+    let early = Verified {
+        not_before: now + 10,
+        ..Verified {
+            caller: kept.caller.clone(),
+            not_before: 0,
+            expires: now + 60,
+        }
+    };
+    assert!(!early.reusable(now));
+    // The reused caller is the same as the verified one.
+    assert_eq!(v.verify(&t).unwrap(), kept.caller);
+
+    // A token that fails (expired; wrong signature) is never kept.
+    let mut c = claims();
+    c["exp"] = serde_json::json!(now - 10);
+    let expired = hs256(c);
+    assert!(v.verify(&expired).is_err());
+    assert!(v.verified.get(expired.as_str()).is_none());
+    let last = if t.ends_with('x') { "y" } else { "x" };
+    let forged = format!("{}{last}", &t[..t.len() - 1]);
+    assert!(v.verify(&forged).is_err());
+    assert!(v.verified.get(forged.as_str()).is_none());
+}

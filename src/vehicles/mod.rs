@@ -9,7 +9,8 @@
 //!   younger than the OEM's TTL, or than the caller's `Cache-Control: max-age`, is
 //!   answered without an OEM call. `max-age=0` forces a fresh read.
 //! - **Single flight**: concurrent reads of one car needing a fresh value share one OEM
-//!   call, run in its own task so a caller that goes away cannot strand the others.
+//!   call, made by the first of them in its own task; if that caller goes away, the
+//!   others start over, so none is stranded.
 //! - **Sleeping cars** (waking is billed like ~20 commands): a read of a sleeping car
 //!   answers the last known value with its age when there is one, else
 //!   `vehicle_asleep`; it wakes the car only when the caller sent `max-age=0` (per-OEM
@@ -106,6 +107,22 @@ struct Reading {
 type Key = (String, Kind);
 type Flight = watch::Sender<Option<Result<Reading, VehicleError>>>;
 
+/// The leader of a flight; dropped before its read ends, it removes the flight, so
+/// the callers waiting on it start over.
+struct Leading<'a> {
+    flights: &'a Mutex<HashMap<Key, Flight>>,
+    /// Set while the read runs.
+    key: Option<&'a Key>,
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            lock(self.flights).remove(key);
+        }
+    }
+}
+
 /// Reads vehicles through their adapters.
 pub struct Fleet {
     store: Arc<dyn Store>,
@@ -114,7 +131,7 @@ pub struct Fleet {
     wake: WakePolicy,
     last: moka::sync::Cache<Key, Reading>,
     flights: Mutex<HashMap<Key, Flight>>,
-    records: moka::sync::Cache<String, VehicleRecord>,
+    records: moka::sync::Cache<String, Arc<VehicleRecord>>,
 }
 
 impl Fleet {
@@ -156,7 +173,11 @@ impl Fleet {
     /// vehicle answers `vehicle_not_found`, exactly like one that does not exist). A
     /// restricted token asking for a vehicle outside its list gets `forbidden` whether
     /// or not the vehicle exists.
-    pub async fn find(&self, caller: &Caller, id: &str) -> Result<VehicleRecord, VehicleError> {
+    pub async fn find(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Arc<VehicleRecord>, VehicleError> {
         caller.require_vehicle(id)?;
         // The store filters by tenant; a cached record is the same row, and is
         // answered only to its own tenant.
@@ -168,6 +189,7 @@ impl Fleet {
             .tenant_vehicle(&caller.tenant, id)
             .await?
             .ok_or_else(|| VehicleError::NotFound(id.to_string()))?;
+        let v = Arc::new(v);
         self.records.insert(id.to_string(), v.clone());
         Ok(v)
     }
@@ -320,50 +342,59 @@ impl Fleet {
             return Ok(r.value);
         }
         let force = max_age == Some(Duration::ZERO);
-        self.coalesced(key, v.clone(), force, reads.wake)
+        self.coalesced(key, v, force, reads.wake)
             .await
             .map(|r| r.value)
     }
 
     /// One fresh read per vehicle and kind at a time; every concurrent caller gets its
-    /// result. (A caller whose cache check missed just before a flight finished starts
-    /// the next flight: re-checking the cache under this lock would close that narrow
-    /// window but cost a quarter of forced-fresh throughput — see BENCHMARKS.md.)
+    /// result. The first caller leads: it reads in its own task, with no task spawned
+    /// and no hand-off. If it goes away before the read ends (its client hung up), its
+    /// [`Flight`] entry goes with it and the callers waiting on it start over (one of
+    /// them leads the next read), so nobody is stranded. (A caller whose cache check
+    /// missed just before a flight finished starts the next flight: re-checking the cache
+    /// under this lock would close that narrow window but cost a quarter of forced-fresh
+    /// throughput — see BENCHMARKS.md.)
     async fn coalesced(
-        self: &Arc<Self>,
+        &self,
         key: Key,
-        v: VehicleRecord,
+        v: &VehicleRecord,
         force: bool,
         wake: WakeForReads,
     ) -> Result<Reading, VehicleError> {
-        let mut rx = {
-            let mut flights = lock(&self.flights);
-            match flights.get(&key) {
-                Some(tx) => {
-                    metrics::cache(key.1.as_str(), "coalesced");
-                    tx.subscribe()
+        loop {
+            let waiting = {
+                let mut flights = lock(&self.flights);
+                match flights.get(&key) {
+                    Some(tx) => {
+                        metrics::cache(key.1.as_str(), "coalesced");
+                        Some(tx.subscribe())
+                    }
+                    None => {
+                        metrics::cache(key.1.as_str(), "miss");
+                        flights.insert(key.clone(), watch::channel(None).0);
+                        None
+                    }
                 }
-                None => {
-                    metrics::cache(key.1.as_str(), "miss");
-                    let (tx, rx) = watch::channel(None);
-                    flights.insert(key.clone(), tx);
-                    let this = self.clone();
-                    let key = key.clone();
-                    tokio::spawn(async move {
-                        let result = this.fetch(&v, key.1, force, wake).await;
-                        if let Some(tx) = lock(&this.flights).remove(&key) {
-                            let _ = tx.send(Some(result));
-                        }
-                    });
-                    rx
+            };
+            let Some(mut rx) = waiting else {
+                let mut leading = Leading {
+                    flights: &self.flights,
+                    key: Some(&key),
+                };
+                let result = self.fetch(v, key.1, force, wake).await;
+                leading.key = None;
+                if let Some(tx) = lock(&self.flights).remove(&key) {
+                    let _ = tx.send(Some(result.clone()));
                 }
+                return result;
+            };
+            if let Ok(r) = rx.wait_for(Option::is_some).await {
+                return r
+                    .clone()
+                    .unwrap_or(Err(VehicleError::Internal("empty flight")));
             }
-        };
-        match rx.wait_for(Option::is_some).await {
-            Ok(r) => r
-                .clone()
-                .unwrap_or(Err(VehicleError::Internal("empty flight"))),
-            Err(_) => Err(VehicleError::Internal("the read was abandoned")),
+            // The leader went away before its read ended: start over.
         }
     }
 
