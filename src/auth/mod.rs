@@ -307,7 +307,7 @@ const VERIFIED_TOKENS: u64 = 10_000;
 pub struct Verifier {
     keys: Keys,
     validation: Validation,
-    verified: moka::sync::Cache<Box<str>, Arc<Verified>>,
+    verified: crate::sync::Cache<Box<str>, Arc<Verified>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -389,9 +389,7 @@ impl Verifier {
         Ok(Self {
             keys,
             validation,
-            verified: moka::sync::Cache::builder()
-                .max_capacity(VERIFIED_TOKENS)
-                .build(),
+            verified: crate::sync::cache(VERIFIED_TOKENS),
         })
     }
 

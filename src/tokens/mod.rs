@@ -1,4 +1,4 @@
-//! OEM access tokens: cached per account (moka), refreshed before they expire, and
+//! OEM access tokens: cached per account, refreshed before they expire, and
 //! refreshed once more when the OEM rejects one mid-call (a 401 means the OEM did not
 //! act, so even a command is safe to replay once).
 //!
@@ -83,7 +83,7 @@ pub struct Tokens {
     sealer: Arc<Sealer>,
     skew: Duration,
     /// Open access tokens by account id (bounded; entries are re-read from the store).
-    cache: moka::sync::Cache<String, Cached>,
+    cache: crate::sync::Cache<String, Cached>,
     /// One async lock per account: held across a refresh so only one runs at a time.
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Leases across replicas.
@@ -115,7 +115,7 @@ impl Tokens {
             registry,
             sealer,
             skew,
-            cache: moka::sync::Cache::new(100_000),
+            cache: crate::sync::cache(100_000),
             flights: Mutex::default(),
             cluster,
             events,
@@ -285,7 +285,7 @@ impl Tokens {
 
     /// Forgets the cached token (account unlinked or relinked).
     pub fn forget(&self, account_id: &str) {
-        self.cache.invalidate(account_id);
+        self.cache.remove(account_id);
     }
 
     async fn refresh(&self, account: &AccountRecord) -> Result<Secret, CallError> {

@@ -5,7 +5,7 @@
 //! - **Records**: vehicle records are kept in memory for 30 s (a lookup on every request
 //!   would cost a database round trip); discovery, unlinking and confirmed commands
 //!   invalidate them.
-//! - **Cache**: the last reading of each car is kept (moka, up to a day); a reading
+//! - **Cache**: the last reading of each car is kept (up to a day); a reading
 //!   younger than the OEM's TTL, or than the caller's `Cache-Control: max-age`, is
 //!   answered without an OEM call. `max-age=0` forces a fresh read.
 //! - **Single flight**: concurrent reads of one car needing a fresh value share one OEM
@@ -39,7 +39,7 @@ use crate::config::WakeForReads;
 use crate::metrics;
 use crate::registry::Registry;
 use crate::store::{Store, VehicleRecord};
-use crate::sync::lock;
+use crate::sync::{Cache, cache, lock};
 use crate::tokens::{CallError, Tokens};
 
 /// Where a security answer came from.
@@ -129,10 +129,20 @@ pub struct Fleet {
     registry: Arc<Registry>,
     tokens: Arc<Tokens>,
     wake: WakePolicy,
-    last: moka::sync::Cache<Key, Reading>,
+    /// The last reading of each car, one cache per [`Kind`] (looked up by the id as
+    /// it is, no key built).
+    last: [Cache<String, Reading>; 2],
     flights: Mutex<HashMap<Key, Flight>>,
-    records: moka::sync::Cache<String, Arc<VehicleRecord>>,
+    /// Vehicle records and when they were read.
+    records: Cache<String, (Instant, Arc<VehicleRecord>)>,
 }
+
+/// How many cars' readings and records are kept.
+const KEPT: u64 = 1_000_000;
+/// How long a reading is kept (a sleeping car's last answer is served with its age).
+const READING_KEPT: Duration = Duration::from_secs(24 * 3600);
+/// How long a vehicle record is reused without reading the store.
+const RECORD_KEPT: Duration = Duration::from_secs(30);
 
 impl Fleet {
     /// A fleet over the given parts.
@@ -147,26 +157,31 @@ impl Fleet {
             registry,
             tokens,
             wake,
-            last: moka::sync::Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(Duration::from_secs(24 * 3600))
-                .build(),
+            last: [cache(KEPT), cache(KEPT)],
             flights: Mutex::default(),
-            records: moka::sync::Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(Duration::from_secs(30))
-                .build(),
+            records: cache(KEPT),
         }
+    }
+
+    fn last(&self, kind: Kind) -> &Cache<String, Reading> {
+        &self.last[kind as usize]
+    }
+
+    /// The car's last reading of `kind`, if one is kept.
+    fn kept(&self, vehicle_id: &str, kind: Kind) -> Option<Reading> {
+        self.last(kind)
+            .get(vehicle_id)
+            .filter(|r| r.fetched_at.elapsed() <= READING_KEPT)
     }
 
     /// Forgets a cached vehicle record (it changed in the store).
     pub fn invalidate_vehicle(&self, id: &str) {
-        self.records.invalidate(id);
+        self.records.remove(id);
     }
 
     /// Forgets every cached vehicle record (accounts linked or unlinked).
     pub fn invalidate_vehicles(&self) {
-        self.records.invalidate_all();
+        self.records.clear();
     }
 
     /// The vehicle, if the caller may touch it: one of its tenant's (another tenant's
@@ -181,7 +196,10 @@ impl Fleet {
         caller.require_vehicle(id)?;
         // The store filters by tenant; a cached record is the same row, and is
         // answered only to its own tenant.
-        if let Some(v) = self.records.get(id).filter(|v| v.tenant == caller.tenant) {
+        if let Some((read_at, v)) = self.records.get(id)
+            && read_at.elapsed() <= RECORD_KEPT
+            && v.tenant == caller.tenant
+        {
             return Ok(v);
         }
         let v = self
@@ -190,7 +208,8 @@ impl Fleet {
             .await?
             .ok_or_else(|| VehicleError::NotFound(id.to_string()))?;
         let v = Arc::new(v);
-        self.records.insert(id.to_string(), v.clone());
+        self.records
+            .insert(id.to_string(), (Instant::now(), v.clone()));
         Ok(v)
     }
 
@@ -307,14 +326,15 @@ impl Fleet {
 
     /// Forgets every cached reading and record (changes may have been missed).
     pub fn invalidate_all(&self) {
-        self.last.invalidate_all();
-        self.records.invalidate_all();
+        for last in &self.last {
+            last.clear();
+        }
+        self.records.clear();
     }
 
     /// Forgets the cached lock state (a command just changed it).
     pub fn invalidate_security(&self, vehicle_id: &str) {
-        self.last
-            .invalidate(&(vehicle_id.to_string(), Kind::Security));
+        self.last(Kind::Security).remove(vehicle_id);
     }
 
     async fn read(
@@ -334,15 +354,16 @@ impl Fleet {
                 Kind::Security => reads.security_ttl_s,
             })
         });
-        let key = (v.id.clone(), kind);
-        if let Some(r) = self.last.get(&key)
+        // `max-age=0` never takes a kept reading: no lookup.
+        let force = max_age == Some(Duration::ZERO);
+        if !force
+            && let Some(r) = self.kept(&v.id, kind)
             && r.fetched_at.elapsed() <= ttl
         {
             metrics::cache(kind.as_str(), "hit");
             return Ok(r.value);
         }
-        let force = max_age == Some(Duration::ZERO);
-        self.coalesced(key, v, force, reads.wake)
+        self.coalesced((v.id.clone(), kind), v, force, reads.wake)
             .await
             .map(|r| r.value)
     }
@@ -412,7 +433,6 @@ impl Fleet {
                 Kind::Security => adapter.security(&cx, &car).await.map(Value::Security),
             }
         };
-        let key = (v.id.clone(), kind);
         let first = if kind == Kind::Location
             && oem.adapter().info().location_mode == keyway_adapter::CommandMode::Async
         {
@@ -422,7 +442,7 @@ impl Fleet {
         };
         let value = match first {
             Err(CallError::Oem(OemError::Asleep)) => {
-                let last = self.last.get(&key);
+                let last = self.kept(&v.id, kind);
                 let may_wake = oem.can(Capability::Wake)
                     && match wake {
                         WakeForReads::Always => true,
@@ -450,7 +470,7 @@ impl Fleet {
             value,
             fetched_at: Instant::now(),
         };
-        self.last.insert(key, reading.clone());
+        self.last(kind).insert(v.id.clone(), reading.clone());
         Ok(reading)
     }
 
