@@ -21,7 +21,7 @@
 //!    [`upstream`];
 //! 5. [`cluster`] (leases, shared limits), [`clock`], [`text`], [`auth`] → [`error`]
 //!    → [`store`]; [`crypto`];
-//! 6. leaves: [`config`] (data only), [`metrics`], [`ids`], [`sync`].
+//! 6. leaves: [`config`] (data only), [`metrics`], [`logs`], [`ids`], [`sync`].
 //!
 //! # Layout
 //! - [`api`]: the unified HTTP API, problem+json, request ids.
@@ -46,6 +46,7 @@
 //! - [`config`]: the TOML configuration, one file per section (data only).
 //! - [`crypto`]: encryption of secrets at rest (AES-256-GCM, rotating keys).
 //! - [`gateway`]: the assembled parts.
+//! - [`logs`]: process logs, written by a background thread through a buffer.
 //! - [`metrics`]: Prometheus series and `/metrics` rendering.
 //! - [`server`]: serving the API with graceful shutdown.
 //! - [`demo`]: `keyway demo`: mock OEMs, a demo fleet and the gateway in one process.
@@ -70,6 +71,7 @@ pub mod grants;
 pub mod ids;
 #[cfg(test)]
 mod layers;
+pub mod logs;
 pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mocks;

@@ -143,15 +143,6 @@ enum AuditCmd {
     },
 }
 
-fn init_logs(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("keyway: {msg}");
     ExitCode::FAILURE
@@ -162,7 +153,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Serve { config } => {
-            init_logs("info");
+            let _logs = keyway::logs::init("info");
             let config = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
@@ -187,7 +178,7 @@ async fn main() -> ExitCode {
             data_dir,
             token_ttl,
         } => {
-            init_logs("warn,keyway=info");
+            let _logs = keyway::logs::init("warn,keyway=info");
             let opts = DemoOptions {
                 listen,
                 data_dir,
@@ -213,7 +204,7 @@ async fn main() -> ExitCode {
             cars,
             fleet,
         } => {
-            init_logs("info");
+            let _logs = keyway::logs::init("info");
             let settings = keyway::mocks::Settings {
                 extra_cars: cars,
                 ..Default::default()
@@ -284,7 +275,7 @@ async fn main() -> ExitCode {
             Err(e) => fail(e),
         },
         Cmd::RotateKey { config } => {
-            init_logs("warn");
+            let _logs = keyway::logs::init("warn");
             let config = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
@@ -305,7 +296,7 @@ async fn main() -> ExitCode {
         Cmd::Audit {
             action: AuditCmd::Verify { config },
         } => {
-            init_logs("warn");
+            let _logs = keyway::logs::init("warn");
             let config = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => return fail(e),

@@ -425,6 +425,10 @@ async fn seed(db: PathBuf, n: usize) {
 
 #[tokio::main]
 async fn main() {
+    // `KEYWAY_BENCH_LOG=info`: log like `keyway serve` does (every request at info).
+    let _logs = std::env::var("KEYWAY_BENCH_LOG")
+        .ok()
+        .map(|filter| keyway::logs::init(&filter));
     match Cli::parse().cmd {
         Cmd::Env {
             listen,
