@@ -63,7 +63,7 @@ pub enum AccountError {
     Store(#[from] StoreError),
 }
 
-impl AccountError {
+impl Classify for AccountError {
     fn wrapped(&self) -> Option<&dyn Classify> {
         match self {
             AccountError::Auth(e) => Some(e),
@@ -73,9 +73,7 @@ impl AccountError {
             _ => None,
         }
     }
-}
 
-impl Classify for AccountError {
     fn code(&self) -> Code {
         match self {
             AccountError::Invalid(_) => Code::InvalidRequest,
@@ -93,10 +91,6 @@ impl Classify for AccountError {
             AccountError::Declined { oem, .. } => Some(oem),
             _ => self.wrapped().and_then(Classify::oem),
         }
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        self.wrapped().and_then(Classify::retry_after)
     }
 
     fn extra(&self) -> Vec<(&'static str, serde_json::Value)> {

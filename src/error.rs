@@ -223,17 +223,22 @@ const ALL: &[Code] = &[
 pub trait Classify: std::error::Error + Send + Sync + 'static {
     /// The stable code.
     fn code(&self) -> Code;
+    /// The lower layer's error this one carries, if any: what it tells the caller
+    /// passes on unless this error says otherwise.
+    fn wrapped(&self) -> Option<&dyn Classify> {
+        None
+    }
     /// The OEM involved, if any.
     fn oem(&self) -> Option<&str> {
-        None
+        self.wrapped().and_then(Classify::oem)
     }
     /// When the same request may succeed (`Retry-After`).
     fn retry_after(&self) -> Option<Duration> {
-        None
+        self.wrapped().and_then(Classify::retry_after)
     }
     /// Extra members of the problem object (e.g. `command_id`, `account_id`).
     fn extra(&self) -> Vec<(&'static str, Value)> {
-        Vec::new()
+        self.wrapped().map(Classify::extra).unwrap_or_default()
     }
 }
 

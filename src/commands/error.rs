@@ -94,7 +94,9 @@ impl CommandError {
     pub fn call(e: crate::tokens::CallError, oem: &str) -> Self {
         CommandError::Token(e.at(oem))
     }
+}
 
+impl Classify for CommandError {
     fn wrapped(&self) -> Option<&dyn Classify> {
         match self {
             CommandError::Vehicle(e) => Some(e),
@@ -104,9 +106,7 @@ impl CommandError {
             _ => None,
         }
     }
-}
 
-impl Classify for CommandError {
     fn code(&self) -> Code {
         match self {
             CommandError::Busy { .. } => Code::VehicleBusy,

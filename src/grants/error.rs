@@ -80,7 +80,7 @@ pub enum GrantError {
     Store(#[from] StoreError),
 }
 
-impl GrantError {
+impl Classify for GrantError {
     fn wrapped(&self) -> Option<&dyn Classify> {
         match self {
             GrantError::Refused { reason, .. } => Some(reason.as_ref()),
@@ -92,9 +92,7 @@ impl GrantError {
             _ => None,
         }
     }
-}
 
-impl Classify for GrantError {
     fn code(&self) -> Code {
         match self {
             GrantError::NotFound(_) => Code::GrantNotFound,
@@ -107,14 +105,6 @@ impl Classify for GrantError {
             GrantError::OutsideGeofence { .. } => Code::OutsideGeofence,
             _ => self.wrapped().map_or(Code::Internal, Classify::code),
         }
-    }
-
-    fn oem(&self) -> Option<&str> {
-        self.wrapped().and_then(Classify::oem)
-    }
-
-    fn retry_after(&self) -> Option<std::time::Duration> {
-        self.wrapped().and_then(Classify::retry_after)
     }
 
     fn extra(&self) -> Vec<(&'static str, Value)> {

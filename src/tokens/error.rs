@@ -80,6 +80,13 @@ impl TokenError {
 }
 
 impl Classify for TokenError {
+    fn wrapped(&self) -> Option<&dyn Classify> {
+        match self {
+            TokenError::Oem(e) => Some(e),
+            _ => None,
+        }
+    }
+
     fn code(&self) -> Code {
         match self {
             TokenError::Reauthorize { .. } => Code::ReauthorizationRequired,
@@ -100,15 +107,7 @@ impl Classify for TokenError {
             | TokenError::RefreshPending { oem }
             | TokenError::BadClient { oem }
             | TokenError::Exchange { oem, .. } => Some(oem),
-            TokenError::Oem(e) => e.oem(),
-            _ => None,
-        }
-    }
-
-    fn retry_after(&self) -> Option<std::time::Duration> {
-        match self {
-            TokenError::Oem(e) => e.retry_after(),
-            _ => None,
+            _ => self.wrapped().and_then(Classify::oem),
         }
     }
 
@@ -123,8 +122,7 @@ impl Classify for TokenError {
                     format!("POST /v1/accounts/{oem}/authorize").into(),
                 ),
             ],
-            TokenError::Oem(e) => e.extra(),
-            _ => Vec::new(),
+            _ => self.wrapped().map(Classify::extra).unwrap_or_default(),
         }
     }
 }

@@ -1,7 +1,5 @@
 //! [`VehicleError`]: why a vehicle could not be found, read or called.
 
-use serde_json::Value;
-
 use crate::auth::AuthError;
 use crate::error::{Classify, Code, OemFailure};
 use crate::store::StoreError;
@@ -51,6 +49,14 @@ impl VehicleError {
 }
 
 impl Classify for VehicleError {
+    fn wrapped(&self) -> Option<&dyn Classify> {
+        match self {
+            VehicleError::Auth(e) => Some(e),
+            VehicleError::Token(e) => Some(e),
+            _ => None,
+        }
+    }
+
     fn code(&self) -> Code {
         match self {
             VehicleError::NotFound(_) => Code::VehicleNotFound,
@@ -64,23 +70,7 @@ impl Classify for VehicleError {
     fn oem(&self) -> Option<&str> {
         match self {
             VehicleError::NotEnabled(oem) | VehicleError::NotCapable { oem, .. } => Some(oem),
-            VehicleError::Token(e) => e.oem(),
-            _ => None,
-        }
-    }
-
-    fn retry_after(&self) -> Option<std::time::Duration> {
-        match self {
-            VehicleError::Token(e) => e.retry_after(),
-            _ => None,
-        }
-    }
-
-    fn extra(&self) -> Vec<(&'static str, Value)> {
-        match self {
-            VehicleError::Auth(e) => e.extra(),
-            VehicleError::Token(e) => e.extra(),
-            _ => Vec::new(),
+            _ => self.wrapped().and_then(Classify::oem),
         }
     }
 }
