@@ -343,7 +343,10 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     }
     let mut config = Config {
         listen: addr,
-        store: format!("sqlite://{}", opts.data_dir.join("keyway.db").display()),
+        store: Secret::new(format!(
+            "sqlite://{}",
+            opts.data_dir.join("keyway.db").display()
+        )),
         public_url: Some(format!("http://{addr}")),
         crypto: CryptoConfig {
             active_key: Some("demo".into()),

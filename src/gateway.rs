@@ -73,7 +73,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
         StoreUrl::Postgres(url) => {
             let c = &config.cluster;
             let idle_in_tx = Duration::from_millis(c.idle_in_transaction_ms);
-            Arc::new(SqlStore::postgres(&url, c.pool_size, idle_in_tx).await?)
+            Arc::new(SqlStore::postgres(url.expose(), c.pool_size, idle_in_tx).await?)
         }
     })
 }

@@ -56,7 +56,7 @@ pub async fn serve(
             (gateway.store.change_channel(), gateway.config.store_url())
         {
             background.push(tokio::spawn(crate::vehicles::follow_changes(
-                url,
+                url.expose().to_string(),
                 channel,
                 gateway.fleet.clone(),
             )));

@@ -71,9 +71,10 @@ pub struct Config {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// Where state lives: `sqlite://PATH` (default `sqlite://keyway.db`), or
-    /// `postgres://…` for several replicas (see `[cluster]`).
+    /// `postgres://…` for several replicas (see `[cluster]`). May carry a password:
+    /// redacted in `Debug`.
     #[serde(default = "default_store")]
-    pub store: String,
+    pub store: Secret,
     /// The URL owners' browsers reach keyway at (the OAuth redirect URI is
     /// `<public_url>/v1/oauth/callback`). Default `http://<listen>`.
     pub public_url: Option<String>,
@@ -109,8 +110,8 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
-fn default_store() -> String {
-    "sqlite://keyway.db".into()
+fn default_store() -> Secret {
+    Secret::new("sqlite://keyway.db")
 }
 
 /// Where state lives.
@@ -118,8 +119,8 @@ fn default_store() -> String {
 pub enum StoreUrl {
     /// An SQLite file.
     Sqlite(PathBuf),
-    /// A PostgreSQL database (cluster mode).
-    Postgres(String),
+    /// A PostgreSQL database (cluster mode); the URL may carry a password.
+    Postgres(Secret),
 }
 
 impl Config {
@@ -148,7 +149,7 @@ impl Config {
         }
         // The store URL may carry a password: keep it out of the file.
         if let Some(s) = env("KEYWAY_STORE") {
-            self.store = s;
+            self.store = Secret::new(s);
         }
         if let Some(s) = env("KEYWAY_CLUSTER_REDIS") {
             self.cluster.redis = Some(Secret::new(s));
@@ -212,10 +213,11 @@ impl Config {
 
     /// The parsed `store` URL.
     pub fn store_url(&self) -> Result<StoreUrl, ConfigError> {
-        if self.store.starts_with("postgres://") || self.store.starts_with("postgresql://") {
+        let store = self.store.expose();
+        if store.starts_with("postgres://") || store.starts_with("postgresql://") {
             return Ok(StoreUrl::Postgres(self.store.clone()));
         }
-        match self.store.strip_prefix("sqlite://") {
+        match store.strip_prefix("sqlite://") {
             Some(path) if !path.is_empty() => Ok(StoreUrl::Sqlite(PathBuf::from(path))),
             _ => Err(invalid(
                 "store",
@@ -251,6 +253,19 @@ mod tests {
         assert_eq!(c.auth.audience, "keyway");
         assert_eq!(c.store_url().unwrap(), StoreUrl::Sqlite("keyway.db".into()));
         assert_eq!(c.commands.max_wait_s, 60);
+    }
+
+    #[test]
+    fn the_store_password_never_shows_in_debug() {
+        let mut c = parse(MINIMAL).unwrap();
+        c.apply_env(|k| {
+            (k == "KEYWAY_STORE").then(|| "postgres://keyway:hunter2@db:5432/keyway".to_string())
+        });
+        let url = c.store_url().unwrap();
+        assert!(matches!(&url, StoreUrl::Postgres(u) if u.expose().contains("hunter2")));
+        for shown in [format!("{c:?}"), format!("{url:?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
     }
 
     #[test]

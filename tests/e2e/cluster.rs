@@ -97,7 +97,7 @@ impl Cluster {
         let mut opts = common::options(&dir);
         options(&mut opts);
         opts.configure = Some(Arc::new(move |c: &mut Config| {
-            c.store = url.clone();
+            c.store = Secret::new(url.clone());
             c.cluster.redis = Some(Secret::new(redis_url()));
             c.cluster.prefix = prefix.clone();
             c.cluster.replicas = 3;
