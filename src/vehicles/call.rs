@@ -24,7 +24,6 @@ pub struct OemCall<'a> {
     pub vehicle: &'a VehicleRecord,
     /// Its OEM as the registry holds it.
     pub oem: &'a Oem,
-    car: VehicleRef,
 }
 
 impl<'a> OemCall<'a> {
@@ -39,9 +38,6 @@ impl<'a> OemCall<'a> {
             wake,
             vehicle,
             oem,
-            car: VehicleRef {
-                oem_id: vehicle.oem_id.clone(),
-            },
         }
     }
 
@@ -75,7 +71,10 @@ impl<'a> OemCall<'a> {
     {
         self.tokens
             .call(&self.vehicle.account_id, self.oem, operation, |cx| {
-                op(cx, self.oem.adapter.clone(), self.car.clone())
+                let car = VehicleRef {
+                    oem_id: self.vehicle.oem_id.clone(),
+                };
+                op(cx, self.oem.adapter.clone(), car)
             })
             .await
     }
