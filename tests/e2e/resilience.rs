@@ -389,6 +389,49 @@ async fn a_reader_that_goes_away_does_not_strand_the_one_waiting_for_its_read() 
 }
 
 #[tokio::test]
+async fn when_the_leading_read_is_dropped_its_waiter_leads_the_next_one() {
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(tuned)
+        .start()
+        .await;
+    env.demo.tesla().faults.add(Fault::on(
+        "/vehicle_data",
+        Action::Latency {
+            ms: 300,
+            min_ms: None,
+            max_ms: None,
+        },
+    ));
+    let fleet = env.demo.gateway.fleet.clone();
+    let car = env.online().clone();
+    let fresh = Some(Duration::ZERO);
+    let misses = || {
+        keyway::metrics::counter(
+            "keyway_read_cache_total",
+            &[("read", "location"), ("result", "miss")],
+        )
+    };
+    let before = misses();
+    // Below HTTP: aborting the task drops the leader's read mid-flight, for certain.
+    let leader = tokio::spawn({
+        let (fleet, car) = (fleet.clone(), car.clone());
+        async move { fleet.locate(&car, fresh).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let waiter = tokio::spawn(async move { fleet.locate(&car, fresh).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    leader.abort();
+    let read = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiter is not stranded")
+        .unwrap();
+    assert!(read.is_ok(), "{read:?}");
+    // The waiter led a read of its own after the leader went away.
+    assert!(misses() - before >= 2, "{}", misses() - before);
+}
+
+#[tokio::test]
 async fn two_concurrent_commands_to_one_car_are_serialized() {
     let env = Env::builder()
         .mocks(&["tesla"])
