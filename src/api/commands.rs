@@ -120,9 +120,9 @@ async fn command(
         idempotency_key: idempotency_key(&headers)?,
         request_id: Some(request_id.0),
     };
-    let admitted = gw.commands.admit(&vehicle, &req).await?;
+    gw.commands.admit(&vehicle, &req).await?;
     // The unlock abuse guard charges new unlocks, not replays of an existing one.
-    if action == Command::Unlock && !admitted.replay {
+    if action == Command::Unlock && !gw.commands.is_replay(&req).await? {
         inbound.check_unlock(&vehicle.id).await?;
     }
     let record = gw.commands.submit(&vehicle, req).await?;

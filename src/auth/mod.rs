@@ -399,23 +399,14 @@ impl Verifier {
         if let Some(v) = self.verified.get(token).filter(|v| v.reusable(now)) {
             return Ok(v.caller.clone());
         }
-        let (caller, not_before, expires) = self.verify_fully(token)?;
-        if let Some(expires) = expires {
-            self.verified.insert(
-                token.into(),
-                Arc::new(Verified {
-                    caller: caller.clone(),
-                    not_before: not_before.unwrap_or(0),
-                    expires,
-                }),
-            );
-        }
-        Ok(caller)
+        let verified = Arc::new(self.verify_fully(token)?);
+        self.verified.insert(token.into(), verified.clone());
+        Ok(verified.caller.clone())
     }
 
-    /// The full check; the caller, and the token's `nbf` and `exp` when they are numbers.
-    #[allow(clippy::type_complexity)]
-    fn verify_fully(&self, token: &str) -> Result<(Caller, Option<u64>, Option<u64>), AuthError> {
+    /// The full check: the caller, and the token's window (an `exp` that is not a
+    /// number reads as 0, so the token is never reused).
+    fn verify_fully(&self, token: &str) -> Result<Verified, AuthError> {
         let unauthenticated = |detail: &'static str| AuthError::Unauthenticated(detail);
         let key = match &self.keys {
             Keys::Single(k) => k,
@@ -468,11 +459,11 @@ impl Verifier {
             None => Vec::new(),
         };
         let scopes: Vec<Scope> = names.iter().filter_map(|s| Scope::parse(s)).collect();
-        Ok((
-            Caller::new(&c.sub, &scopes, c.vehicles).in_tenant(&tenant),
-            c.nbf,
-            c.exp,
-        ))
+        Ok(Verified {
+            caller: Caller::new(&c.sub, &scopes, c.vehicles).in_tenant(&tenant),
+            not_before: c.nbf.unwrap_or(0),
+            expires: c.exp.unwrap_or(0),
+        })
     }
 }
 

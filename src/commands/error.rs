@@ -84,18 +84,6 @@ pub enum CommandError {
     Store(#[from] StoreError),
 }
 
-impl CommandError {
-    /// The OEM `oem` failed with `e`.
-    pub fn from_oem(oem: &str, e: keyway_adapter::OemError) -> Self {
-        CommandError::Token(crate::error::OemFailure::new(oem, e).into())
-    }
-
-    /// An OEM call for a vehicle of `oem` failed.
-    pub fn call(e: crate::tokens::CallError, oem: &str) -> Self {
-        CommandError::Token(e.at(oem))
-    }
-}
-
 impl Classify for CommandError {
     fn wrapped(&self) -> Option<&dyn Classify> {
         match self {

@@ -42,7 +42,7 @@ mod view;
 
 pub use error::CommandError;
 pub use lease::sweep;
-pub use submit::{Admission, Request};
+pub use submit::Request;
 pub use view::{CommandEvent, CommandView, retry_after, view};
 
 use crate::cluster::Cluster;

@@ -37,7 +37,7 @@ use crate::error::{Classify, OemFailure, public_detail};
 use crate::events::{Events, Payload};
 use crate::store::{CommandRecord, CommandStatus, StoreError, VehicleRecord, now};
 use crate::sync::lock;
-use crate::tokens::CallError;
+use crate::tokens::{CallError, TokenError};
 use crate::vehicles::OemCall;
 
 /// How a command ended, as far as keyway can tell.
@@ -302,7 +302,7 @@ impl Commands {
                 Err(CallError::Oem(OemError::Asleep)) if !woken => {
                     self.unsend(record).await;
                     if let Err(e) = oem.wake_up().await {
-                        return Outcome::Failed(CommandError::call(e, &vehicle.oem));
+                        return Outcome::Failed(e.at(&vehicle.oem).into());
                     }
                     woken = true;
                 }
@@ -316,7 +316,7 @@ impl Commands {
                     if e.delivered() == Delivered::No {
                         self.unsend(record).await;
                     }
-                    return Outcome::Failed(CommandError::from_oem(&vehicle.oem, e));
+                    return Outcome::Failed(TokenError::from_oem(&vehicle.oem, e).into());
                 }
                 Err(CallError::Token(e)) => {
                     self.unsend(record).await;
@@ -430,7 +430,7 @@ impl Commands {
             match progress {
                 Ok(Progress::Succeeded) => return Outcome::Succeeded,
                 Ok(Progress::Failed(e)) => {
-                    return Outcome::Failed(CommandError::from_oem(&vehicle.oem, e));
+                    return Outcome::Failed(TokenError::from_oem(&vehicle.oem, e).into());
                 }
                 Ok(Progress::Pending { poll_after }) => {
                     delay = poll_after

@@ -59,40 +59,28 @@ impl Request {
     }
 }
 
-/// What admission learned about a caller's command.
-#[derive(Clone, Copy, Debug)]
-pub struct Admission {
-    /// Its idempotency key was used before: the existing command will be answered, and
-    /// nothing new reaches the car (a replay is not charged to the unlock abuse guard).
-    pub replay: bool,
-}
-
 impl Commands {
     /// The checks a caller's command passes before it is recorded: the car's OEM can do
-    /// it, its reference is clean text, and — unless it replays an existing command, which
-    /// gets its stored answer — the car's account does not wait for its owner to relink
-    /// (refused early, without a record).
-    pub async fn admit(
-        &self,
-        vehicle: &VehicleRecord,
-        req: &Request,
-    ) -> Result<Admission, CommandError> {
+    /// it, its reference is clean text, and — unless it carries an idempotency key, whose
+    /// replay gets its stored answer — the car's account does not wait for its owner to
+    /// relink (refused early, without a record).
+    pub async fn admit(&self, vehicle: &VehicleRecord, req: &Request) -> Result<(), CommandError> {
         self.fleet.require(vehicle, req.action.capability())?;
         if let Some(r) = &req.reference {
             crate::text::check("reference", r, 200)?;
         }
-        let replay = self.is_replay(req).await?;
         if req.idempotency_key.is_none()
             && let Some(account) = self.store.account(&vehicle.account_id).await?
             && account.status == AccountStatus::ReauthorizationRequired
         {
             return Err(TokenError::reauthorize(&account, "its authorization was rejected").into());
         }
-        Ok(Admission { replay })
+        Ok(())
     }
 
-    /// Whether the request's idempotency key already made a command.
-    async fn is_replay(&self, req: &Request) -> Result<bool, CommandError> {
+    /// Whether the request's idempotency key already made a command (a replay reaches
+    /// nothing new: the unlock abuse guard does not charge it).
+    pub async fn is_replay(&self, req: &Request) -> Result<bool, CommandError> {
         Ok(match &req.idempotency_key {
             Some(k) => self
                 .store

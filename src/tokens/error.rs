@@ -69,6 +69,11 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// The OEM `oem` failed with `e`.
+    pub fn from_oem(oem: &str, e: OemError) -> Self {
+        TokenError::Oem(OemFailure::new(oem, e))
+    }
+
     /// `account` must be linked again by its owner, because `why`.
     pub fn reauthorize(account: &AccountRecord, why: &str) -> Self {
         TokenError::Reauthorize {
@@ -142,7 +147,7 @@ impl CallError {
     /// The failure, with the OEM named.
     pub fn at(self, oem: &str) -> TokenError {
         match self {
-            CallError::Oem(e) => TokenError::Oem(OemFailure::new(oem, e)),
+            CallError::Oem(e) => TokenError::from_oem(oem, e),
             CallError::Token(e) => e,
         }
     }

@@ -1,9 +1,9 @@
 //! [`VehicleError`]: why a vehicle could not be found, read or called.
 
 use crate::auth::AuthError;
-use crate::error::{Classify, Code, OemFailure};
+use crate::error::{Classify, Code};
 use crate::store::StoreError;
-use crate::tokens::{CallError, TokenError};
+use crate::tokens::TokenError;
 
 /// Why a vehicle could not be found, read or called.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -34,18 +34,6 @@ pub enum VehicleError {
     /// keyway's own read machinery failed (`internal`).
     #[error("{0}")]
     Internal(&'static str),
-}
-
-impl VehicleError {
-    /// An OEM call for a vehicle of `oem` failed.
-    pub fn call(e: CallError, oem: &str) -> Self {
-        VehicleError::Token(e.at(oem))
-    }
-
-    /// The OEM `oem` failed with `e`.
-    pub fn from_oem(oem: &str, e: keyway_adapter::OemError) -> Self {
-        VehicleError::Token(OemFailure::new(oem, e).into())
-    }
 }
 
 impl Classify for VehicleError {

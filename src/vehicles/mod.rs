@@ -40,7 +40,7 @@ use crate::metrics;
 use crate::registry::Registry;
 use crate::store::{Store, VehicleRecord};
 use crate::sync::{Cache, cache, lock};
-use crate::tokens::{CallError, Tokens};
+use crate::tokens::{CallError, TokenError, Tokens};
 
 /// Where a security answer came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,12 +282,12 @@ impl Fleet {
 
     /// The vehicle's position, no older than `max_age` (default: the OEM's TTL).
     pub async fn locate(
-        self: &Arc<Self>,
+        &self,
         v: &VehicleRecord,
         max_age: Option<Duration>,
     ) -> Result<Location, VehicleError> {
-        self.require(v, Capability::Locate)?;
-        match self.read(v, Kind::Location, max_age).await? {
+        let oem = self.require(v, Capability::Locate)?;
+        match self.read(&oem, Kind::Location, max_age).await? {
             Value::Location(l) => Ok(l),
             Value::Security(_) => Err(VehicleError::Internal("cache returned the wrong reading")),
         }
@@ -296,11 +296,12 @@ impl Fleet {
     /// The vehicle's lock state: from the car (cached as for locations) when its OEM can
     /// read it, else the state the last confirmed command left.
     pub async fn security(
-        self: &Arc<Self>,
+        &self,
         v: &VehicleRecord,
         max_age: Option<Duration>,
     ) -> Result<(SecurityState, Source), VehicleError> {
-        if !self.oem(v)?.can(Capability::Security) {
+        let oem = self.oem(v)?;
+        if !oem.can(Capability::Security) {
             return match v.last_locked {
                 Some((locked, at)) => Ok((
                     SecurityState {
@@ -318,7 +319,7 @@ impl Fleet {
                 }),
             };
         }
-        match self.read(v, Kind::Security, max_age).await? {
+        match self.read(&oem, Kind::Security, max_age).await? {
             Value::Security(s) => Ok((s, Source::Vehicle)),
             Value::Location(_) => Err(VehicleError::Internal("cache returned the wrong reading")),
         }
@@ -337,17 +338,15 @@ impl Fleet {
         self.last(Kind::Security).remove(vehicle_id);
     }
 
+    /// A reading of `kind` through the vehicle's resolved OEM (`oem`, resolved once
+    /// per request): kept, coalesced with others, or fetched.
     async fn read(
-        self: &Arc<Self>,
-        v: &VehicleRecord,
+        &self,
+        oem: &OemCall<'_>,
         kind: Kind,
         max_age: Option<Duration>,
     ) -> Result<Value, VehicleError> {
-        let reads = self
-            .registry
-            .get(&v.oem)
-            .map(|o| o.config.reads.clone())
-            .unwrap_or_default();
+        let (v, reads) = (oem.vehicle, &oem.oem.config.reads);
         let ttl = max_age.unwrap_or_else(|| {
             Duration::from_secs_f64(match kind {
                 Kind::Location => reads.location_ttl_s,
@@ -363,7 +362,7 @@ impl Fleet {
             metrics::cache(kind.as_str(), "hit");
             return Ok(r.value);
         }
-        self.coalesced((v.id.clone(), kind), v, force, reads.wake)
+        self.coalesced((v.id.clone(), kind), oem, force, reads.wake)
             .await
             .map(|r| r.value)
     }
@@ -379,7 +378,7 @@ impl Fleet {
     async fn coalesced(
         &self,
         key: Key,
-        v: &VehicleRecord,
+        oem: &OemCall<'_>,
         force: bool,
         wake: WakeForReads,
     ) -> Result<Reading, VehicleError> {
@@ -403,7 +402,7 @@ impl Fleet {
                     flights: &self.flights,
                     key: Some(&key),
                 };
-                let result = self.fetch(v, key.1, force, wake).await;
+                let result = self.fetch(oem, key.1, force, wake).await;
                 leading.key = None;
                 if let Some(tx) = lock(&self.flights).remove(&key) {
                     let _ = tx.send(Some(result.clone()));
@@ -421,12 +420,12 @@ impl Fleet {
 
     async fn fetch(
         &self,
-        v: &VehicleRecord,
+        oem: &OemCall<'_>,
         kind: Kind,
         force: bool,
         wake: WakeForReads,
     ) -> Result<Reading, VehicleError> {
-        let oem = self.oem(v)?;
+        let v = oem.vehicle;
         let read = |cx: Call, adapter: Arc<dyn Adapter>, car: VehicleRef| async move {
             match kind {
                 Kind::Location => adapter.locate(&cx, &car).await.map(Value::Location),
@@ -436,7 +435,7 @@ impl Fleet {
         let first = if kind == Kind::Location
             && oem.adapter().info().location_mode == keyway_adapter::CommandMode::Async
         {
-            self.locate_async(&oem).await.map(Value::Location)
+            self.locate_async(oem).await.map(Value::Location)
         } else {
             oem.call(kind.as_str(), read).await
         };
@@ -456,16 +455,14 @@ impl Fleet {
                         metrics::cache(kind.as_str(), "stale");
                         return Ok(last);
                     }
-                    return Err(VehicleError::from_oem(&v.oem, OemError::Asleep));
+                    return Err(TokenError::from_oem(&v.oem, OemError::Asleep).into());
                 }
-                oem.wake_up()
-                    .await
-                    .map_err(|e| VehicleError::call(e, &v.oem))?;
+                oem.wake_up().await.map_err(|e| e.at(&v.oem))?;
                 oem.call(kind.as_str(), read).await
             }
             other => other,
         }
-        .map_err(|e| VehicleError::call(e, &v.oem))?;
+        .map_err(|e| e.at(&v.oem))?;
         let reading = Reading {
             value,
             fetched_at: Instant::now(),

@@ -32,6 +32,24 @@ fn tuned(c: &mut Config) {
     tesla.timing.command_window_s = Some(2);
 }
 
+/// The Tesla mock alone (tuned), answering requests to `path` after `ms`.
+async fn slow_tesla(path: &str, ms: u64) -> Env {
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(tuned)
+        .start()
+        .await;
+    env.demo.tesla().faults.add(Fault::on(
+        path,
+        Action::Latency {
+            ms,
+            min_ms: None,
+            max_ms: None,
+        },
+    ));
+    env
+}
+
 fn entries(env: &Env, suffix: &str) -> Vec<JournalEntry> {
     env.demo
         .tesla()
@@ -332,19 +350,7 @@ async fn a_command_quota_is_never_exceeded_under_fifty_concurrent_commands() {
 
 #[tokio::test]
 async fn a_thousand_concurrent_locates_of_one_car_make_one_upstream_call() {
-    let env = Env::builder()
-        .mocks(&["tesla"])
-        .configure(tuned)
-        .start()
-        .await;
-    env.demo.tesla().faults.add(Fault::on(
-        "/vehicle_data",
-        Action::Latency {
-            ms: 200,
-            min_ms: None,
-            max_ms: None,
-        },
-    ));
+    let env = slow_tesla("/vehicle_data", 200).await;
     let path = format!("/v1/vehicles/{}/location", env.online().id);
     let coalesced_before = keyway::metrics::counter(
         "keyway_read_cache_total",
@@ -364,19 +370,7 @@ async fn a_thousand_concurrent_locates_of_one_car_make_one_upstream_call() {
 
 #[tokio::test]
 async fn a_reader_that_goes_away_does_not_strand_the_one_waiting_for_its_read() {
-    let env = Env::builder()
-        .mocks(&["tesla"])
-        .configure(tuned)
-        .start()
-        .await;
-    env.demo.tesla().faults.add(Fault::on(
-        "/vehicle_data",
-        Action::Latency {
-            ms: 300,
-            min_ms: None,
-            max_ms: None,
-        },
-    ));
+    let env = slow_tesla("/vehicle_data", 300).await;
     let path = format!("/v1/vehicles/{}/location", env.online().id);
     // The first caller leads the read, the second waits for it; then the first hangs up.
     let leader = env.spawn_get(&path);
@@ -390,19 +384,7 @@ async fn a_reader_that_goes_away_does_not_strand_the_one_waiting_for_its_read() 
 
 #[tokio::test]
 async fn when_the_leading_read_is_dropped_its_waiter_leads_the_next_one() {
-    let env = Env::builder()
-        .mocks(&["tesla"])
-        .configure(tuned)
-        .start()
-        .await;
-    env.demo.tesla().faults.add(Fault::on(
-        "/vehicle_data",
-        Action::Latency {
-            ms: 300,
-            min_ms: None,
-            max_ms: None,
-        },
-    ));
+    let env = slow_tesla("/vehicle_data", 300).await;
     let fleet = env.demo.gateway.fleet.clone();
     let car = env.online().clone();
     let fresh = Some(Duration::ZERO);
@@ -433,19 +415,7 @@ async fn when_the_leading_read_is_dropped_its_waiter_leads_the_next_one() {
 
 #[tokio::test]
 async fn two_concurrent_commands_to_one_car_are_serialized() {
-    let env = Env::builder()
-        .mocks(&["tesla"])
-        .configure(tuned)
-        .start()
-        .await;
-    env.demo.tesla().faults.add(Fault::on(
-        "/command/",
-        Action::Latency {
-            ms: 150,
-            min_ms: None,
-            max_ms: None,
-        },
-    ));
+    let env = slow_tesla("/command/", 150).await;
     let v = env.online();
     let (lock_path, unlock_path) = (
         format!("/v1/vehicles/{}/lock", v.id),
