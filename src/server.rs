@@ -63,7 +63,8 @@ pub async fn serve(
         }
     }
     let workers = gateway.config.http.worker_count();
-    let (served, released) = requests(&gateway, listener, workers, shutdown).await;
+    let app = api::app(gateway.clone());
+    let (served, released) = requests(app, listener, workers, shutdown).await;
     for task in background {
         task.abort();
     }
@@ -80,15 +81,16 @@ pub async fn serve(
     served
 }
 
-/// Serves the API alone (no background work, no drain) on `workers` threads as
-/// [`serve`] does: a benchmark serves one gateway in two modes side by side.
+/// Serves `app` alone (no background work, no drain) on `workers` threads as
+/// [`serve`] serves the API: a benchmark serves one gateway in two modes side by side,
+/// and the bare HTTP stack (a router answering from memory) as the floor beside them.
 pub async fn serve_http(
-    gateway: Arc<Gateway>,
+    app: axum::Router,
     listener: TcpListener,
     workers: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (served, released) = requests(&gateway, listener, workers, shutdown).await;
+    let (served, released) = requests(app, listener, workers, shutdown).await;
     if let Some(workers) = released {
         workers.release().await;
     }
@@ -98,18 +100,18 @@ pub async fn serve_http(
 /// Serves requests until `shutdown`: on the ambient runtime when `workers` is 1 or
 /// less, else per core — then with the workers still alive, to be released.
 async fn requests(
-    gateway: &Arc<Gateway>,
+    app: axum::Router,
     listener: TcpListener,
     workers: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> (std::io::Result<()>, Option<Workers>) {
     if workers <= 1 {
-        let served = axum::serve(listener, api::app(gateway.clone()))
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         return (served, None);
     }
-    match per_core(gateway, listener, workers, shutdown).await {
+    match per_core(app, listener, workers, shutdown).await {
         Ok((served, release)) => (served, Some(release)),
         Err(e) => (Err(e), None),
     }
@@ -156,7 +158,7 @@ impl Workers {
 /// when every worker has stopped serving after `shutdown`, with the workers still
 /// alive for the drain.
 async fn per_core(
-    gateway: &Arc<Gateway>,
+    app: axum::Router,
     first: TcpListener,
     workers: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -174,8 +176,8 @@ async fn per_core(
         }
     }
     listeners.insert(0, first);
-    // One router: the inbound limits it owns hold for the whole process.
-    let app = api::app(gateway.clone());
+    // One router shared by the workers: the inbound limits it owns hold for the whole
+    // process.
     let (stop, stopping) = watch::channel(false);
     let (release, released) = watch::channel(false);
     let mut served = Vec::with_capacity(workers);

@@ -66,6 +66,10 @@ enum Cmd {
         /// The serving threads of the comparison listener.
         #[arg(long, default_value_t = 1)]
         compare_workers: usize,
+        /// Also serve the floor here: keyway's HTTP stack alone (the same per-core
+        /// serving, router and path extraction) answering a location from memory.
+        #[arg(long)]
+        floor_listen: Option<std::net::SocketAddr>,
         /// The Fleet API base keyway calls (default: the mock; a proxy in front of it
         /// puts a fast static OEM in another process on the read path).
         #[arg(long)]
@@ -283,6 +287,35 @@ async fn burst(
 struct Serving {
     workers: usize,
     compare: Option<(std::net::SocketAddr, usize)>,
+    floor: Option<std::net::SocketAddr>,
+}
+
+/// The floor: keyway's HTTP stack without keyway (no token check, limits, lookups,
+/// logs or metrics): the router matches the location route, extracts the id, and
+/// answers a location of keyway's size from memory.
+fn floor_app() -> axum::Router {
+    const LOCATION: &str = r#"{"vehicle_id":"veh_aaaaaaaaaaaaaaaaaaaaaaaaaa","latitude":52.520008,"longitude":13.404954,"heading":289.0,"recorded_at":"2026-12-02T10:00:00Z","age_s":0}"#;
+    axum::Router::new().route(
+        "/v1/vehicles/{id}/location",
+        axum::routing::get(
+            |axum::extract::Path(_id): axum::extract::Path<String>| async {
+                ([(http::header::CONTENT_TYPE, "application/json")], LOCATION)
+            },
+        ),
+    )
+}
+
+/// Serves `app` on `addr` with `workers` serving threads, in the background; its URL.
+fn serve_beside(app: axum::Router, addr: std::net::SocketAddr, workers: usize) -> String {
+    let listener = keyway::server::listen(addr).expect("a benchmark listener");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(keyway::server::serve_http(
+        app,
+        listener,
+        workers,
+        std::future::pending(),
+    ));
+    format!("http://{addr}")
 }
 
 async fn env(
@@ -294,7 +327,11 @@ async fn env(
     tesla_api: Option<String>,
     serving: Serving,
 ) {
-    let Serving { workers, compare } = serving;
+    let Serving {
+        workers,
+        compare,
+        floor,
+    } = serving;
     std::fs::create_dir_all(&out).expect("out dir");
     let opts = DemoOptions {
         listen,
@@ -355,23 +392,14 @@ async fn env(
             })
             .collect(),
     );
-    let compare = match compare {
-        Some((addr, workers)) => {
-            let listener = keyway::server::listen(addr).expect("the comparison listener");
-            let addr = listener.local_addr().expect("its address");
-            tokio::spawn(keyway::server::serve_http(
-                d.gateway.clone(),
-                listener,
-                workers,
-                std::future::pending(),
-            ));
-            Some(format!("http://{addr}"))
-        }
-        None => None,
-    };
+    let compare = compare
+        .map(|(addr, workers)| serve_beside(keyway::api::app(d.gateway.clone()), addr, workers));
+    let floor =
+        floor.map(|addr| serve_beside(floor_app(), addr, d.gateway.config.http.worker_count()));
     let info = json!({
         "keyway": format!("http://{}", d.addr),
         "keyway_compare": compare,
+        "floor": floor,
         "token": d.token,
         "mock": d.server("tesla").url(),
         "mock_port": d.server("tesla").addr.port(),
@@ -440,6 +468,7 @@ async fn main() {
             workers,
             compare_listen,
             compare_workers,
+            floor_listen,
         } => {
             env(
                 listen,
@@ -451,6 +480,7 @@ async fn main() {
                 Serving {
                     workers,
                     compare: compare_listen.map(|a| (a, compare_workers)),
+                    floor: floor_listen,
                 },
             )
             .await
