@@ -290,16 +290,52 @@ struct Serving {
     floor: Option<std::net::SocketAddr>,
 }
 
-/// The floor: keyway's HTTP stack without keyway (no token check, limits, lookups,
-/// logs or metrics): the router matches the location route, extracts the id, and
-/// answers a location of keyway's size from memory.
-fn floor_app() -> axum::Router {
+/// The floors: keyway's HTTP stack without keyway (no token check, limits, lookups,
+/// translation, logs or metrics). The router matches the location route and extracts
+/// the id, then answers a location of keyway's size from memory, or, when the request
+/// demands a fresh reading (`Cache-Control: max-age=0`) and `upstream` is set, passes
+/// it through bare to the Fleet API there with the same HTTP client keyway uses (one
+/// pool per serving thread), answering the OEM's body as it is: the same work nginx's
+/// pass-through does.
+fn floor_app(upstream: Option<String>) -> axum::Router {
     const LOCATION: &str = r#"{"vehicle_id":"veh_aaaaaaaaaaaaaaaaaaaaaaaaaa","latitude":52.520008,"longitude":13.404954,"heading":289.0,"recorded_at":"2026-12-02T10:00:00Z","age_s":0}"#;
+    thread_local! {
+        static CLIENT: Http = client();
+    }
+    let upstream: Option<Arc<str>> = upstream.map(Into::into);
     axum::Router::new().route(
         "/v1/vehicles/{id}/location",
         axum::routing::get(
-            |axum::extract::Path(_id): axum::extract::Path<String>| async {
-                ([(http::header::CONTENT_TYPE, "application/json")], LOCATION)
+            move |axum::extract::Path(id): axum::extract::Path<String>,
+                  headers: http::HeaderMap| {
+                let fresh = headers
+                    .get(http::header::CACHE_CONTROL)
+                    .is_some_and(|v| v.as_bytes() == b"max-age=0");
+                let upstream = upstream.clone().filter(|_| fresh);
+                async move {
+                    let json = [(http::header::CONTENT_TYPE, "application/json")];
+                    let Some(base) = upstream else {
+                        return (
+                            http::StatusCode::OK,
+                            json,
+                            Bytes::from_static(LOCATION.as_bytes()),
+                        );
+                    };
+                    let req = Request::get(format!(
+                        "{base}/api/1/vehicles/{id}/vehicle_data?endpoints=location_data"
+                    ))
+                    .body(Full::new(Bytes::new()))
+                    .expect("a request");
+                    let answer = CLIENT.with(|c| c.request(req)).await;
+                    match answer {
+                        Ok(resp) => {
+                            let status = resp.status();
+                            let body = resp.into_body().collect().await.map(|b| b.to_bytes());
+                            (status, json, body.unwrap_or_default())
+                        }
+                        Err(_) => (http::StatusCode::BAD_GATEWAY, json, Bytes::new()),
+                    }
+                }
             },
         ),
     )
@@ -333,6 +369,7 @@ async fn env(
         floor,
     } = serving;
     std::fs::create_dir_all(&out).expect("out dir");
+    let floor_upstream = tesla_api.clone();
     let opts = DemoOptions {
         listen,
         data_dir,
@@ -394,8 +431,13 @@ async fn env(
     );
     let compare = compare
         .map(|(addr, workers)| serve_beside(keyway::api::app(d.gateway.clone()), addr, workers));
-    let floor =
-        floor.map(|addr| serve_beside(floor_app(), addr, d.gateway.config.http.worker_count()));
+    let floor = floor.map(|addr| {
+        serve_beside(
+            floor_app(floor_upstream),
+            addr,
+            d.gateway.config.http.worker_count(),
+        )
+    });
     let info = json!({
         "keyway": format!("http://{}", d.addr),
         "keyway_compare": compare,
