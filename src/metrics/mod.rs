@@ -1,10 +1,13 @@
 //! Prometheus metrics through `prometheus-client`: one process-wide registry of typed
 //! families, rendered in the OpenMetrics text format at `/metrics`. Named recorders
 //! below are the only way code records, so every series is documented in one place.
-//! Recording takes no process-wide lock: a family finds its series under its own
-//! read lock and counters and gauges are atomics. Labels never carry secrets or
+//! Recording takes no lock but a family's shared read lock to find its series: counters,
+//! gauges and histogram buckets are atomics ([`histogram`]: `prometheus-client`'s own
+//! histogram locks a mutex per observation). Labels never carry secrets or
 //! unbounded values (no vehicle ids, no tokens); label values are `'static` wherever
 //! the caller has one, so recording allocates nothing once a series exists.
+
+pub mod histogram;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -17,10 +20,11 @@ use prometheus_client::encoding::{
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-const BUCKETS: [f64; 12] = [
+use histogram::Histogram;
+
+static BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
@@ -149,7 +153,7 @@ type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 fn histogram() -> Histogram {
-    Histogram::new(BUCKETS)
+    Histogram::new(&BUCKETS)
 }
 
 fn histograms<L: Clone + std::hash::Hash + Eq>() -> Histograms<L> {
