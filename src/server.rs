@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
@@ -106,7 +107,7 @@ async fn requests(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> (std::io::Result<()>, Option<Workers>) {
     if workers <= 1 {
-        let served = axum::serve(listener, app)
+        let served = axum::serve(listener.tap_io(no_delay), app)
             .with_graceful_shutdown(shutdown)
             .await;
         return (served, None);
@@ -134,6 +135,15 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// [`bind`] as a tokio listener of the current runtime.
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(bind(addr)?)
+}
+
+/// Answers go out at once, not held back by Nagle's algorithm for the client's ACK
+/// of the previous write (as nginx's `tcp_nodelay on`): an event stream writes small
+/// pieces one after another.
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
 }
 
 /// The running workers: each keeps its event loop until released.
@@ -203,7 +213,7 @@ async fn per_core(
                     keyway_adapter::transport::set_worker(i);
                     let result = match TcpListener::from_std(listener) {
                         Ok(l) => {
-                            axum::serve(l, app)
+                            axum::serve(l.tap_io(no_delay), app)
                                 .with_graceful_shutdown(async move {
                                     let _ = stopping.wait_for(|s| *s).await;
                                 })
