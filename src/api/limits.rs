@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -181,11 +181,7 @@ impl Inbound {
 
 /// Load shedding and the request timeout (health, readiness and metrics are exempt);
 /// hands the request the limiters for the caller and unlock checks.
-pub async fn protect(
-    State(inbound): State<Arc<Inbound>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub async fn protect(inbound: Arc<Inbound>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if matches!(path, "/healthz" | "/readyz" | "/metrics") {
         return next.run(req).await;
@@ -197,7 +193,7 @@ pub async fn protect(
         return e.into_response();
     };
     let timeout = Duration::from_secs(inbound.config.request_timeout_s);
-    req.extensions_mut().insert(inbound.clone());
+    req.extensions_mut().insert(inbound);
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => {

@@ -26,8 +26,9 @@ pub mod vehicles;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::middleware;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 
 pub use error::ApiError;
@@ -79,9 +80,14 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(inbound, limits::protect))
-        .layer(middleware::from_fn(problem::request_context))
+        .layer(middleware::from_fn_with_state(inbound, around))
         .with_state(gateway)
+}
+
+/// Every request's middleware as one layer (each `from_fn` layer clones the route's
+/// service and boxes twice per request): the request context around the inbound limits.
+async fn around(State(inbound): State<Arc<limits::Inbound>>, req: Request, next: Next) -> Response {
+    problem::request_context(req, |req| limits::protect(inbound, req, next)).await
 }
 
 pub use crate::clock::timestamp;

@@ -8,7 +8,6 @@
 //! path, renders the body. So problem bodies are written in exactly one place.
 
 use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, header};
 use serde_json::{Map, Value, json};
@@ -90,9 +89,12 @@ fn incoming_id(req: &Request) -> Option<String> {
     ok.then(|| v.to_string())
 }
 
-/// Outermost middleware: request id, problem rendering, one log line and the metrics
-/// of each request.
-pub async fn request_context(mut req: Request, next: Next) -> Response {
+/// The outer part of every request's middleware: request id, problem rendering, one log
+/// line and the metrics of each request, around `inner` (the rest of the request).
+pub async fn request_context<F>(mut req: Request, inner: impl FnOnce(Request) -> F) -> Response
+where
+    F: Future<Output = Response>,
+{
     let started = Instant::now();
     let id = incoming_id(&req).unwrap_or_else(|| crate::ids::new("req"));
     let method = req.method().clone();
@@ -103,7 +105,7 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut resp = next.run(req).await;
+    let mut resp = inner(req).await;
     if let Some(PendingProblem(e)) = resp.extensions_mut().remove::<PendingProblem>() {
         let bytes = serde_json::to_vec(&body(&e, &id, &path)).unwrap_or_default();
         *resp.body_mut() = axum::body::Body::from(bytes);
