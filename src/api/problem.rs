@@ -9,7 +9,7 @@
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, header};
+use http::{HeaderName, HeaderValue, header};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
@@ -80,8 +80,11 @@ pub fn body(e: &ApiError, request_id: &str, instance: &str) -> Value {
     Value::Object(obj)
 }
 
+/// The request id header, named once (a name given as text is parsed at each use).
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 fn incoming_id(req: &Request) -> Option<String> {
-    let v = req.headers().get("x-request-id")?.to_str().ok()?;
+    let v = req.headers().get(X_REQUEST_ID)?.to_str().ok()?;
     let ok = !v.is_empty()
         && v.len() <= 128
         && v.bytes()
@@ -96,7 +99,7 @@ where
     F: Future<Output = Response>,
 {
     let started = Instant::now();
-    let id = incoming_id(&req).unwrap_or_else(|| crate::ids::new("req"));
+    let id = incoming_id(&req).unwrap_or_else(crate::ids::request);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let route = req
@@ -115,10 +118,10 @@ where
         }
     }
     if let Ok(v) = HeaderValue::try_from(id.as_str()) {
-        resp.headers_mut().insert("x-request-id", v);
+        resp.headers_mut().insert(X_REQUEST_ID, v);
     }
     let secs = started.elapsed().as_secs_f64();
-    crate::metrics::http(route.into(), resp.status().as_u16(), secs);
+    crate::metrics::http(&route, resp.status().as_u16(), secs);
     tracing::info!(
         request_id = %id,
         %method,

@@ -472,17 +472,49 @@ pub fn commands_taken_over(n: usize) {
     m().taken_over.inc_by(n as u64);
 }
 
-/// A request served by the unified API; `route` is the matched route pattern.
-pub fn http(route: Cow<'static, str>, status: u16, secs: f64) {
-    let route = Text(route);
-    m().http_seconds
-        .get_or_create(&Route {
-            route: route.clone(),
-        })
-        .observe(secs);
-    m().http_requests
-        .get_or_create(&RouteStatus { route, status })
-        .inc();
+/// A request served by the unified API; `route` is the matched route pattern. Every
+/// request records here, so each serving thread keeps its own handles to a route's
+/// series (they share the counts) and finds them without the families' locks.
+pub fn http(route: &str, status: u16, secs: f64) {
+    /// A route's latency histogram and its counters by status.
+    struct Handles {
+        seconds: Histogram,
+        requests: Vec<(u16, Counter)>,
+    }
+    thread_local! {
+        static HANDLES: std::cell::RefCell<std::collections::HashMap<Box<str>, Handles>> =
+            Default::default();
+    }
+    let label = || Text(Cow::Owned(route.to_owned()));
+    HANDLES.with_borrow_mut(|seen| {
+        if !seen.contains_key(route) {
+            let seconds = m()
+                .http_seconds
+                .get_or_create_owned(&Route { route: label() });
+            let handles = Handles {
+                seconds,
+                requests: Vec::new(),
+            };
+            seen.insert(route.into(), handles);
+        }
+        let Some(h) = seen.get_mut(route) else {
+            return;
+        };
+        h.seconds.observe(secs);
+        match h.requests.iter().find(|(s, _)| *s == status) {
+            Some((_, c)) => {
+                c.inc();
+            }
+            None => {
+                let c = m().http_requests.get_or_create_owned(&RouteStatus {
+                    route: label(),
+                    status,
+                });
+                c.inc();
+                h.requests.push((status, c));
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -230,15 +230,17 @@ impl Bill {
         }
     }
 
-    /// Counts one answered request (an OEM bills what it answered, not what it refused
-    /// as rate-limited or failed with a server error).
-    fn count(&self, oem: &'static str, method: &http::Method, path: &str, status: u16) {
+    /// The billing class of a request, if the OEM bills it.
+    fn class(&self, req: &Request<Bytes>) -> Option<&'static str> {
+        (self.classify)(req.method(), req.uri().path())
+    }
+
+    /// Counts one answered request of `class` (an OEM bills what it answered, not what
+    /// it refused as rate-limited or failed with a server error).
+    fn count(&self, oem: &'static str, class: &'static str, status: u16) {
         if status == 429 || status >= 500 {
             return;
         }
-        let Some(class) = (self.classify)(method, path) else {
-            return;
-        };
         let mut spent = crate::sync::lock(&self.spent);
         *spent += self.prices.get(class).copied().unwrap_or(0.0);
         metrics::billable(oem, class, *spent);
@@ -252,14 +254,11 @@ impl Policy for Observe {
         req: Request<Bytes>,
     ) -> Result<Response<Bytes>, TransportError> {
         let method = req.method().clone();
-        let billed = self
-            .bill
-            .as_ref()
-            .map(|_| (req.method().clone(), req.uri().path().to_string()));
+        let billed = self.bill.as_ref().and_then(|b| Some((b, b.class(&req)?)));
         let started = Instant::now();
         let outcome = inner.send(req).await;
-        if let (Some(bill), Some((m, path)), Ok(r)) = (&self.bill, &billed, &outcome) {
-            bill.count(self.oem, m, path, r.status().as_u16());
+        if let (Some((bill, class)), Ok(r)) = (billed, &outcome) {
+            bill.count(self.oem, class, r.status().as_u16());
         }
         let label = match &outcome {
             Ok(r) => metrics::Outcome::Status(r.status().as_u16()),
