@@ -210,7 +210,10 @@ async fn load(
     let http = client();
     let headers = Arc::new(headers);
     let results = Arc::new(Mutex::new((Vec::new(), 0usize, 0usize)));
-    let total = (rate * duration) as usize;
+    // The first fifth of a second warms up (the generator's connections are opened then)
+    // and is not counted.
+    let warm = (rate / 5) as usize;
+    let total = (rate * duration) as usize + warm;
     let period = Duration::from_secs_f64(1.0 / rate as f64);
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(total);
@@ -222,6 +225,9 @@ async fn load(
         tasks.push(tokio::spawn(async move {
             let r = one(&http, "GET", &target, &headers).await;
             let us = scheduled.elapsed().as_micros() as u64;
+            if i < warm {
+                return;
+            }
             let mut g = results.lock().unwrap();
             match r {
                 Ok(s) if s < 400 => {
@@ -235,7 +241,7 @@ async fn load(
     for t in tasks {
         let _ = t.await;
     }
-    let elapsed = start.elapsed();
+    let elapsed = (start + period * warm as u32).elapsed();
     let (lat, ok, errors) = std::mem::take(&mut *results.lock().unwrap());
     println!("{}", summary(lat, ok, errors, elapsed));
 }
