@@ -549,7 +549,7 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        http("/odd\"route\\\n".into(), 200, 0.001);
+        http("/odd\"route\\\n", 200, 0.001);
         let text = render();
         assert!(
             text.contains(r#"keyway_http_requests_total{route="/odd\"route\\\n",status="200"} 1"#),
