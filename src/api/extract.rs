@@ -128,6 +128,19 @@ pub fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
         .next()
 }
 
+/// The freshness a caller asks for, as an extractor (reading the one header, not
+/// copying all of them): see [`max_age`].
+#[derive(Debug)]
+pub struct MaxAge(pub Option<Duration>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaxAge {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(MaxAge(max_age(&parts.headers)))
+    }
+}
+
 /// The freshness a caller asks for: `Cache-Control: max-age=N` (0 or `no-cache`
 /// forces a fresh read from the car).
 pub fn max_age(headers: &HeaderMap) -> Option<Duration> {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use super::extract::Path;
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use keyway_adapter::Door;
 use serde::Serialize;
@@ -14,7 +13,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::ApiError;
-use super::extract::{Authed, max_age};
+use super::extract::{Authed, MaxAge};
 use super::timestamp;
 use crate::auth::Scope;
 use crate::gateway::Gateway;
@@ -127,11 +126,11 @@ pub async fn location(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    MaxAge(max_age): MaxAge,
 ) -> Result<axum::response::Response, ApiError> {
     caller.require(Scope::LocationRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
-    let l = gw.fleet.locate(&v, max_age(&headers)).await?;
+    let l = gw.fleet.locate(&v, max_age).await?;
     Ok(Json(LocationView {
         vehicle_id: &v.id,
         latitude: l.latitude,
@@ -149,11 +148,11 @@ pub async fn security(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    MaxAge(max_age): MaxAge,
 ) -> Result<axum::response::Response, ApiError> {
     caller.require(Scope::SecurityRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
-    let (s, source) = gw.fleet.security(&v, max_age(&headers)).await?;
+    let (s, source) = gw.fleet.security(&v, max_age).await?;
     Ok(Json(SecurityView {
         vehicle_id: &v.id,
         locked: s.locked,
