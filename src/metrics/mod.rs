@@ -1,13 +1,16 @@
 //! Prometheus metrics through `prometheus-client`: one process-wide registry of typed
 //! families, rendered in the OpenMetrics text format at `/metrics`. Named recorders
 //! below are the only way code records, so every series is documented in one place.
-//! Recording takes no lock but a family's shared read lock to find its series: counters,
-//! gauges and histogram buckets are atomics ([`histogram`]: `prometheus-client`'s own
-//! histogram locks a mutex per observation). Labels never carry secrets or
+//! Recording takes no lock on the request path: counters, gauges and histogram buckets
+//! are atomics ([`histogram`]: `prometheus-client`'s own histogram locks a mutex per
+//! observation), and the recorders a request runs keep per-thread handles to their
+//! series ([`local`], and [`http`]'s by route) instead of finding them under the
+//! family's shared read lock each time; the rest find them under that lock. Labels never carry secrets or
 //! unbounded values (no vehicle ids, no tokens); label values are `'static` wherever
 //! the caller has one, so recording allocates nothing once a series exists.
 
 pub mod histogram;
+pub mod local;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -23,6 +26,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
 use histogram::Histogram;
+use local::Local;
 
 static BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -377,9 +381,12 @@ pub fn breaker_rejection(oem: &'static str) {
 
 /// A request waited for a quota slot.
 pub fn quota_wait(oem: &'static str, quota: &'static str, secs: f64) {
-    m().quota_wait
-        .get_or_create(&OemQuota { oem, quota })
-        .observe(secs);
+    thread_local! {
+        static SERIES: Local<OemQuota, Histogram> = Local::default();
+    }
+    local::record(&SERIES, &m().quota_wait, OemQuota { oem, quota }, |h| {
+        h.observe(secs)
+    });
 }
 
 /// A request was refused: quota spent.
@@ -396,8 +403,16 @@ pub fn rate_limited(oem: &'static str) {
 
 /// One billable OEM request, and this process's estimated spend with it.
 pub fn billable(oem: &'static str, class: &'static str, spent_usd: f64) {
-    m().billable.get_or_create(&OemClass { oem, class }).inc();
-    m().spend.get_or_create(&Oem { oem }).set(spent_usd);
+    thread_local! {
+        static BILLABLE: Local<OemClass, Counter> = Local::default();
+        static SPEND: Local<Oem, FloatGauge> = Local::default();
+    }
+    local::record(&BILLABLE, &m().billable, OemClass { oem, class }, |c| {
+        c.inc();
+    });
+    local::record(&SPEND, &m().spend, Oem { oem }, |g| {
+        g.set(spent_usd);
+    });
 }
 
 /// One OEM HTTP exchange.
@@ -410,27 +425,38 @@ pub fn upstream(oem: &'static str, method: &http::Method, outcome: Outcome, secs
         http::Method::DELETE => "DELETE",
         _ => "other",
     };
+    thread_local! {
+        static SERIES: Local<Exchange, Histogram> = Local::default();
+    }
     let l = Exchange {
         oem,
         method,
         outcome,
     };
-    m().upstream_seconds.get_or_create(&l).observe(secs);
+    local::record(&SERIES, &m().upstream_seconds, l, |h| h.observe(secs));
 }
 
 /// One adapter operation.
 pub fn operation(oem: &'static str, operation: &'static str, outcome: &'static str, secs: f64) {
+    thread_local! {
+        static SERIES: Local<Operation, Histogram> = Local::default();
+    }
     let l = Operation {
         oem,
         operation,
         outcome,
     };
-    m().operation_seconds.get_or_create(&l).observe(secs);
+    local::record(&SERIES, &m().operation_seconds, l, |h| h.observe(secs));
 }
 
 /// A read's cache result.
 pub fn cache(read: &'static str, result: &'static str) {
-    m().cache.get_or_create(&Read { read, result }).inc();
+    thread_local! {
+        static SERIES: Local<Read, Counter> = Local::default();
+    }
+    local::record(&SERIES, &m().cache, Read { read, result }, |c| {
+        c.inc();
+    });
 }
 
 /// A finished command.
