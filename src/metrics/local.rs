@@ -2,8 +2,9 @@
 //! family finds a series by hashing its labels under the family's read lock, which
 //! every serving thread shares; a series handle shares its counts with the family's,
 //! so each thread keeps the handles it has used and finds them again by comparing
-//! labels, with no lock. Only families whose labels come from small fixed sets (OEMs,
-//! methods, outcomes, read kinds) are recorded this way: the list is searched in order.
+//! labels, with no lock. Only families whose labels come from small fixed sets (routes,
+//! OEMs, methods, outcomes, read kinds) are recorded this way: the list is searched in
+//! order.
 
 use std::cell::RefCell;
 use std::hash::Hash;
@@ -11,7 +12,8 @@ use std::thread::LocalKey;
 
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 
-/// One thread's handles to one family's series, by label set.
+/// One thread's handles to one family's series, by key (the label set, or what stands
+/// for it).
 pub struct Local<L, M>(RefCell<Vec<(L, M)>>);
 
 impl<L, M> Default for Local<L, M> {
@@ -20,16 +22,20 @@ impl<L, M> Default for Local<L, M> {
     }
 }
 
-impl<L: PartialEq, M> Local<L, M> {
-    /// Runs `record` on the series of `label`, made by `create` the first time this
-    /// thread records it.
-    pub fn record(&self, label: L, create: impl FnOnce(&L) -> M, record: impl FnOnce(&M)) {
+impl<L, M> Local<L, M> {
+    /// Runs `record` on the series whose key `is` picks, made by `create` the first
+    /// time this thread records it.
+    pub fn record(
+        &self,
+        is: impl Fn(&L) -> bool,
+        create: impl FnOnce() -> (L, M),
+        record: impl FnOnce(&M),
+    ) {
         let mut series = self.0.borrow_mut();
-        let i = match series.iter().position(|(l, _)| *l == label) {
+        let i = match series.iter().position(|(l, _)| is(l)) {
             Some(i) => i,
             None => {
-                let m = create(&label);
-                series.push((label, m));
+                series.push(create());
                 series.len() - 1
             }
         };
@@ -48,7 +54,13 @@ pub fn record<L, M, C>(
     M: Clone,
     C: MetricConstructor<M>,
 {
-    local.with(|s| s.record(label, |l| family.get_or_create_owned(l), record));
+    local.with(|s| {
+        s.record(
+            |l| *l == label,
+            || (label.clone(), family.get_or_create_owned(&label)),
+            record,
+        )
+    });
 }
 
 #[cfg(test)]
@@ -65,10 +77,10 @@ mod tests {
         let made = std::cell::Cell::new(0);
         for label in ["a", "b", "a", "a"] {
             local.record(
-                vec![("k", label)],
-                |l| {
+                |l| *l == label,
+                || {
                     made.set(made.get() + 1);
-                    family.get_or_create_owned(l)
+                    (label, family.get_or_create_owned(&vec![("k", label)]))
                 },
                 |c| {
                     c.inc();

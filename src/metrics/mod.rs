@@ -4,8 +4,8 @@
 //! Recording takes no lock on the request path: counters, gauges and histogram buckets
 //! are atomics ([`histogram`]: `prometheus-client`'s own histogram locks a mutex per
 //! observation), and the recorders a request runs keep per-thread handles to their
-//! series ([`local`], and [`http`]'s by route) instead of finding them under the
-//! family's shared read lock each time; the rest find them under that lock. Labels never carry secrets or
+//! series ([`local`]) instead of finding them under the family's shared read lock each
+//! time; the rest find them under that lock. Labels never carry secrets or
 //! unbounded values (no vehicle ids, no tokens); label values are `'static` wherever
 //! the caller has one, so recording allocates nothing once a series exists.
 
@@ -498,48 +498,40 @@ pub fn commands_taken_over(n: usize) {
     m().taken_over.inc_by(n as u64);
 }
 
-/// A request served by the unified API; `route` is the matched route pattern. Every
-/// request records here, so each serving thread keeps its own handles to a route's
-/// series (they share the counts) and finds them without the families' locks.
+/// A request served by the unified API; `route` is the matched route pattern (the
+/// router's, so a fixed set). Every request records here, through this thread's handles
+/// to the route's series ([`local`]).
 pub fn http(route: &str, status: u16, secs: f64) {
-    /// A route's latency histogram and its counters by status.
-    struct Handles {
-        seconds: Histogram,
-        requests: Vec<(u16, Counter)>,
-    }
     thread_local! {
-        static HANDLES: std::cell::RefCell<std::collections::HashMap<Box<str>, Handles>> =
-            Default::default();
+        static ROUTES: Local<Box<str>, (Histogram, Local<u16, Counter>)> = Local::default();
     }
     let label = || Text(Cow::Owned(route.to_owned()));
-    HANDLES.with_borrow_mut(|seen| {
-        if !seen.contains_key(route) {
-            let seconds = m()
-                .http_seconds
-                .get_or_create_owned(&Route { route: label() });
-            let handles = Handles {
-                seconds,
-                requests: Vec::new(),
-            };
-            seen.insert(route.into(), handles);
-        }
-        let Some(h) = seen.get_mut(route) else {
-            return;
-        };
-        h.seconds.observe(secs);
-        match h.requests.iter().find(|(s, _)| *s == status) {
-            Some((_, c)) => {
-                c.inc();
-            }
-            None => {
-                let c = m().http_requests.get_or_create_owned(&RouteStatus {
-                    route: label(),
-                    status,
-                });
-                c.inc();
-                h.requests.push((status, c));
-            }
-        }
+    ROUTES.with(|routes| {
+        routes.record(
+            |r| **r == *route,
+            || {
+                let seconds = m()
+                    .http_seconds
+                    .get_or_create_owned(&Route { route: label() });
+                (route.into(), (seconds, Local::default()))
+            },
+            |(seconds, requests)| {
+                seconds.observe(secs);
+                requests.record(
+                    |s| *s == status,
+                    || {
+                        let l = RouteStatus {
+                            route: label(),
+                            status,
+                        };
+                        (status, m().http_requests.get_or_create_owned(&l))
+                    },
+                    |c| {
+                        c.inc();
+                    },
+                );
+            },
+        )
     });
 }
 
