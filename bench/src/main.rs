@@ -24,6 +24,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use keyway::api::extract::MaxAge;
 use keyway::demo::{self, DemoOptions};
 use keyway::store::{AccountRecord, AccountStatus, SqlStore, StoredTokens, VehicleRecord};
 use serde_json::json;
@@ -66,8 +67,9 @@ enum Cmd {
         /// The serving threads of the comparison listener.
         #[arg(long, default_value_t = 1)]
         compare_workers: usize,
-        /// Also serve the floor here: keyway's HTTP stack alone (the same per-core
-        /// serving, router and path extraction) answering a location from memory.
+        /// Also serve the floors here: keyway's HTTP stack alone (the same per-core
+        /// serving, router and path extraction) answering a location from memory, or,
+        /// asked for a fresh one, passing the read through bare to the Fleet API.
         #[arg(long)]
         floor_listen: Option<std::net::SocketAddr>,
         /// The Fleet API base keyway calls (default: the mock; a proxy in front of it
@@ -299,10 +301,10 @@ struct Serving {
 /// The floors: keyway's HTTP stack without keyway (no token check, limits, lookups,
 /// translation, logs or metrics). The router matches the location route and extracts
 /// the id, then answers a location of keyway's size from memory, or, when the request
-/// demands a fresh reading (`Cache-Control: max-age=0`) and `upstream` is set, passes
-/// it through bare to the Fleet API there with the same HTTP client keyway uses (one
-/// pool per serving thread), answering the OEM's body as it is: the same work nginx's
-/// pass-through does.
+/// demands a fresh reading (`Cache-Control` read as keyway reads it) and `upstream` is
+/// set, passes it through bare to the Fleet API there with hyper-util's pooled client,
+/// as keyway does (one pool per serving thread), answering the OEM's body as it is:
+/// the same work nginx's pass-through does.
 fn floor_app(upstream: Option<String>) -> axum::Router {
     const LOCATION: &str = r#"{"vehicle_id":"veh_aaaaaaaaaaaaaaaaaaaaaaaaaa","latitude":52.520008,"longitude":13.404954,"heading":289.0,"recorded_at":"2026-12-02T10:00:00Z","age_s":0}"#;
     thread_local! {
@@ -312,11 +314,8 @@ fn floor_app(upstream: Option<String>) -> axum::Router {
     axum::Router::new().route(
         "/v1/vehicles/{id}/location",
         axum::routing::get(
-            move |axum::extract::Path(id): axum::extract::Path<String>,
-                  headers: http::HeaderMap| {
-                let fresh = headers
-                    .get(http::header::CACHE_CONTROL)
-                    .is_some_and(|v| v.as_bytes() == b"max-age=0");
+            move |axum::extract::Path(id): axum::extract::Path<String>, MaxAge(max_age): MaxAge| {
+                let fresh = max_age == Some(Duration::ZERO);
                 let upstream = upstream.clone().filter(|_| fresh);
                 async move {
                     let json = [(http::header::CONTENT_TYPE, "application/json")];
