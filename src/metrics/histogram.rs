@@ -102,8 +102,8 @@ mod tests {
             ours.observe(v);
             theirs.observe(v);
         }
-        // NaN makes both sums NaN; compare the buckets and counts, then the sums of a
-        // second pair without NaN.
+        // NaN makes both sums NaN (both print it the same way), so a second pair
+        // without NaN compares real sums too.
         assert_eq!(text(ours), text(theirs));
         let (ours, theirs) = (
             Histogram::new(&BOUNDS),
