@@ -148,7 +148,7 @@ pub struct Call {
 impl Call {
     /// A request builder with the bearer token and `Accept: application/json` set.
     pub fn request(&self, method: Method, url: &str) -> http::request::Builder {
-        let bearer = HeaderValue::try_from(format!("Bearer {}", self.token.expose()))
+        let bearer = HeaderValue::try_from(["Bearer ", self.token.expose()].concat())
             .map(|mut v| {
                 v.set_sensitive(true);
                 v
@@ -158,7 +158,7 @@ impl Call {
             .method(method)
             .uri(url)
             .header(header::AUTHORIZATION, bearer)
-            .header(header::ACCEPT, "application/json");
+            .header(header::ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(id) = &self.command_id {
             b = b.header(COMMAND_ID_HEADER, id.as_str());
         }
@@ -310,11 +310,14 @@ pub fn body_excerpt(resp: &Response<Bytes>) -> String {
 
 /// Joins a base URL and a path without doubling or dropping the slash.
 pub fn join(base: &str, path: &str) -> String {
-    format!(
-        "{}/{}",
+    // Every OEM request builds its URL here: one exact allocation, no formatter
+    // (`format!` cost about 1k instructions a request, BENCHMARKS.md).
+    [
         base.trim_end_matches('/'),
-        path.trim_start_matches('/')
-    )
+        "/",
+        path.trim_start_matches('/'),
+    ]
+    .concat()
 }
 
 #[cfg(test)]

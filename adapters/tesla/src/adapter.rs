@@ -424,10 +424,12 @@ impl Adapter for TeslaAdapter {
     }
 
     async fn locate(&self, cx: &Call, v: &VehicleRef) -> Result<Location, OemError> {
-        let path = format!(
-            "/api/1/vehicles/{}/vehicle_data?endpoints=location_data",
-            v.oem_id
-        );
+        let path = [
+            "/api/1/vehicles/",
+            v.oem_id.as_str(),
+            "/vehicle_data?endpoints=location_data",
+        ]
+        .concat();
         self.regional(cx, |base| {
             let url = join(&base, &path);
             async move { parse_location(check(cx.get(&url).await?, false, classify)?.body()) }
@@ -436,10 +438,12 @@ impl Adapter for TeslaAdapter {
     }
 
     async fn security(&self, cx: &Call, v: &VehicleRef) -> Result<SecurityState, OemError> {
-        let path = format!(
-            "/api/1/vehicles/{}/vehicle_data?endpoints=vehicle_state",
-            v.oem_id
-        );
+        let path = [
+            "/api/1/vehicles/",
+            v.oem_id.as_str(),
+            "/vehicle_data?endpoints=vehicle_state",
+        ]
+        .concat();
         self.regional(cx, |base| {
             let url = join(&base, &path);
             async move { parse_security(check(cx.get(&url).await?, false, classify)?.body()) }
