@@ -97,7 +97,7 @@ pub(crate) fn answer(c: &CommandRecord) -> Response {
 async fn command(
     gw: Arc<Gateway>,
     inbound: &Inbound,
-    caller: crate::auth::Caller,
+    caller: Arc<crate::auth::Caller>,
     id: String,
     action: Command,
     headers: HeaderMap,

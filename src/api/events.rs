@@ -73,7 +73,7 @@ pub async fn stream(
                 .is_none_or(|v| e.vehicle_id.as_ref() == Some(v))
     };
     struct State {
-        caller: crate::auth::Caller,
+        caller: Arc<crate::auth::Caller>,
         gw: Arc<Gateway>,
         last: i64,
         buffer: VecDeque<EventRecord>,

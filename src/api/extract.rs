@@ -17,9 +17,9 @@ use crate::auth::Caller;
 use crate::error::Code;
 use crate::gateway::Gateway;
 
-/// The authenticated caller.
+/// The authenticated caller (shared with the verified-token cache).
 #[derive(Debug)]
-pub struct Authed(pub Caller);
+pub struct Authed(pub Arc<Caller>);
 
 impl FromRequestParts<Arc<Gateway>> for Authed {
     type Rejection = ApiError;

@@ -214,8 +214,8 @@ fn a_verified_token_is_reused_only_inside_its_window_and_a_refused_one_never() {
         }
     };
     assert!(!early.reusable(now));
-    // The reused caller is the same as the verified one.
-    assert_eq!(v.verify(&t).unwrap(), kept.caller);
+    // The reused caller is the verified one itself, not a copy.
+    assert!(Arc::ptr_eq(&v.verify(&t).unwrap(), &kept.caller));
 
     // A token that fails (expired; wrong signature) is never kept.
     let mut c = claims();
