@@ -101,16 +101,19 @@ where
     let started = Instant::now();
     let id = incoming_id(&req).unwrap_or_else(crate::ids::request);
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // Both shared, not copied: a `Uri` clone counts a reference to the request's bytes,
+    // and a matched route is an `Arc<str>`.
+    let uri = req.uri().clone();
+    let path = uri.path();
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+        .cloned();
+    let route = route.as_ref().map_or("unmatched", |m| m.as_str());
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = inner(req).await;
     if let Some(PendingProblem(e)) = resp.extensions_mut().remove::<PendingProblem>() {
-        let bytes = serde_json::to_vec(&body(&e, &id, &path)).unwrap_or_default();
+        let bytes = serde_json::to_vec(&body(&e, &id, path)).unwrap_or_default();
         *resp.body_mut() = axum::body::Body::from(bytes);
         resp.headers_mut().remove(header::CONTENT_LENGTH);
         if resp.status().is_server_error() {
@@ -121,7 +124,7 @@ where
         resp.headers_mut().insert(X_REQUEST_ID, v);
     }
     let secs = started.elapsed().as_secs_f64();
-    crate::metrics::http(&route, resp.status().as_u16(), secs);
+    crate::metrics::http(route, resp.status().as_u16(), secs);
     tracing::info!(
         request_id = %id,
         %method,
