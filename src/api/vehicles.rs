@@ -6,7 +6,6 @@ use std::sync::Arc;
 use super::extract::Path;
 use axum::Json;
 use axum::extract::State;
-use axum::response::IntoResponse;
 use keyway_adapter::Door;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -131,7 +130,7 @@ pub async fn location(
     caller.require(Scope::LocationRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
     let l = gw.fleet.locate(&v, max_age).await?;
-    Ok(Json(LocationView {
+    Ok(super::json(&LocationView {
         vehicle_id: &v.id,
         latitude: l.latitude,
         longitude: l.longitude,
@@ -139,8 +138,7 @@ pub async fn location(
         accuracy_m: l.accuracy_m,
         recorded_at: l.recorded_at.map(timestamp),
         age_s: age_s(l.recorded_at),
-    })
-    .into_response())
+    }))
 }
 
 /// `GET /v1/vehicles/{id}/security`.
@@ -153,13 +151,12 @@ pub async fn security(
     caller.require(Scope::SecurityRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
     let (s, source) = gw.fleet.security(&v, max_age).await?;
-    Ok(Json(SecurityView {
+    Ok(super::json(&SecurityView {
         vehicle_id: &v.id,
         locked: s.locked,
         source: source.as_str(),
         doors: s.doors,
         recorded_at: s.recorded_at.map(timestamp),
         age_s: age_s(s.recorded_at),
-    })
-    .into_response())
+    }))
 }
