@@ -111,3 +111,41 @@ pub fn json<T: serde::Serialize>(value: &T) -> Response {
         Err(e) => ApiError::internal(e).into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{StatusCode, header};
+
+    #[tokio::test]
+    async fn a_json_answer_is_the_value_with_its_media_type() {
+        #[derive(serde::Serialize)]
+        struct View<'a> {
+            vehicle_id: &'a str,
+            latitude: f64,
+            note: Option<&'a str>,
+        }
+        let view = View {
+            vehicle_id: "veh_\"quoted\"",
+            latitude: 52.520008,
+            note: None,
+        };
+        let r = super::json(&view);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(
+            &body[..],
+            br#"{"vehicle_id":"veh_\"quoted\"","latitude":52.520008,"note":null}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn a_value_that_cannot_be_written_is_an_internal_error_not_a_partial_answer() {
+        // A map with non-text keys has no JSON form.
+        let value = std::collections::BTreeMap::from([((1, 2), "x")]);
+        let r = super::json(&value);
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
