@@ -63,6 +63,17 @@ impl Commands {
         self.registry.get(oem).map_or(CAUTIOUS, |o| o.timing)
     }
 
+    /// One command fewer queued or running for the car (the queue cap's count).
+    pub(super) fn leave_queue(&self, vehicle_id: &str) {
+        let mut queued = lock(&self.queued);
+        if let Some(n) = queued.get_mut(vehicle_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                queued.remove(vehicle_id);
+            }
+        }
+    }
+
     pub(super) fn start(self: &Arc<Self>, record: CommandRecord, vehicle: Option<VehicleRecord>) {
         let (tx, _) = watch::channel(None);
         lock(&self.running).insert(record.id.clone(), tx);
@@ -74,15 +85,7 @@ impl Commands {
             let id = record.id.clone();
             let car = record.vehicle_id.clone();
             let (done, vehicle) = this.run(record, vehicle).await;
-            {
-                let mut queued = lock(&this.queued);
-                if let Some(n) = queued.get_mut(&car) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        queued.remove(&car);
-                    }
-                }
-            }
+            this.leave_queue(&car);
             let unknown = done.status == CommandStatus::Unknown;
             if let Some(tx) = lock(&this.running).remove(&id) {
                 let _ = tx.send(Some(done.clone()));

@@ -119,12 +119,18 @@ impl Commands {
             observed: None,
             retry_at: None,
         };
-        // A replay of a key already used still gets its command below.
-        if !req.reserved && self.queue_full(&vehicle.id) && !self.is_replay(&req).await? {
-            return Err(CommandError::Busy {
-                max: self.timing.max_queued,
-            });
-        }
+        // The place in the car's queue is taken before the record is written, so callers
+        // arriving together cannot all pass the cap. A replay of a key already used
+        // still gets its command below.
+        let _place = match self.take_place(&vehicle.id, req.reserved) {
+            Ok(place) => place,
+            Err(()) if self.is_replay(&req).await? => None,
+            Err(()) => {
+                return Err(CommandError::Busy {
+                    max: self.timing.max_queued,
+                });
+            }
+        };
         let claim = req.idempotency_key.as_ref().map(|key| IdempotencyClaim {
             caller: req.key_scope.clone(),
             key: key.clone(),
@@ -173,10 +179,39 @@ impl Commands {
         }
     }
 
-    fn queue_full(&self, vehicle_id: &str) -> bool {
-        lock(&self.queued)
+    /// A place in the car's queue for a caller's command (`Err` when the queue is full),
+    /// or none needed (a reserved command: never refused by the cap). Counted at once,
+    /// checked and counted under one lock.
+    fn take_place(&self, vehicle_id: &str, reserved: bool) -> Result<Option<Place<'_>>, ()> {
+        if reserved {
+            return Ok(None);
+        }
+        let mut queued = lock(&self.queued);
+        if queued
             .get(vehicle_id)
             .is_some_and(|n| *n >= self.timing.max_queued)
+        {
+            return Err(());
+        }
+        *queued.entry(vehicle_id.to_string()).or_default() += 1;
+        Ok(Some(Place {
+            commands: self,
+            vehicle_id: vehicle_id.to_string(),
+        }))
+    }
+}
+
+/// A place held in a car's queue from the cap's check until the command starts (which
+/// counts it again for as long as it runs) or is not made (a replay, an error): dropped,
+/// it gives the place back.
+struct Place<'a> {
+    commands: &'a Commands,
+    vehicle_id: String,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.commands.leave_queue(&self.vehicle_id);
     }
 }
 

@@ -619,6 +619,38 @@ async fn commands_beyond_the_per_car_queue_cap_answer_vehicle_busy() {
 }
 
 #[tokio::test]
+async fn callers_arriving_together_cannot_all_pass_the_per_car_queue_cap() {
+    // The cap's check and its count are one step: twelve commands sent to one car at
+    // once (the first held at the OEM for 3 s, so none finishes meanwhile) make at most
+    // two commands; the rest are refused.
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(|c| c.commands.max_queued_per_vehicle = 2)
+        .start()
+        .await;
+    let a = env.demo.token.clone();
+    let car = env.online().id.clone();
+    env.demo.tesla().faults.add(Fault::on(
+        "/command/door_lock",
+        Action::Latency {
+            ms: 3000,
+            min_ms: None,
+            max_ms: None,
+        },
+    ));
+    let path = format!("/v1/vehicles/{car}/lock");
+    let answers = futures_util::future::join_all((0..12).map(|_| env.post(&path, &a, &[]))).await;
+    let accepted = answers.iter().filter(|r| r.status == 202).count();
+    for r in answers.iter().filter(|r| r.status != 202) {
+        r.assert_problem(429, "vehicle_busy");
+    }
+    assert!(
+        (1..=2).contains(&accepted),
+        "{accepted} commands accepted with a cap of 2"
+    );
+}
+
+#[tokio::test]
 async fn small_holes_are_closed() {
     let env = Env::tesla_only().await;
     let a = env.demo.token.clone();
