@@ -287,9 +287,9 @@ async fn the_breaker_opens_on_a_dead_oem_fails_fast_and_closes_after_recovery() 
 async fn a_command_quota_is_never_exceeded_under_fifty_concurrent_commands() {
     // Volvo publishes 10 commands per minute; the same rule on a half-second window.
     // The 50 commands go to a few cars at once and the quota spreads them over ~2.5 s,
-    // so each car's queue passes the default cap (4 per car, answered `429
-    // vehicle_busy`, tested elsewhere) whenever the spawned requests arrive together:
-    // the cap is raised so that this test checks the quota alone.
+    // so each car's queue would pass the default cap (4 per car, answered `429
+    // vehicle_busy`, tested in tenancy.rs): the cap is raised so that this test checks
+    // the quota alone.
     let env = Env::builder()
         .mocks(&["tesla"])
         .configure(|c| {
