@@ -74,7 +74,10 @@ pub struct Commands {
     /// Commands running in this process, each with a channel carrying its final record.
     running: Finals,
     /// One lock per vehicle: at most one command in flight per car.
-    vehicle_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    vehicle_locks: Locks,
+    /// One lock per idempotency key (with its scope): requests under one key are
+    /// submitted one at a time in this process.
+    key_locks: Locks,
     /// Commands queued or running in this process, per vehicle (the queue cap).
     queued: Mutex<HashMap<String, usize>>,
     /// This replica's leases.
@@ -100,6 +103,7 @@ impl Commands {
             timing,
             running: Mutex::default(),
             vehicle_locks: Mutex::default(),
+            key_locks: Mutex::default(),
             queued: Mutex::default(),
             cluster,
             events,
@@ -155,11 +159,18 @@ impl Commands {
         }
         left
     }
+}
 
-    fn vehicle_lock(&self, vehicle_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        lock(&self.vehicle_locks)
-            .entry(vehicle_id.to_string())
-            .or_default()
-            .clone()
-    }
+/// Async locks by key, each made on first use (`vehicle_locks`, `key_locks`).
+type Locks = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+
+/// The lock for `key` in `locks`. Whoever takes one calls [`forget_idle`] after dropping
+/// it.
+fn lock_for(locks: &Locks, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    lock(locks).entry(key.to_string()).or_default().clone()
+}
+
+/// Drops the locks nobody holds or waits for.
+fn forget_idle(locks: &Locks) {
+    lock(locks).retain(|_, l| Arc::strong_count(l) > 1);
 }

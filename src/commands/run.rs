@@ -104,7 +104,7 @@ impl Commands {
         vehicle: Option<VehicleRecord>,
     ) -> (CommandRecord, Option<VehicleRecord>) {
         let renewing = self.renew(&record);
-        let car = self.vehicle_lock(&record.vehicle_id);
+        let car = super::lock_for(&self.vehicle_locks, &record.vehicle_id);
         let vehicle = {
             // The car is held until the outcome is written: the next command on it must
             // never see this one still `pending` after its send (that would be an unlock
@@ -123,7 +123,7 @@ impl Commands {
             vehicle
         };
         drop(car);
-        lock(&self.vehicle_locks).retain(|_, l| Arc::strong_count(l) > 1);
+        super::forget_idle(&self.vehicle_locks);
         (record, vehicle)
     }
 

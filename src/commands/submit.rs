@@ -93,7 +93,30 @@ impl Commands {
 
     /// Records a command (or finds the one its idempotency key already made) and starts
     /// it. Returns the record as it stands now.
+    ///
+    /// Requests under one idempotency key are submitted one at a time in this process: a
+    /// replay then finds the first request's record, and never takes a place in the car's
+    /// queue that the first one needs (other replicas' replays meet the key's claim in the
+    /// store).
     pub async fn submit(
+        self: &Arc<Self>,
+        vehicle: &VehicleRecord,
+        req: Request,
+    ) -> Result<CommandRecord, CommandError> {
+        let Some(key) = &req.idempotency_key else {
+            return self.submit_now(vehicle, req).await;
+        };
+        let turn = super::lock_for(&self.key_locks, &[&req.key_scope, "\u{1f}", key].concat());
+        let submitted = {
+            let _turn = turn.lock().await;
+            self.submit_now(vehicle, req).await
+        };
+        drop(turn);
+        super::forget_idle(&self.key_locks);
+        submitted
+    }
+
+    async fn submit_now(
         self: &Arc<Self>,
         vehicle: &VehicleRecord,
         req: Request,
