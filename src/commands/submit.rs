@@ -203,8 +203,8 @@ impl Commands {
     }
 
     /// A place in the car's queue for a caller's command (`Err` when the queue is full),
-    /// or none needed (a reserved command: never refused by the cap). Counted at once,
-    /// checked and counted under one lock.
+    /// or none needed (a reserved command: never refused by the cap). The check and the
+    /// count are made under one lock.
     fn take_place(&self, vehicle_id: &str, reserved: bool) -> Result<Option<Place<'_>>, ()> {
         if reserved {
             return Ok(None);
