@@ -281,28 +281,29 @@ async fn one_idempotency_key_sent_to_three_replicas_makes_one_oem_command() {
 }
 
 #[tokio::test]
-async fn sixty_commands_over_three_replicas_keep_a_ten_per_window_quota() {
-    // The OEM allows 10 commands per window; two seconds stand for its minute (the
-    // send-to-arrival margin is 10 % of the window: 200 ms of scheduling jitter).
+async fn thirty_commands_over_three_replicas_keep_a_ten_per_window_quota() {
+    // The OEM allows 10 commands per window; four seconds stand for its minute. The
+    // send-to-arrival margin is 10 % of the window: 400 ms of scheduling jitter here
+    // (a 2 s window's 200 ms was once exceeded under the whole suite's load).
     let c = Cluster::start(|c| {
         let volvo = c.oems.get_mut("volvo").unwrap();
         volvo.limits.commands = Some(vec![WindowConfig {
             max: 10,
-            per_s: 2.0,
+            per_s: 4.0,
         }]);
         volvo.limits.requests = Some(vec![WindowConfig {
             max: 10_000,
             per_s: 1.0,
         }]);
         volvo.limits.max_wait_ms = 30_000;
-        // Twenty commands per replica wait for the one car: lift the queue cap.
+        // Ten commands per replica wait for the one car: lift the queue cap.
         c.commands.max_queued_per_vehicle = 100;
     })
     .await;
     let car = c.vehicle("YV1XZK9V0P2000001");
     c.env.demo.volvo().journal.clear();
     let mut ids = Vec::new();
-    for i in 0..60 {
+    for i in 0..30 {
         let a = c
             .send(i, Method::POST, &format!("/v1/vehicles/{car}/lock"), &[])
             .await;
@@ -323,13 +324,13 @@ async fn sixty_commands_over_three_replicas_keep_a_ten_per_window_quota() {
         .filter(|e| e.method == "POST" && e.path.ends_with("/commands/lock"))
         .map(|e| e.started_ms)
         .collect();
-    assert_eq!(sent.len(), 60);
+    assert_eq!(sent.len(), 30);
     let most = sent
         .iter()
-        .map(|t| sent.iter().filter(|u| **u >= *t && **u < t + 2000).count())
+        .map(|t| sent.iter().filter(|u| **u >= *t && **u < t + 4000).count())
         .max()
         .unwrap();
-    println!("60 commands over 3 replicas; most in any window at the mock: {most}");
+    println!("30 commands over 3 replicas; most in any window at the mock: {most}");
     assert!(most <= 10, "{most} commands reached the OEM in one window");
 }
 
