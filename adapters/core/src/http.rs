@@ -226,19 +226,25 @@ pub fn parse_json<T: DeserializeOwned>(
     resp: &Response<Bytes>,
     delivered: Delivered,
 ) -> Result<T, OemError> {
-    serde_json::from_slice(resp.body()).map_err(|e| OemError::InvalidResponse {
-        detail: format!("{e}"),
-        delivered,
-    })
+    parse_body(resp.body(), delivered)
 }
 
 /// Parses a JSON body held as bytes; failure is [`OemError::InvalidResponse`] with
 /// `delivered` (what a garbled answer means for a command: usually `Unknown`).
+///
+/// The body is checked as UTF-8 once and parsed as text: parsed from bytes, serde_json
+/// checks every string and key again (about 2,000 instructions of a Tesla location's
+/// 10,500, BENCHMARKS.md). A body that is not UTF-8 is parsed from bytes as before, so
+/// bad bytes in a field keyway ignores still do not fail the answer.
 pub fn parse_body<'a, T: serde::Deserialize<'a>>(
     body: &'a [u8],
     delivered: Delivered,
 ) -> Result<T, OemError> {
-    serde_json::from_slice(body).map_err(|e| OemError::InvalidResponse {
+    let parsed = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    };
+    parsed.map_err(|e| OemError::InvalidResponse {
         detail: e.to_string(),
         delivered,
     })
@@ -328,6 +334,47 @@ mod tests {
     fn join_paths() {
         assert_eq!(join("http://a/", "/b"), "http://a/b");
         assert_eq!(join("http://a", "b"), "http://a/b");
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Reading<'a> {
+        name: &'a str,
+        speed: Option<f64>,
+    }
+
+    #[test]
+    fn bodies_parse_as_text() {
+        let body = br#"{"place":"M\u00fcnchen","name":"car","speed":12.5}"#;
+        let r: Reading = parse_body(body, Delivered::No).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            r,
+            Reading {
+                name: "car",
+                speed: Some(12.5)
+            }
+        );
+        let e = parse_body::<Reading>(br#"{"name":"car","#, Delivered::No).unwrap_err();
+        assert!(matches!(e, OemError::InvalidResponse { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn bad_bytes_in_an_ignored_field_do_not_fail_the_answer() {
+        let body = b"{\"vin\":\"\xff\xfe\",\"name\":\"car\",\"speed\":1}";
+        let r: Reading = parse_body(body, Delivered::No).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.name, "car");
+        // In a field keyway reads, they are an invalid answer.
+        let body = b"{\"name\":\"\xff\"}";
+        let e = parse_body::<Reading>(body, Delivered::Unknown).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                OemError::InvalidResponse {
+                    delivered: Delivered::Unknown,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]
