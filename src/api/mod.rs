@@ -79,15 +79,27 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
                 "this resource does not accept that method",
             )
         })
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(inbound, around))
+        .layer(middleware::from_fn_with_state(
+            Around { inbound, max_body },
+            around,
+        ))
         .with_state(gateway)
 }
 
-/// Every request's middleware as one layer (each `from_fn` layer clones the route's
-/// service and boxes twice per request): the request context around the inbound limits.
-async fn around(State(inbound): State<Arc<limits::Inbound>>, req: Request, next: Next) -> Response {
-    problem::request_context(req, |req| limits::protect(inbound, req, next)).await
+/// What every request's middleware needs.
+#[derive(Clone)]
+struct Around {
+    inbound: Arc<limits::Inbound>,
+    max_body: usize,
+}
+
+/// Every request's middleware as one layer (each router layer wraps every route once
+/// more: a clone, boxed futures and a response mapping per request, about 1,000
+/// instructions, BENCHMARKS.md): the body limit, and the request context around the
+/// inbound limits.
+async fn around(State(around): State<Around>, mut req: Request, next: Next) -> Response {
+    DefaultBodyLimit::max(around.max_body).apply(&mut req);
+    problem::request_context(req, |req| limits::protect(around.inbound, req, next)).await
 }
 
 pub use crate::clock::timestamp;
