@@ -10,8 +10,20 @@ use time::OffsetDateTime;
 
 /// `t` in RFC 3339 (milliseconds, UTC), as every answer and event shows time.
 pub fn timestamp(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    let mut buf = Vec::with_capacity(32);
+    write_timestamp(&mut buf, t);
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// Appends `t` to `buf` in the form of [`timestamp`]; nothing for a time that has no
+/// RFC 3339 form.
+pub fn write_timestamp(buf: &mut Vec<u8>, t: OffsetDateTime) {
+    let start = buf.len();
+    if t.format_into(buf, &time::format_description::well_known::Rfc3339)
+        .is_err()
+    {
+        buf.truncate(start);
+    }
 }
 
 /// Now, as grants see it.

@@ -5,6 +5,7 @@
 //! - [`problem`]: error rendering and the request-context middleware.
 //! - [`extract`]: caller auth, JSON bodies, `Prefer`, `Idempotency-Key`.
 //! - [`limits`]: keyway's own limits on callers, load shedding, request timeout.
+//! - [`object`]: JSON answers of the hot read paths, written field by field.
 //! - [`vehicles`]: vehicle list, detail, location, security.
 //! - [`commands`]: lock, unlock, command status.
 //! - [`accounts`]: OEM account linking (OAuth), listing, unlinking.
@@ -19,6 +20,7 @@ pub mod events;
 pub mod extract;
 pub mod grants;
 pub mod limits;
+pub mod object;
 pub mod ops;
 pub mod problem;
 pub mod vehicles;
@@ -103,61 +105,3 @@ async fn around(State(around): State<Around>, mut req: Request, next: Next) -> R
 }
 
 pub use crate::clock::timestamp;
-
-/// A JSON answer (200) for the read paths, written into one buffer sized for them:
-/// axum's `Json` starts at 128 bytes and grows once for a location (about 190), which
-/// cost about 500 instructions a request (BENCHMARKS.md).
-pub fn json<T: serde::Serialize>(value: &T) -> Response {
-    use axum::http::{HeaderValue, header};
-    use axum::response::IntoResponse;
-    let mut buf = Vec::with_capacity(256);
-    match serde_json::to_writer(&mut buf, value) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            buf,
-        )
-            .into_response(),
-        Err(e) => ApiError::internal(e).into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::http::{StatusCode, header};
-
-    #[tokio::test]
-    async fn a_json_answer_is_the_value_with_its_media_type() {
-        #[derive(serde::Serialize)]
-        struct View<'a> {
-            vehicle_id: &'a str,
-            latitude: f64,
-            note: Option<&'a str>,
-        }
-        let view = View {
-            vehicle_id: "veh_\"quoted\"",
-            latitude: 52.520008,
-            note: None,
-        };
-        let r = super::json(&view);
-        assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
-        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        assert_eq!(
-            &body[..],
-            br#"{"vehicle_id":"veh_\"quoted\"","latitude":52.520008,"note":null}"#
-        );
-    }
-
-    #[tokio::test]
-    async fn a_value_that_cannot_be_written_is_an_internal_error_not_a_partial_answer() {
-        // A map with non-text keys has no JSON form.
-        let value = std::collections::BTreeMap::from([((1, 2), "x")]);
-        let r = super::json(&value);
-        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    }
-}

@@ -6,17 +6,16 @@ use std::sync::Arc;
 use super::extract::Path;
 use axum::Json;
 use axum::extract::State;
-use keyway_adapter::Door;
-use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::ApiError;
 use super::extract::{Authed, MaxAge};
-use super::timestamp;
+use super::object::Object;
 use crate::auth::Scope;
 use crate::gateway::Gateway;
 use crate::store::VehicleRecord;
+use axum::response::IntoResponse;
 
 fn view(gw: &Gateway, v: &VehicleRecord) -> Value {
     let (make, capabilities, path) = match gw.fleet.adapter(v) {
@@ -94,32 +93,6 @@ fn age_s(recorded_at: Option<OffsetDateTime>) -> Option<i64> {
     recorded_at.map(|t| (OffsetDateTime::now_utc() - t).whole_seconds().max(0))
 }
 
-/// A location answer.
-#[derive(Serialize)]
-struct LocationView<'a> {
-    vehicle_id: &'a str,
-    latitude: f64,
-    longitude: f64,
-    heading: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    accuracy_m: Option<f64>,
-    recorded_at: Option<String>,
-    age_s: Option<i64>,
-}
-
-/// A lock-state answer.
-#[derive(Serialize)]
-struct SecurityView<'a> {
-    vehicle_id: &'a str,
-    /// `null`: the OEM reports the lock as unknown.
-    locked: Option<bool>,
-    source: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    doors: Option<Vec<Door>>,
-    recorded_at: Option<String>,
-    age_s: Option<i64>,
-}
-
 /// `GET /v1/vehicles/{id}/location`.
 pub async fn location(
     State(gw): State<Arc<Gateway>>,
@@ -130,15 +103,15 @@ pub async fn location(
     caller.require(Scope::LocationRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
     let l = gw.fleet.locate(&v, max_age).await?;
-    Ok(super::json(&LocationView {
-        vehicle_id: &v.id,
-        latitude: l.latitude,
-        longitude: l.longitude,
-        heading: l.heading,
-        accuracy_m: l.accuracy_m,
-        recorded_at: l.recorded_at.map(timestamp),
-        age_s: age_s(l.recorded_at),
-    }))
+    Ok(Object::new()
+        .str("vehicle_id", &v.id)
+        .f64("latitude", l.latitude)
+        .f64("longitude", l.longitude)
+        .opt_f64("heading", l.heading)
+        .some_f64("accuracy_m", l.accuracy_m)
+        .opt_time("recorded_at", l.recorded_at)
+        .opt_i64("age_s", age_s(l.recorded_at))
+        .into_response())
 }
 
 /// `GET /v1/vehicles/{id}/security`.
@@ -151,12 +124,17 @@ pub async fn security(
     caller.require(Scope::SecurityRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
     let (s, source) = gw.fleet.security(&v, max_age).await?;
-    Ok(super::json(&SecurityView {
-        vehicle_id: &v.id,
-        locked: s.locked,
-        source: source.as_str(),
-        doors: s.doors,
-        recorded_at: s.recorded_at.map(timestamp),
-        age_s: age_s(s.recorded_at),
-    }))
+    let answer = Object::new()
+        .str("vehicle_id", &v.id)
+        // `null`: the OEM reports the lock as unknown.
+        .value("locked", &s.locked)
+        .str("source", source.as_str());
+    let answer = match &s.doors {
+        Some(doors) => answer.value("doors", doors),
+        None => answer,
+    };
+    Ok(answer
+        .opt_time("recorded_at", s.recorded_at)
+        .opt_i64("age_s", age_s(s.recorded_at))
+        .into_response())
 }
