@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use keyway_adapter::{Http, TransportError};
+use keyway_adapter::TransportError;
 use tokio::time::Instant;
 
 use crate::metrics;
@@ -147,9 +147,9 @@ impl Breaker {
 }
 
 impl super::Policy for Arc<Breaker> {
-    async fn handle(
-        self,
-        inner: Http,
+    async fn handle<B: super::Below>(
+        &self,
+        inner: &B,
         req: Request<Bytes>,
     ) -> Result<Response<Bytes>, TransportError> {
         if let Admission::Refused(retry_after) = self.admit() {

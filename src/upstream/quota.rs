@@ -27,7 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::{Http, TransportError, Window};
+use keyway_adapter::{TransportError, Window};
 use tokio::time::Instant;
 
 use crate::cluster::limits::SharedLimits;
@@ -244,9 +244,9 @@ fn guarded(per: Duration) -> Duration {
 /// The request quota as a layer: takes a slot per request and turns 429 answers into
 /// pushback.
 impl super::Policy for Arc<Quota> {
-    async fn handle(
-        self,
-        inner: Http,
+    async fn handle<B: super::Below>(
+        &self,
+        inner: &B,
         req: Request<Bytes>,
     ) -> Result<Response<Bytes>, TransportError> {
         if let Err(retry_after) = self.acquire().await {

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
+use keyway_adapter::TransportError;
 use keyway_adapter::error::parse_retry_after;
 use keyway_adapter::http::is_idempotent;
-use keyway_adapter::{Http, TransportError};
 use rand::Rng;
 use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
@@ -101,9 +101,9 @@ impl Retry {
 }
 
 impl super::Policy for Retry {
-    async fn handle(
-        self,
-        inner: Http,
+    async fn handle<B: super::Below>(
+        &self,
+        inner: &B,
         req: Request<Bytes>,
     ) -> Result<Response<Bytes>, TransportError> {
         let idempotent = is_idempotent(&req);
@@ -154,6 +154,7 @@ fn clone_request(req: &Request<Bytes>) -> Request<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keyway_adapter::Http;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn status(code: u16, retry_after: Option<&str>) -> Result<Response<Bytes>, TransportError> {
