@@ -151,7 +151,8 @@ pub struct Oem {
 /// Every enabled OEM.
 #[derive(Default)]
 pub struct Registry {
-    oems: HashMap<String, Oem>,
+    /// By OEM name (keyway's own names: a fast hash is safe here).
+    oems: HashMap<String, Oem, ahash::RandomState>,
 }
 
 impl Registry {

@@ -268,7 +268,8 @@ struct Observe {
 /// An OEM's billing: classes, prices, and the spend so far (this process).
 struct Bill {
     classify: fn(&http::Method, &str) -> Option<&'static str>,
-    prices: std::collections::HashMap<&'static str, f64>,
+    /// By billing class (the adapter's own names: a fast hash is safe here).
+    prices: std::collections::HashMap<&'static str, f64, ahash::RandomState>,
     spent: std::sync::Mutex<f64>,
 }
 

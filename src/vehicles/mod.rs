@@ -105,12 +105,14 @@ struct Reading {
 }
 
 type Key = (String, Kind);
+/// The reads in flight, by car and kind (keyway's own ids: a fast hash is safe here).
+type Flights = Mutex<HashMap<Key, Flight, ahash::RandomState>>;
 type Flight = watch::Sender<Option<Result<Reading, VehicleError>>>;
 
 /// The leader of a flight; dropped before its read ends, it removes the flight, so
 /// the callers waiting on it start over.
 struct Leading<'a> {
-    flights: &'a Mutex<HashMap<Key, Flight>>,
+    flights: &'a Flights,
     /// Set while the read runs.
     key: Option<&'a Key>,
 }
@@ -132,7 +134,7 @@ pub struct Fleet {
     /// The last reading of each car, one cache per [`Kind`] (looked up by the id as
     /// it is, no key built).
     last: [Cache<String, Reading>; 2],
-    flights: Mutex<HashMap<Key, Flight>>,
+    flights: Flights,
     /// Vehicle records and when they were read.
     records: Cache<String, (Instant, Arc<VehicleRecord>)>,
 }
