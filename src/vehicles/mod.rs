@@ -406,7 +406,9 @@ impl Fleet {
                 };
                 let result = self.fetch(oem, key.1, force, wake).await;
                 leading.key = None;
-                if let Some(tx) = lock(&self.flights).remove(&key) {
+                if let Some(tx) = lock(&self.flights).remove(&key)
+                    && tx.receiver_count() > 0
+                {
                     let _ = tx.send(Some(result.clone()));
                 }
                 return result;

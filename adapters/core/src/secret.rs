@@ -4,16 +4,17 @@
 //! use of the plaintext visible in review.
 
 use std::fmt;
+use std::sync::Arc;
 
-/// A string that must never reach logs, errors or metrics.
-#[derive(Clone, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
+/// A string that must never reach logs, errors or metrics. Shared, not copied: every
+/// OEM call carries its account's access token, and cloning it is a reference count.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(Arc<str>);
 
 impl Secret {
     /// Wraps a plaintext secret.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(value.into().into())
     }
 
     /// The plaintext. Call it only where the secret is sent or sealed.
@@ -41,7 +42,13 @@ impl fmt::Display for Secret {
 
 impl From<String> for Secret {
     fn from(value: String) -> Self {
-        Self(value)
+        Self(value.into())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::from)
     }
 }
 
@@ -55,5 +62,13 @@ mod tests {
         assert!(!format!("{s:?}").contains("supersecret"));
         assert!(!format!("{s}").contains("supersecret"));
         assert_eq!(s.expose(), "eyJhbGciOi.supersecret");
+    }
+
+    #[test]
+    fn deserializes_from_a_string_and_clones_share_it() {
+        let s: Secret = serde_json::from_str(r#""abc""#).unwrap();
+        assert_eq!(s.expose(), "abc");
+        assert!(std::ptr::eq(s.clone().expose(), s.expose()));
+        assert!(serde_json::from_str::<Secret>("1").is_err());
     }
 }
