@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::extract::Path;
 use axum::Json;
 use axum::extract::State;
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -15,7 +16,6 @@ use super::object::Object;
 use crate::auth::Scope;
 use crate::gateway::Gateway;
 use crate::store::VehicleRecord;
-use axum::response::IntoResponse;
 
 fn view(gw: &Gateway, v: &VehicleRecord) -> Value {
     let (make, capabilities, path) = match gw.fleet.adapter(v) {
