@@ -217,7 +217,7 @@ impl Below for Http {
 
 /// A policy over the stack below it. Layers nest as types, so a request passes through
 /// the whole stack as one future: boxing each layer's future (as one [`Http`] per
-/// layer did) cost about 1,500 instructions per OEM call (BENCHMARKS.md).
+/// layer did) cost about 2,200 instructions per OEM call (BENCHMARKS.md).
 pub struct Layered<P, B> {
     policy: P,
     below: B,
