@@ -575,26 +575,33 @@ async fn a_relock_succeeds_while_callers_have_spent_the_command_quota() {
     assert_eq!(done.json["relock"]["state"], "watching", "{:#}", done.json);
 }
 
+/// Tesla only, with at most `cap` commands queued per car.
+async fn queue_capped(cap: usize) -> Env {
+    Env::builder()
+        .mocks(&["tesla"])
+        .configure(move |c| c.commands.max_queued_per_vehicle = cap)
+        .start()
+        .await
+}
+
+/// The OEM holds each door lock for 3 s before answering.
+fn slow_lock() -> Fault {
+    Fault::on(
+        "/command/door_lock",
+        Action::Latency {
+            ms: 3000,
+            min_ms: None,
+            max_ms: None,
+        },
+    )
+}
+
 #[tokio::test]
 async fn commands_beyond_the_per_car_queue_cap_answer_vehicle_busy() {
-    let env = Env::builder()
-        .mocks(&["tesla"])
-        .configure(|c| c.commands.max_queued_per_vehicle = 1)
-        .start()
-        .await;
+    let env = queue_capped(1).await;
     let a = env.demo.token.clone();
     let car = env.online().id.clone();
-    env.demo.tesla().faults.add(
-        Fault::on(
-            "/command/door_lock",
-            Action::Latency {
-                ms: 3000,
-                min_ms: None,
-                max_ms: None,
-            },
-        )
-        .times(1),
-    );
+    env.demo.tesla().faults.add(slow_lock().times(1));
     let first = env.post(&format!("/v1/vehicles/{car}/lock"), &a, &[]).await;
     assert_eq!(first.status, 202, "{:#}", first.json);
     let second = env.post(&format!("/v1/vehicles/{car}/lock"), &a, &[]).await;
@@ -623,21 +630,10 @@ async fn callers_arriving_together_cannot_all_pass_the_per_car_queue_cap() {
     // The cap's check and its count are one step: twelve commands sent to one car at
     // once (the first held at the OEM for 3 s, so none finishes meanwhile) make at most
     // two commands; the rest are refused.
-    let env = Env::builder()
-        .mocks(&["tesla"])
-        .configure(|c| c.commands.max_queued_per_vehicle = 2)
-        .start()
-        .await;
+    let env = queue_capped(2).await;
     let a = env.demo.token.clone();
     let car = env.online().id.clone();
-    env.demo.tesla().faults.add(Fault::on(
-        "/command/door_lock",
-        Action::Latency {
-            ms: 3000,
-            min_ms: None,
-            max_ms: None,
-        },
-    ));
+    env.demo.tesla().faults.add(slow_lock());
     let path = format!("/v1/vehicles/{car}/lock");
     let answers = futures_util::future::join_all((0..12).map(|_| env.post(&path, &a, &[]))).await;
     let accepted = answers.iter().filter(|r| r.status == 202).count();
