@@ -64,6 +64,10 @@ enum Cmd {
         /// A fleet file in the shape of fixtures/demo-fleet.json (default: the demo fleet).
         #[arg(long)]
         fleet: Option<PathBuf>,
+        /// Run the mock's clock this many milliseconds ahead of the machine's (negative:
+        /// behind): its timestamps and `Date` answers, as an OEM whose clock is off.
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+        clock_offset_ms: i64,
     },
     /// Mint a development (HS256) caller token with the configured secret.
     Token {
@@ -203,8 +207,10 @@ async fn main() -> ExitCode {
             listen,
             cars,
             fleet,
+            clock_offset_ms,
         } => {
             let _logs = keyway::logs::init("info");
+            keyway_adapter::mock::timeline::set_clock_offset(clock_offset_ms);
             let settings = keyway::mocks::Settings {
                 extra_cars: cars,
                 ..Default::default()

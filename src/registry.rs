@@ -142,6 +142,8 @@ pub struct Oem {
     pub commands: Arc<Quota>,
     /// Its circuit breaker.
     pub breaker: Arc<Breaker>,
+    /// Its clock as its answers tell it.
+    pub clock: Arc<upstream::clock::OemClock>,
     /// How its cloud lags its cars (declared, with the configured overrides).
     pub timing: keyway_adapter::OemTiming,
     /// Its settings.
@@ -200,6 +202,7 @@ impl Registry {
                     requests: stack.requests,
                     commands: stack.commands,
                     breaker: stack.breaker,
+                    clock: stack.clock,
                     timing,
                     config: c.clone(),
                 };

@@ -18,12 +18,15 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: readiness (the store answers).
+/// `GET /readyz`: readiness (the store takes a write).
 pub async fn readyz(State(gw): State<Arc<Gateway>>) -> Result<Json<Value>, ApiError> {
-    gw.store.ping().await.map_err(|e| {
-        tracing::warn!(error = %e, "store not ready");
-        ApiError::new(Code::Internal, "the store does not answer")
-    })?;
+    gw.store
+        .ping_write(&gw.cluster.replica)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "store not ready: it refuses writes");
+            ApiError::new(Code::Internal, "the store does not take writes")
+        })?;
     let mut oems: Vec<&str> = gw.registry.ids().collect();
     oems.sort_unstable();
     let c = &gw.cluster;

@@ -3,8 +3,11 @@
 //! command until keyway learns what the car did.
 //!
 //! A lock state proves something only when it was observed after the send: the OEM's
-//! timestamp is later than the send (plus a clock-skew allowance), or the read was
-//! issued the OEM's `state_lag` after it.
+//! timestamp is later than the send by more than the OEM's clock can run ahead of
+//! keyway's (`upstream::clock`: its `Date` answers bound that; without such bounds, when
+//! its stamps ran ahead of them, or when the car's own clock writes them
+//! (`Stamps::Car`), no OEM timestamp counts), or the read was issued the OEM's
+//! `state_lag` after the send by keyway's own clock.
 //!
 //! An `unknown` command may still execute until the OEM's command window after its send
 //! ends. Until then (plus one state lag) keyway keeps reading the car's lock state:
@@ -21,7 +24,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyway_adapter::{Capability, OemTiming};
+use keyway_adapter::{Capability, OemTiming, Stamps};
 
 use super::CommandError;
 use super::Commands;
@@ -31,8 +34,9 @@ use crate::events::Kind;
 use crate::store::{CommandRecord, CommandStatus, VehicleRecord, now};
 use crate::vehicles::OemCall;
 
-/// How far an OEM's timestamps may run ahead of keyway's clock.
-const CLOCK_SKEW: time::Duration = time::Duration::seconds(1);
+/// When the first look after a send is taken: a state stamped within this of the send
+/// rarely proves anything.
+const FIRST_LOOK: time::Duration = time::Duration::milliseconds(1_100);
 
 /// A lock state read from the car.
 #[derive(Clone, Copy, Debug)]
@@ -43,12 +47,20 @@ pub(crate) struct Observation {
     pub reported_at: Option<time::OffsetDateTime>,
     /// When keyway asked.
     pub read_at: time::OffsetDateTime,
+    /// The most the OEM's timestamps could run ahead of keyway's clock when it
+    /// answered; `None`: its timestamps prove nothing.
+    pub ahead_at_most: Option<time::Duration>,
 }
 
 impl Observation {
-    /// Whether this state was certainly observed after `t`.
+    /// Whether this state was certainly observed after `t`: stamped later than `t` by
+    /// more than the OEM's clock can run ahead, or read a state lag after `t`.
     pub fn after(&self, t: time::OffsetDateTime, timing: &OemTiming) -> bool {
-        self.reported_at.is_some_and(|r| r > t + CLOCK_SKEW) || self.read_at >= t + timing.state_lag
+        let stamped_after = match (self.reported_at, self.ahead_at_most) {
+            (Some(r), Some(ahead)) => r - ahead > t,
+            _ => false,
+        };
+        stamped_after || self.surely_after(t, timing)
     }
 
     /// Whether this state was observed after `t` without trusting the OEM's timestamp:
@@ -87,7 +99,7 @@ impl Commands {
         // Reads cost the OEM's quota: the first when a fresh state can first count, then
         // doubling pauses, and one just after the window ends.
         let mut pause = Duration::from_secs(1);
-        let mut next = sent_at + CLOCK_SKEW + time::Duration::milliseconds(100);
+        let mut next = sent_at + FIRST_LOOK;
         loop {
             let t = now();
             if t < next {
@@ -182,11 +194,21 @@ impl Commands {
         let read_at = now();
         match oem.read_security().await {
             // A lock the OEM reports as unknown tells nothing.
-            Ok(s) => s.locked.map(|locked| Observation {
-                locked,
-                reported_at: s.recorded_at,
-                read_at,
-            }),
+            Ok(s) => {
+                // Only the OEM's servers' stamps can be bounded (by its `Date` answers).
+                let clock = &oem.oem.clock;
+                let received = now();
+                let server = oem.timing().stamps == Stamps::Server;
+                if let (true, Some(r)) = (server, s.recorded_at) {
+                    clock.stamp(r, received);
+                }
+                s.locked.map(|locked| Observation {
+                    locked,
+                    reported_at: s.recorded_at,
+                    read_at,
+                    ahead_at_most: server.then(|| clock.ahead_at_most(received)).flatten(),
+                })
+            }
             Err(e) => {
                 tracing::debug!(vehicle = %vehicle.id, error = %e.at(&vehicle.oem),
                     "could not read the lock state");
@@ -290,26 +312,31 @@ mod tests {
     const TIMING: OemTiming = OemTiming {
         state_lag: Duration::from_secs(60),
         command_window: Duration::from_secs(300),
+        stamps: keyway_adapter::Stamps::Server,
     };
 
     #[test]
     fn only_states_observed_after_the_send_count() {
         let sent = datetime!(2026-12-02 12:00:00 UTC);
-        let o = |reported: i64, read: i64| Observation {
+        let o = |reported: i64, read: i64, ahead: Option<i64>| Observation {
             locked: true,
             reported_at: Some(sent + time::Duration::seconds(reported)),
             read_at: sent + time::Duration::seconds(read),
+            ahead_at_most: ahead.map(time::Duration::seconds),
         };
         // Reported before the send (the cloud still shows the old state): proves nothing.
-        assert!(!o(-10, 1).after(sent, &TIMING));
-        // Reported within the clock-skew allowance: proves nothing.
-        assert!(!o(1, 1).after(sent, &TIMING));
-        // Reported after the send: counts.
-        assert!(o(2, 2).after(sent, &TIMING));
+        assert!(!o(-10, 1, Some(0)).after(sent, &TIMING));
+        // Reported after the send by a clock known to be right: counts.
+        assert!(o(2, 2, Some(1)).after(sent, &TIMING));
+        // The same stamp from a clock that may run 2 s (or 30 s) ahead: proves nothing.
+        assert!(!o(2, 2, Some(2)).after(sent, &TIMING));
+        assert!(!o(29, 29, Some(30)).after(sent, &TIMING));
+        // Nothing known of the OEM's clock: no stamp counts, however late.
+        assert!(!o(59, 59, None).after(sent, &TIMING));
         // An old timestamp, but read a full state lag after the send: counts.
-        assert!(o(-10, 60).after(sent, &TIMING));
+        assert!(o(-10, 60, None).after(sent, &TIMING));
         // `failed` never rests on the OEM's timestamp.
-        assert!(!o(30, 30).surely_after(sent, &TIMING));
-        assert!(o(-10, 60).surely_after(sent, &TIMING));
+        assert!(!o(30, 30, Some(0)).surely_after(sent, &TIMING));
+        assert!(o(-10, 60, None).surely_after(sent, &TIMING));
     }
 }

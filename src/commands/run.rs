@@ -10,8 +10,8 @@
 //! - **Never a second send while the first may still execute.** After an ambiguous
 //!   answer (timeout, reset, 5xx) the command is not sent again: keyway watches the car.
 //!   A lock state proves something only when it was observed after the send: the OEM's
-//!   timestamp is later than the send (plus a clock-skew allowance), or the read was
-//!   issued the OEM's `state_lag` after it. The effect observed after the send →
+//!   timestamp is later than the send by more than its clock can run ahead of keyway's
+//!   (`upstream::clock`), or the read was issued the OEM's `state_lag` after it. The effect observed after the send →
 //!   `succeeded`; the opposite read a full state lag after the OEM's `command_window`
 //!   ended (the OEM will no longer execute it; the OEM's timestamp is not trusted for
 //!   this) → `failed`; neither by the command timeout → `unknown`.
@@ -51,10 +51,14 @@ pub(super) enum Outcome {
     Unknown(CommandError),
 }
 
+/// The longest pause between two tries to store an outcome.
+const MAX_WRITE_PAUSE: Duration = Duration::from_secs(5);
+
 /// Fallback timing for an OEM that is not enabled any more.
 const CAUTIOUS: OemTiming = OemTiming {
     state_lag: Duration::from_secs(300),
     command_window: Duration::from_secs(900),
+    stamps: keyway_adapter::Stamps::Car,
 };
 
 impl Commands {
@@ -181,6 +185,11 @@ impl Commands {
     /// Stores a final (or resolved) record in one transaction: the outcome, the lock
     /// state it left, its audit entry, its event `kind`, and (cluster) the notice that
     /// makes every replica drop its cached state.
+    ///
+    /// A write the store refuses (a full disk, a failover) is tried again, with growing
+    /// pauses, until it is stored — or, in a cluster, until another replica took the
+    /// command over. Until then nobody is told the outcome: waiters get it only once it
+    /// is stored, and the store still says `pending`.
     pub(super) async fn write_outcome(
         &self,
         record: &CommandRecord,
@@ -203,15 +212,29 @@ impl Commands {
         let kind = event.kind().as_str();
         let event = Events::record(&event);
         let hooks = self.events.hooks_for(&event).await;
-        match self
-            .store
-            .finish_command(record, &audit, &event, &hooks)
-            .await
-        {
-            Ok(seq) => self.events.published(kind, seq, !hooks.is_empty()),
-            // The record stays as it was in the store (`pending` is reconciled at start).
-            Err(e) => {
-                tracing::error!(command = %record.id, error = %e, "could not record the outcome")
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self
+                .store
+                .finish_command(record, &audit, &event, &hooks)
+                .await
+            {
+                Ok(seq) => {
+                    self.events.published(kind, seq, !hooks.is_empty());
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(command = %record.id, error = %e, retry_in_ms =
+                        pause.as_millis() as u64, "could not record the outcome; trying again");
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_WRITE_PAUSE);
+            if let Ok(false) = self.still_ours(&record.id).await {
+                tracing::error!(command = %record.id,
+                    "another replica took this command over while its outcome could not be \
+                     written; leaving it to that replica");
+                return;
             }
         }
         if record.status == CommandStatus::Succeeded {

@@ -99,6 +99,7 @@ impl TimingConfig {
             command_window: self
                 .command_window_s
                 .map_or(declared.command_window, Duration::from_secs),
+            stamps: declared.stamps,
         }
     }
 }

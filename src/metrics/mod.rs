@@ -175,6 +175,7 @@ struct Metrics {
     operation_seconds: Histograms<Operation>,
     billable: Family<OemClass, Counter>,
     spend: Family<Oem, FloatGauge>,
+    clock_offset: Family<Oem, FloatGauge>,
     retries: Family<Oem, Counter>,
     retry_budget_exhausted: Family<Oem, Counter>,
     breaker_state: Family<Oem, Gauge>,
@@ -201,6 +202,7 @@ impl Metrics {
             operation_seconds: histograms(),
             billable: Family::default(),
             spend: Family::default(),
+            clock_offset: Family::default(),
             retries: Family::default(),
             retry_budget_exhausted: Family::default(),
             breaker_state: Family::default(),
@@ -252,6 +254,11 @@ impl Metrics {
             "keyway_oem_estimated_spend_usd",
             "Estimated OEM spend of this process in US dollars (billable requests × configured prices)",
             self.spend.clone(),
+        );
+        r.register(
+            "keyway_oem_clock_offset_seconds",
+            "Estimated offset of an OEM's clock from keyway's (from its Date answers; positive: ahead)",
+            self.clock_offset.clone(),
         );
         r.register(
             "keyway_upstream_retries",
@@ -413,6 +420,11 @@ pub fn billable(oem: &'static str, class: &'static str, spent_usd: f64) {
     local::record(&SPEND, &m().spend, Oem { oem }, |g| {
         g.set(spent_usd);
     });
+}
+
+/// An OEM's estimated clock offset (its clock minus keyway's).
+pub fn oem_clock_offset(oem: &'static str, secs: f64) {
+    m().clock_offset.get_or_create(&Oem { oem }).set(secs);
 }
 
 /// One OEM HTTP exchange.

@@ -273,6 +273,9 @@ pub trait Store:
 {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Checks the database takes a write (one small row per `replica`): a full disk or
+    /// a read-only failover answers reads but refuses this.
+    async fn ping_write(&self, replica: &str) -> Result<(), StoreError>;
     /// Whether several keyway processes may share this store (PostgreSQL). An
     /// unshared store belongs to one process, which may take over any lease at start.
     fn shared(&self) -> bool;

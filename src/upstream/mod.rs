@@ -11,6 +11,7 @@
 //! boxed [`Http`] service and never retry, wait or limit themselves.
 
 pub mod breaker;
+pub mod clock;
 pub mod quota;
 pub mod retry;
 
@@ -34,6 +35,7 @@ use tower::retry::budget::TpsBudget;
 use crate::config::OemConfig;
 use crate::metrics;
 use breaker::{Breaker, BreakerSettings};
+use clock::OemClock;
 use quota::Quota;
 use retry::{Retry, RetrySettings};
 
@@ -101,6 +103,8 @@ pub struct Stack {
     pub commands: Arc<Quota>,
     /// The breaker.
     pub breaker: Arc<Breaker>,
+    /// The OEM's clock as its answers' `Date` tells it.
+    pub clock: Arc<OemClock>,
     /// What the OAuth client calls: the OEM's authorization server is another service,
     /// so it has its own breaker (an API outage never blocks relinking) and none of the
     /// API's quotas.
@@ -166,12 +170,25 @@ pub fn stack(
         oem,
     );
     let permits = Arc::new(Semaphore::new(l.max_concurrency.max(1)));
-    let auth_http = Layered::new(transport.clone(), Observe { oem, bill: None })
-        .on(auth_breaker)
-        .into_http();
+    let clock = Arc::new(OemClock::new(oem));
+    let auth_http = Layered::new(
+        transport.clone(),
+        Observe {
+            oem,
+            bill: None,
+            clock: None,
+        },
+    )
+    .on(auth_breaker)
+    .into_http();
     // Built from the bottom up: the last layer is the first a request meets.
     let bill = billing.map(|b| Arc::new(Bill::new(b, &c.prices)));
-    let http = Layered::new(transport, Observe { oem, bill })
+    let observe = Observe {
+        oem,
+        bill,
+        clock: Some(clock.clone()),
+    };
+    let http = Layered::new(transport, observe)
         .on(Concurrency { permits })
         .on(requests.clone())
         .on(breaker.clone())
@@ -182,6 +199,7 @@ pub fn stack(
         requests,
         commands,
         breaker,
+        clock,
         auth_http,
     }
 }
@@ -258,11 +276,14 @@ pub fn layer<P: Policy>(inner: Http, policy: P) -> Http {
     Layered::new(inner, policy).into_http()
 }
 
-/// Records each exchange's latency and outcome, and what it cost where the OEM bills.
+/// Records each exchange's latency and outcome, what it cost where the OEM bills, and
+/// what its `Date` tells of the OEM's clock (the API's answers; the OAuth server is
+/// another clock).
 #[derive(Clone)]
 struct Observe {
     oem: &'static str,
     bill: Option<Arc<Bill>>,
+    clock: Option<Arc<OemClock>>,
 }
 
 /// An OEM's billing: classes, prices, and the spend so far (this process).
@@ -316,7 +337,13 @@ impl Policy for Observe {
         let method = req.method().clone();
         let billed = self.bill.as_ref().and_then(|b| Some((b, b.class(&req)?)));
         let started = Instant::now();
+        let sent_at = self.clock.is_some().then(crate::store::now);
         let outcome = inner.send(req).await;
+        if let (Some(clock), Some(sent_at), Ok(r)) = (&self.clock, sent_at, &outcome)
+            && let Some(date) = clock::date_of(r.headers())
+        {
+            clock.date(sent_at, crate::store::now(), date);
+        }
         if let (Some((bill, class)), Ok(r)) = (billed, &outcome) {
             bill.count(self.oem, class, r.status().as_u16());
         }

@@ -13,11 +13,15 @@
 //! - (a) no OEM received a command more often than keyway sent it, and no unlock was
 //!   sent while an earlier unlock of the car could still execute;
 //! - (b) `succeeded` only if the car did it (or already stood so when it arrived),
-//!   `failed` only if the car never did it;
+//!   `failed` only if the car never did it — whatever the OEMs' and cars' clocks say
+//!   (each runs off keyway's by a seeded offset and drift, `sim::SimClock`);
 //! - (c) every grant whose relock keyway reports done ends with its car locked — also
 //!   after a late unlock;
 //! - (d) no command is still pending;
-//! - (e) the audit chain verifies.
+//! - (e) the audit chain verifies;
+//! - (f) a caller waiting for an outcome is told only what is stored — also while the
+//!   store's disk is full or a write fails at random (`sim::store::Disk`); (d) then says
+//!   no outcome was lost once the disk has room again.
 //!
 //! `cargo nextest run --test simulation` runs 1,000 seeds. A soak:
 //! `KEYWAY_SIM_SEEDS=100000 KEYWAY_SIM_FIRST=5000 cargo nextest run --release --test
@@ -40,8 +44,8 @@ use keyway::store::{
     AccountRecord, AccountStatus, CommandStatus, Lease, RelockState, SqlStore, Store, VehicleRecord,
 };
 use keyway_adapter::mock::garage::Car;
-use keyway_adapter::{Adapter, Command, CommandMode};
-use sim::store::SimStore;
+use keyway_adapter::{Adapter, Command, CommandMode, Stamps};
+use sim::store::{Disk, SimStore};
 use sim::{Rng, SimOem, Spinner, Style, World};
 
 const TENANT: &str = "delivery";
@@ -52,6 +56,7 @@ const BMW: Style = Style {
     max_lag: Duration::from_secs(20),
     max_late: Duration::from_secs(10),
     max_queue: Duration::from_secs(60),
+    stamps: Stamps::Server,
 };
 
 const TESLA: Style = Style {
@@ -60,6 +65,7 @@ const TESLA: Style = Style {
     max_lag: Duration::from_secs(5),
     max_late: Duration::from_secs(8),
     max_queue: Duration::ZERO,
+    stamps: Stamps::Car,
 };
 
 /// The cars: per OEM one that grants use and one that callers command directly.
@@ -118,17 +124,28 @@ async fn start(
     world: &Arc<World>,
     spinner: &Spinner,
     cluster: bool,
+    disk: &Arc<Disk>,
 ) -> Incarnation {
     let dead = Arc::new(AtomicBool::new(false));
-    let store: Arc<dyn Store> =
-        Arc::new(SimStore::new(base, dead.clone(), spinner.clone(), cluster));
-    let adapters: Vec<Arc<dyn Adapter>> = vec![
+    let store: Arc<dyn Store> = Arc::new(SimStore::new(
+        base,
+        dead.clone(),
+        spinner.clone(),
+        cluster,
+        Some(disk.clone()),
+    ));
+    let sims = [
         Arc::new(SimOem::new("bmw", BMW, world.clone(), dead.clone())),
         Arc::new(SimOem::new("tesla", TESLA, world.clone(), dead.clone())),
     ];
+    let adapters: Vec<Arc<dyn Adapter>> =
+        sims.iter().map(|s| s.clone() as Arc<dyn Adapter>).collect();
     let gw = Gateway::with_adapters(config.clone(), store, &adapters)
         .await
         .unwrap();
+    for (sim, oem) in sims.iter().zip(["bmw", "tesla"]) {
+        sim.attach(gw.registry.get(oem).unwrap().clock.clone());
+    }
     tokio::spawn(keyway::grants::run(gw.grants.clone()));
     if cluster {
         tokio::spawn(keyway::commands::sweep(
@@ -221,6 +238,10 @@ async fn run(seed: u64) -> Run {
     let spinner = Spinner::default();
     let spin = tokio::spawn(spinner.clone().run());
     let world = World::new(seed, cars(seed));
+    world.note(format!(
+        "clocks: clouds {:?}, cars off their cloud's by {:?} ms",
+        world.clouds, world.car_offsets
+    ));
     let base: Arc<dyn Store> = {
         let _busy = spinner.busy();
         Arc::new(SqlStore::memory().await.unwrap())
@@ -231,14 +252,33 @@ async fn run(seed: u64) -> Run {
         Arc::new(AtomicBool::new(false)),
         spinner.clone(),
         false,
+        None,
     ));
     let mut rng = Rng::new(seed ^ 0xC0FFEE);
+    // The store's disk: in one seed of three a write fails now and then; in another one
+    // of three the disk fills for a while (every write fails) and is freed again.
+    let disk = Arc::new(Disk::new(
+        seed ^ 0xD15C,
+        if seed.is_multiple_of(3) { 0.03 } else { 0.0 },
+    ));
+    if seed % 3 == 2 {
+        let (disk, world) = (disk.clone(), world.clone());
+        let (after, lasts) = (rng.between(0, 200_000), rng.between(1_000, 120_000));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(after)).await;
+            world.note(format!("the store's disk is full for {lasts} ms"));
+            disk.full.store(true, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(lasts)).await;
+            world.note("the store's disk has room again".into());
+            disk.full.store(false, Ordering::SeqCst);
+        });
+    }
     // One seed in four runs two replicas on the one store (cluster mode): one of them
     // dies and the other takes its commands and relocks over once their leases lapse.
     let cluster = seed % 4 == 1;
-    let mut now = start(&config, base.clone(), &world, &spinner, cluster).await;
+    let mut now = start(&config, base.clone(), &world, &spinner, cluster, &disk).await;
     let mut other = match cluster {
-        true => Some(start(&config, base.clone(), &world, &spinner, cluster).await),
+        true => Some(start(&config, base.clone(), &world, &spinner, cluster, &disk).await),
         false => None,
     };
     let vehicles = link(&now.gw, &mine).await;
@@ -270,7 +310,7 @@ async fn run(seed: u64) -> Run {
                     None => {
                         tokio::time::sleep(Duration::from_millis(rng.between(100, 90_000))).await;
                         world.note("keyway restarts".into());
-                        now = start(&config, base.clone(), &world, &spinner, cluster).await;
+                        now = start(&config, base.clone(), &world, &spinner, cluster, &disk).await;
                     }
                 }
             }
@@ -324,6 +364,30 @@ async fn run(seed: u64) -> Run {
                     world.note(format!("step {step}: grant {name} completed"));
                 }
             }
+            // The owner locks or unlocks the car with its key fob, and a moment later
+            // a caller asks for the state the car had (on the callers' cars): the OEM's
+            // lagging view still shows it, stamped by a clock that may run ahead.
+            5 if car % 2 == 1 => {
+                let locked = world.garage.car(&v.oem_id).is_some_and(|c| c.locked);
+                world.note(format!(
+                    "step {step}: the owner {} {} with the key fob",
+                    if locked { "unlocks" } else { "locks" },
+                    v.oem_id
+                ));
+                world.garage.update(&v.oem_id, |c| c.locked = !locked);
+                world
+                    .fobs
+                    .lock()
+                    .unwrap()
+                    .push((v.oem_id.clone(), keyway::store::now(), !locked));
+                tokio::time::sleep(Duration::from_millis(rng.between(0, 5_000))).await;
+                let action = if locked {
+                    Command::Lock
+                } else {
+                    Command::Unlock
+                };
+                command(&now.gw, &mine, &world, v, action, &mut rng, step).await;
+            }
             // A caller's lock or unlock (on the other cars).
             _ if car % 2 == 1 => {
                 let action = if rng.chance(0.5) {
@@ -331,32 +395,7 @@ async fn run(seed: u64) -> Run {
                 } else {
                     Command::Unlock
                 };
-                let r = now
-                    .gw
-                    .commands
-                    .submit(
-                        v,
-                        Request {
-                            caller: TENANT.into(),
-                            key_scope: TENANT.into(),
-                            tenant: TENANT.into(),
-                            reserved: false,
-                            action,
-                            reference: None,
-                            idempotency_key: None,
-                            request_id: None,
-                        },
-                    )
-                    .await;
-                world.note(format!(
-                    "step {step}: {} {}: {}",
-                    action.as_str(),
-                    v.oem_id,
-                    match &r {
-                        Ok(c) => world.name(&c.id),
-                        Err(e) => keyway::error::Classify::code(e).as_str().to_string(),
-                    }
-                ));
+                command(&now.gw, &mine, &world, v, action, &mut rng, step).await;
             }
             _ => {}
         }
@@ -396,6 +435,61 @@ async fn run(seed: u64) -> Run {
         trace,
         violations,
         counts,
+    }
+}
+
+/// A caller's command; half the time the caller waits for its outcome, and what it is
+/// told must be what is stored (f).
+async fn command(
+    gw: &Gateway,
+    mine: &Arc<dyn Store>,
+    world: &World,
+    v: &VehicleRecord,
+    action: Command,
+    rng: &mut Rng,
+    step: u64,
+) {
+    let r = gw
+        .commands
+        .submit(
+            v,
+            Request {
+                caller: TENANT.into(),
+                key_scope: TENANT.into(),
+                tenant: TENANT.into(),
+                reserved: false,
+                action,
+                reference: None,
+                idempotency_key: None,
+                request_id: None,
+            },
+        )
+        .await;
+    world.note(format!(
+        "step {step}: {} {}: {}",
+        action.as_str(),
+        v.oem_id,
+        match &r {
+            Ok(c) => world.name(&c.id),
+            Err(e) => keyway::error::Classify::code(e).as_str().to_string(),
+        }
+    ));
+    let Ok(c) = &r else { return };
+    if !rng.chance(0.5) {
+        return;
+    }
+    let told = gw.commands.wait(&c.id, Duration::from_secs(90)).await;
+    let stored = mine.command(&c.id).await.ok().flatten();
+    if let (Ok(Some(told)), Some(stored)) = (told, stored)
+        && told.status != CommandStatus::Pending
+        && told.status != stored.status
+    {
+        world.violation(format!(
+            "(f) {}: the caller was told {} while the store says {}",
+            world.name(&c.id),
+            told.status.as_str(),
+            stored.status.as_str()
+        ));
     }
 }
 
@@ -448,8 +542,18 @@ async fn check(world: &World, base: &Arc<dyn Store>, vehicles: &[VehicleRecord])
             } else {
                 mine.iter().all(|s| s.before == target)
             };
+            // The owner's key fob put the car so after the send: keyway saw the state
+            // the caller asked for (not what this command did, but what it asked for).
+            let by_fob = |t| {
+                world.fobs.lock().unwrap().iter().any(|(vin, at, locked)| {
+                    *vin == v.oem_id
+                        && *locked == target
+                        && c.sent_at.is_some_and(|s| s <= *at)
+                        && *at <= t
+                })
+            };
             match c.status {
-                CommandStatus::Succeeded if !ran && !already => {
+                CommandStatus::Succeeded if !ran && !already && !by_fob(c.updated_at) => {
                     bad.push(format!("(b) {name} succeeded but the car never did it"))
                 }
                 CommandStatus::Failed if ran => {

@@ -106,16 +106,31 @@ pub struct AdapterInfo {
 /// How an OEM's cloud lags its cars, as defaults (operators may override them).
 ///
 /// The command lifecycle trusts a lock state only when it was observed after the
-/// command was sent: the OEM's timestamp is later than the send, or the read was issued
-/// `state_lag` after it. A command the OEM may still hold (queued for a sleeping car,
-/// or delayed on its way) may execute up to `command_window` after it was sent; until
-/// then keyway never sends a second unlock in its place.
+/// command was sent: the read was issued `state_lag` after it, or — for an OEM whose
+/// servers stamp its states ([`Stamps::Server`]) — the OEM's timestamp is later than the
+/// send by more than its clock can run ahead of keyway's. A command the OEM may still
+/// hold (queued for a sleeping car, or delayed on its way) may execute up to
+/// `command_window` after it was sent; until then keyway never sends a second unlock in
+/// its place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OemTiming {
     /// The longest time the OEM's view of a car lags the car.
     pub state_lag: Duration,
     /// The longest time after sending that the OEM may still execute a command.
     pub command_window: Duration,
+    /// Which clock stamps the OEM's state answers.
+    pub stamps: Stamps,
+}
+
+/// Which clock stamps an OEM's state answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stamps {
+    /// The OEM's servers, with the clock that dates its answers (`Date`): keyway bounds
+    /// its offset from those answers, and a stamp beyond the bound is evidence.
+    Server,
+    /// The car's own clock, or one keyway cannot tell: nothing bounds how far it runs
+    /// ahead, so its stamps alone never prove that a state is newer than a send.
+    Car,
 }
 
 impl AdapterInfo {

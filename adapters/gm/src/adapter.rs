@@ -61,6 +61,8 @@ pub static INFO: AdapterInfo = AdapterInfo {
     timing: keyway_adapter::OemTiming {
         state_lag: std::time::Duration::from_secs(120),
         command_window: std::time::Duration::from_secs(600),
+        // Which clock writes the state's timestamps is not documented: the car's.
+        stamps: keyway_adapter::Stamps::Car,
     },
 };
 

@@ -59,6 +59,8 @@ pub static INFO: AdapterInfo = AdapterInfo {
     timing: keyway_adapter::OemTiming {
         state_lag: std::time::Duration::from_secs(60),
         command_window: std::time::Duration::from_secs(300),
+        // Which clock writes the state's timestamps is not documented: the car's.
+        stamps: keyway_adapter::Stamps::Car,
     },
 };
 

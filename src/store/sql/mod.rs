@@ -90,6 +90,7 @@ impl SqlStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            .before_acquire(|conn, _| Box::pin(async move { Ok(clean(conn)) }))
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute(SQLITE_PRAGMAS).await?;
@@ -132,6 +133,7 @@ impl SqlStore {
             .max_connections(connections)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(5))
+            .before_acquire(|conn, _| Box::pin(async move { Ok(clean(conn)) }))
             .after_connect(move |conn, _| {
                 let set_timeout = set_timeout.clone();
                 Box::pin(async move {
@@ -205,6 +207,20 @@ async fn ensure_schema(options: &AnyConnectOptions) -> Result<String, StoreError
         .map_err(db)?;
     let _ = conn.close().await;
     Ok(first)
+}
+
+/// Whether a pooled connection may be handed out: not if it is still inside a
+/// transaction. A transaction whose `COMMIT` failed (SQLite rolls back by itself on a
+/// full disk) and whose `ROLLBACK` then failed too stays open as far as sqlx counts, and
+/// every later `BEGIN` on that connection would fail: the pool closes it and opens a
+/// fresh one instead.
+fn clean(conn: &sqlx::AnyConnection) -> bool {
+    use sqlx::Connection;
+    let open = conn.is_in_transaction();
+    if open {
+        tracing::warn!("closing a store connection left inside a failed transaction");
+    }
+    !open
 }
 
 async fn migrate<'a, A>(to: A, migrator: &Migrator) -> Result<(), StoreError>
@@ -324,10 +340,52 @@ impl Store for SqlStore {
         self.exec(sqlx::query("SELECT 1")).await?;
         Ok(())
     }
+    async fn ping_write(&self, replica: &str) -> Result<(), StoreError> {
+        self.exec(
+            sqlx::query(
+                "INSERT INTO probes (replica, at) VALUES ($1, $2)
+                 ON CONFLICT (replica) DO UPDATE SET at = excluded.at",
+            )
+            .bind(replica)
+            .bind(to_ms(now())),
+        )
+        .await?;
+        Ok(())
+    }
     fn shared(&self) -> bool {
         self.engine == Engine::Postgres
     }
     fn change_channel(&self) -> Option<String> {
         self.channel.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On a full disk SQLite rolls a transaction back by itself (`SQLITE_FULL`); sqlx,
+    /// not knowing, then fails its own `ROLLBACK` and counts the connection as still
+    /// inside the transaction, so every later `BEGIN` on it failed ("attempted to call
+    /// begin_with at non-zero transaction depth") until a restart. The pool must not
+    /// hand that connection out again.
+    #[tokio::test]
+    async fn a_connection_left_inside_a_failed_transaction_is_not_reused() {
+        let dir = std::env::temp_dir().join(format!("keyway-full-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("full.db").display());
+        let store = SqlStore::sqlite(&url, 1).await.unwrap();
+        for _ in 0..3 {
+            let (guard, mut tx) = store.append_tx().await.unwrap();
+            // What SQLite does on SQLITE_FULL: the transaction ends under sqlx.
+            sqlx::raw_sql("ROLLBACK").execute(&mut *tx).await.unwrap();
+            drop(tx);
+            drop(guard);
+            // The disk has room again: writes work at once, without a restart.
+            store.ping_write("r1").await.unwrap();
+            let (_guard, tx) = store.append_tx().await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

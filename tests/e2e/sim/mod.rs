@@ -7,21 +7,28 @@
 //! Every random choice comes from one source per car, seeded from the run's seed, so a
 //! car's story depends only on the order of calls about it — which the per-car command
 //! rule fixes.
+//!
+//! Clocks: each OEM's cloud runs its own clock, off keyway's by a seeded offset (up to
+//! minutes, ahead or behind) that drifts; the BMW-like cloud stamps states with its own
+//! clock, the Tesla-like one passes on each car's, which may be off the cloud's again. Every answer carries the cloud's `Date` (whole
+//! seconds) to keyway's clock estimate, as the HTTP stack would.
 
 pub mod store;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use keyway::upstream::clock::OemClock;
 use keyway_adapter::mock::garage::{Car, Garage};
 use keyway_adapter::mock::timeline::{CarTiming, Delivery, DeliveryFault, now_utc};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, Command, CommandMode, Delivered, Limits, Location,
-    OemError, OemTiming, OemVehicle, Pending, Progress, SecurityState, Sent, VehicleRef,
+    OemError, OemTiming, OemVehicle, Pending, Progress, SecurityState, Sent, Stamps, VehicleRef,
 };
+use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -106,9 +113,42 @@ pub struct World {
     pub trace: Mutex<Vec<String>>,
     /// Broken promises seen as they happened.
     pub violations: Mutex<Vec<String>>,
+    /// The owner's key-fob presses: (car, when by keyway's clock, locked after).
+    pub fobs: Mutex<Vec<(String, OffsetDateTime, bool)>>,
     rngs: Mutex<BTreeMap<String, Rng>>,
     start: Instant,
     names: Mutex<BTreeMap<String, String>>,
+    /// Each OEM cloud's clock.
+    pub clouds: BTreeMap<String, SimClock>,
+    /// How far each car's clock runs off its cloud's (ms).
+    pub car_offsets: BTreeMap<String, i64>,
+}
+
+/// A clock off keyway's: by `offset_ms` at the start, drifting `drift_ppm`.
+#[derive(Clone, Copy, Debug)]
+pub struct SimClock {
+    /// Ahead of keyway's at the start (ms; negative: behind).
+    pub offset_ms: i64,
+    /// Parts per million it gains (negative: loses).
+    pub drift_ppm: i64,
+}
+
+impl SimClock {
+    /// A seeded clock: exact in one seed of five, in another off by up to three seconds
+    /// either way (the skew that looks like none), in one up to two minutes behind, and
+    /// in two ahead by 2 s to 2 min (the clock that makes old snapshots look new).
+    pub fn seeded(rng: &mut Rng) -> Self {
+        let offset_ms = match rng.between(0, 4) {
+            0 => 0,
+            1 => rng.between(0, 6_000) as i64 - 3_000,
+            2 => -(rng.between(0, 120_000) as i64),
+            _ => rng.between(2_000, 120_000) as i64,
+        };
+        Self {
+            offset_ms,
+            drift_ppm: rng.between(0, 400) as i64 - 200,
+        }
+    }
 }
 
 /// One command keyway sent.
@@ -129,6 +169,22 @@ pub struct Sent1 {
 impl World {
     /// A world with `cars`, each with its own random source derived from `seed`.
     pub fn new(seed: u64, cars: Vec<Car>) -> Arc<Self> {
+        let mut clock_rng = Rng::new(seed ^ 0xC10C);
+        let clouds = ["bmw", "tesla"]
+            .into_iter()
+            .map(|oem| (oem.to_string(), SimClock::seeded(&mut clock_rng)))
+            .collect();
+        let car_offsets = cars
+            .iter()
+            .map(|c| {
+                let off = if clock_rng.chance(0.5) {
+                    clock_rng.between(0, 60_000) as i64 - 20_000
+                } else {
+                    0
+                };
+                (c.vin.clone(), off)
+            })
+            .collect();
         let rngs = cars
             .iter()
             .enumerate()
@@ -144,10 +200,29 @@ impl World {
             sends: Mutex::default(),
             trace: Mutex::default(),
             violations: Mutex::default(),
+            fobs: Mutex::default(),
             rngs: Mutex::new(rngs),
             start: Instant::now(),
             names: Mutex::default(),
+            clouds,
+            car_offsets,
         })
+    }
+
+    /// `t` (keyway's clock, as the mocks keep it) on `oem`'s cloud clock.
+    pub fn cloud_time(&self, oem: &str, t: OffsetDateTime) -> OffsetDateTime {
+        let c = self.clouds.get(oem).copied().unwrap_or(SimClock {
+            offset_ms: 0,
+            drift_ppm: 0,
+        });
+        let elapsed = self.start.elapsed().as_millis() as i64;
+        t + time::Duration::milliseconds(c.offset_ms + elapsed * c.drift_ppm / 1_000_000)
+    }
+
+    /// `t` on car `vin`'s clock (of `oem`).
+    pub fn car_time(&self, oem: &str, vin: &str, t: OffsetDateTime) -> OffsetDateTime {
+        let off = self.car_offsets.get(vin).copied().unwrap_or(0);
+        self.cloud_time(oem, t) + time::Duration::milliseconds(off)
     }
 
     /// A draw from `vin`'s source.
@@ -175,7 +250,8 @@ impl World {
             .push(format!("{:>9}ms {line}", t));
     }
 
-    fn violation(&self, what: String) {
+    /// Records a broken promise (and notes it in the trace).
+    pub fn violation(&self, what: String) {
         self.note(format!("VIOLATION {what}"));
         self.violations.lock().unwrap().push(what);
     }
@@ -195,12 +271,15 @@ pub struct Style {
     pub max_late: Duration,
     /// The most a command waits queued for a sleeping car.
     pub max_queue: Duration,
+    /// Which clock stamps states: the cloud's (BMW-like) or the car's (Tesla-like).
+    pub stamps: Stamps,
 }
 
 impl Style {
     /// The timing the adapter declares: its true bounds.
     pub fn declared(&self) -> OemTiming {
         OemTiming {
+            stamps: self.stamps,
             state_lag: self.max_lag,
             command_window: self.stage + self.max_late + self.max_queue + Duration::from_secs(5),
         }
@@ -227,6 +306,8 @@ pub struct SimOem {
     style: Style,
     world: Arc<World>,
     dead: Arc<AtomicBool>,
+    /// keyway's estimate of this OEM's clock, which every answer's `Date` feeds.
+    clock: OnceLock<Arc<OemClock>>,
 }
 
 impl SimOem {
@@ -270,7 +351,24 @@ impl SimOem {
             style,
             world,
             dead,
+            clock: OnceLock::new(),
         }
+    }
+
+    /// Feeds every answer's `Date` to keyway's estimate of this OEM's clock.
+    pub fn attach(&self, clock: Arc<OemClock>) {
+        let _ = self.clock.set(clock);
+    }
+
+    /// An answer to a request sent at `sent` (keyway's clock) arrives now: its `Date`
+    /// reaches keyway's clock estimate, as the HTTP stack's would.
+    fn dated(&self, sent: OffsetDateTime) {
+        let Some(clock) = self.clock.get() else {
+            return;
+        };
+        let written = self.world.cloud_time(self.info.oem, now_utc());
+        let date = written.replace_millisecond(0).unwrap_or(written);
+        clock.date(sent, keyway::store::now(), date);
     }
 
     /// The answer takes `ms`; a dead incarnation never gets one.
@@ -323,7 +421,9 @@ impl Adapter for SimOem {
         let (ms, fails) = self
             .world
             .draw(vin, |r| (r.between(50, 1500), r.chance(0.1)));
+        let sent = keyway::store::now();
         self.travel(ms).await;
+        self.dated(sent);
         if fails {
             return Err(OemError::Upstream {
                 status: 503,
@@ -332,6 +432,10 @@ impl Adapter for SimOem {
             });
         }
         let (car, reported) = self.world.garage.view(vin).ok_or(OemError::NotFound)?;
+        let reported = match self.style.stamps {
+            Stamps::Server => self.world.cloud_time(self.info.oem, reported),
+            Stamps::Car => self.world.car_time(self.info.oem, vin, reported),
+        };
         if car.asleep && self.style.mode == CommandMode::Sync {
             return Err(OemError::Asleep);
         }
@@ -356,6 +460,7 @@ impl Adapter for SimOem {
             };
             (r.between(100, 3000), fate, late, r.chance(0.05))
         });
+        let sent = keyway::store::now();
         self.travel(ms / 2).await;
         let car = self.car(&vin)?;
         let what = format!("{command} {} {vin}", c.as_str());
@@ -376,12 +481,14 @@ impl Adapter for SimOem {
                 return Err(lost());
             }
             8..=11 => {
+                self.dated(sent);
                 self.world.note(format!("{what}: 429"));
                 return Err(OemError::RateLimited {
                     retry_after: Some(Duration::from_secs(20)),
                 });
             }
             12..=15 => {
+                self.dated(sent);
                 self.world.note(format!("{what}: 503 before the OEM"));
                 return Err(OemError::Upstream {
                     status: 503,
@@ -434,6 +541,7 @@ impl Adapter for SimOem {
                 delivered: Delivered::Unknown,
             });
         }
+        self.dated(sent);
         match self.style.mode {
             CommandMode::Async => Ok(Sent::Pending(Pending {
                 handle: delivery.to_string(),
@@ -460,7 +568,9 @@ impl Adapter for SimOem {
         let (ms, fails) = self
             .world
             .draw(vin, |r| (r.between(50, 1000), r.chance(0.15)));
+        let sent = keyway::store::now();
         self.travel(ms).await;
+        self.dated(sent);
         if fails {
             return Err(OemError::Upstream {
                 status: 502,
@@ -477,7 +587,9 @@ impl Adapter for SimOem {
     }
 
     async fn wake(&self, _cx: &Call, v: &VehicleRef) -> Result<(), OemError> {
+        let sent = keyway::store::now();
         self.travel(2000).await;
+        self.dated(sent);
         self.world.note(format!("wake {}", v.oem_id));
         self.world.garage.update(&v.oem_id, |c| c.asleep = false);
         Ok(())

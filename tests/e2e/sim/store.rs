@@ -2,6 +2,8 @@
 //! - a kill switch: once the process "crashes", every call it makes hangs for ever
 //!   (a call already in flight still lands — a crash right after a write);
 //! - whether replicas share it (cluster mode: command and car leases, takeover);
+//! - a disk that fills (shared by every process, [`Disk`]): while full, and now and then
+//!   at random, a write fails before it takes effect, as SQLite's does on `SQLITE_FULL`;
 //! - a count of calls in flight, which keeps tokio's paused clock from jumping ahead
 //!   while SQLite works on its own thread (see [`super::Spinner`]).
 //!
@@ -9,13 +11,38 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use keyway::store::*;
 use time::OffsetDateTime;
 
-use super::Spinner;
+use super::{Rng, Spinner};
+
+/// The store's disk: full or not, and how often a write fails at random.
+pub struct Disk {
+    /// Every write fails while set.
+    pub full: AtomicBool,
+    /// The chance that any one write fails.
+    pub flaky: f64,
+    rng: Mutex<Rng>,
+}
+
+impl Disk {
+    /// A disk whose writes fail with chance `flaky`, drawn from `seed`.
+    pub fn new(seed: u64, flaky: f64) -> Self {
+        Self {
+            full: AtomicBool::new(false),
+            flaky,
+            rng: Mutex::new(Rng::new(seed)),
+        }
+    }
+
+    fn refuses(&self) -> bool {
+        self.full.load(Ordering::SeqCst) || self.rng.lock().unwrap().chance(self.flaky)
+    }
+}
 
 /// One process's handle on the shared store.
 pub struct SimStore {
@@ -23,6 +50,7 @@ pub struct SimStore {
     dead: Arc<AtomicBool>,
     spinner: Spinner,
     shared: bool,
+    disk: Option<Arc<Disk>>,
 }
 
 impl SimStore {
@@ -32,13 +60,28 @@ impl SimStore {
         dead: Arc<AtomicBool>,
         spinner: Spinner,
         shared: bool,
+        disk: Option<Arc<Disk>>,
     ) -> Self {
         Self {
             inner,
             dead,
             spinner,
             shared,
+            disk,
         }
+    }
+
+    /// A write: refused before it takes effect while the disk refuses it.
+    async fn write<T>(
+        &self,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        if self.disk.as_ref().is_some_and(|d| d.refuses()) {
+            return self
+                .guard(async { Err(StoreError::Database("database or disk is full".into())) })
+                .await;
+        }
+        self.guard(call).await
     }
 
     async fn guard<T>(&self, call: impl Future<Output = T>) -> T {
@@ -154,7 +197,7 @@ impl CommandStore for SimStore {
         lease: &Lease,
         audit: Option<&AuditEntry>,
     ) -> Result<Created, StoreError> {
-        self.guard(self.inner.create_command(command, claim, lease, audit))
+        self.write(self.inner.create_command(command, claim, lease, audit))
             .await
     }
     async fn finish_command(
@@ -164,7 +207,7 @@ impl CommandStore for SimStore {
         event: &EventRecord,
         webhooks: &[String],
     ) -> Result<i64, StoreError> {
-        self.guard(self.inner.finish_command(command, audit, event, webhooks))
+        self.write(self.inner.finish_command(command, audit, event, webhooks))
             .await
     }
     async fn renew_command_lease(&self, id: &str, lease: &Lease) -> Result<bool, StoreError> {
@@ -202,14 +245,14 @@ impl CommandStore for SimStore {
             .await
     }
     async fn update_command(&self, command: &CommandRecord) -> Result<(), StoreError> {
-        self.guard(self.inner.update_command(command)).await
+        self.write(self.inner.update_command(command)).await
     }
 }
 
 #[async_trait]
 impl GrantStore for SimStore {
     async fn insert_grant(&self, grant: &GrantRecord) -> Result<(), StoreError> {
-        self.guard(self.inner.insert_grant(grant)).await
+        self.write(self.inner.insert_grant(grant)).await
     }
     async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
         self.guard(self.inner.grant(id)).await
@@ -232,13 +275,13 @@ impl GrantStore for SimStore {
             .await
     }
     async fn update_grant(&self, grant: &GrantRecord) -> Result<(), StoreError> {
-        self.guard(self.inner.update_grant(grant)).await
+        self.write(self.inner.update_grant(grant)).await
     }
     async fn take_grant_unlock(&self, id: &str) -> Result<bool, StoreError> {
-        self.guard(self.inner.take_grant_unlock(id)).await
+        self.write(self.inner.take_grant_unlock(id)).await
     }
     async fn refund_grant_unlock(&self, id: &str) -> Result<(), StoreError> {
-        self.guard(self.inner.refund_grant_unlock(id)).await
+        self.write(self.inner.refund_grant_unlock(id)).await
     }
     async fn due_relocks(&self, at: OffsetDateTime) -> Result<Vec<GrantRecord>, StoreError> {
         self.guard(self.inner.due_relocks(at)).await
@@ -252,7 +295,7 @@ impl EventStore for SimStore {
         event: &EventRecord,
         webhooks: &[String],
     ) -> Result<i64, StoreError> {
-        self.guard(self.inner.append_event(event, webhooks)).await
+        self.write(self.inner.append_event(event, webhooks)).await
     }
     async fn events_after(
         &self,
@@ -305,7 +348,7 @@ impl EventStore for SimStore {
 #[async_trait]
 impl AuditStore for SimStore {
     async fn append_audit(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
-        self.guard(self.inner.append_audit(entry)).await
+        self.write(self.inner.append_audit(entry)).await
     }
     async fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
         self.guard(self.inner.audit_log()).await
@@ -335,5 +378,8 @@ impl Store for SimStore {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.guard(self.inner.ping()).await
+    }
+    async fn ping_write(&self, replica: &str) -> Result<(), StoreError> {
+        self.guard(self.inner.ping_write(replica)).await
     }
 }

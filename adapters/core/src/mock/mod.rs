@@ -140,9 +140,22 @@ impl Default for Journal {
 }
 
 /// Wraps a mock's router with fault injection (inner) and the journal (outer), so the
-/// journal sees what the client saw, faults included.
+/// journal sees what the client saw, faults included; every answer is dated by the
+/// mock's clock ([`timeline::wall`]), as an OEM's server dates its answers with its own.
 pub fn instrument(router: Router, journal: &Journal, faults: &Faults) -> Router {
-    journal.wrap(faults.wrap(router))
+    journal
+        .wrap(faults.wrap(router))
+        .layer(middleware::from_fn(date))
+}
+
+/// Sets `Date` from the mock's clock (hyper's own would follow the machine's).
+async fn date(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let now = std::time::SystemTime::from(timeline::now_utc());
+    if let Ok(v) = http::HeaderValue::try_from(httpdate::fmt_http_date(now)) {
+        resp.headers_mut().insert(http::header::DATE, v);
+    }
+    resp
 }
 
 impl Journal {

@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -238,13 +239,25 @@ impl Timeline {
     }
 }
 
+/// How far this process's mock OEMs' clock runs ahead of the machine's (ms; negative:
+/// behind). Real OEM clouds and cars are not NTP-exact: `keyway mock --clock-offset-ms`
+/// sets it for a whole mock process, as a skewed system clock would.
+static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Sets the mocks' clock offset for this process (see [`wall`]): every timestamp they
+/// report and every `Date` they answer with moves by it; their timing does not.
+pub fn set_clock_offset(ms: i64) {
+    OFFSET_MS.store(ms, Ordering::SeqCst);
+}
+
 fn base() -> &'static (OffsetDateTime, Instant) {
     static BASE: OnceLock<(OffsetDateTime, Instant)> = OnceLock::new();
     BASE.get_or_init(|| (OffsetDateTime::now_utc(), Instant::now()))
 }
 
-/// Wall-clock time of a tokio instant: real time in a running mock, and time that
-/// follows the paused clock in a simulation (milliseconds).
+/// Wall-clock time of a tokio instant as the mock OEMs' clock shows it: real time (plus
+/// the offset of [`set_clock_offset`]) in a running mock, and time that follows the
+/// paused clock in a simulation (milliseconds).
 pub fn wall(at: Instant) -> OffsetDateTime {
     let (wall0, at0) = base();
     let t = if at >= *at0 {
@@ -252,6 +265,7 @@ pub fn wall(at: Instant) -> OffsetDateTime {
     } else {
         *wall0 - (*at0 - at)
     };
+    let t = t + time::Duration::milliseconds(OFFSET_MS.load(Ordering::Relaxed));
     t.replace_nanosecond(t.millisecond() as u32 * 1_000_000)
         .unwrap_or(t)
 }
