@@ -28,6 +28,8 @@ pub enum Code {
     MethodNotAllowed,
     /// The body is too large.
     PayloadTooLarge,
+    /// The request's body did not arrive in time.
+    RequestTimeout,
     /// The body is not JSON.
     UnsupportedMediaType,
     /// Unknown vehicle (or not visible to this caller).
@@ -92,6 +94,7 @@ impl Code {
             Code::NotFound => "not_found",
             Code::MethodNotAllowed => "method_not_allowed",
             Code::PayloadTooLarge => "payload_too_large",
+            Code::RequestTimeout => "request_timeout",
             Code::UnsupportedMediaType => "unsupported_media_type",
             Code::VehicleNotFound => "vehicle_not_found",
             Code::CommandNotFound => "command_not_found",
@@ -135,6 +138,7 @@ impl Code {
             Code::NotFound => "Not found",
             Code::MethodNotAllowed => "Method not allowed",
             Code::PayloadTooLarge => "Request body too large",
+            Code::RequestTimeout => "Request body not received in time",
             Code::UnsupportedMediaType => "Unsupported media type",
             Code::VehicleNotFound => "Vehicle not found",
             Code::CommandNotFound => "Command not found",
@@ -169,6 +173,7 @@ impl Code {
         matches!(
             self,
             Code::RateLimited
+                | Code::RequestTimeout
                 | Code::VehicleBusy
                 | Code::VehicleAsleep
                 | Code::VehicleUnreachable
@@ -189,6 +194,7 @@ const ALL: &[Code] = &[
     Code::NotFound,
     Code::MethodNotAllowed,
     Code::PayloadTooLarge,
+    Code::RequestTimeout,
     Code::UnsupportedMediaType,
     Code::VehicleNotFound,
     Code::CommandNotFound,

@@ -155,6 +155,10 @@ pub struct Oem {
 pub struct Registry {
     /// By OEM name (keyway's own names: a fast hash is safe here).
     oems: HashMap<String, Oem, ahash::RandomState>,
+    /// The Tesla application key's public half, derived once at start (it is served to
+    /// anyone, unauthenticated: reading and parsing the key file per request cost 12×
+    /// a health check, on the event loop).
+    public_key: Option<Arc<str>>,
 }
 
 impl Registry {
@@ -178,6 +182,7 @@ impl Registry {
             check(name, c)?;
         }
         let clients = upstream::clients();
+        let public_key = tesla_public_key(oems).map(Arc::from);
         let oems = oems
             .iter()
             .filter_map(|(id, c)| {
@@ -209,7 +214,12 @@ impl Registry {
                 Some((id.clone(), oem))
             })
             .collect();
-        Ok(Self { oems })
+        Ok(Self { oems, public_key })
+    }
+
+    /// The published Tesla public key (PEM), if keyway has an application key.
+    pub fn tesla_public_key(&self) -> Option<Arc<str>> {
+        self.public_key.clone()
     }
 
     /// An enabled OEM.

@@ -109,6 +109,7 @@ pub fn status(code: Code) -> StatusCode {
         }
         Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Code::NotCapable | Code::IdempotencyKeyReused | Code::CommandFailed => {
             StatusCode::UNPROCESSABLE_ENTITY

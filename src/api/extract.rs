@@ -59,6 +59,10 @@ impl FromRequestParts<Arc<Gateway>> for Authed {
             .get::<Arc<super::limits::Inbound>>()
             .ok_or_else(|| ApiError::internal("the inbound limits are not installed"))?;
         inbound.check_caller(&caller.sub).await?;
+        // The in-flight place, from the caller's tenant's share, now that it is known.
+        if let Some(seat) = parts.extensions.get::<Arc<super::limits::Seat>>() {
+            inbound.admit(&caller.tenant, seat)?;
+        }
         Ok(Authed(caller))
     }
 }

@@ -44,6 +44,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
     let max_body = gateway.config.http.max_body_bytes;
     let inbound = Arc::new(limits::Inbound::new(
         &gateway.config.inbound,
+        std::time::Duration::from_millis(gateway.config.http.body_timeout_ms.max(1)),
         gateway.cluster.limits.clone(),
     ));
     Router::new()
@@ -101,7 +102,10 @@ struct Around {
 /// inbound limits.
 async fn around(State(around): State<Around>, mut req: Request, next: Next) -> Response {
     DefaultBodyLimit::max(around.max_body).apply(&mut req);
-    problem::request_context(req, |req| limits::protect(around.inbound, req, next)).await
+    problem::request_context(req, |req| {
+        limits::protect(around.inbound, around.max_body, req, next)
+    })
+    .await
 }
 
 pub use crate::clock::timestamp;

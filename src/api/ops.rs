@@ -66,10 +66,10 @@ pub async fn openapi() -> impl axum::response::IntoResponse {
 /// unless a domain and a key are configured).
 pub async fn tesla_public_key(State(gw): State<Arc<Gateway>>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    match crate::registry::tesla_public_key(&gw.config.oems) {
+    match gw.registry.tesla_public_key() {
         Some(pem) => (
             [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
-            pem,
+            pem.to_string(),
         )
             .into_response(),
         None => ApiError::new(Code::NotFound, "no Tesla application key is published here")

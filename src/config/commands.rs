@@ -60,6 +60,19 @@ pub struct HttpConfig {
     /// listener and its own upstream connection pools. 0 (default): one per core; 1:
     /// the work-stealing runtime alone (the listener it was given).
     pub workers: usize,
+    /// A connection must send a whole request head within this of being ready for one
+    /// (when it opens, and after each answer), ms: trickled headers and idle keep-alive
+    /// connections are closed after it (nginx's `client_header_timeout` and
+    /// `keepalive_timeout` in one, as hyper times both). Default 10000.
+    pub header_timeout_ms: u64,
+    /// A request's body must arrive whole within this of its head, ms; else 408. Default
+    /// 10000.
+    pub body_timeout_ms: u64,
+    /// Open connections at most. When reached, the connection that waited longest
+    /// without sending a request is closed for the new one. 0 (default): the process's
+    /// open-file limit (raised to its hard limit at start) less 256 for the store, OEMs
+    /// and logs.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -67,6 +80,9 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 64 * 1024,
             workers: 0,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            max_connections: 0,
         }
     }
 }
@@ -95,6 +111,10 @@ pub struct InboundConfig {
     pub unlock_burst: u32,
     /// Requests in flight at once; beyond it keyway answers 503 at once. Default 1024.
     pub max_in_flight: usize,
+    /// Requests of one tenant in flight at once, taken after authentication; beyond it
+    /// that tenant is answered 503 while others are not. 0 (default): a quarter of
+    /// `max_in_flight`.
+    pub max_in_flight_per_tenant: usize,
     /// Longest time to answer a request, seconds (above `commands.max_wait_s`). Default 90.
     pub request_timeout_s: u64,
 }
@@ -107,6 +127,7 @@ impl Default for InboundConfig {
             unlocks_per_vehicle_per_min: 6,
             unlock_burst: 3,
             max_in_flight: 1024,
+            max_in_flight_per_tenant: 0,
             request_timeout_s: 90,
         }
     }
@@ -126,6 +147,14 @@ impl CommandsConfig {
 }
 
 impl InboundConfig {
+    /// How many requests one tenant may have in flight.
+    pub fn per_tenant(&self) -> usize {
+        match self.max_in_flight_per_tenant {
+            0 => (self.max_in_flight / 4).max(1),
+            n => n.min(self.max_in_flight).max(1),
+        }
+    }
+
     /// Checks the limits are positive and a request may outlast the longest
     /// `Prefer: wait` (`max_wait_s`).
     pub fn validate(&self, max_wait_s: u64) -> Result<(), ConfigError> {

@@ -132,7 +132,7 @@ impl Config {
         })?;
         let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.into(),
-            message: e.to_string(),
+            message: parse_error(&text, &e),
         })?;
         config.apply_env(|k| std::env::var(k).ok());
         config.validate()?;
@@ -227,9 +227,68 @@ impl Config {
     }
 }
 
+/// A TOML error as line, column, key and description — never the text of the line,
+/// which may hold a secret (a private key, the HS256 secret): quoted parts of toml's
+/// description (values it quotes) are left out too.
+fn parse_error(text: &str, e: &toml::de::Error) -> String {
+    let mut out = String::new();
+    if let Some(span) = e.span() {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[start..].chars().count() + 1;
+        out.push_str(&format!("line {line}, column {column}"));
+        let this = text[start..].lines().next().unwrap_or("");
+        if let Some((key, _)) = this.split_once('=') {
+            let key = key.trim();
+            if !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.\"".contains(c))
+            {
+                out.push_str(&format!(", key `{key}`"));
+            }
+        }
+        out.push_str(": ");
+    }
+    let mut quoted = None;
+    for c in e.message().chars() {
+        match quoted {
+            Some(q) if c == q => {
+                quoted = None;
+                out.push('…');
+            }
+            Some(_) => {}
+            None if c == '"' || c == '`' => quoted = Some(c),
+            None => out.push(c),
+        }
+    }
+    out.trim_end().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parse_error_names_line_and_key_but_never_the_value() {
+        let dir = std::env::temp_dir().join(format!("keyway-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        for bad in [
+            "[auth]\nissuer = \"x\"\nhs256_secret = \"s3cret-0123456789\" trailing\n",
+            "[auth]\nissuer = \"x\"\nhs256_secret = 9876543210123\n",
+            "[oems.tesla]\napp_key = \"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI\n",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let e = Config::load(&path).unwrap_err().to_string();
+            for secret in ["s3cret", "9876543210123", "MHcCAQEEI", "BEGIN EC"] {
+                assert!(!e.contains(secret), "{e}");
+            }
+            assert!(e.contains("line "), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     const MINIMAL: &str = r#"
         [crypto]

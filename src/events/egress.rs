@@ -89,7 +89,10 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     };
     match s {
         // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible; ::, ::1 are handled above).
-        [0, 0, 0, 0, 0, 0xffff, hi, lo] | [0, 0, 0, 0, 0, 0, hi, lo] => Some(last(hi, lo)),
+        // ::ffff:0:a.b.c.d (translated, RFC 2765's ::ffff:0:0/96) too.
+        [0, 0, 0, 0, 0, 0xffff, hi, lo]
+        | [0, 0, 0, 0, 0, 0, hi, lo]
+        | [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(last(hi, lo)),
         // 64:ff9b::a.b.c.d (NAT64 well-known prefix).
         [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(last(hi, lo)),
         // 2002:aabb:ccdd::/48 (6to4).
@@ -314,6 +317,8 @@ mod tests {
             "ff02::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:a9fe:a9fe",
             "::127.0.0.1",
             "64:ff9b::7f00:1",
             "64:ff9b::a00:1",
@@ -328,6 +333,7 @@ mod tests {
             "8.8.8.8",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
+            "::ffff:0:8.8.8.8",
             "64:ff9b::808:808",
         ] {
             assert_eq!(g.check("h", addr(ip)), Ok(()), "{ip} was refused");

@@ -80,6 +80,9 @@ fn aad(id: &str) -> String {
     format!("webhooks/{id}/secret")
 }
 
+/// The most of a receiver's answer keyway reads (its status is what counts).
+const MAX_ANSWER_BYTES: usize = 4 * 1024;
+
 /// The signature header value for `body` sent at `t` (unix seconds).
 pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
@@ -313,8 +316,11 @@ impl Webhooks {
         let sent = tokio::time::timeout(self.settings.timeout, async {
             let resp = self.client.request(req).await.map_err(|e| class(&e))?;
             let status = resp.status().as_u16();
-            // Read (a bounded part of) the answer so the connection can be reused.
-            let _ = tokio::time::timeout(Duration::from_secs(1), resp.into_body().collect()).await;
+            // Read a short answer so the connection can be reused; a longer one (or a
+            // slow one) is dropped with its connection: a receiver cannot make keyway
+            // hold more than `MAX_ANSWER_BYTES` of it.
+            let answer = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER_BYTES);
+            let _ = tokio::time::timeout(Duration::from_secs(1), answer.collect()).await;
             Ok::<u16, &'static str>(status)
         })
         .await;

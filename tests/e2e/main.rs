@@ -11,6 +11,7 @@ mod api;
 mod cluster;
 mod demo;
 mod grants;
+mod hostile;
 mod outcomes;
 mod replay;
 mod resilience;

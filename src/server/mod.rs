@@ -6,9 +6,12 @@
 //! of dead replicas, and following other replicas' change announcements.
 //!
 //! Requests are served per core by default (`http.workers`): each worker thread runs a
-//! single-threaded event loop with its own `SO_REUSEPORT` listener on the same port, so
-//! the kernel spreads connections over them and a request, the tasks it spawns and its
-//! upstream exchange stay on one thread (no hand-off between threads per request).
+//! single-threaded event loop accepting on the one listening socket, so a request, the
+//! tasks it spawns and its upstream exchange stay on one thread (no hand-off between
+//! threads per request). The socket is bound without `SO_REUSEPORT`: another process
+//! cannot bind the gateway's port beside it, and a second `keyway serve` on the same
+//! port fails with "address in use". Connections are served under the budgets of
+//! [`conns`] (header timeout, connection cap).
 //! Shared state (caches, single flight, quotas, breakers, the store) is the one
 //! gateway's, behind `Arc`s. A worker's event loop lives until running commands are
 //! drained, since the tasks it spawned run on it.
@@ -18,12 +21,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 use crate::api;
 use crate::gateway::Gateway;
+
+pub mod conns;
+
+use conns::{Budget, Conns};
 
 /// How long shutdown waits for running commands.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(20);
@@ -64,8 +70,15 @@ pub async fn serve(
         }
     }
     let workers = gateway.config.http.worker_count();
+    conns::raise_open_files();
+    let budget = Budget::from_config(&gateway.config.http);
+    tracing::info!(
+        max_connections = budget.max_connections,
+        header_timeout_ms = budget.header_timeout.as_millis() as u64,
+        "connection budgets"
+    );
     let app = api::app(gateway.clone());
-    let (served, released) = requests(app, listener, workers, shutdown).await;
+    let (served, released) = requests(app, listener, workers, budget, shutdown).await;
     for task in background {
         task.abort();
     }
@@ -91,7 +104,8 @@ pub async fn serve_http(
     workers: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (served, released) = requests(app, listener, workers, shutdown).await;
+    let budget = Budget::from_config(&crate::config::HttpConfig::default());
+    let (served, released) = requests(app, listener, workers, budget, shutdown).await;
     if let Some(workers) = released {
         workers.release().await;
     }
@@ -104,28 +118,25 @@ async fn requests(
     app: axum::Router,
     listener: TcpListener,
     workers: usize,
+    budget: Budget,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> (std::io::Result<()>, Option<Workers>) {
+    let conns = Conns::new(budget);
     if workers <= 1 {
-        let served = axum::serve(listener.tap_io(no_delay), app)
-            .with_graceful_shutdown(shutdown)
-            .await;
-        return (served, None);
+        return (conns::serve(listener, app, conns, shutdown).await, None);
     }
-    match per_core(app, listener, workers, shutdown).await {
+    match per_core(app, listener, workers, conns, shutdown).await {
         Ok((served, release)) => (served, Some(release)),
         Err(e) => (Err(e), None),
     }
 }
 
-/// Binds `addr` for serving with `SO_REUSEPORT` (so each per-core worker can bind its
-/// own listener on the same port; Linux lets only the same user share it).
+/// Binds `addr` for serving (`SO_REUSEADDR`, not `SO_REUSEPORT`: the port is this
+/// process's alone).
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    #[cfg(unix)]
-    socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
@@ -135,15 +146,6 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// [`bind`] as a tokio listener of the current runtime.
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(bind(addr)?)
-}
-
-/// Answers go out at once, not held back by Nagle's algorithm for the client's ACK
-/// of the previous write (as nginx's `tcp_nodelay on`): an event stream writes small
-/// pieces one after another.
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "could not set TCP_NODELAY");
-    }
 }
 
 /// The running workers: each keeps its event loop until released.
@@ -162,28 +164,22 @@ impl Workers {
     }
 }
 
-/// Serves on `workers` threads, each with a current-thread runtime and a listener of
-/// its own: `first` and more bound with `SO_REUSEPORT` on its address (or, when `first`
-/// was bound without it, copies of `first`, which the workers then share). Returns
-/// when every worker has stopped serving after `shutdown`, with the workers still
-/// alive for the drain.
+/// Serves on `workers` threads, each with a current-thread runtime accepting on a copy
+/// of `first` (one socket: the kernel hands each connection to one waiting worker).
+/// Connections count against one cap for the whole process. Returns when every worker
+/// has stopped serving after `shutdown`, with the workers still alive for the drain.
 async fn per_core(
     app: axum::Router,
     first: TcpListener,
     workers: usize,
+    conns: Arc<Conns>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(std::io::Result<()>, Workers)> {
     let addr = first.local_addr()?;
     let first = first.into_std()?;
     let mut listeners = Vec::with_capacity(workers);
     for _ in 1..workers {
-        match bind(addr) {
-            Ok(l) => listeners.push(l),
-            Err(e) => {
-                tracing::warn!(error = %e, "per-core listeners: the workers share one socket");
-                listeners.push(first.try_clone()?);
-            }
-        }
+        listeners.push(first.try_clone()?);
     }
     listeners.insert(0, first);
     // One router shared by the workers: the inbound limits it owns hold for the whole
@@ -193,7 +189,8 @@ async fn per_core(
     let mut served = Vec::with_capacity(workers);
     let mut exited = Vec::with_capacity(workers);
     for (i, listener) in listeners.into_iter().enumerate() {
-        let (app, mut stopping, mut released) = (app.clone(), stopping.clone(), released.clone());
+        let (app, conns) = (app.clone(), conns.clone());
+        let (mut stopping, mut released) = (stopping.clone(), released.clone());
         let (served_tx, served_rx) = oneshot::channel();
         let (exit_tx, exit_rx) = oneshot::channel();
         std::thread::Builder::new()
@@ -213,11 +210,10 @@ async fn per_core(
                     keyway_adapter::transport::set_worker(i);
                     let result = match TcpListener::from_std(listener) {
                         Ok(l) => {
-                            axum::serve(l.tap_io(no_delay), app)
-                                .with_graceful_shutdown(async move {
-                                    let _ = stopping.wait_for(|s| *s).await;
-                                })
-                                .await
+                            conns::serve(l, app, conns, async move {
+                                let _ = stopping.wait_for(|s| *s).await;
+                            })
+                            .await
                         }
                         Err(e) => Err(e),
                     };
@@ -268,18 +264,22 @@ pub async fn signal() {
 mod tests {
     use super::*;
 
-    /// Per-core workers each bind the same port: a second listener on the first one's
-    /// address binds and accepts, while a socket without `SO_REUSEPORT` is refused.
+    /// The port is this process's alone: a second listener on the same address (another
+    /// process of the same user, a second `keyway serve`) is refused.
     #[tokio::test]
-    async fn listeners_share_a_port_through_so_reuseport() {
+    async fn a_second_listener_on_the_port_is_refused() {
         let first = listen("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = first.local_addr().unwrap();
-        let second = listen(addr).unwrap();
-        assert_eq!(second.local_addr().unwrap(), addr);
-        let refused = std::net::TcpListener::bind(addr).unwrap_err();
+        let refused = listen(addr).unwrap_err();
         assert_eq!(refused.kind(), std::io::ErrorKind::AddrInUse);
-        drop(first);
+        let reuse_port = {
+            use socket2::{Domain, Socket, Type};
+            let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            s.set_reuse_port(true).unwrap();
+            s.bind(&addr.into())
+        };
+        assert!(reuse_port.is_err(), "SO_REUSEPORT does not share the port");
         let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        second.accept().await.unwrap();
+        first.accept().await.unwrap();
     }
 }
