@@ -227,6 +227,16 @@ impl Registry {
         self.oems.get(oem)
     }
 
+    /// The longest command window plus state lag of any enabled OEM (how far back an
+    /// `unknown` command may still be decided).
+    pub fn longest_window(&self) -> std::time::Duration {
+        self.oems
+            .values()
+            .map(|o| o.timing.command_window + o.timing.state_lag)
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Enabled OEM ids.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.oems.keys().map(String::as_str)

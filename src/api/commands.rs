@@ -166,10 +166,32 @@ pub async fn get(
     {
         caller.require(Scope::CommandsLock)?;
     }
+    Ok(Json(view(&visible(&gw, &caller, &id).await?)))
+}
+
+/// `POST /v1/commands/{id}/acknowledge` (`commands:unlock`): the caller acknowledges an
+/// unlock in doubt, so it no longer blocks the car's next unlock (audited).
+pub async fn acknowledge(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<CommandView>, ApiError> {
+    caller.require(Scope::CommandsUnlock)?;
+    let c = visible(&gw, &caller, &id).await?;
+    let c = gw.commands.acknowledge(c, &caller.sub).await?;
+    Ok(Json(view(&c)))
+}
+
+/// A command the caller may see, or `command_not_found`.
+async fn visible(
+    gw: &Gateway,
+    caller: &crate::auth::Caller,
+    id: &str,
+) -> Result<CommandRecord, ApiError> {
     let not_found = || ApiError::new(Code::CommandNotFound, format!("no command {id}"));
     let c = gw
         .store
-        .visible_command(&caller.tenant, &caller.sub, &id)
+        .visible_command(&caller.tenant, &caller.sub, id)
         .await?
         .ok_or_else(not_found)?;
     let own = c.caller == caller.sub && (c.tenant == caller.tenant || c.reserved);
@@ -178,5 +200,5 @@ pub async fn get(
     if !visible {
         return Err(not_found());
     }
-    Ok(Json(view(&c)))
+    Ok(c)
 }

@@ -55,6 +55,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/v1/vehicles/{id}/lock", post(commands::act::<false>))
         .route("/v1/vehicles/{id}/unlock", post(commands::act::<true>))
         .route("/v1/commands/{id}", get(commands::get))
+        .route("/v1/commands/{id}/acknowledge", post(commands::acknowledge))
         .route("/v1/accounts", get(accounts::list))
         .route("/v1/accounts/{id}", delete(accounts::unlink))
         .route("/v1/accounts/{oem}/authorize", post(accounts::authorize))

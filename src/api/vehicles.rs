@@ -18,13 +18,14 @@ use crate::gateway::Gateway;
 use crate::store::VehicleRecord;
 
 fn view(gw: &Gateway, v: &VehicleRecord) -> Value {
-    let (make, capabilities, path) = match gw.fleet.adapter(v) {
+    let (make, capabilities, path, confirmable) = match gw.fleet.adapter(v) {
         Ok(a) => (
             json!(a.info().make),
             json!(a.info().capabilities),
             a.command_path(&v.oem_id),
+            a.info().can(keyway_adapter::Capability::Security),
         ),
-        Err(_) => (Value::Null, json!([]), None),
+        Err(_) => (Value::Null, json!([]), None, false),
     };
     let mut out = json!({
         "id": v.id,
@@ -35,6 +36,9 @@ fn view(gw: &Gateway, v: &VehicleRecord) -> Value {
         "display_name": v.display_name,
         "vin": v.vin,
         "capabilities": capabilities,
+        // Whether keyway can read the car's lock state to settle a command whose answer
+        // was lost (GM cannot: such a command stays `unknown` unless acknowledged).
+        "outcome_confirmable": confirmable,
     });
     // OEMs with more than one command path (Tesla: signed or REST, and whether the car
     // knows keyway's key) — as far as keyway has learned it (vehicle sync or a command).

@@ -64,6 +64,11 @@ pub enum CommandError {
         /// What keyway knows.
         detail: String,
     },
+    /// Only an unlock whose outcome is in doubt can be acknowledged (`invalid_request`).
+    #[error(
+        "only an unlock in doubt (unknown, or succeeded only by the car's state) can be acknowledged; this one is {0}"
+    )]
+    NotInDoubt(&'static str),
     /// Another replica took the command over (`internal`).
     #[error("another replica took this command over before it was sent")]
     TakenOver,
@@ -102,6 +107,7 @@ impl Classify for CommandError {
             CommandError::VehicleRemoved => Code::VehicleNotFound,
             CommandError::QuotaSpent { .. } => Code::RateLimited,
             CommandError::InDoubt { .. } => Code::CommandInDoubt,
+            CommandError::NotInDoubt(_) => Code::InvalidRequest,
             CommandError::NotExecuted { .. } => Code::CommandFailed,
             CommandError::Unconfirmed { .. } => Code::OutcomeUnknown,
             CommandError::TakenOver | CommandError::Handle(_) => Code::Internal,

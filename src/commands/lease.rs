@@ -35,7 +35,15 @@ impl Commands {
         } else {
             now() + time::Duration::days(365 * 100)
         };
-        self.take_over(lapsed_before).await
+        let resumed = self.take_over(lapsed_before).await?;
+        match self.resume_watches().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(commands = n, "watching unknown outcomes again"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not resume the watches of unknown outcomes")
+            }
+        }
+        Ok(resumed)
     }
 
     /// Takes over and runs the pending commands whose lease lapsed before

@@ -33,6 +33,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+mod acknowledge;
 mod error;
 mod lease;
 mod reconcile;

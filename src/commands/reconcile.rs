@@ -16,22 +16,26 @@
 //!   not run it any more).
 //!
 //! Either is recorded with its audit entry and a `command.resolved` event (webhooks
-//! too). The watch stops without a verdict when another command is sent to the car —
-//! from then on the car's state no longer tells the two apart — and the command stays
-//! `unknown`. Watches live in the process that ran the command: after a restart an
-//! `unknown` command stays `unknown`.
+//! too). Where the OEM gave the command a handle, its own status of the command decides
+//! too, whatever else was sent to the car since. Later commands that failed moved
+//! nothing and are passed over; after a later command of the same action, only the
+//! opposite state (after the window) still decides; once a command that undoes this one
+//! may have run, the car's state no longer tells the two apart — the watch stops and
+//! the command stays `unknown`. A watch is one
+//! replica's (a `watch:<id>` lease), and a restarted process resumes the watches whose
+//! window has not passed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyway_adapter::{Capability, OemTiming, Stamps};
+use keyway_adapter::{Capability, OemTiming, Pending, Progress, Stamps};
 
 use super::CommandError;
 use super::Commands;
 use super::run::Outcome;
 use super::view::CommandEvent;
 use crate::events::Kind;
-use crate::store::{CommandRecord, CommandStatus, VehicleRecord, now};
+use crate::store::{CommandRecord, CommandStatus, Lease, StoreError, VehicleRecord, now};
 use crate::vehicles::OemCall;
 
 /// When the first look after a send is taken: a state stamped within this of the send
@@ -89,7 +93,9 @@ impl Commands {
         };
         if !oem.can(Capability::Security) {
             return unknown(format!(
-                "outcome unknown ({why}); this OEM cannot read the lock state to confirm it"
+                "outcome unknown ({why}); this OEM cannot read the lock state to confirm it \
+                 (an unlock in doubt can be acknowledged: POST /v1/commands/{}/acknowledge)",
+                record.id
             ));
         }
         let timing = oem.timing();
@@ -166,6 +172,33 @@ impl Commands {
         }
     }
 
+    /// What was sent to the car after this one (by any replica) that may have moved it:
+    /// a command that failed did not (keyway is sure of that). Not knowing counts as
+    /// [`Later::Opposite`].
+    async fn later(&self, record: &CommandRecord) -> Later {
+        let Some(sent) = record.sent_at else {
+            return Later::None;
+        };
+        let Ok(list) = self
+            .store
+            .commands_sent_since(&record.vehicle_id, sent)
+            .await
+        else {
+            return Later::Opposite;
+        };
+        let mut later = Later::None;
+        for c in list
+            .iter()
+            .filter(|c| c.id != record.id && c.status != CommandStatus::Failed)
+        {
+            if c.action.leaves_locked() != record.action.leaves_locked() {
+                return Later::Opposite;
+            }
+            later = Later::Same;
+        }
+        later
+    }
+
     /// Whether another command was sent to the car after this one (by any replica): then
     /// the car's state no longer tells whether this one ran. Not knowing counts as yes.
     pub(super) async fn others_sent_since(&self, record: &CommandRecord) -> bool {
@@ -216,7 +249,13 @@ impl Commands {
             }
         }
     }
-    /// Watches an `unknown` command for the OEM's command window; records what it learns.
+    /// Watches an `unknown` command until keyway learns what the car did; records what
+    /// it learns. The OEM's own status of the command (where it gave a handle) tells it
+    /// apart from any later command, so that is asked for the whole window; the car's
+    /// lock state only while no other command was sent to the car. After the window
+    /// (plus a state lag) a few more reads are tried, not one, before it stays
+    /// `unknown`. One replica watches a command (a `watch:` lease), and the watches of a
+    /// stopped process are resumed ([`Commands::resume_watches`]).
     pub(super) async fn resolve(
         self: &Arc<Self>,
         mut record: CommandRecord,
@@ -237,55 +276,164 @@ impl Commands {
         };
         let timing = oem.timing();
         let stop_at = sent_at + timing.command_window + timing.state_lag;
+        if !self.watching(&record.id, stop_at).await {
+            return;
+        }
+        let handle = record
+            .oem_handle
+            .as_deref()
+            .and_then(|h| serde_json::from_str::<Pending>(h).ok());
         let pause = self
             .timing
             .max_poll_interval
             .max(timing.state_lag / 4)
             .max(Duration::from_millis(100));
-        loop {
+        let mut late_tries = 0;
+        let verdict = loop {
             tokio::time::sleep(pause).await;
-            if self.others_sent_since(&record).await {
+            if let Some(p) = &handle
+                && let Some(v) = self.ask(&oem, &record, p).await
+            {
+                break v;
+            }
+            let later = self.later(&record).await;
+            if later == Later::Opposite {
+                if handle.is_some() && now() < stop_at {
+                    continue;
+                }
                 tracing::info!(command = %record.id,
-                    "another command was sent to the car; the outcome stays unknown");
+                    "a command that undoes this one was sent to the car since; the outcome \
+                     stays unknown");
                 return;
             }
-            let verdict = match self.look(&oem).await {
-                Some(o) => self.judge(&mut record, &o, &timing),
-                None => Judged::Open,
-            };
-            let status = match verdict {
-                Judged::Done => CommandStatus::Succeeded,
-                Judged::Dead => CommandStatus::Failed,
-                Judged::Open if now() >= stop_at => {
-                    tracing::info!(command = %record.id,
-                        "the command window passed without a verdict; the outcome stays unknown");
-                    return;
+            match self
+                .look(&oem)
+                .await
+                .map(|o| self.judge(&mut record, &o, &timing))
+            {
+                // A later command of the same action may have done it.
+                Some(Judged::Done) if later == Later::Same => {}
+                Some(Judged::Done) => break Verdict::Succeeded,
+                Some(Judged::Dead) => break Verdict::Failed(WINDOW_PASSED),
+                _ if now() >= stop_at => {
+                    late_tries += 1;
+                    if late_tries >= LATE_TRIES {
+                        tracing::info!(command = %record.id,
+                            "the command window passed without a verdict; the outcome stays unknown");
+                        return;
+                    }
                 }
-                Judged::Open => continue,
-            };
-            record.status = status;
-            record.updated_at = now();
-            record.retry_at = None;
-            if status == CommandStatus::Succeeded {
+                _ => {}
+            }
+        };
+        record.updated_at = now();
+        record.retry_at = None;
+        match verdict {
+            Verdict::Succeeded => {
+                record.status = CommandStatus::Succeeded;
                 record.error_code = None;
                 record.error_detail = None;
-            } else {
-                record.error_code = Some("command_failed".into());
-                record.error_detail = Some(
-                    "the OEM's command window passed and the car does not show the command".into(),
-                );
             }
-            tracing::info!(command = %record.id, status = status.as_str(), "outcome resolved");
-            self.write_outcome(
-                &record,
-                Some(&vehicle),
-                CommandEvent::new(Kind::CommandResolved, &record),
-                &format!("resolved:{}", status.as_str()),
-            )
+            Verdict::Failed(detail) => {
+                record.status = CommandStatus::Failed;
+                record.error_code = Some("command_failed".into());
+                record.error_detail = Some(detail.into());
+            }
+        }
+        let status = record.status;
+        tracing::info!(command = %record.id, status = status.as_str(), "outcome resolved");
+        self.write_outcome(
+            &record,
+            Some(&vehicle),
+            CommandEvent::new(Kind::CommandResolved, &record),
+            &format!("resolved:{}", status.as_str()),
+        )
+        .await;
+    }
+
+    /// What the OEM says of the command itself (its handle), if it says anything final.
+    async fn ask(&self, oem: &OemCall<'_>, record: &CommandRecord, p: &Pending) -> Option<Verdict> {
+        let action = record.action;
+        let progress = oem
+            .call("poll", |cx, adapter, car| {
+                let p = p.clone();
+                async move { adapter.poll(&cx, &car, action, &p).await }
+            })
             .await;
-            return;
+        match progress {
+            Ok(Progress::Succeeded) => Some(Verdict::Succeeded),
+            Ok(Progress::Failed(_)) => Some(Verdict::Failed(OEM_FAILED)),
+            _ => None,
         }
     }
+
+    /// Takes the watch of command `id` until `until` (cluster: one replica watches it).
+    async fn watching(&self, id: &str, until: time::OffsetDateTime) -> bool {
+        if !self.cluster.shared {
+            return true;
+        }
+        let lease = Lease {
+            holder: self.cluster.replica.clone(),
+            until: until + time::Duration::minutes(1),
+        };
+        self.store
+            .try_lease(&format!("watch:{id}"), &lease)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Resumes the watches of `unknown` commands whose window may not have passed (a
+    /// process that watched them stopped); returns how many.
+    pub async fn resume_watches(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let longest = self.registry.longest_window();
+        let since = now() - longest - time::Duration::minutes(1);
+        let mut n = 0;
+        for record in self.store.unknown_commands(since).await? {
+            let Some(sent_at) = record.sent_at else {
+                continue;
+            };
+            let timing = self.timing_of(&self.registry_oem(&record).await);
+            if now() >= sent_at + timing.command_window + timing.state_lag {
+                continue;
+            }
+            n += 1;
+            let this = self.clone();
+            tokio::spawn(async move { this.resolve(record, None).await });
+        }
+        Ok(n)
+    }
+
+    /// The OEM of a command's vehicle ("" when the vehicle is gone).
+    async fn registry_oem(&self, record: &CommandRecord) -> String {
+        match self.store.vehicle(&record.vehicle_id).await {
+            Ok(Some(v)) => v.oem,
+            _ => String::new(),
+        }
+    }
+}
+
+/// Reads tried after the window before a command stays `unknown`.
+const LATE_TRIES: u32 = 5;
+const WINDOW_PASSED: &str = "the OEM's command window passed and the car does not show the command";
+const OEM_FAILED: &str = "the OEM reports that the command did not execute";
+
+/// Commands sent to a car after an `unknown` one, as they bear on it.
+#[derive(Debug, PartialEq, Eq)]
+enum Later {
+    /// None that may have moved the car.
+    None,
+    /// Only the same action: a state showing it proves nothing of this one, the
+    /// opposite after the window still does.
+    Same,
+    /// One that undoes it may have run: the car's state tells nothing any more.
+    Opposite,
+}
+
+/// What keyway learnt of an `unknown` command.
+#[derive(Debug)]
+enum Verdict {
+    Succeeded,
+    Failed(&'static str),
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {

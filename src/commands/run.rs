@@ -414,10 +414,11 @@ impl Commands {
         // `unknown`; still `pending` after its send (its replica died and no other has
         // taken it over yet); or `succeeded` only because the car stood unlocked after it
         // (no OEM confirmation: it may have been unlocked already, with this one still
-        // queued): each may still execute.
+        // queued): each may still execute — unless a caller acknowledged it.
         let doubt = earlier.into_iter().find(|c| {
             c.id != record.id
                 && c.action == Command::Unlock
+                && c.acknowledged.is_none()
                 && match c.status {
                     CommandStatus::Unknown | CommandStatus::Pending => true,
                     CommandStatus::Succeeded => c.observed.is_some(),

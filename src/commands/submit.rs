@@ -141,6 +141,7 @@ impl Commands {
             completed_at: None,
             observed: None,
             retry_at: None,
+            acknowledged: None,
         };
         // The place in the car's queue is taken before the record is written, so callers
         // arriving together cannot all pass the cap. A replay of a key already used

@@ -37,6 +37,8 @@ pub struct CommandView {
     pub sent_at: Option<String>,
     /// When it ended.
     pub completed_at: Option<String>,
+    /// When a caller acknowledged this unlock in doubt (it no longer blocks the next).
+    pub acknowledged_at: Option<String>,
 }
 
 /// A command's error.
@@ -86,6 +88,7 @@ pub fn view(c: &CommandRecord) -> CommandView {
         created_at: timestamp(c.created_at),
         sent_at: c.sent_at.map(timestamp),
         completed_at: c.completed_at.map(timestamp),
+        acknowledged_at: c.acknowledged.as_ref().map(|(_, at)| timestamp(*at)),
     }
 }
 

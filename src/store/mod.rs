@@ -161,6 +161,12 @@ pub trait CommandStore: Send + Sync + 'static {
     ) -> Result<Vec<CommandRecord>, StoreError>;
     /// Writes a command's progress.
     async fn update_command(&self, command: &CommandRecord) -> Result<(), StoreError>;
+    /// Every `unknown` command sent after `sent_after`, oldest first (watches to resume
+    /// after a restart).
+    async fn unknown_commands(
+        &self,
+        sent_after: OffsetDateTime,
+    ) -> Result<Vec<CommandRecord>, StoreError>;
 }
 
 /// Delivery grants and their relocks.

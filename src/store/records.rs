@@ -185,6 +185,9 @@ pub struct CommandRecord {
     pub observed: Option<(bool, OffsetDateTime)>,
     /// When failed or unknown: the earliest a new command makes sense.
     pub retry_at: Option<OffsetDateTime>,
+    /// An in-doubt unlock a caller acknowledged: who, and when (it no longer blocks the
+    /// car's next unlock).
+    pub acknowledged: Option<(String, OffsetDateTime)>,
 }
 
 /// An idempotency key claim made together with a new command.

@@ -632,6 +632,7 @@ async fn a_command_interrupted_after_sending_is_reconciled_not_resent() {
         completed_at: None,
         observed: None,
         retry_at: None,
+        acknowledged: None,
     };
     let never_sent = CommandRecord {
         id: "cmd_never_sent".into(),
@@ -708,7 +709,7 @@ async fn every_documented_route_exists() {
     assert_eq!(doc.status, 200);
     assert_eq!(doc.json["openapi"], "3.1.0");
     let paths = doc.json["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 24);
+    assert_eq!(paths.len(), 25);
     for (path, item) in paths {
         for method in item
             .as_object()

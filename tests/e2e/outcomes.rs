@@ -75,3 +75,60 @@ async fn an_unlock_lost_at_an_oem_that_cannot_read_the_lock_is_unknown_and_block
     let lock = env.act(&v.id, "lock").await;
     assert_eq!(lock.status, 200, "{:#}", lock.json);
 }
+
+/// An unlock in doubt at an OEM that cannot read the lock (GM: the vehicle says
+/// `outcome_confirmable: false`) is lifted by a caller's acknowledgement, audited; a
+/// lock, or another tenant's command, cannot be acknowledged.
+#[tokio::test]
+async fn an_acknowledged_unlock_in_doubt_no_longer_blocks_the_next() {
+    let env = Env::start().await;
+    let v = env.by_vin("1G1FZ6S09P4000001").clone();
+    let car = env
+        .get(&format!("/v1/vehicles/{}", v.id), Some(&env.demo.token))
+        .await;
+    assert_eq!(car.json["outcome_confirmable"], false, "{:#}", car.json);
+    env.demo
+        .gm()
+        .faults
+        .add(Fault::on("/unlock/", Action::ResetAfter).times(1));
+    let a = env.act(&v.id, "unlock").await;
+    a.assert_problem(504, "outcome_unknown");
+    let id = a.json["command_id"].as_str().unwrap().to_string();
+    env.act(&v.id, "unlock")
+        .await
+        .assert_problem(409, "command_in_doubt");
+
+    let path = format!("/v1/commands/{id}/acknowledge");
+    let stranger = env.token_as("other-tenant", &["commands:unlock", "commands:lock"]);
+    env.post(&path, &stranger, &[])
+        .await
+        .assert_problem(404, "command_not_found");
+    let reader = env.token(&["commands:lock"], None);
+    env.post(&path, &reader, &[])
+        .await
+        .assert_problem(403, "forbidden");
+    let ack = env.post(&path, &env.demo.token, &[]).await;
+    assert_eq!(ack.status, 200, "{:#}", ack.json);
+    assert!(ack.json["acknowledged_at"].is_string(), "{:#}", ack.json);
+    assert_eq!(ack.json["status"], "unknown");
+
+    let next = env.act(&v.id, "unlock").await;
+    assert_eq!(next.status, 200, "{:#}", next.json);
+    assert_eq!(next.json["status"], "succeeded");
+    let log = env.demo.gateway.store.audit_log().await.unwrap();
+    assert!(
+        log.iter().any(|e| e.entry.action == "command.acknowledge"
+            && e.entry.command_id.as_deref() == Some(&id)),
+        "the acknowledgement is audited"
+    );
+    // A lock is never in doubt.
+    let lock = env.act(&v.id, "lock").await;
+    let lock_id = lock.json["id"].as_str().unwrap();
+    env.post(
+        &format!("/v1/commands/{lock_id}/acknowledge"),
+        &env.demo.token,
+        &[],
+    )
+    .await
+    .assert_problem(400, "invalid_request");
+}

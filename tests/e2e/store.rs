@@ -79,6 +79,7 @@ fn command(id: &str) -> CommandRecord {
         completed_at: None,
         observed: None,
         retry_at: None,
+        acknowledged: None,
     }
 }
 

@@ -29,6 +29,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("POST", "/v1/vehicles/{id}/lock", "404"),
     ("POST", "/v1/vehicles/{id}/unlock", "404"),
     ("GET", "/v1/commands/{id}", "404"),
+    ("POST", "/v1/commands/{id}/acknowledge", "404"),
     (
         "GET",
         "/v1/accounts",
@@ -232,6 +233,7 @@ async fn another_tenant_reaches_nothing_of_the_first() {
         (Method::POST, format!("/v1/vehicles/{car}/lock")),
         (Method::POST, format!("/v1/vehicles/{car}/unlock")),
         (Method::GET, format!("/v1/commands/{cmd}")),
+        (Method::POST, format!("/v1/commands/{cmd}/acknowledge")),
         (Method::DELETE, format!("/v1/accounts/{account}")),
         (Method::GET, format!("/v1/grants?vehicle_id={car}")),
         (Method::GET, format!("/v1/grants/{grant}")),
@@ -325,7 +327,7 @@ async fn another_tenant_reaches_nothing_of_the_first() {
         "the first tenant still sees every account it linked"
     );
     eprintln!("cross-tenant attempts refused: {}", refused);
-    assert_eq!(refused, 15);
+    assert_eq!(refused, 16);
 }
 
 #[tokio::test]

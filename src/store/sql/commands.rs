@@ -13,7 +13,8 @@ pub(super) async fn write_command(conn: &mut Conn, c: &CommandRecord) -> Result<
     sqlx::query(
         "UPDATE commands SET status = $1, sent_at = $2, oem_handle = $3, error_code = $4,
             error_detail = $5, updated_at = $6, completed_at = $7, observed_locked = $8,
-            observed_at = $9, retry_at = $10 WHERE id = $11",
+            observed_at = $9, retry_at = $10, acknowledged_by = $11, acknowledged_at = $12
+            WHERE id = $13",
     )
     .bind(c.status.as_str())
     .bind(opt_ms(c.sent_at))
@@ -25,6 +26,8 @@ pub(super) async fn write_command(conn: &mut Conn, c: &CommandRecord) -> Result<
     .bind(c.observed.map(|(l, _)| i64::from(l)))
     .bind(opt_ms(c.observed.map(|(_, at)| at)))
     .bind(opt_ms(c.retry_at))
+    .bind(c.acknowledged.as_ref().map(|(by, _)| by.as_str()))
+    .bind(opt_ms(c.acknowledged.as_ref().map(|(_, at)| *at)))
     .bind(&c.id)
     .execute(&mut *conn)
     .await
@@ -214,6 +217,20 @@ impl CommandStore for SqlStore {
                     ORDER BY sent_at",
             )
             .bind(vehicle_id)
+            .bind(to_ms(sent_after)),
+            command_from,
+        )
+        .await
+    }
+    async fn unknown_commands(
+        &self,
+        sent_after: OffsetDateTime,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        self.all(
+            sqlx::query(
+                "SELECT * FROM commands WHERE status = 'unknown' AND sent_at > $1
+                    ORDER BY sent_at",
+            )
             .bind(to_ms(sent_after)),
             command_from,
         )

@@ -80,6 +80,8 @@ pub(super) fn command_from(row: &AnyRow) -> Result<CommandRecord, StoreError> {
             .map(|l| l != 0)
             .zip(opt_time(get(row, "observed_at")?)?),
         retry_at: opt_time(get(row, "retry_at")?)?,
+        acknowledged: get::<Option<String>>(row, "acknowledged_by")?
+            .zip(opt_time(get(row, "acknowledged_at")?)?),
     })
 }
 

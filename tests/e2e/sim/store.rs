@@ -244,6 +244,12 @@ impl CommandStore for SimStore {
         self.guard(self.inner.commands_sent_since(vehicle_id, sent_after))
             .await
     }
+    async fn unknown_commands(
+        &self,
+        sent_after: OffsetDateTime,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        self.guard(self.inner.unknown_commands(sent_after)).await
+    }
     async fn update_command(&self, command: &CommandRecord) -> Result<(), StoreError> {
         self.write(self.inner.update_command(command)).await
     }
