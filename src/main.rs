@@ -330,6 +330,22 @@ async fn main() -> ExitCode {
 }
 
 /// `keyway replay`: exit 0 parsed, 1 an error answer, 2 bad usage.
+/// Reads at most `max` bytes of `path`; a longer file (or an endless one, such as
+/// `/dev/zero`) is refused, as the live transport refuses an answer over `max`.
+fn read_capped(path: &std::path::Path, max: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    std::fs::File::open(path)?
+        .take(max as u64 + 1)
+        .read_to_end(&mut body)?;
+    if body.len() > max {
+        return Err(std::io::Error::other(format!(
+            "larger than {max} bytes, the most keyway reads of an OEM's answer"
+        )));
+    }
+    Ok(body)
+}
+
 async fn replay(
     oem: &str,
     operation: &str,
@@ -361,7 +377,7 @@ async fn replay(
             None => return usage(format!("--header {h:?} is not `Name: value`")),
         }
     }
-    let body = match std::fs::read(file) {
+    let body = match read_capped(file, keyway::upstream::MAX_RESPONSE_BYTES) {
         Ok(b) => b,
         Err(e) => return usage(format!("reading {}: {e}", file.display())),
     };

@@ -136,6 +136,8 @@ pub struct Oem {
     pub http: Http,
     /// The outbound stack to its OAuth server (its own breaker).
     pub auth_http: Http,
+    /// The outbound stack of the reads that watch command outcomes (no breaker).
+    pub watch_http: Http,
     /// Its request quota (and the pushback gate after "too many requests").
     pub requests: Arc<Quota>,
     /// Its command quota.
@@ -204,6 +206,7 @@ impl Registry {
                     adapter,
                     http: stack.http,
                     auth_http: stack.auth_http,
+                    watch_http: stack.watch_http,
                     requests: stack.requests,
                     commands: stack.commands,
                     breaker: stack.breaker,

@@ -33,7 +33,7 @@ pub async fn readyz(State(gw): State<Arc<Gateway>>) -> Result<Json<Value>, ApiEr
     // Redis down degrades limits to local ones; it never makes a replica unready.
     let limits = match &c.limits {
         None => "local",
-        Some(l) if l.is_up() => "cluster",
+        Some(l) if l.probe().await => "cluster",
         Some(_) => "local_fallback",
     };
     Ok(Json(json!({

@@ -140,29 +140,51 @@ impl SharedLimits {
         }
         match self.redis.eval(script, keys, args).await {
             Ok(reply) => {
-                if !self.up.swap(true, Ordering::Relaxed) {
-                    tracing::info!("Redis answers again: limits are cluster-wide again");
-                    metrics::redis_up(true);
-                }
+                self.answered();
                 Some(reply)
             }
             Err(e) => {
-                let now = self.now_ms();
-                self.skip_until_ms.store(
-                    now + PAUSE_AFTER_FAILURE.as_millis() as u64,
-                    Ordering::Relaxed,
-                );
-                self.up.store(false, Ordering::Relaxed);
-                metrics::redis_up(false);
                 metrics::limits_degraded(kind);
-                let last = self.last_warning_ms.load(Ordering::Relaxed);
-                if last == 0 || now.saturating_sub(last) >= 10_000 {
-                    self.last_warning_ms.store(now.max(1), Ordering::Relaxed);
-                    tracing::warn!(error = %e,
-                        "Redis unreachable: limits fall back to this replica's local share");
-                }
+                self.failed(&e);
                 None
             }
+        }
+    }
+
+    /// Asks Redis now whether it answers (readiness: the last exchange may be old).
+    pub async fn probe(&self) -> bool {
+        match self.redis.ping().await {
+            Ok(()) => {
+                self.answered();
+                true
+            }
+            Err(e) => {
+                self.failed(&e);
+                false
+            }
+        }
+    }
+
+    fn answered(&self) {
+        if !self.up.swap(true, Ordering::Relaxed) {
+            tracing::info!("Redis answers again: limits are cluster-wide again");
+            metrics::redis_up(true);
+        }
+    }
+
+    fn failed(&self, e: &RedisError) {
+        let now = self.now_ms();
+        self.skip_until_ms.store(
+            now + PAUSE_AFTER_FAILURE.as_millis() as u64,
+            Ordering::Relaxed,
+        );
+        self.up.store(false, Ordering::Relaxed);
+        metrics::redis_up(false);
+        let last = self.last_warning_ms.load(Ordering::Relaxed);
+        if last == 0 || now.saturating_sub(last) >= 10_000 {
+            self.last_warning_ms.store(now.max(1), Ordering::Relaxed);
+            tracing::warn!(error = %e,
+                "Redis unreachable: limits fall back to this replica's local share");
         }
     }
 

@@ -127,6 +127,27 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// `PING` within the deadline (readiness asks Redis itself, not the last exchange).
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        let work = async {
+            let mut conn = self.connection().await?;
+            let answer: Result<String, redis::RedisError> =
+                redis::cmd("PING").query_async(&mut conn).await;
+            if answer.as_ref().is_err_and(broken) {
+                *lock(&self.conn) = None;
+            }
+            answer?;
+            Ok(())
+        };
+        let answer = tokio::time::timeout(self.timeout, work).await;
+        if answer.is_err() {
+            *lock(&self.conn) = None;
+        }
+        answer.map_err(|_| RedisError::Timeout(self.timeout))?
+    }
+}
+
 /// Whether an error leaves the connection unusable (rather than one command refused).
 fn broken(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()

@@ -117,7 +117,7 @@ impl Commands {
                      lock state no longer tells whether this one ran"
                 ));
             }
-            if let Some(o) = self.look(oem).await {
+            if let Some(o) = super::run::within(give_up, self.look(oem)).await.flatten() {
                 match self.judge(record, &o, &timing) {
                     Judged::Done => return Outcome::Succeeded,
                     Judged::Dead => {
@@ -225,7 +225,7 @@ impl Commands {
     pub(super) async fn look(&self, oem: &OemCall<'_>) -> Option<Observation> {
         let vehicle = oem.vehicle;
         let read_at = now();
-        match oem.read_security().await {
+        match oem.watch_security().await {
             // A lock the OEM reports as unknown tells nothing.
             Ok(s) => {
                 // Only the OEM's servers' stamps can be bounded (by its `Date` answers).

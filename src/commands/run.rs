@@ -51,6 +51,25 @@ pub(super) enum Outcome {
     Unknown(CommandError),
 }
 
+/// The time left until `until` (zero once it passed).
+pub(super) fn left(until: time::OffsetDateTime) -> Duration {
+    Duration::try_from(until - now()).unwrap_or(Duration::ZERO)
+}
+
+/// `work`, cut off at `until` (given at least [`LAST_TRY`]): a command's total time
+/// stays within its timeout however long the OEM takes to answer.
+pub(super) async fn within<T>(
+    until: time::OffsetDateTime,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::time::timeout(left(until).max(LAST_TRY), work)
+        .await
+        .ok()
+}
+
+/// The least time the last step of a command gets, even at its timeout.
+const LAST_TRY: Duration = Duration::from_secs(1);
+
 /// The longest pause between two tries to store an outcome.
 const MAX_WRITE_PAUSE: Duration = Duration::from_secs(5);
 
@@ -446,34 +465,34 @@ impl Commands {
         let mut delay =
             Duration::from_millis(pending.poll_after_ms).min(self.timing.max_poll_interval);
         loop {
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep(delay.min(left(give_up))).await;
             let action = record.action;
-            let progress = oem
-                .call("poll", |cx, adapter, car| {
-                    let pending = pending.clone();
-                    async move { adapter.poll(&cx, &car, action, &pending).await }
-                })
-                .await;
-            match progress {
-                Ok(Progress::Succeeded) => return Outcome::Succeeded,
-                Ok(Progress::Failed(e)) => {
+            let poll = oem.call("poll", |cx, adapter, car| {
+                let pending = pending.clone();
+                async move { adapter.poll(&cx, &car, action, &pending).await }
+            });
+            // A hanging OEM does not carry the command past its timeout.
+            match within(give_up, poll).await {
+                Some(Ok(Progress::Succeeded)) => return Outcome::Succeeded,
+                Some(Ok(Progress::Failed(e))) => {
                     return Outcome::Failed(TokenError::from_oem(&vehicle.oem, e).into());
                 }
-                Ok(Progress::Pending { poll_after }) => {
+                Some(Ok(Progress::Pending { poll_after })) => {
                     delay = poll_after
                         .unwrap_or(delay)
                         .min(self.timing.max_poll_interval);
                 }
                 // A failed poll (or an open breaker) changes nothing at the car.
-                Err(e) => {
+                Some(Err(e)) => {
                     let e = e.at(&vehicle.oem);
                     tracing::debug!(command = %record.id, error = %e, "poll failed");
                 }
+                None => tracing::debug!(command = %record.id, "poll cut off at the timeout"),
             }
             if now() >= give_up {
                 // A last look at the car.
                 let timing = oem.timing();
-                let judged = match self.look(oem).await {
+                let judged = match within(give_up, self.look(oem)).await.flatten() {
                     Some(_) if self.others_sent_since(record).await => Judged::Open,
                     Some(o) => self.judge(record, &o, &timing),
                     None => Judged::Open,

@@ -236,9 +236,25 @@ pub async fn serve(
         while tasks.try_join_next().is_some() {}
     }
     let _ = stopping.send(true);
-    while tasks.join_next().await.is_some() {}
+    // Requests in progress get `HTTP_GRACE` to finish; an event stream or a long
+    // `Prefer: wait` does not hold the shutdown longer (its command keeps running).
+    let finished = tokio::time::timeout(HTTP_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        tracing::info!(
+            connections = tasks.len(),
+            "closing the connections still open"
+        );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
     Ok(())
 }
+
+/// How long a stopping server lets requests in progress finish.
+pub const HTTP_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves one connection until it ends, is closed for a new one, or the server stops.
 async fn connection(

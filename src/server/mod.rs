@@ -31,7 +31,8 @@ pub mod conns;
 
 use conns::{Budget, Conns};
 
-/// How long shutdown waits for running commands.
+/// How long shutdown takes at most: requests in progress get [`conns::HTTP_GRACE`],
+/// running commands the rest; then this replica's leases are given up.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(20);
 
 /// Resumes commands a previous process left pending, serves until `shutdown`
@@ -82,7 +83,10 @@ pub async fn serve(
     for task in background {
         task.abort();
     }
-    let left = gateway.commands.drain(DRAIN_GRACE).await;
+    let left = gateway
+        .commands
+        .drain(DRAIN_GRACE.saturating_sub(conns::HTTP_GRACE))
+        .await;
     if left > 0 {
         tracing::warn!(
             commands = left,

@@ -105,6 +105,11 @@ pub struct Stack {
     pub breaker: Arc<Breaker>,
     /// The OEM's clock as its answers' `Date` tells it.
     pub clock: Arc<OemClock>,
+    /// What the reads that watch a command's outcome call: no breaker (a lost command
+    /// answer is no evidence that reads fail, and these reads must not open the breaker
+    /// for everyone) and no retries, but the OEM's request quota and a concurrency
+    /// budget of their own ([`WATCH_CONCURRENCY`]).
+    pub watch_http: Http,
     /// What the OAuth client calls: the OEM's authorization server is another service,
     /// so it has its own breaker (an API outage never blocks relinking) and none of the
     /// API's quotas.
@@ -183,6 +188,19 @@ pub fn stack(
     .into_http();
     // Built from the bottom up: the last layer is the first a request meets.
     let bill = billing.map(|b| Arc::new(Bill::new(b, &c.prices)));
+    let watch_http = Layered::new(
+        transport.clone(),
+        Observe {
+            oem,
+            bill: bill.clone(),
+            clock: Some(clock.clone()),
+        },
+    )
+    .on(Concurrency {
+        permits: Arc::new(Semaphore::new(WATCH_CONCURRENCY)),
+    })
+    .on(requests.clone())
+    .into_http();
     let observe = Observe {
         oem,
         bill,
@@ -200,9 +218,13 @@ pub fn stack(
         commands,
         breaker,
         clock,
+        watch_http,
         auth_http,
     }
 }
+
+/// Outcome-watching reads in flight to one OEM at most.
+pub const WATCH_CONCURRENCY: usize = 4;
 
 /// One policy layer of the outbound stack: it receives each request together with the
 /// rest of the stack below it, and decides what to do (send, wait, refuse, repeat).

@@ -103,6 +103,17 @@ impl<'a> OemCall<'a> {
         .await
     }
 
+    /// [`OemCall::read_security`] for watching a command's outcome: through the OEM's
+    /// watch stack (no breaker, no retries, a small concurrency budget of its own).
+    pub async fn watch_security(&self) -> Result<SecurityState, CallError> {
+        let http = &self.oem.watch_http;
+        self.awake("security", |mut cx, adapter, car| {
+            cx.http = http.clone();
+            async move { adapter.security(&cx, &car).await }
+        })
+        .await
+    }
+
     /// Wakes the vehicle until it is online; `Asleep` if its OEM cannot wake it or it
     /// did not wake in time.
     pub async fn wake_up(&self) -> Result<(), CallError> {

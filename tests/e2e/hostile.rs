@@ -189,3 +189,21 @@ async fn an_endless_webhook_answer_is_not_read() {
         "the receiver got {bytes} bytes into keyway"
     );
 }
+
+/// An event stream (or any request that does not end) does not hold a shutdown: the
+/// gateway stops within its drain deadline, closing what is still open.
+#[tokio::test]
+async fn an_open_event_stream_does_not_hold_the_shutdown() {
+    let env = Env::builder().mocks(&["tesla"]).start().await;
+    let token = env.token(&["events:read"], None);
+    let head =
+        format!("GET /v1/events HTTP/1.1\r\nHost: keyway\r\nAuthorization: Bearer {token}\r\n\r\n");
+    let mut streams = stalled(&env, 3, &head).await;
+    let mut first = [0u8; 12];
+    streams[0].read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let common::Env { demo, .. } = env;
+    tokio::time::timeout(keyway::server::DRAIN_GRACE, demo.stop())
+        .await
+        .expect("stopped within the drain deadline");
+}

@@ -36,6 +36,37 @@ async fn a_bmw_lock_whose_answer_is_lost_is_sent_once_and_confirmed_by_a_later_s
     assert!(env.demo.bmw().car(&v.oem_id).unwrap().locked);
 }
 
+/// The lost answer opens BMW's breaker (one failure opens it here, for ten minutes):
+/// the reads that watch the command do not go through the breaker, so the lock is still
+/// confirmed by a later state instead of ending `unknown` after the command timeout.
+#[tokio::test]
+async fn a_lost_answer_that_opens_the_breaker_is_still_confirmed_by_reads() {
+    let env = Env::start_with(|c| {
+        let bmw = c.oems.get_mut("bmw").unwrap();
+        bmw.breaker.failures = 1;
+        bmw.breaker.open_ms = 600_000;
+    })
+    .await;
+    let v = env.by_vin("WBY31AW090FP00001").clone();
+    env.demo.bmw().update(&v.oem_id, |c| c.locked = false);
+    env.demo
+        .bmw()
+        .faults
+        .add(Fault::on("/door-lock", Action::ResetAfter).times(1));
+    let a = env.act(&v.id, "lock").await;
+    assert_eq!(a.status, 200, "{:#}", a.json);
+    assert_eq!(a.json["status"], "succeeded");
+    assert_eq!(env.demo.bmw().journal.count("POST", "/door-lock"), 1);
+    // The breaker is open for everything else.
+    let read = env
+        .get(
+            &format!("/v1/vehicles/{}/location", v.id),
+            Some(&env.demo.token),
+        )
+        .await;
+    read.assert_problem(503, "circuit_open");
+}
+
 #[tokio::test]
 async fn an_unlock_lost_at_an_oem_that_cannot_read_the_lock_is_unknown_and_blocks_the_next() {
     let env = Env::start().await;

@@ -113,3 +113,16 @@ fn bad_usage_exits_2() {
     assert_eq!(replay(&["acme", "security", &file]).0, 2);
     assert_eq!(replay(&["bmw", "security", "/nonexistent.json"]).0, 2);
 }
+
+/// A file larger than the live transport's answer cap (4 MiB) — or an endless one — is
+/// refused with a clear error, not read into memory whole.
+#[test]
+fn a_file_over_the_answer_cap_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(["replay", "bmw", "security", "/dev/zero"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("larger than 4194304 bytes"), "{err}");
+}

@@ -97,11 +97,17 @@ fn billing_class(_method: &http::Method, path: &str) -> Option<&'static str> {
 pub struct TeslaAdapter {
     base: String,
     signing: std::sync::Arc<Signing>,
-    regions: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    /// Per account: the region a 421 named, and how many calls there failed in a row.
+    regions: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (String, u32)>>>,
+    /// Origins besides the configured one a 421 may name (tests' second region).
+    allowed_regions: Vec<String>,
     /// When each car was last sent a wake-up (one per [`WAKE_WATCH`]).
     wakes:
         std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>>,
 }
+
+/// Calls in a row that fail at an account's remembered region before it is forgotten.
+pub const FORGET_REGION_AFTER: u32 = 3;
 
 /// How long after a wake-up keyway only watches the car (a data read) instead of sending
 /// another billed wake-up.
@@ -115,8 +121,16 @@ impl TeslaAdapter {
             base: base.into(),
             signing: std::sync::Arc::new(Signing::new(None, None)),
             regions: std::sync::Arc::default(),
+            allowed_regions: Vec::new(),
             wakes: std::sync::Arc::default(),
         }
+    }
+
+    /// The same adapter following a 421 also to these origins (scheme, host and port
+    /// exactly), besides Tesla's own HTTPS hosts and the configured one.
+    pub fn with_regions(mut self, origins: Vec<String>) -> Self {
+        self.allowed_regions = origins;
+        self
     }
 
     /// The same adapter signing commands with `key`; `app_domain` (where Tesla fetches
@@ -130,24 +144,44 @@ impl TeslaAdapter {
     fn base_for(&self, cx: &Call) -> String {
         cx.account
             .as_ref()
-            .and_then(|a| lock(&self.regions).get(a).cloned())
+            .and_then(|a| lock(&self.regions).get(a).map(|(url, _)| url.clone()))
             .unwrap_or_else(|| self.base.clone())
     }
 
     /// Runs `f` against the account's base URL; after a 421 naming another region (an
-    /// acceptable host: Tesla's, or the configured one's), remembers it for the account
-    /// and runs `f` there once more.
+    /// acceptable origin: Tesla's own, the configured one or an allowed one), remembers
+    /// it for the account and runs `f` there once more. A remembered region that fails
+    /// [`FORGET_REGION_AFTER`] calls in a row (unreachable, 5xx) is forgotten: the next
+    /// call starts at the configured base again.
     async fn regional<T, F, Fut>(&self, cx: &Call, f: F) -> Result<T, OemError>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<T, OemError>>,
     {
-        match f(self.base_for(cx)).await {
-            Err(e) => match region_of(&e).filter(|u| acceptable_region(&self.base, u)) {
+        let answer = f(self.base_for(cx)).await;
+        if let Some(a) = &cx.account {
+            let mut regions = lock(&self.regions);
+            if let Some((url, failures)) = regions.get_mut(a) {
+                let failed = matches!(
+                    &answer,
+                    Err(OemError::Transport { .. } | OemError::Timeout { .. })
+                ) || matches!(&answer, Err(OemError::Upstream { status, .. }) if *status >= 500);
+                *failures = if failed { *failures + 1 } else { 0 };
+                if *failures >= FORGET_REGION_AFTER {
+                    tracing::warn!(oem = "tesla", region = %url,
+                        "the account's region keeps failing; starting at the configured base again");
+                    regions.remove(a);
+                }
+            }
+        }
+        match answer {
+            Err(e) => match region_of(&e)
+                .filter(|u| acceptable_region(&self.base, &self.allowed_regions, u))
+            {
                 Some(url) => {
                     tracing::info!(oem = "tesla", region = %url, "the account lives in another region");
                     if let Some(a) = &cx.account {
-                        lock(&self.regions).insert(a.clone(), url.clone());
+                        lock(&self.regions).insert(a.clone(), (url.clone(), 0));
                     }
                     f(url).await
                 }

@@ -250,7 +250,9 @@ async fn a_421_moves_the_account_to_its_region_for_every_later_call() {
     let na = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let eu = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
     mock.set_region("owner", &eu.url());
-    let adapter = TeslaAdapter::new(na.url()).with_signing(key, None);
+    let adapter = TeslaAdapter::new(na.url())
+        .with_signing(key, None)
+        .with_regions(vec![eu.url()]);
     let cx = Call {
         http: loopback_http(),
         token: Secret::new(mock.access_token()),
@@ -276,4 +278,11 @@ async fn a_421_moves_the_account_to_its_region_for_every_later_call() {
     };
     mock.set_region("owner", &na.url());
     adapter.locate(&other, &car).await.unwrap();
+    // The remembered region goes away: after three failed calls in a row the account
+    // starts at the configured base again.
+    drop(eu);
+    for _ in 0..keyway_tesla::adapter::FORGET_REGION_AFTER {
+        assert!(adapter.locate(&cx, &car).await.is_err());
+    }
+    adapter.locate(&cx, &car).await.unwrap();
 }

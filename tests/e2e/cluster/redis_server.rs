@@ -176,3 +176,23 @@ async fn a_tls_redis_is_used_over_rediss_with_its_ca_and_refused_without_it() {
     .unwrap_err();
     assert!(e.to_string().contains("rediss://"), "{e}");
 }
+
+/// Readiness asks Redis itself: right after Redis dies the probe says so (the last
+/// exchange still says "up"), and once it is back, up again.
+#[tokio::test]
+async fn the_probe_sees_redis_go_at_once() {
+    let r = OwnRedis::start(false, &[]).await;
+    let l = limits(&format!("redis://127.0.0.1:{}", r.port), None);
+    assert_eq!(two_requests(&l).await, Some((true, false)));
+    assert!(l.probe().await);
+    drop(r);
+    // The process is gone once its port refuses (bounded wait).
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        if !l.probe().await {
+            break;
+        }
+    }
+    assert!(!l.probe().await, "Redis is gone");
+    assert!(!l.is_up());
+}
