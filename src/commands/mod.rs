@@ -49,7 +49,7 @@ pub use view::{CommandEvent, CommandView, retry_after, view};
 use crate::cluster::Cluster;
 use crate::store::StoreError;
 use crate::store::{CommandRecord, CommandStatus, Store};
-use crate::sync::lock;
+use crate::sync::{KeyLocks, lock};
 use crate::vehicles::Fleet;
 
 /// Timing of async commands.
@@ -75,10 +75,10 @@ pub struct Commands {
     /// Commands running in this process, each with a channel carrying its final record.
     running: Finals,
     /// One lock per vehicle: at most one command in flight per car.
-    vehicle_locks: Locks,
+    vehicle_locks: KeyLocks,
     /// One lock per idempotency key (with its scope): requests under one key are
     /// submitted one at a time in this process.
-    key_locks: Locks,
+    key_locks: KeyLocks,
     /// Commands queued or running in this process, per vehicle (the queue cap).
     queued: Mutex<HashMap<String, usize>>,
     /// This replica's leases.
@@ -103,8 +103,8 @@ impl Commands {
             registry,
             timing,
             running: Mutex::default(),
-            vehicle_locks: Mutex::default(),
-            key_locks: Mutex::default(),
+            vehicle_locks: KeyLocks::default(),
+            key_locks: KeyLocks::default(),
             queued: Mutex::default(),
             cluster,
             events,
@@ -160,18 +160,4 @@ impl Commands {
         }
         left
     }
-}
-
-/// Async locks by key, each made on first use (`vehicle_locks`, `key_locks`).
-type Locks = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
-
-/// The lock for `key` in `locks`. Whoever takes one calls [`forget_idle`] after dropping
-/// it.
-fn lock_for(locks: &Locks, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-    lock(locks).entry(key.to_string()).or_default().clone()
-}
-
-/// Drops the locks nobody holds or waits for.
-fn forget_idle(locks: &Locks) {
-    lock(locks).retain(|_, l| Arc::strong_count(l) > 1);
 }

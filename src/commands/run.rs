@@ -127,12 +127,11 @@ impl Commands {
         vehicle: Option<VehicleRecord>,
     ) -> (CommandRecord, Option<VehicleRecord>) {
         let renewing = self.renew(&record);
-        let car = super::lock_for(&self.vehicle_locks, &record.vehicle_id);
         let vehicle = {
             // The car is held until the outcome is written: the next command on it must
             // never see this one still `pending` after its send (that would be an unlock
             // in doubt).
-            let _one_per_car = car.lock().await;
+            let _one_per_car = self.vehicle_locks.turn(&record.vehicle_id).await;
             let _car_lease = self.hold_car(&record.vehicle_id).await;
             // The vehicle is read once (a resumed command has none yet) and passed along.
             let read = match vehicle {
@@ -145,8 +144,6 @@ impl Commands {
                 .await;
             vehicle
         };
-        drop(car);
-        super::forget_idle(&self.vehicle_locks);
         (record, vehicle)
     }
 

@@ -106,14 +106,11 @@ impl Commands {
         let Some(key) = &req.idempotency_key else {
             return self.submit_now(vehicle, req).await;
         };
-        let turn = super::lock_for(&self.key_locks, &[&req.key_scope, "\u{1f}", key].concat());
-        let submitted = {
-            let _turn = turn.lock().await;
-            self.submit_now(vehicle, req).await
-        };
-        drop(turn);
-        super::forget_idle(&self.key_locks);
-        submitted
+        let _turn = self
+            .key_locks
+            .turn(&[&req.key_scope, "\u{1f}", key].concat())
+            .await;
+        self.submit_now(vehicle, req).await
     }
 
     async fn submit_now(

@@ -97,6 +97,8 @@ pub struct Grants {
     relocking: Mutex<HashSet<String>>,
     /// Wakes the relock worker (a relock became due now).
     wake: tokio::sync::Notify,
+    /// One unlock request per idempotency key at a time in this process.
+    key_locks: crate::sync::KeyLocks,
 }
 
 /// Great-circle distance in metres (haversine on a spherical Earth).
@@ -154,6 +156,7 @@ impl Grants {
             cluster,
             settings,
             relocking: Mutex::default(),
+            key_locks: crate::sync::KeyLocks::default(),
             wake: tokio::sync::Notify::new(),
         }
     }

@@ -36,8 +36,61 @@ impl Grants {
     }
 
     /// Unlocks the grant's car for its grantee, if every limit allows it now. Returns
-    /// the unlock command as it stands.
+    /// the unlock command as it stands. Requests under one `Idempotency-Key` are taken
+    /// one at a time in this process, so concurrent ones all get the first one's
+    /// command (not `grant_exhausted` for all but one).
     pub async fn unlock(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: &str,
+        idempotency_key: Option<String>,
+        request_id: Option<String>,
+    ) -> Result<CommandRecord, GrantError> {
+        let Some(key) = idempotency_key else {
+            return self.unlock_now(caller, id, None, request_id).await;
+        };
+        let scope = caller.key_scope();
+        let _turn = self
+            .key_locks
+            .turn(&[&scope, "\u{1f}", &key].concat())
+            .await;
+        match self
+            .unlock_now(caller, id, Some(key.clone()), request_id)
+            .await
+        {
+            // Another replica may have taken the unlock under this key a moment ago:
+            // its command is the answer once it is recorded.
+            Err(GrantError::Refused { reason, .. })
+                if matches!(*reason, GrantError::Exhausted(_) | GrantError::NoUnlockLeft)
+                    && let Some(c) = self.replayed(caller, id, &key).await? =>
+            {
+                Ok(c)
+            }
+            other => other,
+        }
+    }
+
+    /// The unlock recorded under `key` for this grant, waiting a moment for one that
+    /// another replica is recording.
+    async fn replayed(
+        &self,
+        caller: &Caller,
+        id: &str,
+        key: &str,
+    ) -> Result<Option<CommandRecord>, GrantError> {
+        for _ in 0..20 {
+            if let Some(existing) = self.store.command_for_key(&caller.key_scope(), key).await?
+                && let Some(c) = self.store.command(&existing).await?
+            {
+                let ours = c.reference.as_deref() == Some(id) && c.action == Command::Unlock;
+                return Ok(ours.then_some(c));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(None)
+    }
+
+    async fn unlock_now(
         self: &Arc<Self>,
         caller: &Caller,
         id: &str,

@@ -121,6 +121,31 @@ async fn event_types(env: &Env) -> Vec<String> {
         .collect()
 }
 
+/// Concurrent unlocks under one Idempotency-Key (a courier app retrying on a slow
+/// network) all get the one unlock, not `grant_exhausted` for all but the first.
+#[tokio::test]
+async fn concurrent_unlocks_under_one_key_get_the_same_answer() {
+    let env = env().await;
+    env.demo.tesla().update(CAR, |v| v.locked = true);
+    let g = grant(&env, json!({})).await;
+    let courier = courier(&env);
+    let path = format!("/v1/grants/{}/unlock", g["id"].as_str().unwrap());
+    let key = [WAIT, ("idempotency-key", "order-7-unlock")];
+    let answers =
+        futures_util::future::join_all((0..5).map(|_| env.post(&path, &courier, &key))).await;
+    for a in &answers {
+        assert_eq!(a.status, 200, "{:#}", a.json);
+        assert_eq!(a.json["id"], answers[0].json["id"]);
+    }
+    assert_eq!(
+        env.demo
+            .tesla()
+            .journal
+            .count("POST", "/command/door_unlock"),
+        1
+    );
+}
+
 #[tokio::test]
 async fn an_unlock_inside_the_window_works_once_then_the_grant_is_exhausted() {
     let env = env().await;
