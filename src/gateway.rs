@@ -86,6 +86,17 @@ impl Gateway {
         Self::with_store(config, store).await
     }
 
+    /// Builds everything [`Gateway::start`] builds — keys, verifier, adapters, limits,
+    /// egress rules — on a throw-away in-memory store, without opening the configured
+    /// store or connecting anywhere (`keyway check-config`): what `serve` would refuse,
+    /// this refuses.
+    pub async fn check(config: Config) -> Result<(), StartError> {
+        config.validate()?;
+        config.store_url()?;
+        let store = Arc::new(crate::store::SqlStore::memory().await?);
+        Self::with_store(config, store).await.map(|_| ())
+    }
+
     /// Builds the gateway on an already opened store.
     pub async fn with_store(
         config: Config,

@@ -319,17 +319,24 @@ async fn main() -> ExitCode {
                 Err(e) => fail(format!("audit log broken: {e}")),
             }
         }
-        Cmd::CheckConfig { config } => match Config::load(&config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                ExitCode::SUCCESS
+        Cmd::CheckConfig { config: path } => {
+            let checked = match Config::load(&path) {
+                Ok(c) => keyway::gateway::Gateway::check(c)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match checked {
+                Ok(()) => {
+                    println!("{}: ok", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
             }
-            Err(e) => fail(e),
-        },
+        }
     }
 }
 
-/// `keyway replay`: exit 0 parsed, 1 an error answer, 2 bad usage.
 /// Reads at most `max` bytes of `path`; a longer file (or an endless one, such as
 /// `/dev/zero`) is refused, as the live transport refuses an answer over `max`.
 fn read_capped(path: &std::path::Path, max: usize) -> std::io::Result<Vec<u8>> {
@@ -346,6 +353,7 @@ fn read_capped(path: &std::path::Path, max: usize) -> std::io::Result<Vec<u8>> {
     Ok(body)
 }
 
+/// `keyway replay`: exit 0 parsed, 1 an error answer, 2 bad usage.
 async fn replay(
     oem: &str,
     operation: &str,

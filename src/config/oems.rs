@@ -69,14 +69,45 @@ impl OemConfig {
         }
         match &self.app_key_file {
             None => Ok(None),
-            Some(path) => std::fs::read_to_string(path)
-                .map(|s| Some(Secret::new(s)))
-                .map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                }),
+            Some(path) => {
+                private_to_owner(path)?;
+                std::fs::read_to_string(path)
+                    .map(|s| Some(Secret::new(s)))
+                    .map_err(|source| ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    })
+            }
         }
     }
+}
+
+/// Refuses a private key file that others than its owner may read (or write), with the
+/// fix in the message (as ssh refuses such a key).
+fn private_to_owner(path: &std::path::Path) -> Result<(), ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(ConfigError::Invalid {
+                field: "oems.tesla.app_key_file".into(),
+                message: format!(
+                    "{} is readable by others (mode {:04o}); make it the owner's alone: chmod 600 {}",
+                    path.display(),
+                    mode & 0o7777,
+                    path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Overrides of an OEM's declared timing ([`keyway_adapter::OemTiming`]).

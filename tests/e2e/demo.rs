@@ -204,3 +204,63 @@ async fn the_demo_binary_serves_the_walk_through() {
     .await;
     assert_eq!(s.json["locked"], true);
 }
+
+/// `keyway tesla-keygen` writes a private key only its owner may read, in PKCS#8; and
+/// `keyway check-config` refuses what `keyway serve` refuses: the same key file once
+/// others may read it, with the fix in the message.
+#[test]
+fn check_config_refuses_a_key_file_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new();
+    let key = dir.0.join("tesla-app.pem");
+    let made = Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(["tesla-keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let pem = std::fs::read_to_string(&key).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let config = dir.0.join("keyway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"store = "sqlite://{}/k.db"
+[crypto.keys]
+k1 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+[auth]
+issuer = "https://id.example"
+hs256_secret = "0123456789abcdef0123456789abcdef"
+[oems.tesla]
+api_base_url = "https://fleet-api.prd.na.vn.cloud.tesla.com"
+client_id = "c"
+app_key_file = "{}"
+app_domain = "keyway.example"
+"#,
+            dir.0.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_keyway"))
+            .args(["check-config", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let ok = check();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = check();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(!dir.0.join("k.db").exists(), "check-config opens no store");
+}

@@ -3,7 +3,7 @@
 //! cars and what Tesla fetches from the app domain's well-known path.
 
 use p256::SecretKey;
-use p256::pkcs8::{DecodePrivateKey, EncodePublicKey, LineEnding};
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 
 use super::crypto;
 
@@ -48,10 +48,13 @@ impl AppKey {
         }
     }
 
-    /// The private key as SEC1 PEM, for `keyway tesla-keygen` to write once.
+    /// The private key as PKCS#8 PEM (`PRIVATE KEY`, naming the P-256 curve), for
+    /// `keyway tesla-keygen` to write once: OpenSSL, Python's `cryptography` and Go
+    /// read it (the SEC1 form written before carried no curve and they could not).
+    /// Keys written before still read ([`AppKey::from_pem`]).
     pub fn private_pem(&self) -> String {
         self.secret
-            .to_sec1_pem(LineEnding::LF)
+            .to_pkcs8_pem(LineEnding::LF)
             .expect("a valid key encodes")
             .to_string()
     }
@@ -80,6 +83,30 @@ impl AppKey {
 mod tests {
     use super::*;
     use p256::pkcs8::EncodePrivateKey;
+
+    #[test]
+    fn writes_pkcs8_naming_the_curve_and_still_reads_sec1() {
+        use base64::Engine;
+        let k = AppKey::generate();
+        let pem = k.private_pem();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        // id-ecPublicKey and prime256v1 (RFC 5480), as every reader expects.
+        let ec = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+        let p256 = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+        for oid in [&ec[..], &p256[..]] {
+            assert!(der.windows(oid.len()).any(|w| w == oid), "{oid:02x?}");
+        }
+        // A key written before (SEC1, no curve) still reads.
+        let sec1 = k.secret.to_sec1_pem(LineEnding::LF).unwrap();
+        assert_eq!(
+            AppKey::from_pem(&sec1).unwrap().public_bytes(),
+            k.public_bytes()
+        );
+    }
 
     #[test]
     fn reads_sec1_and_pkcs8_and_round_trips() {
