@@ -3,7 +3,8 @@
 //! appended to the `events` table in order, then delivered two ways:
 //!
 //! - **Server-Sent Events** (`GET /v1/events`): a stream from any position; the event
-//!   id is the event's `seq`, so a client that reconnects with `Last-Event-ID` resumes
+//!   id is the event's `seq` — its number among its tenant's events, so no tenant sees
+//!   another's volume — and a client that reconnects with `Last-Event-ID` resumes
 //!   exactly after the last event it saw. Replicas wake their streams on their own
 //!   events and poll the table once a second for the others'.
 //! - **Webhooks** ([`webhooks`]): a delivery row per (subscription, event), written

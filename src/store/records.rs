@@ -325,7 +325,8 @@ pub struct GrantRecord {
 /// One event (`command.succeeded`, `grant.unlocked`, …).
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventRecord {
-    /// Order of events; the SSE id. 0 until stored.
+    /// Order of its tenant's events (each tenant's are numbered on their own); the SSE
+    /// id and resume cursor. 0 until stored.
     pub seq: i64,
     /// `evt_...`
     pub id: String,
@@ -373,7 +374,8 @@ pub struct DeliveryRecord {
     pub id: String,
     /// The subscription.
     pub webhook_id: String,
-    /// The event.
+    /// The event: its global number inside keyway; in a tenant's delivery log, its
+    /// number among the tenant's events.
     pub event_seq: i64,
     /// `pending`, `delivered` or `failed`.
     pub status: String,

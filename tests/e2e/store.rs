@@ -49,6 +49,8 @@ suite!(
     events_are_ordered_and_queue_their_deliveries,
     the_audit_chain_links_every_row,
     a_finished_command_writes_outcome_audit_and_event_together,
+    each_tenant_numbers_its_own_events,
+    the_write_probe_upserts_one_row_per_replica,
 );
 
 fn lease(holder: &str, secs: i64) -> Lease {
@@ -505,6 +507,38 @@ fn event(kind: &str) -> EventRecord {
         data: "{\"a\":1}".into(),
         created_at: now(),
     }
+}
+
+/// A tenant sees its events numbered 1, 2, 3… whatever other tenants did in between:
+/// no gap tells it another tenant's volume.
+async fn each_tenant_numbers_its_own_events(s: Arc<dyn Store>) {
+    for tenant in ["a", "b", "b", "a", "b"] {
+        let e = EventRecord {
+            tenant: tenant.into(),
+            ..event("command.succeeded")
+        };
+        s.append_event(&e, &[]).await.unwrap();
+    }
+    let seqs = |list: Vec<EventRecord>| list.iter().map(|e| e.seq).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(s.events_after("a", None, 0, 10).await.unwrap()),
+        [1, 2]
+    );
+    assert_eq!(
+        seqs(s.events_after("b", None, 0, 10).await.unwrap()),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        seqs(s.events_after("b", None, 1, 10).await.unwrap()),
+        [2, 3]
+    );
+}
+
+/// The readiness probe is a write (one row per replica, written again and again).
+async fn the_write_probe_upserts_one_row_per_replica(s: Arc<dyn Store>) {
+    s.ping_write("rep_1").await.unwrap();
+    s.ping_write("rep_1").await.unwrap();
+    s.ping_write("rep_2").await.unwrap();
 }
 
 async fn events_are_ordered_and_queue_their_deliveries(s: Arc<dyn Store>) {

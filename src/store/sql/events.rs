@@ -6,15 +6,21 @@ use time::OffsetDateTime;
 use super::rows::*;
 use super::*;
 
-/// Appends an event and its deliveries inside the caller's (serialized) transaction.
+/// Appends an event and its deliveries inside the caller's (serialized) transaction: the
+/// event's global `seq` (returned; deliveries refer to it) and its number among its
+/// tenant's events (`tenant_seq`, the only one a tenant sees) are both taken under the
+/// append lock.
 pub(super) async fn insert_event(
     conn: &mut Conn,
     e: &EventRecord,
     webhooks: &[String],
 ) -> Result<i64, StoreError> {
     let row = sqlx::query(
-        "INSERT INTO events (id, type, vehicle_id, grant_id, command_id, data, created_at, tenant)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
+        "INSERT INTO events (id, type, vehicle_id, grant_id, command_id, data, created_at, tenant,
+            tenant_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+            (SELECT COALESCE(MAX(tenant_seq), 0) + 1 FROM events WHERE tenant = $8))
+         RETURNING seq",
     )
     .bind(&e.id)
     .bind(&e.kind)
@@ -67,7 +73,8 @@ impl EventStore for SqlStore {
             return self
                 .all(
                     sqlx::query(
-                        "SELECT * FROM events WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                        "SELECT * FROM events WHERE tenant = $1 AND tenant_seq > $2
+                            ORDER BY tenant_seq LIMIT $3",
                     )
                     .bind(tenant)
                     .bind(seq)
@@ -81,8 +88,8 @@ impl EventStore for SqlStore {
         }
         let list: Vec<String> = (0..vehicles.len()).map(|i| format!("${}", i + 4)).collect();
         let sql = format!(
-            "SELECT * FROM events WHERE tenant = $1 AND seq > $2 AND vehicle_id IN ({})
-             ORDER BY seq LIMIT $3",
+            "SELECT * FROM events WHERE tenant = $1 AND tenant_seq > $2 AND vehicle_id IN ({})
+             ORDER BY tenant_seq LIMIT $3",
             list.join(", ")
         );
         // Only numbered placeholders are formatted in; every value is bound.
@@ -204,7 +211,10 @@ impl EventStore for SqlStore {
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         self.all(
             sqlx::query(
-                "SELECT d.* FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                "SELECT d.id, d.webhook_id, e.tenant_seq AS event_seq, d.status, d.attempts,
+                    d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.updated_at
+                 FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                    JOIN events e ON e.seq = d.event_seq
                  WHERE d.webhook_id = $1 AND w.tenant = $2
                  ORDER BY d.created_at DESC, d.event_seq DESC LIMIT $3",
             )

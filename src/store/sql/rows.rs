@@ -125,7 +125,8 @@ pub(super) fn grant_from(row: &AnyRow) -> Result<GrantRecord, StoreError> {
 
 pub(super) fn event_from(row: &AnyRow) -> Result<EventRecord, StoreError> {
     Ok(EventRecord {
-        seq: get(row, "seq")?,
+        // The tenant's own number (the global one never leaves the store).
+        seq: get::<Option<i64>>(row, "tenant_seq")?.map_or_else(|| get(row, "seq"), Ok)?,
         id: get(row, "id")?,
         kind: get(row, "type")?,
         tenant: get(row, "tenant")?,
