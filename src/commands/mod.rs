@@ -81,6 +81,8 @@ pub struct Commands {
     key_locks: KeyLocks,
     /// Commands queued or running in this process, per vehicle (the queue cap).
     queued: Mutex<HashMap<String, usize>>,
+    /// When each (tenant, OEM) last sent a grant's unlock on the OEM's command reserve.
+    reserve_uses: Mutex<HashMap<(String, String), Instant>>,
     /// This replica's leases.
     cluster: Arc<Cluster>,
     /// `command.succeeded` / `command.failed`.
@@ -106,6 +108,7 @@ impl Commands {
             vehicle_locks: KeyLocks::default(),
             key_locks: KeyLocks::default(),
             queued: Mutex::default(),
+            reserve_uses: Mutex::default(),
             cluster,
             events,
         })

@@ -386,7 +386,8 @@ impl Commands {
                 record.sent_at = None;
                 return Err(e.into());
             }
-            let wait = match quota.take(record.reserved).await {
+            let reserved = record.reserved && self.may_use_reserve(record, quota);
+            let wait = match quota.take(reserved).await {
                 Ok(()) => {
                     quota.observe_wait(Some(started.elapsed()));
                     return Ok(());
@@ -403,6 +404,29 @@ impl Commands {
             }
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Whether a reserved command may take one of the OEM's reserved slots now: a relock
+    /// always; a grant's unlock once per the OEM's command window per tenant, so one
+    /// tenant's grant traffic cannot crowd the reserve other tenants' relocks need.
+    fn may_use_reserve(
+        &self,
+        record: &CommandRecord,
+        quota: &crate::upstream::quota::Quota,
+    ) -> bool {
+        if record.action == Command::Lock {
+            return true;
+        }
+        let window = quota.longest_window();
+        let now = tokio::time::Instant::now();
+        let mut uses = lock(&self.reserve_uses);
+        uses.retain(|_, at| now.duration_since(*at) < window);
+        let key = (record.tenant.clone(), quota.oem().to_string());
+        if uses.contains_key(&key) {
+            return false;
+        }
+        uses.insert(key, now);
+        true
     }
 
     /// The OEM certainly did not take the command: it is not "sent" any more.

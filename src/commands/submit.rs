@@ -143,7 +143,8 @@ impl Commands {
         // The place in the car's queue is taken before the record is written, so callers
         // arriving together cannot all pass the cap. A replay of a key already used
         // still gets its command below.
-        let _place = match self.take_place(&vehicle.id, req.reserved) {
+        let relock = req.reserved && req.action == Command::Lock;
+        let _place = match self.take_place(&vehicle.id, relock) {
             Ok(place) => place,
             Err(()) if self.is_replay(&req).await? => None,
             Err(()) => {
@@ -200,11 +201,11 @@ impl Commands {
         }
     }
 
-    /// A place in the car's queue for a caller's command (`Err` when the queue is full),
-    /// or none needed (a reserved command: never refused by the cap). The check and the
-    /// count are made under one lock.
-    fn take_place(&self, vehicle_id: &str, reserved: bool) -> Result<Option<Place<'_>>, ()> {
-        if reserved {
+    /// A place in the car's queue for a command (`Err` when the queue is full), or none
+    /// needed (a relock: never refused by the cap, it closes the car). A grant's unlock
+    /// counts like any caller's. The check and the count are made under one lock.
+    fn take_place(&self, vehicle_id: &str, relock: bool) -> Result<Option<Place<'_>>, ()> {
+        if relock {
             return Ok(None);
         }
         let mut queued = lock(&self.queued);

@@ -76,6 +76,16 @@ impl Quota {
         }
     }
 
+    /// The OEM it limits.
+    pub fn oem(&self) -> &'static str {
+        self.oem
+    }
+
+    /// The longest of its windows (zero without any).
+    pub fn longest_window(&self) -> std::time::Duration {
+        self.windows.iter().map(|w| w.per).max().unwrap_or_default()
+    }
+
     /// Keeps `reserve` slots of every window (at most `max - 1`) for reserved requests.
     pub fn with_reserve(mut self, reserve: u32) -> Self {
         self.reserve = reserve;

@@ -577,6 +577,71 @@ async fn a_relock_succeeds_while_callers_have_spent_the_command_quota() {
     assert_eq!(done.json["relock"]["state"], "watching", "{:#}", done.json);
 }
 
+/// A tenant's grant unlocks take at most one reserved command slot per OEM window: a
+/// second grant's unlock is refused like a caller's once callers spent their share, and
+/// the reserve is left for the relock (before, the second unlock took the last slot).
+#[tokio::test]
+async fn a_tenants_grant_unlocks_cannot_crowd_the_relock_reserve() {
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(|c| {
+            c.grants.tick_ms = 10;
+            let tesla = c.oems.get_mut("tesla").unwrap();
+            tesla.limits.commands = Some(vec![keyway::config::WindowConfig {
+                max: 4,
+                per_s: 3600.0,
+            }]);
+            tesla.limits.reserved_commands = 2;
+            tesla.limits.max_wait_ms = 0;
+        })
+        .start()
+        .await;
+    let a = env.demo.token.clone();
+    let car = env.online().id.clone();
+    for _ in 0..2 {
+        let ans = env
+            .post(&format!("/v1/vehicles/{car}/lock"), &a, &[WAIT])
+            .await;
+        assert_eq!(ans.status, 200, "{:#}", ans.json);
+    }
+    let courier = env.token_as("courier-17", &["grants:use"]);
+    let mut grants = Vec::new();
+    for _ in 0..2 {
+        let g = json_send(
+            &env,
+            Method::POST,
+            "/v1/grants",
+            &a,
+            json!({"vehicle_id": car, "grantee": "courier-17", "not_after": not_after(&env)}),
+        )
+        .await;
+        grants.push(g.json["id"].as_str().unwrap().to_string());
+    }
+    let first = env
+        .post(
+            &format!("/v1/grants/{}/unlock", grants[0]),
+            &courier,
+            &[WAIT],
+        )
+        .await;
+    assert_eq!(first.status, 200, "the owed unlock: {:#}", first.json);
+    env.post(
+        &format!("/v1/grants/{}/unlock", grants[1]),
+        &courier,
+        &[WAIT],
+    )
+    .await
+    .assert_problem(429, "rate_limited");
+    let done = env
+        .post(
+            &format!("/v1/grants/{}/complete", grants[0]),
+            &courier,
+            &[WAIT],
+        )
+        .await;
+    assert_eq!(done.json["relock"]["state"], "watching", "{:#}", done.json);
+}
+
 /// Tesla only, with at most `cap` commands queued per car.
 async fn queue_capped(cap: usize) -> Env {
     Env::builder()
