@@ -97,10 +97,11 @@ enum Value {
     Security(SecurityState),
 }
 
-/// A reading and when keyway got it.
+/// A reading, when keyway asked for it and when it got it.
 #[derive(Clone, Debug)]
 struct Reading {
     value: Value,
+    asked_at: Instant,
     fetched_at: Instant,
 }
 
@@ -289,7 +290,7 @@ impl Fleet {
         max_age: Option<Duration>,
     ) -> Result<Location, VehicleError> {
         let oem = self.require(v, Capability::Locate)?;
-        match self.read(&oem, Kind::Location, max_age).await? {
+        match self.read(&oem, Kind::Location, max_age).await?.value {
             Value::Location(l) => Ok(l),
             Value::Security(_) => Err(VehicleError::Internal("cache returned the wrong reading")),
         }
@@ -321,10 +322,32 @@ impl Fleet {
                 }),
             };
         }
-        match self.read(&oem, Kind::Security, max_age).await? {
-            Value::Security(s) => Ok((s, Source::Vehicle)),
-            Value::Location(_) => Err(VehicleError::Internal("cache returned the wrong reading")),
+        let reading = self.read(&oem, Kind::Security, max_age).await?;
+        let Value::Security(s) = reading.value else {
+            return Err(VehicleError::Internal("cache returned the wrong reading"));
+        };
+        // A command keyway confirmed is newer than any OEM snapshot that may have been
+        // taken before it: a snapshot asked for within a state lag of the confirmation
+        // that shows otherwise is the cloud's older view, not a change of the car.
+        if let Some((locked, confirmed_at)) = v.last_locked
+            && s.locked != Some(locked)
+        {
+            let asked_at = crate::store::now()
+                - time::Duration::try_from(reading.asked_at.elapsed()).unwrap_or_default();
+            // ... unless another command was sent since: the snapshot may show that one.
+            let since = self.store.commands_sent_since(&v.id, confirmed_at).await;
+            if asked_at < confirmed_at + oem.timing().state_lag
+                && since.is_ok_and(|later| later.is_empty())
+            {
+                let confirmed = SecurityState {
+                    locked: Some(locked),
+                    doors: s.doors,
+                    recorded_at: Some(confirmed_at),
+                };
+                return Ok((confirmed, Source::LastCommand));
+            }
         }
+        Ok((s, Source::Vehicle))
     }
 
     /// Forgets every cached reading and record (changes may have been missed).
@@ -347,7 +370,7 @@ impl Fleet {
         oem: &OemCall<'_>,
         kind: Kind,
         max_age: Option<Duration>,
-    ) -> Result<Value, VehicleError> {
+    ) -> Result<Reading, VehicleError> {
         let (v, reads) = (oem.vehicle, &oem.oem.config.reads);
         let ttl = max_age.unwrap_or_else(|| {
             Duration::from_secs_f64(match kind {
@@ -362,11 +385,10 @@ impl Fleet {
             && r.fetched_at.elapsed() <= ttl
         {
             metrics::cache(kind.as_str(), "hit");
-            return Ok(r.value);
+            return Ok(r);
         }
         self.coalesced((v.id.clone(), kind), oem, force, reads.wake)
             .await
-            .map(|r| r.value)
     }
 
     /// One fresh read per vehicle and kind at a time; every concurrent caller gets its
@@ -430,6 +452,7 @@ impl Fleet {
         wake: WakeForReads,
     ) -> Result<Reading, VehicleError> {
         let v = oem.vehicle;
+        let asked_at = Instant::now();
         let read = |cx: Call, adapter: Arc<dyn Adapter>, car: VehicleRef| async move {
             match kind {
                 Kind::Location => adapter.locate(&cx, &car).await.map(Value::Location),
@@ -469,6 +492,7 @@ impl Fleet {
         .map_err(|e| e.at(&v.oem))?;
         let reading = Reading {
             value,
+            asked_at,
             fetched_at: Instant::now(),
         };
         self.last(kind).insert(v.id.clone(), reading.clone());

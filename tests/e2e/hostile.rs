@@ -118,14 +118,7 @@ async fn a_head_that_does_not_arrive_in_time_closes_its_connection() {
 /// few KB of it at most and drops the connection, instead of reading hundreds of MB.
 #[tokio::test]
 async fn an_endless_webhook_answer_is_not_read() {
-    let env = Env::builder()
-        .mocks(&["tesla"])
-        .configure(|c| {
-            c.events.delivery_tick_ms = 20;
-            c.events.webhook_allow = vec!["127.0.0.1/32".into()];
-        })
-        .start()
-        .await;
+    let env = Env::tesla_with_loopback_webhooks().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let written = Arc::new(AtomicUsize::new(0));
@@ -149,18 +142,9 @@ async fn an_endless_webhook_answer_is_not_read() {
         finished.notify_one();
     });
     let token = &env.demo.token;
+    let subscription = json!({ "url": url, "events": ["grant.created"] });
     let hook = env
-        .send(
-            Method::POST,
-            "/v1/webhooks",
-            Some(token),
-            &[("content-type", "application/json")],
-            Some(
-                json!({ "url": url, "events": ["grant.created"] })
-                    .to_string()
-                    .into_bytes(),
-            ),
-        )
+        .json(Method::POST, "/v1/webhooks", token, subscription)
         .await;
     assert_eq!(hook.status, 201, "{:#}", hook.json);
     let not_after = env.demo.gateway.grants.clock.now() + time::Duration::minutes(30);
@@ -169,15 +153,7 @@ async fn an_endless_webhook_answer_is_not_read() {
         "grantee": "courier-1",
         "not_after": keyway::clock::timestamp(not_after),
     });
-    let g = env
-        .send(
-            Method::POST,
-            "/v1/grants",
-            Some(token),
-            &[("content-type", "application/json")],
-            Some(grant.to_string().into_bytes()),
-        )
-        .await;
+    let g = env.json(Method::POST, "/v1/grants", token, grant).await;
     assert_eq!(g.status, 201, "{:#}", g.json);
     tokio::time::timeout(Duration::from_secs(30), done.notified())
         .await

@@ -8,19 +8,25 @@ use common::Env;
 use keyway_adapter::mock::timeline::CarTiming;
 use keyway_adapter::mock::{Action, Fault};
 
-#[tokio::test]
-async fn a_bmw_lock_whose_answer_is_lost_is_sent_once_and_confirmed_by_a_later_state() {
-    let env = Env::start().await;
+/// The demo BMW, `locked` or not, its cloud's view lagging the car by 4 s.
+fn lagging_bmw(env: &Env, locked: bool) -> keyway::store::VehicleRecord {
     let v = env.by_vin("WBY31AW090FP00001").clone();
-    // BMW's view of the car lags it by 4 s: right after the lost answer the cloud still
-    // says "unlocked" — the state that made keyway send again before.
     env.demo.bmw().update(&v.oem_id, |c| {
-        c.locked = false;
+        c.locked = locked;
         c.timing = CarTiming {
             state_lag_ms: 4_000,
             ..CarTiming::default()
         };
     });
+    v
+}
+
+#[tokio::test]
+async fn a_bmw_lock_whose_answer_is_lost_is_sent_once_and_confirmed_by_a_later_state() {
+    let env = Env::start().await;
+    // BMW's view of the car lags it by 4 s: right after the lost answer the cloud still
+    // says "unlocked" — the state that made keyway send again before.
+    let v = lagging_bmw(&env, false);
     env.demo
         .bmw()
         .faults
@@ -162,4 +168,35 @@ async fn an_acknowledged_unlock_in_doubt_no_longer_blocks_the_next() {
     )
     .await
     .assert_problem(400, "invalid_request");
+}
+
+/// A read right after a confirmed unlock shows the car unlocked, from the command —
+/// not the locked state of the OEM's older snapshot (its cloud lags the car by 4 s).
+#[tokio::test]
+async fn a_read_right_after_a_confirmed_unlock_does_not_contradict_it() {
+    let env = Env::start().await;
+    let v = lagging_bmw(&env, true);
+    let a = env.act(&v.id, "unlock").await;
+    assert_eq!(a.status, 200, "{:#}", a.json);
+    assert_eq!(a.json["status"], "succeeded");
+    let read = env
+        .send(
+            http::Method::GET,
+            &format!("/v1/vehicles/{}/security", v.id),
+            Some(&env.demo.token),
+            &[("cache-control", "max-age=0")],
+            None,
+        )
+        .await;
+    assert_eq!(read.status, 200, "{:#}", read.json);
+    assert_eq!(read.json["locked"], false, "{:#}", read.json);
+    assert_eq!(read.json["source"], "last_command", "{:#}", read.json);
+    // The OEM itself still says locked: the cloud's view lags the car.
+    assert!(
+        env.demo
+            .bmw()
+            .garage
+            .view(&v.oem_id)
+            .is_some_and(|(c, _)| c.locked)
+    );
 }

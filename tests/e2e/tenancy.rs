@@ -142,6 +142,14 @@ async fn receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) 
     (url, got)
 }
 
+/// A grant of the first tenant's `car` to courier-17 for the next 30 minutes; its id.
+async fn courier_grant(env: &Env, car: &str) -> String {
+    let body = json!({"vehicle_id": car, "grantee": "courier-17", "not_after": not_after(env)});
+    let grant = json_send(env, Method::POST, "/v1/grants", &env.demo.token, body).await;
+    assert_eq!(grant.status, 201, "{:#}", grant.json);
+    grant.json["id"].as_str().unwrap().to_string()
+}
+
 fn not_after(env: &Env) -> String {
     (env.demo.gateway.grants.clock.now() + time::Duration::minutes(30))
         .format(&time::format_description::well_known::Rfc3339)
@@ -175,14 +183,7 @@ async fn stream_types(env: &Env, token: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn another_tenant_reaches_nothing_of_the_first() {
-    let env = Env::builder()
-        .mocks(&["tesla"])
-        .configure(|c| {
-            c.events.delivery_tick_ms = 20;
-            c.events.webhook_allow = vec!["127.0.0.1/32".into()];
-        })
-        .start()
-        .await;
+    let env = Env::tesla_with_loopback_webhooks().await;
     let a = env.demo.token.clone();
     let car = env.online().id.clone();
     let account = env.tesla_account().await.id;
@@ -197,16 +198,7 @@ async fn another_tenant_reaches_nothing_of_the_first() {
     .await;
     assert_eq!(cmd.status, 200, "{:#}", cmd.json);
     let cmd = cmd.json["id"].as_str().unwrap().to_string();
-    let grant = json_send(
-        &env,
-        Method::POST,
-        "/v1/grants",
-        &a,
-        json!({"vehicle_id": car, "grantee": "courier-17", "not_after": not_after(&env)}),
-    )
-    .await;
-    assert_eq!(grant.status, 201, "{:#}", grant.json);
-    let grant = grant.json["id"].as_str().unwrap().to_string();
+    let grant = courier_grant(&env, &car).await;
     let (url, _) = receiver().await;
     let hook = json_send(&env, Method::POST, "/v1/webhooks", &a, json!({"url": url})).await;
     assert_eq!(hook.status, 201, "{:#}", hook.json);
@@ -529,8 +521,9 @@ async fn webhooks_cannot_reach_internal_addresses() {
     ans.assert_problem(400, "invalid_request");
 }
 
-#[tokio::test]
-async fn a_relock_succeeds_while_callers_have_spent_the_command_quota() {
+/// Tesla with 4 commands an hour, 2 of them reserved, and callers' 2 spent (on the
+/// online car).
+async fn callers_spent_their_share() -> Env {
     let env = Env::builder()
         .mocks(&["tesla"])
         .configure(|c| {
@@ -545,27 +538,30 @@ async fn a_relock_succeeds_while_callers_have_spent_the_command_quota() {
         })
         .start()
         .await;
-    let a = env.demo.token.clone();
     let car = env.online().id.clone();
     for _ in 0..2 {
         let ans = env
-            .post(&format!("/v1/vehicles/{car}/lock"), &a, &[WAIT])
+            .post(
+                &format!("/v1/vehicles/{car}/lock"),
+                &env.demo.token,
+                &[WAIT],
+            )
             .await;
         assert_eq!(ans.status, 200, "{:#}", ans.json);
     }
+    env
+}
+
+#[tokio::test]
+async fn a_relock_succeeds_while_callers_have_spent_the_command_quota() {
+    let env = callers_spent_their_share().await;
+    let a = env.demo.token.clone();
+    let car = env.online().id.clone();
     // Callers' share is spent; the reserve is not theirs.
     env.post(&format!("/v1/vehicles/{car}/lock"), &a, &[WAIT])
         .await
         .assert_problem(429, "rate_limited");
-    let grant = json_send(
-        &env,
-        Method::POST,
-        "/v1/grants",
-        &a,
-        json!({"vehicle_id": car, "grantee": "courier-17", "not_after": not_after(&env)}),
-    )
-    .await;
-    let grant = grant.json["id"].as_str().unwrap().to_string();
+    let grant = courier_grant(&env, &car).await;
     let courier = env.token_as("courier-17", &["grants:use"]);
     let unlock = env
         .post(&format!("/v1/grants/{grant}/unlock"), &courier, &[WAIT])
@@ -582,41 +578,13 @@ async fn a_relock_succeeds_while_callers_have_spent_the_command_quota() {
 /// the reserve is left for the relock (before, the second unlock took the last slot).
 #[tokio::test]
 async fn a_tenants_grant_unlocks_cannot_crowd_the_relock_reserve() {
-    let env = Env::builder()
-        .mocks(&["tesla"])
-        .configure(|c| {
-            c.grants.tick_ms = 10;
-            let tesla = c.oems.get_mut("tesla").unwrap();
-            tesla.limits.commands = Some(vec![keyway::config::WindowConfig {
-                max: 4,
-                per_s: 3600.0,
-            }]);
-            tesla.limits.reserved_commands = 2;
-            tesla.limits.max_wait_ms = 0;
-        })
-        .start()
-        .await;
-    let a = env.demo.token.clone();
+    let env = callers_spent_their_share().await;
     let car = env.online().id.clone();
-    for _ in 0..2 {
-        let ans = env
-            .post(&format!("/v1/vehicles/{car}/lock"), &a, &[WAIT])
-            .await;
-        assert_eq!(ans.status, 200, "{:#}", ans.json);
-    }
     let courier = env.token_as("courier-17", &["grants:use"]);
-    let mut grants = Vec::new();
-    for _ in 0..2 {
-        let g = json_send(
-            &env,
-            Method::POST,
-            "/v1/grants",
-            &a,
-            json!({"vehicle_id": car, "grantee": "courier-17", "not_after": not_after(&env)}),
-        )
-        .await;
-        grants.push(g.json["id"].as_str().unwrap().to_string());
-    }
+    let grants = [
+        courier_grant(&env, &car).await,
+        courier_grant(&env, &car).await,
+    ];
     let first = env
         .post(
             &format!("/v1/grants/{}/unlock", grants[0]),

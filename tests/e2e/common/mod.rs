@@ -124,6 +124,19 @@ impl Env {
         Self::builder().mocks(&["tesla"]).start().await
     }
 
+    /// The demo with only the Tesla mock, delivering webhooks every 20 ms and allowing
+    /// receivers on loopback (the tests' own).
+    pub async fn tesla_with_loopback_webhooks() -> Self {
+        Self::builder()
+            .mocks(&["tesla"])
+            .configure(|c| {
+                c.events.delivery_tick_ms = 20;
+                c.events.webhook_allow = vec!["127.0.0.1/32".into()];
+            })
+            .start()
+            .await
+    }
+
     pub fn base(&self) -> String {
         format!("http://{}", self.demo.addr)
     }
@@ -248,6 +261,18 @@ impl Env {
             &format!("/v1/vehicles/{vehicle}/{action}"),
             &self.demo.token,
             &[WAIT],
+        )
+        .await
+    }
+
+    /// `method path` with a JSON body.
+    pub async fn json(&self, method: Method, path: &str, token: &str, body: Value) -> Answer {
+        self.send(
+            method,
+            path,
+            Some(token),
+            &[("content-type", "application/json")],
+            Some(body.to_string().into_bytes()),
         )
         .await
     }
