@@ -48,6 +48,10 @@ enum Cmd {
         /// Mock OEM access-token lifetime in seconds (short values show refreshes).
         #[arg(long, default_value_t = 8 * 3600)]
         token_ttl: u64,
+        /// Let webhooks reach this address, CIDR or host name, which the egress guard
+        /// refuses by default (e.g. `127.0.0.1` for a receiver on this laptop); repeatable.
+        #[arg(long = "webhook-allow")]
+        webhook_allow: Vec<String>,
     },
     /// Run one mock OEM alone (its OAuth server, fault API and journal), e.g. for
     /// another team's contract tests.
@@ -181,12 +185,18 @@ async fn main() -> ExitCode {
             listen,
             data_dir,
             token_ttl,
+            webhook_allow,
         } => {
             let _logs = keyway::logs::init("warn,keyway=info");
+            let allow: std::sync::Arc<dyn Fn(&mut Config) + Send + Sync> =
+                std::sync::Arc::new(move |c: &mut Config| {
+                    c.events.webhook_allow.extend(webhook_allow.iter().cloned())
+                });
             let opts = DemoOptions {
                 listen,
                 data_dir,
                 token_ttl: Duration::from_secs(token_ttl),
+                configure: Some(allow),
                 ..DemoOptions::default()
             };
             match demo::run(opts).await {
@@ -229,6 +239,11 @@ async fn main() -> ExitCode {
                 println!("  application key: {key}");
             }
             println!("  OWNER_TOKEN={}", m.owner_token);
+            println!(
+                "  OAuth client it accepts: client_id={} client_secret={}",
+                keyway::mocks::CLIENT_ID,
+                keyway::mocks::CLIENT_SECRET
+            );
             println!("  another owner token: curl -s -X POST {url}/__mock/token");
             println!("  state: GET {url}/__mock/state   journal: GET {url}/__mock/requests");
             println!(

@@ -21,38 +21,86 @@ impl Drop for Kill {
     }
 }
 
-#[tokio::test]
-async fn the_demo_binary_serves_the_walk_through() {
-    let dir = TempDir::new();
+/// `keyway demo ARGS` running, and what its banner printed: the base URL, the token,
+/// the courier's token and the whole banner.
+struct Running {
+    _guard: Kill,
+    base: Option<String>,
+    token: Option<String>,
+    courier: Option<String>,
+    banner: String,
+}
+
+fn run_demo(dir: &TempDir, extra: &[&str]) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyway"))
         .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&dir.0)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("keyway demo starts");
     let stdout = child.stdout.take().unwrap();
-    let _guard = Kill(child);
-
-    let (mut base, mut token, mut courier) = (None, None, None);
-    let mut banner = String::new();
+    let mut r = Running {
+        _guard: Kill(child),
+        base: None,
+        token: None,
+        courier: None,
+        banner: String::new(),
+    };
     for line in BufReader::new(stdout).lines().take(100) {
         let line = line.unwrap();
-        banner.push_str(&line);
-        banner.push('\n');
+        r.banner.push_str(&line);
+        r.banner.push('\n');
         if let Some(rest) = line.strip_prefix("keyway demo is running at ") {
-            base = Some(rest.trim().to_string());
+            r.base = Some(rest.trim().to_string());
         }
         if let Some(t) = line.strip_prefix("KEYWAY_TOKEN=") {
-            token = Some(t.trim().to_string());
+            r.token = Some(t.trim().to_string());
         }
         if let Some(t) = line.strip_prefix("COURIER_TOKEN=") {
-            courier = t.split_whitespace().next().map(str::to_string);
+            r.courier = t.split_whitespace().next().map(str::to_string);
         }
         if line.starts_with("Ctrl-C") {
             break;
         }
     }
+    r
+}
+
+/// The demo refuses webhooks to this laptop unless told otherwise with
+/// `--webhook-allow` (a developer trying webhooks locally).
+#[tokio::test]
+async fn the_demo_lets_webhooks_reach_a_local_receiver_when_asked() {
+    let hook = serde_json::json!({"url": "http://127.0.0.1:9/hook"}).to_string();
+    for (extra, expected) in [(&[][..], 400), (&["--webhook-allow", "127.0.0.1"][..], 201)] {
+        let dir = TempDir::new();
+        let r = run_demo(&dir, extra);
+        let (base, token) = (r.base.clone().unwrap(), r.token.clone().unwrap());
+        let ans = send(
+            &client(),
+            &base,
+            Method::POST,
+            "/v1/webhooks",
+            Some(&token),
+            &[("content-type", "application/json")],
+            Some(hook.clone().into_bytes()),
+        )
+        .await;
+        assert_eq!(ans.status.as_u16(), expected, "{extra:?}: {:#}", ans.json);
+    }
+}
+
+#[tokio::test]
+async fn the_demo_binary_serves_the_walk_through() {
+    let dir = TempDir::new();
+    let Running {
+        _guard,
+        base,
+        token,
+        courier,
+        banner,
+    } = run_demo(&dir, &[]);
     let base = base.expect("banner names the address");
     let token = token.expect("banner prints KEYWAY_TOKEN");
     assert!(banner.contains("curl -s"), "{banner}");
