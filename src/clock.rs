@@ -1,5 +1,5 @@
 //! Time as keyway shows it and as grants see it: the one RFC 3339 form every answer
-//! and event uses, and the grant clock — wall-clock time plus an offset that tests
+//! and event uses, deadlines in keyway's time ([`within`]), and the grant clock — wall-clock time plus an offset that tests
 //! (and only tests) move forward, so grant windows and relock timers can be driven
 //! through minutes of time in milliseconds, deterministically and without sleeping.
 
@@ -25,6 +25,25 @@ pub fn write_timestamp(buf: &mut Vec<u8>, t: OffsetDateTime) {
         buf.truncate(start);
     }
 }
+
+/// The time left until `until` (zero once it passed).
+pub fn left(until: OffsetDateTime) -> Duration {
+    Duration::try_from(until - crate::store::now()).unwrap_or(Duration::ZERO)
+}
+
+/// `work`, cut off at `until` — given at least [`LAST_TRY`] even then: a command's
+/// total time stays within its timeout however long the OEM takes to answer.
+pub async fn within<T>(
+    until: OffsetDateTime,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::time::timeout(left(until).max(LAST_TRY), work)
+        .await
+        .ok()
+}
+
+/// The least time the last step before a deadline gets.
+pub const LAST_TRY: Duration = Duration::from_secs(1);
 
 /// Now, as grants see it.
 #[derive(Debug, Default)]

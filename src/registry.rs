@@ -146,6 +146,8 @@ pub struct Oem {
     pub breaker: Arc<Breaker>,
     /// Its clock as its answers tell it.
     pub clock: Arc<upstream::clock::OemClock>,
+    /// What it billed, where the OEM bills (this gateway's count).
+    pub bill: Option<Arc<upstream::Bill>>,
     /// How its cloud lags its cars (declared, with the configured overrides).
     pub timing: keyway_adapter::OemTiming,
     /// Its settings.
@@ -211,6 +213,7 @@ impl Registry {
                     commands: stack.commands,
                     breaker: stack.breaker,
                     clock: stack.clock,
+                    bill: stack.bill,
                     timing,
                     config: c.clone(),
                 };

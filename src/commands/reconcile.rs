@@ -117,7 +117,10 @@ impl Commands {
                      lock state no longer tells whether this one ran"
                 ));
             }
-            if let Some(o) = super::run::within(give_up, self.look(oem)).await.flatten() {
+            if let Some(o) = crate::clock::within(give_up, self.look(oem))
+                .await
+                .flatten()
+            {
                 match self.judge(record, &o, &timing) {
                     Judged::Done => return Outcome::Succeeded,
                     Judged::Dead => {

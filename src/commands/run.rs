@@ -33,6 +33,7 @@ use super::CommandError;
 use super::Commands;
 use super::reconcile::Judged;
 use super::view::CommandEvent;
+use crate::clock;
 use crate::error::{Classify, OemFailure, public_detail};
 use crate::events::{Events, Payload};
 use crate::store::{CommandRecord, CommandStatus, StoreError, VehicleRecord, now};
@@ -50,25 +51,6 @@ pub(super) enum Outcome {
     /// The car may or may not execute it.
     Unknown(CommandError),
 }
-
-/// The time left until `until` (zero once it passed).
-pub(super) fn left(until: time::OffsetDateTime) -> Duration {
-    Duration::try_from(until - now()).unwrap_or(Duration::ZERO)
-}
-
-/// `work`, cut off at `until` (given at least [`LAST_TRY`]): a command's total time
-/// stays within its timeout however long the OEM takes to answer.
-pub(super) async fn within<T>(
-    until: time::OffsetDateTime,
-    work: impl std::future::Future<Output = T>,
-) -> Option<T> {
-    tokio::time::timeout(left(until).max(LAST_TRY), work)
-        .await
-        .ok()
-}
-
-/// The least time the last step of a command gets, even at its timeout.
-const LAST_TRY: Duration = Duration::from_secs(1);
 
 /// The longest pause between two tries to store an outcome.
 const MAX_WRITE_PAUSE: Duration = Duration::from_secs(5);
@@ -486,14 +468,14 @@ impl Commands {
         let mut delay =
             Duration::from_millis(pending.poll_after_ms).min(self.timing.max_poll_interval);
         loop {
-            tokio::time::sleep(delay.min(left(give_up))).await;
+            tokio::time::sleep(delay.min(clock::left(give_up))).await;
             let action = record.action;
             let poll = oem.call("poll", |cx, adapter, car| {
                 let pending = pending.clone();
                 async move { adapter.poll(&cx, &car, action, &pending).await }
             });
             // A hanging OEM does not carry the command past its timeout.
-            match within(give_up, poll).await {
+            match clock::within(give_up, poll).await {
                 Some(Ok(Progress::Succeeded)) => return Outcome::Succeeded,
                 Some(Ok(Progress::Failed(e))) => {
                     return Outcome::Failed(TokenError::from_oem(&vehicle.oem, e).into());
@@ -513,7 +495,7 @@ impl Commands {
             if now() >= give_up {
                 // A last look at the car.
                 let timing = oem.timing();
-                let judged = match within(give_up, self.look(oem)).await.flatten() {
+                let judged = match clock::within(give_up, self.look(oem)).await.flatten() {
                     Some(_) if self.others_sent_since(record).await => Judged::Open,
                     Some(o) => self.judge(record, &o, &timing),
                     None => Judged::Open,

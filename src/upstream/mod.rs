@@ -105,6 +105,8 @@ pub struct Stack {
     pub breaker: Arc<Breaker>,
     /// The OEM's clock as its answers' `Date` tells it.
     pub clock: Arc<OemClock>,
+    /// What it billed, where the OEM bills.
+    pub bill: Option<Arc<Bill>>,
     /// What the reads that watch a command's outcome call: no breaker (a lost command
     /// answer is no evidence that reads fail, and these reads must not open the breaker
     /// for everyone) and no retries, but the OEM's request quota and a concurrency
@@ -188,6 +190,7 @@ pub fn stack(
     .into_http();
     // Built from the bottom up: the last layer is the first a request meets.
     let bill = billing.map(|b| Arc::new(Bill::new(b, &c.prices)));
+    let bill_kept = bill.clone();
     let watch_http = Layered::new(
         transport.clone(),
         Observe {
@@ -218,6 +221,7 @@ pub fn stack(
         commands,
         breaker,
         clock,
+        bill: bill_kept,
         watch_http,
         auth_http,
     }
@@ -308,12 +312,13 @@ struct Observe {
     clock: Option<Arc<OemClock>>,
 }
 
-/// An OEM's billing: classes, prices, and the spend so far (this process).
-struct Bill {
+/// An OEM's billing: classes, prices, and the spend so far (this stack's).
+pub struct Bill {
     classify: fn(&http::Method, &str) -> Option<&'static str>,
     /// By billing class (the adapter's own names: a fast hash is safe here).
     prices: std::collections::HashMap<&'static str, f64, ahash::RandomState>,
-    spent: std::sync::Mutex<f64>,
+    /// The spend, and the billed requests by class.
+    spent: std::sync::Mutex<(f64, std::collections::BTreeMap<&'static str, u64>)>,
 }
 
 impl Bill {
@@ -329,8 +334,18 @@ impl Bill {
         Self {
             classify: b.classify,
             prices,
-            spent: std::sync::Mutex::new(0.0),
+            spent: std::sync::Mutex::default(),
         }
+    }
+
+    /// Requests of `class` this stack counted as billed (the metric sums every stack of
+    /// the process).
+    pub fn billed(&self, class: &str) -> u64 {
+        crate::sync::lock(&self.spent)
+            .1
+            .get(class)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The billing class of a request, if the OEM bills it.
@@ -345,8 +360,9 @@ impl Bill {
             return;
         }
         let mut spent = crate::sync::lock(&self.spent);
-        *spent += self.prices.get(class).copied().unwrap_or(0.0);
-        metrics::billable(oem, class, *spent);
+        spent.0 += self.prices.get(class).copied().unwrap_or(0.0);
+        *spent.1.entry(class).or_default() += 1;
+        metrics::billable(oem, class, spent.0);
     }
 }
 
