@@ -39,6 +39,7 @@ mod lease;
 mod reconcile;
 mod run;
 mod submit;
+mod verdict;
 mod view;
 
 pub use error::CommandError;

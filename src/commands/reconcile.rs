@@ -32,7 +32,7 @@ use keyway_adapter::{Capability, OemTiming, Pending, Progress, Stamps};
 
 use super::CommandError;
 use super::Commands;
-use super::run::Outcome;
+use super::verdict::{Judged, Outcome};
 use super::view::CommandEvent;
 use crate::events::Kind;
 use crate::store::{CommandRecord, CommandStatus, Lease, StoreError, VehicleRecord, now};
@@ -442,17 +442,6 @@ enum Verdict {
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-/// What an observation says about a sent command.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Judged {
-    /// Observed after the send, showing the command's effect.
-    Done,
-    /// Observed after the OEM's command window, showing the opposite: it will not run.
-    Dead,
-    /// Not decided yet.
-    Open,
 }
 
 #[cfg(test)]

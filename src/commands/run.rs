@@ -31,7 +31,7 @@ use tokio::sync::watch;
 
 use super::CommandError;
 use super::Commands;
-use super::reconcile::Judged;
+use super::verdict::{Judged, Outcome};
 use super::view::CommandEvent;
 use crate::clock;
 use crate::error::{Classify, OemFailure, public_detail};
@@ -40,17 +40,6 @@ use crate::store::{CommandRecord, CommandStatus, StoreError, VehicleRecord, now}
 use crate::sync::lock;
 use crate::tokens::{CallError, TokenError};
 use crate::vehicles::OemCall;
-
-/// How a command ended, as far as keyway can tell.
-#[derive(Debug)]
-pub(super) enum Outcome {
-    /// The OEM confirmed it, or a lock state observed after the send shows it.
-    Succeeded,
-    /// It certainly did not execute and never will.
-    Failed(CommandError),
-    /// The car may or may not execute it.
-    Unknown(CommandError),
-}
 
 /// The longest pause between two tries to store an outcome.
 const MAX_WRITE_PAUSE: Duration = Duration::from_secs(5);
