@@ -56,6 +56,9 @@ pub enum Code {
     CommandFailed,
     /// The OEM failed.
     UpstreamError,
+    /// The OEM rejects this gateway's own credentials (OAuth client, API key): an
+    /// operator must fix keyway's configuration; the owner need not relink.
+    OemMisconfigured,
     /// The OEM did not answer in time.
     UpstreamTimeout,
     /// The OEM may or may not have executed the command; keyway keeps watching.
@@ -108,6 +111,7 @@ impl Code {
             Code::VehicleUnreachable => "vehicle_unreachable",
             Code::CommandFailed => "command_failed",
             Code::UpstreamError => "upstream_error",
+            Code::OemMisconfigured => "oem_misconfigured",
             Code::UpstreamTimeout => "upstream_timeout",
             Code::OutcomeUnknown => "outcome_unknown",
             Code::LocationUnavailable => "location_unavailable",
@@ -152,6 +156,7 @@ impl Code {
             Code::VehicleUnreachable => "Vehicle unreachable",
             Code::CommandFailed => "Command failed",
             Code::UpstreamError => "OEM error",
+            Code::OemMisconfigured => "OEM integration misconfigured",
             Code::UpstreamTimeout => "OEM timeout",
             Code::OutcomeUnknown => "Outcome unknown",
             Code::LocationUnavailable => "No position for the vehicle",
@@ -208,6 +213,7 @@ const ALL: &[Code] = &[
     Code::VehicleUnreachable,
     Code::CommandFailed,
     Code::UpstreamError,
+    Code::OemMisconfigured,
     Code::UpstreamTimeout,
     Code::OutcomeUnknown,
     Code::CommandInDoubt,

@@ -125,7 +125,7 @@ pub fn status(code: Code) -> StatusCode {
         Code::CommandInDoubt | Code::LocationUnavailable | Code::VirtualKeyNotPaired => {
             StatusCode::CONFLICT
         }
-        Code::UpstreamError => StatusCode::BAD_GATEWAY,
+        Code::UpstreamError | Code::OemMisconfigured => StatusCode::BAD_GATEWAY,
         Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -32,7 +32,7 @@ pub enum TokenError {
         /// The OEM.
         oem: String,
     },
-    /// The OEM rejects keyway's OAuth client (`upstream_error`).
+    /// The OEM rejects keyway's OAuth client (`oem_misconfigured`).
     #[error("the OEM rejected this gateway's OAuth client; an operator must fix its credentials")]
     BadClient {
         /// The OEM.
@@ -97,7 +97,8 @@ impl Classify for TokenError {
             TokenError::Reauthorize { .. } => Code::ReauthorizationRequired,
             TokenError::NotEnabled(_) => Code::NotCapable,
             TokenError::RefreshPending { .. } => Code::UpstreamTimeout,
-            TokenError::BadClient { .. } | TokenError::Exchange { .. } => Code::UpstreamError,
+            TokenError::BadClient { .. } => Code::OemMisconfigured,
+            TokenError::Exchange { .. } => Code::UpstreamError,
             TokenError::Oem(e) => e.code(),
             TokenError::Vanished(_)
             | TokenError::Settings { .. }

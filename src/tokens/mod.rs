@@ -90,6 +90,8 @@ pub struct Tokens {
     cluster: Arc<Cluster>,
     /// `account.reauthorization_required` goes here.
     events: Arc<crate::events::Events>,
+    /// OEMs whose rejection of keyway's own client was logged (once each).
+    misconfigured: Mutex<std::collections::HashSet<String>>,
 }
 
 fn access_aad(account_id: &str) -> String {
@@ -119,6 +121,7 @@ impl Tokens {
             flights: Mutex::default(),
             cluster,
             events,
+            misconfigured: Mutex::default(),
         }
     }
 
@@ -330,7 +333,12 @@ impl Tokens {
                 Err(TokenError::reauthorize(account, &why).into())
             }
             Err(RefreshFailure::BadClient) => {
-                tracing::error!(oem = %account.oem, "the OEM rejects keyway's OAuth client credentials");
+                crate::metrics::token_refresh(oem.adapter.info().oem, "misconfigured");
+                if crate::sync::lock(&self.misconfigured).insert(account.oem.clone()) {
+                    tracing::error!(oem = %account.oem,
+                        "the OEM rejects keyway's OAuth client credentials: fix oems.{}.client_id / \
+                         client_secret (owners need not relink)", account.oem);
+                }
                 Err(TokenError::BadClient {
                     oem: account.oem.clone(),
                 }

@@ -59,6 +59,13 @@ pub enum RefreshFailure {
     Oem(OemError),
 }
 
+/// Whether an OAuth error names keyway's own client as the problem (RFC 6749 §5.2:
+/// `invalid_client`, `unauthorized_client`): an operator must act, the owner need not
+/// relink.
+fn bad_client(error: Option<&str>) -> bool {
+    matches!(error, Some("invalid_client" | "unauthorized_client"))
+}
+
 fn config_error(oem: &str, e: impl std::fmt::Display) -> TokenError {
     TokenError::Settings {
         oem: oem.to_string(),
@@ -127,6 +134,13 @@ pub async fn exchange_code(
         .request_async(&send)
         .await
         .map_err(|e| {
+            if let oauth2::RequestTokenError::ServerResponse(r) = &e
+                && bad_client(Some(r.error().as_ref()))
+            {
+                return TokenError::BadClient {
+                    oem: info.oem.to_string(),
+                };
+            }
             let detail = match &e {
                 oauth2::RequestTokenError::ServerResponse(r) => {
                     format!("the OEM refused the authorization code: {}", r.error())
@@ -268,7 +282,7 @@ pub async fn refresh(oem: &Oem, refresh_token: &Secret) -> Result<Granted, Refre
                 resp.headers().get(header::RETRY_AFTER),
             ),
         })),
-        400..=403 if error.as_deref() == Some("invalid_client") => Err(RefreshFailure::BadClient),
+        400..=403 if bad_client(error.as_deref()) => Err(RefreshFailure::BadClient),
         400..=403 => {
             Err(RefreshFailure::Rejected(error.unwrap_or_else(|| {
                 format!("the token endpoint answered {status}")

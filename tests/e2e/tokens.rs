@@ -597,3 +597,30 @@ async fn logs_hold_no_token_or_secret() {
         assert!(!text.contains(s.as_str()), "a secret reached the logs");
     }
 }
+
+/// The OEM rejects keyway's own OAuth client (`invalid_client`: an operator changed or
+/// mistyped its secret): linking an owner's account answers `502 oem_misconfigured`
+/// naming the OEM, not an outage (`upstream_error`, as before) and not the owner's
+/// fault. (The refresh path maps the same answer to the same error.)
+#[tokio::test]
+async fn a_rejected_oauth_client_is_an_operator_error() {
+    let dir = common::TempDir::new();
+    let mut opts = common::options(&dir);
+    opts.oems = vec!["tesla"];
+    opts.configure = Some(Arc::new(|c: &mut keyway::config::Config| {
+        let tesla = c.oems.get_mut("tesla").unwrap();
+        tesla.client_secret = Some(keyway_adapter::Secret::new("a-mistyped-secret"));
+    }));
+    let refused = match keyway::demo::start(opts).await {
+        Ok(_) => panic!("the demo linked its accounts with a wrong client secret"),
+        Err(e) => e.to_string(),
+    };
+    for expected in [
+        "\"code\":\"oem_misconfigured\"",
+        "\"status\":502",
+        "\"oem\":\"tesla\"",
+        "\"retryable\":false",
+    ] {
+        assert!(refused.contains(expected), "{refused}");
+    }
+}
