@@ -225,6 +225,8 @@ pub async fn serve(
             }
         };
         let Some((id, close)) = conns.admit() else {
+            // Every open connection is in a request: this one is told so, not reset.
+            tasks.spawn(refuse(tcp));
             continue;
         };
         if let Err(e) = tcp.set_nodelay(true) {
@@ -255,6 +257,22 @@ pub async fn serve(
 
 /// How long a stopping server lets requests in progress finish.
 pub const HTTP_GRACE: Duration = Duration::from_secs(5);
+
+/// The answer to a connection over the cap when no other can make room: `503
+/// overloaded` as problem+json, then the connection is closed.
+async fn refuse(mut tcp: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const BODY: &str = "{\"type\":\"urn:keyway:problem:overloaded\",\"title\":\"Gateway at capacity\",\
+        \"status\":503,\"code\":\"overloaded\",\"detail\":\"keyway has as many connections open \
+        as it may, all of them in a request; try again shortly\",\"retryable\":true}";
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+         retry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(answer.as_bytes())).await;
+    let _ = tcp.shutdown().await;
+}
 
 /// Serves one connection until it ends, is closed for a new one, or the server stops.
 async fn connection(

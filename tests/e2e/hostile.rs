@@ -183,3 +183,29 @@ async fn an_open_event_stream_does_not_hold_the_shutdown() {
         .await
         .expect("stopped within the drain deadline");
 }
+
+/// At the connection cap with every connection in a request (an event stream here), a
+/// new connection is answered `503 overloaded` with `Retry-After`, not reset.
+#[tokio::test]
+async fn over_the_cap_with_every_connection_busy_a_newcomer_is_told_503() {
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(|c| {
+            c.http.max_connections = 1;
+            c.http.workers = 1;
+        })
+        .start()
+        .await;
+    let token = env.token(&["events:read"], None);
+    let head =
+        format!("GET /v1/events HTTP/1.1\r\nHost: keyway\r\nAuthorization: Bearer {token}\r\n\r\n");
+    let mut stream = stalled(&env, 1, &head).await;
+    let mut first = [0u8; 12];
+    stream[0].read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let mut newcomer = stalled(&env, 1, "GET /healthz HTTP/1.1\r\nHost: keyway\r\n\r\n").await;
+    let answer = answer(&mut newcomer[0]).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("retry-after: 1"), "{answer}");
+    assert!(answer.contains("\"code\":\"overloaded\""), "{answer}");
+}
