@@ -27,6 +27,33 @@ pub async fn sweep(cluster: Arc<Cluster>, commands: Arc<Commands>) {
 }
 
 impl Commands {
+    /// [`Commands::resume`] until the store answers: a store that refuses at start (a
+    /// full disk, a failover) must not leave the commands a previous process left pending
+    /// unresumed until the next restart. Tries once now; on failure, again in the
+    /// background with growing pauses (up to 5 s). Returns the first try's answer.
+    pub async fn resume_retrying(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let first = self.resume().await;
+        if let Err(e) = &first {
+            tracing::error!(error = %e, "could not resume pending commands; trying again");
+            let this = self.clone();
+            tokio::spawn(async move {
+                let mut pause = std::time::Duration::from_millis(200);
+                loop {
+                    tokio::time::sleep(pause).await;
+                    match this.resume().await {
+                        Ok(n) => {
+                            tracing::info!(commands = n, "resumed pending commands");
+                            return;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "resuming pending commands failed"),
+                    }
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                }
+            });
+        }
+        first
+    }
+
     /// Resumes pending commands at start-up: all of them when this process owns the
     /// store, those whose lease lapsed when replicas share it.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {

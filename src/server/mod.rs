@@ -42,10 +42,11 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    match gateway.commands.resume().await {
+    match gateway.commands.resume_retrying().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(commands = n, "resumed pending commands"),
-        Err(e) => tracing::error!(error = %e, "could not resume pending commands"),
+        // Logged, and tried again in the background.
+        Err(_) => {}
     }
     let mut background = vec![
         tokio::spawn(crate::grants::run(gateway.grants.clone())),

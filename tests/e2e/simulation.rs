@@ -153,7 +153,8 @@ async fn start(
             gw.commands.clone(),
         ));
     }
-    gw.commands.resume().await.unwrap();
+    // As `keyway serve` does: a store that refuses now is tried again.
+    let _ = gw.commands.resume_retrying().await;
     Incarnation { gw, dead }
 }
 

@@ -3,7 +3,8 @@
 //!   (a call already in flight still lands — a crash right after a write);
 //! - whether replicas share it (cluster mode: command and car leases, takeover);
 //! - a disk that fills (shared by every process, [`Disk`]): while full, and now and then
-//!   at random, a write fails before it takes effect, as SQLite's does on `SQLITE_FULL`;
+//!   at random, a write fails before it takes effect, as SQLite's does on `SQLITE_FULL` —
+//!   commands, grants, events, audit, leases, claims, tokens and deliveries alike;
 //! - a count of calls in flight, which keeps tokio's paused clock from jumping ahead
 //!   while SQLite works on its own thread (see [`super::Spinner`]).
 //!
@@ -121,7 +122,7 @@ impl AccountStore for SimStore {
         self.guard(self.inner.tenant_account(tenant, id)).await
     }
     async fn save_tokens(&self, account_id: &str, tokens: &StoredTokens) -> Result<(), StoreError> {
-        self.guard(self.inner.save_tokens(account_id, tokens)).await
+        self.write(self.inner.save_tokens(account_id, tokens)).await
     }
     async fn replace_tokens(
         &self,
@@ -145,7 +146,7 @@ impl AccountStore for SimStore {
         self.guard(self.inner.take_link_state(state_hash)).await
     }
     async fn set_account_status(&self, id: &str, status: AccountStatus) -> Result<(), StoreError> {
-        self.guard(self.inner.set_account_status(id, status)).await
+        self.write(self.inner.set_account_status(id, status)).await
     }
 }
 
@@ -211,14 +212,14 @@ impl CommandStore for SimStore {
             .await
     }
     async fn renew_command_lease(&self, id: &str, lease: &Lease) -> Result<bool, StoreError> {
-        self.guard(self.inner.renew_command_lease(id, lease)).await
+        self.write(self.inner.renew_command_lease(id, lease)).await
     }
     async fn claim_commands(
         &self,
         lease: &Lease,
         lapsed_before: OffsetDateTime,
     ) -> Result<Vec<CommandRecord>, StoreError> {
-        self.guard(self.inner.claim_commands(lease, lapsed_before))
+        self.write(self.inner.claim_commands(lease, lapsed_before))
             .await
     }
     async fn command(&self, id: &str) -> Result<Option<CommandRecord>, StoreError> {
@@ -334,11 +335,11 @@ impl EventStore for SimStore {
         until: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        self.guard(self.inner.claim_deliveries(now, until, limit))
+        self.write(self.inner.claim_deliveries(now, until, limit))
             .await
     }
     async fn update_delivery(&self, delivery: &DeliveryRecord) -> Result<(), StoreError> {
-        self.guard(self.inner.update_delivery(delivery)).await
+        self.write(self.inner.update_delivery(delivery)).await
     }
     async fn deliveries(
         &self,
@@ -364,13 +365,13 @@ impl AuditStore for SimStore {
 #[async_trait]
 impl LeaseStore for SimStore {
     async fn try_lease(&self, name: &str, lease: &Lease) -> Result<bool, StoreError> {
-        self.guard(self.inner.try_lease(name, lease)).await
+        self.write(self.inner.try_lease(name, lease)).await
     }
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        self.guard(self.inner.release_lease(name, holder)).await
+        self.write(self.inner.release_lease(name, holder)).await
     }
     async fn release_all(&self, holder: &str) -> Result<(), StoreError> {
-        self.guard(self.inner.release_all(holder)).await
+        self.write(self.inner.release_all(holder)).await
     }
 }
 
