@@ -47,6 +47,11 @@ pub struct Turn<'a> {
 }
 
 impl KeyLocks {
+    /// Waits for the turn of `key` in `scope` (an idempotency key and whose it is).
+    pub async fn scoped(&self, scope: &str, key: &str) -> Turn<'_> {
+        self.turn(&[scope, "\u{1f}", key].concat()).await
+    }
+
     /// Waits for `key`'s turn.
     pub async fn turn(&self, key: &str) -> Turn<'_> {
         let l = lock(&self.0).entry(key.to_string()).or_default().clone();

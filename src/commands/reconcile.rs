@@ -356,14 +356,7 @@ impl Commands {
 
     /// What the OEM says of the command itself (its handle), if it says anything final.
     async fn ask(&self, oem: &OemCall<'_>, record: &CommandRecord, p: &Pending) -> Option<Verdict> {
-        let action = record.action;
-        let progress = oem
-            .call("poll", |cx, adapter, car| {
-                let p = p.clone();
-                async move { adapter.poll(&cx, &car, action, &p).await }
-            })
-            .await;
-        match progress {
+        match oem.poll(record.action, p).await {
             Ok(Progress::Succeeded) => Some(Verdict::Succeeded),
             Ok(Progress::Failed(_)) => Some(Verdict::Failed(OEM_FAILED)),
             _ => None,
@@ -395,23 +388,19 @@ impl Commands {
             let Some(sent_at) = record.sent_at else {
                 continue;
             };
-            let timing = self.timing_of(&self.registry_oem(&record).await);
+            // The vehicle is read once, here, and handed to the watch.
+            let Ok(Some(vehicle)) = self.store.vehicle(&record.vehicle_id).await else {
+                continue;
+            };
+            let timing = self.timing_of(&vehicle.oem);
             if now() >= sent_at + timing.command_window + timing.state_lag {
                 continue;
             }
             n += 1;
             let this = self.clone();
-            tokio::spawn(async move { this.resolve(record, None).await });
+            tokio::spawn(async move { this.resolve(record, Some(vehicle)).await });
         }
         Ok(n)
-    }
-
-    /// The OEM of a command's vehicle ("" when the vehicle is gone).
-    async fn registry_oem(&self, record: &CommandRecord) -> String {
-        match self.store.vehicle(&record.vehicle_id).await {
-            Ok(Some(v)) => v.oem,
-            _ => String::new(),
-        }
     }
 }
 

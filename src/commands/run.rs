@@ -458,13 +458,8 @@ impl Commands {
             Duration::from_millis(pending.poll_after_ms).min(self.timing.max_poll_interval);
         loop {
             tokio::time::sleep(delay.min(clock::left(give_up))).await;
-            let action = record.action;
-            let poll = oem.call("poll", |cx, adapter, car| {
-                let pending = pending.clone();
-                async move { adapter.poll(&cx, &car, action, &pending).await }
-            });
             // A hanging OEM does not carry the command past its timeout.
-            match clock::within(give_up, poll).await {
+            match clock::within(give_up, oem.poll(record.action, pending)).await {
                 Some(Ok(Progress::Succeeded)) => return Outcome::Succeeded,
                 Some(Ok(Progress::Failed(e))) => {
                     return Outcome::Failed(TokenError::from_oem(&vehicle.oem, e).into());

@@ -106,10 +106,7 @@ impl Commands {
         let Some(key) = &req.idempotency_key else {
             return self.submit_now(vehicle, req).await;
         };
-        let _turn = self
-            .key_locks
-            .turn(&[&req.key_scope, "\u{1f}", key].concat())
-            .await;
+        let _turn = self.key_locks.scoped(&req.key_scope, key).await;
         self.submit_now(vehicle, req).await
     }
 

@@ -49,11 +49,7 @@ impl Grants {
         let Some(key) = idempotency_key else {
             return self.unlock_now(caller, id, None, request_id).await;
         };
-        let scope = caller.key_scope();
-        let _turn = self
-            .key_locks
-            .turn(&[&scope, "\u{1f}", &key].concat())
-            .await;
+        let _turn = self.key_locks.scoped(&caller.key_scope(), &key).await;
         match self
             .unlock_now(caller, id, Some(key.clone()), request_id)
             .await
@@ -79,15 +75,30 @@ impl Grants {
         key: &str,
     ) -> Result<Option<CommandRecord>, GrantError> {
         for _ in 0..20 {
-            if let Some(existing) = self.store.command_for_key(&caller.key_scope(), key).await?
-                && let Some(c) = self.store.command(&existing).await?
-            {
-                let ours = c.reference.as_deref() == Some(id) && c.action == Command::Unlock;
+            if let Some((c, ours)) = self.under_key(caller, id, key).await? {
                 return Ok(ours.then_some(c));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(None)
+    }
+
+    /// The command recorded under the caller's `key`, if any, and whether it is an
+    /// unlock of grant `id` (the same request) or something else the key was spent on.
+    async fn under_key(
+        &self,
+        caller: &Caller,
+        id: &str,
+        key: &str,
+    ) -> Result<Option<(CommandRecord, bool)>, GrantError> {
+        let Some(existing) = self.store.command_for_key(&caller.key_scope(), key).await? else {
+            return Ok(None);
+        };
+        let Some(c) = self.store.command(&existing).await? else {
+            return Ok(None);
+        };
+        let ours = c.reference.as_deref() == Some(id) && c.action == Command::Unlock;
+        Ok(Some((c, ours)))
     }
 
     async fn unlock_now(
@@ -100,10 +111,9 @@ impl Grants {
         let g = self.visible(caller, id, &[Role::Grantee]).await?;
         // A replay of an unlock already made returns that command, nothing more.
         if let Some(key) = &idempotency_key
-            && let Some(existing) = self.store.command_for_key(&caller.key_scope(), key).await?
-            && let Some(c) = self.store.command(&existing).await?
+            && let Some((c, ours)) = self.under_key(caller, &g.id, key).await?
         {
-            if c.reference.as_deref() == Some(g.id.as_str()) && c.action == Command::Unlock {
+            if ours {
                 return Ok(c);
             }
             return Err(GrantError::KeyReused { command_id: c.id });

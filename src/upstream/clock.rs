@@ -67,14 +67,19 @@ impl OemClock {
         let sample = (date - received, date + Duration::SECOND - sent);
         let mut s = lock(&self.state);
         let fresh = s.at.is_some_and(|at| received - at < FRESH);
-        s.bounds = match s.bounds {
+        let (lo, hi) = match s.bounds {
             Some((lo, hi)) if fresh && sample.0 <= hi && lo <= sample.1 => {
-                Some((lo.max(sample.0), hi.min(sample.1)))
+                (lo.max(sample.0), hi.min(sample.1))
             }
-            _ => Some(sample),
+            _ => sample,
         };
         s.at = Some(received);
-        let (lo, hi) = s.bounds.unwrap_or(sample);
+        if s.bounds == Some((lo, hi)) {
+            // Nothing new (the usual case once the bounds settled): every OEM answer
+            // passes here, so the gauge and the warning are left alone.
+            return;
+        }
+        s.bounds = Some((lo, hi));
         let mid: Duration = (lo + hi) / 2_i32;
         crate::metrics::oem_clock_offset(self.oem, mid.as_seconds_f64());
         let far = mid.abs() > WARN_OVER;

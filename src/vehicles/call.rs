@@ -8,7 +8,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use keyway_adapter::{Adapter, Call, Capability, OemError, OemTiming, SecurityState, VehicleRef};
+use keyway_adapter::{
+    Adapter, Call, Capability, Command, OemError, OemTiming, Pending, Progress, SecurityState,
+    VehicleRef,
+};
 use tokio::time::Instant;
 
 use super::WakePolicy;
@@ -99,6 +102,15 @@ impl<'a> OemCall<'a> {
     pub async fn read_security(&self) -> Result<SecurityState, CallError> {
         self.awake("security", |cx, adapter, car| async move {
             adapter.security(&cx, &car).await
+        })
+        .await
+    }
+
+    /// Where the OEM's command with handle `pending` (an `action`) stands.
+    pub async fn poll(&self, action: Command, pending: &Pending) -> Result<Progress, CallError> {
+        self.call("poll", |cx, adapter, car| {
+            let pending = pending.clone();
+            async move { adapter.poll(&cx, &car, action, &pending).await }
         })
         .await
     }

@@ -334,10 +334,15 @@ impl Fleet {
         {
             let asked_at = crate::store::now()
                 - time::Duration::try_from(reading.asked_at.elapsed()).unwrap_or_default();
-            // ... unless another command was sent since: the snapshot may show that one.
-            let since = self.store.commands_sent_since(&v.id, confirmed_at).await;
-            if asked_at < confirmed_at + oem.timing().state_lag
-                && since.is_ok_and(|later| later.is_empty())
+            // ... unless another command was sent since: the snapshot may show that one
+            // (the store is asked only when the snapshot may be the older view).
+            let older_view = asked_at < confirmed_at + oem.timing().state_lag;
+            if older_view
+                && self
+                    .store
+                    .commands_sent_since(&v.id, confirmed_at)
+                    .await
+                    .is_ok_and(|later| later.is_empty())
             {
                 let confirmed = SecurityState {
                     locked: Some(locked),
