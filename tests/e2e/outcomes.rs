@@ -21,21 +21,28 @@ fn lagging_bmw(env: &Env, locked: bool) -> keyway::store::VehicleRecord {
     v
 }
 
+/// Locks the BMW `vehicle` while the OEM's answer to the lock is lost (the car runs
+/// it): the outcome is `succeeded`, and the lock was sent once. Its answer.
+async fn lock_with_its_answer_lost(env: &Env, vehicle: &str) -> common::Answer {
+    env.demo
+        .bmw()
+        .faults
+        .add(Fault::on("/door-lock", Action::ResetAfter).times(1));
+    let a = env.act(vehicle, "lock").await;
+    assert_eq!(a.status, 200, "{:#}", a.json);
+    assert_eq!(a.json["status"], "succeeded");
+    assert_eq!(env.demo.bmw().journal.count("POST", "/door-lock"), 1);
+    a
+}
+
 #[tokio::test]
 async fn a_bmw_lock_whose_answer_is_lost_is_sent_once_and_confirmed_by_a_later_state() {
     let env = Env::start().await;
     // BMW's view of the car lags it by 4 s: right after the lost answer the cloud still
     // says "unlocked" — the state that made keyway send again before.
     let v = lagging_bmw(&env, false);
-    env.demo
-        .bmw()
-        .faults
-        .add(Fault::on("/door-lock", Action::ResetAfter).times(1));
-    let a = env.act(&v.id, "lock").await;
-    assert_eq!(a.status, 200, "{:#}", a.json);
-    assert_eq!(a.json["status"], "succeeded");
+    let a = lock_with_its_answer_lost(&env, &v.id).await;
     assert_eq!(a.json["last_observed"]["locked"], true, "{:#}", a.json);
-    assert_eq!(env.demo.bmw().journal.count("POST", "/door-lock"), 1);
     // The car ran it once; the cloud showed the old state for 4 s after.
     let runs = env.demo.bmw().garage.executions();
     assert_eq!(runs.len(), 1, "{runs:?}");
@@ -55,14 +62,7 @@ async fn a_lost_answer_that_opens_the_breaker_is_still_confirmed_by_reads() {
     .await;
     let v = env.by_vin("WBY31AW090FP00001").clone();
     env.demo.bmw().update(&v.oem_id, |c| c.locked = false);
-    env.demo
-        .bmw()
-        .faults
-        .add(Fault::on("/door-lock", Action::ResetAfter).times(1));
-    let a = env.act(&v.id, "lock").await;
-    assert_eq!(a.status, 200, "{:#}", a.json);
-    assert_eq!(a.json["status"], "succeeded");
-    assert_eq!(env.demo.bmw().journal.count("POST", "/door-lock"), 1);
+    lock_with_its_answer_lost(&env, &v.id).await;
     // The breaker is open for everything else.
     let read = env
         .get(
@@ -73,17 +73,27 @@ async fn a_lost_answer_that_opens_the_breaker_is_still_confirmed_by_reads() {
     read.assert_problem(503, "circuit_open");
 }
 
-#[tokio::test]
-async fn an_unlock_lost_at_an_oem_that_cannot_read_the_lock_is_unknown_and_blocks_the_next() {
-    let env = Env::start().await;
-    // GM reports no lock state: nothing can settle a lost answer.
-    let v = env.by_vin("1G1FZ6S09P4000001").clone();
+/// The demo GM (its OEM reads no lock state).
+const GM: &str = "1G1FZ6S09P4000001";
+
+/// Unlocks the GM `vehicle` while the OEM's answer is lost: nothing can settle it, so
+/// the caller is answered `504 outcome_unknown`. Its answer.
+async fn unlock_gm_with_its_answer_lost(env: &Env, vehicle: &str) -> common::Answer {
     env.demo
         .gm()
         .faults
         .add(Fault::on("/unlock/", Action::ResetAfter).times(1));
-    let a = env.act(&v.id, "unlock").await;
+    let a = env.act(vehicle, "unlock").await;
     a.assert_problem(504, "outcome_unknown");
+    a
+}
+
+#[tokio::test]
+async fn an_unlock_lost_at_an_oem_that_cannot_read_the_lock_is_unknown_and_blocks_the_next() {
+    let env = Env::start().await;
+    // GM reports no lock state: nothing can settle a lost answer.
+    let v = env.by_vin(GM).clone();
+    let a = unlock_gm_with_its_answer_lost(&env, &v.id).await;
     assert_eq!(a.json["command_status"], "unknown");
     assert_eq!(a.json["retryable"], false);
     let retry: u64 = a.header("retry-after").unwrap().parse().unwrap();
@@ -119,17 +129,12 @@ async fn an_unlock_lost_at_an_oem_that_cannot_read_the_lock_is_unknown_and_block
 #[tokio::test]
 async fn an_acknowledged_unlock_in_doubt_no_longer_blocks_the_next() {
     let env = Env::start().await;
-    let v = env.by_vin("1G1FZ6S09P4000001").clone();
+    let v = env.by_vin(GM).clone();
     let car = env
         .get(&format!("/v1/vehicles/{}", v.id), Some(&env.demo.token))
         .await;
     assert_eq!(car.json["outcome_confirmable"], false, "{:#}", car.json);
-    env.demo
-        .gm()
-        .faults
-        .add(Fault::on("/unlock/", Action::ResetAfter).times(1));
-    let a = env.act(&v.id, "unlock").await;
-    a.assert_problem(504, "outcome_unknown");
+    let a = unlock_gm_with_its_answer_lost(&env, &v.id).await;
     let id = a.json["command_id"].as_str().unwrap().to_string();
     env.act(&v.id, "unlock")
         .await
