@@ -35,8 +35,8 @@ pub enum AccountError {
     /// The request or callback is not usable (`invalid_request`).
     #[error("{0}")]
     Invalid(String),
-    /// The OEM answered the authorization with an error: `authorization_denied` when
-    /// the owner declined, else `upstream_error`.
+    /// The OEM answered the authorization with an error (`authorization_denied`, with
+    /// the OAuth `error` as `oauth_error`).
     #[error("the OEM answered the authorization with {error}: {detail}")]
     Declined {
         /// The OEM.
@@ -49,6 +49,19 @@ pub enum AccountError {
     /// No such account for this caller (`not_found`).
     #[error("no account {0}")]
     NotFound(String),
+    /// The OEM's redirect brought neither a code nor an error
+    /// (`authorization_denied`).
+    #[error(
+        "the callback brought neither an authorization code nor an error; start the link again"
+    )]
+    NoGrant,
+    /// No such OEM on this gateway (`not_found`).
+    #[error("{0}")]
+    NoOem(String),
+    /// No link is waiting for this callback's `state`: unknown, used or expired
+    /// (`not_found`).
+    #[error("{0}")]
+    NoLink(String),
     /// The caller may not do this.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -61,6 +74,19 @@ pub enum AccountError {
     /// The store failed (`internal`).
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl crate::error::Codes for AccountError {
+    fn codes() -> Vec<Code> {
+        let mut all = vec![
+            Code::InvalidRequest,
+            Code::AuthorizationDenied,
+            Code::UpstreamError,
+            Code::NotFound,
+        ];
+        all.extend(<(AuthError, TokenError, CryptoError, StoreError)>::codes());
+        all
+    }
 }
 
 impl Classify for AccountError {
@@ -77,11 +103,13 @@ impl Classify for AccountError {
     fn code(&self) -> Code {
         match self {
             AccountError::Invalid(_) => Code::InvalidRequest,
-            AccountError::Declined { error, .. } if error == "access_denied" => {
-                Code::AuthorizationDenied
+            // Whatever the OEM's reason (`access_denied`, or its own trouble), the owner's
+            // authorization did not happen; `oauth_error` says why, and the owner starts
+            // the link again.
+            AccountError::Declined { .. } | AccountError::NoGrant => Code::AuthorizationDenied,
+            AccountError::NotFound(_) | AccountError::NoOem(_) | AccountError::NoLink(_) => {
+                Code::NotFound
             }
-            AccountError::Declined { .. } => Code::UpstreamError,
-            AccountError::NotFound(_) => Code::NotFound,
             _ => self.wrapped().map_or(Code::Internal, Classify::code),
         }
     }
@@ -116,11 +144,13 @@ pub struct LinkStart {
 }
 
 /// What the OEM's redirect brings back.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Callback {
     /// The authorization code.
     pub code: Option<String>,
-    /// The state from [`LinkStart`].
+    /// The state from the link's start: the callback's one credential, single-use.
+    #[param(required = true, value_type = String, min_length = 1)]
     pub state: Option<String>,
     /// An OAuth error (`access_denied`, …).
     pub error: Option<String>,
@@ -175,7 +205,7 @@ impl Accounts {
         self.registry.get(oem).ok_or_else(|| {
             let mut ids: Vec<&str> = self.registry.ids().collect();
             ids.sort_unstable();
-            AccountError::Invalid(format!(
+            AccountError::NoOem(format!(
                 "the OEM {oem:?} is not enabled on this gateway (enabled: {})",
                 ids.join(", ")
             ))
@@ -223,25 +253,34 @@ impl Accounts {
             .ok_or_else(|| AccountError::Invalid("the callback has no state".into()))?;
         let hash = state_hash(&state);
         let link = self.store.take_link_state(&hash).await?.ok_or_else(|| {
-            AccountError::Invalid("unknown or already used state; start the link again".into())
+            AccountError::NoLink("unknown or already used state; start the link again".into())
         })?;
         if now() >= link.expires_at {
-            return Err(AccountError::Invalid(
+            return Err(AccountError::NoLink(
                 "the authorization took too long; start the link again".into(),
             ));
         }
         if let Some(error) = cb.error {
             let detail = cb.error_description.unwrap_or_default();
-            tracing::info!(oem = %link.oem, %error, "the OEM returned an authorization error");
+            // The browser brought these: logged escaped. Anything but the owner's "no"
+            // may be keyway's configuration or the OEM's trouble.
+            if error == "access_denied" {
+                tracing::info!(oem = %link.oem, ?error, "the owner declined the authorization");
+            } else {
+                tracing::warn!(oem = %link.oem, ?error, "the OEM returned an authorization error");
+            }
             return Err(AccountError::Declined {
                 oem: link.oem,
                 error,
                 detail,
             });
         }
-        let code = cb.code.filter(|c| !c.is_empty()).ok_or_else(|| {
-            AccountError::Invalid("the callback has neither code nor error".into())
-        })?;
+        // The state was good, but no grant came back with it: the authorization did
+        // not happen, and the link must start again.
+        let code = cb
+            .code
+            .filter(|c| !c.is_empty())
+            .ok_or(AccountError::NoGrant)?;
         let entry = self.enabled(&link.oem)?;
         let verifier = self.sealer.open(&link.verifier, &verifier_aad(&hash))?;
         let granted = oauth::exchange_code(entry, &code, &verifier, &link.redirect_uri).await?;

@@ -26,6 +26,22 @@ pub fn write_timestamp(buf: &mut Vec<u8>, t: OffsetDateTime) {
     }
 }
 
+/// An optional time in serde, in the form of [`timestamp`] (`null` when absent).
+pub mod serde_timestamp {
+    use time::OffsetDateTime;
+
+    /// Writes `t` as [`super::timestamp`] does.
+    pub fn serialize<S: serde::Serializer>(
+        t: &Option<OffsetDateTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&super::timestamp(*t)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// The time left until `until` (zero once it passed).
 pub fn left(until: OffsetDateTime) -> Duration {
     Duration::try_from(until - crate::store::now()).unwrap_or(Duration::ZERO)

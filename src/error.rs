@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use crate::store::StoreError;
 /// A stable error code: the last segment of the problem `type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Code {
     /// The request is malformed.
     InvalidRequest,
@@ -67,6 +68,8 @@ pub enum Code {
     LocationUnavailable,
     /// An earlier unlock of the car may still execute; no second unlock until it settles.
     CommandInDoubt,
+    /// Only an unlock in doubt can be acknowledged; this command is not one.
+    CommandNotInDoubt,
     /// The car does not know keyway's key (Tesla signed commands): the owner must pair it.
     VirtualKeyNotPaired,
     /// keyway stopped calling a failing OEM for a while.
@@ -116,6 +119,7 @@ impl Code {
             Code::OutcomeUnknown => "outcome_unknown",
             Code::LocationUnavailable => "location_unavailable",
             Code::CommandInDoubt => "command_in_doubt",
+            Code::CommandNotInDoubt => "command_not_in_doubt",
             Code::VirtualKeyNotPaired => "virtual_key_not_paired",
             Code::CircuitOpen => "circuit_open",
             Code::Overloaded => "overloaded",
@@ -161,6 +165,7 @@ impl Code {
             Code::OutcomeUnknown => "Outcome unknown",
             Code::LocationUnavailable => "No position for the vehicle",
             Code::CommandInDoubt => "An earlier unlock may still execute",
+            Code::CommandNotInDoubt => "Only an unlock in doubt can be acknowledged",
             Code::VirtualKeyNotPaired => "The vehicle does not know keyway's key",
             Code::CircuitOpen => "OEM temporarily disabled",
             Code::Overloaded => "Gateway at capacity",
@@ -217,6 +222,7 @@ const ALL: &[Code] = &[
     Code::UpstreamTimeout,
     Code::OutcomeUnknown,
     Code::CommandInDoubt,
+    Code::CommandNotInDoubt,
     Code::LocationUnavailable,
     Code::VirtualKeyNotPaired,
     Code::CircuitOpen,
@@ -253,6 +259,32 @@ pub trait Classify: std::error::Error + Send + Sync + 'static {
         self.wrapped().map(Classify::extra).unwrap_or_default()
     }
 }
+
+/// Every code an error type can become: what the API document lists for a route whose
+/// handler can answer that error. Written beside the type's [`Classify::code`], with the
+/// codes of the lower layers' errors it wraps; tuples join sets, so a route names the
+/// error types of the services it calls (`(Edge, VehicleError)`) and its problem answers
+/// follow from them.
+pub trait Codes {
+    /// The codes, in any order (duplicates are harmless).
+    fn codes() -> Vec<Code>;
+}
+
+macro_rules! codes_for_tuples {
+    ($($t:ident),+) => {
+        impl<$($t: Codes),+> Codes for ($($t,)+) {
+            fn codes() -> Vec<Code> {
+                let mut all = Vec::new();
+                $(all.extend($t::codes());)+
+                all
+            }
+        }
+    };
+}
+codes_for_tuples!(A);
+codes_for_tuples!(A, B);
+codes_for_tuples!(A, B, C);
+codes_for_tuples!(A, B, C, D);
 
 /// What callers are told of an `internal` failure.
 pub const INTERNAL_DETAIL: &str = "keyway failed; the request can be retried";
@@ -382,6 +414,37 @@ impl Classify for OemFailure {
     }
 }
 
+impl Codes for OemFailure {
+    fn codes() -> Vec<Code> {
+        vec![
+            Code::ReauthorizationRequired,
+            Code::VehicleNotFound,
+            Code::VehicleAsleep,
+            Code::VehicleUnreachable,
+            Code::CommandFailed,
+            Code::RateLimited,
+            Code::CircuitOpen,
+            Code::NotCapable,
+            Code::LocationUnavailable,
+            Code::VirtualKeyNotPaired,
+            Code::UpstreamTimeout,
+            Code::UpstreamError,
+        ]
+    }
+}
+
+impl Codes for StoreError {
+    fn codes() -> Vec<Code> {
+        vec![Code::Internal]
+    }
+}
+
+impl Codes for crate::crypto::CryptoError {
+    fn codes() -> Vec<Code> {
+        vec![Code::Internal]
+    }
+}
+
 impl Classify for StoreError {
     fn code(&self) -> Code {
         Code::Internal
@@ -407,6 +470,8 @@ mod tests {
     fn codes_round_trip_and_are_unique() {
         for c in ALL {
             assert_eq!(Code::parse(c.as_str()), Some(*c));
+            // The API document's name (serde's) is the same string.
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
         }
         let mut names: Vec<_> = ALL.iter().map(|c| c.as_str()).collect();
         names.sort();

@@ -96,6 +96,9 @@ enum Cmd {
     },
     /// Print a new random key for `[crypto] keys`.
     GenKey,
+    /// Print the API's OpenAPI 3.1 document (what `GET /openapi.json` serves;
+    /// `keyway openapi > openapi.json` refreshes the checked-in copy).
+    Openapi,
     /// Make a Tesla application key pair: the private key (PEM, mode 0600) for
     /// `oems.tesla.app_key_file`, the public key to host at your app domain's
     /// `/.well-known/appspecific/com.tesla.3p.public-key.pem`.
@@ -244,6 +247,27 @@ async fn main() -> ExitCode {
                 keyway::mocks::CLIENT_ID,
                 keyway::mocks::CLIENT_SECRET
             );
+            if let Some(info) = keyway::registry::info(&oem) {
+                println!(
+                    "  OAuth: authorize {url}{}   token {url}{}",
+                    info.oauth.authorize_path, info.oauth.token_path
+                );
+            }
+            println!("  to point `keyway serve` at it, in its configuration:");
+            println!("    [oems.{oem}]");
+            println!("    api_base_url = \"{url}\"    # also its auth_base_url");
+            println!(
+                "    client_id = \"{}\"    # client_secret: KEYWAY_OEMS_{}_CLIENT_SECRET={}",
+                keyway::mocks::CLIENT_ID,
+                oem.to_ascii_uppercase(),
+                keyway::mocks::CLIENT_SECRET
+            );
+            if let Some(key) = keyway::mocks::entry(&oem).and_then(|e| e.api_key) {
+                println!(
+                    "    # api_key: KEYWAY_OEMS_{}_API_KEY={key}",
+                    oem.to_ascii_uppercase()
+                );
+            }
             println!("  another owner token: curl -s -X POST {url}/__mock/token");
             println!("  state: GET {url}/__mock/state   journal: GET {url}/__mock/requests");
             println!(
@@ -287,6 +311,10 @@ async fn main() -> ExitCode {
                 }
                 Err(e) => fail(e),
             }
+        }
+        Cmd::Openapi => {
+            print!("{}", keyway::api::contract::json());
+            ExitCode::SUCCESS
         }
         Cmd::GenKey => match keyway::crypto::generate_key() {
             Ok(k) => {

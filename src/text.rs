@@ -23,6 +23,12 @@ pub enum TextError {
     },
 }
 
+impl crate::error::Codes for TextError {
+    fn codes() -> Vec<Code> {
+        vec![Code::InvalidRequest]
+    }
+}
+
 impl Classify for TextError {
     fn code(&self) -> Code {
         Code::InvalidRequest

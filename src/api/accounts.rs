@@ -8,75 +8,160 @@ use super::extract::{Path, Query};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::ApiError;
+use super::contract::{Edge, Problems, Public};
 use super::extract::Authed;
 use super::timestamp;
-use crate::accounts::Callback;
+use crate::accounts::{AccountError, Callback};
 use crate::auth::Scope;
 use crate::gateway::Gateway;
-use crate::store::{AccountRecord, VehicleRecord};
+use crate::store::{AccountRecord, AccountStatus};
 
-fn view(a: &AccountRecord, vehicle_ids: &[String]) -> Value {
-    json!({
-        "id": a.id,
-        "oem": a.oem,
-        "owner": a.owner,
-        "status": a.status.as_str(),
-        "created_at": timestamp(a.created_at),
-        "vehicle_ids": vehicle_ids,
-    })
+/// A linked OEM account.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Account)]
+pub struct AccountView {
+    /// `acct_…`.
+    pub id: String,
+    /// Its OEM.
+    pub oem: String,
+    /// The caller that linked it.
+    pub owner: String,
+    /// Whether keyway can use it, or its owner must link it again.
+    pub status: AccountStatus,
+    /// When it was linked.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The vehicles found through it.
+    pub vehicle_ids: Vec<String>,
 }
 
-/// `POST /v1/accounts/{oem}/authorize`.
+fn view(a: &AccountRecord, vehicle_ids: Vec<String>) -> AccountView {
+    AccountView {
+        id: a.id.clone(),
+        oem: a.oem.clone(),
+        owner: a.owner.clone(),
+        status: a.status,
+        created_at: timestamp(a.created_at),
+        vehicle_ids,
+    }
+}
+
+/// A link started: send the owner's browser to `authorization_url`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkStarted {
+    /// The OEM's authorization page, with keyway's client, PKCE and `state`.
+    pub authorization_url: String,
+    /// The `state` the callback must bring back.
+    pub state: String,
+    /// Until when the callback is accepted.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
+/// A finished link.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Linked {
+    /// The account, with the vehicles discovered.
+    pub account: AccountView,
+}
+
+/// The caller's linked accounts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountList {
+    /// The accounts.
+    pub accounts: Vec<AccountView>,
+}
+
+type AccountProblems = Problems<(Edge, AccountError)>;
+type CallbackProblems = Problems<(Public, AccountError)>;
+
+/// Start linking an owner's account at an OEM (OAuth authorization code with PKCE).
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{oem}/authorize",
+    tag = "accounts",
+    operation_id = "authorizeAccount",
+    params(("oem" = String, Path, description = "The OEM (`tesla`, `bmw`, …; `/readyz` lists those enabled)")),
+    responses((status = 201, description = "The link is started", body = LinkStarted), AccountProblems),
+    security(("bearer" = ["accounts:write"]))
+)]
 pub async fn authorize(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(oem): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<LinkStarted>), ApiError> {
     caller.require(Scope::AccountsWrite)?;
     let link = gw.accounts.start(&caller, &oem).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "authorization_url": link.authorization_url,
-            "state": link.state.expose(),
-            "expires_at": timestamp(link.expires_at),
-        })),
+        Json(LinkStarted {
+            authorization_url: link.authorization_url,
+            state: link.state.expose().to_string(),
+            expires_at: timestamp(link.expires_at),
+        }),
     ))
 }
 
-/// `GET /v1/oauth/callback`.
+/// The OEM's redirect after the owner's decision (reached by the owner's browser;
+/// the single-use `state` is its credential): exchanges the code, discovers the cars.
+#[utoipa::path(
+    get,
+    path = "/v1/oauth/callback",
+    tag = "accounts",
+    operation_id = "oauthCallback",
+    params(Callback),
+    responses((status = 200, description = "The account is linked", body = Linked), CallbackProblems),
+    security(())
+)]
 pub async fn callback(
     State(gw): State<Arc<Gateway>>,
     Query(cb): Query<Callback>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Linked>, ApiError> {
     let (account, vehicles) = gw.accounts.complete(cb).await?;
-    let ids: Vec<String> = vehicles
-        .iter()
-        .map(|v: &VehicleRecord| v.id.clone())
-        .collect();
-    Ok(Json(json!({ "account": view(&account, &ids) })))
+    let ids = vehicles.into_iter().map(|v| v.id).collect();
+    Ok(Json(Linked {
+        account: view(&account, ids),
+    }))
 }
 
-/// `GET /v1/accounts`.
+/// The caller's linked accounts.
+#[utoipa::path(
+    get,
+    path = "/v1/accounts",
+    tag = "accounts",
+    operation_id = "listAccounts",
+    responses((status = 200, description = "The accounts", body = AccountList), AccountProblems),
+    security(("bearer" = ["accounts:write"]))
+)]
 pub async fn list(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AccountList>, ApiError> {
     caller.require(Scope::AccountsWrite)?;
-    let accounts: Vec<Value> = gw
+    let accounts = gw
         .accounts
         .list(&caller)
         .await?
-        .iter()
-        .map(|(a, v)| view(a, v))
+        .into_iter()
+        .map(|(a, v)| view(&a, v))
         .collect();
-    Ok(Json(json!({ "accounts": accounts })))
+    Ok(Json(AccountList { accounts }))
 }
 
-/// `DELETE /v1/accounts/{id}`.
+/// Unlink an account: its tokens are forgotten and its cars leave the fleet.
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{id}",
+    tag = "accounts",
+    operation_id = "unlinkAccount",
+    params(("id" = String, Path, description = "The account (`acct_…`)")),
+    responses((status = 204, description = "Unlinked"), AccountProblems),
+    security(("bearer" = ["accounts:write"]))
+)]
 pub async fn unlink(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,

@@ -18,22 +18,29 @@ use keyway_adapter::Command;
 use serde::Deserialize;
 
 use super::ApiError;
+use super::contract::{Edge, IdempotencyKey, JsonBody, PreferWait, Problems};
 use super::extract::{Authed, OptionalJson, idempotency_key, prefer_wait};
 use super::limits::Inbound;
 use super::problem::RequestId;
 use crate::auth::Scope;
-use crate::commands::{CommandView, Request, retry_after, view};
-use crate::error::Code;
+use crate::commands::{CommandError, CommandView, Request, retry_after, view};
+use crate::error::{Code, Codes};
 use crate::gateway::Gateway;
 use crate::store::{CommandRecord, CommandStatus};
+use utoipa::ToSchema;
 
 /// The optional body of a lock/unlock.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandBody {
     /// The caller's own reference (an order or delivery id), kept with the record.
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub reference: Option<String>,
 }
+
+/// The problems of a lock or unlock: the edge's, the body's, and the command service's
+/// (a failed or `unknown` command answers its stored code, one of these).
+type CommandProblems = Problems<(Edge, JsonBody, CommandError)>;
 
 fn location(c: &CommandRecord) -> HeaderValue {
     HeaderValue::try_from(format!("/v1/commands/{}", c.id))
@@ -135,8 +142,28 @@ async fn command(
     Ok(answer(&record))
 }
 
-/// `POST /v1/vehicles/{id}/lock` (`UNLOCK = false`) and `.../unlock` (`UNLOCK = true`).
-pub async fn act<const UNLOCK: bool>(
+/// Lock the car. `202` with `Location` while the OEM works on it; with
+/// `Prefer: wait=N`, `200` once it succeeded, or its failure as a problem (with
+/// `command_id`).
+#[utoipa::path(
+    post,
+    path = "/v1/vehicles/{id}/lock",
+    tag = "commands",
+    operation_id = "lockVehicle",
+    params(
+        ("id" = String, Path, description = "The vehicle (`veh_…`)"),
+        IdempotencyKey,
+        PreferWait
+    ),
+    request_body(content = Option<CommandBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The command succeeded", body = CommandView),
+        (status = 202, description = "Accepted; follow it at `Location`", body = CommandView),
+        CommandProblems
+    ),
+    security(("bearer" = ["commands:lock"]))
+)]
+pub async fn lock(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
@@ -145,16 +172,72 @@ pub async fn act<const UNLOCK: bool>(
     headers: HeaderMap,
     OptionalJson(body): OptionalJson<CommandBody>,
 ) -> Result<Response, ApiError> {
-    let action = if UNLOCK {
-        Command::Unlock
-    } else {
-        Command::Lock
-    };
-    command(gw, &inbound, caller, id, action, headers, request_id, body).await
+    command(
+        gw,
+        &inbound,
+        caller,
+        id,
+        Command::Lock,
+        headers,
+        request_id,
+        body,
+    )
+    .await
 }
 
-/// `GET /v1/commands/{id}`: the caller's own commands (any of its tenant's, with
-/// `admin`), on vehicles its token may touch; anything else is `command_not_found`.
+/// Unlock the car; answers as a lock does. No second unlock is sent while an earlier
+/// one may still execute (`409 command_in_doubt`).
+#[utoipa::path(
+    post,
+    path = "/v1/vehicles/{id}/unlock",
+    tag = "commands",
+    operation_id = "unlockVehicle",
+    params(
+        ("id" = String, Path, description = "The vehicle (`veh_…`)"),
+        IdempotencyKey,
+        PreferWait
+    ),
+    request_body(content = Option<CommandBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The command succeeded", body = CommandView),
+        (status = 202, description = "Accepted; follow it at `Location`", body = CommandView),
+        CommandProblems
+    ),
+    security(("bearer" = ["commands:unlock"]))
+)]
+pub async fn unlock(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    Extension(request_id): Extension<RequestId>,
+    Extension(inbound): Extension<Arc<Inbound>>,
+    headers: HeaderMap,
+    OptionalJson(body): OptionalJson<CommandBody>,
+) -> Result<Response, ApiError> {
+    command(
+        gw,
+        &inbound,
+        caller,
+        id,
+        Command::Unlock,
+        headers,
+        request_id,
+        body,
+    )
+    .await
+}
+
+/// A command: the caller's own (any of its tenant's, with `admin`), on vehicles its
+/// token may touch; anything else is `command_not_found`.
+#[utoipa::path(
+    get,
+    path = "/v1/commands/{id}",
+    tag = "commands",
+    operation_id = "getCommand",
+    params(("id" = String, Path, description = "The command (`cmd_…`)")),
+    responses((status = 200, description = "The command", body = CommandView), ReadProblems),
+    security(("bearer" = ["commands:lock"]), ("bearer" = ["commands:unlock"]), ("bearer" = ["grants:use"]))
+)]
 pub async fn get(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
@@ -169,8 +252,17 @@ pub async fn get(
     Ok(Json(view(&visible(&gw, &caller, &id).await?)))
 }
 
-/// `POST /v1/commands/{id}/acknowledge` (`commands:unlock`): the caller acknowledges an
-/// unlock in doubt, so it no longer blocks the car's next unlock (audited).
+/// Acknowledge an unlock whose outcome is `unknown`, so it no longer blocks the car's
+/// next unlock (audited).
+#[utoipa::path(
+    post,
+    path = "/v1/commands/{id}/acknowledge",
+    tag = "commands",
+    operation_id = "acknowledgeCommand",
+    params(("id" = String, Path, description = "The command (`cmd_…`)")),
+    responses((status = 200, description = "The acknowledged command", body = CommandView), AckProblems),
+    security(("bearer" = ["commands:unlock"]))
+)]
 pub async fn acknowledge(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
@@ -181,6 +273,18 @@ pub async fn acknowledge(
     let c = gw.commands.acknowledge(c, &caller.sub).await?;
     Ok(Json(view(&c)))
 }
+
+/// The problems of a command read: not found, or the store.
+pub struct CommandRead;
+
+impl Codes for CommandRead {
+    fn codes() -> Vec<Code> {
+        vec![Code::CommandNotFound, Code::Internal]
+    }
+}
+
+type ReadProblems = Problems<(Edge, CommandRead)>;
+type AckProblems = Problems<(Edge, CommandRead, CommandError)>;
 
 /// A command the caller may see, or `command_not_found`.
 async fn visible(

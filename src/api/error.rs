@@ -116,15 +116,17 @@ pub fn status(code: Code) -> StatusCode {
         }
         Code::RateLimited | Code::VehicleBusy => StatusCode::TOO_MANY_REQUESTS,
         Code::ReauthorizationRequired => StatusCode::FAILED_DEPENDENCY,
-        Code::VehicleAsleep | Code::CircuitOpen | Code::Overloaded => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        Code::VehicleUnreachable | Code::UpstreamTimeout | Code::OutcomeUnknown => {
-            StatusCode::GATEWAY_TIMEOUT
-        }
-        Code::CommandInDoubt | Code::LocationUnavailable | Code::VirtualKeyNotPaired => {
-            StatusCode::CONFLICT
-        }
+        Code::CircuitOpen | Code::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+        Code::UpstreamTimeout | Code::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
+        // The car's own state stands in the way (asleep, offline, keyway's key unknown to
+        // it, no fix, an unlock still in doubt): a conflict with the target's state, not a
+        // failure of keyway or the OEM (Smartcar answers its VEHICLE_STATE errors 409 too).
+        Code::VehicleAsleep
+        | Code::VehicleUnreachable
+        | Code::CommandInDoubt
+        | Code::CommandNotInDoubt
+        | Code::LocationUnavailable
+        | Code::VirtualKeyNotPaired => StatusCode::CONFLICT,
         Code::UpstreamError | Code::OemMisconfigured => StatusCode::BAD_GATEWAY,
         Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }

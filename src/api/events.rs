@@ -14,30 +14,134 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
+use super::contract::{Edge, JsonBody, Problems};
 use super::extract::{Authed, OptionalJson};
 use super::timestamp;
 use crate::auth::Scope;
-use crate::error::Code;
+use crate::error::{Code, Codes};
+use crate::events::webhooks::WebhookError;
 use crate::events::{Kind, view};
 use crate::gateway::Gateway;
 use crate::store::{DeliveryRecord, EventRecord, WebhookRecord};
 
 /// `GET /v1/events` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
-    after: Option<i64>,
+    /// Start after this event (`seq`); `Last-Event-ID` wins when both are sent.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 999_999_999_999_999_999_i64)]
+    after: Option<String>,
+    /// Only these event types (comma-separated; empty: all).
+    #[param(value_type = Option<Vec<Kind>>, style = Form, explode = false)]
     types: Option<String>,
+    /// Only this vehicle's events.
     vehicle_id: Option<String>,
+}
+
+/// The cursor `Last-Event-ID` carries: an event's `seq`.
+const LAST_EVENT_ID_PATTERN: &str = "^[0-9]{1,18}$";
+
+/// The event stream's headers.
+struct LastEventId;
+
+impl utoipa::IntoParams for LastEventId {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        vec![
+            ParameterBuilder::new()
+                .name("Last-Event-ID")
+                .parameter_in(ParameterIn::Header)
+                .description(Some(
+                    "Resume after this event (`seq`), as an EventSource sends it on reconnect.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some(LAST_EVENT_ID_PATTERN)),
+                ))
+                .build(),
+        ]
+    }
+}
+
+/// A cursor as `Last-Event-ID` or `after` gives it: 1–18 digits.
+fn cursor(s: &str) -> Option<i64> {
+    let s = s.trim();
+    ((1..=18).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+/// One Server-Sent Event of the stream (what an EventSource hands its listener).
+#[derive(ToSchema)]
+#[schema(as = StreamedEvent)]
+#[allow(dead_code)]
+struct SseEvent {
+    /// The event's `seq`: what `Last-Event-ID` resumes after.
+    #[schema(pattern = "^[0-9]{1,18}$")]
+    id: String,
+    /// The event type.
+    event: Kind,
+    /// The event, as JSON.
+    #[schema(schema_with = event_json)]
+    data: String,
+}
+
+/// A string holding an event (`Event`) as JSON.
+fn event_json() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .content_media_type("application/json")
+        .content_schema(Some(utoipa::openapi::Ref::from_schema_name("Event")))
+        .build()
+}
+
+/// What the stream can refuse: a bad cursor or filter, a vehicle the token may not
+/// see.
+struct StreamRefusal;
+
+impl Codes for StreamRefusal {
+    fn codes() -> Vec<Code> {
+        vec![Code::InvalidRequest, Code::Forbidden]
+    }
+}
+
+type StreamProblems = Problems<(Edge, StreamRefusal)>;
+type WebhookProblems = Problems<(Edge, WebhookError)>;
+type SubscribeProblems = Problems<(Edge, JsonBody, WebhookError)>;
+type ManageProblems = Problems<(Edge, NoWebhook)>;
+
+/// What managing one subscription can answer: it is not the caller's.
+struct NoWebhook;
+
+impl Codes for NoWebhook {
+    fn codes() -> Vec<Code> {
+        vec![Code::NotFound, Code::Internal]
+    }
 }
 
 /// How often a stream looks for events written by other replicas.
 const POLL: Duration = Duration::from_secs(1);
 
-/// `GET /v1/events`: the event stream.
+/// The event stream (Server-Sent Events): each event's `id` is its `seq`, its `event`
+/// its type, its `data` the event; resumable with `Last-Event-ID` or `?after=`.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    operation_id = "streamEvents",
+    params(StreamQuery, LastEventId),
+    responses((status = 200, description = "A stream of events; each `data` is an Event",
+        body = SseEvent, content_type = "text/event-stream"), StreamProblems),
+    security(("bearer" = ["events:read"]))
+)]
 pub async fn stream(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
@@ -47,17 +151,29 @@ pub async fn stream(
     caller.require(Scope::EventsRead)?;
     let from_header = match headers.get("last-event-id") {
         None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<i64>().ok())
-                .ok_or_else(|| ApiError::invalid("Last-Event-ID must be an event id (a number)"))?,
+        Some(v) => Some(v.to_str().ok().and_then(cursor).ok_or_else(|| {
+            ApiError::invalid("Last-Event-ID must be an event id (1 to 18 digits)")
+        })?),
+    };
+    let from_query = match q.after.as_deref() {
+        None => None,
+        Some(a) => Some(
+            cursor(a)
+                .ok_or_else(|| ApiError::invalid("after must be an event id (1 to 18 digits)"))?,
         ),
     };
-    let after = from_header.or(q.after).unwrap_or(0).max(0);
+    let after = from_header.or(from_query).unwrap_or(0);
+    // Empty items are no filter (`?types=` is every type).
     let types: Option<Vec<String>> = q
         .types
-        .map(|t| t.split(',').map(|s| s.trim().to_string()).collect());
+        .map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| !t.is_empty());
     if let Some(bad) = types.iter().flatten().find(|t| Kind::parse(t).is_none()) {
         return Err(ApiError::invalid(format!("unknown event type {bad:?}")));
     }
@@ -94,7 +210,7 @@ pub async fn stream(
                     let event = Event::default()
                         .id(e.seq.to_string())
                         .event(e.kind.clone())
-                        .data(view(&e).to_string());
+                        .data(serde_json::to_string(&view(&e)).unwrap_or_default());
                     return Some((Ok::<_, Infallible>(event), s));
                 }
                 match s.gw.events.after(&s.caller, s.last, 100).await {
@@ -117,23 +233,99 @@ pub async fn stream(
         .into_response())
 }
 
-/// `POST /v1/webhooks` body.
-#[derive(Debug, Deserialize)]
+/// A new subscription.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewWebhook)]
 pub struct WebhookBody {
+    /// Where to POST the events: `https://` (or `http://`), a host name or IPv4
+    /// address, an optional port, a path. Addresses inside keyway's network are
+    /// refused (`403 forbidden`) unless the operator allows them (`[events]
+    /// webhook_allow`, `keyway demo --webhook-allow`); a name that does not resolve
+    /// yet is taken, and each delivery resolves and checks it again.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^https?://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,15}(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(?:[/?][A-Za-z0-9._~!$&'()*+,;=:@/?%-]*)?$"
+    )]
     url: String,
+    /// The event types to receive (empty or absent: all).
     #[serde(default)]
+    #[schema(value_type = Vec<Kind>)]
     events: Vec<String>,
 }
 
-fn webhook_view(w: &WebhookRecord) -> Value {
-    json!({
-        "id": w.id,
-        "url": w.url,
-        "events": w.types.split(',').collect::<Vec<_>>(),
-        "vehicles": w.vehicles,
-        "created_at": timestamp(w.created_at),
-    })
+/// A subscription.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Webhook)]
+pub struct WebhookView {
+    /// `whk_…`.
+    pub id: String,
+    /// Where events go.
+    pub url: String,
+    /// The event types it receives (`*`: all).
+    pub events: Vec<String>,
+    /// The vehicles it is limited to (those of the token that made it); null: all.
+    pub vehicles: Option<Vec<String>>,
+    /// When it was made.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The signing secret (`whsec_…`), shown once, in the answer that made it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub secret: Option<String>,
+}
+
+fn webhook_view(w: &WebhookRecord) -> WebhookView {
+    WebhookView {
+        id: w.id.clone(),
+        url: w.url.clone(),
+        events: w.types.split(',').map(str::to_string).collect(),
+        vehicles: w.vehicles.clone(),
+        created_at: timestamp(w.created_at),
+        secret: None,
+    }
+}
+
+/// The caller's subscriptions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookList {
+    /// The subscriptions.
+    pub webhooks: Vec<WebhookView>,
+}
+
+/// One delivery of an event to a subscription.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Delivery)]
+pub struct DeliveryView {
+    /// `dlv_…`.
+    pub id: String,
+    /// The event (`seq`).
+    pub event_seq: i64,
+    /// `pending` (will be tried again), `delivered` or `failed` (given up).
+    #[schema(example = "delivered")]
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When it is tried next (pending only).
+    #[schema(format = DateTime)]
+    pub next_attempt_at: Option<String>,
+    /// The receiver's last HTTP status.
+    pub last_status: Option<u16>,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When it last changed.
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// A subscription's delivery log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    /// The newest 100 deliveries, newest first.
+    pub deliveries: Vec<DeliveryView>,
 }
 
 /// Whether the caller may manage `w`: the store gave only its tenant's; a token
@@ -160,21 +352,30 @@ async fn managed(
         .ok_or_else(|| ApiError::new(Code::NotFound, format!("no webhook {id}")))
 }
 
-fn delivery_view(d: &DeliveryRecord) -> Value {
-    json!({
-        "id": d.id,
-        "event_seq": d.event_seq,
-        "status": d.status,
-        "attempts": d.attempts,
-        "next_attempt_at": (d.status == "pending").then(|| timestamp(d.next_attempt_at)),
-        "last_status": d.last_status,
-        "last_error": d.last_error,
-        "created_at": timestamp(d.created_at),
-        "updated_at": timestamp(d.updated_at),
-    })
+fn delivery_view(d: &DeliveryRecord) -> DeliveryView {
+    DeliveryView {
+        id: d.id.clone(),
+        event_seq: d.event_seq,
+        status: d.status.clone(),
+        attempts: d.attempts,
+        next_attempt_at: (d.status == "pending").then(|| timestamp(d.next_attempt_at)),
+        last_status: d.last_status,
+        last_error: d.last_error.clone(),
+        created_at: timestamp(d.created_at),
+        updated_at: timestamp(d.updated_at),
+    }
 }
 
-/// `POST /v1/webhooks`: subscribe; the answer shows the signing secret, once.
+/// Subscribe a URL to events; the answer shows the signing secret, once.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks",
+    tag = "events",
+    operation_id = "subscribeWebhook",
+    request_body(content = WebhookBody, content_type = "application/json"),
+    responses((status = 201, description = "Subscribed", body = WebhookView), SubscribeProblems),
+    security(("bearer" = ["webhooks:write"]))
+)]
 pub async fn subscribe(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
@@ -193,17 +394,25 @@ pub async fn subscribe(
     // This replica sees the new subscription at once (others within a second).
     gw.events.hooks_changed();
     let mut body = webhook_view(&w);
-    body["secret"] = json!(secret);
+    body.secret = Some(secret);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// `GET /v1/webhooks`.
+/// The caller's subscriptions.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks",
+    tag = "events",
+    operation_id = "listWebhooks",
+    responses((status = 200, description = "The subscriptions", body = WebhookList), WebhookProblems),
+    security(("bearer" = ["webhooks:write"]))
+)]
 pub async fn list(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookList>, ApiError> {
     caller.require(Scope::WebhooksWrite)?;
-    let all: Vec<Value> = gw
+    let webhooks = gw
         .store
         .tenant_webhooks(&caller.tenant)
         .await?
@@ -211,10 +420,19 @@ pub async fn list(
         .filter(|w| manages(&caller, w))
         .map(webhook_view)
         .collect();
-    Ok(Json(json!({ "webhooks": all })))
+    Ok(Json(WebhookList { webhooks }))
 }
 
-/// `DELETE /v1/webhooks/{id}`.
+/// End a subscription.
+#[utoipa::path(
+    delete,
+    path = "/v1/webhooks/{id}",
+    tag = "events",
+    operation_id = "unsubscribeWebhook",
+    params(("id" = String, Path, description = "The subscription (`whk_…`)")),
+    responses((status = 204, description = "Unsubscribed"), ManageProblems),
+    security(("bearer" = ["webhooks:write"]))
+)]
 pub async fn unsubscribe(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
@@ -230,20 +448,29 @@ pub async fn unsubscribe(
     }
 }
 
-/// `GET /v1/webhooks/{id}/deliveries`: the delivery log, newest first.
+/// A subscription's delivery log, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{id}/deliveries",
+    tag = "events",
+    operation_id = "listWebhookDeliveries",
+    params(("id" = String, Path, description = "The subscription (`whk_…`)")),
+    responses((status = 200, description = "The delivery log", body = DeliveryList), ManageProblems),
+    security(("bearer" = ["webhooks:write"]))
+)]
 pub async fn deliveries(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryList>, ApiError> {
     caller.require(Scope::WebhooksWrite)?;
     let w = managed(&gw, &caller, &id).await?;
-    let all: Vec<Value> = gw
+    let deliveries = gw
         .store
         .deliveries(&caller.tenant, &w.id, 100)
         .await?
         .iter()
         .map(delivery_view)
         .collect();
-    Ok(Json(json!({ "deliveries": all })))
+    Ok(Json(DeliveryList { deliveries }))
 }

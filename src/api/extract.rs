@@ -108,8 +108,9 @@ where
                 "send the body as Content-Type: application/json",
             ));
         }
-        serde_json::from_slice(&bytes)
-            .map(|v| OptionalJson(Some(v)))
+        // `null` is no body, as an empty one is.
+        serde_json::from_slice::<Option<T>>(&bytes)
+            .map(OptionalJson)
             .map_err(|e| ApiError::invalid(format!("the JSON body is not valid: {e}")))
     }
 }
@@ -184,20 +185,24 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
         .to_str()
         .map_err(|_| ApiError::invalid("the Idempotency-Key must be ASCII"))?
         .trim();
+    if !IDEMPOTENCY_KEY.is_match(raw) {
+        return Err(ApiError::invalid(
+            "the Idempotency-Key must be 1 to 255 visible ASCII characters without '\"' \
+             (or such a key in quotes)",
+        ));
+    }
     let key = raw
         .strip_prefix('"')
         .and_then(|k| k.strip_suffix('"'))
         .unwrap_or(raw);
-    let ok =
-        (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic() && b != b'"');
-    if ok {
-        Ok(Some(key.to_string()))
-    } else {
-        Err(ApiError::invalid(
-            "the Idempotency-Key must be 1 to 255 visible ASCII characters",
-        ))
-    }
+    Ok(Some(key.to_string()))
 }
+
+/// [`super::contract::IDEMPOTENCY_KEY_PATTERN`], the keys the API document states.
+static IDEMPOTENCY_KEY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(super::contract::IDEMPOTENCY_KEY_PATTERN)
+        .unwrap_or_else(|_| regex::Regex::new("$^").unwrap())
+});
 
 #[cfg(test)]
 mod tests {

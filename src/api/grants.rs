@@ -12,43 +12,92 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
+use super::contract::{Edge, IdempotencyKey, JsonBody, PreferWait, Problems};
 use super::extract::{Authed, OptionalJson, idempotency_key, prefer_wait};
 use super::problem::RequestId;
+use crate::commands::{CommandError, CommandView};
 use crate::gateway::Gateway;
-use crate::grants::{GrantView, NewGrant, view};
+use crate::grants::{GrantError, GrantView, NewGrant, view};
 use crate::store::{CommandStatus, Geofence};
 
-/// A geofence in a request.
-#[derive(Debug, Deserialize)]
+/// Where the car must stand for an unlock.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewGeofence)]
 pub struct GeofenceBody {
+    /// Centre latitude (WGS84 degrees).
+    #[schema(minimum = -90.0, maximum = 90.0)]
     latitude: f64,
+    /// Centre longitude (WGS84 degrees).
+    #[schema(minimum = -180.0, maximum = 180.0)]
     longitude: f64,
+    /// Radius in metres.
+    #[schema(minimum = 10.0, maximum = 50000.0)]
     radius_m: f64,
 }
 
-/// `POST /v1/grants` body.
-#[derive(Debug, Deserialize)]
+/// A new grant: who may unlock which car, when, how often and where.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewGrant)]
 pub struct GrantBody {
+    /// The car (`veh_…`).
     vehicle_id: String,
+    /// The grantee's token subject (the courier service); not blank.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     grantee: String,
+    /// Start of the window (default: now).
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     not_before: Option<OffsetDateTime>,
+    /// End of the window: later than `not_before` and than now, and at most the
+    /// gateway's `grants.max_window_s` after `not_before`.
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     not_after: OffsetDateTime,
+    /// Unlocks allowed (default 1).
+    #[schema(minimum = 1, maximum = 10)]
     max_unlocks: Option<u32>,
+    /// Where the car must stand for an unlock (needs `locate`).
     geofence: Option<GeofenceBody>,
+    /// Relock this many seconds after an unlock (default 120).
+    #[schema(minimum = 10, maximum = 3600)]
     relock_after_s: Option<u32>,
+    /// Why (free text).
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     purpose: Option<String>,
 }
 
-/// `POST /v1/grants`.
+/// The grants of a car.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantList {
+    /// Its grants, newest first.
+    pub grants: Vec<GrantView>,
+}
+
+type GrantProblems = Problems<(Edge, GrantError)>;
+type CreateProblems = Problems<(Edge, JsonBody, GrantError)>;
+type UnlockProblems = Problems<(Edge, GrantError, CommandError)>;
+
+/// Grant a courier time-boxed unlocks of a car, with a guaranteed relock.
+#[utoipa::path(
+    post,
+    path = "/v1/grants",
+    tag = "grants",
+    operation_id = "createGrant",
+    request_body(content = GrantBody, content_type = "application/json"),
+    responses((status = 201, description = "The grant", body = GrantView,
+        headers(("Location" = String, description = "`/v1/grants/{id}`"))), CreateProblems),
+    security(("bearer" = ["grants:write"]))
+)]
 pub async fn create(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
@@ -84,32 +133,53 @@ pub async fn create(
 }
 
 /// `GET /v1/grants` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// The car whose grants to list.
+    #[param(required = true, value_type = String)]
     vehicle_id: Option<String>,
 }
 
-/// `GET /v1/grants?vehicle_id=`.
+/// The grants of a car.
+#[utoipa::path(
+    get,
+    path = "/v1/grants",
+    tag = "grants",
+    operation_id = "listGrants",
+    params(ListQuery),
+    responses((status = 200, description = "The grants", body = GrantList), GrantProblems),
+    security(("bearer" = ["grants:write"]), ("bearer" = ["grants:use"]))
+)]
 pub async fn list(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GrantList>, ApiError> {
     let vehicle = q
         .vehicle_id
         .ok_or_else(|| ApiError::invalid("name the vehicle: ?vehicle_id=veh_…"))?;
     let now = gw.grants.clock.now();
-    let grants: Vec<GrantView> = gw
+    let grants = gw
         .grants
         .list(&caller, &vehicle)
         .await?
         .iter()
         .map(|g| view(g, now))
         .collect();
-    Ok(Json(json!({ "grants": grants })))
+    Ok(Json(GrantList { grants }))
 }
 
-/// `GET /v1/grants/{id}`.
+/// A grant.
+#[utoipa::path(
+    get,
+    path = "/v1/grants/{id}",
+    tag = "grants",
+    operation_id = "getGrant",
+    params(("id" = String, Path, description = "The grant (`grt_…`)")),
+    responses((status = 200, description = "The grant", body = GrantView), GrantProblems),
+    security(("bearer" = ["grants:write"]), ("bearer" = ["grants:use"]))
+)]
 pub async fn one(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
@@ -119,7 +189,16 @@ pub async fn one(
     Ok(Json(view(&g, gw.grants.clock.now())))
 }
 
-/// `DELETE /v1/grants/{id}`: revoke (an open car is relocked).
+/// Revoke a grant (an open car is relocked).
+#[utoipa::path(
+    delete,
+    path = "/v1/grants/{id}",
+    tag = "grants",
+    operation_id = "revokeGrant",
+    params(("id" = String, Path, description = "The grant (`grt_…`)")),
+    responses((status = 200, description = "The revoked grant", body = GrantView), GrantProblems),
+    security(("bearer" = ["grants:write"]))
+)]
 pub async fn revoke(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
@@ -129,7 +208,20 @@ pub async fn revoke(
     Ok(Json(view(&g, gw.grants.clock.now())))
 }
 
-/// `POST /v1/grants/{id}/unlock`.
+/// The grantee unlocks the car under the grant; answers as a vehicle unlock does.
+#[utoipa::path(
+    post,
+    path = "/v1/grants/{id}/unlock",
+    tag = "grants",
+    operation_id = "unlockGrant",
+    params(("id" = String, Path, description = "The grant (`grt_…`)"), IdempotencyKey, PreferWait),
+    responses(
+        (status = 200, description = "The unlock succeeded", body = CommandView),
+        (status = 202, description = "Accepted; follow it at `Location`", body = CommandView),
+        UnlockProblems
+    ),
+    security(("bearer" = ["grants:use"]))
+)]
 pub async fn unlock(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
@@ -152,7 +244,17 @@ pub async fn unlock(
     Ok(super::commands::answer(&record))
 }
 
-/// `POST /v1/grants/{id}/complete`: the grantee is done; relock now.
+/// The grantee is done: relock now. With `Prefer: wait=N`, answers once the relock is
+/// confirmed (`relock.state` `locked`) or failed.
+#[utoipa::path(
+    post,
+    path = "/v1/grants/{id}/complete",
+    tag = "grants",
+    operation_id = "completeGrant",
+    params(("id" = String, Path, description = "The grant (`grt_…`)"), PreferWait),
+    responses((status = 200, description = "The completed grant", body = GrantView), GrantProblems),
+    security(("bearer" = ["grants:use"]), ("bearer" = ["grants:write"]))
+)]
 pub async fn complete(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,

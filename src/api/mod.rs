@@ -11,10 +11,12 @@
 //! - [`accounts`]: OEM account linking (OAuth), listing, unlinking.
 //! - [`grants`]: delivery grants: create, list, revoke, unlock, complete.
 //! - [`events`]: the event stream (SSE) and webhook subscriptions.
-//! - [`ops`]: health, readiness, the OpenAPI document.
+//! - [`ops`]: health, readiness, metrics, the OpenAPI document.
+//! - [`contract`]: the OpenAPI document, generated from the handlers and their types.
 
 pub mod accounts;
 pub mod commands;
+pub mod contract;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -52,8 +54,8 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/v1/vehicles/{id}", get(vehicles::one))
         .route("/v1/vehicles/{id}/location", get(vehicles::location))
         .route("/v1/vehicles/{id}/security", get(vehicles::security))
-        .route("/v1/vehicles/{id}/lock", post(commands::act::<false>))
-        .route("/v1/vehicles/{id}/unlock", post(commands::act::<true>))
+        .route("/v1/vehicles/{id}/lock", post(commands::lock))
+        .route("/v1/vehicles/{id}/unlock", post(commands::unlock))
         .route("/v1/commands/{id}", get(commands::get))
         .route("/v1/commands/{id}/acknowledge", post(commands::acknowledge))
         .route("/v1/accounts", get(accounts::list))

@@ -1,25 +1,82 @@
 //! Operations routes: `/healthz` (the process answers), `/readyz` (the store answers;
-//! it also names the replica and whether limits are cluster-wide or local)
-//! and `/openapi.json` (the hand-maintained API description), all unauthenticated and
-//! cheap.
+//! it also names the replica and whether limits are cluster-wide or local),
+//! `/metrics`, and `/openapi.json` (the API document generated from the handlers,
+//! [`super::contract`]), all unauthenticated and cheap.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::ApiError;
-use crate::error::Code;
+use super::contract::{Problems, Public};
+use crate::error::{Code, Codes};
 use crate::gateway::Gateway;
 
-/// `GET /healthz`: liveness.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// The process answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    #[schema(example = "ok")]
+    pub status: &'static str,
 }
 
-/// `GET /readyz`: readiness (the store takes a write).
-pub async fn readyz(State(gw): State<Arc<Gateway>>) -> Result<Json<Value>, ApiError> {
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    operation_id = "health",
+    responses((status = 200, description = "The process answers", body = Health)),
+    security(())
+)]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The replica can serve.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready`.
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// The OEMs enabled here.
+    pub oems: Vec<String>,
+    /// This replica's name.
+    pub replica: String,
+    /// `shared` (PostgreSQL) or `embedded` (SQLite).
+    #[schema(example = "embedded")]
+    pub store: &'static str,
+    /// `cluster` (Redis answers), `local_fallback` (Redis is down: limits are this
+    /// replica's own for now) or `local` (no Redis configured).
+    #[schema(example = "local")]
+    pub limits: &'static str,
+}
+
+/// What readiness can answer: the store refuses writes.
+pub struct NotReady;
+
+impl Codes for NotReady {
+    fn codes() -> Vec<Code> {
+        vec![Code::Internal]
+    }
+}
+
+type ReadyProblems = Problems<NotReady>;
+
+/// Readiness: the store takes a write.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    operation_id = "ready",
+    responses((status = 200, description = "Ready", body = Ready), ReadyProblems),
+    security(())
+)]
+pub async fn readyz(State(gw): State<Arc<Gateway>>) -> Result<Json<Ready>, ApiError> {
     gw.store
         .ping_write(&gw.cluster.replica)
         .await
@@ -27,7 +84,7 @@ pub async fn readyz(State(gw): State<Arc<Gateway>>) -> Result<Json<Value>, ApiEr
             tracing::warn!(error = %e, "store not ready: it refuses writes");
             ApiError::new(Code::Internal, "the store does not take writes")
         })?;
-    let mut oems: Vec<&str> = gw.registry.ids().collect();
+    let mut oems: Vec<String> = gw.registry.ids().map(str::to_string).collect();
     oems.sort_unstable();
     let c = &gw.cluster;
     // Redis down degrades limits to local ones; it never makes a replica unready.
@@ -36,36 +93,73 @@ pub async fn readyz(State(gw): State<Arc<Gateway>>) -> Result<Json<Value>, ApiEr
         Some(l) if l.probe().await => "cluster",
         Some(_) => "local_fallback",
     };
-    Ok(Json(json!({
-        "status": "ready",
-        "oems": oems,
-        "replica": c.replica,
-        "store": if c.shared { "shared" } else { "embedded" },
-        "limits": limits,
-    })))
+    Ok(Json(Ready {
+        status: "ready",
+        oems,
+        replica: c.replica.clone(),
+        store: if c.shared { "shared" } else { "embedded" },
+        limits,
+    }))
 }
 
-/// `GET /metrics`: the OpenMetrics text exposition (Prometheus scrapes it).
-pub async fn metrics() -> impl axum::response::IntoResponse {
+/// The OpenMetrics text exposition (Prometheus scrapes it).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    responses((status = 200, description = "OpenMetrics text", body = String,
+        content_type = "application/openmetrics-text")),
+    security(())
+)]
+pub async fn metrics() -> impl IntoResponse {
     (
         [(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         crate::metrics::render(),
     )
 }
 
-/// The OpenAPI 3.1 description of the unified API.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
-/// `GET /openapi.json`.
-pub async fn openapi() -> impl axum::response::IntoResponse {
-    ([(http::header::CONTENT_TYPE, "application/json")], OPENAPI)
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object,
+        content_type = "application/json"), PublicProblems),
+    security(())
+)]
+pub async fn openapi() -> impl IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        super::contract::json(),
+    )
 }
 
-/// `GET /.well-known/appspecific/com.tesla.3p.public-key.pem`: keyway's Tesla
-/// application public key, where Tesla fetches it for `oems.tesla.app_domain` (404
-/// unless a domain and a key are configured).
-pub async fn tesla_public_key(State(gw): State<Arc<Gateway>>) -> axum::response::Response {
-    use axum::response::IntoResponse;
+/// What the Tesla key route answers when no key is published here.
+pub struct NoKey;
+
+impl Codes for NoKey {
+    fn codes() -> Vec<Code> {
+        vec![Code::NotFound]
+    }
+}
+
+type KeyProblems = Problems<(Public, NoKey)>;
+type PublicProblems = Problems<Public>;
+
+/// keyway's Tesla application public key, where Tesla fetches it for
+/// `oems.tesla.app_domain` (404 unless a domain and a key are configured).
+#[utoipa::path(
+    get,
+    path = "/.well-known/appspecific/com.tesla.3p.public-key.pem",
+    tag = "operations",
+    operation_id = "teslaPublicKey",
+    responses((status = 200, description = "The PEM public key", body = String,
+        content_type = "application/x-pem-file"), KeyProblems),
+    security(())
+)]
+pub async fn tesla_public_key(State(gw): State<Arc<Gateway>>) -> Response {
     match gw.registry.tesla_public_key() {
         Some(pem) => (
             [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
@@ -74,26 +168,5 @@ pub async fn tesla_public_key(State(gw): State<Arc<Gateway>>) -> axum::response:
             .into_response(),
         None => ApiError::new(Code::NotFound, "no Tesla application key is published here")
             .into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn openapi_lists_exactly_the_problem_codes() {
-        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
-        let mut listed: Vec<&str> =
-            doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c.as_str().unwrap())
-                .collect();
-        let mut known: Vec<&str> = crate::error::all_codes().map(Code::as_str).collect();
-        listed.sort_unstable();
-        known.sort_unstable();
-        assert_eq!(listed, known);
     }
 }

@@ -23,6 +23,41 @@ pub struct RequestId(pub String);
 #[derive(Clone, Debug)]
 struct PendingProblem(ApiError);
 
+/// A problem answer (RFC 9457), as [`body`] writes it: what the API document names
+/// `Problem`. Extension members beside these carry what a code needs (`command_id`,
+/// `pairing_url`, `account_id`, `relink`, `required_scope`, …).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+#[allow(dead_code)]
+pub struct ProblemDoc {
+    /// `urn:keyway:problem:<code>`.
+    #[serde(rename = "type")]
+    #[schema(example = "urn:keyway:problem:vehicle_not_found")]
+    kind: String,
+    /// A short human title of the code.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// What happened, for a human; never secrets.
+    detail: String,
+    /// The request's path.
+    instance: String,
+    /// The stable code.
+    code: crate::error::Code,
+    /// Whether the same request may succeed if sent again later.
+    retryable: bool,
+    /// The request's id (also in `X-Request-Id`).
+    request_id: String,
+    /// The OEM involved, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    oem: Option<String>,
+    /// When to try again, in seconds (also `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    retry_after_s: Option<u64>,
+}
+
 /// The media type of problem answers.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 

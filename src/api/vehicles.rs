@@ -1,71 +1,128 @@
 //! Vehicle routes: list, detail, location and security, each checking its scope and
-//! the token's vehicle restriction before anything reaches an OEM.
+//! the token's vehicle restriction before anything reaches an OEM. Each answer is a
+//! type here, and the API document is generated from these types.
 
 use std::sync::Arc;
 
 use super::extract::Path;
 use axum::Json;
 use axum::extract::State;
-use axum::response::IntoResponse;
-use serde_json::{Value, json};
+use axum::response::{IntoResponse, Response};
+use keyway_adapter::{Capability, Door};
+use serde::Serialize;
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
+use super::contract::{Edge, Problems};
 use super::extract::{Authed, MaxAge};
 use super::object::Object;
 use crate::auth::Scope;
 use crate::gateway::Gateway;
 use crate::store::VehicleRecord;
+use crate::vehicles::{Source, VehicleError};
 
-fn view(gw: &Gateway, v: &VehicleRecord) -> Value {
-    let (make, capabilities, path, confirmable) = match gw.fleet.adapter(v) {
-        Ok(a) => (
-            json!(a.info().make),
-            json!(a.info().capabilities),
-            a.command_path(&v.oem_id),
-            a.info().can(keyway_adapter::Capability::Security),
-        ),
-        Err(_) => (Value::Null, json!([]), None, false),
-    };
-    let mut out = json!({
-        "id": v.id,
-        "oem": v.oem,
-        "make": make,
-        "model": v.model,
-        "year": v.year,
-        "display_name": v.display_name,
-        "vin": v.vin,
-        "capabilities": capabilities,
-        // Whether keyway can read the car's lock state to settle a command whose answer
-        // was lost (GM cannot: such a command stays `unknown` unless acknowledged).
-        "outcome_confirmable": confirmable,
-    });
+/// A vehicle the caller may reach.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Vehicle)]
+pub struct VehicleView {
+    /// keyway's id (`veh_…`), stable across re-discovery.
+    pub id: String,
+    /// The OEM (`tesla`, `bmw`, …).
+    #[schema(example = "tesla")]
+    pub oem: String,
+    /// The make; `null` when the OEM is no longer configured.
+    pub make: Option<&'static str>,
+    /// The model, when the OEM says.
+    pub model: Option<String>,
+    /// The model year, when the OEM says.
+    pub year: Option<u16>,
+    /// The owner's name for the car.
+    pub display_name: Option<String>,
+    /// The VIN, when the OEM says.
+    pub vin: Option<String>,
+    /// What keyway can do with the car.
+    pub capabilities: &'static [Capability],
+    /// Whether keyway can read the car's lock state to settle a command whose answer
+    /// was lost. `false` (GM): such a command stays `unknown` unless acknowledged.
+    pub outcome_confirmable: bool,
+    /// Tesla only: how keyway commands the car — `signed` (Tesla's Vehicle Command
+    /// Protocol through `signed_command`) or `rest` (pre-2021 Model S/X). Learned from
+    /// Fleet API's `fleet_status` with the vehicle list or at the first command; null
+    /// until then. Absent for other OEMs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, nullable = true)]
+    pub command_protocol: Option<Option<&'static str>>,
+    /// Tesla signed cars only: whether the car knows keyway's application key
+    /// (`fleet_status`, then every handshake). false: commands answer 409
+    /// `virtual_key_not_paired` with a `pairing_url`. null until known, and for REST
+    /// cars. Absent for other OEMs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<bool>, nullable = true)]
+    pub key_paired: Option<Option<bool>>,
+}
+
+fn view(gw: &Gateway, v: &VehicleRecord) -> VehicleView {
+    let adapter = gw.fleet.adapter(v).ok();
     // OEMs with more than one command path (Tesla: signed or REST, and whether the car
     // knows keyway's key) — as far as keyway has learned it (vehicle sync or a command).
-    if let Some(p) = path {
-        out["command_protocol"] = json!(p.protocol);
-        out["key_paired"] = json!(p.key_paired);
+    let path = adapter.as_ref().and_then(|a| a.command_path(&v.oem_id));
+    VehicleView {
+        id: v.id.clone(),
+        oem: v.oem.clone(),
+        make: adapter.as_ref().map(|a| a.info().make),
+        model: v.model.clone(),
+        year: v.year,
+        display_name: v.display_name.clone(),
+        vin: v.vin.clone(),
+        capabilities: adapter.as_ref().map_or(&[], |a| a.info().capabilities),
+        outcome_confirmable: adapter
+            .as_ref()
+            .is_some_and(|a| a.info().can(Capability::Security)),
+        command_protocol: path.map(|p| p.protocol),
+        key_paired: path.map(|p| p.key_paired),
     }
-    out
+}
+
+/// A page of vehicles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VehiclePage {
+    /// The vehicles, ordered by id.
+    pub vehicles: Vec<VehicleView>,
+    /// The id to continue after (`?after=`); null on the last page.
+    pub next: Option<String>,
 }
 
 /// Paging of `GET /v1/vehicles`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// Vehicles per page (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Continue after this vehicle id (the previous page's `next`).
     pub after: Option<String>,
 }
 
-/// `GET /v1/vehicles?limit=N&after=ID`: a page of vehicles, ordered by id, and `next`
-/// (the id to continue after, or null on the last page).
+/// The problems of a vehicle read.
+type ReadProblems = Problems<(Edge, VehicleError)>;
+
+/// List the vehicles the caller may reach, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/vehicles",
+    tag = "vehicles",
+    operation_id = "listVehicles",
+    params(Page),
+    responses((status = 200, description = "A page of vehicles", body = VehiclePage), ReadProblems),
+    security(("bearer" = ["vehicles:read"]))
+)]
 pub async fn list(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     query: Result<axum::extract::Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VehiclePage>, ApiError> {
     caller.require(Scope::VehiclesRead)?;
     let axum::extract::Query(page) =
         query.map_err(|e| ApiError::invalid(format!("bad query: {}", e.body_text())))?;
@@ -77,16 +134,25 @@ pub async fn list(
     let next = (found.len() == limit as usize)
         .then(|| found.last().map(|v| v.id.clone()))
         .flatten();
-    let vehicles: Vec<Value> = found.iter().map(|v| view(&gw, v)).collect();
-    Ok(Json(json!({ "vehicles": vehicles, "next": next })))
+    let vehicles = found.iter().map(|v| view(&gw, v)).collect();
+    Ok(Json(VehiclePage { vehicles, next }))
 }
 
-/// `GET /v1/vehicles/{id}`.
+/// One vehicle.
+#[utoipa::path(
+    get,
+    path = "/v1/vehicles/{id}",
+    tag = "vehicles",
+    operation_id = "getVehicle",
+    params(("id" = String, Path, description = "The vehicle (`veh_…`)")),
+    responses((status = 200, description = "The vehicle", body = VehicleView), ReadProblems),
+    security(("bearer" = ["vehicles:read"]))
+)]
 pub async fn one(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VehicleView>, ApiError> {
     caller.require(Scope::VehiclesRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
     Ok(Json(view(&gw, &v)))
@@ -97,48 +163,206 @@ fn age_s(recorded_at: Option<OffsetDateTime>) -> Option<i64> {
     recorded_at.map(|t| (OffsetDateTime::now_utc() - t).whole_seconds().max(0))
 }
 
-/// `GET /v1/vehicles/{id}/location`.
+/// Where a car is.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Location)]
+pub struct LocationAnswer {
+    /// The vehicle.
+    pub vehicle_id: String,
+    /// WGS84 latitude in degrees.
+    pub latitude: f64,
+    /// WGS84 longitude in degrees.
+    pub longitude: f64,
+    /// Heading in degrees clockwise from north; null when unknown.
+    pub heading: Option<f64>,
+    /// Horizontal accuracy in metres, when the OEM says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy_m: Option<f64>,
+    /// When the car recorded it; null when the OEM does not say (never invented).
+    #[serde(with = "crate::clock::serde_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub recorded_at: Option<OffsetDateTime>,
+    /// Seconds since `recorded_at`; null when that is unknown.
+    pub age_s: Option<i64>,
+}
+
+impl IntoResponse for LocationAnswer {
+    /// Written field by field ([`Object`]); the bytes are serde_json's (tested).
+    fn into_response(self) -> Response {
+        Object::new()
+            .str("vehicle_id", &self.vehicle_id)
+            .f64("latitude", self.latitude)
+            .f64("longitude", self.longitude)
+            .opt_f64("heading", self.heading)
+            .some_f64("accuracy_m", self.accuracy_m)
+            .opt_time("recorded_at", self.recorded_at)
+            .opt_i64("age_s", self.age_s)
+            .into_response()
+    }
+}
+
+/// Where a car is, as its OEM last reported it (`Cache-Control: max-age=N` accepts an
+/// answer up to N seconds old; `no-cache` asks the OEM now).
+#[utoipa::path(
+    get,
+    path = "/v1/vehicles/{id}/location",
+    tag = "vehicles",
+    operation_id = "getVehicleLocation",
+    params(
+        ("id" = String, Path, description = "The vehicle (`veh_…`)"),
+        ("Cache-Control" = Option<String>, Header, description = "`max-age=N` accepts an answer up to N seconds old; `no-cache` asks the OEM now")
+    ),
+    responses((status = 200, description = "The car's position", body = LocationAnswer), ReadProblems),
+    security(("bearer" = ["location:read"]))
+)]
 pub async fn location(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
     MaxAge(max_age): MaxAge,
-) -> Result<axum::response::Response, ApiError> {
+) -> Result<LocationAnswer, ApiError> {
     caller.require(Scope::LocationRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
     let l = gw.fleet.locate(&v, max_age).await?;
-    Ok(Object::new()
-        .str("vehicle_id", &v.id)
-        .f64("latitude", l.latitude)
-        .f64("longitude", l.longitude)
-        .opt_f64("heading", l.heading)
-        .some_f64("accuracy_m", l.accuracy_m)
-        .opt_time("recorded_at", l.recorded_at)
-        .opt_i64("age_s", age_s(l.recorded_at))
-        .into_response())
+    Ok(LocationAnswer {
+        vehicle_id: v.id.clone(),
+        latitude: l.latitude,
+        longitude: l.longitude,
+        heading: l.heading,
+        accuracy_m: l.accuracy_m,
+        recorded_at: l.recorded_at,
+        age_s: age_s(l.recorded_at),
+    })
 }
 
-/// `GET /v1/vehicles/{id}/security`.
+/// Whether a car is locked.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Security)]
+pub struct SecurityAnswer {
+    /// The vehicle.
+    pub vehicle_id: String,
+    /// Whether it is locked; null when the OEM reports the lock state as unknown.
+    pub locked: Option<bool>,
+    /// Where the answer comes from: a read of the car, or the state keyway's last
+    /// confirmed command left when that is newer than any read.
+    pub source: Source,
+    /// Per-opening state, when the OEM reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doors: Option<Vec<Door>>,
+    /// When the car recorded it; null when the OEM does not say (never invented).
+    #[serde(with = "crate::clock::serde_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub recorded_at: Option<OffsetDateTime>,
+    /// Seconds since `recorded_at`; null when that is unknown.
+    pub age_s: Option<i64>,
+}
+
+impl IntoResponse for SecurityAnswer {
+    /// Written field by field ([`Object`]); the bytes are serde_json's (tested).
+    fn into_response(self) -> Response {
+        let answer = Object::new()
+            .str("vehicle_id", &self.vehicle_id)
+            .value("locked", &self.locked)
+            .str("source", self.source.as_str());
+        let answer = match &self.doors {
+            Some(doors) => answer.value("doors", doors),
+            None => answer,
+        };
+        answer
+            .opt_time("recorded_at", self.recorded_at)
+            .opt_i64("age_s", self.age_s)
+            .into_response()
+    }
+}
+
+/// Whether a car is locked, and its doors (`Cache-Control` as for the location).
+#[utoipa::path(
+    get,
+    path = "/v1/vehicles/{id}/security",
+    tag = "vehicles",
+    operation_id = "getVehicleSecurity",
+    params(
+        ("id" = String, Path, description = "The vehicle (`veh_…`)"),
+        ("Cache-Control" = Option<String>, Header, description = "`max-age=N` accepts an answer up to N seconds old; `no-cache` asks the OEM now")
+    ),
+    responses((status = 200, description = "The car's lock state", body = SecurityAnswer), ReadProblems),
+    security(("bearer" = ["security:read"]))
+)]
 pub async fn security(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
     MaxAge(max_age): MaxAge,
-) -> Result<axum::response::Response, ApiError> {
+) -> Result<SecurityAnswer, ApiError> {
     caller.require(Scope::SecurityRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
     let (s, source) = gw.fleet.security(&v, max_age).await?;
-    let answer = Object::new()
-        .str("vehicle_id", &v.id)
-        // `null`: the OEM reports the lock as unknown.
-        .value("locked", &s.locked)
-        .str("source", source.as_str());
-    let answer = match &s.doors {
-        Some(doors) => answer.value("doors", doors),
-        None => answer,
-    };
-    Ok(answer
-        .opt_time("recorded_at", s.recorded_at)
-        .opt_i64("age_s", age_s(s.recorded_at))
-        .into_response())
+    Ok(SecurityAnswer {
+        vehicle_id: v.id.clone(),
+        locked: s.locked,
+        source,
+        doors: s.doors,
+        recorded_at: s.recorded_at,
+        age_s: age_s(s.recorded_at),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyway_adapter::DoorPosition;
+    use proptest::prelude::*;
+
+    async fn bytes(r: Response) -> String {
+        let b = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    fn time() -> impl Strategy<Value = Option<OffsetDateTime>> {
+        proptest::option::of((0i64..4_000_000_000, 0i64..1000).prop_map(|(s, ms)| {
+            OffsetDateTime::from_unix_timestamp(s).unwrap() + time::Duration::milliseconds(ms)
+        }))
+    }
+
+    proptest! {
+        /// The hand-written answers are exactly what serde writes for the types the
+        /// API document describes.
+        #[test]
+        fn the_fast_answers_are_the_documented_types(
+            id in "[a-z_0-9]{0,12}",
+            lat in -90.0..90.0f64,
+            heading in proptest::option::of(0.0..360.0f64),
+            accuracy in proptest::option::of(0.0..100.0f64),
+            t in time(),
+            age in proptest::option::of(0i64..1_000_000),
+            locked in proptest::option::of(any::<bool>()),
+            doors in proptest::option::of(proptest::collection::vec(any::<bool>(), 0..3)),
+            last_command in any::<bool>(),
+        ) {
+            let l = LocationAnswer {
+                vehicle_id: id.clone(), latitude: lat, longitude: -lat, heading,
+                accuracy_m: accuracy, recorded_at: t, age_s: age,
+            };
+            let want = serde_json::to_string(&l).unwrap();
+            prop_assert_eq!(rt().block_on(bytes(l.into_response())), want);
+            let s = SecurityAnswer {
+                vehicle_id: id,
+                locked,
+                source: if last_command { Source::LastCommand } else { Source::Vehicle },
+                doors: doors.map(|d| d.into_iter().map(|open| Door { position: DoorPosition::Trunk, open }).collect()),
+                recorded_at: t,
+                age_s: age,
+            };
+            let want = serde_json::to_string(&s).unwrap();
+            prop_assert_eq!(rt().block_on(bytes(s.into_response())), want);
+        }
+    }
 }

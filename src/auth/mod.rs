@@ -34,6 +34,12 @@ pub enum AuthError {
     Forbidden(String),
 }
 
+impl crate::error::Codes for AuthError {
+    fn codes() -> Vec<Code> {
+        vec![Code::Unauthenticated, Code::Forbidden]
+    }
+}
+
 impl Classify for AuthError {
     fn code(&self) -> Code {
         match self {

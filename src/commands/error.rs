@@ -89,6 +89,25 @@ pub enum CommandError {
     Store(#[from] StoreError),
 }
 
+impl crate::error::Codes for CommandError {
+    fn codes() -> Vec<Code> {
+        let mut all = vec![
+            Code::VehicleBusy,
+            Code::IdempotencyKeyReused,
+            Code::VehicleNotFound,
+            Code::RateLimited,
+            Code::CommandInDoubt,
+            Code::CommandNotInDoubt,
+            Code::InvalidRequest,
+            Code::CommandFailed,
+            Code::OutcomeUnknown,
+            Code::Internal,
+        ];
+        all.extend(<(VehicleError, TokenError, TextError, StoreError)>::codes());
+        all
+    }
+}
+
 impl Classify for CommandError {
     fn wrapped(&self) -> Option<&dyn Classify> {
         match self {
@@ -107,7 +126,7 @@ impl Classify for CommandError {
             CommandError::VehicleRemoved => Code::VehicleNotFound,
             CommandError::QuotaSpent { .. } => Code::RateLimited,
             CommandError::InDoubt { .. } => Code::CommandInDoubt,
-            CommandError::NotInDoubt(_) => Code::InvalidRequest,
+            CommandError::NotInDoubt(_) => Code::CommandNotInDoubt,
             CommandError::NotExecuted { .. } => Code::CommandFailed,
             CommandError::Unconfirmed { .. } => Code::OutcomeUnknown,
             CommandError::TakenOver | CommandError::Handle(_) => Code::Internal,

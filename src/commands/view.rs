@@ -10,17 +10,19 @@ use crate::error::Code;
 use crate::events::{Kind, Payload, Subject};
 use crate::store::{CommandRecord, CommandStatus};
 
-/// The JSON view of a command.
-#[derive(Clone, Debug, Serialize)]
+/// A command: what `GET /v1/commands/{id}` answers and `command.*` events carry.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Command)]
 pub struct CommandView {
     /// `cmd_…`.
     pub id: String,
     /// The car.
     pub vehicle_id: String,
-    /// `lock` or `unlock`.
-    pub action: &'static str,
-    /// `pending`, `succeeded`, `failed` or `unknown`.
-    pub status: &'static str,
+    /// What it asks of the car.
+    pub action: keyway_adapter::Command,
+    /// Where it stands: `pending` until final; `unknown` when the car may or may not
+    /// have run it (keyway keeps watching and emits `command.resolved` if it learns).
+    pub status: CommandStatus,
     /// The caller's reference.
     pub reference: Option<String>,
     /// Why it failed or is unknown.
@@ -32,30 +34,37 @@ pub struct CommandView {
     /// A lock state observed after the send, if one decided the outcome.
     pub last_observed: Option<Observed>,
     /// When it was recorded.
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// When it was handed to the OEM.
+    #[schema(format = DateTime)]
     pub sent_at: Option<String>,
     /// When it ended.
+    #[schema(format = DateTime)]
     pub completed_at: Option<String>,
     /// When a caller acknowledged this unlock in doubt (it no longer blocks the next).
+    #[schema(format = DateTime)]
     pub acknowledged_at: Option<String>,
 }
 
 /// A command's error.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CommandError)]
 pub struct ErrorView {
     /// The stable code.
+    #[schema(value_type = Code)]
     pub code: String,
     /// What happened.
     pub detail: Option<String>,
 }
 
 /// A lock state observed after a command's send.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Observed {
     /// Locked?
     pub locked: bool,
     /// When the car reported it.
+    #[schema(format = DateTime)]
     pub recorded_at: String,
 }
 
@@ -72,8 +81,8 @@ pub fn view(c: &CommandRecord) -> CommandView {
     CommandView {
         id: c.id.clone(),
         vehicle_id: c.vehicle_id.clone(),
-        action: c.action.as_str(),
-        status: c.status.as_str(),
+        action: c.action,
+        status: c.status,
         reference: c.reference.clone(),
         error: c.error_code.as_ref().map(|code| ErrorView {
             code: code.clone(),

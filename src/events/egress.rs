@@ -40,10 +40,23 @@ pub enum Refused {
     /// The host name resolved to no address.
     #[error("the host name does not resolve")]
     Unresolved,
-    /// Not an absolute http(s) URL with a host.
-    #[error("the URL must be an absolute http:// or https:// URL with a host")]
+    /// Not an absolute http(s) URL with a host ([`WEBHOOK_URL_PATTERN`]).
+    #[error(
+        "the URL must be an absolute http:// or https:// URL: a host name or IPv4 address, \
+         an optional port, and a path of URL characters"
+    )]
     BadUrl,
 }
+
+/// The webhook URLs keyway takes, as the API document states them (`NewWebhook.url`):
+/// `http` or `https`, a host name or IPv4 address, a port up to 65535, and a path and
+/// query of RFC 3986 characters (no fragment). Checked here, then parsed, so the
+/// document and the server agree on every string.
+pub const WEBHOOK_URL_PATTERN: &str = r"^https?://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,15}(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(?:[/?][A-Za-z0-9._~!$&'()*+,;=:@/?%-]*)?$";
+
+static WEBHOOK_URL: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(WEBHOOK_URL_PATTERN).unwrap_or_else(|_| regex::Regex::new("$^").unwrap())
+});
 
 /// Ranges refused by default, each with the name a refusal gives.
 static FORBIDDEN: LazyLock<Vec<(IpNet, &'static str)>> = LazyLock::new(|| {
@@ -191,11 +204,21 @@ impl Egress {
         Ok(addrs)
     }
 
-    /// Checks a webhook URL at registration.
+    /// Checks a webhook URL at registration: well formed, and not naming (or
+    /// resolving to) an address keyway may not reach. A name that does not resolve now
+    /// (or not within a second) is accepted: DNS may be down for a moment or the
+    /// receiver not published yet, and every delivery resolves and checks again (its
+    /// log says why one failed).
     pub async fn check_url(&self, url: &str) -> Result<(), Refused> {
+        if !WEBHOOK_URL.is_match(url) {
+            return Err(Refused::BadUrl);
+        }
         let uri: http::Uri = url.parse().map_err(|_| Refused::BadUrl)?;
         let (host, port) = target(&uri)?;
-        self.resolve(host, port).await.map(|_| ())
+        match tokio::time::timeout(Duration::from_secs(1), self.resolve(host, port)).await {
+            Ok(Ok(_)) | Ok(Err(Refused::Unresolved)) | Err(_) => Ok(()),
+            Ok(Err(refused)) => Err(refused),
+        }
     }
 }
 

@@ -33,7 +33,8 @@ use crate::error::{Classify, Code};
 /// A subscription keyway refuses or could not make.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum WebhookError {
-    /// The egress guard refused its URL (`invalid_request`).
+    /// The egress guard refused its URL: malformed (`invalid_request`), or naming an
+    /// address keyway may not reach (`forbidden`).
     #[error("url refused: {0}")]
     Refused(#[from] super::egress::Refused),
     /// Its secret could not be sealed.
@@ -44,10 +45,17 @@ pub enum WebhookError {
     Store(#[from] crate::store::StoreError),
 }
 
+impl crate::error::Codes for WebhookError {
+    fn codes() -> Vec<Code> {
+        vec![Code::InvalidRequest, Code::Forbidden, Code::Internal]
+    }
+}
+
 impl Classify for WebhookError {
     fn code(&self) -> Code {
         match self {
-            WebhookError::Refused(_) => Code::InvalidRequest,
+            WebhookError::Refused(super::egress::Refused::BadUrl) => Code::InvalidRequest,
+            WebhookError::Refused(_) => Code::Forbidden,
             WebhookError::Crypto(_) | WebhookError::Store(_) => Code::Internal,
         }
     }
@@ -298,7 +306,7 @@ impl Webhooks {
                 tracing::error!(webhook = %hook.id, error = %e, "webhook secret does not open");
                 (None, "internal".to_string(), false)
             })?;
-        let body = Bytes::from(super::view(&event).to_string());
+        let body = Bytes::from(serde_json::to_vec(&super::view(&event)).unwrap_or_default());
         let signature = sign(
             secret.expose(),
             time::OffsetDateTime::now_utc().unix_timestamp(),

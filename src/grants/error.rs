@@ -80,6 +80,24 @@ pub enum GrantError {
     Store(#[from] StoreError),
 }
 
+impl crate::error::Codes for GrantError {
+    fn codes() -> Vec<Code> {
+        let mut all = vec![
+            Code::GrantNotFound,
+            Code::InvalidRequest,
+            Code::IdempotencyKeyReused,
+            Code::GrantRevoked,
+            Code::GrantNotActive,
+            Code::GrantExhausted,
+            Code::VehicleNotFound,
+            Code::OutsideGeofence,
+            Code::Internal,
+        ];
+        all.extend(<(AuthError, TextError, VehicleError, CommandError)>::codes());
+        all
+    }
+}
+
 impl Classify for GrantError {
     fn wrapped(&self) -> Option<&dyn Classify> {
         match self {

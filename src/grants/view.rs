@@ -8,25 +8,44 @@ use crate::clock::timestamp;
 use crate::events::{Kind, Payload, Subject};
 use crate::store::GrantRecord;
 
+/// Where a grant stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantStatus {
+    /// Before its window.
+    Scheduled,
+    /// Usable now.
+    Active,
+    /// Its unlocks are used.
+    Exhausted,
+    /// Its window has passed.
+    Expired,
+    /// The grantee completed it.
+    Completed,
+    /// The owner's side revoked it.
+    Revoked,
+}
+
 /// A grant's status at `now`.
-pub fn status(g: &GrantRecord, now: OffsetDateTime) -> &'static str {
+pub fn status(g: &GrantRecord, now: OffsetDateTime) -> GrantStatus {
     if g.revoked_at.is_some() {
-        "revoked"
+        GrantStatus::Revoked
     } else if g.completed_at.is_some() {
-        "completed"
+        GrantStatus::Completed
     } else if now >= g.not_after {
-        "expired"
+        GrantStatus::Expired
     } else if g.unlocks_used >= g.max_unlocks {
-        "exhausted"
+        GrantStatus::Exhausted
     } else if now < g.not_before {
-        "scheduled"
+        GrantStatus::Scheduled
     } else {
-        "active"
+        GrantStatus::Active
     }
 }
 
-/// The JSON view of a grant.
-#[derive(Clone, Debug, Serialize)]
+/// A grant: what the grant routes answer and `grant.*` events carry.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Grant)]
 pub struct GrantView {
     /// `grt_…`.
     pub id: String,
@@ -36,11 +55,13 @@ pub struct GrantView {
     pub grantee: String,
     /// Why (free text).
     pub purpose: Option<String>,
-    /// `scheduled`, `active`, `exhausted`, `expired`, `completed` or `revoked`.
-    pub status: &'static str,
+    /// Where it stands now.
+    pub status: GrantStatus,
     /// Start of its window.
+    #[schema(format = DateTime)]
     pub not_before: String,
     /// End of its window.
+    #[schema(format = DateTime)]
     pub not_after: String,
     /// Unlocks allowed.
     pub max_unlocks: u32,
@@ -53,15 +74,19 @@ pub struct GrantView {
     /// The guaranteed relock.
     pub relock: RelockView,
     /// When it was revoked.
+    #[schema(format = DateTime)]
     pub revoked_at: Option<String>,
     /// When it was completed.
+    #[schema(format = DateTime)]
     pub completed_at: Option<String>,
     /// When it was created.
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
 /// A grant's geofence.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Geofence)]
 pub struct GeofenceView {
     /// Centre latitude.
     pub latitude: f64,
@@ -72,15 +97,18 @@ pub struct GeofenceView {
 }
 
 /// A grant's relock.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Relock)]
 pub struct RelockView {
-    /// `none`, `due`, `locked`, `watching` or `failed`.
-    pub state: &'static str,
+    /// Where the guaranteed relock stands.
+    pub state: crate::store::RelockState,
     /// When it is due.
+    #[schema(format = DateTime)]
     pub due_at: Option<String>,
     /// Attempts so far.
     pub attempts: u32,
     /// When the relock was confirmed.
+    #[schema(format = DateTime)]
     pub relocked_at: Option<String>,
 }
 
@@ -103,7 +131,7 @@ pub fn view(g: &GrantRecord, now: OffsetDateTime) -> GrantView {
         }),
         relock_after_s: g.relock_after_s,
         relock: RelockView {
-            state: g.relock_state.as_str(),
+            state: g.relock_state,
             due_at: g.relock_due_at.map(timestamp),
             attempts: g.relock_attempts,
             relocked_at: g.relocked_at.map(timestamp),

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use super::StoreError;
 
 /// Whether an OEM account can be used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum AccountStatus {
     /// Tokens work (or can be refreshed).
     Active,
@@ -109,7 +110,8 @@ pub struct VehicleRecord {
 }
 
 /// Where a command stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum CommandStatus {
     /// Not final yet.
     Pending,
@@ -226,7 +228,8 @@ pub struct Lease {
 }
 
 /// Where a grant's owed relock stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum RelockState {
     /// Nothing owed (never unlocked through the grant).
     None,
@@ -425,4 +428,47 @@ pub struct AuditRecord {
     pub prev_hash: String,
     /// This row's hash.
     pub hash: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON name (the API's) and the column name are one.
+    #[test]
+    fn wire_names_are_the_column_names() {
+        fn wire(v: impl serde::Serialize) -> String {
+            serde_json::to_value(v)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+        for s in [
+            AccountStatus::Active,
+            AccountStatus::ReauthorizationRequired,
+        ] {
+            assert_eq!(wire(s), s.as_str());
+            assert_eq!(AccountStatus::parse(s.as_str()).unwrap(), s);
+        }
+        for s in [
+            CommandStatus::Pending,
+            CommandStatus::Succeeded,
+            CommandStatus::Failed,
+            CommandStatus::Unknown,
+        ] {
+            assert_eq!(wire(s), s.as_str());
+            assert_eq!(CommandStatus::parse(s.as_str()).unwrap(), s);
+        }
+        for s in [
+            RelockState::None,
+            RelockState::Due,
+            RelockState::Locked,
+            RelockState::Watching,
+            RelockState::Failed,
+        ] {
+            assert_eq!(wire(s), s.as_str());
+            assert_eq!(RelockState::parse(s.as_str()).unwrap(), s);
+        }
+    }
 }

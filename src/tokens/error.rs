@@ -46,6 +46,14 @@ pub enum TokenError {
         /// What it answered.
         detail: String,
     },
+    /// The OEM's token endpoint refused the authorization code the callback brought
+    /// (`invalid_grant`: unknown, used, expired or another client's): the owner starts
+    /// the link again (`authorization_denied`).
+    #[error("the OEM refused the authorization code; start the link again")]
+    CodeRefused {
+        /// The OEM.
+        oem: String,
+    },
     /// The OEM failed.
     #[error(transparent)]
     Oem(#[from] OemFailure),
@@ -84,6 +92,22 @@ impl TokenError {
     }
 }
 
+impl crate::error::Codes for TokenError {
+    fn codes() -> Vec<Code> {
+        let mut all = vec![
+            Code::ReauthorizationRequired,
+            Code::NotCapable,
+            Code::UpstreamTimeout,
+            Code::OemMisconfigured,
+            Code::UpstreamError,
+            Code::AuthorizationDenied,
+            Code::Internal,
+        ];
+        all.extend(crate::error::OemFailure::codes());
+        all
+    }
+}
+
 impl Classify for TokenError {
     fn wrapped(&self) -> Option<&dyn Classify> {
         match self {
@@ -99,6 +123,7 @@ impl Classify for TokenError {
             TokenError::RefreshPending { .. } => Code::UpstreamTimeout,
             TokenError::BadClient { .. } => Code::OemMisconfigured,
             TokenError::Exchange { .. } => Code::UpstreamError,
+            TokenError::CodeRefused { .. } => Code::AuthorizationDenied,
             TokenError::Oem(e) => e.code(),
             TokenError::Vanished(_)
             | TokenError::Settings { .. }
@@ -112,7 +137,8 @@ impl Classify for TokenError {
             TokenError::Reauthorize { oem, .. }
             | TokenError::RefreshPending { oem }
             | TokenError::BadClient { oem }
-            | TokenError::Exchange { oem, .. } => Some(oem),
+            | TokenError::Exchange { oem, .. }
+            | TokenError::CodeRefused { oem } => Some(oem),
             _ => self.wrapped().and_then(Classify::oem),
         }
     }

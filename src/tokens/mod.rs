@@ -45,7 +45,7 @@ use oauth::{Granted, RefreshFailure};
 
 /// The `account.reauthorization_required` event: the OEM no longer accepts the
 /// account's authorization, and its owner must link it again.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ReauthorizationRequired<'a> {
     /// The account.
     pub account_id: &'a str,
@@ -54,6 +54,7 @@ pub struct ReauthorizationRequired<'a> {
     /// Its owner (the tenant the event belongs to).
     pub owner: &'a str,
     /// The route that links it again.
+    #[schema(example = "/v1/accounts/tesla/authorize")]
     pub relink: String,
 }
 

@@ -141,6 +141,13 @@ pub async fn exchange_code(
                     oem: info.oem.to_string(),
                 };
             }
+            if let oauth2::RequestTokenError::ServerResponse(r) = &e
+                && r.error().as_ref() == "invalid_grant"
+            {
+                return TokenError::CodeRefused {
+                    oem: info.oem.to_string(),
+                };
+            }
             let detail = match &e {
                 oauth2::RequestTokenError::ServerResponse(r) => {
                     format!("the OEM refused the authorization code: {}", r.error())

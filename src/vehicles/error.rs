@@ -36,6 +36,14 @@ pub enum VehicleError {
     Internal(&'static str),
 }
 
+impl crate::error::Codes for VehicleError {
+    fn codes() -> Vec<Code> {
+        let mut all = vec![Code::VehicleNotFound, Code::NotCapable, Code::Internal];
+        all.extend(<(AuthError, TokenError)>::codes());
+        all
+    }
+}
+
 impl Classify for VehicleError {
     fn wrapped(&self) -> Option<&dyn Classify> {
         match self {

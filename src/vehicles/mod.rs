@@ -43,12 +43,18 @@ use crate::sync::{Cache, cache, lock};
 use crate::tokens::{CallError, TokenError, Tokens};
 
 /// Where a security answer came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = SecuritySource)]
 pub enum Source {
     /// Read from the vehicle (now, or recently: see the answer's age).
     Vehicle,
     /// The state the last confirmed command left (the OEM has no lock-state read).
     LastCommand,
+    /// Nothing: the OEM has no lock-state read and no command has confirmed a state
+    /// yet (`locked` is null: unknown, never a guess).
+    #[serde(rename = "none")]
+    Nothing,
 }
 
 impl Source {
@@ -57,6 +63,7 @@ impl Source {
         match self {
             Source::Vehicle => "vehicle",
             Source::LastCommand => "last_command",
+            Source::Nothing => "none",
         }
     }
 }
@@ -314,12 +321,14 @@ impl Fleet {
                     },
                     Source::LastCommand,
                 )),
-                None => Err(VehicleError::NotCapable {
-                    oem: v.oem.clone(),
-                    what:
-                        "this OEM cannot read the lock state, and no command has confirmed one yet"
-                            .into(),
-                }),
+                None => Ok((
+                    SecurityState {
+                        locked: None,
+                        doors: None,
+                        recorded_at: None,
+                    },
+                    Source::Nothing,
+                )),
             };
         }
         let reading = self.read(&oem, Kind::Security, max_age).await?;

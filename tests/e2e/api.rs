@@ -202,7 +202,7 @@ async fn an_offline_car_is_reported_unreachable() {
     let path = format!("/v1/vehicles/{}/location", v.id);
     env.get(&path, Some(&env.demo.token))
         .await
-        .assert_problem(503, "vehicle_asleep");
+        .assert_problem(409, "vehicle_asleep");
     assert_eq!(env.demo.tesla().journal.count("POST", "/wake_up"), 0);
     // Asked for a fresh reading, keyway tries to wake it and learns it is offline.
     let a = env
@@ -214,7 +214,7 @@ async fn an_offline_car_is_reported_unreachable() {
             None,
         )
         .await;
-    a.assert_problem(504, "vehicle_unreachable");
+    a.assert_problem(409, "vehicle_unreachable");
     assert_eq!(a.json["oem"], "tesla");
     assert_eq!(a.json["retryable"], true);
 }
@@ -789,13 +789,19 @@ async fn gm_locations_are_polled_and_its_security_is_the_last_command() {
     // Linking went through GM's token exchange: the code, then the exchange.
     let token_calls = env.demo.gm().journal.count("POST", "/oauth2/v2.0/token");
     assert!(token_calls >= 2, "{token_calls} token endpoint calls");
-    // No lock-state read and no command yet: not_capable, never a guess.
-    env.get(
-        &format!("/v1/vehicles/{}/security", v.id),
-        Some(&env.demo.token),
-    )
-    .await
-    .assert_problem(422, "not_capable");
+    // No lock-state read and no command yet: unknown (null, source `none`), never a
+    // guess.
+    let s = env
+        .get(
+            &format!("/v1/vehicles/{}/security", v.id),
+            Some(&env.demo.token),
+        )
+        .await;
+    assert_eq!(s.status, 200, "{:#}", s.json);
+    let s = s.json;
+    assert_eq!(s["locked"], serde_json::Value::Null);
+    assert_eq!(s["source"], "none");
+    assert_eq!(s["recorded_at"], serde_json::Value::Null);
     // The location is an OnStar request keyway follows to its end.
     let l = env
         .get(

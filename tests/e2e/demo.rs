@@ -73,7 +73,7 @@ fn run_demo(dir: &TempDir, extra: &[&str]) -> Running {
 #[tokio::test]
 async fn the_demo_lets_webhooks_reach_a_local_receiver_when_asked() {
     let hook = serde_json::json!({"url": "http://127.0.0.1:9/hook"}).to_string();
-    for (extra, expected) in [(&[][..], 400), (&["--webhook-allow", "127.0.0.1"][..], 201)] {
+    for (extra, expected) in [(&[][..], 403), (&["--webhook-allow", "127.0.0.1"][..], 201)] {
         let dir = TempDir::new();
         let r = run_demo(&dir, extra);
         let (base, token) = (r.base.clone().unwrap(), r.token.clone().unwrap());
@@ -311,4 +311,56 @@ app_domain = "keyway.example"
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("chmod 600"), "{err}");
     assert!(!dir.0.join("k.db").exists(), "check-config opens no store");
+}
+
+/// `keyway mock <oem>` prints what pointing a keyway at it takes: the OAuth client,
+/// the authorization and token URLs (which answer), and the `[oems.<oem>]` lines.
+#[tokio::test]
+async fn a_standalone_mock_names_what_a_keyway_needs_to_use_it() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(["mock", "volvo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("keyway mock starts");
+    let stdout = child.stdout.take().unwrap();
+    let _guard = Kill(child);
+    let mut banner = String::new();
+    for line in BufReader::new(stdout).lines().take(40) {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.trim_start().starts_with("faults:") {
+            break;
+        }
+    }
+    let base = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("volvo mock at "))
+        .and_then(|r| r.split_whitespace().next())
+        .expect("the mock's URL")
+        .to_string();
+    for want in [
+        "[oems.volvo]".to_string(),
+        format!("api_base_url = \"{base}\""),
+        "client_id = \"keyway-demo\"".to_string(),
+        "KEYWAY_OEMS_VOLVO_CLIENT_SECRET=demo-client-secret".to_string(),
+        "KEYWAY_OEMS_VOLVO_API_KEY=vcc-demo-key".to_string(),
+    ] {
+        assert!(banner.contains(&want), "{want} missing from:\n{banner}");
+    }
+    let oauth = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("OAuth: authorize "))
+        .expect("the OAuth URLs");
+    let mut urls = oauth.split_whitespace();
+    let authorize = urls.next().unwrap().to_string();
+    let token = urls.nth(1).unwrap().to_string();
+    // Both are the mock's own endpoints: they answer (a bare request is refused for
+    // what it lacks, never "no such route").
+    for (method, url) in [(Method::GET, authorize), (Method::POST, token)] {
+        let path = url.strip_prefix(&base).expect("on the mock").to_string();
+        let a = send(&client(), &base, method, &path, None, &[], None).await;
+        assert_ne!(a.status, 404, "{url}: {}", a.text);
+    }
 }

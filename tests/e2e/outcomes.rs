@@ -172,7 +172,7 @@ async fn an_acknowledged_unlock_in_doubt_no_longer_blocks_the_next() {
         &[],
     )
     .await
-    .assert_problem(400, "invalid_request");
+    .assert_problem(409, "command_not_in_doubt");
 }
 
 /// A read right after a confirmed unlock shows the car unlocked, from the command —

@@ -78,7 +78,7 @@ const CASES: &[(&str, &str, &str)] = &[
 
 #[test]
 fn every_route_has_a_tenancy_case() {
-    let doc: Value = serde_json::from_str(include_str!("../../src/api/openapi.json")).unwrap();
+    let doc: Value = serde_json::from_str(include_str!("../../openapi.json")).unwrap();
     let mut documented = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in ["get", "post", "put", "patch", "delete"] {
@@ -482,7 +482,10 @@ async fn webhooks_cannot_reach_internal_addresses() {
         mock,
     ] {
         let ans = json_send(&env, Method::POST, "/v1/webhooks", &a, json!({"url": url})).await;
-        assert_eq!(ans.status, 400, "{url} accepted: {:#}", ans.json);
+        // An IPv6 literal is not a URL keyway takes (400); the others name an address
+        // keyway may not reach (403).
+        let want = if url.contains('[') { 400 } else { 403 };
+        assert_eq!(ans.status, want, "{url}: {:#}", ans.json);
     }
     for bad in ["http://x/\u{0}", "http://example.com/a\r\nb"] {
         let ans = json_send(&env, Method::POST, "/v1/webhooks", &a, json!({"url": bad})).await;
@@ -518,7 +521,7 @@ async fn webhooks_cannot_reach_internal_addresses() {
         json!({"url": own}),
     )
     .await;
-    ans.assert_problem(400, "invalid_request");
+    ans.assert_problem(403, "forbidden");
 }
 
 /// Tesla with 4 commands an hour, 2 of them reserved, and callers' 2 spent (on the

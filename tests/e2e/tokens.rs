@@ -107,7 +107,7 @@ async fn states_are_random_single_use_bound_and_expiring() {
     let env = Env::start().await;
     callback(&env, "/v1/oauth/callback?code=x&state=made-up")
         .await
-        .assert_problem(400, "invalid_request");
+        .assert_problem(404, "not_found");
     callback(&env, "/v1/oauth/callback?code=x")
         .await
         .assert_problem(400, "invalid_request");
@@ -115,7 +115,7 @@ async fn states_are_random_single_use_bound_and_expiring() {
     let path = consent(&env, "").await;
     assert_eq!(callback(&env, &path).await.status, 200);
     let again = callback(&env, &path).await;
-    again.assert_problem(400, "invalid_request");
+    again.assert_problem(404, "not_found");
     assert!(again.json["detail"].as_str().unwrap().contains("used"));
 
     // Two starts give two different states.
@@ -149,7 +149,7 @@ async fn states_are_random_single_use_bound_and_expiring() {
         .await
         .unwrap();
     let expired = callback(&env, &format!("/v1/oauth/callback?code=x&state={state}")).await;
-    expired.assert_problem(400, "invalid_request");
+    expired.assert_problem(404, "not_found");
     assert!(
         expired.json["detail"]
             .as_str()

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 /// A thing keyway can do with a vehicle of some OEM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Capability {
     /// Read the GPS position.
     Locate,
@@ -201,6 +202,7 @@ pub struct Location {
 /// A door, boot or bonnet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DoorPosition {
     /// Driver-side front (left-hand drive).
     FrontLeft,
@@ -218,6 +220,7 @@ pub enum DoorPosition {
 
 /// One opening's state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Door {
     /// Which opening.
     pub position: DoorPosition,
@@ -240,6 +243,7 @@ pub struct SecurityState {
 /// A remote command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Action))]
 pub enum Command {
     /// Lock all doors.
     Lock,
