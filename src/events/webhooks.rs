@@ -306,7 +306,7 @@ impl Webhooks {
                 tracing::error!(webhook = %hook.id, error = %e, "webhook secret does not open");
                 (None, "internal".to_string(), false)
             })?;
-        let body = Bytes::from(serde_json::to_vec(&super::view(&event)).unwrap_or_default());
+        let body = Bytes::from(serde_json::to_vec(&super::view::view(&event)).unwrap_or_default());
         let signature = sign(
             secret.expose(),
             time::OffsetDateTime::now_utc().unix_timestamp(),

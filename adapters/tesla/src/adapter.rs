@@ -8,10 +8,7 @@
 //! reports `online`. Errors map into `OemError` here and nowhere else.
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use http::Response;
-use keyway_adapter::error::{parse_retry_after, wait_in_text};
-use keyway_adapter::http::{body_excerpt, check, fix, invalid, join, parse_body, parse_json};
+use keyway_adapter::http::{check, fix, invalid, join, parse_body, parse_json};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
     DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress,
@@ -20,6 +17,7 @@ use keyway_adapter::{
 use serde::Deserialize;
 use std::time::Duration;
 
+use crate::errors::classify;
 use crate::region::{acceptable_region, region_of};
 use crate::signing::{Protocol, Signing, protocol_required};
 use crate::vcp::AppKey;
@@ -226,11 +224,6 @@ struct Envelope<T> {
 }
 
 #[derive(Deserialize)]
-struct ErrorBody {
-    error: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct ListedVehicle {
     vin: Option<String>,
     display_name: Option<String>,
@@ -386,32 +379,6 @@ fn refusal(reason: String) -> OemError {
         OemError::Asleep
     } else {
         OemError::Refused { reason }
-    }
-}
-
-/// Maps a non-success answer. `command` marks a lock/unlock (a 5xx then leaves the
-/// outcome unknown).
-pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
-    let status = resp.status();
-    let detail = serde_json::from_slice::<ErrorBody>(resp.body())
-        .ok()
-        .and_then(|b| b.error)
-        .unwrap_or_else(|| body_excerpt(resp));
-    match status.as_u16() {
-        408 => OemError::Asleep,
-        421 => OemError::Upstream {
-            status: 421,
-            detail: format!("wrong region: {detail}"),
-            delivered: Delivered::No,
-        },
-        // The wait may come in the header or only in the body ("Retry in N seconds").
-        429 => OemError::RateLimited {
-            retry_after: parse_retry_after(resp.headers().get(http::header::RETRY_AFTER))
-                .or_else(|| wait_in_text(&detail))
-                .or_else(|| wait_in_text(&body_excerpt(resp))),
-        },
-        // 540: Tesla's "vehicle did not respond" family; treat as a server error.
-        s => OemError::from_status(s, detail, command),
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`vcp`]: the Vehicle Command Protocol (signed commands), both sides.
 
 pub mod adapter;
+pub mod errors;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod region;

@@ -95,7 +95,7 @@ mod tests {
                 .unwrap(),
             ))
             .unwrap();
-        let e = crate::adapter::classify(&resp, true);
+        let e = crate::errors::classify(&resp, true);
         assert_eq!(e.delivered(), Delivered::No, "Tesla did not act");
         let url = region_of(&e).unwrap();
         assert_eq!(url, "https://fleet-api.prd.eu.vn.cloud.tesla.com");

@@ -19,7 +19,7 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::adapter::classify;
+use crate::errors::classify;
 use crate::vcp::proto::universal_message::MessageFaultE;
 use crate::vcp::proto::vcsec::{
     FromVcsecMessage, GenericErrorE, OperationStatusE, from_vcsec_message,

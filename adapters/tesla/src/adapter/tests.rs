@@ -1,6 +1,8 @@
 //! Unit tests of the parent module.
 
 use super::*;
+use bytes::Bytes;
+use http::Response;
 use proptest::prelude::*;
 
 fn fixture(name: &str) -> Vec<u8> {
