@@ -332,6 +332,10 @@ fn oem_detail(e: &OemError) -> String {
         OemError::Forbidden { detail } => {
             format!("the OEM refused access for this account: {detail}")
         }
+        OemError::ClientRejected { detail } => format!(
+            "the OEM rejects keyway's own application credentials (its API key): an operator \
+             must fix keyway's configuration; the owner need not relink ({detail})"
+        ),
         OemError::NotFound => "the OEM does not know this vehicle (any more)".to_string(),
         OemError::Asleep => "the vehicle is asleep and did not wake in time".to_string(),
         OemError::Unreachable { detail } => detail.clone(),
@@ -375,6 +379,7 @@ impl Classify for OemFailure {
             OemError::Unauthorized { .. }
             | OemError::ReauthorizationRequired { .. }
             | OemError::Forbidden { .. } => Code::ReauthorizationRequired,
+            OemError::ClientRejected { .. } => Code::OemMisconfigured,
             OemError::NotFound => Code::VehicleNotFound,
             OemError::Asleep => Code::VehicleAsleep,
             OemError::Unreachable { .. } | OemError::Expired => Code::VehicleUnreachable,
@@ -429,6 +434,7 @@ impl Codes for OemFailure {
             Code::VirtualKeyNotPaired,
             Code::UpstreamTimeout,
             Code::UpstreamError,
+            Code::OemMisconfigured,
         ]
     }
 }

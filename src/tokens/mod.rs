@@ -403,6 +403,17 @@ impl Tokens {
             }
         }
         .await;
+        if let Err(CallError::Oem(OemError::ClientRejected { .. })) = &result
+            && crate::sync::lock(&self.misconfigured)
+                .insert(format!("{}/api_key", entry.adapter.info().oem))
+        {
+            let oem = entry.adapter.info().oem;
+            tracing::error!(
+                oem,
+                "the OEM rejects keyway's application credentials: fix oems.{oem}.api_key \
+                 (owners need not relink)"
+            );
+        }
         if let Err(CallError::Oem(OemError::RateLimited { retry_after })) = &result {
             crate::metrics::rate_limited(entry.adapter.info().oem);
             entry

@@ -82,7 +82,9 @@ fn error_answers_are_classified_with_their_waits() {
         &fixture("volvo/error_vcc_api_key_401.json"),
     ]);
     assert_eq!(code, 1, "{v:#}");
-    assert_eq!(v["oem_error"], "forbidden", "{v:#}");
+    // keyway's own key is wrong: an operator's fix, not the owner's relink.
+    assert_eq!(v["oem_error"], "client_rejected", "{v:#}");
+    assert_eq!(v["code"], "oem_misconfigured", "{v:#}");
     // An unrecognised list is an error answer, never an empty fleet (here: a FordPass
     // garage given to GM), and so is a GraphQL garage that answers with errors.
     let (code, v) = replay(&["gm", "vehicles", &fixture("ford/vehicles_fordpass.json")]);

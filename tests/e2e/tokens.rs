@@ -624,3 +624,31 @@ async fn a_rejected_oauth_client_is_an_operator_error() {
         assert!(refused.contains(expected), "{refused}");
     }
 }
+
+/// The OEM rejects keyway's application key (Volvo's `vcc-api-key`, in Volvo's own
+/// words): the answer is `502 oem_misconfigured` naming the OEM — an operator's fix —
+/// not `reauthorization_required`, which would send the owner to relink for nothing.
+#[tokio::test]
+async fn a_rejected_api_key_is_an_operator_error_not_the_owners_relink() {
+    let dir = common::TempDir::new();
+    let mut opts = common::options(&dir);
+    opts.oems = vec!["volvo"];
+    opts.configure = Some(Arc::new(|c: &mut keyway::config::Config| {
+        let volvo = c.oems.get_mut("volvo").unwrap();
+        volvo.api_key = Some(keyway_adapter::Secret::new("a-revoked-key"));
+    }));
+    let refused = match keyway::demo::start(opts).await {
+        Ok(_) => panic!("the demo listed Volvo cars with a wrong API key"),
+        Err(e) => e.to_string(),
+    };
+    for expected in [
+        "\"code\":\"oem_misconfigured\"",
+        "\"status\":502",
+        "\"oem\":\"volvo\"",
+        "\"retryable\":false",
+        "VCC-API-KEY",
+    ] {
+        assert!(refused.contains(expected), "{refused}");
+    }
+    assert!(!refused.contains("reauthorization_required"), "{refused}");
+}

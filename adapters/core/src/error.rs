@@ -44,6 +44,14 @@ pub enum OemError {
         /// OEM's explanation.
         detail: String,
     },
+    /// The OEM rejects keyway's own application credentials (an API key or
+    /// application id sent with every call, not the owner's token): an operator must fix
+    /// keyway's configuration; the owner need not relink, and refreshing cannot help.
+    #[error("the OEM rejects keyway's application credentials: {detail}")]
+    ClientRejected {
+        /// OEM's explanation, free of secrets.
+        detail: String,
+    },
     /// The OEM does not know the vehicle.
     #[error("the OEM does not know this vehicle")]
     NotFound,
@@ -140,6 +148,7 @@ impl OemError {
             OemError::Unauthorized { .. }
             | OemError::ReauthorizationRequired { .. }
             | OemError::Forbidden { .. }
+            | OemError::ClientRejected { .. }
             | OemError::NotFound
             | OemError::Asleep
             | OemError::Unreachable { .. }
@@ -162,6 +171,7 @@ impl OemError {
             OemError::Unauthorized { .. } => "unauthorized",
             OemError::ReauthorizationRequired { .. } => "reauthorization_required",
             OemError::Forbidden { .. } => "forbidden",
+            OemError::ClientRejected { .. } => "client_rejected",
             OemError::NotFound => "not_found",
             OemError::Asleep => "asleep",
             OemError::Unreachable { .. } => "unreachable",

@@ -310,8 +310,8 @@ fn blames_api_key(detail: &str) -> bool {
     d.contains("api key") || d.contains("apikey")
 }
 
-/// Maps a non-success answer. A 401 that blames the API key is a configuration problem,
-/// not an expired token.
+/// Maps a non-success answer. A 401 that blames the API key is keyway's configuration
+/// (`ClientRejected`), not an expired token nor the owner's authorization.
 pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
     let body = serde_json::from_slice::<ErrorEnvelope>(resp.body())
         .ok()
@@ -322,7 +322,7 @@ pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
         .unwrap_or_else(|| body_excerpt(resp));
     match resp.status().as_u16() {
         // Volvo names its header: "Invalid VCC-API-KEY" (also "api key", "apikey").
-        401 if blames_api_key(&detail) => OemError::Forbidden { detail },
+        401 if blames_api_key(&detail) => OemError::ClientRejected { detail },
         429 => OemError::RateLimited {
             retry_after: parse_retry_after(resp.headers().get(header::RETRY_AFTER)),
         },
@@ -521,12 +521,12 @@ mod tests {
         };
         assert!(matches!(
             classify(&r(401, "error_api_key_401.json"), false),
-            OemError::Forbidden { .. }
+            OemError::ClientRejected { .. }
         ));
         // Volvo's own words name the header.
         assert!(matches!(
             classify(&r(401, "error_vcc_api_key_401.json"), false),
-            OemError::Forbidden { .. }
+            OemError::ClientRejected { .. }
         ));
         assert!(matches!(
             classify(&r(429, "error_429.json"), false),

@@ -158,7 +158,8 @@ impl VolvoMock {
             return Err(volvo_error(
                 StatusCode::UNAUTHORIZED,
                 "Unauthorized",
-                "The API key is missing or invalid",
+                // Volvo's own words (fixtures/volvo/error_vcc_api_key_401.json).
+                "Access denied due to invalid VCC-API-KEY. Make sure to provide a valid key for an active application.",
             ));
         }
         let token = bearer(headers).ok_or_else(|| {
