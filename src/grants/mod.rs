@@ -176,6 +176,8 @@ impl Grants {
         if let Some(p) = &n.purpose {
             crate::text::check("purpose", p, 200)?;
         }
+        // A car the caller cannot reach is the first answer, whatever else is wrong.
+        let vehicle = self.fleet.find(caller, &n.vehicle_id).await?;
         if n.not_after <= not_before || n.not_after <= now {
             return bad("not_after must be later than not_before and than now");
         }
@@ -198,7 +200,6 @@ impl Grants {
         {
             return bad("geofence needs latitude -90..90, longitude -180..180, radius_m 10..50000");
         }
-        let vehicle = self.fleet.find(caller, &n.vehicle_id).await?;
         // A grant unlocks, and keyway must be able to relock and read the lock back.
         for c in [Capability::Unlock, Capability::Lock, Capability::Security] {
             self.fleet.require(&vehicle, c)?;
