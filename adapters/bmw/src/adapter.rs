@@ -277,13 +277,18 @@ pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
     })
 }
 
-/// Parses `vehicles/state` for the lock state: SECURED and LOCKED are locked.
+/// Parses `vehicles/state` for the lock state: SECURED and LOCKED are locked. A state
+/// without `doorsState` (cars whose state BMW does not report, `vehicleStateSource`
+/// `NOT_SUPPORTED`) is a lock state nobody knows, not a broken answer.
 pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
     let s = parse_state(body)?;
-    let d = s
-        .doors_state
-        .as_ref()
-        .ok_or_else(|| invalid("no doorsState"))?;
+    let Some(d) = s.doors_state.as_ref() else {
+        return Ok(SecurityState {
+            locked: None,
+            doors: None,
+            recorded_at: recorded_at(&s),
+        });
+    };
     // Any other value (or none) is BMW saying it does not know.
     let locked = match d.combined_security_state.as_deref() {
         Some("SECURED" | "LOCKED") => Some(true),
@@ -484,6 +489,15 @@ mod tests {
         assert_eq!(v[0].year, Some(2023));
         // An unrecognised list is an error, never an empty fleet.
         assert!(parse_vehicles(br#"{"vehicles": []}"#).is_err());
+        // A car whose state BMW does not report: lock state unknown, no position —
+        // answers, not errors.
+        let s = parse_security(&fixture("state_no_doors.json")).unwrap();
+        assert_eq!((s.locked, s.doors.is_none()), (None, true));
+        assert_eq!(s.recorded_at.map(|t| t.year()), Some(2026));
+        assert!(matches!(
+            parse_location(&fixture("state_no_doors.json")),
+            Err(OemError::NoFix { .. })
+        ));
         // BMW's "no timestamp" falls back to when BMW last heard from the car.
         let s = parse_security(&fixture("state_no_timestamp.json")).unwrap();
         assert_eq!(s.locked, Some(false));
@@ -540,7 +554,7 @@ mod tests {
     proptest! {
         #[test]
         fn parsers_never_panic_on_mutated_fixtures(
-            name in prop::sample::select(vec!["vehicle_list.json", "vehicles_v4_legacy.json", "state.json", "state_no_timestamp.json", "command_accepted.json",
+            name in prop::sample::select(vec!["vehicle_list.json", "vehicles_v4_legacy.json", "state.json", "state_no_timestamp.json", "state_no_doors.json", "command_accepted.json",
                 "event_status_error.json", "error_quota_403.json"]),
             cut in 0usize..3000,
             flips in prop::collection::vec((0usize..3000, any::<u8>()), 0..4),

@@ -273,12 +273,17 @@ pub fn parse_body<'a, T: serde::Deserialize<'a>>(
     })
 }
 
-/// A number some OEMs send as a JSON number and others (or the same, another day) as a
-/// numeric string.
+/// A number some OEMs send as a JSON number, others (or the same, another day) as a
+/// numeric string, and some as an object with its unit (`{"value": "12.5", "unit":
+/// …}`, the value itself a number or a string).
 pub fn lenient_number(v: &serde_json::Value) -> Option<f64> {
     match v {
         serde_json::Value::Number(n) => n.as_f64(),
         serde_json::Value::String(s) => s.trim().parse().ok(),
+        serde_json::Value::Object(o) => match o.get("value")? {
+            serde_json::Value::Object(_) => None,
+            inner => lenient_number(inner),
+        },
         _ => None,
     }
 }
@@ -352,6 +357,29 @@ pub fn join(base: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_in_every_form_an_oem_sends() {
+        use serde_json::json;
+        for v in [
+            json!(12.5),
+            json!("12.5"),
+            json!(" 12.5 "),
+            json!({"value": "12.5", "unit": "km"}),
+            json!({"value": 12.5, "unit": 1}),
+        ] {
+            assert_eq!(lenient_number(&v), Some(12.5), "{v}");
+        }
+        for v in [
+            json!(null),
+            json!("n/a"),
+            json!({"unit": "km"}),
+            json!({"value": {"value": 1}}),
+            json!([12.5]),
+        ] {
+            assert_eq!(lenient_number(&v), None, "{v}");
+        }
+    }
 
     #[test]
     fn join_paths() {
