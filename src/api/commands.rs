@@ -9,9 +9,8 @@
 use std::sync::Arc;
 
 use super::extract::Path;
-use axum::Extension;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyway_adapter::Command;
@@ -100,17 +99,66 @@ pub(crate) fn answer(c: &CommandRecord) -> Response {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn command(
-    gw: Arc<Gateway>,
-    inbound: &Inbound,
+/// Everything a lock or unlock request carries, extracted in the order the handlers
+/// used to take it: the caller (auth, limits), the vehicle id, the request's id, the
+/// inbound limiters, the headers, and the optional body.
+pub struct CommandCall {
     caller: Arc<crate::auth::Caller>,
     id: String,
-    action: Command,
-    headers: HeaderMap,
     request_id: RequestId,
+    inbound: Arc<Inbound>,
+    headers: HeaderMap,
     body: Option<CommandBody>,
+}
+
+impl FromRequest<Arc<Gateway>> for CommandCall {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        gw: &Arc<Gateway>,
+    ) -> Result<Self, ApiError> {
+        let (mut parts, body) = req.into_parts();
+        let Authed(caller) = Authed::from_request_parts(&mut parts, gw).await?;
+        let Path(id) = Path::<String>::from_request_parts(&mut parts, gw).await?;
+        let missing = || ApiError::internal("the request context is not installed");
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .ok_or_else(missing)?;
+        let inbound = parts
+            .extensions
+            .get::<Arc<Inbound>>()
+            .cloned()
+            .ok_or_else(missing)?;
+        let headers = parts.headers.clone();
+        let req = axum::extract::Request::from_parts(parts, body);
+        let OptionalJson(body) = OptionalJson::<CommandBody>::from_request(req, gw).await?;
+        Ok(Self {
+            caller,
+            id,
+            request_id,
+            inbound,
+            headers,
+            body,
+        })
+    }
+}
+
+async fn command(
+    gw: Arc<Gateway>,
+    call: CommandCall,
+    action: Command,
 ) -> Result<Response, ApiError> {
+    let CommandCall {
+        caller,
+        id,
+        request_id,
+        inbound,
+        headers,
+        body,
+    } = call;
     caller.require(match action {
         Command::Lock => Scope::CommandsLock,
         Command::Unlock => Scope::CommandsUnlock,
@@ -163,26 +211,8 @@ async fn command(
     ),
     security(("bearer" = ["commands:lock"]))
 )]
-pub async fn lock(
-    State(gw): State<Arc<Gateway>>,
-    Authed(caller): Authed,
-    Path(id): Path<String>,
-    Extension(request_id): Extension<RequestId>,
-    Extension(inbound): Extension<Arc<Inbound>>,
-    headers: HeaderMap,
-    OptionalJson(body): OptionalJson<CommandBody>,
-) -> Result<Response, ApiError> {
-    command(
-        gw,
-        &inbound,
-        caller,
-        id,
-        Command::Lock,
-        headers,
-        request_id,
-        body,
-    )
-    .await
+pub async fn lock(State(gw): State<Arc<Gateway>>, call: CommandCall) -> Result<Response, ApiError> {
+    command(gw, call, Command::Lock).await
 }
 
 /// Unlock the car; answers as a lock does. No second unlock is sent while an earlier
@@ -207,24 +237,9 @@ pub async fn lock(
 )]
 pub async fn unlock(
     State(gw): State<Arc<Gateway>>,
-    Authed(caller): Authed,
-    Path(id): Path<String>,
-    Extension(request_id): Extension<RequestId>,
-    Extension(inbound): Extension<Arc<Inbound>>,
-    headers: HeaderMap,
-    OptionalJson(body): OptionalJson<CommandBody>,
+    call: CommandCall,
 ) -> Result<Response, ApiError> {
-    command(
-        gw,
-        &inbound,
-        caller,
-        id,
-        Command::Unlock,
-        headers,
-        request_id,
-        body,
-    )
-    .await
+    command(gw, call, Command::Unlock).await
 }
 
 /// A command: the caller's own (any of its tenant's, with `admin`), on vehicles its
