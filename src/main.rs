@@ -271,7 +271,8 @@ async fn main() -> ExitCode {
             println!("  another owner token: curl -s -X POST {url}/__mock/token");
             println!("  state: GET {url}/__mock/state   journal: GET {url}/__mock/requests");
             println!(
-                "  faults: POST {url}/__mock/faults   timing: PUT {url}/__mock/timing (not Tesla: PATCH /__mock/vehicles/VIN)"
+                "  faults: POST {url}/__mock/faults   timing: PUT {url}/__mock/timing (not Tesla)\n  \
+                 the world: PATCH {url}/__mock/vehicles/VIN {{locked, latitude, longitude, heading, asleep, refusing}}"
             );
             server::signal().await;
             ExitCode::SUCCESS

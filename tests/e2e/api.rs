@@ -984,3 +984,110 @@ async fn signed_teslas_are_commanded_through_signed_command_only() {
     assert_eq!(billed("command"), answered);
     assert!(billed("data") >= 1, "the vehicle list and fleet_status");
 }
+
+/// Every garage mock lets a test act as the world around a car through `PATCH
+/// /__mock/vehicles/{vin}`: the owner's app locks or unlocks it, it is driven, it falls
+/// asleep. keyway's fresh reads show each change once the OEM's cloud has it (after the
+/// mock's usual state lag), as they show keyway's own commands.
+#[tokio::test]
+async fn every_mock_lets_a_test_act_as_the_world() {
+    let env = Env::start().await;
+    let client = common::client();
+    let fresh = [("cache-control", "no-cache")];
+    for oem in ["bmw", "volvo", "gm", "ford", "hyundai"] {
+        let v = env.demo.vehicles.iter().find(|v| v.oem == oem).unwrap();
+        let mock = env.demo.server(oem).url();
+        let path = format!("/__mock/vehicles/{}", v.oem_id);
+        let patch = |body: serde_json::Value| {
+            send(
+                &client,
+                &mock,
+                Method::PATCH,
+                &path,
+                None,
+                &[("content-type", "application/json")],
+                Some(body.to_string().into_bytes()),
+            )
+        };
+        // A drive.
+        let moved = patch(json!({"latitude": 48.137, "longitude": 11.575, "heading": 90.0})).await;
+        assert_eq!(moved.status, 200, "{oem}: {}", moved.text);
+        let mut seen = None;
+        for _ in 0..40 {
+            let l = env
+                .send(
+                    Method::GET,
+                    &format!("/v1/vehicles/{}/location", v.id),
+                    Some(&env.demo.token),
+                    &fresh,
+                    None,
+                )
+                .await;
+            if l.status == 200 && l.json["latitude"] == 48.137 {
+                seen = Some(l.json);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let seen = seen.unwrap_or_else(|| panic!("{oem}: the move never showed"));
+        assert_eq!(seen["longitude"], 11.575, "{oem}");
+        // The owner's app flips the lock (GM has no lock-state read to show it).
+        if oem != "gm" {
+            let to = !moved.json["locked"].as_bool().unwrap();
+            assert_eq!(patch(json!({"locked": to})).await.status, 200, "{oem}");
+            let mut shown = false;
+            for _ in 0..40 {
+                let s = env
+                    .send(
+                        Method::GET,
+                        &format!("/v1/vehicles/{}/security", v.id),
+                        Some(&env.demo.token),
+                        &fresh,
+                        None,
+                    )
+                    .await;
+                if s.status == 200 && s.json["locked"] == to {
+                    shown = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            assert!(shown, "{oem}: the owner's lock change never showed");
+        }
+        // It falls asleep, as the mock's state shows.
+        let slept = patch(json!({"asleep": true})).await;
+        assert_eq!(slept.json["asleep"], true, "{oem}: {}", slept.text);
+        patch(json!({"asleep": false})).await;
+    }
+    // Nowhere on Earth, or no such car: refused.
+    let bmw = env.demo.server("bmw").url();
+    let bad = send(
+        &client,
+        &bmw,
+        Method::PATCH,
+        "/__mock/vehicles/NOPE",
+        None,
+        &[("content-type", "application/json")],
+        Some(b"{}".to_vec()),
+    )
+    .await;
+    assert_eq!(bad.status, 404);
+    let vin = &env
+        .demo
+        .vehicles
+        .iter()
+        .find(|v| v.oem == "bmw")
+        .unwrap()
+        .oem_id;
+    let bad = send(
+        &client,
+        &bmw,
+        Method::PATCH,
+        &format!("/__mock/vehicles/{vin}"),
+        None,
+        &[("content-type", "application/json")],
+        Some(br#"{"latitude": 91}"#.to_vec()),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+}

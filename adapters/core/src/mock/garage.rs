@@ -306,7 +306,8 @@ impl Parts {
     pub fn finish(&self, api: Router, authorize_path: &str, token_path: &str) -> Router {
         instrument(
             api.merge(self.oauth.routes(authorize_path, token_path))
-                .merge(timing_routes(&self.garage)),
+                .merge(timing_routes(&self.garage))
+                .merge(world_routes(&self.garage)),
             &self.journal,
             &self.faults,
         )
@@ -350,6 +351,82 @@ fn timing_routes(garage: &Garage) -> Router {
     Router::new()
         .route("/__mock/timing", put(all))
         .route("/__mock/timing/{vin}", put(one))
+        .with_state(garage.clone())
+}
+
+/// A change the world makes to one car, as the owner's app, a key fob or a drive
+/// would: every field is optional. The OEM's cloud sees a lock change with the car's
+/// usual state lag ([`CarTiming`]), as it sees the car's own commands.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorldChange {
+    /// Locked (`true`) or unlocked by someone other than keyway.
+    pub locked: Option<bool>,
+    /// A new latitude (the car was driven).
+    pub latitude: Option<f64>,
+    /// A new longitude.
+    pub longitude: Option<f64>,
+    /// A new heading in degrees.
+    pub heading: Option<f64>,
+    /// Fell asleep (`true`) or was woken (`false`) by its owner.
+    pub asleep: Option<bool>,
+    /// Refuses remote commands from now on (someone sits in it, …).
+    pub refusing: Option<bool>,
+}
+
+impl WorldChange {
+    /// Applies the change to `car`.
+    pub fn apply(&self, car: &mut Car) {
+        if let Some(v) = self.locked {
+            car.locked = v;
+        }
+        if let Some(v) = self.latitude {
+            car.latitude = v;
+        }
+        if let Some(v) = self.longitude {
+            car.longitude = v;
+        }
+        if let Some(v) = self.heading {
+            car.heading = v;
+        }
+        if let Some(v) = self.asleep {
+            car.asleep = v;
+        }
+        if let Some(v) = self.refusing {
+            car.refusing = v;
+        }
+    }
+
+    /// Whether the change names a place on Earth (when it names one).
+    fn sane(&self) -> bool {
+        self.latitude.is_none_or(|l| (-90.0..=90.0).contains(&l))
+            && self.longitude.is_none_or(|l| (-180.0..=180.0).contains(&l))
+            && self.heading.is_none_or(|h| (0.0..360.0).contains(&h))
+    }
+}
+
+/// `PATCH /__mock/vehicles/{vin}` with a [`WorldChange`]: a test acts as the world
+/// around the car; answers the car as it now is.
+fn world_routes(garage: &Garage) -> Router {
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use axum::routing::patch;
+    async fn steer(
+        State(g): State<Garage>,
+        Path(vin): Path<String>,
+        Json(change): Json<WorldChange>,
+    ) -> Result<Json<Car>, StatusCode> {
+        if !change.sane() {
+            return Err(StatusCode::BAD_REQUEST);
+        }
+        if g.car(&vin).is_none() {
+            return Err(StatusCode::NOT_FOUND);
+        }
+        g.update(&vin, |c| change.apply(c));
+        g.car(&vin).map(Json).ok_or(StatusCode::NOT_FOUND)
+    }
+    Router::new()
+        .route("/__mock/vehicles/{vin}", patch(steer))
         .with_state(garage.clone())
 }
 
