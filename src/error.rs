@@ -13,9 +13,25 @@ use keyway_adapter::OemError;
 use serde_json::Value;
 
 use crate::store::StoreError;
+// Its string is the variant's name in snake case, declared once for serde (the API
+// document) and strum (`as_str`, `parse`, the list of every code); a test holds the two
+// to the same string.
 /// A stable error code: the last segment of the problem `type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Code {
     /// The request is malformed.
     InvalidRequest,
@@ -93,48 +109,12 @@ pub enum Code {
 impl Code {
     /// The stable string.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Code::InvalidRequest => "invalid_request",
-            Code::Unauthenticated => "unauthenticated",
-            Code::Forbidden => "forbidden",
-            Code::NotFound => "not_found",
-            Code::MethodNotAllowed => "method_not_allowed",
-            Code::PayloadTooLarge => "payload_too_large",
-            Code::RequestTimeout => "request_timeout",
-            Code::UnsupportedMediaType => "unsupported_media_type",
-            Code::VehicleNotFound => "vehicle_not_found",
-            Code::CommandNotFound => "command_not_found",
-            Code::NotCapable => "not_capable",
-            Code::IdempotencyKeyReused => "idempotency_key_reused",
-            Code::RateLimited => "rate_limited",
-            Code::VehicleBusy => "vehicle_busy",
-            Code::ReauthorizationRequired => "reauthorization_required",
-            Code::AuthorizationDenied => "authorization_denied",
-            Code::VehicleAsleep => "vehicle_asleep",
-            Code::VehicleUnreachable => "vehicle_unreachable",
-            Code::CommandFailed => "command_failed",
-            Code::UpstreamError => "upstream_error",
-            Code::OemMisconfigured => "oem_misconfigured",
-            Code::UpstreamTimeout => "upstream_timeout",
-            Code::OutcomeUnknown => "outcome_unknown",
-            Code::LocationUnavailable => "location_unavailable",
-            Code::CommandInDoubt => "command_in_doubt",
-            Code::CommandNotInDoubt => "command_not_in_doubt",
-            Code::VirtualKeyNotPaired => "virtual_key_not_paired",
-            Code::CircuitOpen => "circuit_open",
-            Code::Overloaded => "overloaded",
-            Code::GrantNotFound => "grant_not_found",
-            Code::GrantNotActive => "grant_not_active",
-            Code::GrantExhausted => "grant_exhausted",
-            Code::OutsideGeofence => "outside_geofence",
-            Code::GrantRevoked => "grant_revoked",
-            Code::Internal => "internal",
-        }
+        self.into()
     }
 
     /// Parses the stable string (command records store it).
     pub fn parse(s: &str) -> Option<Self> {
-        ALL.iter().copied().find(|c| c.as_str() == s)
+        s.parse().ok()
     }
 
     /// A short human title (the problem `title`).
@@ -196,44 +176,6 @@ impl Code {
         )
     }
 }
-
-const ALL: &[Code] = &[
-    Code::InvalidRequest,
-    Code::Unauthenticated,
-    Code::Forbidden,
-    Code::NotFound,
-    Code::MethodNotAllowed,
-    Code::PayloadTooLarge,
-    Code::RequestTimeout,
-    Code::UnsupportedMediaType,
-    Code::VehicleNotFound,
-    Code::CommandNotFound,
-    Code::NotCapable,
-    Code::IdempotencyKeyReused,
-    Code::RateLimited,
-    Code::VehicleBusy,
-    Code::ReauthorizationRequired,
-    Code::AuthorizationDenied,
-    Code::VehicleAsleep,
-    Code::VehicleUnreachable,
-    Code::CommandFailed,
-    Code::UpstreamError,
-    Code::OemMisconfigured,
-    Code::UpstreamTimeout,
-    Code::OutcomeUnknown,
-    Code::CommandInDoubt,
-    Code::CommandNotInDoubt,
-    Code::LocationUnavailable,
-    Code::VirtualKeyNotPaired,
-    Code::CircuitOpen,
-    Code::Overloaded,
-    Code::GrantNotFound,
-    Code::GrantNotActive,
-    Code::GrantExhausted,
-    Code::OutsideGeofence,
-    Code::GrantRevoked,
-    Code::Internal,
-];
 
 /// What a service error tells the edge: its stable code and what the caller may be
 /// told. Its `Display` is the human detail (never secrets); an `internal` error's
@@ -463,9 +405,9 @@ impl Classify for crate::crypto::CryptoError {
     }
 }
 
-/// Every code, in documentation order.
+/// Every code, in declaration order.
 pub fn all_codes() -> impl Iterator<Item = Code> {
-    ALL.iter().copied()
+    <Code as strum::IntoEnumIterator>::iter()
 }
 
 #[cfg(test)]
@@ -474,15 +416,15 @@ mod tests {
 
     #[test]
     fn codes_round_trip_and_are_unique() {
-        for c in ALL {
-            assert_eq!(Code::parse(c.as_str()), Some(*c));
+        for c in all_codes() {
+            assert_eq!(Code::parse(c.as_str()), Some(c));
             // The API document's name (serde's) is the same string.
             assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
         }
-        let mut names: Vec<_> = ALL.iter().map(|c| c.as_str()).collect();
+        let mut names: Vec<_> = all_codes().map(|c| c.as_str()).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), ALL.len());
+        assert_eq!(names.len(), all_codes().count());
     }
 
     #[test]

@@ -8,8 +8,19 @@ use time::OffsetDateTime;
 use super::StoreError;
 
 /// Whether an OEM account can be used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum AccountStatus {
     /// Tokens work (or can be refreshed).
     Active,
@@ -18,20 +29,14 @@ pub enum AccountStatus {
 }
 
 impl AccountStatus {
-    /// Wire and column name.
+    /// Wire and column name (the variant in snake case, as serde names it too).
     pub fn as_str(self) -> &'static str {
-        match self {
-            AccountStatus::Active => "active",
-            AccountStatus::ReauthorizationRequired => "reauthorization_required",
-        }
+        self.into()
     }
 
     pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
-        match s {
-            "active" => Ok(AccountStatus::Active),
-            "reauthorization_required" => Ok(AccountStatus::ReauthorizationRequired),
-            _ => Err(StoreError::Corrupt(format!("account status {s:?}"))),
-        }
+        s.parse()
+            .map_err(|_| StoreError::Corrupt(format!("account status {s:?}")))
     }
 }
 
@@ -110,8 +115,19 @@ pub struct VehicleRecord {
 }
 
 /// Where a command stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum CommandStatus {
     /// Not final yet.
     Pending,
@@ -126,24 +142,14 @@ pub enum CommandStatus {
 }
 
 impl CommandStatus {
-    /// Wire and column name.
+    /// Wire and column name (the variant in snake case, as serde names it too).
     pub fn as_str(self) -> &'static str {
-        match self {
-            CommandStatus::Pending => "pending",
-            CommandStatus::Succeeded => "succeeded",
-            CommandStatus::Failed => "failed",
-            CommandStatus::Unknown => "unknown",
-        }
+        self.into()
     }
 
     pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
-        match s {
-            "pending" => Ok(CommandStatus::Pending),
-            "succeeded" => Ok(CommandStatus::Succeeded),
-            "failed" => Ok(CommandStatus::Failed),
-            "unknown" => Ok(CommandStatus::Unknown),
-            _ => Err(StoreError::Corrupt(format!("command status {s:?}"))),
-        }
+        s.parse()
+            .map_err(|_| StoreError::Corrupt(format!("command status {s:?}")))
     }
 }
 
@@ -228,8 +234,19 @@ pub struct Lease {
 }
 
 /// Where a grant's owed relock stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RelockState {
     /// Nothing owed (never unlocked through the grant).
     None,
@@ -246,26 +263,14 @@ pub enum RelockState {
 }
 
 impl RelockState {
-    /// Wire and column name.
+    /// Wire and column name (the variant in snake case, as serde names it too).
     pub fn as_str(self) -> &'static str {
-        match self {
-            RelockState::None => "none",
-            RelockState::Due => "due",
-            RelockState::Locked => "locked",
-            RelockState::Watching => "watching",
-            RelockState::Failed => "failed",
-        }
+        self.into()
     }
 
     pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
-        Ok(match s {
-            "none" => RelockState::None,
-            "due" => RelockState::Due,
-            "locked" => RelockState::Locked,
-            "watching" => RelockState::Watching,
-            "failed" => RelockState::Failed,
-            _ => return Err(StoreError::Corrupt(format!("relock state {s:?}"))),
-        })
+        s.parse()
+            .map_err(|_| StoreError::Corrupt(format!("relock state {s:?}")))
     }
 }
 
