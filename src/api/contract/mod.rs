@@ -106,6 +106,7 @@ impl Modify for Finish {
             ),
         );
         links::add(doc);
+        problems::share(doc);
     }
 }
 

@@ -111,6 +111,38 @@ impl<E: Codes> IntoResponses for Problems<E> {
     }
 }
 
+/// Moves every problem answer of `doc`'s operations into `components.responses`, one
+/// per distinct (status, codes) pair, named `Problem<status>-<codes' digest>`, and refers
+/// to it: 27 shared answers instead of some 300 copies.
+pub fn share(doc: &mut utoipa::openapi::OpenApi) {
+    use sha2::{Digest, Sha256};
+    let mut shared = BTreeMap::new();
+    for item in doc.paths.paths.values_mut() {
+        let operations = [item.get.as_mut(), item.post.as_mut(), item.delete.as_mut()];
+        for op in operations.into_iter().flatten() {
+            for (status, answer) in op.responses.responses.iter_mut() {
+                let RefOr::T(response) = answer else {
+                    continue;
+                };
+                if !response.content.contains_key(PROBLEM_JSON) {
+                    continue;
+                }
+                // The description lists the codes: the same text is the same answer.
+                let digest = hex::encode(Sha256::digest(response.description.as_bytes()));
+                let name = format!("Problem{status}-{}", &digest[..8]);
+                shared
+                    .entry(name.clone())
+                    .or_insert_with(|| response.clone());
+                *answer = RefOr::Ref(Ref::from_response_name(name));
+            }
+        }
+    }
+    let components = doc.components.get_or_insert_with(Default::default);
+    for (name, response) in shared {
+        components.responses.insert(name, RefOr::T(response));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,8 +82,12 @@ fn a_routes_problems_come_from_its_errors() {
     let d = doc();
     let unlock = &d["paths"]["/v1/vehicles/{id}/unlock"]["post"]["responses"];
     let codes = |status: &str| -> Vec<String> {
-        unlock[status]["content"]["application/problem+json"]["schema"]["allOf"][1]
-            ["properties"]["code"]["enum"]
+        let name = unlock[status]["$ref"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("#/components/responses/"))
+            .unwrap_or_else(|| panic!("no shared {status} problem"));
+        d["components"]["responses"][name]["content"]["application/problem+json"]["schema"]["allOf"]
+            [1]["properties"]["code"]["enum"]
             .as_array()
             .unwrap_or_else(|| panic!("no {status} problem"))
             .iter()
