@@ -10,12 +10,14 @@
 //! `state_lag` after the send by keyway's own clock.
 //!
 //! An `unknown` command may still execute until the OEM's command window after its send
-//! ends. Until then (plus one state lag) keyway keeps reading the car's lock state:
-//! - a state observed after the send showing the command's effect → `succeeded`;
-//! - a state observed after the window showing the opposite → `failed` (the OEM will
-//!   not run it any more).
+//! ends. Until then (plus one state lag) keyway keeps reading the car's lock state: a
+//! state observed after the send showing the command's effect → `succeeded`. A state
+//! observed after the window showing the opposite ends the watch but proves nothing:
+//! the car may have run the command and been locked or unlocked since by its owner (a
+//! key fob, the OEM's app), so the command stays `unknown`; only the OEM's own word makes
+//! a command `failed`.
 //!
-//! Either is recorded with its audit entry and a `command.resolved` event (webhooks
+//! A verdict is recorded with its audit entry and a `command.resolved` event (webhooks
 //! too). Where the OEM gave the command a handle, its own status of the command decides
 //! too, whatever else was sent to the car since. Later commands that failed moved
 //! nothing and are passed over; after a later command of the same action, only the
@@ -68,9 +70,8 @@ impl Observation {
     }
 
     /// Whether this state was observed after `t` without trusting the OEM's timestamp:
-    /// read a full state lag after it. Deciding `failed` rests on this alone, so an
-    /// adapter that dates a stale state "now" can never make keyway say `failed` about a
-    /// command the car ran.
+    /// read a full state lag after it. Ending a watch on the opposite state rests on this
+    /// alone, so an adapter that dates a stale state "now" cannot end it early.
     pub fn surely_after(&self, t: time::OffsetDateTime, timing: &OemTiming) -> bool {
         self.read_at >= t + timing.state_lag
     }
@@ -124,13 +125,12 @@ impl Commands {
                 match self.judge(record, &o, &timing) {
                     Judged::Done => return Outcome::Succeeded,
                     Judged::Dead => {
-                        return Outcome::Failed(CommandError::NotExecuted {
-                            oem: vehicle.oem.clone(),
-                            detail: format!(
-                                "the OEM's answer was lost ({why}); its command window passed \
-                                 and the car does not show the command"
-                            ),
-                        });
+                        return unknown(format!(
+                            "outcome unknown ({why}); the OEM's command window passed and the \
+                             car shows the opposite: the command did not run, or ran and was \
+                             undone since (a key fob, the owner's app); only the OEM could \
+                             say which"
+                        ));
                     }
                     Judged::Open => {}
                 }
@@ -317,7 +317,12 @@ impl Commands {
                 // A later command of the same action may have done it.
                 Some(Judged::Done) if later == Later::Same => {}
                 Some(Judged::Done) => break Verdict::Succeeded,
-                Some(Judged::Dead) => break Verdict::Failed(WINDOW_PASSED),
+                Some(Judged::Dead) => {
+                    tracing::info!(command = %record.id,
+                        "the command window passed and the car shows the opposite; the \
+                         outcome stays unknown (its owner may have undone it)");
+                    return;
+                }
                 _ if now() >= stop_at => {
                     late_tries += 1;
                     if late_tries >= LATE_TRIES {
@@ -406,7 +411,6 @@ impl Commands {
 
 /// Reads tried after the window before a command stays `unknown`.
 const LATE_TRIES: u32 = 5;
-const WINDOW_PASSED: &str = "the OEM's command window passed and the car does not show the command";
 const OEM_FAILED: &str = "the OEM reports that the command did not execute";
 
 /// Commands sent to a car after an `unknown` one, as they bear on it.

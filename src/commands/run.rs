@@ -11,15 +11,15 @@
 //!   answer (timeout, reset, 5xx) the command is not sent again: keyway watches the car.
 //!   A lock state proves something only when it was observed after the send: the OEM's
 //!   timestamp is later than the send by more than its clock can run ahead of keyway's
-//!   (`upstream::clock`), or the read was issued the OEM's `state_lag` after it. The effect observed after the send →
-//!   `succeeded`; the opposite read a full state lag after the OEM's `command_window`
-//!   ended (the OEM will no longer execute it; the OEM's timestamp is not trusted for
-//!   this) → `failed`; neither by the command timeout → `unknown`.
+//!   (`upstream::clock`), or the read was issued the OEM's `state_lag` after it. The
+//!   effect observed after the send → `succeeded`; otherwise `unknown` — the opposite
+//!   read after the OEM's `command_window` only ends the looking, since the car's owner
+//!   may have undone the command since (a key fob, the OEM's app).
 //! - An async command's OEM handle is persisted when received; a failed poll or an
 //!   open breaker never fails it — it stays pending until its deadline, then a last
 //!   look at the car decides between `succeeded` and `unknown`.
 //! - `failed` only when keyway is sure: the OEM did not take it, refused it, or let it
-//!   expire, or its window passed with the car showing the opposite.
+//!   expire — the OEM's word, never a lock state.
 //! - An unlock is not sent while an earlier unlock of the same car is `unknown` and may
 //!   still execute (`command_in_doubt`).
 
@@ -486,10 +486,11 @@ impl Commands {
                 };
                 return match judged {
                     Judged::Done => Outcome::Succeeded,
-                    Judged::Dead => Outcome::Failed(CommandError::NotExecuted {
+                    Judged::Dead => Outcome::Unknown(CommandError::Unconfirmed {
                         oem: vehicle.oem.clone(),
-                        detail: "the OEM never confirmed the command, its command window \
-                                 passed, and the car does not show it"
+                        detail: "the OEM never confirmed the command; its command window \
+                                 passed and the car shows the opposite: it did not run, or ran \
+                                 and was undone since by its owner"
                             .into(),
                     }),
                     Judged::Open => Outcome::Unknown(CommandError::Unconfirmed {

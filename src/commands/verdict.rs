@@ -20,7 +20,9 @@ pub(super) enum Outcome {
 pub(super) enum Judged {
     /// Observed after the send, showing the command's effect.
     Done,
-    /// Observed after the OEM's command window, showing the opposite: it will not run.
+    /// Observed after the OEM's command window, showing the opposite: this command will
+    /// not run any more, but whether it ran and was undone since (by the owner) no state
+    /// can tell. Ends the looking; never a `failed`.
     Dead,
     /// Not decided yet.
     Open,
