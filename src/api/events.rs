@@ -52,22 +52,11 @@ impl utoipa::IntoParams for LastEventId {
     fn into_params(
         _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
     ) -> Vec<utoipa::openapi::path::Parameter> {
-        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-        use utoipa::openapi::schema::{ObjectBuilder, Type};
-        vec![
-            ParameterBuilder::new()
-                .name("Last-Event-ID")
-                .parameter_in(ParameterIn::Header)
-                .description(Some(
-                    "Resume after this event (`seq`), as an EventSource sends it on reconnect.",
-                ))
-                .schema(Some(
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .pattern(Some(LAST_EVENT_ID_PATTERN)),
-                ))
-                .build(),
-        ]
+        vec![super::contract::header(
+            "Last-Event-ID",
+            "Resume after this event (`seq`), as an EventSource sends it on reconnect.",
+            Some(LAST_EVENT_ID_PATTERN),
+        )]
     }
 }
 

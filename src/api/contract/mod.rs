@@ -128,8 +128,8 @@ pub fn json() -> &'static str {
     &JSON
 }
 
-/// A header parameter of a string matching `pattern`.
-fn header(name: &str, description: &str, pattern: Option<&str>) -> Parameter {
+/// An optional header parameter: a string, matching `pattern` when one is given.
+pub fn header(name: &str, description: &str, pattern: Option<&str>) -> Parameter {
     let mut schema = ObjectBuilder::new().schema_type(Type::String);
     if let Some(p) = pattern {
         schema = schema.pattern(Some(p));
