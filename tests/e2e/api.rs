@@ -985,6 +985,33 @@ async fn signed_teslas_are_commanded_through_signed_command_only() {
     assert!(billed("data") >= 1, "the vehicle list and fleet_status");
 }
 
+/// The first `200` answer of a fresh (`no-cache`) read of the car's `what`
+/// (`location`, `security`) that `shows` what is expected, within 40 reads a quarter
+/// second apart (the OEM's cloud lags the car).
+async fn fresh_read_until(
+    env: &Env,
+    vehicle: &str,
+    what: &str,
+    shows: impl Fn(&serde_json::Value) -> bool,
+) -> Option<serde_json::Value> {
+    for _ in 0..40 {
+        let a = env
+            .send(
+                Method::GET,
+                &format!("/v1/vehicles/{vehicle}/{what}"),
+                Some(&env.demo.token),
+                &[("cache-control", "no-cache")],
+                None,
+            )
+            .await;
+        if a.status == 200 && shows(&a.json) {
+            return Some(a.json);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
+}
+
 /// Every garage mock lets a test act as the world around a car through `PATCH
 /// /__mock/vehicles/{vin}`: the owner's app locks or unlocks it, it is driven, it falls
 /// asleep. keyway's fresh reads show each change once the OEM's cloud has it (after the
@@ -993,7 +1020,6 @@ async fn signed_teslas_are_commanded_through_signed_command_only() {
 async fn every_mock_lets_a_test_act_as_the_world() {
     let env = Env::start().await;
     let client = common::client();
-    let fresh = [("cache-control", "no-cache")];
     for oem in ["bmw", "volvo", "gm", "ford", "hyundai"] {
         let v = env.demo.vehicles.iter().find(|v| v.oem == oem).unwrap();
         let mock = env.demo.server(oem).url();
@@ -1012,47 +1038,19 @@ async fn every_mock_lets_a_test_act_as_the_world() {
         // A drive.
         let moved = patch(json!({"latitude": 48.137, "longitude": 11.575, "heading": 90.0})).await;
         assert_eq!(moved.status, 200, "{oem}: {}", moved.text);
-        let mut seen = None;
-        for _ in 0..40 {
-            let l = env
-                .send(
-                    Method::GET,
-                    &format!("/v1/vehicles/{}/location", v.id),
-                    Some(&env.demo.token),
-                    &fresh,
-                    None,
-                )
-                .await;
-            if l.status == 200 && l.json["latitude"] == 48.137 {
-                seen = Some(l.json);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        let seen = seen.unwrap_or_else(|| panic!("{oem}: the move never showed"));
+        let seen = fresh_read_until(&env, &v.id, "location", |l| l["latitude"] == 48.137)
+            .await
+            .unwrap_or_else(|| panic!("{oem}: the move never showed"));
         assert_eq!(seen["longitude"], 11.575, "{oem}");
         // The owner's app flips the lock (GM has no lock-state read to show it).
         if oem != "gm" {
             let to = !moved.json["locked"].as_bool().unwrap();
             assert_eq!(patch(json!({"locked": to})).await.status, 200, "{oem}");
-            let mut shown = false;
-            for _ in 0..40 {
-                let s = env
-                    .send(
-                        Method::GET,
-                        &format!("/v1/vehicles/{}/security", v.id),
-                        Some(&env.demo.token),
-                        &fresh,
-                        None,
-                    )
-                    .await;
-                if s.status == 200 && s.json["locked"] == to {
-                    shown = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            assert!(shown, "{oem}: the owner's lock change never showed");
+            let shown = fresh_read_until(&env, &v.id, "security", |s| s["locked"] == to).await;
+            assert!(
+                shown.is_some(),
+                "{oem}: the owner's lock change never showed"
+            );
         }
         // It falls asleep, as the mock's state shows.
         let slept = patch(json!({"asleep": true})).await;
