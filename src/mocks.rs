@@ -274,6 +274,7 @@ pub fn bmw(f: &Fleet, s: &Settings) -> keyway_bmw::BmwMock {
         client_id: CLIENT_ID.into(),
         client_secret: Some(CLIENT_SECRET.into()),
         default_account: f.bmw.account.clone(),
+        state_without_location: Vec::new(),
     })
 }
 

@@ -480,6 +480,17 @@ impl Fleet {
         } else {
             oem.call(kind.as_str(), read).await
         };
+        // A state without a position: the OEM's separate locate flow, where it has one
+        // (BMW's vehicle finder); without one, the answer stays "no fix".
+        let first = match first {
+            Err(CallError::Oem(OemError::NoFix { .. })) if kind == Kind::Location => {
+                match self.locate_async(oem).await {
+                    Err(CallError::Oem(OemError::NotCapable { .. })) => first,
+                    other => other.map(Value::Location),
+                }
+            }
+            other => other,
+        };
         let value = match first {
             Err(CallError::Oem(OemError::Asleep)) => {
                 let last = self.kept(&v.id, kind);

@@ -1089,3 +1089,43 @@ async fn every_mock_lets_a_test_act_as_the_world() {
     .await;
     assert_eq!(bad.status, 400);
 }
+
+/// Read paths beyond the state answer: a BMW whose state has no position is found with
+/// BMW's vehicle finder (its event, then `eventPosition`); a Volvo that Volvo's own
+/// check says cannot take a command now is not sent one — the caller learns it at once
+/// and for certain, instead of an outcome nobody knows.
+#[tokio::test]
+async fn a_separate_locate_flow_and_the_oems_own_precheck() {
+    let env = Env::start().await;
+    let bmw = env.demo.vehicles.iter().find(|v| v.oem == "bmw").unwrap();
+    env.demo.bmw().set_position_in_state(&bmw.oem_id, false);
+    let car = env.demo.bmw().car(&bmw.oem_id).unwrap();
+    let r = env
+        .get(
+            &format!("/v1/vehicles/{}/location", bmw.id),
+            Some(&env.demo.token),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:#}", r.json);
+    assert_eq!(r.json["latitude"], car.latitude, "{:#}", r.json);
+    assert_eq!(r.json["longitude"], car.longitude);
+    assert_eq!(env.demo.bmw().journal.count("POST", "/vehicle-finder"), 1);
+    assert_eq!(env.demo.bmw().journal.count("POST", "/eventPosition"), 1);
+
+    let volvo = env.demo.vehicles.iter().find(|v| v.oem == "volvo").unwrap();
+    env.demo.volvo().update(&volvo.oem_id, |c| c.asleep = true);
+    let a = env.act(&volvo.id, "unlock").await;
+    assert_eq!(a.status, 409, "{:#}", a.json);
+    assert_eq!(a.json["code"], "vehicle_asleep", "{:#}", a.json);
+    let journal = env.demo.volvo().journal.entries();
+    assert!(
+        journal
+            .iter()
+            .any(|e| e.path.ends_with("/command-accessibility")),
+        "Volvo's check was asked"
+    );
+    assert!(
+        !journal.iter().any(|e| e.path.contains("/commands/")),
+        "no command was sent to a car Volvo cannot reach"
+    );
+}

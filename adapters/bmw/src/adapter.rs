@@ -10,7 +10,10 @@
 //! limits in text: 429 "Rate limit is exceeded. Try again in 2 seconds." and a daily
 //! quota as 403 "Out of call volume quota. Quota will be replenished in HH:MM:SS." —
 //! both become `RateLimited` with the time they announce. BMW has no wake-up call: the
-//! car's modem takes commands while it sleeps.
+//! car's modem takes commands while it sleeps. Model and year come from
+//! `GET /eadrax-vcs/v5/vehicle-data/profile`; a car whose state has no position is
+//! located with the vehicle finder (`…/remote-commands/vehicle-finder`, then
+//! `…/eventPosition?eventId=` once its event is `EXECUTED`).
 
 use std::time::Duration;
 
@@ -74,6 +77,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         // Which clock writes the state's timestamps is not documented: the car's.
         stamps: keyway_adapter::Stamps::Car,
     },
+    exchanges: &crate::exchanges::EXCHANGES,
 };
 
 /// The MyBMW adapter for one base URL.
@@ -243,6 +247,62 @@ pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
         .collect())
 }
 
+/// Parses `vehicle-data/profile`: the car's model and model year (`model`, `year`).
+pub fn parse_profile(body: &[u8]) -> Result<(Option<String>, Option<u16>), OemError> {
+    let a: Attributes = parse_body(body, Delivered::No)?;
+    Ok((a.model.filter(|m| !m.is_empty()), a.year))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventPosition {
+    position_data: Option<PositionData>,
+    error_details: Option<ErrorDetails>,
+}
+
+#[derive(Deserialize)]
+struct PositionData {
+    status: Option<String>,
+    position: Option<FinderPosition>,
+}
+
+#[derive(Deserialize)]
+struct FinderPosition {
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    heading: Option<f64>,
+}
+
+/// Parses the vehicle finder's `eventPosition`: the position the car sent. BMW's
+/// `errorDetails` or a status other than `OK` is no fix (BMW did not give one), never
+/// an invented place; the time is not given, so none is claimed.
+pub fn parse_event_position(body: &[u8]) -> Result<Location, OemError> {
+    let e: EventPosition = parse_body(body, Delivered::No)?;
+    if let Some(d) = e.error_details {
+        let why = d.description.or(d.title).unwrap_or_default();
+        return Err(no_fix(&format!(
+            "the vehicle finder gave no position: {why}"
+        )));
+    }
+    let data = e
+        .position_data
+        .ok_or_else(|| no_fix("the vehicle finder answered no positionData"))?;
+    if let Some(status) = data.status.as_deref().filter(|s| *s != "OK") {
+        return Err(no_fix(&format!("the vehicle finder answered {status}")));
+    }
+    let p = data
+        .position
+        .ok_or_else(|| no_fix("the vehicle finder answered no position"))?;
+    let (latitude, longitude) = fix(p.latitude, p.longitude)?;
+    Ok(Location {
+        latitude,
+        longitude,
+        heading: p.heading.filter(|h| (0.0..=360.0).contains(h)),
+        accuracy_m: None,
+        recorded_at: None,
+    })
+}
+
 /// BMW's time of the state: `lastUpdatedAt`, else `lastFetched` (when BMW's servers
 /// last heard from the car). BMW writes `0001-01-01T00:00:00Z` for "none"; with
 /// neither, the time is unknown (`None`), never invented.
@@ -410,7 +470,34 @@ impl Adapter for BmwAdapter {
             false,
             classify,
         )?;
-        parse_vehicles(resp.body())
+        let mut vehicles = parse_vehicles(resp.body())?;
+        // Today's list names only VINs: the profile has model and year (as the MyBMW
+        // app reads it). A profile that fails leaves them unknown, not the list failed.
+        for v in vehicles.iter_mut().filter(|v| v.model.is_none()) {
+            let req = cx
+                .request(
+                    Method::GET,
+                    &self.url("/eadrax-vcs/v5/vehicle-data/profile"),
+                )
+                .header("bmw-vin", v.oem_id.as_str())
+                .body(Bytes::new());
+            let profile = match cx.send(req).await {
+                Ok(r) => check(r, false, classify).and_then(|r| parse_profile(r.body())),
+                Err(e) => Err(e),
+            };
+            match profile {
+                Ok((model, year)) => {
+                    v.model = model;
+                    v.year = year.or(v.year);
+                }
+                // A limit or a dead token is the list's problem too.
+                Err(e @ (OemError::RateLimited { .. } | OemError::Unauthorized { .. })) => {
+                    return Err(e);
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(vehicles)
     }
 
     async fn locate(&self, cx: &Call, v: &VehicleRef) -> Result<Location, OemError> {
@@ -459,120 +546,51 @@ impl Adapter for BmwAdapter {
             what: "wake a vehicle (BMW queues commands for sleeping cars itself)".into(),
         })
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../fixtures/bmw/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    /// The vehicle finder, for a car whose state has no position: a remote service
+    /// whose event, once `EXECUTED`, has the position the car sent.
+    async fn request_location(&self, cx: &Call, v: &VehicleRef) -> Result<Pending, OemError> {
+        let req = cx
+            .request(
+                Method::POST,
+                &self.url("/eadrax-vrccs/v4/presentation/remote-commands/vehicle-finder"),
+            )
+            .header("bmw-vin", v.oem_id.as_str())
+            .extension(Idempotent)
+            .body(Bytes::new());
+        let resp = check(cx.send(req).await?, false, classify)?;
+        let a: Accepted = parse_body(resp.body(), Delivered::No)?;
+        Ok(Pending {
+            handle: a.event_id,
+            poll_after_ms: POLL_INTERVAL.as_millis() as u64,
+        })
     }
 
-    fn resp(status: u16, name: &str) -> Response<Bytes> {
-        Response::builder()
-            .status(status)
-            .body(Bytes::from(fixture(name)))
-            .unwrap()
-    }
-
-    #[test]
-    fn fixtures_parse() {
-        let v = parse_vehicles(&fixture("vehicle_list.json")).unwrap();
-        assert_eq!(v.len(), 1, "only the confirmed mapping: {v:?}");
-        assert_eq!(v[0].oem_id, "WBY31AW090FP00001");
-        let v = parse_vehicles(&fixture("vehicles_v4_legacy.json")).unwrap();
-        assert_eq!(v[0].oem_id, "WBY31AW090FP00001");
-        assert_eq!(v[0].model.as_deref(), Some("i4 eDrive40"));
-        assert_eq!(v[0].year, Some(2023));
-        // An unrecognised list is an error, never an empty fleet.
-        assert!(parse_vehicles(br#"{"vehicles": []}"#).is_err());
-        // A car whose state BMW does not report: lock state unknown, no position —
-        // answers, not errors.
-        let s = parse_security(&fixture("state_no_doors.json")).unwrap();
-        assert_eq!((s.locked, s.doors.is_none()), (None, true));
-        assert_eq!(s.recorded_at.map(|t| t.year()), Some(2026));
-        assert!(matches!(
-            parse_location(&fixture("state_no_doors.json")),
-            Err(OemError::NoFix { .. })
-        ));
-        // BMW's "no timestamp" falls back to when BMW last heard from the car.
-        let s = parse_security(&fixture("state_no_timestamp.json")).unwrap();
-        assert_eq!(s.locked, Some(false));
-        assert_eq!(s.recorded_at.map(|t| t.year()), Some(2026));
-        let l = parse_location(&fixture("state.json")).unwrap();
-        assert!((l.latitude - 48.177655).abs() < 1e-9);
-        assert_eq!(l.heading, Some(217.0));
-        let s = parse_security(&fixture("state.json")).unwrap();
-        assert_eq!(s.locked, Some(true));
-        assert!(
-            s.doors
-                .unwrap()
-                .iter()
-                .any(|d| d.position == DoorPosition::Trunk && d.open)
-        );
-        assert!(matches!(
-            parse_accepted(&fixture("command_accepted.json")),
-            Ok(Sent::Pending(_))
-        ));
-        assert!(matches!(
-            parse_event_status(&fixture("event_status_pending.json")),
-            Ok(Progress::Pending { .. })
-        ));
-        assert_eq!(
-            parse_event_status(&fixture("event_status_executed.json")),
-            Ok(Progress::Succeeded)
-        );
-        assert!(matches!(
-            parse_event_status(&fixture("event_status_error.json")),
-            Ok(Progress::Failed(OemError::Refused { .. }))
-        ));
-    }
-
-    #[test]
-    fn limit_styles() {
-        assert_eq!(
-            classify(&resp(429, "error_rate_limited_429.json"), false),
-            OemError::RateLimited {
-                retry_after: Some(Duration::from_secs(2))
+    async fn poll_location(
+        &self,
+        cx: &Call,
+        v: &VehicleRef,
+        p: &Pending,
+    ) -> Result<Option<Location>, OemError> {
+        match self.poll(cx, v, Command::Lock, p).await? {
+            Progress::Pending { .. } => Ok(None),
+            Progress::Failed(e) => Err(e),
+            Progress::Succeeded => {
+                let url = self.url(&format!(
+                    "/eadrax-vrccs/v4/presentation/remote-commands/eventPosition?eventId={}",
+                    p.handle
+                ));
+                let req = cx
+                    .request(Method::POST, &url)
+                    .header("bmw-vin", v.oem_id.as_str())
+                    .extension(Idempotent)
+                    .body(Bytes::new());
+                let resp = check(cx.send(req).await?, false, classify)?;
+                parse_event_position(resp.body()).map(Some)
             }
-        );
-        assert_eq!(
-            classify(&resp(403, "error_quota_403.json"), true),
-            OemError::RateLimited {
-                retry_after: Some(Duration::from_secs(2 * 3600 + 10 * 60 + 5))
-            }
-        );
-        assert!(matches!(
-            classify(&resp(401, "error_unauthorized_401.json"), false),
-            OemError::Unauthorized { .. }
-        ));
-    }
-
-    proptest! {
-        #[test]
-        fn parsers_never_panic_on_mutated_fixtures(
-            name in prop::sample::select(vec!["vehicle_list.json", "vehicles_v4_legacy.json", "state.json", "state_no_timestamp.json", "state_no_doors.json", "command_accepted.json",
-                "event_status_error.json", "error_quota_403.json"]),
-            cut in 0usize..3000,
-            flips in prop::collection::vec((0usize..3000, any::<u8>()), 0..4),
-        ) {
-            let mut body = fixture(name);
-            for (at, byte) in flips {
-                if !body.is_empty() {
-                    let i = at % body.len();
-                    body[i] = byte;
-                }
-            }
-            body.truncate(cut.min(body.len()));
-            let _ = parse_vehicles(&body);
-            let _ = parse_location(&body);
-            let _ = parse_security(&body);
-            let _ = parse_accepted(&body);
-            let _ = parse_event_status(&body);
-            let _ = classify(&Response::builder().status(403).body(Bytes::from(body.clone())).unwrap(), true);
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

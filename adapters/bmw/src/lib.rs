@@ -8,6 +8,7 @@
 //!   tokens) and BMW's limit answers (429 "Try again in N seconds", 403 quota text).
 
 pub mod adapter;
+pub mod exchanges;
 #[cfg(feature = "mock")]
 pub mod mock;
 

@@ -3,13 +3,16 @@
 //! Behaves as OEM-REFERENCE.md describes, in the shapes of `fixtures/bmw/` (see its
 //! SOURCES.md): `POST /eadrax-vcs/v5/vehicle-list`; vehicles addressed by a `bmw-vin`
 //! header;
+//! `vehicle-data/profile` gives model and year;
 //! `door-lock`/`door-unlock` answer an `eventId`; `eventStatus` reports PENDING, then
 //! DELIVERED, then EXECUTED once the car executed it — or ERROR when the car refuses or
 //! the command expired in the queue of a sleeping car — each stage lasting `stage`
 //! (three times as long while the car sleeps: BMW wakes it itself, unless the car's
 //! timing queues commands); `vehicles/state` carries location and
 //! `combinedSecurityState` as the cloud sees them, lagging the car by its
-//! `state_lag_ms`, with the time the car reported them (the kit's timeline).
+//! `state_lag_ms`, with the time the car reported them (the kit's timeline); cars in
+//! `state_without_location` have no position there, and the `vehicle-finder` service
+//! finds it (`eventPosition` once its event is `EXECUTED`).
 //! Errors use BMW's `{"statusCode", "message"}` bodies. OAuth comes from the kit with
 //! BMW's profile: HTTP Basic client auth, rotating refresh tokens, 400 `invalid_grant`.
 //!
@@ -51,6 +54,8 @@ pub struct BmwMockConfig {
     pub client_secret: Option<String>,
     /// The login at `/authorize` unless `login_hint` names another.
     pub default_account: String,
+    /// Cars whose state carries no position (found only with the vehicle finder).
+    pub state_without_location: Vec<String>,
 }
 
 impl Default for BmwMockConfig {
@@ -62,6 +67,7 @@ impl Default for BmwMockConfig {
             client_id: "keyway".into(),
             client_secret: Some("secret".into()),
             default_account: "owner".into(),
+            state_without_location: Vec::new(),
         }
     }
 }
@@ -76,6 +82,8 @@ struct Event {
     delivery: Option<u64>,
     /// `EXECUTED` was reported.
     reported: bool,
+    /// A vehicle finder (no lock change): executed after two stages.
+    finder: bool,
 }
 
 /// The mock: cheap to clone, clones share one world.
@@ -84,6 +92,7 @@ pub struct BmwMock {
     parts: Parts,
     events: Arc<Mutex<HashMap<String, Event>>>,
     stage: Duration,
+    hidden: Arc<Mutex<Vec<String>>>,
 }
 
 /// A MyBMW error answer: `{"statusCode": …, "message": …}`.
@@ -125,6 +134,7 @@ impl BmwMock {
             ),
             events: Arc::default(),
             stage: config.stage,
+            hidden: Arc::new(Mutex::new(config.state_without_location)),
         }
     }
 
@@ -133,6 +143,11 @@ impl BmwMock {
         let api = Router::new()
             .route("/eadrax-vcs/v5/vehicle-list", post(vehicles))
             .route("/eadrax-vcs/v4/vehicles/state", get(state))
+            .route("/eadrax-vcs/v5/vehicle-data/profile", get(profile))
+            .route(
+                "/eadrax-vrccs/v4/presentation/remote-commands/eventPosition",
+                post(event_position),
+            )
             .route(
                 "/eadrax-vrccs/v3/presentation/remote-commands/eventStatus",
                 post(event_status),
@@ -167,6 +182,16 @@ impl BmwMock {
         let mut events = lock(&self.events);
         let e = events.get_mut(event_id)?;
         let age = e.created.elapsed();
+        if e.finder {
+            return Some((
+                if age < e.stage * 2 {
+                    "PENDING"
+                } else {
+                    "EXECUTED"
+                },
+                false,
+            ));
+        }
         let Some(delivery) = e.delivery else {
             return Some((if age < e.stage { "PENDING" } else { "ERROR" }, false));
         };
@@ -180,6 +205,16 @@ impl BmwMock {
             _ if age < e.stage => ("PENDING", false),
             _ => ("DELIVERED", false),
         })
+    }
+
+    /// Whether the car's state carries its position from now on (`false`: only the
+    /// vehicle finder finds it).
+    pub fn set_position_in_state(&self, vin: &str, shown: bool) {
+        let mut hidden = lock(&self.hidden);
+        hidden.retain(|v| v != vin);
+        if !shown {
+            hidden.push(vin.to_string());
+        }
     }
 
     fn authorize(&self, headers: &HeaderMap) -> Result<String, BmwError> {
@@ -230,7 +265,7 @@ async fn state(State(m): State<BmwMock>, headers: HeaderMap) -> Response {
     };
     let t = rfc3339(reported);
     let fetched = now();
-    Json(json!({
+    let mut doc = json!({
         "capabilities": {
             "lock": true, "unlock": true, "vehicleFinder": true,
             "remoteServices": {
@@ -256,8 +291,13 @@ async fn state(State(m): State<BmwMock>, headers: HeaderMap) -> Response {
             },
             "electricChargingState": {"chargingLevelPercent": 80, "range": 380, "isChargerConnected": false},
         },
-    }))
-    .into_response()
+    });
+    if lock(&m.hidden).contains(&c.vin)
+        && let Some(state) = doc.get_mut("state").and_then(|s| s.as_object_mut())
+    {
+        state.remove("location");
+    }
+    Json(doc).into_response()
 }
 
 async fn command(
@@ -269,6 +309,7 @@ async fn command(
     let lock_to = match service.as_str() {
         "door-lock" => true,
         "door-unlock" => false,
+        "vehicle-finder" => return finder(&m, &headers),
         _ => return bmw_error(StatusCode::NOT_FOUND, "Unknown remote service").into_response(),
     };
     let car = match m.owned_car(&headers) {
@@ -294,6 +335,7 @@ async fn command(
             stage,
             delivery,
             reported: false,
+            finder: false,
         },
     );
     Json(json!({"eventId": event_id, "creationTime": now()})).into_response()
@@ -330,6 +372,74 @@ async fn event_status(
             resp
         }
         None => bmw_error(StatusCode::NOT_FOUND, "Event not found").into_response(),
+    }
+}
+
+/// `vehicle-finder`: an event that executes after two stages, whose position
+/// `eventPosition` then answers.
+fn finder(m: &BmwMock, headers: &HeaderMap) -> Response {
+    let car = match m.owned_car(headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let event_id = random_token(&format!("rslt-{}-", car.vin));
+    lock(&m.events).insert(
+        event_id.clone(),
+        Event {
+            vin: car.vin,
+            created: Instant::now(),
+            stage: m.stage,
+            delivery: None,
+            reported: false,
+            finder: true,
+        },
+    );
+    Json(json!({"eventId": event_id, "creationTime": now()})).into_response()
+}
+
+/// `eventPosition?eventId=`: the position an executed vehicle finder found.
+async fn event_position(
+    State(m): State<BmwMock>,
+    Query(q): Query<EventQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let car = match m.owned_car(&headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let found = q.event_id.as_deref().is_some_and(|id| {
+        lock(&m.events)
+            .get(id)
+            .is_some_and(|e| e.finder && e.vin == car.vin)
+    }) && q.event_id.as_deref().and_then(|id| m.status(id))
+        == Some(("EXECUTED", false));
+    if !found {
+        return Json(json!({"errorDetails": {"title": "Unknown position",
+            "description": "no executed vehicle finder event"}}))
+        .into_response();
+    }
+    Json(json!({
+        "positionData": {"status": "OK", "position": {
+            "latitude": car.latitude, "longitude": car.longitude,
+            "formattedAddress": "", "heading": car.heading}},
+        "errorDetails": null,
+    }))
+    .into_response()
+}
+
+/// `vehicle-data/profile`: the car's model and year.
+async fn profile(State(m): State<BmwMock>, headers: HeaderMap) -> Response {
+    match m.owned_car(&headers) {
+        Ok(c) => Json(json!({
+            "bodyType": "G26", "brand": "BMW", "color": 4284245350u64, "countryOfOrigin": "DE",
+            "driveTrain": "ELECTRIC", "headUnitRaw": "HU_MGU", "headUnitType": "MGU",
+            "hmiVersion": "ID8", "model": c.model, "telematicsUnit": "WAVE01",
+            "softwareVersionCurrent": {"iStep": 470, "puStep": {"month": 11, "year": 21}, "seriesCluster": "G026"},
+            "softwareVersionExFactory": {"iStep": 470, "puStep": {"month": 11, "year": 21}, "seriesCluster": "G026"},
+            "vin": c.vin, "year": c.year,
+        }))
+        .into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

@@ -65,6 +65,10 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
             )
             .await,
         ),
+        (
+            "profile.json",
+            call(Method::GET, "/eadrax-vcs/v5/vehicle-data/profile").await,
+        ),
     ];
     let event = checks[2].1["eventId"].as_str().unwrap().to_string();
     let status = call(

@@ -4,14 +4,12 @@
 use async_trait::async_trait;
 
 use crate::{
-    AdapterInfo, Call, Command, Location, OemError, OemVehicle, Pending, Progress, SecurityState,
-    Sent, VehicleRef,
+    AdapterInfo, Call, Command, Connectivity, Location, OemError, OemVehicle, Pending, Progress,
+    SecurityState, Sent, VehicleRef,
 };
 
-fn not_capable<T>() -> Result<T, OemError> {
-    Err(OemError::NotCapable {
-        what: "read the location asynchronously".into(),
-    })
+fn not_capable<T>(what: &str) -> Result<T, OemError> {
+    Err(OemError::NotCapable { what: what.into() })
 }
 
 /// One OEM's API, translated into the unified vocabulary.
@@ -56,9 +54,25 @@ pub trait Adapter: Send + Sync + 'static {
         None
     }
 
-    /// Starts an asynchronous location read (`location_mode: Async` only).
+    /// Whether the car can be reached now, read without waking it (Tesla's vehicle
+    /// record, which its wake-up polls).
+    async fn connectivity(&self, _cx: &Call, _v: &VehicleRef) -> Result<Connectivity, OemError> {
+        not_capable("read whether the vehicle is online without waking it")
+    }
+
+    /// The OEM's own check whether the car can take a command now (Volvo's command
+    /// accessibility). `Ok(())` when it can or the OEM has no such check; an error that
+    /// was not delivered (`Unreachable`, `Asleep`, `Refused`) when it says no, so the
+    /// command is not sent into an ambiguous answer. Adapters call it from `send`.
+    async fn precheck(&self, _cx: &Call, _v: &VehicleRef) -> Result<(), OemError> {
+        Ok(())
+    }
+
+    /// Starts an asynchronous location read: GM's location (`location_mode: Async`), or
+    /// a separate locate flow for a car whose state has no position (BMW's vehicle
+    /// finder, used when `locate` answers `NoFix`).
     async fn request_location(&self, _cx: &Call, _v: &VehicleRef) -> Result<Pending, OemError> {
-        not_capable()
+        not_capable("read the location asynchronously")
     }
 
     /// Polls an asynchronous location read: `None` while it is still running.
@@ -68,6 +82,6 @@ pub trait Adapter: Send + Sync + 'static {
         _v: &VehicleRef,
         _p: &Pending,
     ) -> Result<Option<Location>, OemError> {
-        not_capable()
+        not_capable("read the location asynchronously")
     }
 }

@@ -340,6 +340,36 @@ pub async fn run_all(h: &Harness) {
     capabilities_match(h).await;
     expired_token(h).await;
     commands_are_never_repeated_blindly(h).await;
+    every_request_has_a_route(h);
+}
+
+/// Every request the adapter made against its mock during the suite is a route of its
+/// [`crate::Exchanges`] table (the mock's controls and the OAuth server aside), so
+/// `keyway replay` can tell each captured request's operation and answer every request
+/// of an operation.
+pub fn every_request_has_a_route(h: &Harness) {
+    let info = h.adapter.info();
+    let unknown: Vec<String> = h
+        .mock
+        .journal()
+        .entries()
+        .into_iter()
+        .filter(|e| !e.path.starts_with("/__mock"))
+        .filter(|e| e.path != info.oauth.token_path && e.path != info.oauth.authorize_path)
+        .map(|e| match e.query {
+            Some(q) => format!("{} {}?{q}", e.method, e.path),
+            None => format!("{} {}", e.method, e.path),
+        })
+        .filter(|r| {
+            let (method, path) = r.split_once(' ').unwrap_or_default();
+            info.exchanges.route(method, path).is_none()
+        })
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "{}: requests without a route in its exchanges table: {unknown:?}",
+        info.oem
+    );
 }
 
 /// The no-double-send rule at the adapter's edge: the request that carries a command is

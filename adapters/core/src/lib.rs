@@ -13,6 +13,7 @@
 //! - [`transport`]: the hyper client as a service (the bottom of every outbound stack).
 //! - [`secret`]: a string that never shows itself in `Debug` or logs.
 //! - [`adapter`]: the `Adapter` trait.
+//! - [`exchange`]: the requests an adapter makes, named, with fixture answers (replay).
 //! - [`mock`]: the kit every mock OEM is built from (server, journal, OAuth token book).
 //! - [`conformance`]: the checks every adapter must pass against its own mock.
 
@@ -20,6 +21,7 @@ pub mod adapter;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod error;
+pub mod exchange;
 pub mod http;
 #[cfg(feature = "mock")]
 pub mod mock;
@@ -29,6 +31,7 @@ pub mod types;
 
 pub use adapter::Adapter;
 pub use error::{Delivered, OemError};
+pub use exchange::{Exchanges, Route};
 pub use http::{Call, Http, TransportError};
 pub use secret::Secret;
 pub use types::*;

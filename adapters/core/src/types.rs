@@ -32,6 +32,18 @@ pub enum CommandMode {
     Async,
 }
 
+/// Whether a car's modem can be reached now, as the OEM reports it without waking it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Connectivity {
+    /// Online: reads and commands reach it now.
+    Online,
+    /// Asleep: it wakes on request (or the OEM queues for it).
+    Asleep,
+    /// Offline: no connection (parked out of coverage, 12 V off).
+    Offline,
+}
+
 /// How a client authenticates at the OEM's token endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientAuth {
@@ -102,6 +114,8 @@ pub struct AdapterInfo {
     pub api_key_header: Option<&'static str>,
     /// How the OEM's answers relate to the car in time.
     pub timing: OemTiming,
+    /// Every kind of request the adapter makes, with fixture answers (`keyway replay`).
+    pub exchanges: &'static crate::Exchanges,
 }
 
 /// How an OEM's cloud lags its cars, as defaults (operators may override them).

@@ -7,6 +7,7 @@
 //!   exchange, rotating refresh tokens, 400 `errorCode 460` for a dead one).
 
 pub mod adapter;
+pub mod exchanges;
 #[cfg(feature = "mock")]
 pub mod mock;
 

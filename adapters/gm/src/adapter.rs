@@ -64,6 +64,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         // Which clock writes the state's timestamps is not documented: the car's.
         stamps: keyway_adapter::Stamps::Car,
     },
+    exchanges: &crate::exchanges::EXCHANGES,
 };
 
 /// The OnStar adapter for one base URL.

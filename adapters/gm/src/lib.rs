@@ -7,6 +7,7 @@
 //!   followed by an RFC 8693 token exchange) and its mostly empty error bodies.
 
 pub mod adapter;
+pub mod exchanges;
 #[cfg(feature = "mock")]
 pub mod mock;
 

@@ -9,6 +9,7 @@
 //!   exchange after login.
 
 pub mod adapter;
+pub mod exchanges;
 #[cfg(feature = "mock")]
 pub mod mock;
 

@@ -8,11 +8,11 @@
 //! reports `online`. Errors map into `OemError` here and nowhere else.
 
 use async_trait::async_trait;
-use keyway_adapter::http::{check, fix, invalid, join, parse_body, parse_json};
+use keyway_adapter::http::{check, fix, invalid, join, parse_body};
 use keyway_adapter::{
-    Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
-    DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress,
-    SecurityState, Sent, VehicleRef, vin_model_year,
+    Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Connectivity,
+    Delivered, Door, DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending,
+    Progress, SecurityState, Sent, VehicleRef, vin_model_year,
 };
 use serde::Deserialize;
 use std::time::Duration;
@@ -65,6 +65,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         // Which clock writes the state's timestamps is not documented: the car's.
         stamps: keyway_adapter::Stamps::Car,
     },
+    exchanges: &crate::exchanges::EXCHANGES,
 };
 
 /// Fleet API pricing: every request is billed by class — the published prices are
@@ -359,6 +360,22 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
     })
 }
 
+/// Parses the vehicle record (`GET /api/1/vehicles/{id}`, also the wake-up's answer):
+/// its `state` — `online`, `asleep` (also `waking`), `offline`; any other or none is
+/// asleep, so the core asks again rather than giving up.
+pub fn parse_power(body: &[u8]) -> Result<Connectivity, OemError> {
+    let env: Envelope<WakeState> = parse_body(body, Delivered::No)?;
+    let state = env
+        .response
+        .ok_or_else(|| invalid("the vehicle answer has no response"))?
+        .state;
+    Ok(match state.as_deref() {
+        Some("online") => Connectivity::Online,
+        Some("offline") => Connectivity::Offline,
+        _ => Connectivity::Asleep,
+    })
+}
+
 /// Parses a command answer: `result: false` is a refusal with Tesla's reason.
 pub fn parse_command(body: &[u8]) -> Result<Sent, OemError> {
     let env: Envelope<CommandResult> = parse_body(body, Delivered::Unknown)?;
@@ -513,17 +530,26 @@ impl Adapter for TeslaAdapter {
                 }
             })
             .await?;
-        let env: Envelope<WakeState> = parse_json(&resp, Delivered::No)?;
-        match env.response.and_then(|r| r.state).as_deref() {
-            Some("online") => {
+        match parse_power(resp.body())? {
+            Connectivity::Online => {
                 lock(&self.wakes).remove(&v.oem_id);
                 Ok(())
             }
-            Some("offline") => Err(OemError::Unreachable {
+            Connectivity::Offline => Err(OemError::Unreachable {
                 detail: "the vehicle is offline".into(),
             }),
-            _ => Err(OemError::Asleep),
+            Connectivity::Asleep => Err(OemError::Asleep),
         }
+    }
+
+    async fn connectivity(&self, cx: &Call, v: &VehicleRef) -> Result<Connectivity, OemError> {
+        // The vehicle record: answered without waking the car, billed as a data request.
+        let path = format!("/api/1/vehicles/{}", v.oem_id);
+        self.regional(cx, |base| {
+            let url = join(&base, &path);
+            async move { parse_power(check(cx.get(&url).await?, false, classify)?.body()) }
+        })
+        .await
     }
 }
 

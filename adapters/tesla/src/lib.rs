@@ -11,6 +11,7 @@
 
 pub mod adapter;
 pub mod errors;
+pub mod exchanges;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod region;

@@ -4,7 +4,9 @@
 //! succeeded; `REJECTED`, `CAR_ERROR` and the `NOT_ALLOWED_*` values are refusals;
 //! `VEHICLE_IN_SLEEP` means the car did not act (Volvo offers no wake-up);
 //! `CONNECTION_FAILURE` means it is unreachable; `RUNNING`, `WAITING`, `UNKNOWN` and
-//! `TIMEOUT` leave the outcome open, so keyway reconciles from `doors`. The location is
+//! `TIMEOUT` leave the outcome open, so keyway reconciles from `doors`. Before a command
+//! keyway asks Volvo's `command-accessibility`: a car Volvo says it cannot reach now is
+//! not sent the command (a definite "not sent" instead of an open outcome). The location is
 //! GeoJSON: `coordinates` are `[longitude, latitude, altitude]`. Every request carries
 //! the application's `vcc-api-key`.
 
@@ -65,6 +67,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         // Which clock writes the state's timestamps is not documented: the car's.
         stamps: keyway_adapter::Stamps::Car,
     },
+    exchanges: &crate::exchanges::EXCHANGES,
 };
 
 /// The Volvo adapter for one base URL and application API key.
@@ -305,6 +308,60 @@ pub fn parse_invoked(body: &[u8]) -> Result<Sent, OemError> {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Accessibility {
+    availability_status: Option<Availability>,
+    /// Also seen beside the status rather than inside it.
+    unavailable_reason: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Availability {
+    value: Option<String>,
+    unavailable_reason: Option<serde_json::Value>,
+}
+
+/// A reason given as a string or as `{value}`.
+fn reason_text(v: &serde_json::Value) -> Option<String> {
+    v.as_str()
+        .or_else(|| v.get("value").and_then(|v| v.as_str()))
+        .map(str::to_string)
+}
+
+/// Parses `command-accessibility`: `Ok(())` when the car takes commands now (or Volvo
+/// does not say it cannot); an undelivered error naming Volvo's reason when it says
+/// `UNAVAILABLE` — `NO_INTERNET` (and an unspecified reason) is unreachable,
+/// `POWER_SAVING_MODE` asleep, `CAR_IN_USE` and `OTA_INSTALLATION_IN_PROGRESS` a
+/// refusal. The values follow ha-volvo-cars' availability sensor.
+pub fn parse_accessibility(body: &[u8]) -> Result<(), OemError> {
+    let Some(a) = data::<Accessibility>(body, Delivered::No)? else {
+        return Ok(());
+    };
+    let Some(status) = a.availability_status else {
+        return Ok(());
+    };
+    if status.value.as_deref() != Some("UNAVAILABLE") {
+        return Ok(());
+    }
+    let reason = status
+        .unavailable_reason
+        .as_ref()
+        .or(a.unavailable_reason.as_ref())
+        .and_then(reason_text)
+        .unwrap_or_else(|| "UNSPECIFIED".into());
+    Err(match reason.as_str() {
+        "POWER_SAVING_MODE" => OemError::Asleep,
+        "CAR_IN_USE" | "OTA_INSTALLATION_IN_PROGRESS" => OemError::Refused {
+            reason: format!("Volvo says the car cannot take commands now ({reason})"),
+        },
+        _ => OemError::Unreachable {
+            detail: format!("Volvo says the car cannot take commands now ({reason})"),
+        },
+    })
+}
+
 fn blames_api_key(detail: &str) -> bool {
     let d = detail.to_ascii_lowercase().replace(['-', '_'], " ");
     d.contains("api key") || d.contains("apikey")
@@ -365,7 +422,33 @@ impl Adapter for VolvoAdapter {
         parse_doors(resp.body())
     }
 
+    async fn precheck(&self, cx: &Call, v: &VehicleRef) -> Result<(), OemError> {
+        let path = format!(
+            "/connected-vehicle/v2/vehicles/{}/command-accessibility",
+            v.oem_id
+        );
+        parse_accessibility(self.get(cx, &path).await?.body())
+    }
+
     async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
+        // Volvo's own check first: a car it says it cannot reach is not sent a command
+        // whose answer would only be a timeout (an outcome nobody knows).
+        // Volvo's no, or what the command would meet too (a token to refresh, a limit, a
+        // key keyway must fix), ends it here. Anything else of the check — no such
+        // endpoint, no scope for it, an outage, an unreadable answer — is advice
+        // missing: the command goes ahead.
+        if let Err(
+            e @ (OemError::Asleep
+            | OemError::Unreachable { .. }
+            | OemError::Refused { .. }
+            | OemError::Unauthorized { .. }
+            | OemError::RateLimited { .. }
+            | OemError::ClientRejected { .. }
+            | OemError::ReauthorizationRequired { .. }),
+        ) = self.precheck(cx, v).await
+        {
+            return Err(e);
+        }
         let path = format!(
             "/connected-vehicle/v2/vehicles/{}/commands/{}",
             v.oem_id,
@@ -399,162 +482,4 @@ impl Adapter for VolvoAdapter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../fixtures/volvo/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    #[test]
-    fn unknown_is_a_value() {
-        // A location without a timestamp is still the car's location, with no time.
-        let l = parse_location(&fixture("location_no_timestamp.json")).unwrap();
-        assert!((l.latitude - 57.70887).abs() < 1e-9);
-        assert_eq!(l.recorded_at, None);
-        // No geometry: no fix, which is not an upstream failure.
-        assert!(matches!(
-            parse_location(br#"{"data": {"type": "Feature", "properties": {}}}"#),
-            Err(OemError::NoFix { .. })
-        ));
-        // A lock Volvo does not know is `None`.
-        let doors = String::from_utf8(fixture("doors.json")).unwrap();
-        let unspecified = doors.replacen("\"LOCKED\"", "\"UNSPECIFIED\"", 1);
-        assert_eq!(parse_doors(unspecified.as_bytes()).unwrap().locked, None);
-    }
-
-    #[test]
-    fn bare_documents_parse_like_enveloped_ones() {
-        // Clients store the document without its `data` envelope (ha-volvo-cars' fixtures).
-        for name in [
-            "location.json",
-            "doors.json",
-            "vehicle_details.json",
-            "vehicles.json",
-        ] {
-            let env: serde_json::Value = serde_json::from_slice(&fixture(name)).unwrap();
-            let bare = serde_json::to_vec(&env["data"]).unwrap();
-            match name {
-                "location.json" => assert_eq!(
-                    parse_location(&bare).unwrap(),
-                    parse_location(&fixture(name)).unwrap()
-                ),
-                "doors.json" => assert_eq!(
-                    parse_doors(&bare).unwrap(),
-                    parse_doors(&fixture(name)).unwrap()
-                ),
-                "vehicles.json" => assert_eq!(
-                    parse_vehicle_list(&bare).unwrap(),
-                    parse_vehicle_list(&fixture(name)).unwrap()
-                ),
-                _ => assert_eq!(
-                    parse_details("V", &bare).unwrap(),
-                    parse_details("V", &fixture(name)).unwrap()
-                ),
-            }
-        }
-        // Doors without `centralLock`: the lock state is unknown, not an error.
-        let s = parse_doors(br#"{"data": {"frontLeftDoor": {"value": "CLOSED"}}}"#).unwrap();
-        assert_eq!(s.locked, None);
-        assert_eq!(s.recorded_at, None);
-    }
-
-    #[test]
-    fn fixtures_parse() {
-        assert_eq!(
-            parse_vehicle_list(&fixture("vehicles.json")).unwrap(),
-            vec!["YV1XZK9V0P2000001"]
-        );
-        let d = parse_details("YV1XZK9V0P2000001", &fixture("vehicle_details.json")).unwrap();
-        assert_eq!(d.model.as_deref(), Some("XC40 Recharge"));
-        assert_eq!(d.year, Some(2023));
-        let l = parse_location(&fixture("location.json")).unwrap();
-        assert!(
-            (l.latitude - 57.708870).abs() < 1e-9,
-            "longitude comes first in GeoJSON"
-        );
-        assert!((l.longitude - 11.974560).abs() < 1e-9);
-        assert_eq!(l.heading, Some(217.0));
-        let s = parse_doors(&fixture("doors.json")).unwrap();
-        assert_eq!(s.locked, Some(true));
-        assert!(
-            s.doors
-                .unwrap()
-                .iter()
-                .any(|d| d.position == DoorPosition::Trunk && d.open)
-        );
-    }
-
-    #[test]
-    fn invoke_statuses() {
-        assert_eq!(
-            parse_invoked(&fixture("command_completed.json")),
-            Ok(Sent::Completed)
-        );
-        assert_eq!(
-            parse_invoked(&fixture("command_rejected.json")),
-            Err(OemError::Refused {
-                reason: "Vehicle in use".into()
-            })
-        );
-        assert_eq!(
-            parse_invoked(&fixture("command_in_sleep.json")),
-            Err(OemError::Asleep)
-        );
-        let running = parse_invoked(&fixture("command_running.json")).unwrap_err();
-        assert_eq!(
-            running.delivered(),
-            Delivered::Unknown,
-            "RUNNING is reconciled, not re-sent"
-        );
-    }
-
-    #[test]
-    fn errors() {
-        let r = |status: u16, name: &str| {
-            Response::builder()
-                .status(status)
-                .body(Bytes::from(fixture(name)))
-                .unwrap()
-        };
-        assert!(matches!(
-            classify(&r(401, "error_api_key_401.json"), false),
-            OemError::ClientRejected { .. }
-        ));
-        // Volvo's own words name the header.
-        assert!(matches!(
-            classify(&r(401, "error_vcc_api_key_401.json"), false),
-            OemError::ClientRejected { .. }
-        ));
-        assert!(matches!(
-            classify(&r(429, "error_429.json"), false),
-            OemError::RateLimited { .. }
-        ));
-    }
-
-    proptest! {
-        #[test]
-        fn parsers_never_panic_on_mutated_fixtures(
-            name in prop::sample::select(vec!["vehicles.json", "vehicle_details.json", "location.json",
-                "doors.json", "command_completed.json", "command_rejected.json"]),
-            cut in 0usize..3000,
-            flips in prop::collection::vec((0usize..3000, any::<u8>()), 0..4),
-        ) {
-            let mut body = fixture(name);
-            for (at, byte) in flips {
-                if !body.is_empty() {
-                    let i = at % body.len();
-                    body[i] = byte;
-                }
-            }
-            body.truncate(cut.min(body.len()));
-            let _ = parse_vehicle_list(&body);
-            let _ = parse_details("V", &body);
-            let _ = parse_location(&body);
-            let _ = parse_doors(&body);
-            let _ = parse_invoked(&body);
-        }
-    }
-}
+mod tests;

@@ -8,6 +8,7 @@
 //!   auth), error bodies, sleeping cars (`VEHICLE_IN_SLEEP`) and 429s.
 
 pub mod adapter;
+pub mod exchanges;
 #[cfg(feature = "mock")]
 pub mod mock;
 

@@ -5,7 +5,8 @@
 //! once with an `invokeStatus` — `COMPLETED`, `REJECTED` when the car refuses (its
 //! `refusing` flag), `VEHICLE_IN_SLEEP` while it sleeps (Volvo offers no wake-up; the
 //! owner's app or the car wakes it); `doors` reports `centralLock`; the location is
-//! GeoJSON with `[longitude, latitude, altitude]` and the heading as a string. Errors use
+//! GeoJSON with `[longitude, latitude, altitude]` and the heading as a string;
+//! `command-accessibility` says `UNAVAILABLE` (`POWER_SAVING_MODE`) for such a sleeper. Errors use
 //! `{"error": {"message", "description"}}`. OAuth comes from the kit with Volvo's
 //! profile: HTTP Basic client auth, non-rotating refresh tokens, 400 `invalid_grant`.
 //!
@@ -122,6 +123,10 @@ impl VolvoMock {
             .route("/connected-vehicle/v2/vehicles", get(vehicles))
             .route("/connected-vehicle/v2/vehicles/{vin}", get(details))
             .route("/connected-vehicle/v2/vehicles/{vin}/doors", get(doors))
+            .route(
+                "/connected-vehicle/v2/vehicles/{vin}/command-accessibility",
+                get(accessibility),
+            )
             .route(
                 "/connected-vehicle/v2/vehicles/{vin}/commands/{command}",
                 post(command),
@@ -241,6 +246,28 @@ async fn doors(
             "frontLeftDoor": closed, "frontRightDoor": closed, "rearLeftDoor": closed,
             "rearRightDoor": closed, "hood": closed, "tailgate": closed, "tankLid": closed,
         })
+    }) {
+        Ok(d) => envelope(d),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `command-accessibility`: a sleeping car that would answer `VEHICLE_IN_SLEEP` is
+/// `UNAVAILABLE` (`POWER_SAVING_MODE`); a car set to queue commands while it sleeps is
+/// available (Volvo takes the command and waits for it).
+async fn accessibility(
+    State(m): State<VolvoMock>,
+    Path(vin): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match m.with_car(&headers, &vin, |c| {
+        let t = rfc3339(now_utc());
+        if c.asleep && c.timing.queue_ms == 0 {
+            json!({"availabilityStatus": {"value": "UNAVAILABLE",
+                "unavailableReason": "POWER_SAVING_MODE", "timestamp": t}})
+        } else {
+            json!({"availabilityStatus": {"value": "AVAILABLE", "timestamp": t}})
+        }
     }) {
         Ok(d) => envelope(d),
         Err(e) => e.into_response(),

@@ -64,6 +64,11 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
         ("vehicle_details.json", Method::GET, format!("{v2}/{vin}")),
         ("doors.json", Method::GET, format!("{v2}/{vin}/doors")),
         (
+            "command_accessibility.json",
+            Method::GET,
+            format!("{v2}/{vin}/command-accessibility"),
+        ),
+        (
             "location.json",
             Method::GET,
             format!("{}/location/v1/vehicles/{vin}/location", server.url()),

@@ -347,6 +347,7 @@ impl SimOem {
                 },
                 api_key_header: None,
                 timing: style.declared(),
+                exchanges: &keyway_adapter::Exchanges::NONE,
             },
             style,
             world,

@@ -33,4 +33,6 @@ pub trait MockControl: Send + Sync {
     /// `Retry-After`, a 403 quota text, a 200 with an error code, …); returns the wait
     /// the OEM announces in it.
     fn limit_next(&self) -> Option<Duration>;
+    /// Every request the mock saw.
+    fn journal(&self) -> &super::Journal;
 }

@@ -491,4 +491,8 @@ impl<T: GarageMock> MockControl for T {
     fn limit_next(&self) -> Option<Duration> {
         GarageMock::limit_next(self)
     }
+
+    fn journal(&self) -> &super::Journal {
+        &self.parts().journal
+    }
 }

@@ -135,3 +135,23 @@ proptest! {
         let _ = parse_command(&body);
     }
 }
+
+#[test]
+fn power_state_from_the_vehicle_record_and_the_wake_up() {
+    assert_eq!(
+        parse_power(&fixture("vehicle.json")),
+        Ok(Connectivity::Online)
+    );
+    assert_eq!(
+        parse_power(&fixture("wake_up.json")),
+        Ok(Connectivity::Asleep)
+    );
+    assert_eq!(
+        parse_power(br#"{"response": {"state": "offline"}}"#),
+        Ok(Connectivity::Offline)
+    );
+    assert!(matches!(
+        parse_power(br#"{"error": "x"}"#),
+        Err(OemError::InvalidResponse { .. })
+    ));
+}

@@ -40,13 +40,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use keyway_adapter::ClientAuth;
-use keyway_adapter::mock::MockControl;
 use keyway_adapter::mock::timeline::{
     CarTiming, Delivery, DeliveryFault, Execution, Timeline, wall,
 };
@@ -522,77 +520,4 @@ fn listed(v: &MockVehicle) -> Value {
 
 fn now_ms() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
-}
-
-// === conformance steering ===
-
-#[async_trait]
-impl MockControl for TeslaMock {
-    fn vehicle_ids(&self) -> Vec<String> {
-        lock(&self.world)
-            .vehicles
-            .values()
-            .filter(|v| *v.account == *self.owner)
-            .map(|v| v.vin.clone())
-            .collect()
-    }
-
-    fn position(&self, oem_id: &str) -> (f64, f64) {
-        let v = self.vehicle(oem_id).expect("known vehicle");
-        (v.latitude, v.longitude)
-    }
-
-    fn locked(&self, oem_id: &str) -> bool {
-        self.vehicle(oem_id).expect("known vehicle").locked
-    }
-
-    fn set_locked(&self, oem_id: &str, locked: bool) {
-        self.update(oem_id, |v| v.locked = locked);
-    }
-
-    fn set_asleep(&self, oem_id: &str) {
-        self.update(oem_id, |v| {
-            v.state = Power::Asleep;
-            v.waking_until = None;
-        });
-    }
-
-    fn set_awake(&self, oem_id: &str) {
-        self.update(oem_id, |v| {
-            v.state = Power::Online;
-            v.waking_until = None;
-        });
-    }
-
-    fn set_refusing(&self, oem_id: &str, refusing: bool) {
-        self.update(oem_id, |v| v.user_present = refusing);
-    }
-
-    fn access_token(&self) -> String {
-        self.tokens.issue(&self.owner).access_token
-    }
-
-    fn expire_access_tokens(&self) {
-        self.tokens.expire_access_tokens();
-    }
-
-    fn faults(&self) -> &Faults {
-        &self.faults
-    }
-
-    fn limit_next(&self) -> Option<Duration> {
-        // Tesla: 429 with Retry-After (and RateLimit-* headers, not modelled).
-        self.faults.add(
-            keyway_adapter::mock::Fault::on(
-                "/api/1/",
-                keyway_adapter::mock::Action::Status {
-                    status: 429,
-                    body: Some(json!({"response": null, "error": "Rate limit exceeded", "error_description": ""})),
-                    retry_after: Some(7),
-                },
-            )
-            .times(1),
-        );
-        Some(Duration::from_secs(7))
-    }
 }
