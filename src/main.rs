@@ -119,22 +119,37 @@ enum Cmd {
         #[command(subcommand)]
         action: AuditCmd,
     },
-    /// Run one captured OEM answer through an adapter and print the unified result (or
-    /// the classified error as a problem document). Exit 0: parsed; 1: an error answer;
-    /// 2: bad usage.
+    /// Run captured OEM answers through an adapter and print the unified result (or the
+    /// classified error as a problem document); stderr says which answer each request
+    /// got. Exit 0: parsed; 1: an error answer; 2: bad usage.
     Replay {
-        /// Which OEM's adapter.
-        oem: String,
-        /// What the answer was to: vehicles, location, security, command, poll, error.
-        operation: String,
+        /// Which OEM's adapter (with --har: only this OEM's requests).
+        oem: Option<String>,
+        /// What the capture answers: vehicles, location, security, command, poll, error,
+        /// wake, power, position, precheck, token.
+        operation: Option<String>,
+        /// The whole HTTP body of the operation's own answer.
+        file: Option<PathBuf>,
         /// The answer's HTTP status (default 200; required for `error`).
         #[arg(long)]
         status: Option<u16>,
         /// An answer header, `Name: value` (repeatable).
         #[arg(long = "header")]
         headers: Vec<String>,
-        /// The whole HTTP body.
-        file: PathBuf,
+        /// `[STATUS:]FILE` answering the next request after the own one (repeatable, in
+        /// order); other requests are answered from the adapter's fixtures.
+        #[arg(long)]
+        then: Vec<String>,
+        /// `[METHOD] PATH=[STATUS:]FILE`: answers the requests matching PATH (`*` is any
+        /// one segment), once each, in order (repeatable).
+        #[arg(long)]
+        capture: Vec<String>,
+        /// A HAR file (browser, proxy, mitmproxy): every recognised request is replayed.
+        #[arg(long, conflicts_with_all = ["operation", "file"])]
+        har: Option<PathBuf>,
+        /// The OEM, with --har.
+        #[arg(long = "oem", conflicts_with = "oem")]
+        oem_flag: Option<String>,
     },
     /// Validate a configuration file and exit.
     CheckConfig {
@@ -211,10 +226,26 @@ async fn main() -> ExitCode {
         Cmd::Replay {
             oem,
             operation,
+            file,
             status,
             headers,
-            file,
-        } => replay(&oem, &operation, status, &headers, &file).await,
+            then,
+            capture,
+            har,
+            oem_flag,
+        } => {
+            keyway::replay::cli::run(keyway::replay::cli::Args {
+                oem: oem.or(oem_flag),
+                operation,
+                file,
+                status,
+                headers,
+                then,
+                capture,
+                har,
+            })
+            .await
+        }
         Cmd::Mock {
             oem,
             listen,
@@ -383,77 +414,6 @@ async fn main() -> ExitCode {
 
 /// Reads at most `max` bytes of `path`; a longer file (or an endless one, such as
 /// `/dev/zero`) is refused, as the live transport refuses an answer over `max`.
-fn read_capped(path: &std::path::Path, max: usize) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut body = Vec::new();
-    std::fs::File::open(path)?
-        .take(max as u64 + 1)
-        .read_to_end(&mut body)?;
-    if body.len() > max {
-        return Err(std::io::Error::other(format!(
-            "larger than {max} bytes, the most keyway reads of an OEM's answer"
-        )));
-    }
-    Ok(body)
-}
-
-/// `keyway replay`: exit 0 parsed, 1 an error answer, 2 bad usage.
-async fn replay(
-    oem: &str,
-    operation: &str,
-    status: Option<u16>,
-    headers: &[String],
-    file: &std::path::Path,
-) -> ExitCode {
-    use keyway::replay::{Captured, Operation, Replayed};
-    let usage = |msg: String| {
-        eprintln!("keyway replay: {msg}");
-        ExitCode::from(2)
-    };
-    let Some(op) = Operation::parse(operation) else {
-        return usage(format!(
-            "unknown operation {operation:?}; one of vehicles, location, security, command, poll, error"
-        ));
-    };
-    let status = match (op, status) {
-        (Operation::Error, None) => return usage("`error` needs --status".into()),
-        (Operation::Error, Some(s)) if (200..300).contains(&s) => {
-            return usage("`error` is for a non-2xx answer".into());
-        }
-        (_, s) => s.unwrap_or(200),
-    };
-    let mut pairs = Vec::new();
-    for h in headers {
-        match h.split_once(':') {
-            Some((name, value)) => pairs.push((name.trim().to_string(), value.trim().to_string())),
-            None => return usage(format!("--header {h:?} is not `Name: value`")),
-        }
-    }
-    let body = match read_capped(file, keyway::upstream::MAX_RESPONSE_BYTES) {
-        Ok(b) => b,
-        Err(e) => return usage(format!("reading {}: {e}", file.display())),
-    };
-    let captured = Captured {
-        status,
-        headers: pairs,
-        body: body.into(),
-    };
-    match keyway::replay::replay(oem, op, captured).await {
-        Ok(Replayed::Parsed(v)) => {
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            ExitCode::SUCCESS
-        }
-        Ok(Replayed::Error(problem)) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&problem).unwrap_or_default()
-            );
-            ExitCode::FAILURE
-        }
-        Err(e) => usage(e.to_string()),
-    }
-}
-
 /// `keyway tesla-keygen`: writes a new private key (never printed) and prints the
 /// public key.
 fn tesla_keygen(out: &std::path::Path) -> ExitCode {

@@ -276,9 +276,16 @@ pub async fn refresh(oem: &Oem, refresh_token: &Secret) -> Result<Granted, Refre
         .send(req)
         .await
         .map_err(|e| RefreshFailure::Oem(e.into()))?;
+    read_refresh(&resp)
+}
+
+/// Reads the token endpoint's answer to a refresh grant (also `keyway replay … token`):
+/// the tokens, or whose problem it is — the owner's (`Rejected`: link again), the
+/// operator's (`BadClient`) or nobody's yet (`Oem`: try later).
+pub fn read_refresh(resp: &http::Response<Bytes>) -> Result<Granted, RefreshFailure> {
     let status = resp.status().as_u16();
     if status == 200 {
-        return granted(&resp).map_err(RefreshFailure::Oem);
+        return granted(resp).map_err(RefreshFailure::Oem);
     }
     let error = serde_json::from_slice::<TokenErrorAnswer>(resp.body())
         .ok()

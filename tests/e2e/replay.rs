@@ -12,13 +12,20 @@ fn fixture(path: &str) -> String {
 
 /// Runs `keyway replay ARGS`; its exit code and printed JSON.
 fn replay(args: &[&str]) -> (i32, Value) {
+    let (code, json, _) = replay_steps(args);
+    (code, json)
+}
+
+/// Runs `keyway replay ARGS`; its exit code, printed JSON and the steps it reported.
+fn replay_steps(args: &[&str]) -> (i32, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_keyway"))
         .arg("replay")
         .args(args)
         .output()
         .unwrap();
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code().unwrap_or(-1), json)
+    let steps = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), json, steps)
 }
 
 #[test]
@@ -127,4 +134,223 @@ fn a_file_over_the_answer_cap_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("larger than 4194304 bytes"), "{err}");
+}
+
+/// An operation that makes several requests: the capture answers its own request, the
+/// adapter's fixtures the others (and the output says which was which); a capture of
+/// another of its requests is read as that request's answer.
+#[test]
+fn whole_exchanges_answer_the_other_requests_from_fixtures() {
+    // A Tesla lock asks fleet_status first: the capture is still read as the command's.
+    let (code, v, steps) = replay_steps(&["tesla", "command", &fixture("tesla/command_ok.json")]);
+    assert_eq!((code, &v["sent"]), (0, &Value::from("completed")), "{v:#}");
+    assert!(steps.contains("/fleet_status [fleet status (signed commands, key pairing)] 200 ← fixture tesla/fleet_status_legacy.json"), "{steps}");
+    assert!(
+        steps.contains("/command/door_lock [REST command] 200 ← capture"),
+        "{steps}"
+    );
+    let (code, v) = replay(&["tesla", "command", &fixture("tesla/command_refused.json")]);
+    assert_eq!(
+        (code, &v["code"]),
+        (1, &Value::from("command_failed")),
+        "{v:#}"
+    );
+    // A Volvo car's details given to `vehicles`: the list comes from the fixture.
+    let (code, v, steps) =
+        replay_steps(&["volvo", "vehicles", &fixture("volvo/vehicle_details.json")]);
+    assert_eq!(
+        (code, &v[0]["model"]),
+        (0, &Value::from("XC40 Recharge")),
+        "{v:#}"
+    );
+    assert!(
+        steps.contains("it read as the answer to the vehicle details request"),
+        "{steps}"
+    );
+    // `--then`: the list, then the details, both captured.
+    let (code, v, steps) = replay_steps(&[
+        "volvo",
+        "vehicles",
+        &fixture("volvo/vehicles.json"),
+        "--then",
+        &fixture("volvo/vehicle_details.json"),
+    ]);
+    assert_eq!((code, &v[0]["year"]), (0, &Value::from(2023)), "{v:#}");
+    assert_eq!(steps.matches("← capture").count(), 2, "{steps}");
+    // `--capture PATTERN=FILE`: a fleet status saying the car needs signed commands
+    // (keyway has no key in a replay) ends the lock before the command is sent.
+    let (code, v) = replay(&[
+        "tesla",
+        "command",
+        &fixture("tesla/command_ok.json"),
+        "--capture",
+        &format!(
+            "POST /api/1/vehicles/fleet_status={}",
+            fixture("tesla/fleet_status.json")
+        ),
+    ]);
+    assert_eq!(
+        (code, &v["code"]),
+        (1, &Value::from("virtual_key_not_paired")),
+        "{v:#}"
+    );
+}
+
+/// The read paths public clients use: a wake-up and the power state it polls, BMW's
+/// vehicle finder, Volvo's command accessibility, the OAuth token endpoint.
+#[test]
+fn new_read_paths_replay() {
+    let (code, v) = replay(&["tesla", "power", &fixture("tesla/vehicle.json")]);
+    assert_eq!((code, &v["state"]), (0, &Value::from("online")), "{v:#}");
+    let (code, v) = replay(&["tesla", "wake", &fixture("tesla/wake_up.json")]);
+    assert_eq!(
+        (code, &v["code"]),
+        (1, &Value::from("vehicle_asleep")),
+        "{v:#}"
+    );
+    let (code, v, steps) = replay_steps(&["bmw", "position", &fixture("bmw/event_position.json")]);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(
+        (v["latitude"].as_f64().unwrap() - 48.177655).abs() < 1e-9,
+        "{v:#}"
+    );
+    assert!(
+        steps.contains("vehicle-finder [vehicle finder] 200 ← fixture bmw/command_accepted.json"),
+        "{steps}"
+    );
+    let (code, v) = replay(&["bmw", "position", &fixture("bmw/event_position_error.json")]);
+    assert_eq!(
+        (code, &v["code"]),
+        (1, &Value::from("location_unavailable")),
+        "{v:#}"
+    );
+    let (code, v) = replay(&[
+        "volvo",
+        "precheck",
+        &fixture("volvo/command_accessibility_unavailable.json"),
+    ]);
+    assert_eq!(
+        (code, &v["code"]),
+        (1, &Value::from("vehicle_unreachable")),
+        "{v:#}"
+    );
+    // The pre-check runs before a command: Volvo's "no" is the command's answer, sent never.
+    let (code, v) = replay(&[
+        "volvo",
+        "command",
+        &fixture("volvo/command_completed.json"),
+        "--capture",
+        &format!(
+            "GET /connected-vehicle/v2/vehicles/*/command-accessibility={}",
+            fixture("volvo/command_accessibility_unavailable.json")
+        ),
+    ]);
+    assert_eq!((code, &v["delivered"]), (1, &Value::from("no")), "{v:#}");
+    // BMW's list names VINs only; the profile (a fixture here) names model and year.
+    let (code, v) = replay(&["bmw", "vehicles", &fixture("bmw/vehicle_list.json")]);
+    assert_eq!(
+        (code, &v[0]["model"], &v[0]["year"]),
+        (0, &Value::from("i4 eDrive40"), &Value::from(2023)),
+        "{v:#}"
+    );
+    // The token endpoint: tokens (never shown), the operator's error, the owner's.
+    let (code, v) = replay(&["tesla", "token", &fixture("tesla/token_refresh.json")]);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(
+        !v.to_string().contains(
+            &std::fs::read_to_string(fixture("tesla/token_refresh.json")).unwrap()[20..40]
+        )
+    );
+    let dir = crate::common::TempDir::new();
+    let bad_client = dir.0.join("invalid_client.json");
+    std::fs::write(
+        &bad_client,
+        r#"{"error": "invalid_client", "error_description": "client authentication failed"}"#,
+    )
+    .unwrap();
+    let (code, v) = replay(&[
+        "volvo",
+        "token",
+        "--status",
+        "401",
+        bad_client.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        (code, &v["code"]),
+        (1, &Value::from("oem_misconfigured")),
+        "{v:#}"
+    );
+    let (code, v) = replay(&[
+        "ford",
+        "token",
+        "--status",
+        "400",
+        &fixture("ford/error_refresh_460.json"),
+    ]);
+    assert_eq!(
+        (code, &v["code"]),
+        (1, &Value::from("reauthorization_required")),
+        "{v:#}"
+    );
+    let (code, v) = replay(&[
+        "bmw",
+        "token",
+        "--status",
+        "503",
+        &fixture("bmw/state.json"),
+    ]);
+    assert_eq!(
+        (code, &v["code"]),
+        (1, &Value::from("upstream_error")),
+        "{v:#}"
+    );
+}
+
+/// A HAR file is replayed request by request: each recognised request starts its
+/// operation, later requests of the same operation answer it, and the rest is skipped.
+#[test]
+fn a_har_file_replays_in_order() {
+    let (code, v) = replay(&["--har", &fixture("har/example.har")]);
+    assert_eq!(code, 1, "one answer is an error (a sleeping Tesla): {v:#}");
+    let got: Vec<(u64, &str)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["entry"].as_u64().unwrap(),
+                r["operation"].as_str().unwrap_or("skipped"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "vehicles"),
+            (3, "security"),
+            (4, "precheck"),
+            (5, "command"),
+            (6, "skipped"),
+            (7, "token"),
+            (8, "command"),
+            (10, "security")
+        ]
+    );
+    assert_eq!(
+        v[0]["result"][0]["model"], "XC40 Recharge",
+        "entry 2 answered the details"
+    );
+    assert_eq!(v[1]["result"]["locked"], true, "a base64 body reads: {v:#}");
+    assert_eq!(v[6]["result"]["sent"], "completed");
+    assert_eq!(v[7]["problem"]["code"], "vehicle_asleep");
+    // Only one OEM's requests.
+    let (_, v) = replay(&["--har", &fixture("har/example.har"), "--oem", "tesla"]);
+    let skipped = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.get("skipped").is_some())
+        .count();
+    assert_eq!(skipped, 6, "{v:#}");
+    assert_eq!(replay(&["--har", "/nonexistent.har"]).0, 2);
 }
