@@ -354,3 +354,39 @@ fn a_har_file_replays_in_order() {
     assert_eq!(skipped, 6, "{v:#}");
     assert_eq!(replay(&["--har", "/nonexistent.har"]).0, 2);
 }
+
+/// Answers that carry a position or a lock state on other paths: GM's digital twin and
+/// EV charging metrics read wherever a location status is; FordPass's older status is
+/// read where telemetry is, and asked when telemetry does not know the car (404).
+#[test]
+fn other_answers_with_a_position_or_a_lock_state() {
+    for file in ["gm/digital_twin_ready.json", "gm/charging_metrics.json"] {
+        let (code, v) = replay(&["gm", "location", &fixture(file)]);
+        assert_eq!(code, 0, "{file}: {v:#}");
+        assert!(
+            (v["latitude"].as_f64().unwrap() - 42.331427).abs() < 1e-9,
+            "{file}: {v:#}"
+        );
+    }
+    let (code, v) = replay(&["ford", "security", &fixture("ford/status_v5.json")]);
+    assert_eq!((code, &v["locked"]), (0, &Value::Bool(true)), "{v:#}");
+    let (code, v, steps) = replay_steps(&[
+        "ford",
+        "location",
+        &fixture("ford/status_v5.json"),
+        "--capture",
+        &format!(
+            "GET /v1/telemetry/sources/fordpass/vehicles/*=404:{}",
+            fixture("ford/error_502.json")
+        ),
+    ]);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(
+        (v["latitude"].as_f64().unwrap() - 42.3149).abs() < 1e-9,
+        "{v:#}"
+    );
+    assert!(
+        steps.contains("[FordPass status (older)] 200 ← capture"),
+        "{steps}"
+    );
+}

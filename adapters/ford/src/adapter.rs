@@ -7,7 +7,8 @@
 //! `REQUEST_QUEUED`, `RECEIVED_BY_DEVICE`, `IN_PROGRESS` to `SUCCESS` /
 //! `COMMAND_SUCCEEDED_ON_DEVICE`, or `COMMAND_FAILED_ON_DEVICE` / `EXPIRED`. A state
 //! naming another command id is not this command's outcome: keep polling. The same
-//! telemetry carries position, heading and `doorLockStatus`.
+//! telemetry carries position, heading and `doorLockStatus`. A car telemetry does not
+//! know (404) is read from FordPass's older status ([`legacy`]).
 
 use std::time::Duration;
 
@@ -82,6 +83,18 @@ impl FordAdapter {
             &format!("/v1/telemetry/sources/fordpass/vehicles/{}", v.oem_id),
         );
         check(cx.get(&url).await?, false, classify)
+    }
+
+    /// The car's state: telemetry, or — for a car telemetry does not know (404) —
+    /// FordPass's older status, which the parsers read too.
+    async fn state(&self, cx: &Call, v: &VehicleRef) -> Result<Response<Bytes>, OemError> {
+        match self.telemetry(cx, v).await {
+            Err(OemError::NotFound) => {
+                let url = join(&self.base, &legacy::path(&v.oem_id));
+                check(cx.get(&url).await?, false, classify)
+            }
+            other => other,
+        }
     }
 }
 
@@ -287,8 +300,11 @@ pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
         .collect())
 }
 
-/// Parses telemetry for the position.
+/// Parses telemetry for the position (or FordPass's older status, [`legacy`]).
 pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
+    if let Some(doc) = legacy::document(body) {
+        return legacy::location(&doc?);
+    }
     let t: Telemetry = parse_body(body, Delivered::No)?;
     let m = t.metrics.ok_or_else(|| invalid("no metrics"))?;
     let p = m.position.ok_or_else(|| no_fix("no position"))?;
@@ -306,11 +322,14 @@ pub fn parse_location(body: &[u8]) -> Result<Location, OemError> {
     })
 }
 
-/// Parses telemetry for the lock state: the `ALL_DOORS` entry of `doorLockStatus` when
+/// Parses telemetry (or FordPass's older status, [`legacy`]) for the lock state: the `ALL_DOORS` entry of `doorLockStatus` when
 /// it says; else the per-door entries combined — unlocked if any known door is unlocked,
 /// locked if every known door is locked (the newest entry's time). Entries with
 /// `UNKNOWN` values or mechanical latches say nothing. Nothing known: `locked: None`.
 pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
+    if let Some(doc) = legacy::document(body) {
+        return Ok(legacy::security(&doc?));
+    }
     let t: Telemetry = parse_body(body, Delivered::No)?;
     let m = t.metrics.ok_or_else(|| invalid("no metrics"))?;
     let entries = m.door_lock_status.unwrap_or_default();
@@ -441,11 +460,11 @@ impl Adapter for FordAdapter {
     }
 
     async fn locate(&self, cx: &Call, v: &VehicleRef) -> Result<Location, OemError> {
-        parse_location(self.telemetry(cx, v).await?.body())
+        parse_location(self.state(cx, v).await?.body())
     }
 
     async fn security(&self, cx: &Call, v: &VehicleRef) -> Result<SecurityState, OemError> {
-        parse_security(self.telemetry(cx, v).await?.body())
+        parse_security(self.state(cx, v).await?.body())
     }
 
     async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
@@ -475,5 +494,6 @@ impl Adapter for FordAdapter {
     }
 }
 
+pub mod legacy;
 #[cfg(test)]
 mod tests;

@@ -347,12 +347,51 @@ fn location_of(c: &CommandResponse) -> Result<Option<Location>, OemError> {
 /// twin's answer (`GET /veh/datadelivery/digitaltwin/v1/vehicles/{vin}`, as onstarjs2
 /// reads it) is understood too: `telemetry.data.position{lat, lng}`, pending while
 /// `session.updatePending` is `PENDING`.
+///
+/// An EV's charging metrics (`getVehicleChargingMetrics`, as OnStarJS's
+/// `getEVChargingMetrics` fetches it) carry a position too: `results[]`, each with
+/// its `getVehicleChargingMetricsResponse` fields, `lat`/`lng` (numbers or strings) or
+/// `loc` as `"lat,lng"`, heading `dir`.
 pub fn parse_location_status(body: &[u8]) -> Result<Option<Location>, OemError> {
     let v: serde_json::Value = parse_body(body, Delivered::No)?;
     if let Some(data) = v.get("telemetry").and_then(|t| t.get("data")) {
         return digital_twin_location(data);
     }
+    if let Some(results) = v.get("results").and_then(|r| r.as_array()) {
+        return charging_metrics_location(results).map(Some);
+    }
     location_of(&command_response(body, Delivered::No)?)
+}
+
+fn charging_metrics_location(results: &[serde_json::Value]) -> Result<Location, OemError> {
+    let rows = results.iter().map(|r| {
+        r.get("getVehicleChargingMetricsResponse")
+            .filter(|m| m.is_object())
+            .unwrap_or(r)
+    });
+    for row in rows {
+        let n = |k: &str| row.get(k).and_then(keyway_adapter::http::lenient_number);
+        let (lat, lng) = match (n("lat"), n("lng")) {
+            (Some(lat), Some(lng)) => (Some(lat), Some(lng)),
+            _ => {
+                let loc = row.get("loc").and_then(|l| l.as_str()).unwrap_or_default();
+                let mut parts = loc.split(',').map(|p| p.trim().parse::<f64>().ok());
+                (parts.next().flatten(), parts.next().flatten())
+            }
+        };
+        if lat.is_none() || lng.is_none() {
+            continue;
+        }
+        let (latitude, longitude) = fix(lat, lng)?;
+        return Ok(Location {
+            latitude,
+            longitude,
+            heading: n("dir").filter(|d| (0.0..=360.0).contains(d)),
+            accuracy_m: None,
+            recorded_at: None,
+        });
+    }
+    Err(no_fix("the charging metrics carry no position"))
 }
 
 fn digital_twin_location(data: &serde_json::Value) -> Result<Option<Location>, OemError> {
@@ -453,133 +492,10 @@ impl Adapter for GmAdapter {
         _v: &VehicleRef,
         p: &Pending,
     ) -> Result<Option<Location>, OemError> {
-        location_of(&self.status(cx, p).await?)
+        let resp = check(cx.get(&self.url(&p.handle)).await?, false, classify)?;
+        parse_location_status(resp.body())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../fixtures/gm/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    #[test]
-    fn direction_garage_and_v3_answers() {
-        let l = parse_location_status(&fixture("location_with_direction.json"))
-            .unwrap()
-            .unwrap();
-        assert_eq!(l.heading, Some(214.0));
-        // The v3 GraphQL garage.
-        let v = parse_vehicles(&fixture("vehicles_graphql.json")).unwrap();
-        assert_eq!(v.len(), 1);
-        assert_eq!(v[0].year, Some(2023), "a number here");
-        assert_eq!(v[0].display_name.as_deref(), Some("Commuter"));
-        // GraphQL errors and another OEM's list never read as an empty fleet.
-        assert!(parse_vehicles(&fixture("garage_errors.json")).is_err());
-        assert!(parse_vehicles(br#"{"userVehicles": {"vehicleDetails": []}}"#).is_err());
-        // v3 command answers: top level, in capitals.
-        let p = parse_accepted(&fixture("command_v3_in_progress.json"), true).unwrap();
-        assert!(p.handle.starts_with("/api/v1/account/vehicles/"));
-        assert_eq!(
-            parse_progress(&fixture("command_v3_in_progress.json")),
-            Ok(Progress::Pending {
-                poll_after: Some(POLL_INTERVAL)
-            })
-        );
-        assert_eq!(
-            parse_progress(&fixture("command_v3_success.json")),
-            Ok(Progress::Succeeded)
-        );
-        assert_eq!(
-            parse_progress(&fixture("command_v3_failure.json")),
-            Ok(Progress::Failed(OemError::Refused {
-                reason: "The vehicle did not respond".into()
-            }))
-        );
-        assert_eq!(
-            parse_vehicles(br#"{"vehicles": {"size": "0"}}"#).unwrap(),
-            Vec::new()
-        );
-    }
-
-    #[test]
-    fn the_v3_digital_twin_location_reads() {
-        let l = parse_location_status(&fixture("digital_twin_ready.json"))
-            .unwrap()
-            .unwrap();
-        assert!((l.latitude - 42.331427).abs() < 1e-9);
-        assert!((l.longitude + 83.045754).abs() < 1e-9);
-        assert_eq!(l.recorded_at, None, "no time is invented");
-        assert_eq!(
-            parse_location_status(&fixture("digital_twin_pending.json")),
-            Ok(None)
-        );
-    }
-
-    #[test]
-    fn fixtures_parse() {
-        let v = parse_vehicles(&fixture("vehicles.json")).unwrap();
-        assert_eq!(v[0].oem_id, "1G1FZ6S09P4000001");
-        assert_eq!(v[0].year, Some(2023), "year arrives as a string");
-        let p = parse_accepted(&fixture("command_in_progress.json"), true).unwrap();
-        assert!(
-            p.handle.starts_with("/api/v1/account/vehicles/"),
-            "only the path is kept: {}",
-            p.handle
-        );
-        assert_eq!(
-            parse_progress(&fixture("command_success.json")),
-            Ok(Progress::Succeeded)
-        );
-        assert!(matches!(
-            parse_progress(&fixture("command_failure.json")),
-            Ok(Progress::Failed(OemError::Refused { .. }))
-        ));
-        let l = parse_location_status(&fixture("location_success.json"))
-            .unwrap()
-            .unwrap();
-        assert!((l.latitude - 42.331427).abs() < 1e-9);
-        assert!((l.longitude + 83.045754).abs() < 1e-9);
-        assert_eq!(
-            parse_location_status(&fixture("command_in_progress.json")),
-            Ok(None)
-        );
-    }
-
-    #[test]
-    fn status_urls_cannot_point_elsewhere() {
-        assert_eq!(
-            path_of("https://evil.example/steal?x=1").as_deref(),
-            Some("/steal?x=1")
-        );
-        assert_eq!(path_of("/veh/x").as_deref(), Some("/veh/x"));
-        assert_eq!(path_of("https://host-only.example"), None);
-    }
-
-    proptest! {
-        #[test]
-        fn parsers_never_panic_on_mutated_fixtures(
-            name in prop::sample::select(vec!["vehicles.json", "command_in_progress.json",
-                "command_success.json", "command_failure.json", "location_success.json"]),
-            cut in 0usize..3000,
-            flips in prop::collection::vec((0usize..3000, any::<u8>()), 0..4),
-        ) {
-            let mut body = fixture(name);
-            for (at, byte) in flips {
-                if !body.is_empty() {
-                    let i = at % body.len();
-                    body[i] = byte;
-                }
-            }
-            body.truncate(cut.min(body.len()));
-            let _ = parse_vehicles(&body);
-            let _ = parse_accepted(&body, true);
-            let _ = parse_progress(&body);
-            let _ = parse_location_status(&body);
-        }
-    }
-}
+mod tests;

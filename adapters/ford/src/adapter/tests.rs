@@ -146,3 +146,31 @@ proptest! {
         let _ = parse_progress(&body, Command::Lock, "x");
     }
 }
+
+#[test]
+fn the_older_fordpass_status_reads() {
+    let s = parse_security(&fixture("status_v5.json")).unwrap();
+    assert_eq!(s.locked, Some(true));
+    let doors = s.doors.unwrap();
+    assert!(
+        doors
+            .iter()
+            .any(|d| d.position == DoorPosition::FrontRight && d.open)
+    );
+    assert_eq!(doors.len(), 6, "`Invalid` says nothing: {doors:?}");
+    assert_eq!(s.recorded_at.map(|t| (t.year(), t.hour())), Some((2026, 9)));
+    let l = parse_location(&fixture("status_v5.json")).unwrap();
+    assert!((l.latitude - 42.3149).abs() < 1e-9 && (l.longitude + 83.2102).abs() < 1e-9);
+    // A failed answer inside an HTTP 200, and a car without GPS.
+    assert!(parse_security(br#"{"vehiclestatus": null, "status": 402}"#).is_err());
+    assert!(matches!(
+        parse_location(br#"{"vehiclestatus": {"gps": null}, "status": 200}"#),
+        Err(OemError::NoFix { .. })
+    ));
+    assert_eq!(
+        parse_security(br#"{"vehiclestatus": {"lockStatus": {"value": "ERROR"}}, "status": 200}"#)
+            .unwrap()
+            .locked,
+        None
+    );
+}
