@@ -700,3 +700,79 @@ async fn inbound_limits_refuse_a_burst_of_unlocks_with_ratelimit_headers() {
     assert!(a.header("ratelimit").is_some());
     assert_eq!(env.demo.tesla().commands_seen(), 3);
 }
+
+/// Volvo's own pre-check turns open outcomes into certain ones. A car Volvo cannot
+/// reach takes commands that time out undecided (`TIMEOUT`); with Volvo's command
+/// accessibility unavailable (a 404, as for callers without that scope) each lock ends
+/// `unknown`, with it answered each ends at once as `vehicle_unreachable` and nothing is
+/// sent. The counts are the closing note's before/after.
+#[tokio::test]
+async fn volvos_precheck_turns_open_outcomes_into_certain_ones() {
+    let env = Env::builder()
+        .mocks(&["volvo"])
+        .configure(|c| {
+            c.inbound.caller_per_s = 100_000;
+            c.inbound.caller_burst = 100_000;
+            let volvo = c.oems.get_mut("volvo").unwrap();
+            volvo.retry.base_ms = 5;
+            volvo.retry.cap_ms = 20;
+            volvo.timing.state_lag_s = Some(1);
+            volvo.timing.command_window_s = Some(2);
+        })
+        .start()
+        .await;
+    let v = env.demo.vehicles.iter().find(|v| v.oem == "volvo").unwrap();
+    let volvo = env.demo.volvo();
+    // An open car Volvo cannot reach (a lock of a car already locked would read as done),
+    // whose cloud view lags it by no more than keyway is told (1 s).
+    volvo.update(&v.oem_id, |c| {
+        c.timing = Default::default();
+        c.locked = false;
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    volvo.set_connected(&v.oem_id, false);
+    let mut outcomes: Vec<(bool, String)> = Vec::new();
+    for check in [false, true] {
+        volvo.faults.clear();
+        if !check {
+            volvo.faults.add(Fault::on(
+                "/command-accessibility",
+                Action::Status {
+                    status: 404,
+                    body: None,
+                    retry_after: None,
+                },
+            ));
+        }
+        for _ in 0..3 {
+            let a = env.act(&v.id, "lock").await;
+            let got = if a.json["command_status"] == "unknown" {
+                "unknown"
+            } else {
+                a.json["code"].as_str().unwrap_or("?")
+            };
+
+            let got = got.to_string();
+            outcomes.push((check, got));
+        }
+    }
+    let count = |check: bool, what: &str| {
+        outcomes
+            .iter()
+            .filter(|(c, o)| *c == check && o == what)
+            .count()
+    };
+    eprintln!("precheck outcomes: {outcomes:?}");
+    assert_eq!(count(false, "unknown"), 3, "{outcomes:?}");
+    assert_eq!(count(true, "vehicle_unreachable"), 3, "{outcomes:?}");
+    let sent = volvo
+        .journal
+        .entries()
+        .into_iter()
+        .filter(|e| e.path.ends_with("/commands/lock"))
+        .count();
+    assert_eq!(
+        sent, 3,
+        "only the locks sent without the check reached Volvo"
+    );
+}

@@ -14,7 +14,7 @@
 //! `operationId` tracking, the other Connected Vehicle endpoints (windows, tyres, …)
 //! are absent. Controls: `GET /__mock/state`, `/__mock/requests`, `/__mock/faults`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -24,7 +24,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
 use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc, rfc3339};
-use keyway_adapter::mock::{Action, Applied, Fault, MockServer, Rejection, bearer, random_token};
+use keyway_adapter::mock::{
+    Action, Applied, Fault, MockServer, Rejection, bearer, lock, random_token,
+};
 use serde_json::json;
 
 /// One mock car (the kit's).
@@ -65,6 +67,8 @@ impl Default for VolvoMockConfig {
 pub struct VolvoMock {
     parts: Parts,
     api_key: Arc<String>,
+    /// Cars without a connection: Volvo cannot reach them.
+    offline: Arc<Mutex<Vec<String>>>,
 }
 
 /// A Volvo error answer: `{"error": {"message", "description"}}`.
@@ -114,6 +118,7 @@ impl VolvoMock {
                 Rejection::invalid_grant(),
             ),
             api_key: Arc::new(config.api_key),
+            offline: Arc::default(),
         }
     }
 
@@ -146,6 +151,21 @@ impl VolvoMock {
     /// A snapshot of one car.
     pub fn car(&self, vin: &str) -> Option<MockCar> {
         self.garage.car(vin)
+    }
+
+    /// Whether the car has a connection from now on. Without one, Volvo's command call
+    /// times out undecided (`TIMEOUT`; the car never gets it) and `command-accessibility`
+    /// says `UNAVAILABLE` (`NO_INTERNET`).
+    pub fn set_connected(&self, vin: &str, connected: bool) {
+        let mut offline = lock(&self.offline);
+        offline.retain(|v| v != vin);
+        if !connected {
+            offline.push(vin.to_string());
+        }
+    }
+
+    fn is_offline(&self, vin: &str) -> bool {
+        lock(&self.offline).iter().any(|v| v == vin)
     }
 
     /// Changes one car.
@@ -260,9 +280,13 @@ async fn accessibility(
     Path(vin): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    let offline = m.is_offline(&vin);
     match m.with_car(&headers, &vin, |c| {
         let t = rfc3339(now_utc());
-        if c.asleep && c.timing.queue_ms == 0 {
+        if offline {
+            json!({"availabilityStatus": {"value": "UNAVAILABLE",
+                "unavailableReason": "NO_INTERNET", "timestamp": t}})
+        } else if c.asleep && c.timing.queue_ms == 0 {
             json!({"availabilityStatus": {"value": "UNAVAILABLE",
                 "unavailableReason": "POWER_SAVING_MODE", "timestamp": t}})
         } else {
@@ -306,8 +330,12 @@ async fn command(
         }
     };
     let car = m.with_car(&headers, &vin, |c| c.clone());
+    let offline = m.is_offline(&vin);
     let outcome = car.map(|c| {
-        if c.asleep && c.timing.queue_ms == 0 {
+        if offline {
+            // Volvo waits for a car it cannot reach, then gives up undecided.
+            ("TIMEOUT", false)
+        } else if c.asleep && c.timing.queue_ms == 0 {
             ("VEHICLE_IN_SLEEP", false)
         } else if c.refusing {
             ("REJECTED", false)
