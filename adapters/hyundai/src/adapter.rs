@@ -2,7 +2,8 @@
 //!
 //! Answers come in an envelope: `{"retCode": "S"|"F", "resCode", "resMsg", "msgId"}`.
 //! A `retCode "F"` is an error even with HTTP 200: `resCode "5091"` is the rate limit,
-//! `"4002"` an invalid access token. Cars are addressed by `vehicleId`. Door control
+//! `"4002"` an invalid access token, `"4017"` a `Stamp` or application id the API no
+//! longer accepts (keyway's configuration: `oem_misconfigured`). Cars are addressed by `vehicleId`. Door control
 //! (`POST …/control/door` with `{"action": "close"|"open"}`) answers a `msgId`; the
 //! outcome arrives later as a notification record (`success`, `fail`, `non-response`).
 //! Every call carries the application's `Stamp` header. Times are `YYYYMMDDhhmmss`
@@ -225,13 +226,14 @@ fn unwrap_envelope<T: DeserializeOwned>(body: &[u8], command: bool) -> Result<T,
     // Only an explicit failure is an error: `retCode` other than "S", or a known error
     // `resCode`. A body with `resMsg` and no `retCode` is an answer.
     let failed = env.ret_code.as_deref().is_some_and(|c| c != "S");
+    if let Some(e) = env
+        .res_code
+        .as_deref()
+        .and_then(|c| known_code(c, env.res_msg.as_ref()))
+    {
+        return Err(e);
+    }
     match (env.ret_code.as_deref(), env.res_code.as_deref()) {
-        (_, Some("5091")) => return Err(OemError::RateLimited { retry_after: None }),
-        (_, Some("4002")) => {
-            return Err(OemError::Unauthorized {
-                detail: "invalid access token (4002)".into(),
-            });
-        }
         (ret, code) if failed => {
             return Err(OemError::Upstream {
                 status: 200,
@@ -253,6 +255,24 @@ fn unwrap_envelope<T: DeserializeOwned>(body: &[u8], command: bool) -> Result<T,
             detail: e.to_string(),
             delivered,
         }
+    })
+}
+
+/// The error a `resCode` names, whatever the HTTP status: `5091` the rate limit, `4002`
+/// an invalid access token, `4017` ("Invalid request value - Invalid Application Id",
+/// what the API answers a `Stamp` or application id it no longer accepts, as
+/// hyundai_kia_connect_api and kia_uvo users report) keyway's own credentials.
+fn known_code(code: &str, message: Option<&serde_json::Value>) -> Option<OemError> {
+    let text = message.and_then(|m| m.as_str()).unwrap_or_default();
+    Some(match code {
+        "5091" => OemError::RateLimited { retry_after: None },
+        "4002" => OemError::Unauthorized {
+            detail: "invalid access token (4002)".into(),
+        },
+        "4017" => OemError::ClientRejected {
+            detail: format!("the API rejects keyway's Stamp or application id (4017): {text}"),
+        },
+        _ => return None,
     })
 }
 
@@ -450,6 +470,12 @@ pub fn parse_records(body: &[u8], msg_id: &str) -> Result<Progress, OemError> {
 
 /// Maps a non-success HTTP answer.
 pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
+    let coded = serde_json::from_slice::<Envelope<serde_json::Value>>(resp.body())
+        .ok()
+        .and_then(|e| known_code(e.res_code.as_deref()?, e.res_msg.as_ref()));
+    if let Some(e) = coded {
+        return e;
+    }
     match resp.status().as_u16() {
         429 => OemError::RateLimited {
             retry_after: parse_retry_after(resp.headers().get(header::RETRY_AFTER)),

@@ -110,3 +110,21 @@ proptest! {
         let _ = spa_time(std::str::from_utf8(&body).ok());
     }
 }
+
+#[test]
+fn a_rejected_stamp_is_keyways_configuration() {
+    let body = fixture("error_invalid_application_4017.json");
+    let resp = Response::builder()
+        .status(400)
+        .body(Bytes::from(body.clone()))
+        .unwrap();
+    assert!(matches!(
+        classify(&resp, false),
+        OemError::ClientRejected { ref detail } if detail.contains("4017")
+    ));
+    // Also inside an HTTP 200.
+    assert!(matches!(
+        parse_security(&body),
+        Err(OemError::ClientRejected { .. })
+    ));
+}
