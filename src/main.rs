@@ -122,35 +122,7 @@ enum Cmd {
     /// Run captured OEM answers through an adapter and print the unified result (or the
     /// classified error as a problem document); stderr says which answer each request
     /// got. Exit 0: parsed; 1: an error answer; 2: bad usage.
-    Replay {
-        /// Which OEM's adapter (with --har: only this OEM's requests).
-        oem: Option<String>,
-        /// What the capture answers: vehicles, location, security, command, poll, error,
-        /// wake, power, position, precheck, token.
-        operation: Option<String>,
-        /// The whole HTTP body of the operation's own answer.
-        file: Option<PathBuf>,
-        /// The answer's HTTP status (default 200; required for `error`).
-        #[arg(long)]
-        status: Option<u16>,
-        /// An answer header, `Name: value` (repeatable).
-        #[arg(long = "header")]
-        headers: Vec<String>,
-        /// `[STATUS:]FILE` answering the next request after the own one (repeatable, in
-        /// order); other requests are answered from the adapter's fixtures.
-        #[arg(long)]
-        then: Vec<String>,
-        /// `[METHOD] PATH=[STATUS:]FILE`: answers the requests matching PATH (`*` is any
-        /// one segment), once each, in order (repeatable).
-        #[arg(long)]
-        capture: Vec<String>,
-        /// A HAR file (browser, proxy, mitmproxy): every recognised request is replayed.
-        #[arg(long, conflicts_with_all = ["operation", "file"])]
-        har: Option<PathBuf>,
-        /// The OEM, with --har.
-        #[arg(long = "oem", conflicts_with = "oem")]
-        oem_flag: Option<String>,
-    },
+    Replay(keyway::replay::cli::Args),
     /// Validate a configuration file and exit.
     CheckConfig {
         /// The configuration file.
@@ -223,29 +195,7 @@ async fn main() -> ExitCode {
             }
         }
         Cmd::TeslaKeygen { out } => tesla_keygen(&out),
-        Cmd::Replay {
-            oem,
-            operation,
-            file,
-            status,
-            headers,
-            then,
-            capture,
-            har,
-            oem_flag,
-        } => {
-            keyway::replay::cli::run(keyway::replay::cli::Args {
-                oem: oem.or(oem_flag),
-                operation,
-                file,
-                status,
-                headers,
-                then,
-                capture,
-                har,
-            })
-            .await
-        }
+        Cmd::Replay(args) => keyway::replay::cli::run(args).await,
         Cmd::Mock {
             oem,
             listen,

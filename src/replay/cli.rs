@@ -10,24 +10,35 @@ use super::stand_in::{Captures, Key, Pattern};
 use super::{Captured, Operation, Replayed};
 
 /// What the command line asked for.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, clap::Args)]
 pub struct Args {
-    /// The OEM.
+    /// Which OEM's adapter (with --har: only this OEM's requests).
     pub oem: Option<String>,
-    /// The operation.
+    /// What the capture answers: vehicles, location, security, command, poll, error,
+    /// wake, power, position, precheck, token.
     pub operation: Option<String>,
-    /// The main capture.
+    /// The whole HTTP body of the operation's own answer.
     pub file: Option<PathBuf>,
-    /// Its status.
+    /// The answer's HTTP status (default 200; required for `error`).
+    #[arg(long)]
     pub status: Option<u16>,
-    /// Its headers, `Name: value`.
+    /// An answer header, `Name: value` (repeatable).
+    #[arg(long = "header")]
     pub headers: Vec<String>,
-    /// `[STATUS:]FILE`, answering the requests after the operation's own, in order.
+    /// `[STATUS:]FILE` answering the next request after the own one (repeatable, in
+    /// order); other requests are answered from the adapter's fixtures.
+    #[arg(long)]
     pub then: Vec<String>,
-    /// `PATTERN=[STATUS:]FILE`.
+    /// `[METHOD] PATH=[STATUS:]FILE`: answers the requests matching PATH (`*` is any one
+    /// segment), once each, in order (repeatable).
+    #[arg(long)]
     pub capture: Vec<String>,
-    /// A HAR file.
+    /// A HAR file (browser, proxy, mitmproxy): every recognised request is replayed.
+    #[arg(long, conflicts_with_all = ["operation", "file"])]
     pub har: Option<PathBuf>,
+    /// The OEM, with --har.
+    #[arg(long = "oem", conflicts_with = "oem")]
+    pub oem_flag: Option<String>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
@@ -66,7 +77,7 @@ fn capture_file(spec: &str) -> Result<Captured, String> {
 /// Runs `keyway replay`.
 pub async fn run(a: Args) -> ExitCode {
     if let Some(har) = &a.har {
-        return run_har(har, a.oem.as_deref().or(a.operation.as_deref())).await;
+        return run_har(har, a.oem.as_deref().or(a.oem_flag.as_deref())).await;
     }
     let (Some(oem), Some(operation)) = (a.oem.as_deref(), a.operation.as_deref()) else {
         return usage("give OEM OPERATION FILE, or --har FILE");

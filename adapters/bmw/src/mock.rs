@@ -217,6 +217,29 @@ impl BmwMock {
         }
     }
 
+    /// Starts a remote service's event; the answer naming it.
+    fn start_event(
+        &self,
+        vin: String,
+        stage: Duration,
+        delivery: Option<u64>,
+        finder: bool,
+    ) -> Response {
+        let event_id = random_token(&format!("rslt-{vin}-"));
+        lock(&self.events).insert(
+            event_id.clone(),
+            Event {
+                vin,
+                created: Instant::now(),
+                stage,
+                delivery,
+                reported: false,
+                finder,
+            },
+        );
+        Json(json!({"eventId": event_id, "creationTime": now()})).into_response()
+    }
+
     fn authorize(&self, headers: &HeaderMap) -> Result<String, BmwError> {
         let token =
             bearer(headers).ok_or_else(|| bmw_error(StatusCode::UNAUTHORIZED, "Unauthorized"))?;
@@ -326,19 +349,7 @@ async fn command(
         let fault = fault.map(|f| f.0).unwrap_or_default();
         m.garage.deliver(&car.vin, lock_to, stage * 2, fault)
     });
-    let event_id = random_token(&format!("rslt-{}-", car.vin));
-    lock(&m.events).insert(
-        event_id.clone(),
-        Event {
-            vin: car.vin,
-            created: Instant::now(),
-            stage,
-            delivery,
-            reported: false,
-            finder: false,
-        },
-    );
-    Json(json!({"eventId": event_id, "creationTime": now()})).into_response()
+    m.start_event(car.vin, stage, delivery, false)
 }
 
 #[derive(Deserialize)]
@@ -382,19 +393,7 @@ fn finder(m: &BmwMock, headers: &HeaderMap) -> Response {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    let event_id = random_token(&format!("rslt-{}-", car.vin));
-    lock(&m.events).insert(
-        event_id.clone(),
-        Event {
-            vin: car.vin,
-            created: Instant::now(),
-            stage: m.stage,
-            delivery: None,
-            reported: false,
-            finder: true,
-        },
-    );
-    Json(json!({"eventId": event_id, "creationTime": now()})).into_response()
+    m.start_event(car.vin, m.stage, None, true)
 }
 
 /// `eventPosition?eventId=`: the position an executed vehicle finder found.

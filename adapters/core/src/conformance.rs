@@ -480,3 +480,17 @@ pub async fn commands_are_never_repeated_blindly(h: &Harness) {
         "a command whose answer was lost is not sent again by the adapter"
     );
 }
+
+/// A fixture as a damaged answer arrives: bytes overwritten (`flips`: position modulo
+/// the length, new byte), then cut at `cut`. Every adapter's parser property test feeds
+/// its fixtures through this; no parser may panic on the result.
+pub fn mutate(mut body: Vec<u8>, cut: usize, flips: &[(usize, u8)]) -> Vec<u8> {
+    for &(at, byte) in flips {
+        if !body.is_empty() {
+            let i = at % body.len();
+            body[i] = byte;
+        }
+    }
+    body.truncate(cut.min(body.len()));
+    body
+}

@@ -121,14 +121,7 @@ proptest! {
         cut in 0usize..2000,
         flips in prop::collection::vec((0usize..2000, any::<u8>()), 0..4),
     ) {
-        let mut body = fixture(name);
-        for (at, byte) in flips {
-            if !body.is_empty() {
-                let i = at % body.len();
-                body[i] = byte;
-            }
-        }
-        body.truncate(cut.min(body.len()));
+        let body = keyway_adapter::conformance::mutate(fixture(name), cut, &flips);
         let _ = parse_vehicles(&body);
         let _ = parse_location(&body);
         let _ = parse_security(&body);
