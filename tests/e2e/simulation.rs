@@ -23,10 +23,12 @@
 //!   store's disk is full or a write fails at random (`sim::store::Disk`); (d) then says
 //!   no outcome was lost once the disk has room again.
 //!
-//! `cargo nextest run --test simulation` runs 1,000 seeds. A soak:
-//! `KEYWAY_SIM_SEEDS=100000 KEYWAY_SIM_FIRST=5000 cargo nextest run --release --test
-//! simulation soak`. A failing seed prints itself and its trace; run it alone with
-//! `KEYWAY_SIM_SEED=N cargo nextest run --test simulation one_seed`.
+//! `cargo nextest run --test e2e simulation` runs 1,000 seeds. A soak (under `cargo test`:
+//! nextest stops a test after 180 s): `KEYWAY_SIM_SEEDS=100000 KEYWAY_SIM_FIRST=5000
+//! cargo test --release --test e2e simulation::soak -- --nocapture`. A failing seed prints
+//! itself and its trace; run it alone with `KEYWAY_SIM_SEED=N cargo test --test e2e
+//! simulation::one_seed -- --nocapture`. `KEYWAY_SIM_PRECHECK=1` gives the sync OEM a
+//! Volvo-like pre-check (a measurement; see `sim::precheck`).
 
 use crate::sim;
 

@@ -465,6 +465,15 @@ impl Adapter for SimOem {
         self.travel(ms / 2).await;
         let car = self.car(&vin)?;
         let what = format!("{command} {} {vin}", c.as_str());
+        // A measurement, off by default (the styles play OEMs without one): with
+        // `KEYWAY_SIM_PRECHECK=1` the sync OEM first answers a Volvo-like "can the car
+        // take a command now", and a sleeping car is not sent the command at all.
+        if precheck() && car.asleep && self.style.mode == CommandMode::Sync {
+            self.dated(sent);
+            self.world
+                .note(format!("{what}: the pre-check says asleep; not sent"));
+            return Err(OemError::Asleep);
+        }
         let mut attempt = Sent1 {
             command: command.clone(),
             vin: vin.clone(),
@@ -595,4 +604,10 @@ impl Adapter for SimOem {
         self.world.garage.update(&v.oem_id, |c| c.asleep = false);
         Ok(())
     }
+}
+
+/// Whether the sync OEM answers a pre-check (`KEYWAY_SIM_PRECHECK=1`).
+fn precheck() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("KEYWAY_SIM_PRECHECK").is_ok_and(|v| v == "1"))
 }
