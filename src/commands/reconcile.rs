@@ -23,7 +23,8 @@
 //! nothing and are passed over; after a later command of the same action, only the
 //! opposite state (after the window) still decides; once a command that undoes this one
 //! may have run, the car's state no longer tells the two apart — the watch stops and
-//! the command stays `unknown`. A watch is one
+//! the command stays `unknown`. What was sent since is asked after each read returns:
+//! a command sent while the read was on its way may be what it shows. A watch is one
 //! replica's (a `watch:<id>` lease), and a restarted process resumes the watches whose
 //! window has not passed.
 
@@ -112,16 +113,18 @@ impl Commands {
             if t < next {
                 tokio::time::sleep(Duration::try_from(next - t).unwrap_or(Duration::ZERO)).await;
             }
+            let seen = crate::clock::within(give_up, self.look(oem))
+                .await
+                .flatten();
+            // Asked after the look: a command sent while the read was on its way may be
+            // what the read shows.
             if self.others_sent_since(record).await {
                 return unknown(format!(
                     "outcome unknown ({why}); another command was sent to the car since, so its \
                      lock state no longer tells whether this one ran"
                 ));
             }
-            if let Some(o) = crate::clock::within(give_up, self.look(oem))
-                .await
-                .flatten()
-            {
+            if let Some(o) = seen {
                 match self.judge(record, &o, &timing) {
                     Judged::Done => return Outcome::Succeeded,
                     Judged::Dead => {
@@ -299,6 +302,9 @@ impl Commands {
             {
                 break v;
             }
+            let seen = self.look(&oem).await;
+            // Asked after the look: a command sent while the read was on its way may be
+            // what the read shows.
             let later = self.later(&record).await;
             if later == Later::Opposite {
                 if handle.is_some() && now() < stop_at {
@@ -309,11 +315,7 @@ impl Commands {
                      stays unknown");
                 return;
             }
-            match self
-                .look(&oem)
-                .await
-                .map(|o| self.judge(&mut record, &o, &timing))
-            {
+            match seen.map(|o| self.judge(&mut record, &o, &timing)) {
                 // A later command of the same action may have done it.
                 Some(Judged::Done) if later == Later::Same => {}
                 Some(Judged::Done) => break Verdict::Succeeded,

@@ -643,12 +643,16 @@ fn seeds_750_to_999() {
     seeds(750, 250);
 }
 
-/// Seeds a 10,000-seed soak found beyond the 1,000 above: a lock that ran, then undone
-/// by the owner's key fob, was recorded `failed` on the opposite state seen after the
-/// OEM's window. They broke invariant (b) before the fix; they must never again.
+/// Seeds a 10,000-seed soak found beyond the 1,000 above. 1930, 5377, 6420, 7662: a
+/// lock that ran, then undone by the owner's key fob, was recorded `failed` on the
+/// opposite state seen after the OEM's window. 7585: a relock whose request died before
+/// the OEM was recorded `succeeded` on a read that showed the next relock's work (that
+/// relock was sent while the read was on its way; keyway asked "anything sent since?"
+/// before the read instead of after). They broke invariant (b) before their fixes; they
+/// must never again.
 #[test]
 fn seeds_the_soak_found() {
-    run_seeds("seeds the soak found", [1930, 5377, 6420, 7662]);
+    run_seeds("seeds the soak found", [1930, 5377, 6420, 7662, 7585]);
 }
 
 #[test]
