@@ -54,6 +54,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/v1/vehicles/{id}", get(vehicles::one))
         .route("/v1/vehicles/{id}/location", get(vehicles::location))
         .route("/v1/vehicles/{id}/security", get(vehicles::security))
+        .route("/v1/vehicles/{id}/state", get(vehicles::state))
         .route("/v1/vehicles/{id}/lock", post(commands::lock))
         .route("/v1/vehicles/{id}/unlock", post(commands::unlock))
         .route("/v1/commands/{id}", get(commands::get))

@@ -708,7 +708,7 @@ async fn every_documented_route_exists() {
     assert_eq!(doc.status, 200);
     assert_eq!(doc.json["openapi"], "3.1.0");
     let paths = doc.json["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 25);
+    assert_eq!(paths.len(), 26);
     for (path, item) in paths {
         for method in item
             .as_object()
@@ -1128,4 +1128,80 @@ async fn a_separate_locate_flow_and_the_oems_own_precheck() {
         !journal.iter().any(|e| e.path.contains("/commands/")),
         "no command was sent to a car Volvo cannot reach"
     );
+}
+
+/// `GET /v1/vehicles/{id}/state`: every signal in one answer, each as its own route
+/// answers it; right after a confirmed unlock the lock signal shows it (never the OEM's
+/// older snapshot); a signal that cannot be read now is null with its reason, and only
+/// a car of which nothing can be read is a problem; signals outside the token's scopes
+/// are left out.
+#[tokio::test]
+async fn the_state_answers_every_signal_and_says_why_one_is_missing() {
+    let env = Env::start().await;
+    let token = env.demo.token.clone();
+    let v = env.demo.vehicles.iter().find(|v| v.oem == "bmw").unwrap();
+    let a = env.act(&v.id, "unlock").await;
+    assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
+    let s = env
+        .get(&format!("/v1/vehicles/{}/state", v.id), Some(&token))
+        .await;
+    assert_eq!(s.status, 200, "{:#}", s.json);
+    assert_eq!(s.json["lock"]["locked"], false, "{:#}", s.json);
+    let car = env.demo.bmw().car(&v.oem_id).unwrap();
+    assert_eq!(s.json["location"]["latitude"], car.latitude);
+    assert!(s.json.get("unavailable").is_none(), "{:#}", s.json);
+
+    // A signal outside the token's scopes is left out; neither scope is a 403.
+    let only_location = env.token(&["location:read"], None);
+    let s = env
+        .get(
+            &format!("/v1/vehicles/{}/state", v.id),
+            Some(&only_location),
+        )
+        .await;
+    assert_eq!(s.status, 200, "{:#}", s.json);
+    assert!(s.json.get("lock").is_none(), "{:#}", s.json);
+    assert!(s.json["location"]["latitude"].is_number());
+    let neither = env.token(&["vehicles:read"], None);
+    let s = env
+        .get(&format!("/v1/vehicles/{}/state", v.id), Some(&neither))
+        .await;
+    assert_eq!(s.status, 403, "{:#}", s.json);
+
+    // A car whose position cannot be read now: that signal is null with its reason.
+    env.demo.bmw().set_position_in_state(&v.oem_id, false);
+    env.demo.bmw().faults.add(keyway_adapter::mock::Fault::on(
+        "/vehicle-finder",
+        keyway_adapter::mock::Action::Status {
+            status: 503,
+            body: None,
+            retry_after: None,
+        },
+    ));
+    let s = env
+        .send(
+            Method::GET,
+            &format!("/v1/vehicles/{}/state", v.id),
+            Some(&token),
+            &[("cache-control", "no-cache")],
+            None,
+        )
+        .await;
+    assert_eq!(s.status, 200, "{:#}", s.json);
+    assert!(s.json["location"].is_null(), "{:#}", s.json);
+    assert!(
+        s.json["unavailable"]["location"]["code"].is_string(),
+        "{:#}",
+        s.json
+    );
+    assert_eq!(s.json["lock"]["locked"], false, "{:#}", s.json);
+
+    // GM reads no lock state: the lock signal says so (source), the position is there.
+    let g = env.demo.vehicles.iter().find(|v| v.oem == "gm").unwrap();
+    let s = env
+        .get(&format!("/v1/vehicles/{}/state", g.id), Some(&token))
+        .await;
+    assert_eq!(s.status, 200, "{:#}", s.json);
+    assert!(s.json["lock"]["source"] != "vehicle", "{:#}", s.json);
+    assert!(s.json["location"]["latitude"].is_number(), "{:#}", s.json);
 }

@@ -26,6 +26,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/vehicles/{id}", "404"),
     ("GET", "/v1/vehicles/{id}/location", "404"),
     ("GET", "/v1/vehicles/{id}/security", "404"),
+    ("GET", "/v1/vehicles/{id}/state", "404"),
     ("POST", "/v1/vehicles/{id}/lock", "404"),
     ("POST", "/v1/vehicles/{id}/unlock", "404"),
     ("GET", "/v1/commands/{id}", "404"),
@@ -222,6 +223,7 @@ async fn another_tenant_reaches_nothing_of_the_first() {
         (Method::GET, format!("/v1/vehicles/{car}")),
         (Method::GET, format!("/v1/vehicles/{car}/location")),
         (Method::GET, format!("/v1/vehicles/{car}/security")),
+        (Method::GET, format!("/v1/vehicles/{car}/state")),
         (Method::POST, format!("/v1/vehicles/{car}/lock")),
         (Method::POST, format!("/v1/vehicles/{car}/unlock")),
         (Method::GET, format!("/v1/commands/{cmd}")),
@@ -319,7 +321,7 @@ async fn another_tenant_reaches_nothing_of_the_first() {
         "the first tenant still sees every account it linked"
     );
     eprintln!("cross-tenant attempts refused: {}", refused);
-    assert_eq!(refused, 16);
+    assert_eq!(refused, 17);
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ pub(super) const LINKS: &[(&str, &str, &str, &[&str], &str)] = &[
             "getVehicle",
             "getVehicleLocation",
             "getVehicleSecurity",
+            "getVehicleState",
             "lockVehicle",
             "unlockVehicle",
         ],
@@ -36,6 +37,7 @@ pub(super) const LINKS: &[(&str, &str, &str, &[&str], &str)] = &[
         &[
             "getVehicleLocation",
             "getVehicleSecurity",
+            "getVehicleState",
             "lockVehicle",
             "unlockVehicle",
         ],

@@ -37,6 +37,7 @@ use super::{accounts, commands, events, grants, ops, problem, vehicles};
         vehicles::one,
         vehicles::location,
         vehicles::security,
+        vehicles::state,
         commands::lock,
         commands::unlock,
         commands::get,
