@@ -253,7 +253,7 @@ async fn main() -> ExitCode {
             println!("  state: GET {url}/__mock/state   journal: GET {url}/__mock/requests");
             println!(
                 "  faults: POST {url}/__mock/faults   timing: PUT {url}/__mock/timing (not Tesla)\n  \
-                 the world: PATCH {url}/__mock/vehicles/VIN {{locked, latitude, longitude, heading, asleep, refusing}}"
+                 the world: PATCH {url}/__mock/vehicles/VIN {{locked, latitude, longitude, heading, asleep, refusing, doors}}"
             );
             server::signal().await;
             ExitCode::SUCCESS

@@ -1052,11 +1052,54 @@ async fn every_mock_lets_a_test_act_as_the_world() {
                 "{oem}: the owner's lock change never showed"
             );
         }
+        // Someone opens the driver's door (GM has no state read to show it).
+        if oem != "gm" {
+            let opened = patch(json!({"doors": {"front_left": true}})).await;
+            assert_eq!(
+                opened.json["open"]["front_left"], true,
+                "{oem}: {}",
+                opened.text
+            );
+            let shown = fresh_read_until(&env, &v.id, "security", |s| {
+                s["doors"].as_array().is_some_and(|d| {
+                    d.iter()
+                        .any(|d| d["position"] == "front_left" && d["open"] == true)
+                })
+            })
+            .await;
+            assert!(shown.is_some(), "{oem}: the open door never showed");
+            patch(json!({"doors": {"front_left": false}})).await;
+        }
         // It falls asleep, as the mock's state shows.
         let slept = patch(json!({"asleep": true})).await;
         assert_eq!(slept.json["asleep"], true, "{oem}: {}", slept.text);
         patch(json!({"asleep": false})).await;
     }
+    // Tesla's mock steers its own cars the same way.
+    let t = env.online();
+    let opened = send(
+        &client,
+        &env.demo.server("tesla").url(),
+        Method::PATCH,
+        &format!("/__mock/vehicles/{}", t.oem_id),
+        None,
+        &[("content-type", "application/json")],
+        Some(
+            json!({"doors": {"rear_right": true}})
+                .to_string()
+                .into_bytes(),
+        ),
+    )
+    .await;
+    assert_eq!(opened.status, 200, "{}", opened.text);
+    let shown = fresh_read_until(&env, &t.id, "security", |s| {
+        s["doors"].as_array().is_some_and(|d| {
+            d.iter()
+                .any(|d| d["position"] == "rear_right" && d["open"] == true)
+        })
+    })
+    .await;
+    assert!(shown.is_some(), "tesla: the open door never showed");
     // Nowhere on Earth, or no such car: refused.
     let bmw = env.demo.server("bmw").url();
     let bad = send(

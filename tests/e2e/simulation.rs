@@ -218,6 +218,7 @@ fn cars(seed: u64) -> Vec<Car> {
                 heading: 0.0,
                 asleep: false,
                 refusing: false,
+                open: Default::default(),
                 timing: style.car_timing(&mut rng),
             }
         })

@@ -288,6 +288,8 @@ async fn state(State(m): State<BmwMock>, headers: HeaderMap) -> Response {
     };
     let t = rfc3339(reported);
     let fetched = now();
+    let o = c.open;
+    let door = |open: bool| if open { "OPEN" } else { "CLOSED" };
     let mut doc = json!({
         "capabilities": {
             "lock": true, "unlock": true, "vehicleFinder": true,
@@ -302,9 +304,11 @@ async fn state(State(m): State<BmwMock>, headers: HeaderMap) -> Response {
             "isLscSupported": true, "range": 380, "currentMileage": 18211,
             "doorsState": {
                 "combinedSecurityState": if c.locked { "SECURED" } else { "UNLOCKED" },
-                "combinedState": "CLOSED", "hood": "CLOSED", "leftFront": "CLOSED",
-                "leftRear": "CLOSED", "rightFront": "CLOSED", "rightRear": "CLOSED",
-                "trunk": "CLOSED",
+                "combinedState": door(o.front_left || o.front_right || o.rear_left
+                    || o.rear_right || o.trunk || o.frunk),
+                "hood": door(o.frunk), "leftFront": door(o.front_left),
+                "leftRear": door(o.rear_left), "rightFront": door(o.front_right),
+                "rightRear": door(o.rear_right), "trunk": door(o.trunk),
             },
             "windowsState": {"combinedState": "CLOSED", "leftFront": "CLOSED", "rightFront": "CLOSED"},
             "location": {

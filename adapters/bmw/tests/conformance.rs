@@ -20,6 +20,7 @@ fn car(vin: &str, lat: f64, lon: f64) -> MockCar {
         heading: 90.0,
         asleep: false,
         refusing: false,
+        open: Default::default(),
         timing: Default::default(),
     }
 }

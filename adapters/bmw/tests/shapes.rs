@@ -31,6 +31,7 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
             heading: 0.0,
             asleep: false,
             refusing: false,
+            open: Default::default(),
             timing: Default::default(),
         }],
         ..BmwMockConfig::default()

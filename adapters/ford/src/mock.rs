@@ -274,7 +274,11 @@ async fn telemetry(
     let t = stamp();
     let lock_t = rfc3339(reported);
     let lock = if c.locked { "LOCKED" } else { "UNLOCKED" };
-    let closed = |door: &str, side: &str| json!({"updateTime": lock_t, "value": "CLOSED", "vehicleDoor": door, "vehicleSide": side});
+    let door = |open: bool, door: &str, side: &str| {
+        json!({"updateTime": lock_t,
+        "value": if open { "OPEN" } else { "CLOSED" }, "vehicleDoor": door, "vehicleSide": side})
+    };
+    let o = c.open;
     // Ford reports the driver's door and ALL_DOORS (marq24/ha-fordpass's Mach-E sample).
     let mut resp = Json(json!({
         "updateTime": t,
@@ -287,7 +291,14 @@ async fn telemetry(
                  "vehicleOccupantRole": "DRIVER", "vehicleSide": "DRIVER"},
                 {"updateTime": lock_t, "value": lock, "vehicleDoor": "ALL_DOORS"},
             ],
-            "doorStatus": [closed("UNSPECIFIED_FRONT", "DRIVER"), closed("TAILGATE", "UNKNOWN")],
+            "doorStatus": [
+                door(o.front_left, "UNSPECIFIED_FRONT", "DRIVER"),
+                door(o.front_right, "UNSPECIFIED_FRONT", "PASSENGER"),
+                door(o.rear_left, "UNSPECIFIED_REAR", "DRIVER"),
+                door(o.rear_right, "UNSPECIFIED_REAR", "PASSENGER"),
+                door(o.trunk, "TAILGATE", "UNKNOWN"),
+                door(o.frunk, "HOOD_DOOR", "UNKNOWN"),
+            ],
             "odometer": {"updateTime": t, "value": 12000.0},
         },
         "states": states,

@@ -19,6 +19,7 @@ fn car(vin: &str, lat: f64, lon: f64) -> MockCar {
         heading: 217.0,
         asleep: false,
         refusing: false,
+        open: Default::default(),
         timing: Default::default(),
     }
 }

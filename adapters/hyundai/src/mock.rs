@@ -258,8 +258,10 @@ async fn status(
     // The lock as the cloud last heard it from the car (the kit's lagging view).
     match m.owned(&headers, &id).map(|_| m.garage.view(&id)) {
         Ok(Some((c, reported))) => ok(json!({"vehicleStatusInfo": {"vehicleStatus": {
-            "time": spa_time(reported), "doorLock": c.locked, "trunkOpen": false, "hoodOpen": false, "airCtrlOn": false,
-            "doorOpen": {"frontLeft": 0, "frontRight": 0, "backLeft": 0, "backRight": 0},
+            "time": spa_time(reported), "doorLock": c.locked, "trunkOpen": c.open.trunk,
+            "hoodOpen": c.open.frunk, "airCtrlOn": false,
+            "doorOpen": {"frontLeft": u8::from(c.open.front_left), "frontRight": u8::from(c.open.front_right),
+                "backLeft": u8::from(c.open.rear_left), "backRight": u8::from(c.open.rear_right)},
         }}})),
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
         Err(s) => s.into_response(),
@@ -274,14 +276,15 @@ async fn ccs2_status(
     match m.owned(&headers, &id).map(|_| m.garage.view(&id)) {
         Ok(Some((c, reported))) => {
             let lock = u8::from(!c.locked);
-            let door = json!({"Lock": lock, "Open": 0});
+            let door = |open: bool| json!({"Lock": lock, "Open": u8::from(open)});
+            let o = c.open;
             let t = spa_time(reported);
             ok(json!({
                 "state": {"Vehicle": {
                     "Date": format!("{t}.000"), "Offset": "0",
                     "Cabin": {"Door": {
-                        "Row1": {"Driver": door, "Passenger": door},
-                        "Row2": {"Left": door, "Right": door},
+                        "Row1": {"Driver": door(o.front_left), "Passenger": door(o.front_right)},
+                        "Row2": {"Left": door(o.rear_left), "Right": door(o.rear_right)},
                     }},
                     "Location": {
                         "GeoCoord": {"Latitude": c.latitude, "Longitude": c.longitude, "Altitude": 0, "Type": 0},

@@ -30,6 +30,7 @@ fn car(vin: &str) -> MockCar {
         heading: 0.0,
         asleep: false,
         refusing: false,
+        open: Default::default(),
         timing: Default::default(),
     }
 }

@@ -260,11 +260,14 @@ async fn doors(
     match seen.map(|seen| {
         let (c, reported) = seen.expect("an owned car exists");
         let t = rfc3339(reported);
-        let closed = json!({"value": "CLOSED", "timestamp": t});
+        let door =
+            |open: bool| json!({"value": if open { "OPEN" } else { "CLOSED" }, "timestamp": t});
+        let o = c.open;
         json!({
             "centralLock": {"value": if c.locked { "LOCKED" } else { "UNLOCKED" }, "timestamp": t},
-            "frontLeftDoor": closed, "frontRightDoor": closed, "rearLeftDoor": closed,
-            "rearRightDoor": closed, "hood": closed, "tailgate": closed, "tankLid": closed,
+            "frontLeftDoor": door(o.front_left), "frontRightDoor": door(o.front_right),
+            "rearLeftDoor": door(o.rear_left), "rearRightDoor": door(o.rear_right),
+            "hood": door(o.frunk), "tailgate": door(o.trunk), "tankLid": door(false),
         })
     }) {
         Ok(d) => envelope(d),

@@ -50,9 +50,66 @@ pub struct Car {
     /// Refuses remote commands.
     #[serde(default)]
     pub refusing: bool,
+    /// Which openings stand open (default: all closed).
+    #[serde(default)]
+    pub open: Openings,
     /// How its OEM behaves in time (default: instant).
     #[serde(default)]
     pub timing: CarTiming,
+}
+
+/// Which openings of a car stand open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Openings {
+    /// The driver's door of a left-hand-drive car.
+    pub front_left: bool,
+    /// Front right.
+    pub front_right: bool,
+    /// Rear left.
+    pub rear_left: bool,
+    /// Rear right.
+    pub rear_right: bool,
+    /// Trunk, tailgate.
+    pub trunk: bool,
+    /// Frunk, hood.
+    pub frunk: bool,
+}
+
+/// A change of some openings: each `Some` is set, each `None` stays.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpeningsChange {
+    /// Front left.
+    pub front_left: Option<bool>,
+    /// Front right.
+    pub front_right: Option<bool>,
+    /// Rear left.
+    pub rear_left: Option<bool>,
+    /// Rear right.
+    pub rear_right: Option<bool>,
+    /// Trunk.
+    pub trunk: Option<bool>,
+    /// Frunk.
+    pub frunk: Option<bool>,
+}
+
+impl OpeningsChange {
+    /// Sets the openings it names.
+    pub fn apply(&self, o: &mut Openings) {
+        for (to, from) in [
+            (&mut o.front_left, self.front_left),
+            (&mut o.front_right, self.front_right),
+            (&mut o.rear_left, self.rear_left),
+            (&mut o.rear_right, self.rear_right),
+            (&mut o.trunk, self.trunk),
+            (&mut o.frunk, self.frunk),
+        ] {
+            if let Some(v) = from {
+                *to = v;
+            }
+        }
+    }
 }
 
 /// One car and its life in time.
@@ -60,6 +117,24 @@ pub struct Car {
 struct Slot {
     car: Car,
     life: Timeline,
+    /// The openings as they were at the start, then each change and when.
+    opened: (Openings, Vec<(Instant, Openings)>),
+}
+
+impl Slot {
+    /// The openings as the OEM's cloud sees them now: lagging the car like its lock.
+    fn seen_open(&self) -> Openings {
+        let lag = Duration::from_millis(self.car.timing.state_lag_ms);
+        let Some(seen_at) = Instant::now().checked_sub(lag) else {
+            return self.opened.0;
+        };
+        self.opened
+            .1
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= seen_at)
+            .map_or(self.opened.0, |(_, o)| *o)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -98,6 +173,9 @@ impl Cars {
         if slot.car.locked != before.locked {
             slot.life.set(slot.car.locked, now);
         }
+        if slot.car.open != before.open {
+            slot.opened.1.push((now, slot.car.open));
+        }
         if before.asleep && !slot.car.asleep {
             slot.life.woke(now);
         }
@@ -118,7 +196,15 @@ impl Garage {
             .into_iter()
             .map(|c| {
                 let life = Timeline::new(c.locked, c.timing);
-                (c.vin.clone(), Slot { car: c, life })
+                let opened = (c.open, Vec::new());
+                (
+                    c.vin.clone(),
+                    Slot {
+                        car: c,
+                        life,
+                        opened,
+                    },
+                )
             })
             .collect();
         Self(Arc::new(Mutex::new(Cars {
@@ -134,8 +220,8 @@ impl Garage {
         cars.by_vin.get(vin).map(|s| s.car.clone())
     }
 
-    /// One car as its OEM's cloud sees it now: the lock lags the car by its
-    /// `state_lag_ms`; with the time the car reported it.
+    /// One car as its OEM's cloud sees it now: the lock and the openings lag the car
+    /// by its `state_lag_ms`; with the time the car reported them.
     pub fn view(&self, vin: &str) -> Option<(Car, OffsetDateTime)> {
         let mut cars = lock(&self.0);
         cars.settle();
@@ -144,6 +230,7 @@ impl Garage {
             (
                 Car {
                     locked,
+                    open: s.seen_open(),
                     ..s.car.clone()
                 },
                 at,
@@ -372,6 +459,9 @@ pub struct WorldChange {
     pub asleep: Option<bool>,
     /// Refuses remote commands from now on (someone sits in it, …).
     pub refusing: Option<bool>,
+    /// Openings opened (`true`) or closed (`false`): `front_left`, `front_right`,
+    /// `rear_left`, `rear_right`, `trunk`, `frunk`.
+    pub doors: Option<OpeningsChange>,
 }
 
 impl WorldChange {
@@ -394,6 +484,9 @@ impl WorldChange {
         }
         if let Some(v) = self.refusing {
             car.refusing = v;
+        }
+        if let Some(d) = &self.doors {
+            d.apply(&mut car.open);
         }
     }
 

@@ -34,6 +34,7 @@ pub(super) struct Steer {
     locked: Option<bool>,
     user_present: Option<bool>,
     trunk_open: Option<bool>,
+    doors: Option<keyway_adapter::mock::garage::OpeningsChange>,
     latitude: Option<f64>,
     longitude: Option<f64>,
     heading: Option<f64>,
@@ -63,6 +64,10 @@ pub(super) async fn steer(
         }
         if let Some(x) = s.trunk_open {
             v.trunk_open = x;
+        }
+        if let Some(d) = &s.doors {
+            d.apply(&mut v.open);
+            v.trunk_open = v.open.trunk;
         }
         if let Some(x) = s.latitude {
             v.latitude = x;

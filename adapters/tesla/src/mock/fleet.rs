@@ -73,8 +73,10 @@ pub(super) async fn vehicle_data(
         }
         if endpoints.is_empty() || endpoints.contains("vehicle_state") {
             body["vehicle_state"] = json!({
-                "locked": v.locked, "timestamp": ts, "df": 0, "pf": 0, "dr": 0, "pr": 0,
-                "ft": 0, "rt": u8::from(v.trunk_open), "is_user_present": v.user_present,
+                "locked": v.locked, "timestamp": ts, "df": u8::from(v.open.front_left),
+                "pf": u8::from(v.open.front_right), "dr": u8::from(v.open.rear_left),
+                "pr": u8::from(v.open.rear_right), "ft": u8::from(v.open.frunk),
+                "rt": u8::from(v.trunk_open), "is_user_present": v.user_present,
                 "vehicle_name": v.display_name, "car_version": "2024.20.9", "sentry_mode": false,
                 "api_version": 71, "autopark_state_v3": "ready", "calendar_supported": true,
                 "center_display_state": 0, "fd_window": 0, "fp_window": 0,

@@ -108,6 +108,9 @@ pub struct MockVehicle {
     /// Trunk open.
     #[serde(default)]
     pub trunk_open: bool,
+    /// The other openings (and the trunk, as `trunk_open`).
+    #[serde(default)]
+    pub open: keyway_adapter::mock::garage::Openings,
     /// How the car and Tesla's servers behave in time (the kit's timeline: the state
     /// `vehicle_data` reports lags, commands reach the car late or twice).
     #[serde(default)]
@@ -142,6 +145,7 @@ impl MockVehicle {
             heading: 0.0,
             user_present: false,
             trunk_open: false,
+            open: Default::default(),
             timing: CarTiming::default(),
             protocol: CommandProtocol::Signed,
             keys: Vec::new(),
