@@ -1,5 +1,6 @@
 //! Time as keyway shows it and as grants see it: the one RFC 3339 form every answer
-//! and event uses, deadlines in keyway's time ([`within`]), and the grant clock — wall-clock time plus an offset that tests
+//! and event uses, deadlines in keyway's time ([`within`]), the one doubling pause
+//! keyway retries with ([`Backoff`]), and the grant clock — wall-clock time plus an offset that tests
 //! (and only tests) move forward, so grant windows and relock timers can be driven
 //! through minutes of time in milliseconds, deterministically and without sleeping.
 
@@ -7,6 +8,32 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
+
+/// A pause that doubles after each wait, up to a ceiling: how keyway tries again at a
+/// lease, a write or a resume that did not work yet.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    pause: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Pauses of `first`, doubling up to `max`.
+    pub fn new(first: Duration, max: Duration) -> Self {
+        Self { pause: first, max }
+    }
+
+    /// The next pause.
+    pub fn pause(&self) -> Duration {
+        self.pause
+    }
+
+    /// Sleeps the next pause, then doubles it (up to the ceiling).
+    pub async fn wait(&mut self) {
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(self.max);
+    }
+}
 
 /// `t` in RFC 3339 (milliseconds, UTC), as every answer and event shows time.
 pub fn timestamp(t: OffsetDateTime) -> String {

@@ -92,15 +92,15 @@ impl Held {
     /// Takes `name`, waiting (10 ms, doubling to 100 ms between tries) while another
     /// replica holds it, then keeps it as [`Held::keep`] does.
     pub async fn take(store: Arc<dyn Store>, cluster: &Arc<Cluster>, name: String) -> Self {
-        let mut pause = Duration::from_millis(10);
+        let mut backoff =
+            crate::clock::Backoff::new(Duration::from_millis(10), Duration::from_millis(100));
         loop {
             match store.try_lease(&name, &cluster.lease()).await {
                 Ok(true) => break,
                 Ok(false) => {}
                 Err(e) => tracing::warn!(lease = %name, error = %e, "could not take a lease"),
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
+            backoff.wait().await;
         }
         Self::keep(store, cluster, name)
     }

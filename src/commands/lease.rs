@@ -37,9 +37,12 @@ impl Commands {
             tracing::error!(error = %e, "could not resume pending commands; trying again");
             let this = self.clone();
             tokio::spawn(async move {
-                let mut pause = std::time::Duration::from_millis(200);
+                let mut backoff = crate::clock::Backoff::new(
+                    std::time::Duration::from_millis(200),
+                    std::time::Duration::from_secs(5),
+                );
                 loop {
-                    tokio::time::sleep(pause).await;
+                    backoff.wait().await;
                     match this.resume().await {
                         Ok(n) => {
                             tracing::info!(commands = n, "resumed pending commands");
@@ -47,7 +50,6 @@ impl Commands {
                         }
                         Err(e) => tracing::warn!(error = %e, "resuming pending commands failed"),
                     }
-                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
                 }
             });
         }

@@ -199,7 +199,7 @@ impl Commands {
         let kind = event.kind().as_str();
         let event = Events::record(&event);
         let hooks = self.events.hooks_for(&event).await;
-        let mut pause = Duration::from_millis(100);
+        let mut backoff = crate::clock::Backoff::new(Duration::from_millis(100), MAX_WRITE_PAUSE);
         loop {
             match self
                 .store
@@ -212,11 +212,10 @@ impl Commands {
                 }
                 Err(e) => {
                     tracing::error!(command = %record.id, error = %e, retry_in_ms =
-                        pause.as_millis() as u64, "could not record the outcome; trying again");
+                        backoff.pause().as_millis() as u64, "could not record the outcome; trying again");
                 }
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(MAX_WRITE_PAUSE);
+            backoff.wait().await;
             if let Ok(false) = self.still_ours(&record.id).await {
                 tracing::error!(command = %record.id,
                     "another replica took this command over while its outcome could not be \

@@ -211,7 +211,8 @@ impl Tokens {
         // token it stores. A holder that dies stops blocking when its lease lapses.
         let lease = format!("refresh:{account_id}");
         let give_up = tokio::time::Instant::now() + self.cluster.lease * 2;
-        let mut pause = Duration::from_millis(10);
+        let mut backoff =
+            crate::clock::Backoff::new(Duration::from_millis(10), Duration::from_millis(100));
         loop {
             if self.store.try_lease(&lease, &self.cluster.lease()).await? {
                 // Someone may have refreshed between our read and our lease.
@@ -233,8 +234,7 @@ impl Tokens {
                 }
                 return result;
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
+            backoff.wait().await;
             let account = self.load(account_id).await?;
             if let Some(token) = self.usable(&account, rejected)? {
                 return Ok(token);
