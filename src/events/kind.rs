@@ -1,85 +1,61 @@
 //! The event types keyway emits ([`Kind`]) and what a service hands [`super::Events`]
 //! to emit one: a [`Payload`] that knows its type and what it is about ([`Subject`]).
 
-/// Every event type keyway emits.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[schema(as = EventType)]
-pub enum Kind {
+/// Declares [`Kind`] once: each variant with its doc and wire name, from which the enum
+/// (serde's name is the wire name), [`Kind::ALL`] and [`Kind::as_str`] follow.
+macro_rules! kinds {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:tt,)+) => {
+        /// Every event type keyway emits.
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+        )]
+        #[schema(as = EventType)]
+        pub enum Kind {
+            $($(#[doc = $doc])* #[serde(rename = $name)] $variant,)+
+        }
+
+        impl Kind {
+            /// Every type, in documentation order.
+            pub const ALL: &[Kind] = &[$(Kind::$variant,)+];
+
+            /// The wire name (`command.succeeded`, …).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Kind::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+kinds! {
     /// A command succeeded.
-    #[serde(rename = "command.succeeded")]
-    CommandSucceeded,
+    CommandSucceeded = "command.succeeded",
     /// A command failed (keyway is sure it did not happen).
-    #[serde(rename = "command.failed")]
-    CommandFailed,
+    CommandFailed = "command.failed",
     /// A command's outcome is unknown (the car may still run it).
-    #[serde(rename = "command.unknown")]
-    CommandUnknown,
+    CommandUnknown = "command.unknown",
     /// An `unknown` command's outcome was learned later.
-    #[serde(rename = "command.resolved")]
-    CommandResolved,
+    CommandResolved = "command.resolved",
     /// A grant was created.
-    #[serde(rename = "grant.created")]
-    GrantCreated,
+    GrantCreated = "grant.created",
     /// A grant's unlock succeeded.
-    #[serde(rename = "grant.unlocked")]
-    GrantUnlocked,
+    GrantUnlocked = "grant.unlocked",
     /// A grant was completed.
-    #[serde(rename = "grant.completed")]
-    GrantCompleted,
+    GrantCompleted = "grant.completed",
     /// A grant was revoked.
-    #[serde(rename = "grant.revoked")]
-    GrantRevoked,
+    GrantRevoked = "grant.revoked",
     /// A grant's car was relocked (confirmed).
-    #[serde(rename = "grant.relocked")]
-    GrantRelocked,
+    GrantRelocked = "grant.relocked",
     /// A grant's relock could not be confirmed.
-    #[serde(rename = "grant.relock_failed")]
-    GrantRelockFailed,
+    GrantRelockFailed = "grant.relock_failed",
     /// A late unlock opened a relocked car; it was relocked again.
-    #[serde(rename = "grant.relock_repeated")]
-    GrantRelockRepeated,
+    GrantRelockRepeated = "grant.relock_repeated",
     /// An OEM account must be linked again by its owner.
-    #[serde(rename = "account.reauthorization_required")]
-    AccountReauthorizationRequired,
+    AccountReauthorizationRequired = "account.reauthorization_required",
 }
 
 impl Kind {
-    /// Every type, in documentation order.
-    pub const ALL: &[Kind] = &[
-        Kind::CommandSucceeded,
-        Kind::CommandFailed,
-        Kind::CommandUnknown,
-        Kind::CommandResolved,
-        Kind::GrantCreated,
-        Kind::GrantUnlocked,
-        Kind::GrantCompleted,
-        Kind::GrantRevoked,
-        Kind::GrantRelocked,
-        Kind::GrantRelockFailed,
-        Kind::GrantRelockRepeated,
-        Kind::AccountReauthorizationRequired,
-    ];
-
-    /// The wire name (`command.succeeded`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::CommandSucceeded => "command.succeeded",
-            Kind::CommandFailed => "command.failed",
-            Kind::CommandUnknown => "command.unknown",
-            Kind::CommandResolved => "command.resolved",
-            Kind::GrantCreated => "grant.created",
-            Kind::GrantUnlocked => "grant.unlocked",
-            Kind::GrantCompleted => "grant.completed",
-            Kind::GrantRevoked => "grant.revoked",
-            Kind::GrantRelocked => "grant.relocked",
-            Kind::GrantRelockFailed => "grant.relock_failed",
-            Kind::GrantRelockRepeated => "grant.relock_repeated",
-            Kind::AccountReauthorizationRequired => "account.reauthorization_required",
-        }
-    }
-
     /// The type with this wire name.
     pub fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.iter().copied().find(|k| k.as_str() == s)
