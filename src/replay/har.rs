@@ -1,7 +1,8 @@
 //! `keyway replay --har`: a recorded exchange (HAR 1.2, as browsers, proxies and
 //! mitmproxy export it) replayed through the adapters. Each request is recognised by
 //! the adapters' route tables (or as an OEM's OAuth token endpoint); the first request
-//! of each operation starts it, and the operation's requests are answered by the
+//! of each operation starts it — a request that supports the operation of the request
+//! after it belongs to that exchange — and the operation's requests are answered by the
 //! recorded answers of the same routes that follow, in order (fixtures fill any gap).
 //! Requests no adapter makes are listed as skipped. The results come out in order.
 
@@ -218,8 +219,20 @@ pub async fn replay(bytes: &[u8], oem: Option<&str>) -> Result<Vec<Value>, Repla
             continue;
         };
         let oem = k.info().oem;
+        // The next recognised request of this OEM: when this one supports its operation
+        // (Volvo's accessibility check before a lock), both are one exchange.
+        let next_op = (i + 1..recorded.len())
+            .filter(|&j| !used[j])
+            .find_map(|j| match kinds[j] {
+                Some(Kind::Route(info, route)) if info.oem == oem => Some(route.own.first()),
+                _ => None,
+            })
+            .flatten();
         let ops: Vec<&'static str> = match k {
             Kind::Token(_) => vec!["token"],
+            Kind::Route(_, route) if next_op.is_some_and(|n| route.supports.contains(n)) => {
+                next_op.into_iter().copied().collect()
+            }
             Kind::Route(_, route) if !route.own.is_empty() => route.own.to_vec(),
             Kind::Route(_, route) => route.supports.iter().take(1).copied().collect(),
         };
