@@ -80,16 +80,30 @@ pub static INFO: AdapterInfo = AdapterInfo {
     exchanges: &crate::exchanges::EXCHANGES,
 };
 
+/// A car's model and model year, as its profile names them.
+type Profile = (Option<String>, Option<u16>);
+
 /// The MyBMW adapter for one base URL.
 #[derive(Clone, Debug)]
 pub struct BmwAdapter {
     base: String,
+    /// Profiles read so far, by VIN: they do not change, and BMW counts every request
+    /// against a daily quota.
+    profiles: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Profile>>>,
 }
 
 impl BmwAdapter {
     /// An adapter calling MyBMW at `base`.
     pub fn new(base: impl Into<String>) -> Self {
-        Self { base: base.into() }
+        Self {
+            base: base.into(),
+            profiles: Default::default(),
+        }
+    }
+
+    fn known_profile(&self, vin: &str) -> Option<Profile> {
+        let profiles = self.profiles.lock().unwrap_or_else(|p| p.into_inner());
+        profiles.get(vin).cloned()
     }
 
     fn url(&self, path: &str) -> String {
@@ -245,62 +259,6 @@ pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
             })
         })
         .collect())
-}
-
-/// Parses `vehicle-data/profile`: the car's model and model year (`model`, `year`).
-pub fn parse_profile(body: &[u8]) -> Result<(Option<String>, Option<u16>), OemError> {
-    let a: Attributes = parse_body(body, Delivered::No)?;
-    Ok((a.model.filter(|m| !m.is_empty()), a.year))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EventPosition {
-    position_data: Option<PositionData>,
-    error_details: Option<ErrorDetails>,
-}
-
-#[derive(Deserialize)]
-struct PositionData {
-    status: Option<String>,
-    position: Option<FinderPosition>,
-}
-
-#[derive(Deserialize)]
-struct FinderPosition {
-    latitude: Option<f64>,
-    longitude: Option<f64>,
-    heading: Option<f64>,
-}
-
-/// Parses the vehicle finder's `eventPosition`: the position the car sent. BMW's
-/// `errorDetails` or a status other than `OK` is no fix (BMW did not give one), never
-/// an invented place; the time is not given, so none is claimed.
-pub fn parse_event_position(body: &[u8]) -> Result<Location, OemError> {
-    let e: EventPosition = parse_body(body, Delivered::No)?;
-    if let Some(d) = e.error_details {
-        let why = d.description.or(d.title).unwrap_or_default();
-        return Err(no_fix(&format!(
-            "the vehicle finder gave no position: {why}"
-        )));
-    }
-    let data = e
-        .position_data
-        .ok_or_else(|| no_fix("the vehicle finder answered no positionData"))?;
-    if let Some(status) = data.status.as_deref().filter(|s| *s != "OK") {
-        return Err(no_fix(&format!("the vehicle finder answered {status}")));
-    }
-    let p = data
-        .position
-        .ok_or_else(|| no_fix("the vehicle finder answered no position"))?;
-    let (latitude, longitude) = fix(p.latitude, p.longitude)?;
-    Ok(Location {
-        latitude,
-        longitude,
-        heading: p.heading.filter(|h| (0.0..=360.0).contains(h)),
-        accuracy_m: None,
-        recorded_at: None,
-    })
 }
 
 /// BMW's time of the state: `lastUpdatedAt`, else `lastFetched` (when BMW's servers
@@ -472,8 +430,14 @@ impl Adapter for BmwAdapter {
         )?;
         let mut vehicles = parse_vehicles(resp.body())?;
         // Today's list names only VINs: the profile has model and year (as the MyBMW
-        // app reads it). A profile that fails leaves them unknown, not the list failed.
+        // app reads it), once per car. A profile that fails leaves them unknown, not the
+        // list failed.
         for v in vehicles.iter_mut().filter(|v| v.model.is_none()) {
+            if let Some((model, year)) = self.known_profile(&v.oem_id) {
+                v.model = model;
+                v.year = year.or(v.year);
+                continue;
+            }
             let req = cx
                 .request(
                     Method::GET,
@@ -487,6 +451,10 @@ impl Adapter for BmwAdapter {
             };
             match profile {
                 Ok((model, year)) => {
+                    self.profiles
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(v.oem_id.clone(), (model.clone(), year));
                     v.model = model;
                     v.year = year.or(v.year);
                 }
@@ -592,5 +560,7 @@ impl Adapter for BmwAdapter {
     }
 }
 
+mod finder;
+pub use finder::{parse_event_position, parse_profile};
 #[cfg(test)]
 mod tests;

@@ -64,6 +64,10 @@ async fn profiles_name_the_model_and_the_vehicle_finder_locates() {
     let listed = adapter.vehicles(&cx).await.unwrap();
     assert_eq!(listed[0].model.as_deref(), Some("i4 eDrive40"));
     assert_eq!(listed[0].year, Some(2023));
+    // A car's profile is read once: BMW counts every request against a daily quota.
+    let again = adapter.vehicles(&cx).await.unwrap();
+    assert_eq!(again[0].model.as_deref(), Some("i4 eDrive40"));
+    assert_eq!(mock.journal.count("GET", "/vehicle-data/profile"), 1);
 
     let v = VehicleRef { oem_id: vin.into() };
     assert!(matches!(
