@@ -1,5 +1,6 @@
 //! The OEM registry: the one place that knows which adapters exist. Adding an OEM is
-//! its crate plus its line in [`ADAPTERS`] and in [`build`]. Each enabled OEM gets
+//! its crate plus its entry in [`ADAPTERS`] (what it declares, how it is built, and for
+//! an OEM that signs commands how its key is read). Each enabled OEM gets
 //! its adapter, its outbound stack and its configuration, found by OEM id. It refuses
 //! what only an OEM's adapter can judge: unknown OEM ids, a missing application key,
 //! signing keys for an OEM that does not sign, a signing key that does not read.
@@ -7,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use keyway_adapter::{Adapter, AdapterInfo, Http};
+use keyway_adapter::{Adapter, AdapterInfo, Http, Secret};
 
 use crate::upstream::breaker::Breaker;
 use crate::upstream::quota::Quota;
@@ -15,76 +16,150 @@ use crate::upstream::quota::Quota;
 use crate::config::{ConfigError, OemConfig, invalid};
 use crate::upstream;
 
-/// What every adapter keyway has declares about itself.
-pub static ADAPTERS: &[&AdapterInfo] = &[
-    &keyway_tesla::adapter::INFO,
-    &keyway_bmw::adapter::INFO,
-    &keyway_volvo::adapter::INFO,
-    &keyway_gm::adapter::INFO,
-    &keyway_ford::adapter::INFO,
-    &keyway_hyundai::adapter::INFO,
+/// How an OEM whose commands are signed with the application's key (Tesla) reads that
+/// key.
+pub struct Signing {
+    /// Whether a PEM is a key this OEM can sign with.
+    pub reads: fn(&str) -> bool,
+    /// The public half of a key (PEM), to publish where the OEM fetches it.
+    pub public_pem: fn(&str) -> Option<String>,
+}
+
+/// What an adapter is built from: its API, its application key, and for an OEM that
+/// signs commands the configured signing key and domain.
+pub struct Build<'a> {
+    /// The API base URL.
+    pub base: &'a str,
+    /// The application key sent with every call (empty when the OEM wants none).
+    pub api_key: Secret,
+    /// The signing key (PEM), when configured and the OEM signs.
+    pub signing_key: Option<Secret>,
+    /// The domain the OEM fetches the public key from.
+    pub domain: Option<String>,
+}
+
+/// One adapter keyway has: what it declares, how it is built, and for an OEM that signs
+/// commands how its key is read. Adding an OEM is its crate and one entry here (and
+/// its mock's in `mocks::MOCKS`).
+pub struct Known {
+    /// What it declares.
+    pub info: &'static AdapterInfo,
+    /// Builds it.
+    pub build: fn(&Build<'_>) -> Arc<dyn Adapter>,
+    /// Its signing, when its commands are signed with an application key.
+    pub signing: Option<Signing>,
+}
+
+/// Every adapter keyway has.
+pub static ADAPTERS: &[Known] = &[
+    Known {
+        info: &keyway_tesla::adapter::INFO,
+        build: tesla,
+        signing: Some(Signing {
+            reads: |pem| keyway_tesla::vcp::AppKey::from_pem(pem).is_ok(),
+            public_pem: |pem| {
+                keyway_tesla::vcp::AppKey::from_pem(pem)
+                    .ok()
+                    .map(|k| k.public_pem())
+            },
+        }),
+    },
+    Known {
+        info: &keyway_bmw::adapter::INFO,
+        build: |b| Arc::new(keyway_bmw::BmwAdapter::new(b.base)),
+        signing: None,
+    },
+    Known {
+        info: &keyway_volvo::adapter::INFO,
+        build: |b| Arc::new(keyway_volvo::VolvoAdapter::new(b.base, b.api_key.clone())),
+        signing: None,
+    },
+    Known {
+        info: &keyway_gm::adapter::INFO,
+        build: |b| Arc::new(keyway_gm::GmAdapter::new(b.base)),
+        signing: None,
+    },
+    Known {
+        info: &keyway_ford::adapter::INFO,
+        build: |b| Arc::new(keyway_ford::FordAdapter::new(b.base)),
+        signing: None,
+    },
+    Known {
+        info: &keyway_hyundai::adapter::INFO,
+        build: |b| {
+            Arc::new(keyway_hyundai::HyundaiAdapter::new(
+                b.base,
+                b.api_key.clone(),
+            ))
+        },
+        signing: None,
+    },
 ];
+
+/// The adapter keyway has for `oem`.
+pub fn known_adapter(oem: &str) -> Option<&'static Known> {
+    ADAPTERS.iter().find(|k| k.info.oem == oem)
+}
 
 /// What the adapter for `oem` declares, if keyway has one.
 pub fn info(oem: &str) -> Option<&'static AdapterInfo> {
-    ADAPTERS.iter().copied().find(|a| a.oem == oem)
+    known_adapter(oem).map(|k| k.info)
 }
 
 /// The ids of every OEM keyway has an adapter for.
 pub fn known() -> Vec<&'static str> {
-    ADAPTERS.iter().map(|a| a.oem).collect()
+    ADAPTERS.iter().map(|k| k.info.oem).collect()
 }
 
 fn build(oem: &str, c: &OemConfig) -> Option<Arc<dyn Adapter>> {
-    if oem == "tesla" {
-        return Some(Arc::new(tesla(c)));
-    }
-    let api_key = c.api_key.clone().unwrap_or_default();
-    adapter(oem, &c.api_base_url, api_key)
+    let known = known_adapter(oem)?;
+    // The configuration was validated: a signing key, where given, reads.
+    let signing_key = known
+        .signing
+        .as_ref()
+        .and_then(|_| c.app_key_pem().ok().flatten());
+    Some((known.build)(&Build {
+        base: &c.api_base_url,
+        api_key: c.api_key.clone().unwrap_or_default(),
+        signing_key,
+        domain: c.app_domain.clone(),
+    }))
 }
 
-/// The Tesla adapter, signing commands when an application key is configured (the
-/// configuration was validated, so the key reads).
-fn tesla(c: &OemConfig) -> keyway_tesla::TeslaAdapter {
-    let adapter = keyway_tesla::TeslaAdapter::new(&c.api_base_url);
-    let key = c
-        .app_key_pem()
-        .ok()
-        .flatten()
+/// The Tesla adapter, signing commands when an application key is configured.
+fn tesla(b: &Build<'_>) -> Arc<dyn Adapter> {
+    let adapter = keyway_tesla::TeslaAdapter::new(b.base);
+    let key = b
+        .signing_key
+        .as_ref()
         .and_then(|pem| keyway_tesla::vcp::AppKey::from_pem(pem.expose()).ok());
     match key {
-        Some(key) => adapter.with_signing(key, c.app_domain.clone()),
-        None => adapter,
+        Some(key) => Arc::new(adapter.with_signing(key, b.domain.clone())),
+        None => Arc::new(adapter),
     }
 }
 
-/// The Tesla public key to serve at the well-known path, when `app_domain` and a key
-/// are configured.
+/// The public key to serve at the signing OEM's well-known path, when its `app_domain`
+/// and a key are configured.
 pub fn tesla_public_key(oems: &BTreeMap<String, OemConfig>) -> Option<String> {
-    let c = oems.get("tesla")?;
-    c.app_domain.as_ref()?;
-    let pem = c.app_key_pem().ok().flatten()?;
-    keyway_tesla::vcp::AppKey::from_pem(pem.expose())
-        .ok()
-        .map(|k| k.public_pem())
+    oems.iter().find_map(|(name, c)| {
+        let signing = known_adapter(name)?.signing.as_ref()?;
+        c.app_domain.as_ref()?;
+        let pem = c.app_key_pem().ok().flatten()?;
+        (signing.public_pem)(pem.expose())
+    })
 }
 
 /// The adapter for `oem` talking to `base_url` (`keyway replay`: an API that answers
-/// whatever was captured).
+/// whatever was captured; the mocks' own checks), without a signing key.
 pub fn adapter_for(oem: &str, base_url: &str, api_key: &str) -> Option<Arc<dyn Adapter>> {
-    adapter(oem, base_url, keyway_adapter::Secret::new(api_key))
-}
-
-fn adapter(oem: &str, base_url: &str, api_key: keyway_adapter::Secret) -> Option<Arc<dyn Adapter>> {
-    Some(match oem {
-        "tesla" => Arc::new(keyway_tesla::TeslaAdapter::new(base_url)),
-        "bmw" => Arc::new(keyway_bmw::BmwAdapter::new(base_url)),
-        "volvo" => Arc::new(keyway_volvo::VolvoAdapter::new(base_url, api_key)),
-        "gm" => Arc::new(keyway_gm::GmAdapter::new(base_url)),
-        "ford" => Arc::new(keyway_ford::FordAdapter::new(base_url)),
-        "hyundai" => Arc::new(keyway_hyundai::HyundaiAdapter::new(base_url, api_key)),
-        _ => return None,
-    })
+    let known = known_adapter(oem)?;
+    Some((known.build)(&Build {
+        base: base_url,
+        api_key: Secret::new(api_key),
+        signing_key: None,
+        domain: None,
+    }))
 }
 
 /// Checks `[oems.<name>]` against what the adapter for `name` declares.
@@ -111,14 +186,23 @@ pub fn check(name: &str, oem: &OemConfig) -> Result<&'static AdapterInfo, Config
         ));
     }
     let signs = oem.app_key.is_some() || oem.app_key_file.is_some() || oem.app_domain.is_some();
-    if signs && name != "tesla" {
+    let signing = known_adapter(name).and_then(|k| k.signing.as_ref());
+    if signs && signing.is_none() {
+        let signers: Vec<&str> = ADAPTERS
+            .iter()
+            .filter(|k| k.signing.is_some())
+            .map(|k| k.info.make)
+            .collect();
         return Err(invalid(
             &format!("oems.{name}.app_key"),
-            "application keys and domains are for Tesla's signed commands only",
+            format!(
+                "application keys and domains are for signed commands only ({})",
+                signers.join(", ")
+            ),
         ));
     }
     if let Some(pem) = oem.app_key_pem()?
-        && keyway_tesla::vcp::AppKey::from_pem(pem.expose()).is_err()
+        && signing.is_some_and(|s| !(s.reads)(pem.expose()))
     {
         return Err(invalid(
             &format!("oems.{name}.app_key"),

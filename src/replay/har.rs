@@ -158,7 +158,7 @@ fn read(bytes: &[u8]) -> Result<Vec<Recorded>, ReplayError> {
 fn kind(r: &Recorded, oem: Option<&str>) -> Option<Kind> {
     crate::registry::ADAPTERS
         .iter()
-        .copied()
+        .map(|k| k.info)
         .filter(|i| oem.is_none_or(|o| o == i.oem))
         .find_map(|i| {
             if let Some(route) = i.exchanges.route(&r.method, &r.path) {
