@@ -265,15 +265,22 @@ pub fn tesla(f: &Fleet, s: &Settings) -> TeslaMock {
     mock
 }
 
+/// The OAuth login every mock of the fleet shares, as `account`.
+fn login(account: &str, s: &Settings) -> keyway_adapter::mock::garage::Login {
+    keyway_adapter::mock::garage::Login {
+        client_id: CLIENT_ID.into(),
+        client_secret: Some(CLIENT_SECRET.into()),
+        default_account: account.to_string(),
+        access_ttl: s.token_ttl,
+    }
+}
+
 /// The BMW mock.
 pub fn bmw(f: &Fleet, s: &Settings) -> keyway_bmw::BmwMock {
     keyway_bmw::BmwMock::new(keyway_bmw::BmwMockConfig {
         stage: s.stage,
-        access_ttl: s.token_ttl,
+        login: login(&f.bmw.account, s),
         cars: garage(&f.bmw, s.extra_cars),
-        client_id: CLIENT_ID.into(),
-        client_secret: Some(CLIENT_SECRET.into()),
-        default_account: f.bmw.account.clone(),
         state_without_location: Vec::new(),
     })
 }
@@ -282,11 +289,8 @@ pub fn bmw(f: &Fleet, s: &Settings) -> keyway_bmw::BmwMock {
 pub fn volvo(f: &Fleet, s: &Settings) -> keyway_volvo::VolvoMock {
     keyway_volvo::VolvoMock::new(keyway_volvo::VolvoMockConfig {
         api_key: VOLVO_KEY.into(),
-        access_ttl: s.token_ttl,
+        login: login(&f.volvo.account, s),
         cars: garage(&f.volvo, s.extra_cars),
-        client_id: CLIENT_ID.into(),
-        client_secret: Some(CLIENT_SECRET.into()),
-        default_account: f.volvo.account.clone(),
     })
 }
 
@@ -294,11 +298,8 @@ pub fn volvo(f: &Fleet, s: &Settings) -> keyway_volvo::VolvoMock {
 pub fn gm(f: &Fleet, s: &Settings) -> keyway_gm::GmMock {
     keyway_gm::GmMock::new(keyway_gm::GmMockConfig {
         stage: s.stage,
-        access_ttl: s.token_ttl,
+        login: login(&f.gm.account, s),
         cars: garage(&f.gm, s.extra_cars),
-        client_id: CLIENT_ID.into(),
-        client_secret: Some(CLIENT_SECRET.into()),
-        default_account: f.gm.account.clone(),
     })
 }
 
@@ -306,11 +307,8 @@ pub fn gm(f: &Fleet, s: &Settings) -> keyway_gm::GmMock {
 pub fn ford(f: &Fleet, s: &Settings) -> keyway_ford::FordMock {
     keyway_ford::FordMock::new(keyway_ford::FordMockConfig {
         stage: s.stage,
-        access_ttl: s.token_ttl,
+        login: login(&f.ford.account, s),
         cars: garage(&f.ford, s.extra_cars),
-        client_id: CLIENT_ID.into(),
-        client_secret: Some(CLIENT_SECRET.into()),
-        default_account: f.ford.account.clone(),
     })
 }
 
@@ -319,11 +317,8 @@ pub fn hyundai(f: &Fleet, s: &Settings) -> keyway_hyundai::HyundaiMock {
     keyway_hyundai::HyundaiMock::new(keyway_hyundai::HyundaiMockConfig {
         stamp: HYUNDAI_STAMP.into(),
         stage: s.stage,
-        access_ttl: s.token_ttl,
+        login: login(&f.hyundai.account, s),
         cars: garage(&f.hyundai, s.extra_cars),
-        client_id: CLIENT_ID.into(),
-        client_secret: Some(CLIENT_SECRET.into()),
-        default_account: f.hyundai.account.clone(),
         ccs2: vec!["KMHKR81CFNU000001".into()],
     })
 }

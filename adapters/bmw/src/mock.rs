@@ -44,16 +44,10 @@ pub use keyway_adapter::mock::garage::Car as MockCar;
 pub struct BmwMockConfig {
     /// How long each command stage (PENDING, DELIVERED) lasts.
     pub stage: Duration,
-    /// Access-token lifetime (BMW: 28,799 s).
-    pub access_ttl: Duration,
+    /// The OAuth side: client, secret, default login, access-token lifetime.
+    pub login: Login,
     /// The cars.
     pub cars: Vec<MockCar>,
-    /// The registered OAuth client.
-    pub client_id: String,
-    /// Its secret.
-    pub client_secret: Option<String>,
-    /// The login at `/authorize` unless `login_hint` names another.
-    pub default_account: String,
     /// Cars whose state carries no position (found only with the vehicle finder).
     pub state_without_location: Vec<String>,
 }
@@ -62,11 +56,13 @@ impl Default for BmwMockConfig {
     fn default() -> Self {
         Self {
             stage: Duration::from_secs(2),
-            access_ttl: Duration::from_secs(28_799),
+            login: Login {
+                client_id: "keyway".into(),
+                client_secret: Some("secret".into()),
+                default_account: "owner".into(),
+                access_ttl: Duration::from_secs(28_799),
+            },
             cars: Vec::new(),
-            client_id: "keyway".into(),
-            client_secret: Some("secret".into()),
-            default_account: "owner".into(),
             state_without_location: Vec::new(),
         }
     }
@@ -124,12 +120,7 @@ impl BmwMock {
             parts: Parts::new(
                 &crate::adapter::INFO.oauth,
                 config.cars,
-                Login {
-                    client_id: config.client_id,
-                    client_secret: config.client_secret,
-                    default_account: config.default_account,
-                    access_ttl: config.access_ttl,
-                },
+                config.login,
                 Rejection::invalid_grant(),
             ),
             events: Arc::default(),

@@ -38,27 +38,23 @@ pub use keyway_adapter::mock::garage::Car as MockCar;
 pub struct GmMockConfig {
     /// How long a request stays `inProgress`.
     pub stage: Duration,
-    /// Access-token lifetime (GM: 1,800 s).
-    pub access_ttl: Duration,
+    /// The OAuth side: client, secret, default login, access-token lifetime.
+    pub login: Login,
     /// The cars.
     pub cars: Vec<MockCar>,
-    /// The registered OAuth client.
-    pub client_id: String,
-    /// Its secret.
-    pub client_secret: Option<String>,
-    /// The login at `/authorize` unless `login_hint` names another.
-    pub default_account: String,
 }
 
 impl Default for GmMockConfig {
     fn default() -> Self {
         Self {
             stage: Duration::from_secs(2),
-            access_ttl: Duration::from_secs(1800),
+            login: Login {
+                client_id: "keyway".into(),
+                client_secret: None,
+                default_account: "owner".into(),
+                access_ttl: Duration::from_secs(1800),
+            },
             cars: Vec::new(),
-            client_id: "keyway".into(),
-            client_secret: None,
-            default_account: "owner".into(),
         }
     }
 }
@@ -104,12 +100,7 @@ impl GmMock {
             parts: Parts::new(
                 &crate::adapter::INFO.oauth,
                 config.cars,
-                Login {
-                    client_id: config.client_id,
-                    client_secret: config.client_secret,
-                    default_account: config.default_account,
-                    access_ttl: config.access_ttl,
-                },
+                config.login,
                 Rejection::invalid_grant(),
             ),
             requests: Arc::default(),

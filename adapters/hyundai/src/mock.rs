@@ -38,16 +38,10 @@ pub struct HyundaiMockConfig {
     pub stamp: String,
     /// How long a command takes to reach a record.
     pub stage: Duration,
-    /// Access-token lifetime.
-    pub access_ttl: Duration,
+    /// The OAuth side: client, secret, default login, access-token lifetime.
+    pub login: Login,
     /// The cars.
     pub cars: Vec<MockCar>,
-    /// The registered OAuth client.
-    pub client_id: String,
-    /// Its secret.
-    pub client_secret: Option<String>,
-    /// The login at `/authorize` unless `login_hint` names another.
-    pub default_account: String,
     /// VINs of cars on the newer CCS2 protocol: flagged in the list, their status at
     /// `ccs2/carstatus/latest` (door `Lock` 0 = locked).
     pub ccs2: Vec<String>,
@@ -58,11 +52,13 @@ impl Default for HyundaiMockConfig {
         Self {
             stamp: "spa-demo-stamp".into(),
             stage: Duration::from_secs(2),
-            access_ttl: Duration::from_secs(86_400),
+            login: Login {
+                client_id: "keyway".into(),
+                client_secret: Some("secret".into()),
+                default_account: "owner".into(),
+                access_ttl: Duration::from_secs(86_400),
+            },
             cars: Vec::new(),
-            client_id: "keyway".into(),
-            client_secret: Some("secret".into()),
-            default_account: "owner".into(),
             ccs2: Vec::new(),
         }
     }
@@ -119,12 +115,7 @@ impl HyundaiMock {
             parts: Parts::new(
                 &crate::adapter::INFO.oauth,
                 config.cars,
-                Login {
-                    client_id: config.client_id,
-                    client_secret: config.client_secret,
-                    default_account: config.default_account,
-                    access_ttl: config.access_ttl,
-                },
+                config.login,
                 Rejection::invalid_grant(),
             ),
             controls: Arc::default(),

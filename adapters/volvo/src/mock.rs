@@ -37,27 +37,23 @@ pub use keyway_adapter::mock::garage::Car as MockCar;
 pub struct VolvoMockConfig {
     /// The application key every call must carry.
     pub api_key: String,
-    /// Access-token lifetime (Volvo: 1,799 s).
-    pub access_ttl: Duration,
+    /// The OAuth side: client, secret, default login, access-token lifetime.
+    pub login: Login,
     /// The cars.
     pub cars: Vec<MockCar>,
-    /// The registered OAuth client.
-    pub client_id: String,
-    /// Its secret.
-    pub client_secret: Option<String>,
-    /// The login at `/authorize` unless `login_hint` names another.
-    pub default_account: String,
 }
 
 impl Default for VolvoMockConfig {
     fn default() -> Self {
         Self {
             api_key: "vcc-demo-key".into(),
-            access_ttl: Duration::from_secs(1799),
+            login: Login {
+                client_id: "keyway".into(),
+                client_secret: Some("secret".into()),
+                default_account: "owner".into(),
+                access_ttl: Duration::from_secs(1799),
+            },
             cars: Vec::new(),
-            client_id: "keyway".into(),
-            client_secret: Some("secret".into()),
-            default_account: "owner".into(),
         }
     }
 }
@@ -109,12 +105,7 @@ impl VolvoMock {
             parts: Parts::new(
                 &crate::adapter::INFO.oauth,
                 config.cars,
-                Login {
-                    client_id: config.client_id,
-                    client_secret: config.client_secret,
-                    default_account: config.default_account,
-                    access_ttl: config.access_ttl,
-                },
+                config.login,
                 Rejection::invalid_grant(),
             ),
             api_key: Arc::new(config.api_key),
