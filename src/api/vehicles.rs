@@ -186,6 +186,21 @@ pub struct LocationAnswer {
     pub age_s: Option<i64>,
 }
 
+impl LocationAnswer {
+    /// The answer for `v` at `l`.
+    fn of(v: &VehicleRecord, l: keyway_adapter::Location) -> Self {
+        Self {
+            vehicle_id: v.id.clone(),
+            latitude: l.latitude,
+            longitude: l.longitude,
+            heading: l.heading,
+            accuracy_m: l.accuracy_m,
+            recorded_at: l.recorded_at,
+            age_s: age_s(l.recorded_at),
+        }
+    }
+}
+
 impl IntoResponse for LocationAnswer {
     /// Written field by field ([`Object`]); the bytes are serde_json's (tested).
     fn into_response(self) -> Response {
@@ -224,15 +239,7 @@ pub async fn location(
     caller.require(Scope::LocationRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
     let l = gw.fleet.locate(&v, max_age).await?;
-    Ok(LocationAnswer {
-        vehicle_id: v.id.clone(),
-        latitude: l.latitude,
-        longitude: l.longitude,
-        heading: l.heading,
-        accuracy_m: l.accuracy_m,
-        recorded_at: l.recorded_at,
-        age_s: age_s(l.recorded_at),
-    })
+    Ok(LocationAnswer::of(&v, l))
 }
 
 /// Whether a car is locked.
@@ -255,6 +262,20 @@ pub struct SecurityAnswer {
     pub recorded_at: Option<OffsetDateTime>,
     /// Seconds since `recorded_at`; null when that is unknown.
     pub age_s: Option<i64>,
+}
+
+impl SecurityAnswer {
+    /// The answer for `v` in state `s`, known from `source`.
+    fn of(v: &VehicleRecord, s: keyway_adapter::SecurityState, source: Source) -> Self {
+        Self {
+            vehicle_id: v.id.clone(),
+            locked: s.locked,
+            source,
+            doors: s.doors,
+            recorded_at: s.recorded_at,
+            age_s: age_s(s.recorded_at),
+        }
+    }
 }
 
 impl IntoResponse for SecurityAnswer {
@@ -297,14 +318,7 @@ pub async fn security(
     caller.require(Scope::SecurityRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
     let (s, source) = gw.fleet.security(&v, max_age).await?;
-    Ok(SecurityAnswer {
-        vehicle_id: v.id.clone(),
-        locked: s.locked,
-        source,
-        doors: s.doors,
-        recorded_at: s.recorded_at,
-        age_s: age_s(s.recorded_at),
-    })
+    Ok(SecurityAnswer::of(&v, s, source))
 }
 
 /// A signal keyway could not read this time, and why.
@@ -406,14 +420,7 @@ pub async fn state(
     let mut why = UnavailableSignals::default();
     let mut first_error = None;
     let lock = lock.map(|r| match r {
-        Ok((s, source)) => Some(SecurityAnswer {
-            vehicle_id: v.id.clone(),
-            locked: s.locked,
-            source,
-            doors: s.doors,
-            recorded_at: s.recorded_at,
-            age_s: age_s(s.recorded_at),
-        }),
+        Ok((s, source)) => Some(SecurityAnswer::of(&v, s, source)),
         Err(e) => {
             why.lock = Some(unavailable(&e));
             first_error.get_or_insert(e);
@@ -421,15 +428,7 @@ pub async fn state(
         }
     });
     let location = location.map(|r| match r {
-        Ok(l) => Some(LocationAnswer {
-            vehicle_id: v.id.clone(),
-            latitude: l.latitude,
-            longitude: l.longitude,
-            heading: l.heading,
-            accuracy_m: l.accuracy_m,
-            recorded_at: l.recorded_at,
-            age_s: age_s(l.recorded_at),
-        }),
+        Ok(l) => Some(LocationAnswer::of(&v, l)),
         Err(e) => {
             why.location = Some(unavailable(&e));
             first_error.get_or_insert(e);
