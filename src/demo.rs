@@ -543,6 +543,9 @@ pub fn banner(d: &Demo) -> String {
         "  curl -s -X POST {base}/v1/vehicles/{first}/lock {auth} -H 'Prefer: wait=60' -H 'Idempotency-Key: demo-lock-1'\n"
     ));
     out.push_str(&format!(
+        "  curl -s {base}/v1/vehicles/{first}/state {auth}   # every signal at once\n"
+    ));
+    out.push_str(&format!(
         "  curl -s -X POST {base}/v1/vehicles/{sleepy}/lock {auth} -H 'Prefer: wait=60'   # asleep: keyway wakes it first\n"
     ));
     out.push_str(&format!(
