@@ -63,6 +63,8 @@ struct Header {
 /// One recorded request and its answer.
 struct Recorded {
     method: String,
+    /// The whole URL, as recorded.
+    url: String,
     /// Path and query.
     path: String,
     request_headers: Vec<(String, String)>,
@@ -136,6 +138,7 @@ fn read(bytes: &[u8]) -> Result<Vec<Recorded>, ReplayError> {
             e.response.status
         };
         out.push(Recorded {
+            url: e.request.url.clone(),
             method: e.request.method.to_ascii_uppercase(),
             path,
             request_headers: e
@@ -214,7 +217,7 @@ pub async fn replay(bytes: &[u8], oem: Option<&str>) -> Result<Vec<Value>, Repla
         let r = &recorded[i];
         let request = format!("{} {}", r.method, r.path);
         let Some(k) = kinds[i] else {
-            out.push(json!({"entry": i + 1, "request": request,
+            out.push(json!({"entry": i + 1, "request": request, "url": r.url,
                 "skipped": "no adapter makes this request"}));
             continue;
         };
