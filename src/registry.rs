@@ -153,13 +153,19 @@ pub fn tesla_public_key(oems: &BTreeMap<String, OemConfig>) -> Option<String> {
 /// The adapter for `oem` talking to `base_url` (`keyway replay`: an API that answers
 /// whatever was captured; the mocks' own checks), without a signing key.
 pub fn adapter_for(oem: &str, base_url: &str, api_key: &str) -> Option<Arc<dyn Adapter>> {
-    let known = known_adapter(oem)?;
-    Some((known.build)(&Build {
-        base: base_url,
-        api_key: Secret::new(api_key),
-        signing_key: None,
-        domain: None,
-    }))
+    known_adapter(oem).map(|k| k.unsigned(base_url, api_key))
+}
+
+impl Known {
+    /// This adapter talking to `base_url` with `api_key`, without a signing key.
+    pub fn unsigned(&self, base_url: &str, api_key: &str) -> Arc<dyn Adapter> {
+        (self.build)(&Build {
+            base: base_url,
+            api_key: Secret::new(api_key),
+            signing_key: None,
+            domain: None,
+        })
+    }
 }
 
 /// Checks `[oems.<name>]` against what the adapter for `name` declares.

@@ -85,7 +85,7 @@ pub async fn run(a: Args) -> ExitCode {
     let Some(op) = Operation::parse(operation) else {
         return usage(format!(
             "unknown operation {operation:?}; one of {}",
-            Operation::NAMES
+            <Operation as strum::VariantNames>::VARIANTS.join(", ")
         ));
     };
     match captures(op, &a) {
@@ -137,7 +137,7 @@ fn captures(op: Operation, a: &Args) -> Result<Captures, String> {
 }
 
 async fn replay(oem: &str, op: Operation, c: Captures) -> ExitCode {
-    let replay = match super::replay_all(oem, op, c, None).await {
+    let replay = match super::replay(oem, op, c, None).await {
         Ok(r) => r,
         Err(e) => return usage(e),
     };

@@ -271,7 +271,7 @@ pub async fn replay(bytes: &[u8], oem: Option<&str>) -> Result<Vec<Value>, Repla
                     ..Captures::default()
                 },
             };
-            let replay = super::replay_all(oem, op, captures, vehicle.as_deref()).await?;
+            let replay = super::replay(oem, op, captures, vehicle.as_deref()).await?;
             let keyed_pool: Vec<usize> = pool
                 .iter()
                 .copied()

@@ -28,7 +28,9 @@ use crate::error::OemFailure;
 use stand_in::{Captures, Key, StandIn, Step};
 
 /// What a capture is the answer to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr, strum::VariantNames,
+)]
 #[strum(serialize_all = "snake_case")]
 pub enum Operation {
     /// The vehicle list (and each car's details where the OEM lists them apart).
@@ -56,9 +58,6 @@ pub enum Operation {
 }
 
 impl Operation {
-    /// Every operation, as the command line names them.
-    pub const NAMES: &'static str = "vehicles, location, security, command, poll, error, wake, power, position, precheck, token";
-
     /// Parses the command-line name.
     pub fn parse(s: &str) -> Option<Self> {
         s.parse().ok()
@@ -148,32 +147,24 @@ pub enum ReplayError {
     Invalid(String),
 }
 
-/// Runs `captured` through `oem`'s adapter as the answer to `op` (every other request
-/// answered from the adapter's fixtures).
-pub async fn replay(oem: &str, op: Operation, captured: Captured) -> Result<Replayed, ReplayError> {
-    let captures = Captures {
-        own: Some(captured),
-        ..Captures::default()
-    };
-    Ok(replay_all(oem, op, captures, None).await?.outcome)
-}
-
-/// Runs `op` of `oem`'s adapter against `captures`; `vehicle` is the car's OEM id
-/// (default: the one the fixtures describe).
-pub async fn replay_all(
+/// Runs `op` of `oem`'s adapter against `captures` (every request they do not answer
+/// is answered from the adapter's fixtures); `vehicle` is the car's OEM id (default:
+/// the one the fixtures describe).
+pub async fn replay(
     oem: &str,
     op: Operation,
     captures: Captures,
     vehicle: Option<&str>,
 ) -> Result<Replay, ReplayError> {
-    let info = crate::registry::info(oem).ok_or_else(|| {
+    let known = crate::registry::known_adapter(oem).ok_or_else(|| {
         ReplayError::UnknownOem(oem.to_string(), crate::registry::known().join(", "))
     })?;
+    let info = known.info;
     if op == Operation::Token {
         return Ok(token(oem, captures));
     }
     let vehicle = vehicle.unwrap_or(info.exchanges.vehicle).to_string();
-    let first = once(oem, op, captures.clone(), &vehicle).await;
+    let first = once(known, op, captures.clone(), &vehicle).await;
     let unreadable = matches!(&first.0, Err(OemError::InvalidResponse { .. }));
     let retry = unreadable
         && captures.then.is_empty()
@@ -205,7 +196,7 @@ pub async fn replay_all(
                 then: Vec::new(),
                 keyed: vec![(Key::Route(route), own.clone())],
             };
-            let again = once(oem, op, placed, &vehicle).await;
+            let again = once(known, op, placed, &vehicle).await;
             if again.0.is_ok() && !again.1.used_keyed().is_empty() {
                 return Ok(finish(oem, again, Some(route.name)));
             }
@@ -231,15 +222,12 @@ fn finish(
 }
 
 async fn once(
-    oem: &str,
+    known: &crate::registry::Known,
     op: Operation,
     captures: Captures,
     vehicle: &str,
 ) -> (Result<Value, OemError>, StandIn) {
-    let Some(adapter) = crate::registry::adapter_for(oem, "https://replay.invalid", "replay")
-    else {
-        unreachable_oem()
-    };
+    let adapter = known.unsigned("https://replay.invalid", "replay");
     let info = adapter.info();
     let stand_in = StandIn::new(info.oem, op.route_name(), info.exchanges, captures);
     let cx = Call {
@@ -252,11 +240,6 @@ async fn once(
         oem_id: vehicle.to_string(),
     };
     (run(adapter.as_ref(), op, &cx, &v).await, stand_in)
-}
-
-fn unreachable_oem() -> ! {
-    // `replay_all` checked the OEM against the same registry.
-    panic!("the registry lost an adapter")
 }
 
 /// How many times an asynchronous read is polled before the replay gives up.
@@ -285,13 +268,13 @@ async fn run(a: &dyn Adapter, op: Operation, cx: &Call, v: &VehicleRef) -> Resul
             a.precheck(cx, v).await?;
             json!({"available": true})
         }
-        Operation::Token => unreachable_token(),
+        // `replay` reads the token endpoint's answer itself: no adapter makes it.
+        Operation::Token => {
+            return Err(OemError::NotCapable {
+                what: "the token endpoint is not an adapter request".into(),
+            });
+        }
     })
-}
-
-fn unreachable_token() -> ! {
-    // `replay_all` answers `token` without an adapter.
-    panic!("the token endpoint is not an adapter operation")
 }
 
 /// An asynchronous location read: start it, then poll (without waiting) until the fix.

@@ -146,11 +146,6 @@ impl StandIn {
             .collect()
     }
 
-    /// Whether the main capture answered any request.
-    pub fn own_used(&self) -> bool {
-        crate::sync::lock(&self.0).own_used
-    }
-
     fn answer(&self, method: &str, path: &str) -> http::Response<Bytes> {
         let mut b = crate::sync::lock(&self.0);
         let route = b.exchanges.route(method, path);

@@ -90,21 +90,6 @@ impl Exchanges {
     pub fn route(&self, method: &str, path: &str) -> Option<&'static Route> {
         self.routes.iter().find(|r| r.matches(method, path))
     }
-
-    /// The names of the operations the routes belong to, in table order, once each.
-    pub fn operations(&self) -> Vec<&'static str> {
-        let mut ops: Vec<&'static str> = Vec::new();
-        for op in self
-            .routes
-            .iter()
-            .flat_map(|r| r.own.iter().chain(r.supports))
-        {
-            if !ops.contains(op) {
-                ops.push(op);
-            }
-        }
-        ops
-    }
 }
 
 /// A [`Route`] whose fixture is `fixtures/<oem>/<file>` of this repository, read at
