@@ -46,9 +46,13 @@ fn usage(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
+/// The largest HAR file read: a recording of many answers, each up to
+/// [`crate::upstream::MAX_RESPONSE_BYTES`].
+const MAX_HAR_BYTES: usize = 64 << 20;
+
+/// A file's bytes, refused when larger than `max` (or endless).
+fn read_capped(path: &Path, max: usize) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let max = crate::upstream::MAX_RESPONSE_BYTES;
     let mut body = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(max as u64 + 1).read_to_end(&mut body))
@@ -70,7 +74,7 @@ fn capture_file(spec: &str) -> Result<Captured, String> {
         }
         _ => (200, spec),
     };
-    let body = read_capped(Path::new(file))?;
+    let body = read_capped(Path::new(file), crate::upstream::MAX_RESPONSE_BYTES)?;
     Captured::new(status, Vec::new(), body.into(), file).map_err(|e| e.to_string())
 }
 
@@ -113,7 +117,7 @@ fn captures(op: Operation, a: &Args) -> Result<Captures, String> {
     }
     let own = match &a.file {
         Some(file) => {
-            let body = read_capped(file)?;
+            let body = read_capped(file, crate::upstream::MAX_RESPONSE_BYTES)?;
             let label = file.display().to_string();
             Some(Captured::new(status, headers, body.into(), label).map_err(|e| e.to_string())?)
         }
@@ -170,9 +174,9 @@ async fn replay(oem: &str, op: Operation, c: Captures) -> ExitCode {
 }
 
 async fn run_har(file: &Path, oem: Option<&str>) -> ExitCode {
-    let bytes = match std::fs::read(file) {
+    let bytes = match read_capped(file, MAX_HAR_BYTES) {
         Ok(b) => b,
-        Err(e) => return usage(format!("reading {}: {e}", file.display())),
+        Err(e) => return usage(e),
     };
     match super::har::replay(&bytes, oem).await {
         Ok(results) => {

@@ -133,7 +133,14 @@ fn a_file_over_the_answer_cap_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("larger than 4194304 bytes"), "{err}");
+    assert!(err.contains("larger than 4194304 bytes"), "{err}"); // A HAR file has its own, larger cap.
+    let out = Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(["replay", "--har", "/dev/zero"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("larger than 67108864 bytes"), "{err}");
 }
 
 /// An operation that makes several requests: the capture answers its own request, the
