@@ -58,6 +58,17 @@ impl Default for VolvoMockConfig {
     }
 }
 
+/// Whether Volvo can reach a car now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reach {
+    /// No connection: commands time out undecided, the check says `NO_INTERNET`.
+    Offline,
+    /// Asleep without queueing: `VEHICLE_IN_SLEEP`, the check says `POWER_SAVING_MODE`.
+    Sleeping,
+    /// Reachable.
+    Available,
+}
+
 /// The mock: cheap to clone, clones share one world.
 #[derive(Clone, Debug)]
 pub struct VolvoMock {
@@ -155,8 +166,16 @@ impl VolvoMock {
         }
     }
 
-    fn is_offline(&self, vin: &str) -> bool {
-        lock(&self.offline).iter().any(|v| v == vin)
+    /// Whether Volvo can reach the car now: one judgement for its command call and its
+    /// accessibility check, so the two always agree.
+    fn reach(&self, c: &MockCar) -> Reach {
+        if lock(&self.offline).contains(&c.vin) {
+            Reach::Offline
+        } else if c.asleep && c.timing.queue_ms == 0 {
+            Reach::Sleeping
+        } else {
+            Reach::Available
+        }
     }
 
     /// Changes one car.
@@ -274,18 +293,17 @@ async fn accessibility(
     Path(vin): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let offline = m.is_offline(&vin);
     match m.with_car(&headers, &vin, |c| {
         let t = rfc3339(now_utc());
-        if offline {
-            json!({"availabilityStatus": {"value": "UNAVAILABLE",
-                "unavailableReason": "NO_INTERNET", "timestamp": t}})
-        } else if c.asleep && c.timing.queue_ms == 0 {
-            json!({"availabilityStatus": {"value": "UNAVAILABLE",
-                "unavailableReason": "POWER_SAVING_MODE", "timestamp": t}})
-        } else {
-            json!({"availabilityStatus": {"value": "AVAILABLE", "timestamp": t}})
-        }
+        let reason = match m.reach(c) {
+            Reach::Offline => "NO_INTERNET",
+            Reach::Sleeping => "POWER_SAVING_MODE",
+            Reach::Available => {
+                return json!({"availabilityStatus": {"value": "AVAILABLE", "timestamp": t}});
+            }
+        };
+        json!({"availabilityStatus": {"value": "UNAVAILABLE",
+            "unavailableReason": reason, "timestamp": t}})
     }) {
         Ok(d) => envelope(d),
         Err(e) => e.into_response(),
@@ -324,16 +342,12 @@ async fn command(
         }
     };
     let car = m.with_car(&headers, &vin, |c| c.clone());
-    let offline = m.is_offline(&vin);
-    let outcome = car.map(|c| {
-        if offline {
-            // Volvo waits for a car it cannot reach, then gives up undecided.
-            ("TIMEOUT", false)
-        } else if c.asleep && c.timing.queue_ms == 0 {
-            ("VEHICLE_IN_SLEEP", false)
-        } else if c.refusing {
-            ("REJECTED", false)
-        } else {
+    let outcome = car.map(|c| match m.reach(&c) {
+        // Volvo waits for a car it cannot reach, then gives up undecided.
+        Reach::Offline => ("TIMEOUT", false),
+        Reach::Sleeping => ("VEHICLE_IN_SLEEP", false),
+        Reach::Available if c.refusing => ("REJECTED", false),
+        Reach::Available => {
             // The car executes it now, unless its timing or a fault holds it back
             // (queued while asleep, late): then Volvo's call times out undecided.
             let fault = fault.map(|f| f.0).unwrap_or_default();
