@@ -69,12 +69,21 @@ pub static INFO: AdapterInfo = AdapterInfo {
 #[derive(Clone, Debug)]
 pub struct FordAdapter {
     base: String,
+    /// Cars telemetry does not know and the older status serves: read there directly.
+    older: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl FordAdapter {
     /// An adapter calling Ford at `base`.
     pub fn new(base: impl Into<String>) -> Self {
-        Self { base: base.into() }
+        Self {
+            base: base.into(),
+            older: Default::default(),
+        }
+    }
+
+    fn older(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.older.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn telemetry(&self, cx: &Call, v: &VehicleRef) -> Result<Response<Bytes>, OemError> {
@@ -86,15 +95,22 @@ impl FordAdapter {
     }
 
     /// The car's state: telemetry, or — for a car telemetry does not know (404) —
-    /// FordPass's older status, which the parsers read too.
+    /// FordPass's older status, which the parsers read too. A car the older status
+    /// served is read there from then on (one request per read, not two).
     async fn state(&self, cx: &Call, v: &VehicleRef) -> Result<Response<Bytes>, OemError> {
-        match self.telemetry(cx, v).await {
-            Err(OemError::NotFound) => {
-                let url = join(&self.base, &legacy::path(&v.oem_id));
-                check(cx.get(&url).await?, false, classify)
+        let known_older = self.older().contains(&v.oem_id);
+        if !known_older {
+            match self.telemetry(cx, v).await {
+                Err(OemError::NotFound) => {}
+                other => return other,
             }
-            other => other,
         }
+        let url = join(&self.base, &legacy::path(&v.oem_id));
+        let resp = check(cx.get(&url).await?, false, classify)?;
+        if !known_older {
+            self.older().insert(v.oem_id.clone());
+        }
+        Ok(resp)
     }
 }
 

@@ -167,3 +167,43 @@ fn the_older_fordpass_status_reads() {
         None
     );
 }
+
+/// A car telemetry does not know is read from the older status, and from then on
+/// directly there: one request per read, not two.
+#[tokio::test]
+async fn a_car_only_the_older_status_serves_is_read_there_directly() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let telemetry = Arc::new(AtomicUsize::new(0));
+    let seen = telemetry.clone();
+    let http = keyway_adapter::Http::from_fn(move |req| {
+        let seen = seen.clone();
+        async move {
+            let path = req.uri().path().to_string();
+            let (status, body) = if path.starts_with("/v1/telemetry/") {
+                seen.fetch_add(1, Ordering::SeqCst);
+                (404, Vec::new())
+            } else {
+                (200, fixture("status_v5.json"))
+            };
+            Ok(Response::builder()
+                .status(status)
+                .body(Bytes::from(body))
+                .unwrap())
+        }
+    });
+    let cx = Call {
+        http,
+        token: keyway_adapter::Secret::new("t"),
+        command_id: None,
+        account: None,
+    };
+    let adapter = FordAdapter::new("https://ford.invalid");
+    let v = VehicleRef {
+        oem_id: "1FTFW1E80PFA00002".into(),
+    };
+    for _ in 0..3 {
+        assert_eq!(adapter.security(&cx, &v).await.unwrap().locked, Some(true));
+    }
+    assert_eq!(telemetry.load(Ordering::SeqCst), 1);
+}
