@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use super::MockControl;
-use super::timeline::{CarTiming, Delivery, DeliveryFault, Execution, Timeline, wall};
+use super::timeline::{CarTiming, Delivery, DeliveryFault, Execution, History, Timeline, wall};
 use super::{
     Faults, Journal, OAuthServer, OAuthServerConfig, Rejection, TokenBook, instrument, lock,
 };
@@ -117,23 +117,15 @@ impl OpeningsChange {
 struct Slot {
     car: Car,
     life: Timeline,
-    /// The openings as they were at the start, then each change and when.
-    opened: (Openings, Vec<(Instant, Openings)>),
+    /// The openings as the car lived them.
+    opened: History<Openings>,
 }
 
 impl Slot {
     /// The openings as the OEM's cloud sees them now: lagging the car like its lock.
     fn seen_open(&self) -> Openings {
         let lag = Duration::from_millis(self.car.timing.state_lag_ms);
-        let Some(seen_at) = Instant::now().checked_sub(lag) else {
-            return self.opened.0;
-        };
-        self.opened
-            .1
-            .iter()
-            .rev()
-            .find(|(at, _)| *at <= seen_at)
-            .map_or(self.opened.0, |(_, o)| *o)
+        self.opened.seen(lag).0
     }
 }
 
@@ -173,9 +165,7 @@ impl Cars {
         if slot.car.locked != before.locked {
             slot.life.set(slot.car.locked, now);
         }
-        if slot.car.open != before.open {
-            slot.opened.1.push((now, slot.car.open));
-        }
+        slot.opened.set(slot.car.open, now);
         if before.asleep && !slot.car.asleep {
             slot.life.woke(now);
         }
@@ -196,7 +186,7 @@ impl Garage {
             .into_iter()
             .map(|c| {
                 let life = Timeline::new(c.locked, c.timing);
-                let opened = (c.open, Vec::new());
+                let opened = History::new(c.open);
                 (
                     c.vin.clone(),
                     Slot {

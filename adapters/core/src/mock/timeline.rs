@@ -8,7 +8,8 @@
 //! for one car, lazily — nothing runs in the background; whatever is due is applied
 //! when the car is next looked at — so it is exact under paused tokio time. Every
 //! execution is journalled with its time, which is the oracle for "did the car do it,
-//! and how often".
+//! and how often". [`History`] is one value over time and its lagging view (the lock
+//! here, a car's openings in the garage).
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
@@ -83,14 +84,64 @@ struct Inbound {
     copies: u8,
 }
 
+/// A value of a car over time as the car lived it (its lock, its openings), and as its
+/// OEM's cloud sees it a state lag later.
+#[derive(Debug)]
+pub struct History<T> {
+    /// The value before the first recorded change.
+    initial: T,
+    /// (when, value), oldest first; the oldest are folded into `initial`.
+    changes: VecDeque<(Instant, T)>,
+}
+
+impl<T: Copy + PartialEq> History<T> {
+    /// A value that is `value` now.
+    pub fn new(value: T) -> Self {
+        Self {
+            initial: value,
+            changes: VecDeque::new(),
+        }
+    }
+
+    /// The value changes to `value` at `at` (no entry when it does not change).
+    pub fn set(&mut self, value: T, at: Instant) {
+        if self.current() != value {
+            self.changes.push_back((at, value));
+            while self.changes.len() > KEEP {
+                if let Some((_, v)) = self.changes.pop_front() {
+                    self.initial = v;
+                }
+            }
+        }
+    }
+
+    /// The value now.
+    pub fn current(&self) -> T {
+        self.changes.back().map_or(self.initial, |(_, v)| *v)
+    }
+
+    /// The value as seen `lag` late, and when that was.
+    pub fn seen(&self, lag: Duration) -> (T, Instant) {
+        let now = Instant::now();
+        let Some(seen_at) = now.checked_sub(lag) else {
+            return (self.initial, now);
+        };
+        let value = self
+            .changes
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= seen_at)
+            .map_or(self.initial, |(_, v)| *v);
+        (value, seen_at)
+    }
+}
+
 /// One car's lock over time.
 #[derive(Debug)]
 pub struct Timeline {
     timing: CarTiming,
-    /// The lock before the first recorded change.
-    initial: bool,
-    /// (when, locked) as the car lived it, oldest first.
-    changes: VecDeque<(Instant, bool)>,
+    /// The lock as the car lived it.
+    lock: History<bool>,
     inbound: Vec<Inbound>,
     done: Vec<(u64, Delivery)>,
     woke_at: Option<Instant>,
@@ -103,8 +154,7 @@ impl Timeline {
     pub fn new(locked: bool, timing: CarTiming) -> Self {
         Self {
             timing,
-            initial: locked,
-            changes: VecDeque::new(),
+            lock: History::new(locked),
             inbound: Vec::new(),
             done: Vec::new(),
             woke_at: None,
@@ -123,19 +173,12 @@ impl Timeline {
 
     /// The car's lock changes to `locked` now (a key fob, a test, an execution).
     pub fn set(&mut self, locked: bool, at: Instant) {
-        if self.current() != locked {
-            self.changes.push_back((at, locked));
-            while self.changes.len() > KEEP {
-                if let Some((_, l)) = self.changes.pop_front() {
-                    self.initial = l;
-                }
-            }
-        }
+        self.lock.set(locked, at);
     }
 
     /// The car's lock now.
     pub fn current(&self) -> bool {
-        self.changes.back().map_or(self.initial, |(_, l)| *l)
+        self.lock.current()
     }
 
     /// The car woke now: queued commands may run.
@@ -224,18 +267,10 @@ impl Timeline {
 
     /// The lock as the OEM's cloud sees it now, and when the car reported it.
     pub fn view(&self) -> (bool, OffsetDateTime) {
-        let now = Instant::now();
-        let lag = Duration::from_millis(self.timing.state_lag_ms);
-        let Some(seen_at) = now.checked_sub(lag) else {
-            return (self.initial, wall(now));
-        };
-        let locked = self
-            .changes
-            .iter()
-            .rev()
-            .find(|(at, _)| *at <= seen_at)
-            .map_or(self.initial, |(_, l)| *l);
-        (locked, wall(seen_at))
+        let (locked, at) = self
+            .lock
+            .seen(Duration::from_millis(self.timing.state_lag_ms));
+        (locked, wall(at))
     }
 }
 
