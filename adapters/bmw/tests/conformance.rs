@@ -87,6 +87,16 @@ async fn profiles_name_the_model_and_the_vehicle_finder_locates() {
     assert!((l.latitude - 48.177655).abs() < 1e-9 && (l.longitude - 11.556216).abs() < 1e-9);
     assert_eq!(l.recorded_at, None, "BMW gives no time: none is claimed");
     assert_eq!(mock.journal.count("POST", "/eventPosition"), 1);
+    // The mock's answer is in the structure of `fixtures/bmw/event_position.json`.
+    let url = format!(
+        "{}/eadrax-vrccs/v4/presentation/remote-commands/eventPosition?eventId={}",
+        server.url(),
+        pending.handle
+    );
+    let got =
+        keyway_adapter::mock::shape::answer(&cx, http::Method::POST, &url, &[("bmw-vin", vin)], "")
+            .await;
+    keyway_adapter::mock::shape::assert_shape("bmw", "event_position.json", &got);
     // Once the state carries the position again, the state answers.
     mock.set_position_in_state(vin, true);
     assert!(adapter.locate(&cx, &v).await.is_ok());
