@@ -76,6 +76,7 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
     for (name, method, url) in [
         ("vehicles.json", Method::GET, api.clone()),
         ("wake_up.json", Method::POST, format!("{api}/{vin}/wake_up")),
+        ("vehicle.json", Method::GET, format!("{api}/{vin}")),
         (
             "vehicle_data_location.json",
             Method::GET,
