@@ -189,10 +189,12 @@ pub async fn one(
     Ok(Json(view(&g, gw.grants.clock.now())))
 }
 
-/// Revoke a grant (an open car is relocked).
+/// Revoke a grant (an open car is relocked). The grant stays readable as `revoked`,
+/// with its relock, which is why revoking is a `POST` and not a `DELETE`: after a
+/// `DELETE` a resource is gone, and the owner needs to see the relock finish.
 #[utoipa::path(
-    delete,
-    path = "/v1/grants/{id}",
+    post,
+    path = "/v1/grants/{id}/revoke",
     tag = "grants",
     operation_id = "revokeGrant",
     params(("id" = String, Path, description = "The grant (`grt_…`)")),

@@ -383,8 +383,8 @@ async fn revoking_a_used_grant_relocks_the_car() {
     assert!(!locked(&env));
     let r = env
         .send(
-            Method::DELETE,
-            &format!("/v1/grants/{id}"),
+            Method::POST,
+            &format!("/v1/grants/{id}/revoke"),
             Some(&env.demo.token),
             &[],
             None,

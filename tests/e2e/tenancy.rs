@@ -50,7 +50,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("POST", "/v1/grants", "404 on the first tenant's car"),
     ("GET", "/v1/grants", "404 for the first tenant's car"),
     ("GET", "/v1/grants/{id}", "404"),
-    ("DELETE", "/v1/grants/{id}", "404"),
+    ("POST", "/v1/grants/{id}/revoke", "404"),
     ("POST", "/v1/grants/{id}/unlock", "404"),
     ("POST", "/v1/grants/{id}/complete", "404"),
     (
@@ -231,7 +231,7 @@ async fn another_tenant_reaches_nothing_of_the_first() {
         (Method::DELETE, format!("/v1/accounts/{account}")),
         (Method::GET, format!("/v1/grants?vehicle_id={car}")),
         (Method::GET, format!("/v1/grants/{grant}")),
-        (Method::DELETE, format!("/v1/grants/{grant}")),
+        (Method::POST, format!("/v1/grants/{grant}/revoke")),
         (Method::POST, format!("/v1/grants/{grant}/unlock")),
         (Method::POST, format!("/v1/grants/{grant}/complete")),
         (Method::DELETE, format!("/v1/webhooks/{hook}")),
