@@ -200,6 +200,10 @@ pub trait Classify: std::error::Error + Send + Sync + 'static {
     fn extra(&self) -> Vec<(&'static str, Value)> {
         self.wrapped().map(Classify::extra).unwrap_or_default()
     }
+    /// Extra response headers (e.g. a limiter's `RateLimit` and `RateLimit-Policy`).
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        self.wrapped().map(Classify::headers).unwrap_or_default()
+    }
 }
 
 /// Every code an error type can become: what the API document lists for a route whose

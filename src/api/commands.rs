@@ -22,7 +22,7 @@ use super::extract::{Authed, OptionalJson, idempotency_key, prefer_wait};
 use super::limits::Inbound;
 use super::problem::RequestId;
 use crate::auth::Scope;
-use crate::commands::{CommandError, CommandView, Request, retry_after, view};
+use crate::commands::{CommandError, CommandView, Request, Submission, retry_after, view};
 use crate::error::{Code, Codes};
 use crate::gateway::Gateway;
 use crate::store::{CommandRecord, CommandStatus};
@@ -97,6 +97,21 @@ pub(crate) fn answer(c: &CommandRecord) -> Response {
             resp
         }
     }
+}
+
+/// The record once final, or as it stands after the caller's `Prefer: wait` (none: as
+/// it stands now).
+pub(crate) async fn settle(
+    gw: &Gateway,
+    record: CommandRecord,
+    wait: Option<std::time::Duration>,
+) -> Result<CommandRecord, ApiError> {
+    Ok(match wait {
+        Some(w) if record.status == CommandStatus::Pending && !w.is_zero() => {
+            gw.commands.wait(&record.id, w).await?.unwrap_or(record)
+        }
+        _ => record,
+    })
 }
 
 /// Everything a lock or unlock request carries, extracted in the order the handlers
@@ -175,18 +190,15 @@ async fn command(
         idempotency_key: idempotency_key(&headers)?,
         request_id: Some(request_id.0),
     };
-    gw.commands.admit(&vehicle, &req).await?;
-    // The unlock abuse guard charges new unlocks, not replays of an existing one.
-    if action == Command::Unlock && !gw.commands.is_replay(&req).await? {
-        inbound.check_unlock(&vehicle.id).await?;
-    }
-    let record = gw.commands.submit(&vehicle, req).await?;
-    let record = match wait {
-        Some(w) if record.status == CommandStatus::Pending && !w.is_zero() => {
-            gw.commands.wait(&record.id, w).await?.unwrap_or(record)
-        }
-        _ => record,
-    };
+    let record = gw
+        .commands
+        .submit(Submission {
+            vehicle: &vehicle,
+            request: req,
+            guard: &*inbound,
+        })
+        .await?;
+    let record = settle(&gw, record, wait).await?;
     Ok(answer(&record))
 }
 

@@ -73,6 +73,7 @@ impl<E: Classify> From<E> for ApiError {
             for (k, v) in e.extra() {
                 api.extra.insert(k.into(), v);
             }
+            api.headers = e.headers().into();
         }
         api.source = Some(Arc::new(e));
         api

@@ -19,11 +19,12 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiError;
 use super::contract::{Edge, IdempotencyKey, JsonBody, PreferWait, Problems};
 use super::extract::{Authed, OptionalJson, idempotency_key, prefer_wait};
+use super::limits::Inbound;
 use super::problem::RequestId;
 use crate::commands::{CommandError, CommandView};
 use crate::gateway::Gateway;
 use crate::grants::{GrantError, GrantView, NewGrant, view};
-use crate::store::{CommandStatus, Geofence};
+use crate::store::Geofence;
 
 /// Where the car must stand for an unlock.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -229,20 +230,16 @@ pub async fn unlock(
     Authed(caller): Authed,
     Path(id): Path<String>,
     Extension(request_id): Extension<RequestId>,
+    Extension(inbound): Extension<Arc<Inbound>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let wait = prefer_wait(&headers).map(|w| w.min(gw.config.commands.max_wait()));
     let record = gw
         .grants
-        .unlock(&caller, &id, key, Some(request_id.0))
+        .unlock(&caller, &id, key, Some(request_id.0), &*inbound)
         .await?;
-    let record = match wait {
-        Some(w) if record.status == CommandStatus::Pending && !w.is_zero() => {
-            gw.commands.wait(&record.id, w).await?.unwrap_or(record)
-        }
-        _ => record,
-    };
+    let record = super::commands::settle(&gw, record, wait).await?;
     Ok(super::commands::answer(&record))
 }
 

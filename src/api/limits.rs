@@ -29,6 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::ApiError;
 use crate::cluster::limits::SharedLimits;
+use crate::commands::{Throttled, UnlockGuard};
 use crate::config::InboundConfig;
 use crate::error::Code;
 use crate::metrics;
@@ -161,26 +162,20 @@ impl Inbound {
     }
 
     fn refuse(
-        &self,
-        name: &'static str,
+        limiter: &'static str,
         quota: u32,
         window_s: u64,
         wait: Duration,
-        detail: &str,
-    ) -> ApiError {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let mut e = ApiError::new(Code::RateLimited, detail);
-        e.retry_after = Some(Duration::from_secs(secs.max(1)));
-        e.headers = vec![
-            (
-                "ratelimit-policy",
-                format!("\"{name}\";q={quota};w={window_s}"),
-            ),
-            ("ratelimit", format!("\"{name}\";r=0;t={}", secs.max(1))),
-        ]
-        .into();
-        metrics::inbound_rejection(name);
-        e
+        detail: &'static str,
+    ) -> Throttled {
+        metrics::inbound_rejection(limiter);
+        Throttled {
+            limiter,
+            quota,
+            window_s,
+            wait,
+            detail,
+        }
     }
 
     /// Charges one request to `sub`.
@@ -188,13 +183,14 @@ impl Inbound {
         let c = &self.config;
         let interval = Duration::from_secs(1) / c.caller_per_s.max(1);
         let refuse = |wait| {
-            self.refuse(
+            Self::refuse(
                 "caller",
                 c.caller_burst,
                 1,
                 wait,
                 "this caller sends too many requests; slow down",
             )
+            .into()
         };
         if let Some(answer) = self
             .cluster_wide("caller", sub, interval, c.caller_burst)
@@ -209,11 +205,11 @@ impl Inbound {
     }
 
     /// Charges one unlock to `vehicle_id`.
-    pub async fn check_unlock(&self, vehicle_id: &str) -> Result<(), ApiError> {
+    pub async fn check_unlock(&self, vehicle_id: &str) -> Result<(), Throttled> {
         let c = &self.config;
         let interval = Duration::from_secs(60) / c.unlocks_per_vehicle_per_min.max(1);
         let refuse = |wait| {
-            self.refuse(
+            Self::refuse(
                 "unlocks_per_vehicle",
                 c.unlock_burst,
                 60,
@@ -242,6 +238,14 @@ impl Inbound {
         burst: u32,
     ) -> Option<Result<(), Duration>> {
         self.shared.as_ref()?.gcra(name, key, interval, burst).await
+    }
+}
+
+/// The unlock abuse guard the command service asks before a new unlock.
+#[async_trait::async_trait]
+impl UnlockGuard for Inbound {
+    async fn charge_unlock(&self, vehicle_id: &str) -> Result<(), Throttled> {
+        self.check_unlock(vehicle_id).await
     }
 }
 
@@ -316,7 +320,7 @@ mod tests {
         for _ in 0..3 {
             inbound.check_unlock("veh_a").await.unwrap();
         }
-        let e = inbound.check_unlock("veh_a").await.unwrap_err();
+        let e = ApiError::from(inbound.check_unlock("veh_a").await.unwrap_err());
         assert_eq!(e.code, Code::RateLimited);
         assert!(e.retry_after.unwrap() >= Duration::from_secs(1));
         assert!(

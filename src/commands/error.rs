@@ -75,6 +75,9 @@ pub enum CommandError {
     /// The OEM's handle of an accepted command could not be kept (`internal`).
     #[error("the OEM's command handle is unusable: {0}")]
     Handle(String),
+    /// The unlock abuse guard refused a new unlock of the car (`rate_limited`).
+    #[error(transparent)]
+    Throttled(#[from] super::guard::Throttled),
     /// The vehicle, its OEM, or an OEM call failed.
     #[error(transparent)]
     Vehicle(#[from] VehicleError),
@@ -111,6 +114,7 @@ impl crate::error::Codes for CommandError {
 impl Classify for CommandError {
     fn wrapped(&self) -> Option<&dyn Classify> {
         match self {
+            CommandError::Throttled(e) => Some(e),
             CommandError::Vehicle(e) => Some(e),
             CommandError::Token(e) => Some(e),
             CommandError::Text(e) => Some(e),

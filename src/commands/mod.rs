@@ -35,6 +35,7 @@ use tokio::time::Instant;
 
 mod acknowledge;
 mod error;
+mod guard;
 mod lease;
 mod reconcile;
 mod run;
@@ -43,8 +44,9 @@ mod verdict;
 mod view;
 
 pub use error::CommandError;
+pub use guard::{Throttled, Unguarded, UnlockGuard};
 pub use lease::sweep;
-pub use submit::Request;
+pub use submit::{Request, Submission};
 pub use view::{CommandEvent, CommandView, retry_after, view};
 
 use crate::cluster::Cluster;

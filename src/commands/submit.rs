@@ -1,6 +1,6 @@
-//! Submitting a command: the caller-facing checks ([`Commands::admit`]), then the
-//! record and its idempotency claim in one transaction ([`Commands::submit`]), then
-//! the start of its run.
+//! Submitting a command ([`Commands::submit`], the one entry point for callers, grants
+//! and relocks): the admission checks, replay detection, the unlock abuse guard, then the
+//! record and its idempotency claim in one transaction, then the start of its run.
 //!
 //! An idempotency key is claimed in the same transaction as the command: the same key
 //! and request return the same command (no second OEM call, even while the first is in
@@ -12,8 +12,7 @@ use std::sync::Arc;
 use keyway_adapter::Command;
 use sha2::{Digest, Sha256};
 
-use super::CommandError;
-use super::Commands;
+use super::{CommandError, Commands, UnlockGuard};
 use crate::ids;
 use crate::store::{
     AccountStatus, CommandRecord, CommandStatus, Created, IdempotencyClaim, VehicleRecord, now,
@@ -59,12 +58,56 @@ impl Request {
     }
 }
 
+/// A command to record and run: the car (the caller's, or a grant's), what is asked,
+/// and the guard a new unlock passes.
+pub struct Submission<'a> {
+    /// The car.
+    pub vehicle: &'a VehicleRecord,
+    /// What is asked.
+    pub request: Request,
+    /// The unlock abuse guard (the edge's limiter; [`Unguarded`](super::Unguarded) for
+    /// keyway's own locks).
+    pub guard: &'a dyn UnlockGuard,
+}
+
 impl Commands {
-    /// The checks a caller's command passes before it is recorded: the car's OEM can do
-    /// it, its reference is clean text, and — unless it carries an idempotency key, whose
-    /// replay gets its stored answer — the car's account does not wait for its owner to
-    /// relink (refused early, without a record).
-    pub async fn admit(&self, vehicle: &VehicleRecord, req: &Request) -> Result<(), CommandError> {
+    /// The one way a command comes to be, whoever asks (a caller, a grant's unlock, a
+    /// relock): admission (the car's OEM can do it, the reference is clean text, the
+    /// account needs no relink), replay detection under the idempotency key, the unlock
+    /// abuse guard for a new unlock, the car's queue cap, and the record with its
+    /// idempotency claim — then its run starts. Returns the record as it stands now
+    /// (for a replay, the command the key already made).
+    ///
+    /// Requests under one idempotency key are submitted one at a time in this process: a
+    /// replay then finds the first request's record, is not charged to the guard, and
+    /// never takes a place in the car's queue that the first one needs (other replicas'
+    /// replays meet the key's claim in the store).
+    pub async fn submit(
+        self: &Arc<Self>,
+        submission: Submission<'_>,
+    ) -> Result<CommandRecord, CommandError> {
+        let Submission {
+            vehicle,
+            request: req,
+            guard,
+        } = submission;
+        self.admit(vehicle, &req).await?;
+        let _turn = match &req.idempotency_key {
+            Some(key) => Some(self.key_locks.scoped(&req.key_scope, key).await),
+            None => None,
+        };
+        let replay = self.is_replay(&req).await?;
+        if req.action == Command::Unlock && !replay {
+            guard.charge_unlock(&vehicle.id).await?;
+        }
+        self.submit_now(vehicle, req, replay).await
+    }
+
+    /// The checks a command passes before it is recorded: the car's OEM can do it, its
+    /// reference is clean text, and — unless it carries an idempotency key, whose replay
+    /// gets its stored answer — the car's account does not wait for its owner to relink
+    /// (refused early, without a record).
+    async fn admit(&self, vehicle: &VehicleRecord, req: &Request) -> Result<(), CommandError> {
         self.fleet.require(vehicle, req.action.capability())?;
         if let Some(r) = &req.reference {
             crate::text::check("reference", r, 200)?;
@@ -78,9 +121,20 @@ impl Commands {
         Ok(())
     }
 
-    /// Whether the request's idempotency key already made a command (a replay reaches
-    /// nothing new: the unlock abuse guard does not charge it).
-    pub async fn is_replay(&self, req: &Request) -> Result<bool, CommandError> {
+    /// The command an idempotency key (in its caller's scope) already made, if any.
+    pub async fn under_key(
+        &self,
+        key_scope: &str,
+        key: &str,
+    ) -> Result<Option<CommandRecord>, CommandError> {
+        let Some(id) = self.store.command_for_key(key_scope, key).await? else {
+            return Ok(None);
+        };
+        Ok(self.store.command(&id).await?)
+    }
+
+    /// Whether the request's idempotency key already made a command.
+    async fn is_replay(&self, req: &Request) -> Result<bool, CommandError> {
         Ok(match &req.idempotency_key {
             Some(k) => self
                 .store
@@ -91,29 +145,11 @@ impl Commands {
         })
     }
 
-    /// Records a command (or finds the one its idempotency key already made) and starts
-    /// it. Returns the record as it stands now.
-    ///
-    /// Requests under one idempotency key are submitted one at a time in this process: a
-    /// replay then finds the first request's record, and never takes a place in the car's
-    /// queue that the first one needs (other replicas' replays meet the key's claim in the
-    /// store).
-    pub async fn submit(
-        self: &Arc<Self>,
-        vehicle: &VehicleRecord,
-        req: Request,
-    ) -> Result<CommandRecord, CommandError> {
-        let Some(key) = &req.idempotency_key else {
-            return self.submit_now(vehicle, req).await;
-        };
-        let _turn = self.key_locks.scoped(&req.key_scope, key).await;
-        self.submit_now(vehicle, req).await
-    }
-
     async fn submit_now(
         self: &Arc<Self>,
         vehicle: &VehicleRecord,
         req: Request,
+        replay: bool,
     ) -> Result<CommandRecord, CommandError> {
         let t = now();
         let record = CommandRecord {
@@ -143,7 +179,7 @@ impl Commands {
         let relock = req.reserved && req.action == Command::Lock;
         let _place = match self.take_place(&vehicle.id, relock) {
             Ok(place) => place,
-            Err(()) if self.is_replay(&req).await? => None,
+            Err(()) if replay || self.is_replay(&req).await? => None,
             Err(()) => {
                 return Err(CommandError::Busy {
                     max: self.timing.max_queued,

@@ -8,7 +8,7 @@ use keyway_adapter::Command;
 
 use super::GrantError;
 use crate::audit::Decision;
-use crate::commands::Request;
+use crate::commands::{Request, Submission, Unguarded};
 use crate::error::public_detail;
 use crate::events::Kind;
 use crate::store::{CommandStatus, GrantRecord, RelockState};
@@ -144,9 +144,9 @@ impl Grants {
             .ok_or("the vehicle is gone")?;
         let c = self
             .commands
-            .submit(
-                &vehicle,
-                Request {
+            .submit(Submission {
+                vehicle: &vehicle,
+                request: Request {
                     caller: "keyway".into(),
                     key_scope: "keyway".into(),
                     tenant: g.tenant.clone(),
@@ -156,7 +156,9 @@ impl Grants {
                     idempotency_key: None,
                     request_id: None,
                 },
-            )
+                // A lock: the unlock guard has nothing to charge.
+                guard: &Unguarded,
+            })
             .await
             .map_err(|e| public_detail(&e))?;
         let c = self

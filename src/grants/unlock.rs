@@ -9,7 +9,7 @@ use keyway_adapter::Command;
 use crate::audit::Decision;
 use crate::auth::Caller;
 use crate::clock::timestamp;
-use crate::commands::Request;
+use crate::commands::{Request, Submission, UnlockGuard};
 use crate::error::Classify;
 use crate::events::Kind;
 use crate::store::{CommandRecord, CommandStatus, GrantRecord, RelockState};
@@ -45,13 +45,14 @@ impl Grants {
         id: &str,
         idempotency_key: Option<String>,
         request_id: Option<String>,
+        guard: &dyn UnlockGuard,
     ) -> Result<CommandRecord, GrantError> {
         let Some(key) = idempotency_key else {
-            return self.unlock_now(caller, id, None, request_id).await;
+            return self.unlock_now(caller, id, None, request_id, guard).await;
         };
         let _turn = self.key_locks.scoped(&caller.key_scope(), &key).await;
         match self
-            .unlock_now(caller, id, Some(key.clone()), request_id)
+            .unlock_now(caller, id, Some(key.clone()), request_id, guard)
             .await
         {
             // Another replica may have taken the unlock under this key a moment ago:
@@ -91,10 +92,7 @@ impl Grants {
         id: &str,
         key: &str,
     ) -> Result<Option<(CommandRecord, bool)>, GrantError> {
-        let Some(existing) = self.store.command_for_key(&caller.key_scope(), key).await? else {
-            return Ok(None);
-        };
-        let Some(c) = self.store.command(&existing).await? else {
+        let Some(c) = self.commands.under_key(&caller.key_scope(), key).await? else {
             return Ok(None);
         };
         let ours = c.reference.as_deref() == Some(id) && c.action == Command::Unlock;
@@ -107,6 +105,7 @@ impl Grants {
         id: &str,
         idempotency_key: Option<String>,
         request_id: Option<String>,
+        guard: &dyn UnlockGuard,
     ) -> Result<CommandRecord, GrantError> {
         let g = self.visible(caller, id, &[Role::Grantee]).await?;
         // A replay of an unlock already made returns that command, nothing more.
@@ -191,9 +190,9 @@ impl Grants {
         self.store.update_grant(&owed).await?;
         let command = self
             .commands
-            .submit(
-                &vehicle,
-                Request {
+            .submit(Submission {
+                vehicle: &vehicle,
+                request: Request {
                     caller: caller.sub.clone(),
                     key_scope: caller.key_scope(),
                     tenant: g.tenant.clone(),
@@ -204,7 +203,8 @@ impl Grants {
                     idempotency_key,
                     request_id,
                 },
-            )
+                guard,
+            })
             .await;
         let command = match command {
             Ok(c) => c,

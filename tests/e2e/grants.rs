@@ -146,6 +146,51 @@ async fn concurrent_unlocks_under_one_key_get_the_same_answer() {
     );
 }
 
+/// A grant's unlock passes the same abuse guard as a caller's: three unlocks of the car
+/// in a minute spend its burst, the grant's unlock is then refused `429` with the
+/// limiter's headers, nothing is sent, and the grant keeps its unlock. A replay of an
+/// unlock already made is not charged.
+#[tokio::test]
+async fn a_grants_unlock_passes_the_cars_unlock_guard() {
+    let env = env().await;
+    let path = format!("/v1/vehicles/{}/unlock", env.by_vin(CAR).id);
+    let key = [WAIT, ("idempotency-key", "owner-unlock")];
+    for _ in 0..2 {
+        assert_eq!(env.post(&path, &env.demo.token, &[WAIT]).await.status, 200);
+    }
+    assert_eq!(env.post(&path, &env.demo.token, &key).await.status, 200);
+    // The replay is the same unlock and spends nothing.
+    assert_eq!(env.post(&path, &env.demo.token, &key).await.status, 200);
+    let sent = env
+        .demo
+        .tesla()
+        .journal
+        .count("POST", "/command/door_unlock");
+    assert_eq!(sent, 3);
+
+    let g = grant(&env, json!({})).await;
+    let id = g["id"].as_str().unwrap();
+    let a = unlock(&env, id, &courier(&env)).await;
+    a.assert_problem(429, "rate_limited");
+    assert!(
+        a.header("ratelimit-policy")
+            .unwrap()
+            .contains("unlocks_per_vehicle")
+    );
+    assert!(a.header("retry-after").is_some());
+    let journal = env
+        .demo
+        .tesla()
+        .journal
+        .count("POST", "/command/door_unlock");
+    assert_eq!(journal, sent, "nothing more was sent");
+    let seen = env
+        .get(&format!("/v1/grants/{id}"), Some(&env.demo.token))
+        .await;
+    assert_eq!(seen.json["unlocks_used"], 0, "{:#}", seen.json);
+    assert_eq!(seen.json["status"], "active");
+}
+
 #[tokio::test]
 async fn an_unlock_inside_the_window_works_once_then_the_grant_is_exhausted() {
     let env = env().await;

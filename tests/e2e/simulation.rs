@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use keyway::auth::{Caller, Scope};
-use keyway::commands::Request;
+use keyway::commands::{Request, Submission, Unguarded};
 use keyway::config::Config;
 use keyway::gateway::Gateway;
 use keyway::grants::NewGrant;
@@ -353,7 +353,11 @@ async fn run(seed: u64) -> Run {
                 let Ok(g) = g else { continue };
                 let name = world.name(&g.id);
                 let key = format!("k-{seed}-{step}");
-                let u = now.gw.grants.unlock(&courier, &g.id, Some(key), None).await;
+                let u = now
+                    .gw
+                    .grants
+                    .unlock(&courier, &g.id, Some(key), None, &Unguarded)
+                    .await;
                 world.note(format!(
                     "step {step}: grant {name} on {}: unlock {}",
                     v.oem_id,
@@ -455,9 +459,9 @@ async fn command(
 ) {
     let r = gw
         .commands
-        .submit(
-            v,
-            Request {
+        .submit(Submission {
+            vehicle: v,
+            request: Request {
                 caller: TENANT.into(),
                 key_scope: TENANT.into(),
                 tenant: TENANT.into(),
@@ -467,7 +471,8 @@ async fn command(
                 idempotency_key: None,
                 request_id: None,
             },
-        )
+            guard: &Unguarded,
+        })
         .await;
     world.note(format!(
         "step {step}: {} {}: {}",
