@@ -738,6 +738,72 @@ async fn every_documented_route_exists() {
     }
 }
 
+/// After a successful `DELETE` the resource is gone: every documented read or change
+/// under its path answers `404`, and its collection no longer lists it (schemathesis's
+/// ST301 found a grant readable after `DELETE /v1/grants/{id}`; revoking is now a
+/// `POST`). A new `DELETE` route fails the first assertion until it gets its case here.
+#[tokio::test]
+async fn a_deleted_resource_is_gone() {
+    let env = Env::tesla_with_loopback_webhooks().await;
+    let token = &env.demo.token;
+    let doc = env.get("/openapi.json", None).await.json;
+    let paths = doc["paths"].as_object().unwrap();
+    let deletable: Vec<&String> = paths
+        .iter()
+        .filter(|(_, item)| item.get("delete").is_some())
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(deletable, ["/v1/accounts/{id}", "/v1/webhooks/{id}"]);
+
+    let account = env.tesla_account().await.id;
+    let hook = env
+        .send(
+            Method::POST,
+            "/v1/webhooks",
+            Some(token),
+            &[("content-type", "application/json")],
+            Some(
+                json!({"url": "http://127.0.0.1:9/hook"})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(hook.status, 201, "{:#}", hook.json);
+    let hook = hook.json["id"].as_str().unwrap().to_string();
+
+    for (template, id, collection, member) in [
+        ("/v1/accounts/{id}", account, "/v1/accounts", "accounts"),
+        ("/v1/webhooks/{id}", hook, "/v1/webhooks", "webhooks"),
+    ] {
+        let path = template.replace("{id}", &id);
+        let gone = env
+            .send(Method::DELETE, &path, Some(token), &[], None)
+            .await;
+        assert!(gone.status.is_success(), "DELETE {path}: {:#}", gone.json);
+        for (other, item) in paths.iter().filter(|(p, _)| p.starts_with(template)) {
+            for method in ["get", "patch"].iter().filter(|m| item.get(**m).is_some()) {
+                let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let concrete = other.replace("{id}", &id);
+                let a = env.send(m, &concrete, Some(token), &[], None).await;
+                assert_eq!(
+                    a.status, 404,
+                    "{method} {concrete} after DELETE: {:#}",
+                    a.json
+                );
+            }
+        }
+        let listed = env.get(collection, Some(token)).await;
+        let ids: Vec<&str> = listed.json[member]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|x| x["id"].as_str())
+            .collect();
+        assert!(!ids.contains(&id.as_str()), "{collection} still lists {id}");
+    }
+}
+
 #[tokio::test]
 async fn an_asynchronous_bmw_command_is_followed_until_executed() {
     let env = Env::start().await;
