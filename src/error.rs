@@ -12,7 +12,6 @@ use std::time::Duration;
 use keyway_adapter::OemError;
 use serde_json::Value;
 
-use crate::store::StoreError;
 // Its string is the variant's name in snake case, declared once for serde (the API
 // document) and strum (`as_str`, `parse`, the list of every code); a test holds the two
 // to the same string.
@@ -385,21 +384,9 @@ impl Codes for OemFailure {
     }
 }
 
-impl Codes for StoreError {
-    fn codes() -> Vec<Code> {
-        vec![Code::Internal]
-    }
-}
-
 impl Codes for crate::crypto::CryptoError {
     fn codes() -> Vec<Code> {
         vec![Code::Internal]
-    }
-}
-
-impl Classify for StoreError {
-    fn code(&self) -> Code {
-        Code::Internal
     }
 }
 

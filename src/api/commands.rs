@@ -68,13 +68,13 @@ pub(crate) fn answer(c: &CommandRecord) -> Response {
             } else {
                 Code::Internal
             };
-            let code = c
-                .error_code
-                .as_deref()
-                .and_then(Code::parse)
-                .unwrap_or(fallback);
+            let code = c.error_code.unwrap_or(fallback);
             let view = view(c);
-            let mut e = ApiError::new(code, c.error_detail.clone().unwrap_or_default())
+            let mut e = ApiError::new(code, c.error_detail.clone().unwrap_or_default());
+            // The members the failure carried when it happened (e.g. Tesla's
+            // `pairing_url`), then the command's own.
+            e.extra.extend(c.error_members.clone());
+            let mut e = e
                 .with("command_id", c.id.clone())
                 .with("command_status", c.status.as_str())
                 .with("retryable", view.retryable)
@@ -82,15 +82,6 @@ pub(crate) fn answer(c: &CommandRecord) -> Response {
                     "last_observed",
                     serde_json::to_value(&view.last_observed).unwrap_or_default(),
                 );
-            // The pairing link travels in the stored detail (OemFailure wrote it).
-            if code == Code::VirtualKeyNotPaired
-                && let Some(url) = c
-                    .error_detail
-                    .as_deref()
-                    .and_then(|d| d.split_whitespace().find(|w| w.starts_with("https://")))
-            {
-                e = e.with("pairing_url", url.to_string());
-            }
             e.retry_after = retry_after(c);
             let mut resp = e.into_response();
             resp.headers_mut().insert(header::LOCATION, location(c));

@@ -298,7 +298,7 @@ impl Commands {
         let verdict = loop {
             tokio::time::sleep(pause).await;
             if let Some(p) = &handle
-                && let Some(v) = self.ask(&oem, &record, p).await
+                && let Some(v) = self.ask(&oem, &vehicle.oem, &record, p).await
             {
                 break v;
             }
@@ -318,7 +318,7 @@ impl Commands {
             match seen.map(|o| self.judge(&mut record, &o, &timing)) {
                 // A later command of the same action may have done it.
                 Some(Judged::Done) if later == Later::Same => {}
-                Some(Judged::Done) => break Verdict::Succeeded,
+                Some(Judged::Done) => break Outcome::Succeeded,
                 Some(Judged::Dead) => {
                     tracing::info!(command = %record.id,
                         "the command window passed and the car shows the opposite; the \
@@ -336,20 +336,8 @@ impl Commands {
                 _ => {}
             }
         };
-        record.updated_at = now();
+        verdict.conclude(&mut record, now());
         record.retry_at = None;
-        match verdict {
-            Verdict::Succeeded => {
-                record.status = CommandStatus::Succeeded;
-                record.error_code = None;
-                record.error_detail = None;
-            }
-            Verdict::Failed(detail) => {
-                record.status = CommandStatus::Failed;
-                record.error_code = Some("command_failed".into());
-                record.error_detail = Some(detail.into());
-            }
-        }
         let status = record.status;
         tracing::info!(command = %record.id, status = status.as_str(), "outcome resolved");
         self.write_outcome(
@@ -362,10 +350,19 @@ impl Commands {
     }
 
     /// What the OEM says of the command itself (its handle), if it says anything final.
-    async fn ask(&self, oem: &OemCall<'_>, record: &CommandRecord, p: &Pending) -> Option<Verdict> {
+    async fn ask(
+        &self,
+        oem: &OemCall<'_>,
+        oem_name: &str,
+        record: &CommandRecord,
+        p: &Pending,
+    ) -> Option<Outcome> {
         match oem.poll(record.action, p).await {
-            Ok(Progress::Succeeded) => Some(Verdict::Succeeded),
-            Ok(Progress::Failed(_)) => Some(Verdict::Failed(OEM_FAILED)),
+            Ok(Progress::Succeeded) => Some(Outcome::Succeeded),
+            Ok(Progress::Failed(_)) => Some(Outcome::Failed(CommandError::NotExecuted {
+                oem: oem_name.to_string(),
+                detail: OEM_FAILED.to_string(),
+            })),
             _ => None,
         }
     }
@@ -425,13 +422,6 @@ enum Later {
     Same,
     /// One that undoes it may have run: the car's state tells nothing any more.
     Opposite,
-}
-
-/// What keyway learnt of an `unknown` command.
-#[derive(Debug)]
-enum Verdict {
-    Succeeded,
-    Failed(&'static str),
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {

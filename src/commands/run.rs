@@ -34,7 +34,7 @@ use super::Commands;
 use super::verdict::{Judged, Outcome};
 use super::view::CommandEvent;
 use crate::clock;
-use crate::error::{Classify, OemFailure, public_detail};
+use crate::error::{Classify, OemFailure};
 use crate::events::{Events, Payload};
 use crate::store::{CommandRecord, CommandStatus, StoreError, VehicleRecord, now};
 use crate::sync::lock;
@@ -128,30 +128,17 @@ impl Commands {
         renewing: Option<tokio::task::JoinHandle<()>>,
     ) {
         let t = now();
-        record.updated_at = t;
+        outcome.conclude(record, t);
         record.completed_at = Some(t);
-        record.error_code = None;
-        record.error_detail = None;
-        record.retry_at = None;
-        match outcome {
-            Outcome::Succeeded => record.status = CommandStatus::Succeeded,
-            Outcome::Failed(e) => {
-                record.status = CommandStatus::Failed;
-                record.retry_at = e.retry_after().map(|d| t + d);
-                record.error_code = Some(e.code().as_str().to_string());
-                record.error_detail = Some(public_detail(&e));
+        record.retry_at = match &outcome {
+            Outcome::Succeeded => None,
+            Outcome::Failed(e) => e.retry_after().map(|d| t + d),
+            // A new command makes sense once the OEM can no longer run this one.
+            Outcome::Unknown(_) => {
+                let oem = vehicle.map_or("", |v| &v.oem);
+                Some(record.sent_at.unwrap_or(t) + self.timing_of(oem).command_window)
             }
-            Outcome::Unknown(e) => {
-                record.status = CommandStatus::Unknown;
-                // A new command makes sense once the OEM can no longer run this one.
-                let window = self
-                    .timing_of(vehicle.map_or("", |v| &v.oem))
-                    .command_window;
-                record.retry_at = Some(record.sent_at.unwrap_or(t) + window);
-                record.error_code = Some(e.code().as_str().to_string());
-                record.error_detail = Some(public_detail(&e));
-            }
-        }
+        };
         self.fleet.invalidate_security(&record.vehicle_id);
         let ours = self.still_ours(&record.id).await.unwrap_or(true);
         if let Some(task) = renewing {
@@ -166,7 +153,7 @@ impl Commands {
         self.write_outcome(record, vehicle, event, record.status.as_str())
             .await;
         tracing::info!(command = %record.id, status = record.status.as_str(),
-            error = record.error_code.as_deref().unwrap_or(""), "command finished");
+            error = record.error_code.map_or("", |c| c.as_str()), "command finished");
     }
 
     /// Stores a final (or resolved) record in one transaction: the outcome, the lock
@@ -193,7 +180,7 @@ impl Commands {
             decision,
             vehicle_id: Some(&record.vehicle_id),
             command_id: Some(&record.id),
-            detail: record.error_code.as_deref(),
+            detail: record.error_code.map(|c| c.as_str()),
             ..Default::default()
         });
         let kind = event.kind().as_str();

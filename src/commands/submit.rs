@@ -166,6 +166,7 @@ impl Commands {
             oem_handle: None,
             error_code: None,
             error_detail: None,
+            error_members: serde_json::Map::new(),
             created_at: t,
             updated_at: t,
             completed_at: None,

@@ -2,7 +2,11 @@
 //! how a command ended ([`Outcome`]) and what one lock state observed after its send says
 //! about it ([`Judged`]). Both modules decide with these; neither imports the other.
 
+use time::OffsetDateTime;
+
 use super::CommandError;
+use crate::error::{Classify, Code, public_detail};
+use crate::store::{CommandRecord, CommandStatus};
 
 /// How a command ended, as far as keyway can tell.
 #[derive(Debug)]
@@ -13,6 +17,33 @@ pub(super) enum Outcome {
     Failed(CommandError),
     /// The car may or may not execute it.
     Unknown(CommandError),
+}
+
+impl Outcome {
+    /// The terminal transition, the one place a record takes its outcome: the status,
+    /// and the error as the caller is told it — code, public detail, and the problem's
+    /// extension members (none for `internal`) — or no error. `retry_at` is the caller's
+    /// to set (it depends on the OEM's command window).
+    pub(super) fn conclude(&self, record: &mut CommandRecord, at: OffsetDateTime) {
+        let (status, error) = match self {
+            Outcome::Succeeded => (CommandStatus::Succeeded, None),
+            Outcome::Failed(e) => (CommandStatus::Failed, Some(e)),
+            Outcome::Unknown(e) => (CommandStatus::Unknown, Some(e)),
+        };
+        record.status = status;
+        record.updated_at = at;
+        record.error_code = error.map(Classify::code);
+        record.error_detail = error.map(|e| public_detail(e));
+        record.error_members = error
+            .filter(|e| e.code() != Code::Internal)
+            .map(|e| {
+                e.extra()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
 }
 
 /// What an observation says about a sent command.

@@ -52,8 +52,7 @@ pub struct CommandView {
 #[schema(as = CommandError)]
 pub struct ErrorView {
     /// The stable code.
-    #[schema(value_type = Code)]
-    pub code: String,
+    pub code: Code,
     /// What happened.
     pub detail: Option<String>,
 }
@@ -71,11 +70,7 @@ pub struct Observed {
 /// The JSON view of a command.
 pub fn view(c: &CommandRecord) -> CommandView {
     let retryable = match c.status {
-        CommandStatus::Failed => c
-            .error_code
-            .as_deref()
-            .and_then(Code::parse)
-            .is_some_and(Code::retryable),
+        CommandStatus::Failed => c.error_code.is_some_and(Code::retryable),
         _ => false,
     };
     CommandView {
@@ -84,8 +79,8 @@ pub fn view(c: &CommandRecord) -> CommandView {
         action: c.action,
         status: c.status,
         reference: c.reference.clone(),
-        error: c.error_code.as_ref().map(|code| ErrorView {
-            code: code.clone(),
+        error: c.error_code.map(|code| ErrorView {
+            code,
             detail: c.error_detail.clone(),
         }),
         retryable,

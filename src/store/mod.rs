@@ -32,6 +32,18 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl crate::error::Codes for StoreError {
+    fn codes() -> Vec<crate::error::Code> {
+        vec![crate::error::Code::Internal]
+    }
+}
+
+impl crate::error::Classify for StoreError {
+    fn code(&self) -> crate::error::Code {
+        crate::error::Code::Internal
+    }
+}
+
 /// OEM accounts, their sealed tokens, and pending account links.
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {

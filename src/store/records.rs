@@ -6,6 +6,7 @@ use keyway_adapter::Command;
 use time::OffsetDateTime;
 
 use super::StoreError;
+use crate::error::Code;
 
 /// Whether an OEM account can be used.
 #[derive(
@@ -179,10 +180,13 @@ pub struct CommandRecord {
     pub sent_at: Option<OffsetDateTime>,
     /// The OEM's pending-command handle (async OEMs), JSON.
     pub oem_handle: Option<String>,
-    /// Error code when failed.
-    pub error_code: Option<String>,
-    /// Error detail when failed.
+    /// Error code when failed or unknown.
+    pub error_code: Option<Code>,
+    /// Error detail when failed or unknown.
     pub error_detail: Option<String>,
+    /// The problem's extension members the failure carried (e.g. Tesla's
+    /// `pairing_url`), as the caller was told them; empty when none.
+    pub error_members: serde_json::Map<String, serde_json::Value>,
     /// Created.
     pub created_at: OffsetDateTime,
     /// Last changed.

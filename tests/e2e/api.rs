@@ -626,6 +626,7 @@ async fn a_command_interrupted_after_sending_is_reconciled_not_resent() {
         oem_handle: None,
         error_code: None,
         error_detail: None,
+        error_members: serde_json::Map::new(),
         created_at: t,
         updated_at: t,
         completed_at: None,

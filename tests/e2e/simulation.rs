@@ -531,7 +531,7 @@ async fn check(world: &World, base: &Arc<dyn Store>, vehicles: &[VehicleRecord])
             world.note(format!(
                 "{name} ended {} ({})",
                 c.status.as_str(),
-                c.error_code.as_deref().unwrap_or("-")
+                c.error_code.map_or("-", |code| code.as_str())
             ));
             let mine: Vec<_> = sends.iter().filter(|s| s.command == name).collect();
             let reached: Vec<u64> = mine.iter().filter_map(|s| s.delivery).collect();

@@ -76,6 +76,7 @@ fn command(id: &str) -> CommandRecord {
         oem_handle: None,
         error_code: None,
         error_detail: None,
+        error_members: serde_json::Map::new(),
         created_at: t,
         updated_at: t,
         completed_at: None,
@@ -157,10 +158,15 @@ async fn command_round_trip_and_pending_list(s: Arc<dyn Store>) {
         s.claim_commands(&lease("r2", 30), far).await.unwrap().len(),
         1
     );
-    c.status = CommandStatus::Succeeded;
+    c.status = CommandStatus::Failed;
     c.sent_at = Some(now());
     c.oem_handle = Some("{\"id\":\"x\"}".into());
     c.completed_at = Some(now());
+    // The error as the caller was told it: its code and its problem members.
+    c.error_code = Some(keyway::error::Code::VirtualKeyNotPaired);
+    c.error_detail = Some("pair the key".into());
+    c.error_members
+        .insert("pairing_url".into(), "https://tesla.com/_ak/example".into());
     s.update_command(&c).await.unwrap();
     assert_eq!(s.command("cmd_x").await.unwrap().as_ref(), Some(&c));
     assert!(

@@ -13,13 +13,14 @@ pub(super) async fn write_command(conn: &mut Conn, c: &CommandRecord) -> Result<
     sqlx::query(
         "UPDATE commands SET status = $1, sent_at = $2, oem_handle = $3, error_code = $4,
             error_detail = $5, updated_at = $6, completed_at = $7, observed_locked = $8,
-            observed_at = $9, retry_at = $10, acknowledged_by = $11, acknowledged_at = $12
+            observed_at = $9, retry_at = $10, acknowledged_by = $11, acknowledged_at = $12,
+            error_members = $14
             WHERE id = $13",
     )
     .bind(c.status.as_str())
     .bind(opt_ms(c.sent_at))
     .bind(&c.oem_handle)
-    .bind(&c.error_code)
+    .bind(c.error_code.map(|code| code.as_str()))
     .bind(&c.error_detail)
     .bind(to_ms(c.updated_at))
     .bind(opt_ms(c.completed_at))
@@ -29,6 +30,7 @@ pub(super) async fn write_command(conn: &mut Conn, c: &CommandRecord) -> Result<
     .bind(c.acknowledged.as_ref().map(|(by, _)| by.as_str()))
     .bind(opt_ms(c.acknowledged.as_ref().map(|(_, at)| *at)))
     .bind(&c.id)
+    .bind(members_json(&c.error_members))
     .execute(&mut *conn)
     .await
     .map_err(db)?;
@@ -121,9 +123,9 @@ impl CommandStore for SqlStore {
         sqlx::query(
             "INSERT INTO commands (id, vehicle_id, action, status, caller, reference, request_id,
                 sent_at, oem_handle, error_code, error_detail, created_at, updated_at,
-                completed_at, lease_holder, lease_until, tenant, reserved)
+                completed_at, lease_holder, lease_until, tenant, reserved, error_members)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                $17, $18)",
+                $17, $18, $19)",
         )
         .bind(&c.id)
         .bind(&c.vehicle_id)
@@ -134,7 +136,7 @@ impl CommandStore for SqlStore {
         .bind(&c.request_id)
         .bind(opt_ms(c.sent_at))
         .bind(&c.oem_handle)
-        .bind(&c.error_code)
+        .bind(c.error_code.map(|code| code.as_str()))
         .bind(&c.error_detail)
         .bind(to_ms(c.created_at))
         .bind(to_ms(c.updated_at))
@@ -143,6 +145,7 @@ impl CommandStore for SqlStore {
         .bind(to_ms(lease.until))
         .bind(&c.tenant)
         .bind(i64::from(c.reserved))
+        .bind(members_json(&c.error_members))
         .execute(&mut *tx)
         .await
         .map_err(db)?;

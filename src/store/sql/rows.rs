@@ -56,6 +56,23 @@ pub(super) fn vehicle_from(row: &AnyRow) -> Result<VehicleRecord, StoreError> {
     })
 }
 
+/// A stored error code; one this version no longer knows (renamed since) reads as
+/// `internal` rather than making the command unreadable.
+fn error_code(s: &str) -> crate::error::Code {
+    crate::error::Code::parse(s).unwrap_or_else(|| {
+        tracing::warn!(
+            code = s,
+            "a stored command has an error code this version does not know"
+        );
+        crate::error::Code::Internal
+    })
+}
+
+/// A command's problem members as stored (NULL when none).
+pub(super) fn members_json(m: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    (!m.is_empty()).then(|| serde_json::Value::Object(m.clone()).to_string())
+}
+
 pub(super) fn command_from(row: &AnyRow) -> Result<CommandRecord, StoreError> {
     let action: String = get(row, "action")?;
     Ok(CommandRecord {
@@ -71,8 +88,13 @@ pub(super) fn command_from(row: &AnyRow) -> Result<CommandRecord, StoreError> {
         request_id: get(row, "request_id")?,
         sent_at: opt_time(get(row, "sent_at")?)?,
         oem_handle: get(row, "oem_handle")?,
-        error_code: get(row, "error_code")?,
+        error_code: get::<Option<String>>(row, "error_code")?.map(|s| error_code(&s)),
         error_detail: get(row, "error_detail")?,
+        error_members: match get::<Option<String>>(row, "error_members")? {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("error_members: {e}")))?,
+            None => serde_json::Map::new(),
+        },
         created_at: from_ms(get(row, "created_at")?)?,
         updated_at: from_ms(get(row, "updated_at")?)?,
         completed_at: opt_time(get(row, "completed_at")?)?,
