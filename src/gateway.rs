@@ -188,6 +188,7 @@ impl Gateway {
         let e = &config.events;
         let webhooks = Arc::new(Webhooks::new(
             store.clone(),
+            events.clone(),
             sealer.clone(),
             Arc::new(
                 crate::events::egress::Egress::new(&e.webhook_allow, config.listen).map_err(

@@ -22,8 +22,10 @@ use super::extract::{Authed, OptionalJson, idempotency_key, prefer_wait};
 use super::limits::Inbound;
 use super::problem::RequestId;
 use crate::auth::Scope;
-use crate::commands::{CommandError, CommandView, Request, Submission, retry_after, view};
-use crate::error::{Code, Codes};
+use crate::commands::{
+    CommandError, CommandView, ReadError, Request, Submission, retry_after, view,
+};
+use crate::error::Code;
 use crate::gateway::Gateway;
 use crate::store::{CommandRecord, CommandStatus};
 use utoipa::ToSchema;
@@ -267,7 +269,7 @@ pub async fn get(
     {
         caller.require(Scope::CommandsLock)?;
     }
-    Ok(Json(view(&visible(&gw, &caller, &id).await?)))
+    Ok(Json(view(&gw.commands.visible(&caller, &id).await?)))
 }
 
 /// Acknowledge an unlock whose outcome is `unknown`, so it no longer blocks the car's
@@ -287,40 +289,10 @@ pub async fn acknowledge(
     Path(id): Path<String>,
 ) -> Result<Json<CommandView>, ApiError> {
     caller.require(Scope::CommandsUnlock)?;
-    let c = visible(&gw, &caller, &id).await?;
+    let c = gw.commands.visible(&caller, &id).await?;
     let c = gw.commands.acknowledge(c, &caller.sub).await?;
     Ok(Json(view(&c)))
 }
 
-/// The problems of a command read: not found, or the store.
-pub struct CommandRead;
-
-impl Codes for CommandRead {
-    fn codes() -> Vec<Code> {
-        vec![Code::CommandNotFound, Code::Internal]
-    }
-}
-
-type ReadProblems = Problems<(Edge, CommandRead)>;
-type AckProblems = Problems<(Edge, CommandRead, CommandError)>;
-
-/// A command the caller may see, or `command_not_found`.
-async fn visible(
-    gw: &Gateway,
-    caller: &crate::auth::Caller,
-    id: &str,
-) -> Result<CommandRecord, ApiError> {
-    let not_found = || ApiError::new(Code::CommandNotFound, format!("no command {id}"));
-    let c = gw
-        .store
-        .visible_command(&caller.tenant, &caller.sub, id)
-        .await?
-        .ok_or_else(not_found)?;
-    let own = c.caller == caller.sub && (c.tenant == caller.tenant || c.reserved);
-    let tenant_admin = c.tenant == caller.tenant && caller.has(Scope::Admin);
-    let visible = (own || tenant_admin) && caller.may_touch(&c.vehicle_id);
-    if !visible {
-        return Err(not_found());
-    }
-    Ok(c)
-}
+type ReadProblems = Problems<(Edge, ReadError)>;
+type AckProblems = Problems<(Edge, ReadError, CommandError)>;

@@ -24,7 +24,7 @@ use super::timestamp;
 use crate::auth::Scope;
 use crate::error::{Code, Codes};
 use crate::events::webhooks::WebhookError;
-use crate::events::{Kind, view};
+use crate::events::{Kind, ManageError, view};
 use crate::gateway::Gateway;
 use crate::store::{DeliveryRecord, EventRecord, WebhookRecord};
 
@@ -105,16 +105,7 @@ impl Codes for StreamRefusal {
 type StreamProblems = Problems<(Edge, StreamRefusal)>;
 type WebhookProblems = Problems<(Edge, WebhookError)>;
 type SubscribeProblems = Problems<(Edge, JsonBody, WebhookError)>;
-type ManageProblems = Problems<(Edge, NoWebhook)>;
-
-/// What managing one subscription can answer: it is not the caller's.
-struct NoWebhook;
-
-impl Codes for NoWebhook {
-    fn codes() -> Vec<Code> {
-        vec![Code::NotFound, Code::Internal]
-    }
-}
+type ManageProblems = Problems<(Edge, ManageError)>;
 
 /// How often a stream looks for events written by other replicas.
 const POLL: Duration = Duration::from_secs(1);
@@ -317,30 +308,6 @@ pub struct DeliveryList {
     pub deliveries: Vec<DeliveryView>,
 }
 
-/// Whether the caller may manage `w`: the store gave only its tenant's; a token
-/// restricted to some vehicles reaches only subscriptions limited to those vehicles.
-fn manages(caller: &crate::auth::Caller, w: &WebhookRecord) -> bool {
-    match (&caller.vehicles, &w.vehicles) {
-        (None, _) => true,
-        (Some(_), None) => false,
-        (Some(_), Some(theirs)) => theirs.iter().all(|v| caller.may_touch(v)),
-    }
-}
-
-/// One of the caller's subscriptions, or `not_found`.
-async fn managed(
-    gw: &Gateway,
-    caller: &crate::auth::Caller,
-    id: &str,
-) -> Result<WebhookRecord, ApiError> {
-    gw.store
-        .tenant_webhooks(&caller.tenant)
-        .await?
-        .into_iter()
-        .find(|w| w.id == id && manages(caller, w))
-        .ok_or_else(|| ApiError::new(Code::NotFound, format!("no webhook {id}")))
-}
-
 fn delivery_view(d: &DeliveryRecord) -> DeliveryView {
     DeliveryView {
         id: d.id.clone(),
@@ -380,8 +347,6 @@ pub async fn subscribe(
         )));
     }
     let (w, secret) = gw.webhooks.subscribe(&caller, &b.url, &b.events).await?;
-    // This replica sees the new subscription at once (others within a second).
-    gw.events.hooks_changed();
     let mut body = webhook_view(&w);
     body.secret = Some(secret);
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -401,14 +366,8 @@ pub async fn list(
     Authed(caller): Authed,
 ) -> Result<Json<WebhookList>, ApiError> {
     caller.require(Scope::WebhooksWrite)?;
-    let webhooks = gw
-        .store
-        .tenant_webhooks(&caller.tenant)
-        .await?
-        .iter()
-        .filter(|w| manages(&caller, w))
-        .map(webhook_view)
-        .collect();
+    let webhooks = gw.webhooks.list(&caller).await?;
+    let webhooks = webhooks.iter().map(webhook_view).collect();
     Ok(Json(WebhookList { webhooks }))
 }
 
@@ -428,13 +387,8 @@ pub async fn unsubscribe(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::WebhooksWrite)?;
-    let w = managed(&gw, &caller, &id).await?;
-    if gw.store.delete_webhook(&caller.tenant, &w.id).await? {
-        gw.events.hooks_changed();
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::new(Code::NotFound, format!("no webhook {id}")))
-    }
+    gw.webhooks.unsubscribe(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A subscription's delivery log, newest first.
@@ -453,13 +407,7 @@ pub async fn deliveries(
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     caller.require(Scope::WebhooksWrite)?;
-    let w = managed(&gw, &caller, &id).await?;
-    let deliveries = gw
-        .store
-        .deliveries(&caller.tenant, &w.id, 100)
-        .await?
-        .iter()
-        .map(delivery_view)
-        .collect();
+    let deliveries = gw.webhooks.deliveries(&caller, &id, 100).await?;
+    let deliveries = deliveries.iter().map(delivery_view).collect();
     Ok(Json(DeliveryList { deliveries }))
 }

@@ -42,12 +42,14 @@ mod run;
 mod submit;
 mod verdict;
 mod view;
+mod visible;
 
 pub use error::CommandError;
 pub use guard::{Throttled, Unguarded, UnlockGuard};
 pub use lease::sweep;
 pub use submit::{Request, Submission};
 pub use view::{CommandEvent, CommandView, retry_after, view};
+pub use visible::ReadError;
 
 use crate::cluster::Cluster;
 use crate::store::StoreError;

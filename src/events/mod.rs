@@ -20,10 +20,12 @@
 
 pub mod egress;
 mod kind;
+mod manage;
 mod view;
 pub mod webhooks;
 
 pub use kind::{Kind, Payload, Subject};
+pub use manage::ManageError;
 pub use view::{EventView, view};
 
 use std::sync::Arc;

@@ -157,7 +157,9 @@ pub fn verify(
 
 /// Subscriptions and their delivery.
 pub struct Webhooks {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
+    /// Told when a subscription is added or ended here.
+    pub(super) events: Arc<super::Events>,
     sealer: Arc<Sealer>,
     egress: Arc<Egress>,
     client: GuardedClient,
@@ -168,6 +170,7 @@ impl Webhooks {
     /// Webhooks over `store`, connecting only where `egress` allows.
     pub fn new(
         store: Arc<dyn Store>,
+        events: Arc<super::Events>,
         sealer: Arc<Sealer>,
         egress: Arc<Egress>,
         settings: DeliverySettings,
@@ -179,6 +182,7 @@ impl Webhooks {
                 .build(crate::upstream::https(connector));
         Self {
             store,
+            events,
             sealer,
             egress,
             client,
@@ -216,6 +220,8 @@ impl Webhooks {
             created_at: now(),
         };
         self.store.insert_webhook(&record).await?;
+        // This replica sees the new subscription at once (others within a second).
+        self.events.hooks_changed();
         Ok((record, secret))
     }
 
