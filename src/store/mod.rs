@@ -210,6 +210,9 @@ pub trait GrantStore: Send + Sync + 'static {
     async fn refund_grant_unlock(&self, id: &str) -> Result<(), StoreError>;
     /// Grants whose relock is due at or before `at`.
     async fn due_relocks(&self, at: OffsetDateTime) -> Result<Vec<GrantRecord>, StoreError>;
+    /// Grants in use at `at`: inside their window and neither revoked nor completed,
+    /// or with a relock still owed or watched.
+    async fn grants_in_use(&self, at: OffsetDateTime) -> Result<Vec<GrantRecord>, StoreError>;
 }
 
 /// The ordered event log, webhook subscriptions and their deliveries.
@@ -260,6 +263,36 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
 }
 
+/// Watched cars and the last state keyway emitted of each.
+#[async_trait]
+pub trait WatchStore: Send + Sync + 'static {
+    /// Sets (or moves the end of) a tenant's watch of a car.
+    async fn put_watch(&self, watch: &WatchRecord) -> Result<WatchRecord, StoreError>;
+    /// Ends a tenant's watch of a car; false if there was none.
+    async fn delete_watch(&self, tenant: &str, vehicle_id: &str) -> Result<bool, StoreError>;
+    /// The tenant's watches that have not ended at `at`.
+    async fn tenant_watches(
+        &self,
+        tenant: &str,
+        at: OffsetDateTime,
+    ) -> Result<Vec<WatchRecord>, StoreError>;
+    /// Every watch that has not ended at `at` (keyway's own work).
+    async fn active_watches(&self, at: OffsetDateTime) -> Result<Vec<WatchRecord>, StoreError>;
+    /// The last state emitted of a car, with its version.
+    async fn vehicle_state(&self, vehicle_id: &str) -> Result<Option<(i64, String)>, StoreError>;
+    /// Replaces a car's state if its version is still `version` (`None`: no state yet)
+    /// and, in the same transaction, appends `event` (if any) with its deliveries.
+    /// `Ok(None)` when another writer changed the state first (nothing written);
+    /// otherwise the event's `seq` (0 without an event).
+    async fn change_vehicle_state(
+        &self,
+        vehicle_id: &str,
+        version: Option<i64>,
+        state: &str,
+        event: Option<(&EventRecord, &[String])>,
+    ) -> Result<Option<i64>, StoreError>;
+}
+
 /// The hash-chained audit log.
 #[async_trait]
 pub trait AuditStore: Send + Sync + 'static {
@@ -287,7 +320,14 @@ pub trait LeaseStore: Send + Sync + 'static {
 /// `Arc<dyn Store>` converts to any of them.
 #[async_trait]
 pub trait Store:
-    AccountStore + VehicleStore + CommandStore + GrantStore + EventStore + AuditStore + LeaseStore
+    AccountStore
+    + VehicleStore
+    + CommandStore
+    + GrantStore
+    + EventStore
+    + AuditStore
+    + LeaseStore
+    + WatchStore
 {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -379,6 +379,22 @@ pub struct WebhookRecord {
     pub created_at: OffsetDateTime,
 }
 
+/// A car a tenant watches: keyway reads it (without waking it) while the watch lasts
+/// and emits its changes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatchRecord {
+    /// The watching tenant.
+    pub tenant: String,
+    /// The car.
+    pub vehicle_id: String,
+    /// When the watch ends.
+    pub until: OffsetDateTime,
+    /// Who set it.
+    pub created_by: String,
+    /// When it was first set.
+    pub created_at: OffsetDateTime,
+}
+
 /// One event's delivery to one subscription.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeliveryRecord {

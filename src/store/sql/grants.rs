@@ -137,4 +137,18 @@ impl GrantStore for SqlStore {
         )
         .await
     }
+    async fn grants_in_use(&self, at: OffsetDateTime) -> Result<Vec<GrantRecord>, StoreError> {
+        self.all(
+            sqlx::query(
+                "SELECT * FROM grants
+                 WHERE (revoked_at IS NULL AND completed_at IS NULL
+                        AND not_before <= $1 AND not_after > $1)
+                    OR relock_state IN ('due', 'watching')
+                 ORDER BY vehicle_id",
+            )
+            .bind(to_ms(at)),
+            grant_from,
+        )
+        .await
+    }
 }

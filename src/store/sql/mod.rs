@@ -18,6 +18,7 @@ mod grants;
 mod leases;
 mod rows;
 mod vehicles;
+mod watches;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -293,6 +293,46 @@ impl GrantStore for SimStore {
     async fn due_relocks(&self, at: OffsetDateTime) -> Result<Vec<GrantRecord>, StoreError> {
         self.guard(self.inner.due_relocks(at)).await
     }
+    async fn grants_in_use(&self, at: OffsetDateTime) -> Result<Vec<GrantRecord>, StoreError> {
+        self.guard(self.inner.grants_in_use(at)).await
+    }
+}
+
+#[async_trait]
+impl WatchStore for SimStore {
+    async fn put_watch(&self, watch: &WatchRecord) -> Result<WatchRecord, StoreError> {
+        self.write(self.inner.put_watch(watch)).await
+    }
+    async fn delete_watch(&self, tenant: &str, vehicle_id: &str) -> Result<bool, StoreError> {
+        self.write(self.inner.delete_watch(tenant, vehicle_id))
+            .await
+    }
+    async fn tenant_watches(
+        &self,
+        tenant: &str,
+        at: OffsetDateTime,
+    ) -> Result<Vec<WatchRecord>, StoreError> {
+        self.guard(self.inner.tenant_watches(tenant, at)).await
+    }
+    async fn active_watches(&self, at: OffsetDateTime) -> Result<Vec<WatchRecord>, StoreError> {
+        self.guard(self.inner.active_watches(at)).await
+    }
+    async fn vehicle_state(&self, vehicle_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+        self.guard(self.inner.vehicle_state(vehicle_id)).await
+    }
+    async fn change_vehicle_state(
+        &self,
+        vehicle_id: &str,
+        version: Option<i64>,
+        state: &str,
+        event: Option<(&EventRecord, &[String])>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.write(
+            self.inner
+                .change_vehicle_state(vehicle_id, version, state, event),
+        )
+        .await
+    }
 }
 
 #[async_trait]
