@@ -371,6 +371,12 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         cluster: Default::default(),
         grants: Default::default(),
         events: Default::default(),
+        // Watched demo cars are read every 5 s, so a change made through a mock's
+        // `PATCH /__mock/vehicles/{vin}` shows quickly (production default: 30 s).
+        watch: crate::config::WatchConfig {
+            min_period_ms: 5000,
+            ..Default::default()
+        },
         oems,
     };
     if let Some(configure) = &opts.configure {

@@ -64,6 +64,8 @@ pub struct Gateway {
     pub audit: Arc<Audit>,
     /// Delivery grants.
     pub grants: Arc<Grants>,
+    /// Watched cars and their change events.
+    pub watches: Arc<crate::watch::Watches>,
 }
 
 /// Opens (and migrates) the configured store.
@@ -206,13 +208,14 @@ impl Gateway {
             },
         ));
         let g = &config.grants;
+        let grant_clock = Arc::new(Clock::default());
         let grants = Arc::new(Grants::new(
             store.clone(),
             fleet.clone(),
             commands.clone(),
             events.clone(),
             audit.clone(),
-            Arc::new(Clock::default()),
+            grant_clock.clone(),
             cluster.clone(),
             GrantSettings {
                 tick: Duration::from_millis(g.tick_ms),
@@ -223,7 +226,16 @@ impl Gateway {
                 max_window: Duration::from_secs(g.max_window_s),
             },
         ));
+        let watches = Arc::new(crate::watch::Watches::new(
+            store.clone(),
+            fleet.clone(),
+            events.clone(),
+            cluster.clone(),
+            grant_clock,
+            config.watch.clone(),
+        ));
         Ok(Arc::new(Self {
+            watches,
             cluster,
             events,
             webhooks,

@@ -15,13 +15,13 @@
 //! 1. entry points: `main`, [`server`], [`demo`], [`mocks`], [`replay`];
 //! 2. [`api`] (HTTP: routes, extractors, problem+json, inbound limits), over
 //!    [`gateway`] (the assembled parts);
-//! 3. services: [`accounts`], [`grants`] → [`commands`] → [`vehicles`], and
-//!    [`audit`];
+//! 3. services: [`accounts`], [`watch`], [`grants`] → [`commands`] → [`vehicles`],
+//!    and [`audit`];
 //! 4. OEM calls: [`tokens`] → [`events`] (token events, webhooks) → [`registry`] →
 //!    [`upstream`];
 //! 5. [`cluster`] (leases, shared limits), [`clock`], [`text`], [`auth`] → [`error`]
 //!    → [`store`]; [`crypto`];
-//! 6. leaves: [`config`] (data only), [`metrics`], [`logs`], [`ids`], [`sync`].
+//! 6. leaves: [`config`] (data only), [`metrics`], [`logs`], [`ids`], [`sync`], [`geo`].
 //!
 //! # Layout
 //! - [`api`]: the unified HTTP API, problem+json, request ids.
@@ -37,6 +37,9 @@
 //! - [`cluster`]: several replicas as one gateway: leases, takeover, shared limits.
 //! - [`grants`]: delivery access grants: enforcement and guaranteed relock.
 //! - [`events`]: events, Server-Sent Events and webhooks.
+//! - [`watch`]: watched cars, read without waking at a quota-aware cadence; their
+//!   changes become `vehicle.state_changed` events.
+//! - [`geo`]: distances on the Earth's surface.
 //! - [`audit`]: the hash-chained audit log.
 //! - [`clock`]: RFC 3339 timestamps and grant time (tests move it forward).
 //! - [`sync`]: poison-tolerant locking.
@@ -67,6 +70,7 @@ pub mod demo;
 pub mod error;
 pub mod events;
 pub mod gateway;
+pub mod geo;
 pub mod grants;
 pub mod ids;
 #[cfg(test)]
@@ -84,3 +88,4 @@ pub mod text;
 pub mod tokens;
 pub mod upstream;
 pub mod vehicles;
+pub mod watch;

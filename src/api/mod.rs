@@ -11,6 +11,7 @@
 //! - [`accounts`]: OEM account linking (OAuth), listing, unlinking.
 //! - [`grants`]: delivery grants: create, list, revoke, unlock, complete.
 //! - [`events`]: the event stream (SSE) and webhook subscriptions.
+//! - [`watches`]: watching a car (its changes become events), the tenant's watches.
 //! - [`ops`]: health, readiness, metrics, the OpenAPI document.
 //! - [`contract`]: the OpenAPI document, generated from the handlers and their types.
 
@@ -26,6 +27,7 @@ pub mod object;
 pub mod ops;
 pub mod problem;
 pub mod vehicles;
+pub mod watches;
 
 use std::sync::Arc;
 
@@ -33,7 +35,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 pub use error::ApiError;
 
@@ -55,6 +57,11 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/v1/vehicles/{id}/location", get(vehicles::location))
         .route("/v1/vehicles/{id}/security", get(vehicles::security))
         .route("/v1/vehicles/{id}/state", get(vehicles::state))
+        .route(
+            "/v1/vehicles/{id}/watch",
+            put(watches::put).delete(watches::end),
+        )
+        .route("/v1/watches", get(watches::list))
         .route("/v1/vehicles/{id}/lock", post(commands::lock))
         .route("/v1/vehicles/{id}/unlock", post(commands::unlock))
         .route("/v1/commands/{id}", get(commands::get))

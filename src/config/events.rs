@@ -89,3 +89,53 @@ impl EventsConfig {
         Ok(())
     }
 }
+
+/// Watching cars (`PUT /v1/vehicles/{id}/watch`, and every active grant's car).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// How often the watcher looks for cars due a read, ms. Default 1000.
+    pub tick_ms: u64,
+    /// The shortest pause between two reads of one watched car, ms. Default 30000.
+    pub min_period_ms: u64,
+    /// The share of each OEM's request quota reserved for watching (0 < share < 1):
+    /// with many watched cars the pause grows so watching never takes more. Default 0.5.
+    pub quota_share: f64,
+    /// A move counts as a change beyond this many metres. Default 50.
+    pub move_m: f64,
+    /// The longest watch a caller may set, seconds. Default one day.
+    pub max_watch_s: u64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self {
+            tick_ms: 1000,
+            min_period_ms: 30_000,
+            quota_share: 0.5,
+            move_m: 50.0,
+            max_watch_s: 86_400,
+        }
+    }
+}
+
+impl WatchConfig {
+    /// Checks the durations are positive and the share is a share.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tick_ms == 0 || self.min_period_ms == 0 || self.max_watch_s == 0 {
+            return Err(invalid(
+                "watch",
+                "tick_ms, min_period_ms and max_watch_s must be positive",
+            ));
+        }
+        let share_ok = self.quota_share > 0.0 && self.quota_share < 1.0;
+        let move_ok = self.move_m >= 0.0 && self.move_m.is_finite();
+        if !(share_ok && move_ok) {
+            return Err(invalid(
+                "watch",
+                "quota_share must lie between 0 and 1, move_m must not be negative",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -21,7 +21,7 @@ use serde::Deserialize;
 pub use auth::{AuthConfig, CryptoConfig, JwtAlgorithm};
 pub use cluster::ClusterConfig;
 pub use commands::{CommandsConfig, HttpConfig, InboundConfig};
-pub use events::{EventsConfig, GrantsConfig};
+pub use events::{EventsConfig, GrantsConfig, WatchConfig};
 pub use oems::{
     BreakerConfig, LimitsConfig, OemConfig, ReadsConfig, ResolvedLimits, RetryConfig, TimingConfig,
     WakeForReads, WindowConfig,
@@ -101,6 +101,9 @@ pub struct Config {
     /// Event delivery (webhooks).
     #[serde(default)]
     pub events: EventsConfig,
+    /// Watching cars and emitting their changes.
+    #[serde(default)]
+    pub watch: WatchConfig,
     /// One table per OEM to enable, keyed by OEM id (`tesla`, ...).
     #[serde(default)]
     pub oems: BTreeMap<String, OemConfig>,
@@ -196,6 +199,7 @@ impl Config {
         self.cluster.validate()?;
         self.grants.validate()?;
         self.events.validate()?;
+        self.watch.validate()?;
         for (name, oem) in &self.oems {
             oem.validate(name)?;
         }

@@ -53,6 +53,8 @@ kinds! {
     GrantRelockRepeated = "grant.relock_repeated",
     /// An OEM account must be linked again by its owner.
     AccountReauthorizationRequired = "account.reauthorization_required",
+    /// A watched car's lock, openings, position or connectivity changed.
+    VehicleStateChanged = "vehicle.state_changed",
 }
 
 impl Kind {

@@ -50,6 +50,7 @@ pub async fn serve(
     }
     let mut background = vec![
         tokio::spawn(crate::grants::run(gateway.grants.clone())),
+        tokio::spawn(crate::watch::run(gateway.watches.clone())),
         tokio::spawn(crate::events::webhooks::run(
             gateway.webhooks.clone(),
             gateway.events.deliveries.clone(),

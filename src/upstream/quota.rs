@@ -86,6 +86,15 @@ impl Quota {
         self.windows.iter().map(|w| w.per).max().unwrap_or_default()
     }
 
+    /// The most requests per second it lets through for as long as one likes (its
+    /// tightest window's rate); `None` without any window.
+    pub fn sustained_rate(&self) -> Option<f64> {
+        self.windows
+            .iter()
+            .map(|w| f64::from(w.max) / w.per.as_secs_f64().max(1e-3))
+            .min_by(f64::total_cmp)
+    }
+
     /// Keeps `reserve` slots of every window (at most `max - 1`) for reserved requests.
     pub fn with_reserve(mut self, reserve: u32) -> Self {
         self.reserve = reserve;

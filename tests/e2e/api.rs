@@ -709,7 +709,7 @@ async fn every_documented_route_exists() {
     assert_eq!(doc.status, 200);
     assert_eq!(doc.json["openapi"], "3.1.0");
     let paths = doc.json["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 27);
+    assert_eq!(paths.len(), 29);
     for (path, item) in paths {
         for method in item
             .as_object()
@@ -754,7 +754,14 @@ async fn a_deleted_resource_is_gone() {
         .filter(|(_, item)| item.get("delete").is_some())
         .map(|(p, _)| p)
         .collect();
-    assert_eq!(deletable, ["/v1/accounts/{id}", "/v1/webhooks/{id}"]);
+    assert_eq!(
+        deletable,
+        [
+            "/v1/accounts/{id}",
+            "/v1/vehicles/{id}/watch",
+            "/v1/webhooks/{id}"
+        ]
+    );
 
     let account = env.tesla_account().await.id;
     let hook = env
@@ -772,10 +779,37 @@ async fn a_deleted_resource_is_gone() {
         .await;
     assert_eq!(hook.status, 201, "{:#}", hook.json);
     let hook = hook.json["id"].as_str().unwrap().to_string();
+    let car = env.online().id.clone();
+    let until = (time::OffsetDateTime::now_utc() + time::Duration::minutes(5))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let watch = env
+        .send(
+            Method::PUT,
+            &format!("/v1/vehicles/{car}/watch"),
+            Some(token),
+            &[("content-type", "application/json")],
+            Some(json!({ "until": until }).to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(watch.status, 200, "{:#}", watch.json);
 
-    for (template, id, collection, member) in [
-        ("/v1/accounts/{id}", account, "/v1/accounts", "accounts"),
-        ("/v1/webhooks/{id}", hook, "/v1/webhooks", "webhooks"),
+    for (template, id, collection, member, key) in [
+        (
+            "/v1/vehicles/{id}/watch",
+            car,
+            "/v1/watches",
+            "watches",
+            "vehicle_id",
+        ),
+        (
+            "/v1/accounts/{id}",
+            account,
+            "/v1/accounts",
+            "accounts",
+            "id",
+        ),
+        ("/v1/webhooks/{id}", hook, "/v1/webhooks", "webhooks", "id"),
     ] {
         let path = template.replace("{id}", &id);
         let gone = env
@@ -799,7 +833,7 @@ async fn a_deleted_resource_is_gone() {
             .as_array()
             .unwrap()
             .iter()
-            .filter_map(|x| x["id"].as_str())
+            .filter_map(|x| x[key].as_str())
             .collect();
         assert!(!ids.contains(&id.as_str()), "{collection} still lists {id}");
     }

@@ -19,3 +19,4 @@ mod simulation;
 mod store;
 mod tenancy;
 mod tokens;
+mod watch;

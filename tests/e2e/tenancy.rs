@@ -29,6 +29,9 @@ const CASES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/vehicles/{id}/state", "404"),
     ("POST", "/v1/vehicles/{id}/lock", "404"),
     ("POST", "/v1/vehicles/{id}/unlock", "404"),
+    ("PUT", "/v1/vehicles/{id}/watch", "404"),
+    ("DELETE", "/v1/vehicles/{id}/watch", "404"),
+    ("GET", "/v1/watches", "lists none of the first tenant's"),
     ("GET", "/v1/commands/{id}", "404"),
     ("POST", "/v1/commands/{id}/acknowledge", "404"),
     (
@@ -204,6 +207,18 @@ async fn another_tenant_reaches_nothing_of_the_first() {
     let hook = json_send(&env, Method::POST, "/v1/webhooks", &a, json!({"url": url})).await;
     assert_eq!(hook.status, 201, "{:#}", hook.json);
     let hook = hook.json["id"].as_str().unwrap().to_string();
+    let until = (time::OffsetDateTime::now_utc() + time::Duration::minutes(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let watch = json_send(
+        &env,
+        Method::PUT,
+        &format!("/v1/vehicles/{car}/watch"),
+        &a,
+        json!({ "until": until }),
+    )
+    .await;
+    assert_eq!(watch.status, 200, "{:#}", watch.json);
 
     // The second tenant: every scope, admin too; and a courier of its own with the
     // first grant's grantee name in another tenant does not count (sub differs).
@@ -226,6 +241,8 @@ async fn another_tenant_reaches_nothing_of_the_first() {
         (Method::GET, format!("/v1/vehicles/{car}/state")),
         (Method::POST, format!("/v1/vehicles/{car}/lock")),
         (Method::POST, format!("/v1/vehicles/{car}/unlock")),
+        (Method::PUT, format!("/v1/vehicles/{car}/watch")),
+        (Method::DELETE, format!("/v1/vehicles/{car}/watch")),
         (Method::GET, format!("/v1/commands/{cmd}")),
         (Method::POST, format!("/v1/commands/{cmd}/acknowledge")),
         (Method::DELETE, format!("/v1/accounts/{account}")),
@@ -264,6 +281,8 @@ async fn another_tenant_reaches_nothing_of_the_first() {
     );
     let hooks = env.get("/v1/webhooks", Some(&b)).await;
     assert_eq!(hooks.json["webhooks"], json!([]));
+    let watches = env.get("/v1/watches", Some(&b)).await;
+    assert_eq!(watches.json["watches"], json!([]));
     assert!(
         stream_types(&env, &b).await.is_empty(),
         "the second tenant saw events"
@@ -321,7 +340,15 @@ async fn another_tenant_reaches_nothing_of_the_first() {
         "the first tenant still sees every account it linked"
     );
     eprintln!("cross-tenant attempts refused: {}", refused);
-    assert_eq!(refused, 17);
+    assert_eq!(refused, 19);
+    // The first tenant's watch stands.
+    let mine = env.get("/v1/watches", Some(&a)).await;
+    assert_eq!(
+        mine.json["watches"][0]["vehicle_id"],
+        car.as_str(),
+        "{:#}",
+        mine.json
+    );
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use utoipa::{IntoParams, Modify, OpenApi};
 
 pub use problems::{Edge, JsonBody, Problems, Public};
 
-use super::{accounts, commands, events, grants, ops, problem, vehicles};
+use super::{accounts, commands, events, grants, ops, problem, vehicles, watches};
 
 /// The document's sources: every route, the schemas they name, and the finishing
 /// passes.
@@ -38,6 +38,9 @@ use super::{accounts, commands, events, grants, ops, problem, vehicles};
         vehicles::location,
         vehicles::security,
         vehicles::state,
+        watches::put,
+        watches::end,
+        watches::list,
         commands::lock,
         commands::unlock,
         commands::get,
@@ -68,6 +71,7 @@ use super::{accounts, commands, events, grants, ops, problem, vehicles};
         crate::error::Code,
         crate::events::EventView,
         crate::events::Kind,
+        crate::watch::Signals,
         crate::tokens::ReauthorizationRequired,
     )),
     modifiers(&Finish),

@@ -1,0 +1,363 @@
+//! Watching cars: keyway reads a watched car while someone needs it and emits each
+//! change of its signals — lock, openings, position, connectivity — as one
+//! `vehicle.state_changed` event, whoever made the change (keyway, the owner's app, a
+//! key fob, a drive).
+//!
+//! - **Who is watched:** the cars a tenant watches (`PUT /v1/vehicles/{id}/watch`, up
+//!   to `watch.max_watch_s` ahead; `DELETE` ends it), and the car of every grant in use,
+//!   from its window's start until its relock is confirmed.
+//! - **Never a wake-up:** a watched car is read only with calls that do not wake it; a
+//!   sleeping car's answer is "asleep" (a connectivity change where the OEM tells it) and
+//!   its other signals keep their last known values.
+//! - **Cost-aware cadence:** each OEM's watched cars are read at most every
+//!   `watch.min_period_ms`, and never faster than `watch.quota_share` of the OEM's
+//!   request quota allows for all of them together (many watched cars: a longer pause).
+//! - **Each change once:** the last emitted state of each car is kept in the store with
+//!   a version; a change is written together with its event only if the version is
+//!   still the one it was read with, so two replicas (or a restart) never emit one
+//!   change twice. In a cluster one replica reads a car per period (a lease).
+
+mod read;
+pub mod state;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::auth::Caller;
+use crate::clock::Clock;
+use crate::cluster::Cluster;
+use crate::config::WatchConfig;
+use crate::error::{Classify, Code, Codes};
+use crate::events::{Events, Kind, Payload, Subject};
+use crate::store::{Lease, Store, StoreError, VehicleRecord, WatchRecord, now};
+use crate::sync::lock;
+use crate::vehicles::Fleet;
+
+pub use state::Signals;
+
+/// Why a watch could not be set, ended or listed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum WatchError {
+    /// `until` is not ahead, or too far ahead (`invalid_request`).
+    #[error("{0}")]
+    Invalid(String),
+    /// The car is not watched by the caller's tenant (`not_found`).
+    #[error("vehicle {0} is not watched")]
+    NotWatched(String),
+    /// The store failed (`internal`).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Codes for WatchError {
+    fn codes() -> Vec<Code> {
+        vec![Code::InvalidRequest, Code::NotFound, Code::Internal]
+    }
+}
+
+impl Classify for WatchError {
+    fn code(&self) -> Code {
+        match self {
+            WatchError::Invalid(_) => Code::InvalidRequest,
+            WatchError::NotWatched(_) => Code::NotFound,
+            WatchError::Store(_) => Code::Internal,
+        }
+    }
+}
+
+/// The `vehicle.state_changed` event: which signals changed, the car's signals now and
+/// before (each with the time the car recorded it, so a consumer can order late news).
+#[derive(Serialize)]
+pub struct StateChanged<'a> {
+    /// The tenant.
+    #[serde(skip)]
+    pub tenant: &'a str,
+    /// The car.
+    pub vehicle_id: &'a str,
+    /// The names of the signals that changed (`locked`, `doors`, `location`,
+    /// `connectivity`).
+    pub changed: &'a [&'static str],
+    /// The signals now.
+    pub state: &'a Signals,
+    /// The signals before.
+    pub previous: &'a Signals,
+}
+
+impl Payload for StateChanged<'_> {
+    fn kind(&self) -> Kind {
+        Kind::VehicleStateChanged
+    }
+
+    fn subject(&self) -> Subject<'_> {
+        Subject {
+            tenant: self.tenant,
+            vehicle_id: Some(self.vehicle_id),
+            ..Subject::default()
+        }
+    }
+}
+
+/// Watches cars.
+pub struct Watches {
+    store: Arc<dyn Store>,
+    fleet: Arc<Fleet>,
+    events: Arc<Events>,
+    cluster: Arc<Cluster>,
+    /// The grants' clock (grant windows are in its time).
+    grants_clock: Arc<Clock>,
+    settings: WatchConfig,
+    /// When each watched car is next read (this process).
+    next_read: Mutex<HashMap<String, tokio::time::Instant>>,
+}
+
+impl Watches {
+    /// The watch service.
+    pub fn new(
+        store: Arc<dyn Store>,
+        fleet: Arc<Fleet>,
+        events: Arc<Events>,
+        cluster: Arc<Cluster>,
+        grants_clock: Arc<Clock>,
+        settings: WatchConfig,
+    ) -> Self {
+        Self {
+            store,
+            fleet,
+            events,
+            cluster,
+            grants_clock,
+            settings,
+            next_read: Mutex::default(),
+        }
+    }
+
+    /// Watches `vehicle` (one the caller may touch) for the caller's tenant until
+    /// `until`; setting it again moves the end.
+    pub async fn put(
+        &self,
+        caller: &Caller,
+        vehicle: &VehicleRecord,
+        until: OffsetDateTime,
+    ) -> Result<WatchRecord, WatchError> {
+        let t = now();
+        let longest = time::Duration::seconds(self.settings.max_watch_s as i64);
+        if until <= t || until > t + longest {
+            return Err(WatchError::Invalid(format!(
+                "until must lie ahead, at most {} s from now",
+                self.settings.max_watch_s
+            )));
+        }
+        let w = self
+            .store
+            .put_watch(&WatchRecord {
+                tenant: caller.tenant.clone(),
+                vehicle_id: vehicle.id.clone(),
+                until,
+                created_by: caller.sub.clone(),
+                created_at: t,
+            })
+            .await?;
+        tracing::info!(vehicle = %vehicle.id, until = %crate::clock::timestamp(until), "watching");
+        Ok(w)
+    }
+
+    /// Ends the caller's tenant's watch of `vehicle_id`.
+    pub async fn end(&self, caller: &Caller, vehicle_id: &str) -> Result<(), WatchError> {
+        if self.store.delete_watch(&caller.tenant, vehicle_id).await? {
+            Ok(())
+        } else {
+            Err(WatchError::NotWatched(vehicle_id.to_string()))
+        }
+    }
+
+    /// The watches of the caller's tenant that have not ended (a token restricted to
+    /// some vehicles sees those vehicles' only).
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<WatchRecord>, WatchError> {
+        let mut all = self.store.tenant_watches(&caller.tenant, now()).await?;
+        all.retain(|w| caller.may_touch(&w.vehicle_id));
+        Ok(all)
+    }
+
+    /// The cars watched now: those a tenant watches, and every car of a grant in use
+    /// (from its window's start until its relock is confirmed).
+    async fn watched(&self) -> Result<Vec<String>, StoreError> {
+        let t = now();
+        let mut cars: Vec<String> = self
+            .store
+            .active_watches(t)
+            .await?
+            .into_iter()
+            .map(|w| w.vehicle_id)
+            .collect();
+        cars.extend(
+            self.store
+                .grants_in_use(self.grants_clock.now())
+                .await?
+                .into_iter()
+                .map(|g| g.vehicle_id),
+        );
+        cars.sort();
+        cars.dedup();
+        Ok(cars)
+    }
+
+    /// Reads every watched car that is due; returns how many were read.
+    pub async fn tick(&self) -> usize {
+        let cars = match self.watched().await {
+            Ok(cars) => cars,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the watches");
+                return 0;
+            }
+        };
+        lock(&self.next_read).retain(|id, _| cars.contains(id));
+        let mut vehicles = Vec::new();
+        for id in &cars {
+            match self.store.vehicle(id).await {
+                Ok(Some(v)) => vehicles.push(v),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(vehicle = %id, error = %e, "could not read a watched car"),
+            }
+        }
+        let mut per_oem: HashMap<&str, usize> = HashMap::new();
+        for v in &vehicles {
+            *per_oem.entry(v.oem.as_str()).or_default() += 1;
+        }
+        let at = tokio::time::Instant::now();
+        let due: Vec<(&VehicleRecord, Duration)> = vehicles
+            .iter()
+            .map(|v| (v, self.period(v, per_oem[v.oem.as_str()])))
+            .filter(|(v, _)| lock(&self.next_read).get(&v.id).is_none_or(|n| *n <= at))
+            .collect();
+        for (v, period) in &due {
+            lock(&self.next_read).insert(v.id.clone(), at + *period);
+        }
+        let reads = due.iter().map(|(v, period)| self.watch_once(v, *period));
+        futures_util::future::join_all(reads).await.len()
+    }
+
+    /// The pause between two reads of a car of `v`'s OEM when `cars` of them are watched:
+    /// at least `min_period_ms`, and long enough that reading all of them takes no more
+    /// than `quota_share` of the OEM's request quota.
+    fn period(&self, v: &VehicleRecord, cars: usize) -> Duration {
+        let least = Duration::from_millis(self.settings.min_period_ms);
+        let Ok(oem) = self.fleet.oem(v) else {
+            return least;
+        };
+        let per_read = read::cost(&oem) as f64;
+        match oem.oem.requests.sustained_rate() {
+            Some(rate) if rate > 0.0 => {
+                let secs = cars as f64 * per_read / (rate * self.settings.quota_share);
+                least.max(Duration::from_secs_f64(secs.min(86_400.0)))
+            }
+            _ => least,
+        }
+    }
+
+    /// Reads one car (in a cluster: if this replica holds its watch lease for the
+    /// period) and emits what changed.
+    async fn watch_once(&self, v: &VehicleRecord, period: Duration) {
+        if self.cluster.shared {
+            let lease = Lease {
+                holder: self.cluster.replica.clone(),
+                until: now() + period.saturating_sub(Duration::from_millis(100)),
+            };
+            match self
+                .store
+                .try_lease(&format!("watch:{}", v.id), &lease)
+                .await
+            {
+                Ok(true) => {}
+                _ => return,
+            }
+        }
+        let Ok(oem) = self.fleet.oem(v) else {
+            return;
+        };
+        let reading = read::reading(&oem).await;
+        self.emit(v, &reading).await;
+    }
+
+    /// Merges `reading` into the car's kept state and emits the change, once: retried
+    /// against the newer state when another writer got there first.
+    async fn emit(&self, v: &VehicleRecord, reading: &state::Reading) {
+        for _ in 0..3 {
+            let kept = match self.store.vehicle_state(&v.id).await {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::warn!(vehicle = %v.id, error = %e, "could not read the kept state");
+                    return;
+                }
+            };
+            let (version, previous) = match &kept {
+                Some((version, json)) => (
+                    Some(*version),
+                    serde_json::from_str::<Signals>(json).unwrap_or_default(),
+                ),
+                None => (None, Signals::default()),
+            };
+            let (next, changed) = previous.merge(reading, self.settings.move_m);
+            // Only a change, or a signal known for the first time, is written: a newer
+            // `recorded_at` of the same values is no news (and the kept one still tells
+            // older news apart).
+            if changed.is_empty() && version.is_some() && next.known() == previous.known() {
+                return;
+            }
+            let Ok(json) = serde_json::to_string(&next) else {
+                return;
+            };
+            let payload = StateChanged {
+                tenant: &v.tenant,
+                vehicle_id: &v.id,
+                changed: &changed,
+                state: &next,
+                previous: &previous,
+            };
+            let event = (!changed.is_empty()).then(|| Events::record(&payload));
+            let hooks = match &event {
+                Some(e) => self.events.hooks_for(e).await,
+                None => Vec::new(),
+            };
+            let written = self
+                .store
+                .change_vehicle_state(
+                    &v.id,
+                    version,
+                    &json,
+                    event.as_ref().map(|e| (e, hooks.as_slice())),
+                )
+                .await;
+            match written {
+                Ok(Some(seq)) => {
+                    if event.is_some() {
+                        self.events.published(
+                            Kind::VehicleStateChanged.as_str(),
+                            seq,
+                            !hooks.is_empty(),
+                        );
+                    }
+                    return;
+                }
+                // Another writer changed it first: merge into its state.
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(vehicle = %v.id, error = %e, "could not keep the state");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Reads watched cars every `watch.tick_ms` until the task is dropped.
+pub async fn run(watches: Arc<Watches>) {
+    let tick = Duration::from_millis(watches.settings.tick_ms);
+    loop {
+        watches.tick().await;
+        tokio::time::sleep(tick).await;
+    }
+}

@@ -1,0 +1,300 @@
+//! Watching cars end to end: a tenant watches a car of each OEM, the world changes it
+//! through the mock's `PATCH /__mock/vehicles/{vin}` (the owner's app, a key fob, a
+//! drive, a door, sleep), and each change arrives as exactly one
+//! `vehicle.state_changed` event — with no wake-up in the mock's journal. Waits are
+//! bounded loops on what the store holds, never timed assertions.
+
+use crate::common;
+
+use std::time::Duration;
+
+use http::Method;
+use serde_json::{Value, json};
+
+use common::{DEMO_TENANT, Env, send};
+
+async fn env() -> Env {
+    Env::builder()
+        .configure(|c| {
+            c.watch.tick_ms = 20;
+            c.watch.min_period_ms = 100;
+        })
+        .start()
+        .await
+}
+
+fn until(minutes: i64) -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+async fn watch(env: &Env, vehicle_id: &str) -> common::Answer {
+    env.json(
+        Method::PUT,
+        &format!("/v1/vehicles/{vehicle_id}/watch"),
+        &env.demo.token,
+        json!({ "until": until(30) }),
+    )
+    .await
+}
+
+/// The world changes a car, through its mock's own control route.
+async fn patch(env: &Env, oem: &str, vin: &str, body: Value) {
+    let a = send(
+        &common::client(),
+        &env.demo.server(oem).url(),
+        Method::PATCH,
+        &format!("/__mock/vehicles/{vin}"),
+        None,
+        &[("content-type", "application/json")],
+        Some(body.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{oem}: {}", a.text);
+}
+
+/// The car's `vehicle.state_changed` events so far, their data.
+async fn changes(env: &Env, vehicle_id: &str) -> Vec<Value> {
+    env.demo
+        .gateway
+        .store
+        .events_after(DEMO_TENANT, None, 0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "vehicle.state_changed")
+        .filter(|e| e.vehicle_id.as_deref() == Some(vehicle_id))
+        .map(|e| serde_json::from_str(&e.data).unwrap())
+        .collect()
+}
+
+/// Waits (bounded) until `f` holds of what the store keeps.
+async fn until_true<F, Fut>(what: &str, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..400 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what} never happened");
+}
+
+/// Waits for the next change event after the `seen` ones; it must name `signal`.
+async fn next_change(env: &Env, v: &str, seen: usize, signal: &str) -> Value {
+    for _ in 0..400 {
+        if changes(env, v).await.len() > seen {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let state = env.demo.gateway.store.vehicle_state(v).await.unwrap();
+    assert!(
+        changes(env, v).await.len() > seen,
+        "no {signal} change of {v}: {:#?}, kept {state:?}",
+        changes(env, v).await
+    );
+    let all = changes(env, v).await;
+    let c = all[seen].clone();
+    assert!(
+        c["changed"].as_array().unwrap().iter().any(|s| s == signal),
+        "{c:#}"
+    );
+    c
+}
+
+fn wakes(env: &Env, oem: &str) -> usize {
+    env.demo
+        .mocks
+        .iter()
+        .find(|m| m.oem == oem)
+        .unwrap()
+        .mock
+        .journal()
+        .entries()
+        .iter()
+        .filter(|e| e.path.contains("wake"))
+        .count()
+}
+
+#[tokio::test]
+async fn each_change_of_a_watched_car_arrives_once_without_a_wake_up() {
+    let env = env().await;
+    let tesla = env.online().clone();
+    let cars: Vec<_> = ["bmw", "volvo", "ford", "hyundai"]
+        .iter()
+        .map(|oem| {
+            env.demo
+                .vehicles
+                .iter()
+                .find(|v| v.oem == *oem)
+                .unwrap()
+                .clone()
+        })
+        .chain([tesla.clone()])
+        .collect();
+    for v in &cars {
+        let a = watch(&env, &v.id).await;
+        assert_eq!(a.status, 200, "{:#}", a.json);
+        assert_eq!(a.json["vehicle_id"], v.id.as_str());
+    }
+    let listed = env.get("/v1/watches", Some(&env.demo.token)).await;
+    assert_eq!(listed.json["watches"].as_array().unwrap().len(), cars.len());
+    // The first reading is the baseline: no event.
+    for v in &cars {
+        until_true(&format!("the baseline of {}", v.oem), || async {
+            env.demo
+                .gateway
+                .store
+                .vehicle_state(&v.id)
+                .await
+                .unwrap()
+                .is_some()
+        })
+        .await;
+        assert!(changes(&env, &v.id).await.is_empty());
+    }
+    for v in &cars {
+        let oem = v.oem.as_str();
+        let locked = env
+            .demo
+            .mocks
+            .iter()
+            .find(|m| m.oem == oem)
+            .unwrap()
+            .mock
+            .locked(&v.oem_id);
+        patch(&env, oem, &v.oem_id, json!({ "locked": !locked })).await;
+        let c = next_change(&env, &v.id, 0, "locked").await;
+        assert_eq!(c["state"]["lock"]["locked"], !locked, "{oem}: {c:#}");
+        assert_eq!(c["previous"]["lock"]["locked"], locked, "{oem}: {c:#}");
+
+        patch(
+            &env,
+            oem,
+            &v.oem_id,
+            json!({ "doors": { "front_left": true } }),
+        )
+        .await;
+        let c = next_change(&env, &v.id, 1, "doors").await;
+        assert!(
+            c["state"]["lock"]["open"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("front_left")),
+            "{oem}: {c:#}"
+        );
+        let seen = changes(&env, &v.id).await.len();
+        assert_eq!(seen, 2, "{oem}: each change once");
+        assert_eq!(wakes(&env, oem), 0, "{oem}: watching woke the car");
+    }
+    // A drive, where the OEM answers the position directly.
+    let volvo = &cars[1];
+    patch(
+        &env,
+        "volvo",
+        &volvo.oem_id,
+        json!({"latitude": 48.137, "longitude": 11.575}),
+    )
+    .await;
+    let c = next_change(&env, &volvo.id, 2, "location").await;
+    assert_eq!(c["state"]["location"]["latitude"], 48.137, "{c:#}");
+    // Tesla tells when its car falls asleep; the car is not woken for it.
+    patch(&env, "tesla", &tesla.oem_id, json!({"state": "asleep"})).await;
+    let c = next_change(&env, &tesla.id, 2, "connectivity").await;
+    assert_eq!(c["state"]["connectivity"], "asleep", "{c:#}");
+    assert_eq!(c["previous"]["connectivity"], "online", "{c:#}");
+    // Settled: nothing more is emitted, and no car was ever woken.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for v in &cars {
+        let n = changes(&env, &v.id).await.len();
+        let expected = if v.id == volvo.id || v.id == tesla.id {
+            3
+        } else {
+            2
+        };
+        assert_eq!(n, expected, "{}: {:#?}", v.oem, changes(&env, &v.id).await);
+        assert_eq!(wakes(&env, &v.oem), 0, "{}", v.oem);
+    }
+    // The event reached the stream's readers as `vehicle.state_changed`.
+    let delete = env
+        .send(
+            Method::DELETE,
+            &format!("/v1/vehicles/{}/watch", tesla.id),
+            Some(&env.demo.token),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(delete.status, 204);
+}
+
+#[tokio::test]
+async fn a_watch_must_end_ahead_and_not_too_far() {
+    let env = env().await;
+    let v = env.online().id.clone();
+    let path = format!("/v1/vehicles/{v}/watch");
+    for bad in [until(-1), until(60 * 24 * 2)] {
+        env.json(Method::PUT, &path, &env.demo.token, json!({ "until": bad }))
+            .await
+            .assert_problem(400, "invalid_request");
+    }
+    env.send(Method::DELETE, &path, Some(&env.demo.token), &[], None)
+        .await
+        .assert_problem(404, "not_found");
+    // Watching is for event readers.
+    let reader = env.token(&["vehicles:read"], None);
+    env.json(Method::PUT, &path, &reader, json!({ "until": until(5) }))
+        .await
+        .assert_problem(403, "forbidden");
+}
+
+/// A car is watched for as long as a grant on it is in use, without anyone asking: a
+/// door opened during the delivery window arrives as an event.
+#[tokio::test]
+async fn a_grants_car_is_watched_during_its_window() {
+    let env = env().await;
+    let v = env.online().clone();
+    let not_after = (env.demo.gateway.grants.clock.now() + time::Duration::minutes(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let g = env
+        .json(
+            Method::POST,
+            "/v1/grants",
+            &env.demo.token,
+            json!({"vehicle_id": v.id, "grantee": "courier-1", "not_after": not_after}),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{:#}", g.json);
+    until_true("the baseline", || async {
+        env.demo
+            .gateway
+            .store
+            .vehicle_state(&v.id)
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    patch(
+        &env,
+        "tesla",
+        &v.oem_id,
+        json!({"doors": {"rear_left": true}}),
+    )
+    .await;
+    let c = next_change(&env, &v.id, 0, "doors").await;
+    assert!(
+        c["state"]["lock"]["open"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("rear_left")),
+        "{c:#}"
+    );
+    assert_eq!(wakes(&env, "tesla"), 0);
+}
