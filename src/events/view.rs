@@ -44,19 +44,44 @@ pub struct EventView {
     /// The command it is about.
     pub command_id: Option<String>,
     /// The payload: the command (`command.*`), the grant (`grant.*`) or the account
-    /// (`account.*`) as it stood.
+    /// (`account.*`) as it stood, or a watched car's change (`vehicle.state_changed`).
     #[schema(schema_with = payload_schema)]
     pub data: Value,
 }
 
+/// The payload schema of each family of event types (by the type's prefix): what an
+/// event's `data` is. A new family needs its row, or the test below fails.
+const PAYLOADS: &[(&str, &str)] = &[
+    ("command.", "Command"),
+    ("grant.", "Grant"),
+    ("account.", "ReauthorizationRequired"),
+    ("vehicle.", "StateChange"),
+];
+
 /// The schema of an event's `data`: one of the payloads.
 fn payload_schema() -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::Ref;
-    utoipa::openapi::schema::Schema::OneOf(
-        utoipa::openapi::schema::OneOfBuilder::new()
-            .item(Ref::from_schema_name("Command"))
-            .item(Ref::from_schema_name("Grant"))
-            .item(Ref::from_schema_name("ReauthorizationRequired"))
-            .build(),
-    )
+    let mut one_of = utoipa::openapi::schema::OneOfBuilder::new();
+    for (_, schema) in PAYLOADS {
+        one_of = one_of.item(Ref::from_schema_name(*schema));
+    }
+    utoipa::openapi::schema::Schema::OneOf(one_of.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_type_has_a_payload_schema() {
+        for k in Kind::ALL {
+            assert!(
+                PAYLOADS
+                    .iter()
+                    .any(|(prefix, _)| k.as_str().starts_with(prefix)),
+                "{} has no payload schema in the API document",
+                k.as_str()
+            );
+        }
+    }
 }

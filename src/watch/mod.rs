@@ -87,6 +87,23 @@ pub struct StateChanged<'a> {
     pub previous: &'a Signals,
 }
 
+/// A watched car's change (`vehicle.state_changed`): which signals changed, and the
+/// car's signals now and before (the API document's `StateChange`).
+#[derive(utoipa::ToSchema)]
+#[schema(as = StateChange)]
+#[allow(dead_code)]
+pub struct StateChangeDoc {
+    /// The car (`veh_…`).
+    vehicle_id: String,
+    /// The names of the signals that changed.
+    #[schema(value_type = Vec<String>, example = json!(["locked"]))]
+    changed: Vec<String>,
+    /// The signals now.
+    state: Signals,
+    /// The signals before.
+    previous: Signals,
+}
+
 impl Payload for StateChanged<'_> {
     fn kind(&self) -> Kind {
         Kind::VehicleStateChanged
@@ -112,7 +129,14 @@ pub struct Watches {
     settings: WatchConfig,
     /// When each watched car is next read (this process).
     next_read: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// The cars being read now.
+    reading: Mutex<std::collections::HashSet<String>>,
+    /// The watched cars' records and when they were read.
+    records: Mutex<HashMap<String, (tokio::time::Instant, VehicleRecord)>>,
 }
+
+/// How long a watched car's record is reused before it is read again.
+const RECORDS_KEPT: Duration = Duration::from_secs(30);
 
 impl Watches {
     /// The watch service.
@@ -132,6 +156,8 @@ impl Watches {
             grants_clock,
             settings,
             next_read: Mutex::default(),
+            reading: Mutex::default(),
+            records: Mutex::default(),
         }
     }
 
@@ -205,8 +231,38 @@ impl Watches {
         Ok(cars)
     }
 
-    /// Reads every watched car that is due; returns how many were read.
-    pub async fn tick(&self) -> usize {
+    /// The watched cars' records, from the store at most every [`RECORDS_KEPT`].
+    async fn vehicles(&self, cars: &[String]) -> Vec<VehicleRecord> {
+        let mut out = Vec::with_capacity(cars.len());
+        for id in cars {
+            let kept = lock(&self.records)
+                .get(id)
+                .filter(|(at, _)| at.elapsed() < RECORDS_KEPT)
+                .map(|(_, v)| v.clone());
+            let v = match kept {
+                Some(v) => v,
+                None => match self.store.vehicle(id).await {
+                    Ok(Some(v)) => {
+                        let at = tokio::time::Instant::now();
+                        lock(&self.records).insert(id.clone(), (at, v.clone()));
+                        v
+                    }
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(vehicle = %id, error = %e, "could not read a watched car");
+                        continue;
+                    }
+                },
+            };
+            out.push(v);
+        }
+        lock(&self.records).retain(|id, _| cars.contains(id));
+        out
+    }
+
+    /// Starts a read of every watched car that is due and not being read already, each
+    /// in its own task (a slow OEM holds up no other car); returns how many started.
+    pub async fn tick(self: &Arc<Self>) -> usize {
         let cars = match self.watched().await {
             Ok(cars) => cars,
             Err(e) => {
@@ -215,29 +271,32 @@ impl Watches {
             }
         };
         lock(&self.next_read).retain(|id, _| cars.contains(id));
-        let mut vehicles = Vec::new();
-        for id in &cars {
-            match self.store.vehicle(id).await {
-                Ok(Some(v)) => vehicles.push(v),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(vehicle = %id, error = %e, "could not read a watched car"),
-            }
-        }
+        let vehicles = self.vehicles(&cars).await;
         let mut per_oem: HashMap<&str, usize> = HashMap::new();
         for v in &vehicles {
             *per_oem.entry(v.oem.as_str()).or_default() += 1;
         }
         let at = tokio::time::Instant::now();
-        let due: Vec<(&VehicleRecord, Duration)> = vehicles
-            .iter()
-            .map(|v| (v, self.period(v, per_oem[v.oem.as_str()])))
-            .filter(|(v, _)| lock(&self.next_read).get(&v.id).is_none_or(|n| *n <= at))
-            .collect();
-        for (v, period) in &due {
-            lock(&self.next_read).insert(v.id.clone(), at + *period);
+        let mut started = 0;
+        for v in &vehicles {
+            let period = self.period(v, per_oem[v.oem.as_str()]);
+            {
+                let mut next = lock(&self.next_read);
+                if next.get(&v.id).is_some_and(|n| *n > at)
+                    || !lock(&self.reading).insert(v.id.clone())
+                {
+                    continue;
+                }
+                next.insert(v.id.clone(), at + period);
+            }
+            let (this, v) = (self.clone(), v.clone());
+            tokio::spawn(async move {
+                this.watch_once(&v, period).await;
+                lock(&this.reading).remove(&v.id);
+            });
+            started += 1;
         }
-        let reads = due.iter().map(|(v, period)| self.watch_once(v, *period));
-        futures_util::future::join_all(reads).await.len()
+        started
     }
 
     /// The pause between two reads of a car of `v`'s OEM when `cars` of them are watched:

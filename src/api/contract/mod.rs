@@ -72,6 +72,7 @@ use super::{accounts, commands, events, grants, ops, problem, vehicles, watches}
         crate::events::EventView,
         crate::events::Kind,
         crate::watch::Signals,
+        crate::watch::StateChangeDoc,
         crate::tokens::ReauthorizationRequired,
     )),
     modifiers(&Finish),
