@@ -107,6 +107,16 @@ async fn next_change(env: &Env, v: &str, seen: usize, signal: &str) -> Value {
     c
 }
 
+/// Someone opens one of the car's doors; the next change event (after `seen`) shows
+/// it open.
+async fn open_door(env: &Env, v: &keyway::store::VehicleRecord, seen: usize, door: &str) {
+    let oem = v.oem.as_str();
+    patch(env, oem, &v.oem_id, json!({ "doors": { door: true } })).await;
+    let c = next_change(env, &v.id, seen, "doors").await;
+    let open = c["state"]["lock"]["open"].as_array().unwrap();
+    assert!(open.contains(&json!(door)), "{oem}: {c:#}");
+}
+
 fn wakes(env: &Env, oem: &str) -> usize {
     env.demo
         .mocks
@@ -173,21 +183,7 @@ async fn each_change_of_a_watched_car_arrives_once_without_a_wake_up() {
         assert_eq!(c["state"]["lock"]["locked"], !locked, "{oem}: {c:#}");
         assert_eq!(c["previous"]["lock"]["locked"], locked, "{oem}: {c:#}");
 
-        patch(
-            &env,
-            oem,
-            &v.oem_id,
-            json!({ "doors": { "front_left": true } }),
-        )
-        .await;
-        let c = next_change(&env, &v.id, 1, "doors").await;
-        assert!(
-            c["state"]["lock"]["open"]
-                .as_array()
-                .unwrap()
-                .contains(&json!("front_left")),
-            "{oem}: {c:#}"
-        );
+        open_door(&env, v, 1, "front_left").await;
         let seen = changes(&env, &v.id).await.len();
         assert_eq!(seen, 2, "{oem}: each change once");
         assert_eq!(wakes(&env, oem), 0, "{oem}: watching woke the car");
@@ -281,20 +277,6 @@ async fn a_grants_car_is_watched_during_its_window() {
             .is_some()
     })
     .await;
-    patch(
-        &env,
-        "tesla",
-        &v.oem_id,
-        json!({"doors": {"rear_left": true}}),
-    )
-    .await;
-    let c = next_change(&env, &v.id, 0, "doors").await;
-    assert!(
-        c["state"]["lock"]["open"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("rear_left")),
-        "{c:#}"
-    );
+    open_door(&env, &v, 0, "rear_left").await;
     assert_eq!(wakes(&env, "tesla"), 0);
 }
