@@ -381,7 +381,8 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
 
 /// A CCS2 status: `Cabin.Door.Row{1,2}.{Driver,Passenger,Left,Right}.Lock` is 0 when
 /// that door is locked (1 open); the car is locked when every reported door is; `.Open`
-/// is 1 when a door stands open. The time is `Vehicle.Date` (`YYYYMMDDhhmmss[.fff]`,
+/// is 1 when a door stands open, as `Body.Trunk.Open` and `Body.Hood.Open` are for the
+/// boot and the bonnet. The time is `Vehicle.Date` (`YYYYMMDDhhmmss[.fff]`,
 /// UTC) or `resMsg.lastUpdateTime`.
 fn ccs2_security(
     v: &serde_json::Value,
@@ -407,8 +408,13 @@ fn ccs2_security(
     if locks.is_empty() {
         return Err(invalid("CCS2 state without door locks"));
     }
+    let openings = [
+        ("/Body/Trunk", DoorPosition::Trunk),
+        ("/Body/Hood", DoorPosition::Frunk),
+    ];
     let doors: Vec<Door> = doors_at
         .iter()
+        .chain(&openings)
         .filter_map(|(at, position)| {
             int(&format!("{at}/Open")).map(|o| Door {
                 position: *position,

@@ -273,6 +273,10 @@ async fn ccs2_status(
             ok(json!({
                 "state": {"Vehicle": {
                     "Date": format!("{t}.000"), "Offset": "0",
+                    "Body": {
+                        "Trunk": {"Open": u8::from(o.trunk)},
+                        "Hood": {"Open": u8::from(o.frunk)},
+                    },
                     "Cabin": {"Door": {
                         "Row1": {"Driver": door(o.front_left), "Passenger": door(o.front_right)},
                         "Row2": {"Left": door(o.rear_left), "Right": door(o.rear_right)},

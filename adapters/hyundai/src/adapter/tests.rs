@@ -67,7 +67,19 @@ fn current_shapes_parse() {
         s.recorded_at.unwrap().unix_timestamp(),
         spa_time(Some("20261126095840")).unwrap().unix_timestamp()
     );
-    assert_eq!(s.doors.as_ref().map(Vec::len), Some(4));
+    // Four doors, the boot (open here) and the bonnet.
+    let doors = s.doors.unwrap();
+    assert_eq!(doors.len(), 6);
+    assert!(
+        doors
+            .iter()
+            .any(|d| d.position == DoorPosition::Trunk && d.open)
+    );
+    assert!(
+        doors
+            .iter()
+            .any(|d| d.position == DoorPosition::Frunk && !d.open)
+    );
     // An explicit failure names what the OEM sent; a list without vehicles is an error.
     let e = parse_vehicles(br#"{"retCode":"F","resCode":"9999","resMsg":"x"}"#).unwrap_err();
     assert!(e.to_string().contains("retCode F, resCode 9999"), "{e}");
