@@ -231,7 +231,7 @@ impl Gateway {
             fleet.clone(),
             events.clone(),
             cluster.clone(),
-            grant_clock,
+            grants.clone(),
             config.watch.clone(),
         ));
         Ok(Arc::new(Self {

@@ -51,6 +51,8 @@ kinds! {
     GrantRelockFailed = "grant.relock_failed",
     /// A late unlock opened a relocked car; it was relocked again.
     GrantRelockRepeated = "grant.relock_repeated",
+    /// A grant's car left the grant's geofence while the grant is in use.
+    GrantVehicleMoved = "grant.vehicle_moved",
     /// An OEM account must be linked again by its owner.
     AccountReauthorizationRequired = "account.reauthorization_required",
     /// A watched car's lock, openings, position or connectivity changed.

@@ -36,6 +36,7 @@ use crate::store::{Geofence, GrantRecord, RelockState, Store};
 use crate::vehicles::Fleet;
 
 mod error;
+mod moved;
 mod relock;
 mod unlock;
 mod view;

@@ -33,6 +33,7 @@ use crate::cluster::Cluster;
 use crate::config::WatchConfig;
 use crate::error::{Classify, Code, Codes};
 use crate::events::{Events, Kind, Payload, Subject};
+use crate::grants::Grants;
 use crate::store::{Lease, Store, StoreError, VehicleRecord, WatchRecord, now};
 use crate::sync::lock;
 use crate::vehicles::Fleet;
@@ -124,6 +125,8 @@ pub struct Watches {
     fleet: Arc<Fleet>,
     events: Arc<Events>,
     cluster: Arc<Cluster>,
+    /// Told of each move of a car (a grant's geofence).
+    grants: Arc<Grants>,
     /// The grants' clock (grant windows are in its time).
     grants_clock: Arc<Clock>,
     settings: WatchConfig,
@@ -145,14 +148,16 @@ impl Watches {
         fleet: Arc<Fleet>,
         events: Arc<Events>,
         cluster: Arc<Cluster>,
-        grants_clock: Arc<Clock>,
+        grants: Arc<Grants>,
         settings: WatchConfig,
     ) -> Self {
+        let grants_clock = grants.clock.clone();
         Self {
             store,
             fleet,
             events,
             cluster,
+            grants,
             grants_clock,
             settings,
             next_read: Mutex::default(),
@@ -398,6 +403,12 @@ impl Watches {
                             seq,
                             !hooks.is_empty(),
                         );
+                    }
+                    if changed.contains(&state::LOCATION)
+                        && let (Some(a), Some(b)) = (&previous.location, &next.location)
+                    {
+                        let (from, to) = ((a.latitude, a.longitude), (b.latitude, b.longitude));
+                        self.grants.vehicle_moved(v, from, to).await;
                     }
                     return;
                 }

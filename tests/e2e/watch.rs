@@ -286,3 +286,69 @@ async fn a_grants_car_is_watched_during_its_window() {
     open_door(&env, &v, 0, "rear_left").await;
     assert_eq!(wakes(&env, "tesla"), 0);
 }
+
+/// A grant's car that leaves the grant's geofence while the grant is in use is reported
+/// once (`grant.vehicle_moved`), and the courier's unlock is refused while it is away.
+#[tokio::test]
+async fn a_grants_car_that_leaves_its_geofence_is_reported_once() {
+    let env = env().await;
+    let v = env.online().clone();
+    let tesla = env.demo.mocks.iter().find(|m| m.oem == "tesla").unwrap();
+    let (lat, lon) = tesla.mock.position(&v.oem_id);
+    let not_after = (env.demo.gateway.grants.clock.now() + time::Duration::minutes(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let g = env
+        .json(
+            Method::POST,
+            "/v1/grants",
+            &env.demo.token,
+            json!({"vehicle_id": v.id, "grantee": "courier-1", "not_after": not_after,
+                   "geofence": {"latitude": lat, "longitude": lon, "radius_m": 200.0}}),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{:#}", g.json);
+    let grant = g.json["id"].as_str().unwrap().to_string();
+    until_true("the baseline", || async {
+        env.demo
+            .gateway
+            .store
+            .vehicle_state(&v.id)
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    // Driven 5 km away, then a little further: one departure.
+    for step in [0.045, 0.05] {
+        let seen = changes(&env, &v.id).await.len();
+        patch(&env, "tesla", &v.oem_id, json!({"latitude": lat + step})).await;
+        next_change(&env, &v.id, seen, "location").await;
+    }
+    let moved = || async {
+        env.demo
+            .gateway
+            .store
+            .events_after(DEMO_TENANT, None, 0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "grant.vehicle_moved")
+            .collect::<Vec<_>>()
+    };
+    until_true("grant.vehicle_moved", || async {
+        !moved().await.is_empty()
+    })
+    .await;
+    let events = moved().await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].grant_id.as_deref(), Some(grant.as_str()));
+    let courier = env.token_as("courier-1", &["grants:use"]);
+    env.post(
+        &format!("/v1/grants/{grant}/unlock"),
+        &courier,
+        &[common::WAIT],
+    )
+    .await
+    .assert_problem(403, "outside_geofence");
+}

@@ -1,0 +1,37 @@
+//! A grant's car that leaves the grant's geofence while the grant is in use:
+//! `grant.vehicle_moved`, once per departure. The watcher reads the car during every
+//! grant in use and tells [`Grants::vehicle_moved`] of each move it emits. Unlocks stay
+//! refused while the car is outside, as before: every unlock reads the position fresh.
+
+use super::{Grants, distance_m};
+use crate::events::Kind;
+use crate::store::VehicleRecord;
+
+impl Grants {
+    /// `v` moved from `from` to `to` (latitude, longitude): each grant in use on it whose
+    /// geofence the car has just left emits `grant.vehicle_moved`.
+    pub async fn vehicle_moved(&self, v: &VehicleRecord, from: (f64, f64), to: (f64, f64)) {
+        let grants = match self.store.grants_for_vehicle(&v.tenant, &v.id).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(vehicle = %v.id, error = %e, "could not read the car's grants");
+                return;
+            }
+        };
+        let now = self.clock.now();
+        for g in &grants {
+            let in_use = g.revoked_at.is_none()
+                && g.completed_at.is_none()
+                && g.not_before <= now
+                && now < g.not_after;
+            let Some(f) = g.geofence.filter(|_| in_use) else {
+                continue;
+            };
+            let inside = |p: (f64, f64)| distance_m((f.latitude, f.longitude), p) <= f.radius_m;
+            if inside(from) && !inside(to) {
+                tracing::warn!(grant = %g.id, vehicle = %v.id, "the grant's car left its geofence");
+                self.event(Kind::GrantVehicleMoved, g, None).await;
+            }
+        }
+    }
+}
