@@ -117,6 +117,32 @@ async fn open_door(env: &Env, v: &keyway::store::VehicleRecord, seen: usize, doo
     assert!(open.contains(&json!(door)), "{oem}: {c:#}");
 }
 
+/// Waits (bounded) until the watcher kept a first reading of the car.
+async fn baseline(env: &Env, vehicle_id: &str) {
+    until_true("the baseline", || async {
+        let kept = env.demo.gateway.store.vehicle_state(vehicle_id).await;
+        kept.unwrap().is_some()
+    })
+    .await;
+}
+
+/// A grant for courier-1 on the car for the next 30 minutes, with `extra` fields; its id.
+async fn grant(env: &Env, vehicle_id: &str, extra: Value) -> String {
+    let not_after = (env.demo.gateway.grants.clock.now() + time::Duration::minutes(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let mut body =
+        json!({"vehicle_id": vehicle_id, "grantee": "courier-1", "not_after": not_after});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let g = env
+        .json(Method::POST, "/v1/grants", &env.demo.token, body)
+        .await;
+    assert_eq!(g.status, 201, "{:#}", g.json);
+    g.json["id"].as_str().unwrap().to_string()
+}
+
 fn wakes(env: &Env, oem: &str) -> usize {
     env.demo
         .mocks
@@ -156,16 +182,7 @@ async fn each_change_of_a_watched_car_arrives_once_without_a_wake_up() {
     assert_eq!(listed.json["watches"].as_array().unwrap().len(), cars.len());
     // The first reading is the baseline: no event.
     for v in &cars {
-        until_true(&format!("the baseline of {}", v.oem), || async {
-            env.demo
-                .gateway
-                .store
-                .vehicle_state(&v.id)
-                .await
-                .unwrap()
-                .is_some()
-        })
-        .await;
+        baseline(&env, &v.id).await;
         assert!(changes(&env, &v.id).await.is_empty());
     }
     for v in &cars {
@@ -261,28 +278,8 @@ async fn a_watch_must_end_ahead_and_not_too_far() {
 async fn a_grants_car_is_watched_during_its_window() {
     let env = env().await;
     let v = env.online().clone();
-    let not_after = (env.demo.gateway.grants.clock.now() + time::Duration::minutes(30))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let g = env
-        .json(
-            Method::POST,
-            "/v1/grants",
-            &env.demo.token,
-            json!({"vehicle_id": v.id, "grantee": "courier-1", "not_after": not_after}),
-        )
-        .await;
-    assert_eq!(g.status, 201, "{:#}", g.json);
-    until_true("the baseline", || async {
-        env.demo
-            .gateway
-            .store
-            .vehicle_state(&v.id)
-            .await
-            .unwrap()
-            .is_some()
-    })
-    .await;
+    grant(&env, &v.id, json!({})).await;
+    baseline(&env, &v.id).await;
     open_door(&env, &v, 0, "rear_left").await;
     assert_eq!(wakes(&env, "tesla"), 0);
 }
@@ -295,30 +292,9 @@ async fn a_grants_car_that_leaves_its_geofence_is_reported_once() {
     let v = env.online().clone();
     let tesla = env.demo.mocks.iter().find(|m| m.oem == "tesla").unwrap();
     let (lat, lon) = tesla.mock.position(&v.oem_id);
-    let not_after = (env.demo.gateway.grants.clock.now() + time::Duration::minutes(30))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let g = env
-        .json(
-            Method::POST,
-            "/v1/grants",
-            &env.demo.token,
-            json!({"vehicle_id": v.id, "grantee": "courier-1", "not_after": not_after,
-                   "geofence": {"latitude": lat, "longitude": lon, "radius_m": 200.0}}),
-        )
-        .await;
-    assert_eq!(g.status, 201, "{:#}", g.json);
-    let grant = g.json["id"].as_str().unwrap().to_string();
-    until_true("the baseline", || async {
-        env.demo
-            .gateway
-            .store
-            .vehicle_state(&v.id)
-            .await
-            .unwrap()
-            .is_some()
-    })
-    .await;
+    let fence = json!({"latitude": lat, "longitude": lon, "radius_m": 200.0});
+    let grant = grant(&env, &v.id, json!({ "geofence": fence })).await;
+    baseline(&env, &v.id).await;
     // Driven 5 km away, then a little further: one departure.
     for step in [0.045, 0.05] {
         let seen = changes(&env, &v.id).await.len();
