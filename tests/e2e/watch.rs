@@ -54,16 +54,23 @@ async fn patch(env: &Env, oem: &str, vin: &str, body: Value) {
     assert_eq!(a.status, 200, "{oem}: {}", a.text);
 }
 
-/// The car's `vehicle.state_changed` events so far, their data.
-async fn changes(env: &Env, vehicle_id: &str) -> Vec<Value> {
-    env.demo
+/// The demo tenant's events of type `kind` so far.
+async fn events_of(env: &Env, kind: &str) -> Vec<keyway::store::EventRecord> {
+    let all = env
+        .demo
         .gateway
         .store
-        .events_after(DEMO_TENANT, None, 0, 10_000)
+        .events_after(DEMO_TENANT, None, 0, 10_000);
+    let mut all = all.await.unwrap();
+    all.retain(|e| e.kind == kind);
+    all
+}
+
+/// The car's `vehicle.state_changed` events so far, their data.
+async fn changes(env: &Env, vehicle_id: &str) -> Vec<Value> {
+    events_of(env, "vehicle.state_changed")
         .await
-        .unwrap()
         .into_iter()
-        .filter(|e| e.kind == "vehicle.state_changed")
         .filter(|e| e.vehicle_id.as_deref() == Some(vehicle_id))
         .map(|e| serde_json::from_str(&e.data).unwrap())
         .collect()
@@ -301,17 +308,7 @@ async fn a_grants_car_that_leaves_its_geofence_is_reported_once() {
         patch(&env, "tesla", &v.oem_id, json!({"latitude": lat + step})).await;
         next_change(&env, &v.id, seen, "location").await;
     }
-    let moved = || async {
-        env.demo
-            .gateway
-            .store
-            .events_after(DEMO_TENANT, None, 0, 10_000)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.kind == "grant.vehicle_moved")
-            .collect::<Vec<_>>()
-    };
+    let moved = || events_of(&env, "grant.vehicle_moved");
     until_true("grant.vehicle_moved", || async {
         !moved().await.is_empty()
     })
