@@ -82,7 +82,7 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = bool>,
 {
-    for _ in 0..400 {
+    for _ in 0..1200 {
         if f().await {
             return;
         }
@@ -93,7 +93,7 @@ where
 
 /// Waits for the next change event after the `seen` ones; it must name `signal`.
 async fn next_change(env: &Env, v: &str, seen: usize, signal: &str) -> Value {
-    for _ in 0..400 {
+    for _ in 0..1200 {
         if changes(env, v).await.len() > seen {
             break;
         }
