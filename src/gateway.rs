@@ -208,14 +208,13 @@ impl Gateway {
             },
         ));
         let g = &config.grants;
-        let grant_clock = Arc::new(Clock::default());
         let grants = Arc::new(Grants::new(
             store.clone(),
             fleet.clone(),
             commands.clone(),
             events.clone(),
             audit.clone(),
-            grant_clock.clone(),
+            Arc::new(Clock::default()),
             cluster.clone(),
             GrantSettings {
                 tick: Duration::from_millis(g.tick_ms),

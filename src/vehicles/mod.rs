@@ -204,23 +204,28 @@ impl Fleet {
         id: &str,
     ) -> Result<Arc<VehicleRecord>, VehicleError> {
         caller.require_vehicle(id)?;
-        // The store filters by tenant; a cached record is the same row, and is
-        // answered only to its own tenant.
+        // One record per car, answered only to its own tenant.
+        self.record(id)
+            .await?
+            .filter(|v| v.tenant == caller.tenant)
+            .ok_or_else(|| VehicleError::NotFound(id.to_string()))
+    }
+
+    /// A vehicle record by id, whatever its tenant (keyway's own work: watching),
+    /// kept for [`RECORD_KEPT`].
+    pub async fn record(&self, id: &str) -> Result<Option<Arc<VehicleRecord>>, VehicleError> {
         if let Some((read_at, v)) = self.records.get(id)
             && read_at.elapsed() <= RECORD_KEPT
-            && v.tenant == caller.tenant
         {
-            return Ok(v);
+            return Ok(Some(v));
         }
-        let v = self
-            .store
-            .tenant_vehicle(&caller.tenant, id)
-            .await?
-            .ok_or_else(|| VehicleError::NotFound(id.to_string()))?;
+        let Some(v) = self.store.vehicle(id).await? else {
+            return Ok(None);
+        };
         let v = Arc::new(v);
         self.records
             .insert(id.to_string(), (Instant::now(), v.clone()));
-        Ok(v)
+        Ok(Some(v))
     }
 
     /// A page of the vehicles the caller may touch: up to `limit`, ids after `after`,

@@ -28,7 +28,6 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::auth::Caller;
-use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::WatchConfig;
 use crate::error::{Classify, Code, Codes};
@@ -125,21 +124,14 @@ pub struct Watches {
     fleet: Arc<Fleet>,
     events: Arc<Events>,
     cluster: Arc<Cluster>,
-    /// Told of each move of a car (a grant's geofence).
+    /// Told of each move of a car (a grant's geofence); its clock is the grant windows'.
     grants: Arc<Grants>,
-    /// The grants' clock (grant windows are in its time).
-    grants_clock: Arc<Clock>,
     settings: WatchConfig,
     /// When each watched car is next read (this process).
     next_read: Mutex<HashMap<String, tokio::time::Instant>>,
     /// The cars being read now.
     reading: Mutex<std::collections::HashSet<String>>,
-    /// The watched cars' records and when they were read.
-    records: Mutex<HashMap<String, (tokio::time::Instant, VehicleRecord)>>,
 }
-
-/// How long a watched car's record is reused before it is read again.
-const RECORDS_KEPT: Duration = Duration::from_secs(30);
 
 impl Watches {
     /// The watch service.
@@ -151,18 +143,15 @@ impl Watches {
         grants: Arc<Grants>,
         settings: WatchConfig,
     ) -> Self {
-        let grants_clock = grants.clock.clone();
         Self {
             store,
             fleet,
             events,
             cluster,
             grants,
-            grants_clock,
             settings,
             next_read: Mutex::default(),
             reading: Mutex::default(),
-            records: Mutex::default(),
         }
     }
 
@@ -226,7 +215,7 @@ impl Watches {
             .collect();
         cars.extend(
             self.store
-                .grants_in_use(self.grants_clock.now())
+                .grants_in_use(self.grants.clock.now())
                 .await?
                 .into_iter()
                 .map(|g| g.vehicle_id),
@@ -236,32 +225,16 @@ impl Watches {
         Ok(cars)
     }
 
-    /// The watched cars' records, from the store at most every [`RECORDS_KEPT`].
-    async fn vehicles(&self, cars: &[String]) -> Vec<VehicleRecord> {
+    /// The watched cars' records (the fleet keeps them for a while).
+    async fn vehicles(&self, cars: &[String]) -> Vec<Arc<VehicleRecord>> {
         let mut out = Vec::with_capacity(cars.len());
         for id in cars {
-            let kept = lock(&self.records)
-                .get(id)
-                .filter(|(at, _)| at.elapsed() < RECORDS_KEPT)
-                .map(|(_, v)| v.clone());
-            let v = match kept {
-                Some(v) => v,
-                None => match self.store.vehicle(id).await {
-                    Ok(Some(v)) => {
-                        let at = tokio::time::Instant::now();
-                        lock(&self.records).insert(id.clone(), (at, v.clone()));
-                        v
-                    }
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::warn!(vehicle = %id, error = %e, "could not read a watched car");
-                        continue;
-                    }
-                },
-            };
-            out.push(v);
+            match self.fleet.record(id).await {
+                Ok(Some(v)) => out.push(v),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(vehicle = %id, error = %e, "could not read a watched car"),
+            }
         }
-        lock(&self.records).retain(|id, _| cars.contains(id));
         out
     }
 
@@ -275,7 +248,8 @@ impl Watches {
                 return 0;
             }
         };
-        lock(&self.next_read).retain(|id, _| cars.contains(id));
+        // `cars` is sorted.
+        lock(&self.next_read).retain(|id, _| cars.binary_search(id).is_ok());
         let vehicles = self.vehicles(&cars).await;
         let mut per_oem: HashMap<&str, usize> = HashMap::new();
         for v in &vehicles {
