@@ -3,6 +3,7 @@
 //! grant in use and tells [`Grants::vehicle_moved`] of each move it emits. Unlocks stay
 //! refused while the car is outside, as before: every unlock reads the position fresh.
 
+use super::view::{GrantStatus, status};
 use super::{Grants, distance_m};
 use crate::events::Kind;
 use crate::store::VehicleRecord;
@@ -20,10 +21,7 @@ impl Grants {
         };
         let now = self.clock.now();
         for g in &grants {
-            let in_use = g.revoked_at.is_none()
-                && g.completed_at.is_none()
-                && g.not_before <= now
-                && now < g.not_after;
+            let in_use = matches!(status(g, now), GrantStatus::Active | GrantStatus::Exhausted);
             let Some(f) = g.geofence.filter(|_| in_use) else {
                 continue;
             };
