@@ -1,5 +1,5 @@
 //! One reading of a watched car with calls that never wake it: the OEM's own
-//! connectivity read first where it has one (a sleeping car is then not asked for
+//! connectivity read first where its cars sleep (a sleeping car is then not asked for
 //! more), then the lock state and the position where the OEM reads them directly. An
 //! `Asleep` answer is the car's connectivity, never a reason to wake it; a position the
 //! OEM finds only through a separate (billed, slow) locate flow is not read.
@@ -10,8 +10,9 @@ use super::state::{Connectivity, Reading};
 use crate::tokens::CallError;
 use crate::vehicles::OemCall;
 
-/// Whether the OEM has sleeping cars, and so a connectivity read worth a request (an
-/// adapter without that read answers `not_capable` at once, without a request).
+/// Whether the OEM has sleeping cars, and so a connectivity read worth asking for (an
+/// adapter without that read answers `not_capable`). Other OEMs are not asked: each
+/// call would still fetch a token and count as an operation.
 fn sleeps(oem: &OemCall<'_>) -> bool {
     oem.can(Capability::Wake)
 }
@@ -40,17 +41,19 @@ fn connectivity_of(e: &CallError) -> Option<Connectivity> {
 /// Reads what the car shows now without waking it.
 pub async fn reading(oem: &OemCall<'_>) -> Reading {
     let mut r = Reading::default();
-    let c = oem
-        .call("connectivity", |cx, adapter, car| async move {
-            adapter.connectivity(&cx, &car).await
-        })
-        .await;
-    match c {
-        Ok(c) => r.connectivity = Some(c.into()),
-        Err(e) => r.connectivity = connectivity_of(&e),
-    }
-    if r.connectivity.is_some_and(|c| c != Connectivity::Online) {
-        return r;
+    if sleeps(oem) {
+        let c = oem
+            .call("connectivity", |cx, adapter, car| async move {
+                adapter.connectivity(&cx, &car).await
+            })
+            .await;
+        match c {
+            Ok(c) => r.connectivity = Some(c.into()),
+            Err(e) => r.connectivity = connectivity_of(&e),
+        }
+        if r.connectivity.is_some_and(|c| c != Connectivity::Online) {
+            return r;
+        }
     }
     if oem.can(Capability::Security) {
         let s = oem
