@@ -75,6 +75,19 @@ pub trait Adapter: Send + Sync + 'static {
         not_capable("read the location asynchronously")
     }
 
+    /// Reads what the OEM pushed to keyway (an inbound webhook: its `headers` and raw
+    /// `body`), verifying first that the OEM sent it, with `secret`, the operator's
+    /// shared secret with the OEM. Pure translation: no call, no state (see
+    /// [`crate::push`]). Default: the OEM pushes nothing keyway reads.
+    fn push(
+        &self,
+        _headers: &http::HeaderMap,
+        _body: &[u8],
+        _secret: &crate::Secret,
+    ) -> Result<crate::Pushed, crate::PushError> {
+        Err(crate::PushError::NotCapable)
+    }
+
     /// Polls an asynchronous location read: `None` while it is still running.
     async fn poll_location(
         &self,

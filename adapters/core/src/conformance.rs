@@ -340,7 +340,56 @@ pub async fn run_all(h: &Harness) {
     capabilities_match(h).await;
     expired_token(h).await;
     commands_are_never_repeated_blindly(h).await;
+    pushes_are_verified(h);
     every_request_has_a_route(h);
+}
+
+/// An OEM that pushes: the adapter reads a push the mock signs into the car's state,
+/// and refuses one that is unsigned, signed with another secret, or altered. An OEM
+/// that pushes nothing has no push path either.
+pub fn pushes_are_verified(h: &Harness) {
+    let v = h.first_vehicle();
+    let adapter = h.adapter.as_ref();
+    let Some(d) = h.mock.push_delivery(&v.oem_id) else {
+        let nothing = adapter.push(&http::HeaderMap::new(), b"{}", &crate::Secret::new("s"));
+        assert_eq!(
+            nothing,
+            Err(crate::PushError::NotCapable),
+            "a push path without pushes"
+        );
+        return;
+    };
+    for locked in [false, true] {
+        h.mock.set_locked(&v.oem_id, locked);
+        let d = h.mock.push_delivery(&v.oem_id).expect("a push");
+        let read = adapter.push(&d.headers, &d.body, &crate::Secret::new(d.secret.as_str()));
+        let Ok(crate::Pushed::States { states, .. }) = read else {
+            panic!("a signed push must read: {read:?}");
+        };
+        let s = states
+            .iter()
+            .find(|s| s.oem_id == v.oem_id)
+            .expect("the car's state");
+        let security = s.security.as_ref().expect("the pushed lock state");
+        assert_eq!(security.locked, Some(locked), "the pushed lock state");
+        assert!(
+            security.recorded_at.is_some(),
+            "a pushed state carries its time"
+        );
+    }
+    let unverified = |r: Result<crate::Pushed, crate::PushError>| {
+        assert!(matches!(r, Err(crate::PushError::Unverified(_))), "{r:?}");
+    };
+    let secret = crate::Secret::new(d.secret.as_str());
+    unverified(adapter.push(&http::HeaderMap::new(), &d.body, &secret));
+    unverified(adapter.push(&d.headers, &d.body, &crate::Secret::new("another secret")));
+    let mut altered = d.body.clone();
+    let last = altered
+        .iter()
+        .rposition(|b| b.is_ascii_alphanumeric())
+        .expect("a body");
+    altered[last] = if altered[last] == b'0' { b'1' } else { b'0' };
+    unverified(adapter.push(&d.headers, &altered, &secret));
 }
 
 /// Every request the adapter made against its mock during the suite is a route of its

@@ -14,6 +14,7 @@
 //! - [`secret`]: a string that never shows itself in `Debug` or logs.
 //! - [`adapter`]: the `Adapter` trait.
 //! - [`exchange`]: the requests an adapter makes, named, with fixture answers (replay).
+//! - [`push`]: what an OEM pushes unasked (inbound webhooks), verified and translated.
 //! - [`mock`]: the kit every mock OEM is built from (server, journal, OAuth token book).
 //! - [`conformance`]: the checks every adapter must pass against its own mock.
 
@@ -25,6 +26,7 @@ pub mod exchange;
 pub mod http;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod push;
 pub mod secret;
 pub mod transport;
 pub mod types;
@@ -33,5 +35,6 @@ pub use adapter::Adapter;
 pub use error::{Delivered, OemError};
 pub use exchange::{Exchanges, Route};
 pub use http::{Call, Http, TransportError};
+pub use push::{PushError, Pushed, PushedState};
 pub use secret::Secret;
 pub use types::*;

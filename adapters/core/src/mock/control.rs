@@ -35,4 +35,21 @@ pub trait MockControl: Send + Sync {
     fn limit_next(&self) -> Option<Duration>;
     /// Every request the mock saw.
     fn journal(&self) -> &super::Journal;
+    /// The push the OEM would deliver to keyway now about the car's state (signed as
+    /// the OEM signs), and the secret keyway is configured with for it; `None` when the
+    /// OEM pushes nothing.
+    fn push_delivery(&self, _oem_id: &str) -> Option<PushDelivery> {
+        None
+    }
+}
+
+/// One push as an OEM delivers it to keyway's callback.
+#[derive(Clone, Debug)]
+pub struct PushDelivery {
+    /// Its headers (the signature among them).
+    pub headers: http::HeaderMap,
+    /// Its raw body.
+    pub body: Vec<u8>,
+    /// The secret the OEM signed it with, which keyway's operator configures.
+    pub secret: String,
 }

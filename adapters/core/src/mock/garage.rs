@@ -519,6 +519,10 @@ pub trait GarageMock: Send + Sync {
     fn parts(&self) -> &Parts;
     /// Makes the next request answer in this OEM's rate-limit style; the announced wait.
     fn limit_next(&self) -> Option<Duration>;
+    /// The push the OEM would deliver now about a car ([`MockControl::push_delivery`]).
+    fn push_delivery(&self, _oem_id: &str) -> Option<super::control::PushDelivery> {
+        None
+    }
 }
 
 impl<T: GarageMock> MockControl for T {
@@ -577,5 +581,9 @@ impl<T: GarageMock> MockControl for T {
 
     fn journal(&self) -> &super::Journal {
         &self.parts().journal
+    }
+
+    fn push_delivery(&self, oem_id: &str) -> Option<super::control::PushDelivery> {
+        GarageMock::push_delivery(self, oem_id)
     }
 }

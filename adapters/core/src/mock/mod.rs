@@ -15,7 +15,7 @@ pub mod shape;
 pub mod timeline;
 pub mod tokens;
 
-pub use control::MockControl;
+pub use control::{MockControl, PushDelivery};
 pub use faults::{Action, Fault, Faults};
 pub use oauth::{OAuthServer, OAuthServerConfig, Rejection};
 pub use tokens::{AccessDenied, Issued, RefreshDenied, TokenBook};
