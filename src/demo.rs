@@ -33,6 +33,9 @@ use crate::mocks::{self, MockOem};
 use crate::server;
 use crate::store::VehicleRecord;
 
+mod banner;
+pub use banner::banner;
+
 /// Adjusts the demo gateway's configuration before it starts (tests tune limits).
 pub type Configure = Arc<dyn Fn(&mut Config) + Send + Sync>;
 
@@ -315,6 +318,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
             OemConfig {
                 api_base_url: server.url(),
                 auth_base_url: None,
+                login_base_url: None,
                 client_id: mocks::CLIENT_ID.into(),
                 client_secret: Some(Secret::new(mocks::CLIENT_SECRET)),
                 api_key: entry.api_key.map(Secret::new),
@@ -333,6 +337,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
                 app_key_file: None,
                 prices: Default::default(),
                 app_domain: tesla.then(|| DEMO_TESLA_APP_DOMAIN.to_string()),
+                webhook_secret: entry.webhook_secret.map(Secret::new),
             },
         );
         running.push(Running {
@@ -486,89 +491,6 @@ async fn browse(http: &Http, url: &str) -> Result<http::Response<Bytes>, String>
         .body(Bytes::new())
         .map_err(|e| e.to_string())?;
     http.send(req).await.map_err(|e| e.to_string())
-}
-
-/// The banner: the token and ready-to-paste curl lines.
-pub fn banner(d: &Demo) -> String {
-    let base = format!("http://{}", d.addr);
-    let auth = "-H \"Authorization: Bearer $KEYWAY_TOKEN\"";
-    let mut out = String::new();
-    out.push_str(&format!("keyway demo is running at {base}\n"));
-    for m in &d.mocks {
-        let name = mocks::entry(m.oem).map_or(m.oem, |e| e.name);
-        out.push_str(&format!(
-            "  {:<13}{}  (inspect: GET /__mock/state; journal: GET /__mock/requests; owner token: POST /__mock/token)\n",
-            format!("{name} mock:"),
-            m.server.url()
-        ));
-    }
-    out.push_str("  vehicles:\n");
-    for v in &d.vehicles {
-        let name = v
-            .display_name
-            .as_deref()
-            .map(|n| format!(" \"{n}\""))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "    {}  {:<8} {}{name}\n",
-            v.id,
-            v.oem,
-            v.model.as_deref().unwrap_or("?"),
-        ));
-    }
-    out.push_str(&format!("\nKEYWAY_TOKEN={}\n", d.token));
-    out.push_str(&format!(
-        "COURIER_TOKEN={}   (sub demo-courier, scope grants:use)\n\n",
-        d.courier_token
-    ));
-    let named = |name: &str| {
-        d.vehicles
-            .iter()
-            .find(|v| v.display_name.as_deref() == Some(name))
-            .map(|v| v.id.as_str())
-    };
-    let first = named("Blue Thunder")
-        .or(d.vehicles.first().map(|v| v.id.as_str()))
-        .unwrap_or("VEHICLE_ID");
-    let sleepy = named("Sleepy").unwrap_or(first);
-    let unpaired = named("Unpaired").unwrap_or(first);
-    out.push_str("Try (in another shell):\n");
-    out.push_str(&format!("  export KEYWAY_TOKEN={}\n", d.token));
-    out.push_str(&format!("  export COURIER_TOKEN={}\n", d.courier_token));
-    out.push_str(&format!("  curl -s {base}/v1/vehicles {auth}\n"));
-    out.push_str(&format!(
-        "  curl -s {base}/v1/vehicles/{first}/location {auth}\n"
-    ));
-    out.push_str(&format!(
-        "  curl -s -X POST {base}/v1/vehicles/{first}/unlock {auth} -H 'Prefer: wait=60' -H 'Idempotency-Key: demo-unlock-1'\n"
-    ));
-    out.push_str(&format!(
-        "  curl -s {base}/v1/vehicles/{first}/security {auth}\n"
-    ));
-    out.push_str(&format!(
-        "  curl -s -X POST {base}/v1/vehicles/{first}/lock {auth} -H 'Prefer: wait=60' -H 'Idempotency-Key: demo-lock-1'\n"
-    ));
-    out.push_str(&format!(
-        "  curl -s {base}/v1/vehicles/{first}/state {auth}   # every signal at once\n"
-    ));
-    out.push_str(&format!(
-        "  curl -s -X POST {base}/v1/vehicles/{sleepy}/lock {auth} -H 'Prefer: wait=60'   # asleep: keyway wakes it first\n"
-    ));
-    out.push_str(&format!(
-        "  curl -s {base}/v1/vehicles/{sleepy}/location {auth} -H 'Cache-Control: max-age=0'   # reads wake only when asked\n"
-    ));
-    out.push_str(&format!(
-        "  curl -s -X POST {base}/v1/vehicles/{unpaired}/lock {auth} -H 'Prefer: wait=60'   # Tesla key not paired: 409 with the pairing link\n"
-    ));
-    out.push_str(&format!(
-        "  curl -s {base}/v1/vehicles            # no token: 401 problem+json\n"
-    ));
-    out.push_str("  # in-car delivery with a grant: README.md, \"Delivery grants\"\n");
-    out.push_str(
-        "  # another tenant (sees none of the above): keyway token --config keyway-data/keyway.toml \\\n    --sub other-service --scope 'vehicles:read commands:unlock grants:write events:read webhooks:write'\n",
-    );
-    out.push_str("\nCtrl-C stops the demo.\n");
-    out
 }
 
 /// Runs the demo until Ctrl-C / SIGTERM.

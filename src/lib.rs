@@ -53,7 +53,7 @@
 //! - [`metrics`]: Prometheus series and `/metrics` rendering.
 //! - [`server`]: serving the API with graceful shutdown.
 //! - [`demo`]: `keyway demo`: mock OEMs, a demo fleet and the gateway in one process.
-//! - [`mocks`]: the six mock OEMs built from the demo fleet (demo, `keyway mock <oem>`).
+//! - [`mocks`]: the mock OEMs built from the demo fleet (demo, `keyway mock <oem>`).
 //! - [`replay`]: `keyway replay`: one captured OEM answer through an adapter.
 
 pub mod accounts;

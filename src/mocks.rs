@@ -1,4 +1,4 @@
-//! The six mock OEMs as products: [`MOCKS`] lists each beside [`crate::registry::ADAPTERS`]
+//! The mock OEMs as products: [`MOCKS`] lists each beside [`crate::registry::ADAPTERS`]
 //! — its OEM id, the application key it wants and how it is built from a fleet
 //! (`fixtures/demo-fleet.json` or a file of the same shape) — and [`MockOem`] is what
 //! every mock offers: the conformance controls, a server, an owner token. The demo,
@@ -30,6 +30,10 @@ pub const CLIENT_SECRET: &str = "demo-client-secret";
 pub const VOLVO_KEY: &str = "vcc-demo-key";
 /// The Hyundai/Kia mock's application stamp.
 pub const HYUNDAI_STAMP: &str = "spa-demo-stamp";
+/// The Smartcar mock's application management token (what its webhooks are signed with).
+pub const SMARTCAR_MANAGEMENT_TOKEN: &str = "sc-demo-management-token";
+/// The demo car behind Smartcar whose make Smartcar reads but cannot command.
+pub const SMARTCAR_READ_ONLY: &str = "JTMAB3FV0ND000001";
 /// The demo Tesla whose owner has not paired keyway's key.
 pub const UNPAIRED_TESLA: &str = "5YJYGDEE5MF000003";
 
@@ -62,7 +66,8 @@ mock_oem!(
     keyway_volvo::VolvoMock,
     keyway_gm::GmMock,
     keyway_ford::FordMock,
-    keyway_hyundai::HyundaiMock
+    keyway_hyundai::HyundaiMock,
+    keyway_smartcar::SmartcarMock
 );
 
 /// One OEM's mock in the table.
@@ -74,6 +79,9 @@ pub struct MockEntry {
     /// The application key the mock wants beside OAuth (Volvo `vcc-api-key`,
     /// Hyundai/Kia `Stamp`), which keyway's `oems.<oem>.api_key` must carry.
     pub api_key: Option<&'static str>,
+    /// The secret the mock signs its pushes with (Smartcar's management token), which
+    /// keyway's `oems.<oem>.webhook_secret` must carry.
+    pub webhook_secret: Option<&'static str>,
     /// Builds the mock from a fleet.
     pub build: fn(&Fleet, &Settings) -> Arc<dyn MockOem>,
 }
@@ -84,37 +92,50 @@ pub static MOCKS: &[MockEntry] = &[
         oem: "tesla",
         name: "Tesla",
         api_key: None,
+        webhook_secret: None,
         build: |f, s| Arc::new(tesla(f, s)),
     },
     MockEntry {
         oem: "bmw",
         name: "BMW",
         api_key: None,
+        webhook_secret: None,
         build: |f, s| Arc::new(bmw(f, s)),
     },
     MockEntry {
         oem: "volvo",
         name: "Volvo",
         api_key: Some(VOLVO_KEY),
+        webhook_secret: None,
         build: |f, s| Arc::new(volvo(f, s)),
     },
     MockEntry {
         oem: "gm",
         name: "GM",
         api_key: None,
+        webhook_secret: None,
         build: |f, s| Arc::new(gm(f, s)),
     },
     MockEntry {
         oem: "ford",
         name: "Ford",
         api_key: None,
+        webhook_secret: None,
         build: |f, s| Arc::new(ford(f, s)),
     },
     MockEntry {
         oem: "hyundai",
         name: "Hyundai/Kia",
         api_key: Some(HYUNDAI_STAMP),
+        webhook_secret: None,
         build: |f, s| Arc::new(hyundai(f, s)),
+    },
+    MockEntry {
+        oem: "smartcar",
+        name: "Smartcar",
+        api_key: None,
+        webhook_secret: Some(SMARTCAR_MANAGEMENT_TOKEN),
+        build: |f, s| Arc::new(smartcar(f, s)),
     },
 ];
 
@@ -144,6 +165,8 @@ pub struct Fleet {
     ford: Owned<Car>,
     #[serde(default)]
     hyundai: Owned<Car>,
+    #[serde(default)]
+    smartcar: Owned<Car>,
 }
 
 #[derive(Deserialize)]
@@ -320,6 +343,17 @@ pub fn hyundai(f: &Fleet, s: &Settings) -> keyway_hyundai::HyundaiMock {
         login: login(&f.hyundai.account, s),
         cars: garage(&f.hyundai, s.extra_cars),
         ccs2: vec!["KMHKR81CFNU000001".into()],
+    })
+}
+
+/// The Smartcar mock: cars of several makes behind one upstream, one of which Smartcar
+/// cannot command.
+pub fn smartcar(f: &Fleet, s: &Settings) -> keyway_smartcar::SmartcarMock {
+    keyway_smartcar::SmartcarMock::new(keyway_smartcar::SmartcarMockConfig {
+        login: login(&f.smartcar.account, s),
+        cars: garage(&f.smartcar, s.extra_cars),
+        incapable: vec![SMARTCAR_READ_ONLY.into()],
+        management_token: SMARTCAR_MANAGEMENT_TOKEN.into(),
     })
 }
 

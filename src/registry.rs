@@ -94,6 +94,11 @@ pub static ADAPTERS: &[Known] = &[
         },
         signing: None,
     },
+    Known {
+        info: &keyway_smartcar::adapter::INFO,
+        build: |b| Arc::new(keyway_smartcar::SmartcarAdapter::new(b.base)),
+        signing: None,
+    },
 ];
 
 /// The adapter keyway has for `oem`.

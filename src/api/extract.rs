@@ -92,13 +92,7 @@ where
                     .to_ascii_lowercase();
                 essence == "application/json" || essence.ends_with("+json")
             });
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(Code::PayloadTooLarge, "the request body is too large")
-            } else {
-                ApiError::invalid(format!("the request body could not be read: {rejection}"))
-            }
-        })?;
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
         }
@@ -112,6 +106,28 @@ where
         serde_json::from_slice::<Option<T>>(&bytes)
             .map(OptionalJson)
             .map_err(|e| ApiError::invalid(format!("the JSON body is not valid: {e}")))
+    }
+}
+
+/// The body as it came (within the body limit), for a handler that must see its exact
+/// bytes (a signature over them).
+#[derive(Debug)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(Code::PayloadTooLarge, "the request body is too large")
+                } else {
+                    ApiError::invalid(format!("the request body could not be read: {rejection}"))
+                }
+            })
     }
 }
 

@@ -12,6 +12,7 @@
 //! - [`grants`]: delivery grants: create, list, revoke, unlock, complete.
 //! - [`events`]: the event stream (SSE) and webhook subscriptions.
 //! - [`watches`]: watching a car (its changes become events), the tenant's watches.
+//! - [`pushes`]: OEMs' and aggregators' webhooks to keyway, verified by signature.
 //! - [`ops`]: health, readiness, metrics, the OpenAPI document.
 //! - [`contract`]: the OpenAPI document, generated from the handlers and their types.
 
@@ -26,6 +27,7 @@ pub mod limits;
 pub mod object;
 pub mod ops;
 pub mod problem;
+pub mod pushes;
 pub mod vehicles;
 pub mod watches;
 
@@ -79,6 +81,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/v1/webhooks", post(events::subscribe).get(events::list))
         .route("/v1/webhooks/{id}", delete(events::unsubscribe))
         .route("/v1/webhooks/{id}/deliveries", get(events::deliveries))
+        .route("/v1/oem-webhooks/{oem}", post(pushes::receive))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi))

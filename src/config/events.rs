@@ -105,6 +105,9 @@ pub struct WatchConfig {
     pub move_m: f64,
     /// The longest watch a caller may set, seconds. Default one day.
     pub max_watch_s: u64,
+    /// A car whose OEM pushed its state is not read again for this long, ms (the pushes
+    /// keep it fresh; reads resume when they stop). Default 300000.
+    pub pushed_quiet_ms: u64,
 }
 
 impl Default for WatchConfig {
@@ -115,6 +118,7 @@ impl Default for WatchConfig {
             quota_share: 0.5,
             move_m: 50.0,
             max_watch_s: 86_400,
+            pushed_quiet_ms: 300_000,
         }
     }
 }

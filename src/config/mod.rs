@@ -180,6 +180,9 @@ impl Config {
             if let Some(s) = env(&format!("{prefix}_APP_KEY")) {
                 oem.app_key = Some(Secret::new(s));
             }
+            if let Some(s) = env(&format!("{prefix}_WEBHOOK_SECRET")) {
+                oem.webhook_secret = Some(Secret::new(s));
+            }
         }
     }
 
@@ -373,11 +376,14 @@ mod tests {
         ))
         .unwrap();
         c.apply_env(|k| {
-            (k == "KEYWAY_OEMS_TESLA_CLIENT_SECRET" || k == "KEYWAY_OEMS_TESLA_APP_KEY")
+            (k == "KEYWAY_OEMS_TESLA_CLIENT_SECRET"
+                || k == "KEYWAY_OEMS_TESLA_APP_KEY"
+                || k == "KEYWAY_OEMS_TESLA_WEBHOOK_SECRET")
                 .then(|| "s3cret".to_string())
         });
         let tesla = &c.oems["tesla"];
         assert_eq!(tesla.client_secret.as_ref().unwrap().expose(), "s3cret");
+        assert_eq!(tesla.webhook_secret.as_ref().unwrap().expose(), "s3cret");
         assert_eq!(tesla.app_key.as_ref().unwrap().expose(), "s3cret");
         assert!(!format!("{c:?}").contains("s3cret"));
     }

@@ -20,6 +20,9 @@ pub struct OemConfig {
     pub api_base_url: String,
     /// Base URL of its OAuth server. Default: `api_base_url`.
     pub auth_base_url: Option<String>,
+    /// Base URL of the page owners log in at, when it is not the OAuth server's
+    /// (Smartcar Connect: `https://connect.smartcar.com`). Default: `auth_base_url`.
+    pub login_base_url: Option<String>,
     /// OAuth client id.
     pub client_id: String,
     /// OAuth client secret (or env `KEYWAY_OEMS_<OEM>_CLIENT_SECRET`).
@@ -50,6 +53,10 @@ pub struct OemConfig {
     /// `keyway_oem_estimated_spend_usd`.
     #[serde(default)]
     pub prices: BTreeMap<String, f64>,
+    /// The secret the OEM signs its pushes (inbound webhooks) with, for OEMs that push
+    /// (Smartcar: the application management token); or env
+    /// `KEYWAY_OEMS_<OEM>_WEBHOOK_SECRET`. Without it keyway takes no pushes from the OEM.
+    pub webhook_secret: Option<Secret>,
     /// Tesla: the application's P-256 private key (PEM) that signs commands — or env
     /// `KEYWAY_OEMS_TESLA_APP_KEY`; `keyway tesla-keygen` makes one.
     pub app_key: Option<Secret>,
@@ -320,6 +327,11 @@ impl OemConfig {
     pub fn auth_base(&self) -> &str {
         self.auth_base_url.as_deref().unwrap_or(&self.api_base_url)
     }
+
+    /// The base URL of the owners' login page (the authorization endpoint).
+    pub fn login_base(&self) -> &str {
+        self.login_base_url.as_deref().unwrap_or(self.auth_base())
+    }
 }
 
 impl OemConfig {
@@ -328,6 +340,7 @@ impl OemConfig {
         for (field, url) in [
             ("api_base_url", Some(self.api_base_url.as_str())),
             ("auth_base_url", self.auth_base_url.as_deref()),
+            ("login_base_url", self.login_base_url.as_deref()),
         ] {
             if let Some(url) = url
                 && !(url.starts_with("https://") || url.starts_with("http://"))

@@ -77,7 +77,7 @@ fn config_error(oem: &str, e: impl std::fmt::Display) -> TokenError {
 pub fn authorization(oem: &Oem, redirect_uri: &str) -> Result<Authorization, TokenError> {
     let profile = &oem.adapter.info().oauth;
     let name = oem.adapter.info().oem;
-    let auth_url = AuthUrl::new(join(oem.config.auth_base(), profile.authorize_path))
+    let auth_url = AuthUrl::new(join(oem.config.login_base(), profile.authorize_path))
         .map_err(|e| config_error(name, e))?;
     let redirect = RedirectUrl::new(redirect_uri.to_string()).map_err(|e| config_error(name, e))?;
     let client = BasicClient::new(ClientId::new(oem.config.client_id.clone()))

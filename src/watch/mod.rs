@@ -16,7 +16,10 @@
 //!   a version; a change is written together with its event only if the version is
 //!   still the one it was read with, so two replicas (or a restart) never emit one
 //!   change twice. In a cluster one replica reads a car per period (a lease).
+//! - **Pushes** ([`push`]): what an OEM pushes is merged the same way, and the car is
+//!   read less while pushes come.
 
+pub mod push;
 mod read;
 pub mod state;
 

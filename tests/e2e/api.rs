@@ -21,8 +21,8 @@ async fn lists_and_describes_vehicles() {
     let list = a.json["vehicles"].as_array().unwrap();
     assert_eq!(
         list.len(),
-        9,
-        "four Teslas (signed, asleep, unpaired, legacy) and one car of each other OEM"
+        12,
+        "four Teslas (signed, asleep, unpaired, legacy), one car of each other OEM and three behind Smartcar"
     );
     let one = env
         .get(
@@ -698,7 +698,7 @@ async fn health_and_readiness() {
     assert_eq!(r.status, 200);
     assert_eq!(
         r.json["oems"],
-        json!(["bmw", "ford", "gm", "hyundai", "tesla", "volvo"])
+        json!(["bmw", "ford", "gm", "hyundai", "smartcar", "tesla", "volvo"])
     );
 }
 
@@ -709,7 +709,7 @@ async fn every_documented_route_exists() {
     assert_eq!(doc.status, 200);
     assert_eq!(doc.json["openapi"], "3.1.0");
     let paths = doc.json["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 29);
+    assert_eq!(paths.len(), 30);
     for (path, item) in paths {
         for method in item
             .as_object()
@@ -953,7 +953,7 @@ async fn the_vehicle_list_pages_by_id() {
         .iter()
         .map(|v| v["id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(every.len(), 9);
+    assert_eq!(every.len(), 12);
     let mut paged = Vec::new();
     let mut after: Option<String> = None;
     for _ in 0..10 {
@@ -1121,7 +1121,7 @@ async fn fresh_read_until(
 async fn every_mock_lets_a_test_act_as_the_world() {
     let env = Env::start().await;
     let client = common::client();
-    for oem in ["bmw", "volvo", "gm", "ford", "hyundai"] {
+    for oem in ["bmw", "volvo", "gm", "ford", "hyundai", "smartcar"] {
         let v = env.demo.vehicles.iter().find(|v| v.oem == oem).unwrap();
         let mock = env.demo.server(oem).url();
         let path = format!("/__mock/vehicles/{}", v.oem_id);

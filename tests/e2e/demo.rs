@@ -145,6 +145,20 @@ async fn the_demo_binary_serves_the_walk_through() {
             assert!(link.starts_with("https://tesla.com/_ak/"), "{link}");
             continue;
         }
+        // The car Smartcar reads but cannot command: a certain no, nothing sent.
+        if v["vin"] == keyway::mocks::SMARTCAR_READ_ONLY {
+            assert_eq!(v["oem"], "smartcar");
+            let a = call(
+                Method::POST,
+                format!("/v1/vehicles/{id}/unlock"),
+                vec![("prefer", "wait=60")],
+                true,
+            )
+            .await;
+            a.assert_problem(422, "not_capable");
+            assert_eq!(a.json["command_status"], "failed", "{:#}", a.json);
+            continue;
+        }
         for (action, locked) in [("lock", true), ("unlock", false)] {
             let a = call(
                 Method::POST,

@@ -69,6 +69,11 @@ const CASES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/webhooks", "lists none of the first tenant's"),
     ("DELETE", "/v1/webhooks/{id}", "404"),
     ("GET", "/v1/webhooks/{id}/deliveries", "404"),
+    (
+        "POST",
+        "/v1/oem-webhooks/{oem}",
+        "public: only a push signed with the OEM's secret is taken (watch::smartcar_pushes_…)",
+    ),
     ("GET", "/healthz", "public"),
     ("GET", "/readyz", "public"),
     ("GET", "/openapi.json", "public"),

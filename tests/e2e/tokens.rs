@@ -443,7 +443,7 @@ async fn unlinking_forgets_tokens_and_vehicles() {
         .collect();
     assert_eq!(
         left,
-        vec!["bmw", "ford", "gm", "hyundai", "volvo"],
+        vec!["bmw", "ford", "gm", "hyundai", "smartcar", "volvo"],
         "only the other OEM's car is left"
     );
     assert!(env.demo.gateway.store.account(&id).await.unwrap().is_none());
@@ -503,7 +503,7 @@ async fn the_database_holds_no_token_in_plaintext_and_keys_rotate() {
             .unwrap();
     assert_eq!(
         rotated.tokens.reseal_all().await.unwrap(),
-        6,
+        7,
         "one account per OEM"
     );
     assert_eq!(

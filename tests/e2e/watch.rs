@@ -325,3 +325,87 @@ async fn a_grants_car_that_leaves_its_geofence_is_reported_once() {
     .await
     .assert_problem(403, "outside_geofence");
 }
+
+/// Smartcar pushes a car's state to keyway's callback (the mock delivers it signed, as
+/// Smartcar does): the first push is the baseline, a change arrives as one
+/// `vehicle.state_changed`, the same delivery again (a replay) is no news, and a
+/// delivery that is not signed with the management token is refused and changes
+/// nothing. The callback passes Smartcar's `VERIFY` check.
+#[tokio::test]
+async fn smartcar_pushes_are_verified_and_each_change_arrives_once() {
+    let env = env().await;
+    let v = env
+        .demo
+        .vehicles
+        .iter()
+        .find(|v| v.oem == "smartcar")
+        .unwrap()
+        .clone();
+    let mock = env.demo.server("smartcar").url();
+    let callback = format!("{}/v1/oem-webhooks/smartcar", env.base());
+    let deliver = |event: &str| {
+        let body = json!({"callback": callback, "event": event, "vehicle": v.oem_id});
+        let mock = mock.clone();
+        async move {
+            let a = send(
+                &common::client(),
+                &mock,
+                Method::POST,
+                "/__mock/webhooks/deliver",
+                None,
+                &[("content-type", "application/json")],
+                Some(body.to_string().into_bytes()),
+            )
+            .await;
+            assert_eq!(a.status, 200, "{}", a.text);
+            a.json
+        }
+    };
+    let verified = deliver("VERIFY").await;
+    assert_eq!(verified["verified"], true, "{verified:#}");
+
+    // Nobody watches the car: only pushes change its kept state.
+    let first = deliver("VEHICLE_STATE").await;
+    assert_eq!(
+        (first["status"].as_u64(), &first["answer"]["known"]),
+        (Some(200), &json!(1)),
+        "{first:#}"
+    );
+    baseline(&env, &v.id).await;
+    let smartcar: &keyway_smartcar::SmartcarMock = env.demo.mock("smartcar");
+    smartcar.update(&v.oem_id, |c| c.locked = false);
+    let (body, signature) = smartcar.vehicle_state(&v.oem_id).unwrap();
+    let post = |body: Vec<u8>, signature: Option<String>| {
+        let env = &env;
+        async move {
+            let mut headers = vec![("content-type", "application/json".to_string())];
+            if let Some(s) = signature {
+                headers.push(("sc-signature", s));
+            }
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let path = "/v1/oem-webhooks/smartcar";
+            env.send(Method::POST, path, None, &headers, Some(body))
+                .await
+        }
+    };
+    // A forged delivery (no signature, or another secret) is refused.
+    let forged = post(body.clone(), None).await;
+    assert_eq!(forged.status, 401, "{}", forged.text);
+    assert_eq!(forged.json["code"], "unauthenticated");
+    let other = keyway_smartcar::push::sign("not-the-token", &body);
+    assert_eq!(post(body.clone(), Some(other)).await.status, 401);
+    assert!(
+        changes(&env, &v.id).await.is_empty(),
+        "a refused push changed nothing"
+    );
+
+    let taken = post(body.clone(), Some(signature.clone())).await;
+    assert_eq!(taken.status, 200, "{}", taken.text);
+    let c = next_change(&env, &v.id, 0, "locked").await;
+    assert_eq!(c["state"]["lock"]["locked"], false, "{c:#}");
+    // The same delivery again: taken, and no second event.
+    assert_eq!(post(body, Some(signature)).await.status, 200);
+    let kept = env.demo.gateway.store.vehicle_state(&v.id).await.unwrap();
+    assert_eq!(changes(&env, &v.id).await.len(), 1, "kept {kept:?}");
+}

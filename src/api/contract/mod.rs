@@ -19,7 +19,7 @@ use utoipa::{IntoParams, Modify, OpenApi};
 
 pub use problems::{Edge, JsonBody, Problems, Public};
 
-use super::{accounts, commands, events, grants, ops, problem, vehicles, watches};
+use super::{accounts, commands, events, grants, ops, problem, pushes, vehicles, watches};
 
 /// The document's sources: every route, the schemas they name, and the finishing
 /// passes.
@@ -60,6 +60,7 @@ use super::{accounts, commands, events, grants, ops, problem, vehicles, watches}
         events::list,
         events::unsubscribe,
         events::deliveries,
+        pushes::receive,
         ops::healthz,
         ops::readyz,
         ops::openapi,
@@ -83,6 +84,7 @@ use super::{accounts, commands, events, grants, ops, problem, vehicles, watches}
         (name = "accounts", description = "Linking owners' OEM accounts (OAuth)"),
         (name = "grants", description = "Delivery grants: time-boxed unlocks with a guaranteed relock"),
         (name = "events", description = "The event stream and webhook subscriptions"),
+        (name = "oem-webhooks", description = "Pushes from OEMs and aggregators, verified by their signatures"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]

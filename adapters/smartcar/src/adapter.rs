@@ -1,0 +1,432 @@
+//! Translation between keyway's unified vocabulary and Smartcar's vehicle API v2.0, the
+//! version whose per-owner tokens keyway's account linking already models (Smartcar
+//! Connect: authorization code, rotating refresh tokens).
+//!
+//! Smartcar is an aggregator: one adapter reaches many makes, and its vehicle ids are
+//! its own UUIDs (the VIN is a separate read, kept for routing). Lock and unlock are one
+//! `POST /security {"action": "LOCK"|"UNLOCK"}` that answers when Smartcar has the
+//! make's result: synchronous. Errors are `{type, code, statusCode, …}`; the type and
+//! code decide (`VEHICLE_STATE`/`ASLEEP` asleep, `COMPATIBILITY` not capable for this
+//! car, `UPSTREAM` the make's cloud: a command's outcome is then open). Reads carry
+//! `sc-data-age`, the time the make last recorded the data: that is `recorded_at`, and
+//! because it is the car's (or its make's) clock it never proves a state newer than a
+//! send ([`Stamps::Car`]).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{Response, header};
+use keyway_adapter::error::parse_retry_after;
+use keyway_adapter::http::{body_excerpt, check, fix, join, parse_body};
+use keyway_adapter::{
+    Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
+    DoorPosition, Limits, Location, OAuthProfile, OemError, OemTiming, OemVehicle, Pending,
+    Progress, SecurityState, Sent, Stamps, VehicleRef,
+};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The vehicles asked for per page (Smartcar's maximum).
+pub const PAGE: usize = 50;
+
+/// What the Smartcar adapter declares.
+pub static INFO: AdapterInfo = AdapterInfo {
+    oem: "smartcar",
+    make: "Smartcar",
+    capabilities: &[
+        Capability::Locate,
+        Capability::Security,
+        Capability::Lock,
+        Capability::Unlock,
+    ],
+    command_mode: CommandMode::Sync,
+    location_mode: CommandMode::Sync,
+    oauth: OAuthProfile {
+        // Connect (connect.smartcar.com) and the token endpoint (auth.smartcar.com).
+        authorize_path: "/oauth/authorize",
+        token_path: "/oauth/token",
+        scopes: &[
+            "read_vehicle_info",
+            "read_vin",
+            "read_location",
+            "read_security",
+            "control_security",
+        ],
+        client_auth: ClientAuth::Basic,
+        // "Refresh tokens expire … after 1 minute when used to fetch a new token pair."
+        rotating_refresh: true,
+        default_access_ttl: Duration::from_secs(7200),
+        token_exchange: false,
+    },
+    // Smartcar throttles per vehicle (429 `RATE_LIMIT`/`VEHICLE` with `retry-after`) and
+    // by plan (430 `BILLING`); it publishes no request rate. These are conservative
+    // defaults an operator sets to the plan.
+    limits: Limits {
+        requests: &[(120, 60)],
+        commands: &[(10, 60)],
+    },
+    api_key_header: None,
+    timing: OemTiming {
+        // The makes behind Smartcar lag as the slowest direct OEMs do.
+        state_lag: Duration::from_secs(60),
+        command_window: Duration::from_secs(120),
+        stamps: Stamps::Car,
+    },
+    exchanges: &crate::exchanges::EXCHANGES,
+};
+
+/// The Smartcar adapter for one API base URL (`https://api.smartcar.com`).
+#[derive(Clone, Debug)]
+pub struct SmartcarAdapter {
+    base: String,
+}
+
+impl SmartcarAdapter {
+    /// An adapter calling Smartcar at `base`.
+    pub fn new(base: impl Into<String>) -> Self {
+        Self { base: base.into() }
+    }
+
+    fn url(&self, path: &str) -> String {
+        join(&self.base, path)
+    }
+
+    async fn get(&self, cx: &Call, path: &str) -> Result<Response<Bytes>, OemError> {
+        check(cx.get(&self.url(path)).await?, false, classify)
+    }
+}
+
+// === wire types ===
+
+#[derive(Deserialize)]
+struct VehicleList {
+    vehicles: Vec<String>,
+    paging: Option<Paging>,
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    count: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct Attributes {
+    make: Option<String>,
+    model: Option<String>,
+    year: Option<u16>,
+}
+
+#[derive(Deserialize)]
+struct Vin {
+    vin: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LockStatus {
+    is_locked: Option<bool>,
+    #[serde(default)]
+    doors: Vec<Opening>,
+    #[serde(default)]
+    storage: Vec<Opening>,
+}
+
+#[derive(Deserialize)]
+struct Opening {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Position {
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct Action {
+    status: Option<String>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    code: Option<String>,
+    description: Option<String>,
+}
+
+// === parsing ===
+
+/// `sc-data-age`: when the make last recorded the data; `None` when absent or unreadable
+/// (never invented).
+pub fn data_age(resp: &Response<Bytes>) -> Option<OffsetDateTime> {
+    let v = resp.headers().get("sc-data-age")?.to_str().ok()?;
+    OffsetDateTime::parse(v, &Rfc3339).ok()
+}
+
+/// A page of the vehicle list: Smartcar's ids, and whether more pages follow.
+pub fn parse_vehicle_page(body: &[u8], offset: usize) -> Result<(Vec<String>, bool), OemError> {
+    let page: VehicleList = parse_body(body, Delivered::No)?;
+    let got = page.vehicles.len();
+    let total = page.paging.and_then(|p| p.count).unwrap_or(offset + got);
+    Ok((page.vehicles, got > 0 && offset + got < total))
+}
+
+/// Title case of Smartcar's upper-case makes (`JAGUAR` → `Jaguar`); other spellings are
+/// kept.
+fn make_name(make: &str) -> String {
+    if make.chars().any(|c| c.is_lowercase()) {
+        return make.to_string();
+    }
+    make.split(['-', ' '])
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map_or(String::new(), |f| {
+                f.to_uppercase()
+                    .chain(c.flat_map(char::to_lowercase))
+                    .collect()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(if make.contains('-') { "-" } else { " " })
+}
+
+/// Parses a vehicle's attributes and VIN into the unified vehicle. Smartcar reaches many
+/// makes: the model names the make too (`Jaguar I-PACE`).
+pub fn parse_vehicle(id: &str, attributes: &[u8], vin: &[u8]) -> Result<OemVehicle, OemError> {
+    let a: Attributes = parse_body(attributes, Delivered::No)?;
+    let v: Vin = parse_body(vin, Delivered::No)?;
+    let model = match (a.make.as_deref(), a.model) {
+        (Some(make), Some(model)) => Some(format!("{} {model}", make_name(make))),
+        (Some(make), None) => Some(make_name(make)),
+        (None, model) => model,
+    };
+    Ok(OemVehicle {
+        oem_id: id.to_string(),
+        vin: v.vin.filter(|s| !s.is_empty()),
+        display_name: None,
+        model,
+        year: a.year,
+    })
+}
+
+/// Parses the lock status: `isLocked`, and each door and storage (`front` is the
+/// frunk, `rear` the trunk). An opening whose status is `UNKNOWN` is left out.
+pub fn parse_security(
+    body: &[u8],
+    recorded_at: Option<OffsetDateTime>,
+) -> Result<SecurityState, OemError> {
+    let s: LockStatus = parse_body(body, Delivered::No)?;
+    let position = |kind: &str| match kind {
+        "frontLeft" => Some(DoorPosition::FrontLeft),
+        "frontRight" => Some(DoorPosition::FrontRight),
+        "backLeft" => Some(DoorPosition::RearLeft),
+        "backRight" => Some(DoorPosition::RearRight),
+        "rear" => Some(DoorPosition::Trunk),
+        "front" => Some(DoorPosition::Frunk),
+        _ => None,
+    };
+    let doors: Vec<Door> = s
+        .doors
+        .iter()
+        .chain(&s.storage)
+        .filter_map(|o| {
+            let position = position(o.kind.as_deref()?)?;
+            match o.status.as_deref()? {
+                "UNKNOWN" => None,
+                status => Some(Door {
+                    position,
+                    open: status == "OPEN",
+                }),
+            }
+        })
+        .collect();
+    Ok(SecurityState {
+        locked: s.is_locked,
+        doors: (!doors.is_empty()).then_some(doors),
+        recorded_at,
+    })
+}
+
+/// Parses the location (`latitude`, `longitude`; Smartcar gives no heading).
+pub fn parse_location(
+    body: &[u8],
+    recorded_at: Option<OffsetDateTime>,
+) -> Result<Location, OemError> {
+    let p: Position = parse_body(body, Delivered::No)?;
+    let (latitude, longitude) = fix(p.latitude, p.longitude)?;
+    Ok(Location {
+        latitude,
+        longitude,
+        heading: None,
+        accuracy_m: None,
+        recorded_at,
+    })
+}
+
+/// Parses a command's answer: `status: "success"` is the make's confirmation; anything
+/// else in a 200 leaves the outcome open.
+pub fn parse_action(body: &[u8]) -> Result<Sent, OemError> {
+    let a: Action = parse_body(body, Delivered::Unknown)?;
+    match a.status.as_deref() {
+        Some("success") => Ok(Sent::Completed),
+        other => Err(OemError::InvalidResponse {
+            detail: format!(
+                "command answer status {other:?}: {}",
+                a.message.unwrap_or_default()
+            ),
+            delivered: Delivered::Unknown,
+        }),
+    }
+}
+
+/// Maps a non-success answer by Smartcar's `type` and `code` (its error reference):
+///
+/// - `AUTHENTICATION` (401): the access token; `PERMISSION` (403): a scope the owner did
+///   not grant; `RESOURCE_NOT_FOUND` and `CONNECTED_SERVICES_ACCOUNT`/`VEHICLE_MISSING`:
+///   no such car for this token.
+/// - `CONNECTED_SERVICES_ACCOUNT`: `AUTHENTICATION_FAILED` means the owner must log in
+///   again through Connect; `VIRTUAL_KEY_REQUIRED` that the car does not know the key;
+///   the rest (subscription, account issue) are refusals of access.
+/// - `VEHICLE_STATE` (409): `ASLEEP` asleep, `UNREACHABLE` unreachable, every other code
+///   (a door open, remote access disabled, in motion, …) the car's refusal.
+/// - `RATE_LIMIT` (429, and `UPSTREAM`/`RATE_LIMIT`): a limit, with `retry-after`.
+/// - `BILLING` (430): the application's plan: keyway's operator must act.
+/// - `COMPATIBILITY` (501): this car cannot do it (not every make can unlock).
+/// - `UPSTREAM` and `SERVER` (5xx): the make's or Smartcar's failure; for a command the
+///   outcome is open.
+pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
+    let body = serde_json::from_slice::<ErrorBody>(resp.body()).ok();
+    let (kind, code) = body
+        .as_ref()
+        .map(|b| (b.kind.as_deref(), b.code.as_deref()))
+        .unwrap_or_default();
+    let detail = body
+        .as_ref()
+        .and_then(|b| {
+            let d = b.description.as_deref()?;
+            Some(match b.code.as_deref() {
+                Some(c) => format!("{c}: {d}"),
+                None => d.to_string(),
+            })
+        })
+        .unwrap_or_else(|| body_excerpt(resp));
+    let status = resp.status().as_u16();
+    let retry_after = || parse_retry_after(resp.headers().get(header::RETRY_AFTER));
+    match (kind.unwrap_or_default(), code.unwrap_or_default()) {
+        ("AUTHENTICATION", _) => OemError::Unauthorized { detail },
+        ("PERMISSION", _) => OemError::Forbidden { detail },
+        ("RESOURCE_NOT_FOUND", _) | ("CONNECTED_SERVICES_ACCOUNT", "VEHICLE_MISSING") => {
+            OemError::NotFound
+        }
+        ("CONNECTED_SERVICES_ACCOUNT", "AUTHENTICATION_FAILED") => {
+            OemError::ReauthorizationRequired { detail }
+        }
+        ("CONNECTED_SERVICES_ACCOUNT", "VIRTUAL_KEY_REQUIRED") => OemError::KeyNotPaired {
+            pairing_url: None,
+            detail,
+        },
+        ("CONNECTED_SERVICES_ACCOUNT", _) => OemError::Forbidden { detail },
+        ("VEHICLE_STATE", "ASLEEP") => OemError::Asleep,
+        ("VEHICLE_STATE", "UNREACHABLE") => OemError::Unreachable { detail },
+        ("VEHICLE_STATE", _) => OemError::Refused { reason: detail },
+        ("RATE_LIMIT", _) | ("UPSTREAM", "RATE_LIMIT") => OemError::RateLimited {
+            retry_after: retry_after(),
+        },
+        ("BILLING", _) => OemError::ClientRejected { detail },
+        ("COMPATIBILITY", _) => OemError::NotCapable {
+            what: format!("do this for this vehicle ({detail})"),
+        },
+        _ if status == 429 => OemError::RateLimited {
+            retry_after: retry_after(),
+        },
+        _ => OemError::from_status(status, detail, command),
+    }
+}
+
+#[async_trait]
+impl Adapter for SmartcarAdapter {
+    fn info(&self) -> &AdapterInfo {
+        &INFO
+    }
+
+    async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
+        let mut ids = Vec::new();
+        loop {
+            let path = format!("/v2.0/vehicles?limit={PAGE}&offset={}", ids.len());
+            let (page, more) = parse_vehicle_page(self.get(cx, &path).await?.body(), ids.len())?;
+            ids.extend(page);
+            if !more {
+                break;
+            }
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let attributes = self.get(cx, &format!("/v2.0/vehicles/{id}")).await?;
+            let vin = self.get(cx, &format!("/v2.0/vehicles/{id}/vin")).await?;
+            out.push(parse_vehicle(&id, attributes.body(), vin.body())?);
+        }
+        Ok(out)
+    }
+
+    async fn locate(&self, cx: &Call, v: &VehicleRef) -> Result<Location, OemError> {
+        let resp = self
+            .get(cx, &format!("/v2.0/vehicles/{}/location", v.oem_id))
+            .await?;
+        parse_location(resp.body(), data_age(&resp))
+    }
+
+    async fn security(&self, cx: &Call, v: &VehicleRef) -> Result<SecurityState, OemError> {
+        let resp = self
+            .get(cx, &format!("/v2.0/vehicles/{}/security", v.oem_id))
+            .await?;
+        parse_security(resp.body(), data_age(&resp))
+    }
+
+    async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
+        let action = match c {
+            Command::Lock => "LOCK",
+            Command::Unlock => "UNLOCK",
+        };
+        let url = self.url(&format!("/v2.0/vehicles/{}/security", v.oem_id));
+        let resp = cx
+            .post_json(&url, &serde_json::json!({ "action": action }))
+            .await?;
+        parse_action(check(resp, true, classify)?.body())
+    }
+
+    fn push(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        secret: &keyway_adapter::Secret,
+    ) -> Result<keyway_adapter::Pushed, keyway_adapter::PushError> {
+        crate::push::read(headers, body, secret)
+    }
+
+    async fn poll(
+        &self,
+        _cx: &Call,
+        _v: &VehicleRef,
+        _c: Command,
+        _p: &Pending,
+    ) -> Result<Progress, OemError> {
+        Err(OemError::NotCapable {
+            what: "command polling (Smartcar v2.0 commands are synchronous)".into(),
+        })
+    }
+
+    async fn wake(&self, _cx: &Call, _v: &VehicleRef) -> Result<(), OemError> {
+        Err(OemError::NotCapable {
+            what: "wake a vehicle (Smartcar has no wake-up)".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

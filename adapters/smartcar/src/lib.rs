@@ -1,0 +1,20 @@
+//! keyway's Smartcar adapter (vehicle API v2.0): one upstream for the many makes Smartcar
+//! reaches, and a stateful mock of it.
+//!
+//! - [`adapter`]: translation: the paged vehicle list, each car's attributes and VIN,
+//!   the lock status (`isLocked`, doors, storage) and location with `sc-data-age` as
+//!   their time, lock and unlock through `POST /security`, and Smartcar's typed errors.
+//! - [`push`]: Smartcar's signed webhooks (`VERIFY`, `VEHICLE_STATE`) as pushed states.
+//! - [`mock`]: a fake of those endpoints with Smartcar's OAuth profile (HTTP Basic client
+//!   auth, rotating refresh tokens), its error bodies, sleeping cars (`ASLEEP`), makes
+//!   that cannot take remote commands (`VEHICLE_NOT_CAPABLE`) and 429s.
+
+pub mod adapter;
+pub mod exchanges;
+#[cfg(feature = "mock")]
+pub mod mock;
+pub mod push;
+
+pub use adapter::SmartcarAdapter;
+#[cfg(feature = "mock")]
+pub use mock::{SmartcarMock, SmartcarMockConfig};
