@@ -2,8 +2,9 @@
 //! testing and TigerBeetle's VOPR are the models).
 //!
 //! keyway's commands, grants and relocks run in one process on paused tokio time
-//! against two in-process OEMs (`sim/`): one asynchronous like BMW, one synchronous like
-//! Tesla, in front of the mock kit's cars, whose state lags, whose commands queue while
+//! against three in-process OEMs (`sim/`): one asynchronous like BMW, one synchronous like
+//! Tesla, and an aggregator route like Smartcar (synchronous, no wake-up, the make's
+//! lag and late deliveries on top of its own), in front of the mock kit's cars, whose state lags, whose commands queue while
 //! they sleep, arrive late or twice. One seed drives every choice: answers lost before
 //! or after the car applied the command, 5xx, 429s, slow answers, sleeping cars, and
 //! keyway crashing at an arbitrary moment — every call it makes after that hangs, as if
@@ -59,6 +60,7 @@ const BMW: Style = Style {
     max_late: Duration::from_secs(10),
     max_queue: Duration::from_secs(60),
     stamps: Stamps::Server,
+    wakes: false,
 };
 
 const TESLA: Style = Style {
@@ -68,14 +70,33 @@ const TESLA: Style = Style {
     max_late: Duration::from_secs(8),
     max_queue: Duration::ZERO,
     stamps: Stamps::Car,
+    wakes: true,
 };
 
+/// An aggregator route (Smartcar-like): synchronous, no wake-up (a sleeping car's
+/// answer is "asleep"), the make's cloud behind it lagging longer and delivering later
+/// than a direct OEM's, its stamps the car's.
+const SMARTCAR: Style = Style {
+    mode: CommandMode::Sync,
+    stage: Duration::ZERO,
+    max_lag: Duration::from_secs(30),
+    max_late: Duration::from_secs(15),
+    max_queue: Duration::ZERO,
+    stamps: Stamps::Car,
+    wakes: false,
+};
+
+/// The simulated OEMs and their styles.
+const OEMS: [(&str, Style); 3] = [("bmw", BMW), ("tesla", TESLA), ("smartcar", SMARTCAR)];
+
 /// The cars: per OEM one that grants use and one that callers command directly.
-const CARS: [(&str, &str); 4] = [
+const CARS: [(&str, &str); 6] = [
     ("bmw", "WBASIM00000000001"),
     ("bmw", "WBASIM00000000002"),
     ("tesla", "5YJSIM00000000003"),
     ("tesla", "5YJSIM00000000004"),
+    ("smartcar", "SADSIM00000000005"),
+    ("smartcar", "SADSIM00000000006"),
 ];
 
 fn config(dir: &std::path::Path) -> Config {
@@ -104,6 +125,9 @@ relock_backoff_ms = 5000
 api_base_url = "http://127.0.0.1:9"
 client_id = "sim"
 [oems.tesla]
+api_base_url = "http://127.0.0.1:9"
+client_id = "sim"
+[oems.smartcar]
 api_base_url = "http://127.0.0.1:9"
 client_id = "sim"
 "#,
@@ -136,16 +160,14 @@ async fn start(
         cluster,
         Some(disk.clone()),
     ));
-    let sims = [
-        Arc::new(SimOem::new("bmw", BMW, world.clone(), dead.clone())),
-        Arc::new(SimOem::new("tesla", TESLA, world.clone(), dead.clone())),
-    ];
+    let sims =
+        OEMS.map(|(oem, style)| Arc::new(SimOem::new(oem, style, world.clone(), dead.clone())));
     let adapters: Vec<Arc<dyn Adapter>> =
         sims.iter().map(|s| s.clone() as Arc<dyn Adapter>).collect();
     let gw = Gateway::with_adapters(config.clone(), store, &adapters)
         .await
         .unwrap();
-    for (sim, oem) in sims.iter().zip(["bmw", "tesla"]) {
+    for (sim, (oem, _)) in sims.iter().zip(OEMS) {
         sim.attach(gw.registry.get(oem).unwrap().clock.clone());
     }
     tokio::spawn(keyway::grants::run(gw.grants.clone()));
@@ -162,7 +184,7 @@ async fn start(
 
 async fn link(gw: &Gateway, base: &Arc<dyn Store>) -> Vec<VehicleRecord> {
     let mut out = Vec::new();
-    for oem in ["bmw", "tesla"] {
+    for (oem, _) in OEMS {
         let id = format!("acc_{oem}");
         let granted = keyway::tokens::oauth::Granted {
             access_token: keyway_adapter::Secret::new("sim-token"),
@@ -206,7 +228,11 @@ fn cars(seed: u64) -> Vec<Car> {
     let mut rng = Rng::new(seed);
     CARS.iter()
         .map(|(oem, vin)| {
-            let style = if *oem == "bmw" { BMW } else { TESLA };
+            let style = OEMS
+                .iter()
+                .find(|(o, _)| o == oem)
+                .map(|(_, s)| *s)
+                .unwrap();
             Car {
                 vin: vin.to_string(),
                 model: "sim".into(),
@@ -300,7 +326,7 @@ async fn run(seed: u64) -> Run {
     let steps = rng.between(6, 14);
     for step in 0..steps {
         tokio::time::sleep(Duration::from_millis(rng.between(0, 40_000))).await;
-        let car = rng.between(0, 3) as usize;
+        let car = rng.between(0, CARS.len() as u64 - 1) as usize;
         let v = &vehicles[car];
         match rng.between(0, 9) {
             // keyway dies; alone, another process starts on the same store a little

@@ -170,7 +170,7 @@ impl World {
     /// A world with `cars`, each with its own random source derived from `seed`.
     pub fn new(seed: u64, cars: Vec<Car>) -> Arc<Self> {
         let mut clock_rng = Rng::new(seed ^ 0xC10C);
-        let clouds = ["bmw", "tesla"]
+        let clouds = ["bmw", "tesla", "smartcar"]
             .into_iter()
             .map(|oem| (oem.to_string(), SimClock::seeded(&mut clock_rng)))
             .collect();
@@ -273,6 +273,9 @@ pub struct Style {
     pub max_queue: Duration,
     /// Which clock stamps states: the cloud's (BMW-like) or the car's (Tesla-like).
     pub stamps: Stamps,
+    /// Sync only: whether the OEM can wake a car (Tesla-like) or answers "asleep" and
+    /// leaves it so (an aggregator like Smartcar, Volvo).
+    pub wakes: bool,
 }
 
 impl Style {
@@ -311,22 +314,23 @@ pub struct SimOem {
 }
 
 impl SimOem {
-    /// The OEM `oem` (`bmw` or `tesla`) of `style`, reached by an incarnation that dies
-    /// when `dead` is set.
+    /// The OEM `oem` (`bmw`, `tesla` or `smartcar`) of `style`, reached by an
+    /// incarnation that dies when `dead` is set.
     pub fn new(oem: &'static str, style: Style, world: Arc<World>, dead: Arc<AtomicBool>) -> Self {
         let base = match oem {
             "tesla" => &keyway_tesla::adapter::INFO,
+            "smartcar" => &keyway_smartcar::adapter::INFO,
             _ => &keyway_bmw::adapter::INFO,
         };
         let capabilities: &'static [Capability] = match style.mode {
-            CommandMode::Sync => &[
+            CommandMode::Sync if style.wakes => &[
                 Capability::Locate,
                 Capability::Security,
                 Capability::Lock,
                 Capability::Unlock,
                 Capability::Wake,
             ],
-            CommandMode::Async => &[
+            _ => &[
                 Capability::Locate,
                 Capability::Security,
                 Capability::Lock,
