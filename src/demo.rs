@@ -377,9 +377,11 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         grants: Default::default(),
         events: Default::default(),
         // Watched demo cars are read every 5 s, so a change made through a mock's
-        // `PATCH /__mock/vehicles/{vin}` shows quickly (production default: 30 s).
+        // `PATCH /__mock/vehicles/{vin}` shows quickly (production default: 30 s), and a
+        // sleeping one at least every 30 s (production: up to 10 min).
         watch: crate::config::WatchConfig {
             min_period_ms: 5000,
+            asleep_max_period_ms: 30_000,
             ..Default::default()
         },
         oems,

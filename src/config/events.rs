@@ -108,6 +108,10 @@ pub struct WatchConfig {
     /// A car whose OEM pushed its state is not read again for this long, ms (the pushes
     /// keep it fresh; reads resume when they stop). Default 300000.
     pub pushed_quiet_ms: u64,
+    /// A watched car that sleeps (or is offline) is read ever less often: the pause
+    /// doubles with each such reading, up to this, ms (a grant's car: up to twice its
+    /// period, the delivery is on). Default 600000.
+    pub asleep_max_period_ms: u64,
 }
 
 impl Default for WatchConfig {
@@ -119,6 +123,7 @@ impl Default for WatchConfig {
             move_m: 50.0,
             max_watch_s: 86_400,
             pushed_quiet_ms: 300_000,
+            asleep_max_period_ms: 600_000,
         }
     }
 }

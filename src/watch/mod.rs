@@ -134,6 +134,8 @@ pub struct Watches {
     next_read: Mutex<HashMap<String, tokio::time::Instant>>,
     /// The cars being read now.
     reading: Mutex<std::collections::HashSet<String>>,
+    /// How many readings in a row found each car asleep or offline.
+    away: Mutex<HashMap<String, u32>>,
 }
 
 impl Watches {
@@ -155,6 +157,7 @@ impl Watches {
             settings,
             next_read: Mutex::default(),
             reading: Mutex::default(),
+            away: Mutex::default(),
         }
     }
 
@@ -206,8 +209,8 @@ impl Watches {
     }
 
     /// The cars watched now: those a tenant watches, and every car of a grant in use
-    /// (from its window's start until its relock is confirmed).
-    async fn watched(&self) -> Result<Vec<String>, StoreError> {
+    /// (from its window's start until its relock is confirmed); and the latter apart.
+    async fn watched(&self) -> Result<(Vec<String>, Vec<String>), StoreError> {
         let t = now();
         let mut cars: Vec<String> = self
             .store
@@ -216,16 +219,19 @@ impl Watches {
             .into_iter()
             .map(|w| w.vehicle_id)
             .collect();
-        cars.extend(
-            self.store
-                .grants_in_use(self.grants.clock.now())
-                .await?
-                .into_iter()
-                .map(|g| g.vehicle_id),
-        );
+        let mut delivering: Vec<String> = self
+            .store
+            .grants_in_use(self.grants.clock.now())
+            .await?
+            .into_iter()
+            .map(|g| g.vehicle_id)
+            .collect();
+        delivering.sort();
+        delivering.dedup();
+        cars.extend(delivering.iter().cloned());
         cars.sort();
         cars.dedup();
-        Ok(cars)
+        Ok((cars, delivering))
     }
 
     /// The watched cars' records (the fleet keeps them for a while).
@@ -244,7 +250,7 @@ impl Watches {
     /// Starts a read of every watched car that is due and not being read already, each
     /// in its own task (a slow OEM holds up no other car); returns how many started.
     pub async fn tick(self: &Arc<Self>) -> usize {
-        let cars = match self.watched().await {
+        let (cars, delivering) = match self.watched().await {
             Ok(cars) => cars,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the watches");
@@ -253,6 +259,7 @@ impl Watches {
         };
         // `cars` is sorted.
         lock(&self.next_read).retain(|id, _| cars.binary_search(id).is_ok());
+        lock(&self.away).retain(|id, _| cars.binary_search(id).is_ok());
         let vehicles = self.vehicles(&cars).await;
         let mut per_oem: HashMap<&str, usize> = HashMap::new();
         for v in &vehicles {
@@ -272,8 +279,12 @@ impl Watches {
                 next.insert(v.id.clone(), at + period);
             }
             let (this, v) = (self.clone(), v.clone());
+            let longest = match delivering.binary_search(&v.id) {
+                Ok(_) => period * 2,
+                Err(_) => Duration::from_millis(self.settings.asleep_max_period_ms),
+            };
             tokio::spawn(async move {
-                this.watch_once(&v, period).await;
+                this.watch_once(&v, period, longest).await;
                 lock(&this.reading).remove(&v.id);
             });
             started += 1;
@@ -300,8 +311,9 @@ impl Watches {
     }
 
     /// Reads one car (in a cluster: if this replica holds its watch lease for the
-    /// period) and emits what changed.
-    async fn watch_once(&self, v: &VehicleRecord, period: Duration) {
+    /// period) and emits what changed. A car found asleep or offline is next read after
+    /// a pause that doubles with each such reading, up to `longest`.
+    async fn watch_once(&self, v: &VehicleRecord, period: Duration, longest: Duration) {
         if self.cluster.shared {
             let lease = Lease {
                 holder: self.cluster.replica.clone(),
@@ -320,6 +332,26 @@ impl Watches {
             return;
         };
         let reading = read::reading(&oem).await;
+        let away = reading
+            .connectivity
+            .is_some_and(|c| c != state::Connectivity::Online);
+        let streak = {
+            let mut streaks = lock(&self.away);
+            match away {
+                true => {
+                    let n = streaks.entry(v.id.clone()).or_default();
+                    *n += 1;
+                    *n
+                }
+                false => {
+                    streaks.remove(&v.id);
+                    0
+                }
+            }
+        };
+        if let Some(pause) = backoff(period, streak, longest) {
+            lock(&self.next_read).insert(v.id.clone(), tokio::time::Instant::now() + pause);
+        }
         self.emit(v, &reading).await;
     }
 
@@ -400,11 +432,40 @@ impl Watches {
     }
 }
 
+/// The pause before the next read of a car found asleep or offline `streak` times in a
+/// row: the period doubled per reading, at most `longest` (never less than the period);
+/// `None` while it is not away.
+fn backoff(period: Duration, streak: u32, longest: Duration) -> Option<Duration> {
+    (streak > 0).then(|| {
+        let doubled = period.saturating_mul(1 << streak.min(16));
+        doubled.min(longest.max(period))
+    })
+}
+
 /// Reads watched cars every `watch.tick_ms` until the task is dropped.
 pub async fn run(watches: Arc<Watches>) {
     let tick = Duration::from_millis(watches.settings.tick_ms);
     loop {
         watches.tick().await;
         tokio::time::sleep(tick).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sleeping_car_is_read_ever_less_often_up_to_the_longest_pause() {
+        let (p, longest) = (Duration::from_secs(30), Duration::from_secs(600));
+        assert_eq!(backoff(p, 0, longest), None, "awake: the period");
+        let pauses: Vec<u64> = (1..=7)
+            .map(|n| backoff(p, n, longest).unwrap().as_secs())
+            .collect();
+        assert_eq!(pauses, [60, 120, 240, 480, 600, 600, 600]);
+        // A grant's car: at most twice the period; never less than the period.
+        assert_eq!(backoff(p, 9, p * 2), Some(p * 2));
+        assert_eq!(backoff(p, 1, Duration::ZERO), Some(p));
+        assert_eq!(backoff(p, u32::MAX, longest), Some(longest));
     }
 }

@@ -18,6 +18,8 @@ async fn env() -> Env {
         .configure(|c| {
             c.watch.tick_ms = 20;
             c.watch.min_period_ms = 100;
+            // A sleeping car's reads back off to at most this (the default is minutes).
+            c.watch.asleep_max_period_ms = 400;
         })
         .start()
         .await
