@@ -170,7 +170,7 @@ impl World {
     /// A world with `cars`, each with its own random source derived from `seed`.
     pub fn new(seed: u64, cars: Vec<Car>) -> Arc<Self> {
         let mut clock_rng = Rng::new(seed ^ 0xC10C);
-        let clouds = ["bmw", "tesla", "smartcar"]
+        let mut clouds: BTreeMap<String, SimClock> = ["bmw", "tesla"]
             .into_iter()
             .map(|oem| (oem.to_string(), SimClock::seeded(&mut clock_rng)))
             .collect();
@@ -185,6 +185,8 @@ impl World {
                 (c.vin.clone(), off)
             })
             .collect();
+        // Drawn last, so a seed of the two-OEM world draws as it always did.
+        clouds.insert("smartcar".into(), SimClock::seeded(&mut clock_rng));
         let rngs = cars
             .iter()
             .enumerate()
