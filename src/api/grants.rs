@@ -190,6 +190,42 @@ pub async fn one(
     Ok(Json(view(&g, gw.grants.clock.now())))
 }
 
+/// A grant and everything that happened to it, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = GrantTimeline)]
+pub struct TimelineView {
+    /// The grant now.
+    pub grant: GrantView,
+    /// Its events in order: the grant's own (`grant.*`), the commands sent for it
+    /// (`command.*` whose `reference` is the grant: the courier's unlocks, keyway's
+    /// relocks) and each change of its car while the grant was in use
+    /// (`vehicle.state_changed`).
+    pub events: Vec<crate::events::EventView>,
+}
+
+/// A grant's timeline: everything that happened to one delivery, in order (for the
+/// delivery app's notifications to its customer).
+#[utoipa::path(
+    get,
+    path = "/v1/grants/{id}/timeline",
+    tag = "grants",
+    operation_id = "getGrantTimeline",
+    params(("id" = String, Path, description = "The grant (`grt_…`)")),
+    responses((status = 200, description = "The grant and its events", body = TimelineView), GrantProblems),
+    security(("bearer" = ["grants:write"]))
+)]
+pub async fn timeline(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<TimelineView>, ApiError> {
+    let (g, events) = gw.grants.timeline(&caller, &id).await?;
+    Ok(Json(TimelineView {
+        grant: view(&g, gw.grants.clock.now()),
+        events: events.iter().map(crate::events::view).collect(),
+    }))
+}
+
 /// Revoke a grant (an open car is relocked). The grant stays readable as `revoked`,
 /// with its relock, which is why revoking is a `POST` and not a `DELETE`: after a
 /// `DELETE` a resource is gone, and the owner needs to see the relock finish.

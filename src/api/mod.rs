@@ -74,6 +74,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/v1/oauth/callback", get(accounts::callback))
         .route("/v1/grants", post(grants::create).get(grants::list))
         .route("/v1/grants/{id}", get(grants::one))
+        .route("/v1/grants/{id}/timeline", get(grants::timeline))
         .route("/v1/grants/{id}/revoke", post(grants::revoke))
         .route("/v1/grants/{id}/unlock", post(grants::unlock))
         .route("/v1/grants/{id}/complete", post(grants::complete))

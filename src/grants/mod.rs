@@ -38,6 +38,7 @@ use crate::vehicles::Fleet;
 mod error;
 mod moved;
 mod relock;
+mod timeline;
 mod unlock;
 mod view;
 

@@ -233,6 +233,15 @@ pub trait EventStore: Send + Sync + 'static {
         seq: i64,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError>;
+    /// Up to `limit` of the tenant's events about `vehicle_id` from `since` on, in order
+    /// (a grant's timeline).
+    async fn vehicle_events_since(
+        &self,
+        tenant: &str,
+        vehicle_id: &str,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError>;
     /// One event by `seq`.
     async fn event(&self, seq: i64) -> Result<Option<EventRecord>, StoreError>;
     /// Records a webhook subscription.

@@ -368,6 +368,71 @@ async fn the_car_relocks_at_relock_after_s_and_the_lock_is_read_back() {
     }
 }
 
+/// A grant's timeline is the delivery in order: created, the courier's unlock command
+/// and `grant.unlocked`, keyway's relock command and `grant.relocked` — and nothing of
+/// the car that was not done for the grant. Only the grant's creator reads it.
+#[tokio::test]
+async fn a_grants_timeline_tells_the_delivery_in_order() {
+    let env = env().await;
+    let courier = courier(&env);
+    let g = grant(&env, json!({})).await;
+    let id = g["id"].as_str().unwrap();
+    // The service locks the car itself before the delivery: not the grant's.
+    let own = env
+        .post(
+            &format!("/v1/vehicles/{}/lock", env.by_vin(CAR).id),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    assert_eq!(own.status, 200, "{:#}", own.json);
+    assert_eq!(unlock(&env, id, &courier).await.status, 200);
+    env.demo
+        .gateway
+        .grants
+        .clock
+        .advance(Duration::from_secs(120));
+    settled(&env, id).await;
+    wait_event(&env, "grant.relocked").await;
+
+    let path = format!("/v1/grants/{id}/timeline");
+    let t = env.get(&path, Some(&env.demo.token)).await;
+    assert_eq!(t.status, 200, "{:#}", t.json);
+    assert_eq!(t.json["grant"]["id"], id);
+    let events = t.json["events"].as_array().unwrap();
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let at = |kind: &str| {
+        kinds
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or_else(|| panic!("no {kind}: {kinds:?}"))
+    };
+    assert!(at("grant.created") < at("grant.unlocked"), "{kinds:?}");
+    assert!(at("grant.unlocked") < at("grant.relocked"), "{kinds:?}");
+    let commands: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "command.succeeded")
+        .collect();
+    let actions: Vec<&str> = commands
+        .iter()
+        .map(|e| e["data"]["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["unlock", "lock"],
+        "the courier's unlock and the relock: {kinds:?}"
+    );
+    assert!(
+        commands.iter().all(|e| e["command_id"] != own.json["id"]),
+        "the service's own lock is not the grant's"
+    );
+    // The courier uses the grant but does not read its timeline.
+    let c = env.get(&path, Some(&courier)).await;
+    c.assert_problem(403, "forbidden");
+}
+
 #[tokio::test]
 async fn an_owed_relock_survives_a_gateway_restart() {
     let mut env = env().await;

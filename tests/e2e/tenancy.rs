@@ -53,6 +53,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("POST", "/v1/grants", "404 on the first tenant's car"),
     ("GET", "/v1/grants", "404 for the first tenant's car"),
     ("GET", "/v1/grants/{id}", "404"),
+    ("GET", "/v1/grants/{id}/timeline", "404"),
     ("POST", "/v1/grants/{id}/revoke", "404"),
     ("POST", "/v1/grants/{id}/unlock", "404"),
     ("POST", "/v1/grants/{id}/complete", "404"),
@@ -253,6 +254,7 @@ async fn another_tenant_reaches_nothing_of_the_first() {
         (Method::DELETE, format!("/v1/accounts/{account}")),
         (Method::GET, format!("/v1/grants?vehicle_id={car}")),
         (Method::GET, format!("/v1/grants/{grant}")),
+        (Method::GET, format!("/v1/grants/{grant}/timeline")),
         (Method::POST, format!("/v1/grants/{grant}/revoke")),
         (Method::POST, format!("/v1/grants/{grant}/unlock")),
         (Method::POST, format!("/v1/grants/{grant}/complete")),
@@ -345,7 +347,7 @@ async fn another_tenant_reaches_nothing_of_the_first() {
         "the first tenant still sees every account it linked"
     );
     eprintln!("cross-tenant attempts refused: {}", refused);
-    assert_eq!(refused, 19);
+    assert_eq!(refused, 20);
     // The first tenant's watch stands.
     let mine = env.get("/v1/watches", Some(&a)).await;
     assert_eq!(

@@ -102,6 +102,26 @@ impl EventStore for SqlStore {
         }
         self.all(q, event_from).await
     }
+    async fn vehicle_events_since(
+        &self,
+        tenant: &str,
+        vehicle_id: &str,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.all(
+            sqlx::query(
+                "SELECT * FROM events WHERE tenant = $1 AND vehicle_id = $2 AND created_at >= $3
+                    ORDER BY tenant_seq LIMIT $4",
+            )
+            .bind(tenant)
+            .bind(vehicle_id)
+            .bind(to_ms(since))
+            .bind(i64::from(limit)),
+            event_from,
+        )
+        .await
+    }
     async fn event(&self, seq: i64) -> Result<Option<EventRecord>, StoreError> {
         self.one(
             sqlx::query("SELECT * FROM events WHERE seq = $1").bind(seq),

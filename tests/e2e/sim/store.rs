@@ -354,6 +354,19 @@ impl EventStore for SimStore {
         self.guard(self.inner.events_after(tenant, vehicles, seq, limit))
             .await
     }
+    async fn vehicle_events_since(
+        &self,
+        tenant: &str,
+        vehicle_id: &str,
+        since: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.guard(
+            self.inner
+                .vehicle_events_since(tenant, vehicle_id, since, limit),
+        )
+        .await
+    }
     async fn event(&self, seq: i64) -> Result<Option<EventRecord>, StoreError> {
         self.guard(self.inner.event(seq)).await
     }
