@@ -509,12 +509,6 @@ impl Adapter for BmwAdapter {
         parse_event_status(resp.body())
     }
 
-    async fn wake(&self, _cx: &Call, _v: &VehicleRef) -> Result<(), OemError> {
-        Err(OemError::NotCapable {
-            what: "wake a vehicle (BMW queues commands for sleeping cars itself)".into(),
-        })
-    }
-
     /// The vehicle finder, for a car whose state has no position: a remote service
     /// whose event, once `EXECUTED`, has the position the car sent.
     async fn request_location(&self, cx: &Call, v: &VehicleRef) -> Result<Pending, OemError> {

@@ -30,18 +30,25 @@ pub trait Adapter: Send + Sync + 'static {
     /// Sends a lock or unlock.
     async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError>;
 
-    /// Polls an accepted asynchronous command.
+    /// Polls an accepted asynchronous command. Default: not capable (an OEM whose
+    /// commands are synchronous never answers `Sent::Pending`).
     async fn poll(
         &self,
-        cx: &Call,
-        v: &VehicleRef,
-        c: Command,
-        p: &Pending,
-    ) -> Result<Progress, OemError>;
+        _cx: &Call,
+        _v: &VehicleRef,
+        _c: Command,
+        _p: &Pending,
+    ) -> Result<Progress, OemError> {
+        not_capable("poll a command (this OEM's commands are synchronous)")
+    }
 
     /// Asks a sleeping vehicle to wake. `Ok(())` means it is online now;
     /// `Err(OemError::Asleep)` means it is still waking: the core asks again later.
-    async fn wake(&self, cx: &Call, v: &VehicleRef) -> Result<(), OemError>;
+    /// Default: not capable (the OEM has no wake-up, or reaches a sleeping car itself);
+    /// the core calls it only where the adapter declares `Capability::Wake`.
+    async fn wake(&self, _cx: &Call, _v: &VehicleRef) -> Result<(), OemError> {
+        not_capable("wake a vehicle (this OEM has no wake-up)")
+    }
 
     /// How this car takes commands, as far as the adapter knows now (Tesla: signed or
     /// REST, and whether the car knows keyway's key). `None`: the OEM has one way only.

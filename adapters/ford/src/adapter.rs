@@ -502,12 +502,6 @@ impl Adapter for FordAdapter {
     ) -> Result<Progress, OemError> {
         parse_progress(self.telemetry(cx, v).await?.body(), c, &p.handle)
     }
-
-    async fn wake(&self, _cx: &Call, _v: &VehicleRef) -> Result<(), OemError> {
-        Err(OemError::NotCapable {
-            what: "wake a vehicle (Ford commands carry wakeUp: true)".into(),
-        })
-    }
 }
 
 pub mod legacy;

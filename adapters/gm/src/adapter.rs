@@ -475,12 +475,6 @@ impl Adapter for GmAdapter {
         progress(&self.status(cx, p).await?)
     }
 
-    async fn wake(&self, _cx: &Call, _v: &VehicleRef) -> Result<(), OemError> {
-        Err(OemError::NotCapable {
-            what: "wake a vehicle (OnStar reaches a sleeping car itself)".into(),
-        })
-    }
-
     async fn request_location(&self, cx: &Call, v: &VehicleRef) -> Result<Pending, OemError> {
         self.start(cx, "location", v, serde_json::json!({}), false)
             .await

@@ -564,12 +564,6 @@ impl Adapter for HyundaiAdapter {
         let path = format!("/api/v1/spa/notifications/{}/records", v.oem_id);
         parse_records(self.get(cx, &path).await?.body(), &p.handle)
     }
-
-    async fn wake(&self, _cx: &Call, _v: &VehicleRef) -> Result<(), OemError> {
-        Err(OemError::NotCapable {
-            what: "wake a vehicle (the SPA API has no wake-up)".into(),
-        })
-    }
 }
 
 #[cfg(test)]

@@ -21,8 +21,8 @@ use keyway_adapter::error::parse_retry_after;
 use keyway_adapter::http::{body_excerpt, check, fix, join, parse_body};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
-    DoorPosition, Limits, Location, OAuthProfile, OemError, OemTiming, OemVehicle, Pending,
-    Progress, SecurityState, Sent, Stamps, VehicleRef,
+    DoorPosition, Limits, Location, OAuthProfile, OemError, OemTiming, OemVehicle, SecurityState,
+    Sent, Stamps, VehicleRef,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -407,24 +407,6 @@ impl Adapter for SmartcarAdapter {
         secret: &keyway_adapter::Secret,
     ) -> Result<keyway_adapter::Pushed, keyway_adapter::PushError> {
         crate::push::read(headers, body, secret)
-    }
-
-    async fn poll(
-        &self,
-        _cx: &Call,
-        _v: &VehicleRef,
-        _c: Command,
-        _p: &Pending,
-    ) -> Result<Progress, OemError> {
-        Err(OemError::NotCapable {
-            what: "command polling (Smartcar v2.0 commands are synchronous)".into(),
-        })
-    }
-
-    async fn wake(&self, _cx: &Call, _v: &VehicleRef) -> Result<(), OemError> {
-        Err(OemError::NotCapable {
-            what: "wake a vehicle (Smartcar has no wake-up)".into(),
-        })
     }
 }
 

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use keyway_adapter::http::{check, fix, invalid, join, parse_body};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Connectivity,
-    Delivered, Door, DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending,
-    Progress, SecurityState, Sent, VehicleRef, vin_model_year,
+    Delivered, Door, DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle,
+    SecurityState, Sent, VehicleRef, vin_model_year,
 };
 use serde::Deserialize;
 use std::time::Duration;
@@ -490,18 +490,6 @@ impl Adapter for TeslaAdapter {
             }
         })
         .await
-    }
-
-    async fn poll(
-        &self,
-        _cx: &Call,
-        _v: &VehicleRef,
-        _c: Command,
-        _p: &Pending,
-    ) -> Result<Progress, OemError> {
-        Err(OemError::NotCapable {
-            what: "command polling (Tesla commands are synchronous)".into(),
-        })
     }
 
     async fn wake(&self, cx: &Call, v: &VehicleRef) -> Result<(), OemError> {

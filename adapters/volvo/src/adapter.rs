@@ -19,8 +19,8 @@ use keyway_adapter::error::parse_retry_after;
 use keyway_adapter::http::{body_excerpt, check, fix, invalid, join, no_fix, parse_body};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
-    DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress, Secret,
-    SecurityState, Sent, VehicleRef,
+    DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Secret, SecurityState,
+    Sent, VehicleRef,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -460,24 +460,6 @@ impl Adapter for VolvoAdapter {
             .body(Bytes::from_static(b"{}"));
         let resp = check(cx.send(req).await?, true, classify)?;
         parse_invoked(resp.body())
-    }
-
-    async fn poll(
-        &self,
-        _cx: &Call,
-        _v: &VehicleRef,
-        _c: Command,
-        _p: &Pending,
-    ) -> Result<Progress, OemError> {
-        Err(OemError::NotCapable {
-            what: "command polling (Volvo commands are synchronous)".into(),
-        })
-    }
-
-    async fn wake(&self, _cx: &Call, _v: &VehicleRef) -> Result<(), OemError> {
-        Err(OemError::NotCapable {
-            what: "wake a vehicle (the Connected Vehicle API has no wake-up)".into(),
-        })
     }
 }
 
