@@ -11,6 +11,9 @@
 
 pub mod histogram;
 pub mod local;
+pub mod watch;
+
+pub use watch::{watch_requests, watched_cars};
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -190,6 +193,7 @@ struct Metrics {
     limits_degraded: Family<Kind, Counter>,
     redis_up: Arc<RedisUp>,
     taken_over: Counter,
+    watching: watch::Watching,
 }
 
 impl Metrics {
@@ -217,6 +221,7 @@ impl Metrics {
             limits_degraded: Family::default(),
             redis_up: Arc::new(RedisUp(AtomicI64::new(-1))),
             taken_over: Counter::default(),
+            watching: watch::Watching::default(),
         };
         m.register()
     }
@@ -326,6 +331,7 @@ impl Metrics {
             "Pending commands this replica took over after their lease lapsed",
             self.taken_over.clone(),
         );
+        self.watching.register(r);
         self
     }
 }

@@ -136,6 +136,8 @@ pub struct Watches {
     reading: Mutex<std::collections::HashSet<String>>,
     /// How many readings in a row found each car asleep or offline.
     away: Mutex<HashMap<String, u32>>,
+    /// The OEMs whose watched cars were last counted.
+    counted: Mutex<std::collections::HashSet<&'static str>>,
 }
 
 impl Watches {
@@ -158,6 +160,7 @@ impl Watches {
             next_read: Mutex::default(),
             reading: Mutex::default(),
             away: Mutex::default(),
+            counted: Mutex::default(),
         }
     }
 
@@ -265,6 +268,7 @@ impl Watches {
         for v in &vehicles {
             *per_oem.entry(v.oem.as_str()).or_default() += 1;
         }
+        self.count(&per_oem);
         let at = tokio::time::Instant::now();
         let mut started = 0;
         for v in &vehicles {
@@ -290,6 +294,21 @@ impl Watches {
             started += 1;
         }
         started
+    }
+
+    /// Publishes how many cars of each OEM are watched (an OEM no longer watched: 0).
+    fn count(&self, per_oem: &HashMap<&str, usize>) {
+        let mut counted = lock(&self.counted);
+        for oem in counted.iter().filter(|o| !per_oem.contains_key(**o)) {
+            crate::metrics::watched_cars(oem, 0);
+        }
+        counted.clear();
+        for (oem, n) in per_oem {
+            if let Some(info) = crate::registry::info(oem) {
+                crate::metrics::watched_cars(info.oem, *n);
+                counted.insert(info.oem);
+            }
+        }
     }
 
     /// The pause between two reads of a car of `v`'s OEM when `cars` of them are watched:
@@ -331,7 +350,8 @@ impl Watches {
         let Ok(oem) = self.fleet.oem(v) else {
             return;
         };
-        let reading = read::reading(&oem).await;
+        let (reading, asked) = read::reading(&oem).await;
+        crate::metrics::watch_requests(oem.adapter().info().oem, asked);
         let away = reading
             .connectivity
             .is_some_and(|c| c != state::Connectivity::Online);

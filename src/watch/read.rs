@@ -38,10 +38,13 @@ fn connectivity_of(e: &CallError) -> Option<Connectivity> {
     }
 }
 
-/// Reads what the car shows now without waking it.
-pub async fn reading(oem: &OemCall<'_>) -> Reading {
+/// Reads what the car shows now without waking it; also how many OEM requests that
+/// took.
+pub async fn reading(oem: &OemCall<'_>) -> (Reading, usize) {
     let mut r = Reading::default();
+    let mut asked = 0;
     if sleeps(oem) {
+        asked += 1;
         let c = oem
             .call("connectivity", |cx, adapter, car| async move {
                 adapter.connectivity(&cx, &car).await
@@ -52,10 +55,11 @@ pub async fn reading(oem: &OemCall<'_>) -> Reading {
             Err(e) => r.connectivity = connectivity_of(&e),
         }
         if r.connectivity.is_some_and(|c| c != Connectivity::Online) {
-            return r;
+            return (r, asked);
         }
     }
     if oem.can(Capability::Security) {
+        asked += 1;
         let s = oem
             .call("security", |cx, adapter, car| async move {
                 adapter.security(&cx, &car).await
@@ -66,12 +70,13 @@ pub async fn reading(oem: &OemCall<'_>) -> Reading {
             Err(e) => {
                 r.connectivity = connectivity_of(&e).or(r.connectivity);
                 if r.connectivity.is_some_and(|c| c != Connectivity::Online) {
-                    return r;
+                    return (r, asked);
                 }
             }
         }
     }
     if reads_position(oem) {
+        asked += 1;
         let l = oem
             .call("location", |cx, adapter, car| async move {
                 adapter.locate(&cx, &car).await
@@ -82,5 +87,5 @@ pub async fn reading(oem: &OemCall<'_>) -> Reading {
             Err(e) => r.connectivity = connectivity_of(&e).or(r.connectivity),
         }
     }
-    r
+    (r, asked)
 }

@@ -219,6 +219,15 @@ async fn each_change_of_a_watched_car_arrives_once_without_a_wake_up() {
         let seen = changes(&env, &v.id).await.len();
         assert_eq!(seen, 2, "{oem}: each change once");
         assert_eq!(wakes(&env, oem), 0, "{oem}: watching woke the car");
+        // What watching costs shows per OEM (the registry is the process's: other tests'
+        // reads may add to it, never take away).
+        let asked = keyway::metrics::counter("keyway_watch_requests_total", &[("oem", oem)]);
+        assert!(asked >= 2, "{oem}: watch requests counted: {asked}");
+        let text = keyway::metrics::render();
+        assert!(
+            text.contains(&format!("keyway_watched_cars{{oem=\"{oem}\"}}")),
+            "{oem}"
+        );
     }
     // A drive, where the OEM answers the position directly.
     let volvo = &cars[1];
