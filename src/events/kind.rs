@@ -45,7 +45,8 @@ kinds! {
     GrantCompleted = "grant.completed",
     /// A grant was revoked.
     GrantRevoked = "grant.revoked",
-    /// A grant's car was relocked (confirmed).
+    /// A grant's car was relocked (confirmed): by keyway's relock, or by the owner's own
+    /// lock read back after the grant's unlock (`relocked_by`).
     GrantRelocked = "grant.relocked",
     /// A grant's relock could not be confirmed.
     GrantRelockFailed = "grant.relock_failed",

@@ -37,6 +37,7 @@ use crate::vehicles::Fleet;
 
 mod error;
 mod moved;
+mod owner;
 mod relock;
 mod timeline;
 mod unlock;

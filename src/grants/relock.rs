@@ -202,7 +202,7 @@ impl Grants {
     }
 
     /// How long until a watched grant's car is looked at again.
-    async fn watch_pause(&self, g: &GrantRecord) -> Duration {
+    pub(super) async fn watch_pause(&self, g: &GrantRecord) -> Duration {
         let lag = match self.store.vehicle(&g.vehicle_id).await {
             Ok(Some(v)) => self.commands.timing_of(&v.oem).state_lag,
             _ => Duration::from_secs(60),

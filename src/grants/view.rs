@@ -154,6 +154,10 @@ pub struct GrantEvent<'a> {
     command_id: Option<&'a str>,
     #[serde(flatten)]
     view: GrantView,
+    /// `grant.relocked` only: who locked the car — `keyway` (its relock command) or
+    /// `owner` (the owner's own lock, read back after the grant's unlock).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relocked_by: Option<&'static str>,
 }
 
 impl<'a> GrantEvent<'a> {
@@ -169,7 +173,14 @@ impl<'a> GrantEvent<'a> {
             grant,
             command_id,
             view: view(grant, now),
+            relocked_by: (kind == Kind::GrantRelocked).then_some("keyway"),
         }
+    }
+
+    /// The relock was the owner's own lock, not keyway's command.
+    pub fn by_owner(mut self) -> Self {
+        self.relocked_by = Some("owner");
+        self
     }
 }
 

@@ -433,6 +433,11 @@ impl Watches {
                             !hooks.is_empty(),
                         );
                     }
+                    if changed.contains(&state::LOCKED)
+                        && next.lock.as_ref().is_some_and(|l| l.locked == Some(true))
+                    {
+                        self.grants.vehicle_locked(v).await;
+                    }
                     if changed.contains(&state::LOCATION)
                         && let (Some(a), Some(b)) = (&previous.location, &next.location)
                     {

@@ -433,6 +433,71 @@ async fn a_grants_timeline_tells_the_delivery_in_order() {
     c.assert_problem(403, "forbidden");
 }
 
+/// The owner locks the car themselves a while after the courier's unlock: the watcher
+/// (which reads every grant's car in use) sees it, a fresh read confirms it after the
+/// unlock, and the grant's relock is settled without a lock command of keyway's —
+/// `grant.relocked` with `relocked_by: "owner"` — then watched for a late unlock.
+#[tokio::test]
+async fn the_owners_own_lock_settles_the_relock() {
+    let env = Env::builder()
+        .mocks(&["tesla"])
+        .configure(|c| {
+            c.grants.tick_ms = 10;
+            c.watch.tick_ms = 20;
+            c.watch.min_period_ms = 100;
+        })
+        .start()
+        .await;
+    let courier = courier(&env);
+    let g = grant(&env, json!({})).await;
+    let id = g["id"].as_str().unwrap();
+    assert_eq!(unlock(&env, id, &courier).await.status, 200);
+    assert!(!locked(&env));
+    // A while later (the OEM's declared state lag: a read after it shows the car as it
+    // is since the unlock), the owner locks it with the key fob.
+    let lag = env
+        .demo
+        .gateway
+        .registry
+        .get("tesla")
+        .unwrap()
+        .timing
+        .state_lag;
+    tokio::time::sleep(lag).await;
+    keyway_adapter::mock::MockControl::set_locked(env.demo.tesla(), CAR, true);
+    let store = &env.demo.gateway.store;
+    let mut settled = None;
+    for _ in 0..1200 {
+        let g = store.grant(id).await.unwrap().unwrap();
+        if g.relock_state != RelockState::Due {
+            settled = Some(g);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let g = settled.expect("the relock was never settled");
+    assert_eq!(g.relock_state, RelockState::Watching, "{g:?}");
+    assert_eq!(g.relock_attempts, 0, "keyway sent no relock");
+    let journal = env.demo.tesla().journal.entries();
+    assert!(
+        !journal
+            .iter()
+            .any(|e| e.path.ends_with("/command/door_lock")),
+        "no lock command was sent"
+    );
+    wait_event(&env, "grant.relocked").await;
+    let relocked = store
+        .events_after(common::DEMO_TENANT, None, 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "grant.relocked")
+        .unwrap();
+    let data: Value = serde_json::from_str(&relocked.data).unwrap();
+    assert_eq!(data["relocked_by"], "owner", "{data:#}");
+    assert_eq!(relocked.command_id, None);
+}
+
 #[tokio::test]
 async fn an_owed_relock_survives_a_gateway_restart() {
     let mut env = env().await;

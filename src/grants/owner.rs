@@ -1,0 +1,106 @@
+//! The owner's lock as the relock: after a grant's unlock, the owner locking the car
+//! themselves (the OEM's app, a key fob) settles the relock the grant owes — no command
+//! is sent. The watcher reads every grant's car while it is in use and tells
+//! [`Grants::vehicle_locked`] when it sees the car locked. The evidence is the one
+//! keyway's own relock needs: a fresh read showing the car locked, certainly observed
+//! after the grant's last unlock was sent. Then the grant watches for a late unlock, as
+//! after any relock, and `grant.relocked` says `relocked_by: "owner"`.
+
+use keyway_adapter::Command;
+
+use super::Grants;
+use crate::audit::Decision;
+use crate::events::Kind;
+use crate::store::{RelockState, VehicleRecord};
+use crate::sync::lock;
+
+impl Grants {
+    /// `v` was seen locked: each of its grants that still owes a relock counts it as
+    /// done when a fresh read shows the car locked after the grant's last unlock.
+    pub async fn vehicle_locked(&self, v: &VehicleRecord) {
+        let owed: Vec<_> = match self.store.grants_for_vehicle(&v.tenant, &v.id).await {
+            Ok(all) => all
+                .into_iter()
+                .filter(|g| g.relock_state == RelockState::Due)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(vehicle = %v.id, error = %e, "could not read the car's grants");
+                return;
+            }
+        };
+        let Some(since) = owed.iter().map(|g| g.created_at).min() else {
+            return;
+        };
+        let Some(seen) = self.commands.look_at(v).await.filter(|o| o.locked) else {
+            return;
+        };
+        let timing = self.commands.timing_of(&v.oem);
+        let sent = match self.store.commands_sent_since(&v.id, since).await {
+            Ok(sent) => sent,
+            Err(e) => {
+                tracing::warn!(vehicle = %v.id, error = %e, "could not read the car's commands");
+                return;
+            }
+        };
+        for g in owed {
+            let last_unlock = sent
+                .iter()
+                .filter(|c| c.action == Command::Unlock && c.reference.as_deref() == Some(&g.id))
+                .filter_map(|c| c.sent_at)
+                .max();
+            let Some(unlocked) = last_unlock.filter(|u| seen.after(*u, &timing)) else {
+                continue;
+            };
+            // A lock of keyway's own for the grant sent since (whose answer was lost, say)
+            // may be what locked it.
+            let ours = sent.iter().any(|c| {
+                c.action == Command::Lock
+                    && c.reference.as_deref() == Some(&g.id)
+                    && c.sent_at.is_some_and(|s| s > unlocked)
+            });
+            // A relock of keyway's own under way settles it itself.
+            if !lock(&self.relocking).insert(g.id.clone()) {
+                continue;
+            }
+            self.relocked_seen(&g.id, !ours).await;
+            lock(&self.relocking).remove(&g.id);
+        }
+    }
+
+    /// Records grant `id`'s relock as seen (the owner's lock when `by_owner`), if it is
+    /// still owed.
+    async fn relocked_seen(&self, id: &str, by_owner: bool) {
+        let Ok(Some(mut g)) = self.store.grant(id).await else {
+            return;
+        };
+        if g.relock_state != RelockState::Due {
+            return;
+        }
+        let t = crate::store::now();
+        g.relock_state = RelockState::Watching;
+        g.relocked_at = Some(t);
+        g.updated_at = t;
+        g.relock_due_at = Some(self.clock.now() + self.watch_pause(&g).await);
+        if let Err(e) = self.store.update_grant(&g).await {
+            tracing::error!(grant = %g.id, error = %e, "could not record the owner's relock");
+            return;
+        }
+        tracing::info!(grant = %g.id, vehicle = %g.vehicle_id, by_owner, "the car was seen locked: relock settled");
+        self.audit
+            .note(Decision {
+                actor: "keyway",
+                action: "grant.relock",
+                decision: "succeeded",
+                vehicle_id: Some(&g.vehicle_id),
+                grant_id: Some(&g.id),
+                detail: Some(
+                    "read back locked after the grant's unlock, without a relock of its own",
+                ),
+                ..Decision::default()
+            })
+            .await;
+        let event = super::GrantEvent::new(Kind::GrantRelocked, &g, None, self.clock.now());
+        let event = if by_owner { event.by_owner() } else { event };
+        self.events.emit(&event).await;
+    }
+}
