@@ -54,6 +54,9 @@ kinds! {
     GrantRelockRepeated = "grant.relock_repeated",
     /// A grant's car left the grant's geofence while the grant is in use.
     GrantVehicleMoved = "grant.vehicle_moved",
+    /// A door, the trunk or the frunk of a grant's car was opened after its relock,
+    /// while keyway still watches it (`opened` names them).
+    GrantOpenedAfterRelock = "grant.opened_after_relock",
     /// An OEM account must be linked again by its owner.
     AccountReauthorizationRequired = "account.reauthorization_required",
     /// A watched car's lock, openings, position or connectivity changed.

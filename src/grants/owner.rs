@@ -4,7 +4,8 @@
 //! [`Grants::vehicle_locked`] when it sees the car locked. The evidence is the one
 //! keyway's own relock needs: a fresh read showing the car locked, certainly observed
 //! after the grant's last unlock was sent. Then the grant watches for a late unlock, as
-//! after any relock, and `grant.relocked` says `relocked_by: "owner"`.
+//! after any relock, and `grant.relocked` says `relocked_by: "owner"`. While it watches,
+//! a door, trunk or frunk opened on the relocked car is `grant.opened_after_relock`.
 
 use keyway_adapter::Command;
 
@@ -102,5 +103,28 @@ impl Grants {
         let event = super::GrantEvent::new(Kind::GrantRelocked, &g, None, self.clock.now());
         let event = if by_owner { event.by_owner() } else { event };
         self.events.emit(&event).await;
+    }
+}
+
+impl Grants {
+    /// The watcher found `opened` newly open on `v`: each of its grants relocked and
+    /// still watched tells it (`grant.opened_after_relock`).
+    pub async fn vehicle_opened(&self, v: &VehicleRecord, opened: &[keyway_adapter::DoorPosition]) {
+        let grants = match self.store.grants_for_vehicle(&v.tenant, &v.id).await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::warn!(vehicle = %v.id, error = %e, "could not read the car's grants");
+                return;
+            }
+        };
+        for g in grants
+            .iter()
+            .filter(|g| g.relock_state == RelockState::Watching)
+        {
+            tracing::warn!(grant = %g.id, vehicle = %v.id, ?opened, "opened after the relock");
+            let event =
+                super::GrantEvent::new(Kind::GrantOpenedAfterRelock, g, None, self.clock.now());
+            self.events.emit(&event.opened(opened.to_vec())).await;
+        }
     }
 }

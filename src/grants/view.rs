@@ -158,6 +158,9 @@ pub struct GrantEvent<'a> {
     /// `owner` (the owner's own lock, read back after the grant's unlock).
     #[serde(skip_serializing_if = "Option::is_none")]
     relocked_by: Option<&'static str>,
+    /// `grant.opened_after_relock` only: the openings found newly open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opened: Option<Vec<keyway_adapter::DoorPosition>>,
 }
 
 impl<'a> GrantEvent<'a> {
@@ -174,7 +177,14 @@ impl<'a> GrantEvent<'a> {
             command_id,
             view: view(grant, now),
             relocked_by: (kind == Kind::GrantRelocked).then_some("keyway"),
+            opened: None,
         }
+    }
+
+    /// Names the openings newly found open.
+    pub fn opened(mut self, opened: Vec<keyway_adapter::DoorPosition>) -> Self {
+        self.opened = Some(opened);
+        self
     }
 
     /// The relock was the owner's own lock, not keyway's command.

@@ -438,6 +438,18 @@ impl Watches {
                     {
                         self.grants.vehicle_locked(v).await;
                     }
+                    if changed.contains(&state::DOORS) {
+                        let open = |s: &Signals| s.lock.as_ref().and_then(|l| l.open.clone());
+                        let before = open(&previous).unwrap_or_default();
+                        let opened: Vec<_> = open(&next)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|d| !before.contains(d))
+                            .collect();
+                        if !opened.is_empty() {
+                            self.grants.vehicle_opened(v, &opened).await;
+                        }
+                    }
                     if changed.contains(&state::LOCATION)
                         && let (Some(a), Some(b)) = (&previous.location, &next.location)
                     {

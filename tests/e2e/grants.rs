@@ -436,7 +436,8 @@ async fn a_grants_timeline_tells_the_delivery_in_order() {
 /// The owner locks the car themselves a while after the courier's unlock: the watcher
 /// (which reads every grant's car in use) sees it, a fresh read confirms it after the
 /// unlock, and the grant's relock is settled without a lock command of keyway's —
-/// `grant.relocked` with `relocked_by: "owner"` — then watched for a late unlock.
+/// `grant.relocked` with `relocked_by: "owner"` — then watched for a late unlock; a
+/// trunk opened meanwhile is `grant.opened_after_relock`.
 #[tokio::test]
 async fn the_owners_own_lock_settles_the_relock() {
     let env = Env::builder()
@@ -445,6 +446,11 @@ async fn the_owners_own_lock_settles_the_relock() {
             c.grants.tick_ms = 10;
             c.watch.tick_ms = 20;
             c.watch.min_period_ms = 100;
+            // The relocked car stays watched for the OEM's command window: a long one, so
+            // the trunk below is opened inside it however slow the machine.
+            if let Some(t) = c.oems.get_mut("tesla") {
+                t.timing.command_window_s = Some(300);
+            }
         })
         .start()
         .await;
@@ -496,6 +502,31 @@ async fn the_owners_own_lock_settles_the_relock() {
     let data: Value = serde_json::from_str(&relocked.data).unwrap();
     assert_eq!(data["relocked_by"], "owner", "{data:#}");
     assert_eq!(relocked.command_id, None);
+
+    // While the relocked car is still watched, someone opens its trunk: the grant says so.
+    let tesla = env.demo.server("tesla").url();
+    let a = common::send(
+        &common::client(),
+        &tesla,
+        Method::PATCH,
+        &format!("/__mock/vehicles/{CAR}"),
+        None,
+        &[("content-type", "application/json")],
+        Some(json!({"doors": {"trunk": true}}).to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    wait_event(&env, "grant.opened_after_relock").await;
+    let opened = store
+        .events_after(common::DEMO_TENANT, None, 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "grant.opened_after_relock")
+        .unwrap();
+    assert_eq!(opened.grant_id.as_deref(), Some(id));
+    let data: Value = serde_json::from_str(&opened.data).unwrap();
+    assert_eq!(data["opened"], json!(["trunk"]), "{data:#}");
 }
 
 #[tokio::test]
