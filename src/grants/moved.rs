@@ -9,16 +9,22 @@ use crate::events::Kind;
 use crate::store::VehicleRecord;
 
 impl Grants {
+    /// The grants on `v` (none, with a warning, when the store cannot say: the watcher's
+    /// hooks then leave it to the next reading).
+    pub(super) async fn car_grants(&self, v: &VehicleRecord) -> Vec<crate::store::GrantRecord> {
+        self.store
+            .grants_for_vehicle(&v.tenant, &v.id)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(vehicle = %v.id, error = %e, "could not read the car's grants");
+                Vec::new()
+            })
+    }
+
     /// `v` moved from `from` to `to` (latitude, longitude): each grant in use on it whose
     /// geofence the car has just left emits `grant.vehicle_moved`.
     pub async fn vehicle_moved(&self, v: &VehicleRecord, from: (f64, f64), to: (f64, f64)) {
-        let grants = match self.store.grants_for_vehicle(&v.tenant, &v.id).await {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::warn!(vehicle = %v.id, error = %e, "could not read the car's grants");
-                return;
-            }
-        };
+        let grants = self.car_grants(v).await;
         let now = self.clock.now();
         for g in &grants {
             let in_use = matches!(status(g, now), GrantStatus::Active | GrantStatus::Exhausted);

@@ -10,7 +10,6 @@
 use keyway_adapter::Command;
 
 use super::Grants;
-use crate::audit::Decision;
 use crate::events::Kind;
 use crate::store::{RelockState, VehicleRecord};
 use crate::sync::lock;
@@ -19,16 +18,8 @@ impl Grants {
     /// `v` was seen locked: each of its grants that still owes a relock counts it as
     /// done when a fresh read shows the car locked after the grant's last unlock.
     pub async fn vehicle_locked(&self, v: &VehicleRecord) {
-        let owed: Vec<_> = match self.store.grants_for_vehicle(&v.tenant, &v.id).await {
-            Ok(all) => all
-                .into_iter()
-                .filter(|g| g.relock_state == RelockState::Due)
-                .collect(),
-            Err(e) => {
-                tracing::warn!(vehicle = %v.id, error = %e, "could not read the car's grants");
-                return;
-            }
-        };
+        let mut owed = self.car_grants(v).await;
+        owed.retain(|g| g.relock_state == RelockState::Due);
         let Some(since) = owed.iter().map(|g| g.created_at).min() else {
             return;
         };
@@ -77,32 +68,13 @@ impl Grants {
         if g.relock_state != RelockState::Due {
             return;
         }
-        let t = crate::store::now();
-        g.relock_state = RelockState::Watching;
-        g.relocked_at = Some(t);
-        g.updated_at = t;
-        g.relock_due_at = Some(self.clock.now() + self.watch_pause(&g).await);
-        if let Err(e) = self.store.update_grant(&g).await {
-            tracing::error!(grant = %g.id, error = %e, "could not record the owner's relock");
+        if let Err(e) = self.mark_relocked(&mut g, crate::store::now()).await {
+            tracing::error!(grant = %g.id, error = %e, "could not record the relock seen");
             return;
         }
         tracing::info!(grant = %g.id, vehicle = %g.vehicle_id, by_owner, "the car was seen locked: relock settled");
-        self.audit
-            .note(Decision {
-                actor: "keyway",
-                action: "grant.relock",
-                decision: "succeeded",
-                vehicle_id: Some(&g.vehicle_id),
-                grant_id: Some(&g.id),
-                detail: Some(
-                    "read back locked after the grant's unlock, without a relock of its own",
-                ),
-                ..Decision::default()
-            })
-            .await;
-        let event = super::GrantEvent::new(Kind::GrantRelocked, &g, None, self.clock.now());
-        let event = if by_owner { event.by_owner() } else { event };
-        self.events.emit(&event).await;
+        let detail = "read back locked after the grant's unlock, without a relock of its own";
+        self.note_relocked(&g, None, detail, by_owner).await;
     }
 }
 
@@ -110,14 +82,9 @@ impl Grants {
     /// The watcher found `opened` newly open on `v`: each of its grants relocked and
     /// still watched tells it (`grant.opened_after_relock`).
     pub async fn vehicle_opened(&self, v: &VehicleRecord, opened: &[keyway_adapter::DoorPosition]) {
-        let grants = match self.store.grants_for_vehicle(&v.tenant, &v.id).await {
-            Ok(all) => all,
-            Err(e) => {
-                tracing::warn!(vehicle = %v.id, error = %e, "could not read the car's grants");
-                return;
-            }
-        };
-        for g in grants
+        for g in self
+            .car_grants(v)
+            .await
             .iter()
             .filter(|g| g.relock_state == RelockState::Watching)
         {

@@ -76,25 +76,11 @@ impl Grants {
         g.updated_at = t;
         match outcome {
             Ok(command) => {
-                // Watched for a late unlock for as long as the OEM may still run one.
-                g.relock_state = RelockState::Watching;
-                g.relock_due_at = Some(self.clock.now() + self.watch_pause(&g).await);
-                g.relocked_at = Some(t);
-                if let Err(e) = self.store.update_grant(&g).await {
+                if let Err(e) = self.mark_relocked(&mut g, t).await {
                     tracing::error!(grant = %g.id, error = %e, "could not record the relock");
                 }
-                self.audit
-                    .note(Decision {
-                        actor: "keyway",
-                        action: "grant.relock",
-                        decision: "succeeded",
-                        vehicle_id: Some(&g.vehicle_id),
-                        grant_id: Some(&g.id),
-                        command_id: Some(&command),
-                        detail: Some("locked, and read back locked after the relock"),
-                    })
-                    .await;
-                self.event(Kind::GrantRelocked, &g, Some(&command)).await;
+                let detail = "locked, and read back locked after the relock";
+                self.note_relocked(&g, Some(&command), detail, false).await;
             }
             Err(why) => {
                 let last = g.relock_attempts >= self.settings.relock_max_attempts;
@@ -132,6 +118,45 @@ impl Grants {
                 }
             }
         }
+    }
+
+    /// Records `g` relocked at `t` and watched for a late unlock for as long as the OEM
+    /// may still run one.
+    pub(super) async fn mark_relocked(
+        &self,
+        g: &mut GrantRecord,
+        t: time::OffsetDateTime,
+    ) -> Result<(), crate::store::StoreError> {
+        g.relock_state = RelockState::Watching;
+        g.relock_due_at = Some(self.clock.now() + self.watch_pause(g).await);
+        g.relocked_at = Some(t);
+        g.updated_at = t;
+        self.store.update_grant(g).await
+    }
+
+    /// Audits and announces `g`'s relock: by keyway's `command`, or seen without one
+    /// (`by_owner`: the owner's own lock).
+    pub(super) async fn note_relocked(
+        &self,
+        g: &GrantRecord,
+        command: Option<&str>,
+        detail: &str,
+        by_owner: bool,
+    ) {
+        self.audit
+            .note(Decision {
+                actor: "keyway",
+                action: "grant.relock",
+                decision: "succeeded",
+                vehicle_id: Some(&g.vehicle_id),
+                grant_id: Some(&g.id),
+                command_id: command,
+                detail: Some(detail),
+            })
+            .await;
+        let event = super::GrantEvent::new(Kind::GrantRelocked, g, command, self.clock.now());
+        let event = if by_owner { event.by_owner() } else { event };
+        self.events.emit(&event).await;
     }
 
     /// Locks the car and reads the lock state back; the lock command's id, or why not.
@@ -202,7 +227,7 @@ impl Grants {
     }
 
     /// How long until a watched grant's car is looked at again.
-    pub(super) async fn watch_pause(&self, g: &GrantRecord) -> Duration {
+    async fn watch_pause(&self, g: &GrantRecord) -> Duration {
         let lag = match self.store.vehicle(&g.vehicle_id).await {
             Ok(Some(v)) => self.commands.timing_of(&v.oem).state_lag,
             _ => Duration::from_secs(60),

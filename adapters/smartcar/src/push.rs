@@ -11,6 +11,7 @@
 //! whose status is `ERROR`, or which carries no time, is left out: keyway orders news by
 //! the car's time, and a delivery it cannot order could undo a newer one.
 
+use keyway_adapter::http::fix;
 use keyway_adapter::push::{hmac_sha256_hex, hmac_sha256_hex_matches};
 use keyway_adapter::{
     Door, DoorPosition, Location, PushError, Pushed, PushedState, Secret, SecurityState,
@@ -114,11 +115,9 @@ fn state(oem_id: String, signals: Vec<Signal>) -> PushedState {
             }
             "location-preciselocation" => {
                 closure = false;
-                let (lat, lon) = (b["latitude"].as_f64(), b["longitude"].as_f64());
-                if let (Some(latitude), Some(longitude)) = (lat, lon)
-                    && (-90.0..=90.0).contains(&latitude)
-                    && (-180.0..=180.0).contains(&longitude)
-                    && (latitude, longitude) != (0.0, 0.0)
+                // A position only when it is one (`fix`: both, in range, not 0,0).
+                if let Ok((latitude, longitude)) =
+                    fix(b["latitude"].as_f64(), b["longitude"].as_f64())
                 {
                     location = Some(Location {
                         latitude,
