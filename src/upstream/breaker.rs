@@ -60,9 +60,14 @@ pub enum Admission {
     Refused(Duration),
 }
 
+/// Whether an exchange counts against the OEM's health. A `501 Not Implemented` is the
+/// OEM saying it cannot do this (Smartcar's `COMPATIBILITY`/`VEHICLE_NOT_CAPABLE` for a
+/// make it cannot command): a definite answer, not an outage, so it opens no breaker
+/// for the OEM's other cars (schemathesis's run found a Smartcar car answered `503
+/// circuit_open` after another car's `not_capable`s).
 fn failed(outcome: &Result<Response<Bytes>, TransportError>) -> bool {
     match outcome {
-        Ok(r) => r.status().is_server_error(),
+        Ok(r) => r.status().is_server_error() && r.status() != http::StatusCode::NOT_IMPLEMENTED,
         Err(TransportError::Connect(_) | TransportError::Timeout | TransportError::Io(_)) => true,
         Err(_) => false,
     }
@@ -175,6 +180,25 @@ mod tests {
             },
             "test",
         )
+    }
+
+    #[test]
+    fn not_implemented_is_an_answer_not_an_outage() {
+        let answer = |status: u16| -> Result<Response<Bytes>, TransportError> {
+            Ok(Response::builder()
+                .status(status)
+                .body(Bytes::new())
+                .unwrap())
+        };
+        assert!(
+            !failed(&answer(501)),
+            "the OEM cannot do this: a definite answer"
+        );
+        for status in [500, 502, 503, 504] {
+            assert!(failed(&answer(status)), "{status}");
+        }
+        assert!(!failed(&answer(404)));
+        assert!(failed(&Err(TransportError::Timeout)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -285,6 +285,52 @@ async fn the_breaker_opens_on_a_dead_oem_fails_fast_and_closes_after_recovery() 
     assert_eq!(read().await.status, 200);
 }
 
+/// A car Smartcar cannot command answers `501 VEHICLE_NOT_CAPABLE` every time: a definite
+/// answer, not an outage. However often it is asked, the breaker stays closed for the
+/// OEM's other cars (schemathesis found a Smartcar car answered `503 circuit_open`
+/// after another car's `not_capable`s).
+#[tokio::test]
+async fn not_capable_answers_open_no_breaker_for_the_oems_other_cars() {
+    let env = Env::builder()
+        .mocks(&["smartcar"])
+        .configure(|c| {
+            if let Some(o) = c.oems.get_mut("smartcar") {
+                o.breaker.failures = 2;
+            }
+        })
+        .start()
+        .await;
+    let car = |vin: &str| {
+        env.demo
+            .vehicles
+            .iter()
+            .find(|v| v.vin.as_deref() == Some(vin))
+            .unwrap()
+            .id
+            .clone()
+    };
+    let read_only = car(keyway::mocks::SMARTCAR_READ_ONLY);
+    for _ in 0..4 {
+        env.post(
+            &format!("/v1/vehicles/{read_only}/lock"),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await
+        .assert_problem(422, "not_capable");
+    }
+    let jaguar = car("SADHA2B18N1000001");
+    let a = env
+        .post(
+            &format!("/v1/vehicles/{jaguar}/lock"),
+            &env.demo.token,
+            &[WAIT],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:#}", a.json);
+    assert_eq!(a.json["status"], "succeeded");
+}
+
 #[tokio::test]
 async fn a_command_quota_is_never_exceeded_under_fifty_concurrent_commands() {
     // Volvo publishes 10 commands per minute; the same rule on a half-second window.
