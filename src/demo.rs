@@ -378,9 +378,11 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         events: Default::default(),
         // Watched demo cars are read every 5 s, so a change made through a mock's
         // `PATCH /__mock/vehicles/{vin}` shows quickly (production default: 30 s), and a
-        // sleeping one at least every 30 s (production: up to 10 min).
+        // sleeping one at least every 30 s (production: up to 10 min); a car whose
+        // delivery is unlocking or relocking every 2 s (production: 5 s).
         watch: crate::config::WatchConfig {
             min_period_ms: 5000,
+            busy_period_ms: 2000,
             asleep_max_period_ms: 30_000,
             ..Default::default()
         },

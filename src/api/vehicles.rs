@@ -184,13 +184,17 @@ pub struct LocationAnswer {
     pub recorded_at: Option<OffsetDateTime>,
     /// Seconds since `recorded_at`; null when that is unknown.
     pub age_s: Option<i64>,
+    /// Where the answer comes from: a read of the car (`vehicle`), or a push of its OEM
+    /// or aggregator (`push`).
+    pub source: Source,
 }
 
 impl LocationAnswer {
-    /// The answer for `v` at `l`.
-    fn of(v: &VehicleRecord, l: keyway_adapter::Location) -> Self {
+    /// The answer for `v` at `l`, known from `source`.
+    fn of(v: &VehicleRecord, l: keyway_adapter::Location, source: Source) -> Self {
         Self {
             vehicle_id: v.id.clone(),
+            source,
             latitude: l.latitude,
             longitude: l.longitude,
             heading: l.heading,
@@ -212,6 +216,7 @@ impl IntoResponse for LocationAnswer {
             .some_f64("accuracy_m", self.accuracy_m)
             .opt_time("recorded_at", self.recorded_at)
             .opt_i64("age_s", self.age_s)
+            .str("source", self.source.as_str())
             .into_response()
     }
 }
@@ -238,8 +243,8 @@ pub async fn location(
 ) -> Result<LocationAnswer, ApiError> {
     caller.require(Scope::LocationRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
-    let l = gw.fleet.locate(&v, max_age).await?;
-    Ok(LocationAnswer::of(&v, l))
+    let (l, source) = gw.fleet.position(&v, max_age).await?;
+    Ok(LocationAnswer::of(&v, l, source))
 }
 
 /// Whether a car is locked.
@@ -250,8 +255,9 @@ pub struct SecurityAnswer {
     pub vehicle_id: String,
     /// Whether it is locked; null when the OEM reports the lock state as unknown.
     pub locked: Option<bool>,
-    /// Where the answer comes from: a read of the car, or the state keyway's last
-    /// confirmed command left when that is newer than any read.
+    /// Where the answer comes from: a read of the car (`vehicle`), a push of its OEM or
+    /// aggregator (`push`), or the state keyway's last confirmed command left when that
+    /// is newer than any read (`last_command`).
     pub source: Source,
     /// Per-opening state, when the OEM reports it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -358,9 +364,37 @@ pub struct StateAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<LocationAnswer>, nullable = true)]
     pub location: Option<Option<LocationAnswer>>,
+    /// Online, asleep or offline, as the last answer about the car showed (keyway
+    /// learns it from reads and from its watcher, never by waking the car); null when
+    /// its OEM does not tell (only OEMs whose cars sleep do) or nothing was read yet.
+    pub connectivity: Option<LinkAnswer>,
     /// Why a signal is null.
     #[serde(skip_serializing_if = "is_empty")]
     pub unavailable: UnavailableSignals,
+}
+
+/// A car's connectivity and when keyway learned it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = VehicleConnectivity)]
+pub struct LinkAnswer {
+    /// Online, asleep or offline.
+    pub state: crate::watch::Connectivity,
+    /// When keyway learned it.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub seen_at: OffsetDateTime,
+    /// Seconds since `seen_at`.
+    pub age_s: i64,
+}
+
+impl From<crate::vehicles::Link> for LinkAnswer {
+    fn from(l: crate::vehicles::Link) -> Self {
+        Self {
+            state: l.connectivity.into(),
+            seen_at: l.seen_at,
+            age_s: (crate::store::now() - l.seen_at).whole_seconds().max(0),
+        }
+    }
 }
 
 fn is_empty(u: &UnavailableSignals) -> bool {
@@ -412,7 +446,7 @@ pub async fn state(
     };
     let location = async {
         match location_ok {
-            true => Some(gw.fleet.locate(&v, max_age).await),
+            true => Some(gw.fleet.position(&v, max_age).await),
             false => None,
         }
     };
@@ -428,7 +462,7 @@ pub async fn state(
         }
     });
     let location = location.map(|r| match r {
-        Ok(l) => Some(LocationAnswer::of(&v, l)),
+        Ok((l, source)) => Some(LocationAnswer::of(&v, l, source)),
         Err(e) => {
             why.location = Some(unavailable(&e));
             first_error.get_or_insert(e);
@@ -444,6 +478,7 @@ pub async fn state(
         vehicle_id: v.id.clone(),
         lock,
         location,
+        connectivity: gw.fleet.link(&v.id).map(Into::into),
         unavailable: why,
     }))
 }
@@ -487,10 +522,12 @@ mod tests {
             locked in proptest::option::of(any::<bool>()),
             doors in proptest::option::of(proptest::collection::vec(any::<bool>(), 0..3)),
             last_command in any::<bool>(),
+            pushed in any::<bool>(),
         ) {
             let l = LocationAnswer {
                 vehicle_id: id.clone(), latitude: lat, longitude: -lat, heading,
                 accuracy_m: accuracy, recorded_at: t, age_s: age,
+                source: if pushed { Source::Push } else { Source::Vehicle },
             };
             let want = serde_json::to_string(&l).unwrap();
             prop_assert_eq!(rt().block_on(bytes(l.into_response())), want);

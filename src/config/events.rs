@@ -96,8 +96,13 @@ impl EventsConfig {
 pub struct WatchConfig {
     /// How often the watcher looks for cars due a read, ms. Default 1000.
     pub tick_ms: u64,
-    /// The shortest pause between two reads of one watched car, ms. Default 30000.
+    /// The pause between two reads of one watched car, ms, when the quota allows.
+    /// Default 30000.
     pub min_period_ms: u64,
+    /// The same for a grant's car while its unlock and relock are under way (from the
+    /// courier's unlock until the relock's watch for a late unlock ends), ms. Default
+    /// 5000.
+    pub busy_period_ms: u64,
     /// The share of each OEM's request quota reserved for watching (0 < share < 1):
     /// with many watched cars the pause grows so watching never takes more. Default 0.5.
     pub quota_share: f64,
@@ -119,6 +124,7 @@ impl Default for WatchConfig {
         Self {
             tick_ms: 1000,
             min_period_ms: 30_000,
+            busy_period_ms: 5_000,
             quota_share: 0.5,
             move_m: 50.0,
             max_watch_s: 86_400,
@@ -131,10 +137,16 @@ impl Default for WatchConfig {
 impl WatchConfig {
     /// Checks the durations are positive and the share is a share.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.tick_ms == 0 || self.min_period_ms == 0 || self.max_watch_s == 0 {
+        let zero = [
+            self.tick_ms,
+            self.min_period_ms,
+            self.busy_period_ms,
+            self.max_watch_s,
+        ];
+        if zero.contains(&0) {
             return Err(invalid(
                 "watch",
-                "tick_ms, min_period_ms and max_watch_s must be positive",
+                "tick_ms, min_period_ms, busy_period_ms and max_watch_s must be positive",
             ));
         }
         let share_ok = self.quota_share > 0.0 && self.quota_share < 1.0;

@@ -19,18 +19,27 @@
 //!   is sent again once the car is online.
 //! - **Other replicas' changes** (cluster mode): [`follow_changes`] drops the cached
 //!   record and lock state of a car another replica announces a change of.
+//! - **Watched and pushed news**: what the watcher read or an OEM pushed is kept like a
+//!   read of its own ([`Fleet::observed`]), so a read within the TTL answers it without
+//!   an OEM call (a pushed one says `source: push`).
 
 mod call;
 mod error;
+mod follow;
+mod observed;
 
 pub use call::OemCall;
 pub use error::VehicleError;
+pub use follow::follow_changes;
+pub use observed::{Link, News};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keyway_adapter::{Adapter, Call, Capability, Location, OemError, SecurityState, VehicleRef};
+use keyway_adapter::{
+    Adapter, Call, Capability, Connectivity, Location, OemError, SecurityState, VehicleRef,
+};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -49,6 +58,8 @@ use crate::tokens::{CallError, TokenError, Tokens};
 pub enum Source {
     /// Read from the vehicle (now, or recently: see the answer's age).
     Vehicle,
+    /// Pushed by the OEM or aggregator (a webhook keyway verified).
+    Push,
     /// The state the last confirmed command left (the OEM has no lock-state read).
     LastCommand,
     /// Nothing: the OEM has no lock-state read and no command has confirmed a state
@@ -62,6 +73,7 @@ impl Source {
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Vehicle => "vehicle",
+            Source::Push => "push",
             Source::LastCommand => "last_command",
             Source::Nothing => "none",
         }
@@ -110,6 +122,8 @@ struct Reading {
     value: Value,
     asked_at: Instant,
     fetched_at: Instant,
+    /// A read of the car (keyway's) or a push.
+    source: Source,
 }
 
 type Key = (String, Kind);
@@ -143,6 +157,8 @@ pub struct Fleet {
     /// it is, no key built).
     last: [Cache<String, Reading>; 2],
     flights: Flights,
+    /// Each car's connectivity as last learned ([`Fleet::link`]).
+    links: Cache<String, Link>,
     /// Vehicle records and when they were read.
     records: Cache<String, (Instant, Arc<VehicleRecord>)>,
 }
@@ -169,6 +185,7 @@ impl Fleet {
             wake,
             last: [cache(KEPT), cache(KEPT)],
             flights: Mutex::default(),
+            links: cache(KEPT),
             records: cache(KEPT),
         }
     }
@@ -301,9 +318,19 @@ impl Fleet {
         v: &VehicleRecord,
         max_age: Option<Duration>,
     ) -> Result<Location, VehicleError> {
+        self.position(v, max_age).await.map(|(l, _)| l)
+    }
+
+    /// [`Fleet::locate`], and whether the position was read or pushed.
+    pub async fn position(
+        &self,
+        v: &VehicleRecord,
+        max_age: Option<Duration>,
+    ) -> Result<(Location, Source), VehicleError> {
         let oem = self.require(v, Capability::Locate)?;
-        match self.read(&oem, Kind::Location, max_age).await?.value {
-            Value::Location(l) => Ok(l),
+        let reading = self.read(&oem, Kind::Location, max_age).await?;
+        match reading.value {
+            Value::Location(l) => Ok((l, reading.source)),
             Value::Security(_) => Err(VehicleError::Internal("cache returned the wrong reading")),
         }
     }
@@ -366,7 +393,7 @@ impl Fleet {
                 return Ok((confirmed, Source::LastCommand));
             }
         }
-        Ok((s, Source::Vehicle))
+        Ok((s, reading.source))
     }
 
     /// Forgets every cached reading and record (changes may have been missed).
@@ -496,6 +523,13 @@ impl Fleet {
             }
             other => other,
         };
+        match &first {
+            Err(CallError::Oem(OemError::Asleep)) => self.seen(&v.id, Connectivity::Asleep),
+            Err(CallError::Oem(OemError::Unreachable { .. })) => {
+                self.seen(&v.id, Connectivity::Offline)
+            }
+            _ => {}
+        }
         let value = match first {
             Err(CallError::Oem(OemError::Asleep)) => {
                 let last = self.kept(&v.id, kind);
@@ -520,12 +554,17 @@ impl Fleet {
             other => other,
         }
         .map_err(|e| e.at(&v.oem))?;
+        // Only an OEM whose cars sleep tells a sleeping car from an online one.
+        if oem.can(Capability::Wake) {
+            self.seen(&v.id, Connectivity::Online);
+        }
         let reading = Reading {
             value,
             asked_at,
             fetched_at: Instant::now(),
+            source: Source::Vehicle,
         };
-        self.last(kind).insert(v.id.clone(), reading.clone());
+        self.keep(&v.id, kind, reading.clone());
         Ok(reading)
     }
 
@@ -555,46 +594,5 @@ impl Fleet {
                 }));
             }
         }
-    }
-}
-
-/// Listens for vehicle changes other replicas announce and drops this replica's
-/// cached lock state and record of that car. After a lost connection every cache is
-/// dropped (notifications may have been missed). Runs until the task is dropped.
-pub async fn follow_changes(url: String, channel: String, fleet: Arc<Fleet>) {
-    use sqlx::postgres::PgListener;
-    let mut connected_before = false;
-    loop {
-        let listener = async {
-            let mut l = PgListener::connect(&url).await?;
-            l.listen(&channel).await?;
-            Ok::<_, sqlx::Error>(l)
-        }
-        .await;
-        match listener {
-            Ok(mut l) => {
-                if connected_before {
-                    fleet.invalidate_all();
-                }
-                connected_before = true;
-                loop {
-                    match l.try_recv().await {
-                        Ok(Some(n)) => {
-                            let id = n.payload();
-                            fleet.invalidate_security(id);
-                            fleet.invalidate_vehicle(id);
-                        }
-                        // The connection dropped: sqlx reconnects; notices may be lost.
-                        Ok(None) => fleet.invalidate_all(),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "change notifications lost; reconnecting");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot listen for change notifications"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -9,9 +9,11 @@
 //! - **Never a wake-up:** a watched car is read only with calls that do not wake it; a
 //!   sleeping car's answer is "asleep" (a connectivity change where the OEM tells it) and
 //!   its other signals keep their last known values.
-//! - **Cost-aware cadence:** each OEM's watched cars are read at most every
-//!   `watch.min_period_ms`, and never faster than `watch.quota_share` of the OEM's
-//!   request quota allows for all of them together (many watched cars: a longer pause).
+//! - **Cost-aware cadence:** each OEM's watched cars are read every
+//!   `watch.min_period_ms` — a grant's car while its unlock and relock are under way
+//!   every `watch.busy_period_ms` — and never faster than `watch.quota_share` of the
+//!   OEM's request quota allows for all of them together (many watched cars: every pause
+//!   stretched alike). What a read finds also serves callers' reads within the TTL.
 //! - **Each change once:** the last emitted state of each car is kept in the store with
 //!   a version; a change is written together with its event only if the version is
 //!   still the one it was read with, so two replicas (or a restart) never emit one
@@ -19,6 +21,7 @@
 //! - **Pushes** ([`push`]): what an OEM pushes is merged the same way, and the car is
 //!   read less while pushes come.
 
+mod cadence;
 pub mod push;
 mod read;
 pub mod state;
@@ -36,11 +39,12 @@ use crate::config::WatchConfig;
 use crate::error::{Classify, Code, Codes};
 use crate::events::{Events, Kind, Payload, Subject};
 use crate::grants::Grants;
-use crate::store::{Lease, Store, StoreError, VehicleRecord, WatchRecord, now};
+use crate::store::{Lease, RelockState, Store, StoreError, VehicleRecord, WatchRecord, now};
 use crate::sync::lock;
 use crate::vehicles::Fleet;
+use cadence::{Load, backoff};
 
-pub use state::Signals;
+pub use state::{Connectivity, Signals};
 
 /// Why a watch could not be set, ended or listed.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -213,7 +217,7 @@ impl Watches {
 
     /// The cars watched now: those a tenant watches, and every car of a grant in use
     /// (from its window's start until its relock is confirmed); and the latter apart.
-    async fn watched(&self) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    async fn watched(&self) -> Result<Watched, StoreError> {
         let t = now();
         let mut cars: Vec<String> = self
             .store
@@ -222,19 +226,28 @@ impl Watches {
             .into_iter()
             .map(|w| w.vehicle_id)
             .collect();
-        let mut delivering: Vec<String> = self
-            .store
-            .grants_in_use(self.grants.clock.now())
-            .await?
-            .into_iter()
-            .map(|g| g.vehicle_id)
-            .collect();
-        delivering.sort();
-        delivering.dedup();
+        let grants = self.store.grants_in_use(self.grants.clock.now()).await?;
+        let ids = |hot_only: bool| {
+            let mut ids: Vec<String> = grants
+                .iter()
+                .filter(|g| {
+                    !hot_only || matches!(g.relock_state, RelockState::Due | RelockState::Watching)
+                })
+                .map(|g| g.vehicle_id.clone())
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        let (delivering, busy) = (ids(false), ids(true));
         cars.extend(delivering.iter().cloned());
         cars.sort();
         cars.dedup();
-        Ok((cars, delivering))
+        Ok(Watched {
+            cars,
+            delivering,
+            busy,
+        })
     }
 
     /// The watched cars' records (the fleet keeps them for a while).
@@ -253,8 +266,12 @@ impl Watches {
     /// Starts a read of every watched car that is due and not being read already, each
     /// in its own task (a slow OEM holds up no other car); returns how many started.
     pub async fn tick(self: &Arc<Self>) -> usize {
-        let (cars, delivering) = match self.watched().await {
-            Ok(cars) => cars,
+        let Watched {
+            cars,
+            delivering,
+            busy,
+        } = match self.watched().await {
+            Ok(w) => w,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the watches");
                 return 0;
@@ -264,15 +281,20 @@ impl Watches {
         lock(&self.next_read).retain(|id, _| cars.binary_search(id).is_ok());
         lock(&self.away).retain(|id, _| cars.binary_search(id).is_ok());
         let vehicles = self.vehicles(&cars).await;
-        let mut per_oem: HashMap<&str, usize> = HashMap::new();
+        let is_busy = |v: &VehicleRecord| busy.binary_search(&v.id).is_ok();
+        let mut per_oem: HashMap<&str, Load> = HashMap::new();
         for v in &vehicles {
-            *per_oem.entry(v.oem.as_str()).or_default() += 1;
+            let load = per_oem.entry(v.oem.as_str()).or_default();
+            match is_busy(v) {
+                true => load.busy += 1,
+                false => load.calm += 1,
+            }
         }
         self.count(&per_oem);
         let at = tokio::time::Instant::now();
         let mut started = 0;
         for v in &vehicles {
-            let period = self.period(v, per_oem[v.oem.as_str()]);
+            let period = self.period(v, is_busy(v), per_oem[v.oem.as_str()]);
             {
                 let mut next = lock(&self.next_read);
                 if next.get(&v.id).is_some_and(|n| *n > at)
@@ -297,35 +319,17 @@ impl Watches {
     }
 
     /// Publishes how many cars of each OEM are watched (an OEM no longer watched: 0).
-    fn count(&self, per_oem: &HashMap<&str, usize>) {
+    fn count(&self, per_oem: &HashMap<&str, Load>) {
         let mut counted = lock(&self.counted);
         for oem in counted.iter().filter(|o| !per_oem.contains_key(**o)) {
             crate::metrics::watched_cars(oem, 0);
         }
         counted.clear();
-        for (oem, n) in per_oem {
+        for (oem, load) in per_oem {
             if let Some(info) = crate::registry::info(oem) {
-                crate::metrics::watched_cars(info.oem, *n);
+                crate::metrics::watched_cars(info.oem, load.busy + load.calm);
                 counted.insert(info.oem);
             }
-        }
-    }
-
-    /// The pause between two reads of a car of `v`'s OEM when `cars` of them are watched:
-    /// at least `min_period_ms`, and long enough that reading all of them takes no more
-    /// than `quota_share` of the OEM's request quota.
-    fn period(&self, v: &VehicleRecord, cars: usize) -> Duration {
-        let least = Duration::from_millis(self.settings.min_period_ms);
-        let Ok(oem) = self.fleet.oem(v) else {
-            return least;
-        };
-        let per_read = read::cost(&oem) as f64;
-        match oem.oem.requests.sustained_rate() {
-            Some(rate) if rate > 0.0 => {
-                let secs = cars as f64 * per_read / (rate * self.settings.quota_share);
-                least.max(Duration::from_secs_f64(secs.min(86_400.0)))
-            }
-            _ => least,
         }
     }
 
@@ -350,7 +354,9 @@ impl Watches {
         let Ok(oem) = self.fleet.oem(v) else {
             return;
         };
+        let asked_at = tokio::time::Instant::now();
         let (reading, asked) = read::reading(&oem).await;
+        self.observed(v, &reading, asked_at, crate::vehicles::Source::Vehicle);
         crate::metrics::watch_requests(oem.adapter().info().oem, asked);
         let away = reading
             .connectivity
@@ -373,6 +379,24 @@ impl Watches {
             lock(&self.next_read).insert(v.id.clone(), tokio::time::Instant::now() + pause);
         }
         self.emit(v, &reading).await;
+    }
+
+    /// Hands `reading` to the fleet, so reads of the car within the TTL answer it.
+    fn observed(
+        &self,
+        v: &VehicleRecord,
+        reading: &state::Reading,
+        asked_at: tokio::time::Instant,
+        source: crate::vehicles::Source,
+    ) {
+        let news = crate::vehicles::News {
+            security: reading.security.as_ref(),
+            location: reading.location.as_ref(),
+            connectivity: reading.connectivity.map(Into::into),
+            asked_at,
+            source,
+        };
+        self.fleet.observed(&v.id, news);
     }
 
     /// Merges `reading` into the car's kept state and emits the change, once: retried
@@ -469,14 +493,12 @@ impl Watches {
     }
 }
 
-/// The pause before the next read of a car found asleep or offline `streak` times in a
-/// row: the period doubled per reading, at most `longest` (never less than the period);
-/// `None` while it is not away.
-fn backoff(period: Duration, streak: u32, longest: Duration) -> Option<Duration> {
-    (streak > 0).then(|| {
-        let doubled = period.saturating_mul(1 << streak.min(16));
-        doubled.min(longest.max(period))
-    })
+/// The cars to watch: all of them (sorted), the grants' cars among them, and the cars
+/// whose grant's unlock or relock is under way (relock due or watching).
+struct Watched {
+    cars: Vec<String>,
+    delivering: Vec<String>,
+    busy: Vec<String>,
 }
 
 /// Reads watched cars every `watch.tick_ms` until the task is dropped.
@@ -485,24 +507,5 @@ pub async fn run(watches: Arc<Watches>) {
     loop {
         watches.tick().await;
         tokio::time::sleep(tick).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_sleeping_car_is_read_ever_less_often_up_to_the_longest_pause() {
-        let (p, longest) = (Duration::from_secs(30), Duration::from_secs(600));
-        assert_eq!(backoff(p, 0, longest), None, "awake: the period");
-        let pauses: Vec<u64> = (1..=7)
-            .map(|n| backoff(p, n, longest).unwrap().as_secs())
-            .collect();
-        assert_eq!(pauses, [60, 120, 240, 480, 600, 600, 600]);
-        // A grant's car: at most twice the period; never less than the period.
-        assert_eq!(backoff(p, 9, p * 2), Some(p * 2));
-        assert_eq!(backoff(p, 1, Duration::ZERO), Some(p));
-        assert_eq!(backoff(p, u32::MAX, longest), Some(longest));
     }
 }

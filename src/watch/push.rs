@@ -16,6 +16,7 @@ use crate::error::{Classify, Code, Codes};
 use crate::registry::Oem;
 use crate::store::StoreError;
 use crate::sync::lock;
+use crate::vehicles::Source;
 
 /// Why a push was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +117,7 @@ impl Watches {
                 location: s.location.clone(),
                 connectivity: None,
             };
+            self.observed(&v, &reading, tokio::time::Instant::now(), Source::Push);
             self.emit(&v, &reading).await;
             lock(&self.next_read).insert(v.id.clone(), tokio::time::Instant::now() + quiet);
         }

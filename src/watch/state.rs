@@ -32,6 +32,16 @@ impl From<keyway_adapter::Connectivity> for Connectivity {
     }
 }
 
+impl From<Connectivity> for keyway_adapter::Connectivity {
+    fn from(c: Connectivity) -> Self {
+        match c {
+            Connectivity::Online => keyway_adapter::Connectivity::Online,
+            Connectivity::Asleep => keyway_adapter::Connectivity::Asleep,
+            Connectivity::Offline => keyway_adapter::Connectivity::Offline,
+        }
+    }
+}
+
 /// The lock and the openings, as the car reported them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LockSignal {

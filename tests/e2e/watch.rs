@@ -153,6 +153,11 @@ async fn grant(env: &Env, vehicle_id: &str, extra: Value) -> String {
 }
 
 fn wakes(env: &Env, oem: &str) -> usize {
+    requests(env, oem, "wake")
+}
+
+/// How many requests the mock of `oem` took whose path contains `part`.
+fn requests(env: &Env, oem: &str, part: &str) -> usize {
     env.demo
         .mocks
         .iter()
@@ -162,7 +167,7 @@ fn wakes(env: &Env, oem: &str) -> usize {
         .journal()
         .entries()
         .iter()
-        .filter(|e| e.path.contains("wake"))
+        .filter(|e| e.path.contains(part))
         .count()
 }
 
@@ -245,6 +250,15 @@ async fn each_change_of_a_watched_car_arrives_once_without_a_wake_up() {
     let c = next_change(&env, &tesla.id, 2, "connectivity").await;
     assert_eq!(c["state"]["connectivity"], "asleep", "{c:#}");
     assert_eq!(c["previous"]["connectivity"], "online", "{c:#}");
+    // Callers see it too, learned by the watcher: no read of theirs woke the car.
+    let path = format!("/v1/vehicles/{}/state", tesla.id);
+    let state = env.get(&path, Some(&env.demo.token)).await;
+    assert_eq!(state.status, 200, "{}", state.text);
+    assert_eq!(
+        state.json["connectivity"]["state"], "asleep",
+        "{:#}",
+        state.json
+    );
     // Settled: nothing more is emitted, and no car was ever woken.
     tokio::time::sleep(Duration::from_millis(300)).await;
     for v in &cars {
@@ -415,6 +429,19 @@ async fn smartcar_pushes_are_verified_and_each_change_arrives_once() {
     assert_eq!(taken.status, 200, "{}", taken.text);
     let c = next_change(&env, &v.id, 0, "locked").await;
     assert_eq!(c["state"]["lock"]["locked"], false, "{c:#}");
+    // A caller's read within the TTL answers the pushed state, with no OEM call.
+    let reads = || requests(&env, "smartcar", "/security");
+    let before = reads();
+    let path = format!("/v1/vehicles/{}/security", v.id);
+    let read = env.get(&path, Some(&env.demo.token)).await;
+    assert_eq!(read.status, 200, "{}", read.text);
+    assert_eq!(
+        (&read.json["locked"], &read.json["source"]),
+        (&json!(false), &json!("push")),
+        "{:#}",
+        read.json
+    );
+    assert_eq!(reads(), before, "the read asked the OEM");
     // The same delivery again: taken, and no second event.
     assert_eq!(post(body, Some(signature)).await.status, 200);
     let kept = env.demo.gateway.store.vehicle_state(&v.id).await.unwrap();
