@@ -22,7 +22,9 @@
 //! - (e) the audit chain verifies;
 //! - (f) a caller waiting for an outcome is told only what is stored — also while the
 //!   store's disk is full or a write fails at random (`sim::store::Disk`); (d) then says
-//!   no outcome was lost once the disk has room again.
+//!   no outcome was lost once the disk has room again;
+//! - (g) a lock-state read right after a confirmed command does not show the state from
+//!   before it (the OEM's older snapshot), unless the car changed meanwhile.
 //!
 //! `cargo nextest run --test e2e simulation` runs 1,000 seeds. A soak (under `cargo test`:
 //! nextest stops a test after 180 s): `KEYWAY_SIM_SEEDS=100000 KEYWAY_SIM_FIRST=5000
@@ -520,6 +522,11 @@ async fn command(
         return;
     }
     let told = gw.commands.wait(&c.id, Duration::from_secs(90)).await;
+    if let Ok(Some(t)) = &told
+        && t.status == CommandStatus::Succeeded
+    {
+        read_after(gw, world, v, action == Command::Lock, &c.id).await;
+    }
     let stored = mine.command(&c.id).await.ok().flatten();
     if let (Ok(Some(told)), Some(stored)) = (told, stored)
         && told.status != CommandStatus::Pending
@@ -530,6 +537,55 @@ async fn command(
             world.name(&c.id),
             told.status.as_str(),
             stored.status.as_str()
+        ));
+    }
+}
+
+/// (g) A caller who reads the lock state right after keyway confirmed a command is not
+/// shown the state from before it, whatever the OEM's snapshot and clocks say — unless
+/// the car itself changed meanwhile (a late command, the key fob).
+async fn read_after(gw: &Gateway, world: &World, v: &VehicleRecord, target: bool, id: &str) {
+    // Not in the older seeds' world: a read takes time and draws, and they must play as
+    // they were found.
+    if world.garage.all().len() <= CLASSIC.len() {
+        return;
+    }
+    let changes = || {
+        let executed = world
+            .garage
+            .executions()
+            .iter()
+            .filter(|e| e.vin == v.oem_id)
+            .count();
+        let fobbed = world
+            .fobs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|f| f.0 == v.oem_id)
+            .count();
+        let locked = world.garage.car(&v.oem_id).map(|c| c.locked);
+        (executed + fobbed, locked)
+    };
+    let before = changes();
+    // As the API reads it: the current record (the fleet keeps it for a while).
+    let Ok(Some(record)) = gw.fleet.record(&v.id).await else {
+        return;
+    };
+    let read = gw.fleet.security(&record, None).await;
+    let after = changes();
+    let Ok((s, source)) = read else { return };
+    world.note(format!(
+        "read {}: locked={:?} ({})",
+        v.oem_id,
+        s.locked,
+        source.as_str()
+    ));
+    if before == after && before.1 == Some(target) && s.locked == Some(!target) {
+        world.violation(format!(
+            "(g) a read of {} right after {} showed the state from before it",
+            v.oem_id,
+            world.name(id)
         ));
     }
 }
