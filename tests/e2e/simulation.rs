@@ -24,7 +24,10 @@
 //!   store's disk is full or a write fails at random (`sim::store::Disk`); (d) then says
 //!   no outcome was lost once the disk has room again;
 //! - (g) a lock-state read right after a confirmed command does not show the state from
-//!   before it (the OEM's older snapshot), unless the car changed meanwhile.
+//!   before it (the OEM's older snapshot), unless the car changed meanwhile;
+//! - (h) watching (callers watch every car; grants' cars are watched) never wakes a car;
+//! - (i) each change of a watched car's lock is emitted once, in one chain, and the kept
+//!   state ends as the car stands.
 //!
 //! `cargo nextest run --test e2e simulation` runs 1,000 seeds. A soak (under `cargo test`:
 //! nextest stops a test after 180 s): `KEYWAY_SIM_SEEDS=100000 KEYWAY_SIM_FIRST=5000
@@ -46,7 +49,8 @@ use keyway::config::Config;
 use keyway::gateway::Gateway;
 use keyway::grants::NewGrant;
 use keyway::store::{
-    AccountRecord, AccountStatus, CommandStatus, Lease, RelockState, SqlStore, Store, VehicleRecord,
+    AccountRecord, AccountStatus, CommandStatus, Lease, RelockState, SqlStore, Store,
+    VehicleRecord, WatchRecord,
 };
 use keyway_adapter::mock::garage::Car;
 use keyway_adapter::{Adapter, Command, CommandMode, Stamps};
@@ -129,6 +133,11 @@ sweep_ms = 10000
 tick_ms = 10000
 relock_max_attempts = 4
 relock_backoff_ms = 5000
+[watch]
+tick_ms = 5000
+min_period_ms = 20000
+busy_period_ms = 5000
+asleep_max_period_ms = 60000
 [oems.bmw]
 api_base_url = "http://127.0.0.1:9"
 client_id = "sim"
@@ -179,6 +188,9 @@ async fn start(
         sim.attach(gw.registry.get(oem).unwrap().clock.clone());
     }
     tokio::spawn(keyway::grants::run(gw.grants.clone()));
+    if full(world) {
+        tokio::spawn(keyway::watch::run(gw.watches.clone()));
+    }
     if cluster {
         tokio::spawn(keyway::commands::sweep(
             gw.cluster.clone(),
@@ -320,6 +332,21 @@ async fn run(seed: u64, list: Cars) -> Run {
         false => None,
     };
     let vehicles = link(&now.gw, &mine, list).await;
+    // Callers watch every car for the whole run (a grant's car is watched anyway); set
+    // straight in the store, whose disk may fail keyway's own writes.
+    if full(&world) {
+        let t = keyway::store::now();
+        for v in &vehicles {
+            let w = WatchRecord {
+                tenant: TENANT.into(),
+                vehicle_id: v.id.clone(),
+                until: t + time::Duration::hours(23),
+                created_by: "watcher".into(),
+                created_at: t,
+            };
+            mine.put_watch(&w).await.unwrap();
+        }
+    }
     let service = Caller::new(
         TENANT,
         &[
@@ -447,7 +474,8 @@ async fn run(seed: u64, list: Cars) -> Run {
         world.garage.update(&v.oem_id, |c| c.asleep = false);
     }
     tokio::time::sleep(Duration::from_secs(11 * 60)).await;
-    let violations = check(&world, &mine, &vehicles).await;
+    let mut violations = check(&world, &mine, &vehicles).await;
+    violations.extend(watched(&world, &mine, &vehicles).await);
     let mut counts = BTreeMap::new();
     for e in mine.events_after(TENANT, None, 0, 100_000).await.unwrap() {
         *counts.entry(e.kind).or_default() += 1;
@@ -545,9 +573,7 @@ async fn command(
 /// shown the state from before it, whatever the OEM's snapshot and clocks say — unless
 /// the car itself changed meanwhile (a late command, the key fob).
 async fn read_after(gw: &Gateway, world: &World, v: &VehicleRecord, target: bool, id: &str) {
-    // Not in the older seeds' world: a read takes time and draws, and they must play as
-    // they were found.
-    if world.garage.all().len() <= CLASSIC.len() {
+    if !full(world) {
         return;
     }
     let changes = || {
@@ -588,6 +614,84 @@ async fn read_after(gw: &Gateway, world: &World, v: &VehicleRecord, target: bool
             world.name(id)
         ));
     }
+}
+
+/// Whether the seed plays in the whole world, where callers read and keyway watches
+/// (not in the older seeds' world: reads take time and draws, and they must play as
+/// they were found).
+fn full(world: &World) -> bool {
+    world.garage.all().len() > CLASSIC.len()
+}
+
+/// (h) Watching never wakes a car: every wake-up falls within the life of a command to
+/// that car or of a grant on it (commands and relock read-backs wake; nothing else in
+/// the simulation may).
+/// (i) Each change of a watched car is emitted once: each car's `vehicle.state_changed`
+/// events that name its lock form one chain (each one's `previous` is the last one's
+/// `state`, and changes it), and once everything has settled the kept state shows the
+/// car as it stands.
+async fn watched(world: &World, base: &Arc<dyn Store>, vehicles: &[VehicleRecord]) -> Vec<String> {
+    let mut bad = Vec::new();
+    if !full(world) {
+        return bad;
+    }
+    let wakes = world.wakes.lock().unwrap().clone();
+    let events = base.events_after(TENANT, None, 0, 100_000).await.unwrap();
+    for v in vehicles {
+        // Commands wake (sent or not), and so do a grant's relock read-backs.
+        let mut busy = Vec::new();
+        for id in world.named() {
+            if let Ok(Some(c)) = base.command(&id).await
+                && c.vehicle_id == v.id
+            {
+                busy.push((c.created_at, c.updated_at));
+            }
+        }
+        let grants = base.grants_for_vehicle(TENANT, &v.id).await.unwrap();
+        busy.extend(grants.iter().map(|g| (g.created_at, g.updated_at)));
+        for (_, at) in wakes.iter().filter(|(vin, _)| *vin == v.oem_id) {
+            if !busy.iter().any(|(from, to)| from <= at && at <= to) {
+                bad.push(format!(
+                    "(h) {} was woken with no command or grant under way",
+                    v.oem_id
+                ));
+            }
+        }
+        let locked = |e: &serde_json::Value, side: &str| e[side]["lock"]["locked"].clone();
+        let mut last: Option<serde_json::Value> = None;
+        for e in events.iter().filter(|e| {
+            e.kind == "vehicle.state_changed" && e.vehicle_id.as_deref() == Some(v.id.as_str())
+        }) {
+            let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+            if !data["changed"]
+                .as_array()
+                .unwrap()
+                .contains(&"locked".into())
+            {
+                continue;
+            }
+            let (before, after) = (locked(&data, "previous"), locked(&data, "state"));
+            if before == after || last.as_ref().is_some_and(|l| *l != before) {
+                bad.push(format!(
+                    "(i) {}: event {} says {before} -> {after} after {last:?}",
+                    v.oem_id, e.seq
+                ));
+            }
+            last = Some(after);
+        }
+        let kept = base.vehicle_state(&v.id).await.unwrap();
+        let kept: Option<serde_json::Value> =
+            kept.map(|(_, json)| serde_json::from_str(&json).unwrap());
+        let truth = world.garage.car(&v.oem_id).unwrap().locked;
+        let shown = kept.as_ref().map(|k| k["lock"]["locked"].clone());
+        if shown != Some(truth.into()) {
+            bad.push(format!(
+                "(i) {}: the kept state shows locked={shown:?}, the car stands locked={truth}",
+                v.oem_id
+            ));
+        }
+    }
+    bad
 }
 
 /// The invariants, over the store and the cars' journal.

@@ -115,6 +115,8 @@ pub struct World {
     pub violations: Mutex<Vec<String>>,
     /// The owner's key-fob presses: (car, when by keyway's clock, locked after).
     pub fobs: Mutex<Vec<(String, OffsetDateTime, bool)>>,
+    /// Every wake-up a car took: (car, when by keyway's clock).
+    pub wakes: Mutex<Vec<(String, OffsetDateTime)>>,
     rngs: Mutex<BTreeMap<String, Rng>>,
     start: Instant,
     names: Mutex<BTreeMap<String, String>>,
@@ -203,6 +205,7 @@ impl World {
             trace: Mutex::default(),
             violations: Mutex::default(),
             fobs: Mutex::default(),
+            wakes: Mutex::default(),
             rngs: Mutex::new(rngs),
             start: Instant::now(),
             names: Mutex::default(),
@@ -241,6 +244,11 @@ impl World {
             .entry(id.to_string())
             .or_insert_with(|| format!("#{n}"))
             .clone()
+    }
+
+    /// Every keyway id named so far.
+    pub fn named(&self) -> Vec<String> {
+        self.names.lock().unwrap().keys().cloned().collect()
     }
 
     /// Appends a line to the trace, stamped with the simulated time.
@@ -607,6 +615,8 @@ impl Adapter for SimOem {
         self.travel(2000).await;
         self.dated(sent);
         self.world.note(format!("wake {}", v.oem_id));
+        let woken = (v.oem_id.clone(), sent);
+        self.world.wakes.lock().unwrap().push(woken);
         self.world.garage.update(&v.oem_id, |c| c.asleep = false);
         Ok(())
     }
