@@ -129,6 +129,27 @@ impl Classify for AccountError {
     }
 }
 
+/// One listed account.
+#[derive(Debug)]
+pub struct Listed {
+    /// The account.
+    pub account: AccountRecord,
+    /// Its vehicles.
+    pub vehicle_ids: Vec<String>,
+    /// Its PIN's state; `None` when none is set.
+    pub pin: Option<PinState>,
+}
+
+/// Whether keyway may use an account's PIN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PinState {
+    /// Set, and used for the commands that need it.
+    Set,
+    /// The OEM refused it: not used again until replaced.
+    Rejected,
+}
+
 /// How long an authorization may take.
 pub const LINK_TTL: Duration = Duration::from_secs(600);
 
@@ -366,18 +387,54 @@ impl Accounts {
         Ok(stored)
     }
 
-    /// The accounts of the caller's tenant (`admin` does not widen this).
-    pub async fn list(
-        &self,
-        caller: &Caller,
-    ) -> Result<Vec<(AccountRecord, Vec<String>)>, AccountError> {
+    /// The accounts of the caller's tenant (`admin` does not widen this), each with its
+    /// vehicles and its PIN's state (never the PIN).
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<Listed>, AccountError> {
         caller.require_unrestricted("list accounts")?;
         let mut out = Vec::new();
-        for a in self.store.tenant_accounts(&caller.tenant).await? {
-            let vehicles = self.store.account_vehicle_ids(&a.id).await?;
-            out.push((a, vehicles));
+        for account in self.store.tenant_accounts(&caller.tenant).await? {
+            let vehicle_ids = self.store.account_vehicle_ids(&account.id).await?;
+            let pin = self
+                .store
+                .account_pin(&account.id)
+                .await?
+                .map(|p| match p.rejected_at {
+                    Some(_) => PinState::Rejected,
+                    None => PinState::Set,
+                });
+            out.push(Listed {
+                account,
+                vehicle_ids,
+                pin,
+            });
         }
         Ok(out)
+    }
+
+    /// Sets (replaces) the owner's PIN of one of the tenant's accounts: 4 to 8 digits,
+    /// sealed at rest; a PIN the OEM refused is used again only once replaced.
+    /// Another tenant's account answers `not_found` before the PIN is looked at.
+    pub async fn set_pin(
+        &self,
+        caller: &Caller,
+        id: &str,
+        pin: Option<&str>,
+    ) -> Result<(), AccountError> {
+        caller.require_unrestricted("set account PINs")?;
+        self.store
+            .tenant_account(&caller.tenant, id)
+            .await?
+            .ok_or_else(|| AccountError::NotFound(id.to_string()))?;
+        let pin = pin
+            .ok_or_else(|| AccountError::Invalid("send a JSON body: {\"pin\": \"1234\"}".into()))?;
+        if !crate::tokens::valid_pin(pin) {
+            return Err(AccountError::Invalid("a PIN is 4 to 8 digits".into()));
+        }
+        self.tokens
+            .set_pin(id, &keyway_adapter::Secret::new(pin))
+            .await?;
+        tracing::info!(account = %id, "account PIN set");
+        Ok(())
     }
 
     /// Unlinks one of the tenant's accounts: forgets its tokens and vehicles (command

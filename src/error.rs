@@ -87,6 +87,12 @@ pub enum Code {
     CommandNotInDoubt,
     /// The car does not know keyway's key (Tesla signed commands): the owner must pair it.
     VirtualKeyNotPaired,
+    /// The command needs the owner's PIN and the account has none: set it with
+    /// `PUT /v1/accounts/{id}/pin`.
+    PinRequired,
+    /// The OEM refused the account's PIN; keyway will not try it again until it is
+    /// replaced (`PUT /v1/accounts/{id}/pin`).
+    PinRejected,
     /// keyway stopped calling a failing OEM for a while.
     CircuitOpen,
     /// keyway is at capacity; try again shortly.
@@ -146,6 +152,8 @@ impl Code {
             Code::CommandInDoubt => "An earlier unlock may still execute",
             Code::CommandNotInDoubt => "Only an unlock in doubt can be acknowledged",
             Code::VirtualKeyNotPaired => "The vehicle does not know keyway's key",
+            Code::PinRequired => "The owner's PIN is needed",
+            Code::PinRejected => "The OEM refused the owner's PIN",
             Code::CircuitOpen => "OEM temporarily disabled",
             Code::Overloaded => "Gateway at capacity",
             Code::GrantNotFound => "Grant not found",
@@ -306,6 +314,13 @@ fn oem_detail(e: &OemError) -> String {
                 .map(|u| format!(" at {u}"))
                 .unwrap_or_default()
         ),
+        OemError::PinRequired { detail } => {
+            format!("the owner's PIN is needed ({detail}); set it with PUT /v1/accounts/{{id}}/pin")
+        }
+        OemError::PinRejected { detail } => format!(
+            "the OEM refused the account's PIN ({detail}); keyway will not try it again until \
+             a new one is set with PUT /v1/accounts/{{id}}/pin"
+        ),
         OemError::Timeout { .. } => "the OEM did not answer in time".to_string(),
         OemError::Upstream { status, detail, .. } => {
             format!("the OEM answered {status}: {detail}")
@@ -334,6 +349,8 @@ impl Classify for OemFailure {
             OemError::NotCapable { .. } => Code::NotCapable,
             OemError::NoFix { .. } => Code::LocationUnavailable,
             OemError::KeyNotPaired { .. } => Code::VirtualKeyNotPaired,
+            OemError::PinRequired { .. } => Code::PinRequired,
+            OemError::PinRejected { .. } => Code::PinRejected,
             OemError::Timeout { .. } => Code::UpstreamTimeout,
             _ => Code::UpstreamError,
         }
@@ -377,6 +394,8 @@ impl Codes for OemFailure {
             Code::NotCapable,
             Code::LocationUnavailable,
             Code::VirtualKeyNotPaired,
+            Code::PinRequired,
+            Code::PinRejected,
             Code::UpstreamTimeout,
             Code::UpstreamError,
             Code::OemMisconfigured,

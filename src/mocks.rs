@@ -335,6 +335,10 @@ pub fn ford(f: &Fleet, s: &Settings) -> keyway_ford::FordMock {
     })
 }
 
+/// The PIN the Hyundai/Kia demo owner set in the app (its CCS2 car's door control needs
+/// it; the demo gives it to keyway as `PUT /v1/accounts/{id}/pin` would).
+pub const HYUNDAI_OWNER_PIN: &str = "2468";
+
 /// The Hyundai/Kia mock (its demo car is on the newer CCS2 protocol).
 pub fn hyundai(f: &Fleet, s: &Settings) -> keyway_hyundai::HyundaiMock {
     keyway_hyundai::HyundaiMock::new(keyway_hyundai::HyundaiMockConfig {
@@ -343,6 +347,7 @@ pub fn hyundai(f: &Fleet, s: &Settings) -> keyway_hyundai::HyundaiMock {
         login: login(&f.hyundai.account, s),
         cars: garage(&f.hyundai, s.extra_cars),
         ccs2: vec!["KMHKR81CFNU000001".into()],
+        pins: [(f.hyundai.account.clone(), HYUNDAI_OWNER_PIN.to_string())].into(),
     })
 }
 
@@ -443,6 +448,7 @@ mod tests {
                     token: keyway_adapter::Secret::new(token),
                     command_id: None,
                     account: None,
+                    pin: None,
                 };
                 let cars = adapter.vehicles(&cx).await.unwrap();
                 assert!(!cars.is_empty(), "{oem}");
@@ -477,6 +483,7 @@ mod tests {
                 token: keyway_adapter::Secret::new(m.owner_token.clone()),
                 command_id: None,
                 account: None,
+                pin: None,
             };
             let listed = adapter.vehicles(&cx).await.unwrap();
             assert_eq!(listed.len(), m.cars, "{}", entry.oem);

@@ -8,14 +8,14 @@ use super::extract::{Path, Query};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ApiError;
 use super::contract::{Edge, Problems, Public};
-use super::extract::Authed;
+use super::extract::{Authed, OptionalJson};
 use super::timestamp;
-use crate::accounts::{AccountError, Callback};
+use crate::accounts::{AccountError, Callback, PinState};
 use crate::auth::Scope;
 use crate::gateway::Gateway;
 use crate::store::{AccountRecord, AccountStatus};
@@ -37,9 +37,13 @@ pub struct AccountView {
     pub created_at: String,
     /// The vehicles found through it.
     pub vehicle_ids: Vec<String>,
+    /// The owner's PIN (`PUT /v1/accounts/{id}/pin`; never shown): `set`, `rejected` (the
+    /// OEM refused it, and keyway does not try it again until it is replaced), or null
+    /// when none is set.
+    pub pin: Option<PinState>,
 }
 
-fn view(a: &AccountRecord, vehicle_ids: Vec<String>) -> AccountView {
+fn view(a: &AccountRecord, vehicle_ids: Vec<String>, pin: Option<PinState>) -> AccountView {
     AccountView {
         id: a.id.clone(),
         oem: a.oem.clone(),
@@ -47,6 +51,23 @@ fn view(a: &AccountRecord, vehicle_ids: Vec<String>) -> AccountView {
         status: a.status,
         created_at: timestamp(a.created_at),
         vehicle_ids,
+        pin,
+    }
+}
+
+/// An owner's PIN.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = AccountPin)]
+pub struct PinBody {
+    /// 4 to 8 digits, as the owner set it in the OEM's app.
+    #[schema(example = "1234")]
+    pin: String,
+}
+
+impl std::fmt::Debug for PinBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinBody { pin: <redacted> }")
     }
 }
 
@@ -124,7 +145,7 @@ pub async fn callback(
     let (account, vehicles) = gw.accounts.complete(cb).await?;
     let ids = vehicles.into_iter().map(|v| v.id).collect();
     Ok(Json(Linked {
-        account: view(&account, ids),
+        account: view(&account, ids, None),
     }))
 }
 
@@ -147,7 +168,7 @@ pub async fn list(
         .list(&caller)
         .await?
         .into_iter()
-        .map(|(a, v)| view(&a, v))
+        .map(|l| view(&l.account, l.vehicle_ids, l.pin))
         .collect();
     Ok(Json(AccountList { accounts }))
 }
@@ -169,5 +190,32 @@ pub async fn unlink(
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::AccountsWrite)?;
     gw.accounts.unlink(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+type PinProblems = Problems<(Edge, super::contract::JsonBody, AccountError)>;
+
+/// Set (or replace) the owner's PIN of an account, for the commands whose OEM wants it
+/// (Hyundai/Kia CCS2 cars: the control token is made from it). Sealed at rest, never
+/// returned or logged; a PIN the OEM refused is not tried again until replaced here.
+#[utoipa::path(
+    put,
+    path = "/v1/accounts/{id}/pin",
+    tag = "accounts",
+    operation_id = "setAccountPin",
+    params(("id" = String, Path, description = "The account (`acct_…`)")),
+    request_body(content = PinBody, content_type = "application/json"),
+    responses((status = 204, description = "Set"), PinProblems),
+    security(("bearer" = ["accounts:write"]))
+)]
+pub async fn set_pin(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<PinBody>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Scope::AccountsWrite)?;
+    let pin = body.as_ref().map(|b| b.pin.as_str());
+    gw.accounts.set_pin(&caller, &id, pin).await?;
     Ok(StatusCode::NO_CONTENT)
 }

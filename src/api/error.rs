@@ -112,9 +112,11 @@ pub fn status(code: Code) -> StatusCode {
         Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        Code::NotCapable | Code::IdempotencyKeyReused | Code::CommandFailed => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        Code::NotCapable
+        | Code::IdempotencyKeyReused
+        | Code::CommandFailed
+        | Code::PinRequired
+        | Code::PinRejected => StatusCode::UNPROCESSABLE_ENTITY,
         Code::RateLimited | Code::VehicleBusy => StatusCode::TOO_MANY_REQUESTS,
         Code::ReauthorizationRequired => StatusCode::FAILED_DEPENDENCY,
         Code::CircuitOpen | Code::Overloaded => StatusCode::SERVICE_UNAVAILABLE,

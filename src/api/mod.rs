@@ -70,6 +70,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/v1/commands/{id}/acknowledge", post(commands::acknowledge))
         .route("/v1/accounts", get(accounts::list))
         .route("/v1/accounts/{id}", delete(accounts::unlink))
+        .route("/v1/accounts/{id}/pin", put(accounts::set_pin))
         .route("/v1/accounts/{oem}/authorize", post(accounts::authorize))
         .route("/v1/oauth/callback", get(accounts::callback))
         .route("/v1/grants", post(grants::create).get(grants::list))

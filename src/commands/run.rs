@@ -38,7 +38,7 @@ use crate::error::{Classify, OemFailure};
 use crate::events::{Events, Payload};
 use crate::store::{CommandRecord, CommandStatus, StoreError, VehicleRecord, now};
 use crate::sync::lock;
-use crate::tokens::{CallError, TokenError};
+use crate::tokens::{CallError, Pin, TokenError};
 use crate::vehicles::OemCall;
 
 /// The longest pause between two tries to store an outcome.
@@ -262,6 +262,16 @@ impl Commands {
     async fn send(&self, record: &mut CommandRecord, oem: &OemCall<'_>) -> Outcome {
         let vehicle = oem.vehicle;
         let mut woken = false;
+        // The owner's PIN, where the OEM's commands may need one (a refused one is not
+        // handed on: the adapter then asks for one, and the answer names the refusal).
+        let pin = match oem.pin().await {
+            Ok(pin) => pin,
+            Err(e) => return Outcome::Failed(e.into()),
+        };
+        let usable = match &pin {
+            Pin::Usable { secret, .. } => Some(secret.clone()),
+            _ => None,
+        };
         loop {
             if let Some(doubt) = self.in_doubt(record, oem).await {
                 return Outcome::Failed(doubt);
@@ -280,6 +290,7 @@ impl Commands {
             let answer = oem
                 .call("send", |mut cx, adapter, car| {
                     cx.command_id = Some(command_id.clone());
+                    cx.pin = usable.clone();
                     async move { adapter.send(&cx, &car, action).await }
                 })
                 .await;
@@ -304,6 +315,13 @@ impl Commands {
                         return Outcome::Failed(e.at(&vehicle.oem).into());
                     }
                     woken = true;
+                }
+                // The car never saw it: the OEM wants the owner's PIN, or refused it.
+                Err(CallError::Oem(
+                    e @ (OemError::PinRequired { .. } | OemError::PinRejected { .. }),
+                )) => {
+                    self.unsend(record).await;
+                    return Outcome::Failed(oem.pin_failure(&pin, &e).await.into());
                 }
                 Err(CallError::Oem(e)) if e.delivered() == Delivered::Unknown => {
                     tracing::warn!(command = %record.id, error = %e,

@@ -235,6 +235,7 @@ async fn once(
         token: Secret::new("replay"),
         command_id: Some("cmd_replay".into()),
         account: None,
+        pin: None,
     };
     let v = VehicleRef {
         oem_id: vehicle.to_string(),

@@ -81,6 +81,20 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn take_link_state(&self, state_hash: &str) -> Result<Option<LinkState>, StoreError>;
     /// Changes an account's status.
     async fn set_account_status(&self, id: &str, status: AccountStatus) -> Result<(), StoreError>;
+    /// The account's PIN, if one is set.
+    async fn account_pin(&self, account_id: &str) -> Result<Option<PinRecord>, StoreError>;
+    /// Sets (replaces) the account's PIN, usable again.
+    async fn set_account_pin(&self, account_id: &str, sealed: &str) -> Result<(), StoreError>;
+    /// Replaces the sealed PIN `old` by `new` (a re-seal: the same PIN, refused or not),
+    /// unless it changed meanwhile. True if replaced.
+    async fn reseal_account_pin(
+        &self,
+        account_id: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError>;
+    /// Marks the PIN `sealed` refused, unless another replaced it meanwhile. True if marked.
+    async fn reject_account_pin(&self, account_id: &str, sealed: &str) -> Result<bool, StoreError>;
 }
 
 /// Vehicles: discovered records, looked up by id, tenant or OEM id.

@@ -90,6 +90,15 @@ pub struct AccountRecord {
     pub created_at: OffsetDateTime,
 }
 
+/// An account's PIN, sealed, and whether its OEM refused it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PinRecord {
+    /// The PIN, sealed (AAD: the account).
+    pub sealed: String,
+    /// When the OEM refused it; `None` while keyway may use it.
+    pub rejected_at: Option<OffsetDateTime>,
+}
+
 /// A vehicle keyway knows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VehicleRecord {

@@ -54,6 +54,19 @@ pub enum TokenError {
         /// The OEM.
         oem: String,
     },
+    /// The command needs the account's PIN, and none is usable: none is set
+    /// (`pin_required`), or the OEM refused the one set (`pin_rejected`).
+    #[error("{detail}")]
+    Pin {
+        /// The account.
+        account_id: String,
+        /// Its OEM.
+        oem: String,
+        /// Refused (else missing).
+        rejected: bool,
+        /// What happened.
+        detail: String,
+    },
     /// The OEM failed.
     #[error(transparent)]
     Oem(#[from] OemFailure),
@@ -101,6 +114,8 @@ impl crate::error::Codes for TokenError {
             Code::OemMisconfigured,
             Code::UpstreamError,
             Code::AuthorizationDenied,
+            Code::PinRequired,
+            Code::PinRejected,
             Code::Internal,
         ];
         all.extend(crate::error::OemFailure::codes());
@@ -124,6 +139,8 @@ impl Classify for TokenError {
             TokenError::BadClient { .. } => Code::OemMisconfigured,
             TokenError::Exchange { .. } => Code::UpstreamError,
             TokenError::CodeRefused { .. } => Code::AuthorizationDenied,
+            TokenError::Pin { rejected: true, .. } => Code::PinRejected,
+            TokenError::Pin { .. } => Code::PinRequired,
             TokenError::Oem(e) => e.code(),
             TokenError::Vanished(_)
             | TokenError::Settings { .. }
@@ -138,7 +155,8 @@ impl Classify for TokenError {
             | TokenError::RefreshPending { oem }
             | TokenError::BadClient { oem }
             | TokenError::Exchange { oem, .. }
-            | TokenError::CodeRefused { oem } => Some(oem),
+            | TokenError::CodeRefused { oem }
+            | TokenError::Pin { oem, .. } => Some(oem),
             _ => self.wrapped().and_then(Classify::oem),
         }
     }
@@ -152,6 +170,13 @@ impl Classify for TokenError {
                 (
                     "relink",
                     format!("POST /v1/accounts/{oem}/authorize").into(),
+                ),
+            ],
+            TokenError::Pin { account_id, .. } => vec![
+                ("account_id", account_id.clone().into()),
+                (
+                    "set_pin",
+                    format!("PUT /v1/accounts/{account_id}/pin").into(),
                 ),
             ],
             _ => self.wrapped().map(Classify::extra).unwrap_or_default(),

@@ -24,8 +24,10 @@
 
 mod error;
 pub mod oauth;
+mod pin;
 
 pub use error::{CallError, TokenError};
+pub use pin::{Pin, valid as valid_pin};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -392,6 +394,7 @@ impl Tokens {
                 token,
                 command_id: None,
                 account: Some(account_id.to_string()),
+                pin: None,
             };
             match op(call(token.clone())).await {
                 Err(OemError::Unauthorized { .. }) => {
@@ -434,7 +437,8 @@ impl Tokens {
         result
     }
 
-    /// Re-seals every stored token with the active key; returns how many accounts changed.
+    /// Re-seals every stored token and PIN with the active key; returns how many tokens
+    /// sets and PINs changed.
     /// Safe beside a running gateway: each account is replaced only if its tokens did not
     /// change meanwhile (a refresh writes with the running gateway's active key anyway).
     pub async fn reseal_all(&self) -> Result<usize, TokenError> {
@@ -461,6 +465,11 @@ impl Tokens {
                 ..old.clone()
             };
             if self.store.replace_tokens(&account.id, old, &new).await? {
+                changed += 1;
+            }
+        }
+        for account in self.store.accounts().await? {
+            if self.reseal_pin(&account.id).await? {
                 changed += 1;
             }
         }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::WakePolicy;
 use crate::registry::Oem;
 use crate::store::VehicleRecord;
-use crate::tokens::{CallError, Tokens};
+use crate::tokens::{CallError, Pin, TokenError, Tokens};
 
 /// A vehicle and its resolved OEM.
 pub struct OemCall<'a> {
@@ -62,6 +62,53 @@ impl<'a> OemCall<'a> {
     /// The OEM's id, e.g. `tesla` (metric labels, errors).
     pub fn name(&self) -> &str {
         &self.vehicle.oem
+    }
+
+    /// The owner's PIN as a command to this car may use it: read only for an OEM whose
+    /// commands may need one ([`Pin::Unset`] for the others, with no store read).
+    pub async fn pin(&self) -> Result<Pin, TokenError> {
+        match self.oem.adapter.info().owner_pin {
+            true => self.tokens.pin(&self.vehicle.account_id).await,
+            false => Ok(Pin::Unset),
+        }
+    }
+
+    /// What a command's send learned of the PIN `pin` it was given: the OEM's `e`
+    /// (`PinRequired`, `PinRejected`) as the account's failure; a refused PIN is marked
+    /// so and never tried again until replaced.
+    pub async fn pin_failure(&self, pin: &Pin, e: &OemError) -> TokenError {
+        let id = &self.vehicle.account_id;
+        let set = format!("set a new one with PUT /v1/accounts/{id}/pin");
+        let (rejected, detail) = match (e, pin) {
+            (OemError::PinRejected { detail }, Pin::Usable { sealed, .. }) => {
+                if let Err(e) = self.tokens.reject_pin(id, sealed).await {
+                    tracing::error!(account = %id, error = %e, "could not mark the PIN refused");
+                }
+                let why = format!(
+                    "the OEM refused account {id}'s PIN ({detail}); keyway will not try it again: {set}"
+                );
+                (true, why)
+            }
+            (_, Pin::Rejected { at }) => {
+                let at = crate::clock::timestamp(*at);
+                let why = format!(
+                    "the OEM refused account {id}'s PIN at {at}; keyway does not try it again: {set}"
+                );
+                (true, why)
+            }
+            (e, _) => {
+                let why = format!(
+                    "this car's commands need its owner's PIN ({e}); account {id} has none: set it with PUT /v1/accounts/{id}/pin"
+                );
+                (false, why)
+            }
+        };
+        TokenError::Pin {
+            account_id: id.clone(),
+            oem: self.vehicle.oem.clone(),
+            rejected,
+            detail,
+        }
     }
 
     /// Runs one OEM operation for the vehicle's account: `op` gets the call context,

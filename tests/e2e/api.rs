@@ -709,7 +709,7 @@ async fn every_documented_route_exists() {
     assert_eq!(doc.status, 200);
     assert_eq!(doc.json["openapi"], "3.1.0");
     let paths = doc.json["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 31);
+    assert_eq!(paths.len(), 32);
     for (path, item) in paths {
         for method in item
             .as_object()

@@ -13,6 +13,7 @@ mod demo;
 mod grants;
 mod hostile;
 mod outcomes;
+mod pins;
 mod replay;
 mod resilience;
 mod simulation;

@@ -40,6 +40,7 @@ const CASES: &[(&str, &str, &str)] = &[
         "lists none of the first tenant's accounts",
     ),
     ("DELETE", "/v1/accounts/{id}", "404"),
+    ("PUT", "/v1/accounts/{id}/pin", "404"),
     (
         "POST",
         "/v1/accounts/{oem}/authorize",
@@ -252,6 +253,7 @@ async fn another_tenant_reaches_nothing_of_the_first() {
         (Method::GET, format!("/v1/commands/{cmd}")),
         (Method::POST, format!("/v1/commands/{cmd}/acknowledge")),
         (Method::DELETE, format!("/v1/accounts/{account}")),
+        (Method::PUT, format!("/v1/accounts/{account}/pin")),
         (Method::GET, format!("/v1/grants?vehicle_id={car}")),
         (Method::GET, format!("/v1/grants/{grant}")),
         (Method::GET, format!("/v1/grants/{grant}/timeline")),
@@ -347,7 +349,7 @@ async fn another_tenant_reaches_nothing_of_the_first() {
         "the first tenant still sees every account it linked"
     );
     eprintln!("cross-tenant attempts refused: {}", refused);
-    assert_eq!(refused, 20);
+    assert_eq!(refused, 21);
     // The first tenant's watch stands.
     let mine = env.get("/v1/watches", Some(&a)).await;
     assert_eq!(

@@ -503,8 +503,8 @@ async fn the_database_holds_no_token_in_plaintext_and_keys_rotate() {
             .unwrap();
     assert_eq!(
         rotated.tokens.reseal_all().await.unwrap(),
-        7,
-        "one account per OEM"
+        8,
+        "one account per OEM, and the Hyundai owner's PIN"
     );
     assert_eq!(
         rotated.tokens.reseal_all().await.unwrap(),
@@ -518,6 +518,24 @@ async fn the_database_holds_no_token_in_plaintext_and_keys_rotate() {
     let account = env.tesla_account().await;
     let token = only_new.tokens.access_token(&account.id).await.unwrap();
     assert!(tokens.contains(&token.expose().to_string()));
+    // The owner's PIN is sealed too, and opens with the new key alone.
+    let store = &env.demo.gateway.store;
+    let hyundai = store.accounts().await.unwrap();
+    let hyundai = hyundai.iter().find(|a| a.oem == "hyundai").unwrap();
+    let sealed = store
+        .account_pin(&hyundai.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .sealed;
+    assert!(sealed.starts_with("kw1.k2."), "{sealed}");
+    assert!(!sealed.contains(keyway::mocks::HYUNDAI_OWNER_PIN));
+    match only_new.tokens.pin(&hyundai.id).await.unwrap() {
+        keyway::tokens::Pin::Usable { secret, .. } => {
+            assert_eq!(secret.expose(), keyway::mocks::HYUNDAI_OWNER_PIN)
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// A `tracing` writer collecting everything into a buffer.

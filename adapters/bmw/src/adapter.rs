@@ -70,6 +70,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         commands: &[],
     },
     api_key_header: None,
+    owner_pin: false,
     // BMW: the car pushes its state after executing; the app shows it within about a minute.
     timing: keyway_adapter::OemTiming {
         state_lag: std::time::Duration::from_secs(60),

@@ -1,7 +1,7 @@
 //! The conformance suite: plain async checks every adapter must pass against its own
 //! mock — listing, locating (within 1e-6 degrees), lock/unlock with the state read back,
 //! sleeping cars, refusals, unknown vehicles, expired tokens, 5xx, garbled bodies, the
-//! OEM's own rate-limit style, and declared capabilities. An OEM crate's test builds a [`Harness`] (its adapter, its mock started on an
+//! OEM's own rate-limit style, declared capabilities, pushes and owners' PINs. An OEM crate's test builds a [`Harness`] (its adapter, its mock started on an
 //! ephemeral port, a [`MockControl`] to steer that mock) and calls [`run_all`], or the
 //! single checks. Capabilities the adapter declares decide which checks apply, so a
 //! declared capability that does not work fails here — and so does one that works but
@@ -15,6 +15,9 @@ use std::time::Duration;
 use crate::{Adapter, Call, Capability, Command, OemError, Progress, Secret, Sent, VehicleRef};
 
 pub use crate::mock::MockControl;
+pub use pins::pins_are_asked_for;
+
+mod pins;
 
 /// An adapter, its mock, and how to reach it.
 pub struct Harness {
@@ -34,6 +37,7 @@ pub fn owner_call(mock: &dyn MockControl) -> Call {
         token: Secret::new(mock.access_token()),
         command_id: None,
         account: None,
+        pin: mock.owner_pin().map(Secret::new),
     }
 }
 
@@ -44,6 +48,7 @@ impl Harness {
             token: Secret::new(self.mock.access_token()),
             command_id: None,
             account: None,
+            pin: self.mock.owner_pin().map(Secret::new),
         }
     }
 
@@ -340,6 +345,7 @@ pub async fn run_all(h: &Harness) {
     capabilities_match(h).await;
     expired_token(h).await;
     commands_are_never_repeated_blindly(h).await;
+    pins_are_asked_for(h).await;
     pushes_are_verified(h);
     every_request_has_a_route(h);
 }

@@ -86,6 +86,21 @@ pub enum OemError {
         /// What said so.
         detail: String,
     },
+    /// The command needs the owner's PIN (a control token is made from it: Hyundai/Kia
+    /// CCS2, Volkswagen's S-PIN) and the account has none keyway may use. Nothing was
+    /// sent to the car.
+    #[error("the owner's PIN is needed: {detail}")]
+    PinRequired {
+        /// What needs it.
+        detail: String,
+    },
+    /// The OEM refused the owner's PIN. Nothing was sent to the car; the PIN must not be
+    /// tried again (repeated wrong PINs lock the owner out at the OEM).
+    #[error("the OEM refused the owner's PIN: {detail}")]
+    PinRejected {
+        /// What the OEM said.
+        detail: String,
+    },
     /// An accepted asynchronous command expired before the car executed it.
     #[error("the command expired before the vehicle executed it")]
     Expired,
@@ -156,7 +171,9 @@ impl OemError {
             | OemError::CircuitOpen { .. }
             | OemError::NotCapable { .. }
             | OemError::NoFix { .. }
-            | OemError::KeyNotPaired { .. } => Delivered::No,
+            | OemError::KeyNotPaired { .. }
+            | OemError::PinRequired { .. }
+            | OemError::PinRejected { .. } => Delivered::No,
             OemError::Refused { .. } | OemError::Expired => Delivered::Yes,
             OemError::Upstream { delivered, .. }
             | OemError::Timeout { delivered }
@@ -182,6 +199,8 @@ impl OemError {
             OemError::NotCapable { .. } => "not_capable",
             OemError::NoFix { .. } => "no_fix",
             OemError::KeyNotPaired { .. } => "key_not_paired",
+            OemError::PinRequired { .. } => "pin_required",
+            OemError::PinRejected { .. } => "pin_rejected",
             OemError::Upstream { .. } => "upstream",
             OemError::Timeout { .. } => "timeout",
             OemError::Transport { .. } => "transport",

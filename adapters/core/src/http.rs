@@ -143,6 +143,10 @@ pub struct Call {
     /// The keyway account the token belongs to: adapters may keep per-account facts by
     /// it (Tesla: the account's region).
     pub account: Option<String>,
+    /// The owner's PIN, given only to a command's send and only while the OEM has not
+    /// refused it ([`crate::OemError::PinRequired`] when a car needs one and this is
+    /// `None`).
+    pub pin: Option<Secret>,
 }
 
 impl Call {
@@ -434,6 +438,7 @@ mod tests {
             token: Secret::new("tok-1"),
             command_id: command_id.map(Into::into),
             account: None,
+            pin: None,
         }
     }
 

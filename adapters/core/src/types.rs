@@ -112,6 +112,9 @@ pub struct AdapterInfo {
     /// The header carrying the application's API key on every call, when the OEM wants
     /// one (Volvo: `vcc-api-key`); keyway then requires `api_key` in its configuration.
     pub api_key_header: Option<&'static str>,
+    /// Whether some of its cars' commands need the owner's PIN (Hyundai/Kia CCS2): keyway
+    /// then hands a command's send the account's PIN ([`crate::Call::pin`]).
+    pub owner_pin: bool,
     /// How the OEM's answers relate to the car in time.
     pub timing: OemTiming,
     /// Every kind of request the adapter makes, with fixture answers (`keyway replay`).

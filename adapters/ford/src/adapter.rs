@@ -55,6 +55,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         commands: &[],
     },
     api_key_header: None,
+    owner_pin: false,
     // Ford: FordPass status is refreshed by the car on its own schedule.
     timing: keyway_adapter::OemTiming {
         state_lag: std::time::Duration::from_secs(60),

@@ -57,6 +57,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         commands: &[],
     },
     api_key_header: None,
+    owner_pin: false,
     // GM: OnStar commands to a sleeping car are queued for minutes; status reports lag.
     timing: keyway_adapter::OemTiming {
         state_lag: std::time::Duration::from_secs(120),

@@ -4,11 +4,13 @@
 //! - [`adapter`]: translation: the `retCode`/`resCode` envelope (a rate limit is HTTP
 //!   200 with `retCode "F"`, `resCode "5091"`), vehicles by `vehicleId`, parked
 //!   location, the latest status's `doorLock`, door control answering a `msgId` whose
-//!   outcome arrives as a notification record.
+//!   outcome arrives as a notification record; CCS2 cars' door control with a control
+//!   token made from the owner's PIN (`control`).
 //! - [`mock`]: a fake of those endpoints with the `Stamp` header check and a token
 //!   exchange after login.
 
 pub mod adapter;
+mod control;
 pub mod exchanges;
 #[cfg(feature = "mock")]
 pub mod mock;

@@ -8,8 +8,14 @@
 //! A rate limit is HTTP 200 with `retCode "F"`, `resCode "5091"` (injected with
 //! `limit_next`). OAuth is the kit's with this profile: login, then a token exchange.
 //!
+//! CCS2 cars take door commands only with a control token made from the owner's PIN
+//! ([`ccs2`]).
+//!
 //! Simplified: the mock uses the VIN as the `vehicleId`; the `Stamp` is a fixed
-//! application value (the real one is derived per app); no PIN / control token.
+//! application value (the real one is derived per app); the PIN's `deviceId` is not
+//! checked against a registration.
+
+mod ccs2;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +24,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
 use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc};
@@ -43,8 +49,10 @@ pub struct HyundaiMockConfig {
     /// The cars.
     pub cars: Vec<MockCar>,
     /// VINs of cars on the newer CCS2 protocol: flagged in the list, their status at
-    /// `ccs2/carstatus/latest` (door `Lock` 0 = locked).
+    /// `ccs2/carstatus/latest` (door `Lock` 0 = locked), door control with a PIN.
     pub ccs2: Vec<String>,
+    /// Each login's PIN (as the owner set it in the app).
+    pub pins: HashMap<String, String>,
 }
 
 impl Default for HyundaiMockConfig {
@@ -60,6 +68,7 @@ impl Default for HyundaiMockConfig {
             },
             cars: Vec::new(),
             ccs2: Vec::new(),
+            pins: HashMap::new(),
         }
     }
 }
@@ -85,6 +94,7 @@ pub struct HyundaiMock {
     stamp: Arc<String>,
     stage: Duration,
     ccs2: Arc<Vec<String>>,
+    pins: Arc<Mutex<ccs2::Pins>>,
 }
 
 fn spa_now() -> String {
@@ -122,7 +132,16 @@ impl HyundaiMock {
             stamp: Arc::new(config.stamp),
             stage: config.stage,
             ccs2: Arc::new(config.ccs2),
+            pins: Arc::new(Mutex::new(ccs2::Pins {
+                set: config.pins,
+                ..Default::default()
+            })),
         }
+    }
+
+    /// How many wrong PINs `login` sent in a row (three lock it out).
+    pub fn wrong_pins(&self, login: &str) -> u32 {
+        lock(&self.pins).wrong.get(login).copied().unwrap_or(0)
     }
 
     /// The router: the SPA API, OAuth and `/__mock/`.
@@ -136,6 +155,11 @@ impl HyundaiMock {
                 get(ccs2_status),
             )
             .route("/api/v1/spa/vehicles/{id}/control/door", post(control))
+            .route(
+                "/api/v2/spa/vehicles/{id}/ccs2/control/door",
+                post(ccs2::door),
+            )
+            .route("/api/v1/user/pin", put(ccs2::pin))
             .route("/api/v1/spa/notifications/{id}/records", get(records))
             .route("/__mock/state", get(inspect))
             .with_state(self.clone());
@@ -169,14 +193,16 @@ impl HyundaiMock {
             .ok_or(StatusCode::NOT_FOUND)
     }
 
-    fn account(&self, headers: &HeaderMap) -> Result<String, StatusCode> {
+    fn stamped(&self, headers: &HeaderMap) -> Result<(), StatusCode> {
         let stamp_ok = headers
             .get("stamp")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|s| s == self.stamp.as_str());
-        if !stamp_ok {
-            return Err(StatusCode::BAD_REQUEST);
-        }
+        stamp_ok.then_some(()).ok_or(StatusCode::BAD_REQUEST)
+    }
+
+    fn account(&self, headers: &HeaderMap) -> Result<String, StatusCode> {
+        self.stamped(headers)?;
         bearer(headers)
             .and_then(|t| self.tokens.check(t).ok())
             .ok_or(StatusCode::UNAUTHORIZED)
@@ -321,29 +347,46 @@ async fn control(
                 .into_response();
         }
     };
-    let msg_id = random_token("");
-    let stage = m.stage * if car.asleep { 3 } else { 1 };
-    // The OEM wakes a sleeping car itself, unless the car's timing queues commands.
-    if car.asleep && car.timing.queue_ms == 0 {
-        m.garage.update(&car.vin, |c| c.asleep = false);
+    // A CCS2 car takes door commands only on its own path, with a control token.
+    if m.ccs2.contains(&car.vin) {
+        return ccs2::unsupported();
     }
-    let delivery = (!car.refusing).then(|| {
-        let fault = fault.map(|f| f.0).unwrap_or_default();
-        m.garage.deliver(&car.vin, lock_to, stage, fault)
-    });
-    lock(&m.controls).insert(
-        msg_id.clone(),
-        Control {
-            vin: car.vin.clone(),
-            lock_to,
-            created: Instant::now(),
-            stage,
-            refused: car.refusing,
-            applied: false,
-            delivery,
-        },
-    );
-    Json(json!({"retCode": "S", "resCode": "0000", "resMsg": {}, "msgId": msg_id})).into_response()
+    m.start_control(&car, lock_to, fault.map(|f| f.0))
+}
+
+impl HyundaiMock {
+    /// Hands a lock (`lock_to`) or unlock to `car` and answers its `msgId`.
+    fn start_control(
+        &self,
+        car: &MockCar,
+        lock_to: bool,
+        fault: Option<DeliveryFault>,
+    ) -> Response {
+        let msg_id = random_token("");
+        let stage = self.stage * if car.asleep { 3 } else { 1 };
+        // The OEM wakes a sleeping car itself, unless the car's timing queues commands.
+        if car.asleep && car.timing.queue_ms == 0 {
+            self.garage.update(&car.vin, |c| c.asleep = false);
+        }
+        let delivery = (!car.refusing).then(|| {
+            self.garage
+                .deliver(&car.vin, lock_to, stage, fault.unwrap_or_default())
+        });
+        lock(&self.controls).insert(
+            msg_id.clone(),
+            Control {
+                vin: car.vin.clone(),
+                lock_to,
+                created: Instant::now(),
+                stage,
+                refused: car.refusing,
+                applied: false,
+                delivery,
+            },
+        );
+        Json(json!({"retCode": "S", "resCode": "0000", "resMsg": {}, "msgId": msg_id}))
+            .into_response()
+    }
 }
 
 async fn records(
@@ -385,6 +428,15 @@ impl std::ops::Deref for HyundaiMock {
 impl GarageMock for HyundaiMock {
     fn parts(&self) -> &Parts {
         &self.parts
+    }
+
+    fn owner_pin(&self) -> Option<String> {
+        let owner = self.parts.oauth.default_account();
+        lock(&self.pins).set.get(owner).cloned()
+    }
+
+    fn needs_pin(&self, oem_id: &str) -> bool {
+        self.ccs2.iter().any(|v| v == oem_id)
     }
 
     fn limit_next(&self) -> Option<Duration> {

@@ -33,6 +33,7 @@ async fn conformance(ccs2: Vec<String>) {
             car("KNDC4DLC0N5000002", 52.520008, 13.404954),
         ],
         ccs2,
+        pins: [("owner".to_string(), "2468".to_string())].into(),
         ..HyundaiMockConfig::default()
     });
     let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -53,7 +54,8 @@ async fn hyundai_passes_the_conformance_suite() {
 }
 
 /// Cars on the newer CCS2 protocol: the list flags them, their lock state comes from
-/// `ccs2/carstatus/latest`.
+/// `ccs2/carstatus/latest`, their door control takes a control token made from the
+/// owner's PIN.
 #[tokio::test]
 async fn hyundai_ccs2_cars_pass_the_conformance_suite() {
     conformance(vec!["KMHKR81CFNU000001".into(), "KNDC4DLC0N5000002".into()]).await;

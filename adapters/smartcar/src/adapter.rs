@@ -68,6 +68,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         commands: &[(10, 60)],
     },
     api_key_header: None,
+    owner_pin: false,
     timing: OemTiming {
         // The makes behind Smartcar lag as the slowest direct OEMs do.
         state_lag: Duration::from_secs(60),

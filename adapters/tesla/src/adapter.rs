@@ -58,6 +58,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         commands: &[],
     },
     api_key_header: None,
+    owner_pin: false,
     // Tesla: vehicle_data is read from the online car; signed commands may arrive late (protocol.md).
     timing: keyway_adapter::OemTiming {
         state_lag: std::time::Duration::from_secs(5),

@@ -259,6 +259,7 @@ async fn a_421_moves_the_account_to_its_region_for_every_later_call() {
         token: Secret::new(mock.access_token()),
         command_id: None,
         account: Some("acc_eu".into()),
+        pin: None,
     };
     let listed = adapter.vehicles(&cx).await.unwrap();
     assert_eq!(listed.len(), 1);

@@ -60,6 +60,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         commands: &[(10, 60)],
     },
     api_key_header: Some("vcc-api-key"),
+    owner_pin: false,
     // Volvo: the state document is the last one the car uploaded.
     timing: keyway_adapter::OemTiming {
         state_lag: std::time::Duration::from_secs(30),

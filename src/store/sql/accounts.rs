@@ -80,6 +80,67 @@ impl AccountStore for SqlStore {
         .bind(account_id)).await?;
         Ok(())
     }
+    async fn account_pin(&self, account_id: &str) -> Result<Option<PinRecord>, StoreError> {
+        self.one(
+            sqlx::query("SELECT pin, rejected_at FROM account_pins WHERE account_id = $1")
+                .bind(account_id),
+            |row| {
+                Ok(PinRecord {
+                    sealed: get(row, "pin")?,
+                    rejected_at: get::<Option<i64>>(row, "rejected_at")?
+                        .map(from_ms)
+                        .transpose()?,
+                })
+            },
+        )
+        .await
+    }
+    async fn set_account_pin(&self, account_id: &str, sealed: &str) -> Result<(), StoreError> {
+        self.exec(
+            sqlx::query(
+                "INSERT INTO account_pins (account_id, pin, rejected_at, updated_at)
+                 VALUES ($1, $2, NULL, $3)
+                 ON CONFLICT (account_id) DO UPDATE
+                 SET pin = excluded.pin, rejected_at = NULL, updated_at = excluded.updated_at",
+            )
+            .bind(account_id)
+            .bind(sealed)
+            .bind(to_ms(now())),
+        )
+        .await?;
+        Ok(())
+    }
+    async fn reseal_account_pin(
+        &self,
+        account_id: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                sqlx::query("UPDATE account_pins SET pin = $1 WHERE account_id = $2 AND pin = $3")
+                    .bind(new)
+                    .bind(account_id)
+                    .bind(old),
+            )
+            .await?;
+        Ok(n == 1)
+    }
+    async fn reject_account_pin(&self, account_id: &str, sealed: &str) -> Result<bool, StoreError> {
+        let t = to_ms(now());
+        let n = self
+            .exec(
+                sqlx::query(
+                    "UPDATE account_pins SET rejected_at = $1, updated_at = $1
+                     WHERE account_id = $2 AND pin = $3 AND rejected_at IS NULL",
+                )
+                .bind(t)
+                .bind(account_id)
+                .bind(sealed),
+            )
+            .await?;
+        Ok(n == 1)
+    }
     async fn set_account_status(&self, id: &str, status: AccountStatus) -> Result<(), StoreError> {
         self.exec(
             sqlx::query("UPDATE accounts SET status = $1, updated_at = $2 WHERE id = $3")
@@ -115,6 +176,11 @@ impl AccountStore for SqlStore {
     async fn delete_account(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query("DELETE FROM vehicles WHERE account_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("DELETE FROM account_pins WHERE account_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await

@@ -360,6 +360,7 @@ impl SimOem {
                     commands: &[(100_000, 1)],
                 },
                 api_key_header: None,
+                owner_pin: false,
                 timing: style.declared(),
                 exchanges: &keyway_adapter::Exchanges::NONE,
             },

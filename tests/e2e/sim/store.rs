@@ -102,6 +102,26 @@ impl SimStore {
 
 #[async_trait]
 impl AccountStore for SimStore {
+    async fn account_pin(&self, account_id: &str) -> Result<Option<PinRecord>, StoreError> {
+        self.guard(self.inner.account_pin(account_id)).await
+    }
+    async fn set_account_pin(&self, account_id: &str, sealed: &str) -> Result<(), StoreError> {
+        self.guard(self.inner.set_account_pin(account_id, sealed))
+            .await
+    }
+    async fn reseal_account_pin(
+        &self,
+        account_id: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        self.guard(self.inner.reseal_account_pin(account_id, old, new))
+            .await
+    }
+    async fn reject_account_pin(&self, account_id: &str, sealed: &str) -> Result<bool, StoreError> {
+        self.guard(self.inner.reject_account_pin(account_id, sealed))
+            .await
+    }
     async fn put_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
         self.guard(self.inner.put_account(account)).await
     }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use super::MockControl;
+pub use super::control::GarageMock;
 use super::timeline::{CarTiming, Delivery, DeliveryFault, Execution, History, Timeline, wall};
 use super::{
     Faults, Journal, OAuthServer, OAuthServerConfig, Rejection, TokenBook, instrument, lock,
@@ -511,79 +511,4 @@ fn world_routes(garage: &Garage) -> Router {
     Router::new()
         .route("/__mock/vehicles/{vin}", patch(steer))
         .with_state(garage.clone())
-}
-
-/// What a garage-based mock provides; [`MockControl`] follows from it.
-pub trait GarageMock: Send + Sync {
-    /// Its parts.
-    fn parts(&self) -> &Parts;
-    /// Makes the next request answer in this OEM's rate-limit style; the announced wait.
-    fn limit_next(&self) -> Option<Duration>;
-    /// The push the OEM would deliver now about a car ([`MockControl::push_delivery`]).
-    fn push_delivery(&self, _oem_id: &str) -> Option<super::control::PushDelivery> {
-        None
-    }
-}
-
-impl<T: GarageMock> MockControl for T {
-    fn vehicle_ids(&self) -> Vec<String> {
-        self.parts()
-            .garage
-            .owned_by(self.parts().oauth.default_account())
-            .into_iter()
-            .map(|c| c.vin)
-            .collect()
-    }
-
-    fn position(&self, oem_id: &str) -> (f64, f64) {
-        let c = self.parts().garage.car(oem_id).expect("known car");
-        (c.latitude, c.longitude)
-    }
-
-    fn locked(&self, oem_id: &str) -> bool {
-        self.parts().garage.car(oem_id).expect("known car").locked
-    }
-
-    fn set_locked(&self, oem_id: &str, locked: bool) {
-        self.parts().garage.update(oem_id, |c| c.locked = locked);
-    }
-
-    fn set_asleep(&self, oem_id: &str) {
-        self.parts().garage.update(oem_id, |c| c.asleep = true);
-    }
-
-    fn set_awake(&self, oem_id: &str) {
-        self.parts().garage.update(oem_id, |c| c.asleep = false);
-    }
-
-    fn set_refusing(&self, oem_id: &str, refusing: bool) {
-        self.parts()
-            .garage
-            .update(oem_id, |c| c.refusing = refusing);
-    }
-
-    fn access_token(&self) -> String {
-        let owner = self.parts().oauth.default_account();
-        self.parts().tokens.issue(owner).access_token
-    }
-
-    fn expire_access_tokens(&self) {
-        self.parts().tokens.expire_access_tokens();
-    }
-
-    fn faults(&self) -> &Faults {
-        &self.parts().faults
-    }
-
-    fn limit_next(&self) -> Option<Duration> {
-        GarageMock::limit_next(self)
-    }
-
-    fn journal(&self) -> &super::Journal {
-        &self.parts().journal
-    }
-
-    fn push_delivery(&self, oem_id: &str) -> Option<super::control::PushDelivery> {
-        GarageMock::push_delivery(self, oem_id)
-    }
 }

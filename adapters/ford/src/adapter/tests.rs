@@ -197,6 +197,7 @@ async fn a_car_only_the_older_status_serves_is_read_there_directly() {
         token: keyway_adapter::Secret::new("t"),
         command_id: None,
         account: None,
+        pin: None,
     };
     let adapter = FordAdapter::new("https://ford.invalid");
     let v = VehicleRef {
