@@ -187,6 +187,18 @@ fn verifier_aad(hash: &str) -> String {
     format!("link/{hash}/verifier")
 }
 
+fn link_pin_aad(hash: &str) -> String {
+    format!("link/{hash}/pin")
+}
+
+/// `pin` checked: 4 to 8 digits.
+fn checked_pin(pin: &str) -> Result<&str, AccountError> {
+    match crate::tokens::valid_pin(pin) {
+        true => Ok(pin),
+        false => Err(AccountError::Invalid("a PIN is 4 to 8 digits".into())),
+    }
+}
+
 /// The redirect URI keyway registers with every OEM.
 pub fn redirect_uri(public_url: &str) -> String {
     format!("{public_url}/v1/oauth/callback")
@@ -233,10 +245,17 @@ impl Accounts {
         })
     }
 
-    /// Starts linking an account of `oem` for `caller`.
-    pub async fn start(&self, caller: &Caller, oem: &str) -> Result<LinkStart, AccountError> {
+    /// Starts linking an account of `oem` for `caller`; the owner's `pin`, when given,
+    /// waits sealed with the link and is set on the account the callback creates.
+    pub async fn start(
+        &self,
+        caller: &Caller,
+        oem: &str,
+        pin: Option<&str>,
+    ) -> Result<LinkStart, AccountError> {
         caller.require_unrestricted("link accounts")?;
         let entry = self.enabled(oem)?;
+        let pin = pin.map(checked_pin).transpose()?;
         let redirect = self.redirect_uri.clone();
         let auth = oauth::authorization(entry, &redirect)?;
         let hash = state_hash(auth.state.expose());
@@ -250,6 +269,9 @@ impl Accounts {
                 caller: caller.tenant.clone(),
                 verifier: self.sealer.seal(&auth.verifier, &verifier_aad(&hash))?,
                 redirect_uri: redirect,
+                pin: pin
+                    .map(|p| self.sealer.seal(&Secret::new(p), &link_pin_aad(&hash)))
+                    .transpose()?,
                 created_at,
                 expires_at,
             })
@@ -263,11 +285,8 @@ impl Accounts {
     }
 
     /// Completes a link from the OEM's redirect: exchanges the code, stores the sealed
-    /// tokens, discovers the vehicles.
-    pub async fn complete(
-        &self,
-        cb: Callback,
-    ) -> Result<(AccountRecord, Vec<VehicleRecord>), AccountError> {
+    /// tokens (and the PIN given with the link), discovers the vehicles.
+    pub async fn complete(&self, cb: Callback) -> Result<Listed, AccountError> {
         let state = cb
             .state
             .filter(|s| !s.is_empty())
@@ -321,10 +340,18 @@ impl Accounts {
             created_at: now(),
         };
         self.store.put_account(&account).await?;
+        if let Some(sealed) = &link.pin {
+            let pin = self.sealer.open(sealed, &link_pin_aad(&hash))?;
+            self.tokens.set_pin(&account.id, &pin).await?;
+        }
         let vehicles = self.discover(&account).await?;
         tracing::info!(account = %account.id, oem = %account.oem, owner = %account.owner,
             vehicles = vehicles.len(), "account linked");
-        Ok((account, vehicles))
+        Ok(Listed {
+            account,
+            vehicle_ids: vehicles.into_iter().map(|v| v.id).collect(),
+            pin: link.pin.is_some().then_some(PinState::Set),
+        })
     }
 
     /// Lists the account's vehicles at the OEM and records them.

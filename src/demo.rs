@@ -456,11 +456,13 @@ pub async fn link_as_owner(base: &str, token: &str, oem: &str) -> Result<(), Dem
         account: None,
         pin: None,
     };
+    // The owner gives keyway the PIN its Hyundai CCS2 car's door control needs.
+    let body = match oem {
+        "hyundai" => serde_json::json!({"pin": crate::mocks::HYUNDAI_OWNER_PIN}),
+        _ => serde_json::json!({}),
+    };
     let started = service
-        .post_json(
-            &format!("{base}/v1/accounts/{oem}/authorize"),
-            &serde_json::json!({}),
-        )
+        .post_json(&format!("{base}/v1/accounts/{oem}/authorize"), &body)
         .await
         .map_err(|e| fail("authorize", e.to_string()))?;
     let started: serde_json::Value = serde_json::from_slice(started.body())
@@ -486,27 +488,6 @@ pub async fn link_as_owner(base: &str, token: &str, oem: &str) -> Result<(), Dem
             "callback",
             String::from_utf8_lossy(done.body()).into_owned(),
         ));
-    }
-    // The owner gives keyway the PIN its CCS2 car's door control needs.
-    if oem == "hyundai" {
-        let linked: serde_json::Value = serde_json::from_slice(done.body()).unwrap_or_default();
-        let id = linked["account"]["id"].as_str().unwrap_or_default();
-        let url = format!("{base}/v1/accounts/{id}/pin");
-        let body = serde_json::json!({"pin": crate::mocks::HYUNDAI_OWNER_PIN}).to_string();
-        let req = service
-            .request(http::Method::PUT, &url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Bytes::from(body));
-        let set = service
-            .send(req)
-            .await
-            .map_err(|e| fail("PIN", e.to_string()))?;
-        if !set.status().is_success() {
-            return Err(fail(
-                "PIN",
-                String::from_utf8_lossy(set.body()).into_owned(),
-            ));
-        }
     }
     Ok(())
 }

@@ -65,6 +65,22 @@ pub struct PinBody {
     pin: String,
 }
 
+/// What a link may carry beyond the OEM's authorization.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = NewLink)]
+pub struct LinkBody {
+    /// The owner's PIN (4 to 8 digits), set on the account the link creates.
+    #[schema(example = "1234")]
+    pin: Option<String>,
+}
+
+impl std::fmt::Debug for LinkBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkBody { pin: <redacted> }")
+    }
+}
+
 impl std::fmt::Debug for PinBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PinBody { pin: <redacted> }")
@@ -98,6 +114,7 @@ pub struct AccountList {
 }
 
 type AccountProblems = Problems<(Edge, AccountError)>;
+type LinkProblems = Problems<(Edge, super::contract::JsonBody, AccountError)>;
 type CallbackProblems = Problems<(Public, AccountError)>;
 
 /// Start linking an owner's account at an OEM (OAuth authorization code with PKCE).
@@ -107,16 +124,19 @@ type CallbackProblems = Problems<(Public, AccountError)>;
     tag = "accounts",
     operation_id = "authorizeAccount",
     params(("oem" = String, Path, description = "The OEM (`tesla`, `bmw`, …; `/readyz` lists those enabled)")),
-    responses((status = 201, description = "The link is started", body = LinkStarted), AccountProblems),
+    request_body(content = Option<LinkBody>, content_type = "application/json", description = "Optionally the owner's PIN, set on the account the link creates"),
+    responses((status = 201, description = "The link is started", body = LinkStarted), LinkProblems),
     security(("bearer" = ["accounts:write"]))
 )]
 pub async fn authorize(
     State(gw): State<Arc<Gateway>>,
     Authed(caller): Authed,
     Path(oem): Path<String>,
+    OptionalJson(body): OptionalJson<LinkBody>,
 ) -> Result<(StatusCode, Json<LinkStarted>), ApiError> {
     caller.require(Scope::AccountsWrite)?;
-    let link = gw.accounts.start(&caller, &oem).await?;
+    let pin = body.as_ref().and_then(|b| b.pin.as_deref());
+    let link = gw.accounts.start(&caller, &oem, pin).await?;
     Ok((
         StatusCode::CREATED,
         Json(LinkStarted {
@@ -142,10 +162,9 @@ pub async fn callback(
     State(gw): State<Arc<Gateway>>,
     Query(cb): Query<Callback>,
 ) -> Result<Json<Linked>, ApiError> {
-    let (account, vehicles) = gw.accounts.complete(cb).await?;
-    let ids = vehicles.into_iter().map(|v| v.id).collect();
+    let l = gw.accounts.complete(cb).await?;
     Ok(Json(Linked {
-        account: view(&account, ids, None),
+        account: view(&l.account, l.vehicle_ids, l.pin),
     }))
 }
 

@@ -14,7 +14,7 @@ pub fn banner(d: &Demo) -> String {
     for m in &d.mocks {
         let name = mocks::entry(m.oem).map_or(m.oem, |e| e.name);
         out.push_str(&format!(
-            "  {:<13}{}  (inspect: GET /__mock/state; journal: GET /__mock/requests; owner token: POST /__mock/token)\n",
+            "  {:<18}{}  (inspect: GET /__mock/state; journal: GET /__mock/requests; owner token: POST /__mock/token)\n",
             format!("{name} mock:"),
             m.server.url()
         ));
@@ -92,6 +92,13 @@ pub fn banner(d: &Demo) -> String {
         out.push_str(&format!(
             "  curl -s -X POST {base}/v1/vehicles/{}/unlock {auth} -H 'Prefer: wait=60'   # Smartcar reads this one but cannot command it: failed, not_capable\n",
             v.id
+        ));
+    }
+    if let Some(v) = d.vehicles.iter().find(|v| v.oem == "hyundai") {
+        out.push_str(&format!(
+            "  # the IONIQ 5 (CCS2) unlocks with its owner's PIN {}, set at start: PUT /v1/accounts/{}/pin '{{\"pin\": \"0000\"}}' makes it 422 pin_rejected\n",
+            crate::mocks::HYUNDAI_OWNER_PIN,
+            v.account_id
         ));
     }
     out.push_str(&format!(

@@ -67,6 +67,8 @@ pub struct LinkState {
     pub verifier: String,
     /// The redirect URI sent to the OEM (the code exchange must repeat it).
     pub redirect_uri: String,
+    /// The owner's PIN given with the link, sealed; set on the account it creates.
+    pub pin: Option<String>,
     /// Started.
     pub created_at: OffsetDateTime,
     /// Good until.

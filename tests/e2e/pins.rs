@@ -61,7 +61,19 @@ async fn a_ccs2_car_takes_commands_with_the_owners_pin_and_a_refused_pin_is_neve
     );
     assert!(!listed.text.contains(pin), "the PIN is never shown");
 
-    // The demo owner gave keyway the PIN: the unlock goes the CCS2 way.
+    // The demo owner gave keyway the PIN when linking (POST …/authorize {"pin"}); a
+    // malformed one is refused before any link starts.
+    let bad = env
+        .send(
+            Method::POST,
+            "/v1/accounts/hyundai/authorize",
+            Some(&env.demo.token),
+            &[("content-type", "application/json")],
+            Some(br#"{"pin": "12"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    // The unlock goes the CCS2 way.
     let a = command(&env, "unlock", "pin-1").await;
     assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
     assert_eq!(requests(&env, "PUT", "/api/v1/user/pin"), 1);

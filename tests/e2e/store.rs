@@ -181,6 +181,7 @@ async fn a_link_state_is_taken_once(s: Arc<dyn Store>) {
     let t = now();
     let l = LinkState {
         state_hash: "h".into(),
+        pin: None,
         oem: "tesla".into(),
         caller: "svc".into(),
         verifier: "kw1.k1.x".into(),

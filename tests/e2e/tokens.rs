@@ -139,6 +139,7 @@ async fn states_are_random_single_use_bound_and_expiring() {
         .store
         .put_link_state(&LinkState {
             state_hash: hash,
+            pin: None,
             oem: "tesla".into(),
             caller: "someone".into(),
             verifier: "kw1.demo.x".into(),

@@ -210,7 +210,7 @@ impl AccountStore for SqlStore {
             .await?;
         self.exec(sqlx::query(
             "INSERT INTO link_states (state_hash, oem, caller, verifier, redirect_uri, created_at,
-                expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                expires_at, pin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&l.state_hash)
         .bind(&l.oem)
@@ -218,7 +218,8 @@ impl AccountStore for SqlStore {
         .bind(&l.verifier)
         .bind(&l.redirect_uri)
         .bind(to_ms(l.created_at))
-        .bind(to_ms(l.expires_at))).await?;
+        .bind(to_ms(l.expires_at))
+        .bind(&l.pin)).await?;
         Ok(())
     }
     async fn take_link_state(&self, state_hash: &str) -> Result<Option<LinkState>, StoreError> {
@@ -234,6 +235,7 @@ impl AccountStore for SqlStore {
                 caller: get(&r, "caller")?,
                 verifier: get(&r, "verifier")?,
                 redirect_uri: get(&r, "redirect_uri")?,
+                pin: get(&r, "pin")?,
                 created_at: from_ms(get(&r, "created_at")?)?,
                 expires_at: from_ms(get(&r, "expires_at")?)?,
             })
