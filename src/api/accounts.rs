@@ -61,7 +61,12 @@ fn view(a: &AccountRecord, vehicle_ids: Vec<String>, pin: Option<PinState>) -> A
 #[schema(as = AccountPin)]
 pub struct PinBody {
     /// 4 to 8 digits, as the owner set it in the OEM's app.
-    #[schema(example = "1234", pattern = "^[0-9]{4,8}$", min_length = 4, max_length = 8)]
+    #[schema(
+        example = "1234",
+        pattern = "^[0-9]{4,8}$",
+        min_length = 4,
+        max_length = 8
+    )]
     pin: String,
 }
 
@@ -71,7 +76,12 @@ pub struct PinBody {
 #[schema(as = NewLink)]
 pub struct LinkBody {
     /// The owner's PIN (4 to 8 digits), set on the account the link creates.
-    #[schema(example = "1234", pattern = "^[0-9]{4,8}$", min_length = 4, max_length = 8)]
+    #[schema(
+        example = "1234",
+        pattern = "^[0-9]{4,8}$",
+        min_length = 4,
+        max_length = 8
+    )]
     pin: Option<String>,
 }
 
