@@ -31,7 +31,7 @@ mod observed;
 pub use call::OemCall;
 pub use error::VehicleError;
 pub use follow::follow_changes;
-pub use observed::{Link, News};
+pub use observed::{Link, News, Source};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,35 +50,6 @@ use crate::registry::Registry;
 use crate::store::{Store, VehicleRecord};
 use crate::sync::{Cache, cache, lock};
 use crate::tokens::{CallError, TokenError, Tokens};
-
-/// Where a security answer came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[schema(as = SecuritySource)]
-pub enum Source {
-    /// Read from the vehicle (now, or recently: see the answer's age).
-    Vehicle,
-    /// Pushed by the OEM or aggregator (a webhook keyway verified).
-    Push,
-    /// The state the last confirmed command left (the OEM has no lock-state read).
-    LastCommand,
-    /// Nothing: the OEM has no lock-state read and no command has confirmed a state
-    /// yet (`locked` is null: unknown, never a guess).
-    #[serde(rename = "none")]
-    Nothing,
-}
-
-impl Source {
-    /// Wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Vehicle => "vehicle",
-            Source::Push => "push",
-            Source::LastCommand => "last_command",
-            Source::Nothing => "none",
-        }
-    }
-}
 
 /// Wake and asynchronous-read timing.
 #[derive(Clone, Copy, Debug)]
@@ -159,6 +130,8 @@ pub struct Fleet {
     flights: Flights,
     /// Each car's connectivity as last learned ([`Fleet::link`]).
     links: Cache<String, Link>,
+    /// Held while a reading is compared with the kept one and replaced.
+    keeping: Mutex<()>,
     /// Vehicle records and when they were read.
     records: Cache<String, (Instant, Arc<VehicleRecord>)>,
 }
@@ -186,6 +159,7 @@ impl Fleet {
             last: [cache(KEPT), cache(KEPT)],
             flights: Mutex::default(),
             links: cache(KEPT),
+            keeping: Mutex::default(),
             records: cache(KEPT),
         }
     }

@@ -3,13 +3,42 @@
 //! no OEM call; and the car's connectivity as the last answer about it showed. The newer
 //! snapshot wins wherever a reading is kept: one the car recorded before the kept one is
 //! older news and changes nothing (the same rule for a caller's own read that finishes
-//! after a push).
+//! after a push); and where an answer came from ([`Source`]).
 
 use keyway_adapter::{Connectivity, Location, SecurityState};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use super::{Fleet, Kind, Reading, Source, Value};
+use super::{Fleet, Kind, Reading, Value};
+
+/// Where a security answer came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = SecuritySource)]
+pub enum Source {
+    /// Read from the vehicle (now, or recently: see the answer's age).
+    Vehicle,
+    /// Pushed by the OEM or aggregator (a webhook keyway verified).
+    Push,
+    /// The state the last confirmed command left (the OEM has no lock-state read).
+    LastCommand,
+    /// Nothing: the OEM has no lock-state read and no command has confirmed a state
+    /// yet (`locked` is null: unknown, never a guess).
+    #[serde(rename = "none")]
+    Nothing,
+}
+
+impl Source {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Vehicle => "vehicle",
+            Source::Push => "push",
+            Source::LastCommand => "last_command",
+            Source::Nothing => "none",
+        }
+    }
+}
 
 /// A car's connectivity as keyway last learned it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +119,9 @@ impl Fleet {
     /// Keeps `r` as the car's last reading of `kind` unless the kept one is newer: the
     /// car recorded it later, or (where a time is missing) keyway asked for it later.
     pub(super) fn keep(&self, vehicle_id: &str, kind: Kind, r: Reading) {
+        // Compared and replaced as one step: two readings arriving together cannot leave
+        // the older one kept.
+        let _turn = crate::sync::lock(&self.keeping);
         if let Some(kept) = self.kept(vehicle_id, kind) {
             let newer = match (kept.value.recorded_at(), r.value.recorded_at()) {
                 (Some(k), Some(n)) => k > n,
