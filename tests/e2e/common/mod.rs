@@ -57,8 +57,14 @@ pub fn options(dir: &TempDir) -> DemoOptions {
     }
 }
 
+/// The tests' HTTP client. It drops a pooled connection idle for 5 s: keyway closes an
+/// idle keep-alive connection after `http.header_timeout_ms` (10 s), and a request sent
+/// on one just as it closes fails with `IncompleteMessage` (the keep-alive race).
 pub fn client() -> Client<HttpConnector, Full<Bytes>> {
-    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+    Client::builder(TokioExecutor::new())
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(5))
+        .build(HttpConnector::new())
 }
 
 /// What an [`Env`] starts: which mocks (default every one) and the gateway's
