@@ -454,12 +454,8 @@ impl Accounts {
             .ok_or_else(|| AccountError::NotFound(id.to_string()))?;
         let pin = pin
             .ok_or_else(|| AccountError::Invalid("send a JSON body: {\"pin\": \"1234\"}".into()))?;
-        if !crate::tokens::valid_pin(pin) {
-            return Err(AccountError::Invalid("a PIN is 4 to 8 digits".into()));
-        }
-        self.tokens
-            .set_pin(id, &keyway_adapter::Secret::new(pin))
-            .await?;
+        let pin = Secret::new(checked_pin(pin)?);
+        self.tokens.set_pin(id, &pin).await?;
         tracing::info!(account = %id, "account PIN set");
         Ok(())
     }

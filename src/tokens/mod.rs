@@ -444,6 +444,9 @@ impl Tokens {
     pub async fn reseal_all(&self) -> Result<usize, TokenError> {
         let mut changed = 0;
         for account in self.store.accounts().await? {
+            if self.reseal_pin(&account.id).await? {
+                changed += 1;
+            }
             let old = &account.tokens;
             let stale = [&old.access_token, &old.refresh_token]
                 .into_iter()
@@ -454,10 +457,7 @@ impl Tokens {
             }
             let reseal =
                 |sealed: &Option<String>, aad: &str| -> Result<Option<String>, TokenError> {
-                    sealed
-                        .as_ref()
-                        .map(|s| Ok(self.sealer.seal(&self.open(s, aad)?, aad)?))
-                        .transpose()
+                    sealed.as_ref().map(|s| self.resealed(s, aad)).transpose()
                 };
             let new = StoredTokens {
                 access_token: reseal(&old.access_token, &access_aad(&account.id))?,
@@ -468,11 +468,11 @@ impl Tokens {
                 changed += 1;
             }
         }
-        for account in self.store.accounts().await? {
-            if self.reseal_pin(&account.id).await? {
-                changed += 1;
-            }
-        }
         Ok(changed)
+    }
+
+    /// `sealed` (bound to `aad`) sealed again with the active key.
+    fn resealed(&self, sealed: &str, aad: &str) -> Result<String, TokenError> {
+        Ok(self.sealer.seal(&self.open(sealed, aad)?, aad)?)
     }
 }

@@ -28,13 +28,6 @@ pub enum Pin {
     },
 }
 
-impl Pin {
-    /// Whether one is set (refused or not).
-    pub fn is_set(&self) -> bool {
-        !matches!(self, Pin::Unset)
-    }
-}
-
 fn pin_aad(account_id: &str) -> String {
     format!("{account_id}/pin")
 }
@@ -86,8 +79,7 @@ impl Tokens {
         if !self.sealer.needs_rotation(&p.sealed) {
             return Ok(false);
         }
-        let aad = pin_aad(account_id);
-        let new = self.sealer.seal(&self.open(&p.sealed, &aad)?, &aad)?;
+        let new = self.resealed(&p.sealed, &pin_aad(account_id))?;
         Ok(self
             .store
             .reseal_account_pin(account_id, &p.sealed, &new)

@@ -31,7 +31,7 @@ mod observed;
 pub use call::OemCall;
 pub use error::VehicleError;
 pub use follow::follow_changes;
-pub use observed::{Link, News, Source};
+pub use observed::{Link, News, Source, connectivity_of};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -497,12 +497,10 @@ impl Fleet {
             }
             other => other,
         };
-        match &first {
-            Err(CallError::Oem(OemError::Asleep)) => self.seen(&v.id, Connectivity::Asleep),
-            Err(CallError::Oem(OemError::Unreachable { .. })) => {
-                self.seen(&v.id, Connectivity::Offline)
-            }
-            _ => {}
+        if let Err(e) = &first
+            && let Some(c) = connectivity_of(e)
+        {
+            self.seen(&v.id, c);
         }
         let value = match first {
             Err(CallError::Oem(OemError::Asleep)) => {

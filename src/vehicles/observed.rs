@@ -5,11 +5,12 @@
 //! older news and changes nothing (the same rule for a caller's own read that finishes
 //! after a push); and where an answer came from ([`Source`]).
 
-use keyway_adapter::{Connectivity, Location, SecurityState};
+use keyway_adapter::{Connectivity, Location, OemError, SecurityState};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use super::{Fleet, Kind, Reading, Value};
+use crate::tokens::CallError;
 
 /// Where a security answer came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -62,6 +63,16 @@ pub struct News<'a> {
     pub asked_at: Instant,
     /// [`Source::Vehicle`] for the watcher's read, [`Source::Push`] for a push.
     pub source: Source,
+}
+
+/// What an OEM's answer says of the car's connectivity, where it says anything: an
+/// `Asleep` answer, or an unreachable car.
+pub fn connectivity_of(e: &CallError) -> Option<Connectivity> {
+    match e {
+        CallError::Oem(OemError::Asleep) => Some(Connectivity::Asleep),
+        CallError::Oem(OemError::Unreachable { .. }) => Some(Connectivity::Offline),
+        _ => None,
+    }
 }
 
 impl Value {

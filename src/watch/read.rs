@@ -4,7 +4,7 @@
 //! `Asleep` answer is the car's connectivity, never a reason to wake it; a position the
 //! OEM finds only through a separate (billed, slow) locate flow is not read.
 
-use keyway_adapter::{Capability, CommandMode, OemError};
+use keyway_adapter::{Capability, CommandMode};
 
 use super::state::{Connectivity, Reading};
 use crate::tokens::CallError;
@@ -31,11 +31,7 @@ pub fn cost(oem: &OemCall<'_>) -> usize {
 
 /// What an answer says of the car's connectivity, where it says anything.
 fn connectivity_of(e: &CallError) -> Option<Connectivity> {
-    match e {
-        CallError::Oem(OemError::Asleep) => Some(Connectivity::Asleep),
-        CallError::Oem(OemError::Unreachable { .. }) => Some(Connectivity::Offline),
-        _ => None,
-    }
+    crate::vehicles::connectivity_of(e).map(Into::into)
 }
 
 /// Reads what the car shows now without waking it; also how many OEM requests that

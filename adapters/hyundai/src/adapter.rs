@@ -500,10 +500,7 @@ pub fn parse_records(body: &[u8], msg_id: &str) -> Result<Progress, OemError> {
 
 /// Maps a non-success HTTP answer.
 pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
-    let coded = serde_json::from_slice::<Envelope<serde_json::Value>>(resp.body())
-        .ok()
-        .and_then(|e| known_code(e.res_code.as_deref()?, e.res_msg.as_ref()));
-    if let Some(e) = coded {
+    if let Some(e) = envelope_error(resp.body()) {
         return e;
     }
     match resp.status().as_u16() {

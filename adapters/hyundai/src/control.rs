@@ -93,29 +93,20 @@ impl HyundaiAdapter {
             .body(Bytes::from(serde_json::to_vec(&body).unwrap_or_default()));
         let resp = cx.send(req).await?;
         let status = resp.status().as_u16();
-        let answer = match status {
-            200..=299 => parse_control_token(resp.body()),
-            // The access token, the rate limit and the OEM's own trouble keep their
-            // meaning (nothing reached the car either way); anything else refused the PIN.
-            401 | 429 | 500.. => Err(classify(&resp, false)),
+        // The access token, the rate limit and the OEM's own trouble keep their meaning
+        // (nothing reached the car either way; a rate limit or a 4002 arrive as HTTP 200
+        // too); anything else refused the PIN.
+        let (token, lifetime) = match status {
+            200..=299 => parse_control_token(resp.body())
+                .map_err(|e| crate::adapter::envelope_error(resp.body()).unwrap_or(e))?,
+            401 | 429 | 500.. => return Err(classify(&resp, false)),
             _ => match classify(&resp, false) {
                 e @ (OemError::RateLimited { .. }
                 | OemError::Unauthorized { .. }
-                | OemError::ClientRejected { .. }) => Err(e),
-                _ => Err(refused(&format!("HTTP {status}"))),
+                | OemError::ClientRejected { .. }) => return Err(e),
+                _ => return Err(refused(&format!("HTTP {status}"))),
             },
         };
-        // A rate limit or a 4002 arrive as HTTP 200 too.
-        let answer = match answer {
-            Err(OemError::PinRejected { .. }) if status == 200 => {
-                match crate::adapter::envelope_error(resp.body()) {
-                    Some(e) => Err(e),
-                    None => answer,
-                }
-            }
-            other => other,
-        };
-        let (token, lifetime) = answer?;
         if let Ok(mut c) = self.controls.lock() {
             let until = Instant::now() + lifetime.saturating_sub(MARGIN);
             c.insert(key, (token.clone(), until));

@@ -100,8 +100,7 @@ pub async fn door(
         return StatusCode::NOT_FOUND.into_response();
     };
     if !m.ccs2.contains(&car.vin) {
-        return Json(json!({"retCode": "F", "resCode": "4005", "resMsg": "Unsupported control"}))
-            .into_response();
+        return unsupported();
     }
     let command = serde_json::from_slice::<Value>(&body)
         .ok()
