@@ -1,6 +1,7 @@
 //! OEM accounts: linking an owner's account through the OEM's OAuth server
 //! (authorization code + PKCE + a single-use `state` bound to the caller who started
-//! it), discovering its vehicles, listing and unlinking.
+//! it) — or through the OEM's own app login, whose redirect the caller hands over
+//! (`keyway_adapter::login`) — discovering its vehicles, listing and unlinking.
 //!
 //! The `state` is random (from the `oauth2` crate), stored only as a SHA-256 hash, taken
 //! (deleted) by the first callback that presents it, and good for 10 minutes. The PKCE
@@ -11,7 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyway_adapter::Secret;
+use keyway_adapter::login::{param, redirect_params};
+use keyway_adapter::{Linking, OemError, Secret};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -19,7 +21,7 @@ use crate::auth::AuthError;
 use crate::auth::Caller;
 use crate::crypto::CryptoError;
 use crate::crypto::Sealer;
-use crate::error::{Classify, Code};
+use crate::error::{Classify, Code, OemFailure};
 use crate::ids;
 use crate::registry::Registry;
 use crate::store::Store;
@@ -162,6 +164,9 @@ pub struct LinkStart {
     pub state: Secret,
     /// Until when the callback is accepted.
     pub expires_at: OffsetDateTime,
+    /// For an OEM linking through its own app login: the app's redirect URI, which the
+    /// login ends at (the caller hands that whole URL to `POST /v1/oauth/callback`).
+    pub app_redirect: Option<&'static str>,
 }
 
 /// What the OEM's redirect brings back.
@@ -196,6 +201,26 @@ fn checked_pin(pin: &str) -> Result<&str, AccountError> {
     match crate::tokens::valid_pin(pin) {
         true => Ok(pin),
         false => Err(AccountError::Invalid("a PIN is 4 to 8 digits".into())),
+    }
+}
+
+fn no_link() -> AccountError {
+    AccountError::NoLink("unknown or already used state; start the link again".into())
+}
+
+/// The OEM's authorization error a redirect brought back (the browser or app brought
+/// it: logged escaped). Anything but the owner's "no" may be keyway's configuration or
+/// the OEM's trouble.
+fn declined(link: LinkState, error: String, detail: Option<String>) -> AccountError {
+    if error == "access_denied" {
+        tracing::info!(oem = %link.oem, ?error, "the owner declined the authorization");
+    } else {
+        tracing::warn!(oem = %link.oem, ?error, "the OEM returned an authorization error");
+    }
+    AccountError::Declined {
+        oem: link.oem,
+        error,
+        detail: detail.unwrap_or_default(),
     }
 }
 
@@ -256,8 +281,26 @@ impl Accounts {
         caller.require_unrestricted("link accounts")?;
         let entry = self.enabled(oem)?;
         let pin = pin.map(checked_pin).transpose()?;
-        let redirect = self.redirect_uri.clone();
-        let auth = oauth::authorization(entry, &redirect)?;
+        let (auth, redirect) = match entry.adapter.info().oauth.linking {
+            Linking::Code => (
+                oauth::authorization(entry, &self.redirect_uri)?,
+                self.redirect_uri.clone(),
+            ),
+            // The OEM's own app login: the OEM says where, and picks the state; no PKCE.
+            Linking::App { redirect_uri } => {
+                let login = entry
+                    .adapter
+                    .app_login(&entry.auth_http, entry.config.login_base())
+                    .await
+                    .map_err(|e| TokenError::from(OemFailure::new(oem, e)))?;
+                let auth = oauth::Authorization {
+                    url: login.url,
+                    state: login.state,
+                    verifier: Secret::new(""),
+                };
+                (auth, redirect_uri.to_string())
+            }
+        };
         let hash = state_hash(auth.state.expose());
         let created_at = now();
         let expires_at = created_at + LINK_TTL;
@@ -281,6 +324,10 @@ impl Accounts {
             authorization_url: auth.url,
             state: auth.state,
             expires_at,
+            app_redirect: match entry.adapter.info().oauth.linking {
+                Linking::App { redirect_uri } => Some(redirect_uri),
+                Linking::Code => None,
+            },
         })
     }
 
@@ -291,29 +338,9 @@ impl Accounts {
             .state
             .filter(|s| !s.is_empty())
             .ok_or_else(|| AccountError::Invalid("the callback has no state".into()))?;
-        let hash = state_hash(&state);
-        let link = self.store.take_link_state(&hash).await?.ok_or_else(|| {
-            AccountError::NoLink("unknown or already used state; start the link again".into())
-        })?;
-        if now() >= link.expires_at {
-            return Err(AccountError::NoLink(
-                "the authorization took too long; start the link again".into(),
-            ));
-        }
+        let (link, hash) = self.take_link(&state).await?;
         if let Some(error) = cb.error {
-            let detail = cb.error_description.unwrap_or_default();
-            // The browser brought these: logged escaped. Anything but the owner's "no"
-            // may be keyway's configuration or the OEM's trouble.
-            if error == "access_denied" {
-                tracing::info!(oem = %link.oem, ?error, "the owner declined the authorization");
-            } else {
-                tracing::warn!(oem = %link.oem, ?error, "the OEM returned an authorization error");
-            }
-            return Err(AccountError::Declined {
-                oem: link.oem,
-                error,
-                detail,
-            });
+            return Err(declined(link, error, cb.error_description));
         }
         // The state was good, but no grant came back with it: the authorization did
         // not happen, and the link must start again.
@@ -324,10 +351,93 @@ impl Accounts {
         let entry = self.enabled(&link.oem)?;
         let verifier = self.sealer.open(&link.verifier, &verifier_aad(&hash))?;
         let granted = oauth::exchange_code(entry, &code, &verifier, &link.redirect_uri).await?;
+        self.link(&link, &hash, &granted).await
+    }
+
+    /// Completes an app login's link (an OEM whose profile says [`Linking::App`]) from
+    /// the redirect the owner's app caught, handed over by a caller of the tenant that
+    /// started it: the OEM trades what the redirect carries for the account's tokens.
+    pub async fn complete_app(
+        &self,
+        caller: &Caller,
+        redirect_url: &str,
+    ) -> Result<Listed, AccountError> {
+        caller.require_unrestricted("link accounts")?;
+        let (oem, params) = self
+            .registry
+            .ids()
+            .filter_map(|id| match self.registry.get(id)?.adapter.info().oauth.linking {
+                Linking::App { redirect_uri } => {
+                    Some((id.to_string(), redirect_params(redirect_url, redirect_uri)?))
+                }
+                Linking::Code => None,
+            })
+            .next()
+            .ok_or_else(|| {
+                AccountError::Invalid(
+                    "redirect_url is not the redirect of an app login of an enabled OEM".into(),
+                )
+            })?;
+        let state = param(&params, "state")
+            .ok_or_else(|| AccountError::Invalid("the redirect has no state".into()))?;
+        let (link, hash) = self.take_link(state).await?;
+        // Another tenant's link, or another OEM's, is not this caller's to finish.
+        if link.caller != caller.tenant || link.oem != oem {
+            return Err(no_link());
+        }
+        if let Some(error) = param(&params, "error") {
+            let detail = param(&params, "error_description").map(str::to_string);
+            return Err(declined(link, error.to_string(), detail));
+        }
+        if param(&params, "code").is_none() {
+            return Err(AccountError::NoGrant);
+        }
+        let entry = self.enabled(&link.oem)?;
+        let granted = entry
+            .adapter
+            .finish_app_login(&entry.auth_http, entry.config.auth_base(), &params)
+            .await
+            .map_err(|e| match e {
+                OemError::Unauthorized { .. }
+                | OemError::Forbidden { .. }
+                | OemError::ReauthorizationRequired { .. } => {
+                    TokenError::CodeRefused { oem: oem.clone() }
+                }
+                e => OemFailure::new(&oem, e).into(),
+            })?;
+        self.link(&link, &hash, &granted).await
+    }
+
+    /// Takes the link waiting for `state` (single use: gone after this), if it has not
+    /// expired; with its state's hash.
+    async fn take_link(&self, state: &str) -> Result<(LinkState, String), AccountError> {
+        let hash = state_hash(state);
+        let link = self
+            .store
+            .take_link_state(&hash)
+            .await?
+            .ok_or_else(no_link)?;
+        if now() >= link.expires_at {
+            return Err(AccountError::NoLink(
+                "the authorization took too long; start the link again".into(),
+            ));
+        }
+        Ok((link, hash))
+    }
+
+    /// Stores the account a link's tokens open (and the PIN given with the link), and
+    /// discovers its vehicles.
+    async fn link(
+        &self,
+        link: &LinkState,
+        hash: &str,
+        granted: &oauth::Granted,
+    ) -> Result<Listed, AccountError> {
+        let entry = self.enabled(&link.oem)?;
         let id = ids::new("acct");
         let tokens = self.tokens.seal(
             &id,
-            &granted,
+            granted,
             entry.adapter.info().oauth.default_access_ttl,
             None,
         )?;
@@ -341,7 +451,7 @@ impl Accounts {
         };
         self.store.put_account(&account).await?;
         if let Some(sealed) = &link.pin {
-            let pin = self.sealer.open(sealed, &link_pin_aad(&hash))?;
+            let pin = self.sealer.open(sealed, &link_pin_aad(hash))?;
             self.tokens.set_pin(&account.id, &pin).await?;
         }
         let vehicles = self.discover(&account).await?;

@@ -456,9 +456,11 @@ pub async fn link_as_owner(base: &str, token: &str, oem: &str) -> Result<(), Dem
         account: None,
         pin: None,
     };
-    // The owner gives keyway the PIN its Hyundai CCS2 car's door control needs.
+    // The owner gives keyway the PIN its Hyundai CCS2 car's door control needs, and the
+    // S-PIN Volkswagen locks and unlocks with.
     let body = match oem {
         "hyundai" => serde_json::json!({"pin": crate::mocks::HYUNDAI_OWNER_PIN}),
+        "vw" => serde_json::json!({"pin": crate::mocks::VW_OWNER_SPIN}),
         _ => serde_json::json!({}),
     };
     let started = service
@@ -480,9 +482,19 @@ pub async fn link_as_owner(base: &str, token: &str, oem: &str) -> Result<(), Dem
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| fail("OEM login", format!("no redirect ({})", consent.status())))?
         .to_string();
-    let done = browse(&browser, &back)
-        .await
-        .map_err(|e| fail("callback", e))?;
+    // An OEM with its own app login ends at the app's URI: the app catches it and the
+    // service hands it to keyway; the others redirect the browser to keyway's callback.
+    let done = match started["app_redirect"].as_str() {
+        Some(_) => service
+            .post_json(
+                &format!("{base}/v1/oauth/callback"),
+                &serde_json::json!({ "redirect_url": back }),
+            )
+            .await
+            .map_err(|e| e.to_string()),
+        None => browse(&browser, &back).await,
+    }
+    .map_err(|e| fail("callback", e))?;
     if !done.status().is_success() {
         return Err(fail(
             "callback",

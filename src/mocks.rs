@@ -34,6 +34,12 @@ pub const HYUNDAI_STAMP: &str = "spa-demo-stamp";
 pub const SMARTCAR_MANAGEMENT_TOKEN: &str = "sc-demo-management-token";
 /// The demo car behind Smartcar whose make Smartcar reads but cannot command.
 pub const SMARTCAR_READ_ONLY: &str = "JTMAB3FV0ND000001";
+/// The demo Volkswagen whose access capability is not active (it cannot lock or unlock
+/// remotely).
+pub const VW_READ_ONLY: &str = "WVWZZZCDZPW000002";
+/// The S-PIN the Volkswagen demo owner set in the app (lock and unlock need it; the demo
+/// gives it to keyway with the link).
+pub const VW_OWNER_SPIN: &str = "4711";
 /// The demo Tesla whose owner has not paired keyway's key.
 pub const UNPAIRED_TESLA: &str = "5YJYGDEE5MF000003";
 
@@ -67,7 +73,8 @@ mock_oem!(
     keyway_gm::GmMock,
     keyway_ford::FordMock,
     keyway_hyundai::HyundaiMock,
-    keyway_smartcar::SmartcarMock
+    keyway_smartcar::SmartcarMock,
+    keyway_vw::VwMock
 );
 
 /// One OEM's mock in the table.
@@ -137,6 +144,13 @@ pub static MOCKS: &[MockEntry] = &[
         webhook_secret: Some(SMARTCAR_MANAGEMENT_TOKEN),
         build: |f, s| Arc::new(smartcar(f, s)),
     },
+    MockEntry {
+        oem: "vw",
+        name: "Volkswagen",
+        api_key: None,
+        webhook_secret: None,
+        build: |f, s| Arc::new(vw(f, s)),
+    },
 ];
 
 /// The table's entry for `oem`.
@@ -167,6 +181,8 @@ pub struct Fleet {
     hyundai: Owned<Car>,
     #[serde(default)]
     smartcar: Owned<Car>,
+    #[serde(default)]
+    vw: Owned<Car>,
 }
 
 #[derive(Deserialize)]
@@ -359,6 +375,17 @@ pub fn smartcar(f: &Fleet, s: &Settings) -> keyway_smartcar::SmartcarMock {
         cars: garage(&f.smartcar, s.extra_cars),
         incapable: vec![SMARTCAR_READ_ONLY.into()],
         management_token: SMARTCAR_MANAGEMENT_TOKEN.into(),
+    })
+}
+
+/// The Volkswagen mock (one of its demo cars has no active access capability).
+pub fn vw(f: &Fleet, s: &Settings) -> keyway_vw::VwMock {
+    keyway_vw::VwMock::new(keyway_vw::VwMockConfig {
+        stage: s.stage,
+        login: login(&f.vw.account, s),
+        cars: garage(&f.vw, s.extra_cars),
+        incapable: vec![VW_READ_ONLY.into()],
+        spins: [(f.vw.account.clone(), VW_OWNER_SPIN.to_string())].into(),
     })
 }
 

@@ -99,6 +99,11 @@ pub static ADAPTERS: &[Known] = &[
         build: |b| Arc::new(keyway_smartcar::SmartcarAdapter::new(b.base)),
         signing: None,
     },
+    Known {
+        info: &keyway_vw::adapter::INFO,
+        build: |b| Arc::new(keyway_vw::VwAdapter::new(b.base)),
+        signing: None,
+    },
 ];
 
 /// The adapter keyway has for `oem`.

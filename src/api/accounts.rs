@@ -107,6 +107,11 @@ pub struct LinkStarted {
     /// Until when the callback is accepted.
     #[schema(format = DateTime)]
     pub expires_at: String,
+    /// Set when the OEM logs owners in through its own app: the app URI the login ends
+    /// at (`weconnect://authenticated`). No browser reaches keyway's callback then: the
+    /// app showing the login catches the redirect, and the whole URL goes to
+    /// `POST /v1/oauth/callback`.
+    pub app_redirect: Option<String>,
 }
 
 /// A finished link.
@@ -153,6 +158,7 @@ pub async fn authorize(
             authorization_url: link.authorization_url,
             state: link.state.expose().to_string(),
             expires_at: timestamp(link.expires_at),
+            app_redirect: link.app_redirect.map(str::to_string),
         }),
     ))
 }
@@ -173,6 +179,57 @@ pub async fn callback(
     Query(cb): Query<Callback>,
 ) -> Result<Json<Linked>, ApiError> {
     let l = gw.accounts.complete(cb).await?;
+    Ok(Json(Linked {
+        account: view(&l.account, l.vehicle_ids, l.pin),
+    }))
+}
+
+/// An app login's redirect, as the owner's app caught it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppRedirect {
+    /// The whole URL the login redirected to (the link's `app_redirect`, with its
+    /// fragment: `state`, `code`, …).
+    #[schema(
+        example = "weconnect://authenticated#state=…&code=…&id_token=…&access_token=…",
+        min_length = 1,
+        max_length = 16384
+    )]
+    redirect_url: String,
+}
+
+impl std::fmt::Debug for AppRedirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AppRedirect { redirect_url: <redacted> }")
+    }
+}
+
+/// Finish linking an account whose OEM logs owners in through its own app (the link's
+/// `app_redirect` says so, e.g. the Volkswagen Group's `weconnect://authenticated`): the
+/// login ends at that app URI, which no server receives; the app showing the login
+/// catches it, and a caller of the tenant that started the link hands the whole URL
+/// over here. Its `state` is single-use, as at `GET /v1/oauth/callback`.
+#[utoipa::path(
+    post,
+    path = "/v1/oauth/callback",
+    tag = "accounts",
+    operation_id = "finishAppLogin",
+    request_body(content = AppRedirect, content_type = "application/json"),
+    responses((status = 200, description = "The account is linked", body = Linked), LinkProblems),
+    security(("bearer" = ["accounts:write"]))
+)]
+pub async fn app_callback(
+    State(gw): State<Arc<Gateway>>,
+    Authed(caller): Authed,
+    OptionalJson(body): OptionalJson<AppRedirect>,
+) -> Result<Json<Linked>, ApiError> {
+    caller.require(Scope::AccountsWrite)?;
+    let url = body.map(|b| b.redirect_url).ok_or_else(|| {
+        ApiError::from(AccountError::Invalid(
+            "send a JSON body: {\"redirect_url\": \"…\"}".into(),
+        ))
+    })?;
+    let l = gw.accounts.complete_app(&caller, &url).await?;
     Ok(Json(Linked {
         account: view(&l.account, l.vehicle_ids, l.pin),
     }))

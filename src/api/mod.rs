@@ -72,7 +72,10 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/v1/accounts/{id}", delete(accounts::unlink))
         .route("/v1/accounts/{id}/pin", put(accounts::set_pin))
         .route("/v1/accounts/{oem}/authorize", post(accounts::authorize))
-        .route("/v1/oauth/callback", get(accounts::callback))
+        .route(
+            "/v1/oauth/callback",
+            get(accounts::callback).post(accounts::app_callback),
+        )
         .route("/v1/grants", post(grants::create).get(grants::list))
         .route("/v1/grants/{id}", get(grants::one))
         .route("/v1/grants/{id}/timeline", get(grants::timeline))

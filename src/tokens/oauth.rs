@@ -26,16 +26,8 @@ use super::TokenError;
 use crate::error::OemFailure;
 use crate::registry::Oem;
 
-/// Tokens an OEM granted.
-#[derive(Clone, Debug)]
-pub struct Granted {
-    /// The access token.
-    pub access_token: Secret,
-    /// A (new) refresh token, when the OEM sent one.
-    pub refresh_token: Option<Secret>,
-    /// The access token's lifetime, when the OEM said.
-    pub expires_in: Option<Duration>,
-}
+/// Tokens an OEM granted (the adapter contract's: an app login grants them too).
+pub type Granted = keyway_adapter::Tokens;
 
 /// A started authorization.
 #[derive(Debug)]
@@ -175,10 +167,15 @@ pub async fn exchange_code(
     Ok(granted)
 }
 
+/// A token endpoint's answer: RFC 6749's names, or the camel case some OEMs' own
+/// endpoints use (the Volkswagen Group's login answers `accessToken`, `refreshToken`).
 #[derive(Deserialize)]
 struct TokenAnswer {
+    #[serde(alias = "accessToken")]
     access_token: String,
+    #[serde(alias = "refreshToken")]
     refresh_token: Option<String>,
+    #[serde(alias = "expiresIn")]
     expires_in: Option<u64>,
 }
 

@@ -21,8 +21,8 @@ async fn lists_and_describes_vehicles() {
     let list = a.json["vehicles"].as_array().unwrap();
     assert_eq!(
         list.len(),
-        12,
-        "four Teslas (signed, asleep, unpaired, legacy), one car of each other OEM and three behind Smartcar"
+        14,
+        "four Teslas (signed, asleep, unpaired, legacy), one car of each other OEM, three behind Smartcar and two Volkswagens"
     );
     let one = env
         .get(
@@ -698,7 +698,9 @@ async fn health_and_readiness() {
     assert_eq!(r.status, 200);
     assert_eq!(
         r.json["oems"],
-        json!(["bmw", "ford", "gm", "hyundai", "smartcar", "tesla", "volvo"])
+        json!([
+            "bmw", "ford", "gm", "hyundai", "smartcar", "tesla", "volvo", "vw"
+        ])
     );
 }
 
@@ -953,7 +955,7 @@ async fn the_vehicle_list_pages_by_id() {
         .iter()
         .map(|v| v["id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(every.len(), 12);
+    assert_eq!(every.len(), 14);
     let mut paged = Vec::new();
     let mut after: Option<String> = None;
     for _ in 0..10 {

@@ -145,9 +145,9 @@ async fn the_demo_binary_serves_the_walk_through() {
             assert!(link.starts_with("https://tesla.com/_ak/"), "{link}");
             continue;
         }
-        // The car Smartcar reads but cannot command: a certain no, nothing sent.
-        if v["vin"] == keyway::mocks::SMARTCAR_READ_ONLY {
-            assert_eq!(v["oem"], "smartcar");
+        // The car Smartcar reads but cannot command, and the Volkswagen whose access
+        // capability is not active: a certain no, nothing sent.
+        if v["vin"] == keyway::mocks::SMARTCAR_READ_ONLY || v["vin"] == keyway::mocks::VW_READ_ONLY {
             let a = call(
                 Method::POST,
                 format!("/v1/vehicles/{id}/unlock"),

@@ -20,4 +20,5 @@ mod simulation;
 mod store;
 mod tenancy;
 mod tokens;
+mod vw;
 mod watch;

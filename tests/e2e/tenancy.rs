@@ -51,6 +51,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "/v1/oauth/callback",
         "public: the single-use state is the credential",
     ),
+    (
+        "POST",
+        "/v1/oauth/callback",
+        "finishes only a link its own tenant started (vw::another_tenant_cannot_finish_…)",
+    ),
     ("POST", "/v1/grants", "404 on the first tenant's car"),
     ("GET", "/v1/grants", "404 for the first tenant's car"),
     ("GET", "/v1/grants/{id}", "404"),

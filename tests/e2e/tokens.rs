@@ -444,7 +444,7 @@ async fn unlinking_forgets_tokens_and_vehicles() {
         .collect();
     assert_eq!(
         left,
-        vec!["bmw", "ford", "gm", "hyundai", "smartcar", "volvo"],
+        vec!["bmw", "ford", "gm", "hyundai", "smartcar", "volvo", "vw"],
         "only the other OEM's car is left"
     );
     assert!(env.demo.gateway.store.account(&id).await.unwrap().is_none());
@@ -504,8 +504,8 @@ async fn the_database_holds_no_token_in_plaintext_and_keys_rotate() {
             .unwrap();
     assert_eq!(
         rotated.tokens.reseal_all().await.unwrap(),
-        8,
-        "one account per OEM, and the Hyundai owner's PIN"
+        10,
+        "one account per OEM, the Hyundai owner's PIN and the Volkswagen owner's S-PIN"
     );
     assert_eq!(
         rotated.tokens.reseal_all().await.unwrap(),

@@ -62,6 +62,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         rotating_refresh: true,
         default_access_ttl: Duration::from_secs(28_799),
         token_exchange: false,
+        linking: keyway_adapter::Linking::Code,
     },
     // BMW enforces a daily call quota without publishing its size: keyway learns it
     // from the 403 answer and backs off for the time BMW announces.

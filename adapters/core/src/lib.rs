@@ -15,6 +15,7 @@
 //! - [`adapter`]: the `Adapter` trait.
 //! - [`exchange`]: the requests an adapter makes, named, with fixture answers (replay).
 //! - [`push`]: what an OEM pushes unasked (inbound webhooks), verified and translated.
+//! - [`login`]: linking through an OEM's own app login (Volkswagen Group).
 //! - [`mock`]: the kit every mock OEM is built from (server, journal, OAuth token book).
 //! - [`conformance`]: the checks every adapter must pass against its own mock.
 
@@ -24,6 +25,7 @@ pub mod conformance;
 pub mod error;
 pub mod exchange;
 pub mod http;
+pub mod login;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod push;
@@ -35,6 +37,7 @@ pub use adapter::Adapter;
 pub use error::{Delivered, OemError};
 pub use exchange::{Exchanges, Route};
 pub use http::{Call, Http, TransportError};
+pub use login::{AppLogin, Linking, Tokens};
 pub use push::{PushError, Pushed, PushedState};
 pub use secret::Secret;
 pub use types::*;

@@ -70,6 +70,8 @@ pub struct OAuthProfile {
     pub default_access_ttl: Duration,
     /// Whether the code exchange is followed by an RFC 8693 token exchange (GM, Ford).
     pub token_exchange: bool,
+    /// How owners link: the code flow, or the OEM's own app login ([`crate::login`]).
+    pub linking: crate::Linking,
 }
 
 /// An OEM's published limits, as defaults (operators may override them).

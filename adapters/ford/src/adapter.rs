@@ -49,6 +49,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         rotating_refresh: true,
         default_access_ttl: Duration::from_secs(1200),
         token_exchange: true,
+        linking: keyway_adapter::Linking::Code,
     },
     limits: Limits {
         requests: &[],

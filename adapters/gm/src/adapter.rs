@@ -51,6 +51,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         rotating_refresh: false,
         default_access_ttl: Duration::from_secs(1800),
         token_exchange: true,
+        linking: keyway_adapter::Linking::Code,
     },
     limits: Limits {
         requests: &[],

@@ -50,6 +50,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         rotating_refresh: false,
         default_access_ttl: Duration::from_secs(86_400),
         token_exchange: true,
+        linking: keyway_adapter::Linking::Code,
     },
     limits: Limits {
         requests: &[],

@@ -29,7 +29,7 @@ use axum::{Json, Router};
 use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
 use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc};
 use keyway_adapter::mock::{
-    Action, Applied, Fault, MockServer, Rejection, bearer, lock, random_token,
+    Action, Applied, Fault, MockServer, OwnerPins, Rejection, bearer, lock, random_token,
 };
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -133,7 +133,7 @@ impl HyundaiMock {
             stage: config.stage,
             ccs2: Arc::new(config.ccs2),
             pins: Arc::new(Mutex::new(ccs2::Pins {
-                set: config.pins,
+                owners: OwnerPins::new(config.pins),
                 ..Default::default()
             })),
         }
@@ -141,7 +141,7 @@ impl HyundaiMock {
 
     /// How many wrong PINs `login` sent in a row (three lock it out).
     pub fn wrong_pins(&self, login: &str) -> u32 {
-        lock(&self.pins).wrong.get(login).copied().unwrap_or(0)
+        lock(&self.pins).owners.wrong(login)
     }
 
     /// The router: the SPA API, OAuth and `/__mock/`.
@@ -432,7 +432,7 @@ impl GarageMock for HyundaiMock {
 
     fn owner_pin(&self) -> Option<String> {
         let owner = self.parts.oauth.default_account();
-        lock(&self.pins).set.get(owner).cloned()
+        lock(&self.pins).owners.of(owner)
     }
 
     fn needs_pin(&self, oem_id: &str) -> bool {

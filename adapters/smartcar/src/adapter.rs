@@ -59,6 +59,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         rotating_refresh: true,
         default_access_ttl: Duration::from_secs(7200),
         token_exchange: false,
+        linking: keyway_adapter::Linking::Code,
     },
     // Smartcar throttles per vehicle (429 `RATE_LIMIT`/`VEHICLE` with `retry-after`) and
     // by plan (430 `BILLING`); it publishes no request rate. These are conservative

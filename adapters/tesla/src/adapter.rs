@@ -50,6 +50,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         rotating_refresh: true,
         default_access_ttl: Duration::from_secs(8 * 3600),
         token_exchange: false,
+        linking: keyway_adapter::Linking::Code,
     },
     // Tesla publishes per-vehicle limits (e.g. 30 commands/min per vehicle); keyway's
     // quotas are per OEM, so none are set by default.

@@ -53,6 +53,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         rotating_refresh: false,
         default_access_ttl: Duration::from_secs(1799),
         token_exchange: false,
+        linking: keyway_adapter::Linking::Code,
     },
     // Volvo's published limits (approx.): 100 requests and 10 commands per minute.
     limits: Limits {

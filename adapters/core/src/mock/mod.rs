@@ -1,7 +1,7 @@
 //! The kit every mock OEM is built from: serving an axum router on a real socket, a
 //! request journal (what the "OEM" saw, for tests to count: timing, the keyway command
 //! id, whether the OEM logic applied a command), fault injection ([`faults`]), an OAuth
-//! token book ([`tokens`]) and an OAuth authorization server ([`oauth`]) configured per
+//! token book ([`tokens`]), owners' PINs ([`pins`]) and an OAuth authorization server ([`oauth`]) configured per
 //! OEM, and a garage of simple cars ([`garage`]) that most OEM mocks build on, each living
 //! in time ([`timeline`]: lagging state, queued, late and duplicate commands).
 //! [`instrument`] mounts journal and faults on a mock's router.
@@ -11,6 +11,7 @@ pub mod control;
 pub mod faults;
 pub mod garage;
 pub mod oauth;
+pub mod pins;
 pub mod shape;
 pub mod timeline;
 pub mod tokens;
@@ -18,6 +19,7 @@ pub mod tokens;
 pub use control::{MockControl, PushDelivery};
 pub use faults::{Action, Fault, Faults};
 pub use oauth::{OAuthServer, OAuthServerConfig, Rejection};
+pub use pins::OwnerPins;
 pub use tokens::{AccessDenied, Issued, RefreshDenied, TokenBook};
 
 use std::collections::hash_map::RandomState;

@@ -2,8 +2,7 @@
 //! (`PUT /api/v1/user/pin`), which authorizes `POST /api/v2/spa/vehicles/{id}/ccs2/control/door`
 //! (`{"command": "close"|"open"}`). A wrong PIN answers without a control token (the
 //! refusal's body is ours: the public clients tell it only by the missing token); after
-//! three wrong PINs in a row the owner is locked out — even the right PIN is refused — as
-//! owners report ("multiple incorrect attempts will require PIN reset"). The older door
+//! three wrong PINs in a row the owner is locked out (the kit's `OwnerPins`). The older door
 //! control refuses CCS2 cars (`resCode 4005`).
 
 use std::collections::HashMap;
@@ -13,22 +12,17 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyway_adapter::mock::timeline::DeliveryFault;
-use keyway_adapter::mock::{bearer, lock, random_token};
+use keyway_adapter::mock::{OwnerPins, bearer, lock, random_token};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::HyundaiMock;
 
-/// Wrong PINs in a row that lock an owner out.
-pub const LOCKOUT_AFTER: u32 = 3;
-
-/// Owners' PINs and what became of them.
+/// Owners' PINs (the kit's) and the control tokens made from them.
 #[derive(Debug, Default)]
 pub struct Pins {
-    /// Each login's PIN.
-    pub set: HashMap<String, String>,
-    /// Wrong PINs in a row, per login.
-    pub wrong: HashMap<String, u32>,
+    /// Each login's PIN and the wrong tries.
+    pub owners: OwnerPins,
     /// Control tokens handed out: token → (login, valid until).
     pub tokens: HashMap<String, (String, Instant)>,
 }
@@ -58,16 +52,9 @@ pub async fn pin(
         .ok()
         .and_then(|v| v["pin"].as_str().map(str::to_string));
     let mut pins = lock(&m.pins);
-    let wrong = pins.wrong.get(&account).copied().unwrap_or(0);
-    let right = pins
-        .set
-        .get(&account)
-        .is_some_and(|p| Some(p) == given.as_ref());
-    if wrong >= LOCKOUT_AFTER || !right {
-        *pins.wrong.entry(account).or_default() += 1;
+    if pins.owners.check(&account, given.as_deref()).is_err() {
         return refusal();
     }
-    pins.wrong.remove(&account);
     let token = random_token("ctl_");
     let until = Instant::now() + std::time::Duration::from_secs(CONTROL_TTL_S);
     pins.tokens.insert(token.clone(), (account, until));

@@ -1,0 +1,93 @@
+//! How an owner's account is linked when the OEM's login is its own app's, not RFC 6749's
+//! code flow to keyway's callback (the Volkswagen Group's: the login ends at the app's
+//! custom-scheme redirect, `weconnect://authenticated#…`, and the app trades what the
+//! redirect's fragment carries for tokens at its own endpoint).
+//!
+//! keyway drives it in three steps, the adapter translating each:
+//! 1. [`crate::Adapter::app_login`] asks the OEM where the owner logs in; the OEM picks
+//!    the `state` (keyway keeps it as the link's single-use credential).
+//! 2. The owner logs in; the app that shows the login (the delivery service's) catches
+//!    the redirect to [`Linking::App`]'s URI and hands the whole URL to keyway
+//!    (`POST /v1/oauth/callback`).
+//! 3. [`crate::Adapter::finish_app_login`] trades the redirect's parameters for the
+//!    account's tokens. From then on the tokens refresh at the profile's token path like
+//!    any OEM's.
+
+use std::time::Duration;
+
+use crate::Secret;
+
+/// How owners link an account at the OEM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Linking {
+    /// RFC 6749 authorization code with PKCE, redirected to keyway's callback.
+    Code,
+    /// The OEM's own app login, ending at this redirect URI of its app.
+    App {
+        /// The app's redirect URI (`weconnect://authenticated`).
+        redirect_uri: &'static str,
+    },
+}
+
+/// Where the owner logs in, as the OEM said.
+#[derive(Debug)]
+pub struct AppLogin {
+    /// The login page.
+    pub url: String,
+    /// The OEM's `state` in it (the redirect brings it back).
+    pub state: Secret,
+}
+
+/// Tokens an OEM granted.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    /// The access token.
+    pub access_token: Secret,
+    /// A (new) refresh token, when the OEM sent one.
+    pub refresh_token: Option<Secret>,
+    /// The access token's lifetime, when the OEM said.
+    pub expires_in: Option<Duration>,
+}
+
+/// The parameters of an app redirect (`scheme://host#a=1&b=2`, or in its query): `None`
+/// when `url` is not a redirect to `redirect_uri`.
+pub fn redirect_params(url: &str, redirect_uri: &str) -> Option<Vec<(String, String)>> {
+    let rest = url.strip_prefix(redirect_uri)?;
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    let (query, fragment) = rest.split_once('#').unwrap_or((rest, ""));
+    if !(query.is_empty() || query.starts_with('?')) {
+        return None;
+    }
+    let params = [&query[query.len().min(1)..], fragment].join("&");
+    serde_urlencoded::from_str(&params).ok()
+}
+
+/// The value of `name` among a redirect's parameters (non-empty).
+pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, v)| k == name && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_reads_its_fragment_and_only_its_own_uri() {
+        let uri = "weconnect://authenticated";
+        let p = redirect_params(
+            "weconnect://authenticated#state=s1&code=c%2B1&id_token=i&access_token=a",
+            uri,
+        )
+        .unwrap();
+        assert_eq!(param(&p, "state"), Some("s1"));
+        assert_eq!(param(&p, "code"), Some("c+1"));
+        assert_eq!(param(&p, "missing"), None);
+        let q = redirect_params("weconnect://authenticated?error=access_denied", uri).unwrap();
+        assert_eq!(param(&q, "error"), Some("access_denied"));
+        assert!(redirect_params("https://evil.example/#state=s1", uri).is_none());
+        assert!(redirect_params("weconnect://authenticatedX#state=s1", uri).is_none());
+    }
+}

@@ -1,0 +1,24 @@
+//! keyway's Volkswagen Group adapter: Volkswagen cars through the EU backend of the
+//! Volkswagen app (WeConnect; CARIAD's BFF), and a stateful mock of it.
+//!
+//! - [`adapter`]: translation: the vehicle list with each car's capabilities, the
+//!   access status (lock, doors) and parking position, lock and unlock with the owner's
+//!   S-PIN followed in the access job's requests, and the backend's errors.
+//! - [`login`]: the app's own login (BFF authorize, the identity server's redirect to
+//!   `weconnect://authenticated`, the BFF's token trade) and its refresh.
+//! - [`mock`]: a fake of those endpoints: the login with auto-consent, S-PINs with a
+//!   lock-out after three wrong ones, cars without an active `access` capability,
+//!   lagging status and requests that finish later.
+//!
+//! Audi, Škoda and SEAT/CUPRA run their own backends (myAudi, MySkoda, My SEAT/CUPRA)
+//! with other logins and paths: not this adapter.
+
+pub mod adapter;
+pub mod exchanges;
+pub mod login;
+#[cfg(feature = "mock")]
+pub mod mock;
+
+pub use adapter::VwAdapter;
+#[cfg(feature = "mock")]
+pub use mock::{VwMock, VwMockConfig};
