@@ -366,12 +366,14 @@ impl Accounts {
         let (oem, params) = self
             .registry
             .ids()
-            .filter_map(|id| match self.registry.get(id)?.adapter.info().oauth.linking {
-                Linking::App { redirect_uri } => {
-                    Some((id.to_string(), redirect_params(redirect_url, redirect_uri)?))
-                }
-                Linking::Code => None,
-            })
+            .filter_map(
+                |id| match self.registry.get(id)?.adapter.info().oauth.linking {
+                    Linking::App { redirect_uri } => {
+                        Some((id.to_string(), redirect_params(redirect_url, redirect_uri)?))
+                    }
+                    Linking::Code => None,
+                },
+            )
             .next()
             .ok_or_else(|| {
                 AccountError::Invalid(

@@ -101,6 +101,23 @@ pub fn banner(d: &Demo) -> String {
             v.account_id
         ));
     }
+    // Volkswagen: lock and unlock with the owner's S-PIN; one car without remote access.
+    let vw = d.vehicles.iter().filter(|v| v.oem == "vw");
+    let vw_read_only = |v: &&VehicleRecord| v.vin.as_deref() == Some(mocks::VW_READ_ONLY);
+    if let Some(v) = vw.clone().find(|v| !vw_read_only(v)) {
+        out.push_str(&format!(
+            "  curl -s -X POST {base}/v1/vehicles/{}/unlock {auth} -H 'Prefer: wait=60'   # a Volkswagen {}: the owner's S-PIN {} goes with it\n",
+            v.id,
+            v.model.as_deref().unwrap_or("car"),
+            mocks::VW_OWNER_SPIN,
+        ));
+    }
+    if let Some(v) = vw.clone().find(vw_read_only) {
+        out.push_str(&format!(
+            "  curl -s -X POST {base}/v1/vehicles/{}/lock {auth} -H 'Prefer: wait=60'   # its access capability is not active: failed, not_capable, nothing sent\n",
+            v.id
+        ));
+    }
     out.push_str(&format!(
         "  curl -s {base}/v1/vehicles            # no token: 401 problem+json\n"
     ));

@@ -235,7 +235,9 @@ async fn once(
         token: Secret::new("replay"),
         command_id: Some("cmd_replay".into()),
         account: None,
-        pin: None,
+        // A stand-in PIN for an OEM whose commands take one (it reaches only the
+        // replay's stand-in answers).
+        pin: info.owner_pin.then(|| Secret::new("1234")),
     };
     let v = VehicleRef {
         oem_id: vehicle.to_string(),

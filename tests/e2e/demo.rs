@@ -147,7 +147,8 @@ async fn the_demo_binary_serves_the_walk_through() {
         }
         // The car Smartcar reads but cannot command, and the Volkswagen whose access
         // capability is not active: a certain no, nothing sent.
-        if v["vin"] == keyway::mocks::SMARTCAR_READ_ONLY || v["vin"] == keyway::mocks::VW_READ_ONLY {
+        if v["vin"] == keyway::mocks::SMARTCAR_READ_ONLY || v["vin"] == keyway::mocks::VW_READ_ONLY
+        {
             let a = call(
                 Method::POST,
                 format!("/v1/vehicles/{id}/unlock"),

@@ -57,7 +57,10 @@ async fn log_in(env: &Env, token: &str) -> String {
         .await
         .unwrap();
     let redirect = resp.headers()["location"].to_str().unwrap().to_string();
-    assert!(redirect.starts_with("weconnect://authenticated#"), "{redirect}");
+    assert!(
+        redirect.starts_with("weconnect://authenticated#"),
+        "{redirect}"
+    );
     redirect
 }
 
@@ -80,6 +83,21 @@ async fn a_volkswagen_links_through_the_app_login_and_locks_with_the_owners_s_pi
     let a = command(&env, ID4, "lock", "vw-2").await;
     assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
     assert!(vw.locked(ID4));
+
+    // An expired access token is refreshed at the BFF's token path, as the app does.
+    vw.expire_access_tokens();
+    let car = &env.by_vin(ID4).id;
+    let read = env
+        .send(
+            Method::GET,
+            &format!("/v1/vehicles/{car}/location"),
+            Some(&env.demo.token),
+            &[("cache-control", "max-age=0")],
+            None,
+        )
+        .await;
+    assert_eq!(read.status, 200, "{:#}", read.json);
+    assert_eq!(requests(&env, "POST", "/login/v1/idk/token"), 1);
 
     // The Golf's access capability is not active: a certain no, nothing sent.
     let golf = keyway::mocks::VW_READ_ONLY;

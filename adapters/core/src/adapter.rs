@@ -98,7 +98,11 @@ pub trait Adapter: Send + Sync + 'static {
     /// Where an owner logs in, for an OEM whose profile links through its own app
     /// ([`crate::Linking::App`]): asked of the OEM at `login_base` over `http` (no
     /// token yet). Default: the OEM links with the code flow.
-    async fn app_login(&self, _http: &crate::Http, _login_base: &str) -> Result<crate::AppLogin, OemError> {
+    async fn app_login(
+        &self,
+        _http: &crate::Http,
+        _login_base: &str,
+    ) -> Result<crate::AppLogin, OemError> {
         not_capable("link through an app login")
     }
 

@@ -25,9 +25,9 @@ use http::{Response, header};
 use keyway_adapter::error::parse_retry_after;
 use keyway_adapter::http::{body_excerpt, check, fix, join, no_fix, parse_body};
 use keyway_adapter::{
-    Adapter, AdapterInfo, AppLogin, Call, Capability, ClientAuth, Command, CommandMode,
-    Delivered, Door, DoorPosition, Http, Limits, Linking, Location, OAuthProfile, OemError,
-    OemTiming, OemVehicle, Pending, Progress, SecurityState, Sent, Stamps, Tokens, VehicleRef,
+    Adapter, AdapterInfo, AppLogin, Call, Capability, ClientAuth, Command, CommandMode, Delivered,
+    Door, DoorPosition, Http, Limits, Linking, Location, OAuthProfile, OemError, OemTiming,
+    OemVehicle, Pending, Progress, SecurityState, Sent, Stamps, Tokens, VehicleRef,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -340,7 +340,9 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
 /// `204` (a car on the move has none) is no fix.
 pub fn parse_parking(status: u16, body: &[u8]) -> Result<Location, OemError> {
     if status == 204 || body.is_empty() {
-        return Err(no_fix("the car reports no parking position (it may be driving)"));
+        return Err(no_fix(
+            "the car reports no parking position (it may be driving)",
+        ));
     }
     let p: Data<Parking> = parse_body(body, Delivered::No)?;
     let (latitude, longitude) = fix(p.data.lat, p.data.lon)?;
@@ -457,7 +459,10 @@ impl Adapter for VwAdapter {
     }
 
     async fn security(&self, cx: &Call, v: &VehicleRef) -> Result<SecurityState, OemError> {
-        let path = format!("/vehicle/v1/vehicles/{}/selectivestatus?jobs=access", v.oem_id);
+        let path = format!(
+            "/vehicle/v1/vehicles/{}/selectivestatus?jobs=access",
+            v.oem_id
+        );
         parse_security(self.get(cx, &path).await?.body())
     }
 
@@ -485,7 +490,10 @@ impl Adapter for VwAdapter {
             Command::Lock => "lock",
             Command::Unlock => "unlock",
         };
-        let url = self.url(&format!("/vehicle/v1/vehicles/{}/access/{action}", v.oem_id));
+        let url = self.url(&format!(
+            "/vehicle/v1/vehicles/{}/access/{action}",
+            v.oem_id
+        ));
         let resp = cx
             .post_json(&url, &serde_json::json!({ "spin": spin.expose() }))
             .await?;
@@ -499,7 +507,10 @@ impl Adapter for VwAdapter {
         _c: Command,
         p: &Pending,
     ) -> Result<Progress, OemError> {
-        let path = format!("/vehicle/v1/vehicles/{}/selectivestatus?jobs=access", v.oem_id);
+        let path = format!(
+            "/vehicle/v1/vehicles/{}/selectivestatus?jobs=access",
+            v.oem_id
+        );
         parse_progress(self.get(cx, &path).await?.body(), &p.handle)
     }
 

@@ -270,11 +270,7 @@ async fn selective(
     resp
 }
 
-async fn parking(
-    State(m): State<VwMock>,
-    Path(vin): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+async fn parking(State(m): State<VwMock>, Path(vin): Path<String>, headers: HeaderMap) -> Response {
     if let Err(s) = m.owned(&headers, &vin) {
         return s.into_response();
     }

@@ -94,7 +94,9 @@ async fn the_app_login_trades_the_redirect_for_tokens_once() {
         pin: None,
     };
     assert_eq!(adapter.vehicles(&cx).await.unwrap().len(), 2);
-    let again = adapter.finish_app_login(&http, &server.url(), &params).await;
+    let again = adapter
+        .finish_app_login(&http, &server.url(), &params)
+        .await;
     assert!(
         matches!(again, Err(OemError::Unauthorized { .. })),
         "a code works once: {again:?}"
@@ -128,9 +130,7 @@ async fn a_wrong_spin_is_refused_with_the_tries_left() {
     let adapter = VwAdapter::new(server.url());
     let mut cx = owner_call(&mock);
     cx.pin = Some(Secret::new("0000"));
-    let v = VehicleRef {
-        oem_id: ID4.into(),
-    };
+    let v = VehicleRef { oem_id: ID4.into() };
     for left in [2, 1, 0] {
         match adapter.send(&cx, &v, Command::Unlock).await {
             Err(OemError::PinRejected { detail }) => {
@@ -147,7 +147,10 @@ async fn a_wrong_spin_is_refused_with_the_tries_left() {
         "{locked_out:?}"
     );
     assert_eq!(mock.wrong_spins("owner"), 4);
-    assert!(mock.garage.car(ID4).unwrap().locked, "nothing reached the car");
+    assert!(
+        mock.garage.car(ID4).unwrap().locked,
+        "nothing reached the car"
+    );
 }
 
 /// The mock answers in the shapes of `fixtures/vw/` (see its SOURCES.md).

@@ -25,7 +25,10 @@ fn the_vehicle_list_reads_each_cars_access_capability() {
     assert!(can);
     let (golf, can) = &listed[1];
     assert_eq!(golf.display_name, None, "an empty nickname is none");
-    assert!(!can, "access with a status (missing licence) cannot command");
+    assert!(
+        !can,
+        "access with a status (missing licence) cannot command"
+    );
 }
 
 #[test]
@@ -54,7 +57,10 @@ fn the_parking_position_or_no_fix_while_driving() {
     let l = parse_parking(200, &fixture("parkingposition.json")).unwrap();
     assert_eq!((l.latitude, l.longitude), (52.42741, 10.78656));
     assert!(l.recorded_at.is_some());
-    assert!(matches!(parse_parking(204, b""), Err(OemError::NoFix { .. })));
+    assert!(matches!(
+        parse_parking(204, b""),
+        Err(OemError::NoFix { .. })
+    ));
 }
 
 #[test]
@@ -65,14 +71,32 @@ fn a_commands_progress_is_read_from_its_request_only_when_certain() {
     };
     assert_eq!(p.handle, "b9d4f1e2-6a3c-4f8e-9d21-0c7a5e3b8f14");
     let status = |s: &str| {
-        format!(r#"{{"access": {{"accessStatus": {{"value": {{}}, "requests": [{{"requestId": "r1", "operation": "unlock", "status": "{s}"}}]}}}}}}"#)
+        format!(
+            r#"{{"access": {{"accessStatus": {{"value": {{}}, "requests": [{{"requestId": "r1", "operation": "unlock", "status": "{s}"}}]}}}}}}"#
+        )
     };
     let progress = |s: &str| parse_progress(status(s).as_bytes(), "r1").unwrap();
     assert_eq!(progress("successful"), Progress::Succeeded);
-    assert!(matches!(progress("fail_vehicle_is_offline"), Progress::Failed(OemError::Unreachable { .. })));
-    assert!(matches!(progress("fail_ignition_on"), Progress::Failed(OemError::Refused { .. })));
-    assert!(matches!(progress("fail"), Progress::Failed(OemError::Refused { .. })));
-    for open in ["in_progress", "queued", "delayed", "error", "timeout", "polling_timeout"] {
+    assert!(matches!(
+        progress("fail_vehicle_is_offline"),
+        Progress::Failed(OemError::Unreachable { .. })
+    ));
+    assert!(matches!(
+        progress("fail_ignition_on"),
+        Progress::Failed(OemError::Refused { .. })
+    ));
+    assert!(matches!(
+        progress("fail"),
+        Progress::Failed(OemError::Refused { .. })
+    ));
+    for open in [
+        "in_progress",
+        "queued",
+        "delayed",
+        "error",
+        "timeout",
+        "polling_timeout",
+    ] {
         assert!(matches!(progress(open), Progress::Pending { .. }), "{open}");
     }
     // Another request's status says nothing of this one.
@@ -90,7 +114,10 @@ fn errors_map_by_status_and_the_spin_fields() {
         "{spin:?}"
     );
     assert_eq!(spin.delivered(), Delivered::No);
-    let forbidden = classify(&answer(403, br#"{"error": {"message": "Forbidden"}}"#), true);
+    let forbidden = classify(
+        &answer(403, br#"{"error": {"message": "Forbidden"}}"#),
+        true,
+    );
     assert!(matches!(forbidden, OemError::Forbidden { .. }));
     let bad = classify(&answer(400, &fixture("error_bad_request.json")), true);
     assert_eq!(bad.delivered(), Delivered::No, "{bad:?}");

@@ -162,7 +162,9 @@ pub async fn trade(State(m): State<VwMock>, body: axum::body::Bytes) -> Response
     if !matches {
         return (
             StatusCode::UNAUTHORIZED,
-            Json(json!({"error": {"message": "Unauthorized", "info": "invalid authorization code"}})),
+            Json(
+                json!({"error": {"message": "Unauthorized", "info": "invalid authorization code"}}),
+            ),
         )
             .into_response();
     }
