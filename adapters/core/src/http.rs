@@ -335,6 +335,20 @@ pub fn check(
     }
 }
 
+/// The error of a non-success answer by its HTTP status alone
+/// ([`OemError::from_status`]), with the wait a `429`'s `Retry-After` announces: what
+/// an adapter's `classify` answers once nothing OEM-specific in the body decided.
+pub fn status_error(resp: &Response<Bytes>, detail: String, command: bool) -> OemError {
+    match resp.status().as_u16() {
+        429 => OemError::RateLimited {
+            retry_after: crate::error::parse_retry_after(
+                resp.headers().get(http::header::RETRY_AFTER),
+            ),
+        },
+        s => OemError::from_status(s, detail, command),
+    }
+}
+
 /// A short, printable excerpt of a body for error details (never of request bodies,
 /// which may carry secrets).
 pub fn body_excerpt(resp: &Response<Bytes>) -> String {

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{Response, header};
-use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::http::{body_excerpt, check, fix, invalid, join, no_fix, parse_body};
+use http::Response;
+use keyway_adapter::http::{
+    body_excerpt, check, fix, invalid, join, no_fix, parse_body, status_error,
+};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
     DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress,
@@ -454,12 +455,7 @@ pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
             }
         })
         .unwrap_or_else(|| body_excerpt(resp));
-    match resp.status().as_u16() {
-        429 => OemError::RateLimited {
-            retry_after: parse_retry_after(resp.headers().get(header::RETRY_AFTER)),
-        },
-        s => OemError::from_status(s, detail, command),
-    }
+    status_error(resp, detail, command)
 }
 
 #[async_trait]

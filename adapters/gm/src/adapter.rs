@@ -17,8 +17,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Response, header};
-use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::http::{body_excerpt, check, fix, invalid, join, no_fix, parse_body};
+use keyway_adapter::http::{
+    body_excerpt, check, fix, invalid, join, no_fix, parse_body, status_error,
+};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Limits,
     Location, OAuthProfile, OemError, OemVehicle, Pending, Progress, SecurityState, Sent,
@@ -421,12 +422,7 @@ fn digital_twin_location(data: &serde_json::Value) -> Result<Option<Location>, O
 
 /// Maps a non-success answer (GM's error bodies are often empty).
 pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
-    match resp.status().as_u16() {
-        429 => OemError::RateLimited {
-            retry_after: parse_retry_after(resp.headers().get(header::RETRY_AFTER)),
-        },
-        s => OemError::from_status(s, body_excerpt(resp), command),
-    }
+    status_error(resp, body_excerpt(resp), command)
 }
 
 #[async_trait]

@@ -16,8 +16,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, Response, header};
-use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::http::{body_excerpt, check, fix, invalid, join, no_fix, parse_body};
+use keyway_adapter::http::{
+    body_excerpt, check, fix, invalid, join, no_fix, parse_body, status_error,
+};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
     DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress, Secret,
@@ -504,12 +505,7 @@ pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
     if let Some(e) = envelope_error(resp.body()) {
         return e;
     }
-    match resp.status().as_u16() {
-        429 => OemError::RateLimited {
-            retry_after: parse_retry_after(resp.headers().get(header::RETRY_AFTER)),
-        },
-        s => OemError::from_status(s, body_excerpt(resp), command),
-    }
+    status_error(resp, body_excerpt(resp), command)
 }
 
 #[async_trait]

@@ -15,8 +15,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, Response, header};
-use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::http::{body_excerpt, check, fix, invalid, join, no_fix, parse_body};
+use keyway_adapter::http::{
+    body_excerpt, check, fix, invalid, join, no_fix, parse_body, status_error,
+};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
     DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Secret, SecurityState,
@@ -382,10 +383,7 @@ pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
     match resp.status().as_u16() {
         // Volvo names its header: "Invalid VCC-API-KEY" (also "api key", "apikey").
         401 if blames_api_key(&detail) => OemError::ClientRejected { detail },
-        429 => OemError::RateLimited {
-            retry_after: parse_retry_after(resp.headers().get(header::RETRY_AFTER)),
-        },
-        s => OemError::from_status(s, detail, command),
+        _ => status_error(resp, detail, command),
     }
 }
 

@@ -21,9 +21,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{Response, header};
-use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::http::{body_excerpt, check, fix, join, no_fix, parse_body};
+use http::Response;
+use keyway_adapter::http::{body_excerpt, check, fix, join, no_fix, parse_body, status_error};
 use keyway_adapter::{
     Adapter, AdapterInfo, AppLogin, Call, Capability, ClientAuth, Command, CommandMode, Delivered,
     Door, DoorPosition, Http, Limits, Linking, Location, OAuthProfile, OemError, OemTiming,
@@ -413,7 +412,7 @@ pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
     let error = serde_json::from_slice::<ErrorBody>(resp.body())
         .ok()
         .and_then(|b| b.error);
-    let status = resp.status().as_u16();
+    let _status = resp.status().as_u16();
     if let Some(e) = error.as_ref().filter(|e| e.is_spin()) {
         let mut detail = format!("the S-PIN was refused ({})", e.detail());
         if let Some(n) = e.remaining_tries {
@@ -428,12 +427,7 @@ pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
         .as_ref()
         .map(ApiError::detail)
         .unwrap_or_else(|| body_excerpt(resp));
-    match status {
-        429 => OemError::RateLimited {
-            retry_after: parse_retry_after(resp.headers().get(header::RETRY_AFTER)),
-        },
-        s => OemError::from_status(s, detail, command),
-    }
+    status_error(resp, detail, command)
 }
 
 #[async_trait]
