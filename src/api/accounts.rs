@@ -192,6 +192,7 @@ pub struct AppRedirect {
     /// fragment: `state`, `code`, …).
     #[schema(
         example = "weconnect://authenticated#state=…&code=…&id_token=…&access_token=…",
+        pattern = "^[A-Za-z][A-Za-z0-9+.-]*:",
         min_length = 1,
         max_length = 16384
     )]
