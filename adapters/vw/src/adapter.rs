@@ -220,11 +220,18 @@ impl ApiError {
         }
     }
 
-    /// Whether it is about the S-PIN (the fields WeConnect-python's error element reads).
+    /// Whether it is about the S-PIN: the fields WeConnect-python's error element reads,
+    /// or words naming it (a refused S-PIN must never be sent again, whatever the shape).
     fn is_spin(&self) -> bool {
+        let names = |t: &Option<String>| {
+            t.as_deref()
+                .is_some_and(|t| t.to_ascii_lowercase().replace('-', "").contains("spin"))
+        };
         self.remaining_tries.is_some()
             || self.spin_locked_waiting_time.is_some()
             || self.spin_state.is_some()
+            || names(&self.message)
+            || names(&self.info)
     }
 }
 
@@ -343,14 +350,17 @@ pub fn parse_parking(status: u16, body: &[u8]) -> Result<Location, OemError> {
             "the car reports no parking position (it may be driving)",
         ));
     }
-    let p: Data<Parking> = parse_body(body, Delivered::No)?;
-    let (latitude, longitude) = fix(p.data.lat, p.data.lon)?;
+    let p: Data<Option<Parking>> = parse_body(body, Delivered::No)?;
+    let p = p
+        .data
+        .ok_or_else(|| no_fix("the car reports no parking position"))?;
+    let (latitude, longitude) = fix(p.lat, p.lon)?;
     Ok(Location {
         latitude,
         longitude,
         heading: None,
         accuracy_m: None,
-        recorded_at: car_time(p.data.car_captured_timestamp.as_deref()),
+        recorded_at: car_time(p.car_captured_timestamp.as_deref()),
     })
 }
 

@@ -61,6 +61,10 @@ fn the_parking_position_or_no_fix_while_driving() {
         parse_parking(204, b""),
         Err(OemError::NoFix { .. })
     ));
+    assert!(matches!(
+        parse_parking(200, br#"{"data": null}"#),
+        Err(OemError::NoFix { .. })
+    ));
 }
 
 #[test]
@@ -114,6 +118,14 @@ fn errors_map_by_status_and_the_spin_fields() {
         "{spin:?}"
     );
     assert_eq!(spin.delivered(), Delivered::No);
+    let worded = classify(
+        &answer(
+            403,
+            br#"{"error": {"message": "Forbidden", "info": "Invalid S-PIN"}}"#,
+        ),
+        true,
+    );
+    assert!(matches!(worded, OemError::PinRejected { .. }), "{worded:?}");
     let forbidden = classify(
         &answer(403, br#"{"error": {"message": "Forbidden"}}"#),
         true,
