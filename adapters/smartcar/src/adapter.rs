@@ -117,7 +117,8 @@ struct Paging {
 struct Attributes {
     make: Option<String>,
     model: Option<String>,
-    year: Option<u16>,
+    /// A number in v2.0, a string in v3's vehicle attributes.
+    year: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -173,6 +174,18 @@ pub fn data_age(resp: &Response<Bytes>) -> Option<OffsetDateTime> {
 
 /// A page of the vehicle list: Smartcar's ids, and whether more pages follow.
 pub fn parse_vehicle_page(body: &[u8], offset: usize) -> Result<(Vec<String>, bool), OemError> {
+    // v3 lists JSON:API resources, `{"data": [{"id", "type": "vehicle", …}]}`, unpaged here.
+    let v3: Option<Vec<String>> = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("data")?.as_array().cloned())
+        .map(|all| {
+            all.iter()
+                .filter_map(|r| Some(r.get("id")?.as_str()?.to_string()))
+                .collect()
+        });
+    if let Some(ids) = v3 {
+        return Ok((ids, false));
+    }
     let page: VehicleList = parse_body(body, Delivered::No)?;
     let got = page.vehicles.len();
     let total = page.paging.and_then(|p| p.count).unwrap_or(offset + got);
@@ -201,7 +214,15 @@ fn make_name(make: &str) -> String {
 /// Parses a vehicle's attributes and VIN into the unified vehicle. Smartcar reaches many
 /// makes: the model names the make too (`Jaguar I-PACE`).
 pub fn parse_vehicle(id: &str, attributes: &[u8], vin: &[u8]) -> Result<OemVehicle, OemError> {
-    let a: Attributes = parse_body(attributes, Delivered::No)?;
+    // v3 wraps the attributes: `{"data": {"id", "type": "vehicle", "attributes"}}`.
+    let wrapped: Option<Attributes> = serde_json::from_slice::<serde_json::Value>(attributes)
+        .ok()
+        .and_then(|v| v.pointer("/data/attributes").cloned())
+        .and_then(|a| serde_json::from_value(a).ok());
+    let a: Attributes = match wrapped {
+        Some(a) => a,
+        None => parse_body(attributes, Delivered::No)?,
+    };
     let v: Vin = parse_body(vin, Delivered::No)?;
     let model = match (a.make.as_deref(), a.model) {
         (Some(make), Some(model)) => Some(format!("{} {model}", make_name(make))),
@@ -213,7 +234,10 @@ pub fn parse_vehicle(id: &str, attributes: &[u8], vin: &[u8]) -> Result<OemVehic
         vin: v.vin.filter(|s| !s.is_empty()),
         display_name: None,
         model,
-        year: a.year,
+        year: a.year.and_then(|y| match y {
+            serde_json::Value::String(s) => s.parse().ok(),
+            n => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+        }),
     })
 }
 
@@ -223,6 +247,12 @@ pub fn parse_security(
     body: &[u8],
     recorded_at: Option<OffsetDateTime>,
 ) -> Result<SecurityState, OemError> {
+    if let Some(v3) = crate::signals::security(body) {
+        return v3.map(|s| SecurityState {
+            recorded_at: s.recorded_at.or(recorded_at),
+            ..s
+        });
+    }
     let s: LockStatus = parse_body(body, Delivered::No)?;
     let position = |kind: &str| match kind {
         "frontLeft" => Some(DoorPosition::FrontLeft),
@@ -260,6 +290,12 @@ pub fn parse_location(
     body: &[u8],
     recorded_at: Option<OffsetDateTime>,
 ) -> Result<Location, OemError> {
+    if let Some(v3) = crate::signals::location(body) {
+        return v3.map(|l| Location {
+            recorded_at: l.recorded_at.or(recorded_at),
+            ..l
+        });
+    }
     let p: Position = parse_body(body, Delivered::No)?;
     let (latitude, longitude) = fix(p.latitude, p.longitude)?;
     Ok(Location {

@@ -4,6 +4,7 @@
 //! - [`adapter`]: translation: the paged vehicle list, each car's attributes and VIN,
 //!   the lock status (`isLocked`, doors, storage) and location with `sc-data-age` as
 //!   their time, lock and unlock through `POST /security`, and Smartcar's typed errors.
+//! - [`signals`]: API v3's signal documents, read wherever a v2.0 answer is expected.
 //! - [`push`]: Smartcar's signed webhooks (`VERIFY`, `VEHICLE_STATE`) as pushed states.
 //! - [`mock`]: a fake of those endpoints with Smartcar's OAuth profile (HTTP Basic client
 //!   auth, rotating refresh tokens), its error bodies, sleeping cars (`ASLEEP`), makes
@@ -14,6 +15,7 @@ pub mod exchanges;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod push;
+pub mod signals;
 
 pub use adapter::SmartcarAdapter;
 #[cfg(feature = "mock")]
