@@ -36,9 +36,6 @@ use time::format_description::well_known::Rfc3339;
 /// tracker reads every 5 s).
 pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
 
-/// The app's redirect URI, where the login ends.
-pub const REDIRECT_URI: &str = "weconnect://authenticated";
-
 /// What the Volkswagen adapter declares.
 pub static INFO: AdapterInfo = AdapterInfo {
     oem: "vw",
@@ -62,7 +59,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         default_access_ttl: Duration::from_secs(3600),
         token_exchange: false,
         linking: Linking::App {
-            redirect_uri: REDIRECT_URI,
+            redirect_uri: crate::login::REDIRECT_URI,
         },
     },
     // Volkswagen publishes no limits; the clients meet `429` when they poll more often

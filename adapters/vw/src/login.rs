@@ -25,7 +25,8 @@ use keyway_adapter::login::param;
 use keyway_adapter::{AppLogin, Delivered, Http, OemError, Secret, Tokens};
 use serde::Deserialize;
 
-use crate::adapter::REDIRECT_URI;
+/// The app's redirect URI, where the login ends.
+pub const REDIRECT_URI: &str = "weconnect://authenticated";
 
 /// The region the EU backend serves.
 const REGION: &str = "emea";

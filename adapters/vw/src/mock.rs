@@ -91,12 +91,11 @@ struct Control {
 #[derive(Clone, Debug)]
 pub struct VwMock {
     parts: Parts,
-    client_id: Arc<String>,
     stage: Duration,
     incapable: Arc<Vec<String>>,
     spins: Arc<Mutex<OwnerPins>>,
     controls: Arc<Mutex<Vec<(String, Control)>>>,
-    logins: Arc<Mutex<HashMap<String, login::Login>>>,
+    logins: login::Logins,
 }
 
 fn error(status: StatusCode, error: Value) -> Response {
@@ -106,19 +105,24 @@ fn error(status: StatusCode, error: Value) -> Response {
 impl VwMock {
     /// A mock with the given cars and settings.
     pub fn new(config: VwMockConfig) -> Self {
+        let client_id = config.login.client_id.clone();
+        let parts = Parts::new(
+            &crate::adapter::INFO.oauth,
+            config.cars,
+            config.login,
+            Rejection::invalid_grant(),
+        );
         Self {
-            client_id: Arc::new(config.login.client_id.clone()),
-            parts: Parts::new(
-                &crate::adapter::INFO.oauth,
-                config.cars,
-                config.login,
-                Rejection::invalid_grant(),
+            logins: login::Logins::new(
+                client_id,
+                parts.oauth.default_account().to_string(),
+                parts.tokens.clone(),
             ),
+            parts,
             stage: config.stage,
             incapable: Arc::new(config.incapable),
             spins: Arc::new(Mutex::new(OwnerPins::new(config.spins))),
             controls: Arc::default(),
-            logins: Arc::default(),
         }
     }
 
@@ -130,15 +134,13 @@ impl VwMock {
     /// The router: the BFF, the app login, OAuth refresh and `/__mock/`.
     pub fn router(&self) -> Router {
         let api = Router::new()
-            .route("/user-login/v1/authorize", get(login::start))
-            .route("/oidc/v1/authorize", get(login::identity))
-            .route("/user-login/login/v1", post(login::trade))
             .route("/vehicle/v1/vehicles", get(vehicles))
             .route("/vehicle/v1/vehicles/{vin}/selectivestatus", get(selective))
             .route("/vehicle/v1/vehicles/{vin}/parkingposition", get(parking))
             .route("/vehicle/v1/vehicles/{vin}/access/{action}", post(access))
             .route("/__mock/state", get(inspect))
-            .with_state(self.clone());
+            .with_state(self.clone())
+            .merge(self.logins.routes());
         self.parts
             .finish(api, "/__mock/oauth/authorize", "/login/v1/idk/token")
     }

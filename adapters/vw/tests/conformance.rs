@@ -76,7 +76,7 @@ async fn the_app_login_trades_the_redirect_for_tokens_once() {
     let resp = http.send(req).await.unwrap();
     assert_eq!(resp.status(), 302);
     let redirect = resp.headers()["location"].to_str().unwrap();
-    let params = redirect_params(redirect, keyway_vw::adapter::REDIRECT_URI).unwrap();
+    let params = redirect_params(redirect, keyway_vw::login::REDIRECT_URI).unwrap();
     assert_eq!(
         keyway_adapter::login::param(&params, "state"),
         Some(login.state.expose())

@@ -7,16 +7,53 @@
 //! state, id token and access token it came with). The tokens come from the kit's book,
 //! so they refresh at `/login/v1/idk/token` like any mock's.
 
-use axum::Json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyway_adapter::mock::{lock, random_token};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use keyway_adapter::mock::{TokenBook, lock, random_token};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::VwMock;
-use crate::adapter::REDIRECT_URI;
+use crate::login::REDIRECT_URI;
+
+/// The login side of the mock: the app's client id, who logs in by default, the token
+/// book that issues the API's tokens, and the logins under way.
+#[derive(Clone, Debug)]
+pub struct Logins {
+    /// The app's client id (in the identity server's URL).
+    pub client_id: String,
+    /// Who logs in unless `login_hint` names another.
+    pub default_account: String,
+    /// Issues the API's tokens.
+    pub tokens: TokenBook,
+    under_way: Arc<Mutex<HashMap<String, Login>>>,
+}
+
+impl Logins {
+    /// Logins for `client_id`, issuing from `tokens`.
+    pub fn new(client_id: String, default_account: String, tokens: TokenBook) -> Self {
+        Self {
+            client_id,
+            default_account,
+            tokens,
+            under_way: Arc::default(),
+        }
+    }
+
+    /// The three routes of the app login.
+    pub fn routes(&self) -> Router {
+        Router::new()
+            .route("/user-login/v1/authorize", get(start))
+            .route("/oidc/v1/authorize", get(identity))
+            .route("/user-login/login/v1", post(trade))
+            .with_state(self.clone())
+    }
+}
 
 /// One login under way, by the BFF's `state`.
 #[derive(Debug, Default)]
@@ -36,13 +73,13 @@ struct Granted {
 }
 
 #[derive(Deserialize)]
-pub struct Start {
+struct Start {
     redirect_uri: Option<String>,
     nonce: Option<String>,
 }
 
 #[derive(Deserialize)]
-pub struct Identity {
+struct Identity {
     state: Option<String>,
     nonce: Option<String>,
     login_hint: Option<String>,
@@ -62,16 +99,12 @@ fn see(location: &str, status: StatusCode) -> Response {
 }
 
 /// `GET /user-login/v1/authorize?redirect_uri=weconnect://authenticated&nonce=…`.
-pub async fn start(
-    State(m): State<VwMock>,
-    headers: HeaderMap,
-    Query(q): Query<Start>,
-) -> Response {
+async fn start(State(m): State<Logins>, headers: HeaderMap, Query(q): Query<Start>) -> Response {
     let (Some(REDIRECT_URI), Some(nonce)) = (q.redirect_uri.as_deref(), q.nonce) else {
         return bad_request();
     };
     let state = random_token("st_");
-    lock(&m.logins).insert(
+    lock(&m.under_way).insert(
         state.clone(),
         Login {
             nonce: nonce.clone(),
@@ -98,11 +131,11 @@ pub async fn start(
 }
 
 /// `GET /oidc/v1/authorize?…&state&nonce`: the owner logs in at once.
-pub async fn identity(State(m): State<VwMock>, Query(q): Query<Identity>) -> Response {
+async fn identity(State(m): State<Logins>, Query(q): Query<Identity>) -> Response {
     let Some(state) = q.state else {
         return bad_request();
     };
-    let mut logins = lock(&m.logins);
+    let mut logins = lock(&m.under_way);
     let Some(login) = logins
         .get_mut(&state)
         .filter(|l| l.granted.is_none() && q.nonce.as_deref() == Some(l.nonce.as_str()))
@@ -118,9 +151,7 @@ pub async fn identity(State(m): State<VwMock>, Query(q): Query<Identity>) -> Res
         return back(&[("error", "access_denied"), ("state", &state)]);
     }
     let g = Granted {
-        account: q
-            .login_hint
-            .unwrap_or_else(|| m.oauth.default_account().to_string()),
+        account: q.login_hint.unwrap_or_else(|| m.default_account.clone()),
         code: random_token("code_"),
         id_token: random_token("idt_"),
         access_token: random_token("idp_"),
@@ -140,12 +171,12 @@ pub async fn identity(State(m): State<VwMock>, Query(q): Query<Identity>) -> Res
 
 /// `POST /user-login/login/v1` `{state, id_token, redirect_uri, region, access_token,
 /// authorizationCode}` → `{accessToken, idToken, refreshToken}`.
-pub async fn trade(State(m): State<VwMock>, body: axum::body::Bytes) -> Response {
+async fn trade(State(m): State<Logins>, body: axum::body::Bytes) -> Response {
     let Ok(b) = serde_json::from_slice::<Value>(&body) else {
         return bad_request();
     };
     let field = |k: &str| b[k].as_str().unwrap_or_default();
-    let mut logins = lock(&m.logins);
+    let mut logins = lock(&m.under_way);
     let Some(g) = logins
         .get_mut(field("state"))
         .and_then(|l| l.granted.as_mut())
