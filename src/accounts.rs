@@ -508,6 +508,7 @@ impl Accounts {
                 model: v.model,
                 year: v.year,
                 last_locked: None,
+                capabilities: v.capabilities,
             };
             if let Some(v) = self.store.upsert_vehicle(&record).await? {
                 stored.push(v);

@@ -489,6 +489,7 @@ async fn seed(db: PathBuf, n: usize) {
             model: Some("Model 3".into()),
             year: Some(2020),
             last_locked: None,
+            capabilities: None,
         });
         if batch.len() == 10_000 || i + 1 == n {
             store.import_vehicles(&batch).await.expect("import");

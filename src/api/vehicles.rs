@@ -41,8 +41,10 @@ pub struct VehicleView {
     pub display_name: Option<String>,
     /// The VIN, when the OEM says.
     pub vin: Option<String>,
-    /// What keyway can do with the car.
-    pub capabilities: &'static [Capability],
+    /// What keyway can do with the car: what its OEM offers, less what the OEM says this
+    /// car cannot (a Volkswagen without an active remote access service reads but does
+    /// not lock or unlock).
+    pub capabilities: Vec<Capability>,
     /// Whether keyway can read the car's lock state to settle a command whose answer
     /// was lost. `false` (GM): such a command stays `unknown` unless acknowledged.
     pub outcome_confirmable: bool,
@@ -75,10 +77,13 @@ fn view(gw: &Gateway, v: &VehicleRecord) -> VehicleView {
         year: v.year,
         display_name: v.display_name.clone(),
         vin: v.vin.clone(),
-        capabilities: adapter.as_ref().map_or(&[], |a| a.info().capabilities),
+        capabilities: adapter.as_ref().map_or_else(Vec::new, |a| {
+            let declared = a.info().capabilities.iter().copied();
+            declared.filter(|c| v.may(*c)).collect()
+        }),
         outcome_confirmable: adapter
             .as_ref()
-            .is_some_and(|a| a.info().can(Capability::Security)),
+            .is_some_and(|a| a.info().can(Capability::Security) && v.may(Capability::Security)),
         command_protocol: path.map(|p| p.protocol),
         key_paired: path.map(|p| p.key_paired),
     }

@@ -114,7 +114,7 @@ pub fn banner(d: &Demo) -> String {
     }
     if let Some(v) = vw.clone().find(vw_read_only) {
         out.push_str(&format!(
-            "  curl -s -X POST {base}/v1/vehicles/{}/lock {auth} -H 'Prefer: wait=60'   # its access capability is not active: failed, not_capable, nothing sent\n",
+            "  curl -s -X POST {base}/v1/vehicles/{}/lock {auth} -H 'Prefer: wait=60'   # its remote access is not active (see its capabilities): 422 not_capable\n",
             v.id
         ));
     }

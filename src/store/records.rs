@@ -124,6 +124,17 @@ pub struct VehicleRecord {
     pub year: Option<u16>,
     /// Lock state left by the last confirmed command, with its time.
     pub last_locked: Option<(bool, OffsetDateTime)>,
+    /// What this car can do when its OEM says so per car (a subset of the adapter's
+    /// capabilities); `None`: all its adapter declares.
+    pub capabilities: Option<Vec<keyway_adapter::Capability>>,
+}
+
+impl VehicleRecord {
+    /// Whether the OEM says of this car that it cannot do `c` (per-car capabilities);
+    /// what the adapter declares is checked beside it.
+    pub fn may(&self, c: keyway_adapter::Capability) -> bool {
+        self.capabilities.as_ref().is_none_or(|cs| cs.contains(&c))
+    }
 }
 
 /// Where a command stands.

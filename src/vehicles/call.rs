@@ -49,9 +49,9 @@ impl<'a> OemCall<'a> {
         &self.oem.adapter
     }
 
-    /// Whether the OEM's adapter declares `c`.
+    /// Whether the OEM's adapter declares `c`, and the OEM does not say this car lacks it.
     pub fn can(&self, c: Capability) -> bool {
-        self.oem.adapter.info().can(c)
+        self.oem.adapter.info().can(c) && self.vehicle.may(c)
     }
 
     /// The OEM's timing (declared, with configured overrides).

@@ -275,13 +275,14 @@ impl Fleet {
         if oem.can(c) {
             Ok(oem)
         } else {
+            let make = oem.adapter().info().make;
+            let what = match v.may(c) {
+                true => format!("{make} vehicles do not support {c:?}"),
+                false => format!("this {make} vehicle does not support {c:?}, its OEM says"),
+            };
             Err(VehicleError::NotCapable {
                 oem: v.oem.clone(),
-                what: format!(
-                    "{} vehicles do not support {c:?}",
-                    oem.adapter().info().make
-                )
-                .to_lowercase(),
+                what: what.to_lowercase(),
             })
         }
     }

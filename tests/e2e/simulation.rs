@@ -238,6 +238,7 @@ async fn link(gw: &Gateway, base: &Arc<dyn Store>, cars: Cars) -> Vec<VehicleRec
             model: None,
             year: None,
             last_locked: None,
+            capabilities: None,
         };
         out.push(base.upsert_vehicle(&v).await.unwrap().unwrap());
     }

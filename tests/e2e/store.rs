@@ -98,6 +98,7 @@ fn vehicle(id: &str, oem_id: &str) -> VehicleRecord {
         model: None,
         year: Some(2020),
         last_locked: None,
+        capabilities: None,
     }
 }
 
@@ -212,9 +213,15 @@ async fn rediscovered_vehicle_keeps_its_id(s: Arc<dyn Store>) {
     let again = VehicleRecord {
         id: "veh_second".into(),
         display_name: Some("B".into()),
+        // What the OEM says of this car alone is kept with it.
+        capabilities: Some(vec![keyway_adapter::Capability::Locate]),
         ..v
     };
     let stored = s.upsert_vehicle(&again).await.unwrap().unwrap();
+    assert_eq!(
+        stored.capabilities,
+        Some(vec![keyway_adapter::Capability::Locate])
+    );
     assert_eq!(
         s.tenant_vehicle("svc", "veh_first").await.unwrap().as_ref(),
         Some(&stored)

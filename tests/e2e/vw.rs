@@ -99,12 +99,39 @@ async fn a_volkswagen_links_through_the_app_login_and_locks_with_the_owners_s_pi
     assert_eq!(read.status, 200, "{:#}", read.json);
     assert_eq!(requests(&env, "POST", "/login/v1/idk/token"), 1);
 
-    // The Golf's access capability is not active: a certain no, nothing sent.
+    // The Golf's access capability is not active: the vehicle list said so, keyway shows
+    // it, and a command is a certain no before anything is sent.
     let golf = keyway::mocks::VW_READ_ONLY;
+    let shown = env
+        .get(
+            &format!("/v1/vehicles/{}", env.by_vin(golf).id),
+            Some(&env.demo.token),
+        )
+        .await;
+    assert_eq!(
+        shown.json["capabilities"],
+        json!(["locate", "security"]),
+        "{:#}",
+        shown.json
+    );
+    let id4 = env
+        .get(
+            &format!("/v1/vehicles/{}", env.by_vin(ID4).id),
+            Some(&env.demo.token),
+        )
+        .await;
+    assert_eq!(
+        id4.json["capabilities"],
+        json!(["locate", "security", "lock", "unlock"])
+    );
     let no = command(&env, golf, "unlock", "vw-3").await;
     assert_eq!(no.status, 422, "{:#}", no.json);
     assert_eq!(no.json["code"], "not_capable");
-    assert_eq!(no.json["command_status"], "failed");
+    assert!(
+        no.json["command_status"].is_null(),
+        "refused before any command: {:#}",
+        no.json
+    );
     assert_eq!(requests(&env, "POST", &format!("{golf}/access")), 0);
     assert!(vw.locked(golf));
 

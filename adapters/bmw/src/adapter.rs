@@ -237,6 +237,7 @@ pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
                 .filter(|m| m.mapping_status.as_deref().is_none_or(|s| s == "CONFIRMED"))
                 .filter_map(|m| m.vin.filter(|v| !v.is_empty()))
                 .map(|vin| OemVehicle {
+                    capabilities: None,
                     oem_id: vin.clone(),
                     display_name: None,
                     model: None,
@@ -253,6 +254,7 @@ pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
             let vin = v.vin.filter(|s| !s.is_empty())?;
             let attrs = v.attributes;
             Some(OemVehicle {
+                capabilities: None,
                 oem_id: vin.clone(),
                 display_name: None,
                 model: attrs.as_ref().and_then(|a| a.model.clone()),

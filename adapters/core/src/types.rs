@@ -192,6 +192,10 @@ pub struct OemVehicle {
     pub model: Option<String>,
     /// Model year, when known.
     pub year: Option<u16>,
+    /// What this car can do, when the OEM says so per car (a subset of the adapter's
+    /// declared capabilities: Volkswagen lists each car's services, and one without an
+    /// active `access` service cannot lock or unlock); `None`: all the adapter declares.
+    pub capabilities: Option<Vec<Capability>>,
 }
 
 /// How an adapter addresses one vehicle.

@@ -309,6 +309,7 @@ pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
             let vin = v.vin.filter(|s| !s.is_empty())?;
             let profile = profiles.iter().find(|p| p.vin.as_deref() == Some(&vin));
             Some(OemVehicle {
+                capabilities: None,
                 oem_id: vin.clone(),
                 vin: Some(vin),
                 display_name: v.nick_name.filter(|n| !n.is_empty()),

@@ -252,6 +252,7 @@ pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
         .filter_map(|v| {
             let vin = v.vin.filter(|s| !s.is_empty())?;
             Some(OemVehicle {
+                capabilities: None,
                 oem_id: vin.clone(),
                 vin: Some(vin),
                 display_name: v.nick_name.filter(|n| !n.is_empty()),

@@ -333,6 +333,7 @@ fn parse_listed(body: &[u8]) -> Result<Vec<(OemVehicle, bool)>, OemError> {
             let id = v.vehicle_id.filter(|s| !s.is_empty())?;
             Some((
                 OemVehicle {
+                    capabilities: None,
                     oem_id: id,
                     vin: v.vin,
                     display_name: v.nickname,

@@ -230,6 +230,7 @@ pub fn parse_vehicle(id: &str, attributes: &[u8], vin: &[u8]) -> Result<OemVehic
         (None, model) => model,
     };
     Ok(OemVehicle {
+        capabilities: None,
         oem_id: id.to_string(),
         vin: v.vin.filter(|s| !s.is_empty()),
         display_name: None,

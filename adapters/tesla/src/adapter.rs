@@ -297,6 +297,7 @@ pub fn parse_vehicles(body: &[u8]) -> Result<Vec<OemVehicle>, OemError> {
         .filter_map(|v| {
             let vin = v.vin.filter(|s| !s.is_empty())?;
             Some(OemVehicle {
+                capabilities: None,
                 oem_id: vin.clone(),
                 model: model_from_vin(&vin),
                 year: vin_model_year(&vin),

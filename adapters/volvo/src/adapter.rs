@@ -221,6 +221,7 @@ pub fn parse_vehicle_list(body: &[u8]) -> Result<Vec<String>, OemError> {
 pub fn parse_details(vin: &str, body: &[u8]) -> Result<OemVehicle, OemError> {
     let d: Option<Details> = data(body, Delivered::No)?;
     Ok(OemVehicle {
+        capabilities: None,
         oem_id: vin.to_string(),
         vin: Some(vin.to_string()),
         display_name: None,

@@ -253,6 +253,8 @@ pub fn parse_vehicles(body: &[u8]) -> Result<Vec<(OemVehicle, bool)>, OemError> 
                 .any(|k| k.id == "access" && k.status.is_empty());
             let year = keyway_adapter::vin_model_year(&c.vin);
             let vehicle = OemVehicle {
+                // Without an active access service it reads but cannot lock or unlock.
+                capabilities: (!access).then(|| vec![Capability::Locate, Capability::Security]),
                 oem_id: c.vin.clone(),
                 vin: Some(c.vin),
                 display_name: c.nickname.filter(|n| !n.is_empty()),

@@ -244,7 +244,8 @@ impl SqlStore {
         for v in vehicles {
             sqlx::query(
                 "INSERT INTO vehicles (id, account_id, oem, oem_id, vin, display_name, model,
-                    year, created_at, tenant) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                    year, created_at, tenant, capabilities)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (oem, oem_id) DO NOTHING",
             )
             .bind(&v.id)
@@ -257,6 +258,7 @@ impl SqlStore {
             .bind(v.year.map(i64::from))
             .bind(created)
             .bind(&v.tenant)
+            .bind(rows::stored_capabilities(v))
             .execute(&mut *tx)
             .await
             .map_err(db)?;

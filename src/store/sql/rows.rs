@@ -53,7 +53,24 @@ pub(super) fn vehicle_from(row: &AnyRow) -> Result<VehicleRecord, StoreError> {
         model: get(row, "model")?,
         year: get::<Option<i64>>(row, "year")?.and_then(|y| u16::try_from(y).ok()),
         last_locked: last_locked.zip(last_locked_at),
+        capabilities: capabilities(get(row, "capabilities")?),
     })
+}
+
+/// A car's capabilities as stored: a JSON array of names, or NULL.
+pub(super) fn stored_capabilities(v: &VehicleRecord) -> Option<String> {
+    v.capabilities
+        .as_ref()
+        .map(|c| serde_json::to_string(c).unwrap_or_default())
+}
+
+/// A car's stored capabilities (a JSON array of names); one this version cannot read
+/// counts as none said (the adapter's declaration holds).
+fn capabilities(stored: Option<String>) -> Option<Vec<keyway_adapter::Capability>> {
+    let stored = stored?;
+    serde_json::from_str(&stored)
+        .inspect_err(|e| tracing::warn!(error = %e, "a car's stored capabilities do not read"))
+        .ok()
 }
 
 /// A stored error code; one this version no longer knows (renamed since) reads as

@@ -11,11 +11,12 @@ impl VehicleStore for SqlStore {
         // A car another tenant linked is not moved: no row is updated or returned.
         let row = sqlx::query(
             "INSERT INTO vehicles (id, account_id, oem, oem_id, vin, display_name, model, year,
-                created_at, tenant)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                created_at, tenant, capabilities)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (oem, oem_id) DO UPDATE SET account_id = excluded.account_id,
                 vin = excluded.vin, display_name = excluded.display_name,
-                model = excluded.model, year = excluded.year
+                model = excluded.model, year = excluded.year,
+                capabilities = excluded.capabilities
              WHERE vehicles.tenant = excluded.tenant
              RETURNING *",
         )
@@ -29,6 +30,7 @@ impl VehicleStore for SqlStore {
         .bind(v.year.map(i64::from))
         .bind(to_ms(now()))
         .bind(&v.tenant)
+        .bind(stored_capabilities(v))
         .fetch_optional(&self.pool)
         .await
         .map_err(db)?;

@@ -29,6 +29,11 @@ fn the_vehicle_list_reads_each_cars_access_capability() {
         !can,
         "access with a status (missing licence) cannot command"
     );
+    assert_eq!(
+        golf.capabilities,
+        Some(vec![Capability::Locate, Capability::Security])
+    );
+    assert_eq!(id4.capabilities, None, "all the adapter declares");
 }
 
 #[test]
