@@ -67,6 +67,8 @@ pub struct DemoOptions {
     /// The mocks to start, configure and link (default: every one in
     /// [`mocks::MOCKS`]); a test starts only those it uses.
     pub oems: Vec<&'static str>,
+    /// Another fleet than `fixtures/demo-fleet.json`, in its shape (JSON).
+    pub fleet: Option<Arc<str>>,
 }
 
 impl Default for DemoOptions {
@@ -83,6 +85,7 @@ impl Default for DemoOptions {
             command_poll: Duration::from_secs(1),
             tesla_listen: None,
             oems: mocks::oems(),
+            fleet: None,
         }
     }
 }
@@ -270,7 +273,11 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     for name in ["keyway.db", "keyway.db-wal", "keyway.db-shm"] {
         let _ = std::fs::remove_file(opts.data_dir.join(name));
     }
-    let fleet = mocks::Fleet::load().map_err(DemoError::Fleet)?;
+    let fleet = match &opts.fleet {
+        Some(json) => serde_json::from_str(json),
+        None => mocks::Fleet::load(),
+    }
+    .map_err(DemoError::Fleet)?;
     let jwt_secret = dev_secret(&opts.data_dir, "dev-jwt-secret", || {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
@@ -386,6 +393,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
             asleep_max_period_ms: 30_000,
             ..Default::default()
         },
+        routes: Default::default(),
         oems,
     };
     if let Some(configure) = &opts.configure {

@@ -166,6 +166,7 @@ impl Gateway {
                 poll: Duration::from_millis(c.wake_poll_ms),
                 read_poll: Duration::from_millis(c.max_poll_interval_ms),
             },
+            config.routes.clone(),
         ));
         let accounts = Arc::new(Accounts::new(
             &config.public_url(),

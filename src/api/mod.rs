@@ -6,7 +6,8 @@
 //! - [`extract`]: caller auth, JSON bodies, `Prefer`, `Idempotency-Key`.
 //! - [`limits`]: keyway's own limits on callers, load shedding, request timeout.
 //! - [`object`]: JSON answers of the hot read paths, written field by field.
-//! - [`vehicles`]: vehicle list, detail, location, security.
+//! - [`vehicles`]: vehicle list, detail (with its routes), location, security.
+//! - [`state`]: everything known of a car in one answer.
 //! - [`commands`]: lock, unlock, command status.
 //! - [`accounts`]: OEM account linking (OAuth), listing, unlinking.
 //! - [`grants`]: delivery grants: create, list, revoke, unlock, complete.
@@ -28,6 +29,7 @@ pub mod object;
 pub mod ops;
 pub mod problem;
 pub mod pushes;
+pub mod state;
 pub mod vehicles;
 pub mod watches;
 
@@ -58,7 +60,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/v1/vehicles/{id}", get(vehicles::one))
         .route("/v1/vehicles/{id}/location", get(vehicles::location))
         .route("/v1/vehicles/{id}/security", get(vehicles::security))
-        .route("/v1/vehicles/{id}/state", get(vehicles::state))
+        .route("/v1/vehicles/{id}/state", get(state::state))
         .route(
             "/v1/vehicles/{id}/watch",
             put(watches::put).delete(watches::end),

@@ -62,6 +62,28 @@ pub struct VehicleView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<bool>, nullable = true)]
     pub key_paired: Option<Option<bool>>,
+    /// `GET /v1/vehicles/{id}` only: the accounts the car is reached through — one, or
+    /// several when it is linked directly and through an aggregator — in the order reads
+    /// try them (`[routes]` in the configuration); commands use the one marked
+    /// `commands` (the first linked) and never another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<RouteView>>,
+}
+
+/// One route to a car.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Route)]
+pub struct RouteView {
+    /// The OEM or aggregator of the account.
+    #[schema(example = "smartcar")]
+    pub oem: String,
+    /// The account (`acct_…`).
+    pub account_id: String,
+    /// The car's record through this account (`veh_…`; the vehicle's own id for the
+    /// first-linked route).
+    pub vehicle_id: String,
+    /// Whether commands go through this route.
+    pub commands: bool,
 }
 
 fn view(gw: &Gateway, v: &VehicleRecord) -> VehicleView {
@@ -86,6 +108,7 @@ fn view(gw: &Gateway, v: &VehicleRecord) -> VehicleView {
             .is_some_and(|a| a.info().can(Capability::Security) && v.may(Capability::Security)),
         command_protocol: path.map(|p| p.protocol),
         key_paired: path.map(|p| p.key_paired),
+        routes: None,
     }
 }
 
@@ -111,7 +134,7 @@ pub struct Page {
 }
 
 /// The problems of a vehicle read.
-type ReadProblems = Problems<(Edge, VehicleError)>;
+pub(super) type ReadProblems = Problems<(Edge, VehicleError)>;
 
 /// List the vehicles the caller may reach, a page at a time.
 #[utoipa::path(
@@ -160,7 +183,22 @@ pub async fn one(
 ) -> Result<Json<VehicleView>, ApiError> {
     caller.require(Scope::VehiclesRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
-    Ok(Json(view(&gw, &v)))
+    let routes = gw.fleet.routes(&v).await?;
+    let routes = gw
+        .fleet
+        .read_order(&v.tenant, &routes)
+        .iter()
+        .map(|r| RouteView {
+            oem: r.oem.clone(),
+            account_id: r.account_id.clone(),
+            vehicle_id: r.id.clone(),
+            commands: r.id == v.id,
+        })
+        .collect();
+    Ok(Json(VehicleView {
+        routes: Some(routes),
+        ..view(&gw, &v)
+    }))
 }
 
 /// Seconds since the OEM's time; `None` when the OEM gave none.
@@ -192,14 +230,24 @@ pub struct LocationAnswer {
     /// Where the answer comes from: a read of the car (`vehicle`), or a push of its OEM
     /// or aggregator (`push`).
     pub source: Source,
+    /// The route it came through: the OEM of the account read (a car linked directly
+    /// and through an aggregator has two; see the vehicle's `routes`).
+    #[schema(example = "tesla")]
+    pub route: String,
 }
 
 impl LocationAnswer {
-    /// The answer for `v` at `l`, known from `source`.
-    fn of(v: &VehicleRecord, l: keyway_adapter::Location, source: Source) -> Self {
+    /// The answer for `v` at `l`, known from `source`, read through `route`.
+    pub(super) fn of(
+        v: &VehicleRecord,
+        l: keyway_adapter::Location,
+        source: Source,
+        route: &VehicleRecord,
+    ) -> Self {
         Self {
             vehicle_id: v.id.clone(),
             source,
+            route: route.oem.clone(),
             latitude: l.latitude,
             longitude: l.longitude,
             heading: l.heading,
@@ -222,6 +270,7 @@ impl IntoResponse for LocationAnswer {
             .opt_time("recorded_at", self.recorded_at)
             .opt_i64("age_s", self.age_s)
             .str("source", self.source.as_str())
+            .str("route", &self.route)
             .into_response()
     }
 }
@@ -248,8 +297,9 @@ pub async fn location(
 ) -> Result<LocationAnswer, ApiError> {
     caller.require(Scope::LocationRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
-    let (l, source) = gw.fleet.position(&v, max_age).await?;
-    Ok(LocationAnswer::of(&v, l, source))
+    let read = gw.fleet.position_routed(&v, max_age).await?;
+    let (l, source) = read.value;
+    Ok(LocationAnswer::of(&v, l, source, &read.route))
 }
 
 /// Whether a car is locked.
@@ -264,6 +314,10 @@ pub struct SecurityAnswer {
     /// aggregator (`push`), or the state keyway's last confirmed command left when that
     /// is newer than any read (`last_command`).
     pub source: Source,
+    /// The route it came through: the OEM of the account read (a car linked directly
+    /// and through an aggregator has two; see the vehicle's `routes`).
+    #[schema(example = "tesla")]
+    pub route: String,
     /// Per-opening state, when the OEM reports it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub doors: Option<Vec<Door>>,
@@ -276,12 +330,18 @@ pub struct SecurityAnswer {
 }
 
 impl SecurityAnswer {
-    /// The answer for `v` in state `s`, known from `source`.
-    fn of(v: &VehicleRecord, s: keyway_adapter::SecurityState, source: Source) -> Self {
+    /// The answer for `v` in state `s`, known from `source`, read through `route`.
+    pub(super) fn of(
+        v: &VehicleRecord,
+        s: keyway_adapter::SecurityState,
+        source: Source,
+        route: &VehicleRecord,
+    ) -> Self {
         Self {
             vehicle_id: v.id.clone(),
             locked: s.locked,
             source,
+            route: route.oem.clone(),
             doors: s.doors,
             recorded_at: s.recorded_at,
             age_s: age_s(s.recorded_at),
@@ -295,7 +355,8 @@ impl IntoResponse for SecurityAnswer {
         let answer = Object::new()
             .str("vehicle_id", &self.vehicle_id)
             .value("locked", &self.locked)
-            .str("source", self.source.as_str());
+            .str("source", self.source.as_str())
+            .str("route", &self.route);
         let answer = match &self.doors {
             Some(doors) => answer.value("doors", doors),
             None => answer,
@@ -328,164 +389,9 @@ pub async fn security(
 ) -> Result<SecurityAnswer, ApiError> {
     caller.require(Scope::SecurityRead)?;
     let v = gw.fleet.find(&caller, &id).await?;
-    let (s, source) = gw.fleet.security(&v, max_age).await?;
-    Ok(SecurityAnswer::of(&v, s, source))
-}
-
-/// A signal keyway could not read this time, and why.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Unavailable {
-    /// The problem code the signal's own route would have answered.
-    pub code: crate::error::Code,
-    /// What happened.
-    pub detail: String,
-}
-
-/// Why each signal is null, when it could not be read.
-#[derive(Debug, Default, Serialize, ToSchema)]
-pub struct UnavailableSignals {
-    /// The lock state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lock: Option<Unavailable>,
-    /// The position.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<Unavailable>,
-}
-
-/// Everything keyway knows of a car, signal by signal: each one as its own route would
-/// answer it (its value, `recorded_at`, age and source), or `null` when it could not be
-/// read this time (`unavailable` says why). A signal outside the token's scopes is left
-/// out.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = VehicleState)]
-pub struct StateAnswer {
-    /// The vehicle.
-    pub vehicle_id: String,
-    /// The lock state and doors (`security:read`); null when unreadable now.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<SecurityAnswer>, nullable = true)]
-    pub lock: Option<Option<SecurityAnswer>>,
-    /// The position (`location:read`); null when unreadable now.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<LocationAnswer>, nullable = true)]
-    pub location: Option<Option<LocationAnswer>>,
-    /// Online, asleep or offline, as the last answer about the car showed (keyway
-    /// learns it from reads and from its watcher, never by waking the car); null when
-    /// its OEM does not tell (only OEMs whose cars sleep do) or nothing was read yet.
-    pub connectivity: Option<LinkAnswer>,
-    /// Why a signal is null.
-    #[serde(skip_serializing_if = "is_empty")]
-    pub unavailable: UnavailableSignals,
-}
-
-/// A car's connectivity and when keyway learned it.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = VehicleConnectivity)]
-pub struct LinkAnswer {
-    /// Online, asleep or offline.
-    pub state: crate::watch::Connectivity,
-    /// When keyway learned it.
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub seen_at: OffsetDateTime,
-    /// Seconds since `seen_at`.
-    pub age_s: i64,
-}
-
-impl From<crate::vehicles::Link> for LinkAnswer {
-    fn from(l: crate::vehicles::Link) -> Self {
-        Self {
-            state: l.connectivity.into(),
-            seen_at: l.seen_at,
-            age_s: (crate::store::now() - l.seen_at).whole_seconds().max(0),
-        }
-    }
-}
-
-fn is_empty(u: &UnavailableSignals) -> bool {
-    u.lock.is_none() && u.location.is_none()
-}
-
-fn unavailable(e: &VehicleError) -> Unavailable {
-    Unavailable {
-        code: crate::error::Classify::code(e),
-        detail: e.to_string(),
-    }
-}
-
-/// Everything keyway knows of a car in one answer: its lock state and doors, and its
-/// position, read side by side (`Cache-Control` as for each signal's own route). A
-/// signal that cannot be read now (the car sleeps, the OEM limits) is `null` with the
-/// reason; only when nothing could be read is the answer a problem.
-#[utoipa::path(
-    get,
-    path = "/v1/vehicles/{id}/state",
-    tag = "vehicles",
-    operation_id = "getVehicleState",
-    params(
-        ("id" = String, Path, description = "The vehicle (`veh_…`)"),
-        ("Cache-Control" = Option<String>, Header, description = "`max-age=N` accepts an answer up to N seconds old; `no-cache` asks the OEM now")
-    ),
-    responses((status = 200, description = "The car's signals", body = StateAnswer), ReadProblems),
-    security(("bearer" = ["security:read"]), ("bearer" = ["location:read"]))
-)]
-pub async fn state(
-    State(gw): State<Arc<Gateway>>,
-    Authed(caller): Authed,
-    Path(id): Path<String>,
-    MaxAge(max_age): MaxAge,
-) -> Result<Json<StateAnswer>, ApiError> {
-    let (lock_ok, location_ok) = (
-        caller.has(Scope::SecurityRead),
-        caller.has(Scope::LocationRead),
-    );
-    if !lock_ok && !location_ok {
-        caller.require(Scope::SecurityRead)?;
-    }
-    let v = gw.fleet.find(&caller, &id).await?;
-    let lock = async {
-        match lock_ok {
-            true => Some(gw.fleet.security(&v, max_age).await),
-            false => None,
-        }
-    };
-    let location = async {
-        match location_ok {
-            true => Some(gw.fleet.position(&v, max_age).await),
-            false => None,
-        }
-    };
-    let (lock, location) = tokio::join!(lock, location);
-    let mut why = UnavailableSignals::default();
-    let mut first_error = None;
-    let lock = lock.map(|r| match r {
-        Ok((s, source)) => Some(SecurityAnswer::of(&v, s, source)),
-        Err(e) => {
-            why.lock = Some(unavailable(&e));
-            first_error.get_or_insert(e);
-            None
-        }
-    });
-    let location = location.map(|r| match r {
-        Ok((l, source)) => Some(LocationAnswer::of(&v, l, source)),
-        Err(e) => {
-            why.location = Some(unavailable(&e));
-            first_error.get_or_insert(e);
-            None
-        }
-    });
-    let nothing =
-        lock.as_ref().is_none_or(Option::is_none) && location.as_ref().is_none_or(Option::is_none);
-    if nothing && let Some(e) = first_error {
-        return Err(e.into());
-    }
-    Ok(Json(StateAnswer {
-        vehicle_id: v.id.clone(),
-        lock,
-        location,
-        connectivity: gw.fleet.link(&v.id).map(Into::into),
-        unavailable: why,
-    }))
+    let read = gw.fleet.security_routed(&v, max_age).await?;
+    let (s, source) = read.value;
+    Ok(SecurityAnswer::of(&v, s, source, &read.route))
 }
 
 #[cfg(test)]
@@ -533,6 +439,7 @@ mod tests {
                 vehicle_id: id.clone(), latitude: lat, longitude: -lat, heading,
                 accuracy_m: accuracy, recorded_at: t, age_s: age,
                 source: if pushed { Source::Push } else { Source::Vehicle },
+                route: "smartcar".into(),
             };
             let want = serde_json::to_string(&l).unwrap();
             prop_assert_eq!(rt().block_on(bytes(l.into_response())), want);
@@ -540,6 +447,7 @@ mod tests {
                 vehicle_id: id,
                 locked,
                 source: if last_command { Source::LastCommand } else { Source::Vehicle },
+                route: "tesla".into(),
                 doors: doors.map(|d| d.into_iter().map(|open| Door { position: DoorPosition::Trunk, open }).collect()),
                 recorded_at: t,
                 age_s: age,

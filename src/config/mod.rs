@@ -104,9 +104,34 @@ pub struct Config {
     /// Watching cars and emitting their changes.
     #[serde(default)]
     pub watch: WatchConfig,
+    /// Which route a car linked through several accounts is read through first.
+    #[serde(default)]
+    pub routes: RoutesConfig,
     /// One table per OEM to enable, keyed by OEM id (`tesla`, ...).
     #[serde(default)]
     pub oems: BTreeMap<String, OemConfig>,
+}
+
+/// The order in which reads try the routes of a car linked through several accounts (a
+/// direct link and an aggregator): OEM ids, the first a car has that answers serves the
+/// read. Commands always go through the car's first-linked route.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutesConfig {
+    /// The order for every tenant without its own. Default none: the first-linked route,
+    /// then the others in the order they were linked.
+    #[serde(default)]
+    pub prefer: Vec<String>,
+    /// A tenant's own order: `[routes.tenants] delivery-svc = ["tesla", "smartcar"]`.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, Vec<String>>,
+}
+
+impl RoutesConfig {
+    /// The OEM order for `tenant`'s reads.
+    pub fn order(&self, tenant: &str) -> &[String] {
+        self.tenants.get(tenant).unwrap_or(&self.prefer)
+    }
 }
 
 fn default_listen() -> SocketAddr {

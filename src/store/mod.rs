@@ -124,13 +124,17 @@ pub trait VehicleStore: Send + Sync + 'static {
     /// Every vehicle, ordered by id.
     async fn vehicles(&self) -> Result<Vec<VehicleRecord>, StoreError>;
     /// Up to `limit` of the tenant's vehicles with ids after `after`, ordered by id
-    /// (keyset pages).
+    /// (keyset pages). A car linked through several accounts is listed once, by its
+    /// first-linked record; the others are its routes ([`VehicleStore::routes`]).
     async fn vehicles_page(
         &self,
         tenant: &str,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VehicleRecord>, StoreError>;
+    /// Every record of the tenant's car with this VIN — one per account it is linked
+    /// through (a direct link, an aggregator) — first-linked first.
+    async fn routes(&self, tenant: &str, vin: &str) -> Result<Vec<VehicleRecord>, StoreError>;
 }
 
 /// Commands, their idempotency keys and leases: written before the OEM hears of them.

@@ -27,11 +27,13 @@ mod call;
 mod error;
 mod follow;
 mod observed;
+mod routes;
 
 pub use call::OemCall;
 pub use error::VehicleError;
 pub use follow::follow_changes;
 pub use observed::{Link, News, Source, connectivity_of};
+pub use routes::Routed;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -134,7 +136,14 @@ pub struct Fleet {
     keeping: Mutex<()>,
     /// Vehicle records and when they were read.
     records: Cache<String, (Instant, Arc<VehicleRecord>)>,
+    /// Each car's records by tenant and VIN, and when they were read ([`routes`]).
+    routes: Cache<String, (Instant, Linked)>,
+    /// Which OEMs reads prefer, per tenant.
+    prefer: crate::config::RoutesConfig,
 }
+
+/// The records of one car (its routes), first-linked first.
+type Linked = Arc<[Arc<VehicleRecord>]>;
 
 /// How many cars' readings and records are kept.
 const KEPT: u64 = 1_000_000;
@@ -150,6 +159,7 @@ impl Fleet {
         registry: Arc<Registry>,
         tokens: Arc<Tokens>,
         wake: WakePolicy,
+        prefer: crate::config::RoutesConfig,
     ) -> Self {
         Self {
             store,
@@ -161,6 +171,8 @@ impl Fleet {
             links: cache(KEPT),
             keeping: Mutex::default(),
             records: cache(KEPT),
+            routes: cache(KEPT),
+            prefer,
         }
     }
 
@@ -183,6 +195,7 @@ impl Fleet {
     /// Forgets every cached vehicle record (accounts linked or unlinked).
     pub fn invalidate_vehicles(&self) {
         self.records.clear();
+        self.routes.clear();
     }
 
     /// The vehicle, if the caller may touch it: one of its tenant's (another tenant's
@@ -196,10 +209,14 @@ impl Fleet {
     ) -> Result<Arc<VehicleRecord>, VehicleError> {
         caller.require_vehicle(id)?;
         // One record per car, answered only to its own tenant.
-        self.record(id)
+        let v = self
+            .record(id)
             .await?
             .filter(|v| v.tenant == caller.tenant)
-            .ok_or_else(|| VehicleError::NotFound(id.to_string()))
+            .ok_or_else(|| VehicleError::NotFound(id.to_string()))?;
+        // A record that is another route of a car stands for the car: reads, commands
+        // and grants all go to the car, whose commands take one route only.
+        self.car(v).await
     }
 
     /// A vehicle record by id, whatever its tenant (keyway's own work: watching),
@@ -317,7 +334,19 @@ impl Fleet {
         v: &VehicleRecord,
         max_age: Option<Duration>,
     ) -> Result<(SecurityState, Source), VehicleError> {
-        let oem = self.oem(v)?;
+        self.security_via(v, v, max_age).await
+    }
+
+    /// [`Fleet::security`] of vehicle `v` read through one of its routes (`route`, its
+    /// own record or another of the car's, [`routes`]): keyway's confirmed commands are
+    /// the vehicle's, whatever route the snapshot comes through.
+    pub async fn security_via(
+        &self,
+        v: &VehicleRecord,
+        route: &VehicleRecord,
+        max_age: Option<Duration>,
+    ) -> Result<(SecurityState, Source), VehicleError> {
+        let oem = self.oem(route)?;
         if !oem.can(Capability::Security) {
             return match v.last_locked {
                 Some((locked, at)) => Ok((

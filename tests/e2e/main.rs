@@ -16,6 +16,7 @@ mod outcomes;
 mod pins;
 mod replay;
 mod resilience;
+mod routes;
 mod simulation;
 mod store;
 mod tenancy;

@@ -19,7 +19,7 @@ use utoipa::{IntoParams, Modify, OpenApi};
 
 pub use problems::{Edge, JsonBody, Problems, Public};
 
-use super::{accounts, commands, events, grants, ops, problem, pushes, vehicles, watches};
+use super::{accounts, commands, events, grants, ops, problem, pushes, state, vehicles, watches};
 
 /// The document's sources: every route, the schemas they name, and the finishing
 /// passes.
@@ -37,7 +37,7 @@ use super::{accounts, commands, events, grants, ops, problem, pushes, vehicles, 
         vehicles::one,
         vehicles::location,
         vehicles::security,
-        vehicles::state,
+        state::state,
         watches::put,
         watches::end,
         watches::list,

@@ -83,12 +83,30 @@ impl VehicleStore for SqlStore {
         limit: u32,
     ) -> Result<Vec<VehicleRecord>, StoreError> {
         self.all(
+            // A record with an earlier-linked one of the same car (tenant and VIN) is
+            // a route of that car, not a car of its own.
             sqlx::query(
-                "SELECT * FROM vehicles WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3",
+                "SELECT * FROM vehicles v WHERE tenant = $1 AND id > $2
+                   AND NOT EXISTS (SELECT 1 FROM vehicles o
+                     WHERE o.tenant = v.tenant AND o.vin = v.vin
+                       AND (o.created_at < v.created_at
+                         OR (o.created_at = v.created_at AND o.id < v.id)))
+                 ORDER BY id LIMIT $3",
             )
             .bind(tenant)
             .bind(after.unwrap_or(""))
             .bind(i64::from(limit)),
+            vehicle_from,
+        )
+        .await
+    }
+    async fn routes(&self, tenant: &str, vin: &str) -> Result<Vec<VehicleRecord>, StoreError> {
+        self.all(
+            sqlx::query(
+                "SELECT * FROM vehicles WHERE tenant = $1 AND vin = $2 ORDER BY created_at, id",
+            )
+            .bind(tenant)
+            .bind(vin),
             vehicle_from,
         )
         .await

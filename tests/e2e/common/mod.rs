@@ -73,12 +73,19 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
 pub struct EnvBuilder {
     mocks: Option<Vec<&'static str>>,
     configure: Option<keyway::demo::Configure>,
+    fleet: Option<std::sync::Arc<str>>,
 }
 
 impl EnvBuilder {
     /// Starts only these mocks (and links only their accounts).
     pub fn mocks(mut self, oems: &[&'static str]) -> Self {
         self.mocks = Some(oems.to_vec());
+        self
+    }
+
+    /// Another fleet (JSON in `fixtures/demo-fleet.json`'s shape).
+    pub fn fleet(mut self, json: &str) -> Self {
+        self.fleet = Some(json.into());
         self
     }
 
@@ -95,6 +102,7 @@ impl EnvBuilder {
         let dir = TempDir::new();
         let mut opts = options(&dir);
         opts.configure = self.configure;
+        opts.fleet = self.fleet;
         if let Some(oems) = self.mocks {
             opts.oems = oems;
         }

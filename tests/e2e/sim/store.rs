@@ -207,6 +207,9 @@ impl VehicleStore for SimStore {
         self.guard(self.inner.vehicles_page(tenant, after, limit))
             .await
     }
+    async fn routes(&self, tenant: &str, vin: &str) -> Result<Vec<VehicleRecord>, StoreError> {
+        self.guard(self.inner.routes(tenant, vin)).await
+    }
 }
 
 #[async_trait]
