@@ -26,7 +26,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyway_adapter::{Command, Delivered, OemError, OemTiming, Pending, Progress, Sent};
+use keyway_adapter::{
+    Capability, Command, Delivered, OemError, OemTiming, Pending, Progress, Sent,
+};
 use tokio::sync::watch;
 
 use super::CommandError;
@@ -323,6 +325,14 @@ impl Commands {
                     self.unsend(record).await;
                     return Outcome::Failed(oem.pin_failure(&pin, &e).await.into());
                 }
+                // The OEM says this car cannot do it (Smartcar's COMPATIBILITY for a make
+                // it cannot command): kept with the car, the next such command is refused
+                // before it is made, and the car's capabilities show it.
+                Err(CallError::Oem(e @ OemError::NotCapable { .. })) => {
+                    self.unsend(record).await;
+                    self.cannot(vehicle, record.action.capability()).await;
+                    return Outcome::Failed(TokenError::from_oem(&vehicle.oem, e).into());
+                }
                 Err(CallError::Oem(e)) if e.delivered() == Delivered::Unknown => {
                     tracing::warn!(command = %record.id, error = %e,
                         "outcome ambiguous; watching the car, not sending again");
@@ -340,6 +350,25 @@ impl Commands {
                     return Outcome::Failed(e.into());
                 }
             }
+        }
+    }
+
+    /// Keeps that the OEM says `vehicle` cannot do `c` (best effort: the command's outcome
+    /// does not depend on it).
+    async fn cannot(&self, vehicle: &VehicleRecord, c: Capability) {
+        let Ok(adapter) = self.fleet.adapter(vehicle) else {
+            return;
+        };
+        let declared = adapter.info().capabilities.iter().copied();
+        let left: Vec<Capability> = declared.filter(|d| *d != c && vehicle.may(*d)).collect();
+        match self.store.set_capabilities(&vehicle.id, Some(&left)).await {
+            Ok(()) => {
+                self.fleet.invalidate_vehicle(&vehicle.id);
+                tracing::info!(vehicle = %vehicle.id, capability = ?c,
+                    "the OEM says this car cannot do it; kept with the car");
+            }
+            Err(e) => tracing::warn!(vehicle = %vehicle.id, error = %e,
+                "could not keep what the car cannot do"),
         }
     }
 

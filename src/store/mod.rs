@@ -132,6 +132,12 @@ pub trait VehicleStore: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VehicleRecord>, StoreError>;
+    /// Keeps what the OEM says one car can do (`None`: all its adapter declares).
+    async fn set_capabilities(
+        &self,
+        id: &str,
+        capabilities: Option<&[keyway_adapter::Capability]>,
+    ) -> Result<(), StoreError>;
     /// Every record of the tenant's car with this VIN — one per account it is linked
     /// through (a direct link, an aggregator) — first-linked first.
     async fn routes(&self, tenant: &str, vin: &str) -> Result<Vec<VehicleRecord>, StoreError>;

@@ -1351,3 +1351,51 @@ async fn the_state_answers_every_signal_and_says_why_one_is_missing() {
     assert!(s.json["lock"]["source"] != "vehicle", "{:#}", s.json);
     assert!(s.json["location"]["latitude"].is_number(), "{:#}", s.json);
 }
+
+/// A car its OEM says it cannot command (Smartcar's COMPATIBILITY for a make it cannot
+/// unlock): the first unlock fails `not_capable`, keyway keeps that with the car — its
+/// capabilities drop `unlock` — and the next unlock is refused before a command exists.
+#[tokio::test]
+async fn what_an_oem_says_a_car_cannot_do_is_kept_with_the_car() {
+    let env = Env::builder().mocks(&["smartcar"]).start().await;
+    let id = env
+        .demo
+        .vehicles
+        .iter()
+        .find(|v| v.vin.as_deref() == Some(keyway::mocks::SMARTCAR_READ_ONLY))
+        .expect("the car Smartcar cannot command")
+        .id
+        .clone();
+    let path = format!("/v1/vehicles/{id}/unlock");
+    let unlock = || {
+        env.send(
+            Method::POST,
+            &path,
+            Some(&env.demo.token),
+            &[("prefer", "wait=30")],
+            None,
+        )
+    };
+    let first = unlock().await;
+    first.assert_problem(422, "not_capable");
+    assert_eq!(first.json["command_status"], "failed", "{:#}", first.json);
+    let car = env
+        .get(&format!("/v1/vehicles/{id}"), Some(&env.demo.token))
+        .await;
+    assert_eq!(
+        car.json["capabilities"],
+        json!(["locate", "security", "lock"]),
+        "{:#}",
+        car.json
+    );
+    let smartcar: &keyway_smartcar::SmartcarMock = env.demo.mock("smartcar");
+    let sent = smartcar.journal.count("POST", "/security");
+    let again = unlock().await;
+    again.assert_problem(422, "not_capable");
+    assert!(again.json["command_status"].is_null(), "{:#}", again.json);
+    assert_eq!(
+        smartcar.journal.count("POST", "/security"),
+        sent,
+        "nothing sent"
+    );
+}

@@ -100,6 +100,20 @@ impl VehicleStore for SqlStore {
         )
         .await
     }
+    async fn set_capabilities(
+        &self,
+        id: &str,
+        capabilities: Option<&[keyway_adapter::Capability]>,
+    ) -> Result<(), StoreError> {
+        let stored = capabilities.map(|c| serde_json::to_string(c).unwrap_or_default());
+        sqlx::query("UPDATE vehicles SET capabilities = $2 WHERE id = $1")
+            .bind(id)
+            .bind(stored)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
     async fn routes(&self, tenant: &str, vin: &str) -> Result<Vec<VehicleRecord>, StoreError> {
         self.all(
             sqlx::query(

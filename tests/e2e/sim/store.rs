@@ -207,6 +207,14 @@ impl VehicleStore for SimStore {
         self.guard(self.inner.vehicles_page(tenant, after, limit))
             .await
     }
+    async fn set_capabilities(
+        &self,
+        id: &str,
+        capabilities: Option<&[keyway_adapter::Capability]>,
+    ) -> Result<(), StoreError> {
+        self.guard(self.inner.set_capabilities(id, capabilities))
+            .await
+    }
     async fn routes(&self, tenant: &str, vin: &str) -> Result<Vec<VehicleRecord>, StoreError> {
         self.guard(self.inner.routes(tenant, vin)).await
     }
