@@ -127,16 +127,17 @@ pub async fn state(
     if !lock_ok && !location_ok {
         caller.require(Scope::SecurityRead)?;
     }
-    let v = gw.fleet.find(&caller, &id).await?;
+    let car = gw.fleet.find_car(&caller, &id).await?;
+    let v = &car.vehicle;
     let lock = async {
         match lock_ok {
-            true => Some(gw.fleet.security_routed(&v, max_age).await),
+            true => Some(gw.fleet.security_routed(&car, max_age).await),
             false => None,
         }
     };
     let location = async {
         match location_ok {
-            true => Some(gw.fleet.position_routed(&v, max_age).await),
+            true => Some(gw.fleet.position_routed(&car, max_age).await),
             false => None,
         }
     };
@@ -145,7 +146,7 @@ pub async fn state(
     let mut first_error = None;
     let lock = lock.map(|r| match r {
         Ok(read) => Some(SecurityAnswer::of(
-            &v,
+            v,
             read.value.0,
             read.value.1,
             &read.route,
@@ -158,7 +159,7 @@ pub async fn state(
     });
     let location = location.map(|r| match r {
         Ok(read) => Some(LocationAnswer::of(
-            &v,
+            v,
             read.value.0,
             read.value.1,
             &read.route,

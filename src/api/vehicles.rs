@@ -182,8 +182,9 @@ pub async fn one(
     Path(id): Path<String>,
 ) -> Result<Json<VehicleView>, ApiError> {
     caller.require(Scope::VehiclesRead)?;
-    let v = gw.fleet.find(&caller, &id).await?;
-    let routes = gw.fleet.routes(&v).await?;
+    let car = gw.fleet.find_car(&caller, &id).await?;
+    let v = &car.vehicle;
+    let routes = gw.fleet.routes(v).await?;
     let routes = gw
         .fleet
         .read_order(&v.tenant, &routes)
@@ -197,7 +198,7 @@ pub async fn one(
         .collect();
     Ok(Json(VehicleView {
         routes: Some(routes),
-        ..view(&gw, &v)
+        ..view(&gw, v)
     }))
 }
 
@@ -296,10 +297,11 @@ pub async fn location(
     MaxAge(max_age): MaxAge,
 ) -> Result<LocationAnswer, ApiError> {
     caller.require(Scope::LocationRead)?;
-    let v = gw.fleet.find(&caller, &id).await?;
-    let read = gw.fleet.position_routed(&v, max_age).await?;
+    let car = gw.fleet.find_car(&caller, &id).await?;
+    let v = &car.vehicle;
+    let read = gw.fleet.position_routed(&car, max_age).await?;
     let (l, source) = read.value;
-    Ok(LocationAnswer::of(&v, l, source, &read.route))
+    Ok(LocationAnswer::of(v, l, source, &read.route))
 }
 
 /// Whether a car is locked.
@@ -388,10 +390,11 @@ pub async fn security(
     MaxAge(max_age): MaxAge,
 ) -> Result<SecurityAnswer, ApiError> {
     caller.require(Scope::SecurityRead)?;
-    let v = gw.fleet.find(&caller, &id).await?;
-    let read = gw.fleet.security_routed(&v, max_age).await?;
+    let car = gw.fleet.find_car(&caller, &id).await?;
+    let v = &car.vehicle;
+    let read = gw.fleet.security_routed(&car, max_age).await?;
     let (s, source) = read.value;
-    Ok(SecurityAnswer::of(&v, s, source, &read.route))
+    Ok(SecurityAnswer::of(v, s, source, &read.route))
 }
 
 #[cfg(test)]

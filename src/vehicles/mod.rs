@@ -33,7 +33,7 @@ pub use call::OemCall;
 pub use error::VehicleError;
 pub use follow::follow_changes;
 pub use observed::{Link, News, Source, connectivity_of};
-pub use routes::Routed;
+pub use routes::{Car, Routed};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -136,8 +136,9 @@ pub struct Fleet {
     keeping: Mutex<()>,
     /// Vehicle records and when they were read.
     records: Cache<String, (Instant, Arc<VehicleRecord>)>,
-    /// Each car's records by tenant and VIN, and when they were read ([`routes`]).
-    routes: Cache<String, (Instant, Linked)>,
+    /// Each record's car (all its records, when it has more than one) and when it was
+    /// read ([`routes`]).
+    routes: Cache<String, (Instant, Option<Linked>)>,
     /// Which OEMs reads prefer, per tenant.
     prefer: crate::config::RoutesConfig,
 }
@@ -196,27 +197,6 @@ impl Fleet {
     pub fn invalidate_vehicles(&self) {
         self.records.clear();
         self.routes.clear();
-    }
-
-    /// The vehicle, if the caller may touch it: one of its tenant's (another tenant's
-    /// vehicle answers `vehicle_not_found`, exactly like one that does not exist). A
-    /// restricted token asking for a vehicle outside its list gets `forbidden` whether
-    /// or not the vehicle exists.
-    pub async fn find(
-        &self,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<Arc<VehicleRecord>, VehicleError> {
-        caller.require_vehicle(id)?;
-        // One record per car, answered only to its own tenant.
-        let v = self
-            .record(id)
-            .await?
-            .filter(|v| v.tenant == caller.tenant)
-            .ok_or_else(|| VehicleError::NotFound(id.to_string()))?;
-        // A record that is another route of a car stands for the car: reads, commands
-        // and grants all go to the car, whose commands take one route only.
-        self.car(v).await
     }
 
     /// A vehicle record by id, whatever its tenant (keyway's own work: watching),

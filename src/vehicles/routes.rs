@@ -18,7 +18,17 @@ use std::time::Duration;
 use keyway_adapter::{Location, SecurityState};
 
 use super::{Fleet, Linked, RECORD_KEPT, Source, VehicleError};
+use crate::auth::Caller;
 use crate::store::VehicleRecord;
+
+/// A car a caller reached: the vehicle (its first-linked record) and, when it has
+/// several, all its records.
+#[derive(Clone, Debug)]
+pub struct Car {
+    /// The vehicle.
+    pub vehicle: Arc<VehicleRecord>,
+    linked: Option<Linked>,
+}
 
 /// A reading and the route it came through.
 #[derive(Debug)]
@@ -39,43 +49,65 @@ fn route_failed(e: &VehicleError) -> bool {
 }
 
 impl Fleet {
-    /// Every record of the car `v` is one of (the same tenant's, with the same VIN), the
-    /// first-linked first; kept like records.
-    async fn linked(&self, v: &Arc<VehicleRecord>) -> Result<Linked, VehicleError> {
+    /// The vehicle, if the caller may touch it: one of its tenant's (another tenant's
+    /// vehicle answers `vehicle_not_found`, exactly like one that does not exist). A
+    /// restricted token asking for a vehicle outside its list gets `forbidden` whether
+    /// or not the vehicle exists.
+    pub async fn find(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Arc<VehicleRecord>, VehicleError> {
+        self.find_car(caller, id).await.map(|car| car.vehicle)
+    }
+
+    /// [`Fleet::find`], with the car's routes for a read through them.
+    pub async fn find_car(&self, caller: &Caller, id: &str) -> Result<Car, VehicleError> {
+        caller.require_vehicle(id)?;
+        // One record per car, answered only to its own tenant.
+        let v = self
+            .record(id)
+            .await?
+            .filter(|v| v.tenant == caller.tenant)
+            .ok_or_else(|| VehicleError::NotFound(id.to_string()))?;
+        // A record that is another route of a car stands for the car: reads, commands
+        // and grants all go to the car, whose commands take one route only.
+        self.car(v).await
+    }
+
+    /// Every record of the car `v` is one of (the same tenant's, with the same VIN),
+    /// first-linked first; `None` when `v` is the car's only record (most cars: then
+    /// nothing is built). Kept like records, by the record's id.
+    async fn linked(&self, v: &Arc<VehicleRecord>) -> Result<Option<Linked>, VehicleError> {
         let Some(vin) = &v.vin else {
-            return Ok(Arc::from([v.clone()]));
+            return Ok(None);
         };
-        let key = format!("{}\u{0}{vin}", v.tenant);
-        if let Some((read_at, linked)) = self.routes.get(&key)
+        if let Some((read_at, linked)) = self.routes.get(v.id.as_str())
             && read_at.elapsed() <= RECORD_KEPT
         {
             return Ok(linked);
         }
-        let mut linked: Vec<Arc<VehicleRecord>> = self
-            .store
-            .routes(&v.tenant, vin)
-            .await?
-            .into_iter()
-            .map(Arc::new)
-            .collect();
-        if linked.is_empty() {
-            linked.push(v.clone());
-        }
-        let linked: Linked = linked.into();
-        self.routes.insert(key, (Instant::now(), linked.clone()));
+        let all = self.store.routes(&v.tenant, vin).await?;
+        let linked: Option<Linked> =
+            (all.len() > 1).then(|| all.into_iter().map(Arc::new).collect());
+        self.routes
+            .insert(v.id.clone(), (Instant::now(), linked.clone()));
         Ok(linked)
     }
 
     /// The car `v` is a record of: its first-linked record (the vehicle callers see, and
-    /// the route its commands go through); `v` itself unless it is another route.
-    pub async fn car(&self, v: Arc<VehicleRecord>) -> Result<Arc<VehicleRecord>, VehicleError> {
-        let first = self.linked(&v).await?.first().map(|f| f.id.clone());
-        match first {
-            // The record itself, as fresh as the record cache keeps it (a confirmed
-            // command's state included), not the copy kept with the routes.
-            Some(id) if id != v.id => Ok(self.record(&id).await?.unwrap_or(v)),
-            _ => Ok(v),
-        }
+    /// the route its commands go through) — `v` itself unless it is another route — with
+    /// its records.
+    pub async fn car(&self, v: Arc<VehicleRecord>) -> Result<Car, VehicleError> {
+        let linked = self.linked(&v).await?;
+        let first = match &linked {
+            Some(linked) if linked[0].id != v.id => linked[0].id.clone(),
+            _ => return Ok(Car { vehicle: v, linked }),
+        };
+        // The record itself, as fresh as the record cache keeps it (a confirmed
+        // command's state included), not the copy kept with the routes.
+        let vehicle = self.record(&first).await?.unwrap_or(v);
+        Ok(Car { vehicle, linked })
     }
 
     /// The car's routes: the vehicle's own record first, then its other records in the
@@ -85,8 +117,9 @@ impl Fleet {
         v: &Arc<VehicleRecord>,
     ) -> Result<Vec<Arc<VehicleRecord>>, VehicleError> {
         let mut routes = vec![v.clone()];
-        let linked = self.linked(v).await?;
-        routes.extend(linked.iter().filter(|r| r.id != v.id).cloned());
+        if let Some(linked) = self.linked(v).await? {
+            routes.extend(linked.iter().filter(|r| r.id != v.id).cloned());
+        }
         Ok(routes)
     }
 
@@ -112,21 +145,27 @@ impl Fleet {
     /// A read of the car through its routes, in [`Fleet::read_order`]: the first that
     /// answers serves it; one whose route fails gives way to the next. With one route,
     /// just the read.
-    pub async fn routed<T, F, Fut>(
-        &self,
-        v: &Arc<VehicleRecord>,
-        read: F,
-    ) -> Result<Routed<T>, VehicleError>
+    pub async fn routed<T, F, Fut>(&self, car: &Car, read: F) -> Result<Routed<T>, VehicleError>
     where
         F: Fn(Arc<VehicleRecord>) -> Fut,
         Fut: Future<Output = Result<T, VehicleError>>,
     {
-        let routes = self.routes(v).await?;
+        let v = &car.vehicle;
+        // One route (most cars): just the read.
+        let Some(linked) = &car.linked else {
+            let value = read(v.clone()).await?;
+            return Ok(Routed {
+                value,
+                route: v.clone(),
+            });
+        };
+        let mut routes = vec![v.clone()];
+        routes.extend(linked.iter().filter(|r| r.id != v.id).cloned());
         let mut failed = None;
         for route in self.read_order(&v.tenant, &routes) {
             match read(route.clone()).await {
                 Ok(value) => return Ok(Routed { value, route }),
-                Err(e) if route_failed(&e) && routes.len() > 1 => {
+                Err(e) if route_failed(&e) => {
                     tracing::info!(vehicle = %v.id, route = %route.oem, error = %e,
                         "a route failed this read; the next one is tried");
                     failed.get_or_insert(e);
@@ -140,11 +179,11 @@ impl Fleet {
     /// [`Fleet::position`] through the car's routes.
     pub async fn position_routed(
         &self,
-        v: &Arc<VehicleRecord>,
+        car: &Car,
         max_age: Option<Duration>,
     ) -> Result<Routed<(Location, Source)>, VehicleError> {
         self.routed(
-            v,
+            car,
             |route| async move { self.position(&route, max_age).await },
         )
         .await
@@ -153,10 +192,11 @@ impl Fleet {
     /// [`Fleet::security`] through the car's routes.
     pub async fn security_routed(
         &self,
-        v: &Arc<VehicleRecord>,
+        car: &Car,
         max_age: Option<Duration>,
     ) -> Result<Routed<(SecurityState, Source)>, VehicleError> {
-        self.routed(v, |route| async move {
+        let v = &car.vehicle;
+        self.routed(car, |route| async move {
             self.security_via(v, &route, max_age).await
         })
         .await

@@ -25,18 +25,6 @@ fn requests(env: &Env, method: &str, part: &str) -> usize {
         .count()
 }
 
-async fn command(env: &Env, action: &str, key: &str) -> crate::common::Answer {
-    let car = &env.by_vin(CCS2_CAR).id;
-    env.send(
-        Method::POST,
-        &format!("/v1/vehicles/{car}/{action}"),
-        Some(&env.demo.token),
-        &[("prefer", "wait=60"), ("idempotency-key", key)],
-        None,
-    )
-    .await
-}
-
 async fn set_pin(env: &Env, account: &str, pin: &str) -> crate::common::Answer {
     env.send(
         Method::PUT,
@@ -74,7 +62,7 @@ async fn a_ccs2_car_takes_commands_with_the_owners_pin_and_a_refused_pin_is_neve
         .await;
     assert_eq!(bad.status, 400, "{}", bad.text);
     // The unlock goes the CCS2 way.
-    let a = command(&env, "unlock", "pin-1").await;
+    let a = env.command_waiting(CCS2_CAR, "unlock", "pin-1").await;
     assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
     assert_eq!(requests(&env, "PUT", "/api/v1/user/pin"), 1);
     assert_eq!(requests(&env, "POST", "/ccs2/control/door"), 1);
@@ -94,7 +82,7 @@ async fn a_ccs2_car_takes_commands_with_the_owners_pin_and_a_refused_pin_is_neve
         );
     }
     assert_eq!(set_pin(&env, &account, "0000").await.status, 204);
-    let wrong = command(&env, "lock", "pin-2").await;
+    let wrong = env.command_waiting(CCS2_CAR, "lock", "pin-2").await;
     assert_eq!(wrong.status, 422, "{:#}", wrong.json);
     assert_eq!(wrong.json["code"], "pin_rejected", "{:#}", wrong.json);
     assert_eq!(wrong.json["account_id"], account.as_str());
@@ -107,7 +95,7 @@ async fn a_ccs2_car_takes_commands_with_the_owners_pin_and_a_refused_pin_is_neve
     assert_eq!(listed.json["accounts"][0]["pin"], "rejected");
 
     // Until it is replaced, the refused PIN is never sent again.
-    let again = command(&env, "lock", "pin-3").await;
+    let again = env.command_waiting(CCS2_CAR, "lock", "pin-3").await;
     assert_eq!(again.json["code"], "pin_rejected", "{:#}", again.json);
     assert_eq!(
         requests(&env, "PUT", "/api/v1/user/pin"),
@@ -118,7 +106,7 @@ async fn a_ccs2_car_takes_commands_with_the_owners_pin_and_a_refused_pin_is_neve
 
     // The right PIN again: the car locks.
     assert_eq!(set_pin(&env, &account, pin).await.status, 204);
-    let locked = command(&env, "lock", "pin-4").await;
+    let locked = env.command_waiting(CCS2_CAR, "lock", "pin-4").await;
     assert_eq!(locked.json["status"], "succeeded", "{:#}", locked.json);
     assert!(hyundai.locked(CCS2_CAR));
     // The control token the right PIN made first is still valid: kept, not asked again.

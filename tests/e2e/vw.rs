@@ -23,18 +23,6 @@ fn requests(env: &Env, method: &str, part: &str) -> usize {
         .count()
 }
 
-async fn command(env: &Env, vin: &str, action: &str, key: &str) -> Answer {
-    let car = &env.by_vin(vin).id;
-    env.send(
-        Method::POST,
-        &format!("/v1/vehicles/{car}/{action}"),
-        Some(&env.demo.token),
-        &[("prefer", "wait=60"), ("idempotency-key", key)],
-        None,
-    )
-    .await
-}
-
 async fn hand_over(env: &Env, token: &str, redirect: &str) -> Answer {
     env.send(
         Method::POST,
@@ -76,11 +64,11 @@ async fn a_volkswagen_links_through_the_app_login_and_locks_with_the_owners_s_pi
     assert_eq!(account["vehicle_ids"].as_array().unwrap().len(), 2);
 
     let vw: &keyway_vw::VwMock = env.demo.mock("vw");
-    let a = command(&env, ID4, "unlock", "vw-1").await;
+    let a = env.command_waiting(ID4, "unlock", "vw-1").await;
     assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
     assert!(!vw.locked(ID4), "the car is unlocked");
     assert_eq!(requests(&env, "POST", &format!("{ID4}/access/unlock")), 1);
-    let a = command(&env, ID4, "lock", "vw-2").await;
+    let a = env.command_waiting(ID4, "lock", "vw-2").await;
     assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
     assert!(vw.locked(ID4));
 
@@ -124,7 +112,7 @@ async fn a_volkswagen_links_through_the_app_login_and_locks_with_the_owners_s_pi
         id4.json["capabilities"],
         json!(["locate", "security", "lock", "unlock"])
     );
-    let no = command(&env, golf, "unlock", "vw-3").await;
+    let no = env.command_waiting(golf, "unlock", "vw-3").await;
     assert_eq!(no.status, 422, "{:#}", no.json);
     assert_eq!(no.json["code"], "not_capable");
     assert!(
@@ -148,7 +136,7 @@ async fn a_volkswagen_links_through_the_app_login_and_locks_with_the_owners_s_pi
         .await;
     assert_eq!(set.status, 204);
     for key in ["vw-4", "vw-5"] {
-        let wrong = command(&env, ID4, "unlock", key).await;
+        let wrong = env.command_waiting(ID4, "unlock", key).await;
         assert_eq!(wrong.json["code"], "pin_rejected", "{:#}", wrong.json);
         assert_eq!(wrong.json["account_id"], account_id.as_str());
         assert!(!wrong.text.contains("0000"));

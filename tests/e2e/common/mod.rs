@@ -210,6 +210,20 @@ impl Env {
             .expect("a linked Tesla account")
     }
 
+    /// A lock or unlock (`action`) of the demo car `vin` (its OEM id) under an
+    /// idempotency key, waiting up to a minute for the outcome.
+    pub async fn command_waiting(&self, vin: &str, action: &str, key: &str) -> Answer {
+        let car = &self.by_vin(vin).id;
+        self.send(
+            Method::POST,
+            &format!("/v1/vehicles/{car}/{action}"),
+            Some(&self.demo.token),
+            &[("prefer", "wait=60"), ("idempotency-key", key)],
+            None,
+        )
+        .await
+    }
+
     pub fn by_vin(&self, vin: &str) -> &keyway::store::VehicleRecord {
         self.demo
             .vehicles
