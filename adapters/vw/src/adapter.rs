@@ -159,6 +159,7 @@ struct Status {
 #[serde(rename_all = "camelCase")]
 struct AccessValue {
     door_lock_status: Option<String>,
+    overall_status: Option<String>,
     car_captured_timestamp: Option<String>,
     #[serde(default)]
     doors: Vec<Opening>,
@@ -304,7 +305,12 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
     let locked = match value.door_lock_status.as_deref() {
         Some("locked") => Some(true),
         Some("unlocked") => Some(false),
-        _ => None,
+        Some(_) => None,
+        // Without `doorLockStatus`: the doors that report a lock say it (any unlocked
+        // one: unlocked), else `overallStatus: safe` (locked and closed). `unsafe` may be
+        // an open window on a locked car: unknown.
+        None => doors_locked(&value.doors)
+            .or_else(|| (value.overall_status.as_deref() == Some("safe")).then_some(true)),
     };
     let position = |name: &str| match name {
         "frontLeft" => Some(DoorPosition::FrontLeft),
@@ -339,6 +345,17 @@ pub fn parse_security(body: &[u8]) -> Result<SecurityState, OemError> {
         doors: (!doors.is_empty()).then_some(doors),
         recorded_at: car_time(value.car_captured_timestamp.as_deref()),
     })
+}
+
+/// The lock the doors report: unlocked if any says `unlocked`, locked if every door that
+/// reports a lock says `locked`, unknown if none reports one.
+fn doors_locked(doors: &[Opening]) -> Option<bool> {
+    let says = |word: &str| doors.iter().any(|d| d.status.iter().any(|s| s == word));
+    match (says("unlocked"), says("locked")) {
+        (true, _) => Some(false),
+        (false, true) => Some(true),
+        (false, false) => None,
+    }
 }
 
 /// Parses the parking position (`{"data": {"lat", "lon", "carCapturedTimestamp"}}`);

@@ -48,6 +48,26 @@ fn the_access_job_reads_the_lock_doors_and_the_cars_time() {
         s.recorded_at.unwrap(),
         OffsetDateTime::parse("2026-11-30T17:42:08Z", &Rfc3339).unwrap()
     );
+    let no_door_lock_status = |doors: &str, overall: &str| {
+        let body = format!(
+            r#"{{"access": {{"accessStatus": {{"value": {{"overallStatus": "{overall}", "doors": [{doors}]}}}}}}}}"#
+        );
+        parse_security(body.as_bytes()).unwrap().locked
+    };
+    let door = |name: &str, status: &str| format!(r#"{{"name": "{name}", "status": [{status}]}}"#);
+    let locked = door("frontLeft", r#""locked", "closed""#);
+    let unlocked = door("rearLeft", r#""unlocked", "closed""#);
+    let bonnet = door("bonnet", r#""closed""#);
+    assert_eq!(
+        no_door_lock_status(&format!("{locked}, {bonnet}"), "unsafe"),
+        Some(true)
+    );
+    assert_eq!(
+        no_door_lock_status(&format!("{locked}, {unlocked}"), "safe"),
+        Some(false)
+    );
+    assert_eq!(no_door_lock_status(&bonnet, "safe"), Some(true));
+    assert_eq!(no_door_lock_status(&bonnet, "unsafe"), None);
     let invalid = br#"{"access": {"accessStatus": {"value": {"doorLockStatus": "invalid", "carCapturedTimestamp": "2026-11-30T17:42:08Z"}}}}"#;
     assert_eq!(parse_security(invalid).unwrap().locked, None);
     let job_error = br#"{"access": {"error": {"message": "Service unavailable", "code": 4111}}}"#;
