@@ -184,10 +184,9 @@ pub async fn one(
     caller.require(Scope::VehiclesRead)?;
     let car = gw.fleet.find_car(&caller, &id).await?;
     let v = &car.vehicle;
-    let routes = gw.fleet.routes(v).await?;
     let routes = gw
         .fleet
-        .read_order(&v.tenant, &routes)
+        .read_order(&car)
         .iter()
         .map(|r| RouteView {
             oem: r.oem.clone(),

@@ -10,12 +10,10 @@
 
 use std::future::Future;
 use std::sync::Arc;
-
-use tokio::time::Instant;
-
 use std::time::Duration;
 
 use keyway_adapter::{Location, SecurityState};
+use tokio::time::Instant;
 
 use super::{Fleet, Linked, RECORD_KEPT, Source, VehicleError};
 use crate::auth::Caller;
@@ -110,36 +108,23 @@ impl Fleet {
         Ok(Car { vehicle, linked })
     }
 
-    /// The car's routes: the vehicle's own record first, then its other records in the
-    /// order they were linked.
-    pub async fn routes(
-        &self,
-        v: &Arc<VehicleRecord>,
-    ) -> Result<Vec<Arc<VehicleRecord>>, VehicleError> {
+    /// The car's routes in the order reads try them: the tenant's preferred OEMs first,
+    /// in its order; the rest after them, the vehicle's own record first, then its other
+    /// records in the order they were linked.
+    pub fn read_order(&self, car: &Car) -> Vec<Arc<VehicleRecord>> {
+        let v = &car.vehicle;
         let mut routes = vec![v.clone()];
-        if let Some(linked) = self.linked(v).await? {
+        if let Some(linked) = &car.linked {
             routes.extend(linked.iter().filter(|r| r.id != v.id).cloned());
         }
-        Ok(routes)
-    }
-
-    /// The routes in the order reads try them: the tenant's preferred OEMs first, in its
-    /// order, the rest after them as [`Fleet::routes`] gives them.
-    pub fn read_order(
-        &self,
-        tenant: &str,
-        routes: &[Arc<VehicleRecord>],
-    ) -> Vec<Arc<VehicleRecord>> {
-        let order = self.prefer.order(tenant);
-        let rank = |r: &Arc<VehicleRecord>| {
+        let order = self.prefer.order(&v.tenant);
+        routes.sort_by_key(|r| {
             order
                 .iter()
                 .position(|o| *o == r.oem)
                 .unwrap_or(order.len())
-        };
-        let mut ordered = routes.to_vec();
-        ordered.sort_by_key(rank);
-        ordered
+        });
+        routes
     }
 
     /// A read of the car through its routes, in [`Fleet::read_order`]: the first that
@@ -152,17 +137,15 @@ impl Fleet {
     {
         let v = &car.vehicle;
         // One route (most cars): just the read.
-        let Some(linked) = &car.linked else {
+        if car.linked.is_none() {
             let value = read(v.clone()).await?;
             return Ok(Routed {
                 value,
                 route: v.clone(),
             });
-        };
-        let mut routes = vec![v.clone()];
-        routes.extend(linked.iter().filter(|r| r.id != v.id).cloned());
+        }
         let mut failed = None;
-        for route in self.read_order(&v.tenant, &routes) {
+        for route in self.read_order(car) {
             match read(route.clone()).await {
                 Ok(value) => return Ok(Routed { value, route }),
                 Err(e) if route_failed(&e) => {
