@@ -99,13 +99,8 @@ fn view(gw: &Gateway, v: &VehicleRecord) -> VehicleView {
         year: v.year,
         display_name: v.display_name.clone(),
         vin: v.vin.clone(),
-        capabilities: adapter.as_ref().map_or_else(Vec::new, |a| {
-            let declared = a.info().capabilities.iter().copied();
-            declared.filter(|c| v.may(*c)).collect()
-        }),
-        outcome_confirmable: adapter
-            .as_ref()
-            .is_some_and(|a| a.info().can(Capability::Security) && v.may(Capability::Security)),
+        capabilities: gw.fleet.capabilities(v),
+        outcome_confirmable: gw.fleet.oem(v).is_ok_and(|o| o.can(Capability::Security)),
         command_protocol: path.map(|p| p.protocol),
         key_paired: path.map(|p| p.key_paired),
         routes: None,

@@ -356,11 +356,8 @@ impl Commands {
     /// Keeps that the OEM says `vehicle` cannot do `c` (best effort: the command's outcome
     /// does not depend on it).
     async fn cannot(&self, vehicle: &VehicleRecord, c: Capability) {
-        let Ok(adapter) = self.fleet.adapter(vehicle) else {
-            return;
-        };
-        let declared = adapter.info().capabilities.iter().copied();
-        let left: Vec<Capability> = declared.filter(|d| *d != c && vehicle.may(*d)).collect();
+        let mut left = self.fleet.capabilities(vehicle);
+        left.retain(|d| *d != c);
         match self.store.set_capabilities(&vehicle.id, Some(&left)).await {
             Ok(()) => {
                 self.fleet.invalidate_vehicle(&vehicle.id);

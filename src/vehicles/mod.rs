@@ -262,6 +262,18 @@ impl Fleet {
         self.oem(v).map(|o| o.adapter().clone())
     }
 
+    /// What keyway can do with the car: its adapter's declaration, less what its OEM
+    /// says this car cannot do; nothing when its OEM is not enabled.
+    pub fn capabilities(&self, v: &VehicleRecord) -> Vec<Capability> {
+        self.adapter(v).map_or_else(
+            |_| Vec::new(),
+            |a| {
+                let declared = a.info().capabilities.iter().copied();
+                declared.filter(|c| v.may(*c)).collect()
+            },
+        )
+    }
+
     /// The vehicle's OEM, or `not_capable` unless its adapter declares `c`.
     pub fn require<'a>(
         &'a self,
