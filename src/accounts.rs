@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyway_adapter::login::{param, redirect_params};
-use keyway_adapter::{Linking, OemError, Secret};
+use keyway_adapter::{OemError, Secret};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -281,13 +281,14 @@ impl Accounts {
         caller.require_unrestricted("link accounts")?;
         let entry = self.enabled(oem)?;
         let pin = pin.map(checked_pin).transpose()?;
-        let (auth, redirect) = match entry.adapter.info().oauth.linking {
-            Linking::Code => (
+        let app_redirect = entry.adapter.info().oauth.linking.app_redirect();
+        let (auth, redirect) = match app_redirect {
+            None => (
                 oauth::authorization(entry, &self.redirect_uri)?,
                 self.redirect_uri.clone(),
             ),
             // The OEM's own app login: the OEM says where, and picks the state; no PKCE.
-            Linking::App { redirect_uri } => {
+            Some(redirect_uri) => {
                 let login = entry
                     .adapter
                     .app_login(&entry.auth_http, entry.config.login_base())
@@ -324,10 +325,7 @@ impl Accounts {
             authorization_url: auth.url,
             state: auth.state,
             expires_at,
-            app_redirect: match entry.adapter.info().oauth.linking {
-                Linking::App { redirect_uri } => Some(redirect_uri),
-                Linking::Code => None,
-            },
+            app_redirect,
         })
     }
 
@@ -351,10 +349,10 @@ impl Accounts {
         let entry = self.enabled(&link.oem)?;
         let verifier = self.sealer.open(&link.verifier, &verifier_aad(&hash))?;
         let granted = oauth::exchange_code(entry, &code, &verifier, &link.redirect_uri).await?;
-        self.link(&link, &hash, &granted).await
+        self.link(entry, &link, &hash, &granted).await
     }
 
-    /// Completes an app login's link (an OEM whose profile says [`Linking::App`]) from
+    /// Completes an app login's link (an OEM whose profile says `Linking::App`) from
     /// the redirect the owner's app caught, handed over by a caller of the tenant that
     /// started it: the OEM trades what the redirect carries for the account's tokens.
     pub async fn complete_app(
@@ -366,14 +364,11 @@ impl Accounts {
         let (oem, params) = self
             .registry
             .ids()
-            .filter_map(
-                |id| match self.registry.get(id)?.adapter.info().oauth.linking {
-                    Linking::App { redirect_uri } => {
-                        Some((id.to_string(), redirect_params(redirect_url, redirect_uri)?))
-                    }
-                    Linking::Code => None,
-                },
-            )
+            .filter_map(|id| {
+                let linking = self.registry.get(id)?.adapter.info().oauth.linking;
+                let params = redirect_params(redirect_url, linking.app_redirect()?)?;
+                Some((id.to_string(), params))
+            })
             .next()
             .ok_or_else(|| {
                 AccountError::Invalid(
@@ -407,7 +402,7 @@ impl Accounts {
                 }
                 e => OemFailure::new(&oem, e).into(),
             })?;
-        self.link(&link, &hash, &granted).await
+        self.link(entry, &link, &hash, &granted).await
     }
 
     /// Takes the link waiting for `state` (single use: gone after this), if it has not
@@ -431,11 +426,11 @@ impl Accounts {
     /// discovers its vehicles.
     async fn link(
         &self,
+        entry: &crate::registry::Oem,
         link: &LinkState,
         hash: &str,
         granted: &oauth::Granted,
     ) -> Result<Listed, AccountError> {
-        let entry = self.enabled(&link.oem)?;
         let id = ids::new("acct");
         let tokens = self.tokens.seal(
             &id,

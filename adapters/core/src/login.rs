@@ -29,6 +29,16 @@ pub enum Linking {
     },
 }
 
+impl Linking {
+    /// The app's redirect URI for an app login; `None` for the code flow.
+    pub fn app_redirect(self) -> Option<&'static str> {
+        match self {
+            Linking::App { redirect_uri } => Some(redirect_uri),
+            Linking::Code => None,
+        }
+    }
+}
+
 /// Where the owner logs in, as the OEM said.
 #[derive(Debug)]
 pub struct AppLogin {
