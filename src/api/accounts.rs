@@ -199,6 +199,9 @@ pub struct AppRedirect {
     redirect_url: String,
 }
 
+/// The longest app redirect taken (its fragment carries two JWTs).
+pub(crate) const REDIRECT_URL_MAX: usize = 16384;
+
 impl std::fmt::Debug for AppRedirect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AppRedirect { redirect_url: <redacted> }")
@@ -225,11 +228,11 @@ pub async fn app_callback(
     OptionalJson(body): OptionalJson<AppRedirect>,
 ) -> Result<Json<Linked>, ApiError> {
     caller.require(Scope::AccountsWrite)?;
-    let url = body.map(|b| b.redirect_url).ok_or_else(|| {
-        ApiError::from(AccountError::Invalid(
-            "send a JSON body: {\"redirect_url\": \"…\"}".into(),
-        ))
-    })?;
+    let url = body
+        .map(|b| b.redirect_url)
+        .ok_or_else(|| ApiError::invalid("send a JSON body: {\"redirect_url\": \"…\"}"))?;
+    // The bound the document states, checked as every other free text.
+    crate::text::check("redirect_url", &url, REDIRECT_URL_MAX)?;
     let l = gw.accounts.complete_app(&caller, &url).await?;
     Ok(Json(Linked {
         account: view(&l.account, l.vehicle_ids, l.pin),

@@ -154,6 +154,10 @@ async fn another_tenant_cannot_finish_a_link_it_did_not_start() {
     // Not an app login's redirect at all, and no caller: refused before any link.
     let stray = hand_over(&env, &owner, "https://example.test/#state=x&code=y").await;
     stray.assert_problem(400, "invalid_request");
+    let long = format!("weconnect://authenticated#state={}", "x".repeat(16_400));
+    hand_over(&env, &owner, &long)
+        .await
+        .assert_problem(400, "invalid_request");
     let redirect = log_in(&env, &owner).await;
     let anonymous = env
         .send(

@@ -154,4 +154,8 @@ fn the_documents_patterns_are_the_servers() {
         .find(|p| p["name"] == "Idempotency-Key")
         .unwrap();
     assert_eq!(key["schema"]["pattern"], IDEMPOTENCY_KEY_PATTERN);
+    assert_eq!(
+        d["components"]["schemas"]["AppRedirect"]["properties"]["redirect_url"]["maxLength"],
+        crate::api::accounts::REDIRECT_URL_MAX
+    );
 }
