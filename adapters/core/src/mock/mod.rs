@@ -1,8 +1,9 @@
 //! The kit every mock OEM is built from: serving an axum router on a real socket, a
 //! request journal (what the "OEM" saw, for tests to count: timing, the keyway command
 //! id, whether the OEM logic applied a command), fault injection ([`faults`]), an OAuth
-//! token book ([`tokens`]), owners' PINs ([`pins`]) and an OAuth authorization server ([`oauth`]) configured per
-//! OEM, and a garage of simple cars ([`garage`]) that most OEM mocks build on, each living
+//! token book ([`tokens`]), owners' PINs ([`pins`]) and an OAuth authorization server
+//! ([`oauth`]) configured per OEM, and a garage of simple cars ([`garage`]) that most OEM
+//! mocks build on, each living
 //! in time ([`timeline`]: lagging state, queued, late and duplicate commands).
 //! [`instrument`] mounts journal and faults on a mock's router.
 //! Mocks use tokio's clock so paused-time tests control expiry.
