@@ -345,6 +345,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
                 prices: Default::default(),
                 app_domain: tesla.then(|| DEMO_TESLA_APP_DOMAIN.to_string()),
                 webhook_secret: entry.webhook_secret.map(Secret::new),
+                api_version: None,
             },
         );
         running.push(Running {

@@ -25,11 +25,20 @@ pub struct Signing {
     pub public_pem: fn(&str) -> Option<String>,
 }
 
-/// What an adapter is built from: its API, its application key, and for an OEM that
-/// signs commands the configured signing key and domain.
+/// What an adapter is built from: its API (and version), its application key and
+/// client, and for an OEM that signs commands the configured signing key and domain.
 pub struct Build<'a> {
     /// The API base URL.
     pub base: &'a str,
+    /// The API version configured, for an OEM that offers several.
+    pub api_version: Option<&'a str>,
+    /// The OAuth server's base URL (an OEM whose calls carry the application's own
+    /// token gets it there).
+    pub auth_base: &'a str,
+    /// The OAuth client id.
+    pub client_id: &'a str,
+    /// The OAuth client secret.
+    pub client_secret: Option<Secret>,
     /// The application key sent with every call (empty when the OEM wants none).
     pub api_key: Secret,
     /// The signing key (PEM), when configured and the OEM signs.
@@ -48,6 +57,8 @@ pub struct Known {
     pub build: fn(&Build<'_>) -> Arc<dyn Adapter>,
     /// Its signing, when its commands are signed with an application key.
     pub signing: Option<Signing>,
+    /// The API versions `api_version` may name (none: the OEM offers one).
+    pub versions: &'static [&'static str],
 }
 
 /// Every adapter keyway has.
@@ -63,26 +74,31 @@ pub static ADAPTERS: &[Known] = &[
                     .map(|k| k.public_pem())
             },
         }),
+        versions: &[],
     },
     Known {
         info: &keyway_bmw::adapter::INFO,
         build: |b| Arc::new(keyway_bmw::BmwAdapter::new(b.base)),
         signing: None,
+        versions: &[],
     },
     Known {
         info: &keyway_volvo::adapter::INFO,
         build: |b| Arc::new(keyway_volvo::VolvoAdapter::new(b.base, b.api_key.clone())),
         signing: None,
+        versions: &[],
     },
     Known {
         info: &keyway_gm::adapter::INFO,
         build: |b| Arc::new(keyway_gm::GmAdapter::new(b.base)),
         signing: None,
+        versions: &[],
     },
     Known {
         info: &keyway_ford::adapter::INFO,
         build: |b| Arc::new(keyway_ford::FordAdapter::new(b.base)),
         signing: None,
+        versions: &[],
     },
     Known {
         info: &keyway_hyundai::adapter::INFO,
@@ -93,16 +109,19 @@ pub static ADAPTERS: &[Known] = &[
             ))
         },
         signing: None,
+        versions: &[],
     },
     Known {
         info: &keyway_smartcar::adapter::INFO,
-        build: |b| Arc::new(keyway_smartcar::SmartcarAdapter::new(b.base)),
+        build: smartcar,
         signing: None,
+        versions: &["2.0", "3"],
     },
     Known {
         info: &keyway_vw::adapter::INFO,
         build: |b| Arc::new(keyway_vw::VwAdapter::new(b.base)),
         signing: None,
+        versions: &[],
     },
 ];
 
@@ -130,10 +149,30 @@ fn build(oem: &str, c: &OemConfig) -> Option<Arc<dyn Adapter>> {
         .and_then(|_| c.app_key_pem().ok().flatten());
     Some((known.build)(&Build {
         base: &c.api_base_url,
+        api_version: c.api_version.as_deref(),
+        auth_base: c.auth_base(),
+        client_id: &c.client_id,
+        client_secret: c.client_secret.clone(),
         api_key: c.api_key.clone().unwrap_or_default(),
         signing_key,
         domain: c.app_domain.clone(),
     }))
+}
+
+/// The Smartcar adapter for the configured API version: v2.0 unless `"3"`.
+fn smartcar(b: &Build<'_>) -> Arc<dyn Adapter> {
+    use keyway_smartcar::{AppCredentials, SmartcarAdapter, v3};
+    if b.api_version != Some("3") {
+        return Arc::new(SmartcarAdapter::new(b.base));
+    }
+    Arc::new(SmartcarAdapter::v3(
+        b.base,
+        AppCredentials {
+            token_url: keyway_adapter::http::join(b.auth_base, v3::INFO_V3.oauth.token_path),
+            client_id: b.client_id.to_string(),
+            client_secret: b.client_secret.clone().unwrap_or_default(),
+        },
+    ))
 }
 
 /// The Tesla adapter, signing commands when an application key is configured.
@@ -171,6 +210,10 @@ impl Known {
     pub fn unsigned(&self, base_url: &str, api_key: &str) -> Arc<dyn Adapter> {
         (self.build)(&Build {
             base: base_url,
+            api_version: None,
+            auth_base: base_url,
+            client_id: "",
+            client_secret: None,
             api_key: Secret::new(api_key),
             signing_key: None,
             domain: None,
@@ -200,6 +243,19 @@ pub fn check(name: &str, oem: &OemConfig) -> Result<&'static AdapterInfo, Config
                 name.to_ascii_uppercase()
             ),
         ));
+    }
+    if let Some(version) = &oem.api_version {
+        let versions = known_adapter(name).map_or(&[][..], |k| k.versions);
+        if !versions.contains(&version.as_str()) {
+            let offered = match versions {
+                [] => format!("{} offers one API version here", info.make),
+                v => format!("{} offers {}", info.make, v.join(", ")),
+            };
+            return Err(invalid(
+                &format!("oems.{name}.api_version"),
+                format!("unknown API version {version:?}: {offered}"),
+            ));
+        }
     }
     let signs = oem.app_key.is_some() || oem.app_key_file.is_some() || oem.app_domain.is_some();
     let signing = known_adapter(name).and_then(|k| k.signing.as_ref());
@@ -284,6 +340,15 @@ impl Registry {
     ) -> Result<Self, ConfigError> {
         for (name, c) in oems {
             check(name, c)?;
+            let app_token =
+                build(name, c).is_some_and(|a| a.info().oauth.linking.owner_param().is_some());
+            if app_token && c.client_secret.as_ref().is_none_or(Secret::is_empty) {
+                return Err(invalid(
+                    &format!("oems.{name}.client_secret"),
+                    "this API version calls with the application's own token, granted for \
+                     the client secret",
+                ));
+            }
         }
         let clients = upstream::clients();
         let public_key = tesla_public_key(oems).map(Arc::from);

@@ -33,6 +33,16 @@ pub enum AccountError {
         "the callback brought neither an authorization code nor an error; start the link again"
     )]
     NoGrant,
+    /// The redirect named an owner who, the OEM says, did not connect during this link
+    /// (`authorization_denied`).
+    #[error(
+        "the OEM has no connection made during this link by the owner the callback names; \
+         start the link again"
+    )]
+    OwnerNotConnected {
+        /// The OEM.
+        oem: String,
+    },
     /// No such OEM on this gateway (`not_found`).
     #[error("{0}")]
     NoOem(String),
@@ -84,7 +94,9 @@ impl Classify for AccountError {
             // Whatever the OEM's reason (`access_denied`, or its own trouble), the owner's
             // authorization did not happen; `oauth_error` says why, and the owner starts
             // the link again.
-            AccountError::Declined { .. } | AccountError::NoGrant => Code::AuthorizationDenied,
+            AccountError::Declined { .. }
+            | AccountError::NoGrant
+            | AccountError::OwnerNotConnected { .. } => Code::AuthorizationDenied,
             AccountError::NotFound(_) | AccountError::NoOem(_) | AccountError::NoLink(_) => {
                 Code::NotFound
             }
@@ -94,7 +106,9 @@ impl Classify for AccountError {
 
     fn oem(&self) -> Option<&str> {
         match self {
-            AccountError::Declined { oem, .. } => Some(oem),
+            AccountError::Declined { oem, .. } | AccountError::OwnerNotConnected { oem } => {
+                Some(oem)
+            }
             _ => self.wrapped().and_then(Classify::oem),
         }
     }

@@ -1,6 +1,7 @@
 //! OEM accounts: linking an owner's account through the OEM's OAuth server
 //! (authorization code + PKCE + a single-use `state` bound to the caller who started
-//! it) — or through the OEM's own app login, whose redirect the caller hands over
+//! it) — or through the OEM's own app login, whose redirect the caller hands over, or
+//! by the owner an aggregator's redirect names, checked with the OEM
 //! (`keyway_adapter::login`) — discovering its vehicles, listing and unlinking.
 //!
 //! The `state` is random (from the `oauth2` crate), stored only as a SHA-256 hash, taken
@@ -79,6 +80,10 @@ pub struct Callback {
     /// The state from the link's start: the callback's one credential, single-use.
     #[param(required = true, value_type = String, min_length = 1)]
     pub state: Option<String>,
+    /// The owner's id at the OEM, for an OEM whose redirect names the owner instead of
+    /// granting a code to exchange (Smartcar API v3; keyway links it only once the OEM
+    /// confirms that owner connected during the link).
+    pub user_id: Option<String>,
     /// An OAuth error (`access_denied`, …).
     pub error: Option<String>,
     /// Its description.
@@ -230,9 +235,15 @@ impl Accounts {
         })
     }
 
-    /// Completes a link from the OEM's redirect: exchanges the code, stores the sealed
+    /// Completes a link from the OEM's redirect (`cb`, and all its `params`): exchanges
+    /// the code — or, for an OEM that names the owner instead, takes the owner's id
+    /// once the OEM confirms that owner connected during the link — stores the sealed
     /// tokens (and the PIN given with the link), discovers the vehicles.
-    pub async fn complete(&self, cb: Callback) -> Result<Listed, AccountError> {
+    pub async fn complete(
+        &self,
+        cb: Callback,
+        params: &[(String, String)],
+    ) -> Result<Listed, AccountError> {
         let state = cb
             .state
             .filter(|s| !s.is_empty())
@@ -241,13 +252,18 @@ impl Accounts {
         if let Some(error) = cb.error {
             return Err(declined(link, error, cb.error_description));
         }
+        let entry = self.enabled(&link.oem)?;
+        if let Some(name) = entry.adapter.info().oauth.linking.owner_param() {
+            let owner = param(params, name).ok_or(AccountError::NoGrant)?;
+            let granted = self.owner_connected(entry, &link, owner).await?;
+            return self.link(entry, &link, &hash, &granted).await;
+        }
         // The state was good, but no grant came back with it: the authorization did
         // not happen, and the link must start again.
         let code = cb
             .code
             .filter(|c| !c.is_empty())
             .ok_or(AccountError::NoGrant)?;
-        let entry = self.enabled(&link.oem)?;
         let verifier = self.sealer.open(&link.verifier, &verifier_aad(&hash))?;
         let granted = oauth::exchange_code(entry, &code, &verifier, &link.redirect_uri).await?;
         self.link(entry, &link, &hash, &granted).await
@@ -304,6 +320,39 @@ impl Accounts {
                 e => OemFailure::new(&oem, e).into(),
             })?;
         self.link(entry, &link, &hash, &granted).await
+    }
+
+    /// The account's credential for an OEM that names the owner: the `owner`'s id, once
+    /// the OEM confirms that owner connected since the link started (an id alone, unlike
+    /// a code, is not bound to this link: another caller's owner is refused).
+    async fn owner_connected(
+        &self,
+        entry: &crate::registry::Oem,
+        link: &LinkState,
+        owner: &str,
+    ) -> Result<oauth::Granted, AccountError> {
+        let cx = keyway_adapter::Call {
+            http: entry.http.clone(),
+            token: Secret::new(owner),
+            command_id: None,
+            account: None,
+            pin: None,
+        };
+        let connected = entry.adapter.owner_connected(&cx, link.created_at).await;
+        match connected {
+            Ok(()) => Ok(oauth::Granted {
+                access_token: Secret::new(owner),
+                refresh_token: None,
+                expires_in: None,
+            }),
+            Err(OemError::Forbidden { .. } | OemError::NotFound) => {
+                tracing::warn!(oem = %link.oem, "a callback named an owner who did not connect during the link");
+                Err(AccountError::OwnerNotConnected {
+                    oem: link.oem.clone(),
+                })
+            }
+            Err(e) => Err(TokenError::from(OemFailure::new(&link.oem, e)).into()),
+        }
     }
 
     /// Takes the link waiting for `state` (single use: gone after this), if it has not

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::extract::{Path, Query};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -177,8 +177,12 @@ pub async fn authorize(
 pub async fn callback(
     State(gw): State<Arc<Gateway>>,
     Query(cb): Query<Callback>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<Linked>, ApiError> {
-    let l = gw.accounts.complete(cb).await?;
+    // Every parameter, for an OEM whose redirect names the owner in its own.
+    let params: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).unwrap_or_default();
+    let l = gw.accounts.complete(cb, &params).await?;
     Ok(Json(Linked {
         account: view(&l.account, l.vehicle_ids, l.pin),
     }))

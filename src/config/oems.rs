@@ -66,6 +66,11 @@ pub struct OemConfig {
     /// `/.well-known/appspecific/com.tesla.3p.public-key.pem` and makes pairing links
     /// (`https://tesla.com/_ak/<app_domain>`).
     pub app_domain: Option<String>,
+    /// Which of the OEM's API versions keyway calls, for an OEM that offers several
+    /// (Smartcar: `"2.0"`, the default, with per-owner tokens; or `"3"`, with the
+    /// application's own token from `auth_base_url` and the owner named per call).
+    /// Accounts linked under one version are linked again under the other.
+    pub api_version: Option<String>,
 }
 
 impl OemConfig {

@@ -117,6 +117,20 @@ pub trait Adapter: Send + Sync + 'static {
         not_capable("link through an app login")
     }
 
+    /// For an OEM whose profile links by naming the owner ([`crate::Linking::Owner`]):
+    /// whether the owner `cx` names (its token is the owner's id) connected to this
+    /// application at or after `since`, the link's start. A redirect's owner id is not
+    /// bound to the link as a code is: this check is what stops a caller presenting
+    /// someone else's id with its own link. `Forbidden` when the owner did not connect.
+    /// Default: the OEM links otherwise.
+    async fn owner_connected(
+        &self,
+        _cx: &Call,
+        _since: time::OffsetDateTime,
+    ) -> Result<(), OemError> {
+        not_capable("link by naming the owner")
+    }
+
     /// Polls an asynchronous location read: `None` while it is still running.
     async fn poll_location(
         &self,

@@ -15,7 +15,8 @@
 //! - [`adapter`]: the `Adapter` trait.
 //! - [`exchange`]: the requests an adapter makes, named, with fixture answers (replay).
 //! - [`push`]: what an OEM pushes unasked (inbound webhooks), verified and translated.
-//! - [`login`]: linking through an OEM's own app login (Volkswagen Group).
+//! - [`login`]: linking through an OEM's own app login (Volkswagen Group), or by the
+//!   owner the redirect names (Smartcar API v3).
 //! - [`mock`]: the kit every mock OEM is built from (server, journal, OAuth token book).
 //! - [`conformance`]: the checks every adapter must pass against its own mock.
 

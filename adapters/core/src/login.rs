@@ -12,6 +12,10 @@
 //! 3. [`crate::Adapter::finish_app_login`] trades the redirect's parameters for the
 //!    account's tokens. From then on the tokens refresh at the profile's token path like
 //!    any OEM's.
+//!
+//! An aggregator whose API calls carry the application's own token (Smartcar API v3)
+//! links owners with the code flow's redirect but no code exchange: the redirect names
+//! the owner at the OEM ([`Linking::Owner`]), and that name is the account's credential.
 
 use std::time::Duration;
 
@@ -27,6 +31,16 @@ pub enum Linking {
         /// The app's redirect URI (`weconnect://authenticated`).
         redirect_uri: &'static str,
     },
+    /// The code flow's redirect to keyway's callback names the owner at the OEM in this
+    /// parameter (Smartcar API v3's `user_id`); no code is exchanged. The owner's id is
+    /// the account's credential (it does not expire), and the adapter calls the OEM with
+    /// the application's own token naming the owner. Before keyway links it, the adapter
+    /// confirms the owner connected during the link ([`crate::Adapter::owner_connected`]):
+    /// the id alone, unlike a code, proves nothing.
+    Owner {
+        /// The redirect's parameter naming the owner (`user_id`).
+        param: &'static str,
+    },
 }
 
 impl Linking {
@@ -34,7 +48,15 @@ impl Linking {
     pub fn app_redirect(self) -> Option<&'static str> {
         match self {
             Linking::App { redirect_uri } => Some(redirect_uri),
-            Linking::Code => None,
+            Linking::Code | Linking::Owner { .. } => None,
+        }
+    }
+
+    /// The redirect parameter naming the owner, for [`Linking::Owner`].
+    pub fn owner_param(self) -> Option<&'static str> {
+        match self {
+            Linking::Owner { param } => Some(param),
+            Linking::Code | Linking::App { .. } => None,
         }
     }
 }

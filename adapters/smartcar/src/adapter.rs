@@ -1,6 +1,8 @@
-//! Translation between keyway's unified vocabulary and Smartcar's vehicle API v2.0, the
-//! version whose per-owner tokens keyway's account linking already models (Smartcar
-//! Connect: authorization code, rotating refresh tokens).
+//! Translation between keyway's unified vocabulary and Smartcar's vehicle API v2.0
+//! (per-owner tokens: Smartcar Connect's authorization code, rotating refresh tokens),
+//! or API v3 when the adapter is built with the application's credentials
+//! ([`SmartcarAdapter::v3`], the calls in [`crate::v3`]); the operator picks per
+//! configuration (`api_version`).
 //!
 //! Smartcar is an aggregator: one adapter reaches many makes, and its vehicle ids are
 //! its own UUIDs (the VIN is a separate read, kept for routing). Lock and unlock are one
@@ -12,27 +14,33 @@
 //! because it is the car's (or its make's) clock it never proves a state newer than a
 //! send ([`Stamps::Car`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{Response, header};
+use http::{Method, Response, header};
 use keyway_adapter::error::parse_retry_after;
 use keyway_adapter::http::{body_excerpt, check, fix, join, parse_body};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
-    DoorPosition, Limits, Location, OAuthProfile, OemError, OemTiming, OemVehicle, SecurityState,
-    Sent, Stamps, VehicleRef,
+    DoorPosition, Limits, Location, OAuthProfile, OemError, OemTiming, OemVehicle, Pending,
+    Progress, SecurityState, Sent, Stamps, VehicleRef,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::v3::{self, AppCredentials, AppToken};
+
 /// The vehicles asked for per page (Smartcar's maximum).
 pub const PAGE: usize = 50;
 
 /// What the Smartcar adapter declares.
-pub static INFO: AdapterInfo = AdapterInfo {
+pub static INFO: AdapterInfo = DECLARED;
+
+/// [`INFO`], as a constant API v3's declaration starts from.
+pub(crate) const DECLARED: AdapterInfo = AdapterInfo {
     oem: "smartcar",
     make: "Smartcar",
     capabilities: &[
@@ -79,16 +87,31 @@ pub static INFO: AdapterInfo = AdapterInfo {
     exchanges: &crate::exchanges::EXCHANGES,
 };
 
-/// The Smartcar adapter for one API base URL (`https://api.smartcar.com`).
+/// The Smartcar adapter for one API base URL (v2.0: `https://api.smartcar.com`; v3:
+/// `https://vehicle.api.smartcar.com`).
 #[derive(Clone, Debug)]
 pub struct SmartcarAdapter {
     base: String,
+    /// The application's token, when calling API v3.
+    v3: Option<Arc<AppToken>>,
 }
 
 impl SmartcarAdapter {
-    /// An adapter calling Smartcar at `base`.
+    /// An adapter calling Smartcar's API v2.0 at `base`.
     pub fn new(base: impl Into<String>) -> Self {
-        Self { base: base.into() }
+        Self {
+            base: base.into(),
+            v3: None,
+        }
+    }
+
+    /// An adapter calling Smartcar's API v3 at `base`, as the application `credentials`
+    /// name.
+    pub fn v3(base: impl Into<String>, credentials: AppCredentials) -> Self {
+        Self {
+            base: base.into(),
+            v3: Some(Arc::new(AppToken::new(credentials))),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -96,7 +119,52 @@ impl SmartcarAdapter {
     }
 
     async fn get(&self, cx: &Call, path: &str) -> Result<Response<Bytes>, OemError> {
-        check(cx.get(&self.url(path)).await?, false, classify)
+        match &self.v3 {
+            Some(app) => v3::send(app, cx, Method::GET, &self.url(path), false).await,
+            None => check(cx.get(&self.url(path)).await?, false, classify),
+        }
+    }
+
+    /// The owner's cars through API v3: its connections, then each car's attributes.
+    async fn vehicles_v3(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
+        let mut ids = Vec::new();
+        for page in 1..=v3::MAX_PAGES {
+            let (found, more) = self.connections(cx, page).await?;
+            ids.extend(found.into_iter().map(|c| c.vehicle_id));
+            if !more {
+                break;
+            }
+        }
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let resp = self.get(cx, &format!("/v3/vehicles/{id}")).await?;
+            out.push(v3::parse_vehicle(&id, resp.body())?);
+        }
+        Ok(out)
+    }
+
+    /// One page of the owner's connections (only the owner's: a connection naming
+    /// another owner is left out, whatever the filter did).
+    async fn connections(
+        &self,
+        cx: &Call,
+        page: usize,
+    ) -> Result<(Vec<v3::Connection>, bool), OemError> {
+        let query = serde_urlencoded::to_string([
+            ("user_id", cx.token.expose()),
+            ("page", &page.to_string()),
+            ("pageSize", &v3::PAGE.to_string()),
+        ])
+        .unwrap_or_default();
+        let resp = self.get(cx, &format!("/v3/connections?{query}")).await?;
+        let (all, more) = v3::parse_connections(resp.body())?;
+        let owner = cx.token.expose();
+        let own = all
+            .into_iter()
+            .filter(|c| c.user_id.as_deref().is_none_or(|u| u == owner))
+            .collect();
+        Ok((own, more))
     }
 }
 
@@ -194,7 +262,7 @@ pub fn parse_vehicle_page(body: &[u8], offset: usize) -> Result<(Vec<String>, bo
 
 /// Title case of Smartcar's upper-case makes (`JAGUAR` → `Jaguar`); other spellings are
 /// kept.
-fn make_name(make: &str) -> String {
+pub(crate) fn make_name(make: &str) -> String {
     if make.chars().any(|c| c.is_lowercase()) {
         return make.to_string();
     }
@@ -311,6 +379,14 @@ pub fn parse_location(
 /// Parses a command's answer: `status: "success"` is the make's confirmation; anything
 /// else in a 200 leaves the outcome open.
 pub fn parse_action(body: &[u8]) -> Result<Sent, OemError> {
+    // v3's answer is a `command-execution` (a capture of either version replays).
+    if serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|d| d.pointer("/data/type")?.as_str().map(str::to_string))
+        .is_some_and(|t| t == "command-execution")
+    {
+        return v3::parse_execution(200, body);
+    }
     let a: Action = parse_body(body, Delivered::Unknown)?;
     match a.status.as_deref() {
         Some("success") => Ok(Sent::Completed),
@@ -391,10 +467,16 @@ pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
 #[async_trait]
 impl Adapter for SmartcarAdapter {
     fn info(&self) -> &AdapterInfo {
-        &INFO
+        match self.v3 {
+            Some(_) => &v3::INFO_V3,
+            None => &INFO,
+        }
     }
 
     async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
+        if self.v3.is_some() {
+            return self.vehicles_v3(cx).await;
+        }
         let mut ids = Vec::new();
         loop {
             let path = format!("/v2.0/vehicles?limit={PAGE}&offset={}", ids.len());
@@ -414,20 +496,33 @@ impl Adapter for SmartcarAdapter {
     }
 
     async fn locate(&self, cx: &Call, v: &VehicleRef) -> Result<Location, OemError> {
-        let resp = self
-            .get(cx, &format!("/v2.0/vehicles/{}/location", v.oem_id))
-            .await?;
+        let path = match self.v3 {
+            Some(_) => format!("/v3/vehicles/{}/signals/location-preciselocation", v.oem_id),
+            None => format!("/v2.0/vehicles/{}/location", v.oem_id),
+        };
+        let resp = self.get(cx, &path).await?;
         parse_location(resp.body(), data_age(&resp))
     }
 
     async fn security(&self, cx: &Call, v: &VehicleRef) -> Result<SecurityState, OemError> {
-        let resp = self
-            .get(cx, &format!("/v2.0/vehicles/{}/security", v.oem_id))
-            .await?;
+        let path = match self.v3 {
+            Some(_) => format!("/v3/vehicles/{}/signals/closure-islocked", v.oem_id),
+            None => format!("/v2.0/vehicles/{}/security", v.oem_id),
+        };
+        let resp = self.get(cx, &path).await?;
         parse_security(resp.body(), data_age(&resp))
     }
 
     async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
+        if let Some(app) = &self.v3 {
+            let path = format!(
+                "/v3/vehicles/{}/commands/security/{}",
+                v.oem_id,
+                v3::action(c)
+            );
+            let resp = v3::send(app, cx, Method::POST, &self.url(&path), true).await?;
+            return v3::parse_execution(resp.status().as_u16(), resp.body());
+        }
         let action = match c {
             Command::Lock => "LOCK",
             Command::Unlock => "UNLOCK",
@@ -437,6 +532,42 @@ impl Adapter for SmartcarAdapter {
             .post_json(&url, &serde_json::json!({ "action": action }))
             .await?;
         parse_action(check(resp, true, classify)?.body())
+    }
+
+    /// v3: Smartcar documents no status read for a running (`202`) command, only that
+    /// its effect shows in the signal; keyway's window and last look decide.
+    async fn poll(
+        &self,
+        _cx: &Call,
+        _v: &VehicleRef,
+        _c: Command,
+        _p: &Pending,
+    ) -> Result<Progress, OemError> {
+        Ok(Progress::Pending { poll_after: None })
+    }
+
+    async fn owner_connected(&self, cx: &Call, since: OffsetDateTime) -> Result<(), OemError> {
+        if self.v3.is_none() {
+            return Err(OemError::NotCapable {
+                what: "link by naming the owner (API v2.0 exchanges a code)".into(),
+            });
+        }
+        for page in 1..=v3::MAX_PAGES {
+            let (found, more) = self.connections(cx, page).await?;
+            let fresh = |c: &v3::Connection| {
+                c.connected_at
+                    .is_some_and(|at| at + v3::CONNECT_SKEW >= since)
+            };
+            if found.iter().any(fresh) {
+                return Ok(());
+            }
+            if !more {
+                break;
+            }
+        }
+        Err(OemError::Forbidden {
+            detail: "Smartcar has no connection of this owner made during the link".into(),
+        })
     }
 
     fn push(

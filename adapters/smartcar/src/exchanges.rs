@@ -3,7 +3,7 @@
 
 use keyway_adapter::{Exchanges, route};
 
-/// The Smartcar adapter's requests.
+/// The Smartcar adapter's requests (API v2.0).
 pub static EXCHANGES: Exchanges = Exchanges {
     vehicle: "0f7c2a41-5d3e-4b8a-9c61-2e7d4f1a8b03",
     routes: &[
@@ -19,5 +19,23 @@ pub static EXCHANGES: Exchanges = Exchanges {
             POST "/v2.0/vehicles/{id}/security"),
         route!("smartcar", "vehicle.json", [], ["vehicles"], "vehicle attributes",
             GET "/v2.0/vehicles/{id}"),
+    ],
+};
+
+/// The requests of the adapter calling API v3 (the application's token is fetched at
+/// the profile's token path, outside this table as every OAuth request is).
+pub static EXCHANGES_V3: Exchanges = Exchanges {
+    vehicle: "0f7c2a41-5d3e-4b8a-9c61-2e7d4f1a8b03",
+    routes: &[
+        route!("smartcar", "v3_connections.json", ["vehicles"], [], "the owner's connections",
+            GET "/v3/connections"),
+        route!("smartcar", "v3_vehicle.json", [], ["vehicles"], "vehicle attributes",
+            GET "/v3/vehicles/{id}"),
+        route!("smartcar", "v3_islocked.json", ["security"], [], "lock signal",
+            GET "/v3/vehicles/{id}/signals/closure-islocked"),
+        route!("smartcar", "v3_location.json", ["location"], [], "location signal",
+            GET "/v3/vehicles/{id}/signals/location-preciselocation"),
+        route!("smartcar", "v3_command_success.json", ["command"], [], "lock or unlock",
+            POST "/v3/vehicles/{id}/commands/security/{action}"),
     ],
 };

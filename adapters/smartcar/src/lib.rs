@@ -1,9 +1,11 @@
-//! keyway's Smartcar adapter (vehicle API v2.0): one upstream for the many makes Smartcar
-//! reaches, and a stateful mock of it.
+//! keyway's Smartcar adapter (vehicle API v2.0, or v3 by configuration): one upstream
+//! for the many makes Smartcar reaches, and a stateful mock of it.
 //!
 //! - [`adapter`]: translation: the paged vehicle list, each car's attributes and VIN,
 //!   the lock status (`isLocked`, doors, storage) and location with `sc-data-age` as
 //!   their time, lock and unlock through `POST /security`, and Smartcar's typed errors.
+//! - [`v3`]: API v3's calls: the application's token with the owner in `sc-user-id`,
+//!   the owner's connections, signals, `command-execution` answers.
 //! - [`signals`]: API v3's signal documents, read wherever a v2.0 answer is expected.
 //! - [`push`]: Smartcar's signed webhooks (`VERIFY`, `VEHICLE_STATE`) as pushed states.
 //! - [`mock`]: a fake of those endpoints with Smartcar's OAuth profile (HTTP Basic client
@@ -16,7 +18,9 @@ pub mod exchanges;
 pub mod mock;
 pub mod push;
 pub mod signals;
+pub mod v3;
 
 pub use adapter::SmartcarAdapter;
 #[cfg(feature = "mock")]
 pub use mock::{SmartcarMock, SmartcarMockConfig};
+pub use v3::AppCredentials;

@@ -1,4 +1,4 @@
-//! A stateful fake of Smartcar's vehicle API v2.0, served by axum.
+//! A stateful fake of Smartcar's vehicle API v2.0 and v3 ([`v3`]), served by axum.
 //!
 //! Behaves as Smartcar's reference describes: every call needs a bearer token; vehicles
 //! are addressed by Smartcar's own UUIDs ([`vehicle_id`] of the VIN), listed in pages
@@ -10,7 +10,9 @@
 //! `COMPATIBILITY`/`VEHICLE_NOT_CAPABLE` for a car whose make Smartcar cannot command,
 //! and 502 `UPSTREAM`/`NO_RESPONSE` when the make's cloud does not answer in time (the
 //! car may still act). OAuth comes from the kit with Smartcar's profile: HTTP Basic
-//! client auth, rotating refresh tokens, 400 `invalid_grant`.
+//! client auth, rotating refresh tokens, 400 `invalid_grant`; Connect's redirect names
+//! the owner too (`user_id`, for v3 clients) and `/oauth2/token` grants the application
+//! its own token.
 //!
 //! Webhooks: [`SmartcarMock::vehicle_state`] is the signed `VEHICLE_STATE` Smartcar
 //! would push about a car now, and `POST /__mock/webhooks/deliver {"callback", "event",
@@ -39,7 +41,10 @@ use serde_json::json;
 /// [`vehicle_id`].
 pub use keyway_adapter::mock::garage::Car as MockCar;
 
+mod v3;
 mod webhooks;
+
+pub use v3::SmartcarV3Mock;
 
 /// The make Smartcar reports for a VIN's world manufacturer identifier (its first three
 /// characters), for the makes the demo fleet has.
@@ -103,6 +108,9 @@ pub struct SmartcarMock {
     listings: Arc<HashMap<String, Listing>>,
     /// What webhooks are signed with.
     management_token: Arc<String>,
+    /// When owners who never used Connect here connected: an hour before the mock
+    /// started.
+    started: time::OffsetDateTime,
 }
 
 /// Smartcar's id of a car: a UUID-shaped digest of its VIN (stable, so a fleet file
@@ -230,15 +238,16 @@ impl SmartcarMock {
                 MockCar { vin: id, ..c }
             })
             .collect();
+        // Connect answers v2.0 clients (the code) and v3 clients (the owner) alike.
+        let profile = keyway_adapter::OAuthProfile {
+            linking: crate::v3::INFO_V3.oauth.linking,
+            ..crate::adapter::INFO.oauth
+        };
         Self {
-            parts: Parts::new(
-                &crate::adapter::INFO.oauth,
-                cars,
-                config.login,
-                Rejection::invalid_grant(),
-            ),
+            parts: Parts::new(&profile, cars, config.login, Rejection::invalid_grant()),
             listings: Arc::new(listings),
             management_token: Arc::new(config.management_token),
+            started: now_utc() - time::Duration::hours(1),
         }
     }
 
@@ -250,12 +259,20 @@ impl SmartcarMock {
             .route("/v2.0/vehicles/{id}/vin", get(vin))
             .route("/v2.0/vehicles/{id}/security", get(security).post(command))
             .route("/v2.0/vehicles/{id}/location", get(location))
+            .route("/v3/connections", get(v3::connections))
+            .route("/v3/vehicles/{id}", get(v3::vehicle))
+            .route("/v3/vehicles/{id}/signals/{code}", get(v3::read_signal))
+            .route(
+                "/v3/vehicles/{id}/commands/security/{action}",
+                axum::routing::post(v3::command),
+            )
             .route("/__mock/state", get(inspect))
             .route(
                 "/__mock/webhooks/deliver",
                 axum::routing::post(webhooks::deliver),
             )
-            .with_state(self.clone());
+            .with_state(self.clone())
+            .merge(self.oauth.token_route("/oauth2/token"));
         self.parts.finish(api, "/oauth/authorize", "/oauth/token")
     }
 
@@ -291,6 +308,53 @@ impl SmartcarMock {
         self.garage
             .with_owned(&account, id, f)
             .ok_or_else(not_found)
+    }
+
+    /// Smartcar's answer to a command the car `id` will not take now, if any: a make
+    /// Smartcar cannot command, a sleeping car, a car refusing remote access.
+    fn refuses(&self, id: &str, car: &MockCar) -> Option<Response> {
+        if !self.listing(id).commands {
+            return Some(error(
+                501,
+                "COMPATIBILITY",
+                Some("VEHICLE_NOT_CAPABLE"),
+                "The vehicle is incapable of performing your request.",
+            ));
+        }
+        if car.asleep {
+            return Some(asleep());
+        }
+        car.refusing.then(|| {
+            error(
+                409,
+                "VEHICLE_STATE",
+                Some("REMOTE_ACCESS_DISABLED"),
+                "Remote access is disabled on this vehicle.",
+            )
+        })
+    }
+
+    /// The next request under `prefix` answers Smartcar's 429 (`RATE_LIMIT`/`VEHICLE`,
+    /// `retry-after` in seconds); the announced wait.
+    fn limit_on(&self, prefix: &str) -> Option<Duration> {
+        self.faults.add(
+            Fault::on(
+                prefix,
+                Action::Status {
+                    status: 429,
+                    body: Some(json!({
+                        "type": "RATE_LIMIT",
+                        "code": "VEHICLE",
+                        "description": "You have reached the throttling rate limit for this vehicle.",
+                        "statusCode": 429,
+                        "resolution": {"type": "RETRY_LATER"},
+                    })),
+                    retry_after: Some(30),
+                },
+            )
+            .times(1),
+        );
+        Some(Duration::from_secs(30))
     }
 
     fn listing(&self, id: &str) -> Listing {
@@ -444,24 +508,8 @@ async fn command(
             );
         }
     };
-    if !m.listing(&id).commands {
-        return error(
-            501,
-            "COMPATIBILITY",
-            Some("VEHICLE_NOT_CAPABLE"),
-            "The vehicle is incapable of performing your request.",
-        );
-    }
-    if car.asleep {
-        return asleep();
-    }
-    if car.refusing {
-        return error(
-            409,
-            "VEHICLE_STATE",
-            Some("REMOTE_ACCESS_DISABLED"),
-            "Remote access is disabled on this vehicle.",
-        );
+    if let Some(refused) = m.refuses(&id, &car) {
+        return refused;
     }
     // The car executes it now, unless its timing or a fault holds it back (late): then
     // the make's cloud does not answer Smartcar in time, and the car may still act.
@@ -503,25 +551,7 @@ impl GarageMock for SmartcarMock {
     }
 
     fn limit_next(&self) -> Option<Duration> {
-        // Smartcar: 429 `RATE_LIMIT`/`VEHICLE` with `retry-after` in seconds.
-        self.faults.add(
-            Fault::on(
-                "/v2.0/",
-                Action::Status {
-                    status: 429,
-                    body: Some(json!({
-                        "type": "RATE_LIMIT",
-                        "code": "VEHICLE",
-                        "description": "You have reached the throttling rate limit for this vehicle.",
-                        "statusCode": 429,
-                        "resolution": {"type": "RETRY_LATER"},
-                    })),
-                    retry_after: Some(30),
-                },
-            )
-            .times(1),
-        );
-        Some(Duration::from_secs(30))
+        self.limit_on("/v2.0/")
     }
 
     fn push_delivery(&self, oem_id: &str) -> Option<keyway_adapter::mock::PushDelivery> {

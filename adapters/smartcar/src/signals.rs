@@ -8,7 +8,8 @@
 //! and `SignalV3.json`). A signal is named by its `code` (`closure-islocked`,
 //! `location-preciselocation`) or by group and name (`Closure` / `IsLocked`); one whose
 //! `status.value` is not `SUCCESS` says nothing. `meta.oemUpdatedAt` (ms since the
-//! epoch) is when the make recorded it: keyway's `recorded_at`, the car's clock.
+//! epoch, or seconds in the reference's examples) is when the make recorded it:
+//! keyway's `recorded_at`, the car's clock.
 
 use keyway_adapter::http::{fix, invalid};
 use keyway_adapter::{Location, OemError, SecurityState};
@@ -49,9 +50,17 @@ fn find<'a>(all: &'a [Value], code: &str, group: &str, name: &str) -> Option<&'a
     })
 }
 
+/// `meta.oemUpdatedAt`: milliseconds since the epoch in the SDK's fixtures, seconds in
+/// the reference's examples; a value below 10¹¹ (the year 5138 in seconds, 1973 in
+/// milliseconds) is read as seconds.
 fn recorded_at(signal: &Value) -> Option<OffsetDateTime> {
-    let ms = signal.pointer("/meta/oemUpdatedAt")?.as_i64()?;
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+    let n = i128::from(signal.pointer("/meta/oemUpdatedAt")?.as_i64()?);
+    let nanos = if n < 100_000_000_000 {
+        n * 1_000_000_000
+    } else {
+        n * 1_000_000
+    };
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
 }
 
 /// A signal's body, or its `value` when the body wraps one.
@@ -127,6 +136,13 @@ mod tests {
     fn one_signal_alone_reads_and_a_failed_one_says_nothing() {
         let one = br#"{"id": "closure-islocked", "type": "signal", "attributes": {"code": "closure-islocked", "status": {"value": "SUCCESS"}, "body": {"value": false}}, "meta": {"oemUpdatedAt": 1764524455000}}"#;
         assert_eq!(security(one).unwrap().unwrap().locked, Some(false));
+        let seconds = br#"{"type": "signal", "attributes": {"code": "closure-islocked", "body": {"value": true}}, "meta": {"oemUpdatedAt": 1696156799}}"#;
+        let at = security(seconds).unwrap().unwrap().recorded_at.unwrap();
+        assert_eq!(
+            at.unix_timestamp(),
+            1_696_156_799,
+            "the reference's seconds"
+        );
         let failed = br#"{"data": [{"type": "signal", "attributes": {"code": "closure-islocked", "status": {"value": "ERROR"}, "body": {}}}]}"#;
         assert!(security(failed).unwrap().is_err());
         assert!(location(failed).unwrap().is_err());

@@ -318,6 +318,7 @@ fn oauth_server(
             code_ttl: Duration::from_secs(600),
             token_exchange: profile.token_exchange,
             refresh_rejection,
+            owner_param: profile.linking.owner_param(),
         },
         tokens.clone(),
     );

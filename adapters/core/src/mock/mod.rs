@@ -19,7 +19,7 @@ pub mod tokens;
 
 pub use control::{MockControl, PushDelivery};
 pub use faults::{Action, Fault, Faults};
-pub use oauth::{OAuthServer, OAuthServerConfig, Rejection};
+pub use oauth::{APPLICATION, OAuthServer, OAuthServerConfig, Rejection, owner_id};
 pub use pins::OwnerPins;
 pub use tokens::{AccessDenied, Issued, RefreshDenied, TokenBook};
 

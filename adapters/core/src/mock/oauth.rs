@@ -7,6 +7,11 @@
 //! rotating, single-use, replay revokes the family) and RFC 8693 token exchange. How a
 //! rejected refresh is answered is the OEM's own ([`Rejection`]): Tesla answers 401
 //! `login_required`, Ford 400 `errorCode 460`, most others 400 `invalid_grant`.
+//!
+//! For an OEM that links by naming the owner ([`crate::Linking::Owner`], Smartcar API
+//! v3) the redirect also carries the owner's id ([`owner_id`]), each login's time is
+//! kept ([`OAuthServer::connected_at`]), and the token endpoint grants the application
+//! its own token (`client_credentials`, [`APPLICATION`]'s).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +27,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use super::{Issued, TokenBook, lock, random_token};
@@ -67,6 +73,33 @@ pub struct OAuthServerConfig {
     pub token_exchange: bool,
     /// The answer to a rejected refresh.
     pub refresh_rejection: Rejection,
+    /// The redirect parameter naming the owner, for an OEM that links so (also grants
+    /// `client_credentials`).
+    pub owner_param: Option<&'static str>,
+}
+
+/// The account the application's own tokens (`client_credentials`) are issued to.
+pub const APPLICATION: &str = "__application__";
+
+/// The OEM's id of a login (the owner a [`crate::Linking::Owner`] redirect names): a
+/// UUID-shaped digest of the account, stable across runs.
+pub fn owner_id(account: &str) -> String {
+    let h = hex_digest(&format!("owner:{account}"));
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+fn hex_digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[derive(Debug)]
@@ -85,6 +118,8 @@ pub struct OAuthServer {
     config: Arc<OAuthServerConfig>,
     book: TokenBook,
     codes: Arc<Mutex<HashMap<String, Code>>>,
+    /// When each login last connected (approved at `/authorize`).
+    connected: Arc<Mutex<HashMap<String, OffsetDateTime>>>,
 }
 
 #[derive(Deserialize)]
@@ -144,7 +179,26 @@ impl OAuthServer {
             config: Arc::new(config),
             book,
             codes: Arc::default(),
+            connected: Arc::default(),
         }
+    }
+
+    /// When `account` last approved a login here, if it did.
+    pub fn connected_at(&self, account: &str) -> Option<OffsetDateTime> {
+        lock(&self.connected).get(account).copied()
+    }
+
+    /// Sets when `account` last approved a login (a test's: a connection long past).
+    pub fn set_connected_at(&self, account: &str, at: OffsetDateTime) {
+        lock(&self.connected).insert(account.to_string(), at);
+    }
+
+    /// The token endpoint again at another path (an OEM whose application tokens come
+    /// from another host's path: Smartcar's `iam` `/oauth2/token`).
+    pub fn token_route(&self, path: &str) -> Router {
+        Router::new()
+            .route(path, post(token))
+            .with_state(self.clone())
     }
 
     /// The token book (counters, expiry and revocation controls).
@@ -246,10 +300,13 @@ async fn authorize(State(s): State<OAuthServer>, Query(q): Query<AuthorizeQuery>
         ]);
     }
     let code = random_token("code_");
+    let account = q.login_hint.unwrap_or_else(|| c.default_account.clone());
+    lock(&s.connected).insert(account.clone(), OffsetDateTime::now_utc());
+    let owner = c.owner_param.map(|p| (p, owner_id(&account)));
     lock(&s.codes).insert(
         code.clone(),
         Code {
-            account: q.login_hint.unwrap_or_else(|| c.default_account.clone()),
+            account,
             redirect_uri: redirect_uri.clone(),
             challenge,
             expires_at: Instant::now() + c.code_ttl,
@@ -257,7 +314,10 @@ async fn authorize(State(s): State<OAuthServer>, Query(q): Query<AuthorizeQuery>
             issued_family: None,
         },
     );
-    back(&[("code", &code)])
+    match &owner {
+        Some((param, id)) => back(&[("code", &code), (param, id)]),
+        None => back(&[("code", &code)]),
+    }
 }
 
 async fn token(
@@ -265,6 +325,9 @@ async fn token(
     headers: HeaderMap,
     axum::Form(f): axum::Form<TokenForm>,
 ) -> Response {
+    if f.grant_type.as_deref() == Some("client_credentials") && s.config.owner_param.is_some() {
+        return application_token(&s, &headers, &f);
+    }
     if !s.client_ok(&headers, &f) {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
@@ -362,9 +425,50 @@ async fn token(
     }
 }
 
+/// The application's own token (`client_credentials`; the client in the form, as
+/// Smartcar's `iam` documents it, or in HTTP Basic): no refresh token.
+fn application_token(s: &OAuthServer, headers: &HeaderMap, f: &TokenForm) -> Response {
+    let c = &s.config;
+    let body_ok = f.client_id.as_deref() == Some(c.client_id.as_str())
+        && f.client_secret.as_deref() == c.client_secret.as_deref();
+    let basic = STANDARD.encode(format!(
+        "{}:{}",
+        c.client_id,
+        c.client_secret.as_deref().unwrap_or("")
+    ));
+    let basic_ok = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        == Some(basic.as_str());
+    if !(body_ok || basic_ok) {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        );
+    }
+    let t = s.book.issue(APPLICATION);
+    Json(json!({
+        "access_token": t.access_token,
+        "token_type": "Bearer",
+        "expires_in": t.expires_in.as_secs(),
+    }))
+    .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_ids_are_stable_uuids() {
+        let a = owner_id("owner");
+        assert_eq!(a, owner_id("owner"));
+        assert_ne!(a, owner_id("other"));
+        let groups: Vec<usize> = a.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{a}");
+    }
 
     #[test]
     fn s256_matches_rfc7636_example() {

@@ -31,7 +31,7 @@ impl SmartcarMock {
             "eventType": "VEHICLE_STATE",
             "vehicleId": id,
             "data": {
-                "user": {"id": format!("user-{}", c.account)},
+                "user": {"id": keyway_adapter::mock::owner_id(&c.account)},
                 "vehicle": {"id": id, "make": listing.make, "model": c.model, "year": c.year},
                 "signals": [
                     signal("closure-islocked", "IsLocked", "Closure", json!({"value": c.locked})),

@@ -340,6 +340,7 @@ impl TeslaMock {
                     status: 401,
                     body: json!({"error": "login_required", "error_description": "The refresh_token is invalid"}),
                 },
+                owner_param: None,
             },
             tokens.clone(),
         );
