@@ -27,7 +27,10 @@
 //!   before it (the OEM's older snapshot), unless the car changed meanwhile;
 //! - (h) watching (callers watch every car; grants' cars are watched) never wakes a car;
 //! - (i) each change of a watched car's lock is emitted once, in one chain, and the kept
-//!   state ends as the car stands.
+//!   state ends as the car stands;
+//! - (j) a car linked directly and through the aggregator (the full world's fourth car)
+//!   takes commands through its first-linked route only, whichever route its reads take
+//!   (`sim::SimOem::send` records a command through another as a broken promise).
 //!
 //! `cargo nextest run --test e2e simulation` runs 1,000 seeds. A soak (under `cargo test`:
 //! nextest stops a test after 180 s): `KEYWAY_SIM_SEEDS=100000 KEYWAY_SIM_FIRST=5000
@@ -202,7 +205,16 @@ async fn start(
     Incarnation { gw, dead }
 }
 
-async fn link(gw: &Gateway, base: &Arc<dyn Store>, cars: Cars) -> Vec<VehicleRecord> {
+/// The car of the full world that is also linked through the aggregator (after its
+/// direct link: commands go direct, reads may take either route).
+const TWO_ROUTES: usize = 3;
+
+async fn link(
+    gw: &Gateway,
+    base: &Arc<dyn Store>,
+    world: &World,
+    cars: Cars,
+) -> Vec<VehicleRecord> {
     let mut out = Vec::new();
     for (oem, _) in OEMS {
         let id = format!("acc_{oem}");
@@ -241,6 +253,20 @@ async fn link(gw: &Gateway, base: &Arc<dyn Store>, cars: Cars) -> Vec<VehicleRec
             capabilities: None,
         };
         out.push(base.upsert_vehicle(&v).await.unwrap().unwrap());
+        let mut primaries = world.primaries.lock().unwrap();
+        primaries.insert(vin.to_string(), oem.to_string());
+    }
+    // The full world's two-route car: a second record of its VIN through the aggregator's
+    // account, linked after the first (the steps and watches know only the first).
+    if cars.len() > CLASSIC.len() {
+        let first = &out[TWO_ROUTES];
+        let second = VehicleRecord {
+            id: "veh_routed".into(),
+            account_id: "acc_smartcar".into(),
+            oem: "smartcar".into(),
+            ..first.clone()
+        };
+        base.upsert_vehicle(&second).await.unwrap();
     }
     out
 }
@@ -332,7 +358,7 @@ async fn run(seed: u64, list: Cars) -> Run {
         true => Some(start(&config, base.clone(), &world, &spinner, cluster, &disk).await),
         false => None,
     };
-    let vehicles = link(&now.gw, &mine, list).await;
+    let vehicles = link(&now.gw, &mine, &world, list).await;
     // Callers watch every car for the whole run (a grant's car is watched anyway); set
     // straight in the store, whose disk may fail keyway's own writes.
     if full(&world) {
@@ -497,6 +523,10 @@ async fn run(seed: u64, list: Cars) -> Run {
         count(&|l| l.contains("delivered") && !l.contains("late 0 ms")),
     );
     counts.insert("delivered twice".into(), count(&|l| l.contains(", twice")));
+    counts.insert(
+        "lock reads through a second route".into(),
+        count(&|l| l.contains("lock read through the")),
+    );
     spin.abort();
     now.dead.store(true, Ordering::SeqCst);
     if let Some(b) = other {
@@ -595,16 +625,28 @@ async fn read_after(gw: &Gateway, world: &World, v: &VehicleRecord, target: bool
         (executed + fobbed, locked)
     };
     let before = changes();
-    // As the API reads it: the current record (the fleet keeps it for a while).
+    // As the API reads it: the current record (the fleet keeps it for a while), the car
+    // it stands for, read through its routes in order (the two-route car's second when
+    // its first fails).
     let Ok(Some(record)) = gw.fleet.record(&v.id).await else {
         return;
     };
-    let read = gw.fleet.security(&record, None).await;
+    let Ok(car) = gw.fleet.car(record).await else {
+        return;
+    };
+    let read = gw.fleet.security_routed(&car, None).await;
     let after = changes();
-    let Ok((s, source)) = read else { return };
+    let Ok(keyway::vehicles::Routed {
+        value: (s, source),
+        route,
+    }) = read
+    else {
+        return;
+    };
     world.note(format!(
-        "read {}: locked={:?} ({})",
+        "read {} through {}: locked={:?} ({})",
         v.oem_id,
+        route.oem,
         s.locked,
         source.as_str()
     ));

@@ -124,6 +124,8 @@ pub struct World {
     pub clouds: BTreeMap<String, SimClock>,
     /// How far each car's clock runs off its cloud's (ms).
     pub car_offsets: BTreeMap<String, i64>,
+    /// Each car's first-linked route (its OEM): the only one its commands may take.
+    pub primaries: Mutex<BTreeMap<String, String>>,
 }
 
 /// A clock off keyway's: by `offset_ms` at the start, drifting `drift_ppm`.
@@ -211,6 +213,7 @@ impl World {
             names: Mutex::default(),
             clouds,
             car_offsets,
+            primaries: Mutex::default(),
         })
     }
 
@@ -438,6 +441,13 @@ impl Adapter for SimOem {
             .world
             .draw(vin, |r| (r.between(50, 1500), r.chance(0.1)));
         let sent = keyway::store::now();
+        let primary = self.world.primaries.lock().unwrap().get(vin).cloned();
+        if primary.is_some_and(|p| p != self.info.oem) {
+            self.world.note(format!(
+                "{vin}: lock read through the {} route",
+                self.info.oem
+            ));
+        }
         self.travel(ms).await;
         self.dated(sent);
         if fails {
@@ -488,6 +498,14 @@ impl Adapter for SimOem {
             self.world
                 .note(format!("{what}: the pre-check says asleep; not sent"));
             return Err(OemError::Asleep);
+        }
+        // A car linked through two routes takes commands through its first only.
+        let primary = self.world.primaries.lock().unwrap().get(&vin).cloned();
+        if primary.as_deref().is_some_and(|p| p != self.info.oem) {
+            self.world.violation(format!(
+                "{what}: sent through the {} route, not the car's first ({primary:?})",
+                self.info.oem
+            ));
         }
         let mut attempt = Sent1 {
             command: command.clone(),
