@@ -1,4 +1,5 @@
-//! Time as keyway shows it and as grants see it: the one RFC 3339 form every answer
+//! Time as keyway keeps, shows and grants see it: the process clock ([`now`], which a
+//! simulation makes follow tokio's paused time), the one RFC 3339 form every answer
 //! and event uses, deadlines in keyway's time ([`within`]), the one doubling pause
 //! keyway retries with ([`Backoff`]), and the grant clock — wall-clock time plus an offset that tests
 //! (and only tests) move forward, so grant windows and relock timers can be driven
@@ -8,6 +9,28 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
+
+static FOLLOWS_TOKIO: std::sync::OnceLock<(OffsetDateTime, tokio::time::Instant)> =
+    std::sync::OnceLock::new();
+
+/// Now, truncated to milliseconds (what the store keeps): the wall clock, or in a
+/// simulation ([`follow_tokio_clock`]) the wall clock at its start plus tokio's
+/// (paused) time since. keyway's one process clock.
+pub fn now() -> OffsetDateTime {
+    let t = match FOLLOWS_TOKIO.get() {
+        Some((wall, at)) => *wall + (tokio::time::Instant::now() - *at),
+        None => OffsetDateTime::now_utc(),
+    };
+    let ms = t.unix_timestamp_nanos() / 1_000_000;
+    OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Makes [`now`] follow tokio's clock from here on, for the whole process: a
+/// deterministic simulation on paused time calls it once at its start. Never called
+/// by `keyway serve`.
+pub fn follow_tokio_clock() {
+    FOLLOWS_TOKIO.get_or_init(|| (OffsetDateTime::now_utc(), tokio::time::Instant::now()));
+}
 
 /// A pause that doubles after each wait, up to a ceiling: how keyway tries again at a
 /// lease, a write or a resume that did not work yet.
@@ -71,7 +94,7 @@ pub mod serde_timestamp {
 
 /// The time left until `until` (zero once it passed).
 pub fn left(until: OffsetDateTime) -> Duration {
-    Duration::try_from(until - crate::store::now()).unwrap_or(Duration::ZERO)
+    Duration::try_from(until - now()).unwrap_or(Duration::ZERO)
 }
 
 /// `work`, cut off at `until` — given at least [`LAST_TRY`] even then: a command's
@@ -97,7 +120,7 @@ pub struct Clock {
 impl Clock {
     /// The current time (milliseconds, as the store keeps it).
     pub fn now(&self) -> OffsetDateTime {
-        crate::store::now() + time::Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
+        now() + time::Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
     }
 
     /// Moves this clock forward by `d` (tests).

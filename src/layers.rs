@@ -1,31 +1,227 @@
-//! The architecture check (a test, run by CI with the rest): dependencies between the
-//! top-level modules of `src/` point one way, and no source file grows past 600 lines.
+//! The architecture check (tests, run by CI with the rest), reading the code as the
+//! compiler does: each crate's files are found from its root through its `mod` items
+//! and parsed with `syn`, so comments, strings and `#[cfg(test)]` items never count.
 //!
-//! A module depends on another when its code (comments and its `#[cfg(test)]` part
-//! left out) names `crate::<other>`, directly or in a `use crate::{…}` group. The
-//! check fails on any cycle among those dependencies and prints it, so a new upward
-//! import is caught at its first commit, not at the next review.
+//! A file depends on another when a path it writes — in a `use`, or in its code —
+//! names an item defined in the other, resolved as the compiler resolves names
+//! ([`names`]: `crate::`, `self::`, `super::`, child modules, and imports followed to
+//! where the item is defined, so a `pub use` re-export is no dependency of its users on
+//! the re-exporting file). The checks:
+//! - no cycle among the files of any crate (keyway's and every adapter crate's): a
+//!   module's parts point one way, as its top-level modules do. The circles older than
+//!   this check are listed (`tests::KNOWN_CIRCLES`); the list only shrinks;
+//! - the top-level modules of `src/` depend only downwards in the layers [`LAYERS`]
+//!   declares (DESIGN.md's api → services → OEM calls → store, leaves below), and every
+//!   module has its layer;
+//! - an adapter crate depends on the adapter contract (`keyway-adapter`) and on no other
+//!   keyway crate, and the contract on none;
+//! - no source file grows past 600 lines.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
+use syn::visit::Visit;
+
+use names::{Files, ModPath, Named, Resolver, Scopes, is_test_only, parse};
+
+mod names;
+
+/// A crate's file graph: file → the files it depends on.
+type Graph = BTreeMap<PathBuf, BTreeSet<PathBuf>>;
+
+/// The modules of the crate whose root file is `root`, found through its `mod` items
+/// (a module in a block of its parent's file maps to that file).
+fn files(root: &Path) -> Files {
+    fn walk(file: &Path, dir: &Path, path: &ModPath, items: &[syn::Item], out: &mut Files) {
+        for item in items {
+            let syn::Item::Mod(m) = item else { continue };
+            if is_test_only(&m.attrs) {
+                continue;
+            }
+            let name = m.ident.to_string();
+            let mut child = path.clone();
+            child.push(name.clone());
+            match &m.content {
+                Some((_, inner)) => {
+                    out.insert(child.clone(), file.to_path_buf());
+                    walk(file, &dir.join(&name), &child, inner, out);
+                }
+                None => {
+                    let flat = dir.join(format!("{name}.rs"));
+                    let f = if flat.exists() {
+                        flat
+                    } else {
+                        dir.join(&name).join("mod.rs")
+                    };
+                    out.insert(child.clone(), f.clone());
+                    walk(&f, &dir.join(&name), &child, &parse(&f).items, out);
+                }
+            }
         }
     }
+    let mut out = Files::new();
+    out.insert(Vec::new(), root.to_path_buf());
+    let dir = root.parent().unwrap_or(Path::new("."));
+    walk(root, dir, &Vec::new(), &parse(root).items, &mut out);
+    out
 }
 
-/// The top-level module a file of `src/` belongs to (`lib`/`main` for the roots).
-fn module_of(src: &Path, file: &Path) -> String {
-    let rel = file.strip_prefix(src).unwrap_or(file);
+/// Each file of a crate with the (outermost) module it holds.
+fn outermost(files: &Files) -> BTreeMap<&PathBuf, &ModPath> {
+    files.iter().fold(BTreeMap::new(), |mut acc, (m, f)| {
+        acc.entry(f)
+            .and_modify(|old: &mut &ModPath| {
+                if m.len() < old.len() {
+                    *old = m;
+                }
+            })
+            .or_insert(m);
+        acc
+    })
+}
+
+/// The scopes of every module of a crate.
+fn scopes(files: &Files) -> Scopes {
+    let mut all = Scopes::new();
+    for (file, at) in outermost(files) {
+        names::collect(at, &parse(file).items, &mut all);
+    }
+    all
+}
+
+/// The modules one file's paths land in.
+fn named(files: &Files, scopes: &Scopes, file: &Path, at: &ModPath) -> BTreeSet<ModPath> {
+    let mut named = Named {
+        resolver: Resolver { files, scopes },
+        at: at.clone(),
+        found: BTreeSet::new(),
+    };
+    named.visit_file(&parse(file));
+    named.found
+}
+
+/// The crate's file graph.
+fn graph(files: &Files) -> Graph {
+    let scopes = scopes(files);
+    let mut g = Graph::new();
+    for (file, at) in outermost(files) {
+        let deps = g.entry(file.clone()).or_default();
+        for m in named(files, &scopes, file, at) {
+            if let Some(dep) = files.get(&m).filter(|d| *d != file) {
+                deps.insert(dep.clone());
+            }
+        }
+    }
+    g
+}
+
+/// The strongly connected groups of more than one node (Tarjan's algorithm).
+fn cycles<N: Ord + Clone>(g: &BTreeMap<N, BTreeSet<N>>) -> Vec<Vec<N>> {
+    struct State<N> {
+        index: BTreeMap<N, usize>,
+        low: BTreeMap<N, usize>,
+        stack: Vec<N>,
+        on: BTreeSet<N>,
+        out: Vec<Vec<N>>,
+    }
+    fn visit<N: Ord + Clone>(g: &BTreeMap<N, BTreeSet<N>>, n: &N, s: &mut State<N>) {
+        let i = s.index.len();
+        s.index.insert(n.clone(), i);
+        s.low.insert(n.clone(), i);
+        s.stack.push(n.clone());
+        s.on.insert(n.clone());
+        for d in g.get(n).into_iter().flatten() {
+            if !s.index.contains_key(d) {
+                visit(g, d, s);
+                let low = s.low[n].min(s.low[d]);
+                s.low.insert(n.clone(), low);
+            } else if s.on.contains(d) {
+                let low = s.low[n].min(s.index[d]);
+                s.low.insert(n.clone(), low);
+            }
+        }
+        if s.low[n] == s.index[n] {
+            let mut group = Vec::new();
+            while let Some(m) = s.stack.pop() {
+                s.on.remove(&m);
+                let last = m == *n;
+                group.push(m);
+                if last {
+                    break;
+                }
+            }
+            if group.len() > 1 {
+                group.sort();
+                s.out.push(group);
+            }
+        }
+    }
+    let mut s = State {
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on: BTreeSet::new(),
+        out: Vec::new(),
+    };
+    for n in g.keys() {
+        if !s.index.contains_key(n) {
+            visit(g, n, &mut s);
+        }
+    }
+    s.out
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every crate's root file: keyway's library and binary, and each adapter crate's.
+fn crate_roots() -> Vec<PathBuf> {
+    let mut roots = vec![root().join("src/lib.rs"), root().join("src/main.rs")];
+    let adapters = std::fs::read_dir(root().join("adapters")).expect("adapters/ is readable");
+    let mut dirs: Vec<PathBuf> = adapters.flatten().map(|a| a.path()).collect();
+    dirs.sort();
+    roots.extend(
+        dirs.into_iter()
+            .map(|d| d.join("src/lib.rs"))
+            .filter(|f| f.exists()),
+    );
+    roots
+}
+
+/// The layers of `src/`'s top-level modules, from the edge down: a module may depend
+/// on modules of its own layer (no cycle: the file check) and of the layers below.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("the binary", &["main"]),
+    ("the edge", &["server", "demo", "replay"]),
+    ("the HTTP API", &["api"]),
+    ("the builder", &["gateway"]),
+    (
+        "services",
+        &["grants", "commands", "watch", "accounts", "vehicles"],
+    ),
+    ("OEM calls", &["tokens", "registry", "mocks"]),
+    ("the event log", &["events", "audit"]),
+    ("outbound HTTP", &["upstream"]),
+    ("shared state", &["cluster"]),
+    ("the store", &["store"]),
+    (
+        "leaves",
+        &[
+            "auth", "config", "metrics", "crypto", "error", "geo", "ids", "logs", "clock", "sync",
+            "text", "lib",
+        ],
+    ),
+];
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|(_, ms)| ms.contains(&module))
+}
+
+/// The top-level module of a file of `src/` (`lib` for the root, `main` for the
+/// binary's).
+fn top_module(file: &Path) -> String {
+    let rel = file.strip_prefix(root().join("src")).unwrap_or(file);
     let first = rel
         .components()
         .next()
@@ -36,160 +232,5 @@ fn module_of(src: &Path, file: &Path) -> String {
         .to_string()
 }
 
-/// The code of a file without comments and without its `#[cfg(test)]` part.
-fn code(text: &str) -> String {
-    let text = text.split("#[cfg(test)]").next().unwrap_or_default();
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn ident(s: &str) -> &str {
-    let end = s
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(s.len());
-    &s[..end]
-}
-
-/// The top-level modules `code` names through `crate::`.
-fn named(code: &str, modules: &BTreeSet<String>) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for (i, _) in code.match_indices("crate::") {
-        let rest = &code[i + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            // `crate::{a, b::c, d::{e, f}}`: the first segment of each top-level item.
-            let (mut depth, mut start) = (0usize, true);
-            for (j, c) in group.char_indices() {
-                match c {
-                    '{' => depth += 1,
-                    '}' if depth == 0 => break,
-                    '}' => depth -= 1,
-                    ',' if depth == 0 => start = true,
-                    c if start && (c.is_ascii_alphabetic() || c == '_') => {
-                        out.insert(ident(&group[j..]).to_string());
-                        start = false;
-                    }
-                    _ => {}
-                }
-            }
-        } else {
-            out.insert(ident(rest).to_string());
-        }
-    }
-    out.retain(|m| modules.contains(m));
-    out
-}
-
-/// Module → the other modules it depends on.
-fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let mut files = Vec::new();
-    rust_files(src, &mut files);
-    let modules: BTreeSet<String> = files.iter().map(|f| module_of(src, f)).collect();
-    let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for f in &files {
-        let m = module_of(src, f);
-        let text = std::fs::read_to_string(f).unwrap_or_default();
-        let deps = g.entry(m.clone()).or_default();
-        deps.extend(
-            named(&code(&text), &modules)
-                .into_iter()
-                .filter(|d| *d != m),
-        );
-    }
-    g
-}
-
-/// One cycle of `g`, if it has any (depth-first search with the path kept).
-fn cycle(g: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        Open,
-        Done,
-    }
-    fn visit(
-        g: &BTreeMap<String, BTreeSet<String>>,
-        m: &str,
-        marks: &mut BTreeMap<String, Mark>,
-        path: &mut Vec<String>,
-    ) -> Option<Vec<String>> {
-        match marks.get(m) {
-            Some(Mark::Done) => return None,
-            Some(Mark::Open) => {
-                let at = path.iter().position(|p| p == m).unwrap_or(0);
-                let mut c = path[at..].to_vec();
-                c.push(m.to_string());
-                return Some(c);
-            }
-            None => {}
-        }
-        marks.insert(m.to_string(), Mark::Open);
-        path.push(m.to_string());
-        for d in g.get(m).into_iter().flatten() {
-            if let Some(c) = visit(g, d, marks, path) {
-                return Some(c);
-            }
-        }
-        path.pop();
-        marks.insert(m.to_string(), Mark::Done);
-        None
-    }
-    let mut marks = BTreeMap::new();
-    g.keys()
-        .find_map(|m| visit(g, m, &mut marks, &mut Vec::new()))
-}
-
-#[test]
-fn the_modules_of_src_depend_on_each_other_in_one_direction() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let g = graph(&src);
-    assert!(g.len() > 20, "the check found the modules: {:?}", g.keys());
-    assert!(
-        g["api"].contains("commands") && g["commands"].contains("store"),
-        "the check sees imports: {g:?}"
-    );
-    if let Some(c) = cycle(&g) {
-        panic!(
-            "import cycle among the modules of src/: {}\n(the dependencies: {g:#?})",
-            c.join(" → ")
-        );
-    }
-}
-
-/// The longest a source file of `src/` or `adapters/*/src/` may be; tests live beside
-/// their module (`<module>/tests.rs`) once a file would pass it.
-const MAX_LINES: usize = 600;
-
-#[test]
-fn no_source_file_is_longer_than_600_lines() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    rust_files(&root.join("src"), &mut files);
-    let adapters = std::fs::read_dir(root.join("adapters")).expect("adapters/ is readable");
-    for a in adapters.flatten() {
-        rust_files(&a.path().join("src"), &mut files);
-    }
-    assert!(files.len() > 50, "the check found the files: {files:?}");
-    let long: Vec<String> = files
-        .iter()
-        .filter_map(|f| {
-            let n = std::fs::read_to_string(f).ok()?.lines().count();
-            (n > MAX_LINES).then(|| format!("{} ({n} lines)", f.display()))
-        })
-        .collect();
-    assert!(long.is_empty(), "longer than {MAX_LINES} lines: {long:?}");
-}
-
-#[test]
-fn the_check_finds_cycles_and_grouped_imports() {
-    let modules: BTreeSet<String> = ["a", "b", "c"].map(String::from).into();
-    let code = code("use crate::{a, b::{x, y}};\n// crate::c\nfn f() { crate::c::g() }");
-    assert_eq!(named(&code, &modules), modules);
-    let mut g = BTreeMap::new();
-    g.insert("a".to_string(), BTreeSet::from(["b".to_string()]));
-    g.insert("b".to_string(), BTreeSet::from(["c".to_string()]));
-    g.insert("c".to_string(), BTreeSet::new());
-    assert_eq!(cycle(&g), None);
-    g.get_mut("c").unwrap().insert("a".to_string());
-    assert_eq!(cycle(&g).unwrap(), ["a", "b", "c", "a"]);
-}
+#[cfg(test)]
+mod tests;

@@ -421,23 +421,5 @@ pub fn from_ms(ms: i64) -> Result<OffsetDateTime, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("timestamp {ms}: {e}")))
 }
 
-static FOLLOWS_TOKIO: std::sync::OnceLock<(OffsetDateTime, tokio::time::Instant)> =
-    std::sync::OnceLock::new();
-
-/// Now, truncated to milliseconds (what the store keeps): the wall clock, or in a
-/// simulation ([`follow_tokio_clock`]) the wall clock at its start plus tokio's
-/// (paused) time since.
-pub fn now() -> OffsetDateTime {
-    let t = match FOLLOWS_TOKIO.get() {
-        Some((wall, at)) => *wall + (tokio::time::Instant::now() - *at),
-        None => OffsetDateTime::now_utc(),
-    };
-    from_ms(to_ms(t)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-/// Makes [`now`] follow tokio's clock from here on, for the whole process: a
-/// deterministic simulation on paused time calls it once at its start. Never called
-/// by `keyway serve`.
-pub fn follow_tokio_clock() {
-    FOLLOWS_TOKIO.get_or_init(|| (OffsetDateTime::now_utc(), tokio::time::Instant::now()));
-}
+/// Now, as the store keeps it (the process clock, [`crate::clock::now`]).
+pub use crate::clock::{follow_tokio_clock, now};
