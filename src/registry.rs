@@ -161,14 +161,15 @@ fn build(oem: &str, c: &OemConfig) -> Option<Arc<dyn Adapter>> {
 
 /// The Smartcar adapter for the configured API version: v2.0 unless `"3"`.
 fn smartcar(b: &Build<'_>) -> Arc<dyn Adapter> {
-    use keyway_smartcar::{AppCredentials, SmartcarAdapter, v3};
+    use keyway_smartcar::adapter::INFO_V3;
+    use keyway_smartcar::{AppCredentials, SmartcarAdapter};
     if b.api_version != Some("3") {
         return Arc::new(SmartcarAdapter::new(b.base));
     }
     Arc::new(SmartcarAdapter::v3(
         b.base,
         AppCredentials {
-            token_url: keyway_adapter::http::join(b.auth_base, v3::INFO_V3.oauth.token_path),
+            token_url: keyway_adapter::http::join(b.auth_base, INFO_V3.oauth.token_path),
             client_id: b.client_id.to_string(),
             client_secret: b.client_secret.clone().unwrap_or_default(),
         },

@@ -88,7 +88,6 @@ const KNOWN_CIRCLES: &[&str] = &[
     "adapters/core/src/conformance.rs ↔ adapters/core/src/conformance/pins.rs",
     "adapters/hyundai/src/adapter.rs ↔ adapters/hyundai/src/control.rs",
     "adapters/hyundai/src/mock.rs ↔ adapters/hyundai/src/mock/ccs2.rs",
-    "adapters/smartcar/src/adapter.rs ↔ adapters/smartcar/src/v3.rs",
     "adapters/smartcar/src/mock.rs ↔ adapters/smartcar/src/mock/v3.rs ↔ adapters/smartcar/src/mock/webhooks.rs",
     "adapters/tesla/src/mock/controls.rs ↔ adapters/tesla/src/mock/fleet.rs ↔ adapters/tesla/src/mock/mod.rs ↔ adapters/tesla/src/mock/signed.rs",
 ];

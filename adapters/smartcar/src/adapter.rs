@@ -19,18 +19,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{Method, Response, header};
-use keyway_adapter::error::parse_retry_after;
-use keyway_adapter::http::{body_excerpt, check, fix, join, parse_body};
+use http::{Method, Response};
+use keyway_adapter::http::{check, fix, join, parse_body};
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
-    DoorPosition, Limits, Location, OAuthProfile, OemError, OemTiming, OemVehicle, Pending,
-    Progress, SecurityState, Sent, Stamps, VehicleRef,
+    DoorPosition, Limits, Linking, Location, OAuthProfile, OemError, OemTiming, OemVehicle,
+    Pending, Progress, SecurityState, Sent, Stamps, VehicleRef,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+pub use crate::answers::classify;
+use crate::answers::make_name;
 use crate::v3::{self, AppCredentials, AppToken};
 
 /// The vehicles asked for per page (Smartcar's maximum).
@@ -40,7 +41,7 @@ pub const PAGE: usize = 50;
 pub static INFO: AdapterInfo = DECLARED;
 
 /// [`INFO`], as a constant API v3's declaration starts from.
-pub(crate) const DECLARED: AdapterInfo = AdapterInfo {
+const DECLARED: AdapterInfo = AdapterInfo {
     oem: "smartcar",
     make: "Smartcar",
     capabilities: &[
@@ -85,6 +86,23 @@ pub(crate) const DECLARED: AdapterInfo = AdapterInfo {
         stamps: Stamps::Car,
     },
     exchanges: &crate::exchanges::EXCHANGES,
+};
+
+/// What the Smartcar adapter declares when it calls API v3: v2.0's, but linked by the
+/// owner's id (which does not expire: a century stands for never), tokens at `iam`'s
+/// path, and commands that may run on (`202`).
+pub static INFO_V3: AdapterInfo = AdapterInfo {
+    command_mode: CommandMode::Async,
+    oauth: OAuthProfile {
+        token_path: "/oauth2/token",
+        client_auth: ClientAuth::Body,
+        rotating_refresh: false,
+        default_access_ttl: Duration::from_secs(100 * 365 * 24 * 3600),
+        linking: Linking::Owner { param: "user_id" },
+        ..DECLARED.oauth
+    },
+    exchanges: &crate::exchanges::EXCHANGES_V3,
+    ..DECLARED
 };
 
 /// The Smartcar adapter for one API base URL (v2.0: `https://api.smartcar.com`; v3:
@@ -223,14 +241,6 @@ struct Action {
     message: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    code: Option<String>,
-    description: Option<String>,
-}
-
 // === parsing ===
 
 /// `sc-data-age`: when the make last recorded the data; `None` when absent or unreadable
@@ -258,25 +268,6 @@ pub fn parse_vehicle_page(body: &[u8], offset: usize) -> Result<(Vec<String>, bo
     let got = page.vehicles.len();
     let total = page.paging.and_then(|p| p.count).unwrap_or(offset + got);
     Ok((page.vehicles, got > 0 && offset + got < total))
-}
-
-/// Title case of Smartcar's upper-case makes (`JAGUAR` → `Jaguar`); other spellings are
-/// kept.
-pub(crate) fn make_name(make: &str) -> String {
-    if make.chars().any(|c| c.is_lowercase()) {
-        return make.to_string();
-    }
-    make.split(['-', ' '])
-        .map(|w| {
-            let mut c = w.chars();
-            c.next().map_or(String::new(), |f| {
-                f.to_uppercase()
-                    .chain(c.flat_map(char::to_lowercase))
-                    .collect()
-            })
-        })
-        .collect::<Vec<_>>()
-        .join(if make.contains('-') { "-" } else { " " })
 }
 
 /// Parses a vehicle's attributes and VIN into the unified vehicle. Smartcar reaches many
@@ -400,75 +391,11 @@ pub fn parse_action(body: &[u8]) -> Result<Sent, OemError> {
     }
 }
 
-/// Maps a non-success answer by Smartcar's `type` and `code` (its error reference):
-///
-/// - `AUTHENTICATION` (401): the access token; `PERMISSION` (403): a scope the owner did
-///   not grant; `RESOURCE_NOT_FOUND` and `CONNECTED_SERVICES_ACCOUNT`/`VEHICLE_MISSING`:
-///   no such car for this token.
-/// - `CONNECTED_SERVICES_ACCOUNT`: `AUTHENTICATION_FAILED` means the owner must log in
-///   again through Connect; `VIRTUAL_KEY_REQUIRED` that the car does not know the key;
-///   the rest (subscription, account issue) are refusals of access.
-/// - `VEHICLE_STATE` (409): `ASLEEP` asleep, `UNREACHABLE` unreachable, every other code
-///   (a door open, remote access disabled, in motion, …) the car's refusal.
-/// - `RATE_LIMIT` (429, and `UPSTREAM`/`RATE_LIMIT`): a limit, with `retry-after`.
-/// - `BILLING` (430): the application's plan: keyway's operator must act.
-/// - `COMPATIBILITY` (501): this car cannot do it (not every make can unlock).
-/// - `UPSTREAM` and `SERVER` (5xx): the make's or Smartcar's failure; for a command the
-///   outcome is open.
-pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
-    let body = serde_json::from_slice::<ErrorBody>(resp.body()).ok();
-    let (kind, code) = body
-        .as_ref()
-        .map(|b| (b.kind.as_deref(), b.code.as_deref()))
-        .unwrap_or_default();
-    let detail = body
-        .as_ref()
-        .and_then(|b| {
-            let d = b.description.as_deref()?;
-            Some(match b.code.as_deref() {
-                Some(c) => format!("{c}: {d}"),
-                None => d.to_string(),
-            })
-        })
-        .unwrap_or_else(|| body_excerpt(resp));
-    let status = resp.status().as_u16();
-    let retry_after = || parse_retry_after(resp.headers().get(header::RETRY_AFTER));
-    match (kind.unwrap_or_default(), code.unwrap_or_default()) {
-        ("AUTHENTICATION", _) => OemError::Unauthorized { detail },
-        ("PERMISSION", _) => OemError::Forbidden { detail },
-        ("RESOURCE_NOT_FOUND", _) | ("CONNECTED_SERVICES_ACCOUNT", "VEHICLE_MISSING") => {
-            OemError::NotFound
-        }
-        ("CONNECTED_SERVICES_ACCOUNT", "AUTHENTICATION_FAILED") => {
-            OemError::ReauthorizationRequired { detail }
-        }
-        ("CONNECTED_SERVICES_ACCOUNT", "VIRTUAL_KEY_REQUIRED") => OemError::KeyNotPaired {
-            pairing_url: None,
-            detail,
-        },
-        ("CONNECTED_SERVICES_ACCOUNT", _) => OemError::Forbidden { detail },
-        ("VEHICLE_STATE", "ASLEEP") => OemError::Asleep,
-        ("VEHICLE_STATE", "UNREACHABLE") => OemError::Unreachable { detail },
-        ("VEHICLE_STATE", _) => OemError::Refused { reason: detail },
-        ("RATE_LIMIT", _) | ("UPSTREAM", "RATE_LIMIT") => OemError::RateLimited {
-            retry_after: retry_after(),
-        },
-        ("BILLING", _) => OemError::ClientRejected { detail },
-        ("COMPATIBILITY", _) => OemError::NotCapable {
-            what: format!("do this for this vehicle ({detail})"),
-        },
-        _ if status == 429 => OemError::RateLimited {
-            retry_after: retry_after(),
-        },
-        _ => OemError::from_status(status, detail, command),
-    }
-}
-
 #[async_trait]
 impl Adapter for SmartcarAdapter {
     fn info(&self) -> &AdapterInfo {
         match self.v3 {
-            Some(_) => &v3::INFO_V3,
+            Some(_) => &INFO_V3,
             None => &INFO,
         }
     }

@@ -4,6 +4,7 @@
 //! - [`adapter`]: translation: the paged vehicle list, each car's attributes and VIN,
 //!   the lock status (`isLocked`, doors, storage) and location with `sc-data-age` as
 //!   their time, lock and unlock through `POST /security`, and Smartcar's typed errors.
+//! - [`answers`]: Smartcar's typed errors and make names, shared by both versions.
 //! - [`v3`]: API v3's calls: the application's token with the owner in `sc-user-id`,
 //!   the owner's connections, signals, `command-execution` answers.
 //! - [`signals`]: API v3's signal documents, read wherever a v2.0 answer is expected.
@@ -13,6 +14,7 @@
 //!   that cannot take remote commands (`VEHICLE_NOT_CAPABLE`) and 429s.
 
 pub mod adapter;
+pub mod answers;
 pub mod exchanges;
 #[cfg(feature = "mock")]
 pub mod mock;

@@ -240,7 +240,7 @@ impl SmartcarMock {
             .collect();
         // Connect answers v2.0 clients (the code) and v3 clients (the owner) alike.
         let profile = keyway_adapter::OAuthProfile {
-            linking: crate::v3::INFO_V3.oauth.linking,
+            linking: crate::adapter::INFO_V3.oauth.linking,
             ..crate::adapter::INFO.oauth
         };
         Self {

@@ -27,33 +27,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, Response, header};
 use keyway_adapter::http::{check, parse_body};
-use keyway_adapter::{
-    AdapterInfo, Call, ClientAuth, Command, CommandMode, Delivered, Http, Linking, OAuthProfile,
-    OemError, OemVehicle, Pending, Secret, Sent,
-};
+use keyway_adapter::{Call, Command, Delivered, Http, OemError, OemVehicle, Pending, Secret, Sent};
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
 
-use crate::adapter::{DECLARED, classify, make_name};
-
-/// What the Smartcar adapter declares when it calls API v3: v2.0's, but linked by the
-/// owner's id (which does not expire: a century stands for never), tokens at `iam`'s
-/// path, and commands that may run on (`202`).
-pub static INFO_V3: AdapterInfo = AdapterInfo {
-    command_mode: CommandMode::Async,
-    oauth: OAuthProfile {
-        token_path: "/oauth2/token",
-        client_auth: ClientAuth::Body,
-        rotating_refresh: false,
-        default_access_ttl: Duration::from_secs(100 * 365 * 24 * 3600),
-        linking: Linking::Owner { param: "user_id" },
-        ..DECLARED.oauth
-    },
-    exchanges: &crate::exchanges::EXCHANGES_V3,
-    ..DECLARED
-};
+use crate::answers::{classify, make_name};
 
 /// The header naming the owner a v3 call is made for.
 pub const USER_HEADER: &str = "sc-user-id";

@@ -1,6 +1,7 @@
 //! Unit tests of the parent module, against `fixtures/smartcar/`.
 
 use super::*;
+use http::header;
 use proptest::prelude::*;
 
 fn fixture(name: &str) -> Vec<u8> {
