@@ -13,8 +13,6 @@ pub mod histogram;
 pub mod local;
 pub mod watch;
 
-pub use watch::{watch_requests, watched_cars};
-
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -340,6 +338,16 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 fn m() -> &'static Metrics {
     &METRICS
+}
+
+/// `n` cars of `oem` are watched now.
+pub fn watched_cars(oem: &'static str, n: usize) {
+    m().watching.set_cars(oem, n);
+}
+
+/// One reading of a watched car of `oem` took `n` OEM requests.
+pub fn watch_requests(oem: &'static str, n: usize) {
+    m().watching.count_requests(oem, n);
 }
 
 /// The OpenMetrics text exposition of every series.

@@ -3,12 +3,17 @@
 //! the requests per watched car-hour of an OEM; times its price per request
 //! (`oems.<oem>.prices`), the spend per watched car-hour.
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::{Oem, m};
+/// The label of both families: the OEM.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Oem {
+    oem: &'static str,
+}
 
 /// The families.
 #[derive(Default)]
@@ -31,18 +36,15 @@ impl Watching {
             self.requests.clone(),
         );
     }
-}
 
-/// `n` cars of `oem` are watched now.
-pub fn watched_cars(oem: &'static str, n: usize) {
-    let n = i64::try_from(n).unwrap_or(i64::MAX);
-    m().watching.cars.get_or_create(&Oem { oem }).set(n);
-}
+    /// `n` cars of `oem` are watched now.
+    pub(super) fn set_cars(&self, oem: &'static str, n: usize) {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.cars.get_or_create(&Oem { oem }).set(n);
+    }
 
-/// One reading of a watched car of `oem` took `n` OEM requests.
-pub fn watch_requests(oem: &'static str, n: usize) {
-    m().watching
-        .requests
-        .get_or_create(&Oem { oem })
-        .inc_by(n as u64);
+    /// One reading of a watched car of `oem` took `n` OEM requests.
+    pub(super) fn count_requests(&self, oem: &'static str, n: usize) {
+        self.requests.get_or_create(&Oem { oem }).inc_by(n as u64);
+    }
 }

@@ -13,11 +13,11 @@
 //! as the answer to each other request the operation made (a Volvo car's details given
 //! to `vehicles`, a Tesla fleet status given to `command`).
 
+pub mod captured;
 pub mod cli;
 pub mod har;
 pub mod stand_in;
 
-use bytes::Bytes;
 use keyway_adapter::{
     Adapter, Call, Command, CommandMode, OemError, Pending, Progress, Secret, Sent, VehicleRef,
 };
@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 use crate::api::ApiError;
 use crate::error::OemFailure;
+pub use captured::{Captured, ReplayError};
 use stand_in::{Captures, Key, StandIn, Step};
 
 /// What a capture is the answer to.
@@ -77,42 +78,6 @@ impl Operation {
     }
 }
 
-/// A captured HTTP answer.
-#[derive(Clone, Debug)]
-pub struct Captured {
-    /// Its status.
-    pub status: u16,
-    /// Its headers.
-    pub headers: Vec<(String, String)>,
-    /// Its whole body.
-    pub body: Bytes,
-    /// Where it came from (a file name, a HAR entry), for the steps.
-    pub label: String,
-}
-
-impl Captured {
-    /// A captured answer; fails when `status` or a header cannot be an HTTP answer's.
-    pub fn new(
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: Bytes,
-        label: impl Into<String>,
-    ) -> Result<Self, ReplayError> {
-        let mut b = http::Response::builder().status(status);
-        for (name, value) in &headers {
-            b = b.header(name.as_str(), value.as_str());
-        }
-        b.body(())
-            .map_err(|e| ReplayError::Invalid(e.to_string()))?;
-        Ok(Self {
-            status,
-            headers,
-            body,
-            label: label.into(),
-        })
-    }
-}
-
 /// How a replay ended.
 #[derive(Debug)]
 pub enum Replayed {
@@ -134,17 +99,6 @@ pub struct Replay {
     pub read_as: Option<&'static str>,
     /// The keyed captures used (indices into [`Captures::keyed`]).
     pub used_keyed: Vec<usize>,
-}
-
-/// Why a replay could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    /// No adapter for that OEM.
-    #[error("no adapter for {0:?}; known: {1}")]
-    UnknownOem(String, String),
-    /// The captured answer cannot be an HTTP response.
-    #[error("not a valid HTTP answer: {0}")]
-    Invalid(String),
 }
 
 /// Runs `op` of `oem`'s adapter against `captures` (every request they do not answer

@@ -121,12 +121,6 @@ struct ListedVehicle {
     attributes: Option<Attributes>,
 }
 
-#[derive(Deserialize)]
-struct Attributes {
-    model: Option<String>,
-    year: Option<u16>,
-}
-
 /// `POST /eadrax-vcs/v5/vehicle-list`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -210,12 +204,6 @@ struct Accepted {
 struct EventStatus {
     event_status: String,
     error_details: Option<ErrorDetails>,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetails {
-    title: Option<String>,
-    description: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -559,6 +547,7 @@ impl Adapter for BmwAdapter {
 }
 
 mod finder;
+use finder::{Attributes, ErrorDetails};
 pub use finder::{parse_event_position, parse_profile};
 #[cfg(test)]
 mod tests;

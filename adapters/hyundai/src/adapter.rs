@@ -28,6 +28,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
+/// Kept control tokens: (account, the PIN's fingerprint) → token and when to stop
+/// using it.
+pub(crate) type ControlTokens = Mutex<HashMap<(String, u64), (Secret, tokio::time::Instant)>>;
+
 /// How often to read notification records for a command's outcome.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -78,7 +82,7 @@ pub struct HyundaiAdapter {
     /// `ccs2/carstatus/latest`, door control with a control token) or not.
     ccs2: Arc<Mutex<HashMap<String, bool>>>,
     /// Control tokens made from owners' PINs ([`crate::control`]).
-    pub(crate) controls: Arc<crate::control::ControlTokens>,
+    pub(crate) controls: Arc<ControlTokens>,
 }
 
 impl HyundaiAdapter {

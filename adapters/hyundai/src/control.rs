@@ -12,9 +12,7 @@
 //! again here: keyway stops handing it on. Control tokens are kept per account and PIN
 //! until shortly before they expire.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,10 +23,6 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::adapter::{HyundaiAdapter, classify, parse_accepted};
-
-/// Kept control tokens: (account, the PIN's fingerprint) → token and when to stop
-/// using it.
-pub(crate) type ControlTokens = Mutex<HashMap<(String, u64), (Secret, Instant)>>;
 
 /// A control token is not used in its last minute.
 const MARGIN: Duration = Duration::from_secs(60);

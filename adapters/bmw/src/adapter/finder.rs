@@ -5,7 +5,19 @@ use keyway_adapter::http::{fix, no_fix, parse_body};
 use keyway_adapter::{Delivered, Location, OemError};
 use serde::Deserialize;
 
-use super::{Attributes, ErrorDetails};
+/// A car's profile: its model and model year (also within the vehicle list's entries).
+#[derive(Deserialize)]
+pub(super) struct Attributes {
+    pub(super) model: Option<String>,
+    pub(super) year: Option<u16>,
+}
+
+/// An error element's title and description.
+#[derive(Deserialize)]
+pub(super) struct ErrorDetails {
+    pub(super) title: Option<String>,
+    pub(super) description: Option<String>,
+}
 
 /// Parses `vehicle-data/profile`: the car's model and model year (`model`, `year`).
 pub fn parse_profile(body: &[u8]) -> Result<(Option<String>, Option<u16>), OemError> {
