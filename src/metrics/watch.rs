@@ -3,17 +3,12 @@
 //! the requests per watched car-hour of an OEM; times its price per request
 //! (`oems.<oem>.prices`), the spend per watched car-hour.
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-/// The label of both families: the OEM.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Oem {
-    oem: &'static str,
-}
+use super::labels::Oem;
 
 /// The families.
 #[derive(Default)]
