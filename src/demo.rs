@@ -34,7 +34,6 @@ use crate::server;
 use crate::store::VehicleRecord;
 
 mod banner;
-pub use banner::banner;
 
 /// Adjusts the demo gateway's configuration before it starts (tests tune limits).
 pub type Configure = Arc<dyn Fn(&mut Config) + Send + Sync>;
@@ -524,7 +523,7 @@ async fn browse(http: &Http, url: &str) -> Result<http::Response<Bytes>, String>
 /// Runs the demo until Ctrl-C / SIGTERM.
 pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     let demo = start(opts).await?;
-    print!("{}", banner(&demo));
+    print!("{}", demo.banner());
     use std::io::Write;
     let _ = std::io::stdout().flush();
     server::signal().await;

@@ -104,7 +104,7 @@ fn link_pin_aad(hash: &str) -> String {
 
 /// `pin` checked: 4 to 8 digits.
 fn checked_pin(pin: &str) -> Result<&str, AccountError> {
-    match crate::tokens::valid_pin(pin) {
+    match crate::tokens::pin::valid(pin) {
         true => Ok(pin),
         false => Err(AccountError::Invalid("a PIN is 4 to 8 digits".into())),
     }

@@ -40,7 +40,8 @@ use crate::error::{Classify, OemFailure};
 use crate::events::{Events, Payload};
 use crate::store::{CommandRecord, CommandStatus, StoreError, VehicleRecord, now};
 use crate::sync::lock;
-use crate::tokens::{CallError, Pin, TokenError};
+use crate::tokens::pin::Pin;
+use crate::tokens::{CallError, TokenError};
 use crate::vehicles::OemCall;
 
 /// The longest pause between two tries to store an outcome.

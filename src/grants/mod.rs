@@ -44,7 +44,6 @@ mod unlock;
 mod view;
 
 pub use error::GrantError;
-pub use relock::run;
 pub use view::{GrantEvent, GrantView, status, view};
 
 /// Relock timing.
@@ -347,5 +346,13 @@ impl Grants {
         self.event(event, g, None).await;
         self.wake.notify_one();
         Ok(())
+    }
+}
+
+/// The relock worker: runs due relocks every tick (and when woken) until dropped.
+pub async fn run(grants: Arc<Grants>) {
+    loop {
+        grants.relock_due().await;
+        let _ = tokio::time::timeout(grants.settings.tick, grants.wake.notified()).await;
     }
 }

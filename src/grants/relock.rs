@@ -311,11 +311,3 @@ impl Grants {
         }
     }
 }
-
-/// The relock worker: runs due relocks every tick (and when woken) until dropped.
-pub async fn run(grants: Arc<Grants>) {
-    loop {
-        grants.relock_due().await;
-        let _ = tokio::time::timeout(grants.settings.tick, grants.wake.notified()).await;
-    }
-}

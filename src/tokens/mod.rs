@@ -24,10 +24,9 @@
 
 mod error;
 pub mod oauth;
-mod pin;
+pub mod pin;
 
 pub use error::{CallError, TokenError};
-pub use pin::{Pin, valid as valid_pin};
 
 use std::collections::HashMap;
 use std::future::Future;

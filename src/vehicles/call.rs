@@ -17,7 +17,8 @@ use tokio::time::Instant;
 use super::WakePolicy;
 use crate::registry::Oem;
 use crate::store::VehicleRecord;
-use crate::tokens::{CallError, Pin, TokenError, Tokens};
+use crate::tokens::pin::Pin;
+use crate::tokens::{CallError, TokenError, Tokens};
 
 /// A vehicle and its resolved OEM.
 pub struct OemCall<'a> {

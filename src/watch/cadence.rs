@@ -5,32 +5,6 @@
 
 use std::time::Duration;
 
-use super::{Watches, read};
-use crate::store::VehicleRecord;
-
-impl Watches {
-    /// The pause between two reads of `v` (`busy`: its grant's unlock or relock is
-    /// under way) when its OEM has `load` watched cars: `busy_period_ms` or
-    /// `min_period_ms`, both stretched alike when reading all of them would take more
-    /// than `quota_share` of the OEM's request quota.
-    pub(super) fn period(&self, v: &VehicleRecord, busy: bool, load: Load) -> Duration {
-        let (hot, calm) = (
-            Duration::from_millis(self.settings.busy_period_ms),
-            Duration::from_millis(self.settings.min_period_ms),
-        );
-        let base = if busy { hot } else { calm };
-        let Ok(oem) = self.fleet.oem(v) else {
-            return base;
-        };
-        let budget = oem
-            .oem
-            .requests
-            .sustained_rate()
-            .map(|rate| rate * self.settings.quota_share);
-        stretched(base, (hot, calm), load, read::cost(&oem) as f64, budget)
-    }
-}
-
 /// How many cars of one OEM are watched, busy and calm.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Load {
@@ -41,7 +15,7 @@ pub(super) struct Load {
 /// `base` (one of `periods`: busy, calm) stretched so that reading `load` cars at
 /// their periods, `per_read` requests each, takes at most `budget` requests per second
 /// (`None`: the OEM sets no quota); every pause stretches alike, at most to a day.
-fn stretched(
+pub(super) fn stretched(
     base: Duration,
     (hot, calm): (Duration, Duration),
     load: Load,

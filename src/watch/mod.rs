@@ -42,7 +42,7 @@ use crate::grants::Grants;
 use crate::store::{Lease, RelockState, Store, StoreError, VehicleRecord, WatchRecord, now};
 use crate::sync::lock;
 use crate::vehicles::Fleet;
-use cadence::{Load, backoff};
+use cadence::{Load, backoff, stretched};
 
 pub use state::{Connectivity, Signals};
 
@@ -507,5 +507,28 @@ pub async fn run(watches: Arc<Watches>) {
     loop {
         watches.tick().await;
         tokio::time::sleep(tick).await;
+    }
+}
+
+impl Watches {
+    /// The pause between two reads of `v` (`busy`: its grant's unlock or relock is
+    /// under way) when its OEM has `load` watched cars: `busy_period_ms` or
+    /// `min_period_ms`, both stretched alike when reading all of them would take more
+    /// than `quota_share` of the OEM's request quota.
+    fn period(&self, v: &VehicleRecord, busy: bool, load: Load) -> Duration {
+        let (hot, calm) = (
+            Duration::from_millis(self.settings.busy_period_ms),
+            Duration::from_millis(self.settings.min_period_ms),
+        );
+        let base = if busy { hot } else { calm };
+        let Ok(oem) = self.fleet.oem(v) else {
+            return base;
+        };
+        let budget = oem
+            .oem
+            .requests
+            .sustained_rate()
+            .map(|rate| rate * self.settings.quota_share);
+        stretched(base, (hot, calm), load, read::cost(&oem) as f64, budget)
     }
 }

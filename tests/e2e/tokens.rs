@@ -532,7 +532,7 @@ async fn the_database_holds_no_token_in_plaintext_and_keys_rotate() {
     assert!(sealed.starts_with("kw1.k2."), "{sealed}");
     assert!(!sealed.contains(keyway::mocks::HYUNDAI_OWNER_PIN));
     match only_new.tokens.pin(&hyundai.id).await.unwrap() {
-        keyway::tokens::Pin::Usable { secret, .. } => {
+        keyway::tokens::pin::Pin::Usable { secret, .. } => {
             assert_eq!(secret.expose(), keyway::mocks::HYUNDAI_OWNER_PIN)
         }
         other => panic!("{other:?}"),
