@@ -76,9 +76,6 @@ const KNOWN_CIRCLES: &[&str] = &[
     "src/vehicles/call.rs ↔ src/vehicles/follow.rs ↔ src/vehicles/mod.rs ↔ src/vehicles/observed.rs ↔ src/vehicles/routes.rs",
     "src/commands/lease.rs ↔ src/commands/mod.rs ↔ src/commands/submit.rs ↔ src/commands/visible.rs",
     "adapters/core/src/mock/control.rs ↔ adapters/core/src/mock/faults.rs ↔ adapters/core/src/mock/garage.rs ↔ adapters/core/src/mock/mod.rs ↔ adapters/core/src/mock/oauth.rs ↔ adapters/core/src/mock/tokens.rs",
-    "adapters/core/src/conformance.rs ↔ adapters/core/src/conformance/pins.rs",
-    "adapters/hyundai/src/mock.rs ↔ adapters/hyundai/src/mock/ccs2.rs",
-    "adapters/smartcar/src/mock.rs ↔ adapters/smartcar/src/mock/v3.rs ↔ adapters/smartcar/src/mock/webhooks.rs",
     "adapters/tesla/src/mock/controls.rs ↔ adapters/tesla/src/mock/fleet.rs ↔ adapters/tesla/src/mock/mod.rs ↔ adapters/tesla/src/mock/signed.rs",
 ];
 

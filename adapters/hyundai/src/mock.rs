@@ -24,7 +24,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
 use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc};
@@ -94,7 +94,7 @@ pub struct HyundaiMock {
     stamp: Arc<String>,
     stage: Duration,
     ccs2: Arc<Vec<String>>,
-    pins: Arc<Mutex<ccs2::Pins>>,
+    pins: Arc<Mutex<Pins>>,
 }
 
 fn spa_now() -> String {
@@ -132,7 +132,7 @@ impl HyundaiMock {
             stamp: Arc::new(config.stamp),
             stage: config.stage,
             ccs2: Arc::new(config.ccs2),
-            pins: Arc::new(Mutex::new(ccs2::Pins {
+            pins: Arc::new(Mutex::new(Pins {
                 owners: OwnerPins::new(config.pins),
                 ..Default::default()
             })),
@@ -155,11 +155,7 @@ impl HyundaiMock {
                 get(ccs2_status),
             )
             .route("/api/v1/spa/vehicles/{id}/control/door", post(control))
-            .route(
-                "/api/v2/spa/vehicles/{id}/ccs2/control/door",
-                post(ccs2::door),
-            )
-            .route("/api/v1/user/pin", put(ccs2::pin))
+            .merge(self.ccs2_routes())
             .route("/api/v1/spa/notifications/{id}/records", get(records))
             .route("/__mock/state", get(inspect))
             .with_state(self.clone());
@@ -349,7 +345,7 @@ async fn control(
     };
     // A CCS2 car takes door commands only on its own path, with a control token.
     if m.ccs2.contains(&car.vin) {
-        return ccs2::unsupported();
+        return unsupported();
     }
     m.start_control(&car, lock_to, fault.map(|f| f.0))
 }
@@ -454,4 +450,22 @@ impl GarageMock for HyundaiMock {
         );
         None
     }
+}
+
+/// Owners' PINs (the kit's) and the control tokens made from them.
+#[derive(Debug, Default)]
+pub struct Pins {
+    /// Each login's PIN and the wrong tries.
+    pub owners: OwnerPins,
+    /// Control tokens handed out: token → (login, valid until).
+    pub tokens: HashMap<String, (String, Instant)>,
+}
+
+/// The answer of the older door control to a CCS2 car.
+pub fn unsupported() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"retCode": "F", "resCode": "4005", "resMsg": "Unsupported control"})),
+    )
+        .into_response()
 }

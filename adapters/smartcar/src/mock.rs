@@ -41,10 +41,8 @@ use serde_json::json;
 /// [`vehicle_id`].
 pub use keyway_adapter::mock::garage::Car as MockCar;
 
-mod v3;
+pub mod v3;
 mod webhooks;
-
-pub use v3::SmartcarV3Mock;
 
 /// The make Smartcar reports for a VIN's world manufacturer identifier (its first three
 /// characters), for the makes the demo fleet has.
@@ -259,18 +257,9 @@ impl SmartcarMock {
             .route("/v2.0/vehicles/{id}/vin", get(vin))
             .route("/v2.0/vehicles/{id}/security", get(security).post(command))
             .route("/v2.0/vehicles/{id}/location", get(location))
-            .route("/v3/connections", get(v3::connections))
-            .route("/v3/vehicles/{id}", get(v3::vehicle))
-            .route("/v3/vehicles/{id}/signals/{code}", get(v3::read_signal))
-            .route(
-                "/v3/vehicles/{id}/commands/security/{action}",
-                axum::routing::post(v3::command),
-            )
             .route("/__mock/state", get(inspect))
-            .route(
-                "/__mock/webhooks/deliver",
-                axum::routing::post(webhooks::deliver),
-            )
+            .merge(self.v3_routes())
+            .merge(self.webhook_routes())
             .with_state(self.clone())
             .merge(self.oauth.token_route("/oauth2/token"));
         self.parts.finish(api, "/oauth/authorize", "/oauth/token")

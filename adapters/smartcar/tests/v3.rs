@@ -11,7 +11,8 @@ use keyway_adapter::mock::shape::{answer, assert_shape};
 use keyway_adapter::mock::{MockControl, owner_id};
 use keyway_adapter::transport::loopback_http;
 use keyway_adapter::{Adapter, Call, Command, OemError, Secret, Sent, VehicleRef};
-use keyway_smartcar::mock::{MockCar, SmartcarV3Mock, vehicle_id};
+use keyway_smartcar::mock::v3::SmartcarV3Mock;
+use keyway_smartcar::mock::{MockCar, vehicle_id};
 use keyway_smartcar::{AppCredentials, SmartcarAdapter, SmartcarMock, SmartcarMockConfig};
 
 fn car(vin: &str, account: &str) -> MockCar {

@@ -5,27 +5,16 @@
 //! three wrong PINs in a row the owner is locked out (the kit's `OwnerPins`). The older door
 //! control refuses CCS2 cars (`resCode 4005`).
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyway_adapter::mock::timeline::DeliveryFault;
-use keyway_adapter::mock::{OwnerPins, bearer, lock, random_token};
+use keyway_adapter::mock::{bearer, lock, random_token};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::HyundaiMock;
-
-/// Owners' PINs (the kit's) and the control tokens made from them.
-#[derive(Debug, Default)]
-pub struct Pins {
-    /// Each login's PIN and the wrong tries.
-    pub owners: OwnerPins,
-    /// Control tokens handed out: token → (login, valid until).
-    pub tokens: HashMap<String, (String, Instant)>,
-}
+use super::{HyundaiMock, unsupported};
 
 /// How long a control token is valid.
 const CONTROL_TTL_S: u64 = 3600;
@@ -100,11 +89,14 @@ pub async fn door(
     }
 }
 
-/// The answer of the older door control to a CCS2 car.
-pub fn unsupported() -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"retCode": "F", "resCode": "4005", "resMsg": "Unsupported control"})),
-    )
-        .into_response()
+impl HyundaiMock {
+    /// The CCS2 routes: the PIN's trade for a control token, and the door control.
+    pub(super) fn ccs2_routes(&self) -> axum::Router<HyundaiMock> {
+        axum::Router::new()
+            .route(
+                "/api/v2/spa/vehicles/{id}/ccs2/control/door",
+                axum::routing::post(door),
+            )
+            .route("/api/v1/user/pin", axum::routing::put(pin))
+    }
 }

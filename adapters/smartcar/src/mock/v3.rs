@@ -56,6 +56,19 @@ fn ms(at: time::OffsetDateTime) -> i64 {
 }
 
 impl SmartcarMock {
+    /// The v3 routes.
+    pub(super) fn v3_routes(&self) -> axum::Router<SmartcarMock> {
+        use axum::routing::{get, post};
+        axum::Router::new()
+            .route("/v3/connections", get(connections))
+            .route("/v3/vehicles/{id}", get(vehicle))
+            .route("/v3/vehicles/{id}/signals/{code}", get(read_signal))
+            .route(
+                "/v3/vehicles/{id}/commands/security/{action}",
+                post(command),
+            )
+    }
+
     /// The login `sc-user-id` names, after the application's token is checked.
     fn owner(&self, headers: &HeaderMap) -> Result<String, Refused> {
         self.application(headers)?;
@@ -94,14 +107,14 @@ impl SmartcarMock {
 }
 
 #[derive(Deserialize)]
-pub(super) struct Page {
+struct Page {
     user_id: Option<String>,
     page: Option<usize>,
     #[serde(rename = "pageSize")]
     page_size: Option<usize>,
 }
 
-pub(super) async fn connections(
+async fn connections(
     State(m): State<SmartcarMock>,
     Query(p): Query<Page>,
     headers: HeaderMap,
@@ -150,7 +163,7 @@ pub(super) async fn connections(
     .into_response()
 }
 
-pub(super) async fn vehicle(
+async fn vehicle(
     State(m): State<SmartcarMock>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -177,7 +190,7 @@ fn signal(id: &str, code: &str, name: &str, group: &str, body: Value, at: i64) -
     .into_response()
 }
 
-pub(super) async fn read_signal(
+async fn read_signal(
     State(m): State<SmartcarMock>,
     Path((id, code)): Path<(String, String)>,
     headers: HeaderMap,
@@ -239,7 +252,7 @@ fn execution(status: u16, action: &str, value: &str, mode: &str) -> Response {
     resp
 }
 
-pub(super) async fn command(
+async fn command(
     State(m): State<SmartcarMock>,
     Path((id, action)): Path<(String, String)>,
     fault: Option<axum::Extension<DeliveryFault>>,

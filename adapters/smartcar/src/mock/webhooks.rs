@@ -13,6 +13,11 @@ use serde_json::json;
 use super::{SmartcarMock, error, not_found};
 
 impl SmartcarMock {
+    /// `POST /__mock/webhooks/deliver`.
+    pub(super) fn webhook_routes(&self) -> axum::Router<SmartcarMock> {
+        axum::Router::new().route("/__mock/webhooks/deliver", axum::routing::post(deliver))
+    }
+
     /// The `VEHICLE_STATE` webhook Smartcar would deliver now about car `id` (its
     /// signals as the car reports them, recorded now), and its `SC-Signature`.
     pub fn vehicle_state(&self, id: &str) -> Option<(Vec<u8>, String)> {
@@ -87,7 +92,7 @@ pub(super) struct Deliver {
 /// `POST /__mock/webhooks/deliver`: delivers one signed webhook to `callback` as
 /// Smartcar would, and tells what the callback answered (for `VERIFY`: whether it
 /// proved it holds the management token).
-pub(super) async fn deliver(State(m): State<SmartcarMock>, Json(d): Json<Deliver>) -> Response {
+async fn deliver(State(m): State<SmartcarMock>, Json(d): Json<Deliver>) -> Response {
     let (body, signature, expected) = match d.event.as_deref().unwrap_or("VEHICLE_STATE") {
         "VERIFY" => {
             let (b, s, e) = m.verify();
