@@ -24,7 +24,8 @@ use super::timestamp;
 use crate::auth::Scope;
 use crate::error::{Code, Codes};
 use crate::events::webhooks::WebhookError;
-use crate::events::{Kind, ManageError, view};
+use crate::events::manage::ManageError;
+use crate::events::{Kind, view};
 use crate::gateway::Gateway;
 use crate::store::{DeliveryRecord, EventRecord, WebhookRecord};
 

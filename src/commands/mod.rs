@@ -26,7 +26,6 @@
 //! The per-car rule holds across replicas through a `car:<id>` lease, and a finished
 //! command tells every replica to drop its cached state of the car.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,12 +38,14 @@ mod guard;
 mod lease;
 mod reconcile;
 mod run;
+mod service;
 mod submit;
 mod verdict;
 mod view;
 mod visible;
 
 pub use error::CommandError;
+pub use service::{CommandTiming, Commands};
 pub use guard::{Throttled, Unguarded, UnlockGuard};
 pub use lease::sweep;
 pub use submit::{Request, Submission};
@@ -56,43 +57,6 @@ use crate::store::StoreError;
 use crate::store::{CommandRecord, CommandStatus, Store};
 use crate::sync::{KeyLocks, lock};
 use crate::vehicles::Fleet;
-
-/// Timing of async commands.
-#[derive(Clone, Copy, Debug)]
-pub struct CommandTiming {
-    /// A sent command whose outcome keyway could not learn becomes `unknown` this long
-    /// after it was sent.
-    pub timeout: Duration,
-    /// Longest pause between polls.
-    pub max_poll_interval: Duration,
-    /// Callers' commands queued or running per car before `vehicle_busy`.
-    pub max_queued: usize,
-}
-
-type Finals = Mutex<HashMap<String, watch::Sender<Option<CommandRecord>>>>;
-
-/// Runs commands.
-pub struct Commands {
-    store: Arc<dyn Store>,
-    fleet: Arc<Fleet>,
-    registry: Arc<crate::registry::Registry>,
-    timing: CommandTiming,
-    /// Commands running in this process, each with a channel carrying its final record.
-    running: Finals,
-    /// One lock per vehicle: at most one command in flight per car.
-    vehicle_locks: KeyLocks,
-    /// One lock per idempotency key (with its scope): requests under one key are
-    /// submitted one at a time in this process.
-    key_locks: KeyLocks,
-    /// Commands queued or running in this process, per vehicle (the queue cap).
-    queued: Mutex<HashMap<String, usize>>,
-    /// When each (tenant, OEM) last sent a grant's unlock on the OEM's command reserve.
-    reserve_uses: Mutex<HashMap<(String, String), Instant>>,
-    /// This replica's leases.
-    cluster: Arc<Cluster>,
-    /// `command.succeeded` / `command.failed`.
-    events: Arc<crate::events::Events>,
-}
 
 impl Commands {
     /// A command runner.

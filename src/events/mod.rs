@@ -20,12 +20,11 @@
 
 pub mod egress;
 mod kind;
-mod manage;
+pub mod manage;
 mod view;
 pub mod webhooks;
 
 pub use kind::{Kind, Payload, Subject};
-pub use manage::ManageError;
 pub use view::{EventView, view};
 
 use std::sync::Arc;
@@ -100,7 +99,7 @@ impl Events {
             },
         };
         all.into_iter()
-            .filter(|w| w.tenant == event.tenant && webhooks::wants(&w.types, kind))
+            .filter(|w| w.tenant == event.tenant && kind::wants(&w.types, kind))
             .filter(|w| match (&w.vehicles, &event.vehicle_id) {
                 (None, _) => true,
                 (Some(allowed), Some(v)) => allowed.contains(v),

@@ -79,11 +79,6 @@ pub struct DeliverySettings {
     pub tick: Duration,
 }
 
-/// Whether a subscription's type list (`*` or comma-separated) includes `kind`.
-pub fn wants(types: &str, kind: &str) -> bool {
-    types.split(',').any(|t| t == "*" || t == kind)
-}
-
 fn aad(id: &str) -> String {
     format!("webhooks/{id}/secret")
 }
@@ -381,6 +376,7 @@ pub async fn run(webhooks: Arc<Webhooks>, wake: Arc<tokio::sync::Notify>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::kind::wants;
 
     #[test]
     fn a_signature_verifies_and_a_tampered_body_does_not() {
