@@ -45,9 +45,9 @@ mod view;
 mod visible;
 
 pub use error::CommandError;
-pub use service::{CommandTiming, Commands};
 pub use guard::{Throttled, Unguarded, UnlockGuard};
 pub use lease::sweep;
+pub use service::{CommandTiming, Commands};
 pub use submit::{Request, Submission};
 pub use view::{CommandEvent, CommandView, retry_after, view};
 pub use visible::ReadError;

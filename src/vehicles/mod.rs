@@ -25,17 +25,19 @@
 
 mod call;
 mod error;
+mod fleet;
 mod follow;
 mod observed;
 mod routes;
 
 pub use call::OemCall;
 pub use error::VehicleError;
+use fleet::*;
+pub use fleet::{Fleet, Link, Source, WakePolicy};
 pub use follow::follow_changes;
-pub use observed::{Link, News, Source, connectivity_of};
+pub use observed::{News, connectivity_of};
 pub use routes::{Car, Routed};
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,105 +55,8 @@ use crate::store::{Store, VehicleRecord};
 use crate::sync::{Cache, cache, lock};
 use crate::tokens::{CallError, TokenError, Tokens};
 
-/// Wake and asynchronous-read timing.
-#[derive(Clone, Copy, Debug)]
-pub struct WakePolicy {
-    /// Give up waking after this long.
-    pub timeout: Duration,
-    /// Pause between wake-up calls.
-    pub poll: Duration,
-    /// Longest pause between polls of an asynchronous read (GM's location).
-    pub read_poll: Duration,
-}
-
 /// How long an asynchronous location read may take (GM's own clients give up ~60 s).
 const ASYNC_READ_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// What is read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Kind {
-    Location,
-    Security,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Location => "location",
-            Kind::Security => "security",
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-enum Value {
-    Location(Location),
-    Security(SecurityState),
-}
-
-/// A reading, when keyway asked for it and when it got it.
-#[derive(Clone, Debug)]
-struct Reading {
-    value: Value,
-    asked_at: Instant,
-    fetched_at: Instant,
-    /// A read of the car (keyway's) or a push.
-    source: Source,
-}
-
-type Key = (String, Kind);
-/// The reads in flight, by car and kind (keyway's own ids: a fast hash is safe here).
-type Flights = Mutex<HashMap<Key, Flight, ahash::RandomState>>;
-type Flight = watch::Sender<Option<Result<Reading, VehicleError>>>;
-
-/// The leader of a flight; dropped before its read ends, it removes the flight, so
-/// the callers waiting on it start over.
-struct Leading<'a> {
-    flights: &'a Flights,
-    /// Set while the read runs.
-    key: Option<&'a Key>,
-}
-
-impl Drop for Leading<'_> {
-    fn drop(&mut self) {
-        if let Some(key) = self.key {
-            lock(self.flights).remove(key);
-        }
-    }
-}
-
-/// Reads vehicles through their adapters.
-pub struct Fleet {
-    store: Arc<dyn Store>,
-    registry: Arc<Registry>,
-    tokens: Arc<Tokens>,
-    wake: WakePolicy,
-    /// The last reading of each car, one cache per [`Kind`] (looked up by the id as
-    /// it is, no key built).
-    last: [Cache<String, Reading>; 2],
-    flights: Flights,
-    /// Each car's connectivity as last learned ([`Fleet::link`]).
-    links: Cache<String, Link>,
-    /// Held while a reading is compared with the kept one and replaced.
-    keeping: Mutex<()>,
-    /// Vehicle records and when they were read.
-    records: Cache<String, (Instant, Arc<VehicleRecord>)>,
-    /// Each record's car (all its records, when it has more than one) and when it was
-    /// read ([`routes`]).
-    routes: Cache<String, (Instant, Option<Linked>)>,
-    /// Which OEMs reads prefer, per tenant.
-    prefer: crate::config::RoutesConfig,
-}
-
-/// The records of one car (its routes), first-linked first.
-type Linked = Arc<[Arc<VehicleRecord>]>;
-
-/// How many cars' readings and records are kept.
-const KEPT: u64 = 1_000_000;
-/// How long a reading is kept (a sleeping car's last answer is served with its age).
-const READING_KEPT: Duration = Duration::from_secs(24 * 3600);
-/// How long a vehicle record is reused without reading the store.
-const RECORD_KEPT: Duration = Duration::from_secs(30);
 
 impl Fleet {
     /// A fleet over the given parts.

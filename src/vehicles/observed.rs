@@ -9,46 +9,8 @@ use keyway_adapter::{Connectivity, Location, OemError, SecurityState};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use super::{Fleet, Kind, Reading, Value};
+use super::{Fleet, Kind, Link, Reading, Source, Value};
 use crate::tokens::CallError;
-
-/// Where a security answer came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[schema(as = SecuritySource)]
-pub enum Source {
-    /// Read from the vehicle (now, or recently: see the answer's age).
-    Vehicle,
-    /// Pushed by the OEM or aggregator (a webhook keyway verified).
-    Push,
-    /// The state the last confirmed command left (the OEM has no lock-state read).
-    LastCommand,
-    /// Nothing: the OEM has no lock-state read and no command has confirmed a state
-    /// yet (`locked` is null: unknown, never a guess).
-    #[serde(rename = "none")]
-    Nothing,
-}
-
-impl Source {
-    /// Wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Vehicle => "vehicle",
-            Source::Push => "push",
-            Source::LastCommand => "last_command",
-            Source::Nothing => "none",
-        }
-    }
-}
-
-/// A car's connectivity as keyway last learned it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Link {
-    /// Online, asleep or offline.
-    pub connectivity: Connectivity,
-    /// When keyway learned it (keyway's clock).
-    pub seen_at: OffsetDateTime,
-}
 
 /// What arrived about a car unasked; each part `None` when it did not say.
 #[derive(Clone, Copy, Debug)]
