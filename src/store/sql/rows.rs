@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use super::super::*;
+use keyway_adapter::Command;
 
 pub(super) fn opt_ms(t: Option<OffsetDateTime>) -> Option<i64> {
     t.map(to_ms)

@@ -2,6 +2,7 @@
 //! version that makes a change one event across replicas.
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use super::events::insert_event;
 use super::rows::*;
