@@ -22,7 +22,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keyway_adapter::mock::garage::{GarageMock, Login, Parts};
+use keyway_adapter::mock::GarageMock;
+use keyway_adapter::mock::garage::{Login, Parts};
 use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc, rfc3339};
 use keyway_adapter::mock::{
     Action, Applied, Fault, MockServer, Rejection, bearer, lock, random_token,

@@ -1,14 +1,14 @@
 //! What a test (the conformance suite, keyway's end-to-end tests, another team's
 //! contract tests) needs to steer and inspect any mock OEM, whatever its API: its cars'
-//! true state, sleep and refusal, its tokens, its faults and its rate-limit style; and
-//! how a mock built on the kit's garage ([`GarageMock`]) provides all of it.
+//! true state, sleep and refusal, its tokens, its faults and its rate-limit style (a
+//! mock built on the kit's garage provides all of it through `steer::GarageMock`).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::Faults;
-use super::garage::Parts;
+use super::faults::Faults;
+use super::journal::Journal;
 
 /// What the suite needs to steer and inspect a mock OEM.
 #[async_trait]
@@ -32,13 +32,13 @@ pub trait MockControl: Send + Sync {
     /// Expires every access token issued so far.
     fn expire_access_tokens(&self);
     /// The mock's fault injection (the suite adds generic faults: 5xx, garbled bodies).
-    fn faults(&self) -> &super::Faults;
+    fn faults(&self) -> &Faults;
     /// Makes the next request answer in this OEM's own rate-limit style (429 with
     /// `Retry-After`, a 403 quota text, a 200 with an error code, …); returns the wait
     /// the OEM announces in it.
     fn limit_next(&self) -> Option<Duration>;
     /// Every request the mock saw.
-    fn journal(&self) -> &super::Journal;
+    fn journal(&self) -> &Journal;
     /// The push the OEM would deliver to keyway now about the car's state (signed as
     /// the OEM signs), and the secret keyway is configured with for it; `None` when the
     /// OEM pushes nothing.
@@ -64,103 +64,4 @@ pub struct PushDelivery {
     pub body: Vec<u8>,
     /// The secret the OEM signed it with, which keyway's operator configures.
     pub secret: String,
-}
-
-/// What a garage-based mock provides; [`MockControl`] follows from it.
-pub trait GarageMock: Send + Sync {
-    /// Its parts.
-    fn parts(&self) -> &Parts;
-    /// Makes the next request answer in this OEM's rate-limit style; the announced wait.
-    fn limit_next(&self) -> Option<Duration>;
-    /// The push the OEM would deliver now about a car ([`MockControl::push_delivery`]).
-    fn push_delivery(&self, _oem_id: &str) -> Option<PushDelivery> {
-        None
-    }
-    /// The default owner's PIN ([`MockControl::owner_pin`]).
-    fn owner_pin(&self) -> Option<String> {
-        None
-    }
-    /// Whether the car's commands need the owner's PIN ([`MockControl::needs_pin`]).
-    fn needs_pin(&self, _oem_id: &str) -> bool {
-        false
-    }
-    /// What names the suite's owner to the adapter, when it is not an access token from
-    /// the book (an OEM linking by owner id: the id). Default: a fresh access token.
-    fn owner_credential(&self) -> Option<String> {
-        None
-    }
-}
-
-impl<T: GarageMock> MockControl for T {
-    fn vehicle_ids(&self) -> Vec<String> {
-        self.parts()
-            .garage
-            .owned_by(self.parts().oauth.default_account())
-            .into_iter()
-            .map(|c| c.vin)
-            .collect()
-    }
-
-    fn position(&self, oem_id: &str) -> (f64, f64) {
-        let c = self.parts().garage.car(oem_id).expect("known car");
-        (c.latitude, c.longitude)
-    }
-
-    fn locked(&self, oem_id: &str) -> bool {
-        self.parts().garage.car(oem_id).expect("known car").locked
-    }
-
-    fn set_locked(&self, oem_id: &str, locked: bool) {
-        self.parts().garage.update(oem_id, |c| c.locked = locked);
-    }
-
-    fn set_asleep(&self, oem_id: &str) {
-        self.parts().garage.update(oem_id, |c| c.asleep = true);
-    }
-
-    fn set_awake(&self, oem_id: &str) {
-        self.parts().garage.update(oem_id, |c| c.asleep = false);
-    }
-
-    fn set_refusing(&self, oem_id: &str, refusing: bool) {
-        self.parts()
-            .garage
-            .update(oem_id, |c| c.refusing = refusing);
-    }
-
-    fn access_token(&self) -> String {
-        if let Some(credential) = self.owner_credential() {
-            return credential;
-        }
-        let owner = self.parts().oauth.default_account();
-        self.parts().tokens.issue(owner).access_token
-    }
-
-    fn expire_access_tokens(&self) {
-        self.parts().tokens.expire_access_tokens();
-    }
-
-    fn faults(&self) -> &Faults {
-        &self.parts().faults
-    }
-
-    fn limit_next(&self) -> Option<Duration> {
-        GarageMock::limit_next(self)
-    }
-
-    fn journal(&self) -> &super::Journal {
-        &self.parts().journal
-    }
-
-    fn push_delivery(&self, oem_id: &str) -> Option<PushDelivery> {
-        GarageMock::push_delivery(self, oem_id)
-    }
-
-    fn owner_pin(&self) -> Option<String> {
-        GarageMock::owner_pin(self)
-    }
-
-    fn needs_pin(&self, oem_id: &str) -> bool {
-        GarageMock::needs_pin(self, oem_id)
-    }
 }

@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-pub use super::control::GarageMock;
 use super::timeline::{CarTiming, Delivery, DeliveryFault, Execution, History, Timeline, wall};
 use super::{
     Faults, Journal, OAuthServer, OAuthServerConfig, Rejection, TokenBook, instrument, lock,
