@@ -8,8 +8,7 @@
 //! where the item is defined, so a `pub use` re-export is no dependency of its users on
 //! the re-exporting file). The checks:
 //! - no cycle among the files of any crate (keyway's and every adapter crate's): a
-//!   module's parts point one way, as its top-level modules do. The circles older than
-//!   this check are listed (`tests::KNOWN_CIRCLES`); the list only shrinks;
+//!   module's parts point one way, as its top-level modules do;
 //! - the top-level modules of `src/` depend only downwards in the layers [`LAYERS`]
 //!   declares (DESIGN.md's api → services → OEM calls → store, leaves below), and every
 //!   module has its layer;

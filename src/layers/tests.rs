@@ -32,47 +32,20 @@ fn no_file_of_any_crate_depends_on_itself_through_others() {
         "the check sees imports: {:?}",
         g[&run]
     );
-    let mut found: Vec<BTreeSet<String>> = Vec::new();
+    let mut found = Vec::new();
     for (_, _, g) in &crates {
         for c in cycles(g) {
-            found.push(c.iter().map(|p| short(p)).collect());
+            found.push(c.iter().map(|p| short(p)).collect::<Vec<_>>().join(" ↔ "));
         }
     }
-    let known: Vec<BTreeSet<String>> = KNOWN_CIRCLES
-        .iter()
-        .map(|k| k.split(" ↔ ").map(str::to_string).collect())
-        .collect();
-    let show = |g: &BTreeSet<String>| g.iter().cloned().collect::<Vec<_>>().join(" ↔ ");
-    // No new circle, and none grows: each is within one still listed.
-    let new: Vec<String> = found
-        .iter()
-        .filter(|f| !known.iter().any(|k| f.is_subset(k)))
-        .map(show)
-        .collect();
     assert!(
-        new.is_empty(),
+        found.is_empty(),
         "files that depend on each other in a circle (a module's parts must point one way; \
-         the names each file lands on: KEYWAY_LAYERS_WHY=1 cargo test --lib layers::tests::why \
-         -- --nocapture):\n{}",
-        new.join("\n")
-    );
-    // A circle undone leaves the list, so the list is the count.
-    let gone: Vec<String> = known
-        .iter()
-        .filter(|k| !found.iter().any(|f| f.is_subset(k)))
-        .map(show)
-        .collect();
-    assert!(
-        gone.is_empty(),
-        "no longer circles; remove them from KNOWN_CIRCLES: {gone:#?}"
+         the modules each file's paths land in: KEYWAY_LAYERS_WHY=1 cargo test --lib \
+         layers::tests::why -- --nocapture):\n{}",
+        found.join("\n")
     );
 }
-
-/// The circles among files that are older than this check, each to be undone (the list
-/// only shrinks: the check fails on a new one, and on one listed that is gone).
-const KNOWN_CIRCLES: &[&str] = &[
-    "adapters/tesla/src/mock/controls.rs ↔ adapters/tesla/src/mock/fleet.rs ↔ adapters/tesla/src/mock/mod.rs ↔ adapters/tesla/src/mock/signed.rs",
-];
 
 #[test]
 fn the_modules_of_src_depend_downwards_in_the_declared_layers() {

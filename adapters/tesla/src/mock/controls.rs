@@ -187,3 +187,15 @@ impl keyway_adapter::mock::MockControl for TeslaMock {
         Some(Duration::from_secs(7))
     }
 }
+
+impl TeslaMock {
+    /// `/__mock/`: the state, steering a car, reset, expiring tokens.
+    pub(super) fn control_routes(&self) -> axum::Router<TeslaMock> {
+        use axum::routing::{get, patch, post};
+        axum::Router::new()
+            .route("/__mock/state", get(inspect))
+            .route("/__mock/vehicles/{vin}", patch(steer))
+            .route("/__mock/reset", post(reset))
+            .route("/__mock/tokens/expire", post(expire_tokens))
+    }
+}

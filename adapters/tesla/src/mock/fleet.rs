@@ -167,3 +167,17 @@ pub(super) async fn command(
         Err(r) => r.into_response(),
     }
 }
+
+impl TeslaMock {
+    /// The Fleet API: the vehicle list, one vehicle, its data, wake-up and REST commands.
+    pub(super) fn fleet_routes(&self) -> axum::Router<TeslaMock> {
+        use axum::routing::{get, post};
+        axum::Router::new()
+            .route("/api/1/vehicles", get(list))
+            .route("/api/1/products", get(list))
+            .route("/api/1/vehicles/{vin}", get(one))
+            .route("/api/1/vehicles/{vin}/vehicle_data", get(vehicle_data))
+            .route("/api/1/vehicles/{vin}/wake_up", post(wake_up))
+            .route("/api/1/vehicles/{vin}/command/{verb}", post(command))
+    }
+}

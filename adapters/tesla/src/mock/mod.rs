@@ -42,7 +42,6 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use keyway_adapter::ClientAuth;
 use keyway_adapter::mock::timeline::{
@@ -368,24 +367,9 @@ impl TeslaMock {
     /// The axum router serving the Fleet API, the token endpoint and `/__mock/`.
     pub fn router(&self) -> Router {
         let api = Router::new()
-            .route("/api/1/vehicles", get(fleet::list))
-            .route("/api/1/products", get(fleet::list))
-            .route("/api/1/vehicles/{vin}", get(fleet::one))
-            .route(
-                "/api/1/vehicles/{vin}/vehicle_data",
-                get(fleet::vehicle_data),
-            )
-            .route("/api/1/vehicles/{vin}/wake_up", post(fleet::wake_up))
-            .route("/api/1/vehicles/{vin}/command/{verb}", post(fleet::command))
-            .route(
-                "/api/1/vehicles/{vin}/signed_command",
-                post(signed::signed_command),
-            )
-            .route("/api/1/vehicles/fleet_status", post(signed::fleet_status))
-            .route("/__mock/state", get(controls::inspect))
-            .route("/__mock/vehicles/{vin}", patch(controls::steer))
-            .route("/__mock/reset", post(controls::reset))
-            .route("/__mock/tokens/expire", post(controls::expire_tokens))
+            .merge(self.fleet_routes())
+            .merge(self.signed_routes())
+            .merge(self.control_routes())
             .with_state(self.clone())
             .merge(
                 self.oauth

@@ -148,3 +148,13 @@ pub(super) async fn fleet_status(
     Json(json!({"response": {"key_paired_vins": paired, "unpaired_vins": unpaired, "vehicle_info": info}}))
         .into_response()
 }
+
+impl TeslaMock {
+    /// The Vehicle Command Protocol: signed commands and the fleet status.
+    pub(super) fn signed_routes(&self) -> axum::Router<TeslaMock> {
+        use axum::routing::post;
+        axum::Router::new()
+            .route("/api/1/vehicles/{vin}/signed_command", post(signed_command))
+            .route("/api/1/vehicles/fleet_status", post(fleet_status))
+    }
+}
