@@ -11,17 +11,17 @@
 //! (one JSON shape, or problem+json).
 //!
 //! # Layers
-//! Imports point one way, top to bottom (the test in `layers.rs` fails on a cycle):
-//! 1. entry points: `main`, [`server`], [`demo`], [`mocks`], [`replay`];
-//! 2. [`api`] (HTTP: routes, extractors, problem+json, inbound limits), over
-//!    [`gateway`] (the assembled parts);
-//! 3. services: [`accounts`], [`watch`], [`grants`] → [`commands`] → [`vehicles`],
-//!    and [`audit`];
-//! 4. OEM calls: [`tokens`] → [`events`] (token events, webhooks) → [`registry`] →
-//!    [`upstream`];
-//! 5. [`cluster`] (leases, shared limits), [`clock`], [`text`], [`auth`] → [`error`]
-//!    → [`store`]; [`crypto`];
-//! 6. leaves: [`config`] (data only), [`metrics`], [`logs`], [`ids`], [`sync`], [`geo`].
+//! Imports point one way, top to bottom; `layers.rs` declares the layers and fails on
+//! a dependency against them, on a circle among any crate's files, and on an adapter
+//! crate that depends on more than the adapter contract:
+//! 1. the edge: `main`, [`server`], [`demo`], [`replay`]; then [`api`] (HTTP: routes,
+//!    extractors, problem+json, inbound limits) over [`gateway`] (the assembled parts);
+//! 2. services: [`grants`], [`commands`], [`watch`], [`accounts`], [`vehicles`];
+//! 3. OEM calls: [`tokens`], [`registry`], [`mocks`]; then the event log ([`events`]:
+//!    events and webhooks; [`audit`]); then [`upstream`] (outbound HTTP);
+//! 4. shared state: [`cluster`] (leases, shared limits) over [`store`];
+//! 5. leaves: [`config`] (data only), [`metrics`], [`auth`], [`crypto`], [`error`],
+//!    [`clock`] (the process clock), [`ids`], [`logs`], [`sync`], [`text`], [`geo`].
 //!
 //! # Layout
 //! - [`api`]: the unified HTTP API, problem+json, request ids.
