@@ -252,16 +252,15 @@ pub fn data_age(resp: &Response<Bytes>) -> Option<OffsetDateTime> {
 
 /// A page of the vehicle list: Smartcar's ids, and whether more pages follow.
 pub fn parse_vehicle_page(body: &[u8], offset: usize) -> Result<(Vec<String>, bool), OemError> {
-    // v3 lists JSON:API resources, `{"data": [{"id", "type": "vehicle", …}]}`, unpaged here.
-    let v3: Option<Vec<String>> = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("data")?.as_array().cloned())
-        .map(|all| {
-            all.iter()
-                .filter_map(|r| Some(r.get("id")?.as_str()?.to_string()))
-                .collect()
-        });
-    if let Some(ids) = v3 {
+    // v3 lists JSON:API resources, `{"data": [{"id", "type": "vehicle", …}]}`, unpaged
+    // here; its connections list names each car in the connection (a capture of it
+    // replays as the vehicle list).
+    if serde_json::from_slice::<serde_json::Value>(body)
+        .is_ok_and(|v| v.get("data").is_some_and(serde_json::Value::is_array))
+    {
+        let (connections, _) = v3::parse_connections(body)?;
+        let mut ids: Vec<String> = connections.into_iter().map(|c| c.vehicle_id).collect();
+        ids.dedup();
         return Ok((ids, false));
     }
     let page: VehicleList = parse_body(body, Delivered::No)?;

@@ -203,14 +203,20 @@ pub fn parse_connections(body: &[u8]) -> Result<(Vec<Connection>, bool), OemErro
     let all = items
         .iter()
         .filter_map(|c| {
-            let vehicle_id = text(
-                c,
-                &[
-                    "/attributes/vehicleId",
-                    "/vehicleId",
-                    "/relationships/vehicle/data/id",
-                ],
-            )?;
+            // A connection names its car; a vehicle resource is the car.
+            let own = (c.get("type").and_then(Value::as_str) == Some("vehicle"))
+                .then(|| text(c, &["/id"]))
+                .flatten();
+            let vehicle_id = own.or_else(|| {
+                text(
+                    c,
+                    &[
+                        "/attributes/vehicleId",
+                        "/vehicleId",
+                        "/relationships/vehicle/data/id",
+                    ],
+                )
+            })?;
             Some(Connection {
                 vehicle_id: vehicle_id.to_string(),
                 user_id: text(c, &["/attributes/userId", "/userId"]).map(str::to_string),

@@ -32,6 +32,12 @@ fn connections_read_in_either_shape() {
         (1, "v9", true)
     );
     assert!(parse_connections(br#"{"vehicles": []}"#).is_err());
+    // A capture of the connections list replays as the vehicle list: the cars, not the
+    // connections' own ids.
+    let (ids, more) =
+        crate::adapter::parse_vehicle_page(&fixture("v3_connections.json"), 0).unwrap();
+    assert_eq!(ids, ["0f7c2a41-5d3e-4b8a-9c61-2e7d4f1a8b03"]);
+    assert!(!more);
 }
 
 #[test]
