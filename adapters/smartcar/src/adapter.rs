@@ -145,14 +145,12 @@ impl SmartcarAdapter {
 
     /// The owner's cars through API v3: its connections, then each car's attributes.
     async fn vehicles_v3(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
-        let mut ids = Vec::new();
-        for page in 1..=v3::MAX_PAGES {
-            let (found, more) = self.connections(cx, page).await?;
-            ids.extend(found.into_iter().map(|c| c.vehicle_id));
-            if !more {
-                break;
-            }
-        }
+        let mut ids: Vec<String> = self
+            .connections(cx)
+            .await?
+            .into_iter()
+            .map(|c| c.vehicle_id)
+            .collect();
         ids.dedup();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -162,27 +160,29 @@ impl SmartcarAdapter {
         Ok(out)
     }
 
-    /// One page of the owner's connections (only the owner's: a connection naming
-    /// another owner is left out, whatever the filter did).
-    async fn connections(
-        &self,
-        cx: &Call,
-        page: usize,
-    ) -> Result<(Vec<v3::Connection>, bool), OemError> {
-        let query = serde_urlencoded::to_string([
-            ("user_id", cx.token.expose()),
-            ("page", &page.to_string()),
-            ("pageSize", &v3::PAGE.to_string()),
-        ])
-        .unwrap_or_default();
-        let resp = self.get(cx, &format!("/v3/connections?{query}")).await?;
-        let (all, more) = v3::parse_connections(resp.body())?;
+    /// The owner's connections, every page up to [`v3::MAX_PAGES`] (only the owner's:
+    /// a connection naming another owner is left out, whatever the filter did).
+    async fn connections(&self, cx: &Call) -> Result<Vec<v3::Connection>, OemError> {
         let owner = cx.token.expose();
-        let own = all
-            .into_iter()
-            .filter(|c| c.user_id.as_deref().is_none_or(|u| u == owner))
-            .collect();
-        Ok((own, more))
+        let mut own = Vec::new();
+        for page in 1..=v3::MAX_PAGES {
+            let query = serde_urlencoded::to_string([
+                ("user_id", owner),
+                ("page", &page.to_string()),
+                ("pageSize", &v3::PAGE.to_string()),
+            ])
+            .unwrap_or_default();
+            let resp = self.get(cx, &format!("/v3/connections?{query}")).await?;
+            let (all, more) = v3::parse_connections(resp.body())?;
+            own.extend(
+                all.into_iter()
+                    .filter(|c| c.user_id.as_deref().is_none_or(|u| u == owner)),
+            );
+            if !more {
+                break;
+            }
+        }
+        Ok(own)
     }
 }
 
@@ -255,10 +255,7 @@ pub fn parse_vehicle_page(body: &[u8], offset: usize) -> Result<(Vec<String>, bo
     // v3 lists JSON:API resources, `{"data": [{"id", "type": "vehicle", …}]}`, unpaged
     // here; its connections list names each car in the connection (a capture of it
     // replays as the vehicle list).
-    if serde_json::from_slice::<serde_json::Value>(body)
-        .is_ok_and(|v| v.get("data").is_some_and(serde_json::Value::is_array))
-    {
-        let (connections, _) = v3::parse_connections(body)?;
+    if let Ok((connections, _)) = v3::parse_connections(body) {
         let mut ids: Vec<String> = connections.into_iter().map(|c| c.vehicle_id).collect();
         ids.dedup();
         return Ok((ids, false));
@@ -478,18 +475,12 @@ impl Adapter for SmartcarAdapter {
                 what: "link by naming the owner (API v2.0 exchanges a code)".into(),
             });
         }
-        for page in 1..=v3::MAX_PAGES {
-            let (found, more) = self.connections(cx, page).await?;
-            let fresh = |c: &v3::Connection| {
-                c.connected_at
-                    .is_some_and(|at| at + v3::CONNECT_SKEW >= since)
-            };
-            if found.iter().any(fresh) {
-                return Ok(());
-            }
-            if !more {
-                break;
-            }
+        let fresh = |c: &v3::Connection| {
+            c.connected_at
+                .is_some_and(|at| at + v3::CONNECT_SKEW >= since)
+        };
+        if self.connections(cx).await?.iter().any(fresh) {
+            return Ok(());
         }
         Err(OemError::Forbidden {
             detail: "Smartcar has no connection of this owner made during the link".into(),
