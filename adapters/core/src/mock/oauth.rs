@@ -236,19 +236,23 @@ impl OAuthServer {
                     && (c.client_secret.is_none()
                         || form.client_secret.as_deref() == c.client_secret.as_deref())
             }
-            ClientAuth::Basic => {
-                let expected = STANDARD.encode(format!(
-                    "{}:{}",
-                    c.client_id,
-                    c.client_secret.as_deref().unwrap_or("")
-                ));
-                headers
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Basic "))
-                    == Some(expected.as_str())
-            }
+            ClientAuth::Basic => self.basic_ok(headers),
         }
+    }
+
+    /// Whether the request authenticates the client with HTTP Basic.
+    fn basic_ok(&self, headers: &HeaderMap) -> bool {
+        let c = &self.config;
+        let expected = STANDARD.encode(format!(
+            "{}:{}",
+            c.client_id,
+            c.client_secret.as_deref().unwrap_or("")
+        ));
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            == Some(expected.as_str())
     }
 }
 
@@ -431,17 +435,7 @@ fn application_token(s: &OAuthServer, headers: &HeaderMap, f: &TokenForm) -> Res
     let c = &s.config;
     let body_ok = f.client_id.as_deref() == Some(c.client_id.as_str())
         && f.client_secret.as_deref() == c.client_secret.as_deref();
-    let basic = STANDARD.encode(format!(
-        "{}:{}",
-        c.client_id,
-        c.client_secret.as_deref().unwrap_or("")
-    ));
-    let basic_ok = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        == Some(basic.as_str());
-    if !(body_ok || basic_ok) {
+    if !(body_ok || s.basic_ok(headers)) {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
