@@ -341,52 +341,55 @@ impl Registry {
     ) -> Result<Self, ConfigError> {
         for (name, c) in oems {
             check(name, c)?;
-            let app_token =
-                build(name, c).is_some_and(|a| a.info().oauth.linking.owner_param().is_some());
+        }
+        let clients = upstream::clients();
+        let public_key = tesla_public_key(oems).map(Arc::from);
+        let mut built = HashMap::default();
+        for (id, c) in oems {
+            let adapter = match supplied.iter().find(|a| a.info().oem == id) {
+                Some(a) => a.clone(),
+                None => match build(id, c) {
+                    Some(a) => a,
+                    None => continue,
+                },
+            };
+            let info = adapter.info();
+            let app_token = info.oauth.linking.owner_param().is_some();
             if app_token && c.client_secret.as_ref().is_none_or(Secret::is_empty) {
                 return Err(invalid(
-                    &format!("oems.{name}.client_secret"),
+                    &format!("oems.{id}.client_secret"),
                     "this API version calls with the application's own token, granted for \
                      the client secret",
                 ));
             }
+            let timing = c.timing.over(info.timing);
+            let stack = upstream::stack(
+                &clients,
+                info.oem,
+                c,
+                &info.limits,
+                shared,
+                adapter.billing(),
+            );
+            let oem = Oem {
+                adapter,
+                http: stack.http,
+                auth_http: stack.auth_http,
+                watch_http: stack.watch_http,
+                requests: stack.requests,
+                commands: stack.commands,
+                breaker: stack.breaker,
+                clock: stack.clock,
+                bill: stack.bill,
+                timing,
+                config: c.clone(),
+            };
+            built.insert(id.clone(), oem);
         }
-        let clients = upstream::clients();
-        let public_key = tesla_public_key(oems).map(Arc::from);
-        let oems = oems
-            .iter()
-            .filter_map(|(id, c)| {
-                let adapter = match supplied.iter().find(|a| a.info().oem == id) {
-                    Some(a) => a.clone(),
-                    None => build(id, c)?,
-                };
-                let info = adapter.info();
-                let timing = c.timing.over(info.timing);
-                let stack = upstream::stack(
-                    &clients,
-                    info.oem,
-                    c,
-                    &info.limits,
-                    shared,
-                    adapter.billing(),
-                );
-                let oem = Oem {
-                    adapter,
-                    http: stack.http,
-                    auth_http: stack.auth_http,
-                    watch_http: stack.watch_http,
-                    requests: stack.requests,
-                    commands: stack.commands,
-                    breaker: stack.breaker,
-                    clock: stack.clock,
-                    bill: stack.bill,
-                    timing,
-                    config: c.clone(),
-                };
-                Some((id.clone(), oem))
-            })
-            .collect();
-        Ok(Self { oems, public_key })
+        Ok(Self {
+            oems: built,
+            public_key,
+        })
     }
 
     /// The published Tesla public key (PEM), if keyway has an application key.
@@ -436,6 +439,36 @@ mod tests {
         let mut oems = BTreeMap::new();
         oems.insert("trabant".to_string(), oem(""));
         assert!(Registry::from_config(&oems, None).is_err());
+    }
+
+    #[test]
+    fn an_api_version_is_one_the_oem_offers_and_v3_needs_the_client_secret() {
+        let e = check("smartcar", &oem("api_version = \"4\"")).unwrap_err();
+        assert!(e.to_string().contains("oems.smartcar.api_version"), "{e}");
+        let e = check("tesla", &oem("api_version = \"3\"")).unwrap_err();
+        assert!(e.to_string().contains("oems.tesla.api_version"), "{e}");
+        let mut oems = BTreeMap::new();
+        oems.insert("smartcar".to_string(), oem("api_version = \"3\""));
+        let e = Registry::from_config(&oems, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("oems.smartcar.client_secret"), "{e}");
+        oems.insert(
+            "smartcar".to_string(),
+            oem("api_version = \"3\"\nclient_secret = \"s\""),
+        );
+        let r = Registry::from_config(&oems, None).unwrap();
+        assert!(
+            r.get("smartcar")
+                .unwrap()
+                .adapter
+                .info()
+                .oauth
+                .linking
+                .owner_param()
+                .is_some()
+        );
     }
 
     #[test]
