@@ -264,8 +264,7 @@ impl<'ast> Visit<'ast> for Named<'_> {
             syn::Item::Use(u) => {
                 let mut found = Vec::new();
                 leaves(&u.tree, &mut Vec::new(), &mut found);
-                for (name, path) in found.into_iter().filter(|(n, _)| n != "*") {
-                    let _ = name;
+                for (_, path) in found.into_iter().filter(|(n, _)| n != "*") {
                     if let Some(home) = self.resolver.land(&self.at, &path) {
                         self.found.insert(home);
                     }
