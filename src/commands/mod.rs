@@ -10,11 +10,13 @@
 //!   in flight); the same key with another request is refused.
 //! - One command at a time per vehicle (a per-vehicle async lock, held for the command's
 //!   whole life).
-//! - How a recorded command reaches an honest outcome — `succeeded`, `failed` only when
-//!   certain, otherwise `unknown` — is `run`'s job: never a second send while the first
-//!   may still execute. What the car shows decides a command whose answer was lost, and
-//!   an `unknown` command is watched for the OEM's command window (`reconcile`); what
-//!   keyway learns is recorded as `command.resolved`.
+//! - Each recorded command runs in its own task (`start`) as its own value, a `Run`
+//!   holding its record, car, OEM and timing; how it reaches an honest outcome —
+//!   `succeeded`, `failed` only when certain, otherwise `unknown` — is `run`'s job:
+//!   never a second send while the first may still execute. What the car shows
+//!   decides a command whose answer was lost, and an `unknown` command is watched for
+//!   the OEM's command window (`reconcile`); what keyway learns is recorded as
+//!   `command.resolved`.
 //! - Pending commands found at start-up are resumed: never-sent ones are sent, accepted
 //!   async ones are polled, sent-but-unanswered ones are watched, never sent again.
 //!
@@ -36,9 +38,11 @@ mod acknowledge;
 mod error;
 mod guard;
 mod lease;
+mod observation;
 mod reconcile;
 mod run;
 mod service;
+mod start;
 mod submit;
 mod verdict;
 mod view;

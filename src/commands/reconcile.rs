@@ -2,12 +2,7 @@
 //! answer was lost from lock states observed after its send, and watching an `unknown`
 //! command until keyway learns what the car did.
 //!
-//! A lock state proves something only when it was observed after the send: the OEM's
-//! timestamp is later than the send by more than the OEM's clock can run ahead of
-//! keyway's (`upstream::clock`: its `Date` answers bound that; without such bounds, when
-//! its stamps ran ahead of them, or when the car's own clock writes them
-//! (`Stamps::Car`), no OEM timestamp counts), or the read was issued the OEM's
-//! `state_lag` after the send by keyway's own clock.
+//! Only a lock state observed after the send counts (`observation`).
 //!
 //! An `unknown` command may still execute until the OEM's command window after its send
 //! ends. Until then (plus one state lag) keyway keeps reading the car's lock state: a
@@ -31,61 +26,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyway_adapter::{Capability, OemTiming, Pending, Progress, Stamps};
+use keyway_adapter::{Capability, Pending, Progress};
 
 use super::CommandError;
 use super::Commands;
+use super::observation::{Observation, look};
+use super::run::Run;
 use super::verdict::{Judged, Outcome};
 use super::view::CommandEvent;
 use crate::events::Kind;
 use crate::store::{CommandRecord, CommandStatus, Lease, StoreError, VehicleRecord, now};
-use crate::vehicles::OemCall;
 
 /// When the first look after a send is taken: a state stamped within this of the send
 /// rarely proves anything.
 const FIRST_LOOK: time::Duration = time::Duration::milliseconds(1_100);
 
-/// A lock state read from the car.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Observation {
-    /// Locked?
-    pub locked: bool,
-    /// When the car reported it (the OEM's timestamp), if the OEM says.
-    pub reported_at: Option<time::OffsetDateTime>,
-    /// When keyway asked.
-    pub read_at: time::OffsetDateTime,
-    /// The most the OEM's timestamps could run ahead of keyway's clock when it
-    /// answered; `None`: its timestamps prove nothing.
-    pub ahead_at_most: Option<time::Duration>,
-}
-
-impl Observation {
-    /// Whether this state was certainly observed after `t`: stamped later than `t` by
-    /// more than the OEM's clock can run ahead, or read a state lag after `t`.
-    pub fn after(&self, t: time::OffsetDateTime, timing: &OemTiming) -> bool {
-        let stamped_after = match (self.reported_at, self.ahead_at_most) {
-            (Some(r), Some(ahead)) => r - ahead > t,
-            _ => false,
-        };
-        stamped_after || self.surely_after(t, timing)
-    }
-
-    /// Whether this state was observed after `t` without trusting the OEM's timestamp:
-    /// read a full state lag after it. Ending a watch on the opposite state rests on this
-    /// alone, so an adapter that dates a stale state "now" cannot end it early.
-    pub fn surely_after(&self, t: time::OffsetDateTime, timing: &OemTiming) -> bool {
-        self.read_at >= t + timing.state_lag
-    }
-}
-
-impl Commands {
+impl Run<'_> {
     /// Decides a command whose answer was lost from lock states observed after the send.
-    pub(super) async fn observe(
-        &self,
-        record: &mut CommandRecord,
-        oem: &OemCall<'_>,
-        why: &str,
-    ) -> Outcome {
+    pub(super) async fn observe(&mut self, why: &str) -> Outcome {
+        let (oem, timing) = (self.oem, self.timing);
         let vehicle = oem.vehicle;
         let unknown = |detail: String| {
             Outcome::Unknown(CommandError::Unconfirmed {
@@ -97,13 +56,12 @@ impl Commands {
             return unknown(format!(
                 "outcome unknown ({why}); this OEM cannot read the lock state to confirm it \
                  (an unlock in doubt can be acknowledged: POST /v1/commands/{}/acknowledge)",
-                record.id
+                self.record.id
             ));
         }
-        let timing = oem.timing();
-        let sent_at = record.sent_at.unwrap_or_else(now);
+        let sent_at = self.record.sent_at.unwrap_or_else(now);
         let window_end = sent_at + timing.command_window;
-        let give_up = sent_at + self.timing.timeout;
+        let give_up = sent_at + self.shared.timing.timeout;
         // Reads cost the OEM's quota: the first when a fresh state can first count, then
         // doubling pauses, and one just after the window ends.
         let mut pause = Duration::from_secs(1);
@@ -113,19 +71,17 @@ impl Commands {
             if t < next {
                 tokio::time::sleep(Duration::try_from(next - t).unwrap_or(Duration::ZERO)).await;
             }
-            let seen = crate::clock::within(give_up, self.look(oem))
-                .await
-                .flatten();
+            let seen = crate::clock::within(give_up, look(&oem)).await.flatten();
             // Asked after the look: a command sent while the read was on its way may be
             // what the read shows.
-            if self.others_sent_since(record).await {
+            if self.others_sent_since().await {
                 return unknown(format!(
                     "outcome unknown ({why}); another command was sent to the car since, so its \
                      lock state no longer tells whether this one ran"
                 ));
             }
             if let Some(o) = seen {
-                match self.judge(record, &o, &timing) {
+                match self.judge(&o) {
                     Judged::Done => return Outcome::Succeeded,
                     Judged::Dead => {
                         return unknown(format!(
@@ -151,17 +107,19 @@ impl Commands {
             if t < after_window {
                 next = next.min(after_window);
             }
-            pause = (pause * 2).min(self.timing.max_poll_interval.max(Duration::from_secs(1)) * 4);
+            pause = (pause * 2).min(
+                self.shared
+                    .timing
+                    .max_poll_interval
+                    .max(Duration::from_secs(1))
+                    * 4,
+            );
         }
     }
 
     /// What one observation says about a sent command (and notes it on the record).
-    pub(super) fn judge(
-        &self,
-        record: &mut CommandRecord,
-        o: &Observation,
-        timing: &OemTiming,
-    ) -> Judged {
+    pub(super) fn judge(&mut self, o: &Observation) -> Judged {
+        let (record, timing) = (&mut self.record, &self.timing);
         let Some(sent_at) = record.sent_at else {
             return Judged::Open;
         };
@@ -181,11 +139,13 @@ impl Commands {
     /// What was sent to the car after this one (by any replica) that may have moved it:
     /// a command that failed did not (keyway is sure of that). Not knowing counts as
     /// [`Later::Opposite`].
-    async fn later(&self, record: &CommandRecord) -> Later {
+    async fn later(&self) -> Later {
+        let record = &self.record;
         let Some(sent) = record.sent_at else {
             return Later::None;
         };
         let Ok(list) = self
+            .shared
             .store
             .commands_sent_since(&record.vehicle_id, sent)
             .await
@@ -207,11 +167,13 @@ impl Commands {
 
     /// Whether another command was sent to the car after this one (by any replica): then
     /// the car's state no longer tells whether this one ran. Not knowing counts as yes.
-    pub(super) async fn others_sent_since(&self, record: &CommandRecord) -> bool {
+    pub(super) async fn others_sent_since(&self) -> bool {
+        let record = &self.record;
         let Some(sent) = record.sent_at else {
             return false;
         };
         match self
+            .shared
             .store
             .commands_sent_since(&record.vehicle_id, sent)
             .await
@@ -221,40 +183,79 @@ impl Commands {
         }
     }
 
-    /// Reads a car's lock state now (waking it if needed); `None` if that failed or its
-    /// OEM is not enabled.
-    pub(crate) async fn look_at(&self, vehicle: &VehicleRecord) -> Option<Observation> {
-        self.look(&self.fleet.oem(vehicle).ok()?).await
-    }
-
-    /// Reads the car's lock state now (waking it if needed); `None` if that failed.
-    pub(super) async fn look(&self, oem: &OemCall<'_>) -> Option<Observation> {
-        let vehicle = oem.vehicle;
-        let read_at = now();
-        match oem.watch_security().await {
-            // A lock the OEM reports as unknown tells nothing.
-            Ok(s) => {
-                // Only the OEM's servers' stamps can be bounded (by its `Date` answers).
-                let clock = &oem.oem.clock;
-                let received = now();
-                let server = oem.timing().stamps == Stamps::Server;
-                if let (true, Some(r)) = (server, s.recorded_at) {
-                    clock.stamp(r, received);
-                }
-                s.locked.map(|locked| Observation {
-                    locked,
-                    reported_at: s.recorded_at,
-                    read_at,
-                    ahead_at_most: server.then(|| clock.ahead_at_most(received)).flatten(),
-                })
+    /// Watches the `unknown` command (see [`Commands::resolve`]) until keyway learns
+    /// what the car did; the verdict, if any.
+    async fn watch(&mut self, stop_at: time::OffsetDateTime) -> Option<Outcome> {
+        let (oem, timing) = (self.oem, self.timing);
+        let handle = self
+            .record
+            .oem_handle
+            .as_deref()
+            .and_then(|h| serde_json::from_str::<Pending>(h).ok());
+        let pause = self
+            .shared
+            .timing
+            .max_poll_interval
+            .max(timing.state_lag / 4)
+            .max(Duration::from_millis(100));
+        let mut late_tries = 0;
+        loop {
+            tokio::time::sleep(pause).await;
+            if let Some(p) = &handle
+                && let Some(v) = self.ask(p).await
+            {
+                return Some(v);
             }
-            Err(e) => {
-                tracing::debug!(vehicle = %vehicle.id, error = %e.at(&vehicle.oem),
-                    "could not read the lock state");
-                None
+            let seen = look(&oem).await;
+            // Asked after the look: a command sent while the read was on its way may be
+            // what the read shows.
+            let later = self.later().await;
+            if later == Later::Opposite {
+                if handle.is_some() && now() < stop_at {
+                    continue;
+                }
+                tracing::info!(command = %self.record.id,
+                    "a command that undoes this one was sent to the car since; the outcome \
+                     stays unknown");
+                return None;
+            }
+            match seen.map(|o| self.judge(&o)) {
+                // A later command of the same action may have done it.
+                Some(Judged::Done) if later == Later::Same => {}
+                Some(Judged::Done) => return Some(Outcome::Succeeded),
+                Some(Judged::Dead) => {
+                    tracing::info!(command = %self.record.id,
+                        "the command window passed and the car shows the opposite; the \
+                         outcome stays unknown (its owner may have undone it)");
+                    return None;
+                }
+                _ if now() >= stop_at => {
+                    late_tries += 1;
+                    if late_tries >= LATE_TRIES {
+                        tracing::info!(command = %self.record.id,
+                            "the command window passed without a verdict; the outcome stays unknown");
+                        return None;
+                    }
+                }
+                _ => {}
             }
         }
     }
+
+    /// What the OEM says of the command itself (its handle), if it says anything final.
+    async fn ask(&self, p: &Pending) -> Option<Outcome> {
+        match self.oem.poll(self.record.action, p).await {
+            Ok(Progress::Succeeded) => Some(Outcome::Succeeded),
+            Ok(Progress::Failed(_)) => Some(Outcome::Failed(CommandError::NotExecuted {
+                oem: self.oem.vehicle.oem.clone(),
+                detail: OEM_FAILED.to_string(),
+            })),
+            _ => None,
+        }
+    }
+}
+
+impl Commands {
     /// Watches an `unknown` command until keyway learns what the car did; records what
     /// it learns. The OEM's own status of the command (where it gave a handle) tells it
     /// apart from any later command, so that is asked for the whole window; the car's
@@ -264,7 +265,7 @@ impl Commands {
     /// stopped process are resumed ([`Commands::resume_watches`]).
     pub(super) async fn resolve(
         self: &Arc<Self>,
-        mut record: CommandRecord,
+        record: CommandRecord,
         vehicle: Option<VehicleRecord>,
     ) {
         let Some(sent_at) = record.sent_at else {
@@ -285,57 +286,11 @@ impl Commands {
         if !self.watching(&record.id, stop_at).await {
             return;
         }
-        let handle = record
-            .oem_handle
-            .as_deref()
-            .and_then(|h| serde_json::from_str::<Pending>(h).ok());
-        let pause = self
-            .timing
-            .max_poll_interval
-            .max(timing.state_lag / 4)
-            .max(Duration::from_millis(100));
-        let mut late_tries = 0;
-        let verdict = loop {
-            tokio::time::sleep(pause).await;
-            if let Some(p) = &handle
-                && let Some(v) = self.ask(&oem, &vehicle.oem, &record, p).await
-            {
-                break v;
-            }
-            let seen = self.look(&oem).await;
-            // Asked after the look: a command sent while the read was on its way may be
-            // what the read shows.
-            let later = self.later(&record).await;
-            if later == Later::Opposite {
-                if handle.is_some() && now() < stop_at {
-                    continue;
-                }
-                tracing::info!(command = %record.id,
-                    "a command that undoes this one was sent to the car since; the outcome \
-                     stays unknown");
-                return;
-            }
-            match seen.map(|o| self.judge(&mut record, &o, &timing)) {
-                // A later command of the same action may have done it.
-                Some(Judged::Done) if later == Later::Same => {}
-                Some(Judged::Done) => break Outcome::Succeeded,
-                Some(Judged::Dead) => {
-                    tracing::info!(command = %record.id,
-                        "the command window passed and the car shows the opposite; the \
-                         outcome stays unknown (its owner may have undone it)");
-                    return;
-                }
-                _ if now() >= stop_at => {
-                    late_tries += 1;
-                    if late_tries >= LATE_TRIES {
-                        tracing::info!(command = %record.id,
-                            "the command window passed without a verdict; the outcome stays unknown");
-                        return;
-                    }
-                }
-                _ => {}
-            }
+        let mut run = Run::new(self, record, oem);
+        let Some(verdict) = run.watch(stop_at).await else {
+            return;
         };
+        let mut record = run.record;
         verdict.conclude(&mut record, now());
         record.retry_at = None;
         let status = record.status;
@@ -349,22 +304,10 @@ impl Commands {
         .await;
     }
 
-    /// What the OEM says of the command itself (its handle), if it says anything final.
-    async fn ask(
-        &self,
-        oem: &OemCall<'_>,
-        oem_name: &str,
-        record: &CommandRecord,
-        p: &Pending,
-    ) -> Option<Outcome> {
-        match oem.poll(record.action, p).await {
-            Ok(Progress::Succeeded) => Some(Outcome::Succeeded),
-            Ok(Progress::Failed(_)) => Some(Outcome::Failed(CommandError::NotExecuted {
-                oem: oem_name.to_string(),
-                detail: OEM_FAILED.to_string(),
-            })),
-            _ => None,
-        }
+    /// Reads a car's lock state now (waking it if needed); `None` if that failed or its
+    /// OEM is not enabled.
+    pub(crate) async fn look_at(&self, vehicle: &VehicleRecord) -> Option<Observation> {
+        look(&self.fleet.oem(vehicle).ok()?).await
     }
 
     /// Takes the watch of command `id` until `until` (cluster: one replica watches it).
@@ -427,41 +370,4 @@ enum Later {
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::datetime;
-
-    const TIMING: OemTiming = OemTiming {
-        state_lag: Duration::from_secs(60),
-        command_window: Duration::from_secs(300),
-        stamps: keyway_adapter::Stamps::Server,
-    };
-
-    #[test]
-    fn only_states_observed_after_the_send_count() {
-        let sent = datetime!(2026-12-02 12:00:00 UTC);
-        let o = |reported: i64, read: i64, ahead: Option<i64>| Observation {
-            locked: true,
-            reported_at: Some(sent + time::Duration::seconds(reported)),
-            read_at: sent + time::Duration::seconds(read),
-            ahead_at_most: ahead.map(time::Duration::seconds),
-        };
-        // Reported before the send (the cloud still shows the old state): proves nothing.
-        assert!(!o(-10, 1, Some(0)).after(sent, &TIMING));
-        // Reported after the send by a clock known to be right: counts.
-        assert!(o(2, 2, Some(1)).after(sent, &TIMING));
-        // The same stamp from a clock that may run 2 s (or 30 s) ahead: proves nothing.
-        assert!(!o(2, 2, Some(2)).after(sent, &TIMING));
-        assert!(!o(29, 29, Some(30)).after(sent, &TIMING));
-        // Nothing known of the OEM's clock: no stamp counts, however late.
-        assert!(!o(59, 59, None).after(sent, &TIMING));
-        // An old timestamp, but read a full state lag after the send: counts.
-        assert!(o(-10, 60, None).after(sent, &TIMING));
-        // `failed` never rests on the OEM's timestamp.
-        assert!(!o(30, 30, Some(0)).surely_after(sent, &TIMING));
-        assert!(o(-10, 60, None).surely_after(sent, &TIMING));
-    }
 }

@@ -20,7 +20,8 @@ use crate::store::VehicleRecord;
 use crate::tokens::pin::Pin;
 use crate::tokens::{CallError, TokenError, Tokens};
 
-/// A vehicle and its resolved OEM.
+/// A vehicle and its resolved OEM (references only: copied freely).
+#[derive(Clone, Copy)]
 pub struct OemCall<'a> {
     tokens: &'a Tokens,
     wake: &'a WakePolicy,
