@@ -328,7 +328,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
                 client_id: mocks::CLIENT_ID.into(),
                 client_secret: Some(Secret::new(mocks::CLIENT_SECRET)),
                 api_key: entry.api_key.map(Secret::new),
-                timeout_ms: 10_000,
+                timeout: Duration::from_millis(10_000),
                 limits: Default::default(),
                 retry: Default::default(),
                 breaker: Default::default(),
@@ -336,8 +336,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
                 // The demo's mocks lag by 1.5 s and hold no commands: small windows, so
                 // a lost answer settles within seconds (real OEMs: the adapters' own).
                 timing: crate::config::TimingConfig {
-                    state_lag_s: Some(3),
-                    command_window_s: Some(15),
+                    state_lag: Some(Duration::from_secs(3)),
+                    command_window: Some(Duration::from_secs(15)),
                 },
                 app_key: tesla.then(|| tesla_key.clone()),
                 app_key_file: None,
@@ -371,11 +371,11 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
             hs256_secret: Some(jwt_secret),
             public_key_file: None,
             jwks_file: None,
-            leeway_s: 30,
+            leeway: Duration::from_secs(30),
         },
         commands: CommandsConfig {
-            wake_poll_ms: opts.wake_poll.as_millis().max(1) as u64,
-            max_poll_interval_ms: opts.command_poll.as_millis().max(1) as u64,
+            wake_poll: opts.wake_poll.max(Duration::from_millis(1)),
+            max_poll_interval: opts.command_poll.max(Duration::from_millis(1)),
             ..CommandsConfig::default()
         },
         http: HttpConfig::default(),
@@ -388,9 +388,9 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         // sleeping one at least every 30 s (production: up to 10 min); a car whose
         // delivery is unlocking or relocking every 2 s (production: 5 s).
         watch: crate::config::WatchConfig {
-            min_period_ms: 5000,
-            busy_period_ms: 2000,
-            asleep_max_period_ms: 30_000,
+            min_period: Duration::from_millis(5000),
+            busy_period: Duration::from_millis(2000),
+            asleep_max_period: Duration::from_millis(30_000),
             ..Default::default()
         },
         routes: Default::default(),

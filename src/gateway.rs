@@ -74,7 +74,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
         StoreUrl::Sqlite(path) => Arc::new(SqlStore::open(&path).await?),
         StoreUrl::Postgres(url) => {
             let c = &config.cluster;
-            let idle_in_tx = Duration::from_millis(c.idle_in_transaction_ms);
+            let idle_in_tx = c.idle_in_transaction;
             Arc::new(SqlStore::postgres(url.expose(), c.pool_size, idle_in_tx).await?)
         }
     })
@@ -121,7 +121,7 @@ impl Gateway {
             .redis
             .as_ref()
             .map(|url| {
-                let timeout = Duration::from_millis(cc.redis_timeout_ms);
+                let timeout = cc.redis_timeout;
                 let ca = cc.redis_ca_file.as_deref();
                 SharedLimits::new(url.expose(), ca, &cc.prefix, timeout).map(Arc::new)
             })
@@ -132,8 +132,8 @@ impl Gateway {
             })?;
         let cluster = Arc::new(Cluster {
             replica: crate::ids::new("rep"),
-            lease: Duration::from_millis(cc.lease_ms),
-            sweep: Duration::from_millis(cc.sweep_ms),
+            lease: cc.lease,
+            sweep: cc.sweep,
             shared: store.shared(),
             limits: limits.clone(),
         });
@@ -153,7 +153,7 @@ impl Gateway {
             store.clone(),
             registry.clone(),
             sealer.clone(),
-            Duration::from_secs(c.token_refresh_skew_s),
+            c.token_refresh_skew,
             cluster.clone(),
             events.clone(),
         ));
@@ -162,9 +162,9 @@ impl Gateway {
             registry.clone(),
             tokens.clone(),
             WakePolicy {
-                timeout: Duration::from_secs(c.wake_timeout_s),
-                poll: Duration::from_millis(c.wake_poll_ms),
-                read_poll: Duration::from_millis(c.max_poll_interval_ms),
+                timeout: c.wake_timeout,
+                poll: c.wake_poll,
+                read_poll: c.max_poll_interval,
             },
             config.routes.clone(),
         ));
@@ -181,8 +181,8 @@ impl Gateway {
             fleet.clone(),
             registry.clone(),
             CommandTiming {
-                timeout: Duration::from_secs(c.command_timeout_s),
-                max_poll_interval: Duration::from_millis(c.max_poll_interval_ms),
+                timeout: c.command_timeout,
+                max_poll_interval: c.max_poll_interval,
                 max_queued: c.max_queued_per_vehicle.max(1),
             },
             cluster.clone(),
@@ -202,10 +202,10 @@ impl Gateway {
                 )?,
             ),
             DeliverySettings {
-                timeout: Duration::from_millis(e.webhook_timeout_ms),
+                timeout: e.webhook_timeout,
                 max_attempts: e.webhook_max_attempts,
-                backoff: Duration::from_millis(e.webhook_backoff_ms),
-                tick: Duration::from_millis(e.delivery_tick_ms),
+                backoff: e.webhook_backoff,
+                tick: e.delivery_tick,
             },
         ));
         let g = &config.grants;
@@ -218,12 +218,14 @@ impl Gateway {
             Arc::new(Clock::default()),
             cluster.clone(),
             GrantSettings {
-                tick: Duration::from_millis(g.tick_ms),
+                tick: g.tick,
                 relock_max_attempts: g.relock_max_attempts,
-                relock_backoff: Duration::from_millis(g.relock_backoff_ms),
-                relock_wait: Duration::from_secs(c.command_timeout_s),
-                confirm_poll: Duration::from_millis(c.max_poll_interval_ms.clamp(50, 5000)),
-                max_window: Duration::from_secs(g.max_window_s),
+                relock_backoff: g.relock_backoff,
+                relock_wait: c.command_timeout,
+                confirm_poll: c
+                    .max_poll_interval
+                    .clamp(Duration::from_millis(50), Duration::from_secs(5)),
+                max_window: g.max_window,
             },
         ));
         let watches = Arc::new(crate::watch::Watches::new(

@@ -345,10 +345,15 @@ async fn main() -> ExitCode {
             }
         }
         Cmd::CheckConfig { config: path } => {
-            let checked = match Config::load(&path) {
-                Ok(c) => keyway::gateway::Gateway::check(c)
-                    .await
-                    .map_err(|e| e.to_string()),
+            let checked = match Config::load_noting(&path) {
+                Ok((c, deprecated)) => {
+                    for note in deprecated {
+                        eprintln!("keyway: warning: {note}");
+                    }
+                    keyway::gateway::Gateway::check(c)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
                 Err(e) => Err(e.to_string()),
             };
             match checked {

@@ -14,7 +14,7 @@ fn jwt(c: &mut Criterion) {
         hs256_secret: Some(Secret::new("0123456789abcdef0123456789abcdef")),
         public_key_file: None,
         jwks_file: None,
-        leeway_s: 30,
+        leeway: std::time::Duration::from_secs(30),
     };
     let scopes = vec!["vehicles:read".to_string(), "location:read".to_string()];
     let token = mint_hs256(

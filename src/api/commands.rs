@@ -2,7 +2,7 @@
 //!
 //! A command answers `202 Accepted` with `Location: /v1/commands/{id}` unless the
 //! caller sends `Prefer: wait=N`: then keyway waits up to N seconds (capped by
-//! `commands.max_wait_s`) and answers `200` with the final record, or the failure as a
+//! `commands.max_wait`) and answers `200` with the final record, or the failure as a
 //! problem (with `command_id`), or `202` if it is still pending. A replay with the same
 //! `Idempotency-Key` gets the same command and the same answer.
 
@@ -172,7 +172,7 @@ async fn command(
         Command::Unlock => Scope::CommandsUnlock,
     })?;
     let vehicle = gw.fleet.find(&caller, &id).await?;
-    let wait = prefer_wait(&headers).map(|w| w.min(gw.config.commands.max_wait()));
+    let wait = prefer_wait(&headers).map(|w| w.min(gw.config.commands.max_wait));
     let req = Request {
         caller: caller.sub.clone(),
         key_scope: caller.key_scope(),

@@ -60,7 +60,7 @@ pub struct GrantBody {
     #[schema(value_type = Option<String>, format = DateTime)]
     not_before: Option<OffsetDateTime>,
     /// End of the window: later than `not_before` and than now, and at most the
-    /// gateway's `grants.max_window_s` after `not_before`.
+    /// gateway's `grants.max_window` after `not_before`.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     not_after: OffsetDateTime,
@@ -270,7 +270,7 @@ pub async fn unlock(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let wait = prefer_wait(&headers).map(|w| w.min(gw.config.commands.max_wait()));
+    let wait = prefer_wait(&headers).map(|w| w.min(gw.config.commands.max_wait));
     let record = gw
         .grants
         .unlock(&caller, &id, key, Some(request_id.0), &*inbound)
@@ -297,7 +297,7 @@ pub async fn complete(
     headers: HeaderMap,
 ) -> Result<Json<GrantView>, ApiError> {
     let mut g = gw.grants.complete(&caller, &id).await?;
-    if let Some(w) = prefer_wait(&headers).map(|w| w.min(gw.config.commands.max_wait()))
+    if let Some(w) = prefer_wait(&headers).map(|w| w.min(gw.config.commands.max_wait))
         && !w.is_zero()
         && let Some(settled) = gw.grants.wait_relock(&g.id, w).await?
     {

@@ -10,7 +10,7 @@
 //! unreachable.
 //!
 //! No caller can take the gateway from the others: a request's body is read whole
-//! (within `http.body_timeout_ms`, else 408) before anything else happens, and its
+//! (within `http.body_timeout`, else 408) before anything else happens, and its
 //! in-flight place is taken only after its caller is authenticated — from the caller's
 //! tenant's share (`inbound.max_in_flight_per_tenant`) and the whole budget both. A
 //! slow body, or a flood from one tenant, holds no place another tenant needs.
@@ -266,7 +266,7 @@ pub async fn protect(inbound: Arc<Inbound>, max_body: usize, req: Request, next:
         Ok(req) => req,
         Err(e) => return e.into_response(),
     };
-    let timeout = Duration::from_secs(inbound.config.request_timeout_s);
+    let timeout = inbound.config.request_timeout;
     let seat = Arc::new(Seat::default());
     req.extensions_mut().insert(seat.clone());
     req.extensions_mut().insert(inbound);

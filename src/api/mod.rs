@@ -52,7 +52,11 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
     let max_body = gateway.config.http.max_body_bytes;
     let inbound = Arc::new(limits::Inbound::new(
         &gateway.config.inbound,
-        std::time::Duration::from_millis(gateway.config.http.body_timeout_ms.max(1)),
+        gateway
+            .config
+            .http
+            .body_timeout
+            .max(std::time::Duration::from_millis(1)),
         gateway.cluster.limits.clone(),
     ));
     Router::new()

@@ -29,7 +29,7 @@ use crate::watch::WatchError;
 #[serde(deny_unknown_fields)]
 #[schema(as = NewWatch)]
 pub struct WatchBody {
-    /// When the watch ends: ahead of now, at most the gateway's `watch.max_watch_s`.
+    /// When the watch ends: ahead of now, at most the gateway's `watch.max_watch`.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     until: OffsetDateTime,

@@ -392,7 +392,7 @@ impl Verifier {
         validation.set_issuer(&[&c.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
-        validation.leeway = c.leeway_s;
+        validation.leeway = c.leeway.as_secs();
         Ok(Self {
             keys,
             validation,

@@ -11,7 +11,7 @@ fn auth() -> AuthConfig {
         hs256_secret: Some(Secret::new("0123456789abcdef0123456789abcdef")),
         public_key_file: None,
         jwks_file: None,
-        leeway_s: 0,
+        leeway: std::time::Duration::from_secs(0),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use keyway_adapter::Secret;
 use serde::Deserialize;
@@ -72,9 +73,9 @@ pub struct AuthConfig {
     pub public_key_file: Option<PathBuf>,
     /// JWKS file (keys chosen by `kid`) for RS256/ES256.
     pub jwks_file: Option<PathBuf>,
-    /// Clock skew tolerated on `exp`/`nbf`, seconds. Default 30.
-    #[serde(default = "default_leeway")]
-    pub leeway_s: u64,
+    /// Clock skew tolerated on `exp`/`nbf`. Default `30s`.
+    #[serde(default = "default_leeway", with = "humantime_serde")]
+    pub leeway: Duration,
 }
 
 fn default_audience() -> String {
@@ -85,8 +86,8 @@ fn default_algorithm() -> JwtAlgorithm {
     JwtAlgorithm::HS256
 }
 
-fn default_leeway() -> u64 {
-    30
+fn default_leeway() -> Duration {
+    Duration::from_secs(30)
 }
 
 impl AuthConfig {

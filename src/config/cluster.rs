@@ -2,6 +2,7 @@
 //! cluster-wide limits. The Redis client itself is built by `cluster::limits`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use keyway_adapter::Secret;
 use serde::Deserialize;
@@ -24,18 +25,22 @@ pub struct ClusterConfig {
     /// How many replicas share the OEM quotas: while Redis is unreachable each replica
     /// keeps to 1/replicas of every quota. Default 1.
     pub replicas: u32,
-    /// Longest Redis exchange before a limit is decided locally, ms. Default 250.
-    pub redis_timeout_ms: u64,
-    /// Lease length, ms: how long a dead replica's command, token refresh or car stays
-    /// claimed before another replica takes it over. Default 30000.
-    pub lease_ms: u64,
-    /// How often a replica looks for commands whose lease lapsed, ms. Default 5000.
-    pub sweep_ms: u64,
+    /// Longest Redis exchange before a limit is decided locally. Default `250ms`.
+    #[serde(with = "humantime_serde")]
+    pub redis_timeout: Duration,
+    /// Lease length: how long a dead replica's command, token refresh or car stays
+    /// claimed before another replica takes it over. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// How often a replica looks for commands whose lease lapsed. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub sweep: Duration,
     /// PostgreSQL connections per replica. Default 16.
     pub pool_size: u32,
-    /// PostgreSQL ends a session idle inside a transaction this long, ms, freeing the
-    /// locks of a replica that froze or died mid-transaction. Default 5000.
-    pub idle_in_transaction_ms: u64,
+    /// PostgreSQL ends a session idle inside a transaction this long, freeing the
+    /// locks of a replica that froze or died mid-transaction. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub idle_in_transaction: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -45,11 +50,11 @@ impl Default for ClusterConfig {
             redis_ca_file: None,
             prefix: "keyway".into(),
             replicas: 1,
-            redis_timeout_ms: 250,
-            lease_ms: 30_000,
-            sweep_ms: 5_000,
+            redis_timeout: Duration::from_millis(250),
+            lease: Duration::from_millis(30_000),
+            sweep: Duration::from_millis(5_000),
             pool_size: 16,
-            idle_in_transaction_ms: 5_000,
+            idle_in_transaction: Duration::from_millis(5_000),
         }
     }
 }
@@ -58,15 +63,15 @@ impl ClusterConfig {
     /// Checks the counts and durations are usable and the Redis URL has a Redis scheme.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.replicas == 0
-            || self.lease_ms < 100
-            || self.sweep_ms == 0
+            || self.lease < Duration::from_millis(100)
+            || self.sweep.is_zero()
             || self.pool_size == 0
-            || self.idle_in_transaction_ms < 100
+            || self.idle_in_transaction < Duration::from_millis(100)
         {
             return Err(invalid(
                 "cluster",
-                "replicas, sweep_ms and pool_size must be positive, lease_ms and \
-                 idle_in_transaction_ms at least 100",
+                "replicas, sweep and pool_size must be positive, lease and \
+                 idle_in_transaction at least 100ms",
             ));
         }
         if let Some(url) = self.redis.as_ref().map(Secret::expose)

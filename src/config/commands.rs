@@ -11,19 +11,25 @@ use super::{ConfigError, invalid};
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CommandsConfig {
-    /// Longest `Prefer: wait=N` honoured, seconds. Default 60.
-    pub max_wait_s: u64,
-    /// How long to keep waking a sleeping car before `vehicle_asleep`, seconds. Default 60.
-    pub wake_timeout_s: u64,
-    /// Pause between wake-up calls, milliseconds. Default 2000.
-    pub wake_poll_ms: u64,
-    /// How long an accepted async command may stay pending before it is given up, seconds.
-    /// Default 300.
-    pub command_timeout_s: u64,
-    /// Longest pause between polls of an async command, milliseconds. Default 5000.
-    pub max_poll_interval_ms: u64,
-    /// Refresh access tokens this long before they expire, seconds. Default 300.
-    pub token_refresh_skew_s: u64,
+    /// Longest `Prefer: wait=N` honoured. Default `1m`.
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
+    /// How long to keep waking a sleeping car before `vehicle_asleep`. Default `1m`.
+    #[serde(with = "humantime_serde")]
+    pub wake_timeout: Duration,
+    /// Pause between wake-up calls. Default `2s`.
+    #[serde(with = "humantime_serde")]
+    pub wake_poll: Duration,
+    /// How long an accepted async command may stay pending before it is given up.
+    /// Default `5m`.
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
+    /// Longest pause between polls of an async command. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub max_poll_interval: Duration,
+    /// Refresh access tokens this long before they expire. Default `5m`.
+    #[serde(with = "humantime_serde")]
+    pub token_refresh_skew: Duration,
     /// Callers' commands queued or running per car, beyond which a new one answers
     /// `429 vehicle_busy` (relocks and grant unlocks are never refused). Default 4.
     pub max_queued_per_vehicle: usize,
@@ -32,21 +38,14 @@ pub struct CommandsConfig {
 impl Default for CommandsConfig {
     fn default() -> Self {
         Self {
-            max_wait_s: 60,
-            wake_timeout_s: 60,
-            wake_poll_ms: 2000,
-            command_timeout_s: 300,
-            max_poll_interval_ms: 5000,
-            token_refresh_skew_s: 300,
+            max_wait: Duration::from_secs(60),
+            wake_timeout: Duration::from_secs(60),
+            wake_poll: Duration::from_millis(2000),
+            command_timeout: Duration::from_secs(300),
+            max_poll_interval: Duration::from_millis(5000),
+            token_refresh_skew: Duration::from_secs(300),
             max_queued_per_vehicle: 4,
         }
-    }
-}
-
-impl CommandsConfig {
-    /// `max_wait_s` as a duration.
-    pub fn max_wait(&self) -> Duration {
-        Duration::from_secs(self.max_wait_s)
     }
 }
 
@@ -61,13 +60,15 @@ pub struct HttpConfig {
     /// the work-stealing runtime alone (the listener it was given).
     pub workers: usize,
     /// A connection must send a whole request head within this of being ready for one
-    /// (when it opens, and after each answer), ms: trickled headers and idle keep-alive
+    /// (when it opens, and after each answer): trickled headers and idle keep-alive
     /// connections are closed after it (nginx's `client_header_timeout` and
-    /// `keepalive_timeout` in one, as hyper times both). Default 10000.
-    pub header_timeout_ms: u64,
-    /// A request's body must arrive whole within this of its head, ms; else 408. Default
-    /// 10000.
-    pub body_timeout_ms: u64,
+    /// `keepalive_timeout` in one, as hyper times both). Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A request's body must arrive whole within this of its head; else 408. Default
+    /// `10s`.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
     /// Open connections at most. When reached, the connection that waited longest
     /// without sending a request is closed for the new one. 0 (default): the process's
     /// open-file limit (raised to its hard limit at start) less 256 for the store, OEMs
@@ -80,8 +81,8 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 64 * 1024,
             workers: 0,
-            header_timeout_ms: 10_000,
-            body_timeout_ms: 10_000,
+            header_timeout: Duration::from_millis(10_000),
+            body_timeout: Duration::from_millis(10_000),
             max_connections: 0,
         }
     }
@@ -115,8 +116,9 @@ pub struct InboundConfig {
     /// that tenant is answered 503 while others are not. 0 (default): a quarter of
     /// `max_in_flight`.
     pub max_in_flight_per_tenant: usize,
-    /// Longest time to answer a request, seconds (above `commands.max_wait_s`). Default 90.
-    pub request_timeout_s: u64,
+    /// Longest time to answer a request (above `commands.max_wait`). Default `1m 30s`.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for InboundConfig {
@@ -128,7 +130,7 @@ impl Default for InboundConfig {
             unlock_burst: 3,
             max_in_flight: 1024,
             max_in_flight_per_tenant: 0,
-            request_timeout_s: 90,
+            request_timeout: Duration::from_secs(90),
         }
     }
 }
@@ -136,11 +138,11 @@ impl Default for InboundConfig {
 impl CommandsConfig {
     /// Checks the waits are usable.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_wait_s > 300 {
-            return Err(invalid("commands.max_wait_s", "at most 300"));
+        if self.max_wait > Duration::from_secs(300) {
+            return Err(invalid("commands.max_wait", "at most 5m"));
         }
-        if self.wake_poll_ms == 0 {
-            return Err(invalid("commands.wake_poll_ms", "must be positive"));
+        if self.wake_poll.is_zero() {
+            return Err(invalid("commands.wake_poll", "must be positive"));
         }
         Ok(())
     }
@@ -156,8 +158,8 @@ impl InboundConfig {
     }
 
     /// Checks the limits are positive and a request may outlast the longest
-    /// `Prefer: wait` (`max_wait_s`).
-    pub fn validate(&self, max_wait_s: u64) -> Result<(), ConfigError> {
+    /// `Prefer: wait` (`commands.max_wait`).
+    pub fn validate(&self, max_wait: Duration) -> Result<(), ConfigError> {
         if self.caller_per_s == 0 || self.caller_burst == 0 {
             return Err(invalid(
                 "inbound.caller_per_s",
@@ -170,10 +172,10 @@ impl InboundConfig {
                 "unlock limits must be positive",
             ));
         }
-        if self.request_timeout_s <= max_wait_s {
+        if self.request_timeout <= max_wait {
             return Err(invalid(
-                "inbound.request_timeout_s",
-                "must be longer than commands.max_wait_s",
+                "inbound.request_timeout",
+                "must be longer than commands.max_wait",
             ));
         }
         Ok(())

@@ -2,7 +2,10 @@
 //! environment so they need not sit in the file (`KEYWAY_AUTH_HS256_SECRET`,
 //! `KEYWAY_OEMS_<OEM>_CLIENT_SECRET`, `KEYWAY_CRYPTO_KEYS`). Unknown fields are errors,
 //! and every error names the field it is about. Defaults are documented on each field
-//! and in `keyway.example.toml`. Configuration is data: one file per section, each
+//! and in `keyway.example.toml`. Durations are human strings (`"250ms"`, `"30s"`,
+//! `"1m 30s"`, humantime's form); the last release's integer keys with a unit suffix
+//! (`lease_ms = 30000`) still load for one release, each with a deprecation warning
+//! (`legacy`). Configuration is data: one file per section, each
 //! checking its own values; nothing here builds a client, a key or an adapter.
 
 mod auth;
@@ -10,6 +13,7 @@ mod cluster;
 mod commands;
 mod error;
 mod events;
+mod legacy;
 mod oems;
 
 use std::collections::BTreeMap;
@@ -119,19 +123,29 @@ pub enum StoreUrl {
 }
 
 impl Config {
-    /// Reads, parses, applies environment overrides and validates `path`.
+    /// Reads, parses, applies environment overrides and validates `path`; each
+    /// deprecated key it accepts is logged as a warning.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let (config, deprecated) = Self::load_noting(path)?;
+        for note in deprecated {
+            tracing::warn!(config = %path.display(), "{note}");
+        }
+        Ok(config)
+    }
+
+    /// [`Config::load`], returning the deprecation notices instead of logging them.
+    pub fn load_noting(path: &Path) -> Result<(Self, Vec<String>), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.into(),
             source,
         })?;
-        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let (mut config, deprecated) = parse(&text).map_err(|e| ConfigError::Parse {
             path: path.into(),
             message: parse_error(&text, &e),
         })?;
         config.apply_env(|k| std::env::var(k).ok());
         config.validate()?;
-        Ok(config)
+        Ok((config, deprecated))
     }
 
     /// Fills secrets from the environment where the file leaves them out.
@@ -190,7 +204,7 @@ impl Config {
         }
         self.auth.validate()?;
         self.commands.validate()?;
-        self.inbound.validate(self.commands.max_wait_s)?;
+        self.inbound.validate(self.commands.max_wait)?;
         self.cluster.validate()?;
         self.grants.validate()?;
         self.events.validate()?;
@@ -224,6 +238,19 @@ impl Config {
             )),
         }
     }
+}
+
+/// Parses a configuration file, accepting the last release's duration keys
+/// (`legacy`) with a notice each. A file without them is parsed from its text, so an
+/// error names its line; one with them, from the rewritten table.
+fn parse(text: &str) -> Result<(Config, Vec<String>), toml::de::Error> {
+    let mut table: toml::Table = toml::from_str(text)?;
+    let deprecated = legacy::upgrade(&mut table);
+    let config = match deprecated.is_empty() {
+        true => toml::from_str(text)?,
+        false => toml::Value::Table(table).try_into()?,
+    };
+    Ok((config, deprecated))
 }
 
 /// A TOML error as line, column, key and description — never the text of the line,
@@ -310,7 +337,31 @@ mod tests {
         assert_eq!(c.listen.port(), 8080);
         assert_eq!(c.auth.audience, "keyway");
         assert_eq!(c.store_url().unwrap(), StoreUrl::Sqlite("keyway.db".into()));
-        assert_eq!(c.commands.max_wait_s, 60);
+        assert_eq!(c.commands.max_wait, std::time::Duration::from_secs(60));
+    }
+
+    #[test]
+    fn durations_are_human_and_the_old_keys_still_load_with_a_notice() {
+        let (c, notes) =
+            super::parse(&format!("{MINIMAL}\n[cluster]\nlease = \"1m 30s\"\n")).unwrap();
+        assert_eq!(c.cluster.lease, std::time::Duration::from_secs(90));
+        assert!(notes.is_empty());
+        let (c, notes) = super::parse(&format!(
+            "{MINIMAL}\n[cluster]\nlease_ms = 90000\n[oems.tesla]\napi_base_url = \"http://x\"\n\
+             client_id = \"c\"\ntimeout_ms = 500\n[oems.tesla.timing]\nstate_lag_s = 3\n"
+        ))
+        .unwrap();
+        assert_eq!(c.cluster.lease, std::time::Duration::from_secs(90));
+        let tesla = &c.oems["tesla"];
+        assert_eq!(tesla.timeout, std::time::Duration::from_millis(500));
+        assert_eq!(
+            tesla.timing.state_lag,
+            Some(std::time::Duration::from_secs(3))
+        );
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        // A value that is no duration is named.
+        let e = parse(&format!("{MINIMAL}\n[cluster]\nlease = \"soon\"\n")).unwrap_err();
+        assert!(e.contains("lease"), "{e}");
     }
 
     #[test]

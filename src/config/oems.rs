@@ -30,9 +30,9 @@ pub struct OemConfig {
     /// The application's API key, for OEMs that want one on every call (Volvo's
     /// `vcc-api-key`; or env `KEYWAY_OEMS_<OEM>_API_KEY`).
     pub api_key: Option<Secret>,
-    /// Per-try timeout, milliseconds. Default 10000.
-    #[serde(default = "default_oem_timeout")]
-    pub timeout_ms: u64,
+    /// Per-try timeout. Default `10s`.
+    #[serde(default = "default_oem_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
     /// Rate limits (defaults: what the adapter declares the OEM publishes).
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -126,22 +126,20 @@ fn private_to_owner(path: &std::path::Path) -> Result<(), ConfigError> {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimingConfig {
-    /// The longest time the OEM's view of a car lags the car, seconds.
-    pub state_lag_s: Option<u64>,
-    /// The longest time after sending that the OEM may still execute a command, seconds.
-    pub command_window_s: Option<u64>,
+    /// The longest time the OEM's view of a car lags the car.
+    #[serde(default, with = "humantime_serde::option")]
+    pub state_lag: Option<Duration>,
+    /// The longest time after sending that the OEM may still execute a command.
+    #[serde(default, with = "humantime_serde::option")]
+    pub command_window: Option<Duration>,
 }
 
 impl TimingConfig {
     /// The adapter's timing with these overrides.
     pub fn over(&self, declared: keyway_adapter::OemTiming) -> keyway_adapter::OemTiming {
         keyway_adapter::OemTiming {
-            state_lag: self
-                .state_lag_s
-                .map_or(declared.state_lag, Duration::from_secs),
-            command_window: self
-                .command_window_s
-                .map_or(declared.command_window, Duration::from_secs),
+            state_lag: self.state_lag.unwrap_or(declared.state_lag),
+            command_window: self.command_window.unwrap_or(declared.command_window),
             stamps: declared.stamps,
         }
     }
@@ -166,10 +164,12 @@ pub enum WakeForReads {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReadsConfig {
-    /// A location this young is served from cache, seconds. Default 30.
-    pub location_ttl_s: f64,
-    /// A lock state this young is served from cache, seconds. Default 10.
-    pub security_ttl_s: f64,
+    /// A location this young is served from cache. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub location_ttl: Duration,
+    /// A lock state this young is served from cache. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub security_ttl: Duration,
     /// Waking for reads. Default `on_request`.
     pub wake: WakeForReads,
 }
@@ -177,21 +177,22 @@ pub struct ReadsConfig {
 impl Default for ReadsConfig {
     fn default() -> Self {
         Self {
-            location_ttl_s: 30.0,
-            security_ttl_s: 10.0,
+            location_ttl: Duration::from_secs_f64(30.0),
+            security_ttl: Duration::from_secs_f64(10.0),
             wake: WakeForReads::OnRequest,
         }
     }
 }
 
-/// One "at most `max` in any `per_s` seconds" window.
+/// One "at most `max` in any `per`" window.
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WindowConfig {
     /// At most this many …
     pub max: u32,
-    /// … in any interval of this many seconds.
-    pub per_s: f64,
+    /// … in any interval this long.
+    #[serde(with = "humantime_serde")]
+    pub per: Duration,
 }
 
 /// An OEM's rate limits.
@@ -202,8 +203,9 @@ pub struct LimitsConfig {
     pub requests: Option<Vec<WindowConfig>>,
     /// Windows for commands; unset: the adapter's published defaults.
     pub commands: Option<Vec<WindowConfig>>,
-    /// How long a request may wait for a quota slot before `rate_limited`. Default 2000.
-    pub max_wait_ms: u64,
+    /// How long a request may wait for a quota slot before `rate_limited`. Default `2s`.
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
     /// Exchanges in flight to the OEM at once. Default 64.
     pub max_concurrency: usize,
     /// Slots of every command window that only relocks and grants' owed unlocks may
@@ -216,7 +218,7 @@ impl Default for LimitsConfig {
         Self {
             requests: None,
             commands: None,
-            max_wait_ms: 2000,
+            max_wait: Duration::from_millis(2000),
             max_concurrency: 64,
             reserved_commands: 1,
         }
@@ -231,7 +233,7 @@ pub struct ResolvedLimits {
     /// Command windows.
     pub commands: Vec<keyway_adapter::Window>,
     /// Longest quota wait.
-    pub max_wait_ms: u64,
+    pub max_wait: Duration,
     /// Concurrency cap.
     pub max_concurrency: usize,
     /// Command slots reserved for relocks and owed grant unlocks.
@@ -248,7 +250,7 @@ impl LimitsConfig {
                     .iter()
                     .map(|w| Window {
                         max: w.max,
-                        per: Duration::from_secs_f64(w.per_s),
+                        per: w.per,
                     })
                     .collect(),
                 None => def
@@ -263,7 +265,7 @@ impl LimitsConfig {
         ResolvedLimits {
             requests: pick(&self.requests, defaults.requests),
             commands: pick(&self.commands, defaults.commands),
-            max_wait_ms: self.max_wait_ms,
+            max_wait: self.max_wait,
             max_concurrency: self.max_concurrency,
             reserved_commands: self.reserved_commands,
         }
@@ -276,12 +278,15 @@ impl LimitsConfig {
 pub struct RetryConfig {
     /// Attempts in all. Default 3.
     pub max_attempts: u32,
-    /// First backoff step, ms. Default 100.
-    pub base_ms: u64,
-    /// Longest backoff step, ms. Default 2000.
-    pub cap_ms: u64,
-    /// No retry starts later than this after the first attempt, ms. Default 20000.
-    pub deadline_ms: u64,
+    /// First backoff step. Default `100ms`.
+    #[serde(with = "humantime_serde")]
+    pub base: Duration,
+    /// Longest backoff step. Default `2s`.
+    #[serde(with = "humantime_serde")]
+    pub cap: Duration,
+    /// No retry starts later than this after the first attempt. Default `20s`.
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
     /// Retries may add at most this percentage of recent requests. Default 20.
     pub budget_percent: f32,
     /// … but at least this many retries per second are allowed. Default 10.
@@ -292,9 +297,9 @@ impl Default for RetryConfig {
     fn default() -> Self {
         Self {
             max_attempts: 3,
-            base_ms: 100,
-            cap_ms: 2000,
-            deadline_ms: 20_000,
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(2000),
+            deadline: Duration::from_millis(20_000),
             budget_percent: 20.0,
             budget_min_per_s: 10,
         }
@@ -309,8 +314,9 @@ pub struct BreakerConfig {
     pub failures: u32,
     /// Recent exchanges looked at; half of them failing opens it. Default 20.
     pub window: usize,
-    /// How long it stays open before a probe, ms. Default 10000.
-    pub open_ms: u64,
+    /// How long it stays open before a probe. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub open: Duration,
 }
 
 impl Default for BreakerConfig {
@@ -318,13 +324,13 @@ impl Default for BreakerConfig {
         Self {
             failures: 5,
             window: 20,
-            open_ms: 10_000,
+            open: Duration::from_millis(10_000),
         }
     }
 }
 
-fn default_oem_timeout() -> u64 {
-    10_000
+fn default_oem_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 impl OemConfig {

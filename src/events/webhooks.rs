@@ -5,7 +5,7 @@
 //! `Keyway-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, so a
 //! receiver can check both origin and freshness ([`verify`]) and reject replays of old
 //! deliveries. A delivery that does not get a 2xx within the timeout is retried with
-//! doubling backoff (from `webhook_backoff_ms`, at most an hour) up to
+//! doubling backoff (from `webhook_backoff`, at most an hour) up to
 //! `webhook_max_attempts`, then marked failed; each attempt's status and error are kept
 //! (`GET /v1/webhooks/{id}/deliveries`). Deliveries are claimed by moving their next
 //! attempt forward, so replicas never send the same attempt twice at once; a receiver

@@ -2,7 +2,7 @@
 //! limits and overload actions, nginx's `client_header_timeout`, `keepalive_timeout`
 //! and `worker_rlimit_nofile` are the anchors):
 //!
-//! - a connection must send a whole request head within `http.header_timeout_ms` of
+//! - a connection must send a whole request head within `http.header_timeout` of
 //!   being ready for one — when it opens, and after each answer — or it is closed
 //!   (hyper's header-read timer, which also ends idle keep-alive connections);
 //! - at most `http.max_connections` connections are open. A new one over the cap takes
@@ -56,7 +56,7 @@ impl Budget {
             n => n,
         };
         Self {
-            header_timeout: Duration::from_millis(c.header_timeout_ms.max(1)),
+            header_timeout: c.header_timeout.max(Duration::from_millis(1)),
             max_connections,
         }
     }

@@ -138,7 +138,7 @@ pub fn stack(
     billing: Option<&'static keyway_adapter::Billing>,
 ) -> Stack {
     let l = c.limits.resolve(defaults);
-    let max_wait = Duration::from_millis(l.max_wait_ms);
+    let max_wait = l.max_wait;
     let quota = |windows, kind, reserve| {
         let q = Quota::new(windows, max_wait, oem, kind).with_reserve(reserve);
         Arc::new(match shared {
@@ -151,7 +151,7 @@ pub fn stack(
     let breaker_settings = BreakerSettings {
         failures: c.breaker.failures,
         window: c.breaker.window,
-        open_for: Duration::from_millis(c.breaker.open_ms),
+        open_for: c.breaker.open,
     };
     let breaker = Arc::new(Breaker::new(breaker_settings.clone(), oem));
     // Built once per OEM at start: its metric label lives for the process.
@@ -159,16 +159,16 @@ pub fn stack(
     let auth_breaker = Arc::new(Breaker::new(breaker_settings, auth_label));
     let transport = Http::new(HyperTransport::pooled(
         clients.to_vec(),
-        Duration::from_millis(c.timeout_ms),
+        c.timeout,
         MAX_RESPONSE_BYTES,
     ));
     let r = &c.retry;
     let retry = Retry::new(
         RetrySettings {
             max_attempts: r.max_attempts.max(1),
-            base: Duration::from_millis(r.base_ms),
-            cap: Duration::from_millis(r.cap_ms),
-            deadline: Duration::from_millis(r.deadline_ms),
+            base: r.base,
+            cap: r.cap,
+            deadline: r.deadline,
         },
         TpsBudget::new(
             Duration::from_secs(10),

@@ -319,11 +319,9 @@ impl Fleet {
         max_age: Option<Duration>,
     ) -> Result<Reading, VehicleError> {
         let (v, reads) = (oem.vehicle, &oem.oem.config.reads);
-        let ttl = max_age.unwrap_or_else(|| {
-            Duration::from_secs_f64(match kind {
-                Kind::Location => reads.location_ttl_s,
-                Kind::Security => reads.security_ttl_s,
-            })
+        let ttl = max_age.unwrap_or(match kind {
+            Kind::Location => reads.location_ttl,
+            Kind::Security => reads.security_ttl,
         });
         // `max-age=0` never takes a kept reading: no lookup.
         let force = max_age == Some(Duration::ZERO);

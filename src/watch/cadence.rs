@@ -1,5 +1,5 @@
-//! How often a watched car is read: every `watch.min_period_ms`, a grant's car while its
-//! unlock and relock are under way every `watch.busy_period_ms`, all pauses of an OEM
+//! How often a watched car is read: every `watch.min_period`, a grant's car while its
+//! unlock and relock are under way every `watch.busy_period`, all pauses of an OEM
 //! stretched alike so that watching takes at most `watch.quota_share` of its request
 //! quota; and a car found asleep or offline read ever less often.
 

@@ -4,14 +4,14 @@
 //! key fob, a drive).
 //!
 //! - **Who is watched:** the cars a tenant watches (`PUT /v1/vehicles/{id}/watch`, up
-//!   to `watch.max_watch_s` ahead; `DELETE` ends it), and the car of every grant in use,
+//!   to `watch.max_watch` ahead; `DELETE` ends it), and the car of every grant in use,
 //!   from its window's start until its relock is confirmed.
 //! - **Never a wake-up:** a watched car is read only with calls that do not wake it; a
 //!   sleeping car's answer is "asleep" (a connectivity change where the OEM tells it) and
 //!   its other signals keep their last known values.
 //! - **Cost-aware cadence:** each OEM's watched cars are read every
-//!   `watch.min_period_ms` — a grant's car while its unlock and relock are under way
-//!   every `watch.busy_period_ms` — and never faster than `watch.quota_share` of the
+//!   `watch.min_period` — a grant's car while its unlock and relock are under way
+//!   every `watch.busy_period` — and never faster than `watch.quota_share` of the
 //!   OEM's request quota allows for all of them together (many watched cars: every pause
 //!   stretched alike). What a read finds also serves callers' reads within the TTL.
 //! - **Each change once:** the last emitted state of each car is kept in the store with
@@ -177,11 +177,11 @@ impl Watches {
         until: OffsetDateTime,
     ) -> Result<WatchRecord, WatchError> {
         let t = now();
-        let longest = time::Duration::seconds(self.settings.max_watch_s as i64);
+        let longest = time::Duration::seconds(self.settings.max_watch.as_secs() as i64);
         if until <= t || until > t + longest {
             return Err(WatchError::Invalid(format!(
                 "until must lie ahead, at most {} s from now",
-                self.settings.max_watch_s
+                self.settings.max_watch.as_secs()
             )));
         }
         let w = self
@@ -307,7 +307,7 @@ impl Watches {
             let (this, v) = (self.clone(), v.clone());
             let longest = match delivering.binary_search(&v.id) {
                 Ok(_) => period * 2,
-                Err(_) => Duration::from_millis(self.settings.asleep_max_period_ms),
+                Err(_) => self.settings.asleep_max_period,
             };
             tokio::spawn(async move {
                 this.watch_once(&v, period, longest).await;
@@ -501,9 +501,9 @@ struct Watched {
     busy: Vec<String>,
 }
 
-/// Reads watched cars every `watch.tick_ms` until the task is dropped.
+/// Reads watched cars every `watch.tick` until the task is dropped.
 pub async fn run(watches: Arc<Watches>) {
-    let tick = Duration::from_millis(watches.settings.tick_ms);
+    let tick = watches.settings.tick;
     loop {
         watches.tick().await;
         tokio::time::sleep(tick).await;
@@ -512,14 +512,11 @@ pub async fn run(watches: Arc<Watches>) {
 
 impl Watches {
     /// The pause between two reads of `v` (`busy`: its grant's unlock or relock is
-    /// under way) when its OEM has `load` watched cars: `busy_period_ms` or
-    /// `min_period_ms`, both stretched alike when reading all of them would take more
+    /// under way) when its OEM has `load` watched cars: `busy_period` or
+    /// `min_period`, both stretched alike when reading all of them would take more
     /// than `quota_share` of the OEM's request quota.
     fn period(&self, v: &VehicleRecord, busy: bool, load: Load) -> Duration {
-        let (hot, calm) = (
-            Duration::from_millis(self.settings.busy_period_ms),
-            Duration::from_millis(self.settings.min_period_ms),
-        );
+        let (hot, calm) = (self.settings.busy_period, self.settings.min_period);
         let base = if busy { hot } else { calm };
         let Ok(oem) = self.fleet.oem(v) else {
             return base;

@@ -4,9 +4,7 @@
 //! OEM's id) has its state merged into the kept one — newest wins, so a replayed or late
 //! delivery older than what keyway holds changes nothing, and the same one twice is no
 //! news — and each change is emitted once as `vehicle.state_changed`. A pushed car is
-//! not read again for `watch.pushed_quiet_ms`: the pushes keep it fresh.
-
-use std::time::Duration;
+//! not read again for `watch.pushed_quiet`: the pushes keep it fresh.
 
 use keyway_adapter::{PushError, Pushed};
 
@@ -105,7 +103,7 @@ impl Watches {
             }
             Pushed::States { event_id, states } => (event_id, states),
         };
-        let quiet = Duration::from_millis(self.settings.pushed_quiet_ms);
+        let quiet = self.settings.pushed_quiet;
         let mut known = 0;
         for s in &states {
             let Some(v) = self.store.vehicle_by_oem_id(name, &s.oem_id).await? else {

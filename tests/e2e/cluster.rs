@@ -101,11 +101,11 @@ impl Cluster {
             c.cluster.redis = Some(Secret::new(redis_url()));
             c.cluster.prefix = prefix.clone();
             c.cluster.replicas = 3;
-            c.cluster.lease_ms = 1000;
-            c.cluster.sweep_ms = 100;
+            c.cluster.lease = Duration::from_millis(1000);
+            c.cluster.sweep = Duration::from_millis(100);
             c.cluster.pool_size = 8;
             // A killed replica's open transaction ends within a second.
-            c.cluster.idle_in_transaction_ms = 1000;
+            c.cluster.idle_in_transaction = Duration::from_millis(1000);
             c.inbound.caller_per_s = 100_000;
             c.inbound.caller_burst = 100_000;
             tune(c);
@@ -289,13 +289,13 @@ async fn thirty_commands_over_three_replicas_keep_a_ten_per_window_quota() {
         let volvo = c.oems.get_mut("volvo").unwrap();
         volvo.limits.commands = Some(vec![WindowConfig {
             max: 10,
-            per_s: 4.0,
+            per: Duration::from_secs_f64(4.0),
         }]);
         volvo.limits.requests = Some(vec![WindowConfig {
             max: 10_000,
-            per_s: 1.0,
+            per: Duration::from_secs_f64(1.0),
         }]);
-        volvo.limits.max_wait_ms = 30_000;
+        volvo.limits.max_wait = Duration::from_millis(30_000);
         // Ten commands per replica wait for the one car: lift the queue cap.
         c.commands.max_queued_per_vehicle = 100;
     })
@@ -504,7 +504,7 @@ async fn with_redis_unreachable_requests_keep_working_on_local_limits() {
 
 #[tokio::test]
 async fn an_owed_relock_is_done_by_another_replica_when_its_replica_dies() {
-    let mut c = Cluster::start(|c| c.grants.tick_ms = 10).await;
+    let mut c = Cluster::start(|c| c.grants.tick = Duration::from_millis(10)).await;
     let car = c.vehicle("5YJSA1E26JF000004");
     let courier = c.env.token_as("courier-3", &["grants:use"]);
     let not_after = c.env.demo.gateway.grants.clock.now() + time::Duration::minutes(30);

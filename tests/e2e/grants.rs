@@ -23,11 +23,11 @@ async fn env() -> Env {
     Env::builder()
         .mocks(&["tesla"])
         .configure(|c| {
-            c.grants.tick_ms = 10;
-            c.grants.relock_backoff_ms = 20;
+            c.grants.tick = Duration::from_millis(10);
+            c.grants.relock_backoff = Duration::from_millis(20);
             c.grants.relock_max_attempts = 3;
-            c.events.delivery_tick_ms = 20;
-            c.events.webhook_backoff_ms = 20;
+            c.events.delivery_tick = Duration::from_millis(20);
+            c.events.webhook_backoff = Duration::from_millis(20);
             // The test's receivers listen on loopback: an explicit exception.
             c.events.webhook_allow = vec!["127.0.0.1/32".into()];
         })
@@ -443,13 +443,13 @@ async fn the_owners_own_lock_settles_the_relock() {
     let env = Env::builder()
         .mocks(&["tesla"])
         .configure(|c| {
-            c.grants.tick_ms = 10;
-            c.watch.tick_ms = 20;
-            c.watch.min_period_ms = 100;
+            c.grants.tick = Duration::from_millis(10);
+            c.watch.tick = Duration::from_millis(20);
+            c.watch.min_period = Duration::from_millis(100);
             // The relocked car stays watched for the OEM's command window: a long one, so
             // the trunk below is opened inside it however slow the machine.
             if let Some(t) = c.oems.get_mut("tesla") {
-                t.timing.command_window_s = Some(300);
+                t.timing.command_window = Some(Duration::from_secs(300));
             }
         })
         .start()

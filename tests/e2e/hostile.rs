@@ -62,7 +62,7 @@ async fn slow_bodies_of_another_tenant_leave_every_other_caller_served() {
         .mocks(&["tesla"])
         .configure(|c| {
             c.inbound.max_in_flight = 32;
-            c.http.body_timeout_ms = 1_500;
+            c.http.body_timeout = Duration::from_millis(1_500);
         })
         .start()
         .await;
@@ -88,7 +88,7 @@ async fn trickled_headers_cannot_keep_a_caller_out() {
         .configure(|c| {
             c.http.max_connections = 40;
             // Longer than the test: only the cap can make room.
-            c.http.header_timeout_ms = 120_000;
+            c.http.header_timeout = Duration::from_millis(120_000);
         })
         .start()
         .await;
@@ -105,7 +105,7 @@ async fn trickled_headers_cannot_keep_a_caller_out() {
 async fn a_head_that_does_not_arrive_in_time_closes_its_connection() {
     let env = Env::builder()
         .mocks(&["tesla"])
-        .configure(|c| c.http.header_timeout_ms = 300)
+        .configure(|c| c.http.header_timeout = Duration::from_millis(300))
         .start()
         .await;
     let mut s = stalled(&env, 1, "GET /v1/vehicles HTTP/1.1\r\nHost: keyway\r\n").await;

@@ -57,7 +57,7 @@ async fn a_lost_answer_that_opens_the_breaker_is_still_confirmed_by_reads() {
     let env = Env::start_with(|c| {
         let bmw = c.oems.get_mut("bmw").unwrap();
         bmw.breaker.failures = 1;
-        bmw.breaker.open_ms = 600_000;
+        bmw.breaker.open = std::time::Duration::from_millis(600_000);
     })
     .await;
     let v = env.by_vin("WBY31AW090FP00001").clone();

@@ -23,13 +23,13 @@ fn tuned(c: &mut Config) {
     c.inbound.unlock_burst = 100_000;
     c.inbound.max_in_flight = 10_000;
     let tesla = c.oems.get_mut("tesla").unwrap();
-    tesla.retry.base_ms = 5;
-    tesla.retry.cap_ms = 20;
-    tesla.timeout_ms = 2_000;
+    tesla.retry.base = Duration::from_millis(5);
+    tesla.retry.cap = Duration::from_millis(20);
+    tesla.timeout = Duration::from_millis(2_000);
     // The Tesla mock answers from the car at once and holds no command: a lost answer
     // is settled by the car's state within seconds.
-    tesla.timing.state_lag_s = Some(1);
-    tesla.timing.command_window_s = Some(2);
+    tesla.timing.state_lag = Some(Duration::from_secs(1));
+    tesla.timing.command_window = Some(Duration::from_secs(2));
 }
 
 /// The Tesla mock alone (tuned), answering requests to `path` after `ms`.
@@ -237,7 +237,7 @@ async fn the_breaker_opens_on_a_dead_oem_fails_fast_and_closes_after_recovery() 
             let t = c.oems.get_mut("tesla").unwrap();
             t.retry.max_attempts = 1;
             t.breaker.failures = 3;
-            t.breaker.open_ms = 300;
+            t.breaker.open = Duration::from_millis(300);
         })
         .start()
         .await;
@@ -346,9 +346,9 @@ async fn a_command_quota_is_never_exceeded_under_fifty_concurrent_commands() {
             let t = c.oems.get_mut("tesla").unwrap();
             t.limits.commands = Some(vec![WindowConfig {
                 max: 10,
-                per_s: 0.5,
+                per: Duration::from_secs_f64(0.5),
             }]);
-            t.limits.max_wait_ms = 30_000;
+            t.limits.max_wait = Duration::from_millis(30_000);
         })
         .start()
         .await;
@@ -760,10 +760,10 @@ async fn volvos_precheck_turns_open_outcomes_into_certain_ones() {
             c.inbound.caller_per_s = 100_000;
             c.inbound.caller_burst = 100_000;
             let volvo = c.oems.get_mut("volvo").unwrap();
-            volvo.retry.base_ms = 5;
-            volvo.retry.cap_ms = 20;
-            volvo.timing.state_lag_s = Some(1);
-            volvo.timing.command_window_s = Some(2);
+            volvo.retry.base = Duration::from_millis(5);
+            volvo.retry.cap = Duration::from_millis(20);
+            volvo.timing.state_lag = Some(Duration::from_secs(1));
+            volvo.timing.command_window = Some(Duration::from_secs(2));
         })
         .start()
         .await;

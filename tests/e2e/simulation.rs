@@ -124,23 +124,23 @@ k1 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 issuer = "sim"
 hs256_secret = "0123456789abcdef0123456789abcdef"
 [commands]
-command_timeout_s = 60
-max_poll_interval_ms = 5000
-wake_timeout_s = 30
-wake_poll_ms = 2000
+command_timeout = "1m"
+max_poll_interval = "5s"
+wake_timeout = "30s"
+wake_poll = "2s"
 max_queued_per_vehicle = 100
 [cluster]
-lease_ms = 30000
-sweep_ms = 10000
+lease = "30s"
+sweep = "10s"
 [grants]
-tick_ms = 10000
+tick = "10s"
 relock_max_attempts = 4
-relock_backoff_ms = 5000
+relock_backoff = "5s"
 [watch]
-tick_ms = 5000
-min_period_ms = 20000
-busy_period_ms = 5000
-asleep_max_period_ms = 60000
+tick = "5s"
+min_period = "20s"
+busy_period = "5s"
+asleep_max_period = "1m"
 [oems.bmw]
 api_base_url = "http://127.0.0.1:9"
 client_id = "sim"

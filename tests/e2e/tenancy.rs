@@ -573,14 +573,14 @@ async fn callers_spent_their_share() -> Env {
     let env = Env::builder()
         .mocks(&["tesla"])
         .configure(|c| {
-            c.grants.tick_ms = 10;
+            c.grants.tick = Duration::from_millis(10);
             let tesla = c.oems.get_mut("tesla").unwrap();
             tesla.limits.commands = Some(vec![keyway::config::WindowConfig {
                 max: 4,
-                per_s: 3600.0,
+                per: Duration::from_secs_f64(3600.0),
             }]);
             tesla.limits.reserved_commands = 2;
-            tesla.limits.max_wait_ms = 0;
+            tesla.limits.max_wait = Duration::from_millis(0);
         })
         .start()
         .await;
@@ -782,8 +782,8 @@ async fn a_receiver_that_never_answers_delays_only_its_own_deliveries() {
     let env = Env::builder()
         .mocks(&["tesla"])
         .configure(|c| {
-            c.events.delivery_tick_ms = 20;
-            c.events.webhook_timeout_ms = 120_000;
+            c.events.delivery_tick = Duration::from_millis(20);
+            c.events.webhook_timeout = Duration::from_millis(120_000);
             c.events.webhook_allow = vec!["127.0.0.1/32".into()];
         })
         .start()

@@ -16,10 +16,10 @@ use common::{DEMO_TENANT, Env, send};
 async fn env() -> Env {
     Env::builder()
         .configure(|c| {
-            c.watch.tick_ms = 20;
-            c.watch.min_period_ms = 100;
+            c.watch.tick = Duration::from_millis(20);
+            c.watch.min_period = Duration::from_millis(100);
             // A sleeping car's reads back off to at most this (the default is minutes).
-            c.watch.asleep_max_period_ms = 400;
+            c.watch.asleep_max_period = Duration::from_millis(400);
         })
         .start()
         .await

@@ -176,7 +176,7 @@ impl IntoParams for IdempotencyKey {
 }
 
 /// `Prefer: wait=N` (RFC 7240): wait up to N seconds (capped by the gateway's
-/// `commands.max_wait_s`) for the final outcome instead of answering `202` at once.
+/// `commands.max_wait`) for the final outcome instead of answering `202` at once.
 /// Preferences keyway does not know are ignored, as RFC 7240 asks.
 pub struct PreferWait;
 

@@ -58,7 +58,7 @@ pub fn options(dir: &TempDir) -> DemoOptions {
 }
 
 /// The tests' HTTP client. It drops a pooled connection idle for 5 s: keyway closes an
-/// idle keep-alive connection after `http.header_timeout_ms` (10 s), and a request sent
+/// idle keep-alive connection after `http.header_timeout` (10 s), and a request sent
 /// on one just as it closes fails with `IncompleteMessage` (the keep-alive race).
 pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new())
@@ -144,7 +144,7 @@ impl Env {
         Self::builder()
             .mocks(&["tesla"])
             .configure(|c| {
-                c.events.delivery_tick_ms = 20;
+                c.events.delivery_tick = Duration::from_millis(20);
                 c.events.webhook_allow = vec!["127.0.0.1/32".into()];
             })
             .start()
