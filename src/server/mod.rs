@@ -62,12 +62,9 @@ pub async fn serve(
             gateway.cluster.clone(),
             gateway.commands.clone(),
         )));
-        if let (Some(channel), Ok(crate::config::StoreUrl::Postgres(url))) =
-            (gateway.store.change_channel(), gateway.config.store_url())
-        {
+        if let Some(changes) = gateway.store.vehicle_changes() {
             background.push(tokio::spawn(crate::vehicles::follow_changes(
-                url.expose().to_string(),
-                channel,
+                changes,
                 gateway.fleet.clone(),
             )));
         }

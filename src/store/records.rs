@@ -519,3 +519,18 @@ mod tests {
         }
     }
 }
+
+/// A change another replica announced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VehicleChange {
+    /// This vehicle's state changed (its id).
+    Changed(String),
+    /// Announcements may have been lost (a dropped connection): any vehicle may have
+    /// changed.
+    Missed,
+}
+
+/// The changes other replicas announce, until dropped ([`Store::vehicle_changes`]).
+///
+/// [`Store::vehicle_changes`]: super::Store::vehicle_changes
+pub type VehicleChanges = futures_util::stream::BoxStream<'static, VehicleChange>;

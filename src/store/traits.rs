@@ -334,9 +334,10 @@ pub trait Store:
     /// Whether several keyway processes may share this store (PostgreSQL). An
     /// unshared store belongs to one process, which may take over any lease at start.
     fn shared(&self) -> bool;
-    /// The PostgreSQL `LISTEN` channel on which [`Store::finish_command`] tells every
-    /// replica which vehicle's state changed, if any.
-    fn change_channel(&self) -> Option<String>;
+    /// The vehicle changes other replicas announce ([`Store::finish_command`] tells
+    /// every replica which vehicle's state changed), as a stream that reconnects by
+    /// itself; `None` for a store one process owns (nobody else changes it).
+    fn vehicle_changes(&self) -> Option<VehicleChanges>;
 }
 
 /// The hash of an audit row: SHA-256 over the previous hash and every field, each

@@ -12,6 +12,7 @@
 
 mod accounts;
 mod audit;
+mod changes;
 mod commands;
 mod events;
 mod grants;
@@ -55,6 +56,9 @@ pub struct SqlStore {
     engine: Engine,
     /// PostgreSQL: the `NOTIFY` channel for vehicle changes.
     channel: Option<String>,
+    /// PostgreSQL: the database's URL, for listening on that channel (may carry a
+    /// password: redacted in `Debug`).
+    listen_url: Option<keyway_adapter::Secret>,
     /// Serializes appends to the ordered logs (events, audit chain) in this process;
     /// PostgreSQL replicas also take an advisory lock.
     appends: Arc<tokio::sync::Mutex<()>>,
@@ -106,6 +110,7 @@ impl SqlStore {
             pool,
             engine: Engine::Sqlite,
             channel: None,
+            listen_url: None,
             appends: Arc::default(),
             append_key: 0,
         })
@@ -158,6 +163,7 @@ impl SqlStore {
             pool,
             engine: Engine::Postgres,
             channel: Some(channel),
+            listen_url: Some(keyway_adapter::Secret::new(url)),
             appends: Arc::default(),
             append_key: append_key(&schema),
         })
@@ -358,8 +364,9 @@ impl Store for SqlStore {
     fn shared(&self) -> bool {
         self.engine == Engine::Postgres
     }
-    fn change_channel(&self) -> Option<String> {
-        self.channel.clone()
+    fn vehicle_changes(&self) -> Option<VehicleChanges> {
+        let (url, channel) = (self.listen_url.clone()?, self.channel.clone()?);
+        Some(changes::changes(url, channel))
     }
 }
 

@@ -464,7 +464,7 @@ impl Store for SimStore {
     fn shared(&self) -> bool {
         self.shared
     }
-    fn change_channel(&self) -> Option<String> {
+    fn vehicle_changes(&self) -> Option<keyway::store::VehicleChanges> {
         None
     }
     async fn ping(&self) -> Result<(), StoreError> {
