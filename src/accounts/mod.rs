@@ -23,7 +23,7 @@ use crate::crypto::Sealer;
 use crate::error::OemFailure;
 use crate::ids;
 use crate::registry::Registry;
-use crate::store::Store;
+use crate::store::AccountAreas;
 use crate::store::{AccountRecord, AccountStatus, LinkState, VehicleRecord, now};
 use crate::tokens::oauth;
 use crate::tokens::{TokenError, Tokens};
@@ -139,7 +139,7 @@ pub fn redirect_uri(public_url: &str) -> String {
 pub struct Accounts {
     redirect_uri: String,
     registry: Arc<Registry>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn AccountAreas>,
     sealer: Arc<Sealer>,
     tokens: Arc<Tokens>,
     fleet: Arc<Fleet>,
@@ -150,7 +150,7 @@ impl Accounts {
     pub fn new(
         public_url: &str,
         registry: Arc<Registry>,
-        store: Arc<dyn Store>,
+        store: Arc<dyn AccountAreas>,
         sealer: Arc<Sealer>,
         tokens: Arc<Tokens>,
         fleet: Arc<Fleet>,

@@ -15,7 +15,7 @@ pub mod redis;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::{Lease, Store, now};
+use crate::store::{Lease, LeaseStore, now};
 
 /// This replica's place in the cluster.
 #[derive(Debug)]
@@ -72,12 +72,12 @@ where
 /// Releases a lease when dropped, and keeps it renewed until then.
 pub struct Held {
     renew: tokio::task::JoinHandle<()>,
-    release: Option<(Arc<dyn Store>, String, String)>,
+    release: Option<(Arc<dyn LeaseStore>, String, String)>,
 }
 
 impl Held {
     /// Keeps `name` (already taken) renewed every third of the lease until dropped.
-    pub fn keep(store: Arc<dyn Store>, cluster: &Arc<Cluster>, name: String) -> Self {
+    pub fn keep(store: Arc<dyn LeaseStore>, cluster: &Arc<Cluster>, name: String) -> Self {
         let (s, n) = (store.clone(), name.clone());
         let renew = renewing(cluster, name.clone(), move |lease| {
             let (s, n) = (s.clone(), n.clone());
@@ -91,7 +91,7 @@ impl Held {
 
     /// Takes `name`, waiting (10 ms, doubling to 100 ms between tries) while another
     /// replica holds it, then keeps it as [`Held::keep`] does.
-    pub async fn take(store: Arc<dyn Store>, cluster: &Arc<Cluster>, name: String) -> Self {
+    pub async fn take(store: Arc<dyn LeaseStore>, cluster: &Arc<Cluster>, name: String) -> Self {
         let mut backoff =
             crate::clock::Backoff::new(Duration::from_millis(10), Duration::from_millis(100));
         loop {

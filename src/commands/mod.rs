@@ -58,14 +58,14 @@ pub use visible::ReadError;
 
 use crate::cluster::Cluster;
 use crate::store::StoreError;
-use crate::store::{CommandRecord, CommandStatus, Store};
+use crate::store::{CommandAreas, CommandRecord, CommandStatus};
 use crate::sync::{KeyLocks, lock};
 use crate::vehicles::Fleet;
 
 impl Commands {
     /// A command runner.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn CommandAreas>,
         fleet: Arc<Fleet>,
         registry: Arc<crate::registry::Registry>,
         timing: CommandTiming,

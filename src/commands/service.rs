@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cluster::Cluster;
-use crate::store::{CommandRecord, Store};
+use crate::store::{CommandAreas, CommandRecord};
 use crate::sync::KeyLocks;
 use crate::vehicles::Fleet;
 
@@ -30,7 +30,7 @@ pub(super) type Finals = Mutex<HashMap<String, watch::Sender<Option<CommandRecor
 
 /// Runs commands.
 pub struct Commands {
-    pub(super) store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn CommandAreas>,
     pub(super) fleet: Arc<Fleet>,
     pub(super) registry: Arc<crate::registry::Registry>,
     pub(super) timing: CommandTiming,

@@ -60,7 +60,7 @@ impl Classify for WebhookError {
         }
     }
 }
-use crate::store::{DeliveryRecord, Store, WebhookRecord, now};
+use crate::store::{DeliveryRecord, EventStore, WebhookRecord, now};
 
 /// The webhook client: TLS over the guarded connector.
 type GuardedClient =
@@ -152,7 +152,7 @@ pub fn verify(
 
 /// Subscriptions and their delivery.
 pub struct Webhooks {
-    pub(super) store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn EventStore>,
     /// Told when a subscription is added or ended here.
     pub(super) events: Arc<super::Events>,
     sealer: Arc<Sealer>,
@@ -164,7 +164,7 @@ pub struct Webhooks {
 impl Webhooks {
     /// Webhooks over `store`, connecting only where `egress` allows.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn EventStore>,
         events: Arc<super::Events>,
         sealer: Arc<Sealer>,
         egress: Arc<Egress>,

@@ -32,7 +32,7 @@ use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::commands::Commands;
 use crate::events::{Events, Kind};
-use crate::store::{Geofence, GrantRecord, RelockState, Store};
+use crate::store::{Geofence, GrantAreas, GrantRecord, RelockState};
 use crate::vehicles::Fleet;
 
 mod error;
@@ -86,7 +86,7 @@ pub struct NewGrant {
 
 /// The grant service.
 pub struct Grants {
-    store: Arc<dyn Store>,
+    store: Arc<dyn GrantAreas>,
     fleet: Arc<Fleet>,
     commands: Arc<Commands>,
     events: Arc<Events>,
@@ -131,7 +131,7 @@ impl Grants {
     /// The grant service.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn GrantAreas>,
         fleet: Arc<Fleet>,
         commands: Arc<Commands>,
         events: Arc<Events>,

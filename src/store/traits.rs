@@ -312,6 +312,48 @@ pub trait LeaseStore: Send + Sync + 'static {
     async fn release_all(&self, holder: &str) -> Result<(), StoreError>;
 }
 
+// The store areas of each service that uses more than one, named once here: a
+// service holds its set, not the whole `Store`, so what it may touch is declared and
+// checked by the compiler. Each set is a supertrait of `Store`, so an
+// `Arc<dyn Store>` converts to it; a service of one area holds that area's trait
+// (`Arc<dyn EventStore>`, `Arc<dyn AuditStore>`, `Arc<dyn LeaseStore>`).
+
+/// The areas account linking uses (`accounts::Accounts`): accounts, and the cars
+/// they bring.
+pub trait AccountAreas: AccountStore + VehicleStore {}
+impl<T: AccountStore + VehicleStore + ?Sized> AccountAreas for T {}
+
+/// The areas OEM tokens use (`tokens::Tokens`): accounts' sealed tokens, refreshed
+/// under a lease.
+pub trait TokenAreas: AccountStore + LeaseStore {}
+impl<T: AccountStore + LeaseStore + ?Sized> TokenAreas for T {}
+
+/// The areas vehicle reads use (`vehicles::Fleet`): the cars, and the commands sent
+/// to one.
+pub trait FleetAreas: CommandStore + VehicleStore {}
+impl<T: CommandStore + VehicleStore + ?Sized> FleetAreas for T {}
+
+/// The areas the command lifecycle uses (`commands::Commands`).
+pub trait CommandAreas:
+    AccountStore + AuditStore + CommandStore + LeaseStore + VehicleStore
+{
+}
+impl<T: AccountStore + AuditStore + CommandStore + LeaseStore + VehicleStore + ?Sized> CommandAreas
+    for T
+{
+}
+
+/// The areas delivery grants and their relocks use (`grants::Grants`).
+pub trait GrantAreas: CommandStore + EventStore + GrantStore + LeaseStore + VehicleStore {}
+impl<T: CommandStore + EventStore + GrantStore + LeaseStore + VehicleStore + ?Sized> GrantAreas
+    for T
+{
+}
+
+/// The areas watching cars uses (`watch::Watches`).
+pub trait WatchAreas: GrantStore + LeaseStore + VehicleStore + WatchStore {}
+impl<T: GrantStore + LeaseStore + VehicleStore + WatchStore + ?Sized> WatchAreas for T {}
+
 /// keyway's durable state: every area's store, plus what is about the database
 /// itself. Services take the area they use (`Arc<dyn AuditStore>`, …); an
 /// `Arc<dyn Store>` converts to any of them.
@@ -325,6 +367,12 @@ pub trait Store:
     + AuditStore
     + LeaseStore
     + WatchStore
+    + AccountAreas
+    + TokenAreas
+    + FleetAreas
+    + CommandAreas
+    + GrantAreas
+    + WatchAreas
 {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -40,7 +40,7 @@ use crate::cluster::Cluster;
 use crate::crypto::{CryptoError, Sealer};
 use crate::error::Classify;
 use crate::registry::{Oem, Registry};
-use crate::store::{AccountRecord, AccountStatus, Store, StoredTokens};
+use crate::store::{AccountRecord, AccountStatus, StoredTokens, TokenAreas};
 use crate::sync::lock;
 use oauth::{Granted, RefreshFailure};
 
@@ -80,7 +80,7 @@ struct Cached {
 
 /// The token manager.
 pub struct Tokens {
-    store: Arc<dyn Store>,
+    store: Arc<dyn TokenAreas>,
     registry: Arc<Registry>,
     sealer: Arc<Sealer>,
     skew: Duration,
@@ -107,7 +107,7 @@ fn refresh_aad(account_id: &str) -> String {
 impl Tokens {
     /// A manager refreshing `skew` before expiry (at most half a token's lifetime).
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn TokenAreas>,
         registry: Arc<Registry>,
         sealer: Arc<Sealer>,
         skew: Duration,

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::error::VehicleError;
 use crate::registry::Registry;
-use crate::store::{Store, VehicleRecord};
+use crate::store::{FleetAreas, VehicleRecord};
 use crate::sync::{Cache, lock};
 use crate::tokens::Tokens;
 
@@ -122,7 +122,7 @@ impl Drop for Leading<'_> {
 
 /// Reads vehicles through their adapters.
 pub struct Fleet {
-    pub(super) store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn FleetAreas>,
     pub(super) registry: Arc<Registry>,
     pub(super) tokens: Arc<Tokens>,
     pub(super) wake: WakePolicy,

@@ -51,7 +51,7 @@ use crate::auth::Caller;
 use crate::config::WakeForReads;
 use crate::metrics;
 use crate::registry::Registry;
-use crate::store::{Store, VehicleRecord};
+use crate::store::{FleetAreas, VehicleRecord};
 use crate::sync::{Cache, cache, lock};
 use crate::tokens::{CallError, TokenError, Tokens};
 
@@ -61,7 +61,7 @@ const ASYNC_READ_TIMEOUT: Duration = Duration::from_secs(60);
 impl Fleet {
     /// A fleet over the given parts.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn FleetAreas>,
         registry: Arc<Registry>,
         tokens: Arc<Tokens>,
         wake: WakePolicy,

@@ -39,7 +39,7 @@ use crate::config::WatchConfig;
 use crate::error::{Classify, Code, Codes};
 use crate::events::{Events, Kind, Payload, Subject};
 use crate::grants::Grants;
-use crate::store::{Lease, RelockState, Store, StoreError, VehicleRecord, WatchRecord, now};
+use crate::store::{Lease, RelockState, StoreError, VehicleRecord, WatchAreas, WatchRecord, now};
 use crate::sync::lock;
 use crate::vehicles::Fleet;
 use cadence::{Load, backoff, stretched};
@@ -127,7 +127,7 @@ impl Payload for StateChanged<'_> {
 
 /// Watches cars.
 pub struct Watches {
-    store: Arc<dyn Store>,
+    store: Arc<dyn WatchAreas>,
     fleet: Arc<Fleet>,
     events: Arc<Events>,
     cluster: Arc<Cluster>,
@@ -147,7 +147,7 @@ pub struct Watches {
 impl Watches {
     /// The watch service.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn WatchAreas>,
         fleet: Arc<Fleet>,
         events: Arc<Events>,
         cluster: Arc<Cluster>,
