@@ -1,6 +1,7 @@
 //! The OEM registry: the one place that knows which adapters exist. Adding an OEM is
-//! its crate plus its entry in [`ADAPTERS`] (what it declares, how it is built, and for
-//! an OEM that signs commands how its key is read). Each enabled OEM gets
+//! its crate, which exports one `OEM` (what it declares, how it is built, and for an
+//! OEM that signs commands how its key is read: `keyway_adapter::oem::Oem`), plus one
+//! line in [`ADAPTERS`]. Each enabled OEM gets
 //! its adapter, its outbound stack and its configuration, found by OEM id. It refuses
 //! what only an OEM's adapter can judge: unknown OEM ids, a missing application key,
 //! signing keys for an OEM that does not sign, a signing key that does not read.
@@ -16,118 +17,26 @@ use crate::upstream::quota::Quota;
 use crate::config::{ConfigError, OemConfig, invalid};
 use crate::upstream;
 
-/// How an OEM whose commands are signed with the application's key (Tesla) reads that
-/// key.
-pub struct Signing {
-    /// Whether a PEM is a key this OEM can sign with.
-    pub reads: fn(&str) -> bool,
-    /// The public half of a key (PEM), to publish where the OEM fetches it.
-    pub public_pem: fn(&str) -> Option<String>,
-}
+pub use keyway_adapter::oem::{Build, Signing};
 
-/// What an adapter is built from: its API (and version), its application key and
-/// client, and for an OEM that signs commands the configured signing key and domain.
-pub struct Build<'a> {
-    /// The API base URL.
-    pub base: &'a str,
-    /// The API version configured, for an OEM that offers several.
-    pub api_version: Option<&'a str>,
-    /// The OAuth server's base URL (an OEM whose calls carry the application's own
-    /// token gets it there).
-    pub auth_base: &'a str,
-    /// The OAuth client id.
-    pub client_id: &'a str,
-    /// The OAuth client secret.
-    pub client_secret: Option<Secret>,
-    /// The application key sent with every call (empty when the OEM wants none).
-    pub api_key: Secret,
-    /// The signing key (PEM), when configured and the OEM signs.
-    pub signing_key: Option<Secret>,
-    /// The domain the OEM fetches the public key from.
-    pub domain: Option<String>,
-}
-
-/// One adapter keyway has: what it declares, how it is built, and for an OEM that signs
-/// commands how its key is read. Adding an OEM is its crate and one entry here (and
-/// its mock's in `mocks::MOCKS`).
-pub struct Known {
-    /// What it declares.
-    pub info: &'static AdapterInfo,
-    /// Builds it.
-    pub build: fn(&Build<'_>) -> Arc<dyn Adapter>,
-    /// Its signing, when its commands are signed with an application key.
-    pub signing: Option<Signing>,
-    /// The API versions `api_version` may name (none: the OEM offers one).
-    pub versions: &'static [&'static str],
-}
+/// One adapter keyway has, as its crate describes it.
+pub type Known = keyway_adapter::oem::Oem;
 
 /// Every adapter keyway has.
-pub static ADAPTERS: &[Known] = &[
-    Known {
-        info: &keyway_tesla::adapter::INFO,
-        build: tesla,
-        signing: Some(Signing {
-            reads: |pem| keyway_tesla::vcp::AppKey::from_pem(pem).is_ok(),
-            public_pem: |pem| {
-                keyway_tesla::vcp::AppKey::from_pem(pem)
-                    .ok()
-                    .map(|k| k.public_pem())
-            },
-        }),
-        versions: &[],
-    },
-    Known {
-        info: &keyway_bmw::adapter::INFO,
-        build: |b| Arc::new(keyway_bmw::BmwAdapter::new(b.base)),
-        signing: None,
-        versions: &[],
-    },
-    Known {
-        info: &keyway_volvo::adapter::INFO,
-        build: |b| Arc::new(keyway_volvo::VolvoAdapter::new(b.base, b.api_key.clone())),
-        signing: None,
-        versions: &[],
-    },
-    Known {
-        info: &keyway_gm::adapter::INFO,
-        build: |b| Arc::new(keyway_gm::GmAdapter::new(b.base)),
-        signing: None,
-        versions: &[],
-    },
-    Known {
-        info: &keyway_ford::adapter::INFO,
-        build: |b| Arc::new(keyway_ford::FordAdapter::new(b.base)),
-        signing: None,
-        versions: &[],
-    },
-    Known {
-        info: &keyway_hyundai::adapter::INFO,
-        build: |b| {
-            Arc::new(keyway_hyundai::HyundaiAdapter::new(
-                b.base,
-                b.api_key.clone(),
-            ))
-        },
-        signing: None,
-        versions: &[],
-    },
-    Known {
-        info: &keyway_smartcar::adapter::INFO,
-        build: smartcar,
-        signing: None,
-        versions: &["2.0", "3"],
-    },
-    Known {
-        info: &keyway_vw::adapter::INFO,
-        build: |b| Arc::new(keyway_vw::VwAdapter::new(b.base)),
-        signing: None,
-        versions: &[],
-    },
+pub static ADAPTERS: &[&Known] = &[
+    &keyway_tesla::OEM,
+    &keyway_bmw::OEM,
+    &keyway_volvo::OEM,
+    &keyway_gm::OEM,
+    &keyway_ford::OEM,
+    &keyway_hyundai::OEM,
+    &keyway_smartcar::OEM,
+    &keyway_vw::OEM,
 ];
 
 /// The adapter keyway has for `oem`.
 pub fn known_adapter(oem: &str) -> Option<&'static Known> {
-    ADAPTERS.iter().find(|k| k.info.oem == oem)
+    ADAPTERS.iter().copied().find(|k| k.info.oem == oem)
 }
 
 /// What the adapter for `oem` declares, if keyway has one.
@@ -159,36 +68,6 @@ fn build(oem: &str, c: &OemConfig) -> Option<Arc<dyn Adapter>> {
     }))
 }
 
-/// The Smartcar adapter for the configured API version: v2.0 unless `"3"`.
-fn smartcar(b: &Build<'_>) -> Arc<dyn Adapter> {
-    use keyway_smartcar::adapter::INFO_V3;
-    use keyway_smartcar::{AppCredentials, SmartcarAdapter};
-    if b.api_version != Some("3") {
-        return Arc::new(SmartcarAdapter::new(b.base));
-    }
-    Arc::new(SmartcarAdapter::v3(
-        b.base,
-        AppCredentials {
-            token_url: keyway_adapter::http::join(b.auth_base, INFO_V3.oauth.token_path),
-            client_id: b.client_id.to_string(),
-            client_secret: b.client_secret.clone().unwrap_or_default(),
-        },
-    ))
-}
-
-/// The Tesla adapter, signing commands when an application key is configured.
-fn tesla(b: &Build<'_>) -> Arc<dyn Adapter> {
-    let adapter = keyway_tesla::TeslaAdapter::new(b.base);
-    let key = b
-        .signing_key
-        .as_ref()
-        .and_then(|pem| keyway_tesla::vcp::AppKey::from_pem(pem.expose()).ok());
-    match key {
-        Some(key) => Arc::new(adapter.with_signing(key, b.domain.clone())),
-        None => Arc::new(adapter),
-    }
-}
-
 /// The public key to serve at the signing OEM's well-known path, when its `app_domain`
 /// and a key are configured.
 pub fn tesla_public_key(oems: &BTreeMap<String, OemConfig>) -> Option<String> {
@@ -204,22 +83,6 @@ pub fn tesla_public_key(oems: &BTreeMap<String, OemConfig>) -> Option<String> {
 /// whatever was captured; the mocks' own checks), without a signing key.
 pub fn adapter_for(oem: &str, base_url: &str, api_key: &str) -> Option<Arc<dyn Adapter>> {
     known_adapter(oem).map(|k| k.unsigned(base_url, api_key))
-}
-
-impl Known {
-    /// This adapter talking to `base_url` with `api_key`, without a signing key.
-    pub fn unsigned(&self, base_url: &str, api_key: &str) -> Arc<dyn Adapter> {
-        (self.build)(&Build {
-            base: base_url,
-            api_version: None,
-            auth_base: base_url,
-            client_id: "",
-            client_secret: None,
-            api_key: Secret::new(api_key),
-            signing_key: None,
-            domain: None,
-        })
-    }
 }
 
 /// Checks `[oems.<name>]` against what the adapter for `name` declares.

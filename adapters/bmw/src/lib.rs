@@ -15,3 +15,12 @@ pub mod mock;
 pub use adapter::BmwAdapter;
 #[cfg(feature = "mock")]
 pub use mock::{BmwMock, BmwMockConfig};
+
+/// This OEM as keyway's registry holds it: its adapter's declaration and how the
+/// adapter is built.
+pub static OEM: keyway_adapter::oem::Oem = keyway_adapter::oem::Oem {
+    info: &adapter::INFO,
+    build: |b| std::sync::Arc::new(BmwAdapter::new(b.base)),
+    signing: None,
+    versions: &[],
+};

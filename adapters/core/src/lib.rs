@@ -17,6 +17,8 @@
 //! - [`push`]: what an OEM pushes unasked (inbound webhooks), verified and translated.
 //! - [`login`]: linking through an OEM's own app login (Volkswagen Group), or by the
 //!   owner the redirect names (Smartcar API v3).
+//! - [`oem`]: an OEM as one value, which each adapter crate exports for keyway's
+//!   registry.
 //! - [`mock`]: the kit every mock OEM is built from (server, journal, OAuth token book).
 //! - [`conformance`]: the checks every adapter must pass against its own mock.
 
@@ -29,6 +31,7 @@ pub mod http;
 pub mod login;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod oem;
 pub mod push;
 pub mod secret;
 pub mod transport;

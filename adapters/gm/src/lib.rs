@@ -14,3 +14,12 @@ pub mod mock;
 pub use adapter::GmAdapter;
 #[cfg(feature = "mock")]
 pub use mock::{GmMock, GmMockConfig};
+
+/// This OEM as keyway's registry holds it: its adapter's declaration and how the
+/// adapter is built.
+pub static OEM: keyway_adapter::oem::Oem = keyway_adapter::oem::Oem {
+    info: &adapter::INFO,
+    build: |b| std::sync::Arc::new(GmAdapter::new(b.base)),
+    signing: None,
+    versions: &[],
+};

@@ -26,3 +26,28 @@ pub use adapter::SmartcarAdapter;
 #[cfg(feature = "mock")]
 pub use mock::{SmartcarMock, SmartcarMockConfig};
 pub use v3::AppCredentials;
+
+/// This OEM as keyway's registry holds it: its adapter's declaration, the API versions
+/// it offers (v2.0, the default, and v3) and how the adapter for the configured one is
+/// built.
+pub static OEM: keyway_adapter::oem::Oem = keyway_adapter::oem::Oem {
+    info: &adapter::INFO,
+    build,
+    signing: None,
+    versions: &["2.0", "3"],
+};
+
+/// The Smartcar adapter for the configured API version: v2.0 unless `"3"`.
+fn build(b: &keyway_adapter::oem::Build<'_>) -> std::sync::Arc<dyn keyway_adapter::Adapter> {
+    if b.api_version != Some("3") {
+        return std::sync::Arc::new(SmartcarAdapter::new(b.base));
+    }
+    std::sync::Arc::new(SmartcarAdapter::v3(
+        b.base,
+        AppCredentials {
+            token_url: keyway_adapter::http::join(b.auth_base, adapter::INFO_V3.oauth.token_path),
+            client_id: b.client_id.to_string(),
+            client_secret: b.client_secret.clone().unwrap_or_default(),
+        },
+    ))
+}

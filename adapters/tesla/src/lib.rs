@@ -21,3 +21,29 @@ pub mod vcp;
 pub use adapter::TeslaAdapter;
 #[cfg(feature = "mock")]
 pub use mock::{TeslaMock, TeslaMockConfig};
+
+/// This OEM as keyway's registry holds it: its adapter's declaration, how the adapter
+/// is built (signing commands when an application key is configured), and how that
+/// key is read.
+pub static OEM: keyway_adapter::oem::Oem = keyway_adapter::oem::Oem {
+    info: &adapter::INFO,
+    build,
+    signing: Some(keyway_adapter::oem::Signing {
+        reads: |pem| vcp::AppKey::from_pem(pem).is_ok(),
+        public_pem: |pem| vcp::AppKey::from_pem(pem).ok().map(|k| k.public_pem()),
+    }),
+    versions: &[],
+};
+
+/// The Tesla adapter, signing commands when an application key is configured.
+fn build(b: &keyway_adapter::oem::Build<'_>) -> std::sync::Arc<dyn keyway_adapter::Adapter> {
+    let adapter = TeslaAdapter::new(b.base);
+    let key = b
+        .signing_key
+        .as_ref()
+        .and_then(|pem| vcp::AppKey::from_pem(pem.expose()).ok());
+    match key {
+        Some(key) => std::sync::Arc::new(adapter.with_signing(key, b.domain.clone())),
+        None => std::sync::Arc::new(adapter),
+    }
+}

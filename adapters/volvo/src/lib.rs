@@ -15,3 +15,12 @@ pub mod mock;
 pub use adapter::VolvoAdapter;
 #[cfg(feature = "mock")]
 pub use mock::{VolvoMock, VolvoMockConfig};
+
+/// This OEM as keyway's registry holds it: its adapter's declaration and how the
+/// adapter is built.
+pub static OEM: keyway_adapter::oem::Oem = keyway_adapter::oem::Oem {
+    info: &adapter::INFO,
+    build: |b| std::sync::Arc::new(VolvoAdapter::new(b.base, b.api_key.clone())),
+    signing: None,
+    versions: &[],
+};

@@ -22,3 +22,12 @@ pub mod mock;
 pub use adapter::VwAdapter;
 #[cfg(feature = "mock")]
 pub use mock::{VwMock, VwMockConfig};
+
+/// This OEM as keyway's registry holds it: its adapter's declaration and how the
+/// adapter is built.
+pub static OEM: keyway_adapter::oem::Oem = keyway_adapter::oem::Oem {
+    info: &adapter::INFO,
+    build: |b| std::sync::Arc::new(VwAdapter::new(b.base)),
+    signing: None,
+    versions: &[],
+};
