@@ -15,9 +15,9 @@ use super::ApiError;
 use super::contract::{Edge, Problems, Public};
 use super::extract::{Authed, OptionalJson};
 use super::timestamp;
+use crate::accounts::Accounts;
 use crate::accounts::{AccountError, Callback, PinState};
 use crate::auth::Scope;
-use crate::gateway::Gateway;
 use crate::store::{AccountRecord, AccountStatus};
 
 /// A linked OEM account.
@@ -144,14 +144,14 @@ type CallbackProblems = Problems<(Public, AccountError)>;
     security(("bearer" = ["accounts:write"]))
 )]
 pub async fn authorize(
-    State(gw): State<Arc<Gateway>>,
+    State(accounts): State<Arc<Accounts>>,
     Authed(caller): Authed,
     Path(oem): Path<String>,
     OptionalJson(body): OptionalJson<LinkBody>,
 ) -> Result<(StatusCode, Json<LinkStarted>), ApiError> {
     caller.require(Scope::AccountsWrite)?;
     let pin = body.as_ref().and_then(|b| b.pin.as_deref());
-    let link = gw.accounts.start(&caller, &oem, pin).await?;
+    let link = accounts.start(&caller, &oem, pin).await?;
     Ok((
         StatusCode::CREATED,
         Json(LinkStarted {
@@ -175,14 +175,14 @@ pub async fn authorize(
     security(())
 )]
 pub async fn callback(
-    State(gw): State<Arc<Gateway>>,
+    State(accounts): State<Arc<Accounts>>,
     Query(cb): Query<Callback>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Linked>, ApiError> {
     // Every parameter, for an OEM whose redirect names the owner in its own.
     let params: Vec<(String, String)> =
         serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).unwrap_or_default();
-    let l = gw.accounts.complete(cb, &params).await?;
+    let l = accounts.complete(cb, &params).await?;
     Ok(Json(Linked {
         account: view(&l.account, l.vehicle_ids, l.pin),
     }))
@@ -227,7 +227,7 @@ impl std::fmt::Debug for AppRedirect {
     security(("bearer" = ["accounts:write"]))
 )]
 pub async fn app_callback(
-    State(gw): State<Arc<Gateway>>,
+    State(accounts): State<Arc<Accounts>>,
     Authed(caller): Authed,
     OptionalJson(body): OptionalJson<AppRedirect>,
 ) -> Result<Json<Linked>, ApiError> {
@@ -237,7 +237,7 @@ pub async fn app_callback(
         .ok_or_else(|| ApiError::invalid("send a JSON body: {\"redirect_url\": \"…\"}"))?;
     // The bound the document states, checked as every other free text.
     crate::text::check("redirect_url", &url, REDIRECT_URL_MAX)?;
-    let l = gw.accounts.complete_app(&caller, &url).await?;
+    let l = accounts.complete_app(&caller, &url).await?;
     Ok(Json(Linked {
         account: view(&l.account, l.vehicle_ids, l.pin),
     }))
@@ -253,12 +253,11 @@ pub async fn app_callback(
     security(("bearer" = ["accounts:write"]))
 )]
 pub async fn list(
-    State(gw): State<Arc<Gateway>>,
+    State(accounts): State<Arc<Accounts>>,
     Authed(caller): Authed,
 ) -> Result<Json<AccountList>, ApiError> {
     caller.require(Scope::AccountsWrite)?;
-    let accounts = gw
-        .accounts
+    let accounts = accounts
         .list(&caller)
         .await?
         .into_iter()
@@ -278,12 +277,12 @@ pub async fn list(
     security(("bearer" = ["accounts:write"]))
 )]
 pub async fn unlink(
-    State(gw): State<Arc<Gateway>>,
+    State(accounts): State<Arc<Accounts>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::AccountsWrite)?;
-    gw.accounts.unlink(&caller, &id).await?;
+    accounts.unlink(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -303,13 +302,13 @@ type PinProblems = Problems<(Edge, super::contract::JsonBody, AccountError)>;
     security(("bearer" = ["accounts:write"]))
 )]
 pub async fn set_pin(
-    State(gw): State<Arc<Gateway>>,
+    State(accounts): State<Arc<Accounts>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<PinBody>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::AccountsWrite)?;
     let pin = body.as_ref().map(|b| b.pin.as_str());
-    gw.accounts.set_pin(&caller, &id, pin).await?;
+    accounts.set_pin(&caller, &id, pin).await?;
     Ok(StatusCode::NO_CONTENT)
 }

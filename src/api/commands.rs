@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::extract::Path;
 use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, State};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyway_adapter::Command;
@@ -21,13 +21,14 @@ use super::contract::{Edge, IdempotencyKey, JsonBody, PreferWait, Problems};
 use super::extract::{Authed, OptionalJson, idempotency_key, prefer_wait};
 use super::limits::Inbound;
 use super::problem::RequestId;
+use super::substates::{ApiState, MaxWait};
 use crate::auth::Scope;
 use crate::commands::{
-    CommandError, CommandView, ReadError, Request, Submission, retry_after, view,
+    CommandError, CommandView, Commands, ReadError, Request, Submission, retry_after, view,
 };
 use crate::error::Code;
-use crate::gateway::Gateway;
 use crate::store::{CommandRecord, CommandStatus};
+use crate::vehicles::Fleet;
 use utoipa::ToSchema;
 
 /// The optional body of a lock/unlock.
@@ -92,16 +93,46 @@ pub(crate) fn answer(c: &CommandRecord) -> Response {
     }
 }
 
+/// The command service as lock, unlock and a grant's unlock use it: submit, then wait
+/// for the final record as long as the caller's `Prefer: wait` asks, at most
+/// `commands.max_wait`.
+#[derive(Clone)]
+pub struct Settle {
+    commands: Arc<Commands>,
+    max_wait: std::time::Duration,
+}
+
+impl FromRef<ApiState> for Settle {
+    fn from_ref(s: &ApiState) -> Self {
+        Settle {
+            commands: FromRef::from_ref(s),
+            max_wait: MaxWait::from_ref(s).0,
+        }
+    }
+}
+
+impl Settle {
+    /// The record once final, or as it stands after the wait `headers` ask for.
+    pub async fn settle(
+        &self,
+        headers: &HeaderMap,
+        record: CommandRecord,
+    ) -> Result<CommandRecord, ApiError> {
+        let wait = prefer_wait(headers).map(|w| w.min(self.max_wait));
+        settle(&self.commands, record, wait).await
+    }
+}
+
 /// The record once final, or as it stands after the caller's `Prefer: wait` (none: as
 /// it stands now).
-pub(crate) async fn settle(
-    gw: &Gateway,
+async fn settle(
+    commands: &Commands,
     record: CommandRecord,
     wait: Option<std::time::Duration>,
 ) -> Result<CommandRecord, ApiError> {
     Ok(match wait {
         Some(w) if record.status == CommandStatus::Pending && !w.is_zero() => {
-            gw.commands.wait(&record.id, w).await?.unwrap_or(record)
+            commands.wait(&record.id, w).await?.unwrap_or(record)
         }
         _ => record,
     })
@@ -119,16 +150,13 @@ pub struct CommandCall {
     body: Option<CommandBody>,
 }
 
-impl FromRequest<Arc<Gateway>> for CommandCall {
+impl FromRequest<ApiState> for CommandCall {
     type Rejection = ApiError;
 
-    async fn from_request(
-        req: axum::extract::Request,
-        gw: &Arc<Gateway>,
-    ) -> Result<Self, ApiError> {
+    async fn from_request(req: axum::extract::Request, api: &ApiState) -> Result<Self, ApiError> {
         let (mut parts, body) = req.into_parts();
-        let Authed(caller) = Authed::from_request_parts(&mut parts, gw).await?;
-        let Path(id) = Path::<String>::from_request_parts(&mut parts, gw).await?;
+        let Authed(caller) = Authed::from_request_parts(&mut parts, api).await?;
+        let Path(id) = Path::<String>::from_request_parts(&mut parts, api).await?;
         let missing = || ApiError::internal("the request context is not installed");
         let request_id = parts
             .extensions
@@ -142,7 +170,7 @@ impl FromRequest<Arc<Gateway>> for CommandCall {
             .ok_or_else(missing)?;
         let headers = parts.headers.clone();
         let req = axum::extract::Request::from_parts(parts, body);
-        let OptionalJson(body) = OptionalJson::<CommandBody>::from_request(req, gw).await?;
+        let OptionalJson(body) = OptionalJson::<CommandBody>::from_request(req, api).await?;
         Ok(Self {
             caller,
             id,
@@ -155,7 +183,8 @@ impl FromRequest<Arc<Gateway>> for CommandCall {
 }
 
 async fn command(
-    gw: Arc<Gateway>,
+    fleet: &Fleet,
+    settle: &Settle,
     call: CommandCall,
     action: Command,
 ) -> Result<Response, ApiError> {
@@ -171,8 +200,7 @@ async fn command(
         Command::Lock => Scope::CommandsLock,
         Command::Unlock => Scope::CommandsUnlock,
     })?;
-    let vehicle = gw.fleet.find(&caller, &id).await?;
-    let wait = prefer_wait(&headers).map(|w| w.min(gw.config.commands.max_wait));
+    let vehicle = fleet.find(&caller, &id).await?;
     let req = Request {
         caller: caller.sub.clone(),
         key_scope: caller.key_scope(),
@@ -183,7 +211,7 @@ async fn command(
         idempotency_key: idempotency_key(&headers)?,
         request_id: Some(request_id.0),
     };
-    let record = gw
+    let record = settle
         .commands
         .submit(Submission {
             vehicle: &vehicle,
@@ -191,7 +219,7 @@ async fn command(
             guard: &*inbound,
         })
         .await?;
-    let record = settle(&gw, record, wait).await?;
+    let record = settle.settle(&headers, record).await?;
     Ok(answer(&record))
 }
 
@@ -216,8 +244,12 @@ async fn command(
     ),
     security(("bearer" = ["commands:lock"]))
 )]
-pub async fn lock(State(gw): State<Arc<Gateway>>, call: CommandCall) -> Result<Response, ApiError> {
-    command(gw, call, Command::Lock).await
+pub async fn lock(
+    State(fleet): State<Arc<Fleet>>,
+    State(settle): State<Settle>,
+    call: CommandCall,
+) -> Result<Response, ApiError> {
+    command(&fleet, &settle, call, Command::Lock).await
 }
 
 /// Unlock the car; answers as a lock does. No second unlock is sent while an earlier
@@ -241,10 +273,11 @@ pub async fn lock(State(gw): State<Arc<Gateway>>, call: CommandCall) -> Result<R
     security(("bearer" = ["commands:unlock"]))
 )]
 pub async fn unlock(
-    State(gw): State<Arc<Gateway>>,
+    State(fleet): State<Arc<Fleet>>,
+    State(settle): State<Settle>,
     call: CommandCall,
 ) -> Result<Response, ApiError> {
-    command(gw, call, Command::Unlock).await
+    command(&fleet, &settle, call, Command::Unlock).await
 }
 
 /// A command: the caller's own (any of its tenant's, with `admin`), on vehicles its
@@ -259,7 +292,7 @@ pub async fn unlock(
     security(("bearer" = ["commands:lock"]), ("bearer" = ["commands:unlock"]), ("bearer" = ["grants:use"]))
 )]
 pub async fn get(
-    State(gw): State<Arc<Gateway>>,
+    State(commands): State<Arc<Commands>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<CommandView>, ApiError> {
@@ -269,7 +302,7 @@ pub async fn get(
     {
         caller.require(Scope::CommandsLock)?;
     }
-    Ok(Json(view(&gw.commands.visible(&caller, &id).await?)))
+    Ok(Json(view(&commands.visible(&caller, &id).await?)))
 }
 
 /// Acknowledge an unlock whose outcome is `unknown`, so it no longer blocks the car's
@@ -284,13 +317,13 @@ pub async fn get(
     security(("bearer" = ["commands:unlock"]))
 )]
 pub async fn acknowledge(
-    State(gw): State<Arc<Gateway>>,
+    State(commands): State<Arc<Commands>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<CommandView>, ApiError> {
     caller.require(Scope::CommandsUnlock)?;
-    let c = gw.commands.visible(&caller, &id).await?;
-    let c = gw.commands.acknowledge(c, &caller.sub).await?;
+    let c = commands.visible(&caller, &id).await?;
+    let c = commands.acknowledge(c, &caller.sub).await?;
     Ok(Json(view(&c)))
 }
 

@@ -23,10 +23,11 @@ use super::extract::{Authed, OptionalJson};
 use super::timestamp;
 use crate::auth::Scope;
 use crate::error::{Code, Codes};
+use crate::events::Events;
 use crate::events::manage::ManageError;
 use crate::events::webhooks::WebhookError;
+use crate::events::webhooks::Webhooks;
 use crate::events::{Kind, view};
-use crate::gateway::Gateway;
 use crate::store::{DeliveryRecord, EventRecord, WebhookRecord};
 
 /// `GET /v1/events` query.
@@ -124,7 +125,7 @@ const POLL: Duration = Duration::from_secs(1);
     security(("bearer" = ["events:read"]))
 )]
 pub async fn stream(
-    State(gw): State<Arc<Gateway>>,
+    State(events): State<Arc<Events>>,
     Authed(caller): Authed,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
@@ -171,15 +172,15 @@ pub async fn stream(
     };
     struct State {
         caller: Arc<crate::auth::Caller>,
-        gw: Arc<Gateway>,
+        events: Arc<crate::events::Events>,
         last: i64,
         buffer: VecDeque<EventRecord>,
         wake: tokio::sync::watch::Receiver<i64>,
     }
     let state = State {
-        wake: gw.events.watch(),
+        wake: events.watch(),
         caller,
-        gw,
+        events,
         last: after,
         buffer: VecDeque::new(),
     };
@@ -194,7 +195,7 @@ pub async fn stream(
                         .data(serde_json::to_string(&view(&e)).unwrap_or_default());
                     return Some((Ok::<_, Infallible>(event), s));
                 }
-                match s.gw.events.after(&s.caller, s.last, 100).await {
+                match s.events.after(&s.caller, s.last, 100).await {
                     Ok(batch) if !batch.is_empty() => {
                         if let Some(l) = batch.last() {
                             s.last = l.seq;
@@ -334,7 +335,7 @@ fn delivery_view(d: &DeliveryRecord) -> DeliveryView {
     security(("bearer" = ["webhooks:write"]))
 )]
 pub async fn subscribe(
-    State(gw): State<Arc<Gateway>>,
+    State(webhooks): State<Arc<Webhooks>>,
     Authed(caller): Authed,
     OptionalJson(body): OptionalJson<WebhookBody>,
 ) -> Result<Response, ApiError> {
@@ -347,7 +348,7 @@ pub async fn subscribe(
             Kind::list()
         )));
     }
-    let (w, secret) = gw.webhooks.subscribe(&caller, &b.url, &b.events).await?;
+    let (w, secret) = webhooks.subscribe(&caller, &b.url, &b.events).await?;
     let mut body = webhook_view(&w);
     body.secret = Some(secret);
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -363,11 +364,11 @@ pub async fn subscribe(
     security(("bearer" = ["webhooks:write"]))
 )]
 pub async fn list(
-    State(gw): State<Arc<Gateway>>,
+    State(webhooks): State<Arc<Webhooks>>,
     Authed(caller): Authed,
 ) -> Result<Json<WebhookList>, ApiError> {
     caller.require(Scope::WebhooksWrite)?;
-    let webhooks = gw.webhooks.list(&caller).await?;
+    let webhooks = webhooks.list(&caller).await?;
     let webhooks = webhooks.iter().map(webhook_view).collect();
     Ok(Json(WebhookList { webhooks }))
 }
@@ -383,12 +384,12 @@ pub async fn list(
     security(("bearer" = ["webhooks:write"]))
 )]
 pub async fn unsubscribe(
-    State(gw): State<Arc<Gateway>>,
+    State(webhooks): State<Arc<Webhooks>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::WebhooksWrite)?;
-    gw.webhooks.unsubscribe(&caller, &id).await?;
+    webhooks.unsubscribe(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -403,12 +404,12 @@ pub async fn unsubscribe(
     security(("bearer" = ["webhooks:write"]))
 )]
 pub async fn deliveries(
-    State(gw): State<Arc<Gateway>>,
+    State(webhooks): State<Arc<Webhooks>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     caller.require(Scope::WebhooksWrite)?;
-    let deliveries = gw.webhooks.deliveries(&caller, &id, 100).await?;
+    let deliveries = webhooks.deliveries(&caller, &id, 100).await?;
     let deliveries = deliveries.iter().map(delivery_view).collect();
     Ok(Json(DeliveryList { deliveries }))
 }

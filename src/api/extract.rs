@@ -13,18 +13,18 @@ use http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
+use super::substates::ApiState;
 use crate::auth::Caller;
 use crate::error::Code;
-use crate::gateway::Gateway;
 
 /// The authenticated caller (shared with the verified-token cache).
 #[derive(Debug)]
 pub struct Authed(pub Arc<Caller>);
 
-impl FromRequestParts<Arc<Gateway>> for Authed {
+impl FromRequestParts<ApiState> for Authed {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, gw: &Arc<Gateway>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, api: &ApiState) -> Result<Self, ApiError> {
         if parts.headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
             return Err(ApiError::invalid(
                 "send one Authorization header, not several",
@@ -52,7 +52,7 @@ impl FromRequestParts<Arc<Gateway>> for Authed {
                 ));
             }
         };
-        let caller = gw.verifier.verify(token)?;
+        let caller = api.verifier().verify(token)?;
         // `limits::protect` hands every request the inbound limiters.
         let inbound = parts
             .extensions

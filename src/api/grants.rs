@@ -21,8 +21,9 @@ use super::contract::{Edge, IdempotencyKey, JsonBody, PreferWait, Problems};
 use super::extract::{Authed, OptionalJson, idempotency_key, prefer_wait};
 use super::limits::Inbound;
 use super::problem::RequestId;
+use super::substates::MaxWait;
 use crate::commands::{CommandError, CommandView};
-use crate::gateway::Gateway;
+use crate::grants::Grants;
 use crate::grants::{GrantError, GrantView, NewGrant, view};
 use crate::store::Geofence;
 
@@ -100,14 +101,13 @@ type UnlockProblems = Problems<(Edge, GrantError, CommandError)>;
     security(("bearer" = ["grants:write"]))
 )]
 pub async fn create(
-    State(gw): State<Arc<Gateway>>,
+    State(grants): State<Arc<Grants>>,
     Authed(caller): Authed,
     OptionalJson(body): OptionalJson<GrantBody>,
 ) -> Result<Response, ApiError> {
     let b = body
         .ok_or_else(|| ApiError::invalid("send a JSON body: vehicle_id, grantee, not_after, …"))?;
-    let g = gw
-        .grants
+    let g = grants
         .create(
             &caller,
             NewGrant {
@@ -126,7 +126,7 @@ pub async fn create(
             },
         )
         .await?;
-    let mut resp = (StatusCode::CREATED, Json(view(&g, gw.grants.clock.now()))).into_response();
+    let mut resp = (StatusCode::CREATED, Json(view(&g, grants.clock.now()))).into_response();
     if let Ok(v) = format!("/v1/grants/{}", g.id).parse() {
         resp.headers_mut().insert(http::header::LOCATION, v);
     }
@@ -153,16 +153,15 @@ pub struct ListQuery {
     security(("bearer" = ["grants:write"]), ("bearer" = ["grants:use"]))
 )]
 pub async fn list(
-    State(gw): State<Arc<Gateway>>,
+    State(grants): State<Arc<Grants>>,
     Authed(caller): Authed,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<GrantList>, ApiError> {
     let vehicle = q
         .vehicle_id
         .ok_or_else(|| ApiError::invalid("name the vehicle: ?vehicle_id=veh_…"))?;
-    let now = gw.grants.clock.now();
-    let grants = gw
-        .grants
+    let now = grants.clock.now();
+    let grants = grants
         .list(&caller, &vehicle)
         .await?
         .iter()
@@ -182,12 +181,12 @@ pub async fn list(
     security(("bearer" = ["grants:write"]), ("bearer" = ["grants:use"]))
 )]
 pub async fn one(
-    State(gw): State<Arc<Gateway>>,
+    State(grants): State<Arc<Grants>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<GrantView>, ApiError> {
-    let g = gw.grants.get(&caller, &id).await?;
-    Ok(Json(view(&g, gw.grants.clock.now())))
+    let g = grants.get(&caller, &id).await?;
+    Ok(Json(view(&g, grants.clock.now())))
 }
 
 /// A grant and everything that happened to it, oldest first.
@@ -215,13 +214,13 @@ pub struct TimelineView {
     security(("bearer" = ["grants:write"]))
 )]
 pub async fn timeline(
-    State(gw): State<Arc<Gateway>>,
+    State(grants): State<Arc<Grants>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<TimelineView>, ApiError> {
-    let (g, events) = gw.grants.timeline(&caller, &id).await?;
+    let (g, events) = grants.timeline(&caller, &id).await?;
     Ok(Json(TimelineView {
-        grant: view(&g, gw.grants.clock.now()),
+        grant: view(&g, grants.clock.now()),
         events: events.iter().map(crate::events::view).collect(),
     }))
 }
@@ -239,12 +238,12 @@ pub async fn timeline(
     security(("bearer" = ["grants:write"]))
 )]
 pub async fn revoke(
-    State(gw): State<Arc<Gateway>>,
+    State(grants): State<Arc<Grants>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<GrantView>, ApiError> {
-    let g = gw.grants.revoke(&caller, &id).await?;
-    Ok(Json(view(&g, gw.grants.clock.now())))
+    let g = grants.revoke(&caller, &id).await?;
+    Ok(Json(view(&g, grants.clock.now())))
 }
 
 /// The grantee unlocks the car under the grant; answers as a vehicle unlock does.
@@ -262,7 +261,8 @@ pub async fn revoke(
     security(("bearer" = ["grants:use"]))
 )]
 pub async fn unlock(
-    State(gw): State<Arc<Gateway>>,
+    State(grants): State<Arc<Grants>>,
+    State(settle): State<super::commands::Settle>,
     Authed(caller): Authed,
     Path(id): Path<String>,
     Extension(request_id): Extension<RequestId>,
@@ -270,12 +270,10 @@ pub async fn unlock(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let wait = prefer_wait(&headers).map(|w| w.min(gw.config.commands.max_wait));
-    let record = gw
-        .grants
+    let record = grants
         .unlock(&caller, &id, key, Some(request_id.0), &*inbound)
         .await?;
-    let record = super::commands::settle(&gw, record, wait).await?;
+    let record = settle.settle(&headers, record).await?;
     Ok(super::commands::answer(&record))
 }
 
@@ -291,17 +289,18 @@ pub async fn unlock(
     security(("bearer" = ["grants:use"]), ("bearer" = ["grants:write"]))
 )]
 pub async fn complete(
-    State(gw): State<Arc<Gateway>>,
+    State(grants): State<Arc<Grants>>,
+    State(MaxWait(max_wait)): State<MaxWait>,
     Authed(caller): Authed,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<GrantView>, ApiError> {
-    let mut g = gw.grants.complete(&caller, &id).await?;
-    if let Some(w) = prefer_wait(&headers).map(|w| w.min(gw.config.commands.max_wait))
+    let mut g = grants.complete(&caller, &id).await?;
+    if let Some(w) = prefer_wait(&headers).map(|w| w.min(max_wait))
         && !w.is_zero()
-        && let Some(settled) = gw.grants.wait_relock(&g.id, w).await?
+        && let Some(settled) = grants.wait_relock(&g.id, w).await?
     {
         g = settled;
     }
-    Ok(Json(view(&g, gw.grants.clock.now())))
+    Ok(Json(view(&g, grants.clock.now())))
 }

@@ -3,6 +3,8 @@
 //!
 //! - [`error`]: [`ApiError`], the handlers' error: any service error becomes one here.
 //! - [`problem`]: error rendering and the request-context middleware.
+//! - [`substates`]: what handlers are given — each the services it uses, never the
+//!   gateway.
 //! - [`extract`]: caller auth, JSON bodies, `Prefer`, `Idempotency-Key`.
 //! - [`limits`]: keyway's own limits on callers, load shedding, request timeout.
 //! - [`object`]: JSON answers of the hot read paths, written field by field.
@@ -30,6 +32,7 @@ pub mod ops;
 pub mod problem;
 pub mod pushes;
 pub mod state;
+pub mod substates;
 pub mod vehicles;
 pub mod watches;
 
@@ -112,7 +115,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
             Around { inbound, max_body },
             around,
         ))
-        .with_state(gateway)
+        .with_state(substates::ApiState(gateway))
 }
 
 /// What every request's middleware needs.

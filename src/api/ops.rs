@@ -13,8 +13,10 @@ use utoipa::ToSchema;
 
 use super::ApiError;
 use super::contract::{Problems, Public};
+use crate::cluster::Cluster;
 use crate::error::{Code, Codes};
-use crate::gateway::Gateway;
+use crate::registry::Registry;
+use crate::store::Store;
 
 /// The process answers.
 #[derive(Debug, Serialize, ToSchema)]
@@ -76,17 +78,18 @@ type ReadyProblems = Problems<NotReady>;
     responses((status = 200, description = "Ready", body = Ready), ReadyProblems),
     security(())
 )]
-pub async fn readyz(State(gw): State<Arc<Gateway>>) -> Result<Json<Ready>, ApiError> {
-    gw.store
-        .ping_write(&gw.cluster.replica)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "store not ready: it refuses writes");
-            ApiError::new(Code::Internal, "the store does not take writes")
-        })?;
-    let mut oems: Vec<String> = gw.registry.ids().map(str::to_string).collect();
+pub async fn readyz(
+    State(store): State<Arc<dyn Store>>,
+    State(cluster): State<Arc<Cluster>>,
+    State(registry): State<Arc<Registry>>,
+) -> Result<Json<Ready>, ApiError> {
+    store.ping_write(&cluster.replica).await.map_err(|e| {
+        tracing::warn!(error = %e, "store not ready: it refuses writes");
+        ApiError::new(Code::Internal, "the store does not take writes")
+    })?;
+    let mut oems: Vec<String> = registry.ids().map(str::to_string).collect();
     oems.sort_unstable();
-    let c = &gw.cluster;
+    let c = &cluster;
     // Redis down degrades limits to local ones; it never makes a replica unready.
     let limits = match &c.limits {
         None => "local",
@@ -159,8 +162,8 @@ type PublicProblems = Problems<Public>;
         content_type = "application/x-pem-file"), KeyProblems),
     security(())
 )]
-pub async fn tesla_public_key(State(gw): State<Arc<Gateway>>) -> Response {
-    match gw.registry.tesla_public_key() {
+pub async fn tesla_public_key(State(registry): State<Arc<Registry>>) -> Response {
+    match registry.tesla_public_key() {
         Some(pem) => (
             [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
             pem.to_string(),

@@ -15,7 +15,8 @@ use utoipa::ToSchema;
 use super::ApiError;
 use super::contract::{Problems, Public};
 use super::extract::{Path, RawBody};
-use crate::gateway::Gateway;
+use crate::registry::Registry;
+use crate::watch::Watches;
 use crate::watch::push::{PushRefused, Taken};
 
 /// keyway's answer to a push.
@@ -51,14 +52,14 @@ pub struct PushAnswer {
     security(())
 )]
 pub async fn receive(
-    State(gw): State<Arc<Gateway>>,
+    State(registry): State<Arc<Registry>>,
+    State(watches): State<Arc<Watches>>,
     Path(oem): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let taken = gw
-        .watches
-        .push(&oem, gw.registry.get(&oem), &headers, &body)
+    let taken = watches
+        .push(&oem, registry.get(&oem), &headers, &body)
         .await?;
     let answer = match taken {
         // The OEM's own shape of the answer (Smartcar: `{"challenge": …}`).

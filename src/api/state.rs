@@ -14,7 +14,7 @@ use super::ApiError;
 use super::extract::{Authed, MaxAge, Path};
 use super::vehicles::{LocationAnswer, ReadProblems, SecurityAnswer};
 use crate::auth::Scope;
-use crate::gateway::Gateway;
+use crate::vehicles::Fleet;
 use crate::vehicles::VehicleError;
 
 /// A signal keyway could not read this time, and why.
@@ -115,7 +115,7 @@ fn unavailable(e: &VehicleError) -> Unavailable {
     security(("bearer" = ["security:read"]), ("bearer" = ["location:read"]))
 )]
 pub async fn state(
-    State(gw): State<Arc<Gateway>>,
+    State(fleet): State<Arc<Fleet>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
     MaxAge(max_age): MaxAge,
@@ -127,17 +127,17 @@ pub async fn state(
     if !lock_ok && !location_ok {
         caller.require(Scope::SecurityRead)?;
     }
-    let car = gw.fleet.find_car(&caller, &id).await?;
+    let car = fleet.find_car(&caller, &id).await?;
     let v = &car.vehicle;
     let lock = async {
         match lock_ok {
-            true => Some(gw.fleet.security_routed(&car, max_age).await),
+            true => Some(fleet.security_routed(&car, max_age).await),
             false => None,
         }
     };
     let location = async {
         match location_ok {
-            true => Some(gw.fleet.position_routed(&car, max_age).await),
+            true => Some(fleet.position_routed(&car, max_age).await),
             false => None,
         }
     };
@@ -179,7 +179,7 @@ pub async fn state(
         vehicle_id: v.id.clone(),
         lock,
         location,
-        connectivity: gw.fleet.link(&v.id).map(Into::into),
+        connectivity: fleet.link(&v.id).map(Into::into),
         unavailable: why,
     }))
 }

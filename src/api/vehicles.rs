@@ -18,8 +18,8 @@ use super::contract::{Edge, Problems};
 use super::extract::{Authed, MaxAge};
 use super::object::Object;
 use crate::auth::Scope;
-use crate::gateway::Gateway;
 use crate::store::VehicleRecord;
+use crate::vehicles::Fleet;
 use crate::vehicles::{Source, VehicleError};
 
 /// A vehicle the caller may reach.
@@ -86,8 +86,8 @@ pub struct RouteView {
     pub commands: bool,
 }
 
-fn view(gw: &Gateway, v: &VehicleRecord) -> VehicleView {
-    let adapter = gw.fleet.adapter(v).ok();
+fn view(fleet: &Fleet, v: &VehicleRecord) -> VehicleView {
+    let adapter = fleet.adapter(v).ok();
     // OEMs with more than one command path (Tesla: signed or REST, and whether the car
     // knows keyway's key) — as far as keyway has learned it (vehicle sync or a command).
     let path = adapter.as_ref().and_then(|a| a.command_path(&v.oem_id));
@@ -99,8 +99,8 @@ fn view(gw: &Gateway, v: &VehicleRecord) -> VehicleView {
         year: v.year,
         display_name: v.display_name.clone(),
         vin: v.vin.clone(),
-        capabilities: gw.fleet.capabilities(v),
-        outcome_confirmable: gw.fleet.oem(v).is_ok_and(|o| o.can(Capability::Security)),
+        capabilities: fleet.capabilities(v),
+        outcome_confirmable: fleet.oem(v).is_ok_and(|o| o.can(Capability::Security)),
         command_protocol: path.map(|p| p.protocol),
         key_paired: path.map(|p| p.key_paired),
         routes: None,
@@ -142,7 +142,7 @@ pub(super) type ReadProblems = Problems<(Edge, VehicleError)>;
     security(("bearer" = ["vehicles:read"]))
 )]
 pub async fn list(
-    State(gw): State<Arc<Gateway>>,
+    State(fleet): State<Arc<Fleet>>,
     Authed(caller): Authed,
     query: Result<axum::extract::Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<VehiclePage>, ApiError> {
@@ -153,11 +153,11 @@ pub async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
-    let found = gw.fleet.list(&caller, page.after.as_deref(), limit).await?;
+    let found = fleet.list(&caller, page.after.as_deref(), limit).await?;
     let next = (found.len() == limit as usize)
         .then(|| found.last().map(|v| v.id.clone()))
         .flatten();
-    let vehicles = found.iter().map(|v| view(&gw, v)).collect();
+    let vehicles = found.iter().map(|v| view(&fleet, v)).collect();
     Ok(Json(VehiclePage { vehicles, next }))
 }
 
@@ -172,15 +172,14 @@ pub async fn list(
     security(("bearer" = ["vehicles:read"]))
 )]
 pub async fn one(
-    State(gw): State<Arc<Gateway>>,
+    State(fleet): State<Arc<Fleet>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<VehicleView>, ApiError> {
     caller.require(Scope::VehiclesRead)?;
-    let car = gw.fleet.find_car(&caller, &id).await?;
+    let car = fleet.find_car(&caller, &id).await?;
     let v = &car.vehicle;
-    let routes = gw
-        .fleet
+    let routes = fleet
         .read_order(&car)
         .iter()
         .map(|r| RouteView {
@@ -192,7 +191,7 @@ pub async fn one(
         .collect();
     Ok(Json(VehicleView {
         routes: Some(routes),
-        ..view(&gw, v)
+        ..view(&fleet, v)
     }))
 }
 
@@ -285,15 +284,15 @@ impl IntoResponse for LocationAnswer {
     security(("bearer" = ["location:read"]))
 )]
 pub async fn location(
-    State(gw): State<Arc<Gateway>>,
+    State(fleet): State<Arc<Fleet>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
     MaxAge(max_age): MaxAge,
 ) -> Result<LocationAnswer, ApiError> {
     caller.require(Scope::LocationRead)?;
-    let car = gw.fleet.find_car(&caller, &id).await?;
+    let car = fleet.find_car(&caller, &id).await?;
     let v = &car.vehicle;
-    let read = gw.fleet.position_routed(&car, max_age).await?;
+    let read = fleet.position_routed(&car, max_age).await?;
     let (l, source) = read.value;
     Ok(LocationAnswer::of(v, l, source, &read.route))
 }
@@ -378,15 +377,15 @@ impl IntoResponse for SecurityAnswer {
     security(("bearer" = ["security:read"]))
 )]
 pub async fn security(
-    State(gw): State<Arc<Gateway>>,
+    State(fleet): State<Arc<Fleet>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
     MaxAge(max_age): MaxAge,
 ) -> Result<SecurityAnswer, ApiError> {
     caller.require(Scope::SecurityRead)?;
-    let car = gw.fleet.find_car(&caller, &id).await?;
+    let car = fleet.find_car(&caller, &id).await?;
     let v = &car.vehicle;
-    let read = gw.fleet.security_routed(&car, max_age).await?;
+    let read = fleet.security_routed(&car, max_age).await?;
     let (s, source) = read.value;
     Ok(SecurityAnswer::of(v, s, source, &read.route))
 }

@@ -19,10 +19,11 @@ use super::contract::{Edge, JsonBody, Problems};
 use super::extract::{Authed, OptionalJson};
 use super::timestamp;
 use crate::auth::Scope;
-use crate::gateway::Gateway;
 use crate::store::WatchRecord;
+use crate::vehicles::Fleet;
 use crate::vehicles::VehicleError;
 use crate::watch::WatchError;
+use crate::watch::Watches;
 
 /// How long to watch.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -82,16 +83,17 @@ type ListProblems = Problems<(Edge, WatchError)>;
     security(("bearer" = ["events:read"]))
 )]
 pub async fn put(
-    State(gw): State<Arc<Gateway>>,
+    State(fleet): State<Arc<Fleet>>,
+    State(watches): State<Arc<Watches>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<WatchBody>,
 ) -> Result<Json<WatchView>, ApiError> {
     caller.require(Scope::EventsRead)?;
     // Another tenant's car is not found before anything else is looked at.
-    let vehicle = gw.fleet.find(&caller, &id).await?;
+    let vehicle = fleet.find(&caller, &id).await?;
     let b = body.ok_or_else(|| ApiError::invalid("send a JSON body: {\"until\": …}"))?;
-    let w = gw.watches.put(&caller, &vehicle, b.until).await?;
+    let w = watches.put(&caller, &vehicle, b.until).await?;
     Ok(Json(view(&w)))
 }
 
@@ -106,13 +108,14 @@ pub async fn put(
     security(("bearer" = ["events:read"]))
 )]
 pub async fn end(
-    State(gw): State<Arc<Gateway>>,
+    State(fleet): State<Arc<Fleet>>,
+    State(watches): State<Arc<Watches>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::EventsRead)?;
-    let vehicle = gw.fleet.find(&caller, &id).await?;
-    gw.watches.end(&caller, &vehicle.id).await?;
+    let vehicle = fleet.find(&caller, &id).await?;
+    watches.end(&caller, &vehicle.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -126,11 +129,11 @@ pub async fn end(
     security(("bearer" = ["events:read"]))
 )]
 pub async fn list(
-    State(gw): State<Arc<Gateway>>,
+    State(watches): State<Arc<Watches>>,
     Authed(caller): Authed,
 ) -> Result<Json<WatchList>, ApiError> {
     caller.require(Scope::EventsRead)?;
-    let watches = gw.watches.list(&caller).await?;
+    let watches = watches.list(&caller).await?;
     Ok(Json(WatchList {
         watches: watches.iter().map(view).collect(),
     }))
