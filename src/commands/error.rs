@@ -72,9 +72,6 @@ pub enum CommandError {
     /// Another replica took the command over (`internal`).
     #[error("another replica took this command over before it was sent")]
     TakenOver,
-    /// The OEM's handle of an accepted command could not be kept (`internal`).
-    #[error("the OEM's command handle is unusable: {0}")]
-    Handle(String),
     /// The unlock abuse guard refused a new unlock of the car (`rate_limited`).
     #[error(transparent)]
     Throttled(#[from] super::guard::Throttled),
@@ -133,7 +130,7 @@ impl Classify for CommandError {
             CommandError::NotInDoubt(_) => Code::CommandNotInDoubt,
             CommandError::NotExecuted { .. } => Code::CommandFailed,
             CommandError::Unconfirmed { .. } => Code::OutcomeUnknown,
-            CommandError::TakenOver | CommandError::Handle(_) => Code::Internal,
+            CommandError::TakenOver => Code::Internal,
             _ => self.wrapped().map_or(Code::Internal, Classify::code),
         }
     }

@@ -187,11 +187,7 @@ impl Run<'_> {
     /// what the car did; the verdict, if any.
     async fn watch(&mut self, stop_at: time::OffsetDateTime) -> Option<Outcome> {
         let (oem, timing) = (self.oem, self.timing);
-        let handle = self
-            .record
-            .oem_handle
-            .as_deref()
-            .and_then(|h| serde_json::from_str::<Pending>(h).ok());
+        let handle = self.record.oem_handle.clone();
         let pause = self
             .shared
             .timing

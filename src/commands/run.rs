@@ -70,11 +70,8 @@ impl<'a> Run<'a> {
         if self.record.oem_handle.is_none() && self.record.sent_at.is_none() {
             return self.send().await;
         }
-        if let Some(handle) = &self.record.oem_handle {
-            return match serde_json::from_str::<Pending>(handle) {
-                Ok(pending) => self.follow(&pending).await,
-                Err(e) => Outcome::Unknown(CommandError::Handle(e.to_string())),
-            };
+        if let Some(pending) = self.record.oem_handle.clone() {
+            return self.follow(&pending).await;
         }
         self.observe("keyway restarted before the OEM answered")
             .await
@@ -120,10 +117,7 @@ impl<'a> Run<'a> {
             match answer {
                 Ok(Sent::Completed) => return Outcome::Succeeded,
                 Ok(Sent::Pending(pending)) => {
-                    match serde_json::to_string(&pending) {
-                        Ok(h) => self.record.oem_handle = Some(h),
-                        Err(e) => return Outcome::Unknown(CommandError::Handle(e.to_string())),
-                    }
+                    self.record.oem_handle = Some(pending.clone());
                     self.record.updated_at = now();
                     if let Err(e) = self.shared.store.update_command(&self.record).await {
                         tracing::error!(command = %self.record.id, error = %e,

@@ -200,8 +200,8 @@ pub struct CommandRecord {
     pub request_id: Option<String>,
     /// When it was first handed to the OEM (from then on it may have reached the car).
     pub sent_at: Option<OffsetDateTime>,
-    /// The OEM's pending-command handle (async OEMs), JSON.
-    pub oem_handle: Option<String>,
+    /// The OEM's handle on the accepted command (async OEMs), stored as JSON.
+    pub oem_handle: Option<keyway_adapter::Pending>,
     /// Error code when failed or unknown.
     pub error_code: Option<Code>,
     /// Error detail when failed or unknown.

@@ -161,7 +161,10 @@ async fn command_round_trip_and_pending_list(s: Arc<dyn Store>) {
     );
     c.status = CommandStatus::Failed;
     c.sent_at = Some(now());
-    c.oem_handle = Some("{\"id\":\"x\"}".into());
+    c.oem_handle = Some(keyway_adapter::Pending {
+        handle: "x".into(),
+        poll_after_ms: 500,
+    });
     c.completed_at = Some(now());
     // The error as the caller was told it: its code and its problem members.
     c.error_code = Some(keyway::error::Code::VirtualKeyNotPaired);

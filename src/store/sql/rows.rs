@@ -86,6 +86,15 @@ fn error_code(s: &str) -> crate::error::Code {
     })
 }
 
+/// A command's OEM handle as stored (NULL when none).
+pub(super) fn handle_json(c: &CommandRecord) -> Result<Option<String>, StoreError> {
+    c.oem_handle
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("oem_handle: {e}")))
+}
+
 /// A command's problem members as stored (NULL when none).
 pub(super) fn members_json(m: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
     (!m.is_empty()).then(|| serde_json::Value::Object(m.clone()).to_string())
@@ -105,7 +114,13 @@ pub(super) fn command_from(row: &AnyRow) -> Result<CommandRecord, StoreError> {
         reference: get(row, "reference")?,
         request_id: get(row, "request_id")?,
         sent_at: opt_time(get(row, "sent_at")?)?,
-        oem_handle: get(row, "oem_handle")?,
+        oem_handle: match get::<Option<String>>(row, "oem_handle")? {
+            Some(json) => Some(
+                serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("oem_handle: {e}")))?,
+            ),
+            None => None,
+        },
         error_code: get::<Option<String>>(row, "error_code")?.map(|s| error_code(&s)),
         error_detail: get(row, "error_detail")?,
         error_members: match get::<Option<String>>(row, "error_members")? {
