@@ -28,7 +28,7 @@ use crate::events::manage::ManageError;
 use crate::events::webhooks::WebhookError;
 use crate::events::webhooks::Webhooks;
 use crate::events::{Kind, view};
-use crate::store::{DeliveryRecord, EventRecord, WebhookRecord};
+use crate::store::{DeliveryRecord, DeliveryStatus, EventRecord, WebhookRecord};
 
 /// `GET /v1/events` query.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -314,9 +314,10 @@ fn delivery_view(d: &DeliveryRecord) -> DeliveryView {
     DeliveryView {
         id: d.id.clone(),
         event_seq: d.event_seq,
-        status: d.status.clone(),
+        status: d.status.as_str().to_string(),
         attempts: d.attempts,
-        next_attempt_at: (d.status == "pending").then(|| timestamp(d.next_attempt_at)),
+        next_attempt_at: (d.status == DeliveryStatus::Pending)
+            .then(|| timestamp(d.next_attempt_at)),
         last_status: d.last_status,
         last_error: d.last_error.clone(),
         created_at: timestamp(d.created_at),

@@ -60,7 +60,7 @@ impl Classify for WebhookError {
         }
     }
 }
-use crate::store::{DeliveryRecord, EventStore, WebhookRecord, now};
+use crate::store::{DeliveryRecord, DeliveryStatus, EventStore, WebhookRecord, now};
 
 /// The webhook client: TLS over the guarded connector.
 type GuardedClient =
@@ -260,7 +260,7 @@ impl Webhooks {
         };
         match outcome {
             Ok(status) => {
-                d.status = "delivered".into();
+                d.status = DeliveryStatus::Delivered;
                 d.last_status = Some(status);
                 d.last_error = None;
             }
@@ -275,7 +275,7 @@ impl Webhooks {
                     );
                     d.next_attempt_at = now() + delay;
                 } else {
-                    d.status = "failed".into();
+                    d.status = DeliveryStatus::Failed;
                     tracing::warn!(delivery = %d.id, webhook = %d.webhook_id, attempts = d.attempts,
                         "webhook delivery failed for good");
                 }

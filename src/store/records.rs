@@ -417,6 +417,31 @@ pub struct WatchRecord {
     pub created_at: OffsetDateTime,
 }
 
+/// Where one event's delivery to one subscription stands (its column and wire name:
+/// the variant in snake case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Not delivered yet; attempts go on.
+    Pending,
+    /// The receiver took it (a 2xx).
+    Delivered,
+    /// Given up: every attempt failed, or the subscription was deleted.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// Column and wire name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
+        s.parse()
+            .map_err(|_| StoreError::Corrupt(format!("delivery status {s:?}")))
+    }
+}
+
 /// One event's delivery to one subscription.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeliveryRecord {
@@ -427,8 +452,8 @@ pub struct DeliveryRecord {
     /// The event: its global number inside keyway; in a tenant's delivery log, its
     /// number among the tenant's events.
     pub event_seq: i64,
-    /// `pending`, `delivered` or `failed`.
-    pub status: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
     /// Attempts made.
     pub attempts: u32,
     /// When the next attempt is due.

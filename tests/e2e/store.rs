@@ -625,7 +625,7 @@ async fn events_are_ordered_and_queue_their_deliveries(s: Arc<dyn Store>) {
     // Under PostgreSQL a claimer that raced the other may get none this round.
     assert!((6..=10).contains(&ids.len()), "{ids:?}");
     let mut d = a.iter().chain(&b).next().unwrap().clone();
-    d.status = "delivered".into();
+    d.status = keyway::store::DeliveryStatus::Delivered;
     d.attempts = 1;
     d.last_status = Some(200);
     s.update_delivery(&d).await.unwrap();

@@ -212,7 +212,7 @@ impl EventStore for SqlStore {
                 "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3,
                     last_status = $4, last_error = $5, updated_at = $6 WHERE id = $7",
             )
-            .bind(&d.status)
+            .bind(d.status.as_str())
             .bind(i64::from(d.attempts))
             .bind(to_ms(d.next_attempt_at))
             .bind(d.last_status.map(i64::from))

@@ -212,7 +212,7 @@ pub(super) fn delivery_from(row: &AnyRow) -> Result<DeliveryRecord, StoreError> 
         id: get(row, "id")?,
         webhook_id: get(row, "webhook_id")?,
         event_seq: get(row, "event_seq")?,
-        status: get(row, "status")?,
+        status: DeliveryStatus::parse(&get::<String>(row, "status")?)?,
         attempts: get::<i64>(row, "attempts")?.clamp(0, i64::from(u32::MAX)) as u32,
         next_attempt_at: from_ms(get(row, "next_attempt_at")?)?,
         last_status: get::<Option<i64>>(row, "last_status")?.and_then(|s| u16::try_from(s).ok()),
