@@ -165,7 +165,9 @@ pub async fn stream(
     // The store reads only the caller's tenant's events (and a restricted token's
     // vehicles'); these are the caller's own filters.
     let keep = move |e: &EventRecord| {
-        types.as_ref().is_none_or(|t| t.contains(&e.kind))
+        types
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|k| k == e.kind.as_str()))
             && q.vehicle_id
                 .as_ref()
                 .is_none_or(|v| e.vehicle_id.as_ref() == Some(v))
@@ -191,7 +193,7 @@ pub async fn stream(
                 if let Some(e) = s.buffer.pop_front() {
                     let event = Event::default()
                         .id(e.seq.to_string())
-                        .event(e.kind.clone())
+                        .event(e.kind.as_str())
                         .data(serde_json::to_string(&view(&e)).unwrap_or_default());
                     return Some((Ok::<_, Infallible>(event), s));
                 }

@@ -1,80 +1,8 @@
-//! The event types keyway emits ([`Kind`]) and what a service hands [`super::Events`]
-//! to emit one: a [`Payload`] that knows its type and what it is about ([`Subject`]).
+//! What a service hands [`super::Events`] to emit an event of a [`Kind`] (declared
+//! with the event log, in the store): a [`Payload`] that knows its type and what it is
+//! about ([`Subject`]).
 
-/// Declares [`Kind`] once: each variant with its doc and wire name, from which the enum
-/// (serde's name is the wire name), [`Kind::ALL`] and [`Kind::as_str`] follow.
-macro_rules! kinds {
-    ($($(#[doc = $doc:literal])* $variant:ident = $name:tt,)+) => {
-        /// Every event type keyway emits.
-        #[derive(
-            Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-        )]
-        #[schema(as = EventType)]
-        pub enum Kind {
-            $($(#[doc = $doc])* #[serde(rename = $name)] $variant,)+
-        }
-
-        impl Kind {
-            /// Every type, in documentation order.
-            pub const ALL: &[Kind] = &[$(Kind::$variant,)+];
-
-            /// The wire name (`command.succeeded`, …).
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Kind::$variant => $name,)+
-                }
-            }
-        }
-    };
-}
-
-kinds! {
-    /// A command succeeded.
-    CommandSucceeded = "command.succeeded",
-    /// A command failed (keyway is sure it did not happen).
-    CommandFailed = "command.failed",
-    /// A command's outcome is unknown (the car may still run it).
-    CommandUnknown = "command.unknown",
-    /// An `unknown` command's outcome was learned later.
-    CommandResolved = "command.resolved",
-    /// A grant was created.
-    GrantCreated = "grant.created",
-    /// A grant's unlock succeeded.
-    GrantUnlocked = "grant.unlocked",
-    /// A grant was completed.
-    GrantCompleted = "grant.completed",
-    /// A grant was revoked.
-    GrantRevoked = "grant.revoked",
-    /// A grant's car was relocked (confirmed): by keyway's relock, or by the owner's own
-    /// lock read back after the grant's unlock (`relocked_by`).
-    GrantRelocked = "grant.relocked",
-    /// A grant's relock could not be confirmed.
-    GrantRelockFailed = "grant.relock_failed",
-    /// A late unlock opened a relocked car; it was relocked again.
-    GrantRelockRepeated = "grant.relock_repeated",
-    /// A grant's car left the grant's geofence while the grant is in use.
-    GrantVehicleMoved = "grant.vehicle_moved",
-    /// A door, the trunk or the frunk of a grant's car was opened after its relock,
-    /// while keyway still watches it (`opened` names them).
-    GrantOpenedAfterRelock = "grant.opened_after_relock",
-    /// An OEM account must be linked again by its owner.
-    AccountReauthorizationRequired = "account.reauthorization_required",
-    /// A watched car's lock, openings, position or connectivity changed.
-    VehicleStateChanged = "vehicle.state_changed",
-}
-
-impl Kind {
-    /// The type with this wire name.
-    pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.iter().copied().find(|k| k.as_str() == s)
-    }
-
-    /// Every wire name, comma-separated (for error messages).
-    pub fn list() -> String {
-        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-        names.join(", ")
-    }
-}
+pub use crate::store::Kind;
 
 /// An event's payload: a struct owned by the service that emits it, serialized as the
 /// event's `data`, which knows its type and what it is about.

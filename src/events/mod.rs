@@ -65,7 +65,7 @@ impl Events {
         EventRecord {
             seq: 0,
             id: crate::ids::new("evt"),
-            kind: payload.kind().as_str().to_string(),
+            kind: payload.kind(),
             tenant: about.tenant.to_string(),
             vehicle_id: about.vehicle_id.map(str::to_string),
             grant_id: about.grant_id.map(str::to_string),

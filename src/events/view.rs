@@ -12,7 +12,7 @@ pub fn view(e: &EventRecord) -> EventView {
     EventView {
         id: e.id.clone(),
         seq: e.seq,
-        kind: e.kind.clone(),
+        kind: e.kind,
         created_at: timestamp(e.created_at),
         vehicle_id: e.vehicle_id.clone(),
         grant_id: e.grant_id.clone(),
@@ -32,8 +32,7 @@ pub struct EventView {
     pub seq: i64,
     /// The event type.
     #[serde(rename = "type")]
-    #[schema(value_type = Kind)]
-    pub kind: String,
+    pub kind: Kind,
     /// When it happened.
     #[schema(format = DateTime)]
     pub created_at: String,

@@ -318,7 +318,7 @@ impl Webhooks {
             .header(header::USER_AGENT, "keyway-webhooks/1")
             .header("keyway-signature", signature)
             .header("keyway-event-id", &event.id)
-            .header("keyway-event-type", &event.kind)
+            .header("keyway-event-type", event.kind.as_str())
             .header("keyway-delivery-id", &d.id)
             .body(Full::new(body))
             .map_err(|_| (None, "bad_url".to_string(), false))?;

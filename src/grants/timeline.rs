@@ -37,7 +37,7 @@ fn belongs(e: &EventRecord, g: &GrantRecord, end: Option<OffsetDateTime>) -> boo
     if e.grant_id.as_deref() == Some(g.id.as_str()) {
         return true;
     }
-    if e.kind == Kind::VehicleStateChanged.as_str() {
+    if e.kind == Kind::VehicleStateChanged {
         return e.created_at >= g.not_before && end.is_none_or(|end| e.created_at <= end);
     }
     e.command_id.is_some()

@@ -11,11 +11,13 @@
 //! when that replica dies. The records themselves are plain data ([`records`]).
 
 mod error;
+mod kind;
 pub mod records;
 pub mod sql;
 mod traits;
 
 pub use error::StoreError;
+pub use kind::Kind;
 pub use records::*;
 pub use sql::{Engine, SqlStore};
 pub use traits::*;

@@ -365,7 +365,7 @@ pub struct EventRecord {
     /// `evt_...`
     pub id: String,
     /// The event type.
-    pub kind: String,
+    pub kind: super::Kind,
     /// The tenant it is about: the only one that sees it.
     pub tenant: String,
     /// The vehicle concerned.

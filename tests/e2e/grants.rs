@@ -117,7 +117,7 @@ async fn event_types(env: &Env) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.kind)
+        .map(|e| e.kind.as_str().to_string())
         .collect()
 }
 
@@ -806,7 +806,7 @@ async fn the_event_stream_resumes_after_the_last_event_id() {
         .await
         .unwrap();
     let next = all.iter().find(|e| e.seq > first[1].0).unwrap();
-    assert_eq!(resumed[0], (next.seq, next.kind.clone()));
+    assert_eq!(resumed[0], (next.seq, next.kind.as_str().to_string()));
     // A live event reaches an open stream.
     let env = Arc::new(env);
     let reader = {

@@ -505,7 +505,7 @@ async fn run(seed: u64, list: Cars) -> Run {
     violations.extend(watched(&world, &mine, &vehicles).await);
     let mut counts = BTreeMap::new();
     for e in mine.events_after(TENANT, None, 0, 100_000).await.unwrap() {
-        *counts.entry(e.kind).or_default() += 1;
+        *counts.entry(e.kind.as_str().to_string()).or_default() += 1;
     }
     let trace = world.trace.lock().unwrap().clone();
     let count = |f: &dyn Fn(&str) -> bool| trace.iter().filter(|l| f(l)).count();

@@ -406,7 +406,7 @@ async fn vehicles_page_by_id_and_remember_lock_state(s: Arc<dyn Store>) {
             command_id: Some(id.into()),
             detail: None,
         };
-        s.finish_command(&c, &entry, &event("command.finished"), &[])
+        s.finish_command(&c, &entry, &event("command.succeeded"), &[])
             .await
             .unwrap();
         let (locked, _) = s
@@ -516,7 +516,7 @@ fn event(kind: &str) -> EventRecord {
     EventRecord {
         seq: 0,
         id: keyway::ids::new("evt"),
-        kind: kind.into(),
+        kind: keyway::store::Kind::parse(kind).unwrap(),
         tenant: "svc".into(),
         vehicle_id: Some("veh_1".into()),
         grant_id: None,
@@ -574,7 +574,7 @@ async fn events_are_ordered_and_queue_their_deliveries(s: Arc<dyn Store>) {
     let seqs = futures_util::future::join_all((0..10).map(|i| {
         let s = s.clone();
         async move {
-            s.append_event(&event(&format!("t{i}")), &["whk_1".to_string()])
+            s.append_event(&event("vehicle.state_changed"), &["whk_1".to_string()])
                 .await
                 .unwrap()
         }

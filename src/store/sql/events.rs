@@ -23,7 +23,7 @@ pub(super) async fn insert_event(
          RETURNING seq",
     )
     .bind(&e.id)
-    .bind(&e.kind)
+    .bind(e.kind.as_str())
     .bind(&e.vehicle_id)
     .bind(&e.grant_id)
     .bind(&e.command_id)

@@ -183,7 +183,10 @@ pub(super) fn event_from(row: &AnyRow) -> Result<EventRecord, StoreError> {
         // The tenant's own number (the global one never leaves the store).
         seq: get::<Option<i64>>(row, "tenant_seq")?.map_or_else(|| get(row, "seq"), Ok)?,
         id: get(row, "id")?,
-        kind: get(row, "type")?,
+        kind: {
+            let kind: String = get(row, "type")?;
+            Kind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("event type {kind:?}")))?
+        },
         tenant: get(row, "tenant")?,
         vehicle_id: get(row, "vehicle_id")?,
         grant_id: get(row, "grant_id")?,
