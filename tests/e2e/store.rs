@@ -571,7 +571,7 @@ async fn events_are_ordered_and_queue_their_deliveries(s: Arc<dyn Store>) {
     };
     s.insert_webhook(&w).await.unwrap();
     assert_eq!(s.webhooks().await.unwrap(), vec![w]);
-    let seqs = futures_util::future::join_all((0..10).map(|i| {
+    let seqs = futures_util::future::join_all((0..10).map(|_| {
         let s = s.clone();
         async move {
             s.append_event(&event("vehicle.state_changed"), &["whk_1".to_string()])
