@@ -99,43 +99,33 @@ pub(crate) fn answer(c: &CommandRecord) -> Response {
 #[derive(Clone)]
 pub struct Settle {
     commands: Arc<Commands>,
-    max_wait: std::time::Duration,
+    max_wait: MaxWait,
 }
 
 impl FromRef<ApiState> for Settle {
     fn from_ref(s: &ApiState) -> Self {
         Settle {
             commands: FromRef::from_ref(s),
-            max_wait: MaxWait::from_ref(s).0,
+            max_wait: MaxWait::from_ref(s),
         }
     }
 }
 
 impl Settle {
-    /// The record once final, or as it stands after the wait `headers` ask for.
+    /// The record once final, or as it stands after the wait `headers` ask for (none:
+    /// as it stands now).
     pub async fn settle(
         &self,
         headers: &HeaderMap,
         record: CommandRecord,
     ) -> Result<CommandRecord, ApiError> {
-        let wait = prefer_wait(headers).map(|w| w.min(self.max_wait));
-        settle(&self.commands, record, wait).await
+        Ok(match self.max_wait.cap(prefer_wait(headers)) {
+            Some(w) if record.status == CommandStatus::Pending && !w.is_zero() => {
+                self.commands.wait(&record.id, w).await?.unwrap_or(record)
+            }
+            _ => record,
+        })
     }
-}
-
-/// The record once final, or as it stands after the caller's `Prefer: wait` (none: as
-/// it stands now).
-async fn settle(
-    commands: &Commands,
-    record: CommandRecord,
-    wait: Option<std::time::Duration>,
-) -> Result<CommandRecord, ApiError> {
-    Ok(match wait {
-        Some(w) if record.status == CommandStatus::Pending && !w.is_zero() => {
-            commands.wait(&record.id, w).await?.unwrap_or(record)
-        }
-        _ => record,
-    })
 }
 
 /// Everything a lock or unlock request carries, extracted in the order the handlers

@@ -290,13 +290,13 @@ pub async fn unlock(
 )]
 pub async fn complete(
     State(grants): State<Arc<Grants>>,
-    State(MaxWait(max_wait)): State<MaxWait>,
+    State(max_wait): State<MaxWait>,
     Authed(caller): Authed,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<GrantView>, ApiError> {
     let mut g = grants.complete(&caller, &id).await?;
-    if let Some(w) = prefer_wait(&headers).map(|w| w.min(max_wait))
+    if let Some(w) = max_wait.cap(prefer_wait(&headers))
         && !w.is_zero()
         && let Some(settled) = grants.wait_relock(&g.id, w).await?
     {

@@ -36,6 +36,14 @@ impl ApiState {
 #[derive(Clone, Copy, Debug)]
 pub struct MaxWait(pub Duration);
 
+impl MaxWait {
+    /// The wait a caller's `Prefer: wait` asks for (`extract::prefer_wait`), at most
+    /// this.
+    pub fn cap(self, asked: Option<Duration>) -> Option<Duration> {
+        asked.map(|w| w.min(self.0))
+    }
+}
+
 impl FromRef<ApiState> for MaxWait {
     fn from_ref(s: &ApiState) -> Self {
         MaxWait(s.0.config.commands.max_wait)
