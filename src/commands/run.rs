@@ -67,14 +67,14 @@ impl<'a> Run<'a> {
     /// restart is only polled; one sent before a restart whose answer was never recorded
     /// is never sent again — the car is observed.
     pub(super) async fn execute(&mut self) -> Outcome {
-        if self.record.oem_handle.is_none() && self.record.sent_at.is_none() {
-            return self.send().await;
+        match (self.record.oem_handle.clone(), self.record.sent_at) {
+            (None, None) => self.send().await,
+            (Some(pending), _) => self.follow(&pending).await,
+            (None, Some(_)) => {
+                self.observe("keyway restarted before the OEM answered")
+                    .await
+            }
         }
-        if let Some(pending) = self.record.oem_handle.clone() {
-            return self.follow(&pending).await;
-        }
-        self.observe("keyway restarted before the OEM answered")
-            .await
     }
 
     /// Takes a quota slot, records the send, sends, and follows the answer.

@@ -99,8 +99,9 @@ impl Commands {
         (record, vehicle)
     }
 
-    /// Runs the command on its car: a new one needs the capability; one that may have
-    /// reached the OEM needs only its OEM.
+    /// Runs the command on its car: a new one (no send mark, no OEM handle: what
+    /// [`Run::execute`] sends) needs the capability; one that may have reached the OEM
+    /// needs only its OEM.
     async fn execute(
         &self,
         record: CommandRecord,
