@@ -146,28 +146,28 @@ pub async fn stream(
     };
     let after = from_header.or(from_query).unwrap_or(0);
     // Empty items are no filter (`?types=` is every type).
-    let types: Option<Vec<String>> = q
-        .types
-        .map(|t| {
-            t.split(',')
+    let types: Option<Vec<Kind>> = match q.types.as_deref() {
+        Some(t) => {
+            let parsed = t
+                .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .filter(|t| !t.is_empty());
-    if let Some(bad) = types.iter().flatten().find(|t| Kind::parse(t).is_none()) {
-        return Err(ApiError::invalid(format!("unknown event type {bad:?}")));
-    }
+                .map(|s| {
+                    Kind::parse(s)
+                        .ok_or_else(|| ApiError::invalid(format!("unknown event type {s:?}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (!parsed.is_empty()).then_some(parsed)
+        }
+        None => None,
+    };
     if let Some(v) = &q.vehicle_id {
         caller.require_vehicle(v)?;
     }
     // The store reads only the caller's tenant's events (and a restricted token's
     // vehicles'); these are the caller's own filters.
     let keep = move |e: &EventRecord| {
-        types
-            .as_ref()
-            .is_none_or(|t| t.iter().any(|k| k == e.kind.as_str()))
+        types.as_ref().is_none_or(|t| t.contains(&e.kind))
             && q.vehicle_id
                 .as_ref()
                 .is_none_or(|v| e.vehicle_id.as_ref() == Some(v))
