@@ -8,11 +8,15 @@
 
 use std::sync::Arc;
 
-use crate::store::{AUDIT_GENESIS, AuditEntry, AuditStore, StoreError, audit_hash, now};
+use time::OffsetDateTime;
+
+use crate::clock::Clock;
+use crate::store::{AUDIT_GENESIS, AuditEntry, AuditStore, StoreError, audit_hash};
 
 /// Appends audit entries.
 pub struct Audit {
     store: Arc<dyn AuditStore>,
+    clock: Clock,
 }
 
 /// A decision to record.
@@ -36,14 +40,14 @@ pub struct Decision<'a> {
 
 impl Audit {
     /// An audit log in `store`.
-    pub fn new(store: Arc<dyn AuditStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn AuditStore>, clock: Clock) -> Self {
+        Self { store, clock }
     }
 
     /// Appends one entry. An unlock is only carried out after its decision is
     /// recorded, so callers treat an error here as a refusal.
     pub async fn record(&self, d: Decision<'_>) -> Result<(), StoreError> {
-        let entry = entry(&d);
+        let entry = entry(&d, self.clock.now());
         self.store
             .append_audit(&entry)
             .await
@@ -59,11 +63,11 @@ impl Audit {
     }
 }
 
-/// The entry for a decision, stamped now (for stores that append it together with the
-/// change it records).
-pub fn entry(d: &Decision<'_>) -> AuditEntry {
+/// The entry for a decision, stamped `at` (for stores that append it together with
+/// the change it records).
+pub fn entry(d: &Decision<'_>, at: OffsetDateTime) -> AuditEntry {
     AuditEntry {
-        at: now(),
+        at,
         actor: d.actor.to_string(),
         action: d.action.to_string(),
         decision: d.decision.to_string(),

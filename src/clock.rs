@@ -1,35 +1,89 @@
-//! Time as keyway keeps, shows and grants see it: the process clock ([`now`], which a
-//! simulation makes follow tokio's paused time), the one RFC 3339 form every answer
-//! and event uses, deadlines in keyway's time ([`within`]), the one doubling pause
-//! keyway retries with ([`Backoff`]), and the grant clock — wall-clock time plus an offset that tests
-//! (and only tests) move forward, so grant windows and relock timers can be driven
-//! through minutes of time in milliseconds, deterministically and without sleeping.
+//! Time as keyway keeps and shows it: the one injected [`Clock`] every service reads
+//! now and sleeps through (the wall clock, or tokio's paused time in a simulation,
+//! which tests may move forward), deadlines in that clock's time
+//! ([`Clock::within`]), the one RFC 3339 form every answer and event uses, and the one
+//! doubling pause keyway retries with ([`Backoff`]).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
-static FOLLOWS_TOKIO: std::sync::OnceLock<(OffsetDateTime, tokio::time::Instant)> =
-    std::sync::OnceLock::new();
+/// keyway's one clock: every service reads now and sleeps through the one its gateway
+/// was built with. A cheap handle (clones share the clock).
+///
+/// It counts from the wall clock ([`Clock::wall`], what `keyway serve` uses) or, in a
+/// deterministic simulation on paused tokio time ([`Clock::following_tokio`]), from
+/// the wall clock at its start plus tokio's time since — so the store's stamps, the
+/// commands' deadlines and the grants' windows all move with the simulated time. Tests
+/// (and only tests) can [`Clock::advance`] it, to drive grant windows and relock
+/// timers through minutes in milliseconds without sleeping.
+#[derive(Clone, Debug, Default)]
+pub struct Clock(Arc<Inner>);
 
-/// Now, truncated to milliseconds (what the store keeps): the wall clock, or in a
-/// simulation ([`follow_tokio_clock`]) the wall clock at its start plus tokio's
-/// (paused) time since. keyway's one process clock.
-pub fn now() -> OffsetDateTime {
-    let t = match FOLLOWS_TOKIO.get() {
-        Some((wall, at)) => *wall + (tokio::time::Instant::now() - *at),
-        None => OffsetDateTime::now_utc(),
-    };
-    let ms = t.unix_timestamp_nanos() / 1_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+#[derive(Debug, Default)]
+struct Inner {
+    /// Where `now` counts from: `None` for the wall clock.
+    tokio: Option<(OffsetDateTime, tokio::time::Instant)>,
+    /// How far tests moved the clock forward.
+    offset_ms: AtomicI64,
 }
 
-/// Makes [`now`] follow tokio's clock from here on, for the whole process: a
-/// deterministic simulation on paused time calls it once at its start. Never called
-/// by `keyway serve`.
-pub fn follow_tokio_clock() {
-    FOLLOWS_TOKIO.get_or_init(|| (OffsetDateTime::now_utc(), tokio::time::Instant::now()));
+impl Clock {
+    /// The wall clock.
+    pub fn wall() -> Self {
+        Self::default()
+    }
+
+    /// A clock that follows tokio's (paused) time from now on: the wall clock at this
+    /// call plus tokio's time since. Made by a simulation, never by `keyway serve`.
+    pub fn following_tokio() -> Self {
+        Self(Arc::new(Inner {
+            tokio: Some((OffsetDateTime::now_utc(), tokio::time::Instant::now())),
+            offset_ms: AtomicI64::new(0),
+        }))
+    }
+
+    /// Now, truncated to milliseconds (what the store keeps).
+    pub fn now(&self) -> OffsetDateTime {
+        let t = match self.0.tokio {
+            Some((wall, at)) => wall + (tokio::time::Instant::now() - at),
+            None => OffsetDateTime::now_utc(),
+        } + time::Duration::milliseconds(self.0.offset_ms.load(Ordering::SeqCst));
+        let ms = t.unix_timestamp_nanos() / 1_000_000;
+        OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Moves this clock forward by `d` (tests).
+    pub fn advance(&self, d: Duration) {
+        self.0
+            .offset_ms
+            .fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+    }
+
+    /// Waits `d` (tokio's timer: paused in a simulation, so it waits no real time).
+    pub async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+
+    /// The time left until `until` (zero once it passed).
+    pub fn left(&self, until: OffsetDateTime) -> Duration {
+        Duration::try_from(until - self.now()).unwrap_or(Duration::ZERO)
+    }
+
+    /// `work`, cut off at `until` — given at least [`LAST_TRY`] even then: a command's
+    /// total time stays within its timeout however long the OEM takes to answer.
+    pub async fn within<T>(
+        &self,
+        until: OffsetDateTime,
+        work: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        tokio::time::timeout(self.left(until).max(LAST_TRY), work)
+            .await
+            .ok()
+    }
 }
 
 /// A pause that doubles after each wait, up to a ceiling: how keyway tries again at a
@@ -92,43 +146,8 @@ pub mod serde_timestamp {
     }
 }
 
-/// The time left until `until` (zero once it passed).
-pub fn left(until: OffsetDateTime) -> Duration {
-    Duration::try_from(until - now()).unwrap_or(Duration::ZERO)
-}
-
-/// `work`, cut off at `until` — given at least [`LAST_TRY`] even then: a command's
-/// total time stays within its timeout however long the OEM takes to answer.
-pub async fn within<T>(
-    until: OffsetDateTime,
-    work: impl std::future::Future<Output = T>,
-) -> Option<T> {
-    tokio::time::timeout(left(until).max(LAST_TRY), work)
-        .await
-        .ok()
-}
-
 /// The least time the last step before a deadline gets.
 pub const LAST_TRY: Duration = Duration::from_secs(1);
-
-/// Now, as grants see it.
-#[derive(Debug, Default)]
-pub struct Clock {
-    offset_ms: AtomicI64,
-}
-
-impl Clock {
-    /// The current time (milliseconds, as the store keeps it).
-    pub fn now(&self) -> OffsetDateTime {
-        now() + time::Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
-    }
-
-    /// Moves this clock forward by `d` (tests).
-    pub fn advance(&self, d: Duration) {
-        self.offset_ms
-            .fetch_add(d.as_millis() as i64, Ordering::SeqCst);
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -136,7 +155,7 @@ mod tests {
 
     #[test]
     fn advancing_moves_now_forward() {
-        let c = Clock::default();
+        let c = Clock::wall();
         let before = c.now();
         c.advance(Duration::from_secs(120));
         assert!(c.now() - before >= time::Duration::seconds(120));

@@ -66,26 +66,30 @@ pub struct Gateway {
     pub grants: Arc<Grants>,
     /// Watched cars and their change events.
     pub watches: Arc<crate::watch::Watches>,
+    /// The one clock every service reads and sleeps by.
+    pub clock: Clock,
 }
 
-/// Opens (and migrates) the configured store.
-pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
-    Ok(match config.store_url()? {
-        StoreUrl::Sqlite(path) => Arc::new(SqlStore::open(&path).await?),
+/// Opens (and migrates) the configured store, stamping by `clock`.
+pub async fn open_store(config: &Config, clock: &Clock) -> Result<Arc<dyn Store>, StartError> {
+    let store = match config.store_url()? {
+        StoreUrl::Sqlite(path) => SqlStore::open(&path).await?,
         StoreUrl::Postgres(url) => {
             let c = &config.cluster;
             let idle_in_tx = c.idle_in_transaction;
-            Arc::new(SqlStore::postgres(url.expose(), c.pool_size, idle_in_tx).await?)
+            SqlStore::postgres(url.expose(), c.pool_size, idle_in_tx).await?
         }
-    })
+    };
+    Ok(Arc::new(store.with_clock(clock.clone())))
 }
 
 impl Gateway {
-    /// Builds the gateway.
+    /// Builds the gateway, on the wall clock.
     pub async fn start(config: Config) -> Result<Arc<Self>, StartError> {
         config.validate()?;
-        let store = open_store(&config).await?;
-        Self::with_store(config, store).await
+        let clock = Clock::wall();
+        let store = open_store(&config, &clock).await?;
+        Self::with_adapters(config, store, &[], clock).await
     }
 
     /// Builds everything [`Gateway::start`] builds — keys, verifier, adapters, limits,
@@ -99,20 +103,22 @@ impl Gateway {
         Self::with_store(config, store).await.map(|_| ())
     }
 
-    /// Builds the gateway on an already opened store.
+    /// Builds the gateway on an already opened store, on the wall clock.
     pub async fn with_store(
         config: Config,
         store: Arc<dyn Store>,
     ) -> Result<Arc<Self>, StartError> {
-        Self::with_adapters(config, store, &[]).await
+        Self::with_adapters(config, store, &[], Clock::wall()).await
     }
 
-    /// Builds the gateway on an already opened store, with `adapters` in place of the
-    /// built-in ones for their OEMs (the command simulation's in-process OEMs).
+    /// Builds the gateway on an already opened store (stamping with the same `clock`),
+    /// with `adapters` in place of the built-in ones for their OEMs and every service
+    /// on `clock` (the command simulation's in-process OEMs and tokio-driven clock).
     pub async fn with_adapters(
         config: Config,
         store: Arc<dyn Store>,
         adapters: &[Arc<dyn keyway_adapter::Adapter>],
+        clock: Clock,
     ) -> Result<Arc<Self>, StartError> {
         let verifier = Verifier::from_config(&config.auth)?;
         let sealer = Arc::new(Sealer::from_config(&config.crypto)?);
@@ -131,6 +137,7 @@ impl Gateway {
                 message: e.to_string(),
             })?;
         let cluster = Arc::new(Cluster {
+            clock: clock.clone(),
             replica: crate::ids::new("rep"),
             lease: cc.lease,
             sweep: cc.sweep,
@@ -145,9 +152,10 @@ impl Gateway {
             &config.oems,
             shared.as_ref(),
             adapters,
+            &clock,
         )?);
-        let events = Arc::new(Events::new(store.clone()));
-        let audit = Arc::new(Audit::new(store.clone()));
+        let events = Arc::new(Events::new(store.clone(), clock.clone()));
+        let audit = Arc::new(Audit::new(store.clone(), clock.clone()));
         let c = &config.commands;
         let tokens = Arc::new(Tokens::new(
             store.clone(),
@@ -156,6 +164,7 @@ impl Gateway {
             c.token_refresh_skew,
             cluster.clone(),
             events.clone(),
+            clock.clone(),
         ));
         let fleet = Arc::new(Fleet::new(
             store.clone(),
@@ -167,6 +176,7 @@ impl Gateway {
                 read_poll: c.max_poll_interval,
             },
             config.routes.clone(),
+            clock.clone(),
         ));
         let accounts = Arc::new(Accounts::new(
             &config.public_url(),
@@ -175,6 +185,7 @@ impl Gateway {
             sealer.clone(),
             tokens.clone(),
             fleet.clone(),
+            clock.clone(),
         ));
         let commands = Commands::new(
             store.clone(),
@@ -187,6 +198,7 @@ impl Gateway {
             },
             cluster.clone(),
             events.clone(),
+            clock.clone(),
         );
         let e = &config.events;
         let webhooks = Arc::new(Webhooks::new(
@@ -215,7 +227,7 @@ impl Gateway {
             commands.clone(),
             events.clone(),
             audit.clone(),
-            Arc::new(Clock::default()),
+            clock.clone(),
             cluster.clone(),
             GrantSettings {
                 tick: g.tick,
@@ -235,6 +247,7 @@ impl Gateway {
             cluster.clone(),
             grants.clone(),
             config.watch.clone(),
+            clock.clone(),
         ));
         Ok(Arc::new(Self {
             watches,
@@ -252,6 +265,7 @@ impl Gateway {
             commands,
             verifier,
             sealer,
+            clock,
         }))
     }
 }

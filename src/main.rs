@@ -332,10 +332,11 @@ async fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
-            let store = match keyway::gateway::open_store(&config).await {
-                Ok(s) => s,
-                Err(e) => return fail(e),
-            };
+            let store =
+                match keyway::gateway::open_store(&config, &keyway::clock::Clock::wall()).await {
+                    Ok(s) => s,
+                    Err(e) => return fail(e),
+                };
             match keyway::audit::verify(store.as_ref()).await {
                 Ok(v) => {
                     println!("audit log intact: {} rows, head {}", v.rows, v.head);

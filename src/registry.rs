@@ -192,15 +192,17 @@ impl Registry {
         oems: &BTreeMap<String, OemConfig>,
         shared: Option<&upstream::Shared>,
     ) -> Result<Self, ConfigError> {
-        Self::with_adapters(oems, shared, &[])
+        Self::with_adapters(oems, shared, &[], &crate::clock::Clock::wall())
     }
 
     /// Like [`Registry::from_config`], with `supplied` adapters in place of the built-in
-    /// ones for their OEM ids (an embedder's own, e.g. the command simulation's).
+    /// ones for their OEM ids (an embedder's own, e.g. the command simulation's), each
+    /// OEM's clock measured against `clock`.
     pub fn with_adapters(
         oems: &BTreeMap<String, OemConfig>,
         shared: Option<&upstream::Shared>,
         supplied: &[Arc<dyn Adapter>],
+        clock: &crate::clock::Clock,
     ) -> Result<Self, ConfigError> {
         for (name, c) in oems {
             check(name, c)?;
@@ -233,6 +235,7 @@ impl Registry {
                 &info.limits,
                 shared,
                 adapter.billing(),
+                clock,
             );
             let oem = Oem {
                 adapter,

@@ -463,7 +463,7 @@ async fn env(
 
 async fn seed(db: PathBuf, n: usize) {
     let store = SqlStore::open(&db).await.expect("open store");
-    let t = keyway::store::now();
+    let t = keyway::clock::Clock::wall().now();
     use keyway::store::AccountStore;
     store
         .put_account(&AccountRecord {

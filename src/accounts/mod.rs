@@ -24,7 +24,7 @@ use crate::error::OemFailure;
 use crate::ids;
 use crate::registry::Registry;
 use crate::store::AccountAreas;
-use crate::store::{AccountRecord, AccountStatus, LinkState, VehicleRecord, now};
+use crate::store::{AccountRecord, AccountStatus, LinkState, VehicleRecord};
 use crate::tokens::oauth;
 use crate::tokens::{TokenError, Tokens};
 use crate::vehicles::Fleet;
@@ -143,6 +143,7 @@ pub struct Accounts {
     sealer: Arc<Sealer>,
     tokens: Arc<Tokens>,
     fleet: Arc<Fleet>,
+    clock: crate::clock::Clock,
 }
 
 impl Accounts {
@@ -154,8 +155,10 @@ impl Accounts {
         sealer: Arc<Sealer>,
         tokens: Arc<Tokens>,
         fleet: Arc<Fleet>,
+        clock: crate::clock::Clock,
     ) -> Self {
         Self {
+            clock,
             redirect_uri: redirect_uri(public_url),
             registry,
             store,
@@ -209,7 +212,7 @@ impl Accounts {
             }
         };
         let hash = state_hash(auth.state.expose());
-        let created_at = now();
+        let created_at = self.clock.now();
         let expires_at = created_at + LINK_TTL;
         self.store
             .put_link_state(&LinkState {
@@ -364,7 +367,7 @@ impl Accounts {
             .take_link_state(&hash)
             .await?
             .ok_or_else(no_link)?;
-        if now() >= link.expires_at {
+        if self.clock.now() >= link.expires_at {
             return Err(AccountError::NoLink(
                 "the authorization took too long; start the link again".into(),
             ));
@@ -394,7 +397,7 @@ impl Accounts {
             owner: link.caller.clone(),
             status: AccountStatus::Active,
             tokens,
-            created_at: now(),
+            created_at: self.clock.now(),
         };
         self.store.put_account(&account).await?;
         if let Some(sealed) = &link.pin {

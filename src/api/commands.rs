@@ -29,6 +29,7 @@ use crate::commands::{
 use crate::error::Code;
 use crate::store::{CommandRecord, CommandStatus};
 use crate::vehicles::Fleet;
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 /// The optional body of a lock/unlock.
@@ -49,18 +50,18 @@ fn location(c: &CommandRecord) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("/v1/commands"))
 }
 
-/// The answer to a lock/unlock in its current state.
-pub(crate) fn answer(c: &CommandRecord) -> Response {
+/// The answer to a lock/unlock in its current state, `now`.
+fn answer(c: &CommandRecord, now: OffsetDateTime) -> Response {
     match c.status {
         CommandStatus::Pending => {
-            let mut resp = (StatusCode::ACCEPTED, Json(view(c))).into_response();
+            let mut resp = (StatusCode::ACCEPTED, Json(view(c, now))).into_response();
             resp.headers_mut().insert(header::LOCATION, location(c));
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             resp
         }
         CommandStatus::Succeeded => {
-            let mut resp = (StatusCode::OK, Json(view(c))).into_response();
+            let mut resp = (StatusCode::OK, Json(view(c, now))).into_response();
             resp.headers_mut()
                 .insert(header::CONTENT_LOCATION, location(c));
             resp
@@ -72,7 +73,7 @@ pub(crate) fn answer(c: &CommandRecord) -> Response {
                 Code::Internal
             };
             let code = c.error_code.unwrap_or(fallback);
-            let view = view(c);
+            let view = view(c, now);
             let mut e = ApiError::new(code, c.error_detail.clone().unwrap_or_default());
             // The members the failure carried when it happened (e.g. Tesla's
             // `pairing_url`), then the command's own.
@@ -85,7 +86,7 @@ pub(crate) fn answer(c: &CommandRecord) -> Response {
                     "last_observed",
                     serde_json::to_value(&view.last_observed).unwrap_or_default(),
                 );
-            e.retry_after = retry_after(c);
+            e.retry_after = retry_after(c, now);
             let mut resp = e.into_response();
             resp.headers_mut().insert(header::LOCATION, location(c));
             resp
@@ -125,6 +126,11 @@ impl Settle {
             }
             _ => record,
         })
+    }
+
+    /// The answer to a lock/unlock in `record`'s current state.
+    pub fn answer(&self, record: &CommandRecord) -> Response {
+        answer(record, self.commands.now())
     }
 }
 
@@ -210,7 +216,7 @@ async fn command(
         })
         .await?;
     let record = settle.settle(&headers, record).await?;
-    Ok(answer(&record))
+    Ok(settle.answer(&record))
 }
 
 /// Lock the car. `202` with `Location` while the OEM works on it; with
@@ -292,7 +298,7 @@ pub async fn get(
     {
         caller.require(Scope::CommandsLock)?;
     }
-    Ok(Json(view(&commands.visible(&caller, &id).await?)))
+    Ok(Json(commands.view(&commands.visible(&caller, &id).await?)))
 }
 
 /// Acknowledge an unlock whose outcome is `unknown`, so it no longer blocks the car's
@@ -314,7 +320,7 @@ pub async fn acknowledge(
     caller.require(Scope::CommandsUnlock)?;
     let c = commands.visible(&caller, &id).await?;
     let c = commands.acknowledge(c, &caller.sub).await?;
-    Ok(Json(view(&c)))
+    Ok(Json(commands.view(&c)))
 }
 
 type ReadProblems = Problems<(Edge, ReadError)>;

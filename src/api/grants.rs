@@ -274,7 +274,7 @@ pub async fn unlock(
         .unlock(&caller, &id, key, Some(request_id.0), &*inbound)
         .await?;
     let record = settle.settle(&headers, record).await?;
-    Ok(super::commands::answer(&record))
+    Ok(settle.answer(&record))
 }
 
 /// The grantee is done: relock now. With `Prefer: wait=N`, answers once the relock is

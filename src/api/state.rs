@@ -77,12 +77,12 @@ pub struct LinkAnswer {
     pub age_s: i64,
 }
 
-impl From<crate::vehicles::Link> for LinkAnswer {
-    fn from(l: crate::vehicles::Link) -> Self {
+impl LinkAnswer {
+    fn of(l: crate::vehicles::Link, now: OffsetDateTime) -> Self {
         Self {
             state: l.connectivity.into(),
             seen_at: l.seen_at,
-            age_s: (crate::store::now() - l.seen_at).whole_seconds().max(0),
+            age_s: (now - l.seen_at).whole_seconds().max(0),
         }
     }
 }
@@ -179,7 +179,7 @@ pub async fn state(
         vehicle_id: v.id.clone(),
         lock,
         location,
-        connectivity: fleet.link(&v.id).map(Into::into),
+        connectivity: fleet.link(&v.id).map(|l| LinkAnswer::of(l, fleet.now())),
         unavailable: why,
     }))
 }

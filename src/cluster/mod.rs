@@ -15,11 +15,14 @@ pub mod redis;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::{Lease, LeaseStore, now};
+use crate::clock::Clock;
+use crate::store::{Lease, LeaseStore};
 
 /// This replica's place in the cluster.
 #[derive(Debug)]
 pub struct Cluster {
+    /// The gateway's clock (leases run by it).
+    pub clock: Clock,
     /// This process's id (holder of its leases), new each start.
     pub replica: String,
     /// How long a lease lasts unless renewed (renewed every third of it).
@@ -37,7 +40,7 @@ impl Cluster {
     pub fn lease(&self) -> Lease {
         Lease {
             holder: self.replica.clone(),
-            until: now() + self.lease,
+            until: self.clock.now() + self.lease,
         }
     }
 }
@@ -56,7 +59,7 @@ where
     let cluster = cluster.clone();
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(cluster.lease / 3).await;
+            cluster.clock.sleep(cluster.lease / 3).await;
             match renew(cluster.lease()).await {
                 Ok(true) => {}
                 Ok(false) => {

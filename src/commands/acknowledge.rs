@@ -8,7 +8,7 @@
 use keyway_adapter::Command;
 
 use super::{CommandError, Commands};
-use crate::store::{CommandRecord, CommandStatus, now};
+use crate::store::{CommandRecord, CommandStatus};
 
 impl Commands {
     /// `by` acknowledges the unlock in doubt `record`: it no longer blocks the car's
@@ -36,19 +36,22 @@ impl Commands {
         if record.acknowledged.is_some() {
             return Ok(record);
         }
-        let t = now();
+        let t = self.clock.now();
         record.acknowledged = Some((by.to_string(), t));
         record.updated_at = t;
         self.store.update_command(&record).await?;
-        let entry = crate::audit::entry(&crate::audit::Decision {
-            actor: by,
-            action: "command.acknowledge",
-            decision: "acknowledged",
-            vehicle_id: Some(&record.vehicle_id),
-            command_id: Some(&record.id),
-            detail: Some(record.status.as_str()),
-            ..Default::default()
-        });
+        let entry = crate::audit::entry(
+            &crate::audit::Decision {
+                actor: by,
+                action: "command.acknowledge",
+                decision: "acknowledged",
+                vehicle_id: Some(&record.vehicle_id),
+                command_id: Some(&record.id),
+                detail: Some(record.status.as_str()),
+                ..Default::default()
+            },
+            t,
+        );
         if let Err(e) = self.store.append_audit(&entry).await {
             tracing::error!(command = %record.id, error = %e,
                 "the acknowledgement is stored but its audit entry could not be written");

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::Commands;
 use crate::cluster::{Cluster, Held};
+use crate::store::CommandRecord;
 use crate::store::StoreError;
-use crate::store::{CommandRecord, now};
 use crate::sync::lock;
 
 /// Takes over, every `sweep`, pending commands whose replica stopped renewing their
@@ -18,7 +18,7 @@ pub async fn sweep(cluster: Arc<Cluster>, commands: Arc<Commands>) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        match commands.take_over(now()).await {
+        match commands.take_over(commands.clock.now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(commands = n, "took over commands of a replica that stopped"),
             Err(e) => tracing::warn!(error = %e, "could not look for abandoned commands"),
@@ -60,9 +60,9 @@ impl Commands {
     /// store, those whose lease lapsed when replicas share it.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
         let lapsed_before = if self.cluster.shared {
-            now()
+            self.clock.now()
         } else {
-            now() + time::Duration::days(365 * 100)
+            self.clock.now() + time::Duration::days(365 * 100)
         };
         let resumed = self.take_over(lapsed_before).await?;
         match self.resume_watches().await {

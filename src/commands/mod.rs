@@ -71,8 +71,10 @@ impl Commands {
         timing: CommandTiming,
         cluster: Arc<Cluster>,
         events: Arc<crate::events::Events>,
+        clock: crate::clock::Clock,
     ) -> Arc<Self> {
         Arc::new(Self {
+            clock,
             store,
             fleet,
             registry,
@@ -85,6 +87,16 @@ impl Commands {
             cluster,
             events,
         })
+    }
+
+    /// Now, by the gateway's clock.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// How `c` is shown, now.
+    pub fn view(&self, c: &CommandRecord) -> CommandView {
+        view(c, self.now())
     }
 
     /// The command's record once it is final, or as it stands after `max` — whichever
@@ -112,7 +124,9 @@ impl Commands {
             if !pending || Instant::now() >= deadline {
                 return Ok(record);
             }
-            tokio::time::sleep((deadline - Instant::now()).min(Duration::from_millis(50))).await;
+            self.clock
+                .sleep((deadline - Instant::now()).min(Duration::from_millis(50)))
+                .await;
         }
     }
 
@@ -127,7 +141,7 @@ impl Commands {
             if running == 0 || Instant::now() >= deadline {
                 break running;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.clock.sleep(Duration::from_millis(50)).await;
         };
         if self.cluster.shared
             && let Err(e) = self.store.release_all(&self.cluster.replica).await

@@ -7,7 +7,6 @@
 
 use keyway_adapter::{OemTiming, Stamps};
 
-use crate::store::now;
 use crate::vehicles::OemCall;
 
 /// A lock state read from the car.
@@ -47,12 +46,12 @@ impl Observation {
 /// OEM reports the lock as unknown (which tells nothing).
 pub(crate) async fn look(oem: &OemCall<'_>) -> Option<Observation> {
     let vehicle = oem.vehicle;
-    let read_at = now();
+    let read_at = oem.clock.now();
     match oem.watch_security().await {
         Ok(s) => {
             // Only the OEM's servers' stamps can be bounded (by its `Date` answers).
             let clock = &oem.oem.clock;
-            let received = now();
+            let received = oem.clock.now();
             let server = oem.timing().stamps == Stamps::Server;
             if let (true, Some(r)) = (server, s.recorded_at) {
                 clock.stamp(r, received);

@@ -35,7 +35,7 @@ use super::run::Run;
 use super::verdict::{Judged, Outcome};
 use super::view::CommandEvent;
 use crate::events::Kind;
-use crate::store::{CommandRecord, CommandStatus, Lease, StoreError, VehicleRecord, now};
+use crate::store::{CommandRecord, CommandStatus, Lease, StoreError, VehicleRecord};
 
 /// When the first look after a send is taken: a state stamped within this of the send
 /// rarely proves anything.
@@ -59,7 +59,10 @@ impl Run<'_> {
                 self.record.id
             ));
         }
-        let sent_at = self.record.sent_at.unwrap_or_else(now);
+        let sent_at = self
+            .record
+            .sent_at
+            .unwrap_or_else(|| self.shared.clock.now());
         let window_end = sent_at + timing.command_window;
         let give_up = sent_at + self.shared.timing.timeout;
         // Reads cost the OEM's quota: the first when a fresh state can first count, then
@@ -67,11 +70,19 @@ impl Run<'_> {
         let mut pause = Duration::from_secs(1);
         let mut next = sent_at + FIRST_LOOK;
         loop {
-            let t = now();
+            let t = self.shared.clock.now();
             if t < next {
-                tokio::time::sleep(Duration::try_from(next - t).unwrap_or(Duration::ZERO)).await;
+                self.shared
+                    .clock
+                    .sleep(Duration::try_from(next - t).unwrap_or(Duration::ZERO))
+                    .await;
             }
-            let seen = crate::clock::within(give_up, look(&oem)).await.flatten();
+            let seen = self
+                .shared
+                .clock
+                .within(give_up, look(&oem))
+                .await
+                .flatten();
             // Asked after the look: a command sent while the read was on its way may be
             // what the read shows.
             if self.others_sent_since().await {
@@ -94,7 +105,7 @@ impl Run<'_> {
                     Judged::Open => {}
                 }
             }
-            let t = now();
+            let t = self.shared.clock.now();
             if t >= give_up {
                 return unknown(format!(
                     "outcome unknown ({why}); no lock state observed after the send shows it, \
@@ -196,7 +207,7 @@ impl Run<'_> {
             .max(Duration::from_millis(100));
         let mut late_tries = 0;
         loop {
-            tokio::time::sleep(pause).await;
+            self.shared.clock.sleep(pause).await;
             if let Some(p) = &handle
                 && let Some(v) = self.ask(p).await
             {
@@ -207,7 +218,7 @@ impl Run<'_> {
             // what the read shows.
             let later = self.later().await;
             if later == Later::Opposite {
-                if handle.is_some() && now() < stop_at {
+                if handle.is_some() && self.shared.clock.now() < stop_at {
                     continue;
                 }
                 tracing::info!(command = %self.record.id,
@@ -225,7 +236,7 @@ impl Run<'_> {
                          outcome stays unknown (its owner may have undone it)");
                     return None;
                 }
-                _ if now() >= stop_at => {
+                _ if self.shared.clock.now() >= stop_at => {
                     late_tries += 1;
                     if late_tries >= LATE_TRIES {
                         tracing::info!(command = %self.record.id,
@@ -287,14 +298,14 @@ impl Commands {
             return;
         };
         let mut record = run.record;
-        verdict.conclude(&mut record, now());
+        verdict.conclude(&mut record, self.clock.now());
         record.retry_at = None;
         let status = record.status;
         tracing::info!(command = %record.id, status = status.as_str(), "outcome resolved");
         self.write_outcome(
             &record,
             Some(&vehicle),
-            CommandEvent::new(Kind::CommandResolved, &record),
+            CommandEvent::new(Kind::CommandResolved, &record, self.clock.now()),
             &format!("resolved:{}", status.as_str()),
         )
         .await;
@@ -325,7 +336,7 @@ impl Commands {
     /// process that watched them stopped); returns how many.
     pub async fn resume_watches(self: &Arc<Self>) -> Result<usize, StoreError> {
         let longest = self.registry.longest_window();
-        let since = now() - longest - time::Duration::minutes(1);
+        let since = self.clock.now() - longest - time::Duration::minutes(1);
         let mut n = 0;
         for record in self.store.unknown_commands(since).await? {
             let Some(sent_at) = record.sent_at else {
@@ -336,7 +347,7 @@ impl Commands {
                 continue;
             };
             let timing = self.timing_of(&vehicle.oem);
-            if now() >= sent_at + timing.command_window + timing.state_lag {
+            if self.clock.now() >= sent_at + timing.command_window + timing.state_lag {
                 continue;
             }
             n += 1;

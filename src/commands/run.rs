@@ -30,9 +30,8 @@ use super::CommandError;
 use super::Commands;
 use super::observation::look;
 use super::verdict::{Judged, Outcome};
-use crate::clock;
 use crate::error::OemFailure;
-use crate::store::{CommandRecord, CommandStatus, now};
+use crate::store::{CommandRecord, CommandStatus};
 use crate::sync::lock;
 use crate::tokens::pin::Pin;
 use crate::tokens::{CallError, TokenError};
@@ -118,7 +117,7 @@ impl<'a> Run<'a> {
                 Ok(Sent::Completed) => return Outcome::Succeeded,
                 Ok(Sent::Pending(pending)) => {
                     self.record.oem_handle = Some(pending.clone());
-                    self.record.updated_at = now();
+                    self.record.updated_at = self.shared.clock.now();
                     if let Err(e) = self.shared.store.update_command(&self.record).await {
                         tracing::error!(command = %self.record.id, error = %e,
                             "could not persist the OEM's handle; following it in memory");
@@ -198,8 +197,8 @@ impl<'a> Run<'a> {
         let quota = &oem.oem.commands;
         let started = tokio::time::Instant::now();
         loop {
-            self.record.sent_at = Some(now());
-            self.record.updated_at = now();
+            self.record.sent_at = Some(self.shared.clock.now());
+            self.record.updated_at = self.shared.clock.now();
             if let Err(e) = self.shared.store.update_command(&self.record).await {
                 self.record.sent_at = None;
                 return Err(e.into());
@@ -220,7 +219,7 @@ impl<'a> Run<'a> {
                     retry_after: wait,
                 });
             }
-            tokio::time::sleep(wait).await;
+            self.shared.clock.sleep(wait).await;
         }
     }
 
@@ -246,7 +245,7 @@ impl<'a> Run<'a> {
     /// The OEM certainly did not take the command: it is not "sent" any more.
     async fn unsend(&mut self) {
         self.record.sent_at = None;
-        self.record.updated_at = now();
+        self.record.updated_at = self.shared.clock.now();
         if let Err(e) = self.shared.store.update_command(&self.record).await {
             tracing::warn!(command = %self.record.id, error = %e, "could not clear the send mark");
         }
@@ -260,7 +259,7 @@ impl<'a> Run<'a> {
             return None;
         }
         let window = self.timing.command_window;
-        let since = now() - window;
+        let since = self.shared.clock.now() - window;
         let earlier = match self
             .shared
             .store
@@ -285,10 +284,10 @@ impl<'a> Run<'a> {
                     CommandStatus::Failed => false,
                 }
         })?;
-        let settles = doubt.sent_at.unwrap_or_else(now) + window;
+        let settles = doubt.sent_at.unwrap_or_else(|| self.shared.clock.now()) + window;
         Some(CommandError::InDoubt {
             earlier: doubt.id,
-            retry_after: Duration::try_from(settles - now())
+            retry_after: Duration::try_from(settles - self.shared.clock.now())
                 .unwrap_or(Duration::ZERO)
                 .max(Duration::from_secs(1)),
         })
@@ -298,13 +297,25 @@ impl<'a> Run<'a> {
     async fn follow(&mut self, pending: &Pending) -> Outcome {
         let (oem, shared) = (self.oem, self.shared);
         let vehicle = oem.vehicle;
-        let give_up = self.record.sent_at.unwrap_or_else(now) + shared.timing.timeout;
+        let give_up = self
+            .record
+            .sent_at
+            .unwrap_or_else(|| self.shared.clock.now())
+            + shared.timing.timeout;
         let mut delay =
             Duration::from_millis(pending.poll_after_ms).min(shared.timing.max_poll_interval);
         loop {
-            tokio::time::sleep(delay.min(clock::left(give_up))).await;
+            self.shared
+                .clock
+                .sleep(delay.min(self.shared.clock.left(give_up)))
+                .await;
             // A hanging OEM does not carry the command past its timeout.
-            match clock::within(give_up, oem.poll(self.record.action, pending)).await {
+            match self
+                .shared
+                .clock
+                .within(give_up, oem.poll(self.record.action, pending))
+                .await
+            {
                 Some(Ok(Progress::Succeeded)) => return Outcome::Succeeded,
                 Some(Ok(Progress::Failed(e))) => {
                     return Outcome::Failed(TokenError::from_oem(&vehicle.oem, e).into());
@@ -321,9 +332,15 @@ impl<'a> Run<'a> {
                 }
                 None => tracing::debug!(command = %self.record.id, "poll cut off at the timeout"),
             }
-            if now() >= give_up {
+            if self.shared.clock.now() >= give_up {
                 // A last look at the car.
-                let judged = match clock::within(give_up, look(&oem)).await.flatten() {
+                let judged = match self
+                    .shared
+                    .clock
+                    .within(give_up, look(&oem))
+                    .await
+                    .flatten()
+                {
                     Some(_) if self.others_sent_since().await => Judged::Open,
                     Some(o) => self.judge(&o),
                     None => Judged::Open,

@@ -49,4 +49,6 @@ pub struct Commands {
     pub(super) cluster: Arc<Cluster>,
     /// `command.succeeded` / `command.failed`.
     pub(super) events: Arc<crate::events::Events>,
+    /// The gateway's clock.
+    pub(super) clock: crate::clock::Clock,
 }

@@ -18,7 +18,7 @@ use super::verdict::Outcome;
 use super::view::CommandEvent;
 use crate::error::Classify;
 use crate::events::{Events, Payload};
-use crate::store::{CommandRecord, CommandStatus, VehicleRecord, now};
+use crate::store::{CommandRecord, CommandStatus, VehicleRecord};
 use crate::sync::lock;
 
 /// The longest pause between two tries to store an outcome.
@@ -132,7 +132,7 @@ impl Commands {
         vehicle: Option<&VehicleRecord>,
         renewing: Option<tokio::task::JoinHandle<()>>,
     ) {
-        let t = now();
+        let t = self.clock.now();
         outcome.conclude(record, t);
         record.completed_at = Some(t);
         record.retry_at = match &outcome {
@@ -154,7 +154,7 @@ impl Commands {
                 "another replica took this command over; leaving its outcome to it");
             return;
         }
-        let event = CommandEvent::ended(record);
+        let event = CommandEvent::ended(record, self.clock.now());
         self.write_outcome(record, vehicle, event, record.status.as_str())
             .await;
         tracing::info!(command = %record.id, status = record.status.as_str(),
@@ -179,17 +179,20 @@ impl Commands {
         if let Some(v) = vehicle {
             crate::metrics::command(&v.oem, record.action.as_str(), record.status.as_str());
         }
-        let audit = crate::audit::entry(&crate::audit::Decision {
-            actor: &record.caller,
-            action: &format!("command.{}", record.action.as_str()),
-            decision,
-            vehicle_id: Some(&record.vehicle_id),
-            command_id: Some(&record.id),
-            detail: record.error_code.map(|c| c.as_str()),
-            ..Default::default()
-        });
+        let audit = crate::audit::entry(
+            &crate::audit::Decision {
+                actor: &record.caller,
+                action: &format!("command.{}", record.action.as_str()),
+                decision,
+                vehicle_id: Some(&record.vehicle_id),
+                command_id: Some(&record.id),
+                detail: record.error_code.map(|c| c.as_str()),
+                ..Default::default()
+            },
+            self.clock.now(),
+        );
         let kind = event.kind().as_str();
-        let event = Events::record(&event);
+        let event = Events::record(&event, self.clock.now());
         let hooks = self.events.hooks_for(&event).await;
         let mut backoff = crate::clock::Backoff::new(Duration::from_millis(100), MAX_WRITE_PAUSE);
         loop {

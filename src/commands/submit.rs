@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::{CommandError, Commands, UnlockGuard};
 use crate::ids;
 use crate::store::{
-    AccountStatus, CommandRecord, CommandStatus, Created, IdempotencyClaim, VehicleRecord, now,
+    AccountStatus, CommandRecord, CommandStatus, Created, IdempotencyClaim, VehicleRecord,
 };
 use crate::sync::lock;
 use crate::tokens::TokenError;
@@ -151,7 +151,7 @@ impl Commands {
         req: Request,
         replay: bool,
     ) -> Result<CommandRecord, CommandError> {
-        let t = now();
+        let t = self.clock.now();
         let record = CommandRecord {
             id: ids::new("cmd"),
             vehicle_id: vehicle.id.clone(),
@@ -194,15 +194,18 @@ impl Commands {
         });
         // The decision is on record, in the command's own transaction, before the OEM
         // can hear of it; a replay writes nothing.
-        let accepted = crate::audit::entry(&crate::audit::Decision {
-            actor: &record.caller,
-            action: &format!("command.{}", record.action.as_str()),
-            decision: "accepted",
-            vehicle_id: Some(&record.vehicle_id),
-            command_id: Some(&record.id),
-            detail: record.reference.as_deref(),
-            ..Default::default()
-        });
+        let accepted = crate::audit::entry(
+            &crate::audit::Decision {
+                actor: &record.caller,
+                action: &format!("command.{}", record.action.as_str()),
+                decision: "accepted",
+                vehicle_id: Some(&record.vehicle_id),
+                command_id: Some(&record.id),
+                detail: record.reference.as_deref(),
+                ..Default::default()
+            },
+            t,
+        );
         match self
             .store
             .create_command(

@@ -68,7 +68,7 @@ pub struct Observed {
 }
 
 /// The JSON view of a command.
-pub fn view(c: &CommandRecord) -> CommandView {
+pub fn view(c: &CommandRecord, now: time::OffsetDateTime) -> CommandView {
     let retryable = match c.status {
         CommandStatus::Failed => c.error_code.is_some_and(Code::retryable),
         _ => false,
@@ -84,7 +84,7 @@ pub fn view(c: &CommandRecord) -> CommandView {
             detail: c.error_detail.clone(),
         }),
         retryable,
-        retry_after_s: retry_after(c).map(|d| d.as_secs()),
+        retry_after_s: retry_after(c, now).map(|d| d.as_secs()),
         last_observed: c.observed.map(|(locked, at)| Observed {
             locked,
             recorded_at: timestamp(at),
@@ -110,21 +110,21 @@ pub struct CommandEvent<'a> {
 impl<'a> CommandEvent<'a> {
     /// The event of a command that just ended: `command.succeeded`, `.failed` or
     /// `.unknown` by its status.
-    pub fn ended(record: &'a CommandRecord) -> Self {
+    pub fn ended(record: &'a CommandRecord, now: time::OffsetDateTime) -> Self {
         let kind = match record.status {
             CommandStatus::Succeeded => Kind::CommandSucceeded,
             CommandStatus::Failed => Kind::CommandFailed,
             CommandStatus::Unknown | CommandStatus::Pending => Kind::CommandUnknown,
         };
-        Self::new(kind, record)
+        Self::new(kind, record, now)
     }
 
     /// The `kind` event of `record` as it stands.
-    pub fn new(kind: Kind, record: &'a CommandRecord) -> Self {
+    pub fn new(kind: Kind, record: &'a CommandRecord, now: time::OffsetDateTime) -> Self {
         Self {
             kind,
             record,
-            view: view(record),
+            view: view(record, now),
         }
     }
 }
@@ -145,9 +145,9 @@ impl Payload for CommandEvent<'_> {
 }
 
 /// How long until a new command makes sense (failed and unknown commands).
-pub fn retry_after(c: &CommandRecord) -> Option<Duration> {
+pub fn retry_after(c: &CommandRecord, now: time::OffsetDateTime) -> Option<Duration> {
     let at = c.retry_at?;
-    let left = at - crate::store::now();
+    let left = at - now;
     Some(
         Duration::try_from(left)
             .unwrap_or(Duration::ZERO)

@@ -31,7 +31,8 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::store::{EventRecord, EventStore, WebhookRecord, now};
+use crate::clock::Clock;
+use crate::store::{EventRecord, EventStore, WebhookRecord};
 
 /// How long the list of webhook subscriptions is reused before it is read again (a
 /// new subscription reaches every replica within this time).
@@ -46,12 +47,15 @@ pub struct Events {
     latest: watch::Sender<i64>,
     /// Wakes the webhook worker.
     pub(crate) deliveries: Arc<tokio::sync::Notify>,
+    /// The gateway's clock (events are stamped by it).
+    pub(crate) clock: Clock,
 }
 
 impl Events {
     /// Events in `store`.
-    pub fn new(store: Arc<dyn EventStore>) -> Self {
+    pub fn new(store: Arc<dyn EventStore>, clock: Clock) -> Self {
         Self {
+            clock,
             store,
             hooks: std::sync::Mutex::default(),
             latest: watch::channel(0).0,
@@ -59,8 +63,8 @@ impl Events {
         }
     }
 
-    /// The event record of `payload`, stamped now (not yet stored).
-    pub fn record(payload: &impl Payload) -> EventRecord {
+    /// The event record of `payload`, stamped `at` (not yet stored).
+    pub fn record(payload: &impl Payload, at: time::OffsetDateTime) -> EventRecord {
         let about = payload.subject();
         EventRecord {
             seq: 0,
@@ -72,7 +76,7 @@ impl Events {
             command_id: about.command_id.map(str::to_string),
             // A payload is plain data: serializing it cannot fail.
             data: serde_json::to_string(payload).unwrap_or_else(|_| "null".into()),
-            created_at: now(),
+            created_at: at,
         }
     }
 
@@ -133,7 +137,7 @@ impl Events {
     /// when it could not be written (logged).
     pub async fn emit(&self, payload: &impl Payload) -> Option<i64> {
         let kind = payload.kind().as_str();
-        let event = Self::record(payload);
+        let event = Self::record(payload, self.clock.now());
         let hooks = self.hooks_for(&event).await;
         match self.store.append_event(&event, &hooks).await {
             Ok(seq) => {

@@ -60,7 +60,7 @@ impl Classify for WebhookError {
         }
     }
 }
-use crate::store::{DeliveryRecord, DeliveryStatus, EventStore, WebhookRecord, now};
+use crate::store::{DeliveryRecord, DeliveryStatus, EventStore, WebhookRecord};
 
 /// The webhook client: TLS over the guarded connector.
 type GuardedClient =
@@ -212,7 +212,7 @@ impl Webhooks {
             created_by: caller.sub.clone(),
             tenant: caller.tenant.clone(),
             vehicles: caller.vehicles.clone(),
-            created_at: now(),
+            created_at: self.events.clock.now(),
         };
         self.store.insert_webhook(&record).await?;
         // This replica sees the new subscription at once (others within a second).
@@ -222,7 +222,7 @@ impl Webhooks {
 
     /// Starts every delivery due now, one task per subscription; returns how many.
     pub async fn deliver_due(self: &Arc<Self>) -> usize {
-        let t = now();
+        let t = self.events.clock.now();
         let claim_until = t + self.settings.timeout * 2;
         let due = match self.store.claim_deliveries(t, claim_until, 50).await {
             Ok(d) => d,
@@ -253,7 +253,7 @@ impl Webhooks {
 
     async fn attempt(&self, mut d: DeliveryRecord, hook: Option<WebhookRecord>) {
         d.attempts += 1;
-        d.updated_at = now();
+        d.updated_at = self.events.clock.now();
         let outcome = match hook {
             None => Err((None, "subscription_deleted".to_string(), false)),
             Some(hook) => self.send(&d, &hook).await,
@@ -273,7 +273,7 @@ impl Webhooks {
                         d.attempts - 1,
                         Duration::from_secs(3600),
                     );
-                    d.next_attempt_at = now() + delay;
+                    d.next_attempt_at = self.events.clock.now() + delay;
                 } else {
                     d.status = DeliveryStatus::Failed;
                     tracing::warn!(delivery = %d.id, webhook = %d.webhook_id, attempts = d.attempts,
@@ -310,7 +310,7 @@ impl Webhooks {
         let body = Bytes::from(serde_json::to_vec(&super::view::view(&event)).unwrap_or_default());
         let signature = sign(
             secret.expose(),
-            time::OffsetDateTime::now_utc().unix_timestamp(),
+            self.events.clock.now().unix_timestamp(),
             &body,
         );
         let req = Request::post(&hook.url)

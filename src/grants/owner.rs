@@ -68,7 +68,7 @@ impl Grants {
         if g.relock_state != RelockState::Due {
             return;
         }
-        if let Err(e) = self.mark_relocked(&mut g, crate::store::now()).await {
+        if let Err(e) = self.mark_relocked(&mut g, self.clock.now()).await {
             tracing::error!(grant = %g.id, error = %e, "could not record the relock seen");
             return;
         }

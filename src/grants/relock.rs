@@ -72,7 +72,7 @@ impl Grants {
         }
         g.relock_attempts += 1;
         let outcome = self.lock_and_confirm(&g).await;
-        let t = crate::store::now();
+        let t = self.clock.now();
         g.updated_at = t;
         match outcome {
             Ok(command) => {
@@ -205,7 +205,7 @@ impl Grants {
             }
         }
         // Confirmed only by a lock state observed after the relock was sent.
-        let sent_at = c.sent_at.unwrap_or_else(crate::store::now);
+        let sent_at = c.sent_at.unwrap_or_else(|| self.clock.now());
         let timing = self.commands.timing_of(&vehicle.oem);
         let deadline = tokio::time::Instant::now() + self.settings.relock_wait;
         loop {
@@ -222,7 +222,7 @@ impl Grants {
                     c.id
                 ));
             }
-            tokio::time::sleep(self.settings.confirm_poll).await;
+            self.clock.sleep(self.settings.confirm_poll).await;
         }
     }
 
@@ -243,7 +243,7 @@ impl Grants {
             return false;
         };
         let timing = self.commands.timing_of(&vehicle.oem);
-        let relocked_at = g.relocked_at.unwrap_or_else(crate::store::now);
+        let relocked_at = g.relocked_at.unwrap_or_else(|| self.clock.now());
         let watch_end = relocked_at + timing.command_window + timing.state_lag;
         let opened = self
             .commands
@@ -256,7 +256,7 @@ impl Grants {
             g.relock_state = RelockState::Due;
             g.relock_due_at = Some(self.clock.now());
             g.relock_attempts = 0;
-            g.updated_at = crate::store::now();
+            g.updated_at = self.clock.now();
             if let Err(e) = self.store.update_grant(g).await {
                 tracing::error!(grant = %g.id, error = %e, "could not record the repeated relock");
                 return false;
@@ -279,13 +279,13 @@ impl Grants {
             self.event(Kind::GrantRelockRepeated, g, None).await;
             return true;
         }
-        g.relock_due_at = if crate::store::now() >= watch_end {
+        g.relock_due_at = if self.clock.now() >= watch_end {
             g.relock_state = RelockState::Locked;
             None
         } else {
             Some(self.clock.now() + self.watch_pause(g).await)
         };
-        g.updated_at = crate::store::now();
+        g.updated_at = self.clock.now();
         if let Err(e) = self.store.update_grant(g).await {
             tracing::error!(grant = %g.id, error = %e, "could not record the watch");
         }
@@ -307,7 +307,7 @@ impl Grants {
             if settled || tokio::time::Instant::now() >= deadline {
                 return Ok(g);
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.clock.sleep(Duration::from_millis(20)).await;
         }
     }
 }

@@ -79,7 +79,7 @@ impl Grants {
             if let Some((c, ours)) = self.under_key(caller, id, key).await? {
                 return Ok(ours.then_some(c));
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.clock.sleep(Duration::from_millis(50)).await;
         }
         Ok(None)
     }
@@ -186,7 +186,7 @@ impl Grants {
         owed.relock_state = RelockState::Due;
         owed.relock_attempts = 0;
         owed.relocked_at = None;
-        owed.updated_at = crate::store::now();
+        owed.updated_at = self.clock.now();
         self.store.update_grant(&owed).await?;
         let command = self
             .commands

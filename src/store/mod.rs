@@ -21,6 +21,3 @@ pub use kind::Kind;
 pub use records::*;
 pub use sql::{Engine, SqlStore};
 pub use traits::*;
-
-/// Now, as the store keeps it (the process clock, [`crate::clock::now`]).
-pub use crate::clock::{follow_tokio_clock, now};

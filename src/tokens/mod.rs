@@ -92,6 +92,8 @@ pub struct Tokens {
     cluster: Arc<Cluster>,
     /// `account.reauthorization_required` goes here.
     events: Arc<crate::events::Events>,
+    /// The gateway's clock (token lifetimes count by it).
+    clock: crate::clock::Clock,
     /// OEMs whose rejection of keyway's own client was logged (once each).
     misconfigured: Mutex<std::collections::HashSet<String>>,
 }
@@ -113,8 +115,10 @@ impl Tokens {
         skew: Duration,
         cluster: Arc<Cluster>,
         events: Arc<crate::events::Events>,
+        clock: crate::clock::Clock,
     ) -> Self {
         Self {
+            clock,
             store,
             registry,
             sealer,
@@ -136,7 +140,7 @@ impl Tokens {
         default_ttl: Duration,
         previous_refresh: Option<&Secret>,
     ) -> Result<StoredTokens, CryptoError> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let lifetime = granted.expires_in.unwrap_or(default_ttl);
         let early = self.skew.min(lifetime / 2);
         let refresh = granted.refresh_token.as_ref().or(previous_refresh);
@@ -160,7 +164,7 @@ impl Tokens {
     fn cached(&self, account_id: &str) -> Option<Cached> {
         self.cache
             .get(account_id)
-            .filter(|c| OffsetDateTime::now_utc() < c.refresh_at)
+            .filter(|c| self.clock.now() < c.refresh_at)
     }
 
     fn flight(&self, account_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -271,7 +275,7 @@ impl Tokens {
     ) -> Result<Option<Secret>, CallError> {
         let t = &account.tokens;
         if let (Some(sealed), Some(refresh_at)) = (&t.access_token, t.access_refresh_at)
-            && OffsetDateTime::now_utc() < refresh_at
+            && self.clock.now() < refresh_at
         {
             let token = self.open(sealed, &access_aad(&account.id))?;
             if rejected != Some(&token) {
@@ -315,9 +319,7 @@ impl Tokens {
                         tracing::error!(account = %account.id, error = %e,
                             "refreshed tokens could not be stored; the account may need relinking");
                     })?;
-                let refresh_at = stored
-                    .access_refresh_at
-                    .unwrap_or(OffsetDateTime::now_utc());
+                let refresh_at = stored.access_refresh_at.unwrap_or_else(|| self.clock.now());
                 self.cache.insert(
                     account.id.clone(),
                     Cached {

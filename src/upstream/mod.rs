@@ -136,6 +136,7 @@ pub fn stack(
     defaults: &keyway_adapter::Limits,
     shared: Option<&Shared>,
     billing: Option<&'static keyway_adapter::Billing>,
+    keyway_clock: &crate::clock::Clock,
 ) -> Stack {
     let l = c.limits.resolve(defaults);
     let max_wait = l.max_wait;
@@ -185,6 +186,7 @@ pub fn stack(
             oem,
             bill: None,
             clock: None,
+            now: keyway_clock.clone(),
         },
     )
     .on(auth_breaker)
@@ -198,6 +200,7 @@ pub fn stack(
             oem,
             bill: bill.clone(),
             clock: Some(clock.clone()),
+            now: keyway_clock.clone(),
         },
     )
     .on(Concurrency {
@@ -209,6 +212,7 @@ pub fn stack(
         oem,
         bill,
         clock: Some(clock.clone()),
+        now: keyway_clock.clone(),
     };
     let http = Layered::new(transport, observe)
         .on(Concurrency { permits })
@@ -239,6 +243,8 @@ struct Observe {
     oem: &'static str,
     bill: Option<Arc<Bill>>,
     clock: Option<Arc<OemClock>>,
+    /// keyway's clock, which the OEM's is measured against.
+    now: crate::clock::Clock,
 }
 
 /// An OEM's billing: classes, prices, and the spend so far (this stack's).
@@ -304,12 +310,12 @@ impl Policy for Observe {
         let method = req.method().clone();
         let billed = self.bill.as_ref().and_then(|b| Some((b, b.class(&req)?)));
         let started = Instant::now();
-        let sent_at = self.clock.is_some().then(crate::store::now);
+        let sent_at = self.clock.is_some().then(|| self.now.now());
         let outcome = inner.send(req).await;
         if let (Some(clock), Some(sent_at), Ok(r)) = (&self.clock, sent_at, &outcome)
             && let Some(date) = clock::date_of(r.headers())
         {
-            clock.date(sent_at, crate::store::now(), date);
+            clock.date(sent_at, self.now.now(), date);
         }
         if let (Some((bill, class)), Ok(r)) = (billed, &outcome) {
             bill.count(self.oem, class, r.status().as_u16());

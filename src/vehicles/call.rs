@@ -29,6 +29,8 @@ pub struct OemCall<'a> {
     pub vehicle: &'a VehicleRecord,
     /// Its OEM as the registry holds it.
     pub oem: &'a Oem,
+    /// keyway's clock.
+    pub clock: &'a crate::clock::Clock,
 }
 
 impl<'a> OemCall<'a> {
@@ -37,12 +39,14 @@ impl<'a> OemCall<'a> {
         wake: &'a WakePolicy,
         vehicle: &'a VehicleRecord,
         oem: &'a Oem,
+        clock: &'a crate::clock::Clock,
     ) -> Self {
         Self {
             tokens,
             wake,
             vehicle,
             oem,
+            clock,
         }
     }
 
@@ -192,7 +196,9 @@ impl<'a> OemCall<'a> {
             match woke {
                 Ok(()) => return Ok(()),
                 Err(CallError::Oem(OemError::Asleep)) if Instant::now() < deadline => {
-                    tokio::time::sleep(self.wake.poll.min(deadline - Instant::now())).await;
+                    self.clock
+                        .sleep(self.wake.poll.min(deadline - Instant::now()))
+                        .await;
                 }
                 Err(e) => return Err(e),
             }

@@ -141,6 +141,8 @@ pub struct Fleet {
     pub(super) routes: Cache<String, (Instant, Option<Linked>)>,
     /// Which OEMs reads prefer, per tenant.
     pub(super) prefer: crate::config::RoutesConfig,
+    /// The gateway's clock.
+    pub(super) clock: crate::clock::Clock,
 }
 
 /// The records of one car (its routes), first-linked first.

@@ -66,8 +66,10 @@ impl Fleet {
         tokens: Arc<Tokens>,
         wake: WakePolicy,
         prefer: crate::config::RoutesConfig,
+        clock: crate::clock::Clock,
     ) -> Self {
         Self {
+            clock,
             store,
             registry,
             tokens,
@@ -159,7 +161,7 @@ impl Fleet {
             .registry
             .get(&v.oem)
             .ok_or_else(|| VehicleError::NotEnabled(v.oem.clone()))?;
-        Ok(OemCall::new(&self.tokens, &self.wake, v, oem))
+        Ok(OemCall::new(&self.tokens, &self.wake, v, oem, &self.clock))
     }
 
     /// The vehicle's adapter, or `not_capable` when its OEM is not enabled.
@@ -274,7 +276,7 @@ impl Fleet {
         if let Some((locked, confirmed_at)) = v.last_locked
             && s.locked != Some(locked)
         {
-            let asked_at = crate::store::now()
+            let asked_at = self.clock.now()
                 - time::Duration::try_from(reading.asked_at.elapsed()).unwrap_or_default();
             // ... unless another command was sent since: the snapshot may show that one
             // (the store is asked only when the snapshot may be the older view).
@@ -475,7 +477,7 @@ impl Fleet {
         let deadline = Instant::now() + ASYNC_READ_TIMEOUT;
         let pause = Duration::from_millis(pending.poll_after_ms).min(self.wake.read_poll);
         loop {
-            tokio::time::sleep(pause).await;
+            self.clock.sleep(pause).await;
             let fix = oem
                 .call("location_poll", |cx, adapter, car| {
                     let pending = pending.clone();

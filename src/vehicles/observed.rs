@@ -75,6 +75,11 @@ impl Fleet {
         }
     }
 
+    /// Now, by the gateway's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
     /// The car's connectivity as last learned, if it ever was.
     pub fn link(&self, vehicle_id: &str) -> Option<Link> {
         self.links.get(vehicle_id)
@@ -84,7 +89,7 @@ impl Fleet {
     pub(super) fn seen(&self, vehicle_id: &str, connectivity: Connectivity) {
         let link = Link {
             connectivity,
-            seen_at: crate::store::now(),
+            seen_at: self.clock.now(),
         };
         self.links.insert(vehicle_id.to_string(), link);
     }

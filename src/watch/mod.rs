@@ -39,7 +39,7 @@ use crate::config::WatchConfig;
 use crate::error::{Classify, Code, Codes};
 use crate::events::{Events, Kind, Payload, Subject};
 use crate::grants::Grants;
-use crate::store::{Lease, RelockState, StoreError, VehicleRecord, WatchAreas, WatchRecord, now};
+use crate::store::{Lease, RelockState, StoreError, VehicleRecord, WatchAreas, WatchRecord};
 use crate::sync::lock;
 use crate::vehicles::Fleet;
 use cadence::{Load, backoff, stretched};
@@ -142,6 +142,8 @@ pub struct Watches {
     away: Mutex<HashMap<String, u32>>,
     /// The OEMs whose watched cars were last counted.
     counted: Mutex<std::collections::HashSet<&'static str>>,
+    /// The gateway's clock.
+    clock: crate::clock::Clock,
 }
 
 impl Watches {
@@ -153,8 +155,10 @@ impl Watches {
         cluster: Arc<Cluster>,
         grants: Arc<Grants>,
         settings: WatchConfig,
+        clock: crate::clock::Clock,
     ) -> Self {
         Self {
+            clock,
             store,
             fleet,
             events,
@@ -176,7 +180,7 @@ impl Watches {
         vehicle: &VehicleRecord,
         until: OffsetDateTime,
     ) -> Result<WatchRecord, WatchError> {
-        let t = now();
+        let t = self.clock.now();
         let longest = time::Duration::seconds(self.settings.max_watch.as_secs() as i64);
         if until <= t || until > t + longest {
             return Err(WatchError::Invalid(format!(
@@ -210,7 +214,10 @@ impl Watches {
     /// The watches of the caller's tenant that have not ended (a token restricted to
     /// some vehicles sees those vehicles' only).
     pub async fn list(&self, caller: &Caller) -> Result<Vec<WatchRecord>, WatchError> {
-        let mut all = self.store.tenant_watches(&caller.tenant, now()).await?;
+        let mut all = self
+            .store
+            .tenant_watches(&caller.tenant, self.clock.now())
+            .await?;
         all.retain(|w| caller.may_touch(&w.vehicle_id));
         Ok(all)
     }
@@ -218,7 +225,7 @@ impl Watches {
     /// The cars watched now: those a tenant watches, and every car of a grant in use
     /// (from its window's start until its relock is confirmed); and the latter apart.
     async fn watched(&self) -> Result<Watched, StoreError> {
-        let t = now();
+        let t = self.clock.now();
         let mut cars: Vec<String> = self
             .store
             .active_watches(t)
@@ -226,7 +233,7 @@ impl Watches {
             .into_iter()
             .map(|w| w.vehicle_id)
             .collect();
-        let grants = self.store.grants_in_use(self.grants.clock.now()).await?;
+        let grants = self.store.grants_in_use(self.clock.now()).await?;
         let ids = |hot_only: bool| {
             let mut ids: Vec<String> = grants
                 .iter()
@@ -340,7 +347,7 @@ impl Watches {
         if self.cluster.shared {
             let lease = Lease {
                 holder: self.cluster.replica.clone(),
-                until: now() + period.saturating_sub(Duration::from_millis(100)),
+                until: self.clock.now() + period.saturating_sub(Duration::from_millis(100)),
             };
             match self
                 .store
@@ -434,7 +441,7 @@ impl Watches {
                 state: &next,
                 previous: &previous,
             };
-            let event = (!changed.is_empty()).then(|| Events::record(&payload));
+            let event = (!changed.is_empty()).then(|| Events::record(&payload, self.clock.now()));
             let hooks = match &event {
                 Some(e) => self.events.hooks_for(e).await,
                 None => Vec::new(),
@@ -506,7 +513,7 @@ pub async fn run(watches: Arc<Watches>) {
     let tick = watches.settings.tick;
     loop {
         watches.tick().await;
-        tokio::time::sleep(tick).await;
+        watches.clock.sleep(tick).await;
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{Env, WAIT, send};
 use http::Method;
-use keyway::store::{CommandRecord, CommandStatus, now};
+use keyway::store::{CommandRecord, CommandStatus};
 use keyway_adapter::Command;
 use keyway_tesla::mock::Power;
 use serde_json::json;
@@ -611,7 +611,7 @@ async fn a_command_interrupted_after_sending_is_reconciled_not_resent() {
     // As if a previous process sent a lock, the car applied it, and the process died
     // before recording the answer.
     env.demo.tesla().update(&v.oem_id, |m| m.locked = true);
-    let t = now();
+    let t = env.demo.gateway.clock.now();
     let interrupted = CommandRecord {
         id: "cmd_interrupted".into(),
         vehicle_id: v.id.clone(),

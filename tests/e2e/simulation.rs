@@ -184,7 +184,7 @@ async fn start(
         OEMS.map(|(oem, style)| Arc::new(SimOem::new(oem, style, world.clone(), dead.clone())));
     let adapters: Vec<Arc<dyn Adapter>> =
         sims.iter().map(|s| s.clone() as Arc<dyn Adapter>).collect();
-    let gw = Gateway::with_adapters(config.clone(), store, &adapters)
+    let gw = Gateway::with_adapters(config.clone(), store, &adapters, world.clock.clone())
         .await
         .unwrap();
     for (sim, (oem, _)) in sims.iter().zip(OEMS) {
@@ -233,7 +233,7 @@ async fn link(
             owner: TENANT.into(),
             status: AccountStatus::Active,
             tokens,
-            created_at: keyway::store::now(),
+            created_at: world.clock.now(),
         })
         .await
         .unwrap();
@@ -307,7 +307,6 @@ struct Run {
 
 /// Runs one seed to the end and checks it.
 async fn run(seed: u64, list: Cars) -> Run {
-    keyway::store::follow_tokio_clock();
     let dir = std::env::temp_dir().join(format!("keyway-sim-{}-{seed}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = config(&dir);
@@ -321,7 +320,12 @@ async fn run(seed: u64, list: Cars) -> Run {
     ));
     let base: Arc<dyn Store> = {
         let _busy = spinner.busy();
-        Arc::new(SqlStore::memory().await.unwrap())
+        Arc::new(
+            SqlStore::memory()
+                .await
+                .unwrap()
+                .with_clock(world.clock.clone()),
+        )
     };
     // The harness's own store calls hold the clock still too (never killed).
     let mine: Arc<dyn Store> = Arc::new(SimStore::new(
@@ -362,7 +366,7 @@ async fn run(seed: u64, list: Cars) -> Run {
     // Callers watch every car for the whole run (a grant's car is watched anyway); set
     // straight in the store, whose disk may fail keyway's own writes.
     if full(&world) {
-        let t = keyway::store::now();
+        let t = world.clock.now();
         for v in &vehicles {
             let w = WatchRecord {
                 tenant: TENANT.into(),
@@ -430,7 +434,7 @@ async fn run(seed: u64, list: Cars) -> Run {
                             vehicle_id: v.id.clone(),
                             grantee: "courier".into(),
                             not_before: None,
-                            not_after: keyway::store::now() + time::Duration::minutes(6),
+                            not_after: world.clock.now() + time::Duration::minutes(6),
                             max_unlocks: Some(1),
                             geofence: None,
                             relock_after_s: Some(rng.between(10, 90) as u32),
@@ -475,7 +479,7 @@ async fn run(seed: u64, list: Cars) -> Run {
                     .fobs
                     .lock()
                     .unwrap()
-                    .push((v.oem_id.clone(), keyway::store::now(), !locked));
+                    .push((v.oem_id.clone(), world.clock.now(), !locked));
                 tokio::time::sleep(Duration::from_millis(rng.between(0, 5_000))).await;
                 let action = if locked {
                     Command::Lock
@@ -756,15 +760,15 @@ async fn check(world: &World, base: &Arc<dyn Store>, vehicles: &[VehicleRecord])
     // (d) Nothing pending: claiming "every lapsed command" returns the pending ones.
     let lease = Lease {
         holder: "checker".into(),
-        until: keyway::store::now(),
+        until: world.clock.now(),
     };
-    let far = keyway::store::now() + time::Duration::days(1);
+    let far = world.clock.now() + time::Duration::days(1);
     for c in base.claim_commands(&lease, far).await.unwrap() {
         bad.push(format!("(d) {} still pending", world.name(&c.id)));
     }
     for v in vehicles {
         for c in base
-            .commands_sent_since(&v.id, keyway::store::now() - time::Duration::days(1))
+            .commands_sent_since(&v.id, world.clock.now() - time::Duration::days(1))
             .await
             .unwrap()
         {
@@ -816,7 +820,7 @@ async fn check(world: &World, base: &Arc<dyn Store>, vehicles: &[VehicleRecord])
         // unlock that is not the grant's (a later grant's) opened the car after that
         // relock: the car is then that unlock's grant's to relock, and checked there.
         let commands = base
-            .commands_sent_since(&v.id, keyway::store::now() - time::Duration::days(1))
+            .commands_sent_since(&v.id, world.clock.now() - time::Duration::days(1))
             .await
             .unwrap();
         let unlocks: Vec<(time::OffsetDateTime, Option<String>)> = world

@@ -11,6 +11,11 @@ use time::Duration;
 
 use common::PgSchema;
 
+/// Now, by the wall clock the stores under test stamp with.
+fn now() -> time::OffsetDateTime {
+    keyway::clock::Clock::wall().now()
+}
+
 /// Runs each listed suite test against both stores.
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {

@@ -459,7 +459,7 @@ async fn a_vehicle_restricted_token_and_courier_stay_on_their_cars() {
         created_by: "dispatch".into(),
         tenant: DEMO_TENANT.into(),
         vehicles: Some(vec![car1.clone()]),
-        created_at: keyway::store::now(),
+        created_at: env.demo.gateway.clock.now(),
     };
     env.demo.gateway.store.insert_webhook(&hook).await.unwrap();
     env.demo.gateway.events.hooks_changed();
@@ -478,7 +478,8 @@ async fn a_vehicle_restricted_token_and_courier_stay_on_their_cars() {
             }
         }
     }
-    let about = |v: &str| keyway::events::Events::record(&AboutCar(v));
+    let about =
+        |v: &str| keyway::events::Events::record(&AboutCar(v), env.demo.gateway.clock.now());
     assert!(
         env.demo
             .gateway

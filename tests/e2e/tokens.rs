@@ -128,7 +128,7 @@ async fn states_are_random_single_use_bound_and_expiring() {
     assert_ne!(a.json["state"], b.json["state"]);
 
     // An expired state is refused.
-    let t = keyway::store::now();
+    let t = env.demo.gateway.clock.now();
     let state = "an-expired-state";
     let hash: String = {
         use sha2::Digest;
@@ -290,7 +290,7 @@ async fn make_due(env: &Env) {
     let store = &env.demo.gateway.store;
     let account = env.tesla_account().await;
     let mut tokens = account.tokens.clone();
-    tokens.access_refresh_at = Some(keyway::store::now() - time::Duration::seconds(1));
+    tokens.access_refresh_at = Some(env.demo.gateway.clock.now() - time::Duration::seconds(1));
     store.save_tokens(&account.id, &tokens).await.unwrap();
     env.demo.gateway.tokens.forget(&account.id);
 }

@@ -28,7 +28,7 @@ impl AccountStore for SqlStore {
             .bind(opt_ms(a.tokens.access_refresh_at))
             .bind(&a.tokens.refresh_token)
             .bind(to_ms(a.created_at))
-            .bind(to_ms(now())),
+            .bind(to_ms(self.now())),
         )
         .await?;
         Ok(())
@@ -76,7 +76,7 @@ impl AccountStore for SqlStore {
         .bind(opt_ms(t.access_expires_at))
         .bind(opt_ms(t.access_refresh_at))
         .bind(&t.refresh_token)
-        .bind(to_ms(now()))
+        .bind(to_ms(self.now()))
         .bind(account_id)).await?;
         Ok(())
     }
@@ -105,7 +105,7 @@ impl AccountStore for SqlStore {
             )
             .bind(account_id)
             .bind(sealed)
-            .bind(to_ms(now())),
+            .bind(to_ms(self.now())),
         )
         .await?;
         Ok(())
@@ -127,7 +127,7 @@ impl AccountStore for SqlStore {
         Ok(n == 1)
     }
     async fn reject_account_pin(&self, account_id: &str, sealed: &str) -> Result<bool, StoreError> {
-        let t = to_ms(now());
+        let t = to_ms(self.now());
         let n = self
             .exec(
                 sqlx::query(
@@ -145,7 +145,7 @@ impl AccountStore for SqlStore {
         self.exec(
             sqlx::query("UPDATE accounts SET status = $1, updated_at = $2 WHERE id = $3")
                 .bind(status.as_str())
-                .bind(to_ms(now()))
+                .bind(to_ms(self.now()))
                 .bind(id),
         )
         .await?;
@@ -167,7 +167,7 @@ impl AccountStore for SqlStore {
         .bind(opt_ms(t.access_expires_at))
         .bind(opt_ms(t.access_refresh_at))
         .bind(&t.refresh_token)
-        .bind(to_ms(now()))
+        .bind(to_ms(self.now()))
         .bind(account_id)
         .bind(&expected.access_token)
         .bind(&expected.refresh_token)).await?;
@@ -206,8 +206,10 @@ impl AccountStore for SqlStore {
             .collect()
     }
     async fn put_link_state(&self, l: &LinkState) -> Result<(), StoreError> {
-        self.exec(sqlx::query("DELETE FROM link_states WHERE expires_at < $1").bind(to_ms(now())))
-            .await?;
+        self.exec(
+            sqlx::query("DELETE FROM link_states WHERE expires_at < $1").bind(to_ms(self.now())),
+        )
+        .await?;
         self.exec(sqlx::query(
             "INSERT INTO link_states (state_hash, oem, caller, verifier, redirect_uri, created_at,
                 expires_at, pin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -109,7 +109,7 @@ impl GrantStore for SqlStore {
                      WHERE id = $2 AND unlocks_used < max_unlocks AND revoked_at IS NULL
                         AND completed_at IS NULL",
                 )
-                .bind(to_ms(now()))
+                .bind(to_ms(self.now()))
                 .bind(id),
             )
             .await?;

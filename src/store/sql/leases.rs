@@ -18,7 +18,7 @@ impl LeaseStore for SqlStore {
                 .bind(name)
                 .bind(&lease.holder)
                 .bind(to_ms(lease.until))
-                .bind(to_ms(now())),
+                .bind(to_ms(self.now())),
             )
             .await?;
         Ok(n == 1)

@@ -65,6 +65,9 @@ pub struct SqlStore {
     /// PostgreSQL: that advisory lock's key, derived from the schema so deployments
     /// sharing a database do not wait for each other.
     append_key: i64,
+    /// The clock its stamps (`updated_at`, a lease's taking) come from: the wall
+    /// clock unless [`SqlStore::with_clock`] gave the gateway's.
+    clock: crate::clock::Clock,
 }
 
 fn db(e: sqlx::Error) -> StoreError {
@@ -113,6 +116,7 @@ impl SqlStore {
             listen_url: None,
             appends: Arc::default(),
             append_key: 0,
+            clock: Default::default(),
         })
     }
 
@@ -166,12 +170,24 @@ impl SqlStore {
             listen_url: Some(keyway_adapter::Secret::new(url)),
             appends: Arc::default(),
             append_key: append_key(&schema),
+            clock: Default::default(),
         })
     }
 
     /// The engine.
     pub fn engine(&self) -> Engine {
         self.engine
+    }
+
+    /// This store, stamping with `clock` (the one its gateway runs on).
+    pub fn with_clock(mut self, clock: crate::clock::Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by this store's clock.
+    fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
     }
 }
 
@@ -246,7 +262,7 @@ impl SqlStore {
     /// (oem, oem_id) pairs are skipped.
     pub async fn import_vehicles(&self, vehicles: &[VehicleRecord]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let created = to_ms(now());
+        let created = to_ms(self.now());
         for v in vehicles {
             sqlx::query(
                 "INSERT INTO vehicles (id, account_id, oem, oem_id, vin, display_name, model,
@@ -356,7 +372,7 @@ impl Store for SqlStore {
                  ON CONFLICT (replica) DO UPDATE SET at = excluded.at",
             )
             .bind(replica)
-            .bind(to_ms(now())),
+            .bind(to_ms(self.now())),
         )
         .await?;
         Ok(())

@@ -28,7 +28,7 @@ impl VehicleStore for SqlStore {
         .bind(&v.display_name)
         .bind(&v.model)
         .bind(v.year.map(i64::from))
-        .bind(to_ms(now()))
+        .bind(to_ms(self.now()))
         .bind(&v.tenant)
         .bind(stored_capabilities(v))
         .fetch_optional(&self.pool)

@@ -126,6 +126,8 @@ pub struct World {
     pub car_offsets: BTreeMap<String, i64>,
     /// Each car's first-linked route (its OEM): the only one its commands may take.
     pub primaries: Mutex<BTreeMap<String, String>>,
+    /// keyway's clock (following the paused tokio time), shared with the gateway.
+    pub clock: keyway::clock::Clock,
 }
 
 /// A clock off keyway's: by `offset_ms` at the start, drifting `drift_ppm`.
@@ -210,6 +212,7 @@ impl World {
             wakes: Mutex::default(),
             rngs: Mutex::new(rngs),
             start: Instant::now(),
+            clock: keyway::clock::Clock::following_tokio(),
             names: Mutex::default(),
             clouds,
             car_offsets,
@@ -387,7 +390,7 @@ impl SimOem {
         };
         let written = self.world.cloud_time(self.info.oem, now_utc());
         let date = written.replace_millisecond(0).unwrap_or(written);
-        clock.date(sent, keyway::store::now(), date);
+        clock.date(sent, self.world.clock.now(), date);
     }
 
     /// The answer takes `ms`; a dead incarnation never gets one.
@@ -440,7 +443,7 @@ impl Adapter for SimOem {
         let (ms, fails) = self
             .world
             .draw(vin, |r| (r.between(50, 1500), r.chance(0.1)));
-        let sent = keyway::store::now();
+        let sent = self.world.clock.now();
         let primary = self.world.primaries.lock().unwrap().get(vin).cloned();
         if primary.is_some_and(|p| p != self.info.oem) {
             self.world.note(format!(
@@ -486,7 +489,7 @@ impl Adapter for SimOem {
             };
             (r.between(100, 3000), fate, late, r.chance(0.05))
         });
-        let sent = keyway::store::now();
+        let sent = self.world.clock.now();
         self.travel(ms / 2).await;
         let car = self.car(&vin)?;
         let what = format!("{command} {} {vin}", c.as_str());
@@ -611,7 +614,7 @@ impl Adapter for SimOem {
         let (ms, fails) = self
             .world
             .draw(vin, |r| (r.between(50, 1000), r.chance(0.15)));
-        let sent = keyway::store::now();
+        let sent = self.world.clock.now();
         self.travel(ms).await;
         self.dated(sent);
         if fails {
@@ -630,7 +633,7 @@ impl Adapter for SimOem {
     }
 
     async fn wake(&self, _cx: &Call, v: &VehicleRef) -> Result<(), OemError> {
-        let sent = keyway::store::now();
+        let sent = self.world.clock.now();
         self.travel(2000).await;
         self.dated(sent);
         self.world.note(format!("wake {}", v.oem_id));
