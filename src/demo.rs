@@ -106,9 +106,9 @@ pub enum DemoError {
     /// Linking the demo accounts failed.
     #[error("linking the demo accounts: {0}")]
     Link(String),
-    /// The embedded fleet is broken.
-    #[error("fixtures/demo-fleet.json: {0}")]
-    Fleet(serde_json::Error),
+    /// The fleet is broken.
+    #[error("the demo fleet: {0}")]
+    Fleet(String),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
@@ -117,7 +117,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
 }
 
 /// The demo Tesla whose owner has not paired keyway's key.
-pub const DEMO_UNPAIRED_TESLA: &str = mocks::UNPAIRED_TESLA;
+pub const DEMO_UNPAIRED_TESLA: &str = keyway_tesla::demo::UNPAIRED;
 /// The demo's Tesla app domain (pairing links; the public key's well-known path).
 const DEMO_TESLA_APP_DOMAIN: &str = "keyway-demo.example";
 
@@ -272,11 +272,11 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     for name in ["keyway.db", "keyway.db-wal", "keyway.db-shm"] {
         let _ = std::fs::remove_file(opts.data_dir.join(name));
     }
-    let fleet = match &opts.fleet {
+    let fleet: mocks::Fleet = match &opts.fleet {
         Some(json) => serde_json::from_str(json),
         None => mocks::Fleet::load(),
     }
-    .map_err(DemoError::Fleet)?;
+    .map_err(|e| DemoError::Fleet(e.to_string()))?;
     let jwt_secret = dev_secret(&opts.data_dir, "dev-jwt-secret", || {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
@@ -301,7 +301,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         token_ttl: opts.token_ttl,
         wake_delay: opts.wake_delay,
         stage: opts.bmw_stage,
-        tesla_key: Some(app_key.public_bytes()),
+        app_key: Some(tesla_key.expose().to_string()),
         extra_cars: 0,
     };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -313,7 +313,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
             extra_cars: if tesla { opts.extra_vehicles } else { 0 },
             ..settings.clone()
         };
-        let mock = (entry.build)(&fleet, &s);
+        let mock = fleet.build(entry, &s).map_err(DemoError::Fleet)?;
         let listen = opts.tesla_listen.filter(|_| tesla).unwrap_or(loopback);
         let server = mock
             .spawn(listen)
@@ -464,12 +464,11 @@ pub async fn link_as_owner(base: &str, token: &str, oem: &str) -> Result<(), Dem
         account: None,
         pin: None,
     };
-    // The owner gives keyway the PIN its Hyundai CCS2 car's door control needs, and the
-    // S-PIN Volkswagen locks and unlocks with.
-    let body = match oem {
-        "hyundai" => serde_json::json!({"pin": crate::mocks::HYUNDAI_OWNER_PIN}),
-        "vw" => serde_json::json!({"pin": crate::mocks::VW_OWNER_SPIN}),
-        _ => serde_json::json!({}),
+    // The owner gives keyway the PIN its OEM's commands need (Hyundai/Kia's for a CCS2
+    // car's door control, Volkswagen's S-PIN), as set in the OEM's app.
+    let body = match mocks::entry(oem).and_then(|m| m.owner_pin) {
+        Some(pin) => serde_json::json!({ "pin": pin }),
+        None => serde_json::json!({}),
     };
     let started = service
         .post_json(&format!("{base}/v1/accounts/{oem}/authorize"), &body)

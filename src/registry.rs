@@ -1,7 +1,8 @@
 //! The OEM registry: the one place that knows which adapters exist. Adding an OEM is
 //! its crate, which exports one `OEM` (what it declares, how it is built, and for an
-//! OEM that signs commands how its key is read: `keyway_adapter::oem::Oem`), plus one
-//! line in [`ADAPTERS`]. Each enabled OEM gets
+//! OEM that signs commands how its key is read: `keyway_adapter::oem::Oem`) and, behind
+//! its `mock` feature, one `MOCK` (how its mock is built for the demo and `keyway
+//! mock`), plus one line in the table of OEMs ([`ADAPTERS`], [`MOCKS`]). Each enabled OEM gets
 //! its adapter, its outbound stack and its configuration, found by OEM id. It refuses
 //! what only an OEM's adapter can judge: unknown OEM ids, a missing application key,
 //! signing keys for an OEM that does not sign, a signing key that does not read.
@@ -22,17 +23,28 @@ pub use keyway_adapter::oem::{Build, Signing};
 /// One adapter keyway has, as its crate describes it.
 pub type Known = keyway_adapter::oem::Oem;
 
-/// Every adapter keyway has.
-pub static ADAPTERS: &[&Known] = &[
-    &keyway_tesla::OEM,
-    &keyway_bmw::OEM,
-    &keyway_volvo::OEM,
-    &keyway_gm::OEM,
-    &keyway_ford::OEM,
-    &keyway_hyundai::OEM,
-    &keyway_smartcar::OEM,
-    &keyway_vw::OEM,
-];
+/// keyway's table of OEMs: one line per adapter crate, which exports its `OEM` and,
+/// behind its `mock` feature, its `MOCK` (`keyway_adapter::mock::Mock`).
+macro_rules! oems {
+    ($($krate:ident),* $(,)?) => {
+        /// Every adapter keyway has.
+        pub static ADAPTERS: &[&Known] = &[$(&$krate::OEM),*];
+        /// Every mock OEM, in [`ADAPTERS`]'s order.
+        #[cfg(feature = "mock")]
+        pub static MOCKS: &[&keyway_adapter::mock::Mock] = &[$(&$krate::MOCK),*];
+    };
+}
+
+oems!(
+    keyway_tesla,
+    keyway_bmw,
+    keyway_volvo,
+    keyway_gm,
+    keyway_ford,
+    keyway_hyundai,
+    keyway_smartcar,
+    keyway_vw,
+);
 
 /// The adapter keyway has for `oem`.
 pub fn known_adapter(oem: &str) -> Option<&'static Known> {

@@ -50,7 +50,6 @@ impl Demo {
             .or(d.vehicles.first().map(|v| v.id.as_str()))
             .unwrap_or("VEHICLE_ID");
         let sleepy = named("Sleepy").unwrap_or(first);
-        let unpaired = named("Unpaired").unwrap_or(first);
         out.push_str("Try (in another shell):\n");
         out.push_str(&format!("  export KEYWAY_TOKEN={}\n", d.token));
         out.push_str(&format!("  export COURIER_TOKEN={}\n", d.courier_token));
@@ -76,49 +75,34 @@ impl Demo {
         out.push_str(&format!(
             "  curl -s {base}/v1/vehicles/{sleepy}/location {auth} -H 'Cache-Control: max-age=0'   # reads wake only when asked\n"
         ));
-        out.push_str(&format!(
-            "  curl -s -X POST {base}/v1/vehicles/{unpaired}/lock {auth} -H 'Prefer: wait=60'   # Tesla key not paired: 409 with the pairing link\n"
-        ));
-        // Cars of several makes behind one aggregator (Smartcar), one of which it reads but
-        // cannot command.
-        let read_only = |v: &&VehicleRecord| v.vin.as_deref() == Some(mocks::SMARTCAR_READ_ONLY);
-        let smartcar = d.vehicles.iter().filter(|v| v.oem == "smartcar");
-        if let Some(v) = smartcar.clone().find(|v| !read_only(v)) {
-            out.push_str(&format!(
-                "  curl -s -X POST {base}/v1/vehicles/{}/unlock {auth} -H 'Prefer: wait=60'   # a {} through Smartcar\n",
-                v.id,
-                v.model.as_deref().unwrap_or("car"),
-            ));
-        }
-        if let Some(v) = smartcar.clone().find(read_only) {
-            out.push_str(&format!(
-                "  curl -s -X POST {base}/v1/vehicles/{}/unlock {auth} -H 'Prefer: wait=60'   # Smartcar reads this one but cannot command it: failed, not_capable\n",
-                v.id
-            ));
-        }
-        if let Some(v) = d.vehicles.iter().find(|v| v.oem == "hyundai") {
-            out.push_str(&format!(
-                "  # the IONIQ 5 (CCS2) unlocks with its owner's PIN {}, set at start: PUT /v1/accounts/{}/pin '{{\"pin\": \"0000\"}}' makes it 422 pin_rejected\n",
-                crate::mocks::HYUNDAI_OWNER_PIN,
-                v.account_id
-            ));
-        }
-        // Volkswagen: lock and unlock with the owner's S-PIN; one car without remote access.
-        let vw = d.vehicles.iter().filter(|v| v.oem == "vw");
-        let vw_read_only = |v: &&VehicleRecord| v.vin.as_deref() == Some(mocks::VW_READ_ONLY);
-        if let Some(v) = vw.clone().find(|v| !vw_read_only(v)) {
-            out.push_str(&format!(
-                "  curl -s -X POST {base}/v1/vehicles/{}/unlock {auth} -H 'Prefer: wait=60'   # a Volkswagen {}: the owner's S-PIN {} goes with it\n",
-                v.id,
-                v.model.as_deref().unwrap_or("car"),
-                mocks::VW_OWNER_SPIN,
-            ));
-        }
-        if let Some(v) = vw.clone().find(vw_read_only) {
-            out.push_str(&format!(
-                "  curl -s -X POST {base}/v1/vehicles/{}/lock {auth} -H 'Prefer: wait=60'   # its remote access is not active (see its capabilities): 422 not_capable\n",
-                v.id
-            ));
+        // Each mock's own lines: its cars that show something (a Tesla not paired, a
+        // make Smartcar cannot command, a PIN that goes with a command, …).
+        for m in &d.mocks {
+            let Some(entry) = mocks::entry(m.oem) else {
+                continue;
+            };
+            let cars: Vec<&VehicleRecord> = d.vehicles.iter().filter(|v| v.oem == m.oem).collect();
+            let named = |vin: &str| cars.iter().copied().find(|v| v.vin.as_deref() == Some(vin));
+            let unnamed = || {
+                cars.iter().copied().find(|v| {
+                    let vin = v.vin.as_deref();
+                    !entry.read_only.iter().any(|r| Some(*r) == vin)
+                        && !entry
+                            .showcase
+                            .iter()
+                            .any(|s| s.vin.is_some() && s.vin == vin)
+                })
+            };
+            for s in entry.showcase {
+                let car = match s.vin {
+                    Some(vin) => named(vin),
+                    None => unnamed(),
+                };
+                if let Some(v) = car {
+                    out.push_str(&showcase(s.line, &base, auth, v, entry.owner_pin));
+                    out.push('\n');
+                }
+            }
         }
         out.push_str(&format!(
             "  curl -s {base}/v1/vehicles            # no token: 401 problem+json\n"
@@ -130,4 +114,14 @@ impl Demo {
         out.push_str("\nCtrl-C stops the demo.\n");
         out
     }
+}
+
+/// A mock's banner line about car `v`, its placeholders filled in.
+fn showcase(line: &str, base: &str, auth: &str, v: &VehicleRecord, pin: Option<&str>) -> String {
+    line.replace("{base}", base)
+        .replace("{auth}", auth)
+        .replace("{id}", &v.id)
+        .replace("{model}", v.model.as_deref().unwrap_or("car"))
+        .replace("{account}", &v.account_id)
+        .replace("{pin}", pin.unwrap_or(""))
 }

@@ -1362,7 +1362,7 @@ async fn what_an_oem_says_a_car_cannot_do_is_kept_with_the_car() {
         .demo
         .vehicles
         .iter()
-        .find(|v| v.vin.as_deref() == Some(keyway::mocks::SMARTCAR_READ_ONLY))
+        .find(|v| v.vin.as_deref() == Some(keyway_smartcar::demo::READ_ONLY))
         .expect("the car Smartcar cannot command")
         .id
         .clone();

@@ -148,8 +148,8 @@ async fn the_demo_binary_serves_the_walk_through() {
         // The car Smartcar reads but cannot command (Smartcar says so when asked: the
         // command fails), and the Volkswagen whose access capability is not active (its
         // vehicle list says so: refused before any command): a certain no, nothing sent.
-        let vw_read_only = v["vin"] == keyway::mocks::VW_READ_ONLY;
-        if v["vin"] == keyway::mocks::SMARTCAR_READ_ONLY || vw_read_only {
+        let vw_read_only = v["vin"] == keyway_vw::demo::READ_ONLY;
+        if v["vin"] == keyway_smartcar::demo::READ_ONLY || vw_read_only {
             let a = call(
                 Method::POST,
                 format!("/v1/vehicles/{id}/unlock"),

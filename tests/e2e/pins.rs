@@ -40,7 +40,7 @@ async fn set_pin(env: &Env, account: &str, pin: &str) -> crate::common::Answer {
 async fn a_ccs2_car_takes_commands_with_the_owners_pin_and_a_refused_pin_is_never_retried() {
     let env = Env::builder().mocks(&["hyundai"]).start().await;
     let account = env.by_vin(CCS2_CAR).account_id.clone();
-    let pin = keyway::mocks::HYUNDAI_OWNER_PIN;
+    let pin = keyway_hyundai::demo::OWNER_PIN;
     let listed = env.get("/v1/accounts", Some(&env.demo.token)).await;
     assert_eq!(
         listed.json["accounts"][0]["pin"], "set",

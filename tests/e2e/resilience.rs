@@ -309,7 +309,7 @@ async fn not_capable_answers_open_no_breaker_for_the_oems_other_cars() {
             .id
             .clone()
     };
-    let read_only = car(keyway::mocks::SMARTCAR_READ_ONLY);
+    let read_only = car(keyway_smartcar::demo::READ_ONLY);
     for _ in 0..4 {
         env.post(
             &format!("/v1/vehicles/{read_only}/lock"),

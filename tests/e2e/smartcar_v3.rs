@@ -59,7 +59,7 @@ async fn smartcar_v3_links_by_the_owner_and_commands_with_the_application_token(
     assert_eq!(read.json["latitude"], 51.50735);
 
     // The make Smartcar cannot command answers so, before anything reaches the car.
-    let toyota = vehicle_id(keyway::mocks::SMARTCAR_READ_ONLY);
+    let toyota = vehicle_id(keyway_smartcar::demo::READ_ONLY);
     let a = env.command_waiting(&toyota, "unlock", "sc3-3").await;
     a.assert_problem(422, "not_capable");
 }

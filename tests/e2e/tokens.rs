@@ -530,10 +530,10 @@ async fn the_database_holds_no_token_in_plaintext_and_keys_rotate() {
         .unwrap()
         .sealed;
     assert!(sealed.starts_with("kw1.k2."), "{sealed}");
-    assert!(!sealed.contains(keyway::mocks::HYUNDAI_OWNER_PIN));
+    assert!(!sealed.contains(keyway_hyundai::demo::OWNER_PIN));
     match only_new.tokens.pin(&hyundai.id).await.unwrap() {
         keyway::tokens::pin::Pin::Usable { secret, .. } => {
-            assert_eq!(secret.expose(), keyway::mocks::HYUNDAI_OWNER_PIN)
+            assert_eq!(secret.expose(), keyway_hyundai::demo::OWNER_PIN)
         }
         other => panic!("{other:?}"),
     }

@@ -60,7 +60,7 @@ async fn a_volkswagen_links_through_the_app_login_and_locks_with_the_owners_s_pi
     let account = &listed.json["accounts"][0];
     assert_eq!(account["oem"], "vw", "{:#}", listed.json);
     assert_eq!(account["pin"], "set");
-    assert!(!listed.text.contains(keyway::mocks::VW_OWNER_SPIN));
+    assert!(!listed.text.contains(keyway_vw::demo::OWNER_SPIN));
     assert_eq!(account["vehicle_ids"].as_array().unwrap().len(), 2);
 
     let vw: &keyway_vw::VwMock = env.demo.mock("vw");
@@ -89,7 +89,7 @@ async fn a_volkswagen_links_through_the_app_login_and_locks_with_the_owners_s_pi
 
     // The Golf's access capability is not active: the vehicle list said so, keyway shows
     // it, and a command is a certain no before anything is sent.
-    let golf = keyway::mocks::VW_READ_ONLY;
+    let golf = keyway_vw::demo::READ_ONLY;
     let shown = env
         .get(
             &format!("/v1/vehicles/{}", env.by_vin(golf).id),

@@ -6,13 +6,18 @@
 //! - [`mock`]: a fake MyBMW API with commands that advance PENDING → DELIVERED →
 //!   EXECUTED over time, BMW's OAuth profile (HTTP Basic client auth, rotating refresh
 //!   tokens) and BMW's limit answers (429 "Try again in N seconds", 403 quota text).
+//! - [`demo`]: how the mock joins keyway's demo and `keyway mock` ([`MOCK`]).
 
 pub mod adapter;
+#[cfg(feature = "mock")]
+pub mod demo;
 pub mod exchanges;
 #[cfg(feature = "mock")]
 pub mod mock;
 
 pub use adapter::BmwAdapter;
+#[cfg(feature = "mock")]
+pub use demo::MOCK;
 #[cfg(feature = "mock")]
 pub use mock::{BmwMock, BmwMockConfig};
 

@@ -5,13 +5,18 @@
 //!   telemetry `states.lockCommand.value.toState`.
 //! - [`mock`]: a fake of those endpoints with Ford's OAuth profile (PKCE then a token
 //!   exchange, rotating refresh tokens, 400 `errorCode 460` for a dead one).
+//! - [`demo`]: how the mock joins keyway's demo and `keyway mock` ([`MOCK`]).
 
 pub mod adapter;
+#[cfg(feature = "mock")]
+pub mod demo;
 pub mod exchanges;
 #[cfg(feature = "mock")]
 pub mod mock;
 
 pub use adapter::FordAdapter;
+#[cfg(feature = "mock")]
+pub use demo::MOCK;
 #[cfg(feature = "mock")]
 pub use mock::{FordMock, FordMockConfig};
 

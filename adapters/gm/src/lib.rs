@@ -5,13 +5,18 @@
 //!   or `failure`; locations arrive as strings. GM has no lock-state read.
 //! - [`mock`]: a fake of those endpoints with GM's OAuth profile (PKCE code exchange
 //!   followed by an RFC 8693 token exchange) and its mostly empty error bodies.
+//! - [`demo`]: how the mock joins keyway's demo and `keyway mock` ([`MOCK`]).
 
 pub mod adapter;
+#[cfg(feature = "mock")]
+pub mod demo;
 pub mod exchanges;
 #[cfg(feature = "mock")]
 pub mod mock;
 
 pub use adapter::GmAdapter;
+#[cfg(feature = "mock")]
+pub use demo::MOCK;
 #[cfg(feature = "mock")]
 pub use mock::{GmMock, GmMockConfig};
 

@@ -8,14 +8,19 @@
 //!   token made from the owner's PIN (`control`).
 //! - [`mock`]: a fake of those endpoints with the `Stamp` header check and a token
 //!   exchange after login.
+//! - [`demo`]: how the mock joins keyway's demo and `keyway mock` ([`MOCK`]).
 
 pub mod adapter;
 mod control;
+#[cfg(feature = "mock")]
+pub mod demo;
 pub mod exchanges;
 #[cfg(feature = "mock")]
 pub mod mock;
 
 pub use adapter::HyundaiAdapter;
+#[cfg(feature = "mock")]
+pub use demo::MOCK;
 #[cfg(feature = "mock")]
 pub use mock::{HyundaiMock, HyundaiMockConfig};
 

@@ -12,9 +12,12 @@
 //! - [`mock`]: a fake of those endpoints with Smartcar's OAuth profile (HTTP Basic client
 //!   auth, rotating refresh tokens), its error bodies, sleeping cars (`ASLEEP`), makes
 //!   that cannot take remote commands (`VEHICLE_NOT_CAPABLE`) and 429s.
+//! - [`demo`]: how the mock joins keyway's demo and `keyway mock` ([`MOCK`]).
 
 pub mod adapter;
 pub mod answers;
+#[cfg(feature = "mock")]
+pub mod demo;
 pub mod exchanges;
 #[cfg(feature = "mock")]
 pub mod mock;
@@ -23,6 +26,8 @@ pub mod signals;
 pub mod v3;
 
 pub use adapter::SmartcarAdapter;
+#[cfg(feature = "mock")]
+pub use demo::MOCK;
 #[cfg(feature = "mock")]
 pub use mock::{SmartcarMock, SmartcarMockConfig};
 pub use v3::AppCredentials;

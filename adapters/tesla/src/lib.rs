@@ -8,8 +8,11 @@
 //! - [`signing`]: signed lock/unlock through `signed_command`, sessions per car, and
 //!   which cars take signed or REST commands.
 //! - [`vcp`]: the Vehicle Command Protocol (signed commands), both sides.
+//! - [`demo`]: how the mock joins keyway's demo and `keyway mock` ([`MOCK`]).
 
 pub mod adapter;
+#[cfg(feature = "mock")]
+pub mod demo;
 pub mod errors;
 pub mod exchanges;
 #[cfg(feature = "mock")]
@@ -19,6 +22,8 @@ pub mod signing;
 pub mod vcp;
 
 pub use adapter::TeslaAdapter;
+#[cfg(feature = "mock")]
+pub use demo::MOCK;
 #[cfg(feature = "mock")]
 pub use mock::{TeslaMock, TeslaMockConfig};
 

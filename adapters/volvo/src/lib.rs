@@ -6,13 +6,18 @@
 //!   answering an `invokeStatus`, the `vcc-api-key` header on every call.
 //! - [`mock`]: a fake of those endpoints with Volvo's OAuth profile (HTTP Basic client
 //!   auth), error bodies, sleeping cars (`VEHICLE_IN_SLEEP`) and 429s.
+//! - [`demo`]: how the mock joins keyway's demo and `keyway mock` ([`MOCK`]).
 
 pub mod adapter;
+#[cfg(feature = "mock")]
+pub mod demo;
 pub mod exchanges;
 #[cfg(feature = "mock")]
 pub mod mock;
 
 pub use adapter::VolvoAdapter;
+#[cfg(feature = "mock")]
+pub use demo::MOCK;
 #[cfg(feature = "mock")]
 pub use mock::{VolvoMock, VolvoMockConfig};
 

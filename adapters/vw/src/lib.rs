@@ -12,14 +12,19 @@
 //!
 //! Audi, Škoda and SEAT/CUPRA run their own backends (myAudi, MySkoda, My SEAT/CUPRA)
 //! with other logins and paths: not this adapter.
+//! - [`demo`]: how the mock joins keyway's demo and `keyway mock` ([`MOCK`]).
 
 pub mod adapter;
+#[cfg(feature = "mock")]
+pub mod demo;
 pub mod exchanges;
 pub mod login;
 #[cfg(feature = "mock")]
 pub mod mock;
 
 pub use adapter::VwAdapter;
+#[cfg(feature = "mock")]
+pub use demo::MOCK;
 #[cfg(feature = "mock")]
 pub use mock::{VwMock, VwMockConfig};
 

@@ -5,7 +5,8 @@
 //! ([`oauth`]) configured per OEM, and a garage of simple cars ([`garage`]) that most OEM
 //! mocks build on, each living
 //! in time ([`timeline`]: lagging state, queued, late and duplicate commands).
-//! [`instrument`] mounts journal and faults on a mock's router.
+//! [`instrument`] mounts journal and faults on a mock's router; [`product`] is how each
+//! OEM crate describes its mock to keyway (built from a fleet file, served alone).
 //! Mocks use tokio's clock so paused-time tests control expiry.
 
 pub mod control;
@@ -15,6 +16,7 @@ pub mod journal;
 pub mod kit;
 pub mod oauth;
 pub mod pins;
+pub mod product;
 pub mod server;
 pub mod shape;
 pub mod steer;
@@ -27,6 +29,7 @@ pub use journal::{Applied, Journal, JournalEntry, Note, instrument};
 pub use kit::{bearer, lock, random_token};
 pub use oauth::{APPLICATION, OAuthServer, OAuthServerConfig, Rejection, owner_id};
 pub use pins::OwnerPins;
+pub use product::{Mock, MockOem, MockSettings, Section, Showcase};
 pub use server::MockServer;
 pub use steer::GarageMock;
 pub use tokens::{AccessDenied, Issued, RefreshDenied, TokenBook};

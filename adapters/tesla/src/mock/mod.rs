@@ -44,6 +44,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use keyway_adapter::ClientAuth;
+use keyway_adapter::mock::garage::Login;
 use keyway_adapter::mock::timeline::{
     CarTiming, Delivery, DeliveryFault, Execution, Timeline, wall,
 };
@@ -170,27 +171,23 @@ impl MockVehicle {
 pub struct TeslaMockConfig {
     /// How long `wake_up` takes to bring an asleep car online.
     pub wake_delay: Duration,
-    /// Access-token lifetime (Tesla: 8 h).
-    pub access_ttl: Duration,
     /// The cars.
     pub vehicles: Vec<MockVehicle>,
-    /// The registered OAuth client.
-    pub client_id: String,
-    /// Its secret.
-    pub client_secret: Option<String>,
-    /// The account that logs in at `/authorize` unless `login_hint` names another.
-    pub default_account: String,
+    /// The OAuth side: client, secret, default login, access-token lifetime (Tesla: 8 h).
+    pub login: Login,
 }
 
 impl Default for TeslaMockConfig {
     fn default() -> Self {
         Self {
             wake_delay: Duration::from_secs(5),
-            access_ttl: Duration::from_secs(8 * 3600),
             vehicles: Vec::new(),
-            client_id: "keyway".into(),
-            client_secret: None,
-            default_account: default_account(),
+            login: Login {
+                client_id: "keyway".into(),
+                client_secret: None,
+                default_account: default_account(),
+                access_ttl: Duration::from_secs(8 * 3600),
+            },
         }
     }
 }
@@ -318,12 +315,13 @@ impl TeslaMock {
             .into_iter()
             .map(|v| (v.vin.clone(), v))
             .collect();
-        let owner = config.default_account.clone();
-        let tokens = TokenBook::new(config.access_ttl, true);
+        let login = config.login;
+        let owner = login.default_account.clone();
+        let tokens = TokenBook::new(login.access_ttl, true);
         let oauth = OAuthServer::new(
             OAuthServerConfig {
-                client_id: config.client_id,
-                client_secret: config.client_secret,
+                client_id: login.client_id,
+                client_secret: login.client_secret,
                 client_auth: ClientAuth::Body,
                 scopes: crate::adapter::INFO
                     .oauth
@@ -332,7 +330,7 @@ impl TeslaMock {
                     .map(|s| s.to_string())
                     .collect(),
                 require_pkce: true,
-                default_account: config.default_account,
+                default_account: login.default_account,
                 code_ttl: Duration::from_secs(600),
                 token_exchange: false,
                 refresh_rejection: Rejection {
