@@ -21,7 +21,7 @@
 //!    events and webhooks; [`audit`]); then [`upstream`] (outbound HTTP);
 //! 4. shared state: [`cluster`] (leases, shared limits) over [`store`];
 //! 5. leaves: [`config`] (data only), [`metrics`], [`auth`], [`crypto`], [`error`],
-//!    [`clock`] (the process clock), [`ids`], [`logs`], [`sync`], [`text`], [`geo`].
+//!    [`clock`] (the one injected clock), [`ids`], [`logs`], [`sync`], [`text`], [`geo`].
 //!
 //! # Layout
 //! - [`api`]: the unified HTTP API, problem+json, request ids.
@@ -41,7 +41,8 @@
 //!   changes become `vehicle.state_changed` events.
 //! - [`geo`]: distances on the Earth's surface.
 //! - [`audit`]: the hash-chained audit log.
-//! - [`clock`]: RFC 3339 timestamps and grant time (tests move it forward).
+//! - [`clock`]: the one clock every service is given (tests move it forward; a
+//!   simulation follows tokio's paused time), deadlines, RFC 3339 timestamps.
 //! - [`sync`]: poison-tolerant locking.
 //! - [`text`]: checks on callers' free text (no control characters).
 //! - [`error`]: the error taxonomy: stable codes, and [`error::Classify`], which every

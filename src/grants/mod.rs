@@ -17,7 +17,7 @@
 //!   owed relock is a row in the store, so it survives restarts, and in cluster mode a
 //!   `relock:<grant>` lease lets exactly one replica work on it.
 //!
-//! Grant times use [`Clock`] (wall time; tests move it forward).
+//! Grant times use the gateway's [`Clock`] (tests move it forward).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,6 @@
 //! Delivery grants end to end: the demo gateway and mock OEMs on loopback, a service
 //! token (`grants:write`) creating grants and a courier token (`grants:use`) using them.
-//! Grant time is moved with the gateway's grant clock, never by sleeping.
+//! Grant time is moved with the gateway's clock, never by sleeping.
 
 use crate::common;
 
