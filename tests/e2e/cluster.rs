@@ -314,24 +314,55 @@ async fn thirty_commands_over_three_replicas_keep_a_ten_per_window_quota() {
         let r = c.final_record(id, Duration::from_secs(60)).await;
         assert_eq!(r.status, CommandStatus::Succeeded, "{r:?}");
     }
-    let sent: Vec<u64> = c
+    let posts: Vec<_> = c
         .env
         .demo
         .volvo()
         .journal
         .entries()
-        .iter()
+        .into_iter()
         .filter(|e| e.method == "POST" && e.path.ends_with("/commands/lock"))
-        .map(|e| e.started_ms)
         .collect();
-    assert_eq!(sent.len(), 30);
+    let shown = || {
+        posts
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} ms {} {:?} applied={}",
+                    e.started_ms, e.status, e.command_id, e.applied
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // Each command ran at the OEM exactly once (a request the OEM refused before running
+    // it, e.g. a 5xx, is no second run), …
+    for id in &ids {
+        let runs = posts
+            .iter()
+            .filter(|e| e.applied && e.command_id.as_deref() == Some(id))
+            .count();
+        assert_eq!(runs, 1, "{id} ran {runs} times:\n{}", shown());
+    }
+    assert_eq!(
+        posts.len(),
+        30,
+        "a command was sent more than once:\n{}",
+        shown()
+    );
+    // … and every request that reached the OEM counts against its quota.
+    let sent: Vec<u64> = posts.iter().map(|e| e.started_ms).collect();
     let most = sent
         .iter()
         .map(|t| sent.iter().filter(|u| **u >= *t && **u < t + 4000).count())
         .max()
         .unwrap();
     println!("30 commands over 3 replicas; most in any window at the mock: {most}");
-    assert!(most <= 10, "{most} commands reached the OEM in one window");
+    assert!(
+        most <= 10,
+        "{most} commands reached the OEM in one window:\n{}",
+        shown()
+    );
 }
 
 #[tokio::test]
