@@ -71,9 +71,9 @@ pub fn entry(d: &Decision<'_>, at: OffsetDateTime) -> AuditEntry {
         actor: d.actor.to_string(),
         action: d.action.to_string(),
         decision: d.decision.to_string(),
-        vehicle_id: d.vehicle_id.map(str::to_string),
+        vehicle_id: d.vehicle_id.map(Into::into),
         grant_id: d.grant_id.map(str::to_string),
-        command_id: d.command_id.map(str::to_string),
+        command_id: d.command_id.map(Into::into),
         detail: d.detail.map(str::to_string),
     }
 }

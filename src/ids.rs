@@ -1,5 +1,8 @@
 //! Opaque, unguessable resource ids: a type prefix and 128 random bits in lowercase
-//! base32 (`cmd_3x7…`), so ids say what they name and leak nothing about order or count.
+//! base32 (`cmd_3x7…`), so ids say what they name and leak nothing about order or count;
+//! and the id types records and services pass them as ([`VehicleId`], [`CommandId`],
+//! [`TenantId`], [`OemId`]), so a vehicle's id cannot be handed where a command's or a
+//! tenant's is wanted. Each reads as a `&str` (it is one on the wire and in the store).
 
 use std::cell::RefCell;
 
@@ -44,6 +47,123 @@ fn encode(prefix: &str, bytes: [u8; 16]) -> String {
     out.push('_');
     out.push_str(std::str::from_utf8(&chars).unwrap_or_default());
     out
+}
+
+/// An id type: a `String` that says what it names. It reads as a `&str`, compares with
+/// strings, and (de)serializes as one.
+macro_rules! id_type {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(
+            Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash,
+            serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_string())
+            }
+        }
+
+        impl From<&String> for $name {
+            fn from(s: &String) -> Self {
+                Self(s.clone())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for &str {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+    )*};
+}
+
+id_type! {
+    /// A vehicle's id (`veh_…`).
+    VehicleId;
+    /// A command's id (`cmd_…`).
+    CommandId;
+    /// A tenant (the token's `tenant`, or its subject's own).
+    TenantId;
+    /// An OEM as keyway's registry names it (`tesla`, `bmw`, …).
+    OemId;
 }
 
 #[cfg(test)]

@@ -479,7 +479,7 @@ async fn seed(db: PathBuf, n: usize) {
     let mut batch = Vec::with_capacity(10_000);
     for i in 0..n {
         batch.push(VehicleRecord {
-            id: format!("veh_bench{i:09}"),
+            id: format!("veh_bench{i:09}").into(),
             account_id: "acct_bench".into(),
             tenant: "bench".into(),
             oem: "tesla".into(),

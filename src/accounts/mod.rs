@@ -124,7 +124,7 @@ fn declined(link: LinkState, error: String, detail: Option<String>) -> AccountEr
         tracing::warn!(oem = %link.oem, ?error, "the OEM returned an authorization error");
     }
     AccountError::Declined {
-        oem: link.oem,
+        oem: link.oem.into(),
         error,
         detail: detail.unwrap_or_default(),
     }
@@ -217,9 +217,9 @@ impl Accounts {
         self.store
             .put_link_state(&LinkState {
                 state_hash: hash.clone(),
-                oem: oem.to_string(),
+                oem: oem.into(),
                 // The account will belong to the caller's tenant.
-                caller: caller.tenant.clone(),
+                caller: caller.tenant.to_string(),
                 verifier: self.sealer.seal(&auth.verifier, &verifier_aad(&hash))?,
                 redirect_uri: redirect,
                 pin: pin
@@ -351,7 +351,7 @@ impl Accounts {
             Err(OemError::Forbidden { .. } | OemError::NotFound) => {
                 tracing::warn!(oem = %link.oem, "a callback named an owner who did not connect during the link");
                 Err(AccountError::OwnerNotConnected {
-                    oem: link.oem.clone(),
+                    oem: link.oem.to_string(),
                 })
             }
             Err(e) => Err(TokenError::from(OemFailure::new(&link.oem, e)).into()),
@@ -409,7 +409,7 @@ impl Accounts {
             vehicles = vehicles.len(), "account linked");
         Ok(Listed {
             account,
-            vehicle_ids: vehicles.into_iter().map(|v| v.id).collect(),
+            vehicle_ids: vehicles.into_iter().map(|v| v.id.into()).collect(),
             pin: link.pin.is_some().then_some(PinState::Set),
         })
     }
@@ -446,9 +446,9 @@ impl Accounts {
                 superseded.push(p.account_id);
             }
             let record = VehicleRecord {
-                id: ids::new("veh"),
+                id: ids::new("veh").into(),
                 account_id: account.id.clone(),
-                tenant: account.owner.clone(),
+                tenant: account.owner.clone().into(),
                 oem: account.oem.clone(),
                 oem_id: v.oem_id,
                 vin: v.vin,

@@ -46,7 +46,7 @@ pub struct AccountView {
 fn view(a: &AccountRecord, vehicle_ids: Vec<String>, pin: Option<PinState>) -> AccountView {
     AccountView {
         id: a.id.clone(),
-        oem: a.oem.clone(),
+        oem: a.oem.to_string(),
         owner: a.owner.clone(),
         status: a.status,
         created_at: timestamp(a.created_at),

@@ -27,7 +27,7 @@ use crate::commands::{
     CommandError, CommandView, Commands, ReadError, Request, Submission, retry_after, view,
 };
 use crate::error::Code;
-use crate::store::{CommandRecord, CommandStatus};
+use crate::store::{CommandId, CommandRecord, CommandStatus};
 use crate::vehicles::Fleet;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -79,7 +79,7 @@ fn answer(c: &CommandRecord, now: OffsetDateTime) -> Response {
             // `pairing_url`), then the command's own.
             e.extra.extend(c.error_members.clone());
             let mut e = e
-                .with("command_id", c.id.clone())
+                .with("command_id", c.id.to_string())
                 .with("command_status", c.status.as_str())
                 .with("retryable", view.retryable)
                 .with(
@@ -139,7 +139,7 @@ impl Settle {
 /// inbound limiters, the headers, and the optional body.
 pub struct CommandCall {
     caller: Arc<crate::auth::Caller>,
-    id: String,
+    id: crate::store::VehicleId,
     request_id: RequestId,
     inbound: Arc<Inbound>,
     headers: HeaderMap,
@@ -152,7 +152,7 @@ impl FromRequest<ApiState> for CommandCall {
     async fn from_request(req: axum::extract::Request, api: &ApiState) -> Result<Self, ApiError> {
         let (mut parts, body) = req.into_parts();
         let Authed(caller) = Authed::from_request_parts(&mut parts, api).await?;
-        let Path(id) = Path::<String>::from_request_parts(&mut parts, api).await?;
+        let Path(id) = Path::<crate::store::VehicleId>::from_request_parts(&mut parts, api).await?;
         let missing = || ApiError::internal("the request context is not installed");
         let request_id = parts
             .extensions
@@ -290,7 +290,7 @@ pub async fn unlock(
 pub async fn get(
     State(commands): State<Arc<Commands>>,
     Authed(caller): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<CommandId>,
 ) -> Result<Json<CommandView>, ApiError> {
     if !(caller.has(Scope::CommandsLock)
         || caller.has(Scope::CommandsUnlock)
@@ -315,7 +315,7 @@ pub async fn get(
 pub async fn acknowledge(
     State(commands): State<Arc<Commands>>,
     Authed(caller): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<CommandId>,
 ) -> Result<Json<CommandView>, ApiError> {
     caller.require(Scope::CommandsUnlock)?;
     let c = commands.visible(&caller, &id).await?;

@@ -170,7 +170,7 @@ pub async fn stream(
         types.as_ref().is_none_or(|t| t.contains(&e.kind))
             && q.vehicle_id
                 .as_ref()
-                .is_none_or(|v| e.vehicle_id.as_ref() == Some(v))
+                .is_none_or(|v| e.vehicle_id.as_deref() == Some(v.as_str()))
     };
     struct State {
         caller: Arc<crate::auth::Caller>,

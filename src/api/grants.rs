@@ -111,7 +111,7 @@ pub async fn create(
         .create(
             &caller,
             NewGrant {
-                vehicle_id: b.vehicle_id,
+                vehicle_id: b.vehicle_id.into(),
                 grantee: b.grantee,
                 not_before: b.not_before,
                 not_after: b.not_after,
@@ -162,7 +162,7 @@ pub async fn list(
         .ok_or_else(|| ApiError::invalid("name the vehicle: ?vehicle_id=veh_…"))?;
     let now = grants.clock.now();
     let grants = grants
-        .list(&caller, &vehicle)
+        .list(&caller, &vehicle.into())
         .await?
         .iter()
         .map(|g| view(g, now))

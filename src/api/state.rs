@@ -117,7 +117,7 @@ fn unavailable(e: &VehicleError) -> Unavailable {
 pub async fn state(
     State(fleet): State<Arc<Fleet>>,
     Authed(caller): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<crate::store::VehicleId>,
     MaxAge(max_age): MaxAge,
 ) -> Result<Json<StateAnswer>, ApiError> {
     let (lock_ok, location_ok) = (
@@ -176,7 +176,7 @@ pub async fn state(
         return Err(e.into());
     }
     Ok(Json(StateAnswer {
-        vehicle_id: v.id.clone(),
+        vehicle_id: v.id.to_string(),
         lock,
         location,
         connectivity: fleet.link(&v.id).map(|l| LinkAnswer::of(l, fleet.now())),

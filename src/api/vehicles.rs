@@ -92,8 +92,8 @@ fn view(fleet: &Fleet, v: &VehicleRecord) -> VehicleView {
     // knows keyway's key) — as far as keyway has learned it (vehicle sync or a command).
     let path = adapter.as_ref().and_then(|a| a.command_path(&v.oem_id));
     VehicleView {
-        id: v.id.clone(),
-        oem: v.oem.clone(),
+        id: v.id.to_string(),
+        oem: v.oem.to_string(),
         make: adapter.as_ref().map(|a| a.info().make),
         model: v.model.clone(),
         year: v.year,
@@ -155,7 +155,7 @@ pub async fn list(
     }
     let found = fleet.list(&caller, page.after.as_deref(), limit).await?;
     let next = (found.len() == limit as usize)
-        .then(|| found.last().map(|v| v.id.clone()))
+        .then(|| found.last().map(|v| v.id.to_string()))
         .flatten();
     let vehicles = found.iter().map(|v| view(&fleet, v)).collect();
     Ok(Json(VehiclePage { vehicles, next }))
@@ -174,7 +174,7 @@ pub async fn list(
 pub async fn one(
     State(fleet): State<Arc<Fleet>>,
     Authed(caller): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<crate::store::VehicleId>,
 ) -> Result<Json<VehicleView>, ApiError> {
     caller.require(Scope::VehiclesRead)?;
     let car = fleet.find_car(&caller, &id).await?;
@@ -183,9 +183,9 @@ pub async fn one(
         .read_order(&car)
         .iter()
         .map(|r| RouteView {
-            oem: r.oem.clone(),
+            oem: r.oem.to_string(),
             account_id: r.account_id.clone(),
-            vehicle_id: r.id.clone(),
+            vehicle_id: r.id.to_string(),
             commands: r.id == v.id,
         })
         .collect();
@@ -239,9 +239,9 @@ impl LocationAnswer {
         route: &VehicleRecord,
     ) -> Self {
         Self {
-            vehicle_id: v.id.clone(),
+            vehicle_id: v.id.to_string(),
             source,
-            route: route.oem.clone(),
+            route: route.oem.to_string(),
             latitude: l.latitude,
             longitude: l.longitude,
             heading: l.heading,
@@ -286,7 +286,7 @@ impl IntoResponse for LocationAnswer {
 pub async fn location(
     State(fleet): State<Arc<Fleet>>,
     Authed(caller): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<crate::store::VehicleId>,
     MaxAge(max_age): MaxAge,
 ) -> Result<LocationAnswer, ApiError> {
     caller.require(Scope::LocationRead)?;
@@ -333,10 +333,10 @@ impl SecurityAnswer {
         route: &VehicleRecord,
     ) -> Self {
         Self {
-            vehicle_id: v.id.clone(),
+            vehicle_id: v.id.to_string(),
             locked: s.locked,
             source,
-            route: route.oem.clone(),
+            route: route.oem.to_string(),
             doors: s.doors,
             recorded_at: s.recorded_at,
             age_s: age_s(s.recorded_at),
@@ -379,7 +379,7 @@ impl IntoResponse for SecurityAnswer {
 pub async fn security(
     State(fleet): State<Arc<Fleet>>,
     Authed(caller): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<crate::store::VehicleId>,
     MaxAge(max_age): MaxAge,
 ) -> Result<SecurityAnswer, ApiError> {
     caller.require(Scope::SecurityRead)?;

@@ -59,7 +59,7 @@ pub struct WatchList {
 
 fn view(w: &WatchRecord) -> WatchView {
     WatchView {
-        vehicle_id: w.vehicle_id.clone(),
+        vehicle_id: w.vehicle_id.to_string(),
         until: timestamp(w.until),
         created_at: timestamp(w.created_at),
     }
@@ -86,7 +86,7 @@ pub async fn put(
     State(fleet): State<Arc<Fleet>>,
     State(watches): State<Arc<Watches>>,
     Authed(caller): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<crate::store::VehicleId>,
     OptionalJson(body): OptionalJson<WatchBody>,
 ) -> Result<Json<WatchView>, ApiError> {
     caller.require(Scope::EventsRead)?;
@@ -111,7 +111,7 @@ pub async fn end(
     State(fleet): State<Arc<Fleet>>,
     State(watches): State<Arc<Watches>>,
     Authed(caller): Authed,
-    Path(id): Path<String>,
+    Path(id): Path<crate::store::VehicleId>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::EventsRead)?;
     let vehicle = fleet.find(&caller, &id).await?;

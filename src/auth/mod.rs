@@ -132,7 +132,7 @@ pub struct Caller {
     /// The token's `sub`.
     pub sub: String,
     /// The tenant the caller acts for: the `tenant` claim, else `sub`.
-    pub tenant: String,
+    pub tenant: crate::ids::TenantId,
     scopes: u16,
     /// When set, the only vehicle ids this token may touch.
     pub vehicles: Option<Vec<String>>,
@@ -158,7 +158,7 @@ impl Caller {
     /// Whose idempotency keys these are: the caller's own within its tenant (a `sub`
     /// acting for another tenant never meets its keys there).
     pub fn key_scope(&self) -> String {
-        if self.tenant == self.sub {
+        if self.tenant == *self.sub {
             self.sub.clone()
         } else {
             // Neither part can hold a control character (refused at verification).

@@ -48,7 +48,7 @@ impl Run<'_> {
         let vehicle = oem.vehicle;
         let unknown = |detail: String| {
             Outcome::Unknown(CommandError::Unconfirmed {
-                oem: vehicle.oem.clone(),
+                oem: vehicle.oem.to_string(),
                 detail,
             })
         };
@@ -254,7 +254,7 @@ impl Run<'_> {
         match self.oem.poll(self.record.action, p).await {
             Ok(Progress::Succeeded) => Some(Outcome::Succeeded),
             Ok(Progress::Failed(_)) => Some(Outcome::Failed(CommandError::NotExecuted {
-                oem: self.oem.vehicle.oem.clone(),
+                oem: self.oem.vehicle.oem.to_string(),
                 detail: OEM_FAILED.to_string(),
             })),
             _ => None,

@@ -108,7 +108,7 @@ impl<'a> Run<'a> {
             let (action, command_id) = (self.record.action, self.record.id.clone());
             let answer = oem
                 .call("send", |mut cx, adapter, car| {
-                    cx.command_id = Some(command_id.clone());
+                    cx.command_id = Some(command_id.to_string());
                     cx.pin = usable.clone();
                     async move { adapter.send(&cx, &car, action).await }
                 })
@@ -286,7 +286,7 @@ impl<'a> Run<'a> {
         })?;
         let settles = doubt.sent_at.unwrap_or_else(|| self.shared.clock.now()) + window;
         Some(CommandError::InDoubt {
-            earlier: doubt.id,
+            earlier: doubt.id.into(),
             retry_after: Duration::try_from(settles - self.shared.clock.now())
                 .unwrap_or(Duration::ZERO)
                 .max(Duration::from_secs(1)),
@@ -348,14 +348,14 @@ impl<'a> Run<'a> {
                 return match judged {
                     Judged::Done => Outcome::Succeeded,
                     Judged::Dead => Outcome::Unknown(CommandError::Unconfirmed {
-                        oem: vehicle.oem.clone(),
+                        oem: vehicle.oem.to_string(),
                         detail: "the OEM never confirmed the command; its command window \
                                  passed and the car shows the opposite: it did not run, or ran \
                                  and was undone since by its owner"
                             .into(),
                     }),
                     Judged::Open => Outcome::Unknown(CommandError::Unconfirmed {
-                        oem: vehicle.oem.clone(),
+                        oem: vehicle.oem.to_string(),
                         detail: "the OEM did not confirm the command in time; it may still \
                                  execute"
                             .into(),

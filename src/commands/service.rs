@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cluster::Cluster;
+use crate::ids::{CommandId, TenantId, VehicleId};
 use crate::store::{CommandAreas, CommandRecord};
 use crate::sync::KeyLocks;
 use crate::vehicles::Fleet;
@@ -26,7 +27,7 @@ pub struct CommandTiming {
     pub max_queued: usize,
 }
 
-pub(super) type Finals = Mutex<HashMap<String, watch::Sender<Option<CommandRecord>>>>;
+pub(super) type Finals = Mutex<HashMap<CommandId, watch::Sender<Option<CommandRecord>>>>;
 
 /// Runs commands.
 pub struct Commands {
@@ -42,9 +43,9 @@ pub struct Commands {
     /// submitted one at a time in this process.
     pub(super) key_locks: KeyLocks,
     /// Commands queued or running in this process, per vehicle (the queue cap).
-    pub(super) queued: Mutex<HashMap<String, usize>>,
+    pub(super) queued: Mutex<HashMap<VehicleId, usize>>,
     /// When each (tenant, OEM) last sent a grant's unlock on the OEM's command reserve.
-    pub(super) reserve_uses: Mutex<HashMap<(String, String), Instant>>,
+    pub(super) reserve_uses: Mutex<HashMap<(TenantId, String), Instant>>,
     /// This replica's leases.
     pub(super) cluster: Arc<Cluster>,
     /// `command.succeeded` / `command.failed`.

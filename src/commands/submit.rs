@@ -28,7 +28,7 @@ pub struct Request {
     /// Whose idempotency keys ([`crate::auth::Caller::key_scope`]).
     pub key_scope: String,
     /// The vehicle's tenant, which the command belongs to.
-    pub tenant: String,
+    pub tenant: crate::ids::TenantId,
     /// A relock or a grant's unlock: may use the OEM command quota's reserve and is not
     /// refused by the per-car queue cap.
     pub reserved: bool,
@@ -153,7 +153,7 @@ impl Commands {
     ) -> Result<CommandRecord, CommandError> {
         let t = self.clock.now();
         let record = CommandRecord {
-            id: ids::new("cmd"),
+            id: ids::new("cmd").into(),
             vehicle_id: vehicle.id.clone(),
             action: req.action,
             status: CommandStatus::Pending,
@@ -231,7 +231,7 @@ impl Commands {
                     Ok(*command)
                 } else {
                     Err(CommandError::KeyReused {
-                        command_id: command.id.clone(),
+                        command_id: command.id.to_string(),
                     })
                 }
             }
@@ -252,7 +252,7 @@ impl Commands {
         {
             return Err(());
         }
-        *queued.entry(vehicle_id.to_string()).or_default() += 1;
+        *queued.entry(vehicle_id.into()).or_default() += 1;
         Ok(Some(Place {
             commands: self,
             vehicle_id: vehicle_id.to_string(),

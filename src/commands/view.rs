@@ -74,8 +74,8 @@ pub fn view(c: &CommandRecord, now: time::OffsetDateTime) -> CommandView {
         _ => false,
     };
     CommandView {
-        id: c.id.clone(),
-        vehicle_id: c.vehicle_id.clone(),
+        id: c.id.to_string(),
+        vehicle_id: c.vehicle_id.to_string(),
         action: c.action,
         status: c.status,
         reference: c.reference.clone(),

@@ -5,7 +5,7 @@
 
 use crate::auth::{Caller, Scope};
 use crate::error::{Classify, Code, Codes};
-use crate::store::{CommandRecord, StoreError};
+use crate::store::{CommandId, CommandRecord, StoreError};
 
 use super::Commands;
 
@@ -37,7 +37,11 @@ impl Classify for ReadError {
 
 impl Commands {
     /// Command `id`, if the caller may see it.
-    pub async fn visible(&self, caller: &Caller, id: &str) -> Result<CommandRecord, ReadError> {
+    pub async fn visible(
+        &self,
+        caller: &Caller,
+        id: &CommandId,
+    ) -> Result<CommandRecord, ReadError> {
         let not_found = || ReadError::NotFound(id.to_string());
         let c = self
             .store

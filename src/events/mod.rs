@@ -70,10 +70,10 @@ impl Events {
             seq: 0,
             id: crate::ids::new("evt"),
             kind: payload.kind(),
-            tenant: about.tenant.to_string(),
-            vehicle_id: about.vehicle_id.map(str::to_string),
+            tenant: about.tenant.into(),
+            vehicle_id: about.vehicle_id.map(Into::into),
             grant_id: about.grant_id.map(str::to_string),
-            command_id: about.command_id.map(str::to_string),
+            command_id: about.command_id.map(Into::into),
             // A payload is plain data: serializing it cannot fail.
             data: serde_json::to_string(payload).unwrap_or_else(|_| "null".into()),
             created_at: at,
@@ -106,7 +106,7 @@ impl Events {
             .filter(|w| w.tenant == event.tenant && kind::wants(&w.types, kind))
             .filter(|w| match (&w.vehicles, &event.vehicle_id) {
                 (None, _) => true,
-                (Some(allowed), Some(v)) => allowed.contains(v),
+                (Some(allowed), Some(v)) => allowed.iter().any(|a| a == v),
                 (Some(_), None) => false,
             })
             .map(|w| w.id)

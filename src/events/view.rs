@@ -14,9 +14,9 @@ pub fn view(e: &EventRecord) -> EventView {
         seq: e.seq,
         kind: e.kind,
         created_at: timestamp(e.created_at),
-        vehicle_id: e.vehicle_id.clone(),
+        vehicle_id: e.vehicle_id.as_ref().map(ToString::to_string),
         grant_id: e.grant_id.clone(),
-        command_id: e.command_id.clone(),
+        command_id: e.command_id.as_ref().map(ToString::to_string),
         data: serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
     }
 }

@@ -32,7 +32,7 @@ use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::commands::Commands;
 use crate::events::{Events, Kind};
-use crate::store::{Geofence, GrantAreas, GrantRecord, RelockState};
+use crate::store::{Geofence, GrantAreas, GrantRecord, RelockState, VehicleId};
 use crate::vehicles::Fleet;
 
 mod error;
@@ -67,7 +67,7 @@ pub struct GrantSettings {
 #[derive(Clone, Debug)]
 pub struct NewGrant {
     /// The vehicle.
-    pub vehicle_id: String,
+    pub vehicle_id: VehicleId,
     /// The `sub` that may use it.
     pub grantee: String,
     /// From (default: now).
@@ -289,7 +289,7 @@ impl Grants {
     pub async fn list(
         &self,
         caller: &Caller,
-        vehicle_id: &str,
+        vehicle_id: &VehicleId,
     ) -> Result<Vec<GrantRecord>, GrantError> {
         caller.require(Scope::GrantsWrite)?;
         let v = self.fleet.find(caller, vehicle_id).await?;

@@ -210,7 +210,7 @@ impl Grants {
         let deadline = tokio::time::Instant::now() + self.settings.relock_wait;
         loop {
             match self.commands.look_at(&vehicle).await {
-                Some(o) if o.after(sent_at, &timing) && o.locked => return Ok(c.id),
+                Some(o) if o.after(sent_at, &timing) && o.locked => return Ok(c.id.into()),
                 Some(o) if o.after(sent_at, &timing) => {
                     return Err("the car reads unlocked after the relock".into());
                 }

@@ -115,7 +115,9 @@ impl Grants {
             if ours {
                 return Ok(c);
             }
-            return Err(GrantError::KeyReused { command_id: c.id });
+            return Err(GrantError::KeyReused {
+                command_id: c.id.into(),
+            });
         }
         let now = self.clock.now();
         let refusal = if g.revoked_at.is_some() {

@@ -116,7 +116,7 @@ pub struct RelockView {
 pub fn view(g: &GrantRecord, now: OffsetDateTime) -> GrantView {
     GrantView {
         id: g.id.clone(),
-        vehicle_id: g.vehicle_id.clone(),
+        vehicle_id: g.vehicle_id.to_string(),
         grantee: g.grantee.clone(),
         purpose: g.purpose.clone(),
         status: status(g, now),

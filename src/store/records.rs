@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::StoreError;
 use crate::error::Code;
+pub use crate::ids::{CommandId, OemId, TenantId, VehicleId};
 
 /// Whether an OEM account can be used.
 #[derive(
@@ -60,7 +61,7 @@ pub struct LinkState {
     /// SHA-256 (hex) of the `state` parameter; the state itself is not stored.
     pub state_hash: String,
     /// Which OEM.
-    pub oem: String,
+    pub oem: OemId,
     /// Who started it (becomes the account's owner).
     pub caller: String,
     /// The PKCE verifier, sealed.
@@ -81,7 +82,7 @@ pub struct AccountRecord {
     /// keyway's id.
     pub id: String,
     /// Which OEM.
-    pub oem: String,
+    pub oem: OemId,
     /// Who linked it (caller `sub`).
     pub owner: String,
     /// Usable or not.
@@ -105,13 +106,13 @@ pub struct PinRecord {
 #[derive(Clone, Debug, PartialEq)]
 pub struct VehicleRecord {
     /// keyway's id (`veh_...`), stable across re-discovery.
-    pub id: String,
+    pub id: VehicleId,
     /// The account it was discovered through.
     pub account_id: String,
     /// The tenant of that account: the only one that reaches the vehicle.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Which OEM.
-    pub oem: String,
+    pub oem: OemId,
     /// The OEM's id for it.
     pub oem_id: String,
     /// VIN, when known.
@@ -180,9 +181,9 @@ impl CommandStatus {
 #[derive(Clone, Debug, PartialEq)]
 pub struct CommandRecord {
     /// keyway's id (`cmd_...`).
-    pub id: String,
+    pub id: CommandId,
     /// The vehicle.
-    pub vehicle_id: String,
+    pub vehicle_id: VehicleId,
     /// Lock or unlock.
     pub action: Command,
     /// Where it stands.
@@ -190,7 +191,7 @@ pub struct CommandRecord {
     /// The caller's `sub`.
     pub caller: String,
     /// The vehicle's tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// A relock or a grant's unlock: may use the OEM command quota's reserve, and is
     /// never refused by the per-car queue cap.
     pub reserved: bool,
@@ -317,13 +318,13 @@ pub struct GrantRecord {
     /// `grt_...`
     pub id: String,
     /// The one vehicle it opens.
-    pub vehicle_id: String,
+    pub vehicle_id: VehicleId,
     /// The `sub` allowed to use it.
     pub grantee: String,
     /// Who created it.
     pub created_by: String,
     /// The creator's (and the vehicle's) tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Free text (order id, "parcel delivery").
     pub purpose: Option<String>,
     /// Usable from …
@@ -367,13 +368,13 @@ pub struct EventRecord {
     /// The event type.
     pub kind: super::Kind,
     /// The tenant it is about: the only one that sees it.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// The vehicle concerned.
-    pub vehicle_id: Option<String>,
+    pub vehicle_id: Option<VehicleId>,
     /// The grant concerned.
     pub grant_id: Option<String>,
     /// The command concerned.
-    pub command_id: Option<String>,
+    pub command_id: Option<CommandId>,
     /// The payload, JSON.
     pub data: String,
     /// When.
@@ -394,7 +395,7 @@ pub struct WebhookRecord {
     /// Who subscribed.
     pub created_by: String,
     /// The subscriber's tenant: only its events are delivered.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// The subscribing token's vehicle restriction: only these vehicles' events.
     pub vehicles: Option<Vec<String>>,
     /// When.
@@ -406,9 +407,9 @@ pub struct WebhookRecord {
 #[derive(Clone, Debug, PartialEq)]
 pub struct WatchRecord {
     /// The watching tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// The car.
-    pub vehicle_id: String,
+    pub vehicle_id: VehicleId,
     /// When the watch ends.
     pub until: OffsetDateTime,
     /// Who set it.
@@ -480,11 +481,11 @@ pub struct AuditEntry {
     /// `allowed`, `refused`, `succeeded`, `failed`, …
     pub decision: String,
     /// The vehicle.
-    pub vehicle_id: Option<String>,
+    pub vehicle_id: Option<VehicleId>,
     /// The grant.
     pub grant_id: Option<String>,
     /// The command.
-    pub command_id: Option<String>,
+    pub command_id: Option<CommandId>,
     /// Why, or what happened.
     pub detail: Option<String>,
 }

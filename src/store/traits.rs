@@ -18,11 +18,11 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Every account (operations: key rotation).
     async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
     /// The tenant's accounts.
-    async fn tenant_accounts(&self, tenant: &str) -> Result<Vec<AccountRecord>, StoreError>;
+    async fn tenant_accounts(&self, tenant: &TenantId) -> Result<Vec<AccountRecord>, StoreError>;
     /// One of the tenant's accounts.
     async fn tenant_account(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
     ) -> Result<Option<AccountRecord>, StoreError>;
     /// Replaces an account's tokens (durably, before anyone uses the new ones).
@@ -76,7 +76,7 @@ pub trait VehicleStore: Send + Sync + 'static {
     /// One of the tenant's vehicles.
     async fn tenant_vehicle(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
     ) -> Result<Option<VehicleRecord>, StoreError>;
     /// The vehicle an OEM knows as `oem_id`.
@@ -92,7 +92,7 @@ pub trait VehicleStore: Send + Sync + 'static {
     /// first-linked record; the others are its routes ([`VehicleStore::routes`]).
     async fn vehicles_page(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VehicleRecord>, StoreError>;
@@ -104,7 +104,7 @@ pub trait VehicleStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Every record of the tenant's car with this VIN — one per account it is linked
     /// through (a direct link, an aggregator) — first-linked first.
-    async fn routes(&self, tenant: &str, vin: &str) -> Result<Vec<VehicleRecord>, StoreError>;
+    async fn routes(&self, tenant: &TenantId, vin: &str) -> Result<Vec<VehicleRecord>, StoreError>;
 }
 
 /// Commands, their idempotency keys and leases: written before the OEM hears of them.
@@ -146,9 +146,9 @@ pub trait CommandStore: Send + Sync + 'static {
     /// (`sub`: a grantee's unlock on another tenant's car).
     async fn visible_command(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         sub: &str,
-        id: &str,
+        id: &CommandId,
     ) -> Result<Option<CommandRecord>, StoreError>;
     /// The command an idempotency key already made, if any.
     async fn command_for_key(&self, caller: &str, key: &str) -> Result<Option<String>, StoreError>;
@@ -156,7 +156,7 @@ pub trait CommandStore: Send + Sync + 'static {
     /// among them may still execute).
     async fn commands_sent_since(
         &self,
-        vehicle_id: &str,
+        vehicle_id: &VehicleId,
         sent_after: OffsetDateTime,
     ) -> Result<Vec<CommandRecord>, StoreError>;
     /// Writes a command's progress.
@@ -180,15 +180,15 @@ pub trait GrantStore: Send + Sync + 'static {
     /// (`grantee`) as the grantee.
     async fn visible_grant(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         grantee: &str,
         id: &str,
     ) -> Result<Option<GrantRecord>, StoreError>;
     /// The tenant's grants on a vehicle, newest first.
     async fn grants_for_vehicle(
         &self,
-        tenant: &str,
-        vehicle_id: &str,
+        tenant: &TenantId,
+        vehicle_id: &VehicleId,
     ) -> Result<Vec<GrantRecord>, StoreError>;
     /// Writes a grant's state (revocation, completion, relock progress).
     async fn update_grant(&self, grant: &GrantRecord) -> Result<(), StoreError>;
@@ -216,7 +216,7 @@ pub trait EventStore: Send + Sync + 'static {
     /// events about those vehicles.
     async fn events_after(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         vehicles: Option<&[String]>,
         seq: i64,
         limit: u32,
@@ -225,8 +225,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// (a grant's timeline).
     async fn vehicle_events_since(
         &self,
-        tenant: &str,
-        vehicle_id: &str,
+        tenant: &TenantId,
+        vehicle_id: &VehicleId,
         since: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError>;
@@ -237,10 +237,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// Every subscription (keyway's own work: fan-out and delivery).
     async fn webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError>;
     /// The tenant's subscriptions.
-    async fn tenant_webhooks(&self, tenant: &str) -> Result<Vec<WebhookRecord>, StoreError>;
+    async fn tenant_webhooks(&self, tenant: &TenantId) -> Result<Vec<WebhookRecord>, StoreError>;
     /// Deletes one of the tenant's subscriptions (its delivery log stays). False if
     /// unknown.
-    async fn delete_webhook(&self, tenant: &str, id: &str) -> Result<bool, StoreError>;
+    async fn delete_webhook(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError>;
     /// Takes the pending deliveries due at `now`, pushing their next attempt to `until`
     /// so no other replica takes them meanwhile.
     async fn claim_deliveries(
@@ -254,7 +254,7 @@ pub trait EventStore: Send + Sync + 'static {
     /// The deliveries of one of the tenant's subscriptions, newest first.
     async fn deliveries(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         webhook_id: &str,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
@@ -266,24 +266,31 @@ pub trait WatchStore: Send + Sync + 'static {
     /// Sets (or moves the end of) a tenant's watch of a car.
     async fn put_watch(&self, watch: &WatchRecord) -> Result<WatchRecord, StoreError>;
     /// Ends a tenant's watch of a car; false if there was none.
-    async fn delete_watch(&self, tenant: &str, vehicle_id: &str) -> Result<bool, StoreError>;
+    async fn delete_watch(
+        &self,
+        tenant: &TenantId,
+        vehicle_id: &VehicleId,
+    ) -> Result<bool, StoreError>;
     /// The tenant's watches that have not ended at `at`.
     async fn tenant_watches(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         at: OffsetDateTime,
     ) -> Result<Vec<WatchRecord>, StoreError>;
     /// Every watch that has not ended at `at` (keyway's own work).
     async fn active_watches(&self, at: OffsetDateTime) -> Result<Vec<WatchRecord>, StoreError>;
     /// The last state emitted of a car, with its version.
-    async fn vehicle_state(&self, vehicle_id: &str) -> Result<Option<(i64, String)>, StoreError>;
+    async fn vehicle_state(
+        &self,
+        vehicle_id: &VehicleId,
+    ) -> Result<Option<(i64, String)>, StoreError>;
     /// Replaces a car's state if its version is still `version` (`None`: no state yet)
     /// and, in the same transaction, appends `event` (if any) with its deliveries.
     /// `Ok(None)` when another writer changed the state first (nothing written);
     /// otherwise the event's `seq` (0 without an event).
     async fn change_vehicle_state(
         &self,
-        vehicle_id: &str,
+        vehicle_id: &VehicleId,
         version: Option<i64>,
         state: &str,
         event: Option<(&EventRecord, &[String])>,

@@ -99,7 +99,7 @@ impl TokenError {
     pub fn reauthorize(account: &AccountRecord, why: &str) -> Self {
         TokenError::Reauthorize {
             account_id: account.id.clone(),
-            oem: account.oem.clone(),
+            oem: account.oem.to_string(),
             why: why.to_string(),
         }
     }

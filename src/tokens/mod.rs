@@ -245,7 +245,10 @@ impl Tokens {
                 return Ok(token);
             }
             if tokio::time::Instant::now() >= give_up {
-                return Err(TokenError::RefreshPending { oem: account.oem }.into());
+                return Err(TokenError::RefreshPending {
+                    oem: account.oem.into(),
+                }
+                .into());
             }
         }
     }
@@ -301,7 +304,7 @@ impl Tokens {
         let oem = self
             .registry
             .get(&account.oem)
-            .ok_or_else(|| TokenError::NotEnabled(account.oem.clone()))?;
+            .ok_or_else(|| TokenError::NotEnabled(account.oem.to_string()))?;
         let Some(sealed_refresh) = &account.tokens.refresh_token else {
             self.give_up(account).await?;
             return Err(TokenError::reauthorize(account, "no refresh token is stored").into());
@@ -338,13 +341,13 @@ impl Tokens {
             }
             Err(RefreshFailure::BadClient) => {
                 crate::metrics::token_refresh(oem.adapter.info().oem, "misconfigured");
-                if crate::sync::lock(&self.misconfigured).insert(account.oem.clone()) {
+                if crate::sync::lock(&self.misconfigured).insert(account.oem.to_string()) {
                     tracing::error!(oem = %account.oem,
                         "the OEM rejects keyway's OAuth client credentials: fix oems.{}.client_id / \
                          client_secret (owners need not relink)", account.oem);
                 }
                 Err(TokenError::BadClient {
-                    oem: account.oem.clone(),
+                    oem: account.oem.to_string(),
                 }
                 .into())
             }

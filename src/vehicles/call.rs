@@ -111,7 +111,7 @@ impl<'a> OemCall<'a> {
         };
         TokenError::Pin {
             account_id: id.clone(),
-            oem: self.vehicle.oem.clone(),
+            oem: self.vehicle.oem.to_string(),
             rejected,
             detail,
         }

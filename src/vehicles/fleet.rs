@@ -99,7 +99,7 @@ pub(super) struct Reading {
     pub(super) source: Source,
 }
 
-pub(super) type Key = (String, Kind);
+pub(super) type Key = (crate::ids::VehicleId, Kind);
 /// The reads in flight, by car and kind (keyway's own ids: a fast hash is safe here).
 pub(super) type Flights = Mutex<HashMap<Key, Flight, ahash::RandomState>>;
 pub(super) type Flight = watch::Sender<Option<Result<Reading, VehicleError>>>;

@@ -160,7 +160,7 @@ impl Fleet {
         let oem = self
             .registry
             .get(&v.oem)
-            .ok_or_else(|| VehicleError::NotEnabled(v.oem.clone()))?;
+            .ok_or_else(|| VehicleError::NotEnabled(v.oem.to_string()))?;
         Ok(OemCall::new(&self.tokens, &self.wake, v, oem, &self.clock))
     }
 
@@ -197,7 +197,7 @@ impl Fleet {
                 false => format!("this {make} vehicle does not support {c:?}, its OEM says"),
             };
             Err(VehicleError::NotCapable {
-                oem: v.oem.clone(),
+                oem: v.oem.to_string(),
                 what: what.to_lowercase(),
             })
         }

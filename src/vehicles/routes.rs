@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::{Fleet, Linked, RECORD_KEPT, Source, VehicleError};
 use crate::auth::Caller;
-use crate::store::VehicleRecord;
+use crate::store::{VehicleId, VehicleRecord};
 
 /// A car a caller reached: the vehicle (its first-linked record) and, when it has
 /// several, all its records.
@@ -54,13 +54,13 @@ impl Fleet {
     pub async fn find(
         &self,
         caller: &Caller,
-        id: &str,
+        id: &VehicleId,
     ) -> Result<Arc<VehicleRecord>, VehicleError> {
         self.find_car(caller, id).await.map(|car| car.vehicle)
     }
 
     /// [`Fleet::find`], with the car's routes for a read through them.
-    pub async fn find_car(&self, caller: &Caller, id: &str) -> Result<Car, VehicleError> {
+    pub async fn find_car(&self, caller: &Caller, id: &VehicleId) -> Result<Car, VehicleError> {
         caller.require_vehicle(id)?;
         // One record per car, answered only to its own tenant.
         let v = self
@@ -89,7 +89,7 @@ impl Fleet {
         let linked: Option<Linked> =
             (all.len() > 1).then(|| all.into_iter().map(Arc::new).collect());
         self.routes
-            .insert(v.id.clone(), (Instant::now(), linked.clone()));
+            .insert(v.id.to_string(), (Instant::now(), linked.clone()));
         Ok(linked)
     }
 

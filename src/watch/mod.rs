@@ -39,7 +39,9 @@ use crate::config::WatchConfig;
 use crate::error::{Classify, Code, Codes};
 use crate::events::{Events, Kind, Payload, Subject};
 use crate::grants::Grants;
-use crate::store::{Lease, RelockState, StoreError, VehicleRecord, WatchAreas, WatchRecord};
+use crate::store::{
+    Lease, RelockState, StoreError, VehicleId, VehicleRecord, WatchAreas, WatchRecord,
+};
 use crate::sync::lock;
 use crate::vehicles::Fleet;
 use cadence::{Load, backoff, stretched};
@@ -135,11 +137,11 @@ pub struct Watches {
     grants: Arc<Grants>,
     settings: WatchConfig,
     /// When each watched car is next read (this process).
-    next_read: Mutex<HashMap<String, tokio::time::Instant>>,
+    next_read: Mutex<HashMap<VehicleId, tokio::time::Instant>>,
     /// The cars being read now.
-    reading: Mutex<std::collections::HashSet<String>>,
+    reading: Mutex<std::collections::HashSet<VehicleId>>,
     /// How many readings in a row found each car asleep or offline.
-    away: Mutex<HashMap<String, u32>>,
+    away: Mutex<HashMap<VehicleId, u32>>,
     /// The OEMs whose watched cars were last counted.
     counted: Mutex<std::collections::HashSet<&'static str>>,
     /// The gateway's clock.
@@ -203,7 +205,7 @@ impl Watches {
     }
 
     /// Ends the caller's tenant's watch of `vehicle_id`.
-    pub async fn end(&self, caller: &Caller, vehicle_id: &str) -> Result<(), WatchError> {
+    pub async fn end(&self, caller: &Caller, vehicle_id: &VehicleId) -> Result<(), WatchError> {
         if self.store.delete_watch(&caller.tenant, vehicle_id).await? {
             Ok(())
         } else {
@@ -226,7 +228,7 @@ impl Watches {
     /// (from its window's start until its relock is confirmed); and the latter apart.
     async fn watched(&self) -> Result<Watched, StoreError> {
         let t = self.clock.now();
-        let mut cars: Vec<String> = self
+        let mut cars: Vec<VehicleId> = self
             .store
             .active_watches(t)
             .await?
@@ -235,7 +237,7 @@ impl Watches {
             .collect();
         let grants = self.store.grants_in_use(self.clock.now()).await?;
         let ids = |hot_only: bool| {
-            let mut ids: Vec<String> = grants
+            let mut ids: Vec<VehicleId> = grants
                 .iter()
                 .filter(|g| {
                     !hot_only || matches!(g.relock_state, RelockState::Due | RelockState::Watching)
@@ -258,7 +260,7 @@ impl Watches {
     }
 
     /// The watched cars' records (the fleet keeps them for a while).
-    async fn vehicles(&self, cars: &[String]) -> Vec<Arc<VehicleRecord>> {
+    async fn vehicles(&self, cars: &[VehicleId]) -> Vec<Arc<VehicleRecord>> {
         let mut out = Vec::with_capacity(cars.len());
         for id in cars {
             match self.fleet.record(id).await {
@@ -503,9 +505,9 @@ impl Watches {
 /// The cars to watch: all of them (sorted), the grants' cars among them, and the cars
 /// whose grant's unlock or relock is under way (relock due or watching).
 struct Watched {
-    cars: Vec<String>,
-    delivering: Vec<String>,
-    busy: Vec<String>,
+    cars: Vec<VehicleId>,
+    delivering: Vec<VehicleId>,
+    busy: Vec<VehicleId>,
 }
 
 /// Reads watched cars every `watch.tick` until the task is dropped.

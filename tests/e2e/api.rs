@@ -363,7 +363,7 @@ async fn scopes_and_vehicle_restrictions_give_403() {
         .await
         .assert_problem(403, "forbidden");
 
-    let restricted = env.token(&["admin"], Some(vec![v.id.clone()]));
+    let restricted = env.token(&["admin"], Some(vec![v.id.to_string()]));
     let other = env.asleep();
     for path in [
         format!("/v1/vehicles/{}", other.id),
@@ -781,7 +781,7 @@ async fn a_deleted_resource_is_gone() {
         .await;
     assert_eq!(hook.status, 201, "{:#}", hook.json);
     let hook = hook.json["id"].as_str().unwrap().to_string();
-    let car = env.online().id.clone();
+    let car = env.online().id.to_string();
     let until = (time::OffsetDateTime::now_utc() + time::Duration::minutes(5))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();

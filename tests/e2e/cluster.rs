@@ -168,7 +168,7 @@ impl Cluster {
     }
 
     fn vehicle(&self, vin: &str) -> String {
-        self.env.by_vin(vin).id.clone()
+        self.env.by_vin(vin).id.to_string()
     }
 
     /// Waits until the command is final in the shared store.

@@ -113,7 +113,7 @@ async fn event_types(env: &Env) -> Vec<String> {
     env.demo
         .gateway
         .store
-        .events_after(common::DEMO_TENANT, None, 0, 1000)
+        .events_after(&common::DEMO_TENANT.into(), None, 0, 1000)
         .await
         .unwrap()
         .into_iter()
@@ -493,7 +493,7 @@ async fn the_owners_own_lock_settles_the_relock() {
     );
     wait_event(&env, "grant.relocked").await;
     let relocked = store
-        .events_after(common::DEMO_TENANT, None, 0, 1000)
+        .events_after(&common::DEMO_TENANT.into(), None, 0, 1000)
         .await
         .unwrap()
         .into_iter()
@@ -518,7 +518,7 @@ async fn the_owners_own_lock_settles_the_relock() {
     assert_eq!(a.status, 200, "{}", a.text);
     wait_event(&env, "grant.opened_after_relock").await;
     let opened = store
-        .events_after(common::DEMO_TENANT, None, 0, 1000)
+        .events_after(&common::DEMO_TENANT.into(), None, 0, 1000)
         .await
         .unwrap()
         .into_iter()
@@ -802,7 +802,7 @@ async fn the_event_stream_resumes_after_the_last_event_id() {
         .demo
         .gateway
         .store
-        .events_after(common::DEMO_TENANT, None, 0, 100)
+        .events_after(&common::DEMO_TENANT.into(), None, 0, 100)
         .await
         .unwrap();
     let next = all.iter().find(|e| e.seq > first[1].0).unwrap();

@@ -240,10 +240,10 @@ async fn link(
     }
     for (i, (oem, vin)) in cars.iter().enumerate() {
         let v = VehicleRecord {
-            id: format!("veh_{i}"),
+            id: format!("veh_{i}").into(),
             account_id: format!("acc_{oem}"),
             tenant: TENANT.into(),
-            oem: oem.to_string(),
+            oem: (*oem).into(),
             oem_id: vin.to_string(),
             vin: Some(vin.to_string()),
             display_name: None,
@@ -508,7 +508,11 @@ async fn run(seed: u64, list: Cars) -> Run {
     let mut violations = check(&world, &mine, &vehicles).await;
     violations.extend(watched(&world, &mine, &vehicles).await);
     let mut counts = BTreeMap::new();
-    for e in mine.events_after(TENANT, None, 0, 100_000).await.unwrap() {
+    for e in mine
+        .events_after(&TENANT.into(), None, 0, 100_000)
+        .await
+        .unwrap()
+    {
         *counts.entry(e.kind.as_str().to_string()).or_default() += 1;
     }
     let trace = world.trace.lock().unwrap().clone();
@@ -683,7 +687,10 @@ async fn watched(world: &World, base: &Arc<dyn Store>, vehicles: &[VehicleRecord
         return bad;
     }
     let wakes = world.wakes.lock().unwrap().clone();
-    let events = base.events_after(TENANT, None, 0, 100_000).await.unwrap();
+    let events = base
+        .events_after(&TENANT.into(), None, 0, 100_000)
+        .await
+        .unwrap();
     for v in vehicles {
         // Commands wake (sent or not), and so do a grant's relock read-backs.
         let mut busy = Vec::new();
@@ -700,7 +707,10 @@ async fn watched(world: &World, base: &Arc<dyn Store>, vehicles: &[VehicleRecord
                 busy.push((c.created_at, end));
             }
         }
-        let grants = base.grants_for_vehicle(TENANT, &v.id).await.unwrap();
+        let grants = base
+            .grants_for_vehicle(&TENANT.into(), &v.id)
+            .await
+            .unwrap();
         busy.extend(grants.iter().map(|g| (g.created_at, g.updated_at)));
         for (_, at) in wakes.iter().filter(|(vin, _)| *vin == v.oem_id) {
             if !busy.iter().any(|(from, to)| from <= at && at <= to) {
@@ -840,7 +850,11 @@ async fn check(world: &World, base: &Arc<dyn Store>, vehicles: &[VehicleRecord])
                 (e.at, owner)
             })
             .collect();
-        for g in base.grants_for_vehicle(TENANT, &v.id).await.unwrap() {
+        for g in base
+            .grants_for_vehicle(&TENANT.into(), &v.id)
+            .await
+            .unwrap()
+        {
             let locked = world.garage.car(&v.oem_id).unwrap().locked;
             let opened_by_another = unlocks.iter().any(|(at, owner)| {
                 owner.as_deref() != Some(g.id.as_str()) && g.relocked_at.is_some_and(|r| *at > r)

@@ -215,7 +215,9 @@ async fn rediscovered_vehicle_keeps_its_id(s: Arc<dyn Store>) {
     };
     assert_eq!(s.upsert_vehicle(&stolen).await.unwrap(), None);
     assert_eq!(
-        s.tenant_vehicle("intruder", "veh_first").await.unwrap(),
+        s.tenant_vehicle(&"intruder".into(), "veh_first")
+            .await
+            .unwrap(),
         None
     );
     let again = VehicleRecord {
@@ -231,7 +233,10 @@ async fn rediscovered_vehicle_keeps_its_id(s: Arc<dyn Store>) {
         Some(vec![keyway_adapter::Capability::Locate])
     );
     assert_eq!(
-        s.tenant_vehicle("svc", "veh_first").await.unwrap().as_ref(),
+        s.tenant_vehicle(&"svc".into(), "veh_first")
+            .await
+            .unwrap()
+            .as_ref(),
         Some(&stored)
     );
     assert_eq!(stored.id, "veh_first");
@@ -320,7 +325,7 @@ async fn a_lapsed_command_is_claimed_by_one_replica(s: Arc<dyn Store>) {
         .unwrap()
         .into_iter()
         .chain(b.unwrap())
-        .map(|c| c.id)
+        .map(|c| c.id.to_string())
         .collect();
     ids.sort();
     assert_eq!(ids, ["cmd_dead"]);
@@ -373,17 +378,20 @@ async fn vehicles_page_by_id_and_remember_lock_state(s: Arc<dyn Store>) {
             .unwrap();
     }
     assert!(
-        s.vehicles_page("intruder", None, 10)
+        s.vehicles_page(&"intruder".into(), None, 10)
             .await
             .unwrap()
             .is_empty()
     );
-    let page = s.vehicles_page("svc", None, 2).await.unwrap();
+    let page = s.vehicles_page(&"svc".into(), None, 2).await.unwrap();
     assert_eq!(
         page.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
         ["veh_0", "veh_1"]
     );
-    let page = s.vehicles_page("svc", Some("veh_1"), 10).await.unwrap();
+    let page = s
+        .vehicles_page(&"svc".into(), Some("veh_1"), 10)
+        .await
+        .unwrap();
     assert_eq!(page.len(), 3);
     // A succeeded command leaves its lock state on the vehicle; a failed one does not.
     for (id, action, status, expected) in [
@@ -486,30 +494,33 @@ async fn grants_round_trip_and_unlocks_are_counted_atomically(s: Arc<dyn Store>)
     .await
     .unwrap();
     assert!(
-        s.grants_for_vehicle("intruder", "veh_1")
+        s.grants_for_vehicle(&"intruder".into(), &"veh_1".into())
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
-        s.visible_grant("intruder", "someone", "grt_1")
+        s.visible_grant(&"intruder".into(), "someone", "grt_1")
             .await
             .unwrap()
             .is_none()
     );
     assert!(
-        s.visible_grant("intruder", "courier", "grt_1")
+        s.visible_grant(&"intruder".into(), "courier", "grt_1")
             .await
             .unwrap()
             .is_some()
     );
     assert!(
-        s.visible_grant("svc", "x", "grt_1")
+        s.visible_grant(&"svc".into(), "x", "grt_1")
             .await
             .unwrap()
             .is_some()
     );
-    let both = s.grants_for_vehicle("svc", "veh_1").await.unwrap();
+    let both = s
+        .grants_for_vehicle(&"svc".into(), &"veh_1".into())
+        .await
+        .unwrap();
     assert_eq!(both.len(), 2);
     assert_eq!(
         both.iter().find(|g| g.id == "grt_2").unwrap().geofence,
@@ -543,15 +554,15 @@ async fn each_tenant_numbers_its_own_events(s: Arc<dyn Store>) {
     }
     let seqs = |list: Vec<EventRecord>| list.iter().map(|e| e.seq).collect::<Vec<_>>();
     assert_eq!(
-        seqs(s.events_after("a", None, 0, 10).await.unwrap()),
+        seqs(s.events_after(&"a".into(), None, 0, 10).await.unwrap()),
         [1, 2]
     );
     assert_eq!(
-        seqs(s.events_after("b", None, 0, 10).await.unwrap()),
+        seqs(s.events_after(&"b".into(), None, 0, 10).await.unwrap()),
         [1, 2, 3]
     );
     assert_eq!(
-        seqs(s.events_after("b", None, 1, 10).await.unwrap()),
+        seqs(s.events_after(&"b".into(), None, 1, 10).await.unwrap()),
         [2, 3]
     );
 }
@@ -590,29 +601,32 @@ async fn events_are_ordered_and_queue_their_deliveries(s: Arc<dyn Store>) {
     sorted.dedup();
     assert_eq!(sorted.len(), 10);
     assert!(
-        s.events_after("intruder", None, 0, 100)
+        s.events_after(&"intruder".into(), None, 0, 100)
             .await
             .unwrap()
             .is_empty()
     );
     let only: &[String] = &["veh_9".into()];
     assert!(
-        s.events_after("svc", Some(only), 0, 100)
+        s.events_after(&"svc".into(), Some(only), 0, 100)
             .await
             .unwrap()
             .is_empty()
     );
     let mine: &[String] = &["veh_9".into(), "veh_1".into()];
     assert_eq!(
-        s.events_after("svc", Some(mine), 0, 100)
+        s.events_after(&"svc".into(), Some(mine), 0, 100)
             .await
             .unwrap()
             .len(),
         10
     );
-    let all = s.events_after("svc", None, 0, 100).await.unwrap();
+    let all = s.events_after(&"svc".into(), None, 0, 100).await.unwrap();
     assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), sorted);
-    let tail = s.events_after("svc", None, sorted[6], 100).await.unwrap();
+    let tail = s
+        .events_after(&"svc".into(), None, sorted[6], 100)
+        .await
+        .unwrap();
     assert_eq!(tail.len(), 3);
     assert_eq!(s.event(sorted[0]).await.unwrap().unwrap().data, "{\"a\":1}");
 
@@ -635,18 +649,23 @@ async fn events_are_ordered_and_queue_their_deliveries(s: Arc<dyn Store>) {
     d.last_status = Some(200);
     s.update_delivery(&d).await.unwrap();
     assert!(
-        s.deliveries("intruder", "whk_1", 100)
+        s.deliveries(&"intruder".into(), "whk_1", 100)
             .await
             .unwrap()
             .is_empty()
     );
-    assert!(s.tenant_webhooks("intruder").await.unwrap().is_empty());
-    assert!(!s.delete_webhook("intruder", "whk_1").await.unwrap());
-    let log = s.deliveries("svc", "whk_1", 100).await.unwrap();
+    assert!(
+        s.tenant_webhooks(&"intruder".into())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!s.delete_webhook(&"intruder".into(), "whk_1").await.unwrap());
+    let log = s.deliveries(&"svc".into(), "whk_1", 100).await.unwrap();
     assert_eq!(log.len(), 10);
     assert!(log.contains(&d));
     // Deleting the subscription drops what is still pending.
-    assert!(s.delete_webhook("svc", "whk_1").await.unwrap());
+    assert!(s.delete_webhook(&"svc".into(), "whk_1").await.unwrap());
     assert!(
         s.claim_deliveries(now() + Duration::hours(1), until, 100)
             .await
@@ -663,7 +682,7 @@ async fn the_audit_chain_links_every_row(s: Arc<dyn Store>) {
         decision: "accepted".into(),
         vehicle_id: Some("veh_1".into()),
         grant_id: None,
-        command_id: Some(format!("cmd_{i}")),
+        command_id: Some(format!("cmd_{i}").into()),
         detail: None,
     };
     let rows = futures_util::future::join_all((0..8).map(|i| {
@@ -733,17 +752,17 @@ async fn a_finished_command_writes_outcome_audit_and_event_together(s: Arc<dyn S
         .collect();
     assert_eq!(decisions, ["accepted", "succeeded"]);
     assert_eq!(
-        s.events_after("svc", None, 0, 10).await.unwrap()[0].seq,
+        s.events_after(&"svc".into(), None, 0, 10).await.unwrap()[0].seq,
         seq
     );
     assert!(
-        s.visible_command("intruder", "x", &c.id)
+        s.visible_command(&"intruder".into(), "x", &c.id)
             .await
             .unwrap()
             .is_none()
     );
     assert!(
-        s.visible_command("svc", "x", &c.id)
+        s.visible_command(&"svc".into(), "x", &c.id)
             .await
             .unwrap()
             .is_some()

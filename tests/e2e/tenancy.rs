@@ -368,7 +368,7 @@ async fn another_tenant_reaches_nothing_of_the_first() {
 #[tokio::test]
 async fn a_vehicle_restricted_token_and_courier_stay_on_their_cars() {
     let env = Env::tesla_only().await;
-    let (car1, car2) = (env.online().id.clone(), env.asleep().id.clone());
+    let (car1, car2) = (env.online().id.to_string(), env.asleep().id.to_string());
     let a = env.demo.token.clone();
     let restricted = env.mint(
         "dispatch",

@@ -58,11 +58,12 @@ async fn patch(env: &Env, oem: &str, vin: &str, body: Value) {
 
 /// The demo tenant's events of type `kind` so far.
 async fn events_of(env: &Env, kind: &str) -> Vec<keyway::store::EventRecord> {
+    let tenant = DEMO_TENANT.into();
     let all = env
         .demo
         .gateway
         .store
-        .events_after(DEMO_TENANT, None, 0, 10_000);
+        .events_after(&tenant, None, 0, 10_000);
     let mut all = all.await.unwrap();
     all.retain(|e| e.kind == kind);
     all
@@ -101,7 +102,13 @@ async fn next_change(env: &Env, v: &str, seen: usize, signal: &str) -> Value {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let state = env.demo.gateway.store.vehicle_state(v).await.unwrap();
+    let state = env
+        .demo
+        .gateway
+        .store
+        .vehicle_state(&v.into())
+        .await
+        .unwrap();
     assert!(
         changes(env, v).await.len() > seen,
         "no {signal} change of {v}: {:#?}, kept {state:?}",
@@ -129,7 +136,12 @@ async fn open_door(env: &Env, v: &keyway::store::VehicleRecord, seen: usize, doo
 /// Waits (bounded) until the watcher kept a first reading of the car.
 async fn baseline(env: &Env, vehicle_id: &str) {
     until_true("the baseline", || async {
-        let kept = env.demo.gateway.store.vehicle_state(vehicle_id).await;
+        let kept = env
+            .demo
+            .gateway
+            .store
+            .vehicle_state(&vehicle_id.into())
+            .await;
         kept.unwrap().is_some()
     })
     .await;

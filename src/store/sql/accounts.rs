@@ -47,7 +47,7 @@ impl AccountStore for SqlStore {
         )
         .await
     }
-    async fn tenant_accounts(&self, tenant: &str) -> Result<Vec<AccountRecord>, StoreError> {
+    async fn tenant_accounts(&self, tenant: &TenantId) -> Result<Vec<AccountRecord>, StoreError> {
         self.all(
             sqlx::query("SELECT * FROM accounts WHERE owner = $1 ORDER BY id").bind(tenant),
             account_from,
@@ -56,7 +56,7 @@ impl AccountStore for SqlStore {
     }
     async fn tenant_account(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
     ) -> Result<Option<AccountRecord>, StoreError> {
         self.one(

@@ -196,9 +196,9 @@ impl CommandStore for SqlStore {
     }
     async fn visible_command(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         sub: &str,
-        id: &str,
+        id: &CommandId,
     ) -> Result<Option<CommandRecord>, StoreError> {
         self.one(
             sqlx::query("SELECT * FROM commands WHERE id = $1 AND (tenant = $2 OR caller = $3)")
@@ -211,7 +211,7 @@ impl CommandStore for SqlStore {
     }
     async fn commands_sent_since(
         &self,
-        vehicle_id: &str,
+        vehicle_id: &VehicleId,
         sent_after: OffsetDateTime,
     ) -> Result<Vec<CommandRecord>, StoreError> {
         self.all(

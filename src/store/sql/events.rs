@@ -64,7 +64,7 @@ impl EventStore for SqlStore {
     }
     async fn events_after(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         vehicles: Option<&[String]>,
         seq: i64,
         limit: u32,
@@ -104,8 +104,8 @@ impl EventStore for SqlStore {
     }
     async fn vehicle_events_since(
         &self,
-        tenant: &str,
-        vehicle_id: &str,
+        tenant: &TenantId,
+        vehicle_id: &VehicleId,
         since: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError> {
@@ -155,7 +155,7 @@ impl EventStore for SqlStore {
         )
         .await
     }
-    async fn tenant_webhooks(&self, tenant: &str) -> Result<Vec<WebhookRecord>, StoreError> {
+    async fn tenant_webhooks(&self, tenant: &TenantId) -> Result<Vec<WebhookRecord>, StoreError> {
         self.all(
             sqlx::query("SELECT * FROM webhooks WHERE tenant = $1 ORDER BY created_at, id")
                 .bind(tenant),
@@ -163,7 +163,7 @@ impl EventStore for SqlStore {
         )
         .await
     }
-    async fn delete_webhook(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    async fn delete_webhook(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError> {
         let n = self
             .exec(
                 sqlx::query("DELETE FROM webhooks WHERE id = $1 AND tenant = $2")
@@ -225,7 +225,7 @@ impl EventStore for SqlStore {
     }
     async fn deliveries(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         webhook_id: &str,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {

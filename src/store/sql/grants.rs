@@ -53,7 +53,7 @@ impl GrantStore for SqlStore {
     }
     async fn visible_grant(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         grantee: &str,
         id: &str,
     ) -> Result<Option<GrantRecord>, StoreError> {
@@ -68,8 +68,8 @@ impl GrantStore for SqlStore {
     }
     async fn grants_for_vehicle(
         &self,
-        tenant: &str,
-        vehicle_id: &str,
+        tenant: &TenantId,
+        vehicle_id: &VehicleId,
     ) -> Result<Vec<GrantRecord>, StoreError> {
         self.all(
             sqlx::query(

@@ -18,6 +18,7 @@ mod events;
 mod grants;
 mod leases;
 mod rows;
+mod typed;
 mod vehicles;
 mod watches;
 

@@ -45,7 +45,7 @@ impl VehicleStore for SqlStore {
     }
     async fn tenant_vehicle(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
     ) -> Result<Option<VehicleRecord>, StoreError> {
         self.one(
@@ -78,7 +78,7 @@ impl VehicleStore for SqlStore {
     }
     async fn vehicles_page(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VehicleRecord>, StoreError> {
@@ -114,7 +114,7 @@ impl VehicleStore for SqlStore {
             .map_err(db)?;
         Ok(())
     }
-    async fn routes(&self, tenant: &str, vin: &str) -> Result<Vec<VehicleRecord>, StoreError> {
+    async fn routes(&self, tenant: &TenantId, vin: &str) -> Result<Vec<VehicleRecord>, StoreError> {
         self.all(
             sqlx::query(
                 "SELECT * FROM vehicles WHERE tenant = $1 AND vin = $2 ORDER BY created_at, id",

@@ -38,7 +38,11 @@ impl WatchStore for SqlStore {
         .await?
         .ok_or_else(|| StoreError::Corrupt("the watch was not returned".into()))
     }
-    async fn delete_watch(&self, tenant: &str, vehicle_id: &str) -> Result<bool, StoreError> {
+    async fn delete_watch(
+        &self,
+        tenant: &TenantId,
+        vehicle_id: &VehicleId,
+    ) -> Result<bool, StoreError> {
         let n = self
             .exec(
                 sqlx::query("DELETE FROM watches WHERE tenant = $1 AND vehicle_id = $2")
@@ -50,7 +54,7 @@ impl WatchStore for SqlStore {
     }
     async fn tenant_watches(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         at: OffsetDateTime,
     ) -> Result<Vec<WatchRecord>, StoreError> {
         self.all(
@@ -71,7 +75,10 @@ impl WatchStore for SqlStore {
         )
         .await
     }
-    async fn vehicle_state(&self, vehicle_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+    async fn vehicle_state(
+        &self,
+        vehicle_id: &VehicleId,
+    ) -> Result<Option<(i64, String)>, StoreError> {
         fn state_from(row: &AnyRow) -> Result<(i64, String), StoreError> {
             Ok((get(row, "version")?, get(row, "state")?))
         }
@@ -84,7 +91,7 @@ impl WatchStore for SqlStore {
     }
     async fn change_vehicle_state(
         &self,
-        vehicle_id: &str,
+        vehicle_id: &VehicleId,
         version: Option<i64>,
         state: &str,
         event: Option<(&EventRecord, &[String])>,

@@ -183,7 +183,7 @@ impl Env {
             .vehicles
             .iter()
             .filter(|v| v.oem == "tesla")
-            .map(|v| v.id.clone())
+            .map(|v| v.id.to_string())
             .collect()
     }
 
@@ -193,7 +193,7 @@ impl Env {
             .vehicles
             .iter()
             .filter(|v| v.oem == "tesla" && v.oem_id != keyway::demo::DEMO_UNPAIRED_TESLA)
-            .map(|v| v.id.clone())
+            .map(|v| v.id.to_string())
             .collect()
     }
 

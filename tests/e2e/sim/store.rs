@@ -131,12 +131,12 @@ impl AccountStore for SimStore {
     async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
         self.guard(self.inner.accounts()).await
     }
-    async fn tenant_accounts(&self, tenant: &str) -> Result<Vec<AccountRecord>, StoreError> {
+    async fn tenant_accounts(&self, tenant: &TenantId) -> Result<Vec<AccountRecord>, StoreError> {
         self.guard(self.inner.tenant_accounts(tenant)).await
     }
     async fn tenant_account(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
     ) -> Result<Option<AccountRecord>, StoreError> {
         self.guard(self.inner.tenant_account(tenant, id)).await
@@ -183,7 +183,7 @@ impl VehicleStore for SimStore {
     }
     async fn tenant_vehicle(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
     ) -> Result<Option<VehicleRecord>, StoreError> {
         self.guard(self.inner.tenant_vehicle(tenant, id)).await
@@ -200,7 +200,7 @@ impl VehicleStore for SimStore {
     }
     async fn vehicles_page(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VehicleRecord>, StoreError> {
@@ -215,7 +215,7 @@ impl VehicleStore for SimStore {
         self.guard(self.inner.set_capabilities(id, capabilities))
             .await
     }
-    async fn routes(&self, tenant: &str, vin: &str) -> Result<Vec<VehicleRecord>, StoreError> {
+    async fn routes(&self, tenant: &TenantId, vin: &str) -> Result<Vec<VehicleRecord>, StoreError> {
         self.guard(self.inner.routes(tenant, vin)).await
     }
 }
@@ -258,9 +258,9 @@ impl CommandStore for SimStore {
     }
     async fn visible_command(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         sub: &str,
-        id: &str,
+        id: &CommandId,
     ) -> Result<Option<CommandRecord>, StoreError> {
         self.guard(self.inner.visible_command(tenant, sub, id))
             .await
@@ -270,7 +270,7 @@ impl CommandStore for SimStore {
     }
     async fn commands_sent_since(
         &self,
-        vehicle_id: &str,
+        vehicle_id: &VehicleId,
         sent_after: OffsetDateTime,
     ) -> Result<Vec<CommandRecord>, StoreError> {
         self.guard(self.inner.commands_sent_since(vehicle_id, sent_after))
@@ -297,7 +297,7 @@ impl GrantStore for SimStore {
     }
     async fn visible_grant(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         grantee: &str,
         id: &str,
     ) -> Result<Option<GrantRecord>, StoreError> {
@@ -306,8 +306,8 @@ impl GrantStore for SimStore {
     }
     async fn grants_for_vehicle(
         &self,
-        tenant: &str,
-        vehicle_id: &str,
+        tenant: &TenantId,
+        vehicle_id: &VehicleId,
     ) -> Result<Vec<GrantRecord>, StoreError> {
         self.guard(self.inner.grants_for_vehicle(tenant, vehicle_id))
             .await
@@ -334,13 +334,17 @@ impl WatchStore for SimStore {
     async fn put_watch(&self, watch: &WatchRecord) -> Result<WatchRecord, StoreError> {
         self.write(self.inner.put_watch(watch)).await
     }
-    async fn delete_watch(&self, tenant: &str, vehicle_id: &str) -> Result<bool, StoreError> {
+    async fn delete_watch(
+        &self,
+        tenant: &TenantId,
+        vehicle_id: &VehicleId,
+    ) -> Result<bool, StoreError> {
         self.write(self.inner.delete_watch(tenant, vehicle_id))
             .await
     }
     async fn tenant_watches(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         at: OffsetDateTime,
     ) -> Result<Vec<WatchRecord>, StoreError> {
         self.guard(self.inner.tenant_watches(tenant, at)).await
@@ -348,12 +352,15 @@ impl WatchStore for SimStore {
     async fn active_watches(&self, at: OffsetDateTime) -> Result<Vec<WatchRecord>, StoreError> {
         self.guard(self.inner.active_watches(at)).await
     }
-    async fn vehicle_state(&self, vehicle_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+    async fn vehicle_state(
+        &self,
+        vehicle_id: &VehicleId,
+    ) -> Result<Option<(i64, String)>, StoreError> {
         self.guard(self.inner.vehicle_state(vehicle_id)).await
     }
     async fn change_vehicle_state(
         &self,
-        vehicle_id: &str,
+        vehicle_id: &VehicleId,
         version: Option<i64>,
         state: &str,
         event: Option<(&EventRecord, &[String])>,
@@ -377,7 +384,7 @@ impl EventStore for SimStore {
     }
     async fn events_after(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         vehicles: Option<&[String]>,
         seq: i64,
         limit: u32,
@@ -387,8 +394,8 @@ impl EventStore for SimStore {
     }
     async fn vehicle_events_since(
         &self,
-        tenant: &str,
-        vehicle_id: &str,
+        tenant: &TenantId,
+        vehicle_id: &VehicleId,
         since: time::OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError> {
@@ -407,10 +414,10 @@ impl EventStore for SimStore {
     async fn webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
         self.guard(self.inner.webhooks()).await
     }
-    async fn tenant_webhooks(&self, tenant: &str) -> Result<Vec<WebhookRecord>, StoreError> {
+    async fn tenant_webhooks(&self, tenant: &TenantId) -> Result<Vec<WebhookRecord>, StoreError> {
         self.guard(self.inner.tenant_webhooks(tenant)).await
     }
-    async fn delete_webhook(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    async fn delete_webhook(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError> {
         self.guard(self.inner.delete_webhook(tenant, id)).await
     }
     async fn claim_deliveries(
@@ -427,7 +434,7 @@ impl EventStore for SimStore {
     }
     async fn deliveries(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         webhook_id: &str,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
