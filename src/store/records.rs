@@ -5,7 +5,6 @@
 use keyway_adapter::Command;
 use time::OffsetDateTime;
 
-use super::StoreError;
 use crate::error::Code;
 pub use crate::ids::{CommandId, OemId, TenantId, VehicleId};
 
@@ -34,11 +33,6 @@ impl AccountStatus {
     /// Wire and column name (the variant in snake case, as serde names it too).
     pub fn as_str(self) -> &'static str {
         self.into()
-    }
-
-    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
-        s.parse()
-            .map_err(|_| StoreError::Corrupt(format!("account status {s:?}")))
     }
 }
 
@@ -170,11 +164,6 @@ impl CommandStatus {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
-
-    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
-        s.parse()
-            .map_err(|_| StoreError::Corrupt(format!("command status {s:?}")))
-    }
 }
 
 /// One lock/unlock request: who, what vehicle, when, and how it ended.
@@ -293,11 +282,6 @@ impl RelockState {
     /// Wire and column name (the variant in snake case, as serde names it too).
     pub fn as_str(self) -> &'static str {
         self.into()
-    }
-
-    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
-        s.parse()
-            .map_err(|_| StoreError::Corrupt(format!("relock state {s:?}")))
     }
 }
 
@@ -436,11 +420,6 @@ impl DeliveryStatus {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
-
-    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
-        s.parse()
-            .map_err(|_| StoreError::Corrupt(format!("delivery status {s:?}")))
-    }
 }
 
 /// One event's delivery to one subscription.
@@ -522,7 +501,7 @@ mod tests {
             AccountStatus::ReauthorizationRequired,
         ] {
             assert_eq!(wire(s), s.as_str());
-            assert_eq!(AccountStatus::parse(s.as_str()).unwrap(), s);
+            assert_eq!(s.as_str().parse::<AccountStatus>().unwrap(), s);
         }
         for s in [
             CommandStatus::Pending,
@@ -531,7 +510,7 @@ mod tests {
             CommandStatus::Unknown,
         ] {
             assert_eq!(wire(s), s.as_str());
-            assert_eq!(CommandStatus::parse(s.as_str()).unwrap(), s);
+            assert_eq!(s.as_str().parse::<CommandStatus>().unwrap(), s);
         }
         for s in [
             RelockState::None,
@@ -541,7 +520,7 @@ mod tests {
             RelockState::Failed,
         ] {
             assert_eq!(wire(s), s.as_str());
-            assert_eq!(RelockState::parse(s.as_str()).unwrap(), s);
+            assert_eq!(s.as_str().parse::<RelockState>().unwrap(), s);
         }
     }
 }

@@ -29,7 +29,7 @@ pub(super) fn account_from(row: &AnyRow) -> Result<AccountRecord, StoreError> {
         id: get(row, "id")?,
         oem: get(row, "oem")?,
         owner: get(row, "owner")?,
-        status: AccountStatus::parse(&get::<String>(row, "status")?)?,
+        status: get(row, "status")?,
         tokens: StoredTokens {
             access_token: get(row, "access_token")?,
             access_expires_at: opt_time(get(row, "access_expires_at")?)?,
@@ -107,7 +107,7 @@ pub(super) fn command_from(row: &AnyRow) -> Result<CommandRecord, StoreError> {
         vehicle_id: get(row, "vehicle_id")?,
         action: Command::parse(&action)
             .ok_or_else(|| StoreError::Corrupt(format!("command action {action:?}")))?,
-        status: CommandStatus::parse(&get::<String>(row, "status")?)?,
+        status: get(row, "status")?,
         caller: get(row, "caller")?,
         tenant: get(row, "tenant")?,
         reserved: get::<i64>(row, "reserved")? != 0,
@@ -169,7 +169,7 @@ pub(super) fn grant_from(row: &AnyRow) -> Result<GrantRecord, StoreError> {
         relock_after_s: count("relock_after_s")?,
         revoked_at: opt_time(get(row, "revoked_at")?)?,
         completed_at: opt_time(get(row, "completed_at")?)?,
-        relock_state: RelockState::parse(&get::<String>(row, "relock_state")?)?,
+        relock_state: get(row, "relock_state")?,
         relock_due_at: opt_time(get(row, "relock_due_at")?)?,
         relock_attempts: count("relock_attempts")?,
         relocked_at: opt_time(get(row, "relocked_at")?)?,
@@ -183,10 +183,7 @@ pub(super) fn event_from(row: &AnyRow) -> Result<EventRecord, StoreError> {
         // The tenant's own number (the global one never leaves the store).
         seq: get::<Option<i64>>(row, "tenant_seq")?.map_or_else(|| get(row, "seq"), Ok)?,
         id: get(row, "id")?,
-        kind: {
-            let kind: String = get(row, "type")?;
-            Kind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("event type {kind:?}")))?
-        },
+        kind: get(row, "type")?,
         tenant: get(row, "tenant")?,
         vehicle_id: get(row, "vehicle_id")?,
         grant_id: get(row, "grant_id")?,
@@ -215,7 +212,7 @@ pub(super) fn delivery_from(row: &AnyRow) -> Result<DeliveryRecord, StoreError> 
         id: get(row, "id")?,
         webhook_id: get(row, "webhook_id")?,
         event_seq: get(row, "event_seq")?,
-        status: DeliveryStatus::parse(&get::<String>(row, "status")?)?,
+        status: get(row, "status")?,
         attempts: get::<i64>(row, "attempts")?.clamp(0, i64::from(u32::MAX)) as u32,
         next_attempt_at: from_ms(get(row, "next_attempt_at")?)?,
         last_status: get::<Option<i64>>(row, "last_status")?.and_then(|s| u16::try_from(s).ok()),
