@@ -263,7 +263,7 @@ fn webhook_view(w: &WebhookRecord) -> WebhookView {
     WebhookView {
         id: w.id.clone(),
         url: w.url.clone(),
-        events: w.types.split(',').map(str::to_string).collect(),
+        events: w.types.names(),
         vehicles: w.vehicles.clone(),
         created_at: timestamp(w.created_at),
         secret: None,
@@ -345,13 +345,16 @@ pub async fn subscribe(
     caller.require(Scope::WebhooksWrite)?;
     let b = body.ok_or_else(|| ApiError::invalid("send a JSON body: {\"url\": …}"))?;
     crate::text::check("url", &b.url, 2000)?;
-    if let Some(bad) = b.events.iter().find(|t| Kind::parse(t).is_none()) {
-        return Err(ApiError::invalid(format!(
-            "unknown event type {bad:?}; known: {}",
-            Kind::list()
-        )));
-    }
-    let (w, secret) = webhooks.subscribe(&caller, &b.url, &b.events).await?;
+    let kinds = b
+        .events
+        .iter()
+        .map(|t| {
+            Kind::parse(t).ok_or_else(|| {
+                ApiError::invalid(format!("unknown event type {t:?}; known: {}", Kind::list()))
+            })
+        })
+        .collect::<Result<Vec<Kind>, ApiError>>()?;
+    let (w, secret) = webhooks.subscribe(&caller, &b.url, &kinds).await?;
     let mut body = webhook_view(&w);
     body.secret = Some(secret);
     Ok((StatusCode::CREATED, Json(body)).into_response())

@@ -25,8 +25,3 @@ pub struct Subject<'a> {
     /// The command.
     pub command_id: Option<&'a str>,
 }
-
-/// Whether a subscription's type list (`*` or comma-separated) includes `kind`.
-pub fn wants(types: &str, kind: &str) -> bool {
-    types.split(',').any(|t| t == "*" || t == kind)
-}

@@ -103,7 +103,7 @@ impl Events {
             },
         };
         all.into_iter()
-            .filter(|w| w.tenant == event.tenant && kind::wants(&w.types, kind))
+            .filter(|w| w.tenant == event.tenant && w.types.wants(event.kind))
             .filter(|w| match (&w.vehicles, &event.vehicle_id) {
                 (None, _) => true,
                 (Some(allowed), Some(v)) => allowed.iter().any(|a| a == v),

@@ -1,5 +1,6 @@
 //! The event types keyway records ([`Kind`]), declared once: the event log's
-//! vocabulary, which the store reads back typed and the events service emits.
+//! vocabulary, which the store reads back typed and the events service emits; and the
+//! types a webhook subscribes to ([`EventTypes`]: all of them, or some).
 
 /// Declares [`Kind`] once: each variant with its doc and wire name, from which the enum
 /// (serde's name is the wire name), [`Kind::ALL`] and [`Kind::as_str`] follow.
@@ -80,5 +81,75 @@ impl Kind {
 impl PartialEq<&str> for Kind {
     fn eq(&self, name: &&str) -> bool {
         self.as_str() == *name
+    }
+}
+
+/// The event types a webhook subscribes to: every one, or those listed. Stored as `*`
+/// or the names comma-separated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventTypes {
+    /// Every type, including types added later.
+    All,
+    /// Only these.
+    Only(Vec<Kind>),
+}
+
+impl EventTypes {
+    /// `kinds`, or every type when none is named.
+    pub fn of(kinds: &[Kind]) -> Self {
+        match kinds {
+            [] => Self::All,
+            some => Self::Only(some.to_vec()),
+        }
+    }
+
+    /// Whether events of `kind` are wanted.
+    pub fn wants(&self, kind: Kind) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(kinds) => kinds.contains(&kind),
+        }
+    }
+
+    /// The wire names (`*` for every type).
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Self::All => vec!["*".into()],
+            Self::Only(kinds) => kinds.iter().map(|k| k.as_str().to_string()).collect(),
+        }
+    }
+
+    /// The stored form: `*`, or the names comma-separated.
+    pub fn as_text(&self) -> String {
+        self.names().join(",")
+    }
+
+    /// The types of a stored form; `None` when a name is no type.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text == "*" {
+            return Some(Self::All);
+        }
+        text.split(',')
+            .map(Kind::parse)
+            .collect::<Option<Vec<_>>>()
+            .map(Self::Only)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscription_wants_its_types_and_reads_back_from_its_stored_form() {
+        let all = EventTypes::of(&[]);
+        assert!(all.wants(Kind::GrantUnlocked));
+        let some = EventTypes::of(&[Kind::GrantUnlocked, Kind::GrantRelocked]);
+        assert!(some.wants(Kind::GrantRelocked));
+        assert!(!some.wants(Kind::CommandFailed));
+        for t in [all, some] {
+            assert_eq!(EventTypes::parse(&t.as_text()), Some(t));
+        }
+        assert_eq!(EventTypes::parse("grant.unlocked,sideways"), None);
     }
 }

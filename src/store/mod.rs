@@ -17,7 +17,7 @@ pub mod sql;
 mod traits;
 
 pub use error::StoreError;
-pub use kind::Kind;
+pub use kind::{EventTypes, Kind};
 pub use records::*;
 pub use sql::{Engine, SqlStore};
 pub use traits::*;

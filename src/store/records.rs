@@ -374,8 +374,8 @@ pub struct WebhookRecord {
     pub url: String,
     /// The signing secret, sealed.
     pub secret: String,
-    /// Event types delivered (`*` for all), comma-separated.
-    pub types: String,
+    /// Event types delivered.
+    pub types: super::EventTypes,
     /// Who subscribed.
     pub created_by: String,
     /// The subscriber's tenant: only its events are delivered.

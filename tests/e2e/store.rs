@@ -579,7 +579,7 @@ async fn events_are_ordered_and_queue_their_deliveries(s: Arc<dyn Store>) {
         id: "whk_1".into(),
         url: "http://127.0.0.1:9/hook".into(),
         secret: "sealed".into(),
-        types: "*".into(),
+        types: EventTypes::All,
         created_by: "svc".into(),
         tenant: "svc".into(),
         vehicles: Some(vec!["veh_1".into(), "veh_2".into()]),

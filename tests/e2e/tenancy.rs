@@ -455,7 +455,7 @@ async fn a_vehicle_restricted_token_and_courier_stay_on_their_cars() {
         id: "whk_restricted".into(),
         url: "http://127.0.0.1:9/hook".into(),
         secret: "sealed".into(),
-        types: "*".into(),
+        types: keyway::store::EventTypes::All,
         created_by: "dispatch".into(),
         tenant: DEMO_TENANT.into(),
         vehicles: Some(vec![car1.clone()]),

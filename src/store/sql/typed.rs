@@ -9,7 +9,7 @@ use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
 
 use crate::ids::{CommandId, OemId, TenantId, VehicleId};
-use crate::store::{AccountStatus, CommandStatus, DeliveryStatus, Kind, RelockState};
+use crate::store::{AccountStatus, CommandStatus, DeliveryStatus, EventTypes, Kind, RelockState};
 
 macro_rules! text_column {
     ($($t:ty),*) => {$(
@@ -51,7 +51,7 @@ macro_rules! enum_column {
                 &self,
                 buf: &mut <Any as Database>::ArgumentBuffer,
             ) -> Result<IsNull, BoxDynError> {
-                <String as Encode<'_, Any>>::encode(self.as_str().to_string(), buf)
+                <String as Encode<'_, Any>>::encode(self.as_text(), buf)
             }
         }
 
@@ -65,12 +65,36 @@ macro_rules! enum_column {
     )*};
 }
 
+/// The stored form of a state enum.
+trait AsText {
+    fn as_text(&self) -> String;
+}
+
+macro_rules! named {
+    ($($t:ty),*) => {$(
+        impl AsText for $t {
+            fn as_text(&self) -> String {
+                self.as_str().to_string()
+            }
+        }
+    )*};
+}
+
+named!(
+    AccountStatus,
+    CommandStatus,
+    RelockState,
+    DeliveryStatus,
+    Kind
+);
+
 enum_column!(
     AccountStatus: |s| s.parse().ok(),
     CommandStatus: |s| s.parse().ok(),
     RelockState: |s| s.parse().ok(),
     DeliveryStatus: |s| s.parse().ok(),
     Kind: Kind::parse,
+    EventTypes: EventTypes::parse,
 );
 
 #[cfg(test)]
