@@ -19,7 +19,6 @@ use http::{Request, header};
 use keyway_adapter::mock::MockServer;
 use keyway_adapter::transport::loopback_http;
 use keyway_adapter::{Call, Http, Secret};
-use keyway_tesla::TeslaMock;
 use rand::RngCore;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -53,16 +52,14 @@ pub struct DemoOptions {
     pub wake_poll: Duration,
     /// Changes to the gateway's configuration.
     pub configure: Option<Configure>,
-    /// More Tesla cars for the demo owner, beyond the fixture fleet (benchmarks).
-    pub extra_vehicles: usize,
-    /// How long each stage of an asynchronous command takes in the BMW, GM, Ford and
-    /// Hyundai/Kia mocks.
-    pub bmw_stage: Duration,
+    /// A mock a benchmark drives: more cars for its owner beyond the fleet's, and where
+    /// it listens.
+    pub more: Option<More>,
+    /// How long each stage of an asynchronous command takes in the mocks of OEMs whose
+    /// commands are asynchronous.
+    pub command_stage: Duration,
     /// Longest pause between polls of an asynchronous command.
     pub command_poll: Duration,
-    /// Where the Tesla mock listens (default: a free loopback port; benchmarks put a
-    /// proxy in front of it and need to know where).
-    pub tesla_listen: Option<SocketAddr>,
     /// The mocks to start, configure and link (default: every one in
     /// [`mocks::MOCKS`]); a test starts only those it uses.
     pub oems: Vec<&'static str>,
@@ -79,14 +76,25 @@ impl Default for DemoOptions {
             token_ttl: Duration::from_secs(8 * 3600),
             wake_poll: Duration::from_millis(500),
             configure: None,
-            extra_vehicles: 0,
-            bmw_stage: Duration::from_secs(1),
+            more: None,
+            command_stage: Duration::from_secs(1),
             command_poll: Duration::from_secs(1),
-            tesla_listen: None,
             oems: mocks::oems(),
             fleet: None,
         }
     }
+}
+
+/// A mock a benchmark drives.
+#[derive(Clone, Debug)]
+pub struct More {
+    /// Its OEM.
+    pub oem: &'static str,
+    /// Cars for the demo owner beyond the fleet's.
+    pub cars: usize,
+    /// Where it listens (default: a free loopback port; benchmarks put a proxy in front
+    /// of it and need to know where).
+    pub listen: Option<SocketAddr>,
 }
 
 /// Why the demo could not start.
@@ -116,10 +124,9 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
     move |source| DemoError::Io { what, source }
 }
 
-/// The demo Tesla whose owner has not paired keyway's key.
-pub const DEMO_UNPAIRED_TESLA: &str = keyway_tesla::demo::UNPAIRED;
-/// The demo's Tesla app domain (pairing links; the public key's well-known path).
-const DEMO_TESLA_APP_DOMAIN: &str = "keyway-demo.example";
+/// The demo's app domain, for an OEM whose commands are signed with the application's
+/// key (pairing links; the public key's well-known path).
+const DEMO_APP_DOMAIN: &str = "keyway-demo.example";
 
 /// A running demo.
 pub struct Demo {
@@ -133,8 +140,9 @@ pub struct Demo {
     pub courier_token: String,
     /// The mocks it started, in [`mocks::MOCKS`]'s order.
     pub mocks: Vec<Running>,
-    /// keyway's Tesla application key (paired with the demo Teslas but one).
-    pub tesla_key: keyway_tesla::vcp::AppKey,
+    /// keyway's application keys (PEM), by OEM, for the OEMs whose commands are signed
+    /// with one (the demo's cars are paired with it, but one).
+    pub app_keys: std::collections::BTreeMap<&'static str, Secret>,
     /// The demo vehicles as keyway knows them.
     pub vehicles: Vec<VehicleRecord>,
     stop: oneshot::Sender<()>,
@@ -171,26 +179,6 @@ impl Demo {
         let any: &dyn std::any::Any = self.running(oem).mock.as_ref();
         any.downcast_ref()
             .unwrap_or_else(|| panic!("the {oem} mock is not a {}", std::any::type_name::<M>()))
-    }
-
-    /// The Tesla mock.
-    pub fn tesla(&self) -> &TeslaMock {
-        self.mock("tesla")
-    }
-
-    /// The BMW mock.
-    pub fn bmw(&self) -> &keyway_bmw::BmwMock {
-        self.mock("bmw")
-    }
-
-    /// The Volvo mock.
-    pub fn volvo(&self) -> &keyway_volvo::VolvoMock {
-        self.mock("volvo")
-    }
-
-    /// The GM mock.
-    pub fn gm(&self) -> &keyway_gm::GmMock {
-        self.mock("gm")
     }
 
     /// Stops the gateway cleanly.
@@ -290,31 +278,39 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         server::listen(opts.listen).map_err(io(format!("listening on {}", opts.listen)))?;
     let addr = listener.local_addr().map_err(io("reading the address"))?;
 
-    // keyway's Tesla application key: paired with every demo Tesla on the Vehicle
-    // Command Protocol except "Unpaired" (which shows the 409 and its pairing link).
-    let tesla_key = dev_secret(&opts.data_dir, "dev-tesla-app-key", || {
-        keyway_tesla::vcp::AppKey::generate().private_pem()
-    })?;
-    let app_key = keyway_tesla::vcp::AppKey::from_pem(tesla_key.expose())
-        .unwrap_or_else(|_| keyway_tesla::vcp::AppKey::generate());
     let settings = mocks::Settings {
         token_ttl: opts.token_ttl,
         wake_delay: opts.wake_delay,
-        stage: opts.bmw_stage,
-        app_key: Some(tesla_key.expose().to_string()),
+        stage: opts.command_stage,
+        app_key: None,
         extra_cars: 0,
     };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut running = Vec::new();
     let mut oems = std::collections::BTreeMap::new();
+    let mut app_keys = std::collections::BTreeMap::new();
     for entry in mocks::MOCKS.iter().filter(|m| opts.oems.contains(&m.oem)) {
-        let tesla = entry.oem == "tesla";
+        // keyway's application key, for an OEM whose commands are signed with one:
+        // paired with every demo car of it but one (which shows the pairing link).
+        let signing = crate::registry::known_adapter(entry.oem).and_then(|k| k.signing.as_ref());
+        let app_key = match signing {
+            Some(signing) => {
+                let name = format!("dev-{}-app-key", entry.oem);
+                Some(dev_secret(&opts.data_dir, &name, signing.generate)?)
+            }
+            None => None,
+        };
+        if let Some(key) = &app_key {
+            app_keys.insert(entry.oem, key.clone());
+        }
+        let more = opts.more.as_ref().filter(|m| m.oem == entry.oem);
         let s = mocks::Settings {
-            extra_cars: if tesla { opts.extra_vehicles } else { 0 },
+            extra_cars: more.map_or(0, |m| m.cars),
+            app_key: app_key.as_ref().map(|k| k.expose().to_string()),
             ..settings.clone()
         };
         let mock = fleet.build(entry, &s).map_err(DemoError::Fleet)?;
-        let listen = opts.tesla_listen.filter(|_| tesla).unwrap_or(loopback);
+        let listen = more.and_then(|m| m.listen).unwrap_or(loopback);
         let server = mock
             .spawn(listen)
             .await
@@ -339,10 +335,10 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
                     state_lag: Some(Duration::from_secs(3)),
                     command_window: Some(Duration::from_secs(15)),
                 },
-                app_key: tesla.then(|| tesla_key.clone()),
+                app_domain: app_key.is_some().then(|| DEMO_APP_DOMAIN.to_string()),
+                app_key,
                 app_key_file: None,
                 prices: Default::default(),
-                app_domain: tesla.then(|| DEMO_TESLA_APP_DOMAIN.to_string()),
                 webhook_secret: entry.webhook_secret.map(Secret::new),
                 api_version: None,
             },
@@ -445,7 +441,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         token,
         courier_token,
         mocks: running,
-        tesla_key: app_key,
+        app_keys,
         vehicles,
         stop,
         server,

@@ -379,8 +379,11 @@ async fn env(
         listen,
         data_dir,
         wake_delay: Duration::ZERO,
-        extra_vehicles: vehicles,
-        tesla_listen: tesla_mock_listen,
+        more: Some(demo::More {
+            oem: "tesla",
+            cars: vehicles,
+            listen: tesla_mock_listen,
+        }),
         configure: Some(Arc::new(move |c: &mut keyway::config::Config| {
             if let (Some(api), Some(t)) = (&tesla_api, c.oems.get_mut("tesla")) {
                 t.api_base_url = api.clone();
@@ -399,10 +402,14 @@ async fn env(
         .expect("benchmark environment starts");
     // Wake the fixture's sleeping car so every car answers at once.
     for v in &d.vehicles {
-        d.tesla()
+        d.mock::<keyway_tesla::TeslaMock>("tesla")
             .update(&v.oem_id, |m| m.state = keyway_tesla::mock::Power::Online);
     }
-    let mock_token = d.tesla().tokens.issue("demo-owner").access_token;
+    let mock_token = d
+        .mock::<keyway_tesla::TeslaMock>("tesla")
+        .tokens
+        .issue("demo-owner")
+        .access_token;
     let cars: Vec<&VehicleRecord> = d
         .vehicles
         .iter()

@@ -3,6 +3,7 @@
 //! refusals, caller auth, idempotency, bad input, restarts.
 
 use crate::common;
+use crate::common::DemoMocks;
 
 use std::time::Duration;
 
@@ -1062,9 +1063,8 @@ async fn signed_teslas_are_commanded_through_signed_command_only() {
         "nothing reached the unpaired car"
     );
     // Once the owner pairs the key, the next command goes through.
-    env.demo
-        .tesla()
-        .pair(&u.oem_id, &env.demo.tesla_key.public_bytes());
+    let key = keyway_tesla::vcp::AppKey::from_pem(env.demo.app_keys["tesla"].expose()).unwrap();
+    env.demo.tesla().pair(&u.oem_id, &key.public_bytes());
     let a = env.act(&u.id, "unlock").await;
     assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
     let d = env

@@ -5,6 +5,7 @@
 //! would: no shutdown code runs.
 
 use crate::common;
+use crate::common::DemoMocks;
 mod redis_server;
 
 use std::collections::HashSet;
@@ -371,7 +372,7 @@ async fn a_replica_killed_mid_command_is_finished_by_another() {
         |_| {},
         |o| {
             // Each stage of BMW's asynchronous command lasts long enough to crash in.
-            o.bmw_stage = Duration::from_millis(400);
+            o.command_stage = Duration::from_millis(400);
         },
     )
     .await;

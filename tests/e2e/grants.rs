@@ -3,6 +3,7 @@
 //! Grant time is moved with the gateway's clock, never by sleeping.
 
 use crate::common;
+use crate::common::DemoMocks;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

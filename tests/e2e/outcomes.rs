@@ -3,6 +3,7 @@
 //! shows the old state; `unknown` is an answer, and an unlock in doubt blocks the next.
 
 use crate::common;
+use crate::common::DemoMocks;
 
 use common::Env;
 use keyway_adapter::mock::timeline::CarTiming;

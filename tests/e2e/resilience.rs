@@ -4,6 +4,7 @@
 //! seeded 20 % fault storm over 5,000 requests.
 
 use crate::common;
+use crate::common::DemoMocks;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -9,6 +9,7 @@ use hyper::Method;
 use keyway_adapter::mock::{Action, Fault};
 use serde_json::json;
 
+use crate::common::DemoMocks;
 use crate::common::{Answer, Env};
 
 const VIN: &str = "5YJ3E1EA7LF000001";

@@ -7,6 +7,7 @@
 //! fails `every_route_has_a_tenancy_case`.
 
 use crate::common;
+use crate::common::DemoMocks;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -4,6 +4,7 @@
 //! at rest, key rotation, and logs free of secrets.
 
 use crate::common;
+use crate::common::DemoMocks;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -15,6 +15,8 @@ pub struct Signing {
     pub reads: fn(&str) -> bool,
     /// The public half of a key (PEM), to publish where the OEM fetches it.
     pub public_pem: fn(&str) -> Option<String>,
+    /// A new private key (PEM): a development key (the demo's, `keyway mock`'s).
+    pub generate: fn() -> String,
 }
 
 /// What an adapter is built from: its API (and version), its application key and

@@ -36,6 +36,7 @@ pub static OEM: keyway_adapter::oem::Oem = keyway_adapter::oem::Oem {
     signing: Some(keyway_adapter::oem::Signing {
         reads: |pem| vcp::AppKey::from_pem(pem).is_ok(),
         public_pem: |pem| vcp::AppKey::from_pem(pem).ok().map(|k| k.public_pem()),
+        generate: || vcp::AppKey::generate().private_pem(),
     }),
     versions: &[],
 };

@@ -51,7 +51,7 @@ pub fn options(dir: &TempDir) -> DemoOptions {
         data_dir: dir.0.clone(),
         wake_delay: Duration::from_millis(40),
         wake_poll: Duration::from_millis(10),
-        bmw_stage: Duration::from_millis(15),
+        command_stage: Duration::from_millis(15),
         command_poll: Duration::from_millis(10),
         ..DemoOptions::default()
     }
@@ -170,7 +170,7 @@ impl Env {
 
     /// The online Tesla whose owner never paired keyway's key.
     pub fn unpaired(&self) -> &keyway::store::VehicleRecord {
-        self.by_vin(keyway::demo::DEMO_UNPAIRED_TESLA)
+        self.by_vin(keyway_tesla::demo::UNPAIRED)
     }
 
     pub fn asleep(&self) -> &keyway::store::VehicleRecord {
@@ -192,7 +192,7 @@ impl Env {
         self.demo
             .vehicles
             .iter()
-            .filter(|v| v.oem == "tesla" && v.oem_id != keyway::demo::DEMO_UNPAIRED_TESLA)
+            .filter(|v| v.oem == "tesla" && v.oem_id != keyway_tesla::demo::UNPAIRED)
             .map(|v| v.id.to_string())
             .collect()
     }
@@ -459,5 +459,32 @@ impl Drop for PgSchema {
             });
         })
         .join();
+    }
+}
+
+/// The demo's mocks as their own types, for their OEM-specific controls.
+pub trait DemoMocks {
+    /// The Tesla mock.
+    fn tesla(&self) -> &keyway_tesla::TeslaMock;
+    /// The BMW mock.
+    fn bmw(&self) -> &keyway_bmw::BmwMock;
+    /// The Volvo mock.
+    fn volvo(&self) -> &keyway_volvo::VolvoMock;
+    /// The GM mock.
+    fn gm(&self) -> &keyway_gm::GmMock;
+}
+
+impl DemoMocks for keyway::demo::Demo {
+    fn tesla(&self) -> &keyway_tesla::TeslaMock {
+        self.mock("tesla")
+    }
+    fn bmw(&self) -> &keyway_bmw::BmwMock {
+        self.mock("bmw")
+    }
+    fn volvo(&self) -> &keyway_volvo::VolvoMock {
+        self.mock("volvo")
+    }
+    fn gm(&self) -> &keyway_gm::GmMock {
+        self.mock("gm")
     }
 }
