@@ -10,16 +10,7 @@ use crate::mock::{BmwMock, BmwMockConfig};
 keyway_adapter::mock_oem!(BmwMock);
 
 /// The BMW mock as keyway's demo and `keyway mock bmw` build it.
-pub static MOCK: Mock = Mock {
-    oem: "bmw",
-    name: "BMW",
-    api_key: None,
-    webhook_secret: None,
-    owner_pin: None,
-    read_only: &[],
-    showcase: &[],
-    build,
-};
+pub static MOCK: Mock = Mock::new("bmw", "BMW", build);
 
 fn build(f: &Section, s: &MockSettings) -> Result<Arc<dyn MockOem>, String> {
     Ok(Arc::new(BmwMock::new(BmwMockConfig {

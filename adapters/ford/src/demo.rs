@@ -10,16 +10,7 @@ use crate::mock::{FordMock, FordMockConfig};
 keyway_adapter::mock_oem!(FordMock);
 
 /// The Ford mock as keyway's demo and `keyway mock ford` build it.
-pub static MOCK: Mock = Mock {
-    oem: "ford",
-    name: "Ford",
-    api_key: None,
-    webhook_secret: None,
-    owner_pin: None,
-    read_only: &[],
-    showcase: &[],
-    build,
-};
+pub static MOCK: Mock = Mock::new("ford", "Ford", build);
 
 fn build(f: &Section, s: &MockSettings) -> Result<Arc<dyn MockOem>, String> {
     Ok(Arc::new(FordMock::new(FordMockConfig {

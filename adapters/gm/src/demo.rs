@@ -10,16 +10,7 @@ use crate::mock::{GmMock, GmMockConfig};
 keyway_adapter::mock_oem!(GmMock);
 
 /// The GM mock as keyway's demo and `keyway mock gm` build it.
-pub static MOCK: Mock = Mock {
-    oem: "gm",
-    name: "GM",
-    api_key: None,
-    webhook_secret: None,
-    owner_pin: None,
-    read_only: &[],
-    showcase: &[],
-    build,
-};
+pub static MOCK: Mock = Mock::new("gm", "GM", build);
 
 fn build(f: &Section, s: &MockSettings) -> Result<Arc<dyn MockOem>, String> {
     Ok(Arc::new(GmMock::new(GmMockConfig {

@@ -20,17 +20,13 @@ pub const CCS2_CAR: &str = "KMHKR81CFNU000001";
 
 /// The Hyundai/Kia mock as keyway's demo and `keyway mock hyundai` build it.
 pub static MOCK: Mock = Mock {
-    oem: "hyundai",
-    name: "Hyundai/Kia",
     api_key: Some(STAMP),
-    webhook_secret: None,
     owner_pin: Some(OWNER_PIN),
-    read_only: &[],
     showcase: &[Showcase {
         vin: None,
         line: "  # the IONIQ 5 (CCS2) unlocks with its owner's PIN {pin}, set at start: PUT /v1/accounts/{account}/pin '{\"pin\": \"0000\"}' makes it 422 pin_rejected",
     }],
-    build,
+    ..Mock::new("hyundai", "Hyundai/Kia", build)
 };
 
 fn build(f: &Section, s: &MockSettings) -> Result<Arc<dyn MockOem>, String> {

@@ -17,11 +17,7 @@ pub const READ_ONLY: &str = "JTMAB3FV0ND000001";
 
 /// The Smartcar mock as keyway's demo and `keyway mock smartcar` build it.
 pub static MOCK: Mock = Mock {
-    oem: "smartcar",
-    name: "Smartcar",
-    api_key: None,
     webhook_secret: Some(MANAGEMENT_TOKEN),
-    owner_pin: None,
     read_only: &[READ_ONLY],
     showcase: &[
         Showcase {
@@ -33,7 +29,7 @@ pub static MOCK: Mock = Mock {
             line: "  curl -s -X POST {base}/v1/vehicles/{id}/unlock {auth} -H 'Prefer: wait=60'   # Smartcar reads this one but cannot command it: failed, not_capable",
         },
     ],
-    build,
+    ..Mock::new("smartcar", "Smartcar", build)
 };
 
 fn build(f: &Section, s: &MockSettings) -> Result<Arc<dyn MockOem>, String> {

@@ -16,17 +16,11 @@ pub const UNPAIRED: &str = "5YJYGDEE5MF000003";
 
 /// The Tesla mock as keyway's demo and `keyway mock tesla` build it.
 pub static MOCK: Mock = Mock {
-    oem: "tesla",
-    name: "Tesla",
-    api_key: None,
-    webhook_secret: None,
-    owner_pin: None,
-    read_only: &[],
     showcase: &[Showcase {
         vin: Some(UNPAIRED),
         line: "  curl -s -X POST {base}/v1/vehicles/{id}/lock {auth} -H 'Prefer: wait=60'   # Tesla key not paired: 409 with the pairing link",
     }],
-    build,
+    ..Mock::new("tesla", "Tesla", build)
 };
 
 /// The fleet's cars (paired with the application key but the unpaired one) and the

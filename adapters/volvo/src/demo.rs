@@ -14,14 +14,8 @@ pub const API_KEY: &str = "vcc-demo-key";
 
 /// The Volvo mock as keyway's demo and `keyway mock volvo` build it.
 pub static MOCK: Mock = Mock {
-    oem: "volvo",
-    name: "Volvo",
     api_key: Some(API_KEY),
-    webhook_secret: None,
-    owner_pin: None,
-    read_only: &[],
-    showcase: &[],
-    build,
+    ..Mock::new("volvo", "Volvo", build)
 };
 
 fn build(f: &Section, s: &MockSettings) -> Result<Arc<dyn MockOem>, String> {

@@ -19,10 +19,6 @@ pub const OWNER_SPIN: &str = "4711";
 
 /// The Volkswagen mock as keyway's demo and `keyway mock vw` build it.
 pub static MOCK: Mock = Mock {
-    oem: "vw",
-    name: "Volkswagen",
-    api_key: None,
-    webhook_secret: None,
     owner_pin: Some(OWNER_SPIN),
     read_only: &[READ_ONLY],
     showcase: &[
@@ -35,7 +31,7 @@ pub static MOCK: Mock = Mock {
             line: "  curl -s -X POST {base}/v1/vehicles/{id}/lock {auth} -H 'Prefer: wait=60'   # its remote access is not active (see its capabilities): 422 not_capable",
         },
     ],
-    build,
+    ..Mock::new("vw", "Volkswagen", build)
 };
 
 fn build(f: &Section, s: &MockSettings) -> Result<Arc<dyn MockOem>, String> {

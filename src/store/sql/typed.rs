@@ -11,8 +11,10 @@ use sqlx::{Database, Decode, Encode, Type};
 use crate::ids::{CommandId, OemId, TenantId, VehicleId};
 use crate::store::{AccountStatus, CommandStatus, DeliveryStatus, EventTypes, Kind, RelockState};
 
+/// Makes each type a text column: `to` writes a value's text, `from` reads it back
+/// (`None`: no value has that text, refused when read).
 macro_rules! text_column {
-    ($($t:ty),*) => {$(
+    ($($t:ty: $to:expr, $from:expr;)*) => {$(
         impl Type<Any> for $t {
             fn type_info() -> AnyTypeInfo {
                 <String as Type<Any>>::type_info()
@@ -24,78 +26,33 @@ macro_rules! text_column {
                 &self,
                 buf: &mut <Any as Database>::ArgumentBuffer,
             ) -> Result<IsNull, BoxDynError> {
-                <String as Encode<'_, Any>>::encode(self.to_string(), buf)
+                let to: fn(&$t) -> String = $to;
+                <String as Encode<'_, Any>>::encode(to(self), buf)
             }
         }
 
         impl<'r> Decode<'r, Any> for $t {
             fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-                <String as Decode<'r, Any>>::decode(value).map(Self::from)
+                let text = <String as Decode<'r, Any>>::decode(value)?;
+                let from: fn(&str) -> Option<$t> = $from;
+                from(&text).ok_or_else(|| format!("no such value: {text:?}").into())
             }
         }
     )*};
 }
 
-text_column!(VehicleId, CommandId, TenantId, OemId);
-
-macro_rules! enum_column {
-    ($($t:ty: $parse:expr),* $(,)?) => {$(
-        impl Type<Any> for $t {
-            fn type_info() -> AnyTypeInfo {
-                <String as Type<Any>>::type_info()
-            }
-        }
-
-        impl Encode<'_, Any> for $t {
-            fn encode_by_ref(
-                &self,
-                buf: &mut <Any as Database>::ArgumentBuffer,
-            ) -> Result<IsNull, BoxDynError> {
-                <String as Encode<'_, Any>>::encode(self.as_text(), buf)
-            }
-        }
-
-        impl<'r> Decode<'r, Any> for $t {
-            fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-                let name = <String as Decode<'r, Any>>::decode(value)?;
-                let parse: fn(&str) -> Option<$t> = $parse;
-                parse(&name).ok_or_else(|| format!("no such value: {name:?}").into())
-            }
-        }
-    )*};
+text_column! {
+    VehicleId: |v| v.to_string(), |s| Some(s.into());
+    CommandId: |v| v.to_string(), |s| Some(s.into());
+    TenantId: |v| v.to_string(), |s| Some(s.into());
+    OemId: |v| v.to_string(), |s| Some(s.into());
+    AccountStatus: |v| v.as_str().to_string(), |s| s.parse().ok();
+    CommandStatus: |v| v.as_str().to_string(), |s| s.parse().ok();
+    RelockState: |v| v.as_str().to_string(), |s| s.parse().ok();
+    DeliveryStatus: |v| v.as_str().to_string(), |s| s.parse().ok();
+    Kind: |v| v.as_str().to_string(), Kind::parse;
+    EventTypes: EventTypes::as_text, EventTypes::parse;
 }
-
-/// The stored form of a state enum.
-trait AsText {
-    fn as_text(&self) -> String;
-}
-
-macro_rules! named {
-    ($($t:ty),*) => {$(
-        impl AsText for $t {
-            fn as_text(&self) -> String {
-                self.as_str().to_string()
-            }
-        }
-    )*};
-}
-
-named!(
-    AccountStatus,
-    CommandStatus,
-    RelockState,
-    DeliveryStatus,
-    Kind
-);
-
-enum_column!(
-    AccountStatus: |s| s.parse().ok(),
-    CommandStatus: |s| s.parse().ok(),
-    RelockState: |s| s.parse().ok(),
-    DeliveryStatus: |s| s.parse().ok(),
-    Kind: Kind::parse,
-    EventTypes: EventTypes::parse,
-);
 
 #[cfg(test)]
 mod tests {

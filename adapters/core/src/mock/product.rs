@@ -166,6 +166,23 @@ pub struct Mock {
     pub build: Build,
 }
 
+impl Mock {
+    /// A mock with no keys, no PIN, no read-only cars and no banner lines of its own
+    /// (`..Mock::new(…)` fills in what an OEM does not set).
+    pub const fn new(oem: &'static str, name: &'static str, build: Build) -> Self {
+        Self {
+            oem,
+            name,
+            api_key: None,
+            webhook_secret: None,
+            owner_pin: None,
+            read_only: &[],
+            showcase: &[],
+            build,
+        }
+    }
+}
+
 /// How a mock is built from its part of a fleet (an error names what did not read).
 pub type Build = fn(&Section, &MockSettings) -> Result<Arc<dyn MockOem>, String>;
 
