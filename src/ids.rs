@@ -105,12 +105,6 @@ macro_rules! id_type {
             }
         }
 
-        impl From<&String> for $name {
-            fn from(s: &String) -> Self {
-                Self(s.clone())
-            }
-        }
-
         impl From<$name> for String {
             fn from(id: $name) -> String {
                 id.0

@@ -298,14 +298,15 @@ impl Commands {
             return;
         };
         let mut record = run.record;
-        verdict.conclude(&mut record, self.clock.now());
+        let t = self.clock.now();
+        verdict.conclude(&mut record, t);
         record.retry_at = None;
         let status = record.status;
         tracing::info!(command = %record.id, status = status.as_str(), "outcome resolved");
         self.write_outcome(
             &record,
             Some(&vehicle),
-            CommandEvent::new(Kind::CommandResolved, &record, self.clock.now()),
+            CommandEvent::new(Kind::CommandResolved, &record, t),
             &format!("resolved:{}", status.as_str()),
         )
         .await;

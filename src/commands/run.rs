@@ -197,8 +197,9 @@ impl<'a> Run<'a> {
         let quota = &oem.oem.commands;
         let started = tokio::time::Instant::now();
         loop {
-            self.record.sent_at = Some(self.shared.clock.now());
-            self.record.updated_at = self.shared.clock.now();
+            let t = self.shared.clock.now();
+            self.record.sent_at = Some(t);
+            self.record.updated_at = t;
             if let Err(e) = self.shared.store.update_command(&self.record).await {
                 self.record.sent_at = None;
                 return Err(e.into());

@@ -179,6 +179,8 @@ impl Commands {
         if let Some(v) = vehicle {
             crate::metrics::command(&v.oem, record.action.as_str(), record.status.as_str());
         }
+        // The audit entry and the event stand for one moment.
+        let at = self.clock.now();
         let audit = crate::audit::entry(
             &crate::audit::Decision {
                 actor: &record.caller,
@@ -189,10 +191,10 @@ impl Commands {
                 detail: record.error_code.map(|c| c.as_str()),
                 ..Default::default()
             },
-            self.clock.now(),
+            at,
         );
         let kind = event.kind().as_str();
-        let event = Events::record(&event, self.clock.now());
+        let event = Events::record(&event, at);
         let hooks = self.events.hooks_for(&event).await;
         let mut backoff = crate::clock::Backoff::new(Duration::from_millis(100), MAX_WRITE_PAUSE);
         loop {

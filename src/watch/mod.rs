@@ -235,7 +235,7 @@ impl Watches {
             .into_iter()
             .map(|w| w.vehicle_id)
             .collect();
-        let grants = self.store.grants_in_use(self.clock.now()).await?;
+        let grants = self.store.grants_in_use(t).await?;
         let ids = |hot_only: bool| {
             let mut ids: Vec<VehicleId> = grants
                 .iter()
