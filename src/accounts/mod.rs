@@ -196,17 +196,19 @@ impl Accounts {
                 oauth::authorization(entry, &self.redirect_uri)?,
                 self.redirect_uri.clone(),
             ),
-            // The OEM's own app login: the OEM says where, and picks the state; no PKCE.
+            // The OEM's own app login: the adapter says where (with keyway's state and
+            // PKCE challenge, or the OEM's own state); the verifier waits sealed.
             Some(redirect_uri) => {
+                let (link, verifier) = oauth::app_link();
                 let login = entry
                     .adapter
-                    .app_login(&entry.auth_http, entry.config.login_base())
+                    .app_login(&entry.auth_http, entry.config.login_base(), &link)
                     .await
                     .map_err(|e| TokenError::from(OemFailure::new(oem, e)))?;
                 let auth = oauth::Authorization {
                     url: login.url,
                     state: login.state,
-                    verifier: Secret::new(""),
+                    verifier,
                 };
                 (auth, redirect_uri.to_string())
             }
@@ -310,9 +312,15 @@ impl Accounts {
             return Err(AccountError::NoGrant);
         }
         let entry = self.enabled(&link.oem)?;
+        let verifier = self.sealer.open(&link.verifier, &verifier_aad(&hash))?;
         let granted = entry
             .adapter
-            .finish_app_login(&entry.auth_http, entry.config.auth_base(), &params)
+            .finish_app_login(
+                &entry.auth_http,
+                entry.config.auth_base(),
+                &params,
+                &verifier,
+            )
             .await
             .map_err(|e| match e {
                 OemError::Unauthorized { .. }

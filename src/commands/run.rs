@@ -115,6 +115,12 @@ impl<'a> Run<'a> {
                 .await;
             match answer {
                 Ok(Sent::Completed) => return Outcome::Succeeded,
+                // Taken, and the OEM will say nothing more: the car's lock state decides.
+                Ok(Sent::Accepted) => {
+                    return self
+                        .observe("the OEM took it and reports no outcome of its commands")
+                        .await;
+                }
                 Ok(Sent::Pending(pending)) => {
                     self.record.oem_handle = Some(pending.clone());
                     self.record.updated_at = self.shared.clock.now();

@@ -213,8 +213,8 @@ async fn run(a: &dyn Adapter, op: Operation, cx: &Call, v: &VehicleRef) -> Resul
         Operation::Security | Operation::Error => json!(a.security(cx, v).await?),
         Operation::Command => sent(a.send(cx, v, Command::Lock).await?),
         Operation::Poll => match a.send(cx, v, Command::Lock).await? {
-            Sent::Completed => json!({"sent": "completed"}),
             Sent::Pending(p) => progress(a, a.poll(cx, v, Command::Lock, &p).await?),
+            s => sent(s),
         },
         Operation::Wake => {
             a.wake(cx, v).await?;
@@ -248,6 +248,7 @@ async fn located(a: &dyn Adapter, cx: &Call, v: &VehicleRef) -> Result<Value, Oe
 fn sent(s: Sent) -> Value {
     match s {
         Sent::Completed => json!({"sent": "completed"}),
+        Sent::Accepted => json!({"sent": "accepted"}),
         Sent::Pending(Pending {
             handle,
             poll_after_ms,

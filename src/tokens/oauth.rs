@@ -1,7 +1,8 @@
 //! The client side of each OEM's OAuth server, driven by the adapter's `OAuthProfile`
 //! (data, not code): the authorization URL with PKCE (S256) and a random `state`, the
 //! code exchange (both through the `oauth2` crate, over keyway's own HTTP stack), the
-//! optional RFC 8693 token exchange some OEMs add after it, and the refresh grant.
+//! optional RFC 8693 token exchange some OEMs add after it, and the refresh grant (RFC
+//! 6749's form, or an OEM's own JSON body where its profile says so).
 //!
 //! The refresh grant is written by hand on purpose: OEMs answer a dead refresh token in
 //! their own shapes (Tesla `401 login_required`, Ford `400 {"errorCode":"460"}`, …), so
@@ -14,7 +15,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http::{Method, Request, header};
 use keyway_adapter::http::{join, parse_json};
-use keyway_adapter::{ClientAuth, Delivered, OemError, Secret};
+use keyway_adapter::{ClientAuth, Delivered, OemError, RefreshGrant, Secret};
 use oauth2::basic::BasicClient;
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
@@ -86,6 +87,17 @@ pub fn authorization(oem: &Oem, redirect_uri: &str) -> Result<Authorization, Tok
         state: Secret::new(state.secret().clone()),
         verifier: Secret::new(verifier.secret().clone()),
     })
+}
+
+/// A fresh `state` and PKCE pair for an app login, drawn as [`authorization`] draws the
+/// code flow's: what the adapter may put in the login URL, and the verifier keyway keeps.
+pub fn app_link() -> (keyway_adapter::LinkSecrets, Secret) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let link = keyway_adapter::LinkSecrets {
+        state: Secret::new(CsrfToken::new_random().secret().clone()),
+        code_challenge: challenge.as_str().to_string(),
+    };
+    (link, Secret::new(verifier.secret().clone()))
 }
 
 /// Exchanges an authorization code (and, where the OEM's profile says so, the token
@@ -258,15 +270,18 @@ pub async fn token_exchange(oem: &Oem, subject: &Secret) -> Result<Granted, OemE
     }
 }
 
-/// Redeems a refresh token.
+/// Redeems a refresh token, as the profile's [`RefreshGrant`] says.
 pub async fn refresh(oem: &Oem, refresh_token: &Secret) -> Result<Granted, RefreshFailure> {
-    let req = token_request(
-        oem,
-        vec![
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.expose()),
-        ],
-    )
+    let req = match oem.adapter.info().oauth.refresh {
+        RefreshGrant::Form => token_request(
+            oem,
+            vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token.expose()),
+            ],
+        ),
+        RefreshGrant::Json { field } => json_refresh(oem, field, refresh_token),
+    }
     .map_err(RefreshFailure::Oem)?;
     let resp = oem
         .auth_http
@@ -274,6 +289,27 @@ pub async fn refresh(oem: &Oem, refresh_token: &Secret) -> Result<Granted, Refre
         .await
         .map_err(|e| RefreshFailure::Oem(e.into()))?;
     read_refresh(&resp)
+}
+
+/// An OEM's own refresh request: `{"<field>": refresh token}` as JSON, no client
+/// credentials.
+fn json_refresh(
+    oem: &Oem,
+    field: &str,
+    refresh_token: &Secret,
+) -> Result<Request<Bytes>, OemError> {
+    let url = join(oem.config.auth_base(), oem.adapter.info().oauth.token_path);
+    let body = serde_json::json!({ field: refresh_token.expose() });
+    Request::builder()
+        .method(Method::POST)
+        .uri(&url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json")
+        .body(Bytes::from(body.to_string()))
+        .map_err(|e| OemError::Transport {
+            detail: format!("the token request could not be built: {e}"),
+            delivered: Delivered::No,
+        })
 }
 
 /// Reads the token endpoint's answer to a refresh grant (also `keyway replay … token`):

@@ -59,6 +59,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
             "remote_services",
         ],
         client_auth: ClientAuth::Basic,
+        refresh: keyway_adapter::RefreshGrant::Form,
         rotating_refresh: true,
         default_access_ttl: Duration::from_secs(28_799),
         token_exchange: false,

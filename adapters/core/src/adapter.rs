@@ -96,23 +96,27 @@ pub trait Adapter: Send + Sync + 'static {
     }
 
     /// Where an owner logs in, for an OEM whose profile links through its own app
-    /// ([`crate::Linking::App`]): asked of the OEM at `login_base` over `http` (no
-    /// token yet). Default: the OEM links with the code flow.
+    /// ([`crate::Linking::App`]): built from `link` (keyway's fresh `state` and PKCE
+    /// challenge) or asked of the OEM at `login_base` over `http` (no token yet).
+    /// Default: the OEM links with the code flow.
     async fn app_login(
         &self,
         _http: &crate::Http,
         _login_base: &str,
+        _link: &crate::LinkSecrets,
     ) -> Result<crate::AppLogin, OemError> {
         not_capable("link through an app login")
     }
 
-    /// Trades an app login's redirect (its parameters: `state`, `code`, …) for the
-    /// account's tokens at `auth_base`. Default: the OEM links with the code flow.
+    /// Trades an app login's redirect (its parameters: `state`, `code`, …) and the
+    /// link's PKCE `verifier` for the account's tokens at `auth_base`. Default: the OEM
+    /// links with the code flow.
     async fn finish_app_login(
         &self,
         _http: &crate::Http,
         _auth_base: &str,
         _redirect: &[(String, String)],
+        _verifier: &crate::Secret,
     ) -> Result<crate::Tokens, OemError> {
         not_capable("link through an app login")
     }

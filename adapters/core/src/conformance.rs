@@ -164,6 +164,22 @@ pub async fn reports_refusal(h: &Harness) {
     let v = h.first_vehicle();
     h.mock.set_locked(&v.oem_id, true);
     h.mock.set_refusing(&v.oem_id, true);
+    if h.adapter.info().command_mode == crate::CommandMode::Observed {
+        // The OEM takes it and never reports the refusal: the car stays as it was, and
+        // its lock state, read after the command had time to run, says so.
+        let sent = h.adapter.send(&h.call(), &v, Command::Unlock).await;
+        assert_eq!(sent, Ok(crate::Sent::Accepted), "{sent:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        h.mock.set_refusing(&v.oem_id, false);
+        let read = h.adapter.security(&h.call(), &v).await.expect("security");
+        assert_eq!(
+            read.locked,
+            Some(true),
+            "a refused unlock must leave the car locked"
+        );
+        assert!(h.mock.locked(&v.oem_id));
+        return;
+    }
     let result = drive(h.adapter.as_ref(), &h.call(), &v, Command::Unlock).await;
     h.mock.set_refusing(&v.oem_id, false);
     assert!(

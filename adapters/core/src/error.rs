@@ -182,6 +182,30 @@ impl OemError {
         }
     }
 
+    /// This error, from a request made before a command (a check of the owner's PIN):
+    /// whatever it leaves open about its own request, the command itself was not sent.
+    pub fn before_the_command(self) -> Self {
+        match self {
+            OemError::Upstream { status, detail, .. } => OemError::Upstream {
+                status,
+                detail,
+                delivered: Delivered::No,
+            },
+            OemError::Timeout { .. } => OemError::Timeout {
+                delivered: Delivered::No,
+            },
+            OemError::Transport { detail, .. } => OemError::Transport {
+                detail,
+                delivered: Delivered::No,
+            },
+            OemError::InvalidResponse { detail, .. } => OemError::InvalidResponse {
+                detail,
+                delivered: Delivered::No,
+            },
+            e => e,
+        }
+    }
+
     /// A short stable name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {

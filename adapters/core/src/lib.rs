@@ -41,7 +41,7 @@ pub use adapter::Adapter;
 pub use error::{Delivered, OemError};
 pub use exchange::{Exchanges, Route};
 pub use http::{Call, Http, TransportError};
-pub use login::{AppLogin, Linking, Tokens};
+pub use login::{AppLogin, LinkSecrets, Linking, Tokens};
 pub use push::{PushError, Pushed, PushedState};
 pub use secret::Secret;
 pub use types::*;

@@ -4,14 +4,17 @@
 //! redirect's fragment carries for tokens at its own endpoint).
 //!
 //! keyway drives it in three steps, the adapter translating each:
-//! 1. [`crate::Adapter::app_login`] asks the OEM where the owner logs in; the OEM picks
-//!    the `state` (keyway keeps it as the link's single-use credential).
+//! 1. [`crate::Adapter::app_login`] names where the owner logs in. keyway draws a
+//!    `state` and a PKCE pair for every link ([`LinkSecrets`]); an OEM whose app runs
+//!    the code flow with PKCE at the identity server (Škoda) puts them in the login URL,
+//!    one whose backend starts the login picks its own `state` (the Volkswagen BFF).
+//!    keyway keeps the `state` as the link's single-use credential, the verifier sealed.
 //! 2. The owner logs in; the app that shows the login (the delivery service's) catches
 //!    the redirect to [`Linking::App`]'s URI and hands the whole URL to keyway
 //!    (`POST /v1/oauth/callback`).
-//! 3. [`crate::Adapter::finish_app_login`] trades the redirect's parameters for the
-//!    account's tokens. From then on the tokens refresh at the profile's token path like
-//!    any OEM's.
+//! 3. [`crate::Adapter::finish_app_login`] trades the redirect's parameters (and the
+//!    link's PKCE verifier) for the account's tokens. From then on the tokens refresh at
+//!    the profile's token path like any OEM's.
 //!
 //! An aggregator whose API calls carry the application's own token (Smartcar API v3)
 //! links owners with the code flow's redirect but no code exchange: the redirect names
@@ -61,12 +64,24 @@ impl Linking {
     }
 }
 
+/// What keyway draws for each app login, for an adapter that builds the login URL
+/// itself: the `state` the redirect must bring back, and the PKCE (RFC 7636) S256
+/// challenge of the verifier keyway keeps until the finish.
+#[derive(Debug)]
+pub struct LinkSecrets {
+    /// A fresh, unguessable `state`.
+    pub state: Secret,
+    /// `BASE64URL(SHA256(verifier))`, unpadded.
+    pub code_challenge: String,
+}
+
 /// Where the owner logs in, as the OEM said.
 #[derive(Debug)]
 pub struct AppLogin {
     /// The login page.
     pub url: String,
-    /// The OEM's `state` in it (the redirect brings it back).
+    /// The `state` in it (the redirect brings it back): the OEM's, or keyway's
+    /// [`LinkSecrets::state`].
     pub state: Secret,
 }
 

@@ -30,6 +30,10 @@ pub enum CommandMode {
     Sync,
     /// The OEM accepts the command and the client polls for the outcome (GM, Ford, ...).
     Async,
+    /// The OEM accepts the command and reports no outcome a client can ask for (Škoda's
+    /// backend tells its app over MQTT, which keyway does not subscribe to): keyway
+    /// decides from the car's lock state observed after the send ([`Sent::Accepted`]).
+    Observed,
 }
 
 /// Whether a car's modem can be reached now, as the OEM reports it without waking it.
@@ -64,6 +68,8 @@ pub struct OAuthProfile {
     pub scopes: &'static [&'static str],
     /// How the client authenticates at the token endpoint.
     pub client_auth: ClientAuth,
+    /// How a refresh token is redeemed there.
+    pub refresh: RefreshGrant,
     /// Whether refresh tokens rotate (each refresh returns a new one; the old dies).
     pub rotating_refresh: bool,
     /// Access-token lifetime to assume when the OEM omits `expires_in`.
@@ -72,6 +78,20 @@ pub struct OAuthProfile {
     pub token_exchange: bool,
     /// How owners link: the code flow, or the OEM's own app login ([`crate::login`]).
     pub linking: crate::Linking,
+}
+
+/// How a refresh token is redeemed at the profile's token path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshGrant {
+    /// RFC 6749 §6: a form with `grant_type=refresh_token`, as the client authenticates.
+    Form,
+    /// The OEM's own: a JSON body `{"<field>": "<refresh token>"}` and no client
+    /// credentials (Škoda's `refresh-token?tokenType=CONNECT` takes `{"token"}`), the
+    /// tokens answered in camel case.
+    Json {
+        /// The body's one member.
+        field: &'static str,
+    },
 }
 
 /// An OEM's published limits, as defaults (operators may override them).
@@ -323,6 +343,10 @@ pub enum Sent {
     Completed,
     /// The OEM accepted the command; poll with the handle.
     Pending(Pending),
+    /// The OEM accepted the command and will report nothing more of it (an OEM of
+    /// [`CommandMode::Observed`]): only the car's lock state observed after the send can
+    /// show it ran; never that it failed.
+    Accepted,
 }
 
 /// The answer to polling an asynchronous command.

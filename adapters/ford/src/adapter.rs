@@ -47,6 +47,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         token_path: "/oauth2/v2.0/token",
         scopes: &["openid", "offline_access", "access"],
         client_auth: ClientAuth::Body,
+        refresh: keyway_adapter::RefreshGrant::Form,
         rotating_refresh: true,
         default_access_ttl: Duration::from_secs(1200),
         token_exchange: true,

@@ -49,6 +49,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         token_path: "/oauth2/v2.0/token",
         scopes: &["openid", "offline_access", "onstar"],
         client_auth: ClientAuth::Body,
+        refresh: keyway_adapter::RefreshGrant::Form,
         rotating_refresh: false,
         default_access_ttl: Duration::from_secs(1800),
         token_exchange: true,

@@ -52,6 +52,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         token_path: "/api/v1/user/oauth2/token",
         scopes: &["url.login"],
         client_auth: ClientAuth::Basic,
+        refresh: keyway_adapter::RefreshGrant::Form,
         rotating_refresh: false,
         default_access_ttl: Duration::from_secs(86_400),
         token_exchange: true,

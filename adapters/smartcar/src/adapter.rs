@@ -64,6 +64,7 @@ const DECLARED: AdapterInfo = AdapterInfo {
             "control_security",
         ],
         client_auth: ClientAuth::Basic,
+        refresh: keyway_adapter::RefreshGrant::Form,
         // "Refresh tokens expire … after 1 minute when used to fetch a new token pair."
         rotating_refresh: true,
         default_access_ttl: Duration::from_secs(7200),
@@ -96,6 +97,7 @@ pub static INFO_V3: AdapterInfo = AdapterInfo {
     oauth: OAuthProfile {
         token_path: "/oauth2/token",
         client_auth: ClientAuth::Body,
+        refresh: keyway_adapter::RefreshGrant::Form,
         rotating_refresh: false,
         default_access_ttl: Duration::from_secs(100 * 365 * 24 * 3600),
         linking: Linking::Owner { param: "user_id" },

@@ -47,6 +47,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
             "vehicle_cmds",
         ],
         client_auth: ClientAuth::Body,
+        refresh: keyway_adapter::RefreshGrant::Form,
         rotating_refresh: true,
         default_access_ttl: Duration::from_secs(8 * 3600),
         token_exchange: false,

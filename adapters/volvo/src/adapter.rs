@@ -51,6 +51,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
             "location:read",
         ],
         client_auth: ClientAuth::Basic,
+        refresh: keyway_adapter::RefreshGrant::Form,
         rotating_refresh: false,
         default_access_ttl: Duration::from_secs(1799),
         token_exchange: false,

@@ -25,8 +25,9 @@ use http::Response;
 use keyway_adapter::http::{body_excerpt, check, fix, join, no_fix, parse_body, status_error};
 use keyway_adapter::{
     Adapter, AdapterInfo, AppLogin, Call, Capability, ClientAuth, Command, CommandMode, Delivered,
-    Door, DoorPosition, Http, Limits, Linking, Location, OAuthProfile, OemError, OemTiming,
-    OemVehicle, Pending, Progress, SecurityState, Sent, Stamps, Tokens, VehicleRef,
+    Door, DoorPosition, Http, Limits, LinkSecrets, Linking, Location, OAuthProfile, OemError,
+    OemTiming, OemVehicle, Pending, Progress, Secret, SecurityState, Sent, Stamps, Tokens,
+    VehicleRef,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -55,6 +56,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
         token_path: "/login/v1/idk/token",
         scopes: &["openid", "profile", "badge", "cars", "dealers", "vin"],
         client_auth: ClientAuth::Body,
+        refresh: keyway_adapter::RefreshGrant::Form,
         rotating_refresh: true,
         default_access_ttl: Duration::from_secs(3600),
         token_exchange: false,
@@ -534,7 +536,13 @@ impl Adapter for VwAdapter {
         parse_progress(self.get(cx, &path).await?.body(), &p.handle)
     }
 
-    async fn app_login(&self, http: &Http, login_base: &str) -> Result<AppLogin, OemError> {
+    /// The BFF starts the login and picks its `state`; no PKCE (keyway's `_link` unused).
+    async fn app_login(
+        &self,
+        http: &Http,
+        login_base: &str,
+        _link: &LinkSecrets,
+    ) -> Result<AppLogin, OemError> {
         crate::login::start(http, login_base).await
     }
 
@@ -543,6 +551,7 @@ impl Adapter for VwAdapter {
         http: &Http,
         auth_base: &str,
         redirect: &[(String, String)],
+        _verifier: &Secret,
     ) -> Result<Tokens, OemError> {
         crate::login::finish(http, auth_base, redirect).await
     }

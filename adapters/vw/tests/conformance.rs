@@ -67,7 +67,15 @@ async fn the_app_login_trades_the_redirect_for_tokens_once() {
     let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let adapter = VwAdapter::new(server.url());
     let http = loopback_http();
-    let login = adapter.app_login(&http, &server.url()).await.unwrap();
+    let link = keyway_adapter::LinkSecrets {
+        state: Secret::new("unused"),
+        code_challenge: "unused".into(),
+    };
+    let login = adapter
+        .app_login(&http, &server.url(), &link)
+        .await
+        .unwrap();
+    assert_ne!(login.state.expose(), "unused", "the BFF picks the state");
     assert!(login.url.contains("/oidc/v1/authorize?"), "{}", login.url);
     // The owner logs in (the mock consents at once) and the browser is sent to the app.
     let req = http::Request::get(&login.url)
@@ -82,7 +90,7 @@ async fn the_app_login_trades_the_redirect_for_tokens_once() {
         Some(login.state.expose())
     );
     let tokens = adapter
-        .finish_app_login(&http, &server.url(), &params)
+        .finish_app_login(&http, &server.url(), &params, &Secret::new(""))
         .await
         .unwrap();
     assert!(tokens.refresh_token.is_some());
@@ -95,7 +103,7 @@ async fn the_app_login_trades_the_redirect_for_tokens_once() {
     };
     assert_eq!(adapter.vehicles(&cx).await.unwrap().len(), 2);
     let again = adapter
-        .finish_app_login(&http, &server.url(), &params)
+        .finish_app_login(&http, &server.url(), &params, &Secret::new(""))
         .await;
     assert!(
         matches!(again, Err(OemError::Unauthorized { .. })),

@@ -276,10 +276,11 @@ impl World {
 /// How one simulated OEM behaves.
 #[derive(Clone, Copy, Debug)]
 pub struct Style {
-    /// Sync (Tesla-like: the answer is the outcome; asleep answers 408) or async
-    /// (BMW-like: an event id to poll; a sleeping car queues the command).
+    /// Sync (Tesla-like: the answer is the outcome; asleep answers 408), async
+    /// (BMW-like: an event id to poll; a sleeping car queues the command) or observed
+    /// (Škoda-like: taken, queued like async, and no outcome ever reported).
     pub mode: CommandMode,
-    /// Async: the car executes this long after the OEM accepted.
+    /// Async and observed: the car executes this long after the OEM accepted.
     pub stage: Duration,
     /// The most any car's state lags.
     pub max_lag: Duration,
@@ -308,7 +309,7 @@ impl Style {
     pub fn car_timing(&self, rng: &mut Rng) -> CarTiming {
         CarTiming {
             state_lag_ms: rng.between(0, self.max_lag.as_millis() as u64),
-            queue_ms: if self.mode == CommandMode::Async {
+            queue_ms: if self.mode != CommandMode::Sync {
                 rng.between(0, self.max_queue.as_millis() as u64)
             } else {
                 0
@@ -550,7 +551,7 @@ impl Adapter for SimOem {
         }
         let after = match self.style.mode {
             CommandMode::Sync => Duration::ZERO,
-            CommandMode::Async => self.style.stage,
+            CommandMode::Async | CommandMode::Observed => self.style.stage,
         };
         let fault = DeliveryFault {
             late: Duration::from_millis(late),
@@ -593,6 +594,7 @@ impl Adapter for SimOem {
                 handle: delivery.to_string(),
                 poll_after_ms: 1000,
             })),
+            CommandMode::Observed => Ok(Sent::Accepted),
             CommandMode::Sync => match self.world.garage.delivery(&vin, delivery) {
                 Some(Delivery::Executed) => Ok(Sent::Completed),
                 // The car did not answer in time (late delivery): undecided.
