@@ -1353,8 +1353,10 @@ async fn the_state_answers_every_signal_and_says_why_one_is_missing() {
 }
 
 /// A car its OEM says it cannot command (Smartcar's COMPATIBILITY for a make it cannot
-/// unlock): the first unlock fails `not_capable`, keyway keeps that with the car — its
-/// capabilities drop `unlock` — and the next unlock is refused before a command exists.
+/// unlock) when keyway could not learn that beforehand (its compatibility API did not
+/// answer at the link): the first unlock fails `not_capable`, keyway keeps that with
+/// the car — its capabilities drop `unlock` — and the next unlock is refused before a
+/// command exists.
 #[tokio::test]
 async fn what_an_oem_says_a_car_cannot_do_is_kept_with_the_car() {
     let env = Env::builder().mocks(&["smartcar"]).start().await;
@@ -1366,6 +1368,19 @@ async fn what_an_oem_says_a_car_cannot_do_is_kept_with_the_car() {
         .expect("the car Smartcar cannot command")
         .id
         .clone();
+    // The link learned it from the compatibility API; forget that, as if it had not
+    // answered.
+    let car = env
+        .get(&format!("/v1/vehicles/{id}"), Some(&env.demo.token))
+        .await;
+    assert_eq!(car.json["capabilities"], json!(["locate", "security"]));
+    env.demo
+        .gateway
+        .store
+        .set_capabilities(&id, None)
+        .await
+        .unwrap();
+    env.demo.gateway.fleet.invalidate_vehicle(&id);
     let path = format!("/v1/vehicles/{id}/unlock");
     let unlock = || {
         env.send(

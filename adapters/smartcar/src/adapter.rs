@@ -114,6 +114,8 @@ pub struct SmartcarAdapter {
     base: String,
     /// The application's token, when calling API v3.
     v3: Option<Arc<AppToken>>,
+    /// The application's credentials for the compatibility API (v2.0), when known.
+    compatibility: Option<crate::compatibility::Compatibility>,
 }
 
 impl SmartcarAdapter {
@@ -122,6 +124,16 @@ impl SmartcarAdapter {
         Self {
             base: base.into(),
             v3: None,
+            compatibility: None,
+        }
+    }
+
+    /// This adapter, asking Smartcar's compatibility API what each car it lists can do
+    /// (as the application `credentials` name).
+    pub fn with_compatibility(self, credentials: crate::compatibility::Compatibility) -> Self {
+        Self {
+            compatibility: Some(credentials),
+            ..self
         }
     }
 
@@ -131,6 +143,7 @@ impl SmartcarAdapter {
         Self {
             base: base.into(),
             v3: Some(Arc::new(AppToken::new(credentials))),
+            compatibility: None,
         }
     }
 
@@ -415,7 +428,11 @@ impl Adapter for SmartcarAdapter {
         for id in ids {
             let attributes = self.get(cx, &format!("/v2.0/vehicles/{id}")).await?;
             let vin = self.get(cx, &format!("/v2.0/vehicles/{id}/vin")).await?;
-            out.push(parse_vehicle(&id, attributes.body(), vin.body())?);
+            let mut vehicle = parse_vehicle(&id, attributes.body(), vin.body())?;
+            if let (Some(c), Some(vin)) = (&self.compatibility, &vehicle.vin) {
+                vehicle.capabilities = c.ask(cx, &self.base, vin, INFO.capabilities).await;
+            }
+            out.push(vehicle);
         }
         Ok(out)
     }

@@ -26,7 +26,7 @@ pub static MOCK: Mock = Mock {
         },
         Showcase {
             vin: Some(READ_ONLY),
-            line: "  curl -s -X POST {base}/v1/vehicles/{id}/unlock {auth} -H 'Prefer: wait=60'   # Smartcar reads this one but cannot command it: failed, not_capable",
+            line: "  curl -s -X POST {base}/v1/vehicles/{id}/unlock {auth} -H 'Prefer: wait=60'   # Smartcar's compatibility API says it cannot command this one: 422 not_capable, nothing sent",
         },
     ],
     ..Mock::new("smartcar", "Smartcar", build)

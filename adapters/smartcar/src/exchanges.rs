@@ -19,6 +19,8 @@ pub static EXCHANGES: Exchanges = Exchanges {
             POST "/v2.0/vehicles/{id}/security"),
         route!("smartcar", "vehicle.json", [], ["vehicles"], "vehicle attributes",
             GET "/v2.0/vehicles/{id}"),
+        route!("smartcar", "compatibility.json", [], ["vehicles"], "compatibility",
+            GET "/v2.0/compatibility"),
     ],
 };
 

@@ -5,6 +5,8 @@
 //!   the lock status (`isLocked`, doors, storage) and location with `sc-data-age` as
 //!   their time, lock and unlock through `POST /security`, and Smartcar's typed errors.
 //! - [`answers`]: Smartcar's typed errors and make names, shared by both versions.
+//! - [`compatibility`]: what each car can do, asked of Smartcar's compatibility API
+//!   when the car is listed (API v2.0).
 //! - [`v3`]: API v3's calls: the application's token with the owner in `sc-user-id`,
 //!   the owner's connections, signals, `command-execution` answers.
 //! - [`signals`]: API v3's signal documents, read wherever a v2.0 answer is expected.
@@ -16,6 +18,7 @@
 
 pub mod adapter;
 pub mod answers;
+pub mod compatibility;
 #[cfg(feature = "mock")]
 pub mod demo;
 pub mod exchanges;
@@ -45,7 +48,14 @@ pub static OEM: keyway_adapter::oem::Oem = keyway_adapter::oem::Oem {
 /// The Smartcar adapter for the configured API version: v2.0 unless `"3"`.
 fn build(b: &keyway_adapter::oem::Build<'_>) -> std::sync::Arc<dyn keyway_adapter::Adapter> {
     if b.api_version != Some("3") {
-        return std::sync::Arc::new(SmartcarAdapter::new(b.base));
+        let mut adapter = SmartcarAdapter::new(b.base);
+        if let Some(secret) = &b.client_secret {
+            adapter = adapter.with_compatibility(compatibility::Compatibility {
+                client_id: b.client_id.to_string(),
+                client_secret: secret.clone(),
+            });
+        }
+        return std::sync::Arc::new(adapter);
     }
     std::sync::Arc::new(SmartcarAdapter::v3(
         b.base,

@@ -12,7 +12,8 @@
 //! car may still act). OAuth comes from the kit with Smartcar's profile: HTTP Basic
 //! client auth, rotating refresh tokens, 400 `invalid_grant`; Connect's redirect names
 //! the owner too (`user_id`, for v3 clients) and `/oauth2/token` grants the application
-//! its own token.
+//! its own token. The compatibility API ([`compatibility`]) says, for the
+//! application's credentials, which cars cannot take `control_security`.
 //!
 //! Webhooks: [`SmartcarMock::vehicle_state`] is the signed `VEHICLE_STATE` Smartcar
 //! would push about a car now, and `POST /__mock/webhooks/deliver {"callback", "event",
@@ -42,6 +43,7 @@ use serde_json::json;
 /// [`vehicle_id`].
 pub use keyway_adapter::mock::garage::Car as MockCar;
 
+pub mod compatibility;
 pub mod v3;
 mod webhooks;
 
@@ -110,6 +112,9 @@ pub struct SmartcarMock {
     /// When owners who never used Connect here connected: an hour before the mock
     /// started.
     started: time::OffsetDateTime,
+    /// The `Authorization` the application's client id and secret make (the
+    /// compatibility API's).
+    app_basic: Arc<String>,
 }
 
 /// Smartcar's id of a car: a UUID-shaped digest of its VIN (stable, so a fleet file
@@ -242,7 +247,17 @@ impl SmartcarMock {
             linking: crate::adapter::INFO_V3.oauth.linking,
             ..crate::adapter::INFO.oauth
         };
+        use base64::Engine;
+        let app_basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                config.login.client_id,
+                config.login.client_secret.as_deref().unwrap_or_default()
+            ))
+        );
         Self {
+            app_basic: Arc::new(app_basic),
             parts: Parts::new(&profile, cars, config.login, Rejection::invalid_grant()),
             listings: Arc::new(listings),
             management_token: Arc::new(config.management_token),
@@ -260,6 +275,7 @@ impl SmartcarMock {
             .route("/v2.0/vehicles/{id}/location", get(location))
             .route("/__mock/state", get(inspect))
             .merge(self.v3_routes())
+            .merge(self.compatibility_routes())
             .merge(self.webhook_routes())
             .with_state(self.clone())
             .merge(self.oauth.token_route("/oauth2/token"));

@@ -73,6 +73,68 @@ async fn a_car_smartcar_cannot_command_says_so() {
     );
 }
 
+/// Smartcar's compatibility API, asked with the application's credentials when the
+/// cars are listed, says beforehand which car cannot lock or unlock: it is listed with
+/// `locate` and `security` only. With credentials Smartcar refuses, nothing is assumed
+/// (the command's answer still tells). The answer has the fixture's shape.
+#[tokio::test]
+async fn the_compatibility_api_says_beforehand_what_a_car_cannot_do() {
+    use keyway_adapter::mock::shape::assert_shape;
+    use keyway_adapter::{Adapter, Capability, Secret};
+    use keyway_smartcar::compatibility::Compatibility;
+
+    let (jaguar, toyota) = ("SADHA2B18N1000001", "JTDKARFP0N3000001");
+    let mock = SmartcarMock::new(SmartcarMockConfig {
+        cars: vec![car(jaguar, 51.50735, -0.12776), car(toyota, 48.1, 11.5)],
+        incapable: vec![toyota.into()],
+        ..SmartcarMockConfig::default()
+    });
+    let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let cx = keyway_adapter::conformance::owner_call(&mock);
+    let with = |secret: &str| {
+        SmartcarAdapter::new(server.url()).with_compatibility(Compatibility {
+            client_id: "keyway".into(),
+            client_secret: Secret::new(secret),
+        })
+    };
+    let listed = with("secret").vehicles(&cx).await.unwrap();
+    let of = |vin: &str| {
+        listed
+            .iter()
+            .find(|v| v.vin.as_deref() == Some(vin))
+            .unwrap()
+            .capabilities
+            .clone()
+    };
+    assert_eq!(of(jaguar), None, "all the adapter declares");
+    assert_eq!(
+        of(toyota),
+        Some(vec![Capability::Locate, Capability::Security])
+    );
+    assert_eq!(mock.journal.count("GET", "/v2.0/compatibility"), 2);
+    let refused = with("wrong").vehicles(&cx).await.unwrap();
+    assert!(
+        refused.iter().all(|v| v.capabilities.is_none()),
+        "{refused:?}"
+    );
+    // Basic auth, as the adapter sends it.
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "keyway:secret")
+    );
+    let url = format!(
+        "{}/v2.0/compatibility?vin={toyota}&scope=read_location%20read_security%20control_security&country=US",
+        server.url()
+    );
+    let req = http::Request::get(&url)
+        .header("authorization", basic)
+        .body(bytes::Bytes::new())
+        .unwrap();
+    let resp = loopback_http().send(req).await.unwrap();
+    let got: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_shape("smartcar", "compatibility.json", &got);
+}
+
 /// The mock answers in the shapes of `fixtures/smartcar/` (Smartcar's v2.0 reference and
 /// SDK test resources, see its SOURCES.md).
 #[tokio::test]
