@@ -44,6 +44,7 @@ oems!(
     keyway_hyundai,
     keyway_smartcar,
     keyway_vw,
+    keyway_skoda,
 );
 
 /// The adapter keyway has for `oem`.

@@ -22,8 +22,8 @@ async fn lists_and_describes_vehicles() {
     let list = a.json["vehicles"].as_array().unwrap();
     assert_eq!(
         list.len(),
-        14,
-        "four Teslas (signed, asleep, unpaired, legacy), one car of each other OEM, three behind Smartcar and two Volkswagens"
+        16,
+        "four Teslas (signed, asleep, unpaired, legacy), one car of each other OEM, three behind Smartcar, two Volkswagens and two Škodas"
     );
     let one = env
         .get(
@@ -700,7 +700,7 @@ async fn health_and_readiness() {
     assert_eq!(
         r.json["oems"],
         json!([
-            "bmw", "ford", "gm", "hyundai", "smartcar", "tesla", "volvo", "vw"
+            "bmw", "ford", "gm", "hyundai", "skoda", "smartcar", "tesla", "volvo", "vw"
         ])
     );
 }
@@ -956,7 +956,7 @@ async fn the_vehicle_list_pages_by_id() {
         .iter()
         .map(|v| v["id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(every.len(), 14);
+    assert_eq!(every.len(), 16);
     let mut paged = Vec::new();
     let mut after: Option<String> = None;
     for _ in 0..10 {

@@ -18,6 +18,7 @@ mod replay;
 mod resilience;
 mod routes;
 mod simulation;
+mod skoda;
 mod smartcar_v3;
 mod store;
 mod tenancy;

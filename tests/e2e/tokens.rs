@@ -445,7 +445,9 @@ async fn unlinking_forgets_tokens_and_vehicles() {
         .collect();
     assert_eq!(
         left,
-        vec!["bmw", "ford", "gm", "hyundai", "smartcar", "volvo", "vw"],
+        vec![
+            "bmw", "ford", "gm", "hyundai", "skoda", "smartcar", "volvo", "vw"
+        ],
         "only the other OEM's car is left"
     );
     assert!(env.demo.gateway.store.account(&id).await.unwrap().is_none());
@@ -505,8 +507,9 @@ async fn the_database_holds_no_token_in_plaintext_and_keys_rotate() {
             .unwrap();
     assert_eq!(
         rotated.tokens.reseal_all().await.unwrap(),
-        10,
-        "one account per OEM, the Hyundai owner's PIN and the Volkswagen owner's S-PIN"
+        12,
+        "one account per OEM, the Hyundai owner's PIN, the Volkswagen and the Škoda \
+         owners' S-PINs"
     );
     assert_eq!(
         rotated.tokens.reseal_all().await.unwrap(),
