@@ -2,9 +2,10 @@
 //! testing and TigerBeetle's VOPR are the models).
 //!
 //! keyway's commands, grants and relocks run in one process on paused tokio time
-//! against three in-process OEMs (`sim/`): one asynchronous like BMW, one synchronous like
-//! Tesla, and an aggregator route like Smartcar (synchronous, no wake-up, the make's
-//! lag and late deliveries on top of its own), in front of the mock kit's cars, whose state lags, whose commands queue while
+//! against four in-process OEMs (`sim/`): one asynchronous like BMW, one synchronous like
+//! Tesla, an aggregator route like Smartcar (synchronous, no wake-up, the make's
+//! lag and late deliveries on top of its own), and one like Škoda that takes commands
+//! and never reports their outcome (keyway decides from the car), in front of the mock kit's cars, whose state lags, whose commands queue while
 //! they sleep, arrive late or twice. One seed drives every choice: answers lost before
 //! or after the car applied the command, 5xx, 429s, slow answers, sleeping cars, and
 //! keyway crashing at an arbitrary moment — every call it makes after that hangs, as if
@@ -95,8 +96,26 @@ const SMARTCAR: Style = Style {
     wakes: false,
 };
 
+/// An OEM that takes commands and reports no outcome (Škoda-like: `202`, the outcome
+/// only over a channel keyway does not read): keyway decides from the car's lock state.
+/// Its backend queues for a sleeping car; the car's clock stamps its states.
+const SKODA: Style = Style {
+    mode: CommandMode::Observed,
+    stage: Duration::from_secs(2),
+    max_lag: Duration::from_secs(15),
+    max_late: Duration::from_secs(10),
+    max_queue: Duration::from_secs(30),
+    stamps: Stamps::Car,
+    wakes: false,
+};
+
 /// The simulated OEMs and their styles.
-const OEMS: [(&str, Style); 3] = [("bmw", BMW), ("tesla", TESLA), ("smartcar", SMARTCAR)];
+const OEMS: [(&str, Style); 4] = [
+    ("bmw", BMW),
+    ("tesla", TESLA),
+    ("smartcar", SMARTCAR),
+    ("skoda", SKODA),
+];
 
 /// The cars: per OEM one that grants use and one that callers command directly.
 type Cars = &'static [(&'static str, &'static str)];
@@ -105,13 +124,15 @@ type Cars = &'static [(&'static str, &'static str)];
 /// route joined) the two-OEM world they were found in, in which they play as they did.
 const CLASSIC: Cars = CARS.split_at(4).0;
 
-const CARS: [(&str, &str); 6] = [
+const CARS: [(&str, &str); 8] = [
     ("bmw", "WBASIM00000000001"),
     ("bmw", "WBASIM00000000002"),
     ("tesla", "5YJSIM00000000003"),
     ("tesla", "5YJSIM00000000004"),
     ("smartcar", "SADSIM00000000005"),
     ("smartcar", "SADSIM00000000006"),
+    ("skoda", "TMBSIM00000000007"),
+    ("skoda", "TMBSIM00000000008"),
 ];
 
 fn config(dir: &std::path::Path) -> Config {
@@ -148,6 +169,9 @@ client_id = "sim"
 api_base_url = "http://127.0.0.1:9"
 client_id = "sim"
 [oems.smartcar]
+api_base_url = "http://127.0.0.1:9"
+client_id = "sim"
+[oems.skoda]
 api_base_url = "http://127.0.0.1:9"
 client_id = "sim"
 "#,
@@ -925,23 +949,43 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 #[test]
-fn seeds_0_to_249() {
-    seeds(0, 250);
+fn seeds_0_to_124() {
+    seeds(0, 125);
 }
 
 #[test]
-fn seeds_250_to_499() {
-    seeds(250, 250);
+fn seeds_125_to_249() {
+    seeds(125, 125);
 }
 
 #[test]
-fn seeds_500_to_749() {
-    seeds(500, 250);
+fn seeds_250_to_374() {
+    seeds(250, 125);
 }
 
 #[test]
-fn seeds_750_to_999() {
-    seeds(750, 250);
+fn seeds_375_to_499() {
+    seeds(375, 125);
+}
+
+#[test]
+fn seeds_500_to_624() {
+    seeds(500, 125);
+}
+
+#[test]
+fn seeds_625_to_749() {
+    seeds(625, 125);
+}
+
+#[test]
+fn seeds_750_to_874() {
+    seeds(750, 125);
+}
+
+#[test]
+fn seeds_875_to_999() {
+    seeds(875, 125);
 }
 
 /// Seeds a 10,000-seed soak found beyond the 1,000 above. 1930, 5377, 6420, 7662: a

@@ -331,12 +331,13 @@ pub struct SimOem {
 }
 
 impl SimOem {
-    /// The OEM `oem` (`bmw`, `tesla` or `smartcar`) of `style`, reached by an
+    /// The OEM `oem` (`bmw`, `tesla`, `smartcar` or `skoda`) of `style`, reached by an
     /// incarnation that dies when `dead` is set.
     pub fn new(oem: &'static str, style: Style, world: Arc<World>, dead: Arc<AtomicBool>) -> Self {
         let base = match oem {
             "tesla" => &keyway_tesla::adapter::INFO,
             "smartcar" => &keyway_smartcar::adapter::INFO,
+            "skoda" => &keyway_skoda::adapter::INFO,
             _ => &keyway_bmw::adapter::INFO,
         };
         let capabilities: &'static [Capability] = match style.mode {
