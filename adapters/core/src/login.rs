@@ -22,7 +22,7 @@
 
 use std::time::Duration;
 
-use crate::Secret;
+use crate::{Delivered, Http, OemError, Secret};
 
 /// How owners link an account at the OEM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +107,71 @@ pub fn redirect_params(url: &str, redirect_uri: &str) -> Option<Vec<(String, Str
     }
     let params = [&query[query.len().min(1)..], fragment].join("&");
     serde_urlencoded::from_str(&params).ok()
+}
+
+/// A fresh nonce for an app login's authorize (the identity server binds its id token
+/// to it; keyway does not read the id token).
+pub fn nonce() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos();
+    format!("{nanos:x}{:x}", COUNT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The error of a login request that could not be built.
+pub fn unbuildable(e: impl std::fmt::Display) -> OemError {
+    OemError::Transport {
+        detail: format!("the login request could not be built: {e}"),
+        delivered: Delivered::No,
+    }
+}
+
+/// `POST url` with the JSON `body` an app login trades for the account's tokens (the
+/// Volkswagen BFF's `login/v1`, Škoda's `exchange-authorization-code`), its answer read
+/// by [`read_tokens`].
+pub async fn trade(http: &Http, url: &str, body: &serde_json::Value) -> Result<Tokens, OemError> {
+    let req = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::ACCEPT, "application/json")
+        .body(bytes::Bytes::from(body.to_string()))
+        .map_err(unbuildable)?;
+    read_tokens(&http.send(req).await?)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Granted {
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+/// Reads an app login's token answer: the tokens in camel case (`accessToken`,
+/// `refreshToken`, `expiresIn` when given), or whose failure it is — a refused login
+/// (`4xx`: the owner logs in again) or the backend's (`5xx`).
+pub fn read_tokens(resp: &http::Response<bytes::Bytes>) -> Result<Tokens, OemError> {
+    use crate::http::body_excerpt;
+    let status = resp.status().as_u16();
+    match status {
+        200 => {
+            let g: Granted = crate::http::parse_body(resp.body(), Delivered::No)?;
+            Ok(Tokens {
+                access_token: Secret::new(g.access_token),
+                refresh_token: g.refresh_token.map(Secret::new),
+                expires_in: g.expires_in.map(Duration::from_secs),
+            })
+        }
+        400..=499 if status != 429 => Err(OemError::Unauthorized {
+            detail: format!("the login was refused: {}", body_excerpt(resp)),
+        }),
+        _ => Err(OemError::from_status(status, body_excerpt(resp), false)),
+    }
 }
 
 /// The value of `name` among a redirect's parameters (non-empty).

@@ -14,15 +14,9 @@
 //! They refresh at `/api/v1/authentication/refresh-token?tokenType=CONNECT` with
 //! `{"token": refresh token}` (the profile's [`keyway_adapter::RefreshGrant::Json`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use bytes::Bytes;
-use http::{Method, Request, header};
-use keyway_adapter::http::{body_excerpt, join};
-use keyway_adapter::login::param;
-use keyway_adapter::{AppLogin, Delivered, Http, LinkSecrets, OemError, Secret, Tokens};
-use serde::Deserialize;
+use keyway_adapter::http::join;
+use keyway_adapter::login::{nonce, param, trade, unbuildable};
+use keyway_adapter::{AppLogin, Http, LinkSecrets, OemError, Secret, Tokens};
 
 /// The app's redirect URI, where the login ends.
 pub const REDIRECT_URI: &str = "myskoda://redirect/login/";
@@ -48,30 +42,6 @@ pub const SCOPES: &[&str] = &[
     "profile",
     "vin",
 ];
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Granted {
-    access_token: String,
-    refresh_token: Option<String>,
-}
-
-fn unbuildable(e: impl std::fmt::Display) -> OemError {
-    OemError::Transport {
-        detail: format!("the login request could not be built: {e}"),
-        delivered: Delivered::No,
-    }
-}
-
-/// A fresh nonce (keyway does not read the id token it binds).
-fn nonce() -> String {
-    static COUNT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_nanos();
-    format!("{nanos:x}{:x}", COUNT.fetch_add(1, Ordering::Relaxed))
-}
 
 /// Step 1: the identity server's login page, with keyway's state and PKCE challenge.
 pub fn start(login_base: &str, link: &LinkSecrets) -> Result<AppLogin, OemError> {
@@ -113,33 +83,5 @@ pub async fn finish(
         auth_base,
         "/api/v1/authentication/exchange-authorization-code?tokenType=CONNECT",
     );
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(url)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, "application/json")
-        .body(Bytes::from(body.to_string()))
-        .map_err(unbuildable)?;
-    read_tokens(&http.send(req).await?)
-}
-
-/// Reads the code trade's answer: the tokens (camel case, no lifetime: the profile's
-/// default), or whose failure it is — a refused code (`4xx`: the owner logs in again)
-/// or the backend's (`5xx`).
-pub fn read_tokens(resp: &http::Response<Bytes>) -> Result<Tokens, OemError> {
-    let status = resp.status().as_u16();
-    match status {
-        200 => {
-            let g: Granted = keyway_adapter::http::parse_body(resp.body(), Delivered::No)?;
-            Ok(Tokens {
-                access_token: Secret::new(g.access_token),
-                refresh_token: g.refresh_token.map(Secret::new),
-                expires_in: None,
-            })
-        }
-        400..=499 if status != 429 => Err(OemError::Unauthorized {
-            detail: format!("the login was refused: {}", body_excerpt(resp)),
-        }),
-        _ => Err(OemError::from_status(status, body_excerpt(resp), false)),
-    }
+    trade(http, &url, &body).await
 }

@@ -343,15 +343,8 @@ async fn access(
     if m.check_spin(&account, Some(&spin)).is_some() {
         return StatusCode::FORBIDDEN.into_response();
     }
-    let stage = m.stage * if car.asleep { 3 } else { 1 };
-    // The backend wakes a sleeping car itself, unless the car's timing queues commands.
-    if car.asleep && car.timing.queue_ms == 0 {
-        m.garage.update(&vin, |c| c.asleep = false);
-    }
-    if !car.refusing {
-        m.garage
-            .deliver(&vin, lock_to, stage, fault.map(|f| f.0).unwrap_or_default());
-    }
+    let fault = fault.map(|f| f.0).unwrap_or_default();
+    m.garage.deliver_waking(&car, lock_to, m.stage, fault);
     StatusCode::ACCEPTED.into_response()
 }
 

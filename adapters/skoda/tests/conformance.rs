@@ -141,7 +141,7 @@ async fn the_app_login_trades_the_code_with_its_verifier_once() {
     .unwrap();
     let resp = http.send(req).await.unwrap();
     assert_eq!(resp.status(), 200);
-    let fresh = keyway_skoda::login::read_tokens(&resp).unwrap();
+    let fresh = keyway_adapter::login::read_tokens(&resp).unwrap();
     assert_ne!(
         fresh.refresh_token.unwrap().expose(),
         refresh.expose(),

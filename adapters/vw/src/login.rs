@@ -15,47 +15,17 @@
 //! They refresh at `/login/v1/idk/token` as an ordinary refresh grant with the app's
 //! `client_id` in the form (the profile's `token_path`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use bytes::Bytes;
 use http::{Method, Request, header};
 use keyway_adapter::http::{body_excerpt, join};
-use keyway_adapter::login::param;
+use keyway_adapter::login::{nonce, param, trade, unbuildable};
 use keyway_adapter::{AppLogin, Delivered, Http, OemError, Secret, Tokens};
-use serde::Deserialize;
 
 /// The app's redirect URI, where the login ends.
 pub const REDIRECT_URI: &str = "weconnect://authenticated";
 
 /// The region the EU backend serves.
 const REGION: &str = "emea";
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Granted {
-    access_token: String,
-    refresh_token: Option<String>,
-    expires_in: Option<u64>,
-}
-
-fn unbuildable(e: impl std::fmt::Display) -> OemError {
-    OemError::Transport {
-        detail: format!("the login request could not be built: {e}"),
-        delivered: Delivered::No,
-    }
-}
-
-/// A fresh nonce: the identity server binds its id token to it (keyway does not read
-/// the id token; the BFF's `state` is the link's credential).
-fn nonce() -> String {
-    static COUNT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_nanos();
-    format!("{nanos:x}{:x}", COUNT.fetch_add(1, Ordering::Relaxed))
-}
 
 /// Step 1: where the owner logs in, and the BFF's `state`.
 pub async fn start(http: &Http, login_base: &str) -> Result<AppLogin, OemError> {
@@ -111,33 +81,5 @@ pub async fn finish(
         "access_token": needed("access_token")?,
         "authorizationCode": needed("code")?,
     });
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(join(auth_base, "/user-login/login/v1"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, "application/json")
-        .body(Bytes::from(body.to_string()))
-        .map_err(unbuildable)?;
-    let resp = http.send(req).await?;
-    read_tokens(&resp)
-}
-
-/// Reads the login's answer: the tokens (camel case), or whose failure it is — a
-/// refused login (`4xx`: the owner logs in again) or the backend's (`5xx`).
-pub fn read_tokens(resp: &http::Response<Bytes>) -> Result<Tokens, OemError> {
-    let status = resp.status().as_u16();
-    match status {
-        200 => {
-            let g: Granted = keyway_adapter::http::parse_body(resp.body(), Delivered::No)?;
-            Ok(Tokens {
-                access_token: Secret::new(g.access_token),
-                refresh_token: g.refresh_token.map(Secret::new),
-                expires_in: g.expires_in.map(Duration::from_secs),
-            })
-        }
-        400..=499 if status != 429 => Err(OemError::Unauthorized {
-            detail: format!("the login was refused: {}", body_excerpt(resp)),
-        }),
-        _ => Err(OemError::from_status(status, body_excerpt(resp), false)),
-    }
+    trade(http, &join(auth_base, "/user-login/login/v1"), &body).await
 }

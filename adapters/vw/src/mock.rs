@@ -325,15 +325,9 @@ async fn access(
         }
         return error(StatusCode::FORBIDDEN, e);
     }
+    let fault = fault.map(|f| f.0).unwrap_or_default();
+    let delivery = m.garage.deliver_waking(&car, lock_to, m.stage, fault);
     let stage = m.stage * if car.asleep { 3 } else { 1 };
-    // The backend wakes a sleeping car itself, unless the car's timing queues commands.
-    if car.asleep && car.timing.queue_ms == 0 {
-        m.garage.update(&vin, |c| c.asleep = false);
-    }
-    let delivery = (!car.refusing).then(|| {
-        m.garage
-            .deliver(&vin, lock_to, stage, fault.map(|f| f.0).unwrap_or_default())
-    });
     let id = random_token("");
     lock(&m.controls).push((
         id.clone(),

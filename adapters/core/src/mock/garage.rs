@@ -262,6 +262,24 @@ impl Garage {
         id
     }
 
+    /// An OEM backend that wakes a car itself hands it a lock (`lock_to`) or unlock, as
+    /// `car` stood when the request came: a sleeping car is woken (the command takes
+    /// three times `stage`) unless its timing queues commands for it; a car that
+    /// refuses gets nothing. The delivery id, if one was made.
+    pub fn deliver_waking(
+        &self,
+        car: &Car,
+        lock_to: bool,
+        stage: Duration,
+        fault: DeliveryFault,
+    ) -> Option<u64> {
+        let stage = stage * if car.asleep { 3 } else { 1 };
+        if car.asleep && car.timing.queue_ms == 0 {
+            self.update(&car.vin, |c| c.asleep = false);
+        }
+        (!car.refusing).then(|| self.deliver(&car.vin, lock_to, stage, fault))
+    }
+
     /// Where a delivered command stands.
     pub fn delivery(&self, vin: &str, id: u64) -> Option<Delivery> {
         let mut cars = lock(&self.0);

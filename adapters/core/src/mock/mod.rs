@@ -27,7 +27,7 @@ pub use control::{MockControl, PushDelivery};
 pub use faults::{Action, Fault, Faults};
 pub use journal::{Applied, Journal, JournalEntry, Note, instrument};
 pub use kit::{bearer, lock, random_token};
-pub use oauth::{APPLICATION, OAuthServer, OAuthServerConfig, Rejection, owner_id};
+pub use oauth::{APPLICATION, OAuthServer, OAuthServerConfig, Rejection, owner_id, s256};
 pub use pins::OwnerPins;
 pub use product::{Mock, MockOem, MockSettings, Section, Showcase};
 pub use server::MockServer;

@@ -14,11 +14,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
-use keyway_adapter::mock::{Issued, TokenBook, lock, random_token};
+use keyway_adapter::mock::{Issued, TokenBook, lock, random_token, s256};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::login::{CLIENT_ID, REDIRECT_URI};
 
@@ -131,9 +129,7 @@ async fn exchange(State(m): State<Logins>, body: axum::body::Bytes) -> Response 
     let Some(g) = lock(&m.codes).remove(&field("code")) else {
         return refused(StatusCode::UNAUTHORIZED);
     };
-    let digest = Sha256::digest(field("verifier").as_bytes());
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
-    if challenge != g.challenge || field("redirectUri") != REDIRECT_URI {
+    if s256(&field("verifier")) != g.challenge || field("redirectUri") != REDIRECT_URI {
         return refused(StatusCode::UNAUTHORIZED);
     }
     tokens(m.tokens.issue(&g.account))

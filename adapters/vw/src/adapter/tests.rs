@@ -172,15 +172,16 @@ fn errors_map_by_status_and_the_spin_fields() {
 
 #[test]
 fn the_logins_answer_is_read_in_camel_case() {
-    let t = crate::login::read_tokens(&answer(200, &fixture("login_tokens.json"))).unwrap();
+    let t =
+        keyway_adapter::login::read_tokens(&answer(200, &fixture("login_tokens.json"))).unwrap();
     assert!(t.access_token.expose().starts_with("eyJ"));
     assert!(t.refresh_token.is_some());
     assert!(matches!(
-        crate::login::read_tokens(&answer(401, b"{}")),
+        keyway_adapter::login::read_tokens(&answer(401, b"{}")),
         Err(OemError::Unauthorized { .. })
     ));
     assert!(matches!(
-        crate::login::read_tokens(&answer(503, b"")),
+        keyway_adapter::login::read_tokens(&answer(503, b"")),
         Err(OemError::Upstream { .. })
     ));
 }
