@@ -152,10 +152,7 @@ pub async fn stream(
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| {
-                    Kind::parse(s)
-                        .ok_or_else(|| ApiError::invalid(format!("unknown event type {s:?}")))
-                })
+                .map(event_type)
                 .collect::<Result<Vec<_>, _>>()?;
             (!parsed.is_empty()).then_some(parsed)
         }
@@ -270,6 +267,17 @@ fn webhook_view(w: &WebhookRecord) -> WebhookView {
     }
 }
 
+/// An event type a caller names (a stream's `?types=`, a subscription's `events`), or
+/// the one answer for a name that is none, listing the known ones.
+fn event_type(name: &str) -> Result<Kind, ApiError> {
+    Kind::parse(name).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "unknown event type {name:?}; known: {}",
+            Kind::list()
+        ))
+    })
+}
+
 /// The caller's subscriptions.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookList {
@@ -348,11 +356,7 @@ pub async fn subscribe(
     let kinds = b
         .events
         .iter()
-        .map(|t| {
-            Kind::parse(t).ok_or_else(|| {
-                ApiError::invalid(format!("unknown event type {t:?}; known: {}", Kind::list()))
-            })
-        })
+        .map(|t| event_type(t))
         .collect::<Result<Vec<Kind>, ApiError>>()?;
     let (w, secret) = webhooks.subscribe(&caller, &b.url, &kinds).await?;
     let mut body = webhook_view(&w);

@@ -556,6 +556,10 @@ async fn run(seed: u64, list: Cars) -> Run {
     );
     counts.insert("delivered twice".into(), count(&|l| l.contains(", twice")));
     counts.insert(
+        "commands taken with no outcome reported (Škoda-like)".into(),
+        count(&|l| l.contains(" TMBSIM") && l.contains(": delivered d")),
+    );
+    counts.insert(
         "lock reads through a second route".into(),
         count(&|l| l.contains("lock read through the")),
     );

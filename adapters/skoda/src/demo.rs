@@ -23,7 +23,7 @@ pub static MOCK: Mock = Mock {
     showcase: &[
         Showcase {
             vin: None,
-            line: "  curl -s -X POST {base}/v1/vehicles/{id}/unlock {auth} -H 'Prefer: wait=60'   # a Škoda {model}: S-PIN {pin} checked first; Škoda reports no outcome, so keyway confirms from the car's lock state (about 30 s)",
+            line: "  curl -s -X POST {base}/v1/vehicles/{id}/unlock {auth} -H 'Prefer: wait=60'   # a Škoda {model}: S-PIN {pin} checked first; Škoda reports no outcome, so keyway confirms from the car's lock state read a state lag after the send (30 s; the demo's mocks: 3 s)",
         },
         Showcase {
             vin: Some(READ_ONLY),

@@ -14,8 +14,8 @@
 //! limit is a `429` with `Retry-After`. The login is the app's ([`login`]); tokens
 //! refresh at `/login/v1/idk/token` (the kit's token endpoint, rotating).
 //!
-//! Simplified: only the `access` job is served (others answer nothing); requests stay
-//! listed for the mock's life; the kit's standard code-flow authorize, which the app does
+//! Simplified: only the `access` job is served (others answer nothing); it lists a
+//! car's last [`REQUESTS_KEPT`] requests; the kit's standard code-flow authorize, which the app does
 //! not use, sits at `/__mock/oauth/authorize`. Controls: `GET /__mock/state`,
 //! `/__mock/requests`, `/__mock/faults`.
 
@@ -40,6 +40,9 @@ use serde_json::{Value, json};
 
 /// One mock car (the kit's).
 pub use keyway_adapter::mock::garage::Car as MockCar;
+
+/// How many of a car's requests the access job lists (the oldest go first).
+pub const REQUESTS_KEPT: usize = 50;
 
 /// How long an owner locked out by wrong S-PINs waits, as the error says (s).
 pub const SPIN_LOCK_S: u64 = 3600;
@@ -329,7 +332,16 @@ async fn access(
     let delivery = m.garage.deliver_waking(&car, lock_to, m.stage, fault);
     let stage = m.stage * if car.asleep { 3 } else { 1 };
     let id = random_token("");
-    lock(&m.controls).push((
+    let mut controls = lock(&m.controls);
+    // The job lists a car's recent requests: the oldest beyond the last
+    // `REQUESTS_KEPT` of this car are dropped.
+    let mut of_car = controls.iter().filter(|(_, c)| c.vin == vin).count();
+    controls.retain(|(_, c)| {
+        let drop = c.vin == vin && of_car >= REQUESTS_KEPT;
+        of_car -= usize::from(drop);
+        !drop
+    });
+    controls.push((
         id.clone(),
         Control {
             vin,
@@ -339,6 +351,7 @@ async fn access(
             applied: false,
         },
     ));
+    drop(controls);
     Json(json!({"data": {"requestID": id}})).into_response()
 }
 

@@ -210,3 +210,36 @@ async fn the_mock_answers_in_the_fixtures_shapes() {
         assert_shape("vw", name, &got);
     }
 }
+
+/// The access job lists a car's recent requests, not every one since the mock started:
+/// the oldest go beyond `REQUESTS_KEPT`, and the newest is always there.
+#[tokio::test]
+async fn the_access_job_lists_a_cars_recent_requests() {
+    use keyway_adapter::Sent;
+
+    let mock = mock(&[]);
+    let server = mock.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let adapter = VwAdapter::new(server.url());
+    let cx = owner_call(&mock);
+    let v = VehicleRef { oem_id: ID4.into() };
+    let mut last = None;
+    for _ in 0..keyway_vw::mock::REQUESTS_KEPT + 5 {
+        last = match adapter.send(&cx, &v, Command::Lock).await.unwrap() {
+            Sent::Pending(p) => Some(p.handle),
+            other => panic!("{other:?}"),
+        };
+    }
+    let url = format!(
+        "{}/vehicle/v1/vehicles/{ID4}/selectivestatus?jobs=access",
+        server.url()
+    );
+    let got = keyway_adapter::mock::shape::answer(&cx, http::Method::GET, &url, &[], "").await;
+    let requests = got["access"]["accessStatus"]["requests"]
+        .as_array()
+        .unwrap();
+    assert_eq!(requests.len(), keyway_vw::mock::REQUESTS_KEPT);
+    assert_eq!(
+        requests.last().unwrap()["requestId"].as_str(),
+        last.as_deref()
+    );
+}
