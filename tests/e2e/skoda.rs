@@ -189,3 +189,52 @@ async fn the_login_carries_keyways_state_and_challenge() {
     assert_eq!(linked.status, 200, "{:#}", linked.json);
     assert_eq!(linked.json["account"]["oem"], "skoda");
 }
+
+/// A command Škoda took that the car never ran (it refuses remote access): the backend
+/// says nothing, the car's lock state never shows it, so once keyway can no longer wait
+/// the command is `unknown` — never `failed`, which only the OEM's word could make it,
+/// and never `succeeded`.
+#[tokio::test]
+async fn a_taken_command_the_car_never_runs_ends_unknown() {
+    let env = Env::builder().mocks(&["skoda"]).start().await;
+    let skoda: &keyway_skoda::SkodaMock = env.demo.mock("skoda");
+    skoda.set_refusing(ENYAQ, true);
+    let car = env.by_vin(ENYAQ).id.to_string();
+    let started = env
+        .send(
+            Method::POST,
+            &format!("/v1/vehicles/{car}/unlock"),
+            Some(&env.demo.token),
+            &[("idempotency-key", "skoda-4")],
+            None,
+        )
+        .await;
+    assert_eq!(started.status, 202, "{:#}", started.json);
+    let id = started.json["id"].as_str().unwrap().to_string();
+    // Once it was sent: past the command's whole timeout by keyway's clock.
+    for _ in 0..400 {
+        if requests(&env, "POST", &format!("{ENYAQ}/unlock")) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    env.demo.gateway.clock.advance(Duration::from_secs(3600));
+    let mut last = json!(null);
+    for _ in 0..300 {
+        last = env
+            .get(&format!("/v1/commands/{id}"), Some(&env.demo.token))
+            .await
+            .json;
+        if last["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(last["status"], "unknown", "{last:#}");
+    assert!(
+        last["error"].to_string().contains("reports no outcome"),
+        "{last:#}"
+    );
+    assert!(skoda.locked(ENYAQ), "the car stayed locked");
+    assert_eq!(requests(&env, "POST", &format!("{ENYAQ}/unlock")), 1);
+}
