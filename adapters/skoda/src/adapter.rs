@@ -116,8 +116,9 @@ impl SkodaAdapter {
     async fn entry(&self, cx: &Call, vin: &str) -> Result<Entry, OemError> {
         let path = format!("/api/v2/garage/vehicles/{vin}?{GENERATIONS}");
         let entry = parse_entry(self.get(cx, &path).await?.body())?;
-        if let Ok(mut access) = self.access.lock() {
-            access.insert(vin.to_string(), entry.access);
+        // What could not be told is asked again next time.
+        if let (Some(can), Ok(mut access)) = (entry.access, self.access.lock()) {
+            access.insert(vin.to_string(), can);
         }
         Ok(entry)
     }
@@ -160,6 +161,10 @@ struct Specification {
 struct Capabilities {
     #[serde(default)]
     capabilities: Vec<Listing>,
+    /// The service platform behind the garage failed (`UNAVAILABLE_SERVICE_PLATFORM_CAPABILITIES`,
+    /// a `429` there): the list is partial.
+    #[serde(default)]
+    errors: Vec<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -250,8 +255,10 @@ struct SpinStatus {
 pub struct Entry {
     /// The car.
     pub vehicle: OemVehicle,
-    /// Whether it can lock and unlock now (`ACCESS` listed with no status).
-    pub access: bool,
+    /// Whether it can lock and unlock now: `ACCESS` listed with no status; `None` when
+    /// the entry cannot tell (no capability list, or a partial one the garage marks
+    /// with an error).
+    pub access: Option<bool>,
 }
 
 /// Parses the garage: the VINs and names of the owner's cars (the per-car entry says
@@ -263,13 +270,16 @@ pub fn parse_garage(body: &[u8]) -> Result<Vec<(String, Option<String>)>, OemErr
 
 /// Parses one car's garage entry: model, model year, name, and whether its `ACCESS`
 /// capability is usable (listed with no status; a status — `LICENSE_EXPIRED`,
-/// `DEACTIVATED`, `INSUFFICIENT_SPIN`, … — means not now).
+/// `DEACTIVATED`, `INSUFFICIENT_SPIN`, … — means not now; missing from a list the
+/// garage marks partial, or no list: cannot tell).
 pub fn parse_entry(body: &[u8]) -> Result<Entry, OemError> {
     let info: Info = parse_body(body, Delivered::No)?;
-    let access = info.capabilities.is_some_and(|c| {
-        c.capabilities
-            .iter()
-            .any(|k| k.id == "ACCESS" && k.statuses.is_empty())
+    let access = info.capabilities.and_then(|c| {
+        match c.capabilities.iter().find(|k| k.id == "ACCESS") {
+            Some(k) => Some(k.statuses.is_empty()),
+            // Not listed: not there, unless the list is partial.
+            None => c.errors.is_empty().then_some(false),
+        }
     });
     let spec = info.specification;
     let year = spec
@@ -278,7 +288,8 @@ pub fn parse_entry(body: &[u8]) -> Result<Entry, OemError> {
         .or_else(|| keyway_adapter::vin_model_year(&info.vin));
     Ok(Entry {
         vehicle: OemVehicle {
-            capabilities: (!access).then(|| vec![Capability::Locate, Capability::Security]),
+            capabilities: (access == Some(false))
+                .then(|| vec![Capability::Locate, Capability::Security]),
             oem_id: info.vin.clone(),
             vin: Some(info.vin),
             display_name: info.name.filter(|n| !n.is_empty()),
@@ -483,7 +494,9 @@ impl Adapter for SkodaAdapter {
     async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
         let can = match self.can_command(&v.oem_id) {
             Some(can) => can,
-            None => self.entry(cx, &v.oem_id).await?.access,
+            // An entry that cannot tell does not stop the command: the backend refuses
+            // one the car cannot take (a certain 4xx).
+            None => self.entry(cx, &v.oem_id).await?.access.unwrap_or(true),
         };
         if !can {
             return Err(OemError::NotCapable {

@@ -17,14 +17,15 @@ fn the_garage_lists_vins_and_each_entry_says_whether_it_can_lock() {
             .is_empty()
     );
     let enyaq = parse_entry(&fixture("garage_vehicle.json")).unwrap();
-    assert!(enyaq.access);
+    assert_eq!(enyaq.access, Some(true));
     assert_eq!(enyaq.vehicle.model.as_deref(), Some("Enyaq"));
     assert_eq!(enyaq.vehicle.year, Some(2024));
     assert_eq!(enyaq.vehicle.display_name.as_deref(), Some("Family Enyaq"));
     assert_eq!(enyaq.vehicle.capabilities, None, "all the adapter declares");
     let octavia = parse_entry(&fixture("garage_vehicle_no_access.json")).unwrap();
-    assert!(
-        !octavia.access,
+    assert_eq!(
+        octavia.access,
+        Some(false),
         "ACCESS with LICENSE_EXPIRED cannot command"
     );
     assert_eq!(
@@ -32,7 +33,23 @@ fn the_garage_lists_vins_and_each_entry_says_whether_it_can_lock() {
         Some(vec![Capability::Locate, Capability::Security])
     );
     let without = br#"{"vin": "TMBJJ7NX1PY000002", "capabilities": {"capabilities": [{"id": "STATE", "statuses": []}]}}"#;
-    assert!(!parse_entry(without).unwrap().access, "no ACCESS listed");
+    assert_eq!(
+        parse_entry(without).unwrap().access,
+        Some(false),
+        "no ACCESS listed"
+    );
+    // A partial list (the service platform behind the garage answered 429, as a
+    // myskoda fixture shows): no ACCESS listed tells nothing.
+    let partial = br#"{"vin": "TMBJJ7NX1PY000002", "capabilities": {"capabilities": [{"id": "STATE", "statuses": []}], "errors": [{"type": "UNAVAILABLE_SERVICE_PLATFORM_CAPABILITIES", "description": "429 TOO_MANY_REQUESTS"}]}}"#;
+    let partial = parse_entry(partial).unwrap();
+    assert_eq!(partial.access, None);
+    assert_eq!(partial.vehicle.capabilities, None, "nothing taken away");
+    assert_eq!(
+        parse_entry(br#"{"vin": "TMBJJ7NX1PY000002"}"#)
+            .unwrap()
+            .access,
+        None
+    );
 }
 
 #[test]
