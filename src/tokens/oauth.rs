@@ -11,10 +11,9 @@
 
 use std::time::Duration;
 
-use base64::Engine;
 use bytes::Bytes;
 use http::{Method, Request, header};
-use keyway_adapter::http::{join, parse_json};
+use keyway_adapter::http::{basic_auth, join, json_post, parse_json};
 use keyway_adapter::{ClientAuth, Delivered, OemError, RefreshGrant, Secret};
 use oauth2::basic::BasicClient;
 use oauth2::{
@@ -200,10 +199,6 @@ fn token_request<'a>(
     oem: &'a Oem,
     mut form: Vec<(&'a str, &'a str)>,
 ) -> Result<Request<Bytes>, OemError> {
-    let unbuildable = |e: &dyn std::fmt::Display| OemError::Transport {
-        detail: format!("the token request could not be built: {e}"),
-        delivered: Delivered::No,
-    };
     let profile = &oem.adapter.info().oauth;
     let url = join(oem.config.auth_base(), profile.token_path);
     let secret = oem.config.client_secret.as_ref().map(Secret::expose);
@@ -220,14 +215,8 @@ fn token_request<'a>(
             }
         }
         ClientAuth::Basic => {
-            let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-                "{}:{}",
-                oem.config.client_id,
-                secret.unwrap_or("")
-            ));
-            let mut value = http::HeaderValue::try_from(format!("Basic {basic}"))
+            let value = basic_auth(&oem.config.client_id, secret.unwrap_or(""))
                 .map_err(|e| unbuildable(&e))?;
-            value.set_sensitive(true);
             req = req.header(header::AUTHORIZATION, value);
         }
     }
@@ -300,16 +289,15 @@ fn json_refresh(
 ) -> Result<Request<Bytes>, OemError> {
     let url = join(oem.config.auth_base(), oem.adapter.info().oauth.token_path);
     let body = serde_json::json!({ field: refresh_token.expose() });
-    Request::builder()
-        .method(Method::POST)
-        .uri(&url)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, "application/json")
-        .body(Bytes::from(body.to_string()))
-        .map_err(|e| OemError::Transport {
-            detail: format!("the token request could not be built: {e}"),
-            delivered: Delivered::No,
-        })
+    json_post(&url, &body).map_err(|e| unbuildable(&e))
+}
+
+/// The error of a token request that could not be built.
+fn unbuildable(e: &dyn std::fmt::Display) -> OemError {
+    OemError::Transport {
+        detail: format!("the token request could not be built: {e}"),
+        delivered: Delivered::No,
+    }
 }
 
 /// Reads the token endpoint's answer to a refresh grant (also `keyway replay … token`):

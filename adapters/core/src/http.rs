@@ -349,6 +349,30 @@ pub fn status_error(resp: &Response<Bytes>, detail: String, command: bool) -> Oe
     }
 }
 
+/// `POST url` with a JSON `body`, carrying no token: a token endpoint's own JSON grant,
+/// an app login's trade.
+pub fn json_post(url: &str, body: &serde_json::Value) -> Result<Request<Bytes>, http::Error> {
+    Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json")
+        .body(Bytes::from(body.to_string()))
+}
+
+/// The `Authorization` value of HTTP Basic (RFC 7617) for a client's id and secret,
+/// marked sensitive so that it never shows in logs or `Debug`.
+pub fn basic_auth(
+    client_id: &str,
+    secret: &str,
+) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    use base64::Engine;
+    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
+    let mut value = HeaderValue::try_from(format!("Basic {pair}"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
 /// A short, printable excerpt of a body for error details (never of request bodies,
 /// which may carry secrets).
 pub fn body_excerpt(resp: &Response<Bytes>) -> String {

@@ -134,13 +134,7 @@ pub fn unbuildable(e: impl std::fmt::Display) -> OemError {
 /// Volkswagen BFF's `login/v1`, Škoda's `exchange-authorization-code`), its answer read
 /// by [`read_tokens`].
 pub async fn trade(http: &Http, url: &str, body: &serde_json::Value) -> Result<Tokens, OemError> {
-    let req = http::Request::builder()
-        .method(http::Method::POST)
-        .uri(url)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::ACCEPT, "application/json")
-        .body(bytes::Bytes::from(body.to_string()))
-        .map_err(unbuildable)?;
+    let req = crate::http::json_post(url, body).map_err(unbuildable)?;
     read_tokens(&http.send(req).await?)
 }
 

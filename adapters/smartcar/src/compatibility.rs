@@ -7,10 +7,9 @@
 //! on and a command to it is refused before one exists. When the answer cannot be had,
 //! nothing is assumed: the car's command answer (`COMPATIBILITY`) still tells.
 
-use base64::Engine;
 use bytes::Bytes;
 use http::{Method, Request, header};
-use keyway_adapter::http::{join, parse_body};
+use keyway_adapter::http::{basic_auth, join, parse_body};
 use keyway_adapter::{Call, Capability, Delivered, OemError, Secret};
 use serde::Deserialize;
 
@@ -75,15 +74,11 @@ impl Compatibility {
         let query =
             serde_urlencoded::to_string([("vin", vin), ("scope", SCOPE), ("country", COUNTRY)])
                 .ok()?;
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            self.client_id,
-            self.client_secret.expose()
-        ));
+        let basic = basic_auth(&self.client_id, self.client_secret.expose()).ok()?;
         let req = Request::builder()
             .method(Method::GET)
             .uri(format!("{}?{query}", join(base, "/v2.0/compatibility")))
-            .header(header::AUTHORIZATION, format!("Basic {basic}"))
+            .header(header::AUTHORIZATION, basic)
             .header(header::ACCEPT, "application/json")
             .body(Bytes::new())
             .ok()?;
