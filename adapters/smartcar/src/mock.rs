@@ -112,9 +112,6 @@ pub struct SmartcarMock {
     /// When owners who never used Connect here connected: an hour before the mock
     /// started.
     started: time::OffsetDateTime,
-    /// The `Authorization` the application's client id and secret make (the
-    /// compatibility API's).
-    app_basic: Arc<String>,
 }
 
 /// Smartcar's id of a car: a UUID-shaped digest of its VIN (stable, so a fleet file
@@ -247,17 +244,7 @@ impl SmartcarMock {
             linking: crate::adapter::INFO_V3.oauth.linking,
             ..crate::adapter::INFO.oauth
         };
-        use base64::Engine;
-        let app_basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!(
-                "{}:{}",
-                config.login.client_id,
-                config.login.client_secret.as_deref().unwrap_or_default()
-            ))
-        );
         Self {
-            app_basic: Arc::new(app_basic),
             parts: Parts::new(&profile, cars, config.login, Rejection::invalid_grant()),
             listings: Arc::new(listings),
             management_token: Arc::new(config.management_token),

@@ -118,10 +118,7 @@ async fn the_compatibility_api_says_beforehand_what_a_car_cannot_do() {
         "{refused:?}"
     );
     // Basic auth, as the adapter sends it.
-    let basic = format!(
-        "Basic {}",
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "keyway:secret")
-    );
+    let basic = keyway_adapter::http::basic_auth("keyway", "secret").unwrap();
     let url = format!(
         "{}/v2.0/compatibility?vin={toyota}&scope=read_location%20read_security%20control_security&country=US",
         server.url()

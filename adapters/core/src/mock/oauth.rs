@@ -240,8 +240,9 @@ impl OAuthServer {
         }
     }
 
-    /// Whether the request authenticates the client with HTTP Basic.
-    fn basic_ok(&self, headers: &HeaderMap) -> bool {
+    /// Whether the request authenticates the client with HTTP Basic (also for an
+    /// OEM's other application-authenticated calls, e.g. Smartcar's compatibility API).
+    pub fn basic_ok(&self, headers: &HeaderMap) -> bool {
         let c = &self.config;
         let expected = STANDARD.encode(format!(
             "{}:{}",
