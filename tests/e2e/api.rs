@@ -1374,13 +1374,7 @@ async fn what_an_oem_says_a_car_cannot_do_is_kept_with_the_car() {
         .get(&format!("/v1/vehicles/{id}"), Some(&env.demo.token))
         .await;
     assert_eq!(car.json["capabilities"], json!(["locate", "security"]));
-    env.demo
-        .gateway
-        .store
-        .set_capabilities(&id, None)
-        .await
-        .unwrap();
-    env.demo.gateway.fleet.invalidate_vehicle(&id);
+    env.forget_capabilities(&id).await;
     let path = format!("/v1/vehicles/{id}/unlock");
     let unlock = || {
         env.send(

@@ -11,20 +11,6 @@ use crate::common::Env;
 
 const CCS2_CAR: &str = "KMHKR81CFNU000001";
 
-fn requests(env: &Env, method: &str, part: &str) -> usize {
-    env.demo
-        .mocks
-        .iter()
-        .find(|m| m.oem == "hyundai")
-        .unwrap()
-        .mock
-        .journal()
-        .entries()
-        .iter()
-        .filter(|e| e.method == method && e.path.contains(part))
-        .count()
-}
-
 async fn set_pin(env: &Env, account: &str, pin: &str) -> crate::common::Answer {
     env.send(
         Method::PUT,
@@ -64,10 +50,13 @@ async fn a_ccs2_car_takes_commands_with_the_owners_pin_and_a_refused_pin_is_neve
     // The unlock goes the CCS2 way.
     let a = env.command_waiting(CCS2_CAR, "unlock", "pin-1").await;
     assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
-    assert_eq!(requests(&env, "PUT", "/api/v1/user/pin"), 1);
-    assert_eq!(requests(&env, "POST", "/ccs2/control/door"), 1);
+    assert_eq!(env.requests("hyundai", Some("PUT"), "/api/v1/user/pin"), 1);
     assert_eq!(
-        requests(&env, "POST", "/api/v1/spa/vehicles"),
+        env.requests("hyundai", Some("POST"), "/ccs2/control/door"),
+        1
+    );
+    assert_eq!(
+        env.requests("hyundai", Some("POST"), "/api/v1/spa/vehicles"),
         0,
         "the older path"
     );
@@ -98,7 +87,7 @@ async fn a_ccs2_car_takes_commands_with_the_owners_pin_and_a_refused_pin_is_neve
     let again = env.command_waiting(CCS2_CAR, "lock", "pin-3").await;
     assert_eq!(again.json["code"], "pin_rejected", "{:#}", again.json);
     assert_eq!(
-        requests(&env, "PUT", "/api/v1/user/pin"),
+        env.requests("hyundai", Some("PUT"), "/api/v1/user/pin"),
         2,
         "one try of the wrong PIN"
     );
@@ -110,5 +99,5 @@ async fn a_ccs2_car_takes_commands_with_the_owners_pin_and_a_refused_pin_is_neve
     assert_eq!(locked.json["status"], "succeeded", "{:#}", locked.json);
     assert!(hyundai.locked(CCS2_CAR));
     // The control token the right PIN made first is still valid: kept, not asked again.
-    assert_eq!(requests(&env, "PUT", "/api/v1/user/pin"), 2);
+    assert_eq!(env.requests("hyundai", Some("PUT"), "/api/v1/user/pin"), 2);
 }

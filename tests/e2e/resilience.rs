@@ -314,13 +314,7 @@ async fn not_capable_answers_open_no_breaker_for_the_oems_other_cars() {
     // What the compatibility API said at the link is forgotten: the OEM answers each
     // command `not_capable` itself.
     for _ in 0..4 {
-        env.demo
-            .gateway
-            .store
-            .set_capabilities(&read_only, None)
-            .await
-            .unwrap();
-        env.demo.gateway.fleet.invalidate_vehicle(&read_only);
+        env.forget_capabilities(&read_only).await;
         env.post(
             &format!("/v1/vehicles/{read_only}/lock"),
             &env.demo.token,

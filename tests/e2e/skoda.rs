@@ -12,21 +12,11 @@ use bytes::Bytes;
 use hyper::Method;
 use keyway_adapter::mock::MockControl;
 use keyway_adapter::transport::loopback_http;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::Env;
 
 const ENYAQ: &str = "TMBJB9NY5RF000001";
-
-fn requests(env: &Env, method: &str, part: &str) -> usize {
-    let skoda: &keyway_skoda::SkodaMock = env.demo.mock("skoda");
-    skoda
-        .journal()
-        .entries()
-        .iter()
-        .filter(|e| e.method == method && e.path.contains(part))
-        .count()
-}
 
 /// Waits (bounded) until the backend's lagging view of the car shows `locked`.
 async fn backend_shows(env: &Env, vin: &str, locked: bool) {
@@ -44,6 +34,38 @@ async fn backend_shows(env: &Env, vin: &str, locked: bool) {
     panic!("the backend never showed {vin} locked={locked}");
 }
 
+/// Unlocks the Enyaq under `key` without waiting: the command's id (taken, `202`).
+async fn unlock_taken(env: &Env, key: &str) -> String {
+    let car = env.by_vin(ENYAQ).id.to_string();
+    let started = env
+        .send(
+            Method::POST,
+            &format!("/v1/vehicles/{car}/unlock"),
+            Some(&env.demo.token),
+            &[("idempotency-key", key)],
+            None,
+        )
+        .await;
+    assert_eq!(started.status, 202, "{:#}", started.json);
+    started.json["id"].as_str().unwrap().to_string()
+}
+
+/// Reads command `id` until it is no longer `pending` (bounded): the last view.
+async fn settled(env: &Env, id: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        last = env
+            .get(&format!("/v1/commands/{id}"), Some(&env.demo.token))
+            .await
+            .json;
+        if last["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    last
+}
+
 #[tokio::test]
 async fn a_skoda_links_with_pkce_and_a_command_is_decided_from_the_car() {
     let env = Env::builder().mocks(&["skoda"]).start().await;
@@ -53,25 +75,21 @@ async fn a_skoda_links_with_pkce_and_a_command_is_decided_from_the_car() {
     assert_eq!(account["oem"], "skoda", "{:#}", listed.json);
     assert_eq!(account["pin"], "set");
     assert_eq!(account["vehicle_ids"].as_array().unwrap().len(), 2);
-    assert_eq!(requests(&env, "POST", "/exchange-authorization-code"), 1);
+    assert_eq!(
+        env.requests("skoda", Some("POST"), "/exchange-authorization-code"),
+        1
+    );
 
     // An unlock is taken with the S-PIN checked first; the backend says nothing more.
     let skoda: &keyway_skoda::SkodaMock = env.demo.mock("skoda");
     let car = env.by_vin(ENYAQ).id.to_string();
-    let started = env
-        .send(
-            Method::POST,
-            &format!("/v1/vehicles/{car}/unlock"),
-            Some(&env.demo.token),
-            &[("idempotency-key", "skoda-1")],
-            None,
-        )
-        .await;
-    assert_eq!(started.status, 202, "{:#}", started.json);
-    let id = started.json["id"].as_str().unwrap().to_string();
+    let id = unlock_taken(&env, "skoda-1").await;
     backend_shows(&env, ENYAQ, false).await;
-    assert_eq!(requests(&env, "POST", "/spin/verify"), 1);
-    assert_eq!(requests(&env, "POST", &format!("{ENYAQ}/unlock")), 1);
+    assert_eq!(env.requests("skoda", Some("POST"), "/spin/verify"), 1);
+    assert_eq!(
+        env.requests("skoda", Some("POST"), &format!("{ENYAQ}/unlock")),
+        1
+    );
     // The car did it and the backend shows it, but a read within the declared state lag
     // could be older than the send: no verdict yet.
     let early = env
@@ -80,21 +98,11 @@ async fn a_skoda_links_with_pkce_and_a_command_is_decided_from_the_car() {
     assert_eq!(early.json["status"], "pending", "{:#}", early.json);
     // Past the state lag by keyway's clock, the next read decides.
     env.demo.gateway.clock.advance(Duration::from_secs(31));
-    let mut status = String::new();
-    for _ in 0..300 {
-        let c = env
-            .get(&format!("/v1/commands/{id}"), Some(&env.demo.token))
-            .await;
-        status = c.json["status"].as_str().unwrap_or_default().to_string();
-        if status != "pending" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(status, "succeeded");
+    let done = settled(&env, &id).await;
+    assert_eq!(done["status"], "succeeded", "{done:#}");
     assert!(!skoda.locked(ENYAQ));
     assert_eq!(
-        requests(&env, "POST", &format!("{ENYAQ}/unlock")),
+        env.requests("skoda", Some("POST"), &format!("{ENYAQ}/unlock")),
         1,
         "sent once"
     );
@@ -111,7 +119,10 @@ async fn a_skoda_links_with_pkce_and_a_command_is_decided_from_the_car() {
         )
         .await;
     assert_eq!(read.status, 200, "{:#}", read.json);
-    assert_eq!(requests(&env, "POST", "/authentication/refresh-token"), 1);
+    assert_eq!(
+        env.requests("skoda", Some("POST"), "/authentication/refresh-token"),
+        1
+    );
 
     // The Octavia's licence expired: keyway shows it, and refuses before sending.
     let octavia = keyway_skoda::demo::READ_ONLY;
@@ -125,7 +136,10 @@ async fn a_skoda_links_with_pkce_and_a_command_is_decided_from_the_car() {
     let no = env.command_waiting(octavia, "unlock", "skoda-2").await;
     assert_eq!(no.status, 422, "{:#}", no.json);
     assert_eq!(no.json["code"], "not_capable");
-    assert_eq!(requests(&env, "POST", &format!("{octavia}/unlock")), 0);
+    assert_eq!(
+        env.requests("skoda", Some("POST"), &format!("{octavia}/unlock")),
+        0
+    );
 }
 
 /// A wrong S-PIN is named at the check, and nothing reaches the car.
@@ -147,7 +161,7 @@ async fn a_wrong_s_pin_is_refused_at_the_check() {
     assert_eq!(wrong.json["code"], "pin_rejected", "{:#}", wrong.json);
     assert!(wrong.text.contains("2 tries left"), "{:#}", wrong.json);
     assert!(!wrong.text.contains("0000"));
-    assert_eq!(requests(&env, "POST", "/vehicle-access/"), 0);
+    assert_eq!(env.requests("skoda", Some("POST"), "/vehicle-access/"), 0);
     let skoda: &keyway_skoda::SkodaMock = env.demo.mock("skoda");
     assert!(skoda.locked(ENYAQ));
 }
@@ -199,42 +213,24 @@ async fn a_taken_command_the_car_never_runs_ends_unknown() {
     let env = Env::builder().mocks(&["skoda"]).start().await;
     let skoda: &keyway_skoda::SkodaMock = env.demo.mock("skoda");
     skoda.set_refusing(ENYAQ, true);
-    let car = env.by_vin(ENYAQ).id.to_string();
-    let started = env
-        .send(
-            Method::POST,
-            &format!("/v1/vehicles/{car}/unlock"),
-            Some(&env.demo.token),
-            &[("idempotency-key", "skoda-4")],
-            None,
-        )
-        .await;
-    assert_eq!(started.status, 202, "{:#}", started.json);
-    let id = started.json["id"].as_str().unwrap().to_string();
+    let id = unlock_taken(&env, "skoda-4").await;
     // Once it was sent: past the command's whole timeout by keyway's clock.
     for _ in 0..400 {
-        if requests(&env, "POST", &format!("{ENYAQ}/unlock")) == 1 {
+        if env.requests("skoda", Some("POST"), &format!("{ENYAQ}/unlock")) == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     env.demo.gateway.clock.advance(Duration::from_secs(3600));
-    let mut last = json!(null);
-    for _ in 0..300 {
-        last = env
-            .get(&format!("/v1/commands/{id}"), Some(&env.demo.token))
-            .await
-            .json;
-        if last["status"] != "pending" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let last = settled(&env, &id).await;
     assert_eq!(last["status"], "unknown", "{last:#}");
     assert!(
         last["error"].to_string().contains("reports no outcome"),
         "{last:#}"
     );
     assert!(skoda.locked(ENYAQ), "the car stayed locked");
-    assert_eq!(requests(&env, "POST", &format!("{ENYAQ}/unlock")), 1);
+    assert_eq!(
+        env.requests("skoda", Some("POST"), &format!("{ENYAQ}/unlock")),
+        1
+    );
 }

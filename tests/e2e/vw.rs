@@ -14,15 +14,6 @@ use crate::common::{Answer, Env};
 
 const ID4: &str = "WVWZZZE1ZNP000001";
 
-fn requests(env: &Env, method: &str, part: &str) -> usize {
-    let vw: &keyway_vw::VwMock = env.demo.mock("vw");
-    vw.journal()
-        .entries()
-        .iter()
-        .filter(|e| e.method == method && e.path.contains(part))
-        .count()
-}
-
 async fn hand_over(env: &Env, token: &str, redirect: &str) -> Answer {
     env.send(
         Method::POST,
@@ -67,7 +58,10 @@ async fn a_volkswagen_links_through_the_app_login_and_locks_with_the_owners_s_pi
     let a = env.command_waiting(ID4, "unlock", "vw-1").await;
     assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
     assert!(!vw.locked(ID4), "the car is unlocked");
-    assert_eq!(requests(&env, "POST", &format!("{ID4}/access/unlock")), 1);
+    assert_eq!(
+        env.requests("vw", Some("POST"), &format!("{ID4}/access/unlock")),
+        1
+    );
     let a = env.command_waiting(ID4, "lock", "vw-2").await;
     assert_eq!(a.json["status"], "succeeded", "{:#}", a.json);
     assert!(vw.locked(ID4));
@@ -85,7 +79,7 @@ async fn a_volkswagen_links_through_the_app_login_and_locks_with_the_owners_s_pi
         )
         .await;
     assert_eq!(read.status, 200, "{:#}", read.json);
-    assert_eq!(requests(&env, "POST", "/login/v1/idk/token"), 1);
+    assert_eq!(env.requests("vw", Some("POST"), "/login/v1/idk/token"), 1);
 
     // The Golf's access capability is not active: the vehicle list said so, keyway shows
     // it, and a command is a certain no before anything is sent.
@@ -120,7 +114,10 @@ async fn a_volkswagen_links_through_the_app_login_and_locks_with_the_owners_s_pi
         "refused before any command: {:#}",
         no.json
     );
-    assert_eq!(requests(&env, "POST", &format!("{golf}/access")), 0);
+    assert_eq!(
+        env.requests("vw", Some("POST"), &format!("{golf}/access")),
+        0
+    );
     assert!(vw.locked(golf));
 
     // A wrong S-PIN is refused once, and not sent again until replaced.

@@ -165,22 +165,7 @@ async fn grant(env: &Env, vehicle_id: &str, extra: Value) -> String {
 }
 
 fn wakes(env: &Env, oem: &str) -> usize {
-    requests(env, oem, "wake")
-}
-
-/// How many requests the mock of `oem` took whose path contains `part`.
-fn requests(env: &Env, oem: &str, part: &str) -> usize {
-    env.demo
-        .mocks
-        .iter()
-        .find(|m| m.oem == oem)
-        .unwrap()
-        .mock
-        .journal()
-        .entries()
-        .iter()
-        .filter(|e| e.path.contains(part))
-        .count()
+    env.requests(oem, None, "wake")
 }
 
 #[tokio::test]
@@ -442,7 +427,7 @@ async fn smartcar_pushes_are_verified_and_each_change_arrives_once() {
     let c = next_change(&env, &v.id, 0, "locked").await;
     assert_eq!(c["state"]["lock"]["locked"], false, "{c:#}");
     // A caller's read within the TTL answers the pushed state, with no OEM call.
-    let reads = || requests(&env, "smartcar", "/security");
+    let reads = || env.requests("smartcar", None, "/security");
     let before = reads();
     let path = format!("/v1/vehicles/{}/security", v.id);
     let read = env.get(&path, Some(&env.demo.token)).await;

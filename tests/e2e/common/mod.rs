@@ -155,6 +155,34 @@ impl Env {
         format!("http://{}", self.demo.addr)
     }
 
+    /// How many requests the mock of `oem` took with `method` (any, when `None`) whose
+    /// path contains `part`.
+    pub fn requests(&self, oem: &str, method: Option<&str>, part: &str) -> usize {
+        self.demo
+            .mocks
+            .iter()
+            .find(|m| m.oem == oem)
+            .unwrap_or_else(|| panic!("no {oem} mock"))
+            .mock
+            .journal()
+            .entries()
+            .iter()
+            .filter(|e| method.is_none_or(|m| e.method == m) && e.path.contains(part))
+            .count()
+    }
+
+    /// Forgets what the OEM of vehicle `id` said, when the car was listed, that it cannot
+    /// do (as if it had not said it): its OEM's command answer tells again.
+    pub async fn forget_capabilities(&self, id: &str) {
+        self.demo
+            .gateway
+            .store
+            .set_capabilities(id, None)
+            .await
+            .unwrap();
+        self.demo.gateway.fleet.invalidate_vehicle(id);
+    }
+
     /// The online demo Tesla and the asleep one.
     /// The online Tesla that takes REST commands (a pre-2021 Model S): each command
     /// shows in the mock's journal by its path (`/command/door_lock`), which the
