@@ -17,6 +17,7 @@
 //! - [`push`]: what an OEM pushes unasked (inbound webhooks), verified and translated.
 //! - [`login`]: linking through an OEM's own app login (Volkswagen Group), or by the
 //!   owner the redirect names (Smartcar API v3).
+//! - [`per_car`]: what an adapter learned of each car and keeps ([`PerCar`]).
 //! - [`oem`]: an OEM as one value, which each adapter crate exports for keyway's
 //!   registry.
 //! - [`mock`]: the kit every mock OEM is built from (server, journal, OAuth token book).
@@ -32,6 +33,7 @@ pub mod login;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod oem;
+pub mod per_car;
 pub mod push;
 pub mod secret;
 pub mod transport;
@@ -42,6 +44,7 @@ pub use error::{Delivered, OemError};
 pub use exchange::{Exchanges, Route};
 pub use http::{Call, Http, TransportError};
 pub use login::{AppLogin, LinkSecrets, Linking, Tokens};
+pub use per_car::PerCar;
 pub use push::{PushError, Pushed, PushedState};
 pub use secret::Secret;
 pub use types::*;

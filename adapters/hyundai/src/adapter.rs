@@ -21,8 +21,8 @@ use keyway_adapter::http::{
 };
 use keyway_adapter::{
     Adapter, AdapterInfo, Call, Capability, ClientAuth, Command, CommandMode, Delivered, Door,
-    DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, Progress, Secret,
-    SecurityState, Sent, VehicleRef,
+    DoorPosition, Limits, Location, OAuthProfile, OemError, OemVehicle, Pending, PerCar, Progress,
+    Secret, SecurityState, Sent, VehicleRef,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -81,7 +81,7 @@ pub struct HyundaiAdapter {
     stamp: Secret,
     /// What the vehicle list said of each car: on CCS2 (status at
     /// `ccs2/carstatus/latest`, door control with a control token) or not.
-    ccs2: Arc<Mutex<HashMap<String, bool>>>,
+    ccs2: PerCar<bool>,
     /// Control tokens made from owners' PINs ([`crate::control`]).
     pub(crate) controls: Arc<ControlTokens>,
 }
@@ -92,20 +92,8 @@ impl HyundaiAdapter {
         Self {
             base: base.into(),
             stamp,
-            ccs2: Arc::default(),
+            ccs2: PerCar::default(),
             controls: Arc::default(),
-        }
-    }
-
-    /// Whether the car is on CCS2, as far as known (`None`: no vehicle list has named
-    /// it since start).
-    fn is_ccs2(&self, id: &str) -> Option<bool> {
-        self.ccs2.lock().ok().and_then(|s| s.get(id).copied())
-    }
-
-    fn note_ccs2(&self, id: &str, is: bool) {
-        if let Ok(mut s) = self.ccs2.lock() {
-            s.insert(id.to_string(), is);
         }
     }
 
@@ -523,7 +511,7 @@ impl Adapter for HyundaiAdapter {
     async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
         let listed = parse_listed(self.get(cx, "/api/v1/spa/vehicles").await?.body())?;
         for (v, is) in &listed {
-            self.note_ccs2(&v.oem_id, *is);
+            self.ccs2.set(&v.oem_id, *is);
         }
         Ok(listed.into_iter().map(|(v, _)| v).collect())
     }
@@ -535,7 +523,7 @@ impl Adapter for HyundaiAdapter {
 
     async fn security(&self, cx: &Call, v: &VehicleRef) -> Result<SecurityState, OemError> {
         let ccs2 = format!("/api/v1/spa/vehicles/{}/ccs2/carstatus/latest", v.oem_id);
-        if self.is_ccs2(&v.oem_id) == Some(true) {
+        if self.ccs2.get(&v.oem_id) == Some(true) {
             return parse_security(self.get(cx, &ccs2).await?.body());
         }
         let legacy = format!("/api/v1/spa/vehicles/{}/status/latest", v.oem_id);
@@ -548,7 +536,7 @@ impl Adapter for HyundaiAdapter {
             // failed: a CCS2 car answers at its own path.
             Err(OemError::Upstream { .. } | OemError::InvalidResponse { .. }) => {
                 let s = parse_security(self.get(cx, &ccs2).await?.body())?;
-                self.note_ccs2(&v.oem_id, true);
+                self.ccs2.set(&v.oem_id, true);
                 Ok(s)
             }
             other => other,
@@ -562,11 +550,11 @@ impl Adapter for HyundaiAdapter {
         };
         // A CCS2 car takes door commands only on its own path, with a control token; a car
         // no vehicle list has named since start is looked up first.
-        let ccs2 = match self.is_ccs2(&v.oem_id) {
+        let ccs2 = match self.ccs2.get(&v.oem_id) {
             Some(is) => is,
             None => {
                 self.vehicles(cx).await?;
-                self.is_ccs2(&v.oem_id).unwrap_or(false)
+                self.ccs2.get(&v.oem_id).unwrap_or(false)
             }
         };
         if ccs2 {

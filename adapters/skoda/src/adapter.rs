@@ -19,7 +19,6 @@
 //! command's effect, never `failed`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,7 +30,8 @@ use keyway_adapter::http::{
 use keyway_adapter::{
     Adapter, AdapterInfo, AppLogin, Call, Capability, ClientAuth, Command, CommandMode, Delivered,
     Door, DoorPosition, Http, Limits, LinkSecrets, Linking, Location, OAuthProfile, OemError,
-    OemTiming, OemVehicle, RefreshGrant, Secret, SecurityState, Sent, Stamps, Tokens, VehicleRef,
+    OemTiming, OemVehicle, PerCar, RefreshGrant, Secret, SecurityState, Sent, Stamps, Tokens,
+    VehicleRef,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -92,7 +92,7 @@ const GENERATIONS: &str = "connectivityGenerations=MOD1&connectivityGenerations=
 pub struct SkodaAdapter {
     base: String,
     /// What each car's garage entry said: lock and unlock usable or not.
-    access: Arc<Mutex<HashMap<String, bool>>>,
+    access: PerCar<bool>,
 }
 
 impl SkodaAdapter {
@@ -100,7 +100,7 @@ impl SkodaAdapter {
     pub fn new(base: impl Into<String>) -> Self {
         Self {
             base: base.into(),
-            access: Arc::default(),
+            access: PerCar::default(),
         }
     }
 
@@ -117,14 +117,10 @@ impl SkodaAdapter {
         let path = format!("/api/v2/garage/vehicles/{vin}?{GENERATIONS}");
         let entry = parse_entry(self.get(cx, &path).await?.body())?;
         // What could not be told is asked again next time.
-        if let (Some(can), Ok(mut access)) = (entry.access, self.access.lock()) {
-            access.insert(vin.to_string(), can);
+        if let Some(can) = entry.access {
+            self.access.set(vin, can);
         }
         Ok(entry)
-    }
-
-    fn can_command(&self, vin: &str) -> Option<bool> {
-        self.access.lock().ok()?.get(vin).copied()
     }
 }
 
@@ -492,7 +488,7 @@ impl Adapter for SkodaAdapter {
     }
 
     async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
-        let can = match self.can_command(&v.oem_id) {
+        let can = match self.access.get(&v.oem_id) {
             Some(can) => can,
             // An entry that cannot tell does not stop the command: the backend refuses
             // one the car cannot take (a certain 4xx).

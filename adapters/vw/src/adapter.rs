@@ -15,8 +15,6 @@
 //! `fail…`). A refused S-PIN is an error naming the tries left ([`classify`]).
 //! Owners log in through the app's own login ([`crate::login`]).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,7 +24,7 @@ use keyway_adapter::http::{body_excerpt, check, fix, join, no_fix, parse_body, s
 use keyway_adapter::{
     Adapter, AdapterInfo, AppLogin, Call, Capability, ClientAuth, Command, CommandMode, Delivered,
     Door, DoorPosition, Http, Limits, LinkSecrets, Linking, Location, OAuthProfile, OemError,
-    OemTiming, OemVehicle, Pending, Progress, Secret, SecurityState, Sent, Stamps, Tokens,
+    OemTiming, OemVehicle, Pending, PerCar, Progress, Secret, SecurityState, Sent, Stamps, Tokens,
     VehicleRef,
 };
 use serde::Deserialize;
@@ -88,7 +86,7 @@ pub static INFO: AdapterInfo = AdapterInfo {
 pub struct VwAdapter {
     base: String,
     /// What the vehicle list said of each car: lock and unlock usable or not.
-    access: Arc<Mutex<HashMap<String, bool>>>,
+    access: PerCar<bool>,
 }
 
 impl VwAdapter {
@@ -96,7 +94,7 @@ impl VwAdapter {
     pub fn new(base: impl Into<String>) -> Self {
         Self {
             base: base.into(),
-            access: Arc::default(),
+            access: PerCar::default(),
         }
     }
 
@@ -106,10 +104,6 @@ impl VwAdapter {
 
     async fn get(&self, cx: &Call, path: &str) -> Result<Response<Bytes>, OemError> {
         check(cx.get(&self.url(path)).await?, false, classify)
-    }
-
-    fn can_command(&self, vin: &str) -> Option<bool> {
-        self.access.lock().ok()?.get(vin).copied()
     }
 }
 
@@ -466,10 +460,8 @@ impl Adapter for VwAdapter {
 
     async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
         let listed = parse_vehicles(self.get(cx, "/vehicle/v1/vehicles").await?.body())?;
-        if let Ok(mut access) = self.access.lock() {
-            for (v, can) in &listed {
-                access.insert(v.oem_id.clone(), *can);
-            }
+        for (v, can) in &listed {
+            self.access.set(&v.oem_id, *can);
         }
         Ok(listed.into_iter().map(|(v, _)| v).collect())
     }
@@ -491,11 +483,11 @@ impl Adapter for VwAdapter {
     async fn send(&self, cx: &Call, v: &VehicleRef, c: Command) -> Result<Sent, OemError> {
         // A car the vehicle list shows without a usable `access` capability is told no
         // here; one not listed since start is looked up first.
-        let can = match self.can_command(&v.oem_id) {
+        let can = match self.access.get(&v.oem_id) {
             Some(can) => can,
             None => {
                 self.vehicles(cx).await?;
-                self.can_command(&v.oem_id).unwrap_or(true)
+                self.access.get(&v.oem_id).unwrap_or(true)
             }
         };
         if !can {
