@@ -321,6 +321,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
                 api_base_url: server.url(),
                 auth_base_url: None,
                 login_base_url: None,
+                vehicles_base_url: None,
                 client_id: mocks::CLIENT_ID.into(),
                 client_secret: Some(Secret::new(mocks::CLIENT_SECRET)),
                 api_key: entry.api_key.map(Secret::new),
@@ -479,6 +480,11 @@ pub async fn link_as_owner(base: &str, token: &str, oem: &str) -> Result<(), Dem
     let consent = browse(&browser, url)
         .await
         .map_err(|e| fail("OEM login", e))?;
+    // A device login (RFC 8628): the owner approved at the OEM's page; the service
+    // polls keyway, which polls the OEM, at the interval asked (a few bounded tries).
+    if started["device"].is_object() {
+        return finish_device(&service, base, &started, consent.status()).await;
+    }
     let back = consent
         .headers()
         .get(header::LOCATION)
@@ -505,6 +511,45 @@ pub async fn link_as_owner(base: &str, token: &str, oem: &str) -> Result<(), Dem
         ));
     }
     Ok(())
+}
+
+/// Polls a device link until it is linked: at most ten polls, `Retry-After` apart.
+async fn finish_device(
+    service: &Call,
+    base: &str,
+    started: &serde_json::Value,
+    approved: http::StatusCode,
+) -> Result<(), DemoError> {
+    let fail = |what: &str, detail: String| DemoError::Link(format!("{what}: {detail}"));
+    if !approved.is_success() {
+        return Err(fail("OEM device page", approved.to_string()));
+    }
+    let body = serde_json::json!({ "state": started["state"] });
+    for _ in 0..10 {
+        let polled = service
+            .post_json(&format!("{base}/v1/oauth/device"), &body)
+            .await
+            .map_err(|e| fail("device poll", e.to_string()))?;
+        match polled.status().as_u16() {
+            200 => return Ok(()),
+            202 => {
+                let wait: serde_json::Value =
+                    serde_json::from_slice(polled.body()).unwrap_or_default();
+                let secs = wait["retry_after_s"].as_u64().unwrap_or(1).clamp(1, 10);
+                tokio::time::sleep(Duration::from_secs(secs)).await;
+            }
+            _ => {
+                return Err(fail(
+                    "device poll",
+                    String::from_utf8_lossy(polled.body()).into_owned(),
+                ));
+            }
+        }
+    }
+    Err(fail(
+        "device poll",
+        "the owner's approval never arrived".into(),
+    ))
 }
 
 async fn browse(http: &Http, url: &str) -> Result<http::Response<Bytes>, String> {

@@ -71,6 +71,7 @@ fn build(oem: &str, c: &OemConfig) -> Option<Arc<dyn Adapter>> {
         .and_then(|_| c.app_key_pem().ok().flatten());
     Some((known.build)(&Build {
         base: &c.api_base_url,
+        vehicles_base: c.vehicles_base(),
         api_version: c.api_version.as_deref(),
         auth_base: c.auth_base(),
         client_id: &c.client_id,

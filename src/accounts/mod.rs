@@ -16,7 +16,6 @@ use std::time::Duration;
 use keyway_adapter::login::{param, redirect_params};
 use keyway_adapter::{OemError, Secret};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 
 use crate::auth::Caller;
 use crate::crypto::Sealer;
@@ -29,66 +28,16 @@ use crate::tokens::oauth;
 use crate::tokens::{TokenError, Tokens};
 use crate::vehicles::Fleet;
 
+mod device;
 mod error;
+mod polls;
+mod shapes;
 
 pub use error::AccountError;
-
-/// One listed account.
-#[derive(Debug)]
-pub struct Listed {
-    /// The account.
-    pub account: AccountRecord,
-    /// Its vehicles.
-    pub vehicle_ids: Vec<String>,
-    /// Its PIN's state; `None` when none is set.
-    pub pin: Option<PinState>,
-}
-
-/// Whether keyway may use an account's PIN.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PinState {
-    /// Set, and used for the commands that need it.
-    Set,
-    /// The OEM refused it: not used again until replaced.
-    Rejected,
-}
+pub use shapes::{Callback, DeviceCode, DevicePoll, LinkStart, Listed, PinState};
 
 /// How long an authorization may take.
 pub const LINK_TTL: Duration = Duration::from_secs(600);
-
-/// A started link.
-#[derive(Debug)]
-pub struct LinkStart {
-    /// Where to send the owner's browser.
-    pub authorization_url: String,
-    /// The `state` in it (the callback must bring it back).
-    pub state: Secret,
-    /// Until when the callback is accepted.
-    pub expires_at: OffsetDateTime,
-    /// For an OEM linking through its own app login: the app's redirect URI, which the
-    /// login ends at (the caller hands that whole URL to `POST /v1/oauth/callback`).
-    pub app_redirect: Option<&'static str>,
-}
-
-/// What the OEM's redirect brings back.
-#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct Callback {
-    /// The authorization code.
-    pub code: Option<String>,
-    /// The state from the link's start: the callback's one credential, single-use.
-    #[param(required = true, value_type = String, min_length = 1)]
-    pub state: Option<String>,
-    /// The owner's id at the OEM, for an OEM whose redirect names the owner instead of
-    /// granting a code to exchange (Smartcar API v3; keyway links it only once the OEM
-    /// confirms that owner connected during the link).
-    pub user_id: Option<String>,
-    /// An OAuth error (`access_denied`, …).
-    pub error: Option<String>,
-    /// Its description.
-    pub error_description: Option<String>,
-}
 
 fn state_hash(state: &str) -> String {
     hex::encode(Sha256::digest(state.as_bytes()))
@@ -144,6 +93,7 @@ pub struct Accounts {
     tokens: Arc<Tokens>,
     fleet: Arc<Fleet>,
     clock: crate::clock::Clock,
+    device_polls: polls::Polls,
 }
 
 impl Accounts {
@@ -165,6 +115,7 @@ impl Accounts {
             sealer,
             tokens,
             fleet,
+            device_polls: polls::Polls::default(),
         }
     }
 
@@ -190,8 +141,28 @@ impl Accounts {
         caller.require_unrestricted("link accounts")?;
         let entry = self.enabled(oem)?;
         let pin = pin.map(checked_pin).transpose()?;
-        let app_redirect = entry.adapter.info().oauth.linking.app_redirect();
+        let linking = entry.adapter.info().oauth.linking;
+        let app_redirect = linking.app_redirect();
+        let mut device = None;
         let (auth, redirect) = match app_redirect {
+            // RFC 8628: the OEM draws the codes; keyway's `state` names the link, and
+            // the device code waits sealed where a verifier would.
+            None if linking.device().is_some() => {
+                let d = crate::tokens::device::start(entry).await?;
+                let url = d
+                    .verification_uri_complete
+                    .clone()
+                    .unwrap_or_else(|| d.verification_uri.clone());
+                let (link, _) = oauth::app_link();
+                let auth = oauth::Authorization {
+                    url,
+                    state: link.state,
+                    verifier: d.device_code.clone(),
+                };
+                let page = d.verification_uri.clone();
+                device = Some(d);
+                (auth, page)
+            }
             None => (
                 oauth::authorization(entry, &self.redirect_uri)?,
                 self.redirect_uri.clone(),
@@ -215,7 +186,19 @@ impl Accounts {
         };
         let hash = state_hash(auth.state.expose());
         let created_at = self.clock.now();
-        let expires_at = created_at + LINK_TTL;
+        let ttl = device
+            .as_ref()
+            .map_or(LINK_TTL, |d| d.expires_in.min(LINK_TTL));
+        let expires_at = created_at + ttl;
+        if let Some(d) = &device {
+            // The first poll may ask at once; each later one an interval after.
+            let wait = polls::Wait {
+                next: created_at,
+                interval: d.interval,
+                expires_at,
+            };
+            self.device_polls.set(&hash, created_at, wait);
+        }
         self.store
             .put_link_state(&LinkState {
                 state_hash: hash.clone(),
@@ -237,6 +220,11 @@ impl Accounts {
             state: auth.state,
             expires_at,
             app_redirect,
+            device: device.map(|d| DeviceCode {
+                user_code: d.user_code,
+                verification_uri: d.verification_uri,
+                interval: d.interval,
+            }),
         })
     }
 

@@ -16,7 +16,7 @@ use super::contract::{Edge, Problems, Public};
 use super::extract::{Authed, OptionalJson};
 use super::timestamp;
 use crate::accounts::Accounts;
-use crate::accounts::{AccountError, Callback, PinState};
+use crate::accounts::{AccountError, Callback, DevicePoll, PinState};
 use crate::auth::Scope;
 use crate::store::{AccountRecord, AccountStatus};
 
@@ -112,6 +112,47 @@ pub struct LinkStarted {
     /// app showing the login catches the redirect, and the whole URL goes to
     /// `POST /v1/oauth/callback`.
     pub app_redirect: Option<String>,
+    /// Set when the OEM links with RFC 8628's device grant (myAudi): show the owner
+    /// `user_code` and the OEM's page (`authorization_url` carries the code already);
+    /// then poll `POST /v1/oauth/device` with `state` until the account is linked.
+    pub device: Option<DeviceCodeView>,
+}
+
+/// A device link's code, for the owner.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = DeviceCode)]
+pub struct DeviceCodeView {
+    /// The code the owner confirms at the OEM's page.
+    pub user_code: String,
+    /// The OEM's page, without the code (the owner types it there).
+    pub verification_uri: String,
+    /// Seconds to wait between polls of `POST /v1/oauth/device`.
+    pub interval_s: u64,
+}
+
+/// A device link's poll.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePollBody {
+    /// The `state` of the link's start.
+    #[schema(min_length = 1, max_length = 512)]
+    state: String,
+}
+
+impl std::fmt::Debug for DevicePollBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DevicePollBody { state: <redacted> }")
+    }
+}
+
+/// The owner has not approved the code yet.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DevicePending {
+    /// Always `pending`.
+    #[schema(example = "pending")]
+    pub status: &'static str,
+    /// Seconds to wait before the next poll (also `Retry-After`).
+    pub retry_after_s: u64,
 }
 
 /// A finished link.
@@ -159,6 +200,11 @@ pub async fn authorize(
             state: link.state.expose().to_string(),
             expires_at: timestamp(link.expires_at),
             app_redirect: link.app_redirect.map(str::to_string),
+            device: link.device.map(|d| DeviceCodeView {
+                user_code: d.user_code,
+                verification_uri: d.verification_uri,
+                interval_s: d.interval.as_secs(),
+            }),
         }),
     ))
 }
@@ -241,6 +287,57 @@ pub async fn app_callback(
     Ok(Json(Linked {
         account: view(&l.account, l.vehicle_ids, l.pin),
     }))
+}
+
+/// Poll a device link (an OEM whose link's start carried `device`, e.g. myAudi): keyway
+/// asks the OEM once whether the owner approved the code — never sooner than the OEM's
+/// interval since the last ask (a poll before that answers `202` without asking). `200`
+/// with the account once approved; `202` while the owner has not decided; a refusal,
+/// or codes that expired, end the link (`authorization_denied`, `not_found`).
+#[utoipa::path(
+    post,
+    path = "/v1/oauth/device",
+    tag = "accounts",
+    operation_id = "pollDeviceLink",
+    request_body(content = DevicePollBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The account is linked", body = Linked),
+        (status = 202, description = "The owner has not approved yet: poll again after `Retry-After` seconds", body = DevicePending,
+            headers(("Retry-After" = u64, description = "Seconds to wait before the next poll"))),
+        LinkProblems
+    ),
+    security(("bearer" = ["accounts:write"]))
+)]
+pub async fn device_poll(
+    State(accounts): State<Arc<Accounts>>,
+    Authed(caller): Authed,
+    OptionalJson(body): OptionalJson<DevicePollBody>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    caller.require(Scope::AccountsWrite)?;
+    let state = body
+        .map(|b| b.state)
+        .ok_or_else(|| ApiError::invalid("send a JSON body: {\"state\": \"…\"}"))?;
+    crate::text::check("state", &state, 512)?;
+    Ok(match accounts.poll_device(&caller, &state).await? {
+        DevicePoll::Linked(l) => Json(Linked {
+            account: view(&l.account, l.vehicle_ids, l.pin),
+        })
+        .into_response(),
+        DevicePoll::Pending(wait) => {
+            // Whole seconds, rounded up: a poll at `Retry-After` is never early.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            (
+                StatusCode::ACCEPTED,
+                [(axum::http::header::RETRY_AFTER, secs.to_string())],
+                Json(DevicePending {
+                    status: "pending",
+                    retry_after_s: secs,
+                }),
+            )
+                .into_response()
+        }
+    })
 }
 
 /// The caller's linked accounts.

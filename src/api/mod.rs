@@ -85,6 +85,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
             "/v1/oauth/callback",
             get(accounts::callback).post(accounts::app_callback),
         )
+        .route("/v1/oauth/device", post(accounts::device_poll))
         .route("/v1/grants", post(grants::create).get(grants::list))
         .route("/v1/grants/{id}", get(grants::one))
         .route("/v1/grants/{id}/timeline", get(grants::timeline))

@@ -23,6 +23,10 @@ pub struct OemConfig {
     /// Base URL of the page owners log in at, when it is not the OAuth server's
     /// (Smartcar Connect: `https://connect.smartcar.com`). Default: `auth_base_url`.
     pub login_base_url: Option<String>,
+    /// Base URL of the OEM's list of an owner's vehicles, when it is not the vehicle
+    /// API's (myAudi's GraphQL at `https://app-api.live-my.audi.com`). Default:
+    /// `api_base_url`.
+    pub vehicles_base_url: Option<String>,
     /// OAuth client id.
     pub client_id: String,
     /// OAuth client secret (or env `KEYWAY_OEMS_<OEM>_CLIENT_SECRET`).
@@ -339,6 +343,13 @@ impl OemConfig {
         self.auth_base_url.as_deref().unwrap_or(&self.api_base_url)
     }
 
+    /// The base URL of the owner's vehicle list.
+    pub fn vehicles_base(&self) -> &str {
+        self.vehicles_base_url
+            .as_deref()
+            .unwrap_or(&self.api_base_url)
+    }
+
     /// The base URL of the owners' login page (the authorization endpoint).
     pub fn login_base(&self) -> &str {
         self.login_base_url.as_deref().unwrap_or(self.auth_base())
@@ -352,6 +363,7 @@ impl OemConfig {
             ("api_base_url", Some(self.api_base_url.as_str())),
             ("auth_base_url", self.auth_base_url.as_deref()),
             ("login_base_url", self.login_base_url.as_deref()),
+            ("vehicles_base_url", self.vehicles_base_url.as_deref()),
         ] {
             if let Some(url) = url
                 && !(url.starts_with("https://") || url.starts_with("http://"))

@@ -22,6 +22,7 @@
 //! must relink. keyway writes the new token immediately after the answer to keep that
 //! window as small as it can be.
 
+pub mod device;
 mod error;
 pub mod oauth;
 pub mod pin;

@@ -197,14 +197,23 @@ struct TokenErrorAnswer {
 
 fn token_request<'a>(
     oem: &'a Oem,
+    form: Vec<(&'a str, &'a str)>,
+) -> Result<Request<Bytes>, OemError> {
+    let url = join(oem.config.auth_base(), oem.adapter.info().oauth.token_path);
+    form_request(oem, &url, form)
+}
+
+/// A form `POST` to `url` with the client's credentials as the profile says.
+pub(super) fn form_request<'a>(
+    oem: &'a Oem,
+    url: &str,
     mut form: Vec<(&'a str, &'a str)>,
 ) -> Result<Request<Bytes>, OemError> {
     let profile = &oem.adapter.info().oauth;
-    let url = join(oem.config.auth_base(), profile.token_path);
     let secret = oem.config.client_secret.as_ref().map(Secret::expose);
     let mut req = Request::builder()
         .method(Method::POST)
-        .uri(&url)
+        .uri(url)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::ACCEPT, "application/json");
     match profile.client_auth {
@@ -224,7 +233,7 @@ fn token_request<'a>(
     req.body(Bytes::from(body)).map_err(|e| unbuildable(&e))
 }
 
-fn granted(resp: &http::Response<Bytes>) -> Result<Granted, OemError> {
+pub(super) fn granted(resp: &http::Response<Bytes>) -> Result<Granted, OemError> {
     let answer: TokenAnswer = parse_json(resp, Delivered::Unknown)?;
     Ok(Granted {
         access_token: Secret::new(answer.access_token),

@@ -57,6 +57,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "/v1/oauth/callback",
         "finishes only a link its own tenant started (vw::another_tenant_cannot_finish_…)",
     ),
+    (
+        "POST",
+        "/v1/oauth/device",
+        "polls only a link its own tenant started (audi::another_tenant_cannot_finish_…)",
+    ),
     ("POST", "/v1/grants", "404 on the first tenant's car"),
     ("GET", "/v1/grants", "404 for the first tenant's car"),
     ("GET", "/v1/grants/{id}", "404"),

@@ -16,6 +16,11 @@
 //!    link's PKCE verifier) for the account's tokens. From then on the tokens refresh at
 //!    the profile's token path like any OEM's.
 //!
+//! An OEM whose identity server offers RFC 8628's device authorization grant to its
+//! app's client (myAudi) links with it ([`Linking::Device`]): keyway starts it, the
+//! owner approves the user code at the OEM's page, and the caller polls keyway, which
+//! polls the OEM.
+//!
 //! An aggregator whose API calls carry the application's own token (Smartcar API v3)
 //! links owners with the code flow's redirect but no code exchange: the redirect names
 //! the owner at the OEM ([`Linking::Owner`]), and that name is the account's credential.
@@ -44,6 +49,18 @@ pub enum Linking {
         /// The redirect's parameter naming the owner (`user_id`).
         param: &'static str,
     },
+    /// RFC 8628's device authorization grant at the login base: keyway asks
+    /// `authorization_path` for a user code, the owner approves it on any browser at the
+    /// OEM's verification page, and keyway polls `token_path` with the device code
+    /// (one poll per caller's poll, never faster than the OEM's interval). The OEM's
+    /// app client (the profile's `client_id`) is public: no secret. Tokens then refresh
+    /// at the profile's `token_path` at the auth base like any OEM's (myAudi).
+    Device {
+        /// The device authorization endpoint (`/oidc/v1/device_authorization`).
+        authorization_path: &'static str,
+        /// Where the device code is traded for tokens (`/oidc/v1/token`).
+        token_path: &'static str,
+    },
 }
 
 impl Linking {
@@ -51,7 +68,7 @@ impl Linking {
     pub fn app_redirect(self) -> Option<&'static str> {
         match self {
             Linking::App { redirect_uri } => Some(redirect_uri),
-            Linking::Code | Linking::Owner { .. } => None,
+            Linking::Code | Linking::Owner { .. } | Linking::Device { .. } => None,
         }
     }
 
@@ -59,7 +76,18 @@ impl Linking {
     pub fn owner_param(self) -> Option<&'static str> {
         match self {
             Linking::Owner { param } => Some(param),
-            Linking::Code | Linking::App { .. } => None,
+            Linking::Code | Linking::App { .. } | Linking::Device { .. } => None,
+        }
+    }
+
+    /// The device authorization and token paths, for [`Linking::Device`].
+    pub fn device(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Linking::Device {
+                authorization_path,
+                token_path,
+            } => Some((authorization_path, token_path)),
+            Linking::Code | Linking::App { .. } | Linking::Owner { .. } => None,
         }
     }
 }

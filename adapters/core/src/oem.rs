@@ -24,6 +24,8 @@ pub struct Signing {
 pub struct Build<'a> {
     /// The API base URL.
     pub base: &'a str,
+    /// Where the owner's vehicle list is, when not at `base` (myAudi's GraphQL host).
+    pub vehicles_base: &'a str,
     /// The API version configured, for an OEM that offers several.
     pub api_version: Option<&'a str>,
     /// The OAuth server's base URL (an OEM whose calls carry the application's own
@@ -60,6 +62,7 @@ impl Oem {
     pub fn unsigned(&self, base_url: &str, api_key: &str) -> Arc<dyn Adapter> {
         (self.build)(&Build {
             base: base_url,
+            vehicles_base: base_url,
             api_version: None,
             auth_base: base_url,
             client_id: "",

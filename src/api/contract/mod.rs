@@ -51,6 +51,7 @@ use super::{accounts, commands, events, grants, ops, problem, pushes, state, veh
         accounts::authorize,
         accounts::callback,
         accounts::app_callback,
+        accounts::device_poll,
         grants::create,
         grants::list,
         grants::one,

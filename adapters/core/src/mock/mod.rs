@@ -10,6 +10,7 @@
 //! Mocks use tokio's clock so paused-time tests control expiry.
 
 pub mod control;
+pub mod device;
 pub mod faults;
 pub mod garage;
 pub mod journal;
@@ -24,6 +25,7 @@ pub mod timeline;
 pub mod tokens;
 
 pub use control::{MockControl, PushDelivery};
+pub use device::{DeviceConfig, DeviceServer};
 pub use faults::{Action, Fault, Faults};
 pub use journal::{Applied, Journal, JournalEntry, Note, instrument};
 pub use kit::{bearer, lock, random_token};

@@ -148,7 +148,7 @@ struct TokenForm {
     subject_token_type: Option<String>,
 }
 
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
         Json(json!({"error": error, "error_description": description})),
@@ -161,7 +161,7 @@ pub fn s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-fn token_answer(t: &Issued, scope: &str) -> Response {
+pub(crate) fn token_answer(t: &Issued, scope: &str) -> Response {
     Json(json!({
         "access_token": t.access_token,
         "refresh_token": t.refresh_token,

@@ -1,0 +1,99 @@
+//! Finishing a device link (RFC 8628): the caller polls keyway, keyway polls the OEM —
+//! once per caller's poll, and never sooner than the OEM's interval since the last one
+//! ([`Polls`]; a poll inside it is answered "pending" without asking the OEM, which
+//! would answer `slow_down` and make every later poll wait longer). The link's `state`
+//! is taken for the poll and put back while the owner has not decided, so two polls
+//! never reach the OEM at once; a poll by another tenant finds no link.
+//!
+//! The intervals are this replica's memory ([`super::polls`]): a poll through another
+//! replica asks the OEM, which says `slow_down` if it was too soon.
+
+use std::time::Duration;
+
+use super::polls::Wait;
+use super::{AccountError, Accounts, DevicePoll, declined, no_link, verifier_aad};
+use crate::auth::Caller;
+use crate::tokens::device::{self, Polled};
+
+/// RFC 8628 §3.5: a `slow_down` adds 5 s to the interval for good.
+const SLOW_DOWN: Duration = Duration::from_secs(5);
+
+/// RFC 8628 §3.2's interval when this replica has not heard the OEM's.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+
+impl Accounts {
+    /// One poll of the device link `state` for `caller` (of the tenant that started
+    /// it): the account once the owner approved, else how long to wait.
+    pub async fn poll_device(
+        &self,
+        caller: &Caller,
+        state: &str,
+    ) -> Result<DevicePoll, AccountError> {
+        caller.require_unrestricted("link accounts")?;
+        let hash = super::state_hash(state);
+        let now = self.clock.now();
+        if let Some(wait) = self.device_polls.early(&hash, now) {
+            return Ok(DevicePoll::Pending(wait));
+        }
+        let (link, hash) = self.take_link(state).await?;
+        // Another tenant's link is not this caller's to poll: it stays for its own.
+        if link.caller != caller.tenant {
+            self.store.put_link_state(&link).await?;
+            return Err(no_link());
+        }
+        let entry = self.enabled(&link.oem)?;
+        if entry.adapter.info().oauth.linking.device().is_none() {
+            self.store.put_link_state(&link).await?;
+            return Err(AccountError::Invalid(
+                "this link is not a device link: its owner finishes it at the OEM's redirect"
+                    .into(),
+            ));
+        }
+        let code = self.sealer.open(&link.verifier, &verifier_aad(&hash))?;
+        let polled = match device::poll(entry, &code).await {
+            Ok(p) => p,
+            Err(e) => {
+                // The OEM's trouble (or keyway's client): the owner's approval may
+                // still come; the link waits for the next poll.
+                self.store.put_link_state(&link).await?;
+                return Err(e.into());
+            }
+        };
+        match polled {
+            Polled::Pending { slow_down } => {
+                self.store.put_link_state(&link).await?;
+                let mut interval = self
+                    .device_polls
+                    .get(&hash)
+                    .map_or(DEFAULT_INTERVAL, |w| w.interval);
+                if slow_down {
+                    interval += SLOW_DOWN;
+                }
+                let now = self.clock.now();
+                let wait = Wait {
+                    next: now + interval,
+                    interval,
+                    expires_at: link.expires_at,
+                };
+                self.device_polls.set(&hash, now, wait);
+                Ok(DevicePoll::Pending(interval))
+            }
+            Polled::Expired => {
+                self.device_polls.forget(&hash);
+                Err(AccountError::NoLink(
+                    "the owner did not approve the code in time; start the link again".into(),
+                ))
+            }
+            Polled::Refused { error, detail } => {
+                self.device_polls.forget(&hash);
+                Err(declined(link, error, Some(detail)))
+            }
+            Polled::Granted(granted) => {
+                self.device_polls.forget(&hash);
+                self.link(entry, &link, &hash, &granted)
+                    .await
+                    .map(DevicePoll::Linked)
+            }
+        }
+    }
+}
