@@ -23,15 +23,16 @@ pub use keyway_adapter::oem::{Build, Signing};
 /// One adapter keyway has, as its crate describes it.
 pub type Known = keyway_adapter::oem::Oem;
 
-/// keyway's table of OEMs: one line per adapter crate, which exports its `OEM` and,
-/// behind its `mock` feature, its `MOCK` (`keyway_adapter::mock::Mock`).
+/// keyway's table of OEMs: one line per OEM — an adapter crate, or the module of one
+/// that serves a second brand on the same backend (`keyway_vw::audi`) — which exports
+/// its `OEM` and, behind its `mock` feature, its `MOCK` (`keyway_adapter::mock::Mock`).
 macro_rules! oems {
-    ($($krate:ident),* $(,)?) => {
+    ($($($krate:ident)::+),* $(,)?) => {
         /// Every adapter keyway has.
-        pub static ADAPTERS: &[&Known] = &[$(&$krate::OEM),*];
+        pub static ADAPTERS: &[&Known] = &[$(&$($krate)::+::OEM),*];
         /// Every mock OEM, in [`ADAPTERS`]'s order.
         #[cfg(feature = "mock")]
-        pub static MOCKS: &[&keyway_adapter::mock::Mock] = &[$(&$krate::MOCK),*];
+        pub static MOCKS: &[&keyway_adapter::mock::Mock] = &[$(&$($krate)::+::MOCK),*];
     };
 }
 
@@ -44,6 +45,7 @@ oems!(
     keyway_hyundai,
     keyway_smartcar,
     keyway_vw,
+    keyway_vw::audi,
     keyway_skoda,
 );
 

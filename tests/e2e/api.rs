@@ -22,8 +22,8 @@ async fn lists_and_describes_vehicles() {
     let list = a.json["vehicles"].as_array().unwrap();
     assert_eq!(
         list.len(),
-        16,
-        "four Teslas (signed, asleep, unpaired, legacy), one car of each other OEM, three behind Smartcar, two Volkswagens and two Škodas"
+        17,
+        "four Teslas (signed, asleep, unpaired, legacy), one car of each other OEM, three behind Smartcar, two Volkswagens, an Audi and two Škodas"
     );
     let one = env
         .get(
@@ -700,7 +700,7 @@ async fn health_and_readiness() {
     assert_eq!(
         r.json["oems"],
         json!([
-            "bmw", "ford", "gm", "hyundai", "skoda", "smartcar", "tesla", "volvo", "vw"
+            "audi", "bmw", "ford", "gm", "hyundai", "skoda", "smartcar", "tesla", "volvo", "vw"
         ])
     );
 }
@@ -712,7 +712,7 @@ async fn every_documented_route_exists() {
     assert_eq!(doc.status, 200);
     assert_eq!(doc.json["openapi"], "3.1.0");
     let paths = doc.json["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 32);
+    assert_eq!(paths.len(), 33);
     for (path, item) in paths {
         for method in item
             .as_object()
@@ -956,7 +956,7 @@ async fn the_vehicle_list_pages_by_id() {
         .iter()
         .map(|v| v["id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(every.len(), 16);
+    assert_eq!(every.len(), 17);
     let mut paged = Vec::new();
     let mut after: Option<String> = None;
     for _ in 0..10 {

@@ -8,6 +8,7 @@ mod common;
 mod sim;
 
 mod api;
+mod audi;
 mod cluster;
 mod demo;
 mod grants;

@@ -446,7 +446,7 @@ async fn unlinking_forgets_tokens_and_vehicles() {
     assert_eq!(
         left,
         vec![
-            "bmw", "ford", "gm", "hyundai", "skoda", "smartcar", "volvo", "vw"
+            "audi", "bmw", "ford", "gm", "hyundai", "skoda", "smartcar", "volvo", "vw"
         ],
         "only the other OEM's car is left"
     );
@@ -507,8 +507,8 @@ async fn the_database_holds_no_token_in_plaintext_and_keys_rotate() {
             .unwrap();
     assert_eq!(
         rotated.tokens.reseal_all().await.unwrap(),
-        12,
-        "one account per OEM, the Hyundai owner's PIN, the Volkswagen and the Škoda \
+        14,
+        "one account per OEM, the Hyundai owner's PIN, the Volkswagen, Audi and Škoda \
          owners' S-PINs"
     );
     assert_eq!(

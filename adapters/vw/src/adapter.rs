@@ -14,6 +14,9 @@
 //! outcome appears later in the access job's `requests` (`in_progress`, `successful`,
 //! `fail…`). A refused S-PIN is an error naming the tries left ([`classify`]).
 //! Owners log in through the app's own login ([`crate::login`]).
+//!
+//! The same BFF serves Audi (myAudi, `keyway-audi`): a [`Brand`] names what differs —
+//! the adapter's declaration (its login) and where the owner's cars are listed.
 
 use std::time::Duration;
 
@@ -81,19 +84,44 @@ pub static INFO: AdapterInfo = AdapterInfo {
     exchanges: &crate::exchanges::EXCHANGES,
 };
 
-/// The Volkswagen adapter for one API base URL.
+/// Volkswagen: the BFF's own vehicle list.
+pub static VOLKSWAGEN: Brand = Brand {
+    info: &INFO,
+    list: List {
+        path: "/vehicle/v1/vehicles",
+        query: None,
+        parse: parse_vehicles,
+    },
+};
+
+/// The Volkswagen Group adapter for one API base URL and brand.
 #[derive(Clone, Debug)]
 pub struct VwAdapter {
     base: String,
+    vehicles_base: String,
+    brand: &'static Brand,
     /// What the vehicle list said of each car: lock and unlock usable or not.
     access: PerCar<bool>,
 }
 
 impl VwAdapter {
-    /// An adapter calling the BFF at `base` (`https://emea.bff.cariad.digital`).
+    /// A Volkswagen adapter calling the BFF at `base` (`https://emea.bff.cariad.digital`).
     pub fn new(base: impl Into<String>) -> Self {
+        let base = base.into();
+        Self::brand(&VOLKSWAGEN, base.clone(), base)
+    }
+
+    /// An adapter for `brand`, calling the BFF at `base` and listing cars at
+    /// `vehicles_base`.
+    pub fn brand(
+        brand: &'static Brand,
+        base: impl Into<String>,
+        vehicles_base: impl Into<String>,
+    ) -> Self {
         Self {
             base: base.into(),
+            vehicles_base: vehicles_base.into(),
+            brand,
             access: PerCar::default(),
         }
     }
@@ -455,11 +483,21 @@ pub fn classify(resp: &Response<Bytes>, command: bool) -> OemError {
 #[async_trait]
 impl Adapter for VwAdapter {
     fn info(&self) -> &AdapterInfo {
-        &INFO
+        self.brand.info
     }
 
     async fn vehicles(&self, cx: &Call) -> Result<Vec<OemVehicle>, OemError> {
-        let listed = parse_vehicles(self.get(cx, "/vehicle/v1/vehicles").await?.body())?;
+        let list = &self.brand.list;
+        let url = join(&self.vehicles_base, list.path);
+        let resp = match list.query {
+            // A GraphQL read: safe to repeat.
+            Some(query) => {
+                cx.post_json_idempotent(&url, &serde_json::json!({ "query": query }))
+                    .await?
+            }
+            None => cx.get(&url).await?,
+        };
+        let listed = (list.parse)(check(resp, false, classify)?.body())?;
         for (v, can) in &listed {
             self.access.set(&v.oem_id, *can);
         }
@@ -497,7 +535,10 @@ impl Adapter for VwAdapter {
         }
         let Some(spin) = &cx.pin else {
             return Err(OemError::PinRequired {
-                detail: "Volkswagen locks and unlocks with the owner's S-PIN".into(),
+                detail: format!(
+                    "{} locks and unlocks with the owner's S-PIN",
+                    self.brand.info.make
+                ),
             });
         };
         let action = match c {
@@ -549,5 +590,8 @@ impl Adapter for VwAdapter {
     }
 }
 
+mod brand;
 #[cfg(test)]
 mod tests;
+
+pub use brand::{Brand, List, ListedCars};

@@ -10,11 +10,16 @@
 //!   lock-out after three wrong ones, cars without an active `access` capability,
 //!   lagging status and requests that finish later.
 //!
-//! Audi, Škoda and SEAT/CUPRA run their own backends (myAudi, MySkoda, My SEAT/CUPRA)
-//! with other logins and paths: not this adapter.
+//! - [`audi`]: Audi on the same BFF — its own login (RFC 8628's device grant) and
+//!   vehicle list (myAudi's GraphQL), this crate's translation for the rest; the
+//!   registry holds it as its own OEM (`keyway_vw::audi::OEM`, `…::MOCK`).
+//!
+//! Škoda and SEAT/CUPRA run their own backends (MySkoda, My SEAT/CUPRA) with other
+//! logins and paths: not this adapter.
 //! - [`demo`]: how the mock joins keyway's demo and `keyway mock` ([`MOCK`]).
 
 pub mod adapter;
+pub mod audi;
 #[cfg(feature = "mock")]
 pub mod demo;
 pub mod exchanges;

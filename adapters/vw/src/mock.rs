@@ -137,6 +137,12 @@ impl VwMock {
 
     /// The router: the BFF, the app login, OAuth refresh and `/__mock/`.
     pub fn router(&self) -> Router {
+        self.router_with(self.logins.routes(), "/login/v1/idk/token")
+    }
+
+    /// The BFF with another brand's login and other routes (`extra`, journaled and
+    /// faulted like the BFF's), its tokens refreshing at `token_path` (myAudi's).
+    pub fn router_with(&self, extra: Router, token_path: &str) -> Router {
         let api = Router::new()
             .route("/vehicle/v1/vehicles", get(vehicles))
             .route("/vehicle/v1/vehicles/{vin}/selectivestatus", get(selective))
@@ -144,9 +150,9 @@ impl VwMock {
             .route("/vehicle/v1/vehicles/{vin}/access/{action}", post(access))
             .route("/__mock/state", get(inspect))
             .with_state(self.clone())
-            .merge(self.logins.routes());
+            .merge(extra);
         self.parts
-            .finish(api, "/__mock/oauth/authorize", "/login/v1/idk/token")
+            .finish(api, "/__mock/oauth/authorize", token_path)
     }
 
     /// Serves the mock on `addr`.
