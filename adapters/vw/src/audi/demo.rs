@@ -20,7 +20,7 @@ pub static MOCK: Mock = Mock {
     owner_pin: Some(OWNER_SPIN),
     showcase: &[Showcase {
         vin: None,
-        line: "  curl -s -X POST {base}/v1/vehicles/{id}/unlock {auth} -H 'Prefer: wait=60'   # an Audi {model}, linked with the device login: the S-PIN {pin} goes with it",
+        line: "  curl -s -X POST {base}/v1/vehicles/{id}/unlock {auth} -H 'Prefer: wait=60'   # the {model}, linked with the device login (RFC 8628): the S-PIN {pin} goes with it",
     }],
     ..Mock::new("audi", "Audi", build)
 };
