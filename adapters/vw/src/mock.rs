@@ -387,10 +387,17 @@ impl GarageMock for VwMock {
     }
 
     fn limit_next(&self) -> Option<Duration> {
-        // A 429 with `Retry-After`, as the clients meet it ("too many requests").
+        self.limit_on("/vehicle/v1/")
+    }
+}
+
+impl VwMock {
+    /// Makes the next request whose path contains `path` answer the backend's `429`
+    /// with `Retry-After`, as the clients meet it ("too many requests"); the wait.
+    pub fn limit_on(&self, path: &str) -> Option<Duration> {
         self.faults.add(
             Fault::on(
-                "/vehicle/v1/",
+                path,
                 Action::Status {
                     status: 429,
                     body: Some(json!({"error": {"message": "Too Many Requests"}})),

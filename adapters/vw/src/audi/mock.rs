@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use keyway_adapter::mock::device::{DeviceConfig, DeviceServer};
-use keyway_adapter::mock::{Action, Fault, GarageMock, MockServer, bearer};
+use keyway_adapter::mock::{GarageMock, MockServer, bearer};
 use serde_json::{Value, json};
 
 /// The mock: the BFF and myAudi's parts; cheap to clone, clones share one world.
@@ -125,19 +125,8 @@ impl GarageMock for AudiMock {
     }
 
     fn limit_next(&self) -> Option<Duration> {
-        // The BFF's `429` with `Retry-After`, on myAudi's list as on the BFF: the next
-        // request, whichever host part it is.
-        self.bff.faults.add(
-            Fault::on(
-                "/",
-                Action::Status {
-                    status: 429,
-                    body: Some(json!({"error": {"message": "Too Many Requests"}})),
-                    retry_after: Some(30),
-                },
-            )
-            .times(1),
-        );
-        Some(Duration::from_secs(30))
+        // The BFF's `429`, on myAudi's list as on the BFF: the next request, whichever
+        // part of the backend it reaches.
+        self.bff.limit_on("/")
     }
 }
