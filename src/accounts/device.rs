@@ -44,8 +44,10 @@ impl Accounts {
         let entry = self.enabled(&link.oem)?;
         if entry.adapter.info().oauth.linking.device().is_none() {
             self.store.put_link_state(&link).await?;
-            return Err(AccountError::Invalid(
-                "this link is not a device link: its owner finishes it at the OEM's redirect"
+            // No device link waits for this state (as for any unknown state); the link
+            // stays for its own ending.
+            return Err(AccountError::NoLink(
+                "no device link waits for this state: this link finishes at the OEM's redirect"
                     .into(),
             ));
         }

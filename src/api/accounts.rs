@@ -293,7 +293,9 @@ pub async fn app_callback(
 /// asks the OEM once whether the owner approved the code — never sooner than the OEM's
 /// interval since the last ask (a poll before that answers `202` without asking). `200`
 /// with the account once approved; `202` while the owner has not decided; a refusal,
-/// or codes that expired, end the link (`authorization_denied`, `not_found`).
+/// or codes that expired, end the link (`authorization_denied`, `not_found`). A state
+/// that names no device link (unknown, spent, another tenant's, or a link that finishes
+/// at a redirect) is `not_found`.
 #[utoipa::path(
     post,
     path = "/v1/oauth/device",
