@@ -134,8 +134,8 @@ pub struct DeviceCodeView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DevicePollBody {
-    /// The `state` of the link's start.
-    #[schema(min_length = 1, max_length = 512)]
+    /// The `state` of the link's start (keyway draws it URL-safe).
+    #[schema(min_length = 1, max_length = 512, pattern = "^[A-Za-z0-9._~-]+$")]
     state: String,
 }
 
@@ -320,7 +320,13 @@ pub async fn device_poll(
     let state = body
         .map(|b| b.state)
         .ok_or_else(|| ApiError::invalid("send a JSON body: {\"state\": \"…\"}"))?;
-    crate::text::check("state", &state, 512)?;
+    // What the document states: a link's state is URL-safe text.
+    let url_safe = |c: char| c.is_ascii_alphanumeric() || "._~-".contains(c);
+    if state.is_empty() || state.len() > 512 || !state.chars().all(url_safe) {
+        return Err(ApiError::invalid(
+            "state is the link's state: 1 to 512 letters, digits, '.', '_', '~' or '-'",
+        ));
+    }
     Ok(match accounts.poll_device(&caller, &state).await? {
         DevicePoll::Linked(l) => Json(Linked {
             account: view(&l.account, l.vehicle_ids, l.pin),
