@@ -1,9 +1,11 @@
 //! Finishing a device link (RFC 8628): the caller polls keyway, keyway polls the OEM —
 //! once per caller's poll, and never sooner than the OEM's interval since the last one
 //! ([`Polls`]; a poll inside it is answered "pending" without asking the OEM, which
-//! would answer `slow_down` and make every later poll wait longer). The link's `state`
-//! is taken for the poll and put back while the owner has not decided, so two polls
-//! never reach the OEM at once; a poll by another tenant finds no link.
+//! would answer `slow_down` and make every later poll wait longer). One poll of a link
+//! at a time asks (another meanwhile is answered "pending"); it takes the link's
+//! `state` and puts it back while the owner has not decided. The route runs the poll
+//! in a task of its own, so a caller gone mid-poll does not leave the link taken. A
+//! poll by another tenant finds no link.
 //!
 //! The intervals are this replica's memory ([`super::polls`]): a poll through another
 //! replica asks the OEM, which says `slow_down` if it was too soon.
@@ -35,6 +37,15 @@ impl Accounts {
         if let Some(wait) = self.device_polls.early(&hash, now) {
             return Ok(DevicePoll::Pending(wait));
         }
+        // Another poll of this link is asking the OEM (a client's retry racing its
+        // first try): this one waits its turn rather than finding the link taken.
+        let Some(_asking) = self.device_polls.begin(&hash) else {
+            let wait = self
+                .device_polls
+                .get(&hash)
+                .map_or(DEFAULT_INTERVAL, |w| w.interval);
+            return Ok(DevicePoll::Pending(wait));
+        };
         let (link, hash) = self.take_link(state).await?;
         // Another tenant's link is not this caller's to poll: it stays for its own.
         if link.caller != caller.tenant {
@@ -52,6 +63,10 @@ impl Accounts {
             ));
         }
         let code = self.sealer.open(&link.verifier, &verifier_aad(&hash))?;
+        let interval = self
+            .device_polls
+            .get(&hash)
+            .map_or(DEFAULT_INTERVAL, |w| w.interval);
         let polled = match device::poll(entry, &code).await {
             Ok(p) => p,
             Err(e) => {
@@ -64,13 +79,7 @@ impl Accounts {
         match polled {
             Polled::Pending { slow_down } => {
                 self.store.put_link_state(&link).await?;
-                let mut interval = self
-                    .device_polls
-                    .get(&hash)
-                    .map_or(DEFAULT_INTERVAL, |w| w.interval);
-                if slow_down {
-                    interval += SLOW_DOWN;
-                }
+                let interval = interval + if slow_down { SLOW_DOWN } else { Duration::ZERO };
                 let now = self.clock.now();
                 let wait = Wait {
                     next: now + interval,

@@ -1,16 +1,34 @@
 //! When each device link (RFC 8628) may next ask its OEM: the interval the OEM asked
-//! for (grown by every `slow_down`) and when it may next ask, by the link's state hash.
-//! This replica's memory only; a link its caller abandoned leaves with its expiry.
+//! for (grown by every `slow_down`) and when it may next ask, by the link's state hash;
+//! and which links a poll is asking about right now ([`Polls::begin`]). This replica's
+//! memory only; a link its caller abandoned leaves with its expiry.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
-/// When each device link may next ask the OEM, by state hash.
+/// When each device link may next ask the OEM, and which are being asked about, by
+/// state hash.
 #[derive(Debug, Default)]
-pub struct Polls(Mutex<HashMap<String, Wait>>);
+pub struct Polls {
+    waits: Mutex<HashMap<String, Wait>>,
+    asking: Mutex<HashSet<String>>,
+}
+
+/// A poll under way for one link; it ends when dropped (also when its task is).
+#[derive(Debug)]
+pub struct Asking<'a> {
+    polls: &'a Polls,
+    hash: String,
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        crate::sync::lock(&self.polls.asking).remove(&self.hash);
+    }
+}
 
 /// One link's pace.
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +44,7 @@ pub struct Wait {
 impl Polls {
     /// Records, at `now`, the pace of link `hash` (dropping the links that expired).
     pub fn set(&self, hash: &str, now: OffsetDateTime, wait: Wait) {
-        let mut all = crate::sync::lock(&self.0);
+        let mut all = crate::sync::lock(&self.waits);
         all.retain(|_, w| w.expires_at > now);
         all.insert(hash.to_string(), wait);
     }
@@ -39,12 +57,22 @@ impl Polls {
 
     /// Link `hash`'s pace, if known here.
     pub fn get(&self, hash: &str) -> Option<Wait> {
-        crate::sync::lock(&self.0).get(hash).copied()
+        crate::sync::lock(&self.waits).get(hash).copied()
+    }
+
+    /// Starts a poll of link `hash`, unless one is under way here: then `None`.
+    pub fn begin(&self, hash: &str) -> Option<Asking<'_>> {
+        crate::sync::lock(&self.asking)
+            .insert(hash.to_string())
+            .then(|| Asking {
+                polls: self,
+                hash: hash.to_string(),
+            })
     }
 
     /// Forgets link `hash` (it finished).
     pub fn forget(&self, hash: &str) {
-        crate::sync::lock(&self.0).remove(hash);
+        crate::sync::lock(&self.waits).remove(hash);
     }
 }
 
@@ -72,5 +100,10 @@ mod tests {
         assert!(polls.get("a").is_none(), "an expired link leaves");
         polls.forget("b");
         assert!(polls.get("b").is_none());
+        let first = polls.begin("c");
+        assert!(first.is_some());
+        assert!(polls.begin("c").is_none(), "one poll at a time per link");
+        drop(first);
+        assert!(polls.begin("c").is_some(), "and the next once it ended");
     }
 }

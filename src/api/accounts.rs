@@ -327,7 +327,11 @@ pub async fn device_poll(
             "state is the link's state: 1 to 512 letters, digits, '.', '_', '~' or '-'",
         ));
     }
-    Ok(match accounts.poll_device(&caller, &state).await? {
+    // In a task of its own: a caller gone mid-poll must not leave the link taken.
+    let polled = tokio::spawn(async move { accounts.poll_device(&caller, &state).await })
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(match polled {
         DevicePoll::Linked(l) => Json(Linked {
             account: view(&l.account, l.vehicle_ids, l.pin),
         })

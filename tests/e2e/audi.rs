@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::Method;
+use keyway_adapter::mock::{Action, Fault};
 use keyway_adapter::transport::loopback_http;
 use serde_json::{Value, json};
 
@@ -121,6 +122,51 @@ async fn a_device_link_is_pending_until_the_owner_approves_then_links_once() {
     assert_eq!(again.status, 404, "the state is spent: {:#}", again.json);
 }
 
+/// Two polls at once (a client's retry racing its first try): one asks the OEM, the
+/// other waits its turn (`202`) instead of finding the link taken; the link happens
+/// once.
+#[tokio::test]
+async fn two_polls_at_once_link_once_and_neither_finds_the_link_gone() {
+    let env = Env::builder().mocks(&["audi"]).start().await;
+    let started = start(&env).await;
+    let state = started["state"].as_str().unwrap().to_string();
+    assert_eq!(
+        open(started["authorization_url"].as_str().unwrap()).await,
+        200
+    );
+    // The OEM takes a second to answer the poll that asks: the two overlap.
+    let audi: &keyway_vw::audi::AudiMock = env.demo.mock("audi");
+    audi.bff.faults.add(
+        Fault::on(
+            "/oidc/v1/token",
+            Action::Latency {
+                ms: 1000,
+                min_ms: None,
+                max_ms: None,
+            },
+        )
+        .times(1),
+    );
+    let (a, b) = tokio::join!(
+        poll(&env, &env.demo.token, &state),
+        poll(&env, &env.demo.token, &state)
+    );
+    let mut codes = [a.status.as_u16(), b.status.as_u16()];
+    codes.sort_unstable();
+    assert_eq!(codes, [200, 202], "{:#} {:#}", a.json, b.json);
+    let accounts = env.get("/v1/accounts", Some(&env.demo.token)).await;
+    let audi = accounts.json["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["oem"] == "audi")
+        .count();
+    assert_eq!(
+        audi, 1,
+        "the relink replaced the demo's account: one Audi account"
+    );
+}
+
 /// Another tenant that learned the state cannot poll the link (it finds none), and the
 /// link stays for the tenant that started it.
 #[tokio::test]
@@ -197,4 +243,57 @@ async fn an_audi_unlocks_through_the_bff_with_the_spin() {
     assert_eq!(done.status, 200, "{:#}", done.json);
     assert_eq!(done.json["status"], "succeeded", "{:#}", done.json);
     assert_eq!(env.requests("audi", Some("POST"), "/access/unlock"), 1);
+}
+
+/// The id of the tenant's Audi account.
+async fn audi_account(env: &Env) -> Option<String> {
+    let accounts = env.get("/v1/accounts", Some(&env.demo.token)).await;
+    accounts.json["accounts"]
+        .as_array()?
+        .iter()
+        .find(|a| a["oem"] == "audi")
+        .and_then(|a| a["id"].as_str())
+        .map(str::to_string)
+}
+
+/// A caller that gives up while its poll is asking the OEM (its connection closed)
+/// does not leave the link taken: the poll finishes in its own task, and the owner's
+/// approval links the account.
+#[tokio::test]
+async fn a_caller_gone_mid_poll_does_not_lose_the_link() {
+    let env = Env::builder().mocks(&["audi"]).start().await;
+    let before = audi_account(&env).await.expect("the demo's Audi account");
+    let started = start(&env).await;
+    let state = started["state"].as_str().unwrap().to_string();
+    assert_eq!(
+        open(started["authorization_url"].as_str().unwrap()).await,
+        200
+    );
+    let audi: &keyway_vw::audi::AudiMock = env.demo.mock("audi");
+    audi.bff.faults.add(
+        Fault::on(
+            "/oidc/v1/token",
+            Action::Latency {
+                ms: 1000,
+                min_ms: None,
+                max_ms: None,
+            },
+        )
+        .times(1),
+    );
+    let gone = tokio::time::timeout(
+        Duration::from_millis(200),
+        poll(&env, &env.demo.token, &state),
+    )
+    .await;
+    assert!(gone.is_err(), "the caller gave up before the OEM answered");
+    let mut after = before.clone();
+    for _ in 0..50 {
+        after = audi_account(&env).await.unwrap_or_default();
+        if after != before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(after, before, "the poll finished and linked the account");
 }
