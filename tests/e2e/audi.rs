@@ -46,6 +46,24 @@ async fn start(env: &Env) -> Value {
     started.json
 }
 
+/// Starts a device link the owner approves at once, whose next poll the OEM answers
+/// only a second later: the link's state.
+async fn approved_slowly(env: &Env) -> String {
+    let started = start(env).await;
+    let url = started["authorization_url"].as_str().unwrap();
+    assert_eq!(open(url).await, 200);
+    let audi: &keyway_vw::audi::AudiMock = env.demo.mock("audi");
+    let slow = Action::Latency {
+        ms: 1000,
+        min_ms: None,
+        max_ms: None,
+    };
+    audi.bff
+        .faults
+        .add(Fault::on("/oidc/v1/token", slow).times(1));
+    started["state"].as_str().unwrap().to_string()
+}
+
 /// The demo linked its Audi through the device grant, and its car reads.
 #[tokio::test]
 async fn the_demo_links_audi_with_the_device_grant() {
@@ -128,25 +146,8 @@ async fn a_device_link_is_pending_until_the_owner_approves_then_links_once() {
 #[tokio::test]
 async fn two_polls_at_once_link_once_and_neither_finds_the_link_gone() {
     let env = Env::builder().mocks(&["audi"]).start().await;
-    let started = start(&env).await;
-    let state = started["state"].as_str().unwrap().to_string();
-    assert_eq!(
-        open(started["authorization_url"].as_str().unwrap()).await,
-        200
-    );
     // The OEM takes a second to answer the poll that asks: the two overlap.
-    let audi: &keyway_vw::audi::AudiMock = env.demo.mock("audi");
-    audi.bff.faults.add(
-        Fault::on(
-            "/oidc/v1/token",
-            Action::Latency {
-                ms: 1000,
-                min_ms: None,
-                max_ms: None,
-            },
-        )
-        .times(1),
-    );
+    let state = approved_slowly(&env).await;
     let (a, b) = tokio::join!(
         poll(&env, &env.demo.token, &state),
         poll(&env, &env.demo.token, &state)
@@ -263,24 +264,7 @@ async fn audi_account(env: &Env) -> Option<String> {
 async fn a_caller_gone_mid_poll_does_not_lose_the_link() {
     let env = Env::builder().mocks(&["audi"]).start().await;
     let before = audi_account(&env).await.expect("the demo's Audi account");
-    let started = start(&env).await;
-    let state = started["state"].as_str().unwrap().to_string();
-    assert_eq!(
-        open(started["authorization_url"].as_str().unwrap()).await,
-        200
-    );
-    let audi: &keyway_vw::audi::AudiMock = env.demo.mock("audi");
-    audi.bff.faults.add(
-        Fault::on(
-            "/oidc/v1/token",
-            Action::Latency {
-                ms: 1000,
-                min_ms: None,
-                max_ms: None,
-            },
-        )
-        .times(1),
-    );
+    let state = approved_slowly(&env).await;
     let gone = tokio::time::timeout(
         Duration::from_millis(200),
         poll(&env, &env.demo.token, &state),
