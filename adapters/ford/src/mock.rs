@@ -25,9 +25,7 @@ use axum::{Json, Router};
 use keyway_adapter::mock::GarageMock;
 use keyway_adapter::mock::garage::{Login, Parts};
 use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc, rfc3339};
-use keyway_adapter::mock::{
-    Action, Applied, Fault, MockServer, Rejection, bearer, lock, random_token,
-};
+use keyway_adapter::mock::{Applied, MockServer, Rejection, bearer, lock, random_token};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -326,17 +324,7 @@ impl GarageMock for FordMock {
 
     fn limit_next(&self) -> Option<Duration> {
         // Ford: 429 with Retry-After.
-        self.faults.add(
-            Fault::on(
-                "/v1/",
-                Action::Status {
-                    status: 429,
-                    body: Some(json!({"message": "Too Many Requests"})),
-                    retry_after: Some(10),
-                },
-            )
-            .times(1),
-        );
-        Some(Duration::from_secs(10))
+        self.faults
+            .limit_next("/v1/", Some(json!({"message": "Too Many Requests"})), 10)
     }
 }

@@ -25,9 +25,7 @@ use axum::{Json, Router};
 use keyway_adapter::mock::GarageMock;
 use keyway_adapter::mock::garage::{Login, Parts};
 use keyway_adapter::mock::timeline::{Delivery, DeliveryFault};
-use keyway_adapter::mock::{
-    Action, Applied, Fault, MockServer, Rejection, bearer, lock, random_token,
-};
+use keyway_adapter::mock::{Applied, MockServer, Rejection, bearer, lock, random_token};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -305,17 +303,6 @@ impl GarageMock for GmMock {
 
     fn limit_next(&self) -> Option<Duration> {
         // GM: 429 with Retry-After and (often) an empty body.
-        self.faults.add(
-            Fault::on(
-                "/",
-                Action::Status {
-                    status: 429,
-                    body: None,
-                    retry_after: Some(30),
-                },
-            )
-            .times(1),
-        );
-        Some(Duration::from_secs(30))
+        self.faults.limit_next("/", None, 30)
     }
 }

@@ -31,7 +31,7 @@ use axum::{Json, Router};
 use keyway_adapter::mock::GarageMock;
 use keyway_adapter::mock::garage::{Login, Parts};
 use keyway_adapter::mock::timeline::{DeliveryFault, rfc3339};
-use keyway_adapter::mock::{Action, Fault, MockServer, OwnerPins, Rejection, bearer, lock};
+use keyway_adapter::mock::{MockServer, OwnerPins, Rejection, bearer, lock};
 use serde_json::{Value, json};
 
 /// One mock car (the kit's).
@@ -374,17 +374,6 @@ impl GarageMock for SkodaMock {
     }
 
     fn limit_next(&self) -> Option<Duration> {
-        self.faults.add(
-            Fault::on(
-                "/api/",
-                Action::Status {
-                    status: 429,
-                    body: None,
-                    retry_after: Some(30),
-                },
-            )
-            .times(1),
-        );
-        Some(Duration::from_secs(30))
+        self.faults.limit_next("/api/", None, 30)
     }
 }

@@ -35,7 +35,7 @@ use axum::{Json, Router};
 use keyway_adapter::mock::GarageMock;
 use keyway_adapter::mock::garage::{Login, Parts};
 use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc, rfc3339};
-use keyway_adapter::mock::{Action, Applied, Fault, MockServer, Rejection, bearer, random_token};
+use keyway_adapter::mock::{Applied, MockServer, Rejection, bearer, random_token};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -330,24 +330,17 @@ impl SmartcarMock {
     /// The next request under `prefix` answers Smartcar's 429 (`RATE_LIMIT`/`VEHICLE`,
     /// `retry-after` in seconds); the announced wait.
     fn limit_on(&self, prefix: &str) -> Option<Duration> {
-        self.faults.add(
-            Fault::on(
-                prefix,
-                Action::Status {
-                    status: 429,
-                    body: Some(json!({
-                        "type": "RATE_LIMIT",
-                        "code": "VEHICLE",
-                        "description": "You have reached the throttling rate limit for this vehicle.",
-                        "statusCode": 429,
-                        "resolution": {"type": "RETRY_LATER"},
-                    })),
-                    retry_after: Some(30),
-                },
-            )
-            .times(1),
-        );
-        Some(Duration::from_secs(30))
+        self.faults.limit_next(
+            prefix,
+            Some(json!({
+                "type": "RATE_LIMIT",
+                "code": "VEHICLE",
+                "description": "You have reached the throttling rate limit for this vehicle.",
+                "statusCode": 429,
+                "resolution": {"type": "RETRY_LATER"},
+            })),
+            30,
+        )
     }
 
     fn listing(&self, id: &str) -> Listing {

@@ -25,9 +25,7 @@ use axum::{Json, Router};
 use keyway_adapter::mock::GarageMock;
 use keyway_adapter::mock::garage::{Login, Parts};
 use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, now_utc, rfc3339};
-use keyway_adapter::mock::{
-    Action, Applied, Fault, MockServer, Rejection, bearer, lock, random_token,
-};
+use keyway_adapter::mock::{Applied, MockServer, Rejection, bearer, lock, random_token};
 use serde_json::json;
 
 /// One mock car (the kit's).
@@ -396,17 +394,6 @@ impl GarageMock for VolvoMock {
 
     fn limit_next(&self) -> Option<Duration> {
         // Volvo: 429 (approx.: Retry-After in seconds) with its error body.
-        self.faults.add(
-            Fault::on(
-                "/connected-vehicle/",
-                Action::Status {
-                    status: 429,
-                    body: Some(json!({"error": {"message": "Too many requests", "description": "Rate limit exceeded"}})),
-                    retry_after: Some(60),
-                },
-            )
-            .times(1),
-        );
-        Some(Duration::from_secs(60))
+        self.faults.limit_next("/connected-vehicle/", Some(json!({"error": {"message": "Too many requests", "description": "Rate limit exceeded"}})), 60)
     }
 }

@@ -33,9 +33,7 @@ use axum::{Json, Router};
 use keyway_adapter::mock::GarageMock;
 use keyway_adapter::mock::garage::{Login, Parts};
 use keyway_adapter::mock::timeline::{Delivery, DeliveryFault, rfc3339};
-use keyway_adapter::mock::{
-    Action, Applied, Fault, MockServer, OwnerPins, Rejection, bearer, lock, random_token,
-};
+use keyway_adapter::mock::{Applied, MockServer, OwnerPins, Rejection, bearer, lock, random_token};
 use serde_json::{Value, json};
 
 /// One mock car (the kit's).
@@ -395,17 +393,10 @@ impl VwMock {
     /// Makes the next request whose path contains `path` answer the backend's `429`
     /// with `Retry-After`, as the clients meet it ("too many requests"); the wait.
     pub fn limit_on(&self, path: &str) -> Option<Duration> {
-        self.faults.add(
-            Fault::on(
-                path,
-                Action::Status {
-                    status: 429,
-                    body: Some(json!({"error": {"message": "Too Many Requests"}})),
-                    retry_after: Some(30),
-                },
-            )
-            .times(1),
-        );
-        Some(Duration::from_secs(30))
+        self.faults.limit_next(
+            path,
+            Some(json!({"error": {"message": "Too Many Requests"}})),
+            30,
+        )
     }
 }

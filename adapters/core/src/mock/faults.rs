@@ -193,6 +193,24 @@ impl Faults {
         });
     }
 
+    /// Makes the next request whose path contains `path` answer the OEM's rate limit:
+    /// `429` with `body` (the OEM's own, or none) and `Retry-After: retry_after_s`; the
+    /// wait it announces (every mock's `limit_next`).
+    pub fn limit_next(
+        &self,
+        path: &str,
+        body: Option<serde_json::Value>,
+        retry_after_s: u64,
+    ) -> Option<std::time::Duration> {
+        let status = Action::Status {
+            status: 429,
+            body,
+            retry_after: Some(retry_after_s),
+        };
+        self.add(Fault::on(path, status).times(1));
+        Some(std::time::Duration::from_secs(retry_after_s))
+    }
+
     /// Removes every rule.
     pub fn clear(&self) {
         lock(&self.rules).clear();

@@ -173,18 +173,13 @@ impl keyway_adapter::mock::MockControl for TeslaMock {
 
     fn limit_next(&self) -> Option<Duration> {
         // Tesla: 429 with Retry-After (and RateLimit-* headers, not modelled).
-        self.faults.add(
-            keyway_adapter::mock::Fault::on(
-                "/api/1/",
-                keyway_adapter::mock::Action::Status {
-                    status: 429,
-                    body: Some(json!({"response": null, "error": "Rate limit exceeded", "error_description": ""})),
-                    retry_after: Some(7),
-                },
-            )
-            .times(1),
-        );
-        Some(Duration::from_secs(7))
+        self.faults.limit_next(
+            "/api/1/",
+            Some(
+                json!({"response": null, "error": "Rate limit exceeded", "error_description": ""}),
+            ),
+            7,
+        )
     }
 }
 
