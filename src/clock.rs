@@ -2,7 +2,8 @@
 //! now and sleeps through (the wall clock, or tokio's paused time in a simulation,
 //! which tests may move forward), deadlines in that clock's time
 //! ([`Clock::within`]), the one RFC 3339 form every answer and event uses, and the one
-//! doubling pause keyway retries with ([`Backoff`]).
+//! doubling pause keyway retries with ([`Backoff`]), and a wait as the whole seconds
+//! a caller is told ([`whole_secs`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -148,6 +149,12 @@ pub mod serde_timestamp {
 
 /// The least time the last step before a deadline gets.
 pub const LAST_TRY: Duration = Duration::from_secs(1);
+
+/// A wait in whole seconds, rounded up (what `Retry-After` and `retry_after_s` say):
+/// a caller who waits that long is never early.
+pub fn whole_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
 
 #[cfg(test)]
 mod tests {

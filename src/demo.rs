@@ -453,7 +453,6 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
 /// for an authorization URL, the owner's browser follows it to the OEM (the mock
 /// consents at once) and is redirected to keyway's callback.
 pub async fn link_as_owner(base: &str, token: &str, oem: &str) -> Result<(), DemoError> {
-    let fail = |what: &str, detail: String| DemoError::Link(format!("{what}: {detail}"));
     let service = Call {
         http: loopback_http(),
         token: Secret::new(token),
@@ -470,16 +469,16 @@ pub async fn link_as_owner(base: &str, token: &str, oem: &str) -> Result<(), Dem
     let started = service
         .post_json(&format!("{base}/v1/accounts/{oem}/authorize"), &body)
         .await
-        .map_err(|e| fail("authorize", e.to_string()))?;
+        .map_err(|e| link_failed("authorize", e.to_string()))?;
     let started: serde_json::Value = serde_json::from_slice(started.body())
-        .map_err(|e| fail("authorize answer", e.to_string()))?;
+        .map_err(|e| link_failed("authorize answer", e.to_string()))?;
     let url = started["authorization_url"]
         .as_str()
-        .ok_or_else(|| fail("authorize answer", started.to_string()))?;
+        .ok_or_else(|| link_failed("authorize answer", started.to_string()))?;
     let browser = loopback_http();
     let consent = browse(&browser, url)
         .await
-        .map_err(|e| fail("OEM login", e))?;
+        .map_err(|e| link_failed("OEM login", e))?;
     // A device login (RFC 8628): the owner approved at the OEM's page; the service
     // polls keyway, which polls the OEM, at the interval asked (a few bounded tries).
     if started["device"].is_object() {
@@ -489,7 +488,7 @@ pub async fn link_as_owner(base: &str, token: &str, oem: &str) -> Result<(), Dem
         .headers()
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| fail("OEM login", format!("no redirect ({})", consent.status())))?
+        .ok_or_else(|| link_failed("OEM login", format!("no redirect ({})", consent.status())))?
         .to_string();
     // An OEM with its own app login ends at the app's URI: the app catches it and the
     // service hands it to keyway; the others redirect the browser to keyway's callback.
@@ -503,14 +502,19 @@ pub async fn link_as_owner(base: &str, token: &str, oem: &str) -> Result<(), Dem
             .map_err(|e| e.to_string()),
         None => browse(&browser, &back).await,
     }
-    .map_err(|e| fail("callback", e))?;
+    .map_err(|e| link_failed("callback", e))?;
     if !done.status().is_success() {
-        return Err(fail(
+        return Err(link_failed(
             "callback",
             String::from_utf8_lossy(done.body()).into_owned(),
         ));
     }
     Ok(())
+}
+
+/// A demo link that failed at step `what`, and why.
+fn link_failed(what: &str, detail: String) -> DemoError {
+    DemoError::Link(format!("{what}: {detail}"))
 }
 
 /// Polls a device link until it is linked: at most ten polls, `Retry-After` apart.
@@ -520,16 +524,15 @@ async fn finish_device(
     started: &serde_json::Value,
     approved: http::StatusCode,
 ) -> Result<(), DemoError> {
-    let fail = |what: &str, detail: String| DemoError::Link(format!("{what}: {detail}"));
     if !approved.is_success() {
-        return Err(fail("OEM device page", approved.to_string()));
+        return Err(link_failed("OEM device page", approved.to_string()));
     }
     let body = serde_json::json!({ "state": started["state"] });
     for _ in 0..10 {
         let polled = service
             .post_json(&format!("{base}/v1/oauth/device"), &body)
             .await
-            .map_err(|e| fail("device poll", e.to_string()))?;
+            .map_err(|e| link_failed("device poll", e.to_string()))?;
         match polled.status().as_u16() {
             200 => return Ok(()),
             202 => {
@@ -539,14 +542,14 @@ async fn finish_device(
                 tokio::time::sleep(Duration::from_secs(secs)).await;
             }
             _ => {
-                return Err(fail(
+                return Err(link_failed(
                     "device poll",
                     String::from_utf8_lossy(polled.body()).into_owned(),
                 ));
             }
         }
     }
-    Err(fail(
+    Err(link_failed(
         "device poll",
         "the owner's approval never arrived".into(),
     ))

@@ -15,13 +15,7 @@ use std::time::Duration;
 use super::polls::Wait;
 use super::{AccountError, Accounts, DevicePoll, declined, no_link, verifier_aad};
 use crate::auth::Caller;
-use crate::tokens::device::{self, Polled};
-
-/// RFC 8628 §3.5: a `slow_down` adds 5 s to the interval for good.
-const SLOW_DOWN: Duration = Duration::from_secs(5);
-
-/// RFC 8628 §3.2's interval when this replica has not heard the OEM's.
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+use crate::tokens::device::{self, DEFAULT_INTERVAL, Polled, SLOW_DOWN};
 
 impl Accounts {
     /// One poll of the device link `state` for `caller` (of the tenant that started
@@ -40,10 +34,7 @@ impl Accounts {
         // Another poll of this link is asking the OEM (a client's retry racing its
         // first try): this one waits its turn rather than finding the link taken.
         let Some(_asking) = self.device_polls.begin(&hash) else {
-            let wait = self
-                .device_polls
-                .get(&hash)
-                .map_or(DEFAULT_INTERVAL, |w| w.interval);
+            let wait = self.device_polls.interval(&hash, DEFAULT_INTERVAL);
             return Ok(DevicePoll::Pending(wait));
         };
         let (link, hash) = self.take_link(state).await?;
@@ -63,10 +54,7 @@ impl Accounts {
             ));
         }
         let code = self.sealer.open(&link.verifier, &verifier_aad(&hash))?;
-        let interval = self
-            .device_polls
-            .get(&hash)
-            .map_or(DEFAULT_INTERVAL, |w| w.interval);
+        let interval = self.device_polls.interval(&hash, DEFAULT_INTERVAL);
         let polled = match device::poll(entry, &code).await {
             Ok(p) => p,
             Err(e) => {

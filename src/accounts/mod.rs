@@ -153,10 +153,9 @@ impl Accounts {
                     .verification_uri_complete
                     .clone()
                     .unwrap_or_else(|| d.verification_uri.clone());
-                let (link, _) = oauth::app_link();
                 let auth = oauth::Authorization {
                     url,
-                    state: link.state,
+                    state: oauth::fresh_state(),
                     verifier: d.device_code.clone(),
                 };
                 let page = d.verification_uri.clone();

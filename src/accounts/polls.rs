@@ -60,6 +60,11 @@ impl Polls {
         crate::sync::lock(&self.waits).get(hash).copied()
     }
 
+    /// Link `hash`'s interval, or `default` when this replica has not heard the OEM's.
+    pub fn interval(&self, hash: &str, default: Duration) -> Duration {
+        self.get(hash).map_or(default, |w| w.interval)
+    }
+
     /// Starts a poll of link `hash`, unless one is under way here: then `None`.
     pub fn begin(&self, hash: &str) -> Option<Asking<'_>> {
         crate::sync::lock(&self.asking)

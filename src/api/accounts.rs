@@ -338,7 +338,7 @@ pub async fn device_poll(
         .into_response(),
         DevicePoll::Pending(wait) => {
             // Whole seconds, rounded up: a poll at `Retry-After` is never early.
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let secs = crate::clock::whole_secs(wait);
             (
                 StatusCode::ACCEPTED,
                 [(axum::http::header::RETRY_AFTER, secs.to_string())],

@@ -67,7 +67,7 @@ impl IntoResponse for ApiError {
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(after) = self.retry_after {
-            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            let secs = crate::clock::whole_secs(after);
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         for (name, value) in &self.headers {
@@ -106,7 +106,7 @@ pub fn body(e: &ApiError, request_id: &str, instance: &str) -> Value {
     if let Some(after) = e.retry_after {
         obj.insert(
             "retry_after_s".into(),
-            json!(after.as_secs_f64().ceil() as u64),
+            json!(crate::clock::whole_secs(after)),
         );
     }
     for (k, v) in &e.extra {

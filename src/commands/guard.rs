@@ -50,8 +50,7 @@ pub struct Throttled {
 impl Throttled {
     /// The wait in whole seconds, rounded up, at least one.
     fn wait_s(&self) -> u64 {
-        let secs = self.wait.as_secs() + u64::from(self.wait.subsec_nanos() > 0);
-        secs.max(1)
+        crate::clock::whole_secs(self.wait).max(1)
     }
 }
 

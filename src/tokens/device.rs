@@ -18,7 +18,7 @@ use keyway_adapter::{Delivered, OemError, Secret};
 use serde::Deserialize;
 
 use super::TokenError;
-use super::oauth::{Granted, form_request, granted};
+use super::oauth::{Granted, TokenErrorAnswer, bad_client, form_request, granted};
 use crate::error::OemFailure;
 use crate::registry::Oem;
 
@@ -26,7 +26,10 @@ use crate::registry::Oem;
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// RFC 8628 §3.2's default interval, when the OEM names none.
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// RFC 8628 §3.5: a `slow_down` adds 5 s to the interval for good.
+pub const SLOW_DOWN: Duration = Duration::from_secs(5);
 
 /// What the OEM's device authorization endpoint granted (RFC 8628 §3.2).
 #[derive(Debug)]
@@ -78,12 +81,6 @@ struct StartAnswer {
     interval: Option<u64>,
 }
 
-#[derive(Deserialize)]
-struct ErrorAnswer {
-    error: Option<String>,
-    error_description: Option<String>,
-}
-
 fn failure(oem: &Oem, e: OemError) -> TokenError {
     OemFailure::new(oem.adapter.info().oem, e).into()
 }
@@ -106,12 +103,7 @@ pub async fn start(oem: &Oem) -> Result<Started, TokenError> {
     let (authorization_path, _) = paths(oem)?;
     let url = join(oem.config.login_base(), authorization_path);
     let scope = oem.adapter.info().oauth.scopes.join(" ");
-    let req = form_request(oem, &url, vec![("scope", &scope)]).map_err(|e| failure(oem, e))?;
-    let resp = oem
-        .auth_http
-        .send(req)
-        .await
-        .map_err(|e| failure(oem, e.into()))?;
+    let resp = ask(oem, &url, vec![("scope", &scope)]).await?;
     if resp.status() != http::StatusCode::OK {
         return Err(refused_start(oem, &resp));
     }
@@ -130,14 +122,14 @@ pub async fn start(oem: &Oem) -> Result<Started, TokenError> {
 /// `unauthorized_client`: an operator must act) or the OEM's trouble.
 fn refused_start(oem: &Oem, resp: &http::Response<Bytes>) -> TokenError {
     let status = resp.status().as_u16();
-    let error = serde_json::from_slice::<ErrorAnswer>(resp.body())
+    let error = serde_json::from_slice::<TokenErrorAnswer>(resp.body())
         .ok()
         .and_then(|e| e.error);
-    match error.as_deref() {
-        Some("invalid_client" | "unauthorized_client") => TokenError::BadClient {
+    match bad_client(error.as_deref()) {
+        true => TokenError::BadClient {
             oem: oem.adapter.info().oem.to_string(),
         },
-        _ => failure(
+        false => failure(
             oem,
             OemError::from_status(
                 status,
@@ -156,13 +148,20 @@ pub async fn poll(oem: &Oem, device_code: &Secret) -> Result<Polled, TokenError>
         ("grant_type", DEVICE_GRANT),
         ("device_code", device_code.expose()),
     ];
-    let req = form_request(oem, &url, form).map_err(|e| failure(oem, e))?;
-    let resp = oem
-        .auth_http
+    read_poll(oem, &ask(oem, &url, form).await?)
+}
+
+/// `POST url` with `form` and the client's credentials; the OEM's answer.
+async fn ask(
+    oem: &Oem,
+    url: &str,
+    form: Vec<(&str, &str)>,
+) -> Result<http::Response<Bytes>, TokenError> {
+    let req = form_request(oem, url, form).map_err(|e| failure(oem, e))?;
+    oem.auth_http
         .send(req)
         .await
-        .map_err(|e| failure(oem, e.into()))?;
-    read_poll(oem, &resp)
+        .map_err(|e| failure(oem, e.into()))
 }
 
 /// Reads a poll's answer (RFC 8628 §3.5).
@@ -173,7 +172,7 @@ fn read_poll(oem: &Oem, resp: &http::Response<Bytes>) -> Result<Polled, TokenErr
             .map(Polled::Granted)
             .map_err(|e| failure(oem, e));
     }
-    let answer = serde_json::from_slice::<ErrorAnswer>(resp.body()).ok();
+    let answer = serde_json::from_slice::<TokenErrorAnswer>(resp.body()).ok();
     let (error, detail) = answer
         .map(|a| (a.error, a.error_description))
         .unwrap_or_default();
@@ -181,7 +180,7 @@ fn read_poll(oem: &Oem, resp: &http::Response<Bytes>) -> Result<Polled, TokenErr
         (400 | 401, Some("authorization_pending")) => Polled::Pending { slow_down: false },
         (400 | 401, Some("slow_down")) => Polled::Pending { slow_down: true },
         (400 | 401, Some("expired_token")) => Polled::Expired,
-        (400 | 401, Some("invalid_client" | "unauthorized_client")) => {
+        (400 | 401, e) if bad_client(e) => {
             return Err(TokenError::BadClient {
                 oem: oem.adapter.info().oem.to_string(),
             });

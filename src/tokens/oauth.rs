@@ -54,7 +54,7 @@ pub enum RefreshFailure {
 /// Whether an OAuth error names keyway's own client as the problem (RFC 6749 §5.2:
 /// `invalid_client`, `unauthorized_client`): an operator must act, the owner need not
 /// relink.
-fn bad_client(error: Option<&str>) -> bool {
+pub(super) fn bad_client(error: Option<&str>) -> bool {
     matches!(error, Some("invalid_client" | "unauthorized_client"))
 }
 
@@ -88,12 +88,18 @@ pub fn authorization(oem: &Oem, redirect_uri: &str) -> Result<Authorization, Tok
     })
 }
 
+/// A fresh, unguessable `state` (a link's single-use credential), drawn as the code
+/// flow's is.
+pub fn fresh_state() -> Secret {
+    Secret::new(CsrfToken::new_random().secret().clone())
+}
+
 /// A fresh `state` and PKCE pair for an app login, drawn as [`authorization`] draws the
 /// code flow's: what the adapter may put in the login URL, and the verifier keyway keeps.
 pub fn app_link() -> (keyway_adapter::LinkSecrets, Secret) {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let link = keyway_adapter::LinkSecrets {
-        state: Secret::new(CsrfToken::new_random().secret().clone()),
+        state: fresh_state(),
         code_challenge: challenge.as_str().to_string(),
     };
     (link, Secret::new(verifier.secret().clone()))
@@ -190,9 +196,11 @@ struct TokenAnswer {
     expires_in: Option<u64>,
 }
 
+/// An OAuth error answer (RFC 6749 §5.2; RFC 8628 §3.5 adds its own `error`s).
 #[derive(Deserialize)]
-struct TokenErrorAnswer {
-    error: Option<String>,
+pub(super) struct TokenErrorAnswer {
+    pub(super) error: Option<String>,
+    pub(super) error_description: Option<String>,
 }
 
 fn token_request<'a>(
