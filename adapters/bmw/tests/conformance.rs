@@ -10,18 +10,8 @@ use keyway_bmw::{BmwAdapter, BmwMock, BmwMockConfig};
 
 fn car(vin: &str, lat: f64, lon: f64) -> MockCar {
     MockCar {
-        vin: vin.into(),
-        model: "i4 eDrive40".into(),
-        year: 2023,
-        account: "owner".into(),
-        locked: true,
-        latitude: lat,
-        longitude: lon,
         heading: 90.0,
-        asleep: false,
-        refusing: false,
-        open: Default::default(),
-        timing: Default::default(),
+        ..MockCar::parked(vin, "i4 eDrive40", 2023, lat, lon)
     }
 }
 

@@ -9,18 +9,8 @@ use keyway_ford::{FordAdapter, FordMock, FordMockConfig};
 
 fn car(vin: &str, lat: f64, lon: f64) -> MockCar {
     MockCar {
-        vin: vin.into(),
-        model: "Mustang Mach-E".into(),
-        year: 2023,
-        account: "owner".into(),
-        locked: true,
-        latitude: lat,
-        longitude: lon,
         heading: 217.0,
-        asleep: false,
-        refusing: false,
-        open: Default::default(),
-        timing: Default::default(),
+        ..MockCar::parked(vin, "Mustang Mach-E", 2023, lat, lon)
     }
 }
 

@@ -9,18 +9,8 @@ use keyway_gm::{GmAdapter, GmMock, GmMockConfig};
 
 fn car(vin: &str, lat: f64, lon: f64) -> MockCar {
     MockCar {
-        vin: vin.into(),
-        model: "Bolt EUV".into(),
-        year: 2023,
-        account: "owner".into(),
-        locked: true,
-        latitude: lat,
-        longitude: lon,
         heading: 217.0,
-        asleep: false,
-        refusing: false,
-        open: Default::default(),
-        timing: Default::default(),
+        ..MockCar::parked(vin, "Bolt EUV", 2023, lat, lon)
     }
 }
 

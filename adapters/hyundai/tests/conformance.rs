@@ -10,18 +10,8 @@ use keyway_hyundai::{HyundaiAdapter, HyundaiMock, HyundaiMockConfig};
 
 fn car(vin: &str, lat: f64, lon: f64) -> MockCar {
     MockCar {
-        vin: vin.into(),
-        model: "IONIQ 5".into(),
-        year: 2023,
-        account: "owner".into(),
-        locked: true,
-        latitude: lat,
-        longitude: lon,
         heading: 270.0,
-        asleep: false,
-        refusing: false,
-        open: Default::default(),
-        timing: Default::default(),
+        ..MockCar::parked(vin, "IONIQ 5", 2023, lat, lon)
     }
 }
 

@@ -19,20 +19,7 @@ fn fixture(name: &str) -> Value {
 }
 
 fn car(vin: &str) -> MockCar {
-    MockCar {
-        vin: vin.into(),
-        model: "IONIQ 5".into(),
-        year: 2023,
-        account: "owner".into(),
-        locked: true,
-        latitude: 50.1,
-        longitude: 8.6,
-        heading: 0.0,
-        asleep: false,
-        refusing: false,
-        open: Default::default(),
-        timing: Default::default(),
-    }
+    MockCar::parked(vin, "IONIQ 5", 2023, 50.1, 8.6)
 }
 
 #[tokio::test]

@@ -17,20 +17,7 @@ const ENYAQ: &str = "TMBJB9NY5RF000001";
 const OCTAVIA: &str = "TMBJJ7NX1PY000002";
 
 fn car(vin: &str, model: &str, lat: f64, lon: f64) -> MockCar {
-    MockCar {
-        vin: vin.into(),
-        model: model.into(),
-        year: 2024,
-        account: "owner".into(),
-        locked: true,
-        latitude: lat,
-        longitude: lon,
-        heading: 0.0,
-        asleep: false,
-        refusing: false,
-        open: Default::default(),
-        timing: Default::default(),
-    }
+    MockCar::parked(vin, model, 2024, lat, lon)
 }
 
 fn mock(incapable: &[&str]) -> SkodaMock {

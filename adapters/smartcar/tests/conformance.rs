@@ -8,20 +8,7 @@ use keyway_smartcar::mock::{MockCar, vehicle_id};
 use keyway_smartcar::{SmartcarAdapter, SmartcarMock, SmartcarMockConfig};
 
 fn car(vin: &str, lat: f64, lon: f64) -> MockCar {
-    MockCar {
-        vin: vin.into(),
-        model: "I-PACE".into(),
-        year: 2022,
-        account: "owner".into(),
-        locked: true,
-        latitude: lat,
-        longitude: lon,
-        heading: 0.0,
-        asleep: false,
-        refusing: false,
-        open: Default::default(),
-        timing: Default::default(),
-    }
+    MockCar::parked(vin, "I-PACE", 2022, lat, lon)
 }
 
 #[tokio::test]

@@ -17,18 +17,8 @@ use keyway_smartcar::{AppCredentials, SmartcarAdapter, SmartcarMock, SmartcarMoc
 
 fn car(vin: &str, account: &str) -> MockCar {
     MockCar {
-        vin: vin.into(),
-        model: "I-PACE".into(),
-        year: 2022,
         account: account.into(),
-        locked: true,
-        latitude: 51.50735,
-        longitude: -0.12776,
-        heading: 0.0,
-        asleep: false,
-        refusing: false,
-        open: Default::default(),
-        timing: Default::default(),
+        ..MockCar::parked(vin, "I-PACE", 2022, 51.50735, -0.12776)
     }
 }
 

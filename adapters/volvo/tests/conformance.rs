@@ -10,18 +10,8 @@ use keyway_volvo::{VolvoAdapter, VolvoMock, VolvoMockConfig};
 
 fn car(vin: &str, lat: f64, lon: f64) -> MockCar {
     MockCar {
-        vin: vin.into(),
-        model: "XC40 Recharge".into(),
-        year: 2023,
-        account: "owner".into(),
-        locked: true,
-        latitude: lat,
-        longitude: lon,
         heading: 217.0,
-        asleep: false,
-        refusing: false,
-        open: Default::default(),
-        timing: Default::default(),
+        ..MockCar::parked(vin, "XC40 Recharge", 2023, lat, lon)
     }
 }
 

@@ -18,20 +18,7 @@ const Q4: &str = "WAUZZZF40RA000001";
 const A6: &str = "WAUZZZF20SN000002";
 
 fn car(vin: &str, model: &str) -> MockCar {
-    MockCar {
-        vin: vin.into(),
-        model: model.into(),
-        year: 2024,
-        account: "owner".into(),
-        locked: true,
-        latitude: 48.76508,
-        longitude: 11.42372,
-        heading: 0.0,
-        asleep: false,
-        refusing: false,
-        open: Default::default(),
-        timing: Default::default(),
-    }
+    MockCar::parked(vin, model, 2024, 48.76508, 11.42372)
 }
 
 fn mock(interval: Duration) -> AudiMock {

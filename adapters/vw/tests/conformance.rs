@@ -17,20 +17,7 @@ const ID4: &str = "WVWZZZE1ZNP000001";
 const GOLF: &str = "WVWZZZCDZPW000002";
 
 fn car(vin: &str, model: &str, lat: f64, lon: f64) -> MockCar {
-    MockCar {
-        vin: vin.into(),
-        model: model.into(),
-        year: 2022,
-        account: "owner".into(),
-        locked: true,
-        latitude: lat,
-        longitude: lon,
-        heading: 0.0,
-        asleep: false,
-        refusing: false,
-        open: Default::default(),
-        timing: Default::default(),
-    }
+    MockCar::parked(vin, model, 2022, lat, lon)
 }
 
 fn mock(incapable: &[&str]) -> VwMock {

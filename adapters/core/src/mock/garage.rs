@@ -57,6 +57,28 @@ pub struct Car {
     pub timing: CarTiming,
 }
 
+impl Car {
+    /// A car of the login `owner` parked at (`latitude`, `longitude`), heading north:
+    /// locked, closed, awake, taking commands, its OEM instant (what a test starts
+    /// from, changing what it is about).
+    pub fn parked(vin: &str, model: &str, year: u16, latitude: f64, longitude: f64) -> Self {
+        Self {
+            vin: vin.into(),
+            model: model.into(),
+            year,
+            account: "owner".into(),
+            locked: true,
+            latitude,
+            longitude,
+            heading: 0.0,
+            asleep: false,
+            refusing: false,
+            open: Openings::default(),
+            timing: CarTiming::default(),
+        }
+    }
+}
+
 /// Which openings of a car stand open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
